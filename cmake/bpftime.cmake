@@ -1,0 +1,107 @@
+# bpftime.cmake: the one native build convention of every @bpftime package.
+#
+# Each package's native/CMakeLists.txt includes this file first. It sets the
+# toolchain flags shared by all targets and gives three functions:
+#
+#   bpftime_use_package(<name>)   adds @bpftime/<name>'s native/ directory
+#                                 once per build tree, located through Node's
+#                                 module resolution from the calling package,
+#                                 so it works in the workspace (pnpm links) and
+#                                 in an installed node_modules tree alike.
+#   bpftime_core_library(<name> [LIBS ...])
+#                                 the static PIC library bpftime::<name> from
+#                                 native/src, public headers in native/include.
+#   bpftime_addon(<name> [LIBS ...])
+#                                 the node-addon-api module from native/binding,
+#                                 only when this package is the project that
+#                                 cmake-js configures.
+#
+# In the workspace this file is cmake/bpftime.cmake at the repository root; a
+# packed package carries a copy in its own cmake/ folder (see the packages'
+# prepack script).
+include_guard(GLOBAL)
+
+if(NOT CMAKE_BUILD_TYPE AND NOT CMAKE_CONFIGURATION_TYPES)
+	set(CMAKE_BUILD_TYPE Release CACHE STRING "Build type" FORCE)
+endif()
+
+set(CMAKE_CXX_STANDARD 20)
+set(CMAKE_CXX_STANDARD_REQUIRED ON)
+set(CMAKE_CXX_EXTENSIONS OFF)
+set(CMAKE_POSITION_INDEPENDENT_CODE ON)
+set(CMAKE_EXPORT_COMPILE_COMMANDS ON)
+
+find_program(BPFTIME_CCACHE ccache)
+if(BPFTIME_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
+	set(CMAKE_CXX_COMPILER_LAUNCHER "${BPFTIME_CCACHE}")
+	set(CMAKE_C_COMPILER_LAUNCHER "${BPFTIME_CCACHE}")
+endif()
+
+set(BPFTIME_WARNINGS -Wall -Wextra -Wno-unused-parameter
+	-Wno-missing-field-initializers)
+
+find_program(BPFTIME_NODE NAMES node nodejs REQUIRED)
+
+# Directory of an installed or linked @bpftime/<name>, resolved from the
+# package that calls this (its node_modules chain), or FATAL_ERROR.
+function(bpftime_package_dir name out_var)
+	execute_process(
+		COMMAND "${BPFTIME_NODE}" -p
+			"require('path').dirname(require.resolve('@bpftime/${name}/package.json'))"
+		WORKING_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}"
+		OUTPUT_VARIABLE dir
+		ERROR_VARIABLE err
+		RESULT_VARIABLE rc
+		OUTPUT_STRIP_TRAILING_WHITESPACE)
+	if(NOT rc EQUAL 0 OR NOT IS_DIRECTORY "${dir}/native")
+		message(FATAL_ERROR
+			"bpftime: cannot find the native sources of @bpftime/${name} "
+			"from ${CMAKE_CURRENT_SOURCE_DIR}: is it in this package's "
+			"dependencies and installed?\n${err}")
+	endif()
+	set(${out_var} "${dir}" PARENT_SCOPE)
+endfunction()
+
+function(bpftime_use_package name)
+	if(TARGET bpftime::${name})
+		return()
+	endif()
+	bpftime_package_dir(${name} dir)
+	add_subdirectory("${dir}/native" "${CMAKE_BINARY_DIR}/bpftime-deps/${name}")
+endfunction()
+
+function(bpftime_core_library name)
+	cmake_parse_arguments(ARG "" "" "LIBS" ${ARGN})
+	file(GLOB_RECURSE srcs CONFIGURE_DEPENDS
+		"${CMAKE_CURRENT_SOURCE_DIR}/src/*.cpp")
+	add_library(bpftime_${name} STATIC ${srcs})
+	add_library(bpftime::${name} ALIAS bpftime_${name})
+	target_include_directories(bpftime_${name} PUBLIC
+		"${CMAKE_CURRENT_SOURCE_DIR}/include")
+	target_compile_options(bpftime_${name} PRIVATE ${BPFTIME_WARNINGS})
+	target_link_libraries(bpftime_${name} PUBLIC ${ARG_LIBS})
+endfunction()
+
+# The addon is built only when cmake-js configures this very package; as a
+# dependency of another package only the core library is wanted.
+function(bpftime_addon name)
+	cmake_parse_arguments(ARG "" "" "LIBS" ${ARGN})
+	if(NOT CMAKE_JS_VERSION OR NOT PROJECT_IS_TOP_LEVEL)
+		return()
+	endif()
+	bpftime_use_package(common)
+	file(GLOB srcs CONFIGURE_DEPENDS
+		"${CMAKE_CURRENT_SOURCE_DIR}/binding/*.cpp")
+	add_library(bpftime_${name}_addon SHARED ${srcs} ${CMAKE_JS_SRC})
+	set_target_properties(bpftime_${name}_addon PROPERTIES
+		PREFIX "" SUFFIX ".node" OUTPUT_NAME "bpftime_${name}"
+		CXX_VISIBILITY_PRESET hidden)
+	target_include_directories(bpftime_${name}_addon PRIVATE
+		${CMAKE_JS_INC})
+	target_compile_definitions(bpftime_${name}_addon PRIVATE
+		NAPI_VERSION=8 NODE_ADDON_API_DISABLE_DEPRECATED
+		NODE_ADDON_API_CPP_EXCEPTIONS)
+	target_compile_options(bpftime_${name}_addon PRIVATE ${BPFTIME_WARNINGS})
+	target_link_libraries(bpftime_${name}_addon PRIVATE
+		bpftime::napi ${ARG_LIBS} ${CMAKE_JS_LIB})
+endfunction()

@@ -1,0 +1,214 @@
+// segment.hpp: the named shared-memory segment that holds bpftime's registry.
+//
+// Layout of the file (/dev/shm/<name>):
+//
+//   [0, 4096)        segment_header: magic, layout version, sizes, creator
+//   [4096, size)     a Boost.Interprocess managed buffer: allocator and
+//                    named-object index, protected by robust mutexes
+//
+// The header is ours and sits before anything Boost interprets, so a file of
+// the same name that is not a bpftime segment, or one of another layout
+// version, is recognised and refused before a single byte of it is trusted.
+//
+//   auto seg = bpftime::shm::segment::create({ .name = "demo", .size = 1 << 20 });
+//   if (!seg) die(seg.error().message);
+//   auto *counter = seg->construct<uint64_t>("counter", 0);
+//   // another process:
+//   auto other = bpftime::shm::segment::open("demo");
+//   uint64_t *same = other->find<uint64_t>("counter");
+//
+// Everything stored in the segment must be position independent (offset_ptr,
+// offsets, no raw pointers or virtual functions): it maps at a different
+// address in every process.
+#pragma once
+
+#include <bpftime/common/result.hpp>
+#include <bpftime/shm/robust_mutex.hpp>
+
+#include <boost/interprocess/allocators/allocator.hpp>
+#include <boost/interprocess/indexes/iset_index.hpp>
+#include <boost/interprocess/managed_external_buffer.hpp>
+#include <boost/interprocess/mem_algo/rbtree_best_fit.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace bpftime::shm {
+
+// "BPFTIME\0" read as a little-endian u64.
+inline constexpr uint64_t SEGMENT_MAGIC = 0x00454d4954465042ULL;
+// Bumped by any change to a structure stored in the segment, in any package:
+// processes of different layouts must never share a segment.
+inline constexpr uint32_t LAYOUT_VERSION = 1;
+inline constexpr uint64_t HEADER_SIZE = 4096;
+inline constexpr const char *DEFAULT_SEGMENT_NAME = "bpftime_maps_shm";
+inline constexpr uint64_t DEFAULT_SEGMENT_MB = 20;
+// Below this the allocator's own bookkeeping does not fit.
+inline constexpr uint64_t MIN_SEGMENT_SIZE = 64 * 1024;
+inline constexpr uint64_t MAX_SEGMENT_SIZE = 1ULL << 40;
+
+enum class segment_state : uint32_t {
+	initialising = 0, // creator is still building the managed buffer
+	ready = 1,
+};
+
+struct segment_header {
+	uint64_t magic;
+	uint32_t layout_version;
+	uint32_t header_size;
+	uint64_t segment_size; // whole file, header included
+	int32_t creator_pid;
+	std::atomic<uint32_t> state; // segment_state; written last by the creator
+	uint64_t created_at_ns;       // CLOCK_REALTIME
+	uint8_t reserved[HEADER_SIZE - 40];
+};
+static_assert(sizeof(segment_header) == HEADER_SIZE);
+static_assert(std::atomic<uint32_t>::is_always_lock_free);
+
+using managed_buffer = boost::interprocess::basic_managed_external_buffer<
+	char, boost::interprocess::rbtree_best_fit<robust_mutex_family>,
+	boost::interprocess::iset_index>;
+using segment_manager = managed_buffer::segment_manager;
+template <class T>
+using allocator = boost::interprocess::allocator<T, segment_manager>;
+
+struct segment_options {
+	std::string name = DEFAULT_SEGMENT_NAME;
+	uint64_t size = DEFAULT_SEGMENT_MB << 20; // bytes, header included
+	// File permission bits; owner-only by default so other users can
+	// neither read the maps nor inject programs.
+	unsigned mode = 0600;
+};
+
+struct segment_stats {
+	uint64_t size; // managed part
+	uint64_t free;
+	uint64_t used;
+	uint64_t named_objects;
+};
+
+struct segment_info {
+	std::string name;
+	uint32_t layout_version;
+	uint64_t size;
+	int32_t creator_pid;
+	uint64_t created_at_ns;
+};
+
+// Name of the global segment and its size from BPFTIME_GLOBAL_SHM_NAME and
+// BPFTIME_SHM_MEMORY_MB, falling back to the defaults. EINVAL when a set
+// variable is not a valid name or size.
+result<segment_options> options_from_env();
+
+// EINVAL for names shm_open cannot take portably: empty, over 255 bytes,
+// containing '/' or NUL.
+status validate_name(std::string_view name);
+
+class segment {
+    public:
+	// EEXIST if a segment of that name exists, EINVAL for a bad name or a
+	// size outside [MIN_SEGMENT_SIZE, MAX_SEGMENT_SIZE], ENOSPC when
+	// /dev/shm cannot hold it. The memory is reserved up front, so a full
+	// tmpfs never turns into SIGBUS inside a target process later.
+	static result<segment> create(const segment_options &opts);
+	// ENOENT if missing, EBADMSG if the file is not a bpftime segment (bad
+	// magic, truncated, inconsistent sizes), EPROTONOSUPPORT for another
+	// layout version, EAGAIN while its creator is still initialising it,
+	// EACCES without permission. The file is never modified.
+	static result<segment> open(std::string_view name);
+	// Opens when it exists, creates otherwise (racing creators are fine).
+	static result<segment> open_or_create(const segment_options &opts);
+	// ENOENT if missing. Processes that have it mapped keep their mapping.
+	static status remove(std::string_view name);
+	static bool exists(std::string_view name);
+
+	segment(segment &&) noexcept;
+	segment &operator=(segment &&) noexcept;
+	~segment();
+
+	const std::string &name() const noexcept;
+	segment_info info() const noexcept;
+	segment_stats stats() const noexcept;
+	const segment_header &header() const noexcept;
+	segment_manager *manager() const noexcept;
+	// Does [p, p+len) lie inside this process's mapping of the segment?
+	bool contains(const void *p, uint64_t len) const noexcept;
+	void *base() const noexcept;
+
+	// Named objects. EEXIST when the name is taken, ENOMEM when the segment
+	// is full.
+	template <class T, class... Args>
+	result<T *> construct(const char *name, Args &&...args) noexcept
+	{
+		try {
+			T *p = manager()->template construct<T>(
+				name, std::nothrow)(std::forward<Args>(args)...);
+			if (p)
+				return p;
+			if (manager()->template find<T>(name).first)
+				return fail(EEXIST, "segment '" + name_ +
+							    "': object '" + name +
+							    "' exists");
+			return fail(ENOMEM, "segment '" + name_ +
+						    "': no room for object '" +
+						    name + "'");
+		} catch (const std::bad_alloc &) {
+			return fail(ENOMEM, "segment '" + name_ +
+						    "': no room for object '" +
+						    name + "'");
+		} catch (const std::exception &e) {
+			return fail(EINVAL, "segment '" + name_ +
+						    "': construct '" + name +
+						    "': " + e.what());
+		}
+	}
+	template <class T, class... Args>
+	result<T *> find_or_construct(const char *name, Args &&...args) noexcept
+	{
+		try {
+			T *p = manager()->template find_or_construct<T>(
+				name, std::nothrow)(std::forward<Args>(args)...);
+			if (p)
+				return p;
+			return fail(ENOMEM, "segment '" + name_ +
+						    "': no room for object '" +
+						    name + "'");
+		} catch (const std::exception &e) {
+			return fail(ENOMEM, "segment '" + name_ +
+						    "': construct '" + name +
+						    "': " + e.what());
+		}
+	}
+	// nullptr when absent.
+	template <class T> T *find(const char *name) const noexcept
+	{
+		return manager()->template find<T>(name).first;
+	}
+	// ENOENT when absent.
+	template <class T> status destroy(const char *name) noexcept
+	{
+		if (manager()->template destroy<T>(name))
+			return {};
+		return fail(ENOENT, "segment '" + name_ + "': object '" +
+					    name + "' not found");
+	}
+
+	struct mapping;
+
+    private:
+	explicit segment(std::shared_ptr<mapping> m) noexcept;
+	std::shared_ptr<mapping> map_;
+	std::string name_;
+
+    public:
+	// The mapping stays alive as long as any holder of this pointer does
+	// (e.g. a Node Buffer that views segment memory).
+	std::shared_ptr<void> keep_alive() const noexcept;
+};
+
+} // namespace bpftime::shm
