@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { openSync, readFileSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { LAYOUT_VERSION, Segment } from '../src/index.js';
 import { uniqueName } from './helpers.js';
@@ -38,9 +38,7 @@ describe('Segment bad input', () => {
 
 	it('refuses a size larger than /dev/shm can hold with ENOSPC and leaves no file', () => {
 		const name = uniqueName('nospc');
-		expect(() => Segment.create({ name, sizeMb: 1024 * 1024 })).toThrow(
-			expect.objectContaining({ code: 'ENOSPC' }),
-		);
+		expect(() => Segment.create({ name, sizeMb: 1024 * 1024 })).toThrow(expect.objectContaining({ code: 'ENOSPC' }));
 		expect(Segment.exists({ name })).toBe(false);
 	});
 
@@ -87,7 +85,9 @@ describe('Segment bad input', () => {
 		closeSync(fd);
 		const before = digest(path);
 		expect(() => Segment.open({ name })).toThrow(expect.objectContaining({ code: 'EPROTONOSUPPORT' }));
-		expect(() => Segment.open({ name })).toThrow(`has layout version ${LAYOUT_VERSION + 1}, this bpftime uses ${LAYOUT_VERSION}`);
+		expect(() => Segment.open({ name })).toThrow(
+			`has layout version ${LAYOUT_VERSION + 1}, this bpftime uses ${LAYOUT_VERSION}`,
+		);
 		expect(digest(path)).toBe(before);
 	});
 

@@ -126,7 +126,9 @@ describe('Segment', () => {
 
 	it('refuses a malformed BPFTIME_SHM_MEMORY_MB', async () => {
 		const r = await runChild('child.mjs', ['default-options'], { BPFTIME_SHM_MEMORY_MB: '12abc' });
-		expect(r.stdout.trim()).toBe("error EINVAL BPFTIME_SHM_MEMORY_MB='12abc' is not a size in MiB between 1 and 1048576");
+		expect(r.stdout.trim()).toBe(
+			"error EINVAL BPFTIME_SHM_MEMORY_MB='12abc' is not a size in MiB between 1 and 1048576",
+		);
 	});
 
 	it('reports errors as BpftimeError with code and errno', () => {
