@@ -17,7 +17,11 @@ pnpm changeset version
 git diff --stat -- '*.md' '*.json' | tail -n 3 || true
 pnpm -r publish --dry-run --no-git-checks --access public 2>&1 | grep -E '^(\+|npm notice (name|version|filename|total files))' || true
 mkdir -p "$scratch/tarballs"
-pnpm -r --filter './packages/*' pack --pack-destination "$scratch/tarballs" >/dev/null
+for dir in packages/*/; do
+	# Private packages (no code yet) are skipped by releases, so by this check.
+	node -e "process.exit(require('./${dir}package.json').private ? 1 : 0)" || continue
+	(cd "$dir" && pnpm pack --pack-destination "$scratch/tarballs" >/dev/null)
+done
 
 status=0
 for tgz in "$scratch"/tarballs/*.tgz; do
