@@ -1,0 +1,126 @@
+// vm.hpp: one eBPF virtual machine instance, on the backend of your choice.
+//
+// A vm holds one program (a main function and its sub-programs), the helpers
+// it may call, and the memory policy it runs under. It knows nothing of
+// shared memory or of maps: lddw pseudo-instructions are resolved at load time
+// by a callback from the loader, helpers are plain function pointers.
+//
+//   bpftime::vm::vm v(bpftime::vm::backend::jit_x64);
+//   v.register_helper(5, "identity", +[](uint64_t a, uint64_t, uint64_t,
+//                                        uint64_t, uint64_t) { return a; });
+//   if (auto st = v.load(insns, n); !st) die(st.error().message);
+//   auto r = v.exec(ctx, ctx_len);          // r1 = ctx, r2 = ctx_len
+//   if (r) use(*r);                          // r0 at exit
+//
+// Threading: load/register/compile happen once, on one thread, before any
+// exec. After that exec() may run concurrently on any number of threads (each
+// call has its own stack); nothing on the exec path allocates or throws.
+#pragma once
+
+#include <bpftime/common/result.hpp>
+#include <bpftime/vm/insn.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace bpftime::vm {
+
+using helper_fn = uint64_t (*)(uint64_t, uint64_t, uint64_t, uint64_t,
+			       uint64_t);
+
+enum class backend {
+	interpreter,
+	jit_x64,
+	llvm, // reserved for an optional LLVM backend; not built yet
+};
+
+// Names as accepted by BPFTIME_VM_NAME ("interpreter", "jit", "llvm").
+std::string_view backend_name(backend b) noexcept;
+result<backend> parse_backend(std::string_view name);
+
+// A lddw whose src_reg is not 0 asks the loader for its 64-bit value.
+struct lddw_request {
+	uint32_t pc;       // index of the first slot of the lddw
+	uint8_t kind;      // BPF_PSEUDO_MAP_FD, _MAP_VALUE, _BTF_ID, _MAP_IDX ...
+	int32_t imm;       // first slot's imm: fd, index or BTF id
+	int32_t next_imm;  // second slot's imm: offset into the map value
+};
+using lddw_resolver = std::function<result<uint64_t>(const lddw_request &)>;
+
+// A bpf_tail_call(ctx, prog_array, index) asks the runtime which program to
+// continue with; nullptr means "no program there" and the call falls through
+// as in the kernel.
+class vm;
+using tail_call_resolver = const vm *(*)(void *user, uint64_t prog_array,
+					 uint64_t index);
+
+struct memory_region {
+	uint64_t start;
+	uint64_t size;
+	bool writable;
+};
+
+struct vm_options {
+	// Check every load and store against the stack, the context and the
+	// registered regions; a violation ends exec() with EFAULT.
+	bool bounds_check = false;
+	// Let the verifier reject programs that read an uninitialised register.
+	bool strict_verifier = true;
+};
+
+class vm {
+    public:
+	explicit vm(backend b = backend::interpreter,
+		    vm_options opts = {}) noexcept;
+	~vm();
+	vm(vm &&) noexcept;
+	vm &operator=(vm &&) noexcept;
+	vm(const vm &) = delete;
+	vm &operator=(const vm &) = delete;
+
+	backend get_backend() const noexcept;
+
+	// Helpers by kernel id (bpf_map_lookup_elem is 1 ...). Must precede
+	// load(): the verifier refuses calls to unknown ids by number.
+	status register_helper(uint32_t id, std::string name, helper_fn fn);
+	// External functions reached by BPF_PSEUDO_KFUNC_CALL with a BTF id in
+	// imm (bpftime's ufuncs).
+	status register_kfunc(uint32_t btf_id, std::string name, helper_fn fn);
+	void set_lddw_resolver(lddw_resolver r);
+	void set_tail_call_resolver(tail_call_resolver r, void *user);
+	// Extra memory the program may touch in bounds-check mode.
+	void add_memory_region(memory_region r);
+
+	// Verifies, resolves lddw, and for the JIT compiles. EINVAL with the
+	// verifier's message ("12: invalid opcode 0xff") on rejection.
+	status load(std::span<const insn> prog);
+	status load(const void *code, size_t len_bytes);
+	void unload() noexcept;
+
+	// Runs the program with r1 = ctx, r2 = ctx_len. EFAULT on a bounds
+	// violation (bounds-check mode), ELOOP on too deep calls.
+	result<uint64_t> exec(void *ctx, uint64_t ctx_len) const noexcept;
+
+	// The loaded instructions after lddw resolution.
+	std::span<const insn> instructions() const noexcept;
+	// Wall time of the last compile (JIT) in nanoseconds; 0 for the
+	// interpreter.
+	uint64_t compile_time_ns() const noexcept;
+
+	struct impl;
+
+    private:
+	std::unique_ptr<impl> impl_;
+};
+
+// Calls a callback that a program passed to a helper (a BPF_PSEUDO_FUNC
+// value, such as bpf_loop's callback_fn) with up to five arguments.
+uint64_t invoke_callback(uint64_t fn_value, uint64_t a1, uint64_t a2,
+			 uint64_t a3, uint64_t a4, uint64_t a5) noexcept;
+
+} // namespace bpftime::vm

@@ -1,0 +1,349 @@
+// executor.cpp: the JIT backend's executor: executable memory, runs, and the
+// C++ side of tail calls and bounds checks.
+//
+// Threading: compile() runs once, on the loading thread. run() and
+// call_function() are const and may run on any number of threads at once:
+// each call keeps its run_ctx and its stack area on its own native stack,
+// and the code and the callx table are read-only after compile().
+//
+// Runs on one thread form a chain (run_ctx::parent, innermost in tls_top):
+// a helper's callback runs inside the run of the program that called the
+// helper, a tail-called program inside the run that tail-called it. The chain
+// gives the interpreter's semantics: in bounds-check mode a callback may use
+// the stacks and contexts of the runs around it, a failing callback fails
+// the run whose helper called it, and callbacks nest at most MAX_CALL_FRAMES
+// deep. Error messages are the interpreter's, word for word.
+#include "jit_x64.hpp"
+#include "runtime.hpp"
+#include "../tail_call.hpp"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <new>
+
+namespace bpftime::vm::jit_x64 {
+
+namespace {
+
+using detail::program;
+
+thread_local run_ctx *tls_top = nullptr;
+
+// Executable memory: written while RW, then RX for good (never RWX).
+class code_memory {
+    public:
+	code_memory() = default;
+	code_memory(const code_memory &) = delete;
+	code_memory &operator=(const code_memory &) = delete;
+	code_memory(code_memory &&o) noexcept
+		: addr_(std::exchange(o.addr_, nullptr)),
+		  len_(std::exchange(o.len_, 0)), used_(o.used_)
+	{
+	}
+	code_memory &operator=(code_memory &&o) noexcept
+	{
+		if (this != &o) {
+			reset();
+			addr_ = std::exchange(o.addr_, nullptr);
+			len_ = std::exchange(o.len_, 0);
+			used_ = o.used_;
+		}
+		return *this;
+	}
+	~code_memory()
+	{
+		reset();
+	}
+
+	static result<code_memory> create(const std::vector<uint8_t> &code)
+	{
+		const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+		const size_t len = (code.size() + page - 1) / page * page;
+		void *p = mmap(nullptr, len, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return fail(errno, std::string("jit: mmap of ") +
+						   std::to_string(len) +
+						   " bytes: " + std::strerror(errno));
+		code_memory m;
+		m.addr_ = static_cast<uint8_t *>(p);
+		m.len_ = len;
+		m.used_ = code.size();
+		std::memcpy(p, code.data(), code.size());
+		if (mprotect(p, len, PROT_READ | PROT_EXEC) != 0)
+			return fail(errno, std::string("jit: mprotect RX: ") +
+						   std::strerror(errno));
+		return m;
+	}
+
+	const uint8_t *data() const
+	{
+		return addr_;
+	}
+	size_t size() const
+	{
+		return used_;
+	}
+
+    private:
+	void reset() noexcept
+	{
+		if (addr_)
+			munmap(addr_, len_);
+		addr_ = nullptr;
+		len_ = 0;
+	}
+
+	uint8_t *addr_ = nullptr;
+	size_t len_ = 0;
+	size_t used_ = 0;
+};
+
+[[gnu::cold]] failure runtime_error(int code, uint32_t pc, const char *what,
+				    uint64_t value)
+{
+	char buf[160];
+	std::snprintf(buf, sizeof buf, "%u: %s %" PRIu64, pc, what, value);
+	return fail(code, buf);
+}
+
+bool in_range(uint64_t lo, uint64_t len, uint64_t addr, uint64_t size)
+{
+	const uint64_t rel = addr - lo; // wraps when addr < lo
+	return rel < len && size <= len - rel;
+}
+
+class jit_executor final : public detail::executor {
+    public:
+	explicit jit_executor(const program &p) : prog_(p)
+	{
+	}
+
+	status init(const features &feat)
+	{
+		callx_table_.resize(prog_.helpers.size());
+		for (size_t i = 0; i < prog_.helpers.size(); i++)
+			callx_table_[i] = reinterpret_cast<uint64_t>(prog_.helpers[i].fn);
+		auto gen = generate(prog_, feat, callx_table_.data(),
+				    callx_table_.size());
+		if (!gen)
+			return std::move(gen).error();
+		auto mem = code_memory::create(gen->code);
+		if (!mem)
+			return std::move(mem).error();
+		mem_ = std::move(*mem);
+		entry_ = reinterpret_cast<entry_fn>(const_cast<uint8_t *>(
+			mem_.data() + gen->entry_offset));
+		for (const auto &[pc, off] : gen->functions)
+			functions_.emplace_back(pc, mem_.data() + off);
+		return {};
+	}
+
+	result<uint64_t> run(void *ctx, uint64_t ctx_len) const noexcept override
+	{
+		const uint64_t args[5] = { reinterpret_cast<uint64_t>(ctx),
+					   ctx_len, 0, 0, 0 };
+		return enter(functions_.front().second, 0, args,
+			     reinterpret_cast<uint64_t>(ctx), ctx_len, false);
+	}
+
+	// Called by a helper (through invoke_callback) while the run of the
+	// program that called the helper is the innermost run of this thread.
+	// A failing callback returns 0 and fails that run with the callback's
+	// error; without an enclosing run the error is dropped.
+	uint64_t call_function(uint32_t pc,
+			       const uint64_t args[5]) const noexcept override
+	{
+		auto it = std::lower_bound(
+			functions_.begin(), functions_.end(), pc,
+			[](const auto &f, uint32_t v) { return f.first < v; });
+		result<uint64_t> r =
+			it == functions_.end() || it->first != pc ?
+				result<uint64_t>(runtime_error(
+					EINVAL, pc, "callback is not a function start, pc",
+					pc)) :
+				enter(it->second, pc, args, 0, 0, true);
+		if (r)
+			return *r;
+		if (run_ctx *outer = tls_top; outer && outer->status == 0) {
+			outer->final->emplace(std::move(r).error());
+			outer->status = status_final;
+		}
+		return 0;
+	}
+
+	uint64_t compile_time_ns() const noexcept override
+	{
+		return compile_ns_;
+	}
+
+	void set_compile_time(uint64_t ns)
+	{
+		compile_ns_ = ns;
+	}
+
+	std::span<const uint8_t> code() const noexcept
+	{
+		return { mem_.data(), mem_.size() };
+	}
+
+    private:
+	result<uint64_t> enter(const uint8_t *fn, uint32_t pc,
+			       const uint64_t args[5], uint64_t ctx,
+			       uint64_t ctx_len, bool callback) const noexcept
+	{
+		alignas(16) uint8_t stack[stack_area_size];
+		std::optional<result<uint64_t>> final;
+		run_ctx rc;
+		const uint64_t lo = reinterpret_cast<uint64_t>(stack);
+		std::memcpy(rc.args, args, sizeof rc.args);
+		rc.fp_init = lo + stack_area_size + MAX_BPF_STACK;
+		rc.call_fp_min = lo + 2 * MAX_BPF_STACK;
+		rc.stack_lo = lo;
+		rc.ctx = ctx;
+		rc.ctx_len = ctx_len;
+		rc.saved_rsp = 0;
+		rc.status = 0;
+		rc.err_pc = 0;
+		rc.err_addr = 0;
+		rc.err_info = 0;
+		rc.prog = &prog_;
+		rc.parent = tls_top;
+		rc.callback_depth =
+			rc.parent ? rc.parent->callback_depth + (callback ? 1 : 0) : 0;
+		rc.final = &final;
+		if (rc.callback_depth > MAX_CALL_FRAMES)
+			return runtime_error(ELOOP, pc,
+					     "callbacks nested too deep, depth",
+					     static_cast<uint64_t>(rc.callback_depth));
+		tls_top = &rc;
+		const uint64_t r0 = entry_(&rc, fn);
+		tls_top = rc.parent;
+		switch (rc.status) {
+		case 0:
+			return r0;
+		case status_final:
+			return std::move(*final);
+		case EFAULT:
+			return fault(rc);
+		case ELOOP:
+			return runtime_error(ELOOP, rc.err_pc,
+					     "local calls nested too deep, frames",
+					     MAX_CALL_FRAMES + 1);
+		default:
+			return runtime_error(static_cast<int>(rc.status), rc.err_pc,
+					     "callx to unregistered helper id",
+					     rc.err_addr);
+		}
+	}
+
+	// ubpf's bounds_check message, with the pc first as in verifier
+	// messages.
+	[[gnu::cold]] failure fault(const run_ctx &rc) const
+	{
+		char buf[256];
+		std::snprintf(buf, sizeof buf,
+			      "%u: out of bounds memory %s of %" PRIu32
+			      " bytes at 0x%" PRIx64 " (stack 0x%" PRIx64
+			      "+%" PRIu32 ", ctx 0x%" PRIx64 "+%" PRIu64
+			      ", %zu regions)",
+			      access_pc(rc.err_info),
+			      access_write(rc.err_info) ? "store" : "load",
+			      access_size_of(rc.err_info), rc.err_addr,
+			      rc.stack_lo, stack_area_size, rc.ctx, rc.ctx_len,
+			      prog_.regions.size());
+		return fail(EFAULT, buf);
+	}
+
+	const program &prog_;
+	std::vector<uint64_t> callx_table_;
+	code_memory mem_;
+	entry_fn entry_ = nullptr;
+	std::vector<std::pair<uint32_t, const uint8_t *>> functions_; // by pc
+	uint64_t compile_ns_ = 0;
+};
+
+} // namespace
+
+uint64_t region_check(run_ctx *rc, uint64_t addr, uint64_t info) noexcept
+{
+	const uint64_t size = access_size_of(info);
+	const bool write = access_write(info);
+	for (const run_ctx *x = rc->parent; x; x = x->parent)
+		if (in_range(x->stack_lo, stack_area_size, addr, size) ||
+		    in_range(x->ctx, x->ctx_len, addr, size))
+			return 1;
+	for (const memory_region &r : rc->prog->regions)
+		if (in_range(r.start, r.size, addr, size) &&
+		    (!write || r.writable))
+			return 1;
+	rc->status = EFAULT;
+	rc->err_pc = access_pc(info);
+	rc->err_addr = addr;
+	rc->err_info = info;
+	return 0;
+}
+
+uint64_t tail_call(uint64_t ctx, uint64_t prog_array, uint64_t index,
+		   run_ctx *rc) noexcept
+{
+	uint64_t r0 = 0;
+	if (auto r = detail::run_tail_call(*rc->prog, reinterpret_cast<void *>(ctx),
+					   rc->ctx_len, prog_array, index, r0)) {
+		rc->final->emplace(std::move(*r));
+		rc->status = status_final;
+	}
+	return r0;
+}
+
+features detect_features() noexcept
+{
+	features f;
+	__builtin_cpu_init();
+	f.bmi2 = __builtin_cpu_supports("bmi2");
+	return f;
+}
+
+result<std::unique_ptr<detail::executor>> compile(const program &prog,
+						  const features &feat)
+{
+	const auto t0 = std::chrono::steady_clock::now();
+	try {
+		auto e = std::make_unique<jit_executor>(prog);
+		BPFTIME_TRY(e->init(feat));
+		e->set_compile_time(static_cast<uint64_t>(
+			std::chrono::duration_cast<std::chrono::nanoseconds>(
+				std::chrono::steady_clock::now() - t0)
+				.count()));
+		return std::unique_ptr<detail::executor>(std::move(e));
+	} catch (const std::bad_alloc &) {
+		return fail(ENOMEM, "jit: out of memory while compiling " +
+					    std::to_string(prog.insns.size()) +
+					    " instructions");
+	}
+}
+
+std::span<const uint8_t> code_of(const detail::executor &e) noexcept
+{
+	if (auto *j = dynamic_cast<const jit_executor *>(&e))
+		return j->code();
+	return {};
+}
+
+} // namespace bpftime::vm::jit_x64
+
+namespace bpftime::vm::detail {
+
+result<std::unique_ptr<executor>> make_jit_x64(const program &prog)
+{
+	return jit_x64::compile(prog, jit_x64::detect_features());
+}
+
+} // namespace bpftime::vm::detail

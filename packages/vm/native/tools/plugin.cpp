@@ -1,0 +1,147 @@
+// bpftime-vm-plugin: runs one program for a BPF conformance runner
+// (bpf_conformance's bpf_conformance_runner --plugin_path ...).
+//
+//   echo "b7 00 00 00 2a 00 00 00 95 00 00 00 00 00 00 00" |
+//       bpftime-vm-plugin ["<memory hex>"] [--interpret | --jit]
+//
+// Protocol, as bpf_conformance's runner drives it (src/bpf_conformance.cc):
+//   - stdin: the program's instruction bytes as hex, bytes separated by
+//     whitespace (a run of hex digits is also read two digits per byte),
+//     until EOF;
+//   - argv[1], optional: the initial memory in the same form. The program
+//     runs on a private copy: r1 = its address, r2 = its length; without
+//     memory r1 = r2 = 0. Older runners pass an empty argv[1] and their
+//     options as one argument: empty arguments are skipped and options are
+//     split on whitespace;
+//   - options: --interpret (default) or --jit choose the backend;
+//   - success: exit 0, r0 in hex on stdout ("0x2a"); the runner parses it
+//     with std::stoull(s, nullptr, 16), which takes the 0x prefix;
+//   - failure to parse, load, verify or run: exit 1, the reason on stderr
+//     (the runner compares it with a test's "-- error" when stdout is empty).
+// Helper 5 returns its first argument (the conformance tests' "call 5").
+#include <bpftime/vm/vm.hpp>
+
+#include <cinttypes>
+#include <cstdio>
+#include <iostream>
+#include <iterator>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+// Whitespace-separated hex bytes; a token of more than two digits is read as
+// consecutive bytes ("b7000000" = b7 00 00 00), an optional 0x prefix is
+// skipped.
+std::optional<std::vector<uint8_t>> decode_hex(const std::string &text,
+					       const char *what)
+{
+	std::vector<uint8_t> out;
+	std::istringstream in(text);
+	std::string tok;
+	while (in >> tok) {
+		std::string_view t = tok;
+		if (t.size() > 2 && (t.starts_with("0x") || t.starts_with("0X")))
+			t.remove_prefix(2);
+		if (t.size() > 2 && t.size() % 2 != 0) {
+			std::cerr << what << ": odd number of hex digits in '"
+				  << tok << "'\n";
+			return std::nullopt;
+		}
+		for (size_t i = 0; i < t.size(); i += 2) {
+			const int hi = hex_digit(t[i]);
+			const int lo = i + 1 < t.size() ? hex_digit(t[i + 1]) : 0;
+			if (hi < 0 || lo < 0) {
+				std::cerr << what << ": '" << tok
+					  << "' is not a hex byte\n";
+				return std::nullopt;
+			}
+			out.push_back(static_cast<uint8_t>(
+				i + 1 < t.size() ? hi * 16 + lo : hi));
+		}
+	}
+	return out;
+}
+
+uint64_t identity(uint64_t a, uint64_t, uint64_t, uint64_t, uint64_t)
+{
+	return a;
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+	std::optional<std::string> memory_text;
+	bpftime::vm::backend backend = bpftime::vm::backend::interpreter;
+	bool first = true;
+	for (int a = 1; a < argc; a++) {
+		const std::string arg = argv[a];
+		if (arg.find_first_not_of(" \t\r\n") == std::string::npos)
+			continue;
+		if (first && !arg.starts_with("--")) {
+			memory_text = arg;
+			first = false;
+			continue;
+		}
+		first = false;
+		std::istringstream opts(arg);
+		std::string opt;
+		while (opts >> opt) {
+			if (opt == "--jit") {
+				backend = bpftime::vm::backend::jit_x64;
+			} else if (opt == "--interpret") {
+				backend = bpftime::vm::backend::interpreter;
+			} else {
+				std::cerr << "bpftime-vm-plugin: unknown option '"
+					  << opt
+					  << "' (expected --interpret or --jit; "
+					     "ELF input is not supported)\n";
+				return 1;
+			}
+		}
+	}
+
+	const std::string program_text{ std::istreambuf_iterator<char>(std::cin),
+					std::istreambuf_iterator<char>() };
+	auto code = decode_hex(program_text, "program");
+	if (!code)
+		return 1;
+	std::vector<uint8_t> memory;
+	if (memory_text) {
+		auto m = decode_hex(*memory_text, "memory");
+		if (!m)
+			return 1;
+		memory = std::move(*m);
+	}
+
+	bpftime::vm::vm v(backend);
+	if (auto st = v.register_helper(5, "identity", identity); !st) {
+		std::cerr << st.error().message << "\n";
+		return 1;
+	}
+	if (auto st = v.load(code->data(), code->size()); !st) {
+		std::cerr << "load: " << st.error().message << "\n";
+		return 1;
+	}
+	auto r = v.exec(memory.empty() ? nullptr : memory.data(), memory.size());
+	if (!r) {
+		std::cerr << "exec: " << r.error().message << "\n";
+		return 1;
+	}
+	std::printf("0x%" PRIx64 "\n", *r);
+	return 0;
+}

@@ -1,0 +1,63 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { findBuilt } from '@bpftime/common';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type Backend, Vm } from '../src/index.js';
+import { findTool } from './llvm-tools.js';
+
+const run = promisify(execFile);
+const packageDir = new URL('..', import.meta.url).pathname;
+const clangDir = join(packageDir, 'native/test/clang');
+
+describe('native core tests', () => {
+	it('pass: opcode table, verifier, interpreter, JIT, callbacks, tail calls, bounds checks', async () => {
+		const exe = findBuilt(packageDir, 'bpftime-vm-native-test');
+		expect(exe, 'bpftime-vm-native-test is built with the package').toBeDefined();
+		const { stdout } = await run(exe as string, [], { maxBuffer: 64 << 20 });
+		const summary = stdout.trim().split('\n').at(-1) ?? '';
+		expect(summary).toMatch(/\b0 failed\b/);
+		expect(summary).toMatch(/\b0 skipped\b/);
+	});
+});
+
+// Programs written in C, compiled by clang-19 for BPF (-mcpu=v4: sdiv/smod,
+// movsx, sign-extending loads, bswap, local calls, atomics) and natively by
+// the host compiler: the same input must give the same r0.
+const clang = findTool('clang-19');
+const objcopy = findTool('llvm-objcopy') ?? findTool('llvm-objcopy-19');
+const cc = findTool('cc');
+const programs = readdirSync(clangDir)
+	.filter((f) => f.endsWith('.c') && f !== 'native_main.c')
+	.map((f) => f.slice(0, -2));
+const memory = Buffer.from(Array.from({ length: 64 }, (_, i) => (i * 37 + 11) % 256));
+const work = mkdtempSync(join(tmpdir(), 'bpftime-vm-clang-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe.skipIf(!clang || !objcopy || !cc)('C programs compiled by clang-19 agree with native code', () => {
+	if (!clang) console.log('skipped: clang-19 is not installed (scripts/install-deps.sh installs it)');
+
+	async function build(name: string): Promise<{ code: Buffer; expected: bigint }> {
+		const src = join(clangDir, `${name}.c`);
+		const obj = join(work, `${name}.bpf.o`);
+		const bin = join(work, `${name}.bin`);
+		const exe = join(work, `${name}.native`);
+		await run(clang as string, ['-target', 'bpf', '-mcpu=v4', '-O2', '-c', src, '-o', obj]);
+		await run(objcopy as string, ['-O', 'binary', '--only-section=.text', obj, bin]);
+		await run(cc as string, ['-O2', '-o', exe, src, join(clangDir, 'native_main.c')]);
+		const { stdout } = await run(exe, [memory.toString('hex').replace(/(..)/g, '$1 ')]);
+		return { code: readFileSync(bin), expected: BigInt(stdout.trim()) };
+	}
+
+	it.each(programs.flatMap((p) => (['interpreter', 'jit'] as Backend[]).map((b) => [p, b])))(
+		'%s on the %s',
+		async (name, backend) => {
+			const { code, expected } = await build(name as string);
+			using vm = new Vm({ backend: backend as Backend });
+			vm.load(code);
+			expect(vm.run(Buffer.from(memory))).toBe(expected);
+		},
+	);
+});

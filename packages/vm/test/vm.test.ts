@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import { BpftimeError } from '@bpftime/common';
+import { type Backend, Vm } from '../src/index.js';
+
+const backends: Backend[] = ['interpreter', 'jit'];
+
+describe.each(backends)('Vm on the %s', (backend) => {
+	it('runs assembly and returns r0 as a bigint', () => {
+		using vm = new Vm({ backend });
+		vm.load('r0 = -1\nexit');
+		expect(vm.run()).toBe(0xffffffffffffffffn);
+	});
+
+	it('passes the context by address as r1 and its length as r2', () => {
+		using vm = new Vm({ backend });
+		vm.load('r3 = *(u32 *)(r1 + 0)\n*(u32 *)(r1 + 4) = w3\nr0 = r2\nexit');
+		const ctx = Buffer.from([1, 2, 3, 4, 0, 0, 0, 0, 9, 9]);
+		expect(vm.run(ctx)).toBe(10n);
+		expect([...ctx.subarray(4, 8)]).toEqual([1, 2, 3, 4]);
+	});
+
+	it('calls helpers written in JavaScript with r1..r5 and takes r0 from their result', () => {
+		using vm = new Vm({ backend });
+		const seen: bigint[][] = [];
+		vm.registerHelper(42, 'record', (...args) => {
+			seen.push(args);
+			return args[0] * 2n + args[4];
+		});
+		vm.load('r1 = 10\nr2 = 20\nr3 = 30\nr4 = 40\nr5 = 5\ncall 42\nexit');
+		expect(vm.run()).toBe(25n);
+		expect(seen).toEqual([[10n, 20n, 30n, 40n, 5n]]);
+	});
+
+	it('rethrows an exception raised by a JavaScript helper once the program ends', () => {
+		using vm = new Vm({ backend });
+		vm.registerHelper(1, 'fails', () => {
+			throw new RangeError('helper failed');
+		});
+		vm.load('call 1\nexit');
+		expect(() => vm.run()).toThrow(RangeError);
+	});
+
+	it('has the identity helper of conformance suites', () => {
+		using vm = new Vm({ backend });
+		vm.registerIdentityHelper();
+		vm.load('r1 = 77\ncall 5\nexit');
+		expect(vm.run()).toBe(77n);
+	});
+
+	it('refuses a program the verifier rejects, naming the instruction', () => {
+		using vm = new Vm({ backend });
+		expect(() => vm.load('r0 = 0\nr10 = 1\nexit')).toThrow(
+			expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/^1: /) }),
+		);
+	});
+
+	it('refuses a call to a helper that is not registered', () => {
+		using vm = new Vm({ backend });
+		expect(() => vm.load('call 99\nexit')).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+	});
+
+	it('stops an out-of-bounds load with EFAULT in bounds-check mode', () => {
+		using vm = new Vm({ backend, boundsCheck: true });
+		vm.load('r0 = *(u64 *)(r1 + 8)\nexit');
+		expect(() => vm.run(Buffer.alloc(8))).toThrow(
+			expect.objectContaining({ code: 'EFAULT', message: expect.stringMatching(/out of bounds memory load of 8 bytes/) }),
+		);
+		expect(vm.run(Buffer.alloc(16, 1))).toBe(0x0101010101010101n);
+	});
+
+	it('lets a program touch a registered region in bounds-check mode, and only for writing when writable', () => {
+		const region = Buffer.alloc(8);
+		using vm = new Vm({ backend, boundsCheck: true });
+		let address = 0n;
+		vm.registerHelper(1, 'region', () => address);
+		vm.addMemoryRegion(region, { writable: false });
+		vm.load('call 1\nr1 = 5\n*(u64 *)(r0 + 0) = r1\nr0 = 0\nexit');
+		// The address of a Buffer is not visible from JavaScript; a helper
+		// returning the context pointer gives the region a known address.
+		using probe = new Vm({ backend });
+		probe.load('r0 = r1\nexit');
+		address = probe.run(region);
+		expect(() => vm.run()).toThrow(expect.objectContaining({ code: 'EFAULT' }));
+		expect(region.readBigUInt64LE()).toBe(0n);
+	});
+
+	it('reports the instructions it loaded', () => {
+		using vm = new Vm({ backend });
+		vm.load('r0 = 0x1122334455667788 ll\nexit');
+		expect(vm.instructions().length).toBe(24);
+	});
+
+	it('throws EBADF after close', () => {
+		const vm = new Vm({ backend });
+		vm.close();
+		expect(() => vm.load('exit')).toThrow(expect.objectContaining({ code: 'EBADF' }));
+	});
+});
+
+describe('Vm options', () => {
+	it('refuses an unknown backend', () => {
+		expect(() => new Vm({ backend: 'llvm' as Backend })).toThrow(BpftimeError);
+	});
+
+	it('reports a compile time for the JIT and none for the interpreter', () => {
+		using jit = new Vm({ backend: 'jit' });
+		jit.load('r0 = 1\nexit');
+		expect(jit.compileTimeNs).toBeGreaterThan(0n);
+		using interp = new Vm({ backend: 'interpreter' });
+		interp.load('r0 = 1\nexit');
+		expect(interp.compileTimeNs).toBe(0n);
+	});
+});
