@@ -153,8 +153,15 @@ for (const variant of VARIANTS) {
 				fixtures.map(async (fixture) => {
 					const object = join(out, fixture.replace(/\.c$/, '.o'));
 					await runTool(compiler, [
-						'-target', 'bpf', '-O2', '-c', ...variant.flags, `-DBPF_CPU=${variant.cpu}`,
-						'-o', object, join(FIXTURES, fixture),
+						'-target',
+						'bpf',
+						'-O2',
+						'-c',
+						...variant.flags,
+						`-DBPF_CPU=${variant.cpu}`,
+						'-o',
+						object,
+						join(FIXTURES, fixture),
 					]);
 					objects.set(fixture, object);
 				}),
@@ -312,10 +319,7 @@ describe('every instruction form', () => {
 				// What llvm-objdump 14 does not know: the v4 forms, and store
 				// immediate, jset, mod and gotol, which LLVM 14 never emitted.
 				const codes = new Set(undecoded.map((h) => h.slice(0, 2)));
-				const expected = [
-					'06', '45', '46', '4d', '4e', '62', '6a', '72', '7a', '81', '89', '91',
-					'94', '97', '9c', '9f', 'd7',
-				];
+				const expected = '06 45 46 4d 4e 62 6a 72 7a 81 89 91 94 97 9c 9f d7'.split(' ');
 				expect([...codes].filter((c) => !expected.includes(c))).toEqual([]);
 			}
 		}, 60_000);

@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
 import { BpftimeError } from '@bpftime/common';
+import { describe, expect, it } from 'vitest';
 import { type Backend, Vm } from '../src/index.js';
 
 const backends: Backend[] = ['interpreter', 'jit'];
@@ -63,7 +63,10 @@ describe.each(backends)('Vm on the %s', (backend) => {
 		using vm = new Vm({ backend, boundsCheck: true });
 		vm.load('r0 = *(u64 *)(r1 + 8)\nexit');
 		expect(() => vm.run(Buffer.alloc(8))).toThrow(
-			expect.objectContaining({ code: 'EFAULT', message: expect.stringMatching(/out of bounds memory load of 8 bytes/) }),
+			expect.objectContaining({
+				code: 'EFAULT',
+				message: expect.stringMatching(/out of bounds memory load of 8 bytes/),
+			}),
 		);
 		expect(vm.run(Buffer.alloc(16, 1))).toBe(0x0101010101010101n);
 	});

@@ -10,21 +10,18 @@
 //     exit
 //   `)
 
-import { AsmError } from './errors.js';
+import { BpftimeError } from '@bpftime/common';
 import {
 	BPF_ABS,
 	BPF_ALU,
 	BPF_ALU64,
 	BPF_ATOMIC,
-	BPF_B,
 	BPF_CALL,
 	BPF_CMPXCHG,
-	BPF_DIV,
 	BPF_DW,
 	BPF_END,
 	BPF_EXIT,
 	BPF_FETCH,
-	BPF_H,
 	BPF_HELPER_CALL,
 	BPF_IND,
 	BPF_JA,
@@ -36,7 +33,6 @@ import {
 	BPF_LDX,
 	BPF_MEM,
 	BPF_MEMSX,
-	BPF_MOD,
 	BPF_MOV,
 	BPF_NEG,
 	BPF_PSEUDO_BTF_ID,
@@ -82,11 +78,8 @@ interface Parsed {
 }
 
 // Longest first, so `s>>=` is not read as `s>` `>=`.
-const PUNCTUATION = [
-	's>>=', '<<=', '>>=', 's/=', 's%=', 's>=', 's<=',
-	'+=', '-=', '*=', '/=', '|=', '&=', '^=', '%=', '==', '!=', '>=', '<=', 's>', 's<',
-	'>', '<', '=', '(', ')', '[', ']', '*', '+', '-', ',', '&', ':',
-];
+const PUNCTUATION =
+	's>>= <<= >>= s/= s%= s>= s<= += -= *= /= |= &= ^= %= == != >= <= s> s< > < = ( ) [ ] * + - , & :'.split(' ');
 
 const ALU_BY_OPERATOR = invert(ALU_OPERATORS);
 const JMP_BY_OPERATOR = invert(JMP_OPERATORS);
@@ -179,10 +172,7 @@ function insn(code: number, dst = 0, src = 0, off = 0, imm = 0): Insn {
 
 function lddwSlots(dst: number, src: number, value: bigint): Insn[] {
 	const bits = BigInt.asUintN(64, value);
-	return [
-		insn(BPF_LDDW, dst, src, 0, s32(bits & 0xffffffffn)),
-		insn(0, 0, 0, 0, s32(bits >> 32n)),
-	];
+	return [insn(BPF_LDDW, dst, src, 0, s32(bits & 0xffffffffn)), insn(0, 0, 0, 0, s32(bits >> 32n))];
 }
 
 class Parser {
@@ -702,8 +692,9 @@ function parseInsn(p: Parser): Parsed {
  *
  * One instruction per line; `name:` defines a label (alone or before an
  * instruction), usable wherever a jump displacement, a local call target or
- * code_addr's operand goes. `#`, `;` and `//` start comments. Throws AsmError
- * naming the line and its text on the first bad line.
+ * code_addr's operand goes. `#`, `;` and `//` start comments. Throws a
+ * BpftimeError (EINVAL) naming the line number and its text on the first bad
+ * line.
  */
 export function assemble(text: string): Buffer {
 	const labels = new Map<string, number>();
@@ -711,7 +702,7 @@ export function assemble(text: string): Buffer {
 	let pc = 0;
 	const lines = text.split(/\r?\n/);
 	const error = (line: number, source: string, message: string) =>
-		new AsmError(`line ${line}: ${message} in '${source.trim()}'`, line, source);
+		new BpftimeError('EINVAL', `line ${line}: ${message} in '${source.trim()}'`);
 
 	lines.forEach((source, index) => {
 		const line = index + 1;

@@ -44,7 +44,6 @@ import {
 	BPF_PSEUDO_MAP_VALUE,
 	BPF_ST,
 	BPF_W,
-	BPF_STX,
 	BPF_X,
 	BPF_XCHG,
 	bpfClass,

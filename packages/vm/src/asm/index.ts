@@ -8,5 +8,4 @@
 
 export { assemble } from './assemble.js';
 export { type DisassembleOptions, disassemble, rawInsn } from './disassemble.js';
-export { AsmError } from './errors.js';
 export { decode, encode, INSN_SIZE, type Insn } from './insn.js';

@@ -8,7 +8,7 @@
 //   decode(Buffer.from('b700000001000000', 'hex'))
 //   // [{ code: 0xb7, dst: 0, src: 0, off: 0, imm: 1 }]
 
-import { AsmError } from './errors.js';
+import { BpftimeError } from '@bpftime/common';
 
 /** One 8-byte instruction slot, fields as the kernel's `struct bpf_insn` names them. */
 export interface Insn {
@@ -125,9 +125,7 @@ export function bpfSrc(code: number): number {
 
 function checkField(name: string, value: unknown, min: number, max: number, type: string): number {
 	if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-		throw new AsmError(
-			`Expected ${type} for ${name} but received ${String(value)} (${typeof value})`,
-		);
+		throw new BpftimeError('EINVAL', `Expected ${type} for ${name} but received ${String(value)} (${typeof value})`);
 	}
 	return value;
 }
@@ -158,9 +156,7 @@ export function encode(insns: readonly Insn[]): Buffer {
 /** Decode little-endian bytes into instruction slots; the length must be a multiple of 8. */
 export function decode(code: Buffer | Uint8Array): Insn[] {
 	if (code.length % INSN_SIZE !== 0) {
-		throw new AsmError(
-			`Expected a multiple of ${INSN_SIZE} bytes of code but received ${code.length}`,
-		);
+		throw new BpftimeError('EINVAL', `Expected a multiple of ${INSN_SIZE} bytes of code but received ${code.length}`);
 	}
 	const view = new DataView(code.buffer, code.byteOffset, code.byteLength);
 	const insns: Insn[] = [];

@@ -360,6 +360,10 @@ void codegen::emit_trampoline_and_stubs()
 	const reg arg_regs[5] = { rdi, rsi, rdx, rcx, r8 };
 	for (int i = 0; i < 5; i++)
 		as_.load(width::b64, arg_regs[i], { r12, rc_args + 8 * i });
+	// r0 and r6-r9 start at 0, as in the interpreter: a program that the
+	// non-strict verifier let read them sees no host values.
+	for (reg r : { rax, rbx, r13, r14, r15 })
+		as_.mov_imm(r, 0);
 	as_.call(r11);
 	as_.bind(l_tramp_exit_);
 	as_.alu_ri(alu::add, width::b64, rsp, 8);
