@@ -21,6 +21,14 @@ describe('native core tests', () => {
 		expect(summary).toMatch(/\b0 failed\b/);
 		expect(summary).toMatch(/\b0 skipped\b/);
 	});
+
+	it('pass: the JIT on every CPU-feature and bounds-check variant, against the interpreter and native C', async () => {
+		const exe = findBuilt(packageDir, 'bpftime-vm-jit-test');
+		expect(exe, 'bpftime-vm-jit-test is built with the package').toBeDefined();
+		const { stdout } = await run(exe as string, [], { maxBuffer: 64 << 20 });
+		expect(stdout).not.toMatch(/SKIPPED/);
+		expect(stdout.trim().split('\n').at(-1)).toMatch(/^\d+ checks, 0 failed$/);
+	}, 120_000);
 });
 
 // Programs written in C, compiled by clang-19 for BPF (-mcpu=v4: sdiv/smod,

@@ -686,7 +686,9 @@ L_atomic32:
 		atomic_rmw<uint32_t>(reinterpret_cast<uint32_t *>(addr),
 				     pc->imm, static_cast<uint32_t>(SRC),
 				     fetched, reg[0]);
-		SRC = fetched;
+		// cmpxchg writes only r0, which may be the source register too.
+		if (pc->imm != BPF_CMPXCHG)
+			SRC = fetched;
 		++pc;
 		NEXT;
 	}
@@ -697,7 +699,8 @@ L_atomic64:
 		uint64_t fetched = SRC;
 		atomic_rmw<uint64_t>(reinterpret_cast<uint64_t *>(addr),
 				     pc->imm, SRC, fetched, reg[0]);
-		SRC = fetched;
+		if (pc->imm != BPF_CMPXCHG)
+			SRC = fetched;
 		++pc;
 		NEXT;
 	}

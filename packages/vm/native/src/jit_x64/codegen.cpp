@@ -7,10 +7,11 @@
 //
 //   r0 rax   r1 rdi   r2 rsi   r3 rdx   r4 rcx   r5 r8
 //   r6 rbx   r7 r13   r8 r14   r9 r15   r10 rbp
-//   r12: the run_ctx of this run (runtime.hpp), constant
-//   r9, r10, r11: scratch of single instructions, never live across one
+//   host r12: the run_ctx of this run (runtime.hpp), constant
+//   host r9, r10, r11: scratch within one eBPF instruction, never live
+//   across two
 //
-// Frames. The trampoline (see emit_trampoline) saves the host's callee-saved
+// Frames. The trampoline (emit_trampoline_and_stubs) saves the host's callee-saved
 // registers and calls the entry function. Every eBPF function, the entry
 // included, is a native function: its prologue pushes the hosts of the r6-r9
 // it writes (so its caller finds them intact, the eBPF contract for a local
@@ -23,6 +24,11 @@
 // After every helper, kfunc and callx call the code tests run_ctx::status: a
 // callback that a helper ran may have failed, and a tail call may have
 // decided the result; both end the run there (unwind to the trampoline).
+//
+// Peephole: clang's BPF code computes addresses as `rX = rY; rX += rZ` (or
+// += imm); when the add is no jump target the pair becomes one lea, and when
+// loads through rX follow, the last of which overwrites rX, the address goes
+// into the loads' operands instead ([rY + rZ + off]) and no lea is left.
 //
 // Cold paths (division by zero, INT_MIN / -1, bounds-check misses, failing
 // callx lookups, ELOOP) are emitted after all functions and jump back, so
@@ -206,6 +212,7 @@ class codegen {
 	void emit_prologue(const function_info &f);
 	void emit_epilogue(const function_info &f);
 	status emit_insn(uint32_t pc, const function_info &f);
+	uint32_t emit_fused(uint32_t pc, const function_info &f);
 	void emit_alu(const insn &in);
 	void emit_divmod(const insn &in);
 	void emit_shift(const insn &in, shift op);
@@ -243,6 +250,7 @@ class codegen {
 	uint32_t n_;
 	assembler as_;
 	std::vector<function_info> funcs_;
+	std::vector<bool> jump_target_; // by pc
 	std::vector<std::function<void()>> cold_;
 	// Labels after the n_ pc labels and the function entries.
 	label l_tramp_ = 0, l_tramp_exit_ = 0, l_unwind_ = 0, l_eloop_ = 0,
@@ -267,6 +275,18 @@ status codegen::plan_functions()
 						  " outside the program"));
 			starts.push_back(static_cast<uint32_t>(t));
 		}
+	}
+	jump_target_.assign(n_, false);
+	for (uint32_t pc = 0; pc < n_; pc++) {
+		const insn &in = prog_.insns[pc];
+		const insn_kind k = opcode_table[in.code].kind;
+		int64_t t = -1;
+		if (k == insn_kind::jcond || k == insn_kind::ja)
+			t = int64_t(pc) + 1 + in.off;
+		else if (k == insn_kind::ja32)
+			t = int64_t(pc) + 1 + in.imm;
+		if (t >= 0 && t < n_)
+			jump_target_[static_cast<size_t>(t)] = true;
 	}
 	std::sort(starts.begin(), starts.end());
 	starts.erase(std::unique(starts.begin(), starts.end()), starts.end());
@@ -330,6 +350,13 @@ status codegen::emit_pass()
 		for (uint32_t pc = f.start; pc < f.end; pc++) {
 			if (pc != f.start)
 				as_.bind(pc_label(pc));
+			if (uint32_t n = emit_fused(pc, f)) {
+				// The fused instructions are no jump targets;
+				// their labels are bound all the same.
+				while (--n)
+					as_.bind(pc_label(++pc));
+				continue;
+			}
 			BPFTIME_TRY(emit_insn(pc, f));
 			if (opcode_table[prog_.insns[pc].code].kind ==
 			    insn_kind::lddw) {
@@ -429,6 +456,69 @@ void codegen::emit_epilogue(const function_info &f)
 	for (auto it = f.saved.rbegin(); it != f.saved.rend(); ++it)
 		as_.pop(*it);
 	as_.ret();
+}
+
+// Fuses `mov64 d, s; add64 d, t|imm` (or sub64 d, imm) with what follows.
+// Returns how many instructions it emitted code for, 0 when none.
+uint32_t codegen::emit_fused(uint32_t pc, const function_info &f)
+{
+	if (pc + 1 >= f.end || jump_target_[pc + 1])
+		return 0;
+	const insn &a = prog_.insns[pc];
+	const insn &b = prog_.insns[pc + 1];
+	if (a.code != (BPF_ALU64 | BPF_MOV | BPF_X) || a.off != 0 ||
+	    a.dst_reg == a.src_reg || b.dst_reg != a.dst_reg)
+		return 0;
+	const reg d = host(a.dst_reg), s = host(a.src_reg);
+	mem addr{ s, 0 };
+	if (b.code == (BPF_ALU64 | BPF_ADD | BPF_X)) {
+		// After the mov, d holds s: `add d, d` doubles s.
+		addr.has_index = true;
+		addr.index = b.src_reg == a.dst_reg ? s : host(b.src_reg);
+	} else if (b.code == (BPF_ALU64 | BPF_ADD | BPF_K)) {
+		addr.disp = b.imm;
+	} else if (b.code == (BPF_ALU64 | BPF_SUB | BPF_K) && b.imm != INT32_MIN) {
+		addr.disp = -b.imm;
+	} else {
+		return 0;
+	}
+
+	// Loads through d; the last one must overwrite d, the ones before
+	// must leave d, s and the index alone. In bounds-check mode every
+	// address is materialised for its check, so nothing is folded.
+	uint32_t n = 0;
+	bool killed = false;
+	while (!prog_.options.bounds_check && !killed &&
+	       pc + 2 + n < f.end && !jump_target_[pc + 2 + n]) {
+		const insn &l = prog_.insns[pc + 2 + n];
+		const insn_kind k = opcode_table[l.code].kind;
+		if ((k != insn_kind::ldx && k != insn_kind::ldxsx) ||
+		    l.src_reg != a.dst_reg)
+			break;
+		const int64_t disp = int64_t(addr.disp) + l.off;
+		if (disp < INT32_MIN || disp > INT32_MAX)
+			break;
+		const reg out = host(l.dst_reg);
+		if (out != d &&
+		    (out == s || (addr.has_index && out == addr.index)))
+			break;
+		killed = out == d;
+		n++;
+	}
+	if (!killed) {
+		as_.lea(d, addr);
+		return 2;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const insn &l = prog_.insns[pc + 2 + i];
+		mem m = addr;
+		m.disp += l.off;
+		if (opcode_table[l.code].kind == insn_kind::ldx)
+			as_.load(access_width(l.code), host(l.dst_reg), m);
+		else
+			as_.load_sx(access_width(l.code), host(l.dst_reg), m);
+	}
+	return 2 + n;
 }
 
 status codegen::emit_insn(uint32_t pc, const function_info &f)
@@ -770,11 +860,12 @@ status codegen::emit_jcond(uint32_t pc, const insn &in)
 status codegen::emit_call(uint32_t pc, const insn &in)
 {
 	if (in.src_reg == BPF_PSEUDO_CALL) {
-		const int f = function_at(static_cast<uint32_t>(int64_t(pc) + 1 + in.imm));
+		const int64_t target = int64_t(pc) + 1 + in.imm;
+		const int f = function_at(static_cast<uint32_t>(target));
 		if (f < 0)
 			return fail(EINVAL, at_pc(pc, "local call to " +
-						  std::to_string(int64_t(pc) + 1 + in.imm) +
-						  ", not a function"));
+							      std::to_string(target) +
+							      ", not a function"));
 		as_.alu_rm(alu::cmp, width::b64, rbp, { r12, rc_call_fp_min });
 		const label deep = as_.new_label();
 		as_.jcc(cond::b, deep);
@@ -803,7 +894,8 @@ status codegen::emit_call(uint32_t pc, const insn &in)
 		if (id < prog_.helpers.size())
 			fn = prog_.helpers[id].fn;
 		if (!fn)
-			return fail(EINVAL, at_pc(pc, "call to unknown helper " + std::to_string(id)));
+			return fail(EINVAL, at_pc(pc, "call to unknown helper " +
+							      std::to_string(id)));
 	}
 	// r1-r5 already are rdi rsi rdx rcx r8 and r0 is rax; the target may
 	// be anywhere in the address space, hence the absolute form.

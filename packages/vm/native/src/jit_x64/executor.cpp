@@ -167,8 +167,8 @@ class jit_executor final : public detail::executor {
 		result<uint64_t> r =
 			it == functions_.end() || it->first != pc ?
 				result<uint64_t>(runtime_error(
-					EINVAL, pc, "callback is not a function start, pc",
-					pc)) :
+					EINVAL, pc,
+					"callback is not a function start, pc", pc)) :
 				enter(it->second, pc, args, 0, 0, true);
 		if (r)
 			return *r;

@@ -100,18 +100,22 @@ void assembler::modrm_mem(unsigned reg_field, mem m)
 {
 	unsigned base = m.base & 7;
 	unsigned mod;
-	// mod 00 with base 101 is RIP-relative, so rbp/r13 always carry a
-	// displacement.
+	// mod 00 with base 101 is RIP-relative (or disp32-only with a SIB),
+	// so rbp/r13 always carry a displacement.
 	if (m.disp == 0 && base != 5)
 		mod = 0;
 	else if (fits_i8(m.disp))
 		mod = 1;
 	else
 		mod = 2;
-	byte(static_cast<uint8_t>(mod << 6 | (reg_field & 7) << 3 | base));
-	// r/m 100 announces a SIB byte; 0x24 is "no index, base rsp/r12".
-	if (base == 4)
-		byte(0x24);
+	// r/m 100 announces a SIB byte: scale 1, the index (100 = none) and
+	// the base. rsp/r12 as base can only be encoded that way.
+	const bool sib = m.has_index || base == 4;
+	byte(static_cast<uint8_t>(mod << 6 | (reg_field & 7) << 3 |
+				  (sib ? 4 : base)));
+	if (sib)
+		byte(static_cast<uint8_t>(
+			(m.has_index ? (m.index & 7) : 4) << 3 | base));
 	if (mod == 1)
 		byte(static_cast<uint8_t>(m.disp));
 	else if (mod == 2)
@@ -137,7 +141,7 @@ void assembler::rm(width w, uint8_t op, unsigned reg_field, mem m,
 {
 	if (w == width::b16)
 		byte(0x66);
-	rex(w == width::b64, reg_field, 0, m.base,
+	rex(w == width::b64, reg_field, m.has_index ? m.index : 0, m.base,
 	    byte_reg && needs_rex_for_byte(reg_field));
 	if (two_byte)
 		byte(0x0f);

@@ -86,10 +86,13 @@ enum class shift : uint8_t {
 	sar = 7,
 };
 
-// [base + disp32]
+// [base + disp32], or [base + index + disp32] when has_index (index must
+// not be rsp).
 struct mem {
 	reg base;
 	int32_t disp = 0;
+	bool has_index = false;
+	reg index = rax;
 };
 
 using label = uint32_t;
@@ -105,10 +108,6 @@ class assembler {
 
 	label new_label();
 	void bind(label l);
-	bool is_bound(label l) const
-	{
-		return labels_[l] >= 0;
-	}
 	// Offset of a bound label in the code.
 	size_t offset_of(label l) const
 	{
@@ -118,10 +117,6 @@ class assembler {
 	const std::vector<uint8_t> &code() const
 	{
 		return buf_;
-	}
-	size_t size() const
-	{
-		return buf_.size();
 	}
 
 	// Control flow.

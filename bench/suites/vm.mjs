@@ -1,0 +1,276 @@
+// The VM benchmark: programs compiled from C (bench/programs) run by
+// bpftime's interpreter, its JIT, its JIT with bounds checks, and the kernel's
+// JIT, against the same C compiled natively, all in this run.
+//
+// Each program is built three ways into a temporary directory:
+//   <name>.bpf.o   clang-19 -target bpf -mcpu=v4 -O2 (the one object that
+//                  bpftime and the kernel both run)
+//   <name>.so      gcc -O2 -fno-tree-vectorize -fno-tree-loop-distribute-patterns:
+//                  the baseline (eBPF has no vector instructions and cannot
+//                  call memset/memcpy, so neither may the native code)
+//   <name>.O2.so   gcc -O2, for reference
+// then bench/build/vm_bench (bench/native, built by run.mjs) runs each
+// (program, variant) in its own process, pinned to the CPU that was idler
+// when the suite started, and prints one JSON line; this file prints one
+// table per program and checks that every variant computed the same result.
+//
+// Goals (the issue's): the JIT within 1.2x of the baseline on every compute
+// loop and no slower than the kernel's JIT on any; the interpreter under
+// 1.5 ns per executed eBPF instruction.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { vmBenchPath } from '../build-native.mjs';
+
+const benchDir = fileURLToPath(new URL('..', import.meta.url));
+const programsDir = join(benchDir, 'programs');
+const repoDir = join(benchDir, '..');
+
+const clang = 'clang-19';
+const cc = 'gcc';
+const fairFlags = ['-O2', '-fno-tree-vectorize', '-fno-tree-loop-distribute-patterns'];
+const rounds = 61;
+const roundMs = 5;
+// A variant whose rounds spread more than this (half the interquartile
+// range over the median) was disturbed by other work on the machine: it is
+// run again, up to `attempts` times, and the least disturbed run is kept.
+const maxSpread = 0.03;
+const attempts = 3;
+
+// What each program is, in the table's title; compute loops are held to the
+// 1.2x goal, the helper-call program is not a compute loop.
+const programs = {
+	checksum: { what: 'byte-loop checksum over 4 KiB', compute: true },
+	fnv1a: { what: 'FNV-1a over 4 KiB', compute: true },
+	sieve: { what: 'prime sieve below 8192', compute: true },
+	memcpy: { what: 'memcpy-like loop, 4 KiB as 64-bit words', compute: true },
+	helpers: { what: '256 calls of bpf_get_prandom_u32', compute: false },
+};
+
+const variants = [
+	['native', 'native -O2 -fno-tree-vectorize … (baseline)'],
+	['native-O2', 'native -O2'],
+	['interpreter', 'interpreter'],
+	['jit', 'JIT'],
+	['jit-bounds', 'JIT + bounds checks, data as ctx'],
+	['jit-bounds-region', 'JIT + bounds checks, data as a region'],
+	['kernel', "kernel's JIT (BPF_PROG_TEST_RUN)"],
+];
+
+function run(cmd, args) {
+	const r = spawnSync(cmd, args, { encoding: 'utf8' });
+	if (r.error) return { ok: false, out: `${cmd}: ${r.error.message}` };
+	return { ok: r.status === 0, out: `${r.stdout}${r.stderr}`.trim(), stdout: r.stdout };
+}
+
+function skip(why) {
+	console.log(`vm: skipped: ${why}`);
+	process.exit(0);
+}
+
+// The kernel runs -mcpu=v4 objects since Linux 6.6 (sign-extending loads,
+// sdiv/smod, bswap, gotol); an older kernel gets a -mcpu=v3 build.
+function kernelTakesV4() {
+	const [major, minor] = release().split('.').map(Number);
+	return major > 6 || (major === 6 && minor >= 6);
+}
+
+// The CPU with the least busy time over a short sample. Other work (builds)
+// may hold a core for a while: each variant is pinned to the core that was
+// idler just before it started, which also spares it migrations.
+function idlerCpu(ms) {
+	const sample = () =>
+		readFileSync('/proc/stat', 'utf8')
+			.split('\n')
+			.filter((l) => /^cpu\d+ /.test(l))
+			.map((l) => {
+				const f = l.split(/\s+/).slice(1).map(Number);
+				return { busy: f[0] + f[1] + f[2] + f[5] + f[6] + f[7], total: f.reduce((a, b) => a + b, 0) };
+			});
+	const a = sample();
+	Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+	const b = sample();
+	let best = 0;
+	let bestLoad = Number.POSITIVE_INFINITY;
+	b.forEach((s, i) => {
+		const load = (s.busy - a[i].busy) / Math.max(1, s.total - a[i].total);
+		if (load < bestLoad) {
+			bestLoad = load;
+			best = i;
+		}
+	});
+	return { cpu: best, load: bestLoad };
+}
+
+function vmSources() {
+	const rev = run('git', ['-C', repoDir, 'rev-parse', '--short', 'HEAD']);
+	const dirty = run('git', ['-C', repoDir, 'status', '--porcelain', '--', 'packages/vm/native']);
+	if (!rev.ok) return 'packages/vm (not a git checkout)';
+	return `packages/vm at ${rev.out}${dirty.ok && dirty.out ? ' + uncommitted changes in packages/vm/native' : ''}`;
+}
+
+function fmtNs(ns) {
+	if (ns >= 1e6) return `${(ns / 1e6).toFixed(2)} ms`;
+	if (ns >= 1e4) return `${(ns / 1e3).toFixed(2)} µs`;
+	return `${ns.toFixed(1)} ns`;
+}
+
+const fmtUs = (ns) => `${(ns / 1e3).toFixed(1)} µs`;
+const pad = (s, n) => String(s).padEnd(n);
+const padL = (s, n) => String(s).padStart(n);
+
+// ---------------------------------------------------------------------------
+
+if (run(clang, ['--version']).ok === false) skip(`${clang} not found (needed to build the programs for BPF)`);
+if (run(cc, ['--version']).ok === false) skip(`${cc} not found (needed for the native baseline)`);
+if (!existsSync(vmBenchPath)) {
+	console.log(`vm: ${vmBenchPath} is not built (see the build error above)`);
+	process.exit(1);
+}
+
+const work = mkdtempSync(join(tmpdir(), 'bpftime-vm-bench-'));
+let failed = false;
+try {
+	const v4 = kernelTakesV4();
+	for (const name of Object.keys(programs)) {
+		const src = join(programsDir, `${name}.c`);
+		const stem = join(work, name);
+		const builds = [
+			// -fno-builtin: a loop clang would turn into memset/memcpy stays a
+			// loop (a BPF program cannot call them), as the native flags do.
+			[clang, ['-target', 'bpf', '-mcpu=v4', '-O2', '-g', '-fno-builtin', '-c', src, '-o', `${stem}.bpf.o`]],
+			[cc, [...fairFlags, '-fPIC', '-shared', src, '-o', `${stem}.so`]],
+			[cc, ['-O2', '-fPIC', '-shared', src, '-o', `${stem}.O2.so`]],
+		];
+		if (!v4) {
+			builds.push([
+				clang,
+				['-target', 'bpf', '-mcpu=v3', '-O2', '-g', '-fno-builtin', '-c', src, '-o', `${stem}.v3.bpf.o`],
+			]);
+		}
+		for (const [cmd, args] of builds) {
+			const r = run(cmd, args);
+			if (!r.ok) {
+				console.log(`vm: cannot build ${name}: ${cmd} ${args.join(' ')}\n${r.out}`);
+				process.exit(1);
+			}
+		}
+	}
+
+	console.log(`vm: eBPF programs from C (bench/programs), ${clang} -mcpu=v4 -O2; native: ${cc} -O2 with and without`);
+	console.log(`    ${fairFlags.slice(1).join(' ')}; ${vmSources()}`);
+	console.log(
+		`    each variant in its own process, pinned to the idler core; median of ${rounds} rounds of ~${roundMs} ms;`,
+	);
+	console.log(
+		`    ± is half the interquartile range; a run above ±${maxSpread * 100}% is repeated (up to ${attempts} runs, the steadiest kept)`,
+	);
+	if (!v4) console.log(`    the kernel (Linux ${release()}) gets the same C built with -mcpu=v3`);
+	console.log();
+
+	const summary = [];
+	for (const [name, info] of Object.entries(programs)) {
+		const stem = join(work, name);
+		const rows = {};
+		for (const [variant] of variants) {
+			let best;
+			for (let attempt = 1; attempt <= attempts; attempt++) {
+				const { cpu } = idlerCpu(100);
+				const args = [variant === 'kernel' && !v4 ? `${stem}.v3` : stem, variant];
+				args.push('--rounds', String(rounds), '--round-ms', String(roundMs), '--cpu', String(cpu));
+				const r = run(vmBenchPath, args);
+				if (!r.ok) {
+					best = { error: r.out.split('\n').slice(-3).join(' ') };
+					failed = true;
+					break;
+				}
+				const row = JSON.parse(r.stdout.trim().split('\n').pop());
+				row.spread = row.ns ? (row.p75 - row.p25) / 2 / row.ns : 0;
+				row.attempts = attempt;
+				if (!best || row.skipped || row.spread < best.spread) best = row;
+				if (row.skipped || row.spread <= maxSpread) break;
+			}
+			rows[variant] = best;
+		}
+
+		const base = rows.native;
+		const insns = rows.interpreter?.insns ?? rows.jit?.insns;
+		console.log(`vm: ${name}: ${info.what}${insns ? `, ${insns} eBPF instructions per run` : ''}`);
+		console.log(
+			`  ${pad('variant', 44)} ${padL('per run', 10)} ${padL('±', 6)} ${padL('vs native', 10)}  ${padL('ns/insn', 7)}  notes`,
+		);
+		// Results must agree, except the kernel's where the program mixes in
+		// bpf_get_prandom_u32: the kernel's generator has its own state.
+		const random = readFileSync(join(programsDir, `${name}.c`), 'utf8').includes('bench_get_prandom_u32');
+		const expected = base?.r0;
+		for (const [variant, label] of variants) {
+			const row = rows[variant];
+			if (!row) continue;
+			if (row.error) {
+				console.log(`  ${pad(label, 44)} error: ${row.error}`);
+				continue;
+			}
+			if (row.skipped) {
+				console.log(`  ${pad(label, 44)} skipped: ${row.skipped}`);
+				continue;
+			}
+			const spread = `${(row.spread * 100).toFixed(1)}%`;
+			const ratio = base?.ns ? `${(row.ns / base.ns).toFixed(2)}x` : '';
+			const perInsn = variant === 'interpreter' && row.insns ? (row.ns / row.insns).toFixed(2) : '';
+			const notes = [];
+			if (row.attempts > 1) notes.push(`${row.attempts} runs`);
+			if (row.compile_ns !== undefined) {
+				notes.push(`compile ${fmtUs(row.compile_ns)} (first in the process ${fmtUs(row.compile_ns_first)})`);
+			}
+			if (variant === 'kernel')
+				notes.push(`${row.code_bytes} bytes of x86, ${row.xlated_insns} insns after the verifier`);
+			if (expected !== undefined && row.r0 !== expected && !(variant === 'kernel' && random)) {
+				notes.push(`RESULT ${row.r0} != native ${expected}`);
+				failed = true;
+			}
+			console.log(
+				`  ${pad(label, 44)} ${padL(fmtNs(row.ns), 10)} ${padL(spread, 6)} ${padL(ratio, 10)}  ${padL(perInsn, 7)}  ${notes.join('; ')}`,
+			);
+		}
+		console.log();
+		summary.push({ name, info, rows });
+	}
+
+	// The goals, program by program.
+	console.log('vm: goals');
+	const verdict = (ok) => (ok ? 'met' : 'MISSED');
+	for (const { name, info, rows } of summary) {
+		const { native, jit, interpreter, kernel } = rows;
+		if (!native?.ns || !jit?.ns) continue;
+		const parts = [];
+		const r = jit.ns / native.ns;
+		parts.push(
+			info.compute ? `JIT ${r.toFixed(2)}x native (≤ 1.20x: ${verdict(r <= 1.2)})` : `JIT ${r.toFixed(2)}x native`,
+		);
+		if (kernel?.ns) {
+			// The two columns run under different harnesses (vm::exec in a loop,
+			// the kernel's test-run loop) with the code at different
+			// addresses: a difference inside both runs' quartiles, or under
+			// the 2% by which the same variant moves from one run of this
+			// suite to the next on this machine, is not a difference.
+			const k = jit.ns / kernel.ns;
+			const noise = Math.max(0.02, jit.spread + kernel.spread);
+			const state = k <= 1 ? 'met' : k <= 1 + noise ? 'met within noise' : 'MISSED';
+			parts.push(`${k.toFixed(2)}x kernel JIT (≤ 1: ${state})`);
+		} else if (kernel?.skipped) {
+			parts.push('kernel JIT skipped');
+		}
+		if (interpreter?.insns) {
+			const ni = interpreter.ns / interpreter.insns;
+			parts.push(`interpreter ${ni.toFixed(2)} ns/insn (< 1.5: ${verdict(ni < 1.5)})`);
+		}
+		const noisy = [native, jit, interpreter, kernel].some((row) => row?.spread > maxSpread);
+		if (noisy) parts.push(`a run spread above ±${maxSpread * 100}% even after ${attempts} tries: take with care`);
+		console.log(`  ${pad(name, 9)} ${parts.join('; ')}`);
+	}
+} finally {
+	rmSync(work, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
