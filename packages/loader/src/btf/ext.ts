@@ -1,0 +1,177 @@
+// .BTF.ext (kernel Documentation/bpf/btf.rst, "BTF.ext section"): per ELF
+// section, the function info (which BTF FUNC starts at which instruction),
+// the line info (which source line an instruction comes from) and the CO-RE
+// relocation records. Strings point into the .BTF string section.
+//
+// Record sizes come from the file and may grow in later versions: only the
+// fields this version knows are read, as libbpf does.
+
+import { ByteView, malformed } from '../bytes.js';
+import type { Btf } from './btf.js';
+
+export interface FuncInfo {
+	/** Instruction index inside the ELF section (the file stores bytes). */
+	insnIdx: number;
+	typeId: number;
+}
+
+export interface LineInfo {
+	/** Instruction index inside the ELF section (the file stores bytes). */
+	insnIdx: number;
+	fileName: string;
+	/** The source line's text, as clang recorded it. */
+	lineText: string;
+	line: number;
+	column: number;
+}
+
+/** enum bpf_core_relo_kind of include/uapi/linux/bpf.h */
+export const CoreReloKind = {
+	FieldByteOffset: 0,
+	FieldByteSize: 1,
+	FieldExists: 2,
+	FieldSigned: 3,
+	FieldLshiftU64: 4,
+	FieldRshiftU64: 5,
+	TypeIdLocal: 6,
+	TypeIdTarget: 7,
+	TypeExists: 8,
+	TypeSize: 9,
+	EnumvalExists: 10,
+	EnumvalValue: 11,
+	TypeMatches: 12,
+} as const;
+export type CoreReloKind = (typeof CoreReloKind)[keyof typeof CoreReloKind];
+
+const CORE_KIND_NAMES = [
+	'byte_off',
+	'byte_sz',
+	'field_exists',
+	'signed',
+	'lshift_u64',
+	'rshift_u64',
+	'local_type_id',
+	'target_type_id',
+	'type_exists',
+	'type_size',
+	'enumval_exists',
+	'enumval_value',
+	'type_matches',
+];
+
+/** libbpf's core_relo_kind_str(): `byte_off`, `field_exists` … */
+export function coreReloKindName(kind: number): string {
+	return CORE_KIND_NAMES[kind] ?? 'unknown';
+}
+
+export interface CoreRelo {
+	/** Instruction index inside the ELF section. */
+	insnIdx: number;
+	typeId: number;
+	accessStr: string;
+	kind: number;
+}
+
+export interface BtfExt {
+	/** By ELF section name. */
+	funcInfo: Map<string, FuncInfo[]>;
+	lineInfo: Map<string, LineInfo[]>;
+	coreRelos: Map<string, CoreRelo[]>;
+}
+
+const MIN_HEADER = 24;
+
+/** Parses .BTF.ext against the object's .BTF (for its strings). */
+export function parseBtfExt(buf: Buffer, btf: Btf): BtfExt {
+	const what = '.BTF.ext';
+	const v = new ByteView(buf, what);
+	if (buf.length < MIN_HEADER) throw malformed(`${what}: header truncated (${buf.length} of ${MIN_HEADER} bytes)`);
+	const magic = v.u16(0, 'magic');
+	if (magic !== 0xeb9f) throw malformed(`${what}: bad magic 0x${magic.toString(16)}, expected 0xeb9f`);
+	const version = v.u8(2, 'version');
+	if (version !== 1) throw malformed(`${what}: unsupported version ${version}`);
+	const hdrLen = v.u32(4, 'hdr_len');
+	if (hdrLen < MIN_HEADER) throw malformed(`${what}: hdr_len ${hdrLen} is shorter than the header (${MIN_HEADER})`);
+	v.check(0, hdrLen, 'header (hdr_len)');
+	const body = v.slice(hdrLen, buf.length - hdrLen, 'data after the header');
+
+	const sub = (offField: number, name: string, minRec: number) => {
+		const off = v.u32(offField, `${name}_off`);
+		const len = v.u32(offField + 4, `${name}_len`);
+		if (len === 0) return [];
+		return readInfoSections(
+			body.slice(off, len, `${name} (${name}_off, ${name}_len)`, `${what}: ${name}`),
+			btf,
+			minRec,
+		);
+	};
+
+	const ext: BtfExt = { funcInfo: new Map(), lineInfo: new Map(), coreRelos: new Map() };
+	for (const s of sub(8, 'func_info', 8)) {
+		ext.funcInfo.set(
+			s.secName,
+			s.records.map((r, i) => ({
+				insnIdx: insnIndex(r.u32(0, 'insn_off'), s.secName, 'func_info', i),
+				typeId: r.u32(4, 'type_id'),
+			})),
+		);
+	}
+	for (const s of sub(16, 'line_info', 16)) {
+		ext.lineInfo.set(
+			s.secName,
+			s.records.map((r, i) => {
+				const lineCol = r.u32(12, 'line_col');
+				return {
+					insnIdx: insnIndex(r.u32(0, 'insn_off'), s.secName, 'line_info', i),
+					fileName: btf.str(r.u32(4, 'file_name_off'), `line_info of '${s.secName}' #${i}: file name`),
+					lineText: btf.str(r.u32(8, 'line_off'), `line_info of '${s.secName}' #${i}: line`),
+					line: lineCol >>> 10,
+					column: lineCol & 0x3ff,
+				};
+			}),
+		);
+	}
+	// CO-RE records came with a longer header (libbpf: hdr_len >= 32).
+	if (hdrLen >= 32) {
+		for (const s of sub(24, 'core_relo', 16)) {
+			ext.coreRelos.set(
+				s.secName,
+				s.records.map((r, i) => ({
+					insnIdx: insnIndex(r.u32(0, 'insn_off'), s.secName, 'core_relo', i),
+					typeId: r.u32(4, 'type_id'),
+					accessStr: btf.str(r.u32(8, 'access_str_off'), `core_relo of '${s.secName}' #${i}: access string`),
+					kind: r.u32(12, 'kind'),
+				})),
+			);
+		}
+	}
+	return ext;
+}
+
+function insnIndex(bytes: number, sec: string, table: string, i: number): number {
+	if (bytes % 8 !== 0)
+		throw malformed(`.BTF.ext: ${table} of '${sec}' #${i}: insn_off ${bytes} is not a multiple of 8`);
+	return bytes / 8;
+}
+
+/** `rec_size` then, per ELF section, `sec_name_off`, `num_info` and the records (btf_ext_info_sec). */
+function readInfoSections(v: ByteView, btf: Btf, minRec: number): { secName: string; records: ByteView[] }[] {
+	const recSize = v.u32(0, 'rec_size');
+	if (recSize < minRec) throw malformed(`${v.what}: rec_size ${recSize} is smaller than ${minRec}`);
+	if (recSize % 4 !== 0) throw malformed(`${v.what}: rec_size ${recSize} is not a multiple of 4`);
+	const out: { secName: string; records: ByteView[] }[] = [];
+	let at = 4;
+	while (at < v.length) {
+		const secName = btf.str(v.u32(at, 'sec_name_off'), `${v.what}: section name`);
+		const num = v.u32(at + 4, `num_info of '${secName}'`);
+		if (num === 0) throw malformed(`${v.what}: section '${secName}' has no records`);
+		at += 8;
+		v.check(at, num * recSize, `${num} records of ${recSize} bytes for '${secName}'`);
+		const records: ByteView[] = [];
+		for (let i = 0; i < num; i++)
+			records.push(v.slice(at + i * recSize, recSize, `record #${i}`, `${v.what} '${secName}' #${i}`));
+		at += num * recSize;
+		out.push({ secName, records });
+	}
+	return out;
+}

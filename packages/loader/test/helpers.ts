@@ -1,0 +1,101 @@
+// Builds the C fixtures with the system's clang at test time, once per test
+// file, into a private temporary directory removed after the file's tests.
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll } from 'vitest';
+
+const run = promisify(execFile);
+
+export const fixtureDir = new URL('./fixtures/', import.meta.url).pathname;
+
+function which(cmd: string): boolean {
+	try {
+		execFileSync(cmd, ['--version'], { stdio: 'ignore' });
+		return true;
+	} catch {
+		return false;
+	}
+}
+
+/** clang-19 when installed (needed for -mcpu=v4), else the default clang. */
+export const clang = which('clang-19') ? 'clang-19' : 'clang';
+export const hasClang19 = clang === 'clang-19';
+
+/** <linux/bpf.h> includes <asm/types.h>, which lives under the host triplet. */
+const triplet = `${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`;
+const hostInclude = `/usr/include/${triplet}`;
+
+export const VMLINUX = '/sys/kernel/btf/vmlinux';
+export const hasVmlinux = existsSync(VMLINUX);
+
+export interface Fixtures {
+	dir: string;
+	/** Compiles test/fixtures/<name>.bpf.c (or .c with `bpf: false`) and returns the object's path. */
+	bpf(name: string, flags?: string[]): Promise<string>;
+	/** Builds a host program from test/fixtures/<name>.c. */
+	host(name: string, libs?: string[]): Promise<string>;
+	/** The victim binary (uprobe and USDT target). */
+	victim(): Promise<string>;
+}
+
+/** A temporary directory for this test file's objects; removed after all its tests. */
+export function useFixtures(): Fixtures {
+	const dir = mkdtempSync(join(tmpdir(), 'bpftime-loader-'));
+	afterAll(() => rmSync(dir, { recursive: true, force: true }));
+	const cache = new Map<string, Promise<string>>();
+	const once = (key: string, build: () => Promise<string>) => {
+		let p = cache.get(key);
+		if (!p) {
+			p = build();
+			cache.set(key, p);
+		}
+		return p;
+	};
+	const victim = () =>
+		once('victim', async () => {
+			const out = join(dir, 'victim');
+			await run('cc', ['-g', '-O1', '-o', out, join(fixtureDir, 'victim.c')]);
+			return out;
+		});
+	return {
+		dir,
+		victim,
+		bpf(name, flags = []) {
+			return once(`bpf:${name}:${flags.join(' ')}`, async () => {
+				const tag = flags.length ? `-${cache.size}` : '';
+				const out = join(dir, `${name}${tag}.bpf.o`);
+				const src = existsSync(join(fixtureDir, `${name}.bpf.c`))
+					? join(fixtureDir, `${name}.bpf.c`)
+					: join(fixtureDir, `${name}.c`);
+				const mcpu = flags.some((f) => f.startsWith('-mcpu=')) ? [] : ['-mcpu=v3'];
+				await run(clang, ['-target', 'bpf', '-O2', '-g', ...mcpu, `-I${hostInclude}`, ...flags, '-c', src, '-o', out]);
+				return out;
+			});
+		},
+		host(name, libs = []) {
+			return once(`host:${name}`, async () => {
+				const out = join(dir, name);
+				await run('cc', ['-O1', '-o', out, join(fixtureDir, `${name}.c`), ...libs]);
+				return out;
+			});
+		},
+	};
+}
+
+/** Whether this process may call bpf(2) (root, or CAP_BPF), checked by loading a trivial program. */
+export async function bpfAllowed(fx: Fixtures): Promise<{ ok: boolean; why: string }> {
+	try {
+		const tool = await fx.host('kernel-target', ['-lbpf']);
+		const { stdout } = await run('sh', [
+			'-c',
+			`printf 'P 1 0 0 0 GPL probe b7000000000000009500000000000000\\n' | ${tool}`,
+		]);
+		if (stdout.startsWith('OK')) return { ok: true, why: '' };
+		return { ok: false, why: `bpf(BPF_PROG_LOAD) refused here: ${stdout.trim()}` };
+	} catch (e) {
+		return { ok: false, why: `cannot build or run the kernel target: ${(e as Error).message}` };
+	}
+}
