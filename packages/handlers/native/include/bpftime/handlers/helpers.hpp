@@ -1,0 +1,63 @@
+// helpers.hpp: the helper functions programs call, with the kernel's ids and
+// semantics, acting on registry objects.
+//
+// The standard set (helpers.cpp) covers maps, memory probes, time, randomness,
+// the current task, trace_printk and snprintf, string conversion, tail calls,
+// bpf_loop, the attach cookie and function ip. Map packages add the helpers of
+// their map types (ringbuf, perf output ...) with register_helper() before
+// programs are instantiated; a program calling a helper nobody provides is
+// refused at instantiation, by the helper's kernel name.
+//
+// Every helper runs on a program's hot path, on whatever thread runs the
+// program: no allocation, no lock held across the call, no exception, and a
+// bad pointer from the program (probe_read of an unmapped address) returns an
+// error instead of crashing the process.
+#pragma once
+
+#include <bpftime/common/result.hpp>
+#include <bpftime/vm/vm.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace bpftime::handlers {
+
+struct helper_def {
+	uint32_t id;
+	std::string name; // kernel name without "bpf_": "map_lookup_elem"
+	vm::helper_fn fn;
+};
+
+// The helpers of this process: the standard set, then those registered.
+std::vector<helper_def> available_helpers();
+const helper_def *find_helper(uint32_t id) noexcept;
+
+// Adds a helper to this process (before instantiating programs that call
+// it). EEXIST when the id is taken, EINVAL for a null function.
+status register_helper(uint32_t id, std::string name, vm::helper_fn fn);
+
+// Where bpf_trace_printk output goes: one call per line, from the thread
+// running the program. Set before programs run; not synchronised with them.
+using trace_sink = void (*)(const char *line, size_t len, void *user);
+void set_trace_printk_sink(trace_sink sink, void *user) noexcept;
+// From BPFTIME_TRACE_PRINTK_SINK: "stderr" (default), "stdout", "off", or a
+// file path that lines are appended to. EINVAL/errno of open() on failure.
+status trace_printk_sink_from_env();
+
+// The formatting engine of bpf_snprintf and bpf_trace_printk (the kernel's
+// bpf_bprintf_prepare): %d %i %u %x %X %o %c %s %p %px %pK %%, with flags,
+// width, precision and the l/ll/h/hh length modifiers. args are the
+// program's u64 values; %s arguments are read with probe_read_str. Writes at
+// most out_len bytes including the NUL; returns the length the whole string
+// would have (without NUL), or a negative errno (-EINVAL for a bad format,
+// -E2BIG for more specifiers than args).
+int64_t bpf_format(char *out, size_t out_len, const char *fmt, size_t fmt_len,
+		   const uint64_t *args, size_t nargs) noexcept;
+
+// Reads len bytes at addr of this process into dst without faulting:
+// -EFAULT (and dst zeroed) when any of it is unmapped.
+int64_t safe_read(void *dst, uint64_t addr, size_t len) noexcept;
+
+} // namespace bpftime::handlers

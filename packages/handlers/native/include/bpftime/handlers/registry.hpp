@@ -1,0 +1,271 @@
+// registry.hpp: the registry of programs, maps, links, perf events and BTF
+// objects in shared memory, as one process sees it.
+//
+//   auto seg = bpftime::shm::segment::create({ .name = "demo" });
+//   auto reg = bpftime::handlers::registry::create(std::move(*seg));
+//   bpftime::maps_userspace::register_all();        // array, hash ...
+//   bpftime::handlers::map_spec spec{ .type = BPF_MAP_TYPE_HASH, .key_size = 4,
+//                                     .value_size = 8, .max_entries = 1024,
+//                                     .name = "counts" };
+//   auto h = (*reg)->create_map(spec);               // {id, generation}
+//   auto m = (*reg)->map(h->id);                     // map_instance, this process
+//   uint32_t k = 1; uint64_t v = 7;
+//   (*m)->update(&k, &v, BPF_ANY);
+//
+// The registry lives in the segment (handler.hpp); a `registry` object is one
+// process's view of it and holds the segment mapping. Ids are fd-like: the
+// lowest free id, or one the caller chooses (the syscall-server mirrors the
+// fd numbers of the process it serves).
+//
+// Threads: every method may be called from any thread. Mutations take the
+// registry's robust process-shared mutex; lookups of a slot read its atomic
+// word without a lock. Per-process caches (map instances, program instances)
+// are under a process-local mutex. None of this is on a program's hot path:
+// programs reach maps through map_instance pointers resolved at load time.
+//
+// Errors are the kernel's: EBADF for an id that holds nothing (or a stale
+// handle), EINVAL for an id of the wrong kind or bad attributes, EMFILE when
+// every id is in use, EEXIST for a chosen id that is taken, EBUSY when
+// releasing a handler another one refers to, ENOMEM when the segment is full.
+#pragma once
+
+#include <bpftime/common/result.hpp>
+#include <bpftime/handlers/bpf_defs.hpp>
+#include <bpftime/handlers/handler.hpp>
+#include <bpftime/handlers/map_ops.hpp>
+#include <bpftime/shm/segment.hpp>
+#include <bpftime/vm/insn.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace bpftime::handlers {
+
+// --- plain specs (process memory, copyable) ------------------------------
+
+struct map_spec {
+	uint32_t type = 0;
+	uint32_t key_size = 0;
+	uint32_t value_size = 0;
+	uint32_t max_entries = 0;
+	uint32_t flags = 0;
+	std::string name;
+	uint32_t inner_map_id = NO_ID;
+	uint32_t btf_id = NO_ID;
+	uint32_t btf_key_type_id = 0;
+	uint32_t btf_value_type_id = 0;
+	uint32_t btf_vmlinux_value_type_id = 0;
+	uint32_t numa_node = 0;
+	uint32_t ifindex = 0;
+	uint64_t map_extra = 0;
+};
+
+struct prog_spec {
+	uint32_t type = 0;
+	std::string name;
+	std::string license;
+	std::vector<vm::insn> insns;
+	uint32_t expected_attach_type = 0;
+	uint32_t attach_btf_id = 0;
+	uint32_t prog_flags = 0;
+	uint32_t kern_version = 0;
+	// Map ids that BPF_PSEUDO_MAP_IDX / _IDX_VALUE instructions index (the
+	// kernel's fd_array).
+	std::vector<uint32_t> fd_array;
+	// Filled in descriptors: every map the program uses, sorted. Ignored
+	// on create (computed from the instructions).
+	std::vector<uint32_t> map_ids;
+};
+
+struct link_spec {
+	uint32_t prog_id = NO_ID;
+	uint32_t target_id = NO_ID; // a perf_event handler, or NO_ID
+	uint32_t attach_type = 0;
+	uint32_t flags = 0;
+	uint64_t cookie = 0;
+};
+
+struct perf_event_spec {
+	perf_event_type type = perf_event_type::uprobe;
+	// uprobe / uretprobe: the binary, the offset of the probe in it (or
+	// relative to `symbol` when one is named), the process filter, the
+	// USDT semaphore offset.
+	std::string path;
+	uint64_t offset = 0;
+	std::string symbol;
+	int32_t pid = -1;
+	uint64_t ref_ctr_offset = 0;
+	// syscall_tracepoint: the syscall number (-1: all), enter or exit.
+	int32_t syscall_id = -1;
+	bool syscall_exit = false;
+	// custom: an event type of bpftime's own, by name, with a config word.
+	std::string custom_name;
+	uint64_t custom_config = 0;
+};
+
+struct btf_spec {
+	std::vector<uint8_t> data;
+};
+
+using handler_spec =
+	std::variant<map_spec, prog_spec, link_spec, perf_event_spec, btf_spec>;
+
+struct handle {
+	uint32_t id = NO_ID;
+	uint64_t generation = 0;
+	bool operator==(const handle &) const = default;
+};
+
+struct handler_info {
+	handle h;
+	handler_kind kind = handler_kind::empty;
+	handler_spec spec;
+};
+
+struct registry_options {
+	uint32_t capacity = DEFAULT_MAX_FD_COUNT;
+};
+
+std::string_view kind_name(handler_kind k) noexcept;
+
+// --- the map-ops registry (per process) ------------------------------------
+
+// Registers the implementation of a map type in this process. Idempotent for
+// the same table; EEXIST when another table already provides the type;
+// EINVAL for a table that is malformed (size, null required functions);
+// EPROTONOSUPPORT for another ABI or segment layout version. The table must
+// stay valid for the life of the process (a static).
+status register_map_ops(const map_ops *ops);
+// The ops of a map type in this process, or nullptr.
+const map_ops *find_map_ops(uint32_t map_type) noexcept;
+std::vector<const map_ops *> registered_map_ops();
+
+class registry;
+
+// One map as this process uses it: the implementation's functions, its state
+// at this process's address, and the attributes. Programs get its address
+// from the lddw resolver, so helpers dispatch without any table lookup.
+// Owned by the registry's per-process cache; lives as long as the registry
+// object or the last program instance that uses it.
+struct map_instance {
+	const map_ops *ops = nullptr;
+	void *state = nullptr;
+	uint32_t map_type = 0;
+	uint32_t key_size = 0;
+	uint32_t value_size = 0;
+	uint32_t max_entries = 0;
+	uint32_t map_flags = 0;
+	handle h;
+	char name[16] = {};
+	registry *owner = nullptr;
+
+	// Control-plane operations with the syscall's checks (access flags,
+	// staleness) and messages naming the map: "map 'counts': update: E2BIG".
+	// Sizes are the map's key_size and value_size.
+	status lookup(const void *key, void *value) const;
+	status update(const void *key, const void *value, uint64_t flags) const;
+	status remove(const void *key) const;
+	// key == nullptr: the first key. ENOENT after the last.
+	status next_key(const void *key, void *next_key) const;
+	// Up to max_count entries after `after` (nullptr: from the first key)
+	// into keys/values (max_count * key_size / value_size bytes). Returns
+	// the number copied; 0 at the end.
+	result<uint32_t> lookup_batch(const void *after, uint32_t max_count,
+				      void *keys, void *values) const;
+	// Applies count updates (keys/values packed); stops at the first
+	// failure, whose error names how many were applied.
+	result<uint32_t> update_batch(const void *keys, const void *values,
+				      uint32_t count, uint64_t flags) const;
+	result<uint32_t> delete_batch(const void *keys, uint32_t count) const;
+	// BPF_F_MMAPABLE maps: the value area (EINVAL otherwise).
+	result<std::span<uint8_t>> mmap_region() const;
+	// EBADF when the map was released (or the id reused) since.
+	status check_live(const char *op) const;
+	std::string describe() const; // "map 'counts' (id 3)"
+};
+
+struct instance_options;
+class program_instance;
+
+class registry {
+    public:
+	// EEXIST if the segment already holds a registry, EINVAL for a
+	// capacity outside [1, MAX_FD_COUNT_LIMIT], ENOMEM when the slots do
+	// not fit.
+	static result<std::unique_ptr<registry>> create(shm::segment seg,
+							registry_options opts = {});
+	// ENOENT when the segment holds no registry, EBADMSG when the object is
+	// not one.
+	static result<std::unique_ptr<registry>> open(shm::segment seg);
+	static result<std::unique_ptr<registry>>
+	open_or_create(shm::segment seg, registry_options opts = {});
+	// capacity from BPFTIME_MAX_FD_COUNT (EINVAL when malformed).
+	static result<registry_options> options_from_env();
+
+	~registry();
+	registry(const registry &) = delete;
+	registry &operator=(const registry &) = delete;
+
+	shm::segment &segment() noexcept;
+	uint32_t capacity() const noexcept;
+	// Bumped by every create and release: attached processes poll it to
+	// pick up new links.
+	uint64_t change_counter() const noexcept;
+	uint32_t size() const noexcept; // live handlers
+
+	// id == NO_ID: the lowest free id.
+	result<handle> create_map(const map_spec &spec, uint32_t id = NO_ID);
+	result<handle> create_prog(const prog_spec &spec, uint32_t id = NO_ID);
+	result<handle> create_link(const link_spec &spec, uint32_t id = NO_ID);
+	result<handle> create_perf_event(const perf_event_spec &spec,
+					 uint32_t id = NO_ID);
+	result<handle> create_btf(std::span<const uint8_t> data,
+				  uint32_t id = NO_ID);
+
+	// Frees the handler and, for a map, its contents. EBADF for a free id
+	// or a stale handle; EBUSY while a program uses the map, a link uses
+	// the program or perf event, or a map names it as inner map.
+	status release(uint32_t id);
+	status release(handle h);
+
+	// Lock-free: what slot id holds now.
+	handler_kind kind_of(uint32_t id) const noexcept;
+	// EBADF when empty.
+	result<handle> handle_of(uint32_t id) const;
+	// Copies of the handler's description.
+	result<handler_info> get(uint32_t id) const;
+	std::vector<handler_info> list() const;
+
+	// This process's instance of map `id` (EBADF, EINVAL for another kind,
+	// EINVAL naming the package when no implementation of its type is
+	// registered here).
+	result<std::shared_ptr<map_instance>> map(uint32_t id);
+	result<std::shared_ptr<map_instance>> map(handle h);
+
+	// This process's instance of program `id`: verified, lddw resolved,
+	// helpers bound, compiled (JIT). Cached per (id, generation, backend).
+	result<std::shared_ptr<program_instance>>
+	instantiate(uint32_t id, const instance_options &opts);
+	// The cached instance of a program, if any, for tail calls (lock-free).
+	const program_instance *cached_program(uint32_t id) const noexcept;
+
+	// JSON export and import of everything (json.hpp documents the format).
+	result<std::string> export_json();
+	status import_json(std::string_view text);
+
+	struct impl;
+
+    private:
+	explicit registry(std::unique_ptr<impl> i);
+	std::unique_ptr<impl> impl_;
+	friend struct map_instance;
+	friend class program_instance;
+};
+
+} // namespace bpftime::handlers

@@ -1,0 +1,737 @@
+// helpers.cpp: the standard helpers (helpers.hpp) with the kernel's ids and
+// semantics (kernel/bpf/helpers.c, kernel/trace/bpf_trace.c), acting on
+// registry objects and on the calling process.
+//
+// Each helper is called by a program (JIT or interpreter) on the thread that
+// runs it: no allocation, no exception, no lock held across the call. Memory
+// a program names by address is read and written through process_vm_readv /
+// process_vm_writev on this very process, which report an unmapped address as
+// EFAULT instead of delivering SIGSEGV to the target.
+#include "registry_impl.hpp"
+
+#include <bpftime/handlers/helpers.hpp>
+#include <bpftime/handlers/program.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <fcntl.h>
+#include <mutex>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+namespace bpftime::handlers {
+
+// --- run context -------------------------------------------------------------
+
+namespace {
+thread_local const run_context *t_run_context = nullptr;
+const run_context empty_run_context{};
+} // namespace
+
+const run_context &current_run_context() noexcept
+{
+	return t_run_context ? *t_run_context : empty_run_context;
+}
+
+scoped_run_context::scoped_run_context(const run_context &rc) noexcept
+	: prev_(t_run_context)
+{
+	t_run_context = &rc;
+}
+
+scoped_run_context::~scoped_run_context()
+{
+	t_run_context = prev_;
+}
+
+// --- process identity, cached ------------------------------------------------
+
+namespace {
+
+// getpid() and gettid() are system calls; bpf_get_current_pid_tgid is called
+// on every hit of a probe. The pid is cached per process (reset in a forked
+// child), the tid per thread (refreshed when the pid changes).
+std::atomic<int> g_pid{ 0 };
+thread_local int t_tid = 0;
+thread_local int t_tid_pid = 0;
+
+void reset_pid_after_fork()
+{
+	g_pid.store(0, std::memory_order_relaxed);
+}
+
+int current_pid() noexcept
+{
+	static const bool registered = [] {
+		pthread_atfork(nullptr, nullptr, reset_pid_after_fork);
+		return true;
+	}();
+	(void)registered;
+	int pid = g_pid.load(std::memory_order_relaxed);
+	if (pid == 0) {
+		pid = int(getpid());
+		g_pid.store(pid, std::memory_order_relaxed);
+	}
+	return pid;
+}
+
+int current_tid(int pid) noexcept
+{
+	if (t_tid_pid != pid) {
+		t_tid = int(syscall(SYS_gettid));
+		t_tid_pid = pid;
+	}
+	return t_tid;
+}
+
+uint64_t clock_ns(clockid_t c) noexcept
+{
+	timespec ts;
+	clock_gettime(c, &ts);
+	return uint64_t(ts.tv_sec) * 1000000000ULL + uint64_t(ts.tv_nsec);
+}
+
+constexpr uint64_t err(int e)
+{
+	return uint64_t(-int64_t(e));
+}
+
+} // namespace
+
+// --- safe memory access ------------------------------------------------------
+
+int64_t safe_read(void *dst, uint64_t addr, size_t len) noexcept
+{
+	if (len == 0)
+		return 0;
+	iovec local{ dst, len };
+	iovec remote{ reinterpret_cast<void *>(addr), len };
+	ssize_t n = process_vm_readv(current_pid(), &local, 1, &remote, 1, 0);
+	if (n == ssize_t(len))
+		return 0;
+	memset(dst, 0, len);
+	return -EFAULT;
+}
+
+namespace {
+
+int64_t safe_write(uint64_t addr, const void *src, size_t len) noexcept
+{
+	if (len == 0)
+		return 0;
+	iovec local{ const_cast<void *>(src), len };
+	iovec remote{ reinterpret_cast<void *>(addr), len };
+	ssize_t n = process_vm_writev(current_pid(), &local, 1, &remote, 1, 0);
+	return n == ssize_t(len) ? 0 : -EFAULT;
+}
+
+// Copies a NUL-terminated string of at most size-1 bytes plus its NUL
+// (the kernel's strncpy_from_user_nofault). Reads page by page so that a
+// string ending just before an unmapped page is still read. Returns the
+// length including the NUL, or -EFAULT with dst zeroed.
+int64_t safe_read_str(char *dst, uint64_t addr, size_t size) noexcept
+{
+	if (size == 0)
+		return 0;
+	size_t done = 0;
+	const size_t page = 4096;
+	while (done < size - 1) {
+		uint64_t a = addr + done;
+		size_t chunk = std::min(size - 1 - done, size_t(page - (a % page)));
+		if (safe_read(dst + done, a, chunk) != 0) {
+			memset(dst, 0, size);
+			return -EFAULT;
+		}
+		if (void *nul = memchr(dst + done, 0, chunk))
+			return static_cast<char *>(nul) - dst + 1;
+		done += chunk;
+	}
+	dst[size - 1] = 0;
+	return int64_t(size);
+}
+
+} // namespace
+
+// --- formatting --------------------------------------------------------------
+
+// The kernel's bpf_bprintf_prepare accepts this subset of printf and nothing
+// else; a format outside it is -EINVAL, as there.
+int64_t bpf_format(char *out, size_t out_len, const char *fmt, size_t fmt_len,
+		   const uint64_t *args, size_t nargs) noexcept
+{
+	size_t total = 0;
+	auto put = [&](const char *s, size_t n) {
+		if (out_len && total < out_len - 1) {
+			size_t room = out_len - 1 - total;
+			memcpy(out + total, s, std::min(room, n));
+		}
+		total += n;
+	};
+	size_t argi = 0;
+	size_t i = 0;
+	char piece[600];
+	while (i < fmt_len && fmt[i]) {
+		if (fmt[i] != '%') {
+			size_t j = i;
+			while (j < fmt_len && fmt[j] && fmt[j] != '%')
+				j++;
+			put(fmt + i, j - i);
+			i = j;
+			continue;
+		}
+		if (i + 1 < fmt_len && fmt[i + 1] == '%') {
+			put("%", 1);
+			i += 2;
+			continue;
+		}
+		// %[flags][width][.precision][length]conversion
+		char spec[32];
+		size_t sl = 0;
+		spec[sl++] = '%';
+		size_t j = i + 1;
+		while (j < fmt_len && strchr("-+ #0", fmt[j]) && fmt[j] && sl < 8)
+			spec[sl++] = fmt[j++];
+		unsigned width = 0, prec = 0;
+		while (j < fmt_len && fmt[j] >= '0' && fmt[j] <= '9' && sl < 14) {
+			width = width * 10 + unsigned(fmt[j] - '0');
+			spec[sl++] = fmt[j++];
+		}
+		if (j < fmt_len && fmt[j] == '.') {
+			spec[sl++] = fmt[j++];
+			while (j < fmt_len && fmt[j] >= '0' && fmt[j] <= '9' &&
+			       sl < 20) {
+				prec = prec * 10 + unsigned(fmt[j] - '0');
+				spec[sl++] = fmt[j++];
+			}
+		}
+		if (width > 512 || prec > 512)
+			return -EINVAL;
+		int len = 0; // 0 int, 1 long/long long, -1 short, -2 char
+		if (j < fmt_len && fmt[j] == 'l') {
+			len = 1;
+			j++;
+			if (j < fmt_len && fmt[j] == 'l')
+				j++;
+		} else if (j < fmt_len && fmt[j] == 'h') {
+			len = -1;
+			j++;
+			if (j < fmt_len && fmt[j] == 'h') {
+				len = -2;
+				j++;
+			}
+		}
+		if (j >= fmt_len || !fmt[j])
+			return -EINVAL;
+		char conv = fmt[j++];
+		if (!strchr("diouxXcsp", conv))
+			return -EINVAL;
+		if (argi >= nargs)
+			return -E2BIG;
+		uint64_t a = args[argi++];
+		int n = 0;
+		if (conv == 'p') {
+			// %p, %px, %pK: the address itself (user space has
+			// no pointer hashing to undo).
+			if (j < fmt_len && (fmt[j] == 'x' || fmt[j] == 'K'))
+				j++;
+			else if (j < fmt_len && fmt[j] &&
+				 strchr("iIsSbBdhMmrRfgUa", fmt[j]))
+				return -EINVAL;
+			char body[24];
+			snprintf(body, sizeof(body), "0x%016llx",
+				 (unsigned long long)a);
+			// Flags and width apply to the whole "0x..." text.
+			spec[sl++] = 's';
+			spec[sl] = 0;
+			n = snprintf(piece, sizeof(piece), spec, body);
+		} else if (conv == 's') {
+			char str[256];
+			if (a == 0 || safe_read_str(str, a, sizeof(str)) < 0)
+				str[0] = 0;
+			spec[sl++] = 's';
+			spec[sl] = 0;
+			n = snprintf(piece, sizeof(piece), spec, str);
+		} else if (conv == 'c') {
+			spec[sl++] = 'c';
+			spec[sl] = 0;
+			n = snprintf(piece, sizeof(piece), spec, int(char(a)));
+		} else {
+			bool is_signed = conv == 'd' || conv == 'i';
+			spec[sl++] = 'l';
+			spec[sl++] = 'l';
+			spec[sl++] = conv;
+			spec[sl] = 0;
+			long long sv;
+			unsigned long long uv;
+			switch (len) {
+			case 1:
+				sv = (long long)a;
+				uv = a;
+				break;
+			case -1:
+				sv = (short)a;
+				uv = (unsigned short)a;
+				break;
+			case -2:
+				sv = (signed char)a;
+				uv = (unsigned char)a;
+				break;
+			default:
+				sv = (int)a;
+				uv = (unsigned int)a;
+				break;
+			}
+			n = is_signed ? snprintf(piece, sizeof(piece), spec, sv) :
+					snprintf(piece, sizeof(piece), spec, uv);
+		}
+		if (n < 0)
+			return -EINVAL;
+		put(piece, std::min(size_t(n), sizeof(piece) - 1));
+		i = j;
+	}
+	if (out_len)
+		out[std::min(total, out_len - 1)] = 0;
+	return int64_t(total);
+}
+
+// --- trace_printk sink -------------------------------------------------------
+
+namespace {
+
+void fd_sink(const char *line, size_t len, void *user)
+{
+	int fd = int(reinterpret_cast<intptr_t>(user));
+	while (len > 0) {
+		ssize_t n = write(fd, line, len);
+		if (n <= 0)
+			return;
+		line += n;
+		len -= size_t(n);
+	}
+}
+
+std::atomic<trace_sink> g_sink{ fd_sink };
+std::atomic<void *> g_sink_user{ reinterpret_cast<void *>(intptr_t(2)) };
+
+} // namespace
+
+void set_trace_printk_sink(trace_sink sink, void *user) noexcept
+{
+	g_sink_user.store(user, std::memory_order_relaxed);
+	g_sink.store(sink, std::memory_order_release);
+}
+
+status trace_printk_sink_from_env()
+{
+	const char *v = getenv("BPFTIME_TRACE_PRINTK_SINK");
+	std::string s = v ? v : "";
+	if (s.empty() || s == "stderr") {
+		set_trace_printk_sink(fd_sink, reinterpret_cast<void *>(intptr_t(2)));
+	} else if (s == "stdout") {
+		set_trace_printk_sink(fd_sink, reinterpret_cast<void *>(intptr_t(1)));
+	} else if (s == "off") {
+		set_trace_printk_sink(nullptr, nullptr);
+	} else if (s[0] == '/') {
+		int fd = open(s.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+			      0644);
+		if (fd < 0) {
+			int e = errno;
+			return fail(e, "BPFTIME_TRACE_PRINTK_SINK='" + s +
+					       "': open: " + strerror(e));
+		}
+		set_trace_printk_sink(fd_sink, reinterpret_cast<void *>(intptr_t(fd)));
+	} else {
+		return fail(EINVAL, "BPFTIME_TRACE_PRINTK_SINK='" + s +
+					    "' is not stderr, stdout, off or an "
+					    "absolute file path");
+	}
+	return {};
+}
+
+// --- the helpers -------------------------------------------------------------
+
+namespace {
+
+using u64 = uint64_t;
+
+u64 h_map_lookup_elem(u64 map, u64 key, u64, u64, u64)
+{
+	auto *m = reinterpret_cast<const map_instance *>(map);
+	return reinterpret_cast<u64>(
+		m->ops->lookup(m->state, reinterpret_cast<const void *>(key)));
+}
+
+u64 h_map_update_elem(u64 map, u64 key, u64 value, u64 flags, u64)
+{
+	auto *m = reinterpret_cast<const map_instance *>(map);
+	if (m->map_flags & BPF_F_RDONLY_PROG)
+		return err(EPERM);
+	return u64(int64_t(m->ops->update(m->state,
+					  reinterpret_cast<const void *>(key),
+					  reinterpret_cast<const void *>(value),
+					  flags)));
+}
+
+u64 h_map_delete_elem(u64 map, u64 key, u64, u64, u64)
+{
+	auto *m = reinterpret_cast<const map_instance *>(map);
+	if (m->map_flags & BPF_F_RDONLY_PROG)
+		return err(EPERM);
+	return u64(int64_t(m->ops->delete_elem(
+		m->state, reinterpret_cast<const void *>(key))));
+}
+
+// bpf_probe_read(dst, size, unsafe_ptr) and its _user/_kernel forms: in user
+// space there is only user memory.
+u64 h_probe_read(u64 dst, u64 size, u64 src, u64, u64)
+{
+	return u64(safe_read(reinterpret_cast<void *>(dst), src, size_t(uint32_t(size))));
+}
+
+u64 h_probe_read_str(u64 dst, u64 size, u64 src, u64, u64)
+{
+	return u64(safe_read_str(reinterpret_cast<char *>(dst), src,
+				 size_t(uint32_t(size))));
+}
+
+u64 h_probe_write_user(u64 dst, u64 src, u64 len, u64, u64)
+{
+	return u64(safe_write(dst, reinterpret_cast<const void *>(src),
+			      size_t(uint32_t(len))));
+}
+
+u64 h_ktime_get_ns(u64, u64, u64, u64, u64)
+{
+	return clock_ns(CLOCK_MONOTONIC);
+}
+
+u64 h_ktime_get_boot_ns(u64, u64, u64, u64, u64)
+{
+	return clock_ns(CLOCK_BOOTTIME);
+}
+
+u64 h_ktime_get_coarse_ns(u64, u64, u64, u64, u64)
+{
+	return clock_ns(CLOCK_MONOTONIC_COARSE);
+}
+
+// bpf_trace_printk(fmt, fmt_size, arg1, arg2, arg3): the format must be
+// NUL-terminated within fmt_size; the kernel's 512-byte buffer bounds a line.
+u64 h_trace_printk(u64 fmt, u64 fmt_size, u64 a1, u64 a2, u64 a3)
+{
+	const char *f = reinterpret_cast<const char *>(fmt);
+	size_t fs = size_t(uint32_t(fmt_size));
+	if (!f || fs == 0 || !memchr(f, 0, fs))
+		return err(EINVAL);
+	const uint64_t args[3] = { a1, a2, a3 };
+	char line[512];
+	int64_t n = bpf_format(line, sizeof(line), f, fs, args, 3);
+	if (n < 0)
+		return u64(n);
+	size_t len = std::min(size_t(n), sizeof(line) - 1);
+	if (trace_sink s = g_sink.load(std::memory_order_acquire))
+		s(line, len, g_sink_user.load(std::memory_order_relaxed));
+	return u64(len);
+}
+
+// xorshift64* per thread, seeded from getrandom(): bpf_get_prandom_u32 is
+// not cryptographic in the kernel either.
+thread_local uint64_t t_rand = 0;
+
+u64 h_get_prandom_u32(u64, u64, u64, u64, u64)
+{
+	if (t_rand == 0) {
+		uint64_t seed = 0;
+		if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
+			seed = clock_ns(CLOCK_MONOTONIC) ^
+			       (uint64_t(current_tid(current_pid())) << 32);
+		t_rand = seed | 1;
+	}
+	t_rand ^= t_rand >> 12;
+	t_rand ^= t_rand << 25;
+	t_rand ^= t_rand >> 27;
+	return uint32_t((t_rand * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+u64 h_get_smp_processor_id(u64, u64, u64, u64, u64)
+{
+	int cpu = sched_getcpu();
+	return cpu < 0 ? 0 : u64(cpu);
+}
+
+u64 h_get_current_pid_tgid(u64, u64, u64, u64, u64)
+{
+	int pid = current_pid();
+	return uint64_t(uint32_t(pid)) << 32 | uint32_t(current_tid(pid));
+}
+
+u64 h_get_current_uid_gid(u64, u64, u64, u64, u64)
+{
+	return uint64_t(getgid()) << 32 | uint32_t(getuid());
+}
+
+// bpf_get_current_comm(buf, size): the thread's name, NUL-padded.
+u64 h_get_current_comm(u64 buf, u64 size, u64, u64, u64)
+{
+	char *dst = reinterpret_cast<char *>(buf);
+	size_t n = size_t(uint32_t(size));
+	if (!dst || n == 0)
+		return err(EINVAL);
+	char comm[16] = {};
+	if (prctl(PR_GET_NAME, comm) != 0) {
+		memset(dst, 0, n);
+		return err(EFAULT);
+	}
+	size_t len = std::min(strnlen(comm, sizeof(comm)), n - 1);
+	memcpy(dst, comm, len);
+	memset(dst + len, 0, n - len);
+	return 0;
+}
+
+u64 h_get_func_ip(u64, u64, u64, u64, u64)
+{
+	return current_run_context().func_ip;
+}
+
+u64 h_get_attach_cookie(u64, u64, u64, u64, u64)
+{
+	return current_run_context().cookie;
+}
+
+// bpf_loop(nr_loops, callback_fn, callback_ctx, flags): at most 1 << 23
+// iterations (BPF_MAX_LOOPS); a callback returning 1 stops early. Returns
+// the number of iterations done.
+u64 h_loop(u64 nr_loops, u64 fn, u64 ctx, u64 flags, u64)
+{
+	if (flags != 0)
+		return err(EINVAL);
+	uint32_t nr = uint32_t(nr_loops);
+	if (nr > (1u << 23))
+		return err(E2BIG);
+	for (uint32_t i = 0; i < nr; i++)
+		if (vm::invoke_callback(fn, i, ctx, 0, 0, 0))
+			return i + 1;
+	return nr;
+}
+
+// The kernel's __bpf_strtoull: optional leading white space, '-' (noted),
+// an optional radix prefix when base is 0 or 16, then digits. At most 63
+// characters after the sign are looked at.
+int64_t parse_ull(const char *buf, size_t buf_len, uint64_t flags,
+		  unsigned long long *res, bool *negative)
+{
+	unsigned base = unsigned(flags & 0x1f);
+	if (!buf || buf_len == 0)
+		return -EINVAL;
+	if (flags & ~uint64_t(0x1f))
+		return -EINVAL;
+	if (base != 0 && base != 8 && base != 10 && base != 16)
+		return -EINVAL;
+	size_t i = 0;
+	while (i < buf_len && (buf[i] == ' ' || (buf[i] >= '\t' && buf[i] <= '\r')))
+		i++;
+	*negative = i < buf_len && buf[i] == '-';
+	if (*negative)
+		i++;
+	if (i >= buf_len)
+		return -EINVAL;
+	char str[64];
+	size_t len = std::min(buf_len - i, sizeof(str) - 1);
+	memcpy(str, buf + i, len);
+	str[len] = 0;
+	const char *s = str;
+	auto lower = [](char c) { return char(c | 0x20); };
+	auto is_hex = [&](char c) {
+		return (c >= '0' && c <= '9') || (lower(c) >= 'a' && lower(c) <= 'f');
+	};
+	if (base == 0) {
+		if (s[0] == '0') {
+			base = (lower(s[1]) == 'x' && is_hex(s[2])) ? 16 : 8;
+		} else {
+			base = 10;
+		}
+	}
+	if (base == 16 && s[0] == '0' && lower(s[1]) == 'x')
+		s += 2;
+	unsigned long long v = 0;
+	bool overflow = false;
+	const char *d = s;
+	for (; *d; d++) {
+		unsigned digit;
+		if (*d >= '0' && *d <= '9')
+			digit = unsigned(*d - '0');
+		else if (lower(*d) >= 'a' && lower(*d) <= 'f')
+			digit = unsigned(lower(*d) - 'a' + 10);
+		else
+			break;
+		if (digit >= base)
+			break;
+		if (v > (ULLONG_MAX - digit) / base)
+			overflow = true;
+		v = v * base + digit;
+	}
+	if (overflow)
+		return -ERANGE;
+	if (d == s)
+		return -EINVAL;
+	*res = v;
+	return int64_t(i + size_t(d - str));
+}
+
+u64 h_strtol(u64 buf, u64 buf_len, u64 flags, u64 res, u64)
+{
+	unsigned long long v = 0;
+	bool neg = false;
+	int64_t n = parse_ull(reinterpret_cast<const char *>(buf),
+			      size_t(buf_len), flags, &v, &neg);
+	if (n < 0)
+		return u64(n);
+	long long out;
+	if (neg) {
+		if ((long long)(0ULL - v) > 0)
+			return err(ERANGE);
+		out = (long long)(0ULL - v);
+	} else {
+		if ((long long)v < 0)
+			return err(ERANGE);
+		out = (long long)v;
+	}
+	*reinterpret_cast<long long *>(res) = out;
+	return u64(n);
+}
+
+u64 h_strtoul(u64 buf, u64 buf_len, u64 flags, u64 res, u64)
+{
+	unsigned long long v = 0;
+	bool neg = false;
+	int64_t n = parse_ull(reinterpret_cast<const char *>(buf),
+			      size_t(buf_len), flags, &v, &neg);
+	if (n < 0)
+		return u64(n);
+	if (neg)
+		return err(EINVAL);
+	*reinterpret_cast<unsigned long long *>(res) = v;
+	return u64(n);
+}
+
+// bpf_snprintf(str, str_size, fmt, data, data_len): data holds up to 12
+// u64 arguments (MAX_BPRINTF_VARARGS); returns the length including the NUL.
+u64 h_snprintf(u64 str, u64 str_size, u64 fmt, u64 data, u64 data_len)
+{
+	uint32_t dl = uint32_t(data_len);
+	if (dl % 8 != 0 || dl > 12 * 8 || (dl && !data))
+		return err(EINVAL);
+	const char *f = reinterpret_cast<const char *>(fmt);
+	if (!f)
+		return err(EINVAL);
+	int64_t n = bpf_format(reinterpret_cast<char *>(str),
+			       size_t(uint32_t(str_size)), f, 4096,
+			       reinterpret_cast<const uint64_t *>(data), dl / 8);
+	if (n < 0)
+		return u64(n);
+	return u64(n + 1);
+}
+
+const helper_def standard[] = {
+	{ BPF_FUNC_map_lookup_elem, "map_lookup_elem", h_map_lookup_elem },
+	{ BPF_FUNC_map_update_elem, "map_update_elem", h_map_update_elem },
+	{ BPF_FUNC_map_delete_elem, "map_delete_elem", h_map_delete_elem },
+	{ BPF_FUNC_probe_read, "probe_read", h_probe_read },
+	{ BPF_FUNC_ktime_get_ns, "ktime_get_ns", h_ktime_get_ns },
+	{ BPF_FUNC_trace_printk, "trace_printk", h_trace_printk },
+	{ BPF_FUNC_get_prandom_u32, "get_prandom_u32", h_get_prandom_u32 },
+	{ BPF_FUNC_get_smp_processor_id, "get_smp_processor_id",
+	  h_get_smp_processor_id },
+	{ BPF_FUNC_get_current_pid_tgid, "get_current_pid_tgid",
+	  h_get_current_pid_tgid },
+	{ BPF_FUNC_get_current_uid_gid, "get_current_uid_gid",
+	  h_get_current_uid_gid },
+	{ BPF_FUNC_get_current_comm, "get_current_comm", h_get_current_comm },
+	{ BPF_FUNC_probe_write_user, "probe_write_user", h_probe_write_user },
+	{ BPF_FUNC_probe_read_str, "probe_read_str", h_probe_read_str },
+	{ BPF_FUNC_strtol, "strtol", h_strtol },
+	{ BPF_FUNC_strtoul, "strtoul", h_strtoul },
+	{ BPF_FUNC_probe_read_user, "probe_read_user", h_probe_read },
+	{ BPF_FUNC_probe_read_kernel, "probe_read_kernel", h_probe_read },
+	{ BPF_FUNC_probe_read_user_str, "probe_read_user_str", h_probe_read_str },
+	{ BPF_FUNC_probe_read_kernel_str, "probe_read_kernel_str",
+	  h_probe_read_str },
+	{ BPF_FUNC_ktime_get_boot_ns, "ktime_get_boot_ns", h_ktime_get_boot_ns },
+	{ BPF_FUNC_ktime_get_coarse_ns, "ktime_get_coarse_ns",
+	  h_ktime_get_coarse_ns },
+	{ BPF_FUNC_snprintf, "snprintf", h_snprintf },
+	{ BPF_FUNC_get_func_ip, "get_func_ip", h_get_func_ip },
+	{ BPF_FUNC_get_attach_cookie, "get_attach_cookie", h_get_attach_cookie },
+	{ BPF_FUNC_loop, "loop", h_loop },
+};
+
+// A deque: find_helper() hands out pointers that must survive later
+// registrations.
+struct extra_helpers {
+	std::mutex mu;
+	std::deque<helper_def> defs;
+};
+
+extra_helpers &extras()
+{
+	static extra_helpers *e = new extra_helpers();
+	return *e;
+}
+
+} // namespace
+
+std::vector<helper_def> available_helpers()
+{
+	std::vector<helper_def> out(std::begin(standard), std::end(standard));
+	extra_helpers &e = extras();
+	std::lock_guard g(e.mu);
+	out.insert(out.end(), e.defs.begin(), e.defs.end());
+	return out;
+}
+
+const helper_def *find_helper(uint32_t id) noexcept
+{
+	for (const helper_def &h : standard)
+		if (h.id == id)
+			return &h;
+	extra_helpers &e = extras();
+	std::lock_guard g(e.mu);
+	for (const helper_def &h : e.defs)
+		if (h.id == id)
+			return &h;
+	return nullptr;
+}
+
+status register_helper(uint32_t id, std::string name, vm::helper_fn fn)
+{
+	if (!fn)
+		return fail(EINVAL, "register helper '" + name +
+					    "': null function");
+	if (id == BPF_FUNC_tail_call)
+		return fail(EEXIST, "register helper '" + name +
+					    "': #12 is bpf_tail_call, which the "
+					    "vm implements");
+	if (const helper_def *h = find_helper(id))
+		return fail(EEXIST, "register helper '" + name + "': #" +
+					    std::to_string(id) +
+					    " is already provided as '" +
+					    h->name + "'");
+	extra_helpers &e = extras();
+	std::lock_guard g(e.mu);
+	e.defs.push_back(helper_def{ id, std::move(name), fn });
+	return {};
+}
+
+} // namespace bpftime::handlers

@@ -1,0 +1,300 @@
+// program.cpp: program instances (program.hpp): a prog handler made runnable
+// in this process on a bpftime::vm::vm.
+#include "registry_impl.hpp"
+
+#include <bpftime/handlers/helpers.hpp>
+#include <bpftime/handlers/program.hpp>
+
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+namespace bpftime::handlers {
+
+struct program_instance::impl {
+	vm::vm machine;
+	handle prog;
+	std::string name;
+	vm::backend kind;
+	// Keeps the map instances whose addresses the code holds alive.
+	std::map<uint32_t, std::shared_ptr<map_instance>> maps;
+
+	impl(vm::backend b, vm::vm_options o) : machine(b, o), kind(b)
+	{
+	}
+};
+
+program_instance::program_instance(std::unique_ptr<impl> i)
+	: impl_(std::move(i))
+{
+}
+program_instance::~program_instance() = default;
+
+result<uint64_t> program_instance::run(void *ctx, uint64_t ctx_len) const noexcept
+{
+	return impl_->machine.exec(ctx, ctx_len);
+}
+
+result<uint64_t> program_instance::run(void *ctx, uint64_t ctx_len,
+				       const run_context &rc) const noexcept
+{
+	scoped_run_context scope(rc);
+	return impl_->machine.exec(ctx, ctx_len);
+}
+
+handle program_instance::prog() const noexcept
+{
+	return impl_->prog;
+}
+const std::string &program_instance::name() const noexcept
+{
+	return impl_->name;
+}
+vm::backend program_instance::backend() const noexcept
+{
+	return impl_->kind;
+}
+uint64_t program_instance::compile_time_ns() const noexcept
+{
+	return impl_->machine.compile_time_ns();
+}
+const vm::vm &program_instance::machine() const noexcept
+{
+	return impl_->machine;
+}
+
+result<vm::backend> backend_from_env()
+{
+	if (const char *d = getenv("BPFTIME_DISABLE_JIT"); d && *d &&
+	    std::string_view(d) != "0")
+		return vm::backend::interpreter;
+	const char *name = getenv("BPFTIME_VM_NAME");
+	if (!name || !*name)
+		return vm::backend::jit_x64;
+	auto b = vm::parse_backend(name);
+	if (!b)
+		return fail(b.error().code,
+			    "BPFTIME_VM_NAME: " + b.error().message);
+	return b;
+}
+
+namespace {
+
+// bpf_tail_call(ctx, prog_array, index) on the hot path: the prog array's
+// value at index is a program id; its instance in this process, if any.
+const vm::vm *resolve_tail_call(void *user, uint64_t prog_array,
+				uint64_t index)
+{
+	auto *reg = static_cast<const registry *>(user);
+	auto *m = reinterpret_cast<const map_instance *>(prog_array);
+	if (!m || m->map_type != BPF_MAP_TYPE_PROG_ARRAY)
+		return nullptr;
+	uint32_t idx = uint32_t(index);
+	if (idx >= m->max_entries)
+		return nullptr;
+	const void *v = m->ops->lookup(m->state, &idx);
+	if (!v)
+		return nullptr;
+	uint32_t prog_id;
+	memcpy(&prog_id, v, sizeof(prog_id));
+	const program_instance *p = reg->cached_program(prog_id);
+	return p ? &p->machine() : nullptr;
+}
+
+constexpr uint8_t CALL = vm::BPF_JMP | vm::BPF_CALL;
+
+} // namespace
+
+result<std::shared_ptr<program_instance>>
+registry::instantiate(uint32_t id, const instance_options &opts)
+{
+	static std::once_flag sink_once;
+	static status sink_status;
+	std::call_once(sink_once,
+		       [] { sink_status = trace_printk_sink_from_env(); });
+	if (!sink_status)
+		return sink_status.error();
+
+	vm::backend kind;
+	if (opts.backend) {
+		kind = *opts.backend;
+	} else {
+		auto b = backend_from_env();
+		if (!b)
+			return std::move(b).error();
+		kind = *b;
+	}
+
+	// Copy the program out under the registry mutex: a concurrent
+	// release must not free it while we read.
+	result<handler_info> info = fail(EBADF, "");
+	{
+		auto guard = impl_->lock();
+		if (!guard)
+			return std::move(guard).error();
+		auto obj = impl_->object_at(id, handler_kind::prog, "prog");
+		if (!obj)
+			return std::move(obj).error();
+		info = impl_->describe_locked(id);
+	}
+	if (!info)
+		return std::move(info).error();
+	const handle h = info->h;
+	const prog_spec &spec = std::get<prog_spec>(info->spec);
+	const std::string what = "prog '" + spec.name + "' (id " +
+				 std::to_string(id) + ")";
+	auto key = std::make_tuple(id, h.generation, int(kind), opts.bounds_check);
+	{
+		std::lock_guard g(impl_->local);
+		if (auto it = impl_->progs.find(key); it != impl_->progs.end())
+			return it->second;
+	}
+
+	// Refuse helpers this process does not have by their kernel names,
+	// before the verifier would by number.
+	for (size_t pc = 0; pc < spec.insns.size(); pc++) {
+		const vm::insn &i = spec.insns[pc];
+		if (i.code == (vm::BPF_LD | vm::BPF_IMM | vm::BPF_DW)) {
+			pc++;
+			continue;
+		}
+		if (i.code != CALL || i.src_reg != vm::BPF_HELPER_CALL)
+			continue;
+		uint32_t hid = uint32_t(i.imm);
+		if (hid == BPF_FUNC_tail_call || find_helper(hid))
+			continue;
+		std::string_view hn = helper_name(hid);
+		return fail(EINVAL, what + ": insn " + std::to_string(pc) +
+					    ": calls " +
+					    (hn.empty() ? std::string("unknown helper") :
+							  "bpf_" + std::string(hn)) +
+					    " (#" + std::to_string(hid) +
+					    "), which bpftime does not provide");
+	}
+
+	vm::vm_options vo;
+	vo.bounds_check = opts.bounds_check;
+	auto pi = std::make_unique<program_instance::impl>(kind, vo);
+	pi->prog = h;
+	pi->name = spec.name;
+	for (uint32_t mid : spec.map_ids) {
+		auto m = map(mid);
+		if (!m)
+			return fail(m.error().code,
+				    what + ": " + m.error().message);
+		pi->maps[mid] = *m;
+	}
+	for (const helper_def &hd : available_helpers())
+		if (auto st = pi->machine.register_helper(hd.id, hd.name, hd.fn);
+		    !st)
+			return fail(st.error().code, what + ": " + st.error().message);
+	pi->machine.set_tail_call_resolver(resolve_tail_call, this);
+	if (opts.bounds_check) {
+		// Map values live anywhere in the segment; a program may touch
+		// the segment, its stack and its context, nothing else.
+		pi->machine.add_memory_region(vm::memory_region{
+			reinterpret_cast<uint64_t>(impl_->seg.base()),
+			impl_->seg.info().size, true });
+	}
+	const std::vector<uint32_t> &fd_array = spec.fd_array;
+	auto &maps_by_id = pi->maps;
+	pi->machine.set_lddw_resolver(
+		[&](const vm::lddw_request &r) -> result<uint64_t> {
+			uint32_t map_id;
+			bool value = false;
+			switch (r.kind) {
+			case vm::BPF_PSEUDO_MAP_VALUE:
+				value = true;
+				[[fallthrough]];
+			case vm::BPF_PSEUDO_MAP_FD:
+				map_id = uint32_t(r.imm);
+				break;
+			case vm::BPF_PSEUDO_MAP_IDX_VALUE:
+				value = true;
+				[[fallthrough]];
+			case vm::BPF_PSEUDO_MAP_IDX:
+				if (r.imm < 0 || size_t(r.imm) >= fd_array.size())
+					return fail(EINVAL,
+						    "map index " +
+							    std::to_string(r.imm) +
+							    " is outside fd_array");
+				map_id = fd_array[size_t(r.imm)];
+				break;
+			case vm::BPF_PSEUDO_BTF_ID:
+				return fail(EINVAL, "kernel variables "
+						    "(BPF_PSEUDO_BTF_ID) do not "
+						    "exist in user space");
+			default:
+				return fail(EINVAL, "unknown lddw pseudo kind");
+			}
+			auto it = maps_by_id.find(map_id);
+			if (it == maps_by_id.end())
+				return fail(EBADF, "map id " +
+							   std::to_string(map_id) +
+							   " is not among the "
+							   "program's maps");
+			const map_instance &m = *it->second;
+			if (!value)
+				return reinterpret_cast<uint64_t>(&m);
+			if (!m.ops->direct_value_addr)
+				return fail(EINVAL, m.describe() +
+							    ": no direct value "
+							    "access for " +
+							    describe_map_type(m.map_type));
+			uint64_t addr = 0;
+			int rc = m.ops->direct_value_addr(m.state, &addr);
+			if (rc != 0)
+				return fail(-rc, m.describe() +
+							 ": direct value access: " +
+							 errno_name(-rc));
+			uint32_t off = uint32_t(r.next_imm);
+			if (off >= m.value_size)
+				return fail(EINVAL,
+					    m.describe() + ": value offset " +
+						    std::to_string(off) +
+						    " is beyond its " +
+						    std::to_string(m.value_size) +
+						    "-byte value");
+			return addr + off;
+		});
+	if (auto st = pi->machine.load(spec.insns); !st)
+		return fail(st.error().code, what + ": " + st.error().message);
+	// The resolver captured locals by reference; it is not needed after
+	// load().
+	pi->machine.set_lddw_resolver(nullptr);
+
+	auto inst = std::make_shared<program_instance>(std::move(pi));
+	std::vector<uint32_t> tail_targets;
+	{
+		std::lock_guard g(impl_->local);
+		auto [it, fresh] = impl_->progs.emplace(key, inst);
+		if (!fresh)
+			return it->second;
+		impl_->prog_fast[id].store(inst.get(), std::memory_order_release);
+	}
+	// Programs reachable by bpf_tail_call through the prog arrays this one
+	// uses are made ready too, so the hot path finds them.
+	for (auto &[mid, m] : inst->impl_->maps) {
+		if (m->map_type != BPF_MAP_TYPE_PROG_ARRAY)
+			continue;
+		for (uint32_t idx = 0; idx < m->max_entries; idx++) {
+			uint32_t target = NO_ID;
+			if (m->ops->lookup_copy(m->state, &idx, &target) == 0 &&
+			    target != NO_ID && target != id)
+				tail_targets.push_back(target);
+		}
+	}
+	for (uint32_t t : tail_targets) {
+		if (kind_of(t) != handler_kind::prog)
+			continue;
+		auto r = instantiate(t, opts);
+		if (!r)
+			return fail(r.error().code,
+				    what + ": tail call target: " +
+					    r.error().message);
+	}
+	return inst;
+}
+
+} // namespace bpftime::handlers

@@ -1,0 +1,1010 @@
+// registry.cpp: the handler table in shared memory (handler.hpp) and the
+// creation, release and description of handlers.
+//
+// Every mutation runs under registry_shared::mutex, a robust process-shared
+// mutex. A creator builds the handler object (and, for a map, the map state)
+// while the slot is still empty, recording what it built in the pending
+// record, and publishes the slot last with one release store of its word. A
+// process killed half-way leaves no half-made handler visible: the next
+// holder of the mutex is told (lock_state::recovered) and frees what the
+// pending record names (recover()).
+#include "registry_impl.hpp"
+
+#include <bpftime/handlers/map_ops.hpp>
+
+#include <boost/interprocess/creation_tags.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <limits.h>
+
+namespace bip = boost::interprocess;
+
+namespace bpftime::handlers {
+
+std::string errno_name(int e)
+{
+	if (e == 524)
+		return "ENOTSUPP";
+	if (const char *n = strerrorname_np(e))
+		return n;
+	return "E" + std::to_string(e);
+}
+
+std::string_view kind_name(handler_kind k) noexcept
+{
+	switch (k) {
+	case handler_kind::empty:
+		return "empty";
+	case handler_kind::map:
+		return "map";
+	case handler_kind::prog:
+		return "prog";
+	case handler_kind::link:
+		return "link";
+	case handler_kind::perf_event:
+		return "perf_event";
+	case handler_kind::btf:
+		return "btf";
+	}
+	return "unknown";
+}
+
+status check_obj_name(std::string_view what, std::string_view name)
+{
+	if (name.size() >= BPF_OBJ_NAME_LEN)
+		return fail(EINVAL, std::string(what) + " name '" +
+					    std::string(name) + "' is longer than " +
+					    std::to_string(BPF_OBJ_NAME_LEN - 1) +
+					    " bytes");
+	for (char c : name) {
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			  (c >= '0' && c <= '9') || c == '_' || c == '.';
+		if (!ok)
+			return fail(EINVAL,
+				    std::string(what) + " name '" +
+					    std::string(name) +
+					    "': only letters, digits, '_' and '.' "
+					    "are allowed");
+	}
+	return {};
+}
+
+namespace {
+
+template <class T> struct kind_of_type;
+template <> struct kind_of_type<map_handler> {
+	static constexpr handler_kind value = handler_kind::map;
+};
+template <> struct kind_of_type<prog_handler> {
+	static constexpr handler_kind value = handler_kind::prog;
+};
+template <> struct kind_of_type<link_handler> {
+	static constexpr handler_kind value = handler_kind::link;
+};
+template <> struct kind_of_type<perf_event_handler> {
+	static constexpr handler_kind value = handler_kind::perf_event;
+};
+template <> struct kind_of_type<btf_handler> {
+	static constexpr handler_kind value = handler_kind::btf;
+};
+
+std::string id_text(uint32_t id)
+{
+	return "id " + std::to_string(id);
+}
+
+std::string name_of(const char (&n)[16])
+{
+	return std::string(n, strnlen(n, sizeof(n)));
+}
+
+// Builds a handler_object in the segment; nullptr when the segment is full.
+template <class T, class... A>
+handler_object *make_object(shm::segment_manager *mgr, A &&...args) noexcept
+{
+	try {
+		return mgr->construct<handler_object>(bip::anonymous_instance,
+						      std::nothrow)(
+			handler_object{ handler_variant(
+				std::in_place_type<T>,
+				std::forward<A>(args)...) });
+	} catch (const std::exception &) {
+		return nullptr;
+	}
+}
+
+void destroy_object(shm::segment_manager *mgr, handler_object *obj) noexcept
+{
+	try {
+		mgr->destroy_ptr(obj);
+	} catch (const std::exception &) {
+		// The allocator's own lock failed: leak rather than crash.
+	}
+}
+
+constexpr uint8_t LDDW = vm::BPF_LD | vm::BPF_IMM | vm::BPF_DW;
+constexpr uint8_t MAX_NAME = BPF_OBJ_NAME_LEN;
+
+} // namespace
+
+// --- locking and recovery ------------------------------------------------
+
+registry::impl::lock_guard::~lock_guard()
+{
+	if (r_)
+		(void)r_->shared->mutex.unlock_checked();
+}
+
+result<registry::impl::lock_guard> registry::impl::lock()
+{
+	auto st = shared->mutex.lock_checked();
+	if (!st)
+		return fail(st.error().code,
+			    "registry: lock: " + st.error().message);
+	lock_guard g(*this);
+	if (*st == shm::lock_state::recovered)
+		recover();
+	return g;
+}
+
+// Called with the mutex held after its previous holder died. Undoes a
+// half-done create, finishes a half-done release. Map state can only be freed
+// when this process has the implementation of its type; otherwise it stays
+// allocated (leaked), which is harmless.
+void registry::impl::recover() noexcept
+{
+	pending_record &p = shared->pending;
+	auto op = pending_op(p.op);
+	if (op == pending_op::none)
+		return;
+	bool published = false;
+	if (op == pending_op::create && p.id < shared->capacity) {
+		// The creator may have died after publishing but before
+		// clearing the record: then the handler is complete and stays.
+		uint64_t w = word_at(p.id);
+		published = word_kind(w) != handler_kind::empty &&
+			    slots[p.id].object.load() == p.object;
+	}
+	if (!published) {
+		if (p.state != 0) {
+			if (const map_ops *ops = find_map_ops(p.map_type))
+				ops->destroy(mgr, at<void>(p.state));
+		}
+		if (p.object != 0)
+			destroy_object(mgr, at<handler_object>(p.object));
+		if (op == pending_op::release)
+			shared->change_counter.fetch_add(1);
+	}
+	p = pending_record{};
+}
+
+// --- lookup ----------------------------------------------------------------
+
+result<handler_object *> registry::impl::object_at(uint32_t id, handler_kind k,
+						   const char *what) const
+{
+	if (id >= shared->capacity)
+		return fail(EBADF, std::string(what) + ": " + id_text(id) +
+					   " is outside the table (capacity " +
+					   std::to_string(shared->capacity) + ")");
+	uint64_t w = word_at(id);
+	handler_kind have = word_kind(w);
+	if (have == handler_kind::empty)
+		return fail(EBADF, std::string(what) + ": " + id_text(id) +
+					   " holds nothing");
+	if (have != k)
+		return fail(EINVAL, std::string(what) + ": " + id_text(id) +
+					    " is a " + std::string(kind_name(have)) +
+					    ", not a " + std::string(kind_name(k)));
+	return at<handler_object>(slots[id].object.load(std::memory_order_acquire));
+}
+
+// --- creation ----------------------------------------------------------------
+
+result<uint32_t> registry::impl::pick_id(uint32_t wanted, const char *what)
+{
+	uint32_t cap = shared->capacity;
+	if (wanted != NO_ID) {
+		if (wanted >= cap)
+			return fail(EBADF, std::string(what) + ": " +
+						   id_text(wanted) +
+						   " is outside the table "
+						   "(capacity " +
+						   std::to_string(cap) +
+						   ", BPFTIME_MAX_FD_COUNT)");
+		if (word_kind(word_at(wanted)) != handler_kind::empty)
+			return fail(EEXIST, std::string(what) + ": " +
+						    id_text(wanted) +
+						    " is in use");
+		return wanted;
+	}
+	for (uint32_t i = 0; i < cap; i++)
+		if (word_kind(word_at(i)) == handler_kind::empty)
+			return i;
+	return fail(EMFILE, std::string(what) + ": all " + std::to_string(cap) +
+				    " ids are in use (BPFTIME_MAX_FD_COUNT)");
+}
+
+result<handle> registry::impl::publish(uint32_t id, handler_kind k,
+				       handler_object *obj)
+{
+	uint64_t gen = word_generation(word_at(id)) + 1;
+	slots[id].object.store(offset_of(obj), std::memory_order_relaxed);
+	slots[id].word.store(slot_word(k, gen), std::memory_order_release);
+	shared->live.fetch_add(1);
+	shared->change_counter.fetch_add(1);
+	shared->pending = pending_record{};
+	return handle{ id, gen };
+}
+
+result<handle> registry::impl::create_map_locked(const map_spec &s, uint32_t id)
+{
+	std::string what = "map '" + s.name + "': create";
+	BPFTIME_TRY(check_obj_name("map", s.name));
+	if ((s.flags & BPF_F_RDONLY) && (s.flags & BPF_F_WRONLY))
+		return fail(EINVAL, what + ": BPF_F_RDONLY and BPF_F_WRONLY "
+					   "exclude each other");
+	if ((s.flags & BPF_F_RDONLY_PROG) && (s.flags & BPF_F_WRONLY_PROG))
+		return fail(EINVAL, what + ": BPF_F_RDONLY_PROG and "
+					   "BPF_F_WRONLY_PROG exclude each other");
+	uint32_t inner_type = 0;
+	if (s.inner_map_id != NO_ID) {
+		if (s.type != BPF_MAP_TYPE_ARRAY_OF_MAPS &&
+		    s.type != BPF_MAP_TYPE_HASH_OF_MAPS)
+			return fail(EINVAL, what + ": inner map given for " +
+						    describe_map_type(s.type) +
+						    ", which holds no maps");
+		auto inner = object_at(s.inner_map_id, handler_kind::map,
+				       (what + ": inner map").c_str());
+		if (!inner)
+			return std::move(inner).error();
+		inner_type = std::get<map_handler>((*inner)->value).attr.map_type;
+	}
+	if (s.btf_id != NO_ID) {
+		auto btf = object_at(s.btf_id, handler_kind::btf,
+				     (what + ": BTF").c_str());
+		if (!btf)
+			return std::move(btf).error();
+	} else if (s.btf_key_type_id || s.btf_value_type_id ||
+		   s.btf_vmlinux_value_type_id) {
+		return fail(EINVAL, what + ": BTF type ids given without a BTF "
+					   "object");
+	}
+	const map_ops *ops = find_map_ops(s.type);
+	if (!ops)
+		return fail(EINVAL, what + ": " + missing_ops_reason(s.type));
+
+	auto picked = pick_id(id, what.c_str());
+	if (!picked)
+		return std::move(picked).error();
+	id = *picked;
+
+	map_handler mh{};
+	mh.attr.map_type = s.type;
+	mh.attr.key_size = s.key_size;
+	mh.attr.value_size = s.value_size;
+	mh.attr.max_entries = s.max_entries;
+	mh.attr.map_flags = s.flags;
+	mh.attr.inner_map_id = s.inner_map_id;
+	mh.attr.btf_id = s.btf_id;
+	mh.attr.btf_key_type_id = s.btf_key_type_id;
+	mh.attr.btf_value_type_id = s.btf_value_type_id;
+	mh.attr.btf_vmlinux_value_type_id = s.btf_vmlinux_value_type_id;
+	mh.attr.numa_node = s.numa_node;
+	mh.attr.map_ifindex = s.ifindex;
+	mh.attr.map_extra = s.map_extra;
+	memcpy(mh.attr.name, s.name.data(), s.name.size());
+
+	shared->pending = pending_record{ uint32_t(pending_op::create), id, 0,
+					  s.type, 0, 0 };
+	handler_object *obj = make_object<map_handler>(mgr, mh);
+	if (!obj) {
+		shared->pending = pending_record{};
+		return fail(ENOMEM, what + ": the segment is full");
+	}
+	shared->pending.object = offset_of(obj);
+	shared->pending.stage = 1;
+
+	map_create_args args{};
+	args.size = sizeof(args);
+	args.map_type = s.type;
+	args.key_size = s.key_size;
+	args.value_size = s.value_size;
+	args.max_entries = s.max_entries;
+	args.map_flags = s.flags;
+	args.inner_map_type = inner_type;
+	args.map_extra = s.map_extra;
+	args.name = mh.attr.name;
+	args.segment_manager = mgr;
+	void *state = nullptr;
+	char err[256] = {};
+	int rc = ops->create(&args, &state, err, sizeof(err));
+	if (rc != 0 || !state) {
+		destroy_object(mgr, obj);
+		shared->pending = pending_record{};
+		int e = rc < 0 ? -rc : EINVAL;
+		return fail(e, what + ": " + errno_name(e) +
+				       (err[0] ? std::string(": ") + err : ""));
+	}
+	std::get<map_handler>(obj->value).state_offset = offset_of(state);
+	shared->pending.state = offset_of(state);
+	shared->pending.stage = 2;
+	return publish(id, handler_kind::map, obj);
+}
+
+result<handle> registry::impl::create_prog_locked(const prog_spec &s,
+						  uint32_t id)
+{
+	std::string what = "prog '" + s.name + "': load";
+	BPFTIME_TRY(check_obj_name("prog", s.name));
+	if (prog_type_name(s.type).empty())
+		return fail(EINVAL, what + ": unknown program type " +
+					    std::to_string(s.type));
+	if (s.insns.empty())
+		return fail(EINVAL, what + ": no instructions");
+	if (s.insns.size() > vm::BPF_MAX_INSNS)
+		return fail(E2BIG, what + ": " + std::to_string(s.insns.size()) +
+					   " instructions, more than " +
+					   std::to_string(vm::BPF_MAX_INSNS));
+	if (s.license.size() > 127)
+		return fail(EINVAL, what + ": license is longer than 127 bytes");
+
+	// The maps the instructions name must exist now (the kernel's
+	// resolve_pseudo_ldimm64); programs keep them from being released.
+	std::vector<uint32_t> used;
+	for (size_t pc = 0; pc < s.insns.size(); pc++) {
+		const vm::insn &i = s.insns[pc];
+		if (i.code != LDDW)
+			continue;
+		if (pc + 1 >= s.insns.size())
+			return fail(EINVAL, what + ": insn " + std::to_string(pc) +
+						    ": lddw without its second "
+						    "half");
+		uint32_t map_id = NO_ID;
+		std::string where = what + ": insn " + std::to_string(pc);
+		switch (i.src_reg) {
+		case vm::BPF_PSEUDO_MAP_FD:
+		case vm::BPF_PSEUDO_MAP_VALUE:
+			map_id = uint32_t(i.imm);
+			break;
+		case vm::BPF_PSEUDO_MAP_IDX:
+		case vm::BPF_PSEUDO_MAP_IDX_VALUE:
+			if (i.imm < 0 || size_t(i.imm) >= s.fd_array.size())
+				return fail(EINVAL,
+					    where + ": map index " +
+						    std::to_string(i.imm) +
+						    " is outside fd_array (" +
+						    std::to_string(s.fd_array.size()) +
+						    " entries)");
+			map_id = s.fd_array[size_t(i.imm)];
+			break;
+		default:
+			break;
+		}
+		pc++;
+		if (map_id == NO_ID)
+			continue;
+		auto m = object_at(map_id, handler_kind::map, where.c_str());
+		if (!m)
+			return std::move(m).error();
+		used.push_back(map_id);
+	}
+	std::sort(used.begin(), used.end());
+	used.erase(std::unique(used.begin(), used.end()), used.end());
+
+	auto picked = pick_id(id, what.c_str());
+	if (!picked)
+		return std::move(picked).error();
+	id = *picked;
+
+	shared->pending = pending_record{ uint32_t(pending_op::create), id, 0,
+					  0, 0, 0 };
+	handler_object *obj = make_object<prog_handler>(
+		mgr, shm::allocator<char>(mgr));
+	if (!obj) {
+		shared->pending = pending_record{};
+		return fail(ENOMEM, what + ": the segment is full");
+	}
+	shared->pending.object = offset_of(obj);
+	shared->pending.stage = 1;
+	try {
+		prog_handler &p = std::get<prog_handler>(obj->value);
+		p.prog_type = s.type;
+		p.expected_attach_type = s.expected_attach_type;
+		p.attach_btf_id = s.attach_btf_id;
+		p.prog_flags = s.prog_flags;
+		p.kern_version = s.kern_version;
+		memcpy(p.name, s.name.data(), s.name.size());
+		p.license.assign(s.license.begin(), s.license.end());
+		p.insns.resize(s.insns.size());
+		memcpy(p.insns.data(), s.insns.data(),
+		       s.insns.size() * sizeof(vm::insn));
+		p.fd_array.assign(s.fd_array.begin(), s.fd_array.end());
+		p.map_ids.assign(used.begin(), used.end());
+	} catch (const std::exception &) {
+		destroy_object(mgr, obj);
+		shared->pending = pending_record{};
+		return fail(ENOMEM, what + ": the segment has no room for " +
+					    std::to_string(s.insns.size()) +
+					    " instructions");
+	}
+	return publish(id, handler_kind::prog, obj);
+}
+
+result<handle> registry::impl::create_link_locked(const link_spec &s,
+						  uint32_t id)
+{
+	std::string what = "link: create";
+	auto p = object_at(s.prog_id, handler_kind::prog, (what + ": prog").c_str());
+	if (!p)
+		return std::move(p).error();
+	if (s.target_id != NO_ID) {
+		auto t = object_at(s.target_id, handler_kind::perf_event,
+				   (what + ": target").c_str());
+		if (!t)
+			return std::move(t).error();
+	}
+	auto picked = pick_id(id, what.c_str());
+	if (!picked)
+		return std::move(picked).error();
+	id = *picked;
+	shared->pending = pending_record{ uint32_t(pending_op::create), id, 0,
+					  0, 0, 0 };
+	handler_object *obj = make_object<link_handler>(
+		mgr, link_handler{ s.prog_id, s.target_id, s.attach_type,
+				   s.flags, s.cookie });
+	if (!obj) {
+		shared->pending = pending_record{};
+		return fail(ENOMEM, what + ": the segment is full");
+	}
+	shared->pending.object = offset_of(obj);
+	shared->pending.stage = 1;
+	return publish(id, handler_kind::link, obj);
+}
+
+result<handle>
+registry::impl::create_perf_event_locked(const perf_event_spec &s, uint32_t id)
+{
+	std::string what = "perf_event: create";
+	switch (s.type) {
+	case perf_event_type::uprobe:
+	case perf_event_type::uretprobe:
+		if (s.path.empty())
+			return fail(EINVAL, what + ": uprobe without a binary "
+						   "path");
+		if (s.path.size() >= PATH_MAX)
+			return fail(ENAMETOOLONG,
+				    what + ": binary path is longer than " +
+					    std::to_string(PATH_MAX - 1) +
+					    " bytes");
+		if (s.pid < -1)
+			return fail(EINVAL, what + ": pid " +
+						    std::to_string(s.pid) +
+						    " (expected -1 or a pid)");
+		break;
+	case perf_event_type::syscall_tracepoint:
+		if (s.syscall_id < -1 || s.syscall_id > 1023)
+			return fail(EINVAL, what + ": syscall id " +
+						    std::to_string(s.syscall_id) +
+						    " is outside [-1, 1023]");
+		if (s.pid < -1)
+			return fail(EINVAL, what + ": pid " +
+						    std::to_string(s.pid) +
+						    " (expected -1 or a pid)");
+		break;
+	case perf_event_type::custom:
+		if (s.custom_name.empty())
+			return fail(EINVAL, what + ": custom event without a "
+						   "name");
+		break;
+	default:
+		return fail(EINVAL, what + ": unknown event type " +
+					    std::to_string(uint32_t(s.type)));
+	}
+	if (s.symbol.size() >= 4096 || s.custom_name.size() >= 4096)
+		return fail(ENAMETOOLONG, what + ": name is longer than 4095 "
+						 "bytes");
+	auto picked = pick_id(id, what.c_str());
+	if (!picked)
+		return std::move(picked).error();
+	id = *picked;
+	shared->pending = pending_record{ uint32_t(pending_op::create), id, 0,
+					  0, 0, 0 };
+	handler_object *obj = make_object<perf_event_handler>(
+		mgr, shm::allocator<char>(mgr));
+	if (!obj) {
+		shared->pending = pending_record{};
+		return fail(ENOMEM, what + ": the segment is full");
+	}
+	shared->pending.object = offset_of(obj);
+	shared->pending.stage = 1;
+	try {
+		perf_event_handler &e = std::get<perf_event_handler>(obj->value);
+		e.type = uint32_t(s.type);
+		e.pid = s.pid;
+		e.offset = s.offset;
+		e.ref_ctr_offset = s.ref_ctr_offset;
+		e.syscall_id = s.syscall_id;
+		e.syscall_exit = s.syscall_exit ? 1 : 0;
+		e.custom_config = s.custom_config;
+		e.path.assign(s.path.begin(), s.path.end());
+		e.symbol.assign(s.symbol.begin(), s.symbol.end());
+		e.custom_name.assign(s.custom_name.begin(), s.custom_name.end());
+	} catch (const std::exception &) {
+		destroy_object(mgr, obj);
+		shared->pending = pending_record{};
+		return fail(ENOMEM, what + ": the segment is full");
+	}
+	return publish(id, handler_kind::perf_event, obj);
+}
+
+result<handle> registry::impl::create_btf_locked(std::span<const uint8_t> data,
+						 uint32_t id)
+{
+	std::string what = "btf: load";
+	// The kernel's btf_parse_hdr: the header is at least 24 bytes and
+	// starts with the magic 0xeB9F; BTF_MAX_SIZE is 16 MiB.
+	if (data.size() < 24)
+		return fail(EINVAL, what + ": " + std::to_string(data.size()) +
+					    " bytes, shorter than a BTF header");
+	if (data.size() > (16u << 20))
+		return fail(E2BIG, what + ": " + std::to_string(data.size()) +
+					   " bytes, more than 16 MiB");
+	uint16_t magic = uint16_t(data[0] | data[1] << 8);
+	if (magic != 0xeb9f)
+		return fail(EINVAL, what + ": bad magic (not BTF)");
+	auto picked = pick_id(id, what.c_str());
+	if (!picked)
+		return std::move(picked).error();
+	id = *picked;
+	shared->pending = pending_record{ uint32_t(pending_op::create), id, 0,
+					  0, 0, 0 };
+	handler_object *obj =
+		make_object<btf_handler>(mgr, shm::allocator<char>(mgr));
+	if (!obj) {
+		shared->pending = pending_record{};
+		return fail(ENOMEM, what + ": the segment is full");
+	}
+	shared->pending.object = offset_of(obj);
+	shared->pending.stage = 1;
+	try {
+		std::get<btf_handler>(obj->value)
+			.data.assign(data.begin(), data.end());
+	} catch (const std::exception &) {
+		destroy_object(mgr, obj);
+		shared->pending = pending_record{};
+		return fail(ENOMEM, what + ": the segment has no room for " +
+					    std::to_string(data.size()) +
+					    " bytes of BTF");
+	}
+	return publish(id, handler_kind::btf, obj);
+}
+
+// --- release ---------------------------------------------------------------
+
+status registry::impl::release_locked(uint32_t id, uint64_t generation,
+				      bool check_generation)
+{
+	std::string what = "release " + id_text(id);
+	if (id >= shared->capacity)
+		return fail(EBADF, what + ": outside the table (capacity " +
+					   std::to_string(shared->capacity) + ")");
+	uint64_t w = word_at(id);
+	handler_kind k = word_kind(w);
+	if (k == handler_kind::empty)
+		return fail(EBADF, what + ": holds nothing");
+	if (check_generation && word_generation(w) != generation)
+		return fail(EBADF, what + ": stale handle (generation " +
+					   std::to_string(generation) +
+					   ", the id now holds generation " +
+					   std::to_string(word_generation(w)) + ")");
+
+	// Who refers to it: the kernel keeps such objects alive by reference
+	// counts; here the registry refuses, so nothing in use disappears.
+	for (uint32_t i = 0; i < shared->capacity; i++) {
+		handler_kind ik = word_kind(word_at(i));
+		if (ik == handler_kind::empty || i == id)
+			continue;
+		auto *o = at<handler_object>(slots[i].object.load());
+		std::string user;
+		if (k == handler_kind::map && ik == handler_kind::prog) {
+			auto &p = std::get<prog_handler>(o->value);
+			if (std::binary_search(p.map_ids.begin(), p.map_ids.end(),
+					       id))
+				user = "prog '" + name_of(p.name) + "' (" +
+				       id_text(i) + ") uses it";
+		} else if (k == handler_kind::map && ik == handler_kind::map) {
+			auto &m = std::get<map_handler>(o->value);
+			if (m.attr.inner_map_id == id)
+				user = "map '" + name_of(m.attr.name) + "' (" +
+				       id_text(i) + ") has it as inner map";
+		} else if (k == handler_kind::btf && ik == handler_kind::map) {
+			auto &m = std::get<map_handler>(o->value);
+			if (m.attr.btf_id == id)
+				user = "map '" + name_of(m.attr.name) + "' (" +
+				       id_text(i) + ") uses it";
+		} else if (ik == handler_kind::link &&
+			   (k == handler_kind::prog ||
+			    k == handler_kind::perf_event)) {
+			auto &l = std::get<link_handler>(o->value);
+			if ((k == handler_kind::prog && l.prog_id == id) ||
+			    (k == handler_kind::perf_event && l.target_id == id))
+				user = "link " + id_text(i) + " uses it";
+		}
+		if (!user.empty())
+			return fail(EBUSY, what + " (" +
+						   std::string(kind_name(k)) +
+						   "): " + user);
+	}
+
+	int64_t obj_off = slots[id].object.load();
+	auto *obj = at<handler_object>(obj_off);
+	int64_t state_off = 0;
+	uint32_t map_type = 0;
+	if (k == handler_kind::map) {
+		auto &m = std::get<map_handler>(obj->value);
+		state_off = m.state_offset;
+		map_type = m.attr.map_type;
+	}
+	const map_ops *ops = map_type ? find_map_ops(map_type) : nullptr;
+	if (k == handler_kind::map && !ops)
+		return fail(EINVAL, what + ": cannot free the map's contents: " +
+					    missing_ops_reason(map_type));
+
+	shared->pending = pending_record{ uint32_t(pending_op::release), id, 1,
+					  map_type, obj_off, state_off };
+	slots[id].word.store(slot_word(handler_kind::empty, word_generation(w)),
+			     std::memory_order_release);
+	slots[id].object.store(0, std::memory_order_relaxed);
+	shared->live.fetch_sub(1);
+	if (ops)
+		ops->destroy(mgr, at<void>(state_off));
+	// A releaser killed from here on must not have the state destroyed
+	// twice by recover().
+	shared->pending.state = 0;
+	destroy_object(mgr, obj);
+	shared->change_counter.fetch_add(1);
+	shared->pending = pending_record{};
+	forget_local(id);
+	return {};
+}
+
+void registry::impl::forget_local(uint32_t id)
+{
+	std::lock_guard g(local);
+	if (id < maps.size())
+		maps[id].reset();
+	if (prog_fast)
+		prog_fast[id].store(nullptr);
+	for (auto it = progs.begin(); it != progs.end();) {
+		if (std::get<0>(it->first) == id)
+			it = progs.erase(it);
+		else
+			++it;
+	}
+}
+
+// --- description ---------------------------------------------------------
+
+result<handler_info> registry::impl::describe_locked(uint32_t id) const
+{
+	if (id >= shared->capacity)
+		return fail(EBADF, id_text(id) + " is outside the table "
+						 "(capacity " +
+					   std::to_string(shared->capacity) + ")");
+	uint64_t w = word_at(id);
+	handler_kind k = word_kind(w);
+	if (k == handler_kind::empty)
+		return fail(EBADF, id_text(id) + " holds nothing");
+	const auto *obj = at<handler_object>(slots[id].object.load());
+	handler_info info;
+	info.h = handle{ id, word_generation(w) };
+	info.kind = k;
+	std::visit(
+		[&](const auto &v) {
+			using T = std::decay_t<decltype(v)>;
+			if constexpr (std::is_same_v<T, map_handler>) {
+				map_spec s;
+				const map_attr &a = v.attr;
+				s.type = a.map_type;
+				s.key_size = a.key_size;
+				s.value_size = a.value_size;
+				s.max_entries = a.max_entries;
+				s.flags = a.map_flags;
+				s.name = name_of(a.name);
+				s.inner_map_id = a.inner_map_id;
+				s.btf_id = a.btf_id;
+				s.btf_key_type_id = a.btf_key_type_id;
+				s.btf_value_type_id = a.btf_value_type_id;
+				s.btf_vmlinux_value_type_id =
+					a.btf_vmlinux_value_type_id;
+				s.numa_node = a.numa_node;
+				s.ifindex = a.map_ifindex;
+				s.map_extra = a.map_extra;
+				info.spec = std::move(s);
+			} else if constexpr (std::is_same_v<T, prog_handler>) {
+				prog_spec s;
+				s.type = v.prog_type;
+				s.name = name_of(v.name);
+				s.license.assign(v.license.begin(), v.license.end());
+				s.insns.resize(v.insns.size());
+				memcpy(s.insns.data(), v.insns.data(),
+				       v.insns.size() * sizeof(uint64_t));
+				s.expected_attach_type = v.expected_attach_type;
+				s.attach_btf_id = v.attach_btf_id;
+				s.prog_flags = v.prog_flags;
+				s.kern_version = v.kern_version;
+				s.fd_array.assign(v.fd_array.begin(),
+						  v.fd_array.end());
+				s.map_ids.assign(v.map_ids.begin(), v.map_ids.end());
+				info.spec = std::move(s);
+			} else if constexpr (std::is_same_v<T, link_handler>) {
+				info.spec = link_spec{ v.prog_id, v.target_id,
+						       v.attach_type, v.flags,
+						       v.cookie };
+			} else if constexpr (std::is_same_v<T,
+							    perf_event_handler>) {
+				perf_event_spec s;
+				s.type = perf_event_type(v.type);
+				s.path.assign(v.path.begin(), v.path.end());
+				s.offset = v.offset;
+				s.symbol.assign(v.symbol.begin(), v.symbol.end());
+				s.pid = v.pid;
+				s.ref_ctr_offset = v.ref_ctr_offset;
+				s.syscall_id = v.syscall_id;
+				s.syscall_exit = v.syscall_exit != 0;
+				s.custom_name.assign(v.custom_name.begin(),
+						     v.custom_name.end());
+				s.custom_config = v.custom_config;
+				info.spec = std::move(s);
+			} else {
+				btf_spec s;
+				s.data.assign(v.data.begin(), v.data.end());
+				info.spec = std::move(s);
+			}
+		},
+		obj->value);
+	return info;
+}
+
+// --- registry ----------------------------------------------------------------
+
+registry::registry(std::unique_ptr<impl> i) : impl_(std::move(i))
+{
+}
+
+registry::~registry()
+{
+	// Program instances refer to map instances and the mapping: drop them
+	// before the segment goes.
+	if (impl_) {
+		impl_->progs.clear();
+		impl_->maps.clear();
+	}
+}
+
+namespace {
+
+result<std::unique_ptr<registry::impl>> attach(shm::segment seg,
+					       registry_shared *shared)
+{
+	auto r = std::make_unique<registry::impl>(std::move(seg));
+	r->mgr = r->seg.manager();
+	r->shared = shared;
+	if (shared->magic != REGISTRY_MAGIC || shared->capacity == 0 ||
+	    shared->capacity > MAX_FD_COUNT_LIMIT || shared->slots_offset == 0)
+		return fail(EBADMSG, "segment '" + r->seg.name() +
+					     "': object '" + REGISTRY_OBJECT_NAME +
+					     "' is not a bpftime registry");
+	if (shared->layout_version != REGISTRY_LAYOUT_VERSION)
+		return fail(EPROTONOSUPPORT,
+			    "segment '" + r->seg.name() + "': registry layout "
+			    "version " + std::to_string(shared->layout_version) +
+				    ", this bpftime reads version " +
+				    std::to_string(REGISTRY_LAYOUT_VERSION));
+	r->slots = r->at<slot>(shared->slots_offset);
+	if (!r->seg.contains(r->slots, uint64_t(shared->capacity) * sizeof(slot)))
+		return fail(EBADMSG, "segment '" + r->seg.name() +
+					     "': registry slots lie outside the "
+					     "segment");
+	r->maps.resize(shared->capacity);
+	r->prog_fast = std::make_unique<std::atomic<const program_instance *>[]>(
+		shared->capacity);
+	return r;
+}
+
+} // namespace
+
+result<std::unique_ptr<registry>> registry::create(shm::segment seg,
+						   registry_options opts)
+{
+	if (opts.capacity == 0 || opts.capacity > MAX_FD_COUNT_LIMIT)
+		return fail(EINVAL, "registry: capacity " +
+					    std::to_string(opts.capacity) +
+					    " is outside [1, " +
+					    std::to_string(MAX_FD_COUNT_LIMIT) +
+					    "]");
+	shm::segment_manager *mgr = seg.manager();
+	if (seg.find<registry_shared>(REGISTRY_OBJECT_NAME))
+		return fail(EEXIST, "segment '" + seg.name() +
+					    "' already holds a registry");
+	size_t bytes = size_t(opts.capacity) * sizeof(slot);
+	void *mem = mgr->allocate_aligned(bytes, 64, std::nothrow);
+	if (!mem)
+		return fail(ENOMEM, "segment '" + seg.name() + "': no room for " +
+					    std::to_string(opts.capacity) +
+					    " registry slots");
+	auto *slots = static_cast<slot *>(mem);
+	for (uint32_t i = 0; i < opts.capacity; i++) {
+		new (&slots[i].word) std::atomic<uint64_t>(0);
+		new (&slots[i].object) std::atomic<int64_t>(0);
+	}
+	int64_t slots_off = static_cast<char *>(mem) -
+			    reinterpret_cast<char *>(mgr);
+	auto made = seg.construct<registry_shared>(REGISTRY_OBJECT_NAME);
+	if (!made) {
+		mgr->deallocate(mem);
+		return std::move(made).error();
+	}
+	registry_shared *s = *made;
+	s->capacity = opts.capacity;
+	s->layout_version = REGISTRY_LAYOUT_VERSION;
+	s->slots_offset = slots_off;
+	s->change_counter.store(0);
+	s->live.store(0);
+	s->pending = pending_record{};
+	// Written last: open() refuses a registry whose magic is not set yet.
+	std::atomic_thread_fence(std::memory_order_release);
+	s->magic = REGISTRY_MAGIC;
+	auto r = attach(std::move(seg), s);
+	if (!r)
+		return std::move(r).error();
+	return std::unique_ptr<registry>(new registry(std::move(*r)));
+}
+
+result<std::unique_ptr<registry>> registry::open(shm::segment seg)
+{
+	auto *s = seg.find<registry_shared>(REGISTRY_OBJECT_NAME);
+	if (!s)
+		return fail(ENOENT, "segment '" + seg.name() +
+					    "' holds no registry (create one "
+					    "first)");
+	auto r = attach(std::move(seg), s);
+	if (!r)
+		return std::move(r).error();
+	return std::unique_ptr<registry>(new registry(std::move(*r)));
+}
+
+result<std::unique_ptr<registry>> registry::open_or_create(shm::segment seg,
+							   registry_options opts)
+{
+	if (seg.find<registry_shared>(REGISTRY_OBJECT_NAME))
+		return open(std::move(seg));
+	return create(std::move(seg), opts);
+}
+
+result<registry_options> registry::options_from_env()
+{
+	registry_options o;
+	if (const char *v = getenv("BPFTIME_MAX_FD_COUNT"); v && *v) {
+		std::string_view s(v);
+		uint32_t n = 0;
+		auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+		if (ec != std::errc() || end != s.data() + s.size() || n == 0 ||
+		    n > MAX_FD_COUNT_LIMIT)
+			return fail(EINVAL, "BPFTIME_MAX_FD_COUNT='" +
+						    std::string(s) +
+						    "' is not a count between 1 "
+						    "and " +
+						    std::to_string(MAX_FD_COUNT_LIMIT));
+		o.capacity = n;
+	}
+	return o;
+}
+
+shm::segment &registry::segment() noexcept
+{
+	return impl_->seg;
+}
+uint32_t registry::capacity() const noexcept
+{
+	return impl_->shared->capacity;
+}
+uint64_t registry::change_counter() const noexcept
+{
+	return impl_->shared->change_counter.load(std::memory_order_acquire);
+}
+uint32_t registry::size() const noexcept
+{
+	return impl_->shared->live.load(std::memory_order_relaxed);
+}
+
+#define WITH_LOCK(expr)                                                        \
+	do {                                                                   \
+		auto guard_ = impl_->lock();                                   \
+		if (!guard_)                                                   \
+			return std::move(guard_).error();                      \
+		return expr;                                                   \
+	} while (0)
+
+result<handle> registry::create_map(const map_spec &spec, uint32_t id)
+{
+	WITH_LOCK(impl_->create_map_locked(spec, id));
+}
+result<handle> registry::create_prog(const prog_spec &spec, uint32_t id)
+{
+	WITH_LOCK(impl_->create_prog_locked(spec, id));
+}
+result<handle> registry::create_link(const link_spec &spec, uint32_t id)
+{
+	WITH_LOCK(impl_->create_link_locked(spec, id));
+}
+result<handle> registry::create_perf_event(const perf_event_spec &spec,
+					   uint32_t id)
+{
+	WITH_LOCK(impl_->create_perf_event_locked(spec, id));
+}
+result<handle> registry::create_btf(std::span<const uint8_t> data, uint32_t id)
+{
+	WITH_LOCK(impl_->create_btf_locked(data, id));
+}
+status registry::release(uint32_t id)
+{
+	WITH_LOCK(impl_->release_locked(id, 0, false));
+}
+status registry::release(handle h)
+{
+	WITH_LOCK(impl_->release_locked(h.id, h.generation, true));
+}
+result<handler_info> registry::get(uint32_t id) const
+{
+	auto guard = impl_->lock();
+	if (!guard)
+		return std::move(guard).error();
+	return impl_->describe_locked(id);
+}
+
+std::vector<handler_info> registry::list() const
+{
+	std::vector<handler_info> out;
+	auto guard = impl_->lock();
+	if (!guard)
+		return out;
+	for (uint32_t i = 0; i < impl_->shared->capacity; i++) {
+		if (word_kind(impl_->word_at(i)) == handler_kind::empty)
+			continue;
+		if (auto d = impl_->describe_locked(i))
+			out.push_back(std::move(*d));
+	}
+	return out;
+}
+
+handler_kind registry::kind_of(uint32_t id) const noexcept
+{
+	if (id >= impl_->shared->capacity)
+		return handler_kind::empty;
+	return word_kind(impl_->word_at(id));
+}
+
+result<handle> registry::handle_of(uint32_t id) const
+{
+	if (id >= impl_->shared->capacity)
+		return fail(EBADF, id_text(id) + " is outside the table");
+	uint64_t w = impl_->word_at(id);
+	if (word_kind(w) == handler_kind::empty)
+		return fail(EBADF, id_text(id) + " holds nothing");
+	return handle{ id, word_generation(w) };
+}
+
+const program_instance *registry::cached_program(uint32_t id) const noexcept
+{
+	if (id >= impl_->shared->capacity)
+		return nullptr;
+	return impl_->prog_fast[id].load(std::memory_order_acquire);
+}
+
+} // namespace bpftime::handlers

@@ -1,0 +1,108 @@
+// registry_impl.hpp: the per-process side of a registry, shared by the
+// sources of the handlers core (registry.cpp, map_instance.cpp, program.cpp,
+// json_io.cpp). Not a public header.
+#pragma once
+
+#include <bpftime/handlers/program.hpp>
+#include <bpftime/handlers/registry.hpp>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+
+namespace bpftime::handlers {
+
+// "ENOENT" for 2: the names the kernel's man pages use.
+std::string errno_name(int e);
+
+// Validates a map or program name the way the kernel's bpf_obj_name_cpy
+// does: at most 15 bytes of letters, digits, '_' and '.'.
+status check_obj_name(std::string_view what, std::string_view name);
+
+// Why a map type cannot be used in this process, naming the package that
+// provides it: "no implementation of BPF_MAP_TYPE_HASH is registered ...".
+std::string missing_ops_reason(uint32_t map_type);
+
+struct registry::impl {
+	shm::segment seg;
+	shm::segment_manager *mgr = nullptr;
+	registry_shared *shared = nullptr;
+	slot *slots = nullptr;
+
+	// Per-process caches, under `local`.
+	std::mutex local;
+	std::vector<std::shared_ptr<map_instance>> maps; // by id
+	std::map<std::tuple<uint32_t, uint64_t, int, bool>,
+		 std::shared_ptr<program_instance>>
+		progs; // (id, generation, backend, bounds_check)
+	// Latest instance of each program id, for tail calls on the hot path.
+	std::unique_ptr<std::atomic<const program_instance *>[]> prog_fast;
+
+	explicit impl(shm::segment s) : seg(std::move(s))
+	{
+	}
+
+	char *base() const noexcept
+	{
+		return reinterpret_cast<char *>(mgr);
+	}
+	template <class T> T *at(int64_t off) const noexcept
+	{
+		return reinterpret_cast<T *>(base() + off);
+	}
+	int64_t offset_of(const void *p) const noexcept
+	{
+		return static_cast<const char *>(p) - base();
+	}
+
+	// The handler at id if its slot holds kind k (EBADF empty, EINVAL
+	// other kind). Lock-free; the caller must hold the registry mutex or
+	// accept that a concurrent release may free what it reads.
+	result<handler_object *> object_at(uint32_t id, handler_kind k,
+					   const char *what) const;
+	uint64_t word_at(uint32_t id) const noexcept
+	{
+		return slots[id].word.load(std::memory_order_acquire);
+	}
+
+	// The registry mutex, with recovery of what a dead holder left.
+	class lock_guard {
+	    public:
+		explicit lock_guard(impl &r) : r_(&r)
+		{
+		}
+		lock_guard(lock_guard &&o) noexcept : r_(o.r_)
+		{
+			o.r_ = nullptr;
+		}
+		~lock_guard();
+
+	    private:
+		impl *r_;
+	};
+	result<lock_guard> lock();
+	void recover() noexcept;
+
+	// Under the lock.
+	result<uint32_t> pick_id(uint32_t wanted, const char *what);
+	result<handle> publish(uint32_t id, handler_kind k, handler_object *obj);
+	result<handle> create_map_locked(const map_spec &spec, uint32_t id);
+	result<handle> create_prog_locked(const prog_spec &spec, uint32_t id);
+	result<handle> create_link_locked(const link_spec &spec, uint32_t id);
+	result<handle> create_perf_event_locked(const perf_event_spec &spec,
+						uint32_t id);
+	result<handle> create_btf_locked(std::span<const uint8_t> data,
+					 uint32_t id);
+	status release_locked(uint32_t id, uint64_t generation,
+			      bool check_generation);
+	result<handler_info> describe_locked(uint32_t id) const;
+	void forget_local(uint32_t id);
+
+	result<std::shared_ptr<map_instance>> map_instance_for(uint32_t id,
+							       registry *owner);
+};
+
+} // namespace bpftime::handlers

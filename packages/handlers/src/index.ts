@@ -1,0 +1,31 @@
+export { BpftimeError } from '@bpftime/common';
+export { bytes, type Codec, i32, i64, u8, u16, u32, u64 } from './codecs.js';
+export { AttachType, type Backend, MapFlags, MapType, ProgType, UpdateFlags } from './constants.js';
+export {
+	availableHelpers,
+	type BatchResult,
+	BpfMap,
+	Btf,
+	type BtfDescriptor,
+	DEFAULT_CAPACITY,
+	defaultBackend,
+	type HandlerDescriptor,
+	JSON_VERSION,
+	Link,
+	type LinkDescriptor,
+	type LinkSpec,
+	type MapDescriptor,
+	type MapSpec,
+	PerfEvent,
+	type PerfEventDescriptor,
+	type PerfEventSpec,
+	Prog,
+	type ProgDescriptor,
+	type ProgSpec,
+	Registry,
+	type RegistryOptions,
+	type RunOptions,
+	registeredMapTypes,
+	registerMapOps,
+	TypedMap,
+} from './registry.js';

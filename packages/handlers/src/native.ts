@@ -1,0 +1,71 @@
+// native.ts: the addon's interface (binding/handlers_binding.cpp) and its
+// loading. Internal to the package.
+import { fileURLToPath } from 'node:url';
+import { loadNative, type NativeAddon } from '@bpftime/common';
+
+export interface NativeHandle {
+	id: number;
+	generation: bigint;
+}
+
+export interface NativeRegistry {
+	capacity(): number;
+	changeCounter(): bigint;
+	size(): number;
+	createMap(spec: object, id?: number): NativeHandle;
+	createProg(spec: object, id?: number): NativeHandle;
+	createLink(spec: object, id?: number): NativeHandle;
+	createPerfEvent(spec: object, id?: number): NativeHandle;
+	createBtf(data: Uint8Array, id?: number): NativeHandle;
+	release(id: number, generation?: bigint): void;
+	get(id: number): Record<string, unknown> | undefined;
+	list(): Record<string, unknown>[];
+	mapLookup(id: number, gen: bigint, key: Uint8Array): Buffer | undefined;
+	mapUpdate(id: number, gen: bigint, key: Uint8Array, value: Uint8Array, flags: number): void;
+	mapDelete(id: number, gen: bigint, key: Uint8Array): boolean;
+	mapNextKey(id: number, gen: bigint, key: Uint8Array | null): Buffer | undefined;
+	mapLookupBatch(
+		id: number,
+		gen: bigint,
+		after: Uint8Array | null,
+		maxCount: number,
+	): { count: number; keys: Buffer; values: Buffer };
+	mapUpdateBatch(id: number, gen: bigint, keys: Uint8Array, values: Uint8Array, flags: number): number;
+	mapDeleteBatch(id: number, gen: bigint, keys: Uint8Array): number;
+	mapMmap(id: number, gen: bigint): Buffer;
+	progInstantiate(
+		id: number,
+		gen: bigint,
+		backend?: string,
+		boundsCheck?: boolean,
+	): { backend: string; compileTimeNs: bigint };
+	progRun(
+		id: number,
+		gen: bigint,
+		backend: string | undefined,
+		boundsCheck: boolean,
+		ctx: Uint8Array | undefined,
+		cookie: bigint | undefined,
+		funcIp: bigint | undefined,
+	): bigint;
+	exportJson(): string;
+	importJson(text: string): void;
+	close(): void;
+}
+
+export interface HandlersAddon extends NativeAddon {
+	openRegistry(mode: 'create' | 'open' | 'openOrCreate', segment: string, capacity?: number): NativeRegistry;
+	registerMapOps(ops: unknown): void;
+	registeredMapTypes(): { type: number; typeName: string; provider: string }[];
+	helpers(): { id: number; name: string }[];
+	optionsFromEnv(): { capacity: number };
+	backendFromEnv(): string;
+	defaultCapacity: number;
+	jsonVersion: number;
+	mapTypeNames: string[];
+	progTypeNames: string[];
+	attachTypeNames: string[];
+	helperNames: string[];
+}
+
+export const native = loadNative<HandlersAddon>(fileURLToPath(new URL('..', import.meta.url)), 'handlers');
