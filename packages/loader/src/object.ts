@@ -684,7 +684,6 @@ export class BpfObject implements Disposable {
 			throw new BpftimeError('EINVAL', `prog '${name}': can't attach BPF program w/o FD (did you load it?)`);
 		const pid = options.pid === undefined ? -1 : options.pid === -1 ? -1 : expectU32(options.pid, 'pid');
 		const cookie = options.cookie ?? 0n;
-		const point = target ? pointOf(target) : this.#pointFor(spec, options.binary);
 		const def = findSecDef(spec.section);
 		if (def && (def.family === 'kprobe' || def.family === 'kernel' || def.family === 'none')) {
 			throw new BpftimeError(
@@ -694,6 +693,8 @@ export class BpfObject implements Disposable {
 					: `prog '${name}': SEC("${spec.section}") is a kernel-only program type; bpftime attaches uprobes, uretprobes, USDT, syscall tracepoints and raw syscall tracepoints`,
 			);
 		}
+		// Checked after the program type, so that a kernel-only program is refused for what it is.
+		const point = target ? pointOf(target) : this.#pointFor(spec, options.binary);
 		const created = { links: [] as number[], perfEvents: [] as number[] };
 		const undo = () => {
 			for (const id of [...created.links].reverse()) reg.release(id);
