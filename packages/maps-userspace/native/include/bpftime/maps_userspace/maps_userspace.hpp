@@ -1,0 +1,30 @@
+// maps_userspace.hpp: the eBPF map types of @bpftime/maps-userspace, kept in
+// the shared-memory segment and registered into the map-ops registry of
+// @bpftime/handlers.
+//
+//   bpftime::maps_userspace::register_all();   // once per process, C++
+//   // Node: import '@bpftime/maps-userspace' does the same.
+//
+// Types: BPF_MAP_TYPE_ARRAY (array_map.cpp) and BPF_MAP_TYPE_HASH
+// (hash_map.cpp). Both are safe to use from any number of threads of any
+// number of processes at once; a process killed in the middle of an update
+// leaves the map usable (see the files for the exact guarantees).
+#pragma once
+
+#include <bpftime/common/result.hpp>
+#include <bpftime/handlers/map_ops.hpp>
+
+#include <span>
+
+namespace bpftime::maps_userspace {
+
+// Static tables; valid for the life of the process.
+const handlers::map_ops *array_map_ops() noexcept;
+const handlers::map_ops *hash_map_ops() noexcept;
+std::span<const handlers::map_ops *const> all_map_ops() noexcept;
+
+// Registers every type of this package with the registry of this process
+// (the copy of bpftime::handlers linked into the caller). Idempotent.
+status register_all();
+
+} // namespace bpftime::maps_userspace

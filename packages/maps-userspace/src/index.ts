@@ -1,0 +1,25 @@
+// @bpftime/maps-userspace: importing this module registers its map types
+// (BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH) with the registry of
+// @bpftime/handlers in this process.
+//
+//   import '@bpftime/maps-userspace';
+//
+// The implementations live in this package's addon; the registry in the
+// handlers addon. What crosses between them is the address of each static
+// map-ops table, as a tagged External.
+import { fileURLToPath } from 'node:url';
+import { loadNative, type NativeAddon } from '@bpftime/common';
+import { type MapType, registerMapOps } from '@bpftime/handlers';
+
+interface MapsAddon extends NativeAddon {
+	mapOps(): { type: number; typeName: string; ops: unknown }[];
+}
+
+const native = loadNative<MapsAddon>(fileURLToPath(new URL('..', import.meta.url)), 'maps_userspace');
+const tables = native.mapOps();
+for (const t of tables) registerMapOps(t.ops);
+
+/** The map types this package provides (and has registered in this process). */
+export const MAP_TYPES: readonly { type: MapType; typeName: string }[] = Object.freeze(
+	tables.map((t) => Object.freeze({ type: t.type as MapType, typeName: t.typeName })),
+);
