@@ -310,8 +310,29 @@ function parseObject(buf: Buffer, objName: string, targetBtf: TargetBtfSource | 
 	return { elf, btf, ext, license, kernelVersion, maps, programs, core };
 }
 
+/**
+ * Map types whose values the kernel does not describe with BTF: libbpf's
+ * bpf_object__create_map() passes no btf_key/value_type_id for them.
+ */
+const NO_BTF_TYPES: ReadonlySet<number> = new Set([
+	MapType.PerfEventArray,
+	MapType.CgroupArray,
+	MapType.StackTrace,
+	MapType.ArrayOfMaps,
+	MapType.HashOfMaps,
+	MapType.Devmap,
+	MapType.DevmapHash,
+	MapType.Cpumap,
+	MapType.Xskmap,
+	MapType.Sockmap,
+	MapType.Sockhash,
+	MapType.Queue,
+	MapType.Stack,
+]);
+
 /** The registry attributes of a map, as libbpf's bpf_object__create_map() fills them. */
-export function mapCreateRequest(m: MapSpec, innerMapId?: number): MapCreateRequest {
+export function mapCreateRequest(m: MapSpec, innerMapId?: number, btfId?: number): MapCreateRequest {
+	const noBtf = NO_BTF_TYPES.has(m.type);
 	let maxEntries = m.maxEntries;
 	// libbpf map_set_def_max_entries(): a perf event array of 0 entries gets one per possible CPU.
 	if (m.type === MapType.PerfEventArray && maxEntries === 0) maxEntries = possibleCpus();
@@ -326,8 +347,9 @@ export function mapCreateRequest(m: MapSpec, innerMapId?: number): MapCreateRequ
 		mapExtra: m.mapExtra,
 		innerMapId,
 		pinning: m.pinning,
-		btfKeyTypeId: m.keyTypeId,
-		btfValueTypeId: m.valueTypeId,
+		btfId,
+		btfKeyTypeId: noBtf ? 0 : m.keyTypeId,
+		btfValueTypeId: noBtf ? 0 : m.valueTypeId,
 	};
 }
 
@@ -349,6 +371,28 @@ export function possibleCpus(): number {
 	}
 	cpuCount = n > 0 ? n : 1;
 	return cpuCount;
+}
+
+/** struct bpf_func_info[] of a relocated program: insn_off (in instructions), type_id. */
+function funcInfoRecords(p: ProgSpec): Buffer {
+	const b = Buffer.alloc(p.funcInfo.length * 8);
+	p.funcInfo.forEach((f, i) => {
+		b.writeUInt32LE(f.insnIdx, i * 8);
+		b.writeUInt32LE(f.typeId, i * 8 + 4);
+	});
+	return b;
+}
+
+/** struct bpf_line_info[] of a relocated program. */
+function lineInfoRecords(p: ProgSpec): Buffer {
+	const b = Buffer.alloc(p.lineInfo.length * 16);
+	p.lineInfo.forEach((l, i) => {
+		b.writeUInt32LE(l.insnIdx, i * 16);
+		b.writeUInt32LE(l.fileNameOff, i * 16 + 4);
+		b.writeUInt32LE(l.lineOff, i * 16 + 8);
+		b.writeUInt32LE(l.lineCol, i * 16 + 12);
+	});
+	return b;
 }
 
 function u32le(n: number): Buffer {
@@ -563,7 +607,24 @@ export class BpfObject implements Disposable {
 				throw targetError(what, e);
 			}
 		};
+		// libbpf retries a map without BTF when the kernel refuses its BTF types.
+		const createMap = async (what: string, req: MapCreateRequest): Promise<number> => {
+			try {
+				return await target.createMap(req);
+			} catch (e) {
+				if (req.btfId === undefined || (req.btfKeyTypeId === 0 && req.btfValueTypeId === 0)) throw targetError(what, e);
+				const plain = { ...req, btfId: undefined, btfKeyTypeId: 0, btfValueTypeId: 0 };
+				return await call(what, () => target.createMap(plain));
+			}
+		};
 		try {
+			let btfId: number | undefined;
+			const btf = this.btf;
+			if (btf && target.loadBtf) {
+				const load = target.loadBtf.bind(target);
+				btfId = await call(`object '${this.name}': BTF load`, () => load(btf.bytes()));
+				created.push(btfId);
+			}
 			for (const [i, m] of this.#maps.entries()) {
 				let inner: number | undefined;
 				if (isMapInMap(m.type)) {
@@ -572,12 +633,10 @@ export class BpfObject implements Disposable {
 							'EINVAL',
 							`map '${m.name}': map-in-map needs its inner map defined with __array(values, …)`,
 						);
-					const innerReq = mapCreateRequest(m.innerMap);
-					inner = await call(`map '${m.innerMap.name}': create`, () => target.createMap(innerReq));
+					inner = await createMap(`map '${m.innerMap.name}': create`, mapCreateRequest(m.innerMap, undefined, btfId));
 					created.push(inner);
 				}
-				const req = mapCreateRequest(m, inner);
-				const id = await call(`map '${m.name}': create`, () => target.createMap(req));
+				const id = await createMap(`map '${m.name}': create`, mapCreateRequest(m, inner, btfId));
 				created.push(id);
 				mapIds[i] = id;
 				maps.set(m.name, { name: m.name, id, spec: m });
@@ -633,6 +692,9 @@ export class BpfObject implements Disposable {
 						kernelVersion: p.kernelVersion,
 						flags: p.sleepable ? BPF_F_SLEEPABLE : 0,
 						mapIds: [...ids],
+						btfId,
+						funcInfo: btfId === undefined ? Buffer.alloc(0) : funcInfoRecords(p),
+						lineInfo: btfId === undefined ? Buffer.alloc(0) : lineInfoRecords(p),
 					}),
 				);
 				created.push(id);

@@ -27,6 +27,8 @@ export interface MapCreateRequest {
 	innerMapId: number | undefined;
 	/** `by-name`: the object asked for LIBBPF_PIN_BY_NAME; a registry may share the map with others of that name. */
 	pinning: 'none' | 'by-name';
+	/** The id `loadBtf()` gave the object's BTF (btf_fd), or undefined when the target took no BTF. */
+	btfId: number | undefined;
 	/** BTF ids of key and value in the object's BTF (0 when absent), as btf_key_type_id/btf_value_type_id. */
 	btfKeyTypeId: number;
 	btfValueTypeId: number;
@@ -48,6 +50,12 @@ export interface ProgLoadRequest {
 	flags: number;
 	/** Ids of every map the instructions reference, in first-use order. */
 	mapIds: number[];
+	/** The id `loadBtf()` gave the object's BTF (prog_btf_fd), or undefined. */
+	btfId: number | undefined;
+	/** struct bpf_func_info records (8 bytes: insn_off, type_id), one per function after sub-programs are appended. */
+	funcInfo: Buffer;
+	/** struct bpf_line_info records (16 bytes: insn_off, file_name_off, line_off, line_col). */
+	lineInfo: Buffer;
 }
 
 /** perf_event_open(2) for the events bpftime can hook in user space. u64 values are bigint. */
@@ -79,6 +87,14 @@ export type LinkRequest =
 	| { kind: 'raw_tracepoint'; prog: number; name: string };
 
 export interface LoadTarget {
+	/**
+	 * BPF_BTF_LOAD of the object's BTF (DATASEC sizes and offsets fixed up),
+	 * before anything else. Optional: a target that has no use for BTF (the
+	 * bpftime registry runs programs without it) leaves it out, and maps and
+	 * programs then come with no BTF id. The kernel needs it for programs
+	 * with callbacks or global functions.
+	 */
+	loadBtf?(data: Buffer): number | Promise<number>;
 	createMap(req: MapCreateRequest): number | Promise<number>;
 	/** BPF_MAP_UPDATE_ELEM with BPF_ANY: initial values of global data, map-in-map and prog-array slots. */
 	updateMap(map: number, key: Buffer, value: Buffer): void | Promise<void>;

@@ -91,7 +91,7 @@ export async function bpfAllowed(fx: Fixtures): Promise<{ ok: boolean; why: stri
 		const tool = await fx.host('kernel-target', ['-lbpf']);
 		const { stdout } = await run('sh', [
 			'-c',
-			`printf 'P 1 0 0 0 GPL probe b7000000000000009500000000000000\\n' | ${tool}`,
+			`printf 'P 1 0 0 0 GPL probe -1 - - b7000000000000009500000000000000\\n' | ${tool}`,
 		]);
 		if (stdout.startsWith('OK')) return { ok: true, why: '' };
 		return { ok: false, why: `bpf(BPF_PROG_LOAD) refused here: ${stdout.trim()}` };

@@ -2,6 +2,7 @@
 // kernel-target fixture, a real process answering one command per line),
 // and a recorder that keeps every request and can be told to fail one.
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { createInterface, type Interface } from 'node:readline';
 import { BpftimeError } from '@bpftime/common';
 import type { LinkRequest, LoadTarget, MapCreateRequest, PerfEventRequest, ProgLoadRequest } from '../src/index.js';
@@ -42,9 +43,13 @@ export class KernelTarget implements LoadTarget {
 		return id;
 	}
 
+	loadBtf(data: Buffer): Promise<number> {
+		return this.#id(`B ${hex(data)}`, 'BTF load');
+	}
+
 	createMap(r: MapCreateRequest): Promise<number> {
 		return this.#id(
-			`M ${r.type} ${r.keySize} ${r.valueSize} ${r.maxEntries} ${r.flags} ${r.innerMapId ?? -1} ${r.mapExtra} ${r.numaNode} ${r.name || '-'}`,
+			`M ${r.type} ${r.keySize} ${r.valueSize} ${r.maxEntries} ${r.flags} ${r.innerMapId ?? -1} ${r.mapExtra} ${r.numaNode} ${r.btfId ?? -1} ${r.btfKeyTypeId} ${r.btfValueTypeId} ${r.name || '-'}`,
 			`map '${r.name}' create`,
 		);
 	}
@@ -68,7 +73,7 @@ export class KernelTarget implements LoadTarget {
 
 	loadProgram(r: ProgLoadRequest): Promise<number> {
 		return this.#id(
-			`P ${r.type} ${r.expectedAttachType} ${r.flags} ${r.kernelVersion} ${r.license || '-'} ${r.name || '-'} ${hex(r.instructions)}`,
+			`P ${r.type} ${r.expectedAttachType} ${r.flags} ${r.kernelVersion} ${r.license || '-'} ${r.name || '-'} ${r.btfId ?? -1} ${hex(r.funcInfo)} ${hex(r.lineInfo)} ${hex(r.instructions)}`,
 			`prog '${r.name}' load`,
 		);
 	}
@@ -86,6 +91,12 @@ export class KernelTarget implements LoadTarget {
 	release(id: number): void {
 		this.live.delete(id);
 		this.#child.stdin.write(`C ${id}\n`);
+	}
+
+	/** Open file descriptors of the kernel-target process, as the kernel counts them (after a round trip, so closes are done). */
+	async fdCount(): Promise<number> {
+		await this.#ask('X');
+		return readdirSync(`/proc/${this.#child.pid}/fd`).length;
 	}
 
 	close(): void {

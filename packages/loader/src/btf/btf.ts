@@ -170,6 +170,7 @@ export class Btf {
 	readonly #typesView: ByteView;
 	readonly #cache = new Map<number, BtfType>();
 	#byName: Map<string, number[]> | undefined;
+	#fixed: Buffer | undefined;
 	/** Where this BTF came from, prefixed to errors (`BTF`, `vmlinux BTF`). */
 	readonly what: string;
 
@@ -507,7 +508,27 @@ export class Btf {
 		const t = this.type(id);
 		if (t.kind !== BtfKind.Datasec)
 			throw malformed(`${this.what}: type [${id}] is ${btfKindName(t.kind)}, not DATASEC`);
+		if (vars.length !== t.vars.length) {
+			throw malformed(`${this.what}: DATASEC [${id}] has ${t.vars.length} variables, not ${vars.length}`);
+		}
 		this.#cache.set(id, { ...t, size, vars });
+		// The same change in a private copy of the bytes, for bytes().
+		if (!this.#fixed) this.#fixed = Buffer.from(this.view.buf);
+		const fixed = this.#fixed;
+		const at = this.#typesView.buf.byteOffset - this.view.buf.byteOffset + (this.#offsets[id] as number);
+		fixed.writeUInt32LE(size >>> 0, at + 8);
+		vars.forEach((v, i) => {
+			fixed.writeUInt32LE(v.offset >>> 0, at + 12 + i * 12 + 4);
+		});
+	}
+
+	/**
+	 * The raw BTF with the DATASEC fix-ups applied: what a kernel (or any
+	 * other consumer of BPF_BTF_LOAD) is given, as libbpf gives it after
+	 * btf_finalize_data().
+	 */
+	bytes(): Buffer {
+		return this.#fixed ?? this.view.buf;
 	}
 
 	/** Ids of the types with this name (and kind, when given), in id order. */

@@ -23,6 +23,10 @@ export interface LineInfo {
 	lineText: string;
 	line: number;
 	column: number;
+	/** The record as stored, for a kernel that wants it back (struct bpf_line_info): string offsets into .BTF and line << 10 | column. */
+	fileNameOff: number;
+	lineOff: number;
+	lineCol: number;
 }
 
 /** enum bpf_core_relo_kind of include/uapi/linux/bpf.h */
@@ -121,12 +125,17 @@ export function parseBtfExt(buf: Buffer, btf: Btf): BtfExt {
 			s.secName,
 			s.records.map((r, i) => {
 				const lineCol = r.u32(12, 'line_col');
+				const fileNameOff = r.u32(4, 'file_name_off');
+				const lineOff = r.u32(8, 'line_off');
 				return {
 					insnIdx: insnIndex(r.u32(0, 'insn_off'), s.secName, 'line_info', i),
-					fileName: btf.str(r.u32(4, 'file_name_off'), `line_info of '${s.secName}' #${i}: file name`),
-					lineText: btf.str(r.u32(8, 'line_off'), `line_info of '${s.secName}' #${i}: line`),
+					fileName: btf.str(fileNameOff, `line_info of '${s.secName}' #${i}: file name`),
+					lineText: btf.str(lineOff, `line_info of '${s.secName}' #${i}: line`),
 					line: lineCol >>> 10,
 					column: lineCol & 0x3ff,
+					fileNameOff,
+					lineOff,
+					lineCol,
 				};
 			}),
 		);

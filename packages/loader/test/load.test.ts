@@ -1,0 +1,196 @@
+// load() into the Linux kernel through bpf(2): the kernel's verifier and map
+// code check what the loader asks for, and a load that fails half-way must
+// leave no file descriptor behind.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BpfObject, type LoadTarget } from '../src/index.js';
+import { bpfAllowed, hasVmlinux, useFixtures } from './helpers.js';
+import { KernelTarget, RecordingTarget } from './targets.js';
+
+const fx = useFixtures();
+let kernel: KernelTarget | undefined;
+let skip = '';
+
+beforeAll(async () => {
+	const allowed = await bpfAllowed(fx);
+	if (!allowed.ok) skip = allowed.why;
+	else kernel = new KernelTarget(await fx.host('kernel-target', ['-lbpf']));
+});
+afterAll(() => kernel?.close());
+
+function needKernel(ctx: { skip: () => void }): KernelTarget {
+	if (!kernel) {
+		console.log(`skipped: ${skip}`);
+		ctx.skip();
+	}
+	return kernel as KernelTarget;
+}
+
+/** A target that forwards to another and refuses one operation with ENOSPC from its n-th call on, as a full registry would. */
+function failing(
+	inner: KernelTarget,
+	op: 'loadBtf' | 'createMap' | 'loadProgram' | 'updateMap' | 'freezeMap',
+	n: number,
+): LoadTarget {
+	let count = 0;
+	const gate = (which: string) => {
+		if (which === op && ++count >= n)
+			throw Object.assign(new Error(`injected failure of ${op} #${n}`), { code: 'ENOSPC' });
+	};
+	return {
+		loadBtf: (d) => {
+			gate('loadBtf');
+			return inner.loadBtf(d);
+		},
+		createMap: (r) => {
+			gate('createMap');
+			return inner.createMap(r);
+		},
+		updateMap: (m, k, v) => {
+			gate('updateMap');
+			return inner.updateMap(m, k, v);
+		},
+		freezeMap: (m) => {
+			gate('freezeMap');
+			return inner.freezeMap(m);
+		},
+		loadProgram: (r) => {
+			gate('loadProgram');
+			return inner.loadProgram(r);
+		},
+		createPerfEvent: (r) => inner.createPerfEvent(r),
+		createLink: (r) => inner.createLink(r),
+		release: (id) => inner.release(id),
+	};
+}
+
+describe('load() into the kernel', () => {
+	it.for(['maps', 'globals', 'subprogs', 'legacy', 'attach', 'core'])(
+		'loads every map and program of %s.bpf.o, which the verifier accepts',
+		async (name, ctx) => {
+			const k = needKernel(ctx);
+			if (name === 'core' && !hasVmlinux) {
+				console.log('skipped: no /sys/kernel/btf/vmlinux');
+				ctx.skip();
+			}
+			const fds = await k.fdCount();
+			const o = BpfObject.open(await fx.bpf(name, name === 'attach' ? [`-DTARGET="${await fx.victim()}"`] : []));
+			let loaded: Awaited<ReturnType<BpfObject['load']>>;
+			try {
+				loaded = await o.load(k);
+			} catch (e) {
+				throw new Error(`${(e as Error).message}\n${k.lastLog}`);
+			}
+			expect([...loaded.maps.keys()]).toEqual(o.maps.map((m) => m.name));
+			expect([...loaded.programs.keys()]).toEqual(o.programs.map((p) => p.name));
+			// The BTF fd, map fds, program fds; the inner-map templates are closed already.
+			expect(await k.fdCount()).toBe(fds + 1 + o.maps.length + o.programs.length);
+			o.close();
+			expect(await k.fdCount()).toBe(fds);
+		},
+	);
+
+	it('puts the initial slots of a map-in-map into the kernel map', async (ctx) => {
+		const k = needKernel(ctx);
+		const o = BpfObject.open(await fx.bpf('maps'));
+		const loaded = await o.load(k);
+		const outer = loaded.maps.get('outer_array')?.id as number;
+		const key = Buffer.alloc(4);
+		// A lookup from user space of an array of maps returns the inner map's id (not fd): non-zero for slot 0.
+		expect((await k.lookup(outer, key, 4)).readUInt32LE(0)).toBeGreaterThan(0);
+		key.writeUInt32LE(1);
+		expect((await k.lookup(outer, key, 4).catch((e) => e)).code).toBe('ENOENT');
+		o.close();
+	});
+
+	it.for([
+		['loadBtf', 1],
+		['createMap', 1],
+		['createMap', 5],
+		['updateMap', 2],
+		['freezeMap', 1],
+		['loadProgram', 1],
+		['loadProgram', 3],
+	] as const)('releases everything it created when %s #%i fails, and names what failed', async ([op, n], ctx) => {
+		const k = needKernel(ctx);
+		const fds = await k.fdCount();
+		const path = await fx.bpf(op === 'loadProgram' ? 'subprogs' : 'globals');
+		const o = BpfObject.open(path);
+		const err = await o.load(failing(k, op, n)).catch((e) => e);
+		expect(err).toMatchObject({ name: 'BpftimeError', code: 'ENOSPC' });
+		expect(err.message).toMatch(
+			op === 'loadProgram'
+				? /^prog '\w+': load: /
+				: op === 'loadBtf'
+					? /^object 'globals': BTF load: /
+					: /^map '[\w.]+': /,
+		);
+		expect(o.loaded).toBeUndefined();
+		expect(await k.fdCount()).toBe(fds);
+		// The object is still usable: a second load into the kernel works.
+		await o.load(k);
+		o.close();
+		expect(await k.fdCount()).toBe(fds);
+	});
+
+	it('passes on the verifier refusal of a program, as the kernel says it, and releases the maps', async (ctx) => {
+		const k = needKernel(ctx);
+		const fds = await k.fdCount();
+		const o = BpfObject.open(await fx.bpf('attach', [`-DTARGET="${await fx.victim()}"`]));
+		// Loading a tracepoint program as a socket filter is something the verifier decides on; a bogus type is refused outright.
+		const bogus: LoadTarget = {
+			...failing(k, 'createMap', Number.POSITIVE_INFINITY),
+			loadProgram: (r) => k.loadProgram({ ...r, type: 999 }),
+		};
+		await expect(o.load(bogus)).rejects.toMatchObject({
+			code: 'EINVAL',
+			message: expect.stringMatching(/^prog 'up_func': load: kernel/),
+		});
+		expect(await k.fdCount()).toBe(fds);
+	});
+});
+
+describe('load() bookkeeping', () => {
+	it('loads only the programs asked for, and refuses unknown names before creating anything', async () => {
+		const path = await fx.bpf('subprogs');
+		const o = BpfObject.open(path);
+		const t = new RecordingTarget();
+		await expect(o.load(t, { programs: ['first', 'nope'] })).rejects.toMatchObject({ code: 'ENOENT' });
+		expect(t.log).toEqual([]);
+		const loaded = await o.load(t, { programs: ['second'] });
+		expect([...loaded.programs.keys()]).toEqual(['second']);
+		await expect(o.load(t)).rejects.toMatchObject({ code: 'EBUSY' });
+		o.close();
+		expect(t.live.size).toBe(0);
+		await expect(o.load(t)).rejects.toMatchObject({ code: 'EBADF' });
+	});
+
+	it('hands the registry the map ids in every map lddw of a program, in first-use order', async () => {
+		const o = BpfObject.open(await fx.bpf('globals'));
+		const t = new RecordingTarget();
+		const loaded = await o.load(t);
+		const prog = t.log.find((r) => r.op === 'loadProgram');
+		const req = prog?.op === 'loadProgram' ? prog.req : undefined;
+		const ids = new Set(o.program('read_globals').mapReferences.map((r) => loaded.maps.get(r.map)?.id));
+		expect(req?.mapIds).toEqual([...ids]);
+		for (const r of o.program('read_globals').mapReferences) {
+			const code = req?.instructions as Buffer;
+			expect((code[r.insnIdx * 8 + 1] as number) >> 4).toBe(r.kind === 'fd' ? 1 : 2);
+			expect(code.readInt32LE(r.insnIdx * 8 + 4)).toBe(loaded.maps.get(r.map)?.id);
+			if (r.kind === 'value') expect(code.readInt32LE(r.insnIdx * 8 + 12)).toBe(r.offset);
+		}
+		expect(req).toMatchObject({ name: 'read_globals', license: 'GPL', type: 2, flags: 0 });
+		o.close();
+	});
+
+	it('marks programs of .s sections sleepable (BPF_F_SLEEPABLE)', async () => {
+		const o = BpfObject.open(await fx.bpf('attach', [`-DTARGET="${await fx.victim()}"`]));
+		const t = new RecordingTarget();
+		await o.load(t, { programs: ['up_sleepable', 'up_func'] });
+		const flags = t.log.flatMap((r) => (r.op === 'loadProgram' ? [[r.req.name, r.req.flags]] : []));
+		expect(flags).toEqual([
+			['up_func', 0],
+			['up_sleepable', 1 << 4],
+		]);
+		o.close();
+	});
+});
