@@ -352,6 +352,69 @@ export class Btf {
 			for (const t of chain) state[t] = 2;
 			chain.length = 0;
 		}
+		this.#checkContainment();
+	}
+
+	/**
+	 * A struct, union or array must not contain itself by value (through
+	 * members, elements, typedefs and modifiers; a pointer ends the chain),
+	 * as the kernel's btf_struct_resolve() refuses: such a type has no size.
+	 * Iterative depth-first search, each type visited once.
+	 */
+	#checkContainment(): void {
+		const v = this.#typesView;
+		const count = this.count;
+		const children = (id: number): number[] => {
+			const at = this.#offsets[id] as number;
+			const info = v.u32(at + 4, 'info');
+			const kind = (info >>> 24) & 0x1f;
+			const vlen = info & 0xffff;
+			switch (kind) {
+				case BtfKind.Struct:
+				case BtfKind.Union: {
+					const out: number[] = [];
+					for (let i = 0; i < vlen; i++) out.push(v.u32(at + 12 + i * 12 + 4, 'member type'));
+					return out;
+				}
+				case BtfKind.Array:
+					return [v.u32(at + 12, 'type')];
+				case BtfKind.Typedef:
+				case BtfKind.Volatile:
+				case BtfKind.Const:
+				case BtfKind.Restrict:
+				case BtfKind.TypeTag:
+					return [v.u32(at + 8, 'type')];
+				default:
+					return [];
+			}
+		};
+		const state = new Uint8Array(count); // 0 unseen, 1 on the stack, 2 done
+		for (let root = 1; root < count; root++) {
+			if (state[root] !== 0) continue;
+			const stack: { id: number; next: number[] }[] = [{ id: root, next: children(root) }];
+			state[root] = 1;
+			while (stack.length > 0) {
+				const top = stack[stack.length - 1] as { id: number; next: number[] };
+				const child = top.next.pop();
+				if (child === undefined) {
+					state[top.id] = 2;
+					stack.pop();
+					continue;
+				}
+				if (child === 0 || state[child] === 2) continue;
+				if (state[child] === 1) {
+					const from = stack.findIndex((f) => f.id === child);
+					const path = [...stack.slice(from).map((f) => f.id), child].map((t) => `[${t}]`).join(' -> ');
+					throw malformed(`${this.what}: type [${child}] ${btfKindName(this.#kindOf(child))} contains itself: ${path}`);
+				}
+				state[child] = 1;
+				stack.push({ id: child, next: children(child) });
+			}
+		}
+	}
+
+	#kindOf(id: number): number {
+		return (this.#typesView.u32((this.#offsets[id] as number) + 4, 'info') >>> 24) & 0x1f;
 	}
 
 	#name(off: number, id: number, field = 'name'): string {
