@@ -27,7 +27,7 @@ export function rawBtf(
 		);
 	}
 	const typeBytes = Buffer.alloc(words.length * 4);
-	words.forEach((w, i) => typeBytes.writeUInt32LE(w >>> 0, i * 4));
+	for (const [i, w] of words.entries()) typeBytes.writeUInt32LE(w >>> 0, i * 4);
 	const strBytes = Buffer.from(`${strs.join('\0')}\0`, 'latin1');
 	const hdr = Buffer.alloc(24);
 	hdr.writeUInt16LE(0xeb9f, 0);
