@@ -639,6 +639,116 @@ void test_jump_table()
 	run_value_cases("jump", cases);
 }
 
+// ---------------------------------------------------------- peepholes
+//
+// The shapes codegen.cpp rewrites (see "Peepholes" there), each with the
+// value the unrewritten instructions give: the interpreter runs them too.
+
+// `if cond goto +1; goto L`, which the JIT emits as one inverted branch,
+// on every row of the jump table.
+void test_branch_over_jump()
+{
+	std::vector<value_case> cases;
+	std::vector<std::string> names;
+	names.reserve(jump_cases().size() * 2);
+	for (const jump_case &j : jump_cases()) {
+		for (bool use_reg : { false, true }) {
+			if (!use_reg && j.reg_only)
+				continue;
+			code cmp = use_reg ? (j.is32 ? jmp32_reg(j.op, 1, 2, 1) :
+						       jmp_reg(j.op, 1, 2, 1)) :
+					     (j.is32 ? jmp32_imm(j.op, 1, static_cast<int32_t>(j.b), 1) :
+						       jmp_imm(j.op, 1, static_cast<int32_t>(j.b), 1));
+			code prog = P(lddw(1, j.a),
+				      use_reg ? lddw(2, static_cast<uint64_t>(j.b)) : code{},
+				      mov64_imm(0, 0), cmp, ja(1), mov64_imm(0, 1), exit_insn());
+			char buf[160];
+			std::snprintf(buf, sizeof buf, "%s%s %s over a goto, %s %s: %s",
+				      jump_name(j.op), j.is32 ? "32" : "",
+				      use_reg ? "reg" : "imm", hex(j.a).c_str(),
+				      hex(static_cast<uint64_t>(j.b)).c_str(),
+				      j.taken ? "taken" : "not taken");
+			names.push_back(buf);
+			cases.push_back({ nullptr, prog, j.taken ? 1u : 0u });
+		}
+	}
+	for (size_t i = 0; i < cases.size(); i++)
+		cases[i].name = names[i].c_str();
+	run_value_cases("branch over jump", cases);
+}
+
+std::vector<value_case> peephole_cases()
+{
+	const code X = exit_insn();
+	// clang's byte-loop shape: `w0 = w1; w0 += w3; r2 += 1; w3 = w0`
+	// with the loop closed by `if r2 == n goto +1; goto loop`.
+	auto running_sum = [](code init_b, bool is64) {
+		auto alu = [&](uint8_t op, uint8_t d, uint8_t s) {
+			return is64 ? alu64_reg(op, d, s) : alu32_reg(op, d, s);
+		};
+		return P(mov64_imm(1, 0), init_b, mov64_imm(2, 0),
+			 alu64_imm(BPF_ADD, 1, 1),
+			 is64 ? mov64_reg(0, 1) : mov32_reg(0, 1), alu(BPF_ADD, 0, 3),
+			 alu64_imm(BPF_ADD, 2, 1), is64 ? mov64_reg(3, 0) : mov32_reg(3, 0),
+			 jmp_imm(BPF_JEQ, 2, 10, 1), ja(-7), exit_insn());
+	};
+	return {
+		{ "a deferred address is computed when it is read", P(mov64_reg(2, 10), alu64_imm(BPF_ADD, 2, -16), st(BPF_DW, 2, 0, 7), st(BPF_DW, 2, 8, 9), mov64_reg(0, 2), alu64_reg(BPF_SUB, 0, 10), X), 0xfffffffffffffff0 },
+		{ "stores through a deferred address land at base + index + off", P(mov64_imm(3, -16), mov64_reg(2, 10), alu64_reg(BPF_ADD, 2, 3), st(BPF_W, 2, 0, 0x11223344), st(BPF_W, 2, 4, 0x55667788), mov64_imm(2, 0), ldx(BPF_DW, 0, 10, -16), X), 0x5566778811223344 },
+		{ "a store of the deferred address itself stores its value", P(mov64_reg(2, 10), alu64_imm(BPF_ADD, 2, -8), stx(BPF_DW, 2, 2, 0), ldx(BPF_DW, 0, 10, -8), alu64_reg(BPF_SUB, 0, 10), X), 0xfffffffffffffff8 },
+		{ "a load into the index of a deferred address", P(mov64_imm(3, -16), st(BPF_DW, 10, -16, 5), mov64_reg(2, 10), alu64_reg(BPF_ADD, 2, 3), ldx(BPF_DW, 3, 2, 0), mov64_reg(0, 2), alu64_reg(BPF_SUB, 0, 10), alu64_reg(BPF_ADD, 0, 3), X), 0xfffffffffffffff5 },
+		{ "a write to the base of a deferred address that is read later", P(mov64_reg(6, 10), mov64_reg(2, 6), alu64_imm(BPF_ADD, 2, -8), mov64_imm(6, 0), mov64_reg(0, 2), alu64_reg(BPF_SUB, 0, 10), X), 0xfffffffffffffff8 },
+		{ "a deferred address reaches a jump target not taken", P(mov64_imm(0, 0), mov64_reg(2, 10), alu64_imm(BPF_ADD, 2, -8), jmp_imm(BPF_JNE, 0, 0, 1), mov64_imm(0, 1), mov64_reg(0, 2), alu64_reg(BPF_SUB, 0, 10), X), 0xfffffffffffffff8 },
+		{ "a deferred address reaches a jump target taken", P(mov64_imm(0, 1), mov64_reg(2, 10), alu64_imm(BPF_ADD, 2, -8), jmp_imm(BPF_JNE, 0, 0, 1), mov64_imm(0, 1), mov64_reg(0, 2), alu64_reg(BPF_SUB, 0, 10), X), 0xfffffffffffffff8 },
+		{ "a deferred copy is an argument of a helper", P(mov64_imm(6, 3), mov64_reg(1, 6), mov64_reg(2, 6), mov64_imm(3, 0), mov64_imm(4, 0), mov64_imm(5, 0), call_helper(HELPER_SUM), X), 9 },
+		{ "a deferred copy survives a call in r6", P(mov64_imm(7, 4), mov64_reg(6, 7), mov64_imm(1, 1), mov64_imm(2, 0), mov64_imm(3, 0), mov64_imm(4, 0), mov64_imm(5, 0), call_helper(HELPER_SUM), alu64_reg(BPF_ADD, 0, 6), X), 5 },
+		{ "a deferred 32-bit copy zero-extends", P(lddw(1, 0xffffffff00000007), mov32_reg(0, 1), X), 7 },
+		{ "a copy overwritten before it is read", P(mov64_imm(1, 5), mov64_reg(0, 1), mov64_imm(0, 6), X), 6 },
+		{ "the source of a copy overwritten before the copy is read", P(mov64_imm(1, 5), mov64_reg(0, 1), mov64_imm(1, 6), alu64_reg(BPF_ADD, 0, 1), X), 11 },
+		{ "w = w + w as a 32-bit lea wraps", P(lddw(1, 0x1ffffffff), mov32_imm(2, 3), mov32_reg(0, 1), alu32_reg(BPF_ADD, 0, 2), X), 2 },
+		{ "w = w - imm as a 32-bit lea", P(mov32_imm(1, 1), mov32_reg(0, 1), alu32_imm(BPF_SUB, 0, 2), X), 0xffffffff },
+		{ "w = w + w doubled", P(mov32_imm(1, I32MIN + 1), mov32_reg(0, 1), alu32_reg(BPF_ADD, 0, 0), X), 2 },
+		{ "a running sum in a copy, 32 bits", running_sum(mov32_imm(3, 0), false), 55 },
+		{ "a running sum in a copy wraps at 2^32", running_sum(mov32_imm(3, -16), false), 39 },
+		{ "a running sum in a copy, 64 bits", running_sum(lddw(3, 0xfffffffffffffff0), true), 39 },
+		{ "d -= s; d += imm with s dead", P(mov32_imm(0, 0), mov64_imm(1, 0), mov64_reg(2, 1), alu64_imm(BPF_AND, 2, 1), alu32_reg(BPF_SUB, 0, 2), alu32_imm(BPF_ADD, 0, 1), alu64_imm(BPF_ADD, 1, 1), jmp_imm(BPF_JNE, 1, 8, -6), X), 4 },
+		{ "d -= s; d += imm with s read afterwards", P(mov32_imm(0, 0), mov64_imm(1, 0), mov64_reg(2, 1), alu64_imm(BPF_AND, 2, 1), alu32_reg(BPF_SUB, 0, 2), alu32_imm(BPF_ADD, 0, 1), alu32_reg(BPF_ADD, 0, 2), alu64_imm(BPF_ADD, 1, 1), jmp_imm(BPF_JNE, 1, 8, -7), X), 8 },
+		{ "d -= s; d += imm in 64 bits", P(mov64_imm(0, 0), mov64_imm(2, 5), alu64_reg(BPF_SUB, 0, 2), alu64_imm(BPF_ADD, 0, 3), X), 0xfffffffffffffffe },
+		{ "d -= s; d += imm in 32 bits", P(mov64_imm(0, 0), mov64_imm(2, 5), alu32_reg(BPF_SUB, 0, 2), alu32_imm(BPF_ADD, 0, 3), X), 0xfffffffe },
+		{ "64-bit constants from the pool, one used twice", P(lddw(0, 0x1122334455667788), lddw(1, 0x1122334455667788), lddw(2, 0x8000000000000001), alu64_reg(BPF_ADD, 0, 1), alu64_reg(BPF_ADD, 0, 2), X), 0xa2446688aaccef11 },
+	};
+}
+
+// Addresses made from a lddw immediate, as clang emits for global data:
+// the buffer is also the context, so the bounds-checked variants accept it.
+void test_lddw_addresses()
+{
+	const code X = exit_insn();
+	alignas(8) static uint64_t buf[4];
+	const uint64_t at = reinterpret_cast<uint64_t>(buf);
+	const value_case cases[] = {
+		{ "a load through lddw + imm", P(lddw(2, at), alu64_imm(BPF_ADD, 2, 8), ldx(BPF_DW, 0, 2, 0), X), 0x2222 },
+		{ "a load through lddw + index", P(mov64_imm(3, 16), lddw(2, at), alu64_reg(BPF_ADD, 2, 3), ldx(BPF_DW, 0, 2, -8), X), 0x2222 },
+		{ "a store and a load through lddw + index, the address kept", P(mov64_imm(3, 24), lddw(2, at), alu64_reg(BPF_ADD, 2, 3), st(BPF_DW, 2, 0, 0x44), ldx(BPF_DW, 0, 2, 0), lddw(4, at), alu64_reg(BPF_SUB, 2, 4), alu64_reg(BPF_ADD, 0, 2), X), 0x44 + 24 },
+		{ "two addresses from lddw live at once, as in a copy loop", P(mov64_imm(1, 0), lddw(2, at + 16), alu64_reg(BPF_ADD, 2, 1), lddw(3, at), alu64_reg(BPF_ADD, 3, 1), ldx(BPF_DW, 3, 3, 0), stx(BPF_DW, 2, 3, 0), alu64_imm(BPF_ADD, 1, 8), jmp_imm(BPF_JEQ, 1, 16, 1), ja(-11), lddw(1, at), ldx(BPF_DW, 0, 1, 16), ldx(BPF_DW, 1, 1, 24), alu64_reg(BPF_ADD, 0, 1), X), 0x1111 + 0x2222 },
+	};
+	for (const value_case &c : cases) {
+		std::vector<const variant *> all;
+		for (const variant &v : g_variants)
+			all.push_back(&v);
+		all.push_back(&g_interp);
+		for (const variant *v : all) {
+			buf[0] = 0x1111;
+			buf[1] = 0x2222;
+			buf[2] = buf[3] = 0;
+			auto r = run_once(c.prog, *v, buf, sizeof buf);
+			check(r.ok() && *r == c.expect, "lddw addresses: %s [%s]: expected %s, got %s",
+			      c.name, v->name.c_str(), hex(c.expect).c_str(),
+			      r ? hex(*r).c_str() : r.error().message.c_str());
+		}
+	}
+}
+
 // ------------------------------------------------------- control flow
 
 std::vector<value_case> control_cases()
@@ -1953,6 +2063,9 @@ int main(int argc, char **argv)
 		{ "calls", [] { run_value_cases("calls", call_cases()); } },
 		{ "call errors", test_call_errors },
 		{ "memory", run_memory_cases },
+		{ "branch over jump", test_branch_over_jump },
+		{ "peepholes", [] { run_value_cases("peepholes", peephole_cases()); } },
+		{ "lddw addresses", test_lddw_addresses },
 		{ "atomics", [] { run_value_cases("atomics", atomic_cases()); } },
 		{ "atomics, two threads", test_atomics_two_threads },
 		{ "bounds checks", test_bounds_checks },

@@ -25,10 +25,16 @@
 // callback that a helper ran may have failed, and a tail call may have
 // decided the result; both end the run there (unwind to the trampoline).
 //
-// Peephole: clang's BPF code computes addresses as `rX = rY; rX += rZ` (or
-// += imm); when the add is no jump target the pair becomes one lea, and when
-// loads through rX follow, the last of which overwrites rX, the address goes
-// into the loads' operands instead ([rY + rZ + off]) and no lea is left.
+// Peepholes, for the shapes clang emits in loops. A backward liveness pass
+// (compute_liveness) tells which eBPF registers a later instruction may
+// still read; none of the rewrites spans a jump target.
+//   - Addresses: `rX = rY` (or `rX = imm64`) then `rX += rZ` (or += imm),
+//     then loads and stores through rX: the address goes into their
+//     operands ([rY + rZ + off]) and rX is only computed (one lea) when a
+//     later instruction reads it. `wX = wY; wX += wZ` is one 32-bit lea.
+//   - Loop ends: `if cond goto +1; goto L` is one branch, `if !cond goto L`.
+//   - Loop-carried sums: `d = s; d += t; t = d` and `d -= s; d += imm` are
+//     reassociated so that the carried register waits on one add only.
 //
 // Cold paths (division by zero, INT_MIN / -1, bounds-check misses, failing
 // callx lookups, ELOOP) are emitted after all functions and jump back, so
@@ -45,6 +51,8 @@
 #include <cstdio>
 #include <functional>
 #include <string>
+#include <unordered_map>
+#include <utility>
 
 namespace bpftime::vm::jit_x64 {
 
@@ -185,6 +193,19 @@ std::string hex(uint64_t v)
 	return buf;
 }
 
+// A value of an eBPF register that the code has not computed yet (see
+// "Peepholes" above): `d = base + index + disp` (an address, 64 bits) or
+// `d = base` (a copy, `w` wide). Its `deps` (eBPF registers) still hold
+// what the value is computed from; no deferred value's deps include the d of
+// another.
+struct deferred {
+	uint8_t d = 0;
+	uint16_t deps = 0;
+	bool copy = false;
+	width w = width::b64;
+	mem addr{ rax };
+};
+
 struct function_info {
 	uint32_t start = 0;
 	uint32_t end = 0; // one past the last instruction
@@ -212,7 +233,20 @@ class codegen {
 	void emit_prologue(const function_info &f);
 	void emit_epilogue(const function_info &f);
 	status emit_insn(uint32_t pc, const function_info &f);
+	void compute_liveness();
 	uint32_t emit_fused(uint32_t pc, const function_info &f);
+	uint32_t emit_branch_over_jump(uint32_t pc, const function_info &f);
+	uint32_t emit_sub_add_imm(uint32_t pc, const function_info &f);
+	uint32_t emit_deferred(uint32_t pc, const function_info &f);
+	status emit_one(uint32_t pc, const function_info &f);
+	bool emit_folded_access(uint32_t pc);
+	// Deferred values, see `struct deferred`.
+	void materialize(const deferred &e);
+	void settle(uint16_t reads, uint16_t writes, uint16_t live);
+	void settle_all(uint16_t live);
+	void settle_for_jump(uint16_t live_at_target);
+	void emit_compare(const insn &in);
+	void emit_imm64(reg dst, uint64_t v);
 	void emit_alu(const insn &in);
 	void emit_divmod(const insn &in);
 	void emit_shift(const insn &in, shift op);
@@ -251,6 +285,17 @@ class codegen {
 	assembler as_;
 	std::vector<function_info> funcs_;
 	std::vector<bool> jump_target_; // by pc
+	// By pc of an instruction's first slot: bit r set when eBPF register
+	// r may be read after the instruction, before it is written again.
+	std::vector<uint16_t> live_out_;
+	std::vector<uint16_t> live_in_; // live before the instruction
+	// By pc: already emitted by a peephole at an earlier pc (this pass).
+	std::vector<bool> consumed_;
+	std::vector<deferred> pend_; // within the current function
+	std::vector<bool> loop_head_; // by pc: the target of a backward jump
+	// The 64-bit constants of this pass, placed after the code.
+	std::unordered_map<uint64_t, label> pool_;
+	std::vector<std::pair<label, uint64_t>> pool_order_;
 	std::vector<std::function<void()>> cold_;
 	// Labels after the n_ pc labels and the function entries.
 	label l_tramp_ = 0, l_tramp_exit_ = 0, l_unwind_ = 0, l_eloop_ = 0,
@@ -277,6 +322,7 @@ status codegen::plan_functions()
 		}
 	}
 	jump_target_.assign(n_, false);
+	loop_head_.assign(n_, false);
 	for (uint32_t pc = 0; pc < n_; pc++) {
 		const insn &in = prog_.insns[pc];
 		const insn_kind k = opcode_table[in.code].kind;
@@ -285,8 +331,11 @@ status codegen::plan_functions()
 			t = int64_t(pc) + 1 + in.off;
 		else if (k == insn_kind::ja32)
 			t = int64_t(pc) + 1 + in.imm;
-		if (t >= 0 && t < n_)
+		if (t >= 0 && t < n_) {
 			jump_target_[static_cast<size_t>(t)] = true;
+			if (t <= pc)
+				loop_head_[static_cast<size_t>(t)] = true;
+		}
 	}
 	std::sort(starts.begin(), starts.end());
 	starts.erase(std::unique(starts.begin(), starts.end()), starts.end());
@@ -311,6 +360,7 @@ status codegen::plan_functions()
 		f.entry = n_ + static_cast<label>(i);
 		funcs_.push_back(std::move(f));
 	}
+	compute_liveness();
 	const label base = n_ + static_cast<label>(funcs_.size());
 	l_tramp_ = base;
 	l_tramp_exit_ = base + 1;
@@ -330,6 +380,9 @@ result<generated_code> codegen::run()
 	for (;;) {
 		as_.begin_pass(n_fixed_labels_);
 		cold_.clear();
+		consumed_.assign(n_, false);
+		pool_.clear();
+		pool_order_.clear();
 		BPFTIME_TRY(emit_pass());
 		if (as_.end_pass())
 			break;
@@ -347,9 +400,22 @@ status codegen::emit_pass()
 	emit_trampoline_and_stubs();
 	for (const function_info &f : funcs_) {
 		emit_prologue(f);
+		pend_.clear();
 		for (uint32_t pc = f.start; pc < f.end; pc++) {
-			if (pc != f.start)
+			if (pc != f.start) {
+				// Every path into a jump target finds the
+				// registers computed.
+				if (jump_target_[pc])
+					settle_all(live_in_[pc]);
+				// A loop of up to 32 bytes then never straddles
+				// a 64-byte line, which costs recent cores a
+				// second cycle per iteration.
+				if (loop_head_[pc])
+					as_.align(32);
 				as_.bind(pc_label(pc));
+			}
+			if (consumed_[pc])
+				continue;
 			if (uint32_t n = emit_fused(pc, f)) {
 				// The fused instructions are no jump targets;
 				// their labels are bound all the same.
@@ -357,7 +423,7 @@ status codegen::emit_pass()
 					as_.bind(pc_label(++pc));
 				continue;
 			}
-			BPFTIME_TRY(emit_insn(pc, f));
+			BPFTIME_TRY(emit_one(pc, f));
 			if (opcode_table[prog_.insns[pc].code].kind ==
 			    insn_kind::lddw) {
 				// The second slot is no jump target (verifier),
@@ -369,7 +435,31 @@ status codegen::emit_pass()
 	}
 	for (size_t i = 0; i < cold_.size(); i++)
 		cold_[i]();
+	as_.align(8);
+	for (const auto &[l, v] : pool_order_) {
+		as_.bind(l);
+		as_.data64(v);
+	}
 	return {};
+}
+
+// A 64-bit immediate takes two slots of the op cache on recent x86 cores
+// (measured: a 6-instruction byte loop holding a movabs runs at half speed);
+// a load from the constant pool after the code is one uop, and loops do not
+// carry its latency.
+void codegen::emit_imm64(reg dst, uint64_t v)
+{
+	if (v <= 0xffffffffu || (static_cast<int64_t>(v) >= INT32_MIN &&
+				 static_cast<int64_t>(v) <= INT32_MAX)) {
+		as_.mov_imm(dst, v);
+		return;
+	}
+	auto [it, fresh] = pool_.try_emplace(v, 0);
+	if (fresh) {
+		it->second = as_.new_label();
+		pool_order_.emplace_back(it->second, v);
+	}
+	as_.load_rip(dst, it->second);
 }
 
 // uint64_t trampoline(run_ctx *rc, const void *fn): see runtime.hpp.
@@ -458,67 +548,396 @@ void codegen::emit_epilogue(const function_info &f)
 	as_.ret();
 }
 
-// Fuses `mov64 d, s; add64 d, t|imm` (or sub64 d, imm) with what follows.
-// Returns how many instructions it emitted code for, 0 when none.
+// Liveness of r0-r9 after each instruction, per function, by the usual
+// backward fixpoint (live_in = uses | live_out & ~defs). Calls follow the
+// eBPF contract: a helper, kfunc or local call reads r1-r5 (which of them
+// it takes is not known here), writes r0 and scratches r1-r5; exit reads r0.
+// r6-r9 live across calls. A function's caller is not followed: the values
+// a callee gets are its r1-r5, which are uses of the call instruction.
+void codegen::compute_liveness()
+{
+	constexpr uint16_t r1_r5 = 0x3e;
+	live_out_.assign(n_, 0);
+	live_in_.assign(n_, 0);
+	std::vector<uint16_t> &live_in = live_in_;
+	std::vector<uint32_t> starts; // instruction starts of one function
+	for (const function_info &f : funcs_) {
+		starts.clear();
+		for (uint32_t pc = f.start; pc < f.end; pc++) {
+			starts.push_back(pc);
+			if (opcode_table[prog_.insns[pc].code].kind ==
+			    insn_kind::lddw)
+				pc++;
+		}
+		auto in_of = [&](int64_t t) -> uint16_t {
+			return t >= f.start && t < f.end ?
+				       live_in[static_cast<size_t>(t)] :
+				       0;
+		};
+		for (bool changed = true; changed;) {
+			changed = false;
+			for (auto it = starts.rbegin(); it != starts.rend(); ++it) {
+				const uint32_t pc = *it;
+				const insn &in = prog_.insns[pc];
+				const insn_kind k = opcode_table[in.code].kind;
+				uint16_t out = 0;
+				switch (k) {
+				case insn_kind::ja:
+					out = in_of(int64_t(pc) + 1 + in.off);
+					break;
+				case insn_kind::ja32:
+					out = in_of(int64_t(pc) + 1 + in.imm);
+					break;
+				case insn_kind::jcond:
+					out = in_of(pc + 1) |
+					      in_of(int64_t(pc) + 1 + in.off);
+					break;
+				case insn_kind::exit:
+					break;
+				case insn_kind::lddw:
+					out = in_of(pc + 2);
+					break;
+				default:
+					out = in_of(pc + 1);
+				}
+				const reg_use u = register_use(in);
+				uint16_t uses = u.reads;
+				if (k == insn_kind::call || k == insn_kind::callx)
+					uses |= r1_r5;
+				const uint16_t in_set = static_cast<uint16_t>(
+					uses | (out & ~(u.writes | u.clobbers)));
+				if (out != live_out_[pc] || in_set != live_in[pc]) {
+					live_out_[pc] = out;
+					live_in[pc] = in_set;
+					changed = true;
+				}
+			}
+		}
+	}
+}
+
 uint32_t codegen::emit_fused(uint32_t pc, const function_info &f)
 {
-	if (pc + 1 >= f.end || jump_target_[pc + 1])
+	if (uint32_t n = emit_branch_over_jump(pc, f))
+		return n;
+	if (uint32_t n = emit_sub_add_imm(pc, f))
+		return n;
+	return emit_deferred(pc, f);
+}
+
+constexpr uint16_t bit(uint8_t r)
+{
+	return static_cast<uint16_t>(1u << r);
+}
+
+void codegen::materialize(const deferred &e)
+{
+	if (e.copy)
+		as_.mov(e.w, host(e.d), e.addr.base);
+	else
+		as_.lea(host(e.d), e.addr);
+}
+
+// Before an instruction that reads `reads` and writes `writes` (eBPF
+// register bits), with `live` the registers live before it: a deferred
+// value it reads, or whose deps it overwrites while the value is still
+// wanted, is computed now; one it overwrites is forgotten.
+void codegen::settle(uint16_t reads, uint16_t writes, uint16_t live)
+{
+	size_t keep = 0;
+	for (size_t i = 0; i < pend_.size(); i++) {
+		const deferred &e = pend_[i];
+		const uint16_t d = bit(e.d);
+		if (reads & d) {
+			materialize(e);
+		} else if (writes & e.deps) {
+			if (live & d)
+				materialize(e);
+		} else if (!(writes & d)) {
+			pend_[keep++] = e;
+		}
+	}
+	pend_.resize(keep);
+}
+
+void codegen::settle_all(uint16_t live)
+{
+	for (const deferred &e : pend_)
+		if (live & bit(e.d))
+			materialize(e);
+	pend_.clear();
+}
+
+// Before a jump: what the target reads is computed on this path; the rest
+// stays deferred for the fall-through (if any).
+void codegen::settle_for_jump(uint16_t live_at_target)
+{
+	settle(live_at_target, 0, 0);
+}
+
+// One instruction with its deferred values settled first.
+status codegen::emit_one(uint32_t pc, const function_info &f)
+{
+	if (emit_folded_access(pc))
+		return {};
+	const insn &in = prog_.insns[pc];
+	const insn_kind k = opcode_table[in.code].kind;
+	const reg_use u = register_use(in);
+	switch (k) {
+	case insn_kind::call:
+	case insn_kind::callx:
+	case insn_kind::exit:
+	case insn_kind::atomic:
+		// A call reads r1-r5 (and may end the run); everything live
+		// is computed first.
+		settle_all(live_in_[pc] | u.reads);
+		break;
+	case insn_kind::ja:
+	case insn_kind::ja32: {
+		const int64_t t = int64_t(pc) + 1 +
+				  (k == insn_kind::ja ? in.off : in.imm);
+		settle_all(t >= 0 && t < n_ ? live_in_[size_t(t)] : 0xffff);
+		break;
+	}
+	case insn_kind::jcond: {
+		const int64_t t = int64_t(pc) + 1 + in.off;
+		settle(u.reads, 0, live_in_[pc]);
+		settle_for_jump(t >= 0 && t < n_ ? live_in_[size_t(t)] : 0xffff);
+		break;
+	}
+	default:
+		settle(u.reads, static_cast<uint16_t>(u.writes | u.clobbers),
+		       live_in_[pc]);
+	}
+	return emit_insn(pc, f);
+}
+
+// A load or store through a register whose value is a deferred address:
+// the address goes into the operand. False when the instruction is not one.
+bool codegen::emit_folded_access(uint32_t pc)
+{
+	const insn &m = prog_.insns[pc];
+	const insn_kind k = opcode_table[m.code].kind;
+	const bool load = k == insn_kind::ldx || k == insn_kind::ldxsx;
+	if (!load && k != insn_kind::st && k != insn_kind::stx)
+		return false;
+	const uint8_t through = load ? m.src_reg : m.dst_reg;
+	auto it = std::find_if(pend_.begin(), pend_.end(), [&](const deferred &e) {
+		return e.d == through && !e.copy;
+	});
+	if (it == pend_.end())
+		return false;
+	// A store of the address itself needs its value; a load into a
+	// register the address is made of (other than d) would leave d
+	// uncomputable.
+	if (k == insn_kind::stx && m.src_reg == through)
+		return false;
+	if (load && m.dst_reg != through && (it->deps & bit(m.dst_reg)))
+		return false;
+	const int64_t disp = int64_t(it->addr.disp) + m.off;
+	if (disp < INT32_MIN || disp > INT32_MAX)
+		return false;
+	mem at = it->addr;
+	at.disp = static_cast<int32_t>(disp);
+	const deferred self = *it;
+	pend_.erase(it);
+	const uint16_t reads = k == insn_kind::stx ? bit(m.src_reg) : 0;
+	const uint16_t writes = load ? bit(m.dst_reg) : 0;
+	settle(reads, writes, live_in_[pc]);
+	const width w = access_width(m.code);
+	switch (k) {
+	case insn_kind::ldx:
+		as_.load(w, host(m.dst_reg), at);
+		break;
+	case insn_kind::ldxsx:
+		as_.load_sx(w, host(m.dst_reg), at);
+		break;
+	case insn_kind::st:
+		as_.store_imm(w, at, m.imm);
+		break;
+	default:
+		as_.store(w, at, host(m.src_reg));
+	}
+	if (!(load && m.dst_reg == through))
+		pend_.push_back(self);
+	return true;
+}
+
+// `if cond goto +1; goto L` (clang's loop latch) as `if !cond goto L`: the
+// x86 condition codes come in pairs that differ in the low bit.
+uint32_t codegen::emit_branch_over_jump(uint32_t pc, const function_info &f)
+{
+	const insn &j = prog_.insns[pc];
+	if (opcode_table[j.code].kind != insn_kind::jcond || j.off != 1 ||
+	    pc + 2 >= f.end || jump_target_[pc + 1])
 		return 0;
+	const insn &g = prog_.insns[pc + 1];
+	int64_t target;
+	if (opcode_table[g.code].kind == insn_kind::ja)
+		target = int64_t(pc) + 2 + g.off;
+	else if (opcode_table[g.code].kind == insn_kind::ja32)
+		target = int64_t(pc) + 2 + g.imm;
+	else
+		return 0;
+	if (target < f.start || target >= f.end)
+		return 0; // emit_insn reports it
+	settle(register_use(j).reads, 0, live_in_[pc]);
+	settle_for_jump(live_in_[static_cast<size_t>(target)]);
+	emit_compare(j);
+	const cond c = jump_cond(bpf_op(j.code));
+	as_.jcc(static_cast<cond>(static_cast<uint8_t>(c) ^ 1),
+		pc_label(static_cast<uint32_t>(target)));
+	return 2;
+}
+
+// `d -= s; d += imm` with s dead afterwards (clang's `d += imm - s`):
+// `s = imm - s; d += s` puts one add on d's chain instead of two.
+uint32_t codegen::emit_sub_add_imm(uint32_t pc, const function_info &f)
+{
 	const insn &a = prog_.insns[pc];
-	const insn &b = prog_.insns[pc + 1];
-	if (a.code != (BPF_ALU64 | BPF_MOV | BPF_X) || a.off != 0 ||
-	    a.dst_reg == a.src_reg || b.dst_reg != a.dst_reg)
+	const uint8_t cls = bpf_class(a.code);
+	if ((cls != BPF_ALU && cls != BPF_ALU64) ||
+	    a.code != (cls | BPF_SUB | BPF_X) || a.off != 0 ||
+	    a.src_reg == a.dst_reg || pc + 1 >= f.end || jump_target_[pc + 1])
 		return 0;
-	const reg d = host(a.dst_reg), s = host(a.src_reg);
-	mem addr{ s, 0 };
-	if (b.code == (BPF_ALU64 | BPF_ADD | BPF_X)) {
-		// After the mov, d holds s: `add d, d` doubles s.
+	const insn &b = prog_.insns[pc + 1];
+	if (b.code != (cls | BPF_ADD | BPF_K) || b.dst_reg != a.dst_reg ||
+	    b.off != 0 || (live_out_[pc + 1] & bit(a.src_reg)))
+		return 0;
+	const reg d = host(a.dst_reg), src = host(a.src_reg);
+	// s is written here and not in the program: r6-r9 must stay the
+	// caller's unless the prologue saved them.
+	if (a.src_reg >= 6 &&
+	    std::find(f.saved.begin(), f.saved.end(), src) == f.saved.end())
+		return 0;
+	const uint16_t both = static_cast<uint16_t>(bit(a.dst_reg) | bit(a.src_reg));
+	settle(both, both, live_in_[pc]);
+	const width w = cls == BPF_ALU64 ? width::b64 : width::b32;
+	as_.neg(w, src);
+	as_.alu_ri(alu::add, w, src, b.imm);
+	as_.alu_rr(alu::add, w, d, src);
+	return 2;
+}
+
+// Starts a deferred value, or computes at once what has a shorter form:
+//   `d = s` (64 or 32 bits)                  -> deferred copy
+//   `d = s; d += t|imm` (or -= imm), 64 bits -> deferred address
+//   `d = imm64; d += t|imm` (or -= imm)      -> d loaded, deferred address
+//   `wd = ws; wd += wt|imm` (or -= imm)      -> one 32-bit lea
+//   `d = s; d += t; ...; t = d`              -> `t += s`, deferred copy d = t
+// Returns how many instructions it took, 0 when none of these is there.
+uint32_t codegen::emit_deferred(uint32_t pc, const function_info &f)
+{
+	const insn &a = prog_.insns[pc];
+	const bool from_imm = opcode_table[a.code].kind == insn_kind::lddw;
+	const bool mov64 = a.code == (BPF_ALU64 | BPF_MOV | BPF_X) && a.off == 0;
+	const bool mov32 = a.code == (BPF_ALU | BPF_MOV | BPF_X) && a.off == 0;
+	if (!from_imm && !mov64 && !mov32)
+		return 0;
+	if (!from_imm && a.src_reg == a.dst_reg)
+		return 0;
+	const reg d = host(a.dst_reg);
+	const uint16_t d_bit = bit(a.dst_reg);
+	const width aw = mov32 ? width::b32 : width::b64;
+	auto defer_copy = [&]() -> uint32_t {
+		settle(bit(a.src_reg), d_bit, live_in_[pc]);
+		deferred e;
+		e.d = a.dst_reg;
+		e.deps = bit(a.src_reg);
+		e.copy = true;
+		e.w = aw;
+		e.addr = { host(a.src_reg), 0 };
+		pend_.push_back(e);
+		return 1;
+	};
+
+	const uint32_t b_pc = pc + (from_imm ? 2 : 1);
+	if (b_pc >= f.end || jump_target_[b_pc])
+		return from_imm ? 0 : defer_copy();
+	const insn &b = prog_.insns[b_pc];
+	const uint8_t cls = mov32 ? BPF_ALU : BPF_ALU64;
+	// For lddw the address is formed from d itself, loaded first.
+	mem addr{ from_imm ? d : host(a.src_reg), 0 };
+	uint16_t deps = from_imm ? d_bit : bit(a.src_reg);
+	if (b.dst_reg != a.dst_reg) {
+		return from_imm ? 0 : defer_copy();
+	} else if (b.code == (cls | BPF_ADD | BPF_X)) {
+		// `d += d` after the move doubles its value.
 		addr.has_index = true;
-		addr.index = b.src_reg == a.dst_reg ? s : host(b.src_reg);
-	} else if (b.code == (BPF_ALU64 | BPF_ADD | BPF_K)) {
+		addr.index = b.src_reg == a.dst_reg ? addr.base : host(b.src_reg);
+		if (b.src_reg != a.dst_reg)
+			deps |= bit(b.src_reg);
+	} else if (b.code == (cls | BPF_ADD | BPF_K)) {
 		addr.disp = b.imm;
-	} else if (b.code == (BPF_ALU64 | BPF_SUB | BPF_K) && b.imm != INT32_MIN) {
+	} else if (b.code == (cls | BPF_SUB | BPF_K) && b.imm != INT32_MIN) {
 		addr.disp = -b.imm;
 	} else {
-		return 0;
+		return from_imm ? 0 : defer_copy();
 	}
 
-	// Loads through d; the last one must overwrite d, the ones before
-	// must leave d, s and the index alone. In bounds-check mode every
-	// address is materialised for its check, so nothing is folded.
-	uint32_t n = 0;
-	bool killed = false;
-	while (!prog_.options.bounds_check && !killed &&
-	       pc + 2 + n < f.end && !jump_target_[pc + 2 + n]) {
-		const insn &l = prog_.insns[pc + 2 + n];
-		const insn_kind k = opcode_table[l.code].kind;
-		if ((k != insn_kind::ldx && k != insn_kind::ldxsx) ||
-		    l.src_reg != a.dst_reg)
-			break;
-		const int64_t disp = int64_t(addr.disp) + l.off;
-		if (disp < INT32_MIN || disp > INT32_MAX)
-			break;
-		const reg out = host(l.dst_reg);
-		if (out != d &&
-		    (out == s || (addr.has_index && out == addr.index)))
-			break;
-		killed = out == d;
-		n++;
+	// `d = s; d += t; ...; t = d`, the shape of `t += s` computed in a
+	// copy (clang's `b += a` when b ends in r0): `t += s` then d = t
+	// deferred leaves t's loop-carried chain one add long, and the copy
+	// can often leave the loop. The few instructions in between may not
+	// touch d, s or t; the move back to t is marked consumed.
+	if (!from_imm && addr.has_index && b.src_reg != a.dst_reg) {
+		for (uint32_t j = b_pc + 1;
+		     j < f.end && j <= b_pc + 4 && !jump_target_[j]; j++) {
+			const insn &c = prog_.insns[j];
+			if (c.code == a.code && c.off == 0 &&
+			    c.dst_reg == b.src_reg && c.src_reg == a.dst_reg) {
+				settle(deps, static_cast<uint16_t>(d_bit | bit(b.src_reg)),
+				       live_in_[pc]);
+				as_.alu_rr(alu::add, aw, addr.index, addr.base);
+				deferred e;
+				e.d = a.dst_reg;
+				e.deps = bit(b.src_reg);
+				e.copy = true;
+				e.w = aw;
+				e.addr = { addr.index, 0 };
+				pend_.push_back(e);
+				consumed_[j] = true;
+				return 2;
+			}
+			const insn_kind k = opcode_table[c.code].kind;
+			const reg_use u = register_use(c);
+			if ((k != insn_kind::alu && k != insn_kind::neg &&
+			     k != insn_kind::endian && k != insn_kind::ldx &&
+			     k != insn_kind::ldxsx && k != insn_kind::st &&
+			     k != insn_kind::stx) ||
+			    ((u.reads | u.writes | u.clobbers) & (deps | d_bit)))
+				break;
+		}
 	}
-	if (!killed) {
-		as_.lea(d, addr);
+
+	if (mov32 || prog_.options.bounds_check) {
+		// lea r32 keeps the low 32 bits of the sum, zero-extended: what
+		// the 32-bit move and add leave. In bounds-check mode every
+		// address is materialised for its check anyway.
+		if (from_imm)
+			return 0;
+		settle(deps, d_bit, live_in_[pc]);
+		if (live_out_[b_pc] & d_bit)
+			as_.lea(d, addr, aw);
 		return 2;
 	}
-	for (uint32_t i = 0; i < n; i++) {
-		const insn &l = prog_.insns[pc + 2 + i];
-		mem m = addr;
-		m.disp += l.off;
-		if (opcode_table[l.code].kind == insn_kind::ldx)
-			as_.load(access_width(l.code), host(l.dst_reg), m);
-		else
-			as_.load_sx(access_width(l.code), host(l.dst_reg), m);
+
+	if (from_imm) {
+		settle(0, d_bit, live_in_[pc]);
+		emit_imm64(d, uint64_t(uint32_t(a.imm)) |
+				      uint64_t(uint32_t(prog_.insns[pc + 1].imm))
+					      << 32);
+		// d now holds the immediate, a dep of its own deferred value.
+		settle(static_cast<uint16_t>(deps & ~d_bit), d_bit, live_in_[b_pc]);
+	} else {
+		settle(deps, d_bit, live_in_[pc]);
 	}
-	return 2 + n;
+	deferred e;
+	e.d = a.dst_reg;
+	e.deps = deps;
+	e.addr = addr;
+	pend_.push_back(e);
+	return b_pc + 1 - pc;
 }
 
 status codegen::emit_insn(uint32_t pc, const function_info &f)
@@ -554,7 +973,7 @@ status codegen::emit_insn(uint32_t pc, const function_info &f)
 			return fail(EINVAL, at_pc(pc, "lddw without its second slot"));
 		uint64_t v = uint64_t(uint32_t(in.imm)) |
 			     uint64_t(uint32_t(prog_.insns[pc + 1].imm)) << 32;
-		as_.mov_imm(host(in.dst_reg), v);
+		emit_imm64(host(in.dst_reg), v);
 		return {};
 	}
 	case insn_kind::ldx: {
@@ -835,6 +1254,14 @@ status codegen::emit_jcond(uint32_t pc, const insn &in)
 					  " outside the program"));
 	if (target == pc + 1)
 		return {}; // both ways lead to the next instruction
+	emit_compare(in);
+	as_.jcc(jump_cond(bpf_op(in.code)), pc_label(static_cast<uint32_t>(target)));
+	return {};
+}
+
+// The flags a conditional jump tests; jump_cond() names the condition.
+void codegen::emit_compare(const insn &in)
+{
 	const width w = bpf_class(in.code) == BPF_JMP ? width::b64 : width::b32;
 	const uint8_t op = bpf_op(in.code);
 	const reg dst = host(in.dst_reg);
@@ -853,8 +1280,6 @@ status codegen::emit_jcond(uint32_t pc, const insn &in)
 	} else {
 		as_.alu_ri(alu::cmp, w, dst, in.imm);
 	}
-	as_.jcc(jump_cond(op), pc_label(static_cast<uint32_t>(target)));
-	return {};
 }
 
 status codegen::emit_call(uint32_t pc, const insn &in)

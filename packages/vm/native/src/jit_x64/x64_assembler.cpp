@@ -192,6 +192,38 @@ void assembler::call(label l)
 	u32(0);
 }
 
+void assembler::load_rip(reg dst, label l)
+{
+	rex(true, dst, 0, 0);
+	byte(0x8b);
+	byte(static_cast<uint8_t>((dst & 7) << 3 | 5)); // mod 00, r/m 101: rip
+	fixups_.push_back({ buf_.size(), 4, l, -1 });
+	u32(0);
+}
+
+void assembler::align(size_t boundary)
+{
+	// The recommended nop of each length 1-9 (Intel SDM vol. 2, NOP).
+	static const uint8_t nops[9][9] = {
+		{ 0x90 },
+		{ 0x66, 0x90 },
+		{ 0x0f, 0x1f, 0x00 },
+		{ 0x0f, 0x1f, 0x40, 0x00 },
+		{ 0x0f, 0x1f, 0x44, 0x00, 0x00 },
+		{ 0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00 },
+		{ 0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00 },
+		{ 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00 },
+		{ 0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00 },
+	};
+	size_t pad = (boundary - buf_.size() % boundary) % boundary;
+	while (pad > 0) {
+		const size_t n = pad < 9 ? pad : 9;
+		for (size_t i = 0; i < n; i++)
+			byte(nops[n - 1][i]);
+		pad -= n;
+	}
+}
+
 void assembler::call(reg r)
 {
 	rex(false, 0, 0, r);
@@ -260,9 +292,9 @@ void assembler::movsx(width to, reg dst, reg src, width from)
 		   from == width::b8);
 }
 
-void assembler::lea(reg dst, mem m)
+void assembler::lea(reg dst, mem m, width w)
 {
-	rm(width::b64, 0x8d, dst, m);
+	rm(w, 0x8d, dst, m);
 }
 
 void assembler::alu_rr(alu op, width w, reg dst, reg src)
