@@ -55,6 +55,7 @@ export {
 	possibleCpus,
 } from './object.js';
 export type { AppliedRelocation, FuncInfoEntry, MapReference, ProgSpec } from './programs.js';
+export { isRegistryLike, type RegistryLike, registryTarget, syscallOfTracepoint } from './registry-target.js';
 export { resolveMapReferences } from './relocate.js';
 export { type AttachPoint, findSecDef, parseAttachPoint, SEC_DEFS, type SecDef } from './sections.js';
 export type { LinkRequest, LoadTarget, MapCreateRequest, PerfEventRequest, ProgLoadRequest } from './target.js';

@@ -496,6 +496,7 @@ export function collectMapSlots(
 		if (!def || def.kind !== BtfKind.Struct || !last || last.name !== 'values') {
 			throw malformed(`.maps relo #${i}: map '${map.name}' has no 'values' member`);
 		}
+		if (last.bitOffset % 8 !== 0) throw malformed(`map '${map.name}': 'values' is not byte aligned`);
 		const memberOff = BigInt(last.bitOffset / 8);
 		const rel = r.offset - BigInt(vi.offset);
 		if (rel < memberOff || (rel - memberOff) % 8n !== 0n) {
@@ -510,7 +511,19 @@ export function collectMapSlots(
 // --- global data ---------------------------------------------------------------
 
 /** libbpf bpf_object__init_internal_map() for one data section. */
+/**
+ * The largest value an array map may have: the kernel's array_map_alloc_check()
+ * refuses value_size > KMALLOC_MAX_SIZE (4 MiB on x86-64) with E2BIG.
+ */
+export const MAX_DATA_SECTION_SIZE = 4 << 20;
+
 export function dataMap(src: MapSources, sec: ElfSection, kind: 'data' | 'rodata' | 'bss'): MapSpec {
+	if (sec.size > MAX_DATA_SECTION_SIZE) {
+		throw new BpftimeError(
+			'E2BIG',
+			`map '${sec.name}': section '${sec.name}' is ${sec.size} bytes, more than an array map value may hold (${MAX_DATA_SECTION_SIZE})`,
+		);
+	}
 	const spec = emptySpec(sec.name, kind, sec.name, 0);
 	// libbpf map_uses_real_name(): `.data.*` and `.rodata.*` keep their section name for users.
 	spec.kernelName = internalMapName(src.objName, sec.name);

@@ -32,6 +32,7 @@ import {
 	parseLegacyMaps,
 } from './maps.js';
 import { collectFuncs, type Func, isCodeSection, type ProgSpec } from './programs.js';
+import { isRegistryLike, type RegistryLike, registryTarget } from './registry-target.js';
 import {
 	collectProgRelocs,
 	linkProgram,
@@ -590,8 +591,12 @@ export class BpfObject implements Disposable {
 	 * slots filled) and loads the programs into `target`, in libbpf's order.
 	 * All or nothing: on any failure, everything created so far is released
 	 * and the error names the map or program that failed.
+	 *
+	 * `target` is a registry of @bpftime/handlers (adapted by
+	 * `registryTarget()`) or any other LoadTarget (the kernel, a recorder).
 	 */
-	async load(target: LoadTarget, options: LoadOptions = {}): Promise<LoadedObject> {
+	async load(to: LoadTarget | RegistryLike, options: LoadOptions = {}): Promise<LoadedObject> {
+		const target: LoadTarget = isRegistryLike(to) ? registryTarget(to) : to;
 		this.#checkOpen();
 		if (this.#loaded) throw new BpftimeError('EBUSY', `object '${this.name}': already loaded`);
 		const wanted = options.programs;

@@ -516,6 +516,14 @@ function calcFieldRelo(where: string, relo: CoreRelo, spec: CoreSpec | undefined
 	}
 	if (!spec) return POISON;
 	const acc = spec.spec[spec.spec.length - 1] as CoreAccessor;
+	const t0 = acc.name === undefined ? undefined : (spec.btf.type(acc.typeId) as BtfStructType).members[acc.idx];
+	// Only a bitfield may start inside a byte (the kernel's btf_struct_check_member(): "Member is not byte aligned").
+	if (spec.bitOffset % 8 !== 0 && !(t0 && t0.bitfieldSize > 0)) {
+		throw err(
+			'EINVAL',
+			`${where}: field at bit offset ${spec.bitOffset} of [${spec.rootTypeId}] is not byte aligned and not a bitfield`,
+		);
+	}
 	if (acc.name === undefined) {
 		// a[n]: the element itself is the field.
 		if (relo.kind === CoreReloKind.FieldByteOffset) {
