@@ -8,6 +8,20 @@ export interface Codec<T> {
 	readonly size: number;
 	encode(value: T, buf: Buffer, offset: number): void;
 	decode(buf: Buffer, offset: number): T;
+	/** Optional: the first `count` packed values of buf at once (bulk reads); what `decode` gives for each. */
+	decodeMany?(buf: Buffer, count: number): ArrayLike<T>;
+}
+
+type IntArray = Uint8Array | Uint16Array | Uint32Array | Int32Array | BigUint64Array | BigInt64Array;
+
+/** A typed-array view of buf when it is aligned for it (little-endian host), else undefined. */
+function view<A extends IntArray>(
+	make: new (b: ArrayBufferLike, off: number, len: number) => A,
+	size: number,
+	buf: Buffer,
+	count: number,
+): A | undefined {
+	return buf.byteOffset % size === 0 ? new make(buf.buffer, buf.byteOffset, count) : undefined;
 }
 
 function intCodec(
@@ -17,10 +31,14 @@ function intCodec(
 	max: number,
 	write: (buf: Buffer, v: number, off: number) => void,
 	read: (buf: Buffer, off: number) => number,
+	array: new (b: ArrayBufferLike, off: number, len: number) => Uint8Array | Uint16Array | Uint32Array | Int32Array,
 ): Codec<number> {
 	return {
 		name,
 		size,
+		decodeMany(buf, count) {
+			return view(array, size, buf, count) ?? Array.from({ length: count }, (_, i) => read(buf, i * size));
+		},
 		encode(value, buf, offset) {
 			if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max)
 				throw new TypeError(`Expected ${name} but received ${String(value)} (${typeof value})`);
@@ -37,6 +55,7 @@ export const u8: Codec<number> = intCodec(
 	0xff,
 	(b, v, o) => b.writeUInt8(v, o),
 	(b, o) => b.readUInt8(o),
+	Uint8Array,
 );
 export const u16: Codec<number> = intCodec(
 	'u16',
@@ -45,6 +64,7 @@ export const u16: Codec<number> = intCodec(
 	0xffff,
 	(b, v, o) => b.writeUInt16LE(v, o),
 	(b, o) => b.readUInt16LE(o),
+	Uint16Array,
 );
 export const u32: Codec<number> = intCodec(
 	'u32',
@@ -53,6 +73,7 @@ export const u32: Codec<number> = intCodec(
 	0xffffffff,
 	(b, v, o) => b.writeUInt32LE(v, o),
 	(b, o) => b.readUInt32LE(o),
+	Uint32Array,
 );
 export const i32: Codec<number> = intCodec(
 	'i32',
@@ -61,6 +82,7 @@ export const i32: Codec<number> = intCodec(
 	0x7fffffff,
 	(b, v, o) => b.writeInt32LE(v, o),
 	(b, o) => b.readInt32LE(o),
+	Int32Array,
 );
 
 export const u64: Codec<bigint> = {
@@ -72,6 +94,8 @@ export const u64: Codec<bigint> = {
 		buf.writeBigUInt64LE(value, offset);
 	},
 	decode: (buf, offset) => buf.readBigUInt64LE(offset),
+	decodeMany: (buf, count) =>
+		view(BigUint64Array, 8, buf, count) ?? Array.from({ length: count }, (_, i) => buf.readBigUInt64LE(i * 8)),
 };
 
 export const i64: Codec<bigint> = {
@@ -83,6 +107,8 @@ export const i64: Codec<bigint> = {
 		buf.writeBigInt64LE(value, offset);
 	},
 	decode: (buf, offset) => buf.readBigInt64LE(offset),
+	decodeMany: (buf, count) =>
+		view(BigInt64Array, 8, buf, count) ?? Array.from({ length: count }, (_, i) => buf.readBigInt64LE(i * 8)),
 };
 
 /** Raw bytes of a fixed size (structs you lay out yourself). Decoded values are copies. */

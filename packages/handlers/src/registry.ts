@@ -691,9 +691,27 @@ export class TypedMap<K, V> implements Iterable<[K, V]> {
 		return this.entries();
 	}
 
-	/** Every entry as an array (the bulk read). */
+	/** Every entry as an array (the bulk read): one native call per `batchSize` entries, no generator. */
 	readAll(batchSize = 65536): [K, V][] {
-		return [...this.entries(batchSize)];
+		const ks = this.#key.size;
+		const vs = this.#value.size;
+		const key = this.#key;
+		const value = this.#value;
+		const out: [K, V][] = [];
+		let after: Buffer | undefined;
+		for (;;) {
+			const b = this.map.lookupBatch(after, batchSize);
+			const { keys, values, count } = b;
+			if (key.decodeMany && value.decodeMany) {
+				const ka = key.decodeMany(keys, count);
+				const va = value.decodeMany(values, count);
+				for (let i = 0; i < count; i++) out.push([ka[i] as K, va[i] as V]);
+			} else {
+				for (let i = 0; i < count; i++) out.push([key.decode(keys, i * ks), value.decode(values, i * vs)]);
+			}
+			if (count < batchSize) return out;
+			after = keys.subarray((count - 1) * ks, count * ks);
+		}
 	}
 }
 

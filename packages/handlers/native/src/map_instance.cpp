@@ -273,6 +273,14 @@ result<uint32_t> map_instance::lookup_batch(const void *after,
 	BPFTIME_TRY(check_live("lookup batch"));
 	if (map_flags & BPF_F_WRONLY)
 		return op_error(*this, "lookup batch", EPERM, "BPF_F_WRONLY map");
+	if (ops->lookup_batch) {
+		uint32_t n = 0;
+		int rc = ops->lookup_batch(state, after, max_count, keys, values,
+					   &n);
+		if (rc != 0)
+			return op_error(*this, "lookup batch", rc);
+		return n;
+	}
 	auto *k = static_cast<uint8_t *>(keys);
 	auto *v = static_cast<uint8_t *>(values);
 	// Holds the key of an entry deleted between get_next_key and the

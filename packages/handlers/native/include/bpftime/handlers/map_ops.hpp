@@ -106,6 +106,16 @@ struct map_ops {
 	// BPF_PSEUDO_MAP_VALUE refers to (global data in an array map), or a
 	// negative errno (-EOPNOTSUPP when the map has none).
 	int (*direct_value_addr)(void *state, uint64_t *addr);
+	// Optional bulk read (bpf(BPF_MAP_LOOKUP_BATCH), Node's entries()):
+	// copies up to max_count entries that follow `after` in get_next_key's
+	// order (after == nullptr: from the first) into keys and values, packed,
+	// and sets *count; *count < max_count only at the end. An `after` that
+	// was deleted meanwhile continues at the entries that followed it as
+	// well as the map can tell (the hash map: the next bucket). 0 or a
+	// negative errno. Without it the registry walks get_next_key and
+	// lookup_copy.
+	int (*lookup_batch)(void *state, const void *after, uint32_t max_count,
+			    void *keys, void *values, uint32_t *count);
 };
 
 // The napi_type_tag that an External holding a `const map_ops *` carries, so
