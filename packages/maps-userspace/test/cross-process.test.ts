@@ -43,14 +43,32 @@ describe('maps and programs across processes', () => {
 		reg.loadProg({ type: ProgType.Kprobe, name: 'bump', insns: assemble(bumpSource(counts.id, totals.id)) });
 		const children = 4;
 		const n = 6000;
-		const results = await Promise.all(
+		const running = Promise.all(
 			Array.from({ length: children }, (_, c) => runChild('child.mjs', ['hammer', name, String(c), String(n)])),
 		);
+		// Meanwhile, bulk reads see each key once, with a whole value of its own.
+		let finished = false;
+		void running.finally(() => {
+			finished = true;
+		});
+		const view = counts.typed(u32, u64);
+		let reads = 0;
+		while (!finished) {
+			const seen = new Set<number>();
+			for (const [k, v] of view.readAll(1000)) {
+				expect(seen.has(k)).toBe(false);
+				seen.add(k);
+				if (k >= 1_000_000) expect(v).toBe(BigInt(k % 1_000_000));
+			}
+			reads++;
+			await new Promise((resolve) => setImmediate(resolve));
+		}
+		const results = await running;
+		expect(reads).toBeGreaterThan(0);
 		for (const r of results) {
 			expect(r.stderr).toBe('');
 			expect(r.stdout.trim()).toBe(`done ${n}`);
 		}
-		const view = counts.typed(u32, u64);
 		const all = new Map(view.entries());
 		expect(all.size).toBe(16 + children * n);
 		// Every key i % 16 was bumped n / 16 times (rounded as the loop falls) by every child.

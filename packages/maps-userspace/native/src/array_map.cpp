@@ -17,6 +17,7 @@
 #include <bpftime/handlers/bpf_defs.hpp>
 #include <bpftime/maps_userspace/maps_userspace.hpp>
 
+#include <algorithm>
 #include <cstring>
 
 namespace bpftime::maps_userspace {
@@ -204,6 +205,33 @@ int array_direct_value_addr(void *state, uint64_t *addr)
 	return 0;
 }
 
+// Bulk read: the indexes after `after` (from 0 without one, or when it is
+// past the end, as get_next_key), one copy each.
+int array_lookup_batch(void *state, const void *after, uint32_t max_count,
+		       void *keys, void *values, uint32_t *count)
+{
+	auto *s = static_cast<array_state *>(state);
+	uint32_t first = 0;
+	if (after) {
+		uint32_t index;
+		memcpy(&index, after, sizeof(index));
+		first = index < s->max_entries ? index + 1 : 0;
+	}
+	uint32_t n = first < s->max_entries ?
+			     std::min(max_count, s->max_entries - first) :
+			     0;
+	auto *ko = static_cast<uint8_t *>(keys);
+	auto *vo = static_cast<uint8_t *>(values);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t index = first + i;
+		memcpy(ko + size_t(i) * 4, &index, 4);
+		memcpy(vo + size_t(i) * s->value_size,
+		       s->values() + size_t(index) * s->stride, s->value_size);
+	}
+	*count = n;
+	return 0;
+}
+
 const map_ops ops = {
 	.size = sizeof(map_ops),
 	.abi_version = MAP_OPS_ABI_VERSION,
@@ -224,6 +252,7 @@ const map_ops ops = {
 	.mmap_region = array_mmap_region,
 	.poll = nullptr,
 	.direct_value_addr = array_direct_value_addr,
+	.lookup_batch = array_lookup_batch,
 };
 
 } // namespace

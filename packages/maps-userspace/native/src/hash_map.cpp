@@ -541,6 +541,79 @@ int hash_get_next_key(void *state, const void *key, void *next_key)
 	return -ENOENT;
 }
 
+// Bulk read in get_next_key's order: bucket by bucket, each chain from its
+// head, copying every element whose seq is even and unchanged across the
+// copy. A bucket whose chain changed under the walk (an element refilled,
+// the walk carried into another chain) is copied again from its start, so
+// no entry is duplicated or torn. The heads of buckets a few ahead are
+// prefetched: their elements are scattered over the segment, and the walk
+// would otherwise wait for each one in turn.
+int hash_lookup_batch(void *state, const void *after, uint32_t max_count,
+		      void *keys, void *values, uint32_t *count)
+{
+	auto *s = static_cast<hash_state *>(state);
+	auto *ko = static_cast<uint8_t *>(keys);
+	auto *vo = static_cast<uint8_t *>(values);
+	constexpr uint32_t PREFETCH_AHEAD = 8;
+	uint32_t n = 0;
+	uint32_t b = 0;
+	bool resume = after != nullptr;
+	if (resume)
+		b = hash_key(s, after) & (s->n_buckets - 1);
+	while (b < s->n_buckets && n < max_count) {
+		if (b + PREFETCH_AHEAD < s->n_buckets) {
+			uint32_t ahead = s->bucket(b + PREFETCH_AHEAD)
+						 .load(std::memory_order_relaxed);
+			if (!(ahead & NULLS))
+				__builtin_prefetch(s->at(ahead));
+		}
+		const uint32_t start = n;
+		bool partial = false;
+	again:
+		n = start;
+		bool skipping = resume;
+		uint32_t idx = s->bucket(b).load(std::memory_order_acquire);
+		while (!(idx & NULLS)) {
+			if (!skipping && n == max_count) {
+				partial = true;
+				break;
+			}
+			elem *e = s->at(idx);
+			uint32_t s1 = e->seq.load(std::memory_order_acquire);
+			if (s1 & 1)
+				goto again;
+			uint32_t next = e->next.load(std::memory_order_acquire);
+			bool matched = false;
+			if (skipping) {
+				matched = key_eq(s, e->key(), after);
+			} else {
+				memcpy(ko + size_t(n) * s->key_size, e->key(),
+				       s->key_size);
+				memcpy(vo + size_t(n) * s->value_size,
+				       s->value_of(e), s->value_size);
+			}
+			std::atomic_thread_fence(std::memory_order_acquire);
+			if (e->seq.load(std::memory_order_relaxed) != s1)
+				goto again;
+			if (skipping)
+				skipping = !matched;
+			else
+				n++;
+			idx = next;
+		}
+		if (partial)
+			break;
+		if ((idx & ~NULLS) != b)
+			goto again;
+		// A resumed bucket in which `after` is gone (deleted meanwhile)
+		// contributes nothing; the walk goes on with the next one.
+		resume = false;
+		b++;
+	}
+	*count = n;
+	return 0;
+}
+
 // --- writing (under the stripe lock) -----------------------------------------
 
 class stripe_lock {
@@ -706,6 +779,7 @@ const map_ops ops = {
 	.mmap_region = nullptr,
 	.poll = nullptr,
 	.direct_value_addr = nullptr,
+	.lookup_batch = hash_lookup_batch,
 };
 
 } // namespace
