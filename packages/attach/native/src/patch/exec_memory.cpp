@@ -1,0 +1,159 @@
+// exec_memory.cpp: see exec_memory.hpp.
+#include "exec_memory.hpp"
+
+#include "../log.hpp"
+#include "../symbols/proc_maps.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cinttypes>
+#include <cstring>
+#include <mutex>
+#include <sys/mman.h>
+#include <vector>
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+namespace bpftime::attach::detail {
+namespace {
+
+constexpr uint64_t CHUNK = 64 * 1024;
+constexpr uint64_t PAGE = 4096;
+// Lowest address we map at (above the usual vm.mmap_min_addr) and the top of
+// the 47-bit user address space.
+constexpr uint64_t LOW = 1ULL << 20;
+constexpr uint64_t HIGH = (1ULL << 47) - PAGE;
+
+struct chunk {
+	uint64_t base;
+	uint64_t used;
+};
+
+std::mutex g_lock;
+std::vector<chunk> g_chunks;
+size_t g_mapped = 0;
+
+uint64_t round_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) / a * a;
+}
+
+uint64_t distance(uint64_t a, uint64_t b)
+{
+	return a > b ? a - b : b - a;
+}
+
+// A chunk-sized free range inside [lo, hi] close to `near`, avoiding the
+// growth areas of the brk heap and the main stack. 0 when none.
+uint64_t find_gap(const std::vector<mapping> &maps, uint64_t lo, uint64_t hi,
+		  uint64_t near)
+{
+	uint64_t best = 0, best_dist = UINT64_MAX;
+	uint64_t prev_end = LOW;
+	const mapping *prev = nullptr;
+	for (size_t i = 0; i <= maps.size(); i++) {
+		const mapping *next = i < maps.size() ? &maps[i] : nullptr;
+		uint64_t g0 = std::max(prev_end, LOW);
+		uint64_t g1 = next ? next->start : HIGH;
+		// Leave room for the heap to grow up and the stack down.
+		if (prev && prev->path == "[heap]")
+			g0 += 64ULL << 20;
+		if (next && next->path == "[stack]")
+			g1 = g1 > (64ULL << 20) ? g1 - (64ULL << 20) : 0;
+		g0 = std::max(round_up(g0, PAGE), round_up(lo, PAGE));
+		g1 = std::min(g1, hi) & ~(PAGE - 1);
+		if (g1 > g0 && g1 - g0 >= CHUNK) {
+			// The candidate nearest `near` in [g0, g1 - CHUNK];
+			// below `near` first, so that space above a program's
+			// brk heap stays free.
+			uint64_t c;
+			if (near >= g1)
+				c = g1 - CHUNK;
+			else if (near <= g0)
+				c = g0;
+			else
+				c = (near - CHUNK) & ~(PAGE - 1);
+			if (c < g0)
+				c = g0;
+			uint64_t d = distance(c, near) + (c > near ? 1 : 0);
+			if (d < best_dist) {
+				best = c;
+				best_dist = d;
+			}
+		}
+		if (next) {
+			prev_end = std::max(prev_end, next->end);
+			prev = next;
+		}
+	}
+	return best;
+}
+
+} // namespace
+
+result<uint8_t *> allocate_exec(size_t size, uint64_t lo, uint64_t hi,
+				uint64_t near)
+{
+	size = round_up(size, 64);
+	if (size > CHUNK)
+		return fail(EINVAL, "trampoline of " + std::to_string(size) +
+					    " bytes is larger than a chunk");
+	std::lock_guard<std::mutex> guard(g_lock);
+	for (chunk &c : g_chunks) {
+		uint64_t a = c.base + c.used;
+		if (c.used + size <= CHUNK && a >= lo && a + size <= hi) {
+			c.used += size;
+			return reinterpret_cast<uint8_t *>(a);
+		}
+	}
+	for (int attempt = 0; attempt < 8; attempt++) {
+		auto maps = read_maps();
+		if (!maps)
+			return std::move(maps).error();
+		uint64_t at = find_gap(*maps, lo, hi, near);
+		if (!at)
+			break;
+		void *p = mmap(reinterpret_cast<void *>(at), CHUNK,
+			       PROT_READ | PROT_WRITE | PROT_EXEC,
+			       MAP_PRIVATE | MAP_ANONYMOUS |
+				       MAP_FIXED_NOREPLACE,
+			       -1, 0);
+		if (p == MAP_FAILED) {
+			if (errno == EEXIST)
+				continue; // another thread mapped it meanwhile
+			int e = errno;
+			return fail(e, std::string("trampoline memory: mmap "
+						   "read-write-execute: ") +
+					       strerror(e));
+		}
+		if (reinterpret_cast<uint64_t>(p) != at) {
+			// A kernel without MAP_FIXED_NOREPLACE took it as a
+			// hint and put the pages elsewhere.
+			munmap(p, CHUNK);
+			continue;
+		}
+		g_mapped += CHUNK;
+		g_chunks.push_back({ at, size });
+		log(log_level::debug,
+		    "trampoline chunk at 0x%" PRIx64 " (for code near 0x%" PRIx64
+		    ")",
+		    at, near);
+		return reinterpret_cast<uint8_t *>(at);
+	}
+	char b[160];
+	snprintf(b, sizeof(b),
+		 "no free address range for a trampoline within reach of "
+		 "0x%" PRIx64 " (window 0x%" PRIx64 "-0x%" PRIx64 ")",
+		 near, lo, hi);
+	return fail(ENOMEM, b);
+}
+
+size_t exec_memory_mapped() noexcept
+{
+	std::lock_guard<std::mutex> guard(g_lock);
+	return g_mapped;
+}
+
+} // namespace bpftime::attach::detail

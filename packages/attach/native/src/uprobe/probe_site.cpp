@@ -1,0 +1,149 @@
+// probe_site.cpp: the per-hit dispatch and the per-thread shadow stack of
+// return addresses. See probe_site.hpp.
+#include "probe_site.hpp"
+
+#include "../patch/exec_memory.hpp"
+#include "trampoline.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <unistd.h>
+
+namespace bpftime::attach::detail {
+namespace {
+
+struct ret_frame {
+	uint64_t ret; // the real return address
+	uint64_t sp;  // where it was on the stack (rsp at function entry)
+	site *s;
+};
+
+// One per thread, zero-initialised TLS: no allocation on the hot path.
+struct shadow_stack {
+	uint32_t depth;
+	ret_frame frames[shadow_stack_depth];
+};
+
+thread_local shadow_stack tls_shadow;
+
+std::atomic<uint64_t> g_return_trampoline{ 0 };
+std::mutex g_return_lock;
+
+void count_missed(site *s) noexcept
+{
+	const snapshot *sn = s->current.load(std::memory_order_acquire);
+	for (handler *h : sn->handlers)
+		if (h->kind == probe_kind::uretprobe)
+			h->missed.fetch_add(1, std::memory_order_relaxed);
+}
+
+[[noreturn]] void lost_return(uint64_t sp) noexcept
+{
+	// The stack no longer matches what the entry probes saw (a coroutine
+	// library switched stacks, or the stack was copied): there is no
+	// address to return to. The kernel kills the task in this case too
+	// (uprobes' handle_trampoline sends SIGILL).
+	char b[160];
+	int n = snprintf(b, sizeof(b),
+			 "[bpftime attach] [critical] uretprobe: no saved "
+			 "return address for the frame at 0x%lx; aborting\n",
+			 (unsigned long)sp);
+	ssize_t w = write(STDERR_FILENO, b, n > 0 ? size_t(n) : 0);
+	(void)w;
+	abort();
+}
+
+} // namespace
+
+extern "C" bool bpftime_attach_on_entry(pt_regs *regs, site *s) noexcept
+{
+	const snapshot *sn = s->current.load(std::memory_order_acquire);
+	bool skip = false;
+	for (handler *h : sn->handlers) {
+		switch (h->kind) {
+		case probe_kind::uprobe:
+			h->cb(regs, h->user);
+			break;
+		case probe_kind::override: {
+			if (skip)
+				break;
+			uint64_t ret = 0;
+			if (h->ocb(regs, h->user, &ret)) {
+				skip = true;
+				regs->ax = ret;
+			}
+			break;
+		}
+		case probe_kind::uretprobe:
+			break;
+		}
+	}
+	if (!sn->has_return || skip)
+		return skip;
+
+	shadow_stack &st = tls_shadow;
+	const uint64_t sp = regs->sp;
+	auto *slot = reinterpret_cast<uint64_t *>(sp);
+	const uint64_t tramp = g_return_trampoline.load(std::memory_order_relaxed);
+	// Frames at or below this one were left without returning (longjmp,
+	// or an exception that unwound past them): their returns will never
+	// come. At the same sp a frame is still live only when this call is a
+	// tail call from it (the return address is already the trampoline).
+	while (st.depth > 0) {
+		const ret_frame &top = st.frames[st.depth - 1];
+		if (top.sp > sp || (top.sp == sp && *slot == tramp))
+			break;
+		count_missed(top.s);
+		st.depth--;
+	}
+	if (st.depth == shadow_stack_depth) {
+		count_missed(s);
+		return false;
+	}
+	st.frames[st.depth++] = { *slot, sp, s };
+	*slot = tramp;
+	return false;
+}
+
+extern "C" uint64_t bpftime_attach_on_return(pt_regs *regs) noexcept
+{
+	shadow_stack &st = tls_shadow;
+	const uint64_t sp = regs->sp;
+	while (st.depth > 0 && st.frames[st.depth - 1].sp < sp) {
+		count_missed(st.frames[st.depth - 1].s);
+		st.depth--;
+	}
+	if (st.depth == 0 || st.frames[st.depth - 1].sp != sp)
+		lost_return(sp);
+	const ret_frame f = st.frames[--st.depth];
+	regs->ip = f.ret;
+	regs->sp = sp + 8;
+	const snapshot *sn = f.s->current.load(std::memory_order_acquire);
+	for (handler *h : sn->handlers)
+		if (h->kind == probe_kind::uretprobe)
+			h->cb(regs, h->user);
+	return f.ret;
+}
+
+result<uint64_t> return_trampoline()
+{
+	std::lock_guard<std::mutex> guard(g_return_lock);
+	if (uint64_t t = g_return_trampoline.load())
+		return t;
+	// Reached by ret, so it may be anywhere: no rel32 in it.
+	auto mem = allocate_exec(256, 0, UINT64_MAX,
+				 reinterpret_cast<uint64_t>(&return_trampoline));
+	if (!mem)
+		return std::move(mem).error();
+	const uint64_t at = reinterpret_cast<uint64_t>(*mem);
+	std::vector<uint8_t> code = build_return(at);
+	memcpy(*mem, code.data(), code.size());
+	__builtin___clear_cache(reinterpret_cast<char *>(*mem),
+				reinterpret_cast<char *>(*mem + code.size()));
+	g_return_trampoline.store(at);
+	return at;
+}
+
+} // namespace bpftime::attach::detail

@@ -1,0 +1,151 @@
+// trampoline.cpp: see trampoline.hpp.
+#include "trampoline.hpp"
+
+#include "probe_site.hpp"
+
+#include <bpftime/attach/pt_regs.hpp>
+
+#include <cerrno>
+#include <cstddef>
+
+namespace bpftime::attach::detail {
+namespace {
+
+constexpr int32_t red_zone = 128;
+constexpr int32_t regs_size = sizeof(pt_regs);
+
+// The general-purpose registers in push order (the reverse of pt_regs).
+constexpr reg gpr_push_order[] = { rdi, rsi, rdx, rcx, rax, r8,	 r9, r10,
+				   r11, rbx, rbp, r12, r13, r14, r15 };
+
+// Pushes a pt_regs below rsp: ss, sp (placeholder), flags, cs, ip
+// (placeholder), orig_ax, then the general-purpose registers. Changes no
+// flag before pushfq.
+void push_regs(emitter &e)
+{
+	e.push_imm32(int32_t(USER_DS));
+	e.push_imm32(0);
+	e.pushfq();
+	e.push_imm32(int32_t(USER_CS));
+	e.push_imm32(0);
+	e.push_imm32(-1);
+	for (reg r : gpr_push_order)
+		e.push(r);
+}
+
+void pop_gprs(emitter &e)
+{
+	for (int i = int(std::size(gpr_push_order)) - 1; i >= 0; i--)
+		e.pop(gpr_push_order[i]);
+}
+
+// Aligns rsp, saves vector registers [0, n) below it, calls fn(rdi=regs,
+// rsi=arg) and restores them; rbx holds regs across the call.
+void call_with_vectors(emitter &e, int n, uint64_t fn, bool with_arg,
+		       uint64_t arg)
+{
+	const bool ymm = save_ymm();
+	const int32_t width = ymm ? 32 : 16;
+	e.mov_reg(rbx, rsp);
+	e.and_rsp(-32);
+	if (n > 0)
+		e.lea(rsp, rsp, -width * n);
+	for (int i = 0; i < n; i++)
+		e.store_vec(i, rsp, width * i, ymm);
+	if (ymm) {
+		// vzeroupper: the callback may use legacy SSE encodings,
+		// which stall while the upper halves are dirty; they are
+		// restored from the save area below.
+		e.byte(0xc5);
+		e.byte(0xf8);
+		e.byte(0x77);
+	}
+	e.mov_reg(rdi, rbx);
+	if (with_arg)
+		e.mov_imm64(rsi, arg);
+	e.mov_imm64(rax, fn);
+	e.call_reg(rax);
+	for (int i = 0; i < n; i++)
+		e.load_vec(i, rsp, width * i, ymm);
+	e.mov_reg(rsp, rbx);
+}
+
+bool detect_ymm() noexcept
+{
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx");
+}
+
+} // namespace
+
+bool save_ymm() noexcept
+{
+	static const bool v = detect_ymm();
+	return v;
+}
+
+result<entry_code> build_entry(uint64_t base, const region &r, site *s,
+			       bool at_function_entry)
+{
+	emitter e(base);
+	e.lea(rsp, rsp, -red_zone);
+	push_regs(e);
+	if (!at_function_entry)
+		e.byte(0xfc); // cld: callbacks are C code, DF must be clear
+	// regs->sp: the rsp of the probed instruction.
+	e.lea(rax, rsp, regs_size + red_zone);
+	e.store(rsp, offsetof(pt_regs, sp), rax);
+	e.mov_imm64(rax, r.address);
+	e.store(rsp, offsetof(pt_regs, ip), rax);
+	// The registers the interrupted code may still need: the arguments
+	// at a function entry, all of them elsewhere.
+	call_with_vectors(e, at_function_entry ? 8 : 16,
+			  reinterpret_cast<uint64_t>(&bpftime_attach_on_entry),
+			  true, reinterpret_cast<uint64_t>(s));
+	e.test_al();
+	size_t to_skip = e.jcc_forward(cc_nz);
+	pop_gprs(e);
+	e.lea(rsp, rsp, 3 * 8); // orig_ax, ip, cs
+	if (at_function_entry)
+		e.lea(rsp, rsp, 8); // flags are dead at a call boundary
+	else
+		e.popfq();
+	e.lea(rsp, rsp, 2 * 8 + red_zone); // sp, ss, red zone
+	entry_code out;
+	out.relocated_at = uint32_t(e.size());
+	BPFTIME_TRY(emit_relocated(r, e, out.boundaries));
+	e.bind(to_skip);
+	pop_gprs(e);
+	e.lea(rsp, rsp, 6 * 8 + red_zone); // orig_ax ... ss, red zone
+	e.ret();
+	if (!e.ok())
+		return fail(EINVAL, "trampoline out of reach of its targets");
+	if (e.size() > max_entry_code)
+		return fail(EINVAL, "trampoline too large");
+	out.bytes = e.bytes();
+	return out;
+}
+
+std::vector<uint8_t> build_return(uint64_t base)
+{
+	emitter e(base);
+	// Entered by the hooked function's ret: rsp is one slot above the
+	// return address it popped. That slot becomes the real return
+	// address's; nothing below the caller's rsp is live after a return.
+	e.lea(rsp, rsp, -8);
+	push_regs(e);
+	e.lea(rax, rsp, regs_size);
+	e.store(rsp, offsetof(pt_regs, sp), rax);
+	// rax:rdx and xmm0:xmm1 (ymm0 for __m256) carry return values; the
+	// other caller-saved registers are dead after a return.
+	call_with_vectors(e, 2,
+			  reinterpret_cast<uint64_t>(&bpftime_attach_on_return),
+			  false, 0);
+	e.store(rsp, regs_size, rax);
+	pop_gprs(e);
+	e.lea(rsp, rsp, 6 * 8);
+	e.ret();
+	return e.bytes();
+}
+
+} // namespace bpftime::attach::detail

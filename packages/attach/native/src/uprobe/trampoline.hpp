@@ -1,0 +1,72 @@
+// trampoline.hpp: the machine code a probed address jumps (or a breakpoint
+// sends the thread) to.
+//
+// Entry trampoline of a site at address A, displaced instructions R:
+//
+//   lea rsp, [rsp-128]                 step over the red zone (leaf code
+//                                      may keep data below rsp)
+//   push ss, sp, flags, cs, ip,        a struct pt_regs, built by pushes in
+//        orig_ax, rdi ... r15          the kernel's order (flags before any
+//                                      instruction that changes them)
+//   fix up regs->sp and regs->ip
+//   mov rbx, rsp; and rsp, -32         rbx (saved above) keeps regs
+//   save the live vector registers     (see vector_regs below)
+//   call bpftime_attach_on_entry(regs, site)
+//   restore vectors; mov rsp, rbx
+//   test al, al; jnz skip
+//   pop r15 ... rdi; popfq             registers from regs
+//   lea rsp, [rsp+16+128]              back to the original rsp
+//   R relocated, jmp A+len(R)
+// skip:                                an override chose to skip: return
+//   pop r15 ... rdi                    to the caller with regs->ax
+//   lea rsp, [rsp+48+128]; ret
+//
+// Which vector registers are saved depends on where the probe is: at a
+// function's first instruction the SysV ABI leaves only the argument
+// registers (xmm/ymm 0-7) live, and flags and DF are dead or known (DF is
+// clear at every call); anywhere else every one of xmm/ymm 0-15 and the
+// flags are saved and restored. ymm where the CPU and OS have AVX, xmm
+// otherwise; AVX-512 state (zmm upper halves, zmm16-31, k0-7) is not saved,
+// our callbacks being built without AVX-512.
+//
+// Control plane only.
+#pragma once
+
+#include "relocator.hpp"
+
+#include <bpftime/common/result.hpp>
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+namespace bpftime::attach::detail {
+
+struct site;
+
+struct entry_code {
+	std::vector<uint8_t> bytes;
+	// Where the relocated copy of R starts, relative to the trampoline,
+	// and the (original offset, relocated offset) of each instruction:
+	// a thread stopped inside R while the jump is installed is moved to
+	// the same instruction in the copy.
+	uint32_t relocated_at = 0;
+	std::vector<std::pair<uint32_t, uint32_t>> boundaries;
+};
+
+// Largest entry trampoline: its fixed part plus the worst-case expansion
+// of a region (a few instructions, each at most ~30 bytes relocated).
+inline constexpr uint32_t max_entry_code = 512;
+
+// Builds the entry trampoline for `s` to run at `base`. EINVAL when a
+// relocated instruction cannot reach its target from `base`.
+result<entry_code> build_entry(uint64_t base, const region &r, site *s,
+			       bool at_function_entry);
+
+// The return trampoline (see probe_site.hpp), to run at `base`.
+std::vector<uint8_t> build_return(uint64_t base);
+
+// Whether ymm registers are saved (AVX usable), decided once.
+bool save_ymm() noexcept;
+
+} // namespace bpftime::attach::detail

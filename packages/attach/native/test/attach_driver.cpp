@@ -1,0 +1,554 @@
+// attach_driver.cpp: the native half of the attach tests. Linked at test
+// time with the fixture programs (fixtures/prologues.S, targets.c, the
+// shared library libattach_fixture.so), as a PIE and as a non-PIE
+// executable; `attach-driver <scenario>` probes the fixtures in its own
+// process and prints one line per check ("ok ..." or "FAIL ...: why") and
+// a last line "N passed, M failed". test/attach.test.ts runs each scenario.
+#include <bpftime/attach/attach.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <cinttypes>
+#include <csetjmp>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <csignal>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace bpftime::attach;
+
+extern "C" {
+long p_endbr64(long, long, long, long, long, long);
+long p_push_rbp(long, long, long, long, long, long);
+long p_sub_rsp(long, long, long, long, long, long);
+long p_rip_lea(long, long, long, long, long, long);
+long p_rip_mov(long, long, long, long, long, long);
+long p_rip_cmp(long, long, long, long, long, long);
+long p_short(long, long, long, long, long, long);
+long p_ret_only(long, long, long, long, long, long);
+long p_leaf_redzone(long, long, long, long, long, long);
+long p_jump_back(long, long, long, long, long, long);
+long p_call_first(long, long, long, long, long, long);
+long p_jcc_first(long, long, long, long, long, long);
+long p_jmp_first(long, long, long, long, long, long);
+long p_flags(long, long, long, long, long, long);
+void p_trap();
+void p_bad();
+long t_fact(long);
+long t_work(long);
+long t_effect(long);
+double t_fsum(double, double, double, double, double, double, double, double);
+long t_jumper(jmp_buf *, int);
+extern long t_side_effects;
+long lib_add(long, long);
+}
+
+namespace {
+
+int g_passed = 0, g_failed = 0;
+
+__attribute__((format(printf, 2, 3))) void check(bool ok, const char *fmt, ...)
+{
+	char b[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(b, sizeof(b), fmt, ap);
+	va_end(ap);
+	printf("%s %s\n", ok ? "ok" : "FAIL", b);
+	fflush(stdout);
+	(ok ? g_passed : g_failed)++;
+}
+
+struct recorder {
+	std::atomic<uint64_t> hits{ 0 };
+	pt_regs last{};
+	uint64_t ret_slot = 0; // *(u64 *)sp at entry: the return address
+};
+
+void on_entry(const pt_regs *r, void *u)
+{
+	auto *rec = static_cast<recorder *>(u);
+	rec->last = *r;
+	rec->ret_slot = *reinterpret_cast<const uint64_t *>(r->sp);
+	rec->hits.fetch_add(1, std::memory_order_relaxed);
+}
+
+void on_count(const pt_regs *, void *u)
+{
+	static_cast<std::atomic<uint64_t> *>(u)->fetch_add(1, std::memory_order_relaxed);
+}
+
+// Clobbers every argument vector register: a trampoline that does not
+// save them would change the probed function's floating-point arguments.
+void on_clobber_vectors(const pt_regs *, void *u)
+{
+	asm volatile("pxor %%xmm0, %%xmm0\n\tpxor %%xmm1, %%xmm1\n\t"
+		     "pxor %%xmm2, %%xmm2\n\tpxor %%xmm3, %%xmm3\n\t"
+		     "pxor %%xmm4, %%xmm4\n\tpxor %%xmm5, %%xmm5\n\t"
+		     "pxor %%xmm6, %%xmm6\n\tpxor %%xmm7, %%xmm7\n\t"
+		     "pxor %%xmm8, %%xmm8\n\tpxor %%xmm15, %%xmm15" ::
+			     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
+			       "xmm8", "xmm15");
+	static_cast<std::atomic<uint64_t> *>(u)->fetch_add(1);
+}
+
+using fn6 = long (*)(long, long, long, long, long, long);
+
+struct shape {
+	const char *name;
+	fn6 fn;
+	mechanism expect;
+	long (*expected)(long, long, long, long, long, long);
+};
+
+long sum6(long a, long b, long c, long d, long e, long f)
+{
+	return a + b + c + d + e + f;
+}
+
+const shape shapes[] = {
+	{ "p_endbr64", p_endbr64, mechanism::inline_jump, sum6 },
+	{ "p_push_rbp", p_push_rbp, mechanism::inline_jump, sum6 },
+	{ "p_sub_rsp", p_sub_rsp, mechanism::inline_jump,
+	  [](long a, long, long, long, long, long f) { return a * 2 + f; } },
+	{ "p_rip_lea", p_rip_lea, mechanism::inline_jump,
+	  [](long a, long, long, long, long, long) { return 1000 + a; } },
+	{ "p_rip_mov", p_rip_mov, mechanism::inline_jump,
+	  [](long, long b, long, long, long, long) { return 2000 + b; } },
+	{ "p_rip_cmp", p_rip_cmp, mechanism::inline_jump,
+	  [](long, long, long, long, long, long) { return 3L; } },
+	{ "p_short", p_short, mechanism::breakpoint,
+	  [](long a, long, long, long, long, long) { return (long)(int)(a + 1); } },
+	{ "p_ret_only", p_ret_only, mechanism::breakpoint, nullptr },
+	{ "p_leaf_redzone", p_leaf_redzone, mechanism::inline_jump,
+	  [](long a, long b, long, long, long, long) { return a + b; } },
+	{ "p_jump_back", p_jump_back, mechanism::breakpoint,
+	  [](long a, long b, long, long, long, long) { return a * b; } },
+	{ "p_call_first", p_call_first, mechanism::inline_jump,
+	  [](long a, long, long, long, long, long) { return 100 + a; } },
+	{ "p_jcc_first", p_jcc_first, mechanism::inline_jump,
+	  [](long a, long, long, long, long, long) { return a ? a + 1 : 7; } },
+	{ "p_jmp_first", p_jmp_first, mechanism::inline_jump, sum6 },
+};
+
+uint64_t addr_of(const void *f)
+{
+	return reinterpret_cast<uint64_t>(f);
+}
+
+void snapshot_bytes(const void *f, uint8_t out[16])
+{
+	memcpy(out, f, 16);
+}
+
+// One function, one way of attaching: entry and return probe by symbol,
+// one call with six distinct arguments, every register checked, then
+// detach and the bytes compared.
+void probe_shape(const shape &s, bool force_bp)
+{
+	attach_manager m;
+	attach_options opts;
+	opts.force_breakpoint = force_bp;
+	const char *how = force_bp ? " (forced breakpoint)" : "";
+	uint8_t before[16], after[16];
+	snapshot_bytes(reinterpret_cast<const void *>(s.fn), before);
+	recorder in, out;
+	auto a = m.attach_uprobe({ "", s.name, 0 }, on_entry, &in, opts);
+	auto b = m.attach_uretprobe({ "", s.name, 0 }, on_entry, &out, opts);
+	if (!a || !b) {
+		check(false, "%s%s: attach: %s", s.name, how,
+		      (!a ? a.error() : b.error()).message.c_str());
+		return;
+	}
+	auto info = m.info(*a);
+	const mechanism want = force_bp ? mechanism::breakpoint : s.expect;
+	check(info->mech == want, "%s%s: mechanism %s (want %s): %s", s.name, how,
+	      to_string(info->mech), to_string(want), info->reason.c_str());
+	check(info->at_function_entry && info->address == addr_of((void *)s.fn),
+	      "%s%s: resolved to the function's address, at its entry", s.name, how);
+	volatile fn6 call = s.fn;
+	const long args[6] = { 11, 22, 33, 44, 55, 66 };
+	long got = call(args[0], args[1], args[2], args[3], args[4], args[5]);
+	if (s.expected)
+		check(got == s.expected(11, 22, 33, 44, 55, 66), "%s%s: result %ld unchanged",
+		      s.name, how, got);
+	const pt_regs &r = in.last;
+	check(in.hits == 1 && out.hits == 1, "%s%s: one entry hit (%" PRIu64 "), one return hit (%" PRIu64 ")",
+	      s.name, how, in.hits.load(), out.hits.load());
+	check(r.di == 11 && r.si == 22 && r.dx == 33 && r.cx == 44 && r.r8 == 55 && r.r9 == 66,
+	      "%s%s: PARM1..6 = %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64,
+	      s.name, how, r.di, r.si, r.dx, r.cx, r.r8, r.r9);
+	check(r.ip == addr_of((void *)s.fn) && r.cs == USER_CS && r.ss == USER_DS &&
+		      r.orig_ax == UINT64_MAX,
+	      "%s%s: entry ip, cs, ss, orig_ax as the kernel's", s.name, how);
+	const pt_regs &o = out.last;
+	check(o.ip == in.ret_slot && o.sp == r.sp + 8,
+	      "%s%s: return ip is the return address [entry sp], sp = entry sp + 8", s.name, how);
+	if (s.expected)
+		check(o.ax == uint64_t(got), "%s%s: RC = %" PRId64 " (the function returned %ld)",
+		      s.name, how, int64_t(o.ax), got);
+	check(m.detach(*a).ok() && m.detach(*b).ok(), "%s%s: detach", s.name, how);
+	snapshot_bytes(reinterpret_cast<const void *>(s.fn), after);
+	check(memcmp(before, after, 16) == 0, "%s%s: original bytes restored exactly", s.name, how);
+	got = call(args[0], args[1], args[2], args[3], args[4], args[5]);
+	check(in.hits == 1 && (!s.expected || got == s.expected(11, 22, 33, 44, 55, 66)),
+	      "%s%s: no hit after detach, result still right", s.name, how);
+}
+
+void scenario_prologues()
+{
+	for (const shape &s : shapes) {
+		probe_shape(s, false);
+		probe_shape(s, true);
+	}
+	// Probes in the middle of a function: the red zone of a leaf and
+	// live flags must survive.
+	attach_manager m;
+	recorder rz;
+	auto a = m.attach_uprobe({ "", "p_leaf_redzone", 5 }, on_entry, &rz);
+	check(a.ok(), "p_leaf_redzone+5: attach: %s", a ? "" : a.error().message.c_str());
+	volatile fn6 leaf = p_leaf_redzone;
+	long v = leaf(40, 2, 0, 0, 0, 0);
+	check(v == 42 && rz.hits == 1 && rz.last.si == 2 && rz.last.ip == addr_of((void *)p_leaf_redzone) + 5,
+	      "p_leaf_redzone+5: red zone intact (%ld), probe saw a2 and ip = entry + 5", v);
+	auto info = m.info(*a);
+	check(!info->at_function_entry, "p_leaf_redzone+5: reported as not at a function entry");
+	std::atomic<uint64_t> n{ 0 };
+	auto f = m.attach_uprobe({ "", "p_flags", 3 }, on_count, &n);
+	volatile fn6 flags = p_flags;
+	long lt = flags(1, 2, 0, 0, 0, 0), ge = flags(2, 1, 0, 0, 0, 0);
+	check(f.ok() && n == 2 && lt == 1 && ge == 0, "p_flags+3: flags kept across the probe (%ld %ld)", lt, ge);
+
+	// Floating-point arguments survive a callback that zeroes xmm0-15.
+	std::atomic<uint64_t> vn{ 0 };
+	for (bool bp : { false, true }) {
+		attach_options o;
+		o.force_breakpoint = bp;
+		auto fa = m.attach_uprobe({ "", "t_fsum", 0 }, on_clobber_vectors, &vn, o);
+		volatile auto fs = t_fsum;
+		double d = fs(1.5, 2.25, 3, 4, 5, 6, 7, 8.125);
+		check(fa.ok() && d == 36.875, "t_fsum%s: xmm0-7 arguments intact across the callback (%g)",
+		      bp ? " (breakpoint)" : "", d);
+		if (fa)
+			(void)m.detach(*fa);
+	}
+	check(vn == 2, "t_fsum: callback ran twice");
+}
+
+void scenario_threads()
+{
+	constexpr int threads = 8;
+	constexpr long calls = 200000;
+	attach_manager m;
+	std::atomic<uint64_t> in{ 0 }, out{ 0 }, bp{ 0 };
+	auto a = m.attach_uprobe({ "", "t_work", 0 }, on_count, &in);
+	auto b = m.attach_uretprobe({ "", "t_work", 0 }, on_count, &out);
+	auto c = m.attach_uprobe({ "", "p_short", 0 }, on_count, &bp);
+	check(a && b && c, "attach t_work uprobe + uretprobe, p_short uprobe");
+	std::atomic<long> wrong{ 0 };
+	std::vector<std::thread> ts;
+	for (int t = 0; t < threads; t++)
+		ts.emplace_back([&, t] {
+			volatile auto w = t_work;
+			volatile fn6 s = p_short;
+			for (long i = 0; i < calls; i++) {
+				if (w(i + t) != (i + t) * 3 + 1)
+					wrong++;
+				if (i % 10 == 0 && s(i, 0, 0, 0, 0, 0) != (long)(int)(i + 1))
+					wrong++;
+			}
+		});
+	for (auto &t : ts)
+		t.join();
+	check(wrong == 0, "8 threads: every result right");
+	check(in == threads * calls, "8 threads: uprobe count exact (%" PRIu64 " of %ld)", in.load(),
+	      threads * calls);
+	check(out == threads * calls, "8 threads: uretprobe count exact (%" PRIu64 " of %ld)", out.load(),
+	      threads * calls);
+	check(bp == threads * calls / 10, "8 threads: breakpoint probe count exact (%" PRIu64 " of %ld)",
+	      bp.load(), threads * calls / 10);
+	check(m.info(*b)->missed == 0, "8 threads: no missed return");
+}
+
+struct ret_log {
+	std::vector<uint64_t> values;
+	std::vector<uint64_t> args;
+};
+
+void on_ret_log(const pt_regs *r, void *u)
+{
+	static_cast<ret_log *>(u)->values.push_back(r->ax);
+}
+
+void on_arg_log(const pt_regs *r, void *u)
+{
+	static_cast<ret_log *>(u)->args.push_back(r->di);
+}
+
+void scenario_recursion()
+{
+	attach_manager m;
+	ret_log log;
+	auto a = m.attach_uprobe({ "", "t_fact", 0 }, on_arg_log, &log);
+	auto b = m.attach_uretprobe({ "", "t_fact", 0 }, on_ret_log, &log);
+	check(a && b, "attach t_fact");
+	volatile auto f = t_fact;
+	long v = f(10);
+	check(v == 3628800, "t_fact(10) = %ld", v);
+	bool args_ok = log.args.size() == 10, vals_ok = log.values.size() == 10;
+	uint64_t fact = 1;
+	for (size_t i = 0; i < 10 && args_ok && vals_ok; i++) {
+		args_ok = log.args[i] == 10 - i;
+		fact *= i + 1;
+		vals_ok = log.values[i] == fact;
+	}
+	check(args_ok, "recursion: entries saw n = 10 .. 1");
+	check(vals_ok, "recursion: returns seen innermost first: 1, 2, 6, ... 3628800");
+
+	// Threads each recursing: one shadow stack per thread.
+	std::atomic<uint64_t> n{ 0 };
+	auto c = m.attach_uretprobe({ "", "t_fact", 0 }, on_count, &n);
+	(void)m.detach(*b);
+	(void)m.detach(*a);
+	std::vector<std::thread> ts;
+	std::atomic<int> wrong{ 0 };
+	for (int t = 0; t < 8; t++)
+		ts.emplace_back([&] {
+			for (int i = 0; i < 2000; i++)
+				if (f(12) != 479001600)
+					wrong++;
+		});
+	for (auto &t : ts)
+		t.join();
+	check(c && wrong == 0 && n == 8 * 2000 * 12,
+	      "recursion on 8 threads: results right, %" PRIu64 " returns reported of %d", n.load(),
+	      8 * 2000 * 12);
+}
+
+// setjmp, then a longjmp from six probed frames down, then a probed call.
+__attribute__((noinline)) long jump_round()
+{
+	static jmp_buf env;
+	volatile auto j = t_jumper;
+	volatile auto work = t_work;
+	if (setjmp(env) == 0)
+		j(&env, 5);
+	return work(4);
+}
+
+void scenario_longjmp()
+{
+	attach_manager m;
+	std::atomic<uint64_t> n{ 0 }, w{ 0 };
+	auto a = m.attach_uretprobe({ "", "t_jumper", 0 }, on_count, &n);
+	auto b = m.attach_uretprobe({ "", "t_work", 0 }, on_count, &w);
+	check(a && b, "attach t_jumper, t_work uretprobes");
+	for (int round = 0; round < 3; round++) {
+		long v = jump_round();
+		check(v == 13, "after longjmp out of 6 probed frames: a probed call returns right (%ld)", v);
+	}
+	check(n == 0, "longjmp: the abandoned frames reported no return");
+	check(w == 3, "longjmp: later returns reported (%" PRIu64 ")", w.load());
+	check(m.info(*a)->missed == 18, "longjmp: 18 abandoned returns counted as missed (%" PRIu64 ")",
+	      m.info(*a)->missed);
+}
+
+bool on_override_42(pt_regs *, void *u, uint64_t *ret)
+{
+	static_cast<std::atomic<uint64_t> *>(u)->fetch_add(1);
+	*ret = 42;
+	return true;
+}
+
+bool on_pass_double_arg(pt_regs *r, void *, uint64_t *)
+{
+	r->di = 100;
+	return false;
+}
+
+void scenario_override()
+{
+	volatile auto f = t_effect;
+	for (bool bp : { false, true }) {
+		const char *how = bp ? " (breakpoint)" : "";
+		attach_manager m;
+		attach_options o;
+		o.force_breakpoint = bp;
+		std::atomic<uint64_t> n{ 0 }, entries{ 0 };
+		long before = t_side_effects;
+		auto e = m.attach_uprobe({ "", "t_effect", 0 }, on_count, &entries, o);
+		auto a = m.attach_override({ "", "t_effect", 0 }, on_override_42, &n, o);
+		check(e && a, "attach override and uprobe on t_effect%s", how);
+		long v = f(5);
+		check(v == 42 && t_side_effects == before && n == 1 && entries == 1,
+		      "override%s: returns 42, the body did not run, the uprobe ran too", how);
+		(void)m.detach(*a);
+		v = f(5);
+		check(v == 10 && t_side_effects == before + 1, "override%s detached: the function runs again", how);
+		auto p = m.attach_override({ "", "t_effect", 0 }, on_pass_double_arg, nullptr, o);
+		v = f(5);
+		check(p && v == 200, "override%s returning false: the call goes on with the changed argument (%ld)",
+		      how, v);
+	}
+	attach_manager m;
+	auto bad = m.attach_override({ "", "p_leaf_redzone", 5 }, on_override_42, nullptr);
+	check(!bad && bad.error().code == EINVAL, "override in the middle of a function: EINVAL (%s)",
+	      bad ? "" : bad.error().message.c_str());
+}
+
+void scenario_shared()
+{
+	attach_manager m;
+	recorder in, out;
+	auto a = m.attach_uprobe({ "libattach_fixture.so", "lib_add", 0 }, on_entry, &in);
+	auto b = m.attach_uretprobe({ "libattach_fixture.so", "lib_add", 0 }, on_entry, &out);
+	check(a && b, "attach lib_add in libattach_fixture.so: %s",
+	      a && b ? to_string(m.info(*a)->mech) : (!a ? a.error() : b.error()).message.c_str());
+	volatile auto f = lib_add;
+	long v = f(1234, 4321);
+	check(v == 5555 && in.hits == 1 && in.last.di == 1234 && in.last.si == 4321 && out.last.ax == 5555,
+	      "lib_add: arguments and return value seen (%ld)", v);
+	check(in.last.ip == addr_of((void *)&lib_add), "lib_add: ip is the library function's address");
+	// By file offset, as the kernel's uprobe ABI takes it.
+	auto loc = resolve({ "libattach_fixture.so", "lib_add", 0 });
+	auto by_off = resolve({ loc->module.path, "", loc->file_offset });
+	check(by_off && by_off->address == loc->address && by_off->symbol == "lib_add",
+	      "lib_add by path and file offset resolves to the same address");
+}
+
+void scenario_dlopen(const char *lib)
+{
+	attach_manager m;
+	recorder in, out;
+	auto a = m.attach_uprobe({ "libattach_dl.so", "dl_mul", 0 }, on_entry, &in);
+	auto b = m.attach_uretprobe({ "libattach_dl.so", "dl_mul", 0 }, on_entry, &out);
+	check(a && b && m.info(*a)->state == probe_state::pending,
+	      "a probe on a library not loaded yet is pending: %s", a ? m.info(*a)->reason.c_str() : "");
+	void *h = dlopen(lib, RTLD_NOW);
+	check(h != nullptr, "dlopen %s", lib);
+	if (!h)
+		return;
+	auto i = m.info(*a);
+	check(i->state == probe_state::active, "after dlopen the probe is active (%s, %s)",
+	      to_string(i->state), i->reason.c_str());
+	auto f = reinterpret_cast<long (*)(long, long)>(dlsym(h, "dl_mul"));
+	long v = f(6, 7);
+	check(v == 42 && in.hits == 1 && in.last.di == 6 && out.hits == 1 && out.last.ax == 42,
+	      "dl_mul(6, 7) seen on entry and return (%ld)", v);
+}
+
+void scenario_errors()
+{
+	attach_manager m;
+	std::atomic<uint64_t> n{ 0 };
+	static long data_word = 1;
+	auto e1 = m.attach_uprobe(addr_of(&data_word), on_count, &n);
+	check(!e1 && e1.error().code == EFAULT, "data address: EFAULT (%s)", e1 ? "" : e1.error().message.c_str());
+	auto e2 = m.attach_uprobe({ "", "t_work", 0 }, nullptr, nullptr);
+	check(!e2 && e2.error().code == EINVAL, "null callback: EINVAL (%s)", e2 ? "" : e2.error().message.c_str());
+	auto e3 = m.attach_uretprobe({ "", "p_leaf_redzone", 5 }, on_count, &n);
+	check(!e3 && e3.error().code == EINVAL, "uretprobe inside a function: EINVAL (%s)",
+	      e3 ? "" : e3.error().message.c_str());
+	auto e4 = m.attach_uprobe({ "", "no_such_function", 0 }, on_count, &n);
+	check(!e4 && e4.error().code == ENOENT, "unknown function: ENOENT (%s)", e4 ? "" : e4.error().message.c_str());
+	auto e5 = m.attach_uprobe({ "/nonexistent/libnothing.so", "f", 0 }, on_count, &n);
+	check(!e5 && e5.error().code == ENOENT, "module path naming no file: ENOENT (%s)",
+	      e5 ? "" : e5.error().message.c_str());
+	check(m.detach(987654).error().code == ENOENT, "detach of an unknown id: ENOENT");
+	auto e6 = m.attach_uprobe(addr_of((void *)p_trap), on_count, &n);
+	check(!e6 && e6.error().code == EBUSY, "an int3 already there: EBUSY (%s)", e6 ? "" : e6.error().message.c_str());
+	auto e7 = m.attach_uprobe(addr_of((void *)p_bad), on_count, &n);
+	check(!e7 && e7.error().code == EINVAL, "undecodable instruction: EINVAL (%s)",
+	      e7 ? "" : e7.error().message.c_str());
+	auto e8 = m.attach_uprobe({ "", "t_work", 1 << 20 }, on_count, &n);
+	check(!e8 && e8.error().code == EINVAL, "offset past the function's end: EINVAL (%s)",
+	      e8 ? "" : e8.error().message.c_str());
+	check(m.probes().empty(), "failed attaches left no probe behind");
+	volatile auto w = t_work;
+	check(w(2) == 7 && n == 0, "the process and its functions are unharmed");
+}
+
+void scenario_concurrent()
+{
+	// Attach and detach over and over while threads call the function:
+	// no thread may run a half-written instruction, every result stays
+	// right, and the bytes end as they began.
+	std::atomic<bool> stop{ false };
+	std::atomic<long> wrong{ 0 }, calls{ 0 };
+	uint8_t before[16], after[16];
+	snapshot_bytes((void *)p_push_rbp, before);
+	std::vector<std::thread> ts;
+	for (int t = 0; t < 4; t++)
+		ts.emplace_back([&] {
+			volatile fn6 f = p_push_rbp;
+			while (!stop.load(std::memory_order_relaxed)) {
+				if (f(1, 2, 3, 4, 5, 6) != 21)
+					wrong++;
+				calls++;
+			}
+		});
+	attach_manager m;
+	std::atomic<uint64_t> n{ 0 };
+	int inline_count = 0, rounds = 60;
+	for (int i = 0; i < rounds; i++) {
+		auto a = m.attach_uprobe({ "", "p_push_rbp", 0 }, on_count, &n);
+		auto b = m.attach_uretprobe({ "", "p_push_rbp", 0 }, on_count, &n);
+		if (!a || !b) {
+			check(false, "attach while threads run: %s", (!a ? a.error() : b.error()).message.c_str());
+			break;
+		}
+		inline_count += m.info(*a)->mech == mechanism::inline_jump;
+		(void)m.detach(*a);
+		(void)m.detach(*b);
+	}
+	stop = true;
+	for (auto &t : ts)
+		t.join();
+	snapshot_bytes((void *)p_push_rbp, after);
+	check(wrong == 0, "%d attach/detach rounds under 4 calling threads: %ld calls, none wrong", rounds,
+	      calls.load());
+	check(n > 0, "probes hit while attached (%" PRIu64 ")", n.load());
+	check(inline_count == rounds, "every round used the inline jump (%d of %d)", inline_count, rounds);
+	check(memcmp(before, after, 16) == 0, "bytes restored exactly after the last detach");
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: %s prologues|threads|recursion|longjmp|override|shared|dlopen <lib>|errors|concurrent\n",
+			argv[0]);
+		return 2;
+	}
+	std::string s = argv[1];
+	if (s == "prologues")
+		scenario_prologues();
+	else if (s == "threads")
+		scenario_threads();
+	else if (s == "recursion")
+		scenario_recursion();
+	else if (s == "longjmp")
+		scenario_longjmp();
+	else if (s == "override")
+		scenario_override();
+	else if (s == "shared")
+		scenario_shared();
+	else if (s == "dlopen" && argc > 2)
+		scenario_dlopen(argv[2]);
+	else if (s == "errors")
+		scenario_errors();
+	else if (s == "concurrent")
+		scenario_concurrent();
+	else {
+		fprintf(stderr, "unknown scenario %s\n", s.c_str());
+		return 2;
+	}
+	printf("%d passed, %d failed\n", g_passed, g_failed);
+	return g_failed ? 1 : 0;
+}

@@ -1,0 +1,15 @@
+export {
+	attachProbe,
+	type Location,
+	loadedModules,
+	type Mechanism,
+	type ModuleInfo,
+	nativeTools,
+	Probe,
+	type ProbeInfo,
+	type ProbeKind,
+	type ProbeSpec,
+	type ProbeTarget,
+	type Regs,
+	resolve,
+} from './attach.js';

@@ -1,0 +1,87 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildDriver, type Driver, type Layout } from './build-driver.js';
+
+const run = promisify(execFile);
+const work = mkdtempSync(join(tmpdir(), 'bpftime-attach-test-'));
+let driver: Driver;
+
+beforeAll(async () => {
+	driver = await buildDriver(work);
+}, 120_000);
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+// Runs one scenario of native/test/attach_driver.cpp in its own process;
+// the driver prints a line per check and exits 1 if any failed.
+async function scenario(layout: Layout, name: string, ...args: string[]): Promise<string[]> {
+	const r = await run(driver[layout], [name, ...args], {
+		env: { ...process.env, SPDLOG_LEVEL: 'info' },
+		maxBuffer: 16 << 20,
+	}).catch((e: { stdout?: string; stderr?: string; message: string }) => {
+		throw new Error(`${name} (${layout}) failed:\n${e.stdout ?? ''}\n${e.stderr ?? e.message}`);
+	});
+	const lines = r.stdout.trim().split('\n');
+	expect(lines.filter((l) => l.startsWith('FAIL'))).toEqual([]);
+	expect(lines.at(-1)).toMatch(/^[1-9]\d* passed, 0 failed$/);
+	return lines;
+}
+
+describe.each(['pie', 'nopie'] as Layout[])('probes in a %s executable', (layout) => {
+	it('hooks every prologue shape with exact arguments, return values, ip and sp, and restores the bytes', async () => {
+		const lines = await scenario(layout, 'prologues');
+		// The mechanism each shape needs, from the issue: a jump where five
+		// bytes can move, a breakpoint where they cannot.
+		const mechanism = (fn: string) => lines.find((l) => l.startsWith(`ok ${fn}: mechanism `))?.split(' ')[3];
+		for (const fn of [
+			'p_endbr64',
+			'p_push_rbp',
+			'p_sub_rsp',
+			'p_rip_lea',
+			'p_rip_mov',
+			'p_call_first',
+			'p_jcc_first',
+		]) {
+			expect(mechanism(fn), fn).toBe('inline_jump');
+		}
+		for (const fn of ['p_short', 'p_ret_only', 'p_jump_back']) {
+			expect(mechanism(fn), fn).toBe('breakpoint');
+		}
+	});
+
+	it('counts exactly with 8 threads calling the hooked functions', async () => {
+		await scenario(layout, 'threads');
+	});
+
+	it('reports every return of a recursive function, innermost first, on several threads', async () => {
+		await scenario(layout, 'recursion');
+	});
+
+	it('survives longjmp out of probed frames and counts their returns as missed', async () => {
+		await scenario(layout, 'longjmp');
+	});
+
+	it('skips the function and returns the chosen value with an override', async () => {
+		await scenario(layout, 'override');
+	});
+
+	it('hooks a function of a shared library, by symbol and by file offset', async () => {
+		await scenario(layout, 'shared');
+	});
+
+	it('attaches a pending probe when dlopen loads its library', async () => {
+		await scenario(layout, 'dlopen', driver.dlopenLib);
+	});
+
+	it('refuses bad targets with a clear errno and leaves the process unharmed', async () => {
+		const lines = await scenario(layout, 'errors');
+		expect(lines.find((l) => l.includes('EFAULT'))).toMatch(/not in an executable mapping/);
+	});
+
+	it('patches safely while other threads call the function, and restores the bytes', async () => {
+		await scenario(layout, 'concurrent');
+	}, 60_000);
+});
