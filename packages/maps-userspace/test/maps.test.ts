@@ -1,4 +1,5 @@
 import { MapFlags, MapType, registeredMapTypes, UpdateFlags, u32, u64 } from '@bpftime/handlers';
+import { assemble } from '@bpftime/vm';
 import { describe, expect, it } from 'vitest';
 import { MAP_TYPES } from '../src/index.js';
 import { errorOf, freshRegistry, u32le, u64le } from './helpers.js';
@@ -231,5 +232,50 @@ describe('map errors', () => {
 		const wo = reg.createMap({ ...hashSpec, name: 'wo', flags: MapFlags.Wronly });
 		wo.update(u32le(1), u64le(1n));
 		expect(errorOf(() => wo.lookup(u32le(1))).code).toBe('EPERM');
+	});
+});
+
+describe('map errors seen by programs', () => {
+	const neg = (e: number) => (1n << 64n) - BigInt(e);
+	// ctx: { u32 key; u32 flags; u64 value }
+	const ctx = (key: number, flags: number, value: bigint) => {
+		const b = Buffer.alloc(16);
+		b.writeUInt32LE(key, 0);
+		b.writeUInt32LE(flags, 4);
+		b.writeBigUInt64LE(value, 8);
+		return b;
+	};
+
+	it.each(['interpreter', 'jit'] as const)('helpers return the kernel errno on the %s', (backend) => {
+		const { reg } = freshRegistry('prog_errs');
+		const hash = reg.createMap({ ...hashSpec, maxEntries: 2 });
+		const array = reg.createMap(arraySpec);
+		const load = (name: string, text: string) => reg.loadProg({ type: 2, name, license: 'GPL', insns: assemble(text) });
+		const update = (id: number) =>
+			load(
+				`update${id}`,
+				`r6 = r1\nr2 = r6\nr3 = r6\nr3 += 8\nr4 = *(u32 *)(r6 + 4)\nr1 = map_by_fd(${id}) ll\ncall 2\nexit`,
+			);
+		const remove = (id: number) => load(`delete${id}`, `r2 = r1\nr1 = map_by_fd(${id}) ll\ncall 3\nexit`);
+		const lookup = (id: number) => load(`lookup${id}`, `r2 = r1\nr1 = map_by_fd(${id}) ll\ncall 1\nexit`);
+		const run = (p: ReturnType<typeof load>, c: Buffer) => p.run(c, { backend });
+
+		const hu = update(hash.id);
+		expect(run(hu, ctx(1, UpdateFlags.NoExist, 10n))).toBe(0n);
+		expect(run(hu, ctx(1, UpdateFlags.NoExist, 11n))).toBe(neg(17)); // EEXIST
+		expect(run(hu, ctx(2, UpdateFlags.Exist, 11n))).toBe(neg(2)); // ENOENT
+		expect(run(hu, ctx(2, UpdateFlags.Any, 12n))).toBe(0n);
+		expect(run(hu, ctx(3, UpdateFlags.Any, 13n))).toBe(neg(7)); // E2BIG: full
+		expect(run(hu, ctx(3, 9, 13n))).toBe(neg(22)); // EINVAL: flags
+		expect(run(remove(hash.id), ctx(5, 0, 0n))).toBe(neg(2)); // ENOENT
+		expect(run(lookup(hash.id), ctx(5, 0, 0n))).toBe(0n); // NULL
+		expect(hash.typed(u32, u64).get(1)).toBe(10n);
+
+		const au = update(array.id);
+		expect(run(au, ctx(4, UpdateFlags.Any, 1n))).toBe(neg(7)); // E2BIG: past the end
+		expect(run(au, ctx(0, UpdateFlags.NoExist, 1n))).toBe(neg(17)); // EEXIST
+		expect(run(remove(array.id), ctx(0, 0, 0n))).toBe(neg(22)); // EINVAL
+		expect(run(au, ctx(3, UpdateFlags.Exist, 33n))).toBe(0n);
+		expect(array.typed(u32, u64).get(3)).toBe(33n);
 	});
 });

@@ -6,7 +6,10 @@
 //     allocate nothing (operator new is counted), on both VM backends;
 //   - hash maps under threads that insert, replace and delete while others
 //     look up: every value found belongs to its key, no insert is lost;
-//   - the growing variant (BPF_F_NO_PREALLOC) fills up to max_entries.
+//   - the growing variant (BPF_F_NO_PREALLOC) fills up to max_entries;
+//   - a process killed inside the registry's mutex, in the middle of a
+//     create or a release, leaves nothing half-made: the next process to
+//     lock it undoes or finishes the operation.
 #include <bpftime/handlers/program.hpp>
 #include <bpftime/handlers/registry.hpp>
 #include <bpftime/maps_userspace/maps_userspace.hpp>
@@ -18,6 +21,8 @@
 #include <functional>
 #include <new>
 #include <random>
+#include <csignal>
+#include <sys/wait.h>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -383,6 +388,136 @@ void test_growing_fills_up()
 	CHECK(m->ops->lookup_copy(m->state, &k, &got) == 0 && got == k);
 }
 
+// A map type that kills the calling process inside the registry's mutex when
+// told to: in create (before allocating anything) or in destroy (after the
+// slot was emptied, before the state is freed). Registered in the parent and
+// inherited by the forked child; only the child sets g_die.
+enum class die_at { never, create, destroy };
+die_at g_die = die_at::never;
+constexpr uint32_t CRASH_MAP_TYPE = 0x7ff00001;
+
+int crash_create(const map_create_args *a, void **state, char *, size_t)
+{
+	if (g_die == die_at::create)
+		raise(SIGKILL);
+	auto *mgr = static_cast<shm::segment_manager *>(a->segment_manager);
+	void *p = mgr->allocate(256, std::nothrow);
+	if (!p)
+		return -ENOMEM;
+	*state = p;
+	return 0;
+}
+void crash_destroy(void *mgr, void *state)
+{
+	if (g_die == die_at::destroy)
+		raise(SIGKILL);
+	static_cast<shm::segment_manager *>(mgr)->deallocate(state);
+}
+void *crash_lookup(void *, const void *)
+{
+	return nullptr;
+}
+int crash_lookup_copy(void *, const void *, void *)
+{
+	return -ENOENT;
+}
+int crash_update(void *, const void *, const void *, uint64_t)
+{
+	return -EINVAL;
+}
+int crash_delete(void *, const void *)
+{
+	return -ENOENT;
+}
+int crash_next_key(void *, const void *, void *)
+{
+	return -ENOENT;
+}
+const map_ops crash_ops = {
+	.size = sizeof(map_ops),
+	.abi_version = MAP_OPS_ABI_VERSION,
+	.layout_version = shm::LAYOUT_VERSION,
+	.map_type = CRASH_MAP_TYPE,
+	.type_name = "crash_map",
+	.provider = "native_test",
+	.create = crash_create,
+	.destroy = crash_destroy,
+	.lookup = crash_lookup,
+	.lookup_copy = crash_lookup_copy,
+	.update = crash_update,
+	.delete_elem = crash_delete,
+	.get_next_key = crash_next_key,
+	.push = nullptr,
+	.pop = nullptr,
+	.peek = nullptr,
+	.mmap_region = nullptr,
+	.poll = nullptr,
+	.direct_value_addr = nullptr,
+	.lookup_batch = nullptr,
+};
+
+void test_death_inside_the_mutex(die_at where)
+{
+	fixture f("recover");
+	CHECK(register_map_ops(&crash_ops).ok());
+	auto keep = need(f.reg->create_map(spec(BPF_MAP_TYPE_HASH, "keep", 4, 8, 16)),
+			 "map");
+	uint32_t k = 7;
+	uint64_t v = 77;
+	CHECK(need(f.reg->map(keep.id), "keep")->update(&k, &v, BPF_ANY).ok());
+	uint32_t victim = NO_ID;
+	if (where == die_at::destroy)
+		victim = need(f.reg->create_map(spec(CRASH_MAP_TYPE, "victim", 4, 8, 1)),
+			      "victim")
+				 .id;
+	const uint64_t free_before = f.reg->segment().stats().free;
+	const uint32_t size_before = f.reg->size();
+
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		g_die = where;
+		auto seg = shm::segment::open(f.name);
+		if (!seg)
+			_exit(2);
+		auto reg = registry::open(std::move(*seg));
+		if (!reg)
+			_exit(2);
+		if (where == die_at::create)
+			(void)(*reg)->create_map(spec(CRASH_MAP_TYPE, "dies", 4, 8, 1));
+		else
+			(void)(*reg)->release(victim);
+		_exit(3); // not reached: the map type killed us
+	}
+	int status = 0;
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+	// The next mutation takes the mutex, is told its owner died, and
+	// repairs: the half-made map is gone, the half-released one freed.
+	auto after = f.reg->create_map(spec(BPF_MAP_TYPE_HASH, "after", 4, 8, 16));
+	CHECK(after.ok());
+	if (where == die_at::create) {
+		CHECK(f.reg->size() == size_before + 1);
+		// The id the dead creator had picked is free again.
+		CHECK(after.ok() && after->id == keep.id + 1);
+	} else {
+		// The victim's slot was emptied and its id is free again.
+		CHECK(after.ok() && after->id == victim);
+		CHECK(f.reg->size() == size_before);
+	}
+	if (after.ok())
+		CHECK(f.reg->release(after->id).ok());
+	uint64_t free_after = f.reg->segment().stats().free;
+	if (where == die_at::create)
+		CHECK(free_after == free_before);
+	else
+		CHECK(free_after > free_before);
+	uint64_t got = 0;
+	CHECK(need(f.reg->map(keep.id), "keep")->lookup(&k, &got).ok());
+	CHECK(got == 77);
+}
+
 } // namespace
 
 int main()
@@ -407,6 +542,10 @@ int main()
 		 test_no_lost_inserts);
 	run_case("a growing hash map takes memory as it fills and stops at max_entries",
 		 test_growing_fills_up);
+	run_case("a process killed inside the registry mutex in a create leaves no handler behind",
+		 [] { test_death_inside_the_mutex(die_at::create); });
+	run_case("a process killed inside the registry mutex in a release has it finished by the next locker",
+		 [] { test_death_inside_the_mutex(die_at::destroy); });
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
