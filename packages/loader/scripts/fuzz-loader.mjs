@@ -11,7 +11,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
+// `pnpm run fuzz -- --seconds N` passes the `--` on.
+const argv = process.argv.slice(2);
 const { values } = parseArgs({
+	args: argv[0] === '--' ? argv.slice(1) : argv,
 	options: {
 		seconds: { type: 'string', default: '600' },
 		seed: { type: 'string' },

@@ -143,6 +143,7 @@ export function parseLegacyMaps(src: MapSources, sec: ElfSection): MapSpec[] {
 			`elf: unable to determine legacy map definition size in 'maps' (${sec.size} bytes, ${syms.length} symbols)`,
 		);
 	}
+	if (sec.data.length !== sec.size) throw malformed(`elf: legacy 'maps' section holds no data (SHT_NOBITS)`);
 	const defSize = sec.size / syms.length;
 	const out: MapSpec[] = [];
 	for (const sym of syms) {

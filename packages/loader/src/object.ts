@@ -200,7 +200,7 @@ function parseObject(buf: Buffer, objName: string, targetBtf: TargetBtfSource | 
 			const nul = s.data.indexOf(0);
 			license = s.data.toString('latin1', 0, Math.min(nul < 0 ? s.data.length : nul, 63));
 		} else if (s.name === 'version') {
-			if (s.size !== 4) throw malformed(`elf: invalid kver section size ${s.size}, expected 4`);
+			if (s.size !== 4 || s.data.length !== 4) throw malformed(`elf: invalid kver section size ${s.size}, expected 4`);
 			kernelVersion = s.data.readUInt32LE(0);
 		} else if (s.name === 'maps') {
 			legacyMaps = s;

@@ -326,3 +326,38 @@ describe('bad .BTF.ext and CO-RE records', () => {
 		expect(e).toMatchObject({ code: 'ENOENT' });
 	});
 });
+
+// Inputs the fuzzer found (each threw a RangeError before it was fixed).
+describe('found by the fuzzer', () => {
+	it('refuses a legacy maps section without data (SHT_NOBITS)', async () => {
+		const legacy = readFileSync(await fx.bpf('legacy'));
+		const b = edit(legacy, (x) => x.writeUInt32LE(8, section(x, 'maps').header + 4));
+		expect(bpftimeError(() => open(b)).message).toMatch(/legacy 'maps' section holds no data/);
+	});
+
+	it('refuses a .bss larger than an array map value may be, with E2BIG', () => {
+		const b = edit(globals, (x) => x.writeBigUInt64LE(1n << 30n, section(x, '.bss').header + 32));
+		const e = bpftimeError(() => open(b));
+		expect(e.code).toBe('E2BIG');
+		expect(e.message).toMatch(/section '\.bss' is 1073741824 bytes/);
+	});
+
+	it('refuses a CO-RE access to a member that is neither byte aligned nor a bitfield', async () => {
+		const obj = readFileSync(await fx.bpf('user-types'));
+		const b = edit(obj, (x) => {
+			// struct request's member `size` is at bit 64: move it to bit 65.
+			const s = section(x, '.BTF');
+			const hdr = x.readUInt32LE(s.offset + 4);
+			const types = s.offset + hdr + x.readUInt32LE(s.offset + 8);
+			const typeLen = x.readUInt32LE(s.offset + 12);
+			const strs = s.offset + hdr + x.readUInt32LE(s.offset + 16);
+			const nameOff = x.indexOf('\0size\0', strs, 'latin1') + 1 - strs;
+			for (let at = types; at < types + typeLen; at += 4) {
+				if (x.readUInt32LE(at) === nameOff && x.readUInt32LE(at + 8) === 64) x.writeUInt32LE(65, at + 8);
+			}
+		});
+		expect(bpftimeError(() => BpfObject.open(b, { targetBtf: globals })).message).toMatch(
+			/bit offset 65 .* is not byte aligned and not a bitfield/,
+		);
+	});
+});
