@@ -1,0 +1,132 @@
+// attach_context.hpp: the registry's uprobe links, turned into hooks in the
+// current process.
+//
+//   bpftime::agent::attach_context ctx;              // nothing attached yet
+//   if (auto r = ctx.open({ .segment_name = "bpftime_maps_shm" }); !r)
+//       log(r.error().message);                      // ENOENT: no registry
+//   auto s = ctx.sync();                             // attach what matches
+//   // later, from any thread, when registry().change_counter() moved:
+//   s = ctx.sync();                                  // new links attach, released ones detach
+//
+// What a link becomes. For every link of the registry whose target is a
+// perf_event handler of type uprobe or uretprobe:
+//   - the pid filter must be -1 or this process's pid, else the link is
+//     skipped (it is for another process);
+//   - the perf event's path names the module (matched by device and inode)
+//     and its offset is a file offset in it, or an offset from its symbol
+//     when one is named, as the kernel's uprobe_register() takes them;
+//   - the program is instantiated on the backend of BPFTIME_VM_NAME /
+//     BPFTIME_DISABLE_JIT (handlers::backend_from_env);
+//   - the hook is installed through bpftime::attach: a uretprobe event
+//     becomes a return probe; a uprobe event whose program calls
+//     bpf_override_return (helper 58) becomes an override probe, where the
+//     function is skipped and returns the value the program chose when the
+//     program calls that helper, and runs normally when it does not; any
+//     other uprobe event becomes an entry probe.
+// A module that is not loaded yet leaves the probe pending; it attaches when
+// the module is dlopen'ed (bpftime::attach tracks dlopen).
+//
+// Each hit runs the program with a copy of the kernel-layout pt_regs as its
+// context (r1 = &regs, r2 = sizeof regs) and the link's cookie for
+// bpf_get_attach_cookie(); a program cannot change the registers of the
+// function it probes except through bpf_override_return.
+//
+// Failures are per link: a link whose program fails to instantiate (verifier,
+// missing helper, missing map type) or whose hook fails to install is
+// recorded with the error and skipped, and is not retried until the link is
+// replaced (another generation of its id). Nothing here throws.
+//
+// Threads: every method may be called from any thread; sync() calls are
+// serialised by an internal mutex. Hooks call programs on the target's
+// threads without any lock.
+//
+// Lifetime: a detached link's program instance and binding are kept until
+// the context is destroyed, because a call that entered the hook on another
+// thread just before the detach may still be running it (see
+// attach_manager::detach). The agent never destroys its context.
+#pragma once
+
+#include <bpftime/common/result.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace bpftime::handlers {
+class registry;
+}
+
+namespace bpftime::agent {
+
+struct context_options {
+	// The segment that holds the registry (BPFTIME_GLOBAL_SHM_NAME).
+	std::string segment_name;
+};
+
+enum class link_state : uint8_t {
+	attached, // hook installed, the program runs on every hit
+	pending,  // the module is not loaded yet
+	skipped,  // not for this process (pid filter) or not a uprobe link
+	failed,	  // error says why
+};
+
+const char *to_string(link_state s) noexcept;
+
+// What sync() made of one link.
+struct link_status {
+	uint32_t link_id = 0;
+	uint64_t generation = 0;
+	uint32_t prog_id = 0;
+	std::string where; // "uprobe /usr/lib/x86_64-linux-gnu/libc.so.6+0xa0f0"
+	std::string hook;  // "uprobe", "uretprobe", "override"
+	link_state state = link_state::skipped;
+	error err;	   // state == failed
+};
+
+struct sync_summary {
+	uint32_t attached = 0; // newly attached (or pending) by this call
+	uint32_t detached = 0; // removed because their link was released
+	uint32_t failed = 0;   // newly failed by this call
+	uint64_t change_counter = 0; // the registry's counter this call saw
+};
+
+class attach_context {
+    public:
+	attach_context();
+	// Detaches every hook (see Lifetime above for what stays alive until
+	// here).
+	~attach_context();
+	attach_context(const attach_context &) = delete;
+	attach_context &operator=(const attach_context &) = delete;
+
+	// Opens the segment and its registry and registers, in this process,
+	// the map types of @bpftime/maps-userspace and the helpers the agent
+	// provides; bpf_trace_printk output goes where
+	// BPFTIME_TRACE_PRINTK_SINK says. ENOENT: no such segment or no registry in it; EBADMSG /
+	// EPROTONOSUPPORT: a foreign segment or another layout version;
+	// EALREADY: already open.
+	status open(const context_options &opts) noexcept;
+	bool is_open() const noexcept;
+
+	// The registry's change counter, or 0 when not open. Lock-free: the
+	// watcher polls it.
+	uint64_t change_counter() const noexcept;
+
+	// Brings the hooks in line with the registry: attaches the links that
+	// appeared, detaches those that were released. EBADF when not open;
+	// per-link failures do not fail the call (see links()).
+	result<sync_summary> sync() noexcept;
+
+	// Every link the last sync() saw, by id.
+	std::vector<link_status> links() const;
+
+	handlers::registry *registry() noexcept;
+
+	struct state;
+
+    private:
+	std::unique_ptr<state> state_;
+};
+
+} // namespace bpftime::agent

@@ -1,0 +1,257 @@
+// agent_main.cpp: libbpftime-agent.so, the library a target process is
+// started with (LD_PRELOAD). It has no API: its constructor attaches the
+// registry's programs before the target's main() runs, and a watcher thread
+// attaches the links added later.
+//
+// Contract with the target:
+//   - it never crashes, exits or blocks the target: every failure (no
+//     segment, a foreign segment, a program the verifier refuses, a hook
+//     that cannot be placed) is logged and skipped; no exception leaves this
+//     library (every entry point catches everything);
+//   - it exports no symbol (version script agent.map: everything local), so
+//     nothing of it (or of the static libraries in it, libstdc++ included)
+//     can interpose on or clash with the target's own symbols;
+//   - the watcher thread blocks the standard asynchronous signals (SIGINT,
+//     SIGTERM, SIGCHLD, SIGALRM ...), so the target's handlers for them
+//     never run on it and they go to the target's threads; it leaves the
+//     synchronous ones (SIGTRAP, which breakpoint probes use, SIGSEGV,
+//     SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS) and the real-time signals
+//     (bpftime::attach stops threads with one) deliverable;
+//   - at exit, the watcher is stopped (waiting at most half a second for a
+//     sync in progress) and nothing is torn down: hooks stay valid while
+//     libc runs its exit handlers, and the mapping goes with the process.
+//
+// fork(): the child keeps the hooks (its memory is a copy of the parent's)
+// and the segment mapping (MAP_SHARED survives fork), so its calls are
+// counted under its own pid (handlers resets its cached pid at fork); a new
+// watcher thread is started in the child, so links added later attach there
+// too. exec(): the new program image starts without any of this, but
+// LD_PRELOAD is inherited through the environment, so an exec'ed program
+// loads the agent afresh and attaches what matches it. Unset LD_PRELOAD in
+// the target before exec to keep a child free of the agent.
+//
+// Environment: see the package README (BPFTIME_GLOBAL_SHM_NAME,
+// BPFTIME_AGENT_POLL_MS, BPFTIME_VM_NAME, BPFTIME_DISABLE_JIT, SPDLOG_LEVEL,
+// BPFTIME_LOG_OUTPUT).
+#include <bpftime/agent/attach_context.hpp>
+#include <bpftime/agent/log.hpp>
+#include <bpftime/shm/segment.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cinttypes>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+#include <new>
+#include <pthread.h>
+#include <signal.h>
+#include <string>
+
+namespace {
+
+using namespace bpftime::agent;
+
+constexpr unsigned DEFAULT_POLL_MS = 100;
+
+struct agent_state {
+	attach_context ctx;
+	std::string segment;
+	unsigned poll_ms = DEFAULT_POLL_MS;
+	uint64_t seen_counter = 0;
+	bool reported_missing = false;
+	// Held by the watcher for each look at the registry, by fork()'s
+	// prepare handler (so a child never inherits it locked by a thread
+	// that does not exist there) and, for good, by the exit handler.
+	std::timed_mutex busy;
+	std::atomic<bool> stopping{ false };
+};
+
+// Never freed: hooks may run until the very last instruction of the
+// process, from exit handlers and from threads the target did not join.
+agent_state *g_agent = nullptr;
+
+const char *errno_name(int e)
+{
+	const char *n = strerrorname_np(e);
+	return n ? n : "errno";
+}
+
+unsigned poll_ms_from_env()
+{
+	const char *s = getenv("BPFTIME_AGENT_POLL_MS");
+	if (!s || !*s)
+		return DEFAULT_POLL_MS;
+	char *end = nullptr;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end || v > 60000) {
+		log(log_level::warn,
+		    "BPFTIME_AGENT_POLL_MS='%s': expected milliseconds in [0, 60000]; using %u",
+		    s, DEFAULT_POLL_MS);
+		return DEFAULT_POLL_MS;
+	}
+	return unsigned(v);
+}
+
+void report_sync(agent_state &a, const bpftime::result<sync_summary> &r)
+{
+	if (!r) {
+		log(log_level::error, "sync: %s", r.error().message.c_str());
+		return;
+	}
+	a.seen_counter = r->change_counter;
+	if (r->attached || r->detached || r->failed)
+		log(log_level::info,
+		    "registry '%s' (change %" PRIu64 "): %u attached, %u detached, %u failed",
+		    a.segment.c_str(), r->change_counter, r->attached,
+		    r->detached, r->failed);
+}
+
+// One look at the registry: open it when it was missing, sync when its
+// change counter moved. Caller holds a.busy.
+void poll_once(agent_state &a)
+{
+	if (!a.ctx.is_open()) {
+		auto r = a.ctx.open({ .segment_name = a.segment });
+		if (!r) {
+			if (!a.reported_missing)
+				log(r.error().code == ENOENT ? log_level::info
+							     : log_level::warn,
+				    "no registry: %s: %s; %s",
+				    errno_name(r.error().code),
+				    r.error().message.c_str(),
+				    a.poll_ms ? "watching for it"
+					      : "nothing to attach");
+			a.reported_missing = true;
+			return;
+		}
+		log(log_level::info, "registry '%s' opened",
+		    a.segment.c_str());
+		report_sync(a, a.ctx.sync());
+		return;
+	}
+	if (a.ctx.change_counter() != a.seen_counter)
+		report_sync(a, a.ctx.sync());
+}
+
+void *watcher_main(void *) noexcept
+{
+	agent_state &a = *g_agent;
+	try {
+		while (!a.stopping.load(std::memory_order_acquire)) {
+			timespec ts{ time_t(a.poll_ms / 1000),
+				     long(a.poll_ms % 1000) * 1000000L };
+			while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+			}
+			if (a.stopping.load(std::memory_order_acquire))
+				break;
+			std::unique_lock g(a.busy);
+			if (a.stopping.load(std::memory_order_acquire))
+				break;
+			poll_once(a);
+		}
+	} catch (...) {
+		log(log_level::error, "watcher: unexpected exception; stopped");
+	}
+	return nullptr;
+}
+
+void start_watcher() noexcept
+{
+	if (!g_agent || g_agent->poll_ms == 0)
+		return;
+	// The standard asynchronous signals are blocked; the synchronous ones
+	// stay deliverable, and so do the real-time signals: bpftime::attach
+	// interrupts every thread with one of them (SIGRTMAX - 2) to place a
+	// jump where no thread is executing, and falls back to a breakpoint
+	// after a timeout when a thread does not answer.
+	sigset_t blocked, old;
+	sigemptyset(&blocked);
+	for (int s = 1; s < SIGRTMIN; s++)
+		sigaddset(&blocked, s);
+	for (int s : { SIGTRAP, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS })
+		sigdelset(&blocked, s);
+	pthread_sigmask(SIG_BLOCK, &blocked, &old);
+	pthread_t t;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int rc = pthread_create(&t, &attr, watcher_main, nullptr);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, nullptr);
+	if (rc != 0) {
+		log(log_level::warn,
+		    "watcher thread: pthread_create: %s; links added later will not attach",
+		    strerror(rc));
+		return;
+	}
+	pthread_setname_np(t, "bpftime-agent");
+}
+
+void before_fork() noexcept
+{
+	if (g_agent)
+		g_agent->busy.lock();
+}
+
+void after_fork_parent() noexcept
+{
+	if (g_agent)
+		g_agent->busy.unlock();
+}
+
+void after_fork_child() noexcept
+{
+	if (!g_agent)
+		return;
+	g_agent->busy.unlock();
+	if (!g_agent->stopping.load(std::memory_order_acquire))
+		start_watcher();
+}
+
+void at_exit() noexcept
+{
+	if (!g_agent)
+		return;
+	g_agent->stopping.store(true, std::memory_order_release);
+	// Keep it for good when we get it: no sync may start while libc
+	// tears the process down. A sync stuck for longer than this (a
+	// registry lock held by a hung loader) is left to the exit.
+	(void)g_agent->busy.try_lock_for(std::chrono::milliseconds(500));
+}
+
+__attribute__((constructor)) void agent_init() noexcept
+{
+	try {
+		log_init_from_env();
+		auto env = bpftime::shm::options_from_env();
+		if (!env) {
+			log(log_level::error, "%s; the agent stays idle",
+			    env.error().message.c_str());
+			return;
+		}
+		g_agent = new (std::nothrow) agent_state();
+		if (!g_agent) {
+			log(log_level::error, "out of memory; the agent stays idle");
+			return;
+		}
+		g_agent->segment = env->name;
+		g_agent->poll_ms = poll_ms_from_env();
+		{
+			std::unique_lock g(g_agent->busy);
+			poll_once(*g_agent);
+		}
+		pthread_atfork(before_fork, after_fork_parent,
+			       after_fork_child);
+		atexit(at_exit);
+		start_watcher();
+	} catch (...) {
+		log(log_level::error,
+		    "initialisation: unexpected exception; the agent stays idle");
+	}
+}
+
+} // namespace

@@ -1,0 +1,103 @@
+// The agent from Node: where libbpftime-agent.so is, and how to start a
+// target with it preloaded.
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BpftimeError, expectString, findBuilt } from '@bpftime/common';
+
+const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url));
+const LIBRARY = 'libbpftime-agent.so';
+
+/**
+ * Absolute path of the built libbpftime-agent.so (`build/Release`, else
+ * `build/Debug`). Throws ENOENT, listing the paths tried and how to build
+ * it, when it is not built.
+ */
+export function agentPath(): string {
+	const found = findBuilt(PACKAGE_DIR, LIBRARY);
+	if (found) return found;
+	const tried = ['Release', 'Debug'].map((c) => join(PACKAGE_DIR, 'build', c, LIBRARY));
+	throw new BpftimeError(
+		'ENOENT',
+		`@bpftime/agent: ${LIBRARY} is not built. Tried:\n  ${tried.join('\n  ')}\n` +
+			'In the bpftime workspace run `pnpm turbo run build --filter @bpftime/agent`; installed from the registry, the package builds it in its install script.',
+	);
+}
+
+export interface AgentOptions {
+	/** The registry's segment; default: BPFTIME_GLOBAL_SHM_NAME of `env`, else `bpftime_maps_shm`. */
+	segment?: string;
+	/** SPDLOG_LEVEL of the agent (`trace` … `off`); default: that of `env`, else `info`. */
+	logLevel?: string;
+	/** BPFTIME_LOG_OUTPUT: `console` (stderr), `stdout`, or a file path; default: that of `env`, else stderr. */
+	logOutput?: string;
+	/** How often the agent looks for new links, in ms (BPFTIME_AGENT_POLL_MS; 0: never). Default 100. */
+	pollMs?: number;
+}
+
+export type SpawnWithAgentOptions = SpawnOptions & AgentOptions;
+
+/**
+ * The environment that starts a program with the agent: `env` (default
+ * `process.env`) with the agent first in LD_PRELOAD and the agent options
+ * set.
+ */
+export function agentEnv(options: AgentOptions & { env?: NodeJS.ProcessEnv } = {}): NodeJS.ProcessEnv {
+	const env: NodeJS.ProcessEnv = { ...(options.env ?? process.env) };
+	const lib = agentPath();
+	const others = (env.LD_PRELOAD ?? '').split(/[: ]/).filter((p) => p !== '' && p !== lib);
+	env.LD_PRELOAD = [lib, ...others].join(':');
+	if (options.segment !== undefined) env.BPFTIME_GLOBAL_SHM_NAME = expectString(options.segment, 'segment');
+	if (options.logLevel !== undefined) env.SPDLOG_LEVEL = expectString(options.logLevel, 'logLevel');
+	if (options.logOutput !== undefined) env.BPFTIME_LOG_OUTPUT = expectString(options.logOutput, 'logOutput');
+	if (options.pollMs !== undefined) {
+		if (!Number.isInteger(options.pollMs) || options.pollMs < 0 || options.pollMs > 60000) {
+			throw new BpftimeError(
+				'EINVAL',
+				`Expected an integer in [0, 60000] for pollMs but received ${String(options.pollMs)} (${typeof options.pollMs})`,
+			);
+		}
+		env.BPFTIME_AGENT_POLL_MS = String(options.pollMs);
+	}
+	return env;
+}
+
+/**
+ * Starts `command` with libbpftime-agent.so preloaded: before its main()
+ * runs, the agent attaches the registry's uprobe links that match it, and
+ * it keeps attaching links added later. Resolves once the process is
+ * spawned; rejects with ENOENT (or the errno of the failed spawn) naming
+ * the command.
+ *
+ * ```ts
+ * const child = await spawnWithAgent('./victim', ['10'], { stdio: 'inherit' });
+ * ```
+ */
+export async function spawnWithAgent(
+	command: string,
+	args: readonly string[] = [],
+	options: SpawnWithAgentOptions = {},
+): Promise<ChildProcess> {
+	expectString(command, 'command');
+	for (const [i, a] of args.entries()) expectString(a, `args[${i}]`);
+	const { segment, logLevel, logOutput, pollMs, ...spawnOptions } = options;
+	const env = agentEnv({ env: options.env, segment, logLevel, logOutput, pollMs });
+	const child = spawn(command, args, { ...spawnOptions, env });
+	await new Promise<void>((resolve, reject) => {
+		const onError = (e: NodeJS.ErrnoException) => {
+			child.off('spawn', onSpawn);
+			const code = e.code ?? 'EIO';
+			const hint =
+				code === 'ENOENT' && !command.includes('/') && existsSync(command) ? ` (did you mean ./${command}?)` : '';
+			reject(new BpftimeError(code, `spawn '${command}': ${e.message}${hint}`));
+		};
+		const onSpawn = () => {
+			child.off('error', onError);
+			resolve();
+		};
+		child.once('error', onError);
+		child.once('spawn', onSpawn);
+	});
+	return child;
+}

@@ -1,0 +1,2 @@
+export { BpftimeError } from '@bpftime/common';
+export { type AgentOptions, agentEnv, agentPath, type SpawnWithAgentOptions, spawnWithAgent } from './agent.js';

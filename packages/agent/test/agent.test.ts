@@ -1,0 +1,248 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ProgType, u32, u64 } from '@bpftime/handlers';
+import { BpfObject, findFuncOffset } from '@bpftime/loader';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { agentEnv, agentPath, BpftimeError, spawnWithAgent } from '../src/index.js';
+import { newRegistry, Proc, runPlain, segmentName, useFixtures } from './helpers.js';
+
+const run = promisify(execFile);
+const fx = useFixtures();
+let target = '';
+let probes = '';
+
+beforeAll(async () => {
+	[target, probes] = await Promise.all([fx.target(), fx.bpf('probes')]);
+});
+
+/** Loads probes.bpf.o and attaches `programs` to target_fn of the target. */
+async function attach(reg: ReturnType<typeof newRegistry>['registry'], programs: string[], pid?: number) {
+	const obj = BpfObject.open(probes);
+	const loaded = await obj.load(reg);
+	for (const p of programs) {
+		await obj.attach(p, { kind: 'uprobe', binary: target, func: 'target_fn', retprobe: p === 'sum_returns' }, { pid });
+	}
+	const mapId = (name: string) => {
+		const m = loaded.maps.get(name);
+		if (!m) throw new Error(`no map ${name}`);
+		return m.id;
+	};
+	return {
+		calls: () => new Map(reg.map(mapId('calls'), u32, u64).readAll()),
+		returns: () => reg.map(mapId('returns'), u32, u64).readAll(),
+	};
+}
+
+async function withAgent(args: string[], segment: string, stdin: 'ignore' | 'pipe' = 'ignore') {
+	const child = await spawnWithAgent(target, args, { segment, stdio: [stdin, 'pipe', 'pipe'] });
+	return new Proc(child);
+}
+
+describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
+	it('exports no symbol into the target', async () => {
+		const { stdout } = await run('nm', ['-D', '--defined-only', agentPath()]);
+		expect(stdout.trim()).toBe('');
+	});
+
+	it('leaves the output and exit status of the target unchanged when the registry is missing', async () => {
+		const segment = segmentName();
+		const plain = await runPlain(target, ['2', '1000']);
+		const traced = await (await withAgent(['2', '1000'], segment)).done();
+		expect(plain.code).toBe(7);
+		expect(traced.code).toBe(7);
+		expect(traced.stdout).toEqual(plain.stdout);
+		expect(traced.stderr.join('\n')).toMatch(/no registry: ENOENT: segment '.*' does not exist/);
+	});
+
+	it('leaves the target unchanged when the registry holds a program that fails to load or a probe that cannot be placed', async () => {
+		const { name, registry } = newRegistry();
+		const offset = findFuncOffset(target, 'target_fn', 'test');
+		// r0 = bpf_get_stackid(): a helper bpftime does not provide, refused at instantiation.
+		const bad = registry.loadProg({
+			type: ProgType.Kprobe,
+			name: 'needs_stackid',
+			license: 'GPL',
+			insns: Buffer.from('85000000' + '1b000000' + 'b700000000000000' + '9500000000000000', 'hex'),
+		});
+		const pe1 = registry.createPerfEvent({ type: 'uprobe', path: target, offset });
+		registry.createLink({ progId: bad.id, targetId: pe1.id });
+		// A good program on an offset far outside the file: the hook cannot be placed.
+		const good = registry.loadProg({
+			type: ProgType.Kprobe,
+			name: 'ret0',
+			license: 'GPL',
+			insns: Buffer.from('b7000000000000009500000000000000', 'hex'),
+		});
+		const pe2 = registry.createPerfEvent({ type: 'uprobe', path: target, offset: 0x7fff_0000n });
+		registry.createLink({ progId: good.id, targetId: pe2.id });
+
+		const plain = await runPlain(target, ['2', '1000']);
+		const traced = await (await withAgent(['2', '1000'], name)).done();
+		expect(traced.code).toBe(plain.code);
+		expect(traced.stdout).toEqual(plain.stdout);
+		const log = traced.stderr.join('\n');
+		expect(log).toMatch(/link \d+: uprobe .*target\+0x[0-9a-f]+: .*stackid/);
+		expect(log).toMatch(/link \d+: uprobe .*target\+0x7fff0000: /);
+	});
+
+	it.each(['jit', 'interpreter'])('counts every call of 8 threads exactly on the %s', async (vm) => {
+		const { name, registry } = newRegistry();
+		const maps = await attach(registry, ['count_calls']);
+		const plain = await runPlain(target, ['8', '20000']);
+		const child = await spawnWithAgent(target, ['8', '20000'], {
+			segment: name,
+			stdio: ['ignore', 'pipe', 'pipe'],
+			env: { ...process.env, BPFTIME_VM_NAME: vm },
+		});
+		const p = new Proc(child);
+		const traced = await p.done();
+		expect(traced.code).toBe(7);
+		expect(traced.stdout).toEqual(plain.stdout);
+		expect(maps.calls().get(p.child.pid as number)).toBe(160_000n);
+		expect(traced.stderr.join('\n')).toMatch(new RegExp(`link \\d+: uprobe attached at .*\\(\\w+, ${vm}\\)`));
+	});
+
+	it('writes its log to BPFTIME_LOG_OUTPUT, filtered by SPDLOG_LEVEL', async () => {
+		const segment = segmentName();
+		const dir = mkdtempSync(join(tmpdir(), 'bpftime-agent-log-'));
+		onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+		const file = join(dir, 'agent.log');
+		const toFile = await (
+			await spawnWithAgent(target, ['1', '10'], {
+				segment,
+				logOutput: file,
+				logLevel: 'info',
+				stdio: ['ignore', 'pipe', 'pipe'],
+			}).then((c) => new Proc(c))
+		).done();
+		expect(toFile.code).toBe(7);
+		expect(toFile.stderr.filter((l) => l.includes('[bpftime-agent'))).toEqual([]);
+		expect(readFileSync(file, 'utf8')).toMatch(/^\[bpftime-agent \d+\] \[info\] no registry: ENOENT: /m);
+		const quiet = await (
+			await spawnWithAgent(target, ['1', '10'], { segment, logLevel: 'off', stdio: ['ignore', 'pipe', 'pipe'] }).then(
+				(c) => new Proc(c),
+			)
+		).done();
+		expect(quiet.code).toBe(7);
+		expect(quiet.stderr).toEqual([]);
+	});
+
+	it('attaches a link added after the target started', async () => {
+		const { name, registry } = newRegistry();
+		const p = await withAgent(['1', '1000', 'wait'], name, 'pipe');
+		await p.waitFor('stdout', /^ready$/);
+		await p.waitFor('stderr', /registry '.*' opened/);
+		const maps = await attach(registry, ['count_calls']);
+		await p.waitFor('stderr', /link \d+: uprobe attached at /);
+		p.child.stdin?.end('go\n');
+		const traced = await p.done();
+		expect(traced.code).toBe(7);
+		expect(maps.calls().get(p.child.pid as number)).toBe(1000n);
+	});
+
+	it('detaches a link released while the target runs, and the function runs as before', async () => {
+		const { name, registry } = newRegistry();
+		const obj = BpfObject.open(probes);
+		const loaded = await obj.load(registry);
+		const link = await obj.attach('count_calls', { kind: 'uprobe', binary: target, func: 'target_fn' });
+		const calls = registry.map(loaded.maps.get('calls')?.id as number, u32, u64);
+		const plain = await runPlain(target, ['2', '1000']);
+		const p = await withAgent(['2', '1000', 'twice'], name, 'pipe');
+		await p.waitFor('stdout', /^half /);
+		link.close();
+		await p.waitFor('stderr', new RegExp(`link ${link.id}: detached from `));
+		p.child.stdin?.end('again\n');
+		const traced = await p.done();
+		expect(traced.code).toBe(7);
+		expect(traced.stdout.at(-1)).toBe(`sum ${2 * Number(/^sum (\d+)$/.exec(plain.stdout[0] as string)?.[1])}`);
+		expect(calls.get(p.child.pid as number)).toBe(2000n);
+	});
+
+	it('attaches a probe on a library that the target loads later with dlopen', async () => {
+		const { name, registry } = newRegistry();
+		const lib = await fx.lib();
+		const obj = BpfObject.open(probes);
+		const loaded = await obj.load(registry);
+		await obj.attach('count_calls', { kind: 'uprobe', binary: lib, func: 'lib_fn' });
+		const p = await withAgent(['1', '500', 'wait', `dlopen=${lib}`], name, 'pipe');
+		await p.waitFor('stdout', /^ready$/);
+		await p.waitFor('stderr', /link \d+: .*: module not loaded; pending until it is/);
+		p.child.stdin?.end('go\n');
+		const traced = await p.done();
+		expect(traced.code).toBe(7);
+		// 3i + 2 for i < 500.
+		expect(traced.stdout).toEqual(['ready', `sum ${3 * ((499 * 500) / 2) + 2 * 500}`]);
+		expect(registry.map(loaded.maps.get('calls')?.id as number, u32, u64).get(p.child.pid as number)).toBe(500n);
+		// Placed as a jump: the agent's watcher thread answers the signal
+		// bpftime::attach stops threads with (else it falls back to int3).
+		expect(traced.stderr.join('\n')).toMatch(/lib_fn\+0x0 .*inline_jump/);
+	});
+
+	it('hands the return value to a uretprobe program', async () => {
+		const { name, registry } = newRegistry();
+		const maps = await attach(registry, ['sum_returns']);
+		const traced = await (await withAgent(['4', '5000'], name)).done();
+		expect(traced.code).toBe(7);
+		// Each thread returns 2i+1 for i < 5000: 5000^2 per thread.
+		expect(traced.stdout).toEqual([`sum ${4 * 5000 * 5000}`]);
+		expect(maps.returns()).toEqual([
+			[0, BigInt(4 * 5000 * 5000)],
+			[1, 20_000n],
+		]);
+	});
+
+	it('skips the function and returns what an override program chose', async () => {
+		const { name, registry } = newRegistry();
+		await attach(registry, ['zero_odd']);
+		const traced = await (await withAgent(['1', '1000'], name)).done();
+		expect(traced.code).toBe(7);
+		// Even i run target_fn (2i+1), odd i return 0.
+		let expected = 0;
+		for (let i = 0; i < 1000; i += 2) expected += 2 * i + 1;
+		expect(traced.stdout).toEqual([`sum ${expected}`]);
+	});
+
+	it('keeps the hooks in a forked child, which counts under its own pid', async () => {
+		const { name, registry } = newRegistry();
+		const maps = await attach(registry, ['count_calls']);
+		const p = await withAgent(['1', '3000', 'fork'], name);
+		const traced = await p.done();
+		expect(traced.code).toBe(7);
+		const counts = maps.calls();
+		expect(counts.size).toBe(2);
+		expect(counts.get(p.child.pid as number)).toBe(3000n);
+		expect([...counts.values()]).toEqual([3000n, 3000n]);
+	});
+
+	it('attaches only the links whose pid filter names this process', async () => {
+		const { name, registry } = newRegistry();
+		const maps = await attach(registry, ['count_calls'], 1);
+		const traced = await (await withAgent(['1', '100'], name)).done();
+		expect(traced.code).toBe(7);
+		expect(maps.calls().size).toBe(0);
+	});
+});
+
+describe('spawnWithAgent', () => {
+	it('rejects with ENOENT naming a command that does not exist', async () => {
+		const err = await spawnWithAgent('/nonexistent/victim', [], { stdio: 'ignore' }).catch((e) => e);
+		expect(err).toBeInstanceOf(BpftimeError);
+		expect(err.code).toBe('ENOENT');
+		expect(err.message).toMatch(/spawn '\/nonexistent\/victim'/);
+	});
+
+	it('puts the agent first in LD_PRELOAD and keeps what was there', () => {
+		const env = agentEnv({ env: { LD_PRELOAD: '/x/libother.so', PATH: '/bin' }, segment: 'seg', pollMs: 5 });
+		expect(env.LD_PRELOAD).toBe(`${agentPath()}:/x/libother.so`);
+		expect(env.BPFTIME_GLOBAL_SHM_NAME).toBe('seg');
+		expect(env.BPFTIME_AGENT_POLL_MS).toBe('5');
+		expect(env.PATH).toBe('/bin');
+	});
+
+	it('refuses a poll interval that is not a number of milliseconds', () => {
+		expect(() => agentEnv({ pollMs: -1 })).toThrow(/Expected an integer in \[0, 60000\] for pollMs but received -1/);
+	});
+});
