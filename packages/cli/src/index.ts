@@ -1,0 +1,2 @@
+export { BpftimeError } from '@bpftime/common';
+export { type Io, main, UsageError } from './main.js';

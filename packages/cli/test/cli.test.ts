@@ -1,0 +1,184 @@
+// The bpftime command as users run it: node dist/cli.js in its own process.
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Segment } from '@bpftime/shm';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+
+const run = promisify(execFile);
+const cli = new URL('../dist/cli.js', import.meta.url).pathname;
+const example = new URL('../../../examples/malloc/', import.meta.url).pathname;
+
+interface Result {
+	code: number | null;
+	stdout: string;
+	stderr: string;
+}
+
+async function bpftime(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Result> {
+	const child = spawn(process.execPath, [cli, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+	let stdout = '';
+	let stderr = '';
+	child.stdout.on('data', (d) => {
+		stdout += d;
+	});
+	child.stderr.on('data', (d) => {
+		stderr += d;
+	});
+	const [code] = await once(child, 'close');
+	return { code, stdout, stderr };
+}
+
+let serial = 0;
+function segmentName(): string {
+	const name = `bpftime_cli_test_${process.pid}_${serial++}`;
+	onTestFinished(() => {
+		if (Segment.exists({ name })) Segment.remove({ name });
+	});
+	return name;
+}
+
+describe('bpftime arguments', () => {
+	it('prints the help on --help and exits 0', async () => {
+		const r = await bpftime(['--help']);
+		expect(r.code).toBe(0);
+		expect(r.stdout).toMatch(/^Usage: bpftime /);
+		expect(r.stdout).toMatch(/load <prog\.bpf\.o>/);
+		expect(r.stdout).toMatch(/start <command>/);
+		expect(r.stdout).toMatch(/map dump <name\|id>/);
+	});
+
+	it.each([
+		['help load', ['help', 'load'], /^Usage: bpftime load /],
+		['load --help', ['load', '--help'], /^Usage: bpftime load /],
+		['map -h', ['map', '-h'], /^Usage: bpftime map list/],
+	])('prints the help of a command (%s)', async (_, args, re) => {
+		const r = await bpftime(args);
+		expect(r.code).toBe(0);
+		expect(r.stdout).toMatch(re);
+	});
+
+	it.each([
+		['no command', [], /missing the command/],
+		['an unknown command', ['frobnicate'], /unknown command 'frobnicate'/],
+		['an unknown global option', ['--bogus', 'load'], /unknown option '--bogus'/],
+		['--segment without a value', ['--segment'], /option '--segment' needs a value/],
+		['load without a file', ['load'], /load: missing the object file/],
+		['load with two files', ['load', 'a.o', 'b.o'], /load: one object file at a time/],
+		['load with a bad pid', ['load', '--pid', 'x', 'a.o'], /--pid: expected a process id but received 'x'/],
+		['load with an unknown option', ['load', '--frob', 'a.o'], /unknown option '--frob'/],
+		['start without a command', ['start'], /start: missing the command to run/],
+		['map without a subcommand', ['map'], /map: missing the subcommand/],
+		['map with an unknown subcommand', ['map', 'frob'], /map: unknown subcommand 'frob'/],
+		['map dump without a map', ['map', 'dump'], /map dump: missing the map name or id/],
+		['help of an unknown command', ['help', 'frob'], /help: unknown command 'frob'/],
+	])('exits 2 with the usage for %s', async (_, args, re) => {
+		const r = await bpftime(args);
+		expect(r.code).toBe(2);
+		expect(r.stdout).toBe('');
+		expect(r.stderr).toMatch(re);
+		expect(r.stderr).toMatch(/Usage: bpftime/);
+	});
+
+	it('exits 1 naming the segment when map dump finds no registry', async () => {
+		const seg = segmentName();
+		const r = await bpftime(['--segment', seg, 'map', 'dump', 'counts']);
+		expect(r.code).toBe(1);
+		expect(r.stderr).toBe(`bpftime: segment '${seg}': does not exist; \`bpftime load <prog.bpf.o>\` creates it\n`);
+	});
+
+	it('exits 1 naming the file when load cannot read it, and creates nothing', async () => {
+		const seg = segmentName();
+		const r = await bpftime(['--segment', seg, 'load', '/nonexistent/prog.bpf.o']);
+		expect(r.code).toBe(1);
+		expect(r.stderr).toMatch(/^bpftime: .*\/nonexistent\/prog\.bpf\.o/);
+		expect(Segment.exists({ name: seg })).toBe(false);
+	});
+
+	it('passes the exit status of the started command through', async () => {
+		const seg = segmentName();
+		expect((await bpftime(['--segment', seg, 'start', 'sh', '-c', 'exit 5'])).code).toBe(5);
+		expect((await bpftime(['--segment', seg, 'start', 'sh', '-c', 'kill -TERM $$'])).code).toBe(128 + 15);
+	});
+
+	it('exits 1 with ENOENT when the command to start does not exist', async () => {
+		const r = await bpftime(['start', '/nonexistent/victim']);
+		expect(r.code).toBe(1);
+		expect(r.stderr).toMatch(/^bpftime: spawn '\/nonexistent\/victim': /);
+	});
+});
+
+describe('bpftime load, start and map dump', { timeout: 60_000 }, () => {
+	let dir = '';
+	let object = '';
+	let victim = '';
+	beforeAll(async () => {
+		dir = mkdtempSync(join(tmpdir(), 'bpftime-cli-'));
+		object = join(dir, 'malloc.bpf.o');
+		victim = join(dir, 'victim');
+		await Promise.all([
+			run('clang', [
+				'-target',
+				'bpf',
+				'-O2',
+				'-g',
+				'-D__TARGET_ARCH_x86',
+				'-I/usr/include/x86_64-linux-gnu',
+				'-c',
+				join(example, 'malloc.bpf.c'),
+				'-o',
+				object,
+			]),
+			run('cc', ['-O2', '-o', victim, join(example, 'victim.c')]),
+		]);
+	});
+	afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+	it('counts the malloc calls of the victim (examples/malloc)', async () => {
+		const seg = segmentName();
+		const load = await bpftime(['--segment', seg, 'load', object]);
+		expect(load.stderr).toBe('');
+		expect(load.code).toBe(0);
+		expect(load.stdout).toMatch(/map 'malloc_calls' id \d+/);
+		expect(load.stdout).toMatch(/link \d+: prog 'count_malloc' -> uprobe .*libc\.so\.6/);
+
+		const start = await bpftime(['--segment', seg, 'start', victim, '0.5'], { ...process.env, SPDLOG_LEVEL: 'warn' });
+		expect(start.code).toBe(0);
+		const m = /^victim (\d+): (\d+) mallocs$/m.exec(start.stdout);
+		expect(m, start.stdout + start.stderr).not.toBeNull();
+		const [, pid, mallocs] = m as RegExpExecArray;
+
+		const dump = await bpftime(['--segment', seg, 'map', 'dump', 'malloc_calls']);
+		expect(dump.code).toBe(0);
+		const row = new RegExp(`^key ${pid} value (\\d+)$`, 'm').exec(dump.stdout);
+		expect(row, dump.stdout).not.toBeNull();
+		// The victim's own loop, plus the few allocations of stdio and the agent's thread.
+		const counted = Number((row as RegExpExecArray)[1]);
+		expect(counted).toBeGreaterThanOrEqual(Number(mallocs));
+		expect(counted).toBeLessThan(Number(mallocs) + 1000);
+		expect(dump.stdout).toMatch(/map 'malloc_calls' \(id \d+\): 1 entry\n$/);
+
+		const json = JSON.parse((await bpftime(['--segment', seg, 'map', 'dump', '--json', 'malloc_calls'])).stdout);
+		expect(json).toMatchObject({
+			name: 'malloc_calls',
+			type: 'hash',
+			keySize: 4,
+			valueSize: 8,
+			entries: [{ key: pid, value: String(counted) }],
+		});
+
+		const list = await bpftime(['--segment', seg, 'map', 'list']);
+		expect(list.stdout).toMatch(/^\d+: hash name 'malloc_calls' key 4B value 8B max_entries 1024$/m);
+	});
+
+	it('exits 1 listing the maps there are when map dump names none of them', async () => {
+		const seg = segmentName();
+		expect((await bpftime(['--segment', seg, 'load', '--no-attach', object])).code).toBe(0);
+		const r = await bpftime(['--segment', seg, 'map', 'dump', 'nosuch']);
+		expect(r.code).toBe(1);
+		expect(r.stderr).toBe(`bpftime: map 'nosuch': no such map in the registry (maps: 'malloc_calls')\n`);
+	});
+});
