@@ -1,5 +1,7 @@
 // The traced program of the malloc example: calls malloc at a steady rate
 // (BATCH allocations every 10 ms) until killed, or for argv[1] seconds.
+// Prints "victim <pid>: started" first (the demo waits for it) and the total
+// at the end.
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -10,6 +12,8 @@
 int main(int argc, char **argv)
 {
 	double seconds = argc > 1 ? atof(argv[1]) : 0;
+	printf("victim %d: started\n", getpid());
+	fflush(stdout);
 	struct timespec start, now;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	unsigned long total = 0;

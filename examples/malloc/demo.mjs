@@ -1,0 +1,118 @@
+// The main job, end to end: count the malloc calls of a running program.
+//
+//   node examples/malloc/demo.mjs [seconds]     (default 10)
+//
+// 1. builds malloc.bpf.o with clang and the victim with cc, in a temporary
+//    directory;
+// 2. creates a bpftime segment of its own (so it never touches another
+//    user's registry);
+// 3. `bpftime load malloc.bpf.o`: the maps and the program go into the
+//    registry, and the program's SEC("uprobe/libc.so.6:malloc") becomes a
+//    uprobe link there;
+// 4. `bpftime start ./victim`: the victim runs with libbpftime-agent.so,
+//    which attaches the link to libc's malloc before the victim's main();
+// 5. once a second, `bpftime map dump malloc_calls` reads the hash map in
+//    shared memory and this script prints the victim's count;
+// 6. stops the victim, removes the segment and the build directory, and
+//    exits 0 — or 1, loudly, when the count did not grow every second.
+//
+// Needs the workspace built (`pnpm build`): scripts/demo.sh does that.
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { Segment } from '@bpftime/shm';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const cli = fileURLToPath(new URL('../../packages/cli/dist/cli.js', import.meta.url));
+const seconds = Number(process.argv[2] ?? 10);
+const segment = `bpftime_malloc_demo_${process.pid}`;
+const dir = mkdtempSync(join(tmpdir(), 'bpftime-malloc-'));
+
+function bpftime(args, options = {}) {
+	return execFileSync(process.execPath, [cli, '--segment', segment, ...args], { encoding: 'utf8', ...options });
+}
+
+function fail(message) {
+	console.error(`malloc demo FAILED: ${message}`);
+	process.exitCode = 1;
+}
+
+let victim;
+try {
+	const object = join(dir, 'malloc.bpf.o');
+	const victimBin = join(dir, 'victim');
+	execFileSync(
+		'clang',
+		[
+			'-target',
+			'bpf',
+			'-O2',
+			'-g',
+			'-D__TARGET_ARCH_x86',
+			'-I/usr/include/x86_64-linux-gnu',
+			'-c',
+			join(here, 'malloc.bpf.c'),
+			'-o',
+			object,
+		],
+		{ stdio: 'inherit' },
+	);
+	execFileSync('cc', ['-O2', '-o', victimBin, join(here, 'victim.c')], { stdio: 'inherit' });
+
+	Segment.create({ name: segment, sizeMb: 16 }).close();
+	console.log(`segment '${segment}' created`);
+	process.stdout.write(`$ bpftime load malloc.bpf.o\n${bpftime(['load', object])}`);
+
+	console.log('$ bpftime start ./victim');
+	victim = spawn(process.execPath, [cli, '--segment', segment, 'start', victimBin], {
+		stdio: ['ignore', 'pipe', 'inherit'],
+		env: { ...process.env, SPDLOG_LEVEL: process.env.SPDLOG_LEVEL ?? 'warn' },
+	});
+	const ended = once(victim, 'exit');
+	const lines = createInterface({ input: victim.stdout });
+	const started = new Promise((resolve, reject) => {
+		lines.on('line', (line) => {
+			console.log(line);
+			const m = /^victim (\d+): started$/.exec(line);
+			if (m) resolve(Number(m[1]));
+		});
+		ended.then(([code]) => reject(new Error(`the victim exited (${code}) before it started`)));
+	});
+	const pid = await Promise.race([
+		started,
+		sleep(15_000, null, { ref: false }).then(() => Promise.reject(new Error('the victim did not start within 15 s'))),
+	]);
+
+	let last = 0n;
+	let grew = true;
+	for (let t = 1; t <= seconds; t++) {
+		await sleep(1000);
+		const dump = JSON.parse(bpftime(['map', 'dump', '--json', 'malloc_calls']));
+		const row = dump.entries.find((e) => e.key === String(pid));
+		const count = row ? BigInt(row.value) : 0n;
+		console.log(`t=${String(t).padStart(2)}s  malloc calls of victim ${pid}: ${count}`);
+		if (count <= last) {
+			grew = false;
+			fail(`the count did not grow between t=${t - 1}s and t=${t}s (${last} -> ${count})`);
+			break;
+		}
+		last = count;
+	}
+	if (grew) console.log(`the victim's malloc count grew every second, to ${last}: the uprobe ran inside it`);
+} catch (e) {
+	fail(e.message);
+} finally {
+	if (victim && victim.exitCode === null && victim.signalCode === null) {
+		const ended = once(victim, 'exit');
+		victim.kill('SIGTERM'); // bpftime start passes it on to the victim
+		await ended;
+	}
+	if (Segment.exists({ name: segment })) Segment.remove({ name: segment });
+	console.log(`segment '${segment}' removed`);
+	rmSync(dir, { recursive: true, force: true });
+}
