@@ -1,3 +1,4 @@
+import { disassemble } from '@bpftime/vm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BpfObject, ProgType } from '../src/index.js';
 import { hasClang19, useFixtures } from './helpers.js';
@@ -122,6 +123,14 @@ describe('programs and sub-programs', () => {
 		const dis = obj.describe({ disassemble: (code) => [`insn of ${code.length} bytes`] });
 		expect(dis).toContain('insn of 16 bytes'); // an lddw is one line
 		expect(obj.describe({ instructions: false })).not.toContain('instructions:');
+	});
+
+	it('disassembles with the VM package, each instruction with its relocation and source line', () => {
+		const text = obj.describe({ disassemble });
+		expect(text).toMatch(/\d+: 8510[0-9a-f]{12} {2}call pc\+\d+ {2}; subprog 'middle' at #\d+/);
+		expect(text).toMatch(/r1 = map_by_idx\(0\) ll {2}; map 'out'/);
+		expect(text).toMatch(/<loop_cb>:\n {6}; \*\(__u64 \*\)data \+= index; {2}\(subprogs\.bpf\.c:\d+\)/);
+		expect(text.match(/ {2}exit$/gm)?.length).toBeGreaterThanOrEqual(obj.programs.length);
 	});
 
 	it('throws ENOENT naming the programs for an unknown one', () => {

@@ -61,6 +61,17 @@ export function loadBtf(source: TargetBtfSource, what: string): Btf {
 	return Btf.parse(buf, what);
 }
 
+/**
+ * The running kernel's BTF, parsed once per process (about 0.3 s and a few
+ * MiB for ~130k types): it cannot change while the kernel runs, and the
+ * candidate index CO-RE builds on it is kept with it.
+ */
+let vmlinux: Btf | undefined;
+function runningKernelBtf(): Btf {
+	vmlinux ??= loadBtf(VMLINUX_BTF_PATH, 'vmlinux BTF');
+	return vmlinux;
+}
+
 export interface CoreTarget {
 	/** Called once, only if a record needs a target; throws when none is available. */
 	get(): Btf;
@@ -77,7 +88,7 @@ export function coreTarget(source: TargetBtfSource | undefined): CoreTarget {
 				return btf;
 			}
 			try {
-				btf = loadBtf(VMLINUX_BTF_PATH, 'vmlinux BTF');
+				btf = runningKernelBtf();
 			} catch (e) {
 				const be = e as BpftimeError;
 				if (be.code === 'ENOENT') {
