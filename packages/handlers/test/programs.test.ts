@@ -112,10 +112,10 @@ describe.each(backends)('programs of the registry on the %s', (backend) => {
 	});
 
 	it('refuses at instantiation a helper bpftime does not provide, by its kernel name', () => {
-		const p = load('r1 = 0\nr2 = 0\nr3 = 0\ncall 27\nexit', 'stackid');
+		const p = load('r1 = 0\ncall 35\nexit', 'task');
 		const e = errorOf(() => p.instantiate({ backend }));
 		expect(e.code).toBe('EINVAL');
-		expect(e.message).toMatch(/prog 'stackid' \(id 0\): insn 3: calls bpf_get_stackid \(#27\)/);
+		expect(e.message).toMatch(/prog 'task' \(id 0\): insn 1: calls bpf_get_current_task \(#35\)/);
 	});
 
 	it('reports what the verifier rejects, naming the program', () => {

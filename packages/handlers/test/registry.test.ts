@@ -168,6 +168,24 @@ describe('Registry: bad input', () => {
 			'EINVAL',
 			/outside fd_array/,
 		],
+		[
+			'a map helper called with a number as its map',
+			{ ...prog(), insns: assemble('r1 = 0\nr2 = r10\nr2 += -8\ncall 1\nexit') },
+			'EINVAL',
+			/insn 3: helper #1: R1 is not a map on every path/,
+		],
+		[
+			'a map helper called with the stack as its map',
+			{ ...prog(), insns: assemble('r1 = r10\nr2 = r10\nr2 += -8\ncall 3\nexit') },
+			'EINVAL',
+			/R1 is not a map/,
+		],
+		[
+			'a tail call with no prog array',
+			{ ...prog(), insns: assemble('r2 = 7\nr3 = 0\ncall 12\nr0 = 0\nexit') },
+			'EINVAL',
+			/R2 is not a map/,
+		],
 	])('refuses a program with %s', (_what, spec, code, message) => {
 		const { reg } = freshRegistry('badprog');
 		const e = errorOf(() => reg.loadProg(spec));

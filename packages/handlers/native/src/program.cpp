@@ -1,5 +1,6 @@
 // program.cpp: program instances (program.hpp): a prog handler made runnable
 // in this process on a bpftime::vm::vm.
+#include "prog_check.hpp"
 #include "registry_impl.hpp"
 
 #include <bpftime/handlers/helpers.hpp>
@@ -172,6 +173,9 @@ registry::instantiate(uint32_t id, const instance_options &opts)
 					    " (#" + std::to_string(hid) +
 					    "), which bpftime does not provide");
 	}
+
+	if (auto st = check_helper_args(spec.insns, what); !st)
+		return st.error();
 
 	vm::vm_options vo;
 	vo.bounds_check = opts.bounds_check;

@@ -8,6 +8,7 @@
 // process killed half-way leaves no half-made handler visible: the next
 // holder of the mutex is told (lock_state::recovered) and frees what the
 // pending record names (recover()).
+#include "prog_check.hpp"
 #include "registry_impl.hpp"
 
 #include <bpftime/handlers/map_ops.hpp>
@@ -395,6 +396,9 @@ result<handle> registry::impl::create_prog_locked(const prog_spec &s,
 	}
 	std::sort(used.begin(), used.end());
 	used.erase(std::unique(used.begin(), used.end()), used.end());
+	// A map helper given something else as its map or key would fault in
+	// whichever process runs the program.
+	BPFTIME_TRY(check_helper_args(s.insns, what));
 
 	auto picked = pick_id(id, what.c_str());
 	if (!picked)

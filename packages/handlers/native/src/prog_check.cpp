@@ -1,0 +1,301 @@
+// prog_check.cpp: the part of the kernel verifier's argument checks that
+// keeps a program from crashing the process it runs in through a map helper
+// (check_func_arg: ARG_CONST_MAP_PTR, ARG_PTR_TO_MAP_KEY/VALUE).
+//
+// bpftime's VM verifier is structural (bpftime/vm/verifier.hpp); it does not
+// know types. A helper that takes a map dereferences its first argument as
+// this process's map_instance, so `r1 = 0; call bpf_map_lookup_elem` would
+// fault. This pass proves, for every call of a helper that takes a map, that
+// the map argument holds a map pointer (from a map lddw, possibly moved
+// between registers or spilled to the stack) on every path, and that the key
+// and value arguments are not constant numbers (never a valid address in an
+// eBPF program). It is a forward dataflow over the instructions with, per
+// register and per 8-byte stack slot, the set of kinds of value it may hold
+// (join = union), run to a fixed point. Only calls of helpers this process
+// provides are checked (others are refused at instantiation).
+//
+// Subprograms and callbacks start with their arguments as "param": a map
+// passed down by the caller is accepted there. Stores through pointers other
+// than r10 are not tracked (clang spills through r10 only).
+#include "prog_check.hpp"
+
+#include <bpftime/handlers/bpf_defs.hpp>
+#include <bpftime/handlers/helpers.hpp>
+
+#include <array>
+#include <deque>
+#include <string>
+#include <vector>
+
+namespace bpftime::handlers {
+namespace {
+
+using namespace bpftime::vm;
+
+constexpr uint8_t K_MAP = 1;   // a map pointer (lddw BPF_PSEUDO_MAP_FD / _IDX)
+constexpr uint8_t K_PARAM = 2; // an argument of a subprogram or callback
+constexpr uint8_t K_OTHER = 4; // anything that is not a map pointer
+constexpr uint8_t K_CONST = 8; // a constant number (comes with K_OTHER)
+constexpr uint8_t CONST_VALUE = K_OTHER | K_CONST;
+constexpr int SLOTS = MAX_BPF_STACK / 8;
+
+struct state {
+	std::array<uint8_t, MAX_BPF_REG> reg{};
+	std::array<uint8_t, SLOTS> slot{};
+	bool seen = false;
+
+	// Joins o into this; true when this grew.
+	bool join(const state &o)
+	{
+		bool grew = !seen;
+		seen = true;
+		for (int i = 0; i < MAX_BPF_REG; i++) {
+			uint8_t v = reg[size_t(i)] | o.reg[size_t(i)];
+			grew |= v != reg[size_t(i)];
+			reg[size_t(i)] = v;
+		}
+		for (int i = 0; i < SLOTS; i++) {
+			uint8_t v = slot[size_t(i)] | o.slot[size_t(i)];
+			grew |= v != slot[size_t(i)];
+			slot[size_t(i)] = v;
+		}
+		return grew;
+	}
+};
+
+// Which argument registers of a helper are a map, a key and a value (0:
+// none), for the kernel helpers that take a map.
+struct map_args {
+	uint8_t map = 0, key = 0, value = 0;
+};
+
+map_args args_of(uint32_t helper)
+{
+	switch (helper) {
+	case BPF_FUNC_map_lookup_elem:
+	case BPF_FUNC_map_delete_elem:
+		return { 1, 2, 0 };
+	case BPF_FUNC_map_update_elem:
+		return { 1, 2, 3 };
+	case BPF_FUNC_tail_call:
+	case BPF_FUNC_get_stackid:
+	case 25: // perf_event_output
+		return { 2, 0, 0 };
+	case BPF_FUNC_map_push_elem:
+	case BPF_FUNC_map_pop_elem:
+	case BPF_FUNC_map_peek_elem:
+		return { 1, 0, 2 };
+	case 130: // ringbuf_output
+	case 131: // ringbuf_reserve
+	case 134: // ringbuf_query
+	case 164: // for_each_map_elem
+		return { 1, 0, 0 };
+	case 195: // map_lookup_percpu_elem
+		return { 1, 2, 0 };
+	default:
+		return {};
+	}
+}
+
+constexpr uint8_t LDDW = BPF_LD | BPF_IMM | BPF_DW;
+
+// The stack slot an r10-relative access of `size` bytes at `off` covers
+// entirely, or -1 (partial, unaligned, outside the frame).
+int slot_of(int16_t off, int size)
+{
+	if (size != 8 || off >= 0 || off < -MAX_BPF_STACK || (-off) % 8 != 0)
+		return -1;
+	return (-off) / 8 - 1;
+}
+
+// Marks every slot the access [off, off + size) touches as holding `kind`.
+void clobber(state &s, int16_t off, int size, uint8_t kind)
+{
+	for (int b = off; b < off + size; b++) {
+		if (b >= 0 || b < -MAX_BPF_STACK)
+			continue;
+		s.slot[size_t((-b - 1) / 8)] = kind;
+	}
+}
+
+int size_of(uint8_t code)
+{
+	switch (code & 0x18) {
+	case BPF_B:
+		return 1;
+	case BPF_H:
+		return 2;
+	case BPF_W:
+		return 4;
+	default:
+		return 8;
+	}
+}
+
+} // namespace
+
+status check_helper_args(std::span<const insn> p, const std::string &what)
+{
+	const size_t n = p.size();
+	std::vector<state> in(n);
+	std::deque<size_t> work;
+	auto enter = [&](size_t pc, const state &s) {
+		if (pc < n && in[pc].join(s))
+			work.push_back(pc);
+	};
+
+	state entry;
+	entry.reg[1] = K_OTHER; // the context
+	entry.reg[2] = K_OTHER; // its length
+	entry.reg[10] = K_OTHER;
+	enter(0, entry);
+	// Subprograms and callbacks: r1-r5 come from the caller.
+	state sub;
+	for (int r = 1; r <= 5; r++)
+		sub.reg[size_t(r)] = K_PARAM;
+	sub.reg[10] = K_OTHER;
+	for (size_t pc = 0; pc < n; pc++) {
+		const insn &i = p[pc];
+		if (i.code == (BPF_JMP | BPF_CALL) && i.src_reg == BPF_PSEUDO_CALL)
+			enter(size_t(int64_t(pc) + 1 + i.imm), sub);
+		if (i.code == LDDW && i.src_reg == BPF_PSEUDO_FUNC)
+			enter(size_t(int64_t(pc) + 1 + i.imm), sub);
+		if (i.code == LDDW)
+			pc++;
+	}
+
+	while (!work.empty()) {
+		size_t pc = work.front();
+		work.pop_front();
+		state s = in[pc];
+		const insn &i = p[pc];
+		const uint8_t cls = i.code & 0x07;
+		const uint8_t dst = i.dst_reg, src = i.src_reg;
+		auto next = [&](size_t to) { enter(to, s); };
+
+		switch (cls) {
+		case BPF_ALU:
+		case BPF_ALU64: {
+			const uint8_t op = i.code & 0xf0;
+			const uint8_t d = s.reg[dst];
+			const uint8_t v = (i.code & BPF_X) ? s.reg[src] : CONST_VALUE;
+			if (op == BPF_MOV)
+				// A 64-bit copy keeps what it is; anything else
+				// is a number.
+				s.reg[dst] = cls == BPF_ALU64 && i.off == 0 ?
+						     v :
+						     (v == CONST_VALUE ? CONST_VALUE : K_OTHER);
+			else if (op == BPF_NEG || op == BPF_END)
+				s.reg[dst] = d == CONST_VALUE ? CONST_VALUE : K_OTHER;
+			else
+				s.reg[dst] = d == CONST_VALUE && v == CONST_VALUE ?
+						     CONST_VALUE :
+						     K_OTHER;
+			next(pc + 1);
+			break;
+		}
+		case BPF_LD:
+			if (i.code == LDDW) {
+				if (i.src_reg == BPF_PSEUDO_MAP_FD ||
+				    i.src_reg == BPF_PSEUDO_MAP_IDX)
+					s.reg[dst] = K_MAP;
+				else if (i.src_reg == 0)
+					s.reg[dst] = CONST_VALUE;
+				else
+					s.reg[dst] = K_OTHER;
+				next(pc + 2);
+			} else {
+				// Legacy packet loads set r0 and scratch r1-r5.
+				for (int r = 0; r <= 5; r++)
+					s.reg[size_t(r)] = K_OTHER;
+				next(pc + 1);
+			}
+			break;
+		case BPF_LDX: {
+			int sl = src == BPF_REG_FP ? slot_of(i.off, size_of(i.code)) : -1;
+			s.reg[dst] = sl >= 0 && s.slot[size_t(sl)] ? s.slot[size_t(sl)] :
+								     K_OTHER;
+			next(pc + 1);
+			break;
+		}
+		case BPF_ST:
+		case BPF_STX: {
+			int size = size_of(i.code);
+			if (dst == BPF_REG_FP) {
+				uint8_t kind = K_OTHER;
+				int sl = slot_of(i.off, size);
+				if ((i.code & 0xe0) == BPF_MEM && sl >= 0)
+					kind = cls == BPF_STX ? s.reg[src] : CONST_VALUE;
+				clobber(s, i.off, size, kind);
+			}
+			if ((i.code & 0xe0) == BPF_ATOMIC) {
+				if (i.imm == BPF_CMPXCHG)
+					s.reg[0] = K_OTHER;
+				else if (i.imm & BPF_FETCH)
+					s.reg[src] = K_OTHER;
+			}
+			next(pc + 1);
+			break;
+		}
+		case BPF_JMP:
+		case BPF_JMP32: {
+			uint8_t op = i.code & 0xf0;
+			if (op == BPF_EXIT)
+				break;
+			if (op == BPF_CALL) {
+				// Only helpers this process can run: a program
+				// calling another one is refused when it is
+				// instantiated, and checked then if a package
+				// provides it by that time.
+				if (i.src_reg == BPF_HELPER_CALL &&
+				    (uint32_t(i.imm) == BPF_FUNC_tail_call ||
+				     find_helper(uint32_t(i.imm)))) {
+					map_args a = args_of(uint32_t(i.imm));
+					std::string where = what + ": insn " +
+							    std::to_string(pc) + ": " +
+							    "helper #" +
+							    std::to_string(i.imm);
+					if (a.map) {
+						uint8_t k = s.reg[a.map];
+						if (k == 0 || (k & K_OTHER))
+							return fail(EINVAL,
+								    where + ": R" +
+									    std::to_string(a.map) +
+									    " is not a map on every "
+									    "path (the kernel's "
+									    "verifier: R" +
+									    std::to_string(a.map) +
+									    " type=scalar "
+									    "expected=map_ptr)");
+					}
+					for (uint8_t r : { a.key, a.value })
+						if (r && (s.reg[r] & K_CONST))
+							return fail(EINVAL,
+								    where + ": R" +
+									    std::to_string(r) +
+									    " is a constant, not a "
+									    "pointer (the kernel's "
+									    "verifier: R" +
+									    std::to_string(r) +
+									    " type=scalar expected=fp)");
+				}
+				// A call scratches r1-r5 and sets r0.
+				for (int r = 0; r <= 5; r++)
+					s.reg[size_t(r)] = K_OTHER;
+				next(pc + 1);
+				break;
+			}
+			int64_t off = cls == BPF_JMP32 && op == BPF_JA ? i.imm : i.off;
+			next(size_t(int64_t(pc) + 1 + off));
+			if (op != BPF_JA)
+				next(pc + 1);
+			break;
+		}
+		default:
+			next(pc + 1);
+		}
+	}
+	return {};
+}
+
+} // namespace bpftime::handlers
