@@ -279,3 +279,61 @@ describe('map errors seen by programs', () => {
 		expect(array.typed(u32, u64).get(3)).toBe(33n);
 	});
 });
+
+describe('map arguments of helpers, checked at load', () => {
+	it('accepts a map kept in a callee-saved register, spilled to the stack, or chosen on a branch', () => {
+		const { reg } = freshRegistry('args_ok');
+		const a = reg.createMap({ ...hashSpec, name: 'a' });
+		const b = reg.createMap({ ...hashSpec, name: 'b' });
+		a.update(u32le(1), u64le(10n));
+		b.update(u32le(1), u64le(20n));
+		// r6 = ctx[0] ? a : b, spilled and reloaded, then looked up with key 1 twice.
+		const p = reg.loadProg({
+			type: 2,
+			name: 'spill',
+			insns: assemble(`
+				r2 = *(u32 *)(r1 + 0)
+				r6 = map_by_fd(${a.id}) ll
+				if r2 != 0 goto keep
+				r6 = map_by_fd(${b.id}) ll
+			keep:
+				*(u64 *)(r10 - 16) = r6
+				r1 = 1
+				*(u32 *)(r10 - 4) = r1
+				r1 = r6
+				r2 = r10
+				r2 += -4
+				call 1
+				r1 = *(u64 *)(r10 - 16)
+				r2 = r10
+				r2 += -4
+				call 1
+				if r0 == 0 goto out
+				r0 = *(u64 *)(r0 + 0)
+			out:
+				exit`),
+		});
+		expect(reg.get(p.id)).toMatchObject({ mapIds: [a.id, b.id] });
+		expect(p.run(u32le(1))).toBe(10n);
+		expect(p.run(u32le(0))).toBe(20n);
+	});
+
+	it('refuses a constant as the key or value pointer, and a map overwritten in its stack slot', () => {
+		const { reg } = freshRegistry('args_bad');
+		const m = reg.createMap(hashSpec);
+		const load = (text: string) => () => reg.loadProg({ type: 2, name: 'bad', insns: assemble(text) });
+		const key = errorOf(load(`r1 = map_by_fd(${m.id}) ll\nr2 = 0\ncall 1\nexit`));
+		expect(key.code).toBe('EINVAL');
+		expect(key.message).toMatch(/R2 is a constant, not a pointer/);
+		const value = errorOf(load(`r1 = map_by_fd(${m.id}) ll\nr2 = r10\nr2 += -8\nr3 = 4096\nr4 = 0\ncall 2\nexit`));
+		expect(value.message).toMatch(/R3 is a constant/);
+		const clobbered = errorOf(
+			load(
+				`r6 = map_by_fd(${m.id}) ll\n*(u64 *)(r10 - 16) = r6\n*(u32 *)(r10 - 12) = 0\n` +
+					'r1 = *(u64 *)(r10 - 16)\nr2 = r10\nr2 += -4\ncall 1\nexit',
+			),
+		);
+		expect(clobbered.message).toMatch(/R1 is not a map/);
+		expect(reg.size).toBe(1);
+	});
+});
