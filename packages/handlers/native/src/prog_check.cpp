@@ -8,8 +8,9 @@
 // fault. This pass proves, for every call of a helper that takes a map, that
 // the map argument holds a map pointer (from a map lddw, possibly moved
 // between registers or spilled to the stack) on every path, and that the key
-// and value arguments are not constant numbers (never a valid address in an
-// eBPF program). It is a forward dataflow over the instructions with, per
+// and value arguments point into the stack, a map value or the context (not
+// a number, a constant or a map). Whether a map value pointer was checked for
+// NULL is not tracked. It is a forward dataflow over the instructions with, per
 // register and per 8-byte stack slot, the set of kinds of value it may hold
 // (join = union), run to a fixed point. Only calls of helpers this process
 // provides are checked (others are refused at instantiation).
@@ -32,11 +33,20 @@ namespace {
 
 using namespace bpftime::vm;
 
-constexpr uint8_t K_MAP = 1;   // a map pointer (lddw BPF_PSEUDO_MAP_FD / _IDX)
-constexpr uint8_t K_PARAM = 2; // an argument of a subprogram or callback
-constexpr uint8_t K_OTHER = 4; // anything that is not a map pointer
-constexpr uint8_t K_CONST = 8; // a constant number (comes with K_OTHER)
+constexpr uint8_t K_MAP = 1;    // a map pointer (lddw BPF_PSEUDO_MAP_FD / _IDX)
+constexpr uint8_t K_PARAM = 2;  // an argument of a subprogram or callback
+constexpr uint8_t K_OTHER = 4;  // a number, or a pointer of no kind below
+constexpr uint8_t K_CONST = 8;  // a constant number (comes with K_OTHER)
+constexpr uint8_t K_STACK = 16; // r10 plus a constant: the frame
+constexpr uint8_t K_VALUE = 32; // a map value (bpf_map_lookup_elem's r0, lddw of a value)
+constexpr uint8_t K_CTX = 64;   // the context
 constexpr uint8_t CONST_VALUE = K_OTHER | K_CONST;
+// What a key or value argument may be: the kernel's ARG_PTR_TO_MAP_KEY takes
+// the stack or a map value; a subprogram's argument is its caller's. The
+// context is accepted too, unlike the kernel: in bpftime it is plain memory
+// of the caller (a buffer, the saved registers), and hand-written programs
+// use it so.
+constexpr uint8_t KEY_KINDS = K_STACK | K_VALUE | K_PARAM | K_CTX;
 constexpr int SLOTS = MAX_BPF_STACK / 8;
 
 struct state {
@@ -145,15 +155,15 @@ status check_helper_args(std::span<const insn> p, const std::string &what)
 	};
 
 	state entry;
-	entry.reg[1] = K_OTHER; // the context
+	entry.reg[1] = K_CTX;
 	entry.reg[2] = K_OTHER; // its length
-	entry.reg[10] = K_OTHER;
+	entry.reg[10] = K_STACK;
 	enter(0, entry);
 	// Subprograms and callbacks: r1-r5 come from the caller.
 	state sub;
 	for (int r = 1; r <= 5; r++)
 		sub.reg[size_t(r)] = K_PARAM;
-	sub.reg[10] = K_OTHER;
+	sub.reg[10] = K_STACK;
 	for (size_t pc = 0; pc < n; pc++) {
 		const insn &i = p[pc];
 		if (i.code == (BPF_JMP | BPF_CALL) && i.src_reg == BPF_PSEUDO_CALL)
@@ -179,6 +189,7 @@ status check_helper_args(std::span<const insn> p, const std::string &what)
 			const uint8_t op = i.code & 0xf0;
 			const uint8_t d = s.reg[dst];
 			const uint8_t v = (i.code & BPF_X) ? s.reg[src] : CONST_VALUE;
+			const bool add_sub = op == BPF_ADD || op == BPF_SUB;
 			if (op == BPF_MOV)
 				// A 64-bit copy keeps what it is; anything else
 				// is a number.
@@ -187,10 +198,14 @@ status check_helper_args(std::span<const insn> p, const std::string &what)
 						     (v == CONST_VALUE ? CONST_VALUE : K_OTHER);
 			else if (op == BPF_NEG || op == BPF_END)
 				s.reg[dst] = d == CONST_VALUE ? CONST_VALUE : K_OTHER;
+			else if (d == CONST_VALUE && v == CONST_VALUE)
+				s.reg[dst] = CONST_VALUE;
+			else if (cls == BPF_ALU64 && add_sub && !(d & ~(K_STACK | K_VALUE | K_CTX)) &&
+				 !(v & ~K_OTHER & ~K_CONST))
+				// A pointer moved by a number stays a pointer of its kind.
+				s.reg[dst] = d;
 			else
-				s.reg[dst] = d == CONST_VALUE && v == CONST_VALUE ?
-						     CONST_VALUE :
-						     K_OTHER;
+				s.reg[dst] = K_OTHER;
 			next(pc + 1);
 			break;
 		}
@@ -201,6 +216,9 @@ status check_helper_args(std::span<const insn> p, const std::string &what)
 					s.reg[dst] = K_MAP;
 				else if (i.src_reg == 0)
 					s.reg[dst] = CONST_VALUE;
+				else if (i.src_reg == BPF_PSEUDO_MAP_VALUE ||
+					 i.src_reg == BPF_PSEUDO_MAP_IDX_VALUE)
+					s.reg[dst] = K_VALUE;
 				else
 					s.reg[dst] = K_OTHER;
 				next(pc + 2);
@@ -257,7 +275,7 @@ status check_helper_args(std::span<const insn> p, const std::string &what)
 							    std::to_string(i.imm);
 					if (a.map) {
 						uint8_t k = s.reg[a.map];
-						if (k == 0 || (k & K_OTHER))
+						if (k == 0 || (k & ~(K_MAP | K_PARAM)))
 							return fail(EINVAL,
 								    where + ": R" +
 									    std::to_string(a.map) +
@@ -268,20 +286,33 @@ status check_helper_args(std::span<const insn> p, const std::string &what)
 									    " type=scalar "
 									    "expected=map_ptr)");
 					}
-					for (uint8_t r : { a.key, a.value })
-						if (r && (s.reg[r] & K_CONST))
-							return fail(EINVAL,
-								    where + ": R" +
-									    std::to_string(r) +
-									    " is a constant, not a "
-									    "pointer (the kernel's "
-									    "verifier: R" +
-									    std::to_string(r) +
-									    " type=scalar expected=fp)");
+					for (uint8_t r : { a.key, a.value }) {
+						uint8_t k = r ? s.reg[r] : KEY_KINDS;
+						if (k != 0 && !(k & ~KEY_KINDS))
+							continue;
+						const char *is =
+							(k & K_CONST) ? "a constant" :
+							(k & K_MAP)   ? "a map" :
+									"a number";
+						return fail(EINVAL,
+							    where + ": R" + std::to_string(r) +
+								    " may be " + is +
+								    ", not a pointer to the stack, "
+								    "a map value or the context (the kernel's "
+								    "verifier: R" +
+								    std::to_string(r) +
+								    " type=scalar expected=fp, "
+								    "map_value)");
+					}
 				}
-				// A call scratches r1-r5 and sets r0.
+				// A call scratches r1-r5 and sets r0: a map value
+				// (or NULL) from the lookup helpers.
 				for (int r = 0; r <= 5; r++)
 					s.reg[size_t(r)] = K_OTHER;
+				if (i.src_reg == BPF_HELPER_CALL &&
+				    (i.imm == int32_t(BPF_FUNC_map_lookup_elem) ||
+				     i.imm == 195 || i.imm == 131))
+					s.reg[0] = K_VALUE;
 				next(pc + 1);
 				break;
 			}
