@@ -318,15 +318,18 @@ describe('map arguments of helpers, checked at load', () => {
 		expect(p.run(u32le(0))).toBe(20n);
 	});
 
-	it('refuses a constant as the key or value pointer, and a map overwritten in its stack slot', () => {
+	it('refuses a constant or a loaded number as the key or value pointer, and a map overwritten in its stack slot', () => {
 		const { reg } = freshRegistry('args_bad');
 		const m = reg.createMap(hashSpec);
 		const load = (text: string) => () => reg.loadProg({ type: 2, name: 'bad', insns: assemble(text) });
 		const key = errorOf(load(`r1 = map_by_fd(${m.id}) ll\nr2 = 0\ncall 1\nexit`));
 		expect(key.code).toBe('EINVAL');
-		expect(key.message).toMatch(/R2 is a constant, not a pointer/);
+		expect(key.message).toMatch(/R2 may be a constant, not a pointer/);
 		const value = errorOf(load(`r1 = map_by_fd(${m.id}) ll\nr2 = r10\nr2 += -8\nr3 = 4096\nr4 = 0\ncall 2\nexit`));
-		expect(value.message).toMatch(/R3 is a constant/);
+		expect(value.message).toMatch(/R3 may be a constant/);
+		// A number read from memory (here the context's first word) is no pointer either.
+		const loaded = errorOf(load(`r2 = *(u64 *)(r1 + 0)\nr1 = map_by_fd(${m.id}) ll\ncall 1\nexit`));
+		expect(loaded.message).toMatch(/R2 may be a number/);
 		const clobbered = errorOf(
 			load(
 				`r6 = map_by_fd(${m.id}) ll\n*(u64 *)(r10 - 16) = r6\n*(u32 *)(r10 - 12) = 0\n` +
