@@ -89,9 +89,11 @@ describe('fuzzing the parser', () => {
 
 	beforeAll(async () => {
 		const victim = await fx.victim();
-		const names = ['maps', 'globals', 'subprogs', 'legacy', 'core', 'user-types', 'pinned', 'attach'];
+		const names = ['maps', 'globals', 'subprogs', 'legacy', 'core', 'user-types', 'pinned', 'attach', 'count'];
 		for (const name of names) {
-			const buf = readFileSync(await fx.bpf(name, name === 'attach' ? [`-DTARGET="${victim}"`] : []));
+			const buf = readFileSync(
+				await fx.bpf(name, name === 'attach' || name === 'count' ? [`-DTARGET="${victim}"`] : []),
+			);
 			const regions: [number, number][] = [[0, 64]];
 			const secs = sections(buf);
 			const shoff = Number(buf.readBigUInt64LE(40));

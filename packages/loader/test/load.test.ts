@@ -1,6 +1,7 @@
 // load() into the Linux kernel through bpf(2): the kernel's verifier and map
 // code check what the loader asks for, and a load that fails half-way must
 // leave no file descriptor behind.
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfObject, type LoadTarget } from '../src/index.js';
 import { bpfAllowed, hasVmlinux, useFixtures } from './helpers.js';
@@ -192,5 +193,36 @@ describe('load() bookkeeping', () => {
 			['up_sleepable', 1 << 4],
 		]);
 		o.close();
+	});
+});
+
+describe('attach() in the kernel', () => {
+	it('puts uprobes, uretprobes and USDT probes where the kernel hits them as often as the victim calls them', async (ctx) => {
+		const k = needKernel(ctx);
+		const victim = await fx.victim();
+		const fds = await k.fdCount();
+		const o = BpfObject.open(await fx.bpf('count', [`-DTARGET="${victim}"`]));
+		const loaded = await o.load(k);
+		const links = await o.attachAll();
+		expect(links.map((l) => [l.program, l.linkIds.length])).toEqual([
+			['on_add', 1],
+			['on_loop_return', 1],
+			['on_tick', 2],
+			['on_tock', 1],
+		]);
+		// victim.c with no arguments: target_loop(4) calls target_add 4 times; tick fires in
+		// target_add and once per iteration (8), tock once per iteration (4).
+		const out = execFileSync(victim, [], { encoding: 'utf8' });
+		expect(out.trim()).toBe('6');
+		const hits = loaded.maps.get('hits')?.id as number;
+		const count = async (key: number) => {
+			const kb = Buffer.alloc(4);
+			kb.writeUInt32LE(key);
+			return (await k.lookup(hits, kb, 8)).readBigUInt64LE(0);
+		};
+		expect([await count(0), await count(1), await count(2), await count(3)]).toEqual([4n, 1n, 8n, 4n]);
+		for (const l of links) l.close();
+		o.close();
+		expect(await k.fdCount()).toBe(fds);
 	});
 });
