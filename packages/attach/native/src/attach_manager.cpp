@@ -249,6 +249,7 @@ result<site_rec *> create_site(uint64_t addr, const location *loc, const attach_
 	auto built = build_entry(tramp, r, s, at_entry);
 	if (!built)
 		return std::move(built).error();
+	s->return_point = tramp + built->return_point_at;
 	memcpy(*mem, built->bytes.data(), built->bytes.size());
 	__builtin___clear_cache(reinterpret_cast<char *>(*mem),
 				reinterpret_cast<char *>(*mem + built->bytes.size()));
@@ -353,8 +354,6 @@ status install(probe_rec &p, const location *loc)
 			    "function's first instruction",
 			    kind, p.where.c_str());
 	}
-	if (p.kind == probe_kind::uretprobe)
-		BPFTIME_TRY(return_trampoline());
 	site_rec *sr = nullptr;
 	if (auto it = g_sites.find(p.address); it != g_sites.end()) {
 		sr = it->second;

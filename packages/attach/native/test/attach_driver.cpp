@@ -310,6 +310,19 @@ void scenario_recursion()
 	check(args_ok, "recursion: entries saw n = 10 .. 1");
 	check(vals_ok, "recursion: returns seen innermost first: 1, 2, 6, ... 3628800");
 
+	// A tail call between two functions with uretprobes: the inner one
+	// returns to the outer one's trampoline, which returns to the caller.
+	recorder outer, inner;
+	auto t1 = m.attach_uretprobe({ "", "p_jmp_first", 0 }, on_entry, &outer);
+	auto t2 = m.attach_uretprobe({ "", "p_endbr64", 0 }, on_entry, &inner);
+	volatile fn6 tail = p_jmp_first;
+	long tv = tail(1, 2, 3, 4, 5, 6);
+	long tv2 = tail(1, 1, 1, 1, 1, 1);
+	check(t1 && t2 && tv == 21 && tv2 == 6 && outer.hits == 2 && inner.hits == 2 && outer.last.ax == 6 &&
+		      inner.last.ax == 6 && m.info(*t1)->missed == 0,
+	      "tail call: both returns reported (%" PRIu64 ", %" PRIu64 "), results right", outer.hits.load(),
+	      inner.hits.load());
+
 	// Threads each recursing: one shadow stack per thread.
 	std::atomic<uint64_t> n{ 0 };
 	auto c = m.attach_uretprobe({ "", "t_fact", 0 }, on_count, &n);

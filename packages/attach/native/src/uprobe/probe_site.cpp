@@ -2,13 +2,10 @@
 // return addresses. See probe_site.hpp.
 #include "probe_site.hpp"
 
-#include "../patch/exec_memory.hpp"
-#include "trampoline.hpp"
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <unistd.h>
 
 namespace bpftime::attach::detail {
@@ -27,9 +24,6 @@ struct shadow_stack {
 };
 
 thread_local shadow_stack tls_shadow;
-
-std::atomic<uint64_t> g_return_trampoline{ 0 };
-std::mutex g_return_lock;
 
 void count_missed(site *s) noexcept
 {
@@ -57,7 +51,7 @@ void count_missed(site *s) noexcept
 
 } // namespace
 
-extern "C" bool bpftime_attach_on_entry(pt_regs *regs, site *s) noexcept
+extern "C" uint64_t bpftime_attach_on_entry(pt_regs *regs, site *s) noexcept
 {
 	const snapshot *sn = s->current.load(std::memory_order_acquire);
 	bool skip = false;
@@ -80,31 +74,31 @@ extern "C" bool bpftime_attach_on_entry(pt_regs *regs, site *s) noexcept
 			break;
 		}
 	}
-	if (!sn->has_return || skip)
-		return skip;
+	if (skip)
+		return entry_skip;
+	if (!sn->has_return)
+		return entry_continue;
 
 	shadow_stack &st = tls_shadow;
 	const uint64_t sp = regs->sp;
-	auto *slot = reinterpret_cast<uint64_t *>(sp);
-	const uint64_t tramp = g_return_trampoline.load(std::memory_order_relaxed);
+	const uint64_t ret = *reinterpret_cast<const uint64_t *>(sp);
 	// Frames at or below this one were left without returning (longjmp,
 	// or an exception that unwound past them): their returns will never
-	// come. At the same sp a frame is still live only when this call is a
-	// tail call from it (the return address is already the trampoline).
+	// come. At the same sp a frame is live only when this is a tail call
+	// from it: the return address is then its trampoline's return point.
 	while (st.depth > 0) {
 		const ret_frame &top = st.frames[st.depth - 1];
-		if (top.sp > sp || (top.sp == sp && *slot == tramp))
+		if (top.sp > sp || (top.sp == sp && ret == top.s->return_point))
 			break;
 		count_missed(top.s);
 		st.depth--;
 	}
 	if (st.depth == shadow_stack_depth) {
 		count_missed(s);
-		return false;
+		return entry_continue;
 	}
-	st.frames[st.depth++] = { *slot, sp, s };
-	*slot = tramp;
-	return false;
+	st.frames[st.depth++] = { ret, sp, s };
+	return entry_call_through;
 }
 
 extern "C" uint64_t bpftime_attach_on_return(pt_regs *regs) noexcept
@@ -125,25 +119,6 @@ extern "C" uint64_t bpftime_attach_on_return(pt_regs *regs) noexcept
 		if (h->kind == probe_kind::uretprobe)
 			h->cb(regs, h->user);
 	return f.ret;
-}
-
-result<uint64_t> return_trampoline()
-{
-	std::lock_guard<std::mutex> guard(g_return_lock);
-	if (uint64_t t = g_return_trampoline.load())
-		return t;
-	// Reached by ret, so it may be anywhere: no rel32 in it.
-	auto mem = allocate_exec(256, 0, UINT64_MAX,
-				 reinterpret_cast<uint64_t>(&return_trampoline));
-	if (!mem)
-		return std::move(mem).error();
-	const uint64_t at = reinterpret_cast<uint64_t>(*mem);
-	std::vector<uint8_t> code = build_return(at);
-	memcpy(*mem, code.data(), code.size());
-	__builtin___clear_cache(reinterpret_cast<char *>(*mem),
-				reinterpret_cast<char *>(*mem + code.size()));
-	g_return_trampoline.store(at);
-	return at;
 }
 
 } // namespace bpftime::attach::detail

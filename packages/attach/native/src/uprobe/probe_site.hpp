@@ -2,8 +2,9 @@
 // functions the trampolines call.
 //
 // A site is one probed address. Its trampoline (see trampoline.hpp) saves
-// the registers into a pt_regs and calls on_entry(regs, site); the return
-// trampoline (one per process) calls on_return(regs). Both run on the
+// the registers into a pt_regs and calls on_entry(regs, site), and, when a
+// uretprobe asked for it, calls the function itself and on_return(regs)
+// after it. Both run on the
 // thread that hit the probe, in its normal context, with no lock held:
 // they read the site's current handler list through one atomic pointer to
 // an immutable snapshot that the control plane replaces on every attach or
@@ -37,27 +38,31 @@ struct snapshot {
 
 struct site {
 	uint64_t address = 0;
+	// Where the function returns to in a call-through (the instruction
+	// after the trampoline's call): the return address a tail call from
+	// this function hands on.
+	uint64_t return_point = 0;
 	std::atomic<const snapshot *> current{ nullptr };
 };
 
-// Called by a site's trampoline with the registers as they were at the
-// probed instruction. Runs the entry and override handlers; when a
-// uretprobe is attached (and no override skipped the function) it moves the
-// return address at regs->sp to the thread's shadow stack and replaces it
-// with the return trampoline. Returns true when an override chose to skip
-// the function: regs->ax then holds the value to return.
-extern "C" bool bpftime_attach_on_entry(pt_regs *regs, site *s) noexcept;
+// What on_entry asks the trampoline to do next.
+inline constexpr uint8_t entry_continue = 0;	 // run the function
+inline constexpr uint8_t entry_skip = 1;	 // return regs->ax at once
+inline constexpr uint8_t entry_call_through = 2; // call it, then on_return
 
-// Called by the return trampoline; regs->sp is the stack slot the return
-// address was popped from. Pops the thread's shadow stack (dropping frames
-// that a longjmp abandoned), runs the uretprobe handlers of the site with
-// regs->ip and regs->sp as after a normal return, and returns the real
+// Called by a site's trampoline with the registers as they were at the
+// probed instruction. Runs the entry and override handlers. Returns
+// entry_skip when an override chose to skip the function (regs->ax holds
+// the value to return); entry_call_through when a uretprobe is attached:
+// the return address at regs->sp is then on the thread's shadow stack.
+extern "C" uint64_t bpftime_attach_on_entry(pt_regs *regs, site *s) noexcept;
+
+// Called by the trampoline after a call-through; regs->sp is the stack slot
+// the return address was in. Pops the thread's shadow stack (dropping
+// frames that a longjmp abandoned), runs the uretprobe handlers of the site
+// with regs->ip and regs->sp as after a normal return, and returns the real
 // return address.
 extern "C" uint64_t bpftime_attach_on_return(pt_regs *regs) noexcept;
-
-// The address of the return trampoline, created on first use (control
-// plane, under the attach lock). ENOMEM when no executable memory.
-result<uint64_t> return_trampoline();
 
 // How deep the shadow stack of one thread goes, as the kernel's
 // MAX_URETPROBE_DEPTH bounds its return instances (64 there): deeper

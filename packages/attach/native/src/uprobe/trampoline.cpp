@@ -18,14 +18,23 @@ constexpr int32_t regs_size = sizeof(pt_regs);
 constexpr reg gpr_push_order[] = { rdi, rsi, rdx, rcx, rax, r8,	 r9, r10,
 				   r11, rbx, rbp, r12, r13, r14, r15 };
 
+// What pt_regs::flags holds where the ABI leaves the flags undefined (at a
+// function's first instruction and after a return): IF and the reserved
+// bit 1, as user code always runs with. pushfq costs a few ns there for a
+// value no code may depend on.
+constexpr int32_t dead_flags = 0x202;
+
 // Pushes a pt_regs below rsp: ss, sp (placeholder), flags, cs, ip
 // (placeholder), orig_ax, then the general-purpose registers. Changes no
 // flag before pushfq.
-void push_regs(emitter &e)
+void push_regs(emitter &e, bool live_flags)
 {
 	e.push_imm32(int32_t(USER_DS));
 	e.push_imm32(0);
-	e.pushfq();
+	if (live_flags)
+		e.pushfq();
+	else
+		e.push_imm32(dead_flags);
 	e.push_imm32(int32_t(USER_CS));
 	e.push_imm32(0);
 	e.push_imm32(-1);
@@ -33,9 +42,14 @@ void push_regs(emitter &e)
 		e.push(r);
 }
 
+// Pops the registers the probed code may need back from the pt_regs at
+// rsp: every caller-saved one and rbx (the trampoline's own). r15, r14,
+// r13, r12 and rbp are skipped: the callee-saved registers come back from
+// the callback unchanged by the ABI.
 void pop_gprs(emitter &e)
 {
-	for (int i = int(std::size(gpr_push_order)) - 1; i >= 0; i--)
+	e.lea(rsp, rsp, 5 * 8);
+	for (int i = int(std::size(gpr_push_order)) - 6; i >= 0; i--)
 		e.pop(gpr_push_order[i]);
 }
 
@@ -76,6 +90,20 @@ bool detect_ymm() noexcept
 	return __builtin_cpu_supports("avx");
 }
 
+
+// Back from pt_regs to the probed context: registers, then the stack
+// pointer of the probed instruction.
+void restore_probed(emitter &e, bool at_function_entry)
+{
+	pop_gprs(e);
+	e.lea(rsp, rsp, 3 * 8); // orig_ax, ip, cs
+	if (at_function_entry)
+		e.lea(rsp, rsp, 8); // flags are dead at a call boundary
+	else
+		e.popfq();
+	e.lea(rsp, rsp, 2 * 8 + red_zone); // sp, ss, red zone
+}
+
 } // namespace
 
 bool save_ymm() noexcept
@@ -89,7 +117,7 @@ result<entry_code> build_entry(uint64_t base, const region &r, site *s,
 {
 	emitter e(base);
 	e.lea(rsp, rsp, -red_zone);
-	push_regs(e);
+	push_regs(e, !at_function_entry);
 	if (!at_function_entry)
 		e.byte(0xfc); // cld: callbacks are C code, DF must be clear
 	// regs->sp: the rsp of the probed instruction.
@@ -103,17 +131,46 @@ result<entry_code> build_entry(uint64_t base, const region &r, site *s,
 			  reinterpret_cast<uint64_t>(&bpftime_attach_on_entry),
 			  true, reinterpret_cast<uint64_t>(s));
 	e.test_al();
-	size_t to_skip = e.jcc_forward(cc_nz);
-	pop_gprs(e);
-	e.lea(rsp, rsp, 3 * 8); // orig_ax, ip, cs
-	if (at_function_entry)
-		e.lea(rsp, rsp, 8); // flags are dead at a call boundary
-	else
-		e.popfq();
-	e.lea(rsp, rsp, 2 * 8 + red_zone); // sp, ss, red zone
+	size_t to_special = e.jcc_forward(cc_nz);
+	restore_probed(e, at_function_entry);
 	entry_code out;
 	out.relocated_at = uint32_t(e.size());
+	const uint64_t relocated = e.here();
 	BPFTIME_TRY(emit_relocated(r, e, out.boundaries));
+
+	e.bind(to_special);
+	e.byte(0x3c); // cmp al, entry_skip
+	e.byte(entry_skip);
+	size_t to_skip = e.jcc_forward(cc_z);
+
+	// entry_call_through: the real return address is on the shadow stack;
+	// call the function from here, so that its ret and ours are the
+	// returns the CPU's return stack predicts.
+	restore_probed(e, at_function_entry);
+	e.lea(rsp, rsp, 8);
+	e.byte(0xe8);
+	e.u32(uint32_t(relocated - (e.here() + 4)));
+	out.return_point_at = uint32_t(e.size());
+	// The function returned: rsp is one slot above the one its return
+	// address was popped from, which becomes the real return address's.
+	e.lea(rsp, rsp, -8);
+	push_regs(e, false);
+	e.lea(rax, rsp, regs_size);
+	e.store(rsp, offsetof(pt_regs, sp), rax);
+	// rax:rdx and xmm0:xmm1 (ymm0 for __m256) carry return values; the
+	// other caller-saved registers are dead after a return.
+	call_with_vectors(e, 2, reinterpret_cast<uint64_t>(&bpftime_attach_on_return),
+			  false, 0);
+	e.store(rsp, regs_size, rax);
+	// After a return only rax:rdx (and rbx, ours) matter: the other
+	// caller-saved registers are dead, the callee-saved ones unchanged.
+	e.load(rdx, rsp, offsetof(pt_regs, dx));
+	e.load(rbx, rsp, offsetof(pt_regs, bx));
+	e.load(rax, rsp, offsetof(pt_regs, ax));
+	e.lea(rsp, rsp, regs_size);
+	e.ret();
+
+	// entry_skip: an override chose the return value.
 	e.bind(to_skip);
 	pop_gprs(e);
 	e.lea(rsp, rsp, 6 * 8 + red_zone); // orig_ax ... ss, red zone
@@ -124,28 +181,6 @@ result<entry_code> build_entry(uint64_t base, const region &r, site *s,
 		return fail(EINVAL, "trampoline too large");
 	out.bytes = e.bytes();
 	return out;
-}
-
-std::vector<uint8_t> build_return(uint64_t base)
-{
-	emitter e(base);
-	// Entered by the hooked function's ret: rsp is one slot above the
-	// return address it popped. That slot becomes the real return
-	// address's; nothing below the caller's rsp is live after a return.
-	e.lea(rsp, rsp, -8);
-	push_regs(e);
-	e.lea(rax, rsp, regs_size);
-	e.store(rsp, offsetof(pt_regs, sp), rax);
-	// rax:rdx and xmm0:xmm1 (ymm0 for __m256) carry return values; the
-	// other caller-saved registers are dead after a return.
-	call_with_vectors(e, 2,
-			  reinterpret_cast<uint64_t>(&bpftime_attach_on_return),
-			  false, 0);
-	e.store(rsp, regs_size, rax);
-	pop_gprs(e);
-	e.lea(rsp, rsp, 6 * 8);
-	e.ret();
-	return e.bytes();
 }
 
 } // namespace bpftime::attach::detail

@@ -13,10 +13,23 @@
 //   save the live vector registers     (see vector_regs below)
 //   call bpftime_attach_on_entry(regs, site)
 //   restore vectors; mov rsp, rbx
-//   test al, al; jnz skip
+//   test al, al; jnz special
 //   pop r15 ... rdi; popfq             registers from regs
 //   lea rsp, [rsp+16+128]              back to the original rsp
+// relocated:
 //   R relocated, jmp A+len(R)
+// special:
+//   cmp al, entry_skip; je skip
+//   (entry_call_through: a uretprobe moved the return address to the
+//   thread's shadow stack)
+//   restore as above; lea rsp, [rsp+8]  drop the return address
+//   call relocated                     the function returns here, and both
+//                                      its ret and ours below go where the
+//                                      CPU's return stack predicts
+//   lea rsp, [rsp-8]                   the slot of the real return address
+//   push a pt_regs, call bpftime_attach_on_return(regs)
+//   store its result (the real return address) in the slot
+//   pop r15 ... rdi; lea rsp, [rsp+48]; ret
 // skip:                                an override chose to skip: return
 //   pop r15 ... rdi                    to the caller with regs->ax
 //   lea rsp, [rsp+48+128]; ret
@@ -51,20 +64,18 @@ struct entry_code {
 	// a thread stopped inside R while the jump is installed is moved to
 	// the same instruction in the copy.
 	uint32_t relocated_at = 0;
+	uint32_t return_point_at = 0; // after the call-through's call
 	std::vector<std::pair<uint32_t, uint32_t>> boundaries;
 };
 
 // Largest entry trampoline: its fixed part plus the worst-case expansion
 // of a region (a few instructions, each at most ~30 bytes relocated).
-inline constexpr uint32_t max_entry_code = 512;
+inline constexpr uint32_t max_entry_code = 768;
 
 // Builds the entry trampoline for `s` to run at `base`. EINVAL when a
 // relocated instruction cannot reach its target from `base`.
 result<entry_code> build_entry(uint64_t base, const region &r, site *s,
 			       bool at_function_entry);
-
-// The return trampoline (see probe_site.hpp), to run at `base`.
-std::vector<uint8_t> build_return(uint64_t base);
 
 // Whether ymm registers are saved (AVX usable), decided once.
 bool save_ymm() noexcept;

@@ -15,7 +15,10 @@
 //                                    ax (and dx) the return value
 //
 // cs and ss hold the user-mode selectors (0x33, 0x2b) and orig_ax is -1, as
-// for a trap that did not come from a system call.
+// for a trap that did not come from a system call. flags holds the CPU's
+// flags for a probe inside a function; at a function's first instruction
+// and after a return, where the ABI leaves them undefined, it holds 0x202
+// (IF and the reserved bit) without reading them.
 #pragma once
 
 #include <cstddef>

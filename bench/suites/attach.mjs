@@ -1,0 +1,168 @@
+// The attach benchmark: the cost of a probe hit on an empty function
+// (bench_empty in packages/attach/native/test/bench_target.S: endbr64; push
+// rbp; mov rbp, rsp; pop rbp; ret), called in a loop by
+// bpftime-attach-bench, against the same call without a probe and against
+// the kernel's uprobe and uretprobe (perf_event_open on the uprobe PMU with
+// an empty BPF program attached), all in this run.
+//
+// Each variant runs in its own process, pinned to the core that was idler
+// just before it started; a run whose rounds spread more than ±5% is
+// repeated (up to 3 runs, the steadiest kept).
+//
+// Goals (the issue's): under 15 ns added per uprobe hit with an empty
+// callback, under 25 ns per uretprobe hit.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const repo = fileURLToPath(new URL('../..', import.meta.url));
+const buildDir = `${repo}packages/attach/build`;
+const exe = `${buildDir}/Release/bpftime-attach-bench`;
+const rounds = 31;
+const maxSpread = 0.05;
+const attempts = 3;
+
+const variants = [
+	['native', 'native call (baseline)'],
+	['uprobe', 'uprobe, empty callback'],
+	['uprobe-2', 'uprobe, two empty callbacks'],
+	['uretprobe', 'uretprobe, empty callback'],
+	['uprobe+uretprobe', 'uprobe + uretprobe'],
+	['breakpoint', 'uprobe forced to int3 breakpoint'],
+	['kernel-uprobe', "kernel's uprobe, empty BPF program"],
+	['kernel-uretprobe', "kernel's uretprobe, empty BPF program"],
+];
+
+function run(cmd, args) {
+	const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, SPDLOG_LEVEL: 'warn' } });
+	if (r.error) return { ok: false, out: `${cmd}: ${r.error.message}` };
+	return { ok: r.status === 0, out: `${r.stdout}${r.stderr}`.trim(), stdout: r.stdout };
+}
+
+// The core with the least busy time over a short sample (see vm.mjs).
+function idlerCpu(ms) {
+	const sample = () =>
+		readFileSync('/proc/stat', 'utf8')
+			.split('\n')
+			.filter((l) => /^cpu\d+ /.test(l))
+			.map((l) => {
+				const f = l.split(/\s+/).slice(1).map(Number);
+				return { busy: f[0] + f[1] + f[2] + f[5] + f[6] + f[7], total: f.reduce((a, b) => a + b, 0) };
+			});
+	const a = sample();
+	Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+	const b = sample();
+	let best = 0;
+	let bestLoad = Number.POSITIVE_INFINITY;
+	b.forEach((s, i) => {
+		const load = (s.busy - a[i].busy) / Math.max(1, s.total - a[i].total);
+		if (load < bestLoad) {
+			bestLoad = load;
+			best = i;
+		}
+	});
+	return best;
+}
+
+// Rebuild the bench executable against the current sources when the
+// package has been configured; otherwise say how to build it.
+if (existsSync(`${buildDir}/CMakeCache.txt`)) {
+	const b = run('cmake', ['--build', buildDir, '--target', 'bpftime-attach-bench']);
+	if (!b.ok) {
+		console.log(`attach: cannot build bpftime-attach-bench:\n${b.out}`);
+		process.exit(1);
+	}
+}
+if (!existsSync(exe)) {
+	console.log(`attach: ${exe} is not built: run \`pnpm turbo run build --filter @bpftime/attach\` first`);
+	process.exit(1);
+}
+
+const rows = {};
+let failed = false;
+for (const [mode] of variants) {
+	let best;
+	for (let attempt = 1; attempt <= attempts; attempt++) {
+		const cpu = idlerCpu(100);
+		const r = run(exe, [mode, '--rounds', String(rounds), '--cpu', String(cpu)]);
+		if (!r.ok) {
+			best = { error: r.out.split('\n').slice(-3).join(' ') };
+			failed = true;
+			break;
+		}
+		const row = JSON.parse(r.stdout.trim().split('\n').pop());
+		row.spread = row.ns ? (row.p75 - row.p25) / 2 / row.ns : 0;
+		row.attempts = attempt;
+		if (!best || row.skipped || row.spread < best.spread) best = row;
+		if (row.skipped || row.spread <= maxSpread) break;
+	}
+	rows[mode] = best;
+}
+
+const pad = (s, n) => String(s).padEnd(n);
+const padL = (s, n) => String(s).padStart(n);
+const fmt = (ns) => (ns >= 1e4 ? `${(ns / 1e3).toFixed(2)} µs` : `${ns.toFixed(1)} ns`);
+const base = rows.native?.ns;
+const kernel = rows['kernel-uprobe']?.ns;
+
+console.log('attach: one call of an empty function (bench_empty), probes with empty callbacks / programs');
+console.log(`    each variant in its own process, pinned to the idler core; median of ${rounds} rounds`);
+console.log(
+	`  ${pad('variant', 40)} ${padL('per call', 10)} ${padL('±', 6)} ${padL('added', 10)} ${padL('vs native', 10)} ${padL('vs kernel uprobe', 17)}  notes`,
+);
+for (const [mode, label] of variants) {
+	const row = rows[mode];
+	if (!row) continue;
+	if (row.error) {
+		console.log(`  ${pad(label, 40)} error: ${row.error}`);
+		continue;
+	}
+	if (row.skipped) {
+		console.log(`  ${pad(label, 40)} skipped: ${row.skipped}`);
+		continue;
+	}
+	const added = mode === 'native' || !base ? '' : fmt(row.ns - base);
+	const ratio = base ? `${(row.ns / base).toFixed(2)}x` : '';
+	const vsKernel = kernel && mode !== 'kernel-uprobe' ? `${(row.ns / kernel).toFixed(3)}x` : '';
+	const notes = [];
+	if (row.mechanism !== 'none') notes.push(row.mechanism);
+	if (row.attempts > 1) notes.push(`${row.attempts} runs`);
+	if (row.spread > maxSpread) notes.push('noisy');
+	console.log(
+		`  ${pad(label, 40)} ${padL(fmt(row.ns), 10)} ${padL(`${(row.spread * 100).toFixed(1)}%`, 6)} ${padL(added, 10)} ${padL(ratio, 10)} ${padL(vsKernel, 17)}  ${notes.join('; ')}`,
+	);
+}
+
+if (base) {
+	console.log();
+	console.log('attach: goals');
+	const verdict = (ok) => (ok ? 'met' : 'MISSED');
+	const up = rows.uprobe?.ns;
+	const ur = rows.uretprobe?.ns;
+	if (up) console.log(`  uprobe adds ${fmt(up - base)} per hit (< 15 ns: ${verdict(up - base < 15)})`);
+	if (ur) console.log(`  uretprobe adds ${fmt(ur - base)} per hit (< 25 ns: ${verdict(ur - base < 25)})`);
+	if (up && kernel)
+		console.log(
+			`  the kernel's uprobe adds ${fmt(kernel - base)}: ${((kernel - base) / (up - base)).toFixed(0)}x ours`,
+		);
+	const two = rows['uprobe-2']?.ns;
+	console.log();
+	console.log('attach: where the nanoseconds of a uprobe hit go');
+	console.log('  jmp to the trampoline, lea over the red zone, 21 pushes building pt_regs (pushfq among them),');
+	console.log('  sp/ip fix-ups; 8 ymm stores + vzeroupper (the argument registers at a function entry), the call');
+	console.log('  to bpftime_attach_on_entry (one atomic load of the handler list, one indirect call per callback),');
+	console.log('  8 ymm loads, 11 pops (callee-saved registers are not reloaded), the moved instructions, jmp back.');
+	if (two && up) console.log(`  one more callback on the same site: ${fmt(two - up)} (indirect call + loop step)`);
+	if (ur && up) {
+		console.log(
+			`  uretprobe: ${fmt(ur - base)}: the entry half, then the trampoline calls the function itself (so both rets are`,
+		);
+		console.log('  predicted by the return stack), pushes a second pt_regs, pops the thread-local shadow stack');
+		console.log('  and restores only rax, rdx and rbx');
+	}
+	if (rows.breakpoint?.ns && up)
+		console.log(
+			`  the int3 fallback costs ${fmt(rows.breakpoint.ns - up)} more: a SIGTRAP delivered and returned from`,
+		);
+}
+process.exit(failed ? 1 : 0);
