@@ -181,6 +181,26 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 		expect(traced.stderr.join('\n')).toMatch(/lib_fn\+0x0 .*inline_jump/);
 	});
 
+	it('does not run a program again from a probed function its own helper calls', async () => {
+		const { name, registry } = newRegistry();
+		const obj = BpfObject.open(probes);
+		await obj.load(registry);
+		await obj.attach('printk_write', { kind: 'uprobe', binary: 'libc.so.6', func: 'write' });
+		const plain = await runPlain(target, ['1', '10']);
+		const child = await spawnWithAgent(target, ['1', '10'], {
+			segment: name,
+			logLevel: 'off',
+			stdio: ['ignore', 'pipe', 'pipe'],
+		});
+		const traced = await new Proc(child).done();
+		expect(traced.code).toBe(7);
+		expect(traced.stdout).toEqual(plain.stdout);
+		// The target's one write to stdout ran the program; the write of
+		// bpf_trace_printk to stderr, nested in it, did not.
+		expect(traced.stderr.filter((l) => /write to fd 1$/.test(l))).toHaveLength(1);
+		expect(traced.stderr.filter((l) => /write to fd 2$/.test(l))).toEqual([]);
+	});
+
 	it('hands the return value to a uretprobe program', async () => {
 		const { name, registry } = newRegistry();
 		const maps = await attach(registry, ['sum_returns']);

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <unistd.h>
@@ -76,7 +77,39 @@ struct binding {
 	const handlers::program_instance *prog = nullptr;
 	uint64_t cookie = 0;
 	uint64_t func_ip = 0; // the probed address, for uretprobes
+	// Hits that did not run the program (see t_running).
+	mutable std::atomic<uint64_t> missed{ 0 };
 };
+
+// Whether this thread is running a program now, as the kernel's
+// bpf_prog_active (kernel/trace/bpf_trace.c, trace_call_bpf()): a probe hit
+// while the thread already runs a program (a probed function that a helper
+// calls, a signal handler that interrupted the program and calls a probed
+// function) does not run its program and counts as missed. Programs thus
+// never recurse without end, and never wait for a map lock that their own
+// thread holds. initial-exec, like t_override.
+thread_local bool t_running __attribute__((tls_model("initial-exec"))) =
+	false;
+
+// Enter/leave the program section of a hook. The signal fences keep the
+// compiler from moving the flag's stores across the run, so a signal
+// handler on this thread sees the flag set for the whole of it.
+bool enter(const binding *b)
+{
+	if (t_running) {
+		b->missed.fetch_add(1, std::memory_order_relaxed);
+		return false;
+	}
+	t_running = true;
+	std::atomic_signal_fence(std::memory_order_seq_cst);
+	return true;
+}
+
+void leave()
+{
+	std::atomic_signal_fence(std::memory_order_seq_cst);
+	t_running = false;
+}
 
 // The hooks' callbacks. They run on the target's threads, inside whatever
 // function was probed (malloc, for one): they neither allocate nor lock nor
@@ -84,31 +117,36 @@ struct binding {
 void on_entry(const attach::pt_regs *regs, void *user)
 {
 	const binding *b = static_cast<const binding *>(user);
+	if (!enter(b))
+		return;
 	attach::pt_regs copy = *regs;
 	handlers::run_context rc{ .cookie = b->cookie, .func_ip = regs->ip };
 	(void)b->prog->run(&copy, sizeof copy, rc);
+	leave();
 }
 
 void on_return(const attach::pt_regs *regs, void *user)
 {
 	const binding *b = static_cast<const binding *>(user);
+	if (!enter(b))
+		return;
 	attach::pt_regs copy = *regs;
 	handlers::run_context rc{ .cookie = b->cookie, .func_ip = b->func_ip };
 	(void)b->prog->run(&copy, sizeof copy, rc);
+	leave();
 }
 
 bool on_override(attach::pt_regs *regs, void *user, uint64_t *ret)
 {
 	const binding *b = static_cast<const binding *>(user);
-	// Saved and restored: the program may call another overridden
-	// function (a helper's callee), whose hook runs in between.
-	override_request outer = t_override;
+	if (!enter(b))
+		return false;
 	t_override = { false, 0 };
 	attach::pt_regs copy = *regs;
 	handlers::run_context rc{ .cookie = b->cookie, .func_ip = regs->ip };
 	(void)b->prog->run(&copy, sizeof copy, rc);
 	override_request mine = t_override;
-	t_override = outer;
+	leave();
 	if (!mine.requested)
 		return false;
 	*ret = mine.value;
@@ -432,8 +470,12 @@ std::vector<link_status> attach_context::links() const
 {
 	std::lock_guard g(state_->mu);
 	std::vector<link_status> out;
-	for (auto &[id, e] : state_->entries)
+	for (auto &[id, e] : state_->entries) {
 		out.push_back(e.st);
+		if (e.b)
+			out.back().missed =
+				e.b->missed.load(std::memory_order_relaxed);
+	}
 	return out;
 }
 

@@ -26,6 +26,10 @@
 // A module that is not loaded yet leaves the probe pending; it attaches when
 // the module is dlopen'ed (bpftime::attach tracks dlopen).
 //
+// Programs do not nest on a thread: a hit while the thread already runs a
+// program (from a helper's callee or a signal handler) skips its program and
+// is counted in link_status::missed, as the kernel's bpf_prog_active does.
+//
 // Each hit runs the program with a copy of the kernel-layout pt_regs as its
 // context (r1 = &regs, r2 = sizeof regs) and the link's cookie for
 // bpf_get_attach_cookie(); a program cannot change the registers of the
@@ -82,6 +86,10 @@ struct link_status {
 	std::string hook;  // "uprobe", "uretprobe", "override"
 	link_state state = link_state::skipped;
 	error err;	   // state == failed
+	// Hits that did not run the program because the thread was already
+	// running one (a probed function called from a helper or from a
+	// signal handler), as the kernel counts them for kprobes.
+	uint64_t missed = 0;
 };
 
 struct sync_summary {
