@@ -237,6 +237,26 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 		expect([...counts.values()]).toEqual([3000n, 3000n]);
 	});
 
+	it('attaches again in a program the target execs, unless LD_PRELOAD is dropped first', async () => {
+		const { name, registry } = newRegistry();
+		const maps = await attach(registry, ['count_calls']);
+		// exec keeps the pid: the count of the shell's pid is the exec'ed target's.
+		const kept = await spawnWithAgent('sh', ['-c', `exec ${target} 1 300`], {
+			segment: name,
+			stdio: ['ignore', 'pipe', 'pipe'],
+		});
+		const keptRun = await new Proc(kept).done();
+		expect(keptRun.code).toBe(7);
+		expect(maps.calls().get(kept.pid as number)).toBe(300n);
+		const dropped = await spawnWithAgent('sh', ['-c', `exec env -u LD_PRELOAD ${target} 1 300`], {
+			segment: name,
+			stdio: ['ignore', 'pipe', 'pipe'],
+		});
+		const droppedRun = await new Proc(dropped).done();
+		expect(droppedRun.code).toBe(7);
+		expect(maps.calls().has(dropped.pid as number)).toBe(false);
+	});
+
 	it('attaches only the links whose pid filter names this process', async () => {
 		const { name, registry } = newRegistry();
 		const maps = await attach(registry, ['count_calls'], 1);
