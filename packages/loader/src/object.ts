@@ -246,6 +246,7 @@ function parseObject(buf: Buffer, objName: string, targetBtf: TargetBtfSource | 
 		mapSections: new Set([legacyMaps?.index, btfMaps?.index].filter((i): i is number => i !== undefined)),
 		maps,
 		dataMapBySection,
+		ext,
 	};
 	for (const rel of elf.sections) {
 		if (rel.type !== SHT_REL) continue;

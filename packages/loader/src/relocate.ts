@@ -12,7 +12,7 @@
 
 import { BpftimeError } from '@bpftime/common';
 import type { Btf } from './btf/btf.js';
-import type { BtfExt, LineInfo } from './btf/ext.js';
+import { atSourceLine, type BtfExt, type LineInfo, sourceLineOf } from './btf/ext.js';
 import { hex, malformed } from './bytes.js';
 import {
 	R_BPF_64_32,
@@ -26,7 +26,7 @@ import {
 	STT_NOTYPE,
 	STT_SECTION,
 } from './elf/constants.js';
-import type { ElfFile, ElfSection, ElfSymbol } from './elf/elf-file.js';
+import type { ElfFile, ElfRelocation, ElfSection, ElfSymbol } from './elf/elf-file.js';
 import {
 	BPF_CALL_INSN,
 	BPF_PSEUDO_CALL,
@@ -58,6 +58,8 @@ export interface RelocContext {
 	maps: MapSpec[];
 	/** Global data map index by section index. */
 	dataMapBySection: Map<number, number>;
+	/** For errors: the object's .BTF.ext, whose line info names the source of an instruction. */
+	ext: BtfExt | undefined;
 }
 
 const relocTypeNames: Record<number, string> = {
@@ -93,95 +95,105 @@ function symIsSubprog(sym: ElfSymbol, textIdx: number): boolean {
  */
 export function collectProgRelocs(ctx: RelocContext, relSec: ElfSection, target: ElfSection, funcs: Func[]): void {
 	const relos = ctx.elf.relocations(relSec);
-	const insnCount = target.size / INSN_SIZE;
 	relos.forEach((r, i) => {
-		const sym = ctx.symbols[r.sym];
-		if (!sym) throw malformed(`sec '${target.name}': symbol #${r.sym} not found for relo #${i}`);
-		if (r.offset % BigInt(INSN_SIZE) !== 0n || r.offset >= BigInt(target.size)) {
-			throw malformed(
-				`sec '${target.name}': relo #${i}: bad insn index ${r.offset / BigInt(INSN_SIZE)} (offset ${hex(r.offset)}, the section has ${insnCount} instructions)`,
-			);
+		try {
+			collectOne(ctx, r, i, target, funcs);
+		} catch (e) {
+			const valid = r.offset % BigInt(INSN_SIZE) === 0n && r.offset < BigInt(target.size);
+			throw valid ? atSourceLine(e, sourceLineOf(ctx.ext, target.name, Number(r.offset) / INSN_SIZE)) : e;
 		}
-		const secInsn = Number(r.offset) / INSN_SIZE;
-		const func = funcs.find((f) => secInsn >= f.secInsnOff && secInsn < f.secInsnOff + f.secInsnCnt);
-		// libbpf skips relocations of code no function covers (a weak function the linker overrode).
-		if (!func) return;
-		const insnIdx = secInsn - func.secInsnOff;
-		const name = symName(ctx, sym);
-		const where = `prog '${func.name}': relo #${i}`;
-		const code = opcode(func.insns, insnIdx);
-		const isCall = code === BPF_CALL_INSN;
-		const isLd = isLdImm64(func.insns, insnIdx);
-		if (!isCall && !isLd) {
-			throw new BpftimeError(
-				'EINVAL',
-				`${where}: invalid relo against '${name}' for insns[${insnIdx}].code ${hex(code)}`,
-			);
-		}
-		const expected = isCall ? R_BPF_64_32 : R_BPF_64_64;
-		if (r.type !== expected) {
-			throw new BpftimeError(
-				'EINVAL',
-				`${where}: unknown relocation type ${r.type}${relocTypeNames[r.type] ? ` (${relocTypeNames[r.type]})` : ''} for ${isCall ? 'call' : 'lddw'} at insn #${insnIdx}, expected ${relocTypeNames[expected]}`,
-			);
-		}
-		if (isLd && insnIdx + 1 >= func.secInsnCnt) {
-			throw malformed(`${where}: lddw at insn #${insnIdx} has no second slot`);
-		}
-		if (symIsExtern(sym)) {
-			throw new BpftimeError(
-				'EOPNOTSUPP',
-				`${where}: extern '${name}' is not supported: bpftime has no kernel symbols (__ksym) or kernel config (__kconfig)`,
-			);
-		}
-		if (isCall) {
-			if (srcReg(func.insns, insnIdx) !== BPF_PSEUDO_CALL) throw malformed(`${where}: incorrect bpf_call opcode`);
-			if (sym.shndx === SHN_UNDEF || sym.shndx !== ctx.textIdx) {
-				throw malformed(
-					`${where}: bad call relo against '${name}' in section '${ctx.elf.sections[sym.shndx]?.name ?? sym.shndx}'`,
-				);
-			}
-			if (sym.value % BigInt(INSN_SIZE) !== 0n)
-				throw malformed(`${where}: bad call relo against '${name}' at offset ${sym.value}`);
-			func.relos.push({ type: 'call', insnIdx, symOff: Number(sym.value), sym: name });
-			return;
-		}
-		if (sym.shndx === SHN_UNDEF || sym.shndx >= SHN_LORESERVE) {
-			throw malformed(
-				`${where}: invalid relo against '${name}' in special section ${hex(sym.shndx)}; forgot to initialize global var?`,
-			);
-		}
-		if (symIsSubprog(sym, ctx.textIdx)) {
-			const off = imm(func.insns, insnIdx);
-			if (sym.value % BigInt(INSN_SIZE) !== 0n || off % INSN_SIZE !== 0) {
-				throw malformed(`${where}: bad subprog addr relo against '${name}' at offset ${sym.value}+${off}`);
-			}
-			func.relos.push({ type: 'subprog_addr', insnIdx, symOff: Number(sym.value), sym: name });
-			return;
-		}
-		if (ctx.mapSections.has(sym.shndx)) {
-			const mapIndex = ctx.maps.findIndex(
-				(m) =>
-					(m.kind === 'btf' || m.kind === 'legacy') &&
-					m.section === ctx.elf.sections[sym.shndx]?.name &&
-					BigInt(m.sectionOffset) === sym.value,
-			);
-			if (mapIndex < 0) {
-				throw malformed(
-					`${where}: map relo failed to find map for section '${ctx.elf.sections[sym.shndx]?.name}', off ${sym.value}`,
-				);
-			}
-			func.relos.push({ type: 'ld64', insnIdx, mapIndex, sym: name });
-			return;
-		}
-		const dataIndex = ctx.dataMapBySection.get(sym.shndx);
-		if (dataIndex === undefined) {
-			throw malformed(
-				`${where}: bad data relo against '${name}' in section '${ctx.elf.sections[sym.shndx]?.name ?? sym.shndx}'`,
-			);
-		}
-		func.relos.push({ type: 'data', insnIdx, mapIndex: dataIndex, symOff: Number(sym.value), sym: name });
 	});
+}
+
+/** One relocation of collectProgRelocs(). */
+function collectOne(ctx: RelocContext, r: ElfRelocation, i: number, target: ElfSection, funcs: Func[]): void {
+	const insnCount = target.size / INSN_SIZE;
+	const sym = ctx.symbols[r.sym];
+	if (!sym) throw malformed(`sec '${target.name}': symbol #${r.sym} not found for relo #${i}`);
+	if (r.offset % BigInt(INSN_SIZE) !== 0n || r.offset >= BigInt(target.size)) {
+		throw malformed(
+			`sec '${target.name}': relo #${i}: bad insn index ${r.offset / BigInt(INSN_SIZE)} (offset ${hex(r.offset)}, the section has ${insnCount} instructions)`,
+		);
+	}
+	const secInsn = Number(r.offset) / INSN_SIZE;
+	const func = funcs.find((f) => secInsn >= f.secInsnOff && secInsn < f.secInsnOff + f.secInsnCnt);
+	// libbpf skips relocations of code no function covers (a weak function the linker overrode).
+	if (!func) return;
+	const insnIdx = secInsn - func.secInsnOff;
+	const name = symName(ctx, sym);
+	const where = `prog '${func.name}': relo #${i}`;
+	const code = opcode(func.insns, insnIdx);
+	const isCall = code === BPF_CALL_INSN;
+	const isLd = isLdImm64(func.insns, insnIdx);
+	if (!isCall && !isLd) {
+		throw new BpftimeError(
+			'EINVAL',
+			`${where}: invalid relo against '${name}' for insns[${insnIdx}].code ${hex(code)}`,
+		);
+	}
+	const expected = isCall ? R_BPF_64_32 : R_BPF_64_64;
+	if (r.type !== expected) {
+		throw new BpftimeError(
+			'EINVAL',
+			`${where}: unknown relocation type ${r.type}${relocTypeNames[r.type] ? ` (${relocTypeNames[r.type]})` : ''} for ${isCall ? 'call' : 'lddw'} at insn #${insnIdx}, expected ${relocTypeNames[expected]}`,
+		);
+	}
+	if (isLd && insnIdx + 1 >= func.secInsnCnt) {
+		throw malformed(`${where}: lddw at insn #${insnIdx} has no second slot`);
+	}
+	if (symIsExtern(sym)) {
+		throw new BpftimeError(
+			'EOPNOTSUPP',
+			`${where}: extern '${name}' is not supported: bpftime has no kernel symbols (__ksym) or kernel config (__kconfig)`,
+		);
+	}
+	if (isCall) {
+		if (srcReg(func.insns, insnIdx) !== BPF_PSEUDO_CALL) throw malformed(`${where}: incorrect bpf_call opcode`);
+		if (sym.shndx === SHN_UNDEF || sym.shndx !== ctx.textIdx) {
+			throw malformed(
+				`${where}: bad call relo against '${name}' in section '${ctx.elf.sections[sym.shndx]?.name ?? sym.shndx}'`,
+			);
+		}
+		if (sym.value % BigInt(INSN_SIZE) !== 0n)
+			throw malformed(`${where}: bad call relo against '${name}' at offset ${sym.value}`);
+		func.relos.push({ type: 'call', insnIdx, symOff: Number(sym.value), sym: name });
+		return;
+	}
+	if (sym.shndx === SHN_UNDEF || sym.shndx >= SHN_LORESERVE) {
+		throw malformed(
+			`${where}: invalid relo against '${name}' in special section ${hex(sym.shndx)}; forgot to initialize global var?`,
+		);
+	}
+	if (symIsSubprog(sym, ctx.textIdx)) {
+		const off = imm(func.insns, insnIdx);
+		if (sym.value % BigInt(INSN_SIZE) !== 0n || off % INSN_SIZE !== 0) {
+			throw malformed(`${where}: bad subprog addr relo against '${name}' at offset ${sym.value}+${off}`);
+		}
+		func.relos.push({ type: 'subprog_addr', insnIdx, symOff: Number(sym.value), sym: name });
+		return;
+	}
+	if (ctx.mapSections.has(sym.shndx)) {
+		const mapIndex = ctx.maps.findIndex(
+			(m) =>
+				(m.kind === 'btf' || m.kind === 'legacy') &&
+				m.section === ctx.elf.sections[sym.shndx]?.name &&
+				BigInt(m.sectionOffset) === sym.value,
+		);
+		if (mapIndex < 0) {
+			throw malformed(
+				`${where}: map relo failed to find map for section '${ctx.elf.sections[sym.shndx]?.name}', off ${sym.value}`,
+			);
+		}
+		func.relos.push({ type: 'ld64', insnIdx, mapIndex, sym: name });
+		return;
+	}
+	const dataIndex = ctx.dataMapBySection.get(sym.shndx);
+	if (dataIndex === undefined) {
+		throw malformed(
+			`${where}: bad data relo against '${name}' in section '${ctx.elf.sections[sym.shndx]?.name ?? sym.shndx}'`,
+		);
+	}
+	func.relos.push({ type: 'data', insnIdx, mapIndex: dataIndex, symOff: Number(sym.value), sym: name });
 }
 
 /** Before linking: mark lddw of function addresses so they are recognised (libbpf bpf_object__relocate()). */

@@ -361,3 +361,22 @@ describe('found by the fuzzer', () => {
 		);
 	});
 });
+
+describe('errors point at the source', () => {
+	it('names the source line of a bad relocation', () => {
+		const b = edit(subprogs, (x) => x.writeUInt32LE(99, section(x, '.reluprobe').offset + 8));
+		expect(bpftimeError(() => open(b)).message).toMatch(
+			/unknown relocation type 99 .*\(at subprogs\.bpf\.c:\d+: .+\)$/,
+		);
+	});
+
+	it('names the source line of a bad CO-RE record', () => {
+		const s = section(core, '.BTF.ext');
+		const hdrLen = core.readUInt32LE(s.offset + 4);
+		const first = s.offset + hdrLen + core.readUInt32LE(s.offset + 24) + 4 + 8;
+		const b = edit(core, (x) => x.writeUInt32LE(99, first + 12));
+		expect(bpftimeError(() => open(b)).message).toMatch(
+			/kind 99 .*\(at core\.bpf\.c:\d+: .+\)$/,
+		);
+	});
+});

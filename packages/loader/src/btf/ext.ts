@@ -6,6 +6,7 @@
 // Record sizes come from the file and may grow in later versions: only the
 // fields this version knows are read, as libbpf does.
 
+import { BpftimeError } from '@bpftime/common';
 import { ByteView, malformed } from '../bytes.js';
 import type { Btf } from './btf.js';
 
@@ -183,4 +184,23 @@ function readInfoSections(v: ByteView, btf: Btf, minRec: number): { secName: str
 		out.push({ secName, records });
 	}
 	return out;
+}
+
+/** The line an instruction of an ELF section comes from: the last line info at or before it. */
+export function sourceLineOf(ext: BtfExt | undefined, secName: string, insnIdx: number): LineInfo | undefined {
+	let best: LineInfo | undefined;
+	for (const li of ext?.lineInfo.get(secName) ?? [])
+		if (li.insnIdx <= insnIdx && (!best || li.insnIdx >= best.insnIdx)) best = li;
+	return best;
+}
+
+/**
+ * The same error with the source line of the instruction it is about
+ * appended (`… (at prog.bpf.c:12: return leaf(x);)`), so that a bad
+ * relocation points at the code that made it. Other errors pass unchanged.
+ */
+export function atSourceLine(e: unknown, li: LineInfo | undefined): unknown {
+	if (!li || !(e instanceof BpftimeError)) return e;
+	const file = li.fileName.split('/').pop() ?? li.fileName;
+	return new BpftimeError(e.code, `${e.message} (at ${file}:${li.line}: ${li.lineText.trim()})`, { cause: e });
 }

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { BpftimeError } from '@bpftime/common';
 import { Btf, btfKindName } from '../btf/btf.js';
-import { type BtfExt, type CoreRelo, CoreReloKind, coreReloKindName } from '../btf/ext.js';
+import { atSourceLine, type BtfExt, type CoreRelo, CoreReloKind, coreReloKindName, sourceLineOf } from '../btf/ext.js';
 import { malformed } from '../bytes.js';
 import { SHT_PROGBITS } from '../elf/constants.js';
 import { ElfFile } from '../elf/elf-file.js';
@@ -118,10 +118,11 @@ export function applyCoreRelocations(
 		const count = sectionInsnCount(secName);
 		if (count === undefined) throw malformed(`sec '${secName}': CO-RE relocations for a section that holds no code`);
 		const secFuncs = funcs.filter((f) => f.secName === secName);
-		relos.forEach((relo: CoreRelo, i) => {
-			if (relo.insnIdx >= count) {
+		const insnCount: number = count;
+		const applyOne = (relo: CoreRelo, i: number): void => {
+			if (relo.insnIdx >= insnCount) {
 				throw malformed(
-					`sec '${secName}': CO-RE relo #${i}: bad insn index ${relo.insnIdx} (the section has ${count} instructions)`,
+					`sec '${secName}': CO-RE relo #${i}: bad insn index ${relo.insnIdx} (the section has ${insnCount} instructions)`,
 				);
 			}
 			const func = secFuncs.find((f) => relo.insnIdx >= f.secInsnOff && relo.insnIdx < f.secInsnOff + f.secInsnCnt);
@@ -161,6 +162,13 @@ export function applyCoreRelocations(
 				target: targ ? formatSpec(targ) : undefined,
 				result: res,
 			});
+		};
+		relos.forEach((relo: CoreRelo, i) => {
+			try {
+				applyOne(relo, i);
+			} catch (e) {
+				throw relo.insnIdx < count ? atSourceLine(e, sourceLineOf(ext, secName, relo.insnIdx)) : e;
+			}
 		});
 	}
 	return applied;
