@@ -375,8 +375,6 @@ describe('errors point at the source', () => {
 		const hdrLen = core.readUInt32LE(s.offset + 4);
 		const first = s.offset + hdrLen + core.readUInt32LE(s.offset + 24) + 4 + 8;
 		const b = edit(core, (x) => x.writeUInt32LE(99, first + 12));
-		expect(bpftimeError(() => open(b)).message).toMatch(
-			/kind 99 .*\(at core\.bpf\.c:\d+: .+\)$/,
-		);
+		expect(bpftimeError(() => open(b)).message).toMatch(/kind 99 .*\(at core\.bpf\.c:\d+: .+\)$/);
 	});
 });
