@@ -43,6 +43,28 @@ describe.each(backends)('programs of the registry on the %s', (backend) => {
 		expect(p.run(undefined, { backend })).toBe(neg(EFAULT));
 	});
 
+	it.each([
+		['bpf_probe_read into an unmapped buffer', 'r1 = 16\nr2 = 8\nr3 = r10\ncall 4\nexit'],
+		['bpf_probe_read_str into an unmapped buffer', 'r1 = 16\nr2 = 8\nr3 = r10\ncall 45\nexit'],
+		['bpf_get_current_comm into an unmapped buffer', 'r1 = 16\nr2 = 16\ncall 16\nexit'],
+		['bpf_trace_printk of an unmapped format', 'r1 = 16\nr2 = 8\ncall 6\nexit'],
+		['bpf_strtol of an unmapped string', 'r1 = 16\nr2 = 4\nr3 = 0\nr4 = r10\nr4 += -8\ncall 105\nexit'],
+		[
+			'bpf_strtoul into an unmapped result',
+			'r1 = 0x333231\n*(u32 *)(r10 - 8) = r1\nr1 = r10\nr1 += -8\nr2 = 4\nr3 = 0\nr4 = 16\ncall 106\nexit',
+		],
+		[
+			'bpf_snprintf into an unmapped buffer',
+			'r4 = 0x6261\n*(u64 *)(r10 - 8) = r4\nr1 = 16\nr2 = 16\nr3 = r10\nr3 += -8\nr4 = 0\nr5 = 0\ncall 165\nexit',
+		],
+		[
+			'bpf_snprintf of an unmapped format and arguments',
+			'r1 = r10\nr1 += -8\nr2 = 8\nr3 = 16\nr4 = 16\nr5 = 8\ncall 165\nexit',
+		],
+	])('%s returns -EFAULT instead of crashing the process', (_what, text) => {
+		expect(load(text).run(undefined, { backend })).toBe(neg(EFAULT));
+	});
+
 	it('bpf_probe_read copies readable memory', () => {
 		const p = load('r3 = r1\nr1 = r10\nr1 += -8\nr2 = 8\ncall 4\nr0 = *(u64 *)(r10 - 8)\nexit');
 		const ctx = Buffer.alloc(8);

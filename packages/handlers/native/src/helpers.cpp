@@ -112,6 +112,29 @@ constexpr uint64_t err(int e)
 
 // --- safe memory access ------------------------------------------------------
 
+namespace {
+
+// Zeroes len bytes at dst where they are writable, without faulting when
+// they are not (dst comes from the program): what the kernel's probe
+// helpers leave in their buffer on failure.
+void safe_zero(void *dst, size_t len) noexcept
+{
+	static const char zeros[4096] = {};
+	auto *p = static_cast<char *>(dst);
+	while (len) {
+		size_t chunk = std::min(len, sizeof(zeros));
+		iovec local{ const_cast<char *>(zeros), chunk };
+		iovec remote{ p, chunk };
+		if (process_vm_writev(current_pid(), &local, 1, &remote, 1, 0) !=
+		    ssize_t(chunk))
+			return;
+		p += chunk;
+		len -= chunk;
+	}
+}
+
+} // namespace
+
 int64_t safe_read(void *dst, uint64_t addr, size_t len) noexcept
 {
 	if (len == 0)
@@ -121,7 +144,7 @@ int64_t safe_read(void *dst, uint64_t addr, size_t len) noexcept
 	ssize_t n = process_vm_readv(current_pid(), &local, 1, &remote, 1, 0);
 	if (n == ssize_t(len))
 		return 0;
-	memset(dst, 0, len);
+	safe_zero(dst, len);
 	return -EFAULT;
 }
 
@@ -151,7 +174,7 @@ int64_t safe_read_str(char *dst, uint64_t addr, size_t size) noexcept
 		uint64_t a = addr + done;
 		size_t chunk = std::min(size - 1 - done, size_t(page - (a % page)));
 		if (safe_read(dst + done, a, chunk) != 0) {
-			memset(dst, 0, size);
+			safe_zero(dst, size);
 			return -EFAULT;
 		}
 		if (void *nul = memchr(dst + done, 0, chunk))
@@ -431,9 +454,15 @@ u64 h_ktime_get_coarse_ns(u64, u64, u64, u64, u64)
 // NUL-terminated within fmt_size; the kernel's 512-byte buffer bounds a line.
 u64 h_trace_printk(u64 fmt, u64 fmt_size, u64 a1, u64 a2, u64 a3)
 {
-	const char *f = reinterpret_cast<const char *>(fmt);
 	size_t fs = size_t(uint32_t(fmt_size));
-	if (!f || fs == 0 || !memchr(f, 0, fs))
+	// The format is copied first: it comes from the program and may point
+	// anywhere. A line holds 512 bytes, so a longer format is no use.
+	char f[512];
+	if (fmt == 0 || fs == 0 || fs > sizeof(f))
+		return err(EINVAL);
+	if (safe_read(f, fmt, fs) != 0)
+		return err(EFAULT);
+	if (!memchr(f, 0, fs))
 		return err(EINVAL);
 	const uint64_t args[3] = { a1, a2, a3 };
 	char line[512];
@@ -485,18 +514,18 @@ u64 h_get_current_uid_gid(u64, u64, u64, u64, u64)
 // bpf_get_current_comm(buf, size): the thread's name, NUL-padded.
 u64 h_get_current_comm(u64 buf, u64 size, u64, u64, u64)
 {
-	char *dst = reinterpret_cast<char *>(buf);
 	size_t n = size_t(uint32_t(size));
-	if (!dst || n == 0)
+	if (buf == 0 || n == 0)
 		return err(EINVAL);
 	char comm[16] = {};
 	if (prctl(PR_GET_NAME, comm) != 0) {
-		memset(dst, 0, n);
+		safe_zero(reinterpret_cast<void *>(buf), n);
 		return err(EFAULT);
 	}
 	size_t len = std::min(strnlen(comm, sizeof(comm)), n - 1);
-	memcpy(dst, comm, len);
-	memset(dst + len, 0, n - len);
+	if (safe_write(buf, comm, len) != 0)
+		return err(EFAULT);
+	safe_zero(reinterpret_cast<char *>(buf) + len, n - len);
 	return 0;
 }
 
@@ -590,12 +619,31 @@ int64_t parse_ull(const char *buf, size_t buf_len, uint64_t flags,
 	return int64_t(i + size_t(d - str));
 }
 
+// The first bytes of the program's string, copied so that parsing cannot
+// fault: parse_ull looks at no more than leading blanks, a sign and 63
+// characters, so 256 bytes hold every string it can accept.
+struct str_copy {
+	char data[256];
+	size_t len = 0;
+	int error = 0;
+	str_copy(u64 buf, u64 buf_len) noexcept
+	{
+		len = std::min(size_t(uint32_t(buf_len)), sizeof(data));
+		if (buf == 0 || len == 0)
+			error = EINVAL;
+		else if (safe_read(data, buf, len) != 0)
+			error = EFAULT;
+	}
+};
+
 u64 h_strtol(u64 buf, u64 buf_len, u64 flags, u64 res, u64)
 {
 	unsigned long long v = 0;
 	bool neg = false;
-	int64_t n = parse_ull(reinterpret_cast<const char *>(buf),
-			      size_t(buf_len), flags, &v, &neg);
+	str_copy str(buf, buf_len);
+	if (str.error)
+		return err(str.error);
+	int64_t n = parse_ull(str.data, str.len, flags, &v, &neg);
 	if (n < 0)
 		return u64(n);
 	long long out;
@@ -608,7 +656,8 @@ u64 h_strtol(u64 buf, u64 buf_len, u64 flags, u64 res, u64)
 			return err(ERANGE);
 		out = (long long)v;
 	}
-	*reinterpret_cast<long long *>(res) = out;
+	if (safe_write(res, &out, sizeof(out)) != 0)
+		return err(EFAULT);
 	return u64(n);
 }
 
@@ -616,13 +665,16 @@ u64 h_strtoul(u64 buf, u64 buf_len, u64 flags, u64 res, u64)
 {
 	unsigned long long v = 0;
 	bool neg = false;
-	int64_t n = parse_ull(reinterpret_cast<const char *>(buf),
-			      size_t(buf_len), flags, &v, &neg);
+	str_copy str(buf, buf_len);
+	if (str.error)
+		return err(str.error);
+	int64_t n = parse_ull(str.data, str.len, flags, &v, &neg);
 	if (n < 0)
 		return u64(n);
 	if (neg)
 		return err(EINVAL);
-	*reinterpret_cast<unsigned long long *>(res) = v;
+	if (safe_write(res, &v, sizeof(v)) != 0)
+		return err(EFAULT);
 	return u64(n);
 }
 
@@ -633,14 +685,29 @@ u64 h_snprintf(u64 str, u64 str_size, u64 fmt, u64 data, u64 data_len)
 	uint32_t dl = uint32_t(data_len);
 	if (dl % 8 != 0 || dl > 12 * 8 || (dl && !data))
 		return err(EINVAL);
-	const char *f = reinterpret_cast<const char *>(fmt);
-	if (!f)
+	if (fmt == 0)
 		return err(EINVAL);
-	int64_t n = bpf_format(reinterpret_cast<char *>(str),
-			       size_t(uint32_t(str_size)), f, 4096,
-			       reinterpret_cast<const uint64_t *>(data), dl / 8);
+	// Format, arguments and output go through copies: the program's
+	// pointers may point anywhere. The output copy holds 4 KiB; a longer
+	// str_size gets at most that much written (the length returned is
+	// the whole string's).
+	thread_local char out[4096];
+	char f[512];
+	uint64_t args[12];
+	if (safe_read_str(f, fmt, sizeof(f)) < 0)
+		return err(EFAULT);
+	if (dl && safe_read(args, data, dl) != 0)
+		return err(EFAULT);
+	size_t size = size_t(uint32_t(str_size));
+	size_t room = std::min(size, sizeof(out));
+	int64_t n = bpf_format(out, room, f, sizeof(f), args, dl / 8);
 	if (n < 0)
 		return u64(n);
+	if (room) {
+		size_t written = std::min(size_t(n) + 1, room);
+		if (safe_write(str, out, written) != 0)
+			return err(EFAULT);
+	}
 	return u64(n + 1);
 }
 
