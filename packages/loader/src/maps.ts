@@ -533,11 +533,22 @@ export function dataMap(src: MapSources, sec: ElfSection, kind: 'data' | 'rodata
 	spec.keySize = 4;
 	spec.valueSize = sec.size;
 	spec.maxEntries = 1;
-	spec.flags = (kind === 'rodata' ? MapFlags.RdonlyProg : 0) | MapFlags.Mmapable;
+	spec.flags = kind === 'rodata' ? MapFlags.RdonlyProg : 0;
 	spec.contents = kind === 'bss' ? Buffer.alloc(sec.size) : Buffer.from(sec.data);
 	const datasec = findDatasec(src.btf, sec.name);
 	if (datasec && src.btf) {
 		spec.valueTypeId = datasec.id;
+		// libbpf map_is_mmapable(): only a section with a global variable is mapped into user
+		// space (a skeleton's view); one of static variables or string literals is not.
+		const btf = src.btf;
+		if (
+			datasec.vars.some((vi) => {
+				const v = btf.tryType(vi.type);
+				return v?.kind === BtfKind.Var && v.linkage !== BTF_VAR_STATIC;
+			})
+		) {
+			spec.flags |= MapFlags.Mmapable;
+		}
 		for (const vi of datasec.vars) {
 			const v = src.btf.tryType(vi.type);
 			if (!v || v.kind !== BtfKind.Var) continue;

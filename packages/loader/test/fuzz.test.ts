@@ -89,7 +89,18 @@ describe('fuzzing the parser', () => {
 
 	beforeAll(async () => {
 		const victim = await fx.victim();
-		const names = ['maps', 'globals', 'subprogs', 'legacy', 'core', 'user-types', 'pinned', 'attach', 'count'];
+		const names = [
+			'maps',
+			'globals',
+			'subprogs',
+			'legacy',
+			'core',
+			'user-types',
+			'pinned',
+			'attach',
+			'count',
+			'strings',
+		];
 		for (const name of names) {
 			const buf = readFileSync(
 				await fx.bpf(name, name === 'attach' || name === 'count' ? [`-DTARGET="${victim}"`] : []),

@@ -46,6 +46,18 @@ describe('global data maps', () => {
 		expect(m.flags).toBe(ro | MapFlags.Mmapable);
 	});
 
+	it('maps string literals, and sections of static variables only, without BPF_F_MMAPABLE, as libbpf', async () => {
+		const o = BpfObject.open(await fx.bpf('strings'));
+		expect(o.maps.map((m) => [m.name, m.kind, m.flags])).toEqual([
+			['.rodata.str1.1', 'rodata', MapFlags.RdonlyProg],
+			['strings.rodata', 'rodata', MapFlags.RdonlyProg],
+			['strings.data', 'data', 0],
+		]);
+		expect(o.map('.rodata.str1.1').contents?.toString('latin1')).toBe('a string literal, long enough to stay\0');
+		expect(o.map('.rodata').contents?.toString('latin1')).toBe('hello %d %d\0');
+		expect(o.map('.data').contents?.readInt32LE(0)).toBe(3);
+	});
+
 	it('finds the variables of each section at their symbol offsets', () => {
 		const o = BpfObject.open(path);
 		const vars = (name: string) => o.map(name).variables.map((v) => [v.name, v.offset, v.size]);

@@ -100,7 +100,7 @@ async function compare(path: string, targetBtf?: string): Promise<void> {
 }
 
 describe('the same objects through libbpf', () => {
-	it.for(['maps', 'globals', 'subprogs', 'attach', 'count'])(
+	it.for(['maps', 'globals', 'subprogs', 'attach', 'count', 'strings'])(
 		'agrees with libbpf on %s.bpf.o: maps, initial values, programs and their instructions',
 		async (name, ctx) => {
 			if (skip) {
