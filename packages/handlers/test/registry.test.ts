@@ -186,6 +186,27 @@ describe('Registry: bad input', () => {
 			'EINVAL',
 			/R2 is not a map/,
 		],
+		[
+			'a probe read that would write past the stack frame',
+			{ ...prog(), insns: assemble('r1 = r10\nr1 += -8\nr2 = 4096\nr3 = 0\ncall 4\nexit') },
+			'EINVAL',
+			/R1 points into the stack, but 4096 bytes at fp-8 leave the 512-byte frame/,
+		],
+		[
+			'a probe read into the stack of a size the program computes',
+			{
+				...prog(),
+				insns: assemble('r2 = *(u32 *)(r1 + 0)\nr1 = r10\nr1 += -64\nr3 = 0\ncall 4\nexit'),
+			},
+			'EINVAL',
+			/R2 \(its size\) is not a known constant/,
+		],
+		[
+			'bpf_get_current_comm below the frame',
+			{ ...prog(), insns: assemble('r1 = r10\nr1 += -520\nr2 = 16\ncall 16\nexit') },
+			'EINVAL',
+			/16 bytes at fp-520 leave/,
+		],
 	])('refuses a program with %s', (_what, spec, code, message) => {
 		const { reg } = freshRegistry('badprog');
 		const e = errorOf(() => reg.loadProg(spec));

@@ -9,8 +9,11 @@
 // the map argument holds a map pointer (from a map lddw, possibly moved
 // between registers or spilled to the stack) on every path, and that the key
 // and value arguments point into the stack, a map value or the context (not
-// a number, a constant or a map). Whether a map value pointer was checked for
-// NULL is not tracked. It is a forward dataflow over the instructions with, per
+// a number, a constant or a map), and that a buffer a helper reads or writes
+// in the stack lies inside the frame with a constant size. Registers also
+// carry their exact value where it is the same on every path (a constant, or
+// a stack pointer's offset from r10). Whether a map value pointer was checked
+// for NULL, and the sizes of buffers outside the stack, are not tracked. It is a forward dataflow over the instructions with, per
 // register and per 8-byte stack slot, the set of kinds of value it may hold
 // (join = union), run to a fixed point. Only calls of helpers this process
 // provides are checked (others are refused at instantiation).
@@ -24,6 +27,7 @@
 #include <bpftime/handlers/helpers.hpp>
 
 #include <array>
+#include <span>
 #include <deque>
 #include <string>
 #include <vector>
@@ -52,26 +56,90 @@ constexpr int SLOTS = MAX_BPF_STACK / 8;
 struct state {
 	std::array<uint8_t, MAX_BPF_REG> reg{};
 	std::array<uint8_t, SLOTS> slot{};
+	// The exact value of a register on every path, when known: the number
+	// for a constant, the offset from r10 for a stack pointer.
+	std::array<int64_t, MAX_BPF_REG> val{};
+	std::array<bool, MAX_BPF_REG> known{};
 	bool seen = false;
+
+	void set(uint8_t r, uint8_t kind) noexcept
+	{
+		reg[r] = kind;
+		known[r] = false;
+	}
+	void set(uint8_t r, uint8_t kind, int64_t v) noexcept
+	{
+		reg[r] = kind;
+		known[r] = true;
+		val[r] = v;
+	}
 
 	// Joins o into this; true when this grew.
 	bool join(const state &o)
 	{
-		bool grew = !seen;
-		seen = true;
-		for (int i = 0; i < MAX_BPF_REG; i++) {
-			uint8_t v = reg[size_t(i)] | o.reg[size_t(i)];
-			grew |= v != reg[size_t(i)];
-			reg[size_t(i)] = v;
+		if (!seen) {
+			*this = o;
+			seen = true;
+			return true;
 		}
-		for (int i = 0; i < SLOTS; i++) {
-			uint8_t v = slot[size_t(i)] | o.slot[size_t(i)];
-			grew |= v != slot[size_t(i)];
-			slot[size_t(i)] = v;
+		bool grew = false;
+		for (size_t i = 0; i < MAX_BPF_REG; i++) {
+			uint8_t v = reg[i] | o.reg[i];
+			grew |= v != reg[i];
+			reg[i] = v;
+			if (known[i] && (!o.known[i] || o.val[i] != val[i])) {
+				known[i] = false;
+				grew = true;
+			}
+		}
+		for (size_t i = 0; i < SLOTS; i++) {
+			uint8_t v = slot[i] | o.slot[i];
+			grew |= v != slot[i];
+			slot[i] = v;
 		}
 		return grew;
 	}
 };
+
+// The memory arguments of the helpers bpftime provides, as (pointer
+// register, size register) pairs; a negative size is a fixed size. A
+// pointer into the stack must lie inside the frame with its size: the
+// kernel's check_helper_mem_access, which keeps a helper from writing over
+// whatever lies beyond the program's stack.
+struct mem_arg {
+	uint8_t ptr;
+	int8_t size;
+};
+
+std::span<const mem_arg> mem_args_of(uint32_t helper)
+{
+	static constexpr mem_arg probe[] = { { 1, 2 } };
+	static constexpr mem_arg printk[] = { { 1, 2 } };
+	static constexpr mem_arg write_user[] = { { 2, 3 } };
+	static constexpr mem_arg strto[] = { { 1, 2 }, { 4, -8 } };
+	static constexpr mem_arg snprintf_args[] = { { 1, 2 }, { 4, 5 } };
+	switch (helper) {
+	case 4:   // probe_read
+	case 16:  // get_current_comm
+	case 45:  // probe_read_str
+	case 112: // probe_read_user
+	case 113: // probe_read_kernel
+	case 114: // probe_read_user_str
+	case 115: // probe_read_kernel_str
+		return probe;
+	case 6: // trace_printk
+		return printk;
+	case 36: // probe_write_user
+		return write_user;
+	case 105: // strtol
+	case 106: // strtoul
+		return strto;
+	case 165: // snprintf
+		return snprintf_args;
+	default:
+		return {};
+	}
+}
 
 // Which argument registers of a helper are a map, a key and a value (0:
 // none), for the kernel helpers that take a map.
@@ -155,15 +223,15 @@ status check_helper_args(std::span<const insn> p, const std::string &what)
 	};
 
 	state entry;
-	entry.reg[1] = K_CTX;
-	entry.reg[2] = K_OTHER; // its length
-	entry.reg[10] = K_STACK;
+	entry.set(1, K_CTX);
+	entry.set(2, K_OTHER); // its length
+	entry.set(10, K_STACK, 0);
 	enter(0, entry);
 	// Subprograms and callbacks: r1-r5 come from the caller.
 	state sub;
 	for (int r = 1; r <= 5; r++)
-		sub.reg[size_t(r)] = K_PARAM;
-	sub.reg[10] = K_STACK;
+		sub.set(uint8_t(r), K_PARAM);
+	sub.set(10, K_STACK, 0);
 	for (size_t pc = 0; pc < n; pc++) {
 		const insn &i = p[pc];
 		if (i.code == (BPF_JMP | BPF_CALL) && i.src_reg == BPF_PSEUDO_CALL)
@@ -187,25 +255,71 @@ status check_helper_args(std::span<const insn> p, const std::string &what)
 		case BPF_ALU:
 		case BPF_ALU64: {
 			const uint8_t op = i.code & 0xf0;
+			const bool x = (i.code & BPF_X) != 0;
 			const uint8_t d = s.reg[dst];
-			const uint8_t v = (i.code & BPF_X) ? s.reg[src] : CONST_VALUE;
+			const uint8_t v = x ? s.reg[src] : CONST_VALUE;
+			const bool dk = s.known[dst];
+			const bool vk = x ? s.known[src] : true;
+			const int64_t dv = s.val[dst];
+			const int64_t vv = x ? s.val[src] : int64_t(i.imm);
 			const bool add_sub = op == BPF_ADD || op == BPF_SUB;
-			if (op == BPF_MOV)
+			auto fit = [&](int64_t r) {
+				return cls == BPF_ALU ? int64_t(uint32_t(r)) : r;
+			};
+			if (op == BPF_MOV) {
 				// A 64-bit copy keeps what it is; anything else
 				// is a number.
-				s.reg[dst] = cls == BPF_ALU64 && i.off == 0 ?
-						     v :
-						     (v == CONST_VALUE ? CONST_VALUE : K_OTHER);
-			else if (op == BPF_NEG || op == BPF_END)
-				s.reg[dst] = d == CONST_VALUE ? CONST_VALUE : K_OTHER;
-			else if (d == CONST_VALUE && v == CONST_VALUE)
-				s.reg[dst] = CONST_VALUE;
-			else if (cls == BPF_ALU64 && add_sub && !(d & ~(K_STACK | K_VALUE | K_CTX)) &&
-				 !(v & ~K_OTHER & ~K_CONST))
-				// A pointer moved by a number stays a pointer of its kind.
-				s.reg[dst] = d;
-			else
-				s.reg[dst] = K_OTHER;
+				if (cls == BPF_ALU64 && i.off == 0) {
+					s.reg[dst] = v;
+					s.known[dst] = vk;
+					s.val[dst] = vv;
+				} else if (v == CONST_VALUE && vk && i.off == 0) {
+					s.set(dst, CONST_VALUE, fit(vv));
+				} else {
+					s.set(dst, v == CONST_VALUE ? CONST_VALUE : K_OTHER);
+				}
+			} else if (op == BPF_NEG || op == BPF_END) {
+				s.set(dst, d == CONST_VALUE ? CONST_VALUE : K_OTHER);
+			} else if (d == CONST_VALUE && v == CONST_VALUE) {
+				bool k = dk && vk;
+				int64_t r = 0;
+				switch (op) {
+				case BPF_ADD:
+					r = int64_t(uint64_t(dv) + uint64_t(vv));
+					break;
+				case BPF_SUB:
+					r = int64_t(uint64_t(dv) - uint64_t(vv));
+					break;
+				case BPF_MUL:
+					r = int64_t(uint64_t(dv) * uint64_t(vv));
+					break;
+				case BPF_AND:
+					r = dv & vv;
+					break;
+				case BPF_OR:
+					r = dv | vv;
+					break;
+				default:
+					k = false;
+				}
+				if (k)
+					s.set(dst, CONST_VALUE, fit(r));
+				else
+					s.set(dst, CONST_VALUE);
+			} else if (cls == BPF_ALU64 && add_sub &&
+				   !(d & ~(K_STACK | K_VALUE | K_CTX)) &&
+				   !(v & ~K_OTHER & ~K_CONST)) {
+				// A pointer moved by a number stays a pointer of
+				// its kind (at a known offset when both are known).
+				bool k = dk && vk && v == CONST_VALUE;
+				int64_t off = op == BPF_ADD ? dv + vv : dv - vv;
+				if (k)
+					s.set(dst, d, off);
+				else
+					s.set(dst, d);
+			} else {
+				s.set(dst, K_OTHER);
+			}
 			next(pc + 1);
 			break;
 		}
@@ -213,26 +327,27 @@ status check_helper_args(std::span<const insn> p, const std::string &what)
 			if (i.code == LDDW) {
 				if (i.src_reg == BPF_PSEUDO_MAP_FD ||
 				    i.src_reg == BPF_PSEUDO_MAP_IDX)
-					s.reg[dst] = K_MAP;
-				else if (i.src_reg == 0)
-					s.reg[dst] = CONST_VALUE;
+					s.set(dst, K_MAP);
+				else if (i.src_reg == 0 && pc + 1 < n)
+					s.set(dst, CONST_VALUE,
+					      int64_t(uint64_t(uint32_t(i.imm)) |
+						      uint64_t(uint32_t(p[pc + 1].imm)) << 32));
 				else if (i.src_reg == BPF_PSEUDO_MAP_VALUE ||
 					 i.src_reg == BPF_PSEUDO_MAP_IDX_VALUE)
-					s.reg[dst] = K_VALUE;
+					s.set(dst, K_VALUE);
 				else
-					s.reg[dst] = K_OTHER;
+					s.set(dst, K_OTHER);
 				next(pc + 2);
 			} else {
 				// Legacy packet loads set r0 and scratch r1-r5.
-				for (int r = 0; r <= 5; r++)
-					s.reg[size_t(r)] = K_OTHER;
+				for (uint8_t r = 0; r <= 5; r++)
+					s.set(r, K_OTHER);
 				next(pc + 1);
 			}
 			break;
 		case BPF_LDX: {
 			int sl = src == BPF_REG_FP ? slot_of(i.off, size_of(i.code)) : -1;
-			s.reg[dst] = sl >= 0 && s.slot[size_t(sl)] ? s.slot[size_t(sl)] :
-								     K_OTHER;
+			s.set(dst, sl >= 0 && s.slot[size_t(sl)] ? s.slot[size_t(sl)] : K_OTHER);
 			next(pc + 1);
 			break;
 		}
@@ -248,9 +363,9 @@ status check_helper_args(std::span<const insn> p, const std::string &what)
 			}
 			if ((i.code & 0xe0) == BPF_ATOMIC) {
 				if (i.imm == BPF_CMPXCHG)
-					s.reg[0] = K_OTHER;
+					s.set(0, K_OTHER);
 				else if (i.imm & BPF_FETCH)
-					s.reg[src] = K_OTHER;
+					s.set(src, K_OTHER);
 			}
 			next(pc + 1);
 			break;
@@ -304,15 +419,47 @@ status check_helper_args(std::span<const insn> p, const std::string &what)
 								    " type=scalar expected=fp, "
 								    "map_value)");
 					}
+					for (const mem_arg &m : mem_args_of(uint32_t(i.imm))) {
+						if (s.reg[m.ptr] != K_STACK)
+							continue;
+						bool size_known = m.size < 0 || s.known[uint8_t(m.size)];
+						int64_t size = m.size < 0 ? -m.size :
+									   s.val[uint8_t(m.size)];
+						if (s.known[m.ptr] && size_known && size >= 0 &&
+						    s.val[m.ptr] >= -MAX_BPF_STACK &&
+						    s.val[m.ptr] + size <= 0)
+							continue;
+						std::string why = where;
+						why += ": R";
+						why += std::to_string(m.ptr);
+						why += " points into the stack, but ";
+						if (!s.known[m.ptr]) {
+							why += "not at a known offset";
+						} else if (!size_known) {
+							why += "R";
+							why += std::to_string(m.size);
+							why += " (its size) is not a known constant";
+						} else {
+							why += std::to_string(size);
+							why += " bytes at fp";
+							why += std::to_string(s.val[m.ptr]);
+							why += " leave the 512-byte frame";
+						}
+						why += " (the kernel's verifier: invalid indirect "
+						       "access to stack R";
+						why += std::to_string(m.ptr);
+						why += ")";
+						return fail(EINVAL, std::move(why));
+					}
 				}
 				// A call scratches r1-r5 and sets r0: a map value
 				// (or NULL) from the lookup helpers.
-				for (int r = 0; r <= 5; r++)
-					s.reg[size_t(r)] = K_OTHER;
+				for (uint8_t r = 0; r <= 5; r++)
+					s.set(r, K_OTHER);
 				if (i.src_reg == BPF_HELPER_CALL &&
 				    (i.imm == int32_t(BPF_FUNC_map_lookup_elem) ||
 				     i.imm == 195 || i.imm == 131))
-					s.reg[0] = K_VALUE;
+					s.set(0, K_VALUE);
 				next(pc + 1);
 				break;
 			}
