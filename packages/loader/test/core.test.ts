@@ -15,7 +15,7 @@ function patched(code: Buffer, i: number): number {
 
 describe('CO-RE against the running kernel', () => {
 	// What the kernel says, read with bpftool (not with our BTF parser).
-	const kernel = { pid: 0, tgid: 0, flags: 0, commSize: 16, size: 0, tgidEnum: -1 };
+	const kernel = { pid: 0, tgid: 0, flags: 0, commSize: 16, size: 0, tgidEnum: -1, taskId: 0 };
 	let obj: BpfObject;
 
 	beforeAll(async () => {
@@ -24,6 +24,7 @@ describe('CO-RE against the running kernel', () => {
 		const start = dump.indexOf("] STRUCT 'task_struct' size=");
 		const block = dump.slice(start, dump.indexOf('\n[', start));
 		kernel.size = Number(/size=(\d+)/.exec(block)?.[1]);
+		kernel.taskId = Number(/\[(\d+)\] STRUCT 'task_struct' size=/.exec(dump)?.[1]);
 		const off = (m: string) => Number(new RegExp(`'${m}' type_id=\\d+ bits_offset=(\\d+)`).exec(block)?.[1]) / 8;
 		kernel.pid = off('pid');
 		kernel.tgid = off('tgid');
@@ -51,6 +52,13 @@ describe('CO-RE against the running kernel', () => {
 		expect(find('type_exists', /no_such_type___local/)[0]?.result.newVal).toBe(0n);
 		expect(find('field_exists', /\.pid /)[0]?.result.newVal).toBe(1n);
 		for (const r of find('field_exists', /no_such_field___local/)) expect(r.result.newVal).toBe(0n);
+		// task_struct___local has a member the kernel lacks: it exists but does not match; list_head___local matches.
+		expect(find('type_matches', /task_struct___local/)[0]?.result.newVal).toBe(0n);
+		expect(find('type_matches', /list_head___local/)[0]?.result.newVal).toBe(1n);
+		expect(find('target_type_id', /task_struct___local/)[0]?.result.newVal).toBe(BigInt(kernel.taskId));
+		expect(find('local_type_id', /task_struct___local/)[0]?.result.newVal).toBe(
+			BigInt(obj.btf?.findByName('task_struct___local')[0] ?? -1),
+		);
 		// The kernel's in_execve is a bitfield: the read is rewritten with shifts.
 		expect(find('lshift_u64', /in_execve/)).toHaveLength(1);
 	});
