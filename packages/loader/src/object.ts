@@ -140,8 +140,7 @@ export class Link implements Disposable {
 		const release = this.#release;
 		if (!release) return;
 		this.#release = undefined;
-		for (const id of [...this.linkIds].reverse()) release(id);
-		for (const id of [...this.perfEventIds].reverse()) release(id);
+		releaseAll([...[...this.linkIds].reverse(), ...[...this.perfEventIds].reverse()], release);
 	}
 
 	[Symbol.dispose](): void {
@@ -401,6 +400,23 @@ function u32le(n: number): Buffer {
 	const b = Buffer.alloc(4);
 	b.writeUInt32LE(n >>> 0);
 	return b;
+}
+
+/**
+ * Releases every id, in the order given, even when some release fails (the
+ * target keeps what it could not release, and says why); then throws the
+ * first failure.
+ */
+function releaseAll(ids: readonly number[], release: (id: number) => void): void {
+	let first: unknown;
+	for (const id of ids) {
+		try {
+			release(id);
+		} catch (e) {
+			first ??= targetError(`release of id ${id}`, e);
+		}
+	}
+	if (first !== undefined) throw first;
 }
 
 /** Wraps an error from the registry so that its message names our object and the operation. */
@@ -899,10 +915,22 @@ export class BpfObject implements Disposable {
 	close(): void {
 		if (this.#closed) return;
 		this.#closed = true;
-		for (const l of this.#links.reverse()) l.close();
+		let first: unknown;
+		for (const l of this.#links.reverse()) {
+			try {
+				l.close();
+			} catch (e) {
+				first ??= e;
+			}
+		}
 		this.#links = [];
 		const reg = this.#target;
-		if (reg && this.#loaded) for (const id of [...this.#loaded.ids].reverse()) reg.release(id);
+		try {
+			if (reg && this.#loaded) releaseAll([...this.#loaded.ids].reverse(), (id) => reg.release(id));
+		} catch (e) {
+			first ??= e;
+		}
+		if (first !== undefined) throw first;
 	}
 
 	[Symbol.dispose](): void {

@@ -185,6 +185,18 @@ describe('load() bookkeeping', () => {
 		o.close();
 	});
 
+	it('releases everything it can at close, then reports the release that failed', async () => {
+		const o = BpfObject.open(await fx.bpf('subprogs'));
+		const t = new RecordingTarget();
+		const loaded = await o.load(t);
+		const map = loaded.maps.get('out')?.id as number;
+		t.busy.add(map);
+		expect(() => o.close()).toThrow(
+			expect.objectContaining({ code: 'EBUSY', message: expect.stringContaining(`release of id ${map}`) }),
+		);
+		expect([...t.live]).toEqual([map]);
+	});
+
 	it('marks programs of .s sections sleepable (BPF_F_SLEEPABLE)', async () => {
 		const o = BpfObject.open(await fx.bpf('attach', [`-DTARGET="${await fx.victim()}"`]));
 		const t = new RecordingTarget();

@@ -182,7 +182,11 @@ export class RecordingTarget implements LoadTarget {
 		return id;
 	}
 
+	/** Ids whose release fails with EBUSY, as the kernel's would while another holder uses them. */
+	readonly busy = new Set<number>();
+
 	release(id: number): void {
+		if (this.busy.has(id)) throw new BpftimeError('EBUSY', `recorder: id ${id} is in use`);
 		if (!this.live.delete(id)) throw new BpftimeError('EBADF', `recorder: release of unknown id ${id}`);
 		this.log.push({ op: 'release', id });
 	}
