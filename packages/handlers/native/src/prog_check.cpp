@@ -212,7 +212,8 @@ int size_of(uint8_t code)
 
 } // namespace
 
-status check_helper_args(std::span<const insn> p, const std::string &what)
+status check_helper_args(std::span<const insn> p, const std::string &what,
+			 const map_sizes_fn &sizes)
 {
 	const size_t n = p.size();
 	std::vector<state> in(n);
@@ -325,8 +326,9 @@ status check_helper_args(std::span<const insn> p, const std::string &what)
 		}
 		case BPF_LD:
 			if (i.code == LDDW) {
-				if (i.src_reg == BPF_PSEUDO_MAP_FD ||
-				    i.src_reg == BPF_PSEUDO_MAP_IDX)
+				if (i.src_reg == BPF_PSEUDO_MAP_FD)
+					s.set(dst, K_MAP, int64_t(uint32_t(i.imm))); // the map id
+				else if (i.src_reg == BPF_PSEUDO_MAP_IDX)
 					s.set(dst, K_MAP);
 				else if (i.src_reg == 0 && pc + 1 < n)
 					s.set(dst, CONST_VALUE,
@@ -419,37 +421,52 @@ status check_helper_args(std::span<const insn> p, const std::string &what)
 								    " type=scalar expected=fp, "
 								    "map_value)");
 					}
-					for (const mem_arg &m : mem_args_of(uint32_t(i.imm))) {
-						if (s.reg[m.ptr] != K_STACK)
-							continue;
-						bool size_known = m.size < 0 || s.known[uint8_t(m.size)];
-						int64_t size = m.size < 0 ? -m.size :
-									   s.val[uint8_t(m.size)];
-						if (s.known[m.ptr] && size_known && size >= 0 &&
-						    s.val[m.ptr] >= -MAX_BPF_STACK &&
-						    s.val[m.ptr] + size <= 0)
-							continue;
+					// A buffer of `size` bytes at the stack pointer in
+					// `ptr` must lie inside the frame.
+					auto stack_check = [&](uint8_t ptr, bool size_known, int64_t size,
+							       const std::string &size_what) -> status {
+						if (s.reg[ptr] != K_STACK)
+							return {};
+						if (s.known[ptr] && size_known && size >= 0 &&
+						    s.val[ptr] >= -MAX_BPF_STACK && s.val[ptr] + size <= 0)
+							return {};
 						std::string why = where;
 						why += ": R";
-						why += std::to_string(m.ptr);
+						why += std::to_string(ptr);
 						why += " points into the stack, but ";
-						if (!s.known[m.ptr]) {
+						if (!s.known[ptr]) {
 							why += "not at a known offset";
 						} else if (!size_known) {
-							why += "R";
-							why += std::to_string(m.size);
-							why += " (its size) is not a known constant";
+							why += size_what;
+							why += " is not a known constant";
 						} else {
 							why += std::to_string(size);
 							why += " bytes at fp";
-							why += std::to_string(s.val[m.ptr]);
+							why += std::to_string(s.val[ptr]);
 							why += " leave the 512-byte frame";
 						}
 						why += " (the kernel's verifier: invalid indirect "
 						       "access to stack R";
-						why += std::to_string(m.ptr);
+						why += std::to_string(ptr);
 						why += ")";
 						return fail(EINVAL, std::move(why));
+					};
+					for (const mem_arg &m : mem_args_of(uint32_t(i.imm))) {
+						bool size_known = m.size < 0 || s.known[uint8_t(m.size)];
+						int64_t size = m.size < 0 ? -m.size : s.val[uint8_t(m.size)];
+						std::string size_what = "R";
+						size_what += std::to_string(m.size);
+						size_what += " (its size)";
+						BPFTIME_TRY(stack_check(m.ptr, size_known, size, size_what));
+					}
+					// Keys and values in the stack hold the map's
+					// key_size and value_size bytes.
+					if (a.map && sizes && s.reg[a.map] == K_MAP && s.known[a.map]) {
+						auto kv = sizes(uint32_t(s.val[a.map]));
+						if (kv && a.key)
+							BPFTIME_TRY(stack_check(a.key, true, kv->first, ""));
+						if (kv && a.value)
+							BPFTIME_TRY(stack_check(a.value, true, kv->second, ""));
 					}
 				}
 				// A call scratches r1-r5 and sets r0: a map value

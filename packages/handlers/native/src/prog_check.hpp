@@ -5,8 +5,12 @@
 #include <bpftime/common/result.hpp>
 #include <bpftime/vm/insn.hpp>
 
+#include <cstdint>
+#include <functional>
+#include <optional>
 #include <span>
 #include <string>
+#include <utility>
 
 namespace bpftime::handlers {
 
@@ -18,6 +22,13 @@ namespace bpftime::handlers {
 // provides are checked. Called by create_prog on every program (the kernel
 // refuses such programs at BPF_PROG_LOAD) and again by instantiate, for
 // helpers registered since.
-status check_helper_args(std::span<const vm::insn> insns, const std::string &what);
+// The key_size and value_size of map id, if it is a map.
+using map_sizes_fn =
+	std::function<std::optional<std::pair<uint32_t, uint32_t>>(uint32_t id)>;
+
+// sizes (may be empty) lets keys and values in the stack be checked against
+// the sizes of the map they go to.
+status check_helper_args(std::span<const vm::insn> insns, const std::string &what,
+			 const map_sizes_fn &sizes = {});
 
 } // namespace bpftime::handlers

@@ -398,7 +398,15 @@ result<handle> registry::impl::create_prog_locked(const prog_spec &s,
 	used.erase(std::unique(used.begin(), used.end()), used.end());
 	// A map helper given something else as its map or key would fault in
 	// whichever process runs the program.
-	BPFTIME_TRY(check_helper_args(s.insns, what));
+	BPFTIME_TRY(check_helper_args(
+		s.insns, what,
+		[this](uint32_t map_id) -> std::optional<std::pair<uint32_t, uint32_t>> {
+			auto m = object_at(map_id, handler_kind::map, "map");
+			if (!m)
+				return std::nullopt;
+			const map_attr &a = std::get<map_handler>((*m)->value).attr;
+			return std::make_pair(a.key_size, a.value_size);
+		}));
 
 	auto picked = pick_id(id, what.c_str());
 	if (!picked)
