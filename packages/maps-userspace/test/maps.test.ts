@@ -337,6 +337,13 @@ describe('map arguments of helpers, checked at load', () => {
 			),
 		);
 		expect(clobbered.message).toMatch(/R1 is not a map/);
+		// A key or value in the stack holds the map's key_size and value_size bytes inside the frame.
+		const key2 = errorOf(load(`r1 = map_by_fd(${m.id}) ll\nr2 = r10\nr2 += -2\ncall 1\nexit`));
+		expect(key2.message).toMatch(/R2 points into the stack, but 4 bytes at fp-2 leave the 512-byte frame/);
+		const value4 = errorOf(
+			load(`r1 = map_by_fd(${m.id}) ll\nr2 = r10\nr2 += -16\nr3 = r10\nr3 += -4\nr4 = 0\ncall 2\nexit`),
+		);
+		expect(value4.message).toMatch(/R3 points into the stack, but 8 bytes at fp-4/);
 		expect(reg.size).toBe(1);
 	});
 });
