@@ -108,7 +108,7 @@ const kernel = rows['kernel-uprobe']?.ns;
 console.log('attach: one call of an empty function (bench_empty), probes with empty callbacks / programs');
 console.log(`    each variant in its own process, pinned to the idler core; median of ${rounds} rounds`);
 console.log(
-	`  ${pad('variant', 40)} ${padL('per call', 10)} ${padL('±', 6)} ${padL('added', 10)} ${padL('vs native', 10)} ${padL('vs kernel uprobe', 17)}  notes`,
+	`  ${pad('variant', 40)} ${padL('per call', 10)} ${padL('±', 6)} ${padL('added', 10)} ${padL('vs native', 10)} ${padL('kernel uprobe ÷', 16)}  notes`,
 );
 for (const [mode, label] of variants) {
 	const row = rows[mode];
@@ -123,13 +123,14 @@ for (const [mode, label] of variants) {
 	}
 	const added = mode === 'native' || !base ? '' : fmt(row.ns - base);
 	const ratio = base ? `${(row.ns / base).toFixed(2)}x` : '';
-	const vsKernel = kernel && mode !== 'kernel-uprobe' ? `${(row.ns / kernel).toFixed(3)}x` : '';
+	const vsKernel =
+		kernel && mode !== 'kernel-uprobe' ? `${(kernel / row.ns).toFixed(kernel / row.ns >= 10 ? 0 : 2)}x` : '';
 	const notes = [];
 	if (row.mechanism !== 'none') notes.push(row.mechanism);
 	if (row.attempts > 1) notes.push(`${row.attempts} runs`);
 	if (row.spread > maxSpread) notes.push('noisy');
 	console.log(
-		`  ${pad(label, 40)} ${padL(fmt(row.ns), 10)} ${padL(`${(row.spread * 100).toFixed(1)}%`, 6)} ${padL(added, 10)} ${padL(ratio, 10)} ${padL(vsKernel, 17)}  ${notes.join('; ')}`,
+		`  ${pad(label, 40)} ${padL(fmt(row.ns), 10)} ${padL(`${(row.spread * 100).toFixed(1)}%`, 6)} ${padL(added, 10)} ${padL(ratio, 10)} ${padL(vsKernel, 16)}  ${notes.join('; ')}`,
 	);
 }
 

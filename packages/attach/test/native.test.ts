@@ -81,6 +81,10 @@ describe.each(['pie', 'nopie'] as Layout[])('probes in a %s executable', (layout
 		expect(lines.find((l) => l.includes('EFAULT'))).toMatch(/not in an executable mapping/);
 	});
 
+	it('allocates nothing on a probe hit', async () => {
+		await scenario(layout, 'allocations');
+	});
+
 	it('patches safely while other threads call the function, and restores the bytes', async () => {
 		await scenario(layout, 'concurrent');
 	}, 60_000);

@@ -48,6 +48,32 @@ extern long t_side_effects;
 long lib_add(long, long);
 }
 
+// Allocation counter: the driver's malloc family wraps glibc's, so the
+// `allocations` scenario sees every allocation the hot path would make.
+std::atomic<bool> g_count_allocs{ false };
+std::atomic<uint64_t> g_allocs{ 0 };
+extern "C" void *__libc_malloc(size_t);
+extern "C" void *__libc_calloc(size_t, size_t);
+extern "C" void *__libc_realloc(void *, size_t);
+extern "C" void *malloc(size_t n)
+{
+	if (g_count_allocs.load(std::memory_order_relaxed))
+		g_allocs.fetch_add(1, std::memory_order_relaxed);
+	return __libc_malloc(n);
+}
+extern "C" void *calloc(size_t a, size_t b)
+{
+	if (g_count_allocs.load(std::memory_order_relaxed))
+		g_allocs.fetch_add(1, std::memory_order_relaxed);
+	return __libc_calloc(a, b);
+}
+extern "C" void *realloc(void *p, size_t n)
+{
+	if (g_count_allocs.load(std::memory_order_relaxed))
+		g_allocs.fetch_add(1, std::memory_order_relaxed);
+	return __libc_realloc(p, n);
+}
+
 namespace {
 
 int g_passed = 0, g_failed = 0;
@@ -530,12 +556,42 @@ void scenario_concurrent()
 	check(memcmp(before, after, 16) == 0, "bytes restored exactly after the last detach");
 }
 
+void scenario_allocations()
+{
+	attach_manager m;
+	std::atomic<uint64_t> n{ 0 };
+	g_count_allocs = true;
+	delete new std::vector<int>(100);
+	g_count_allocs = false;
+	check(g_allocs >= 2, "the counter sees allocations (%" PRIu64 " for a new vector)", g_allocs.load());
+	auto a = m.attach_uprobe({ "", "t_work", 0 }, on_count, &n);
+	auto b = m.attach_uretprobe({ "", "t_work", 0 }, on_count, &n);
+	auto c = m.attach_override({ "", "t_effect", 0 }, on_override_42, &n);
+	auto d = m.attach_uprobe({ "", "p_short", 0 }, on_count, &n);
+	check(a && b && c && d, "attach uprobe, uretprobe, override, breakpoint");
+	volatile auto w = t_work;
+	volatile auto e = t_effect;
+	volatile fn6 s = p_short;
+	(void)w(1); // first hit of the thread
+	g_allocs = 0;
+	g_count_allocs = true;
+	for (int i = 0; i < 1000; i++) {
+		(void)w(i);
+		(void)e(i);
+		(void)s(i, 0, 0, 0, 0, 0);
+	}
+	g_count_allocs = false;
+	check(n == 1 + 1 + 4000, "4000 hits counted (%" PRIu64 ")", n.load() - 2);
+	check(g_allocs == 0, "no allocation on 4000 hits of uprobes, uretprobes, overrides and breakpoints (%" PRIu64 ")",
+	      g_allocs.load());
+}
+
 } // namespace
 
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s prologues|threads|recursion|longjmp|override|shared|dlopen <lib>|errors|concurrent\n",
+		fprintf(stderr, "usage: %s prologues|threads|recursion|longjmp|override|shared|dlopen <lib>|errors|concurrent|allocations\n",
 			argv[0]);
 		return 2;
 	}
@@ -558,6 +614,8 @@ int main(int argc, char **argv)
 		scenario_errors();
 	else if (s == "concurrent")
 		scenario_concurrent();
+	else if (s == "allocations")
+		scenario_allocations();
 	else {
 		fprintf(stderr, "unknown scenario %s\n", s.c_str());
 		return 2;

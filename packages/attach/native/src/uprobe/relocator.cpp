@@ -79,11 +79,16 @@ result<insn> decode(uint64_t address, const uint8_t *code, size_t avail)
 		    sizeof(text), address, nullptr)))
 		out.text = text;
 	else
-		out.text = "?";
+		out.text.assign(1, '?'); // not = "?": GCC 12 -Wrestrict false positive (PR 105329)
 
 	auto refuse = [&](const char *why) {
-		return fail(EINVAL, "instruction '" + out.text + "' at " +
-					    hex(address) + " " + why);
+		std::string m = "instruction '";
+		m += out.text;
+		m += "' at ";
+		m += hex(address);
+		m += ' ';
+		m += why;
+		return fail(EINVAL, std::move(m));
 	};
 
 	// A RIP-relative memory operand: its disp32 is rewritten wherever
