@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { assemble } from '@bpftime/vm';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { availableHelpers, type Backend, ProgType } from '../src/index.js';
-import { errorOf, freshRegistry, runChild } from './helpers.js';
+import { errorOf, freshRegistry, runChild, uniqueName } from './helpers.js';
 
 const backends: Backend[] = ['interpreter', 'jit'];
 const EFAULT = 14n;
@@ -173,6 +173,38 @@ describe('programs across processes', () => {
 		// The kernel's bpf_trace_printk returns the number of bytes written.
 		expect(child.stdout.trim()).toBe('r0 5');
 		expect(readFileSync(sink, 'utf8')).toBe('hi 7\n');
+	});
+});
+
+describe('environment variables', () => {
+	it.each([
+		[{}, 'env jit jit 6144'],
+		[{ BPFTIME_DISABLE_JIT: '1' }, 'env interpreter interpreter 6144'],
+		[{ BPFTIME_DISABLE_JIT: '0', BPFTIME_VM_NAME: 'interpreter' }, 'env interpreter interpreter 6144'],
+		[{ BPFTIME_DISABLE_JIT: '1', BPFTIME_VM_NAME: 'jit' }, 'env interpreter interpreter 6144'],
+		[{ BPFTIME_MAX_FD_COUNT: '100' }, 'env jit jit 100'],
+	])('picks the backend and capacity from %o', async (env, line) => {
+		const r = await runChild('child.mjs', ['env', uniqueName('env')], {
+			BPFTIME_DISABLE_JIT: undefined,
+			BPFTIME_VM_NAME: undefined,
+			BPFTIME_MAX_FD_COUNT: undefined,
+			...env,
+		});
+		expect(r.stderr).toBe('');
+		expect(r.stdout.trim()).toBe(line);
+	});
+
+	it.each([
+		[{ BPFTIME_VM_NAME: 'bogus' }, /^error EINVAL BPFTIME_VM_NAME/],
+		[{ BPFTIME_MAX_FD_COUNT: '12x' }, /^error EINVAL BPFTIME_MAX_FD_COUNT='12x'/],
+	])('refuses a malformed %o with EINVAL naming the variable', async (env, message) => {
+		const r = await runChild('child.mjs', ['env', uniqueName('env')], {
+			BPFTIME_DISABLE_JIT: undefined,
+			BPFTIME_VM_NAME: undefined,
+			BPFTIME_MAX_FD_COUNT: undefined,
+			...env,
+		});
+		expect(r.stdout.trim()).toMatch(message);
 	});
 });
 
