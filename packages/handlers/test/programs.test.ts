@@ -151,8 +151,11 @@ describe.each(backends)('programs of the registry on the %s', (backend) => {
 describe('programs across processes', () => {
 	it('runs a program another process loaded, and another process runs one loaded here', async () => {
 		const { reg, name } = freshRegistry('xprog');
+		const before = reg.changeCounter;
 		const child = await runChild('child.mjs', ['load', name, '4242']);
 		expect(child.stderr).toBe('');
+		// What attached processes watch to pick up new links.
+		expect(reg.changeCounter).toBe(before + 1n);
 		const [, id, gen] = child.stdout.trim().split(' ');
 		const p = reg.prog(Number(id));
 		expect(p.generation).toBe(BigInt(gen as string));
