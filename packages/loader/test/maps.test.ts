@@ -91,6 +91,15 @@ describe('BTF-defined maps', () => {
 		expect(maps.maps).toHaveLength(18);
 	});
 
+	it('describes map-in-map inner maps and initial slots', () => {
+		const text = maps.describe({ instructions: false });
+		expect(text).toMatch(
+			/#2 outer_array: BPF_MAP_TYPE_ARRAY_OF_MAPS key 4 value 4 max_entries 4 flags 0x0 \(btf, section '\.maps'\)\n {6}inner: BPF_MAP_TYPE_ARRAY key 4 value 8 max_entries 4\b/,
+		);
+		expect(text).toMatch(/ {6}\[0\] = inner_a\n {6}\[2\] = inner_b/);
+		expect(text).toMatch(/ {6}\[1\] = tail_a\n {6}\[3\] = tail_b/);
+	});
+
 	it('throws ENOENT naming the known maps for an unknown one', () => {
 		expect(() => maps.map('nope')).toThrow(
 			expect.objectContaining({ code: 'ENOENT', message: expect.stringMatching(/map 'nope'.*hash/) }),
