@@ -32,6 +32,22 @@ describe('probes in the Node process', () => {
 		expect(process.ppid).toBe(real);
 	});
 
+	it('hooks malloc and free of the running Node process, V8 threads and all, and lets go cleanly', () => {
+		const before = resolve({ module: 'libc.so.6', symbol: 'malloc' });
+		using entry = attachProbe({ kind: 'uprobe', module: 'libc.so.6', symbol: 'malloc' });
+		using ret = attachProbe({ kind: 'uretprobe', module: 'libc.so.6', symbol: 'malloc' });
+		using release = attachProbe({ kind: 'uprobe', module: 'libc.so.6', symbol: 'free' });
+		expect(entry.info().address).toBe(before.address);
+		// Buffers above the pool size are malloc'ed by Node's allocator.
+		const kept: Buffer[] = [];
+		for (let i = 0; i < 200; i++) kept.push(Buffer.allocUnsafeSlow(64 * 1024 + i));
+		kept.length = 0;
+		expect(entry.hits()).toBeGreaterThanOrEqual(200n);
+		expect(ret.hits()).toBeGreaterThan(0n);
+		expect(release.hits()).toBeGreaterThan(0n);
+		expect(ret.info().missed).toBe(0n);
+	});
+
 	it('stops counting once closed', () => {
 		const p = attachProbe({ kind: 'uprobe', module: 'libc.so.6', symbol: 'getuid' });
 		process.getuid?.();

@@ -2,10 +2,11 @@
 // return addresses. See probe_site.hpp.
 #include "probe_site.hpp"
 
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <pthread.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 namespace bpftime::attach::detail {
@@ -17,13 +18,49 @@ struct ret_frame {
 	site *s;
 };
 
-// One per thread, zero-initialised TLS: no allocation on the hot path.
 struct shadow_stack {
 	uint32_t depth;
 	ret_frame frames[shadow_stack_depth];
 };
 
-thread_local shadow_stack tls_shadow;
+// One per thread, mapped on the thread's first uretprobe hit. Only the
+// pointer is TLS, in the initial-exec model: a dynamic TLS block (the
+// default model in a dlopen'ed library, the agent injected into a running
+// process) is allocated by __tls_get_addr with malloc on first access,
+// which recurses forever when malloc itself has a uretprobe. mmap does not
+// call malloc.
+__attribute__((tls_model("initial-exec"))) thread_local shadow_stack *tls_shadow = nullptr;
+
+pthread_key_t g_exit_key;
+pthread_once_t g_exit_once = PTHREAD_ONCE_INIT;
+
+// At thread exit (pthread key destructor, on the exiting thread).
+void free_stack(void *p) noexcept
+{
+	tls_shadow = nullptr;
+	munmap(p, sizeof(shadow_stack));
+}
+
+void make_exit_key() noexcept
+{
+	(void)pthread_key_create(&g_exit_key, free_stack);
+}
+
+shadow_stack *thread_stack() noexcept
+{
+	if (shadow_stack *st = tls_shadow)
+		return st;
+	void *p = mmap(nullptr, sizeof(shadow_stack), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return nullptr;
+	auto *st = static_cast<shadow_stack *>(p);
+	tls_shadow = st;
+	// Keys below PTHREAD_KEY_2NDLEVEL_SIZE are stored without allocation.
+	pthread_once(&g_exit_once, make_exit_key);
+	(void)pthread_setspecific(g_exit_key, st);
+	return st;
+}
 
 void count_missed(site *s) noexcept
 {
@@ -79,7 +116,12 @@ extern "C" uint64_t bpftime_attach_on_entry(pt_regs *regs, site *s) noexcept
 	if (!sn->has_return)
 		return entry_continue;
 
-	shadow_stack &st = tls_shadow;
+	shadow_stack *stack = thread_stack();
+	if (!stack) {
+		count_missed(s);
+		return entry_continue;
+	}
+	shadow_stack &st = *stack;
 	const uint64_t sp = regs->sp;
 	const uint64_t ret = *reinterpret_cast<const uint64_t *>(sp);
 	// Frames at or below this one were left without returning (longjmp,
@@ -103,8 +145,10 @@ extern "C" uint64_t bpftime_attach_on_entry(pt_regs *regs, site *s) noexcept
 
 extern "C" uint64_t bpftime_attach_on_return(pt_regs *regs) noexcept
 {
-	shadow_stack &st = tls_shadow;
 	const uint64_t sp = regs->sp;
+	if (!tls_shadow)
+		lost_return(sp);
+	shadow_stack &st = *tls_shadow;
 	while (st.depth > 0 && st.frames[st.depth - 1].sp < sp) {
 		count_missed(st.frames[st.depth - 1].s);
 		st.depth--;
