@@ -111,12 +111,23 @@ struct probe_rec {
 	site_rec *sr = nullptr;
 };
 
-std::recursive_mutex g_mu;
-std::map<uint64_t, site_rec *> g_sites;
-std::map<uint64_t, probe_rec> g_probes;
-uint64_t g_next_id = 0;
-bool g_dlopen_watch = false;
-std::string g_dlopen_watch_error;
+// Process-wide and never destroyed: an attach_manager that lives in a
+// static of another translation unit (the agent's) may be destroyed at exit
+// after this file's statics would be.
+struct globals {
+	std::recursive_mutex mu;
+	std::map<uint64_t, site_rec *> sites;
+	std::map<uint64_t, probe_rec> probes;
+	uint64_t next_id = 0;
+	bool dlopen_watch = false;
+	std::string dlopen_watch_error;
+};
+
+globals &g()
+{
+	static globals *state = new globals();
+	return *state;
+}
 
 thread_local int tls_in_attach = 0;
 
@@ -159,7 +170,7 @@ void publish(site_rec *sr)
 std::string inline_obstacle(uint64_t addr, const region &r, const location *loc)
 {
 	const uint64_t end = addr + r.length;
-	for (auto &[a, other] : g_sites)
+	for (auto &[a, other] : g().sites)
 		if (a > addr && a < end)
 			return "the jump would cover the probe at " + hex(a);
 	if (!loc || loc->symbol.empty() || loc->symbol_size == 0) {
@@ -194,7 +205,7 @@ result<site_rec *> create_site(uint64_t addr, const location *loc, const attach_
 	const mapping *m = find_mapping(*maps, addr);
 	if (!m || !m->exec)
 		return fail(EFAULT, hex(addr) + " is not in an executable mapping");
-	for (auto &[a, other] : g_sites)
+	for (auto &[a, other] : g().sites)
 		if (addr > a && addr < a + other->written)
 			return fail(EBUSY, hex(addr) + " is inside the bytes patched for the probe at " + hex(a));
 	const auto *code = reinterpret_cast<const uint8_t *>(addr);
@@ -301,14 +312,14 @@ result<site_rec *> create_site(uint64_t addr, const location *loc, const attach_
 	}
 	sr->mech = mech;
 	sr->reason = reason;
-	g_sites[addr] = sr;
+	g().sites[addr] = sr;
 	return sr;
 }
 
 // Puts the original bytes back (the last probe of the site is gone).
 void remove_site(site_rec *sr)
 {
-	g_sites.erase(sr->address);
+	g().sites.erase(sr->address);
 	auto maps = read_maps();
 	const mapping *m = maps ? find_mapping(*maps, sr->address) : nullptr;
 	const auto *now = reinterpret_cast<const uint8_t *>(sr->address);
@@ -355,7 +366,7 @@ status install(probe_rec &p, const location *loc)
 			    kind, p.where.c_str());
 	}
 	site_rec *sr = nullptr;
-	if (auto it = g_sites.find(p.address); it != g_sites.end()) {
+	if (auto it = g().sites.find(p.address); it != g().sites.end()) {
 		sr = it->second;
 	} else {
 		auto made = create_site(p.address, loc, p.opts);
@@ -407,9 +418,9 @@ void on_dlopen_return(const pt_regs *regs, void *)
 // when their module appears.
 void ensure_dlopen_watch()
 {
-	if (g_dlopen_watch)
+	if (g().dlopen_watch)
 		return;
-	g_dlopen_watch = true;
+	g().dlopen_watch = true;
 	std::string errors;
 	int hooked = 0;
 	for (const char *lib : { "libc.so.6", "libdl.so.2" }) {
@@ -418,13 +429,13 @@ void ensure_dlopen_watch()
 			if (!loc)
 				continue;
 			bool dup = false;
-			for (auto &[id, q] : g_probes)
+			for (auto &[id, q] : g().probes)
 				if (!q.owner && q.address == loc->address)
 					dup = true;
 			if (dup)
 				continue;
 			probe_rec p;
-			p.id = ++g_next_id;
+			p.id = ++g().next_id;
 			p.kind = probe_kind::uretprobe;
 			p.cb = on_dlopen_return;
 			p.address = loc->address;
@@ -434,12 +445,12 @@ void ensure_dlopen_watch()
 				continue;
 			}
 			hooked++;
-			g_probes.emplace(p.id, std::move(p));
+			g().probes.emplace(p.id, std::move(p));
 		}
 	}
 	if (!hooked) {
-		g_dlopen_watch_error = errors.empty() ? "dlopen not found in libc.so.6 or libdl.so.2" : errors;
-		log(log_level::warn, "dlopen tracking unavailable: %s", g_dlopen_watch_error.c_str());
+		g().dlopen_watch_error = errors.empty() ? "dlopen not found in libc.so.6 or libdl.so.2" : errors;
+		log(log_level::warn, "dlopen tracking unavailable: %s", g().dlopen_watch_error.c_str());
 	}
 }
 
@@ -456,8 +467,8 @@ void process_pending()
 	if (tls_in_attach)
 		return; // our own dlopen(RTLD_NOLOAD) while resolving
 	in_attach guard;
-	std::lock_guard<std::recursive_mutex> lock(g_mu);
-	for (auto &[id, p] : g_probes) {
+	std::lock_guard<std::recursive_mutex> lock(g().mu);
+	for (auto &[id, p] : g().probes) {
 		if (p.state != probe_state::pending)
 			continue;
 		if (!find_module(p.target.module))
@@ -494,7 +505,7 @@ result<uint64_t> attach_common(const void *owner, probe_kind kind, probe_callbac
 			       const probe_target *target, uint64_t address)
 {
 	in_attach guard;
-	std::lock_guard<std::recursive_mutex> lock(g_mu);
+	std::lock_guard<std::recursive_mutex> lock(g().mu);
 	if (!cb && !ocb)
 		return fail(EINVAL, std::string(to_string(kind)) + ": the callback is null");
 	probe_rec p;
@@ -516,16 +527,16 @@ result<uint64_t> attach_common(const void *owner, probe_kind kind, probe_callbac
 				return fail(mod.error().code,
 					    std::string(to_string(kind)) + " at " + p.where + ": " +
 						    mod.error().message);
-			p.id = ++g_next_id;
+			p.id = ++g().next_id;
 			p.state = probe_state::pending;
 			ensure_dlopen_watch();
 			p.reason = "module '" + target->module + "' is not loaded; attaches when dlopen maps it";
-			if (!g_dlopen_watch_error.empty())
-				p.reason += " (but dlopen tracking is unavailable: " + g_dlopen_watch_error + ")";
+			if (!g().dlopen_watch_error.empty())
+				p.reason += " (but dlopen tracking is unavailable: " + g().dlopen_watch_error + ")";
 			log(log_level::info, "probe %" PRIu64 ": %s at %s: pending: %s", p.id,
 			    to_string(kind), p.where.c_str(), p.reason.c_str());
 			uint64_t id = p.id;
-			g_probes.emplace(id, std::move(p));
+			g().probes.emplace(id, std::move(p));
 			return id;
 		}
 		auto r = resolve(*target);
@@ -544,10 +555,10 @@ result<uint64_t> attach_common(const void *owner, probe_kind kind, probe_callbac
 		p.where = describe(*loc);
 	}
 	p.address = address;
-	p.id = ++g_next_id;
+	p.id = ++g().next_id;
 	BPFTIME_TRY(install(p, loc ? &*loc : nullptr));
 	uint64_t id = p.id;
-	g_probes.emplace(id, std::move(p));
+	g().probes.emplace(id, std::move(p));
 	return id;
 }
 
@@ -578,9 +589,9 @@ attach_manager::attach_manager() : state_(std::make_unique<state>())
 
 attach_manager::~attach_manager()
 {
-	std::lock_guard<std::recursive_mutex> lock(g_mu);
+	std::lock_guard<std::recursive_mutex> lock(g().mu);
 	std::vector<uint64_t> mine;
-	for (auto &[id, p] : g_probes)
+	for (auto &[id, p] : g().probes)
 		if (p.owner == state_.get())
 			mine.push_back(id);
 	for (uint64_t id : mine)
@@ -630,30 +641,30 @@ result<uint64_t> attach_manager::attach_override(const probe_target &target, ove
 status attach_manager::detach(uint64_t id)
 {
 	in_attach guard;
-	std::lock_guard<std::recursive_mutex> lock(g_mu);
-	auto it = g_probes.find(id);
-	if (it == g_probes.end() || it->second.owner != state_.get())
+	std::lock_guard<std::recursive_mutex> lock(g().mu);
+	auto it = g().probes.find(id);
+	if (it == g().probes.end() || it->second.owner != state_.get())
 		return fail(ENOENT, "probe " + std::to_string(id) + ": no such probe");
 	uninstall(it->second);
 	log(log_level::debug, "probe %" PRIu64 ": detached", id);
-	g_probes.erase(it);
+	g().probes.erase(it);
 	return {};
 }
 
 result<probe_info> attach_manager::info(uint64_t id) const
 {
-	std::lock_guard<std::recursive_mutex> lock(g_mu);
-	auto it = g_probes.find(id);
-	if (it == g_probes.end() || it->second.owner != state_.get())
+	std::lock_guard<std::recursive_mutex> lock(g().mu);
+	auto it = g().probes.find(id);
+	if (it == g().probes.end() || it->second.owner != state_.get())
 		return fail(ENOENT, "probe " + std::to_string(id) + ": no such probe");
 	return to_info(it->second);
 }
 
 std::vector<probe_info> attach_manager::probes() const
 {
-	std::lock_guard<std::recursive_mutex> lock(g_mu);
+	std::lock_guard<std::recursive_mutex> lock(g().mu);
 	std::vector<probe_info> out;
-	for (auto &[id, p] : g_probes)
+	for (auto &[id, p] : g().probes)
 		if (p.owner == state_.get())
 			out.push_back(to_info(p));
 	return out;

@@ -31,9 +31,18 @@ struct chunk {
 	uint64_t used;
 };
 
-std::mutex g_lock;
-std::vector<chunk> g_chunks;
-size_t g_mapped = 0;
+// Never destroyed (probes may be detached from static destructors).
+struct pool {
+	std::mutex lock;
+	std::vector<chunk> chunks;
+	size_t mapped = 0;
+};
+
+pool &g_pool()
+{
+	static pool *p = new pool();
+	return *p;
+}
 
 uint64_t round_up(uint64_t v, uint64_t a)
 {
@@ -100,8 +109,8 @@ result<uint8_t *> allocate_exec(size_t size, uint64_t lo, uint64_t hi,
 	if (size > CHUNK)
 		return fail(EINVAL, "trampoline of " + std::to_string(size) +
 					    " bytes is larger than a chunk");
-	std::lock_guard<std::mutex> guard(g_lock);
-	for (chunk &c : g_chunks) {
+	std::lock_guard<std::mutex> guard(g_pool().lock);
+	for (chunk &c : g_pool().chunks) {
 		uint64_t a = c.base + c.used;
 		if (c.used + size <= CHUNK && a >= lo && a + size <= hi) {
 			c.used += size;
@@ -134,8 +143,8 @@ result<uint8_t *> allocate_exec(size_t size, uint64_t lo, uint64_t hi,
 			munmap(p, CHUNK);
 			continue;
 		}
-		g_mapped += CHUNK;
-		g_chunks.push_back({ at, size });
+		g_pool().mapped += CHUNK;
+		g_pool().chunks.push_back({ at, size });
 		log(log_level::debug,
 		    "trampoline chunk at 0x%" PRIx64 " (for code near 0x%" PRIx64
 		    ")",
@@ -152,8 +161,8 @@ result<uint8_t *> allocate_exec(size_t size, uint64_t lo, uint64_t hi,
 
 size_t exec_memory_mapped() noexcept
 {
-	std::lock_guard<std::mutex> guard(g_lock);
-	return g_mapped;
+	std::lock_guard<std::mutex> guard(g_pool().lock);
+	return g_pool().mapped;
 }
 
 } // namespace bpftime::attach::detail

@@ -18,8 +18,17 @@ namespace bpftime::attach::detail {
 namespace {
 
 using key = std::tuple<uint64_t, uint64_t, int64_t, int64_t>;
-std::mutex g_cache_lock;
-std::map<key, std::shared_ptr<const elf_file>> g_cache;
+// Never destroyed: resolution may run from static destructors at exit.
+struct cache {
+	std::mutex lock;
+	std::map<key, std::shared_ptr<const elf_file>> files;
+};
+
+cache &g_cache()
+{
+	static cache *c = new cache();
+	return *c;
+}
 
 struct mapped_file {
 	const uint8_t *p = nullptr;
@@ -102,8 +111,8 @@ result<std::shared_ptr<const elf_file>> load_elf(const std::string &path)
 	key k{ uint64_t(st.st_dev), uint64_t(st.st_ino), int64_t(st.st_mtim.tv_sec),
 	       int64_t(st.st_mtim.tv_nsec) };
 	{
-		std::lock_guard<std::mutex> g(g_cache_lock);
-		if (auto it = g_cache.find(k); it != g_cache.end()) {
+		std::lock_guard<std::mutex> g(g_cache().lock);
+		if (auto it = g_cache().files.find(k); it != g_cache().files.end()) {
 			close(fd);
 			return it->second;
 		}
@@ -176,8 +185,8 @@ result<std::shared_ptr<const elf_file>> load_elf(const std::string &path)
 				 return a.value < b.value;
 			 });
 	std::shared_ptr<const elf_file> done = std::move(out);
-	std::lock_guard<std::mutex> g(g_cache_lock);
-	g_cache[k] = done;
+	std::lock_guard<std::mutex> g(g_cache().lock);
+	g_cache().files[k] = done;
 	return done;
 }
 
