@@ -15,6 +15,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <csignal>
 #include <string>
 #include <chrono>
@@ -562,6 +564,35 @@ void scenario_concurrent()
 	check(memcmp(before, after, 16) == 0, "bytes restored exactly after the last detach");
 }
 
+// A forked child keeps the probes (its memory is a copy: patched code,
+// trampolines, handler lists and the thread's shadow stack), and the parent
+// is unaffected by what the child does.
+void scenario_fork()
+{
+	attach_manager m;
+	std::atomic<uint64_t> in{ 0 }, out{ 0 };
+	auto a = m.attach_uprobe({ "", "t_work", 0 }, on_count, &in);
+	auto b = m.attach_uretprobe({ "", "t_work", 0 }, on_count, &out);
+	check(a && b, "attach t_work uprobe + uretprobe");
+	volatile auto w = t_work;
+	(void)w(1);
+	fflush(stdout);
+	pid_t child = fork();
+	if (child == 0) {
+		bool ok = true;
+		for (int i = 0; i < 1000; i++)
+			ok = ok && w(i) == i * 3 + 1;
+		_exit(ok && in == 1001 && out == 1001 ? 0 : 1);
+	}
+	int status = 0;
+	waitpid(child, &status, 0);
+	check(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "the child's calls hit the inherited probes, returns included (status %d)", status);
+	check(in == 1 && out == 1, "the parent's counters are its own (%" PRIu64 ", %" PRIu64 ")", in.load(), out.load());
+	(void)w(2);
+	check(in == 2 && out == 2, "the parent's probes still fire");
+}
+
 void scenario_allocations()
 {
 	attach_manager m;
@@ -597,7 +628,7 @@ void scenario_allocations()
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s prologues|threads|recursion|longjmp|override|shared|dlopen <lib>|errors|concurrent|allocations\n",
+		fprintf(stderr, "usage: %s prologues|threads|recursion|longjmp|override|shared|dlopen <lib>|errors|concurrent|allocations|fork\n",
 			argv[0]);
 		return 2;
 	}
@@ -622,6 +653,8 @@ int main(int argc, char **argv)
 		scenario_concurrent();
 	else if (s == "allocations")
 		scenario_allocations();
+	else if (s == "fork")
+		scenario_fork();
 	else {
 		fprintf(stderr, "unknown scenario %s\n", s.c_str());
 		return 2;
