@@ -167,7 +167,8 @@ void publish(site_rec *sr)
 }
 
 // Why an inline jump may not go here, or "" when it may.
-std::string inline_obstacle(uint64_t addr, const region &r, const location *loc)
+std::string inline_obstacle(uint64_t addr, const region &r, const location *loc,
+			    const std::vector<mapping> &maps)
 {
 	const uint64_t end = addr + r.length;
 	for (auto &[a, other] : g().sites)
@@ -184,7 +185,13 @@ std::string inline_obstacle(uint64_t addr, const region &r, const location *loc)
 		return "the function has " + std::to_string(fn_end - addr) +
 		       " bytes from the probe, fewer than the " + std::to_string(r.length) +
 		       " a jump displaces";
-	auto scan = [&](uint64_t from, uint64_t to) {
+	// Only what is mapped executable is read: the symbol tables may claim
+	// more than the segments hold.
+	auto scan = [&](uint64_t from, uint64_t to) -> std::string {
+		const mapping *m = find_mapping(maps, from);
+		if (!m || !m->exec)
+			return {};
+		to = std::min(to, m->end);
 		return find_branch_into(from, reinterpret_cast<const uint8_t *>(from), to - from,
 					addr, end, loc->symbol_address);
 	};
@@ -228,7 +235,7 @@ result<site_rec *> create_site(uint64_t addr, const location *loc, const attach_
 				return std::move(p).error();
 			mech = mechanism::breakpoint;
 			reason = p.error().message;
-		} else if (std::string why = inline_obstacle(addr, *p, loc); !why.empty()) {
+		} else if (std::string why = inline_obstacle(addr, *p, loc, *maps); !why.empty()) {
 			mech = mechanism::breakpoint;
 			reason = why;
 		} else {
