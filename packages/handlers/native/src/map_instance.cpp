@@ -238,6 +238,12 @@ status map_instance::update(const void *key, const void *value,
 	BPFTIME_TRY(check_live("update"));
 	if (map_flags & BPF_F_RDONLY)
 		return op_error(*this, "update", EPERM, "BPF_F_RDONLY map");
+	// The kernel's map_update_elem (syscall.c) refuses BPF_F_LOCK before
+	// the map sees it when the value holds no bpf_spin_lock, which no
+	// bpftime map value does.
+	if (flags & BPF_F_LOCK)
+		return op_error(*this, "update", EINVAL,
+				"BPF_F_LOCK: the value has no bpf_spin_lock");
 	int rc = ops->update(state, key, value, flags);
 	if (rc != 0)
 		return op_error(*this, "update", rc);
@@ -316,6 +322,9 @@ result<uint32_t> map_instance::update_batch(const void *keys,
 	BPFTIME_TRY(check_live("update batch"));
 	if (map_flags & BPF_F_RDONLY)
 		return op_error(*this, "update batch", EPERM, "BPF_F_RDONLY map");
+	if (flags & BPF_F_LOCK)
+		return op_error(*this, "update batch", EINVAL,
+				"BPF_F_LOCK: the value has no bpf_spin_lock");
 	auto *k = static_cast<const uint8_t *>(keys);
 	auto *v = static_cast<const uint8_t *>(values);
 	for (uint32_t i = 0; i < count; i++) {
