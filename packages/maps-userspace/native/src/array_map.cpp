@@ -70,10 +70,9 @@ int array_create(const map_create_args *a, void **out, char *err,
 				 "map_flags 0x%x has bits arrays do not take "
 				 "(allowed: 0x%x)",
 				 a->map_flags, CREATE_FLAGS);
-	if (a->value_size > KMALLOC_MAX_SIZE)
-		return set_error(err, err_len, E2BIG,
-				 "value size %u is above %u bytes", a->value_size,
-				 KMALLOC_MAX_SIZE);
+	// No limit on value_size alone: the kernel dropped its KMALLOC_MAX_SIZE
+	// check for arrays (a 6.18 kernel creates 4 MiB + 1 values); only the
+	// total size below is bounded.
 	uint32_t stride = (a->value_size + 7) & ~7u;
 	uint64_t len = uint64_t(stride) * a->max_entries;
 	// The kernel refuses arrays of 4 GiB and more with ENOMEM.

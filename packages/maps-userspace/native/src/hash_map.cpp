@@ -339,13 +339,15 @@ int hash_create(const map_create_args *a, void **out, char *err, size_t err_len)
 	if (a->map_flags & BPF_F_NO_COMMON_LRU)
 		return set_error(err, err_len, EINVAL,
 				 "BPF_F_NO_COMMON_LRU is for LRU hash maps");
-	// Keys live on the program's 512-byte stack.
-	if (a->key_size > 512)
+	// The kernel's htab_map_alloc_check: an element larger than kmalloc
+	// can give could not be read through bpf(2). 48 is the kernel's
+	// sizeof(struct htab_elem) on 64-bit, so the same attributes pass.
+	constexpr uint64_t KERNEL_HTAB_ELEM = 48;
+	if (uint64_t(a->key_size) + a->value_size >=
+	    KMALLOC_MAX_SIZE - KERNEL_HTAB_ELEM)
 		return set_error(err, err_len, E2BIG,
-				 "key size %u is above 512 bytes", a->key_size);
-	if (a->value_size >= KMALLOC_MAX_SIZE - 512 - sizeof(elem))
-		return set_error(err, err_len, E2BIG,
-				 "value size %u is too large", a->value_size);
+				 "key size %u + value size %u is too large",
+				 a->key_size, a->value_size);
 	uint32_t n_buckets = round_up_pow2(a->max_entries);
 	uint32_t n_locks = std::min(n_buckets, MAX_LOCKS);
 	if (a->max_entries > (1u << 31) || n_buckets == 0 ||

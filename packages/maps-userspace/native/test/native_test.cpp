@@ -9,11 +9,17 @@
 //   - the growing variant (BPF_F_NO_PREALLOC) fills up to max_entries;
 //   - a process killed inside the registry's mutex, in the middle of a
 //     create or a release, leaves nothing half-made: the next process to
-//     lock it undoes or finishes the operation.
+//     lock it undoes or finishes the operation;
+//   - against the kernel's own maps through bpf(2) (where it is allowed),
+//     the same attributes are refused with the same errno and the same
+//     random sequence of operations gives the same results and contents.
 #include <bpftime/handlers/program.hpp>
 #include <bpftime/handlers/registry.hpp>
 #include <bpftime/maps_userspace/maps_userspace.hpp>
 
+#include "kernel_maps.hpp"
+
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -518,6 +524,174 @@ void test_death_inside_the_mutex(die_at where)
 	CHECK(got == 77);
 }
 
+// --- differential test against the kernel ----------------------------------
+
+// Why the kernel column cannot run here, or empty.
+std::string kernel_refusal()
+{
+	int fd = kernel_maps::create(BPF_MAP_TYPE_HASH, 4, 8, 4, 0);
+	if (fd >= 0) {
+		kernel_maps::close_fd(fd);
+		return {};
+	}
+	return "bpf(BPF_MAP_CREATE) refused: " + std::string(strerrorname_np(-fd));
+}
+
+int code_of(const status &st)
+{
+	return st ? 0 : -st.error().code;
+}
+
+void test_create_errors_match_the_kernel()
+{
+	struct row {
+		const char *what;
+		uint32_t type, key, value, max, flags;
+	};
+	const row rows[] = {
+		{ "hash, key size 0", BPF_MAP_TYPE_HASH, 0, 8, 16, 0 },
+		{ "hash, value size 0", BPF_MAP_TYPE_HASH, 4, 0, 16, 0 },
+		{ "hash, max_entries 0", BPF_MAP_TYPE_HASH, 4, 8, 0, 0 },
+		{ "hash, key + value of 4 MiB", BPF_MAP_TYPE_HASH, 8, (1u << 22) - 8, 4, 0 },
+		{ "hash, key + value just under the limit", BPF_MAP_TYPE_HASH, 8, (1u << 22) - 57, 1, 0 },
+		{ "hash, BPF_F_ZERO_SEED", BPF_MAP_TYPE_HASH, 4, 8, 16, BPF_F_ZERO_SEED },
+		{ "hash, BPF_F_MMAPABLE", BPF_MAP_TYPE_HASH, 4, 8, 16, BPF_F_MMAPABLE },
+		{ "hash, BPF_F_RDONLY | BPF_F_WRONLY", BPF_MAP_TYPE_HASH, 4, 8, 16,
+		  BPF_F_RDONLY | BPF_F_WRONLY },
+		{ "array, 8-byte key", BPF_MAP_TYPE_ARRAY, 8, 8, 4, 0 },
+		{ "array, BPF_F_NO_PREALLOC", BPF_MAP_TYPE_ARRAY, 4, 8, 4, BPF_F_NO_PREALLOC },
+		{ "array, value size 0", BPF_MAP_TYPE_ARRAY, 4, 0, 4, 0 },
+		{ "array, max_entries 0", BPF_MAP_TYPE_ARRAY, 4, 8, 0, 0 },
+		{ "hash, fine", BPF_MAP_TYPE_HASH, 4, 8, 16, 0 },
+		{ "array, fine", BPF_MAP_TYPE_ARRAY, 4, 8, 16, BPF_F_MMAPABLE },
+	};
+	fixture f("kcreate");
+	for (const row &r : rows) {
+		int k = kernel_maps::create(r.type, r.key, r.value, r.max, r.flags);
+		if (k >= 0)
+			kernel_maps::close_fd(k);
+		auto h = f.reg->create_map(spec(r.type, "m", r.key, r.value, r.max, r.flags));
+		int b = h ? 0 : -h.error().code;
+		if (h)
+			(void)f.reg->release(h->id);
+		if ((k >= 0 ? 0 : k) != b) {
+			printf("#   %s: kernel %d, bpftime %d\n", r.what, k >= 0 ? 0 : k, b);
+			case_ok = false;
+		}
+	}
+}
+
+// key i of a map whose keys are key_size bytes: i in the first 4 bytes.
+std::vector<uint8_t> key_bytes(uint32_t key_size, uint32_t i)
+{
+	std::vector<uint8_t> k(key_size, 0);
+	memcpy(k.data(), &i, std::min<size_t>(4, key_size));
+	if (key_size > 4)
+		k[key_size - 1] = uint8_t(i * 7);
+	return k;
+}
+
+void test_operations_match_the_kernel(uint32_t type, uint32_t key_size,
+				      uint32_t value_size, uint32_t max,
+				      uint32_t flags)
+{
+	int fd = kernel_maps::create(type, key_size, value_size, max, flags);
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return;
+	fixture f("kops");
+	auto h = need(f.reg->create_map(spec(type, "m", key_size, value_size, max, flags)),
+		      "map");
+	auto m = need(f.reg->map(h.id), "map instance");
+	const bool array = type == BPF_MAP_TYPE_ARRAY;
+	std::mt19937 rng(42);
+	std::vector<uint8_t> kv(value_size), bv(value_size), kn(key_size), bn(key_size);
+	int mismatches = 0;
+	for (int n = 0; n < 4000 && mismatches < 5; n++) {
+		uint32_t i = rng() % (max + max / 2 + 1); // past max_entries too
+		auto key = key_bytes(key_size, i);
+		std::vector<uint8_t> value(value_size);
+		for (auto &b : value)
+			b = uint8_t(rng());
+		int kr = 0, br = 0;
+		const char *op = "";
+		switch (rng() % 8) {
+		case 0:
+		case 1:
+		case 2: {
+			static const uint64_t flag_set[] = { BPF_ANY, BPF_NOEXIST, BPF_EXIST, 3,
+							     BPF_F_LOCK };
+			uint64_t fl = flag_set[rng() % 5];
+			op = "update";
+			kr = kernel_maps::update(fd, key.data(), value.data(), fl);
+			br = code_of(m->update(key.data(), value.data(), fl));
+			break;
+		}
+		case 3:
+		case 4:
+			op = "lookup";
+			kr = kernel_maps::lookup(fd, key.data(), kv.data());
+			br = code_of(m->lookup(key.data(), bv.data()));
+			if (kr == 0 && br == 0 && kv != bv) {
+				printf("#   lookup of key %u: different values\n", i);
+				mismatches++;
+			}
+			break;
+		case 5:
+		case 6:
+			op = "delete";
+			kr = kernel_maps::remove(fd, key.data());
+			br = code_of(m->remove(key.data()));
+			break;
+		default: {
+			// Hash maps order their keys by hash, the kernel's and
+			// ours differently: compare the order only for arrays,
+			// and for hash maps whether there is a next key at all
+			// from nothing or from an absent key (the first key).
+			op = "next key";
+			bool from_null = rng() % 2;
+			uint32_t absent = max * 4 + i;
+			auto start = key_bytes(key_size, array ? i : absent);
+			kr = kernel_maps::next_key(fd, from_null ? nullptr : start.data(), kn.data());
+			br = code_of(m->next_key(from_null ? nullptr : start.data(), bn.data()));
+			if (array && kr == 0 && br == 0 && kn != bn) {
+				printf("#   next key after %u: different keys\n", i);
+				mismatches++;
+			}
+		}
+		}
+		if (kr != br) {
+			printf("#   op %d: %s of key %u: kernel %d, bpftime %d\n", n, op, i, kr, br);
+			mismatches++;
+		}
+	}
+	CHECK(mismatches == 0);
+	// The same contents at the end.
+	std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>> ke, be;
+	std::vector<uint8_t> cur(key_size), next(key_size);
+	bool first = true;
+	while (kernel_maps::next_key(fd, first ? nullptr : cur.data(), next.data()) == 0) {
+		CHECK(kernel_maps::lookup(fd, next.data(), kv.data()) == 0);
+		ke.emplace_back(next, kv);
+		cur = next;
+		first = false;
+		if (ke.size() > max)
+			break;
+	}
+	std::vector<uint8_t> keys(size_t(max) * key_size), values(size_t(max) * value_size);
+	uint32_t got = need(m->lookup_batch(nullptr, max, keys.data(), values.data()), "batch");
+	for (uint32_t j = 0; j < got; j++)
+		be.emplace_back(std::vector<uint8_t>(keys.begin() + j * key_size,
+						     keys.begin() + (j + 1) * key_size),
+				std::vector<uint8_t>(values.begin() + j * value_size,
+						     values.begin() + (j + 1) * value_size));
+	std::sort(ke.begin(), ke.end());
+	std::sort(be.begin(), be.end());
+	CHECK(ke.size() == be.size());
+	CHECK(ke == be);
+	kernel_maps::close_fd(fd);
+}
+
 } // namespace
 
 int main()
@@ -546,6 +720,20 @@ int main()
 		 [] { test_death_inside_the_mutex(die_at::create); });
 	run_case("a process killed inside the registry mutex in a release has it finished by the next locker",
 		 [] { test_death_inside_the_mutex(die_at::destroy); });
+	if (std::string why = kernel_refusal(); !why.empty()) {
+		printf("ok - the kernel comparison # SKIP %s\n", why.c_str());
+	} else {
+		run_case("map attributes the kernel refuses are refused with its errno",
+			 test_create_errors_match_the_kernel);
+		run_case("a random sequence on a hash map gives the kernel's results and contents",
+			 [] { test_operations_match_the_kernel(BPF_MAP_TYPE_HASH, 4, 8, 16, 0); });
+		run_case("a random sequence on a growing hash map gives the kernel's results and contents",
+			 [] { test_operations_match_the_kernel(BPF_MAP_TYPE_HASH, 4, 8, 16, BPF_F_NO_PREALLOC); });
+		run_case("a random sequence on a hash map of 12-byte keys gives the kernel's results and contents",
+			 [] { test_operations_match_the_kernel(BPF_MAP_TYPE_HASH, 12, 20, 8, 0); });
+		run_case("a random sequence on an array gives the kernel's results and contents",
+			 [] { test_operations_match_the_kernel(BPF_MAP_TYPE_ARRAY, 4, 8, 16, 0); });
+	}
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
