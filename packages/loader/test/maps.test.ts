@@ -128,6 +128,22 @@ describe('legacy maps section', () => {
 	});
 });
 
+describe('objects built without -g', () => {
+	it('opens legacy maps and global data from the ELF symbols alone', async () => {
+		const o = BpfObject.open(await fx.bpf('legacy', ['-g0']));
+		expect(o.btf).toBeUndefined();
+		expect(o.maps.map((m) => m.name)).toEqual(['legacy_hash', 'legacy_array']);
+		expect(o.program('count').funcInfo).toEqual([]);
+	});
+
+	it('refuses BTF-defined maps, which need BTF, saying to compile with -g', async () => {
+		const path = await fx.bpf('pinned', ['-g0']);
+		expect(() => BpfObject.open(path)).toThrow(
+			expect.objectContaining({ code: 'EINVAL', message: expect.stringContaining('compile with -g') }),
+		);
+	});
+});
+
 describe('creating maps at load', () => {
 	it('creates the inner template before a map-in-map, passes its id, releases it, then fills the slots', async () => {
 		const o = BpfObject.open(await fx.bpf('maps'));
