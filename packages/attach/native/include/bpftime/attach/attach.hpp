@@ -25,20 +25,28 @@
 //                 trampoline and replaced by a 5-byte jump to it: a hit costs
 //                 a few nanoseconds
 //   breakpoint    the first byte becomes int3; a SIGTRAP handler sends the
-//                 thread to the same trampoline (about 1-2 us per hit). Used
+//                 thread to the same trampoline (a few us per hit). Used
 //                 where a jump cannot be placed safely: the function is
 //                 shorter than 5 bytes, ends (ret/jmp) before 5 bytes, code
 //                 jumps back into the bytes the jump would cover, the bytes
 //                 overlap another probe, or attach_options::force_breakpoint
 //
 // Callbacks run on the thread that called the function, in the normal
-// context of that thread (never inside a signal handler), with every
-// general-purpose register, the flags and the 16 vector registers (ymm0-15
-// where AVX is on, xmm0-15 otherwise) saved around them. A callback must not
-// throw, must not unwind or longjmp out, and must not change AVX-512 state
-// (zmm upper halves, zmm16-31, k0-7) or the x87 stack: those are not saved. It
-// may call hooked functions (they are probed again) and may attach or detach
-// probes.
+// context of that thread (never inside a signal handler). Every register
+// the probed code may still use is preserved around them: all
+// general-purpose registers; at a function's first instruction the
+// argument vector registers (ymm0-7, xmm0-7 without AVX), elsewhere all of
+// ymm0-15 and the flags; after a return (uretprobe) ymm0-1. A callback must
+// not throw, must not unwind or longjmp out, and must not change AVX-512
+// state (zmm upper halves, zmm16-31, k0-7) or the x87 stack: those are not
+// saved. It may call hooked functions (they are probed again) and may
+// attach or detach probes.
+//
+// uretprobe: the entry moves the return address to a per-thread shadow
+// stack (256 frames; deeper calls are counted in probe_info::missed) and
+// the trampoline calls the function itself. Frames that longjmp leaves are
+// dropped and counted as missed; a C++ exception cannot unwind through a
+// uretprobe'd frame (as with the kernel's uretprobes).
 //
 // Thread safety: an attach_manager may be used from any thread; the probes of
 // all managers of a process share one set of patched sites. detach() returns
@@ -62,8 +70,10 @@ namespace bpftime::attach {
 // Entry and return probes. `regs` is valid for the duration of the call.
 using probe_callback = void (*)(const pt_regs *regs, void *user);
 // Override probes: return true to skip the function; it then returns *ret
-// (in rax) to its caller. `regs` may be modified: registers are restored from
-// it, so a callback may also change the arguments of a call it lets through.
+// (in rax) to its caller. `regs` may be modified: the caller-saved registers
+// (ax, cx, dx, si, di, r8-r11) and bx are restored from it, so a callback may
+// change the arguments of a call it lets through; changes to bp, r12-r15, sp,
+// ip and flags are not applied.
 using override_callback = bool (*)(pt_regs *regs, void *user, uint64_t *ret);
 
 enum class probe_kind : uint8_t { uprobe, uretprobe, override };
