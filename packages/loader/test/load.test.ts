@@ -3,7 +3,7 @@
 // leave no file descriptor behind.
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BpfObject, type LoadTarget } from '../src/index.js';
+import { BpfObject, BpftimeError, type LoadTarget } from '../src/index.js';
 import { bpfAllowed, hasVmlinux, useFixtures } from './helpers.js';
 import { KernelTarget, RecordingTarget } from './targets.js';
 
@@ -183,6 +183,35 @@ describe('load() bookkeeping', () => {
 		}
 		expect(req).toMatchObject({ name: 'read_globals', license: 'GPL', type: 2, flags: 0 });
 		o.close();
+	});
+
+	it('retries a map without BTF when the target refuses its BTF types, as libbpf does', async () => {
+		const o = BpfObject.open(await fx.bpf('globals'));
+		const t = new RecordingTarget();
+		const picky: LoadTarget = {
+			loadBtf: () => t.createPerfEvent({ kind: 'tracepoint', category: 'btf', name: 'btf', pid: -1 }),
+			createMap: (r) => {
+				if (r.btfValueTypeId !== 0) throw new BpftimeError('EINVAL', 'BTF types refused');
+				return t.createMap(r);
+			},
+			updateMap: (m, k, v) => t.updateMap(m, k, v),
+			freezeMap: (m) => t.freezeMap(m),
+			loadProgram: (r) => t.loadProgram(r),
+			createPerfEvent: (r) => t.createPerfEvent(r),
+			createLink: (r) => t.createLink(r),
+			release: (id) => t.release(id),
+		};
+		const loaded = await o.load(picky);
+		expect(loaded.maps.size).toBe(o.maps.length);
+		const creates = t.log.flatMap((r) => (r.op === 'createMap' ? [r.req] : []));
+		expect(creates.every((r) => r.btfId === undefined && r.btfValueTypeId === 0)).toBe(true);
+		// Programs still get the BTF, with func and line info.
+		const prog = t.log.find((r) => r.op === 'loadProgram');
+		expect(prog?.op === 'loadProgram' && prog.req.btfId).toBeGreaterThan(0);
+		expect(prog?.op === 'loadProgram' && prog.req.funcInfo.length).toBe(8 * o.program('read_globals').funcInfo.length);
+		expect(prog?.op === 'loadProgram' && prog.req.lineInfo.length).toBe(16 * o.program('read_globals').lineInfo.length);
+		o.close();
+		expect(t.live.size).toBe(0);
 	});
 
 	it('releases everything it can at close, then reports the release that failed', async () => {
