@@ -90,6 +90,42 @@ describe('JSON export and import', () => {
 		expect(reg.size).toBe(0);
 	});
 
+	it('either imports a damaged document whole or refuses it and creates nothing', () => {
+		const { reg } = freshRegistry('json_fuzz_src');
+		populate(reg);
+		const text = reg.exportJson();
+		const { reg: copy } = freshRegistry('json_fuzz_dst');
+		let seed = 7;
+		const next = (n: number) => {
+			seed = (seed * 1103515245 + 12345) >>> 0;
+			return seed % n;
+		};
+		let refused = 0;
+		for (let round = 0; round < 300; round++) {
+			// Truncate, or overwrite a few characters with JSON punctuation, digits or letters.
+			let damaged = text;
+			if (round % 3 === 0) damaged = text.slice(0, next(text.length));
+			else
+				for (let k = 0; k < 1 + next(4); k++) {
+					const at = next(damaged.length);
+					damaged = damaged.slice(0, at) + '{}[],:"0-9aZ'.charAt(next(12)) + damaged.slice(at + 1);
+				}
+			try {
+				copy.importJson(damaged);
+			} catch (e) {
+				refused++;
+				expect(['EINVAL', 'EPROTONOSUPPORT', 'E2BIG', 'EBADF', 'EEXIST', 'ENOENT']).toContain(
+					(e as { code: string }).code,
+				);
+				expect(copy.size).toBe(0);
+				continue;
+			}
+			// A damage that still reads as a valid document was imported whole; start again.
+			for (const d of copy.list().reverse()) copy.release(d.id);
+		}
+		expect(refused).toBeGreaterThan(250);
+	});
+
 	it('refuses to import into a registry that holds handlers (ENOTEMPTY) and keeps them', () => {
 		const { reg } = freshRegistry('json_full');
 		populate(reg);
