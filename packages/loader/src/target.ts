@@ -1,9 +1,10 @@
 // What the loader needs from a registry to load an object into it.
 //
 // `BpfObject.load()` and `attach()` only talk to this interface; the
-// `Registry` of @bpftime/handlers (shared memory) is meant to implement it,
-// and so can anything else that keeps kernel-style objects (a test
-// recorder, the kernel itself through bpf(2)). Each create call returns an
+// `Registry` of @bpftime/handlers (shared memory) gets it from
+// `registryTarget()` (registry-target.ts), and anything else that keeps
+// kernel-style objects can implement it (the tests drive the kernel through
+// bpf(2) with one, and a recorder). Each create call returns an
 // fd-like id; `release()` drops one, and is what `load()` calls, in reverse
 // order, to undo a load that failed half-way.
 //
