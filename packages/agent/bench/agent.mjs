@@ -1,0 +1,129 @@
+// The agent benchmark: what a probe hit costs when it runs an eBPF program
+// through libbpftime-agent.so, from the registry, as `bpftime start` runs a
+// target. bench_fn (bench_target.c) is an empty function called in a loop;
+// every variant is a new process of bench_target, pinned to the idler core,
+// with the baseline (the same binary without the agent) measured in this run.
+//
+//   node packages/agent/bench/agent.mjs      (after `pnpm turbo run build --filter @bpftime/agent`)
+//
+// Variants: no agent (baseline); agent loaded, no link (what the agent
+// costs a target by being there); uprobe with an empty program and with the
+// malloc example's hash-map counter, on the JIT and on the interpreter;
+// uretprobe with the empty program. The pure hook cost (empty callback, no
+// program) and the kernel's uprobe are in bench/suites/attach.mjs.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Registry } from '@bpftime/handlers';
+import { BpfObject } from '@bpftime/loader';
+import '@bpftime/maps-userspace';
+import { Segment } from '@bpftime/shm';
+import { agentEnv } from '../dist/index.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const ROUNDS = 31;
+const CALLS = 2_000_000;
+
+function idlerCpu(ms) {
+	const sample = () =>
+		readFileSync('/proc/stat', 'utf8')
+			.split('\n')
+			.filter((l) => /^cpu\d+ /.test(l))
+			.map((l) => {
+				const f = l.split(/\s+/).slice(1).map(Number);
+				return { busy: f[0] + f[1] + f[2] + f[5] + f[6] + f[7], total: f.reduce((a, b) => a + b, 0) };
+			});
+	const a = sample();
+	Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+	const b = sample();
+	let best = 0;
+	let bestLoad = Number.POSITIVE_INFINITY;
+	b.forEach((s, i) => {
+		const load = (s.busy - a[i].busy) / Math.max(1, s.total - a[i].total);
+		if (load < bestLoad) {
+			bestLoad = load;
+			best = i;
+		}
+	});
+	return best;
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'bpftime-agent-bench-'));
+const target = join(dir, 'bench_target');
+const object = join(dir, 'bench.bpf.o');
+execFileSync('cc', ['-O2', '-o', target, join(here, 'bench_target.c')]);
+execFileSync('clang', [
+	'-target',
+	'bpf',
+	'-O2',
+	'-g',
+	'-I/usr/include/x86_64-linux-gnu',
+	'-c',
+	join(here, 'bench.bpf.c'),
+	'-o',
+	object,
+]);
+
+const only = process.argv[2];
+const variants = [
+	{ id: 'native', label: 'no agent (baseline)' },
+	{ id: 'idle', label: 'agent loaded, no link', agent: true },
+	{ id: 'empty-jit', label: 'uprobe, empty program, JIT', agent: true, prog: 'empty', vm: 'jit' },
+	{ id: 'count-jit', label: 'uprobe, hash-map counter, JIT', agent: true, prog: 'count', vm: 'jit' },
+	{ id: 'empty-interp', label: 'uprobe, empty program, interpreter', agent: true, prog: 'empty', vm: 'interpreter' },
+	{ id: 'count-interp', label: 'uprobe, hash-map counter, interpreter', agent: true, prog: 'count', vm: 'interpreter' },
+	{ id: 'ret-jit', label: 'uretprobe, empty program, JIT', agent: true, prog: 'empty', vm: 'jit', retprobe: true },
+];
+
+const rows = [];
+let failed = false;
+try {
+	for (const v of variants.filter((x) => !only || x.id === 'native' || x.id.includes(only))) {
+		const name = `bpftime_agent_bench_${process.pid}_${v.id}`;
+		const seg = Segment.create({ name, sizeMb: 8 });
+		const reg = Registry.create(seg);
+		try {
+			if (v.prog) {
+				const obj = BpfObject.open(object);
+				await obj.load(reg, { programs: [v.prog] });
+				await obj.attach(v.prog, { kind: 'uprobe', binary: target, func: 'bench_fn', retprobe: v.retprobe === true });
+			}
+			const env = v.agent
+				? agentEnv({ segment: name, logLevel: 'warn', env: { ...process.env, BPFTIME_VM_NAME: v.vm ?? 'jit' } })
+				: process.env;
+			const r = spawnSync(target, [String(idlerCpu(100)), String(ROUNDS), String(CALLS)], { encoding: 'utf8', env });
+			if (r.status !== 0) throw new Error(`${v.id}: bench_target exited ${r.status}: ${r.stderr}`);
+			rows.push({ ...v, ...JSON.parse(r.stdout.trim()) });
+		} finally {
+			reg.close();
+			seg.close();
+			Segment.remove({ name });
+		}
+	}
+} catch (e) {
+	console.log(`agent: ${e.message}`);
+	failed = true;
+} finally {
+	rmSync(dir, { recursive: true, force: true });
+}
+
+const fmt = (ns) => `${ns.toFixed(1)} ns`;
+const base = rows.find((r) => r.id === 'native')?.ns;
+console.log(`machine: ${cpus()[0]?.model}, ${cpus().length} cores, Linux ${release()}`);
+console.log(
+	`agent: one call of an empty function, ${ROUNDS} rounds of ${CALLS} calls, median per call, each variant its own process`,
+);
+console.log(
+	`  ${'variant'.padEnd(40)} ${'per call'.padStart(10)} ${'±'.padStart(6)} ${'added'.padStart(10)} ${'vs native'.padStart(10)}`,
+);
+for (const r of rows) {
+	const spread = r.ns ? (r.p75 - r.p25) / 2 / r.ns : 0;
+	const added = r.id === 'native' || !base ? '' : fmt(r.ns - base);
+	const ratio = base ? `${(r.ns / base).toFixed(2)}x` : '';
+	console.log(
+		`  ${r.label.padEnd(40)} ${fmt(r.ns).padStart(10)} ${`${(spread * 100).toFixed(1)}%`.padStart(6)} ${added.padStart(10)} ${ratio.padStart(10)}`,
+	);
+}
+process.exit(failed ? 1 : 0);
