@@ -276,11 +276,13 @@ void attach_context::state::attach_link(
 	attach::probe_target target{ .module = pe.path,
 				     .symbol = pe.symbol,
 				     .offset = pe.offset };
-	e.st.where = std::string(pe.type == handlers::perf_event_type::uprobe
-					 ? "uprobe "
-					 : "uretprobe ") +
-		     pe.path + (pe.symbol.empty() ? "" : ":" + pe.symbol) + "+" +
-		     hex(pe.offset);
+	std::string &where = e.st.where;
+	where = pe.type == handlers::perf_event_type::uprobe ? "uprobe "
+							     : "uretprobe ";
+	where.append(pe.path);
+	if (!pe.symbol.empty())
+		where.append(":").append(pe.symbol);
+	where.append("+").append(hex(pe.offset));
 	if (pe.pid != -1 && pe.pid != int32_t(getpid())) {
 		e.st.state = link_state::skipped;
 		log(log_level::debug, "link %u: %s is for pid %d", e.st.link_id,
