@@ -359,6 +359,41 @@ void remove_site(site_rec *sr)
 	breakpoint_retire(sr->address);
 }
 
+// A probe inside a function must sit on an instruction boundary: decoded
+// from the middle of an instruction, the bytes would be relocated as
+// something else. Decodes linearly from the function's start (compilers do
+// not put data inside functions on x86-64). Bytes patched by other probes
+// are read as they were.
+status check_boundary(const probe_rec &p, const location &loc)
+{
+	auto maps = read_maps();
+	if (!maps)
+		return std::move(maps).error();
+	const mapping *m = find_mapping(*maps, loc.symbol_address);
+	if (!m || !m->exec || loc.address >= m->end)
+		return {};
+	uint64_t at = loc.symbol_address;
+	while (at < loc.address) {
+		uint8_t buf[16];
+		const size_t n = std::min<uint64_t>(sizeof(buf), m->end - at);
+		memcpy(buf, reinterpret_cast<const void *>(at), n);
+		for (auto &[a, other] : g().sites)
+			for (uint32_t i = 0; i < other->written; i++)
+				if (a + i >= at && a + i < at + n)
+					buf[a + i - at] = other->original[i];
+		auto in = decode(at, buf, n);
+		if (!in)
+			return {}; // cannot tell; the site's own decode decides
+		if (at + in->length > loc.address)
+			return fail(EINVAL, std::string(to_string(p.kind)) + " at " + p.where +
+						    ": not an instruction boundary (inside '" +
+						    in->text + "' at +" +
+						    hex(at - loc.symbol_address) + ")");
+		at += in->length;
+	}
+	return {};
+}
+
 status install(probe_rec &p, const location *loc)
 {
 	const char *kind = to_string(p.kind);
@@ -372,6 +407,8 @@ status install(probe_rec &p, const location *loc)
 			    "function's first instruction",
 			    kind, p.where.c_str());
 	}
+	if (loc && !loc->symbol.empty() && !loc->at_function_entry())
+		BPFTIME_TRY(check_boundary(p, *loc));
 	site_rec *sr = nullptr;
 	if (auto it = g().sites.find(p.address); it != g().sites.end()) {
 		sr = it->second;

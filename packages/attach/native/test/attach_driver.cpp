@@ -510,6 +510,9 @@ void scenario_errors()
 	auto e8 = m.attach_uprobe({ "", "t_work", 1 << 20 }, on_count, &n);
 	check(!e8 && e8.error().code == EINVAL, "offset past the function's end: EINVAL (%s)",
 	      e8 ? "" : e8.error().message.c_str());
+	auto e9 = m.attach_uprobe({ "", "p_endbr64", 1 }, on_count, &n);
+	check(!e9 && e9.error().code == EINVAL, "offset inside an instruction: EINVAL (%s)",
+	      e9 ? "" : e9.error().message.c_str());
 	check(m.probes().empty(), "failed attaches left no probe behind");
 	volatile auto w = t_work;
 	check(w(2) == 7 && n == 0, "the process and its functions are unharmed");
