@@ -8,9 +8,9 @@ import { describe, expect, it } from 'vitest';
 const run = promisify(execFile);
 const examples = new URL('../../../examples/', import.meta.url).pathname;
 
-async function demo(name: string, args: string[] = []) {
+async function demo(name: string, args: string[] = [], env: NodeJS.ProcessEnv = process.env) {
 	const before = new Set(readdirSync('/dev/shm'));
-	const r = await run(process.execPath, [`${examples}${name}/demo.mjs`, ...args], { encoding: 'utf8' });
+	const r = await run(process.execPath, [`${examples}${name}/demo.mjs`, ...args], { encoding: 'utf8', env });
 	const left = readdirSync('/dev/shm').filter((f) => !before.has(f) && f.includes('demo'));
 	return { ...r, left };
 }
@@ -24,6 +24,16 @@ describe('examples', { timeout: 60_000 }, () => {
 		expect(counts[1]).toBeGreaterThan(counts[0] as number);
 		expect(stdout).toMatch(/segment 'bpftime_malloc_demo_\d+' removed/);
 		expect(left).toEqual([]);
+	});
+
+	it('malloc: exits 1, saying so, when the count does not grow, and still removes its segment', async () => {
+		// A VM backend that is not built: the agent cannot instantiate the program, so nothing counts.
+		const before = new Set(readdirSync('/dev/shm'));
+		const err = await demo('malloc', ['2'], { ...process.env, BPFTIME_VM_NAME: 'llvm' }).catch((e) => e);
+		expect(err.code).toBe(1);
+		expect(err.stderr).toMatch(/malloc demo FAILED: the count did not grow between t=0s and t=1s \(0 -> 0\)/);
+		expect(err.stdout).toMatch(/segment 'bpftime_malloc_demo_\d+' removed/);
+		expect(readdirSync('/dev/shm').filter((f) => !before.has(f) && f.startsWith('bpftime_malloc_demo_'))).toEqual([]);
 	});
 
 	it('uretprobe-latency: measures every call of the function into the histogram', async () => {
