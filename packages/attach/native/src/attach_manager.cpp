@@ -452,14 +452,64 @@ void uninstall(probe_rec &p)
 
 void process_pending();
 
+// Sites whose code is gone (dlclose unmapped the module, or another file
+// is mapped there now) are forgotten, without writing: their probes go
+// back to pending when they were attached by module and symbol (the next
+// dlopen of the module attaches them again), to failed otherwise. Called
+// with the lock held.
+void drop_dead_sites()
+{
+	if (g().sites.empty())
+		return;
+	auto maps = read_maps();
+	if (!maps)
+		return;
+	std::vector<site_rec *> dead;
+	for (auto &[a, sr] : g().sites) {
+		const mapping *m = find_mapping(*maps, a);
+		if (!m || !m->exec || !m->read || m->device != sr->device || m->inode != sr->inode ||
+		    memcmp(reinterpret_cast<const void *>(a), sr->code, sr->written) != 0)
+			dead.push_back(sr);
+	}
+	for (site_rec *sr : dead) {
+		g().sites.erase(sr->address);
+		breakpoint_retire(sr->address);
+		for (auto &[id, p] : g().probes) {
+			if (p.sr != sr)
+				continue;
+			p.sr = nullptr;
+			if (p.by_target) {
+				p.state = probe_state::pending;
+				p.reason = "the module was unloaded; attaches again when dlopen maps it";
+			} else {
+				p.state = probe_state::failed;
+				p.error = ENOENT;
+				p.reason = "the module holding " + hex(p.address) + " was unloaded";
+			}
+			log(log_level::info, "probe %" PRIu64 ": %s at %s: %s", id, to_string(p.kind),
+			    p.where.c_str(), p.reason.c_str());
+		}
+	}
+}
+
 void on_dlopen_return(const pt_regs *regs, void *)
 {
 	if (regs->ax != 0)
 		process_pending();
 }
 
-// Hooks the return of dlopen and dlmopen so that pending probes attach
-// when their module appears.
+void on_dlclose_return(const pt_regs *regs, void *)
+{
+	if (regs->ax != 0 || tls_in_attach)
+		return; // failed, or our own dlclose while resolving
+	in_attach guard;
+	std::lock_guard<std::recursive_mutex> lock(g().mu);
+	drop_dead_sites();
+}
+
+// Hooks the return of dlopen and dlmopen, so that pending probes attach
+// when their module appears, and of dlclose, so that the probes of an
+// unloaded module become pending again.
 void ensure_dlopen_watch()
 {
 	if (g().dlopen_watch)
@@ -468,7 +518,7 @@ void ensure_dlopen_watch()
 	std::string errors;
 	int hooked = 0;
 	for (const char *lib : { "libc.so.6", "libdl.so.2" }) {
-		for (const char *fn : { "dlopen", "dlmopen" }) {
+		for (const char *fn : { "dlopen", "dlmopen", "dlclose" }) {
 			auto loc = resolve({ lib, fn, 0 });
 			if (!loc)
 				continue;
@@ -481,7 +531,7 @@ void ensure_dlopen_watch()
 			probe_rec p;
 			p.id = ++g().next_id;
 			p.kind = probe_kind::uretprobe;
-			p.cb = on_dlopen_return;
+			p.cb = strcmp(fn, "dlclose") == 0 ? on_dlclose_return : on_dlopen_return;
 			p.address = loc->address;
 			p.where = describe(*loc);
 			if (auto st = install(p, &*loc); !st) {
@@ -512,6 +562,7 @@ void process_pending()
 		return; // our own dlopen(RTLD_NOLOAD) while resolving
 	in_attach guard;
 	std::lock_guard<std::recursive_mutex> lock(g().mu);
+	drop_dead_sites();
 	for (auto &[id, p] : g().probes) {
 		if (p.state != probe_state::pending)
 			continue;
@@ -550,6 +601,8 @@ result<uint64_t> attach_common(const void *owner, probe_kind kind, probe_callbac
 {
 	in_attach guard;
 	std::lock_guard<std::recursive_mutex> lock(g().mu);
+	drop_dead_sites();
+	ensure_dlopen_watch();
 	if (!cb && !ocb)
 		return fail(EINVAL, std::string(to_string(kind)) + ": the callback is null");
 	probe_rec p;

@@ -482,6 +482,21 @@ void scenario_dlopen(const char *lib)
 	long v = f(6, 7);
 	check(v == 42 && in.hits == 1 && in.last.di == 6 && out.hits == 1 && out.last.ax == 42,
 	      "dl_mul(6, 7) seen on entry and return (%ld)", v);
+
+	// Unloaded, the probes wait for the module again; loaded again (at
+	// whatever address), they are back.
+	check(dlclose(h) == 0, "dlclose");
+	i = m.info(*a);
+	check(i->state == probe_state::pending && m.info(*b)->state == probe_state::pending,
+	      "after dlclose the probes are pending again (%s: %s)", to_string(i->state), i->reason.c_str());
+	h = dlopen(lib, RTLD_NOW);
+	f = h ? reinterpret_cast<long (*)(long, long)>(dlsym(h, "dl_mul")) : nullptr;
+	v = f ? f(3, 5) : 0;
+	i = m.info(*a);
+	check(i->state == probe_state::active && v == 15 && in.hits == 2 && in.last.di == 3 && out.hits == 2 &&
+		      out.last.ax == 15,
+	      "loaded again: active, dl_mul(3, 5) seen (%ld)", v);
+	check(m.detach(*a).ok() && m.detach(*b).ok() && dlclose(h) == 0, "detach and dlclose");
 }
 
 void scenario_errors()

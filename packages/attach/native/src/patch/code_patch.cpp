@@ -81,9 +81,13 @@ void on_sigtrap(int sig, siginfo_t *si, void *ctx)
 	const uint64_t rip = uint64_t(uc->uc_mcontext.gregs[REG_RIP]);
 	if (si->si_code == SI_KERNEL || si->si_code == TRAP_BRKPT) {
 		if (bp_slot *s = lookup(rip - 1)) {
-			uc->uc_mcontext.gregs[REG_RIP] = greg_t(
-				s->target.load(std::memory_order_acquire));
-			return;
+			const uint64_t t = s->target.load(std::memory_order_acquire);
+			// A retired site whose byte is an int3 again: someone
+			// else's (a debugger's) breakpoint, not ours to take.
+			if (t != rip - 1 || *reinterpret_cast<volatile const uint8_t *>(t) != 0xcc) {
+				uc->uc_mcontext.gregs[REG_RIP] = greg_t(t);
+				return;
+			}
 		}
 	}
 	chain(g_old_trap, sig, si, ctx);
