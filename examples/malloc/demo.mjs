@@ -43,6 +43,17 @@ function fail(message) {
 }
 
 let victim;
+// Ctrl-C (or a kill) still cleans up: the segment would otherwise stay in
+// /dev/shm.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+	process.once(sig, () => {
+		victim?.kill('SIGTERM');
+		if (Segment.exists({ name: segment })) Segment.remove({ name: segment });
+		rmSync(dir, { recursive: true, force: true });
+		console.error(`malloc demo: ${sig}: stopped, segment '${segment}' removed`);
+		process.exit(130);
+	});
+}
 try {
 	const object = join(dir, 'malloc.bpf.o');
 	const victimBin = join(dir, 'victim');
