@@ -81,6 +81,10 @@ describe.each(['pie', 'nopie'] as Layout[])('probes in a %s executable', (layout
 		expect(lines.find((l) => l.includes('EFAULT'))).toMatch(/not in an executable mapping/);
 	});
 
+	it('serialises attach and detach from several threads at once', async () => {
+		await scenario(layout, 'parallel-attach');
+	}, 60_000);
+
 	it('keeps the probes in a forked child, apart from the parent', async () => {
 		await scenario(layout, 'fork');
 	});
