@@ -81,6 +81,10 @@ describe.each(['pie', 'nopie'] as Layout[])('probes in a %s executable', (layout
 		expect(lines.find((l) => l.includes('EFAULT'))).toMatch(/not in an executable mapping/);
 	});
 
+	it('emits trampolines that decode as designed, with ymm and with xmm saves', async () => {
+		await scenario(layout, 'encodings');
+	});
+
 	it('serialises attach and detach from several threads at once', async () => {
 		await scenario(layout, 'parallel-attach');
 	}, 60_000);

@@ -6,6 +6,10 @@
 // a last line "N passed, M failed". test/attach.test.ts runs each scenario.
 #include <bpftime/attach/attach.hpp>
 
+#include "uprobe/probe_site.hpp"
+#include "uprobe/relocator.hpp"
+#include "uprobe/trampoline.hpp"
+
 #include <atomic>
 #include <cerrno>
 #include <cinttypes>
@@ -643,6 +647,59 @@ void scenario_parallel_attach()
 	check(restored, "every function's bytes restored exactly");
 }
 
+// The trampolines as machine code, for both vector widths (a machine
+// without AVX runs the xmm form, which these tests cannot otherwise reach):
+// every byte decodes, and the vector saves and loads are the ones
+// trampoline.hpp describes, high registers (REX/VEX.R) included.
+void scenario_encodings()
+{
+	using namespace bpftime::attach::detail;
+	const uint64_t at = addr_of((void *)p_push_rbp);
+	auto r = plan_region(at, reinterpret_cast<const uint8_t *>(at), 16, 5);
+	check(r.ok(), "plan the region of p_push_rbp");
+	if (!r)
+		return;
+	site s;
+	for (bool entry : { true, false }) {
+		for (bool ymm : { true, false }) {
+			const uint64_t base = at + 0x100000;
+			auto code = build_entry(base, *r, &s, entry, ymm);
+			if (!code) {
+				check(false, "build: %s", code.error().message.c_str());
+				continue;
+			}
+			const auto &b = code->bytes;
+			size_t off = 0, vec = 0, high = 0, pushf = 0;
+			bool decoded = true;
+			while (off < b.size()) {
+				auto in = decode(base + off, b.data() + off, b.size() - off);
+				if (!in) {
+					decoded = false;
+					break;
+				}
+				if (in->text.find(ymm ? "vmovdqu" : "movdqu") == 0 &&
+				    in->text.find(ymm ? "ymm" : "xmm") != std::string::npos)
+					vec++;
+				if (in->text.find(ymm ? "ymm15" : "xmm15") != std::string::npos)
+					high++;
+				if (in->text == "pushfq")
+					pushf++;
+				off += in->length;
+			}
+			const size_t want = entry ? 8 * 2 + 2 * 2 : 16 * 2 + 2 * 2;
+			const char *what = entry ? "at a function entry" : "inside a function";
+			check(decoded && off == b.size(), "%s, %s: all %zu bytes decode", ymm ? "ymm" : "xmm", what,
+			      b.size());
+			check(vec == want, "%s, %s: %zu vector saves and loads (want %zu)", ymm ? "ymm" : "xmm", what, vec,
+			      want);
+			check(high == (entry ? 0u : 2u), "%s, %s: register 15 saved and loaded %zu times",
+			      ymm ? "ymm" : "xmm", what, high);
+			check(pushf == (entry ? 0u : 1u), "%s, %s: pushfq only inside a function (%zu)", ymm ? "ymm" : "xmm",
+			      what, pushf);
+		}
+	}
+}
+
 // A forked child keeps the probes (its memory is a copy: patched code,
 // trampolines, handler lists and the thread's shadow stack), and the parent
 // is unaffected by what the child does.
@@ -707,7 +764,7 @@ void scenario_allocations()
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s prologues|threads|recursion|longjmp|override|shared|dlopen <lib>|errors|concurrent|allocations|fork|parallel-attach\n",
+		fprintf(stderr, "usage: %s prologues|threads|recursion|longjmp|override|shared|dlopen <lib>|errors|concurrent|allocations|fork|parallel-attach|encodings\n",
 			argv[0]);
 		return 2;
 	}
@@ -736,6 +793,8 @@ int main(int argc, char **argv)
 		scenario_fork();
 	else if (s == "parallel-attach")
 		scenario_parallel_attach();
+	else if (s == "encodings")
+		scenario_encodings();
 	else {
 		fprintf(stderr, "unknown scenario %s\n", s.c_str());
 		return 2;

@@ -56,9 +56,8 @@ void pop_gprs(emitter &e)
 // Aligns rsp, saves vector registers [0, n) below it, calls fn(rdi=regs,
 // rsi=arg) and restores them; rbx holds regs across the call.
 void call_with_vectors(emitter &e, int n, uint64_t fn, bool with_arg,
-		       uint64_t arg)
+		       uint64_t arg, bool ymm)
 {
-	const bool ymm = save_ymm();
 	const int32_t width = ymm ? 32 : 16;
 	e.mov_reg(rbx, rsp);
 	e.and_rsp(-32);
@@ -113,7 +112,7 @@ bool save_ymm() noexcept
 }
 
 result<entry_code> build_entry(uint64_t base, const region &r, site *s,
-			       bool at_function_entry)
+			       bool at_function_entry, bool ymm)
 {
 	emitter e(base);
 	e.lea(rsp, rsp, -red_zone);
@@ -129,7 +128,7 @@ result<entry_code> build_entry(uint64_t base, const region &r, site *s,
 	// at a function entry, all of them elsewhere.
 	call_with_vectors(e, at_function_entry ? 8 : 16,
 			  reinterpret_cast<uint64_t>(&bpftime_attach_on_entry),
-			  true, reinterpret_cast<uint64_t>(s));
+			  true, reinterpret_cast<uint64_t>(s), ymm);
 	e.test_al();
 	size_t to_special = e.jcc_forward(cc_nz);
 	restore_probed(e, at_function_entry);
@@ -160,7 +159,7 @@ result<entry_code> build_entry(uint64_t base, const region &r, site *s,
 	// rax:rdx and xmm0:xmm1 (ymm0 for __m256) carry return values; the
 	// other caller-saved registers are dead after a return.
 	call_with_vectors(e, 2, reinterpret_cast<uint64_t>(&bpftime_attach_on_return),
-			  false, 0);
+			  false, 0, ymm);
 	e.store(rsp, regs_size, rax);
 	// After a return only rax:rdx (and rbx, ours) matter: the other
 	// caller-saved registers are dead, the callee-saved ones unchanged.

@@ -70,14 +70,15 @@ struct entry_code {
 
 // Largest entry trampoline: its fixed part plus the worst-case expansion
 // of a region (a few instructions, each at most ~30 bytes relocated).
-inline constexpr uint32_t max_entry_code = 768;
-
-// Builds the entry trampoline for `s` to run at `base`. EINVAL when a
-// relocated instruction cannot reach its target from `base`.
-result<entry_code> build_entry(uint64_t base, const region &r, site *s,
-			       bool at_function_entry);
+inline constexpr uint32_t max_entry_code = 1024;
 
 // Whether ymm registers are saved (AVX usable), decided once.
 bool save_ymm() noexcept;
+
+// Builds the entry trampoline for `s` to run at `base`, saving vector
+// registers as ymm or xmm. EINVAL when a relocated instruction cannot
+// reach its target from `base`.
+result<entry_code> build_entry(uint64_t base, const region &r, site *s,
+			       bool at_function_entry, bool ymm = save_ymm());
 
 } // namespace bpftime::attach::detail
