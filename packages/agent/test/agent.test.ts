@@ -201,6 +201,22 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 		expect(traced.stderr.filter((l) => /write to fd 2$/.test(l))).toEqual([]);
 	});
 
+	it('runs a program on malloc without allocating: no hit is skipped as nested', async () => {
+		const { name, registry } = newRegistry();
+		const obj = BpfObject.open(probes);
+		const loaded = await obj.load(registry);
+		await obj.attach('count_calls', { kind: 'uprobe', binary: 'libc.so.6', func: 'malloc' });
+		const child = await spawnWithAgent(target, ['8', '1000'], { segment: name, stdio: ['ignore', 'pipe', 'pipe'] });
+		const traced = await new Proc(child).done();
+		expect(traced.code).toBe(7);
+		// pthread_create and stdio allocate: the program ran on those mallocs...
+		const calls = registry.map(loaded.maps.get('calls')?.id as number, u32, u64);
+		expect(calls.get(child.pid as number)).toBeGreaterThan(0n);
+		// ...and nothing the program, its helpers, the map or the VM do
+		// called malloc again under it, or the agent would report skipped hits at exit.
+		expect(traced.stderr.filter((l) => /hits skipped/.test(l))).toEqual([]);
+	});
+
 	it('hands the return value to a uretprobe program', async () => {
 		const { name, registry } = newRegistry();
 		const maps = await attach(registry, ['sum_returns']);

@@ -220,7 +220,19 @@ void at_exit() noexcept
 	// Keep it for good when we get it: no sync may start while libc
 	// tears the process down. A sync stuck for longer than this (a
 	// registry lock held by a hung loader) is left to the exit.
-	(void)g_agent->busy.try_lock_for(std::chrono::milliseconds(500));
+	if (!g_agent->busy.try_lock_for(std::chrono::milliseconds(500)))
+		return;
+	// What a program never saw, said once: hits skipped because their
+	// thread was already running a program (see attach_context.hpp).
+	try {
+		for (const link_status &l : g_agent->ctx.links())
+			if (l.missed)
+				log(log_level::info,
+				    "link %u: %" PRIu64
+				    " hits skipped: the thread was already running a program",
+				    l.link_id, l.missed);
+	} catch (...) {
+	}
 }
 
 __attribute__((constructor)) void agent_init() noexcept
