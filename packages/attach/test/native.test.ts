@@ -64,6 +64,10 @@ describe.each(['pie', 'nopie'] as Layout[])('probes in a %s executable', (layout
 		await scenario(layout, 'longjmp');
 	});
 
+	it('reports returns of a signal handler on a sigaltstack and of the code it interrupted', async () => {
+		await scenario(layout, 'altstack');
+	});
+
 	it('skips the function and returns the chosen value with an override', async () => {
 		await scenario(layout, 'override');
 	});

@@ -19,6 +19,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
+#include <pthread.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <csignal>
@@ -51,6 +53,7 @@ long t_work(long);
 long t_effect(long);
 double t_fsum(double, double, double, double, double, double, double, double);
 long t_jumper(jmp_buf *, int);
+long t_raise(int);
 extern long t_side_effects;
 long lib_add(long, long);
 }
@@ -700,6 +703,68 @@ void scenario_encodings()
 	}
 }
 
+// A signal handler on a sigaltstack that lies above the thread's stack
+// calls a probed function while the interrupted code is inside another:
+// neither frame may be taken for one a longjmp abandoned.
+std::atomic<long> g_handler_result{ 0 };
+
+void on_usr1(int)
+{
+	volatile auto w = t_work;
+	g_handler_result = w(10);
+}
+
+void scenario_altstack()
+{
+	attach_manager m;
+	std::atomic<uint64_t> raised{ 0 }, worked{ 0 };
+	auto a = m.attach_uretprobe({ "", "t_raise", 0 }, on_count, &raised);
+	auto b = m.attach_uretprobe({ "", "t_work", 0 }, on_count, &worked);
+	check(a && b, "attach t_raise and t_work uretprobes");
+	// The thread's stack from the heap (low addresses), the signal stack
+	// from mmap (high addresses).
+	const size_t stack_size = 1 << 20;
+	void *stack = aligned_alloc(4096, stack_size);
+	void *alt = mmap(nullptr, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct ctx {
+		void *alt;
+		long result;
+		bool above;
+	} c{ alt, 0, false };
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstack(&attr, stack, stack_size);
+	pthread_t t;
+	pthread_create(
+		&t, &attr,
+		[](void *p) -> void * {
+			auto *c = static_cast<ctx *>(p);
+			stack_t ss = {};
+			ss.ss_sp = c->alt;
+			ss.ss_size = 1 << 16;
+			sigaltstack(&ss, nullptr);
+			struct sigaction sa = {};
+			sa.sa_handler = on_usr1;
+			sa.sa_flags = SA_ONSTACK;
+			sigaction(SIGUSR1, &sa, nullptr);
+			int here;
+			c->above = reinterpret_cast<uintptr_t>(c->alt) > reinterpret_cast<uintptr_t>(&here);
+			volatile auto r = t_raise;
+			c->result = r(SIGUSR1);
+			return nullptr;
+		},
+		&c);
+	pthread_join(t, nullptr);
+	pthread_attr_destroy(&attr);
+	check(c.above, "the signal stack lies above the thread's stack");
+	check(c.result == 7 && g_handler_result == 31, "both functions returned right (%ld, %ld)", c.result,
+	      g_handler_result.load());
+	check(raised == 1 && worked == 1 && m.info(*a)->missed == 0 && m.info(*b)->missed == 0,
+	      "both returns reported, none missed (%" PRIu64 ", %" PRIu64 ")", raised.load(), worked.load());
+	munmap(alt, 1 << 16);
+	free(stack);
+}
+
 // A forked child keeps the probes (its memory is a copy: patched code,
 // trampolines, handler lists and the thread's shadow stack), and the parent
 // is unaffected by what the child does.
@@ -764,7 +829,7 @@ void scenario_allocations()
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s prologues|threads|recursion|longjmp|override|shared|dlopen <lib>|errors|concurrent|allocations|fork|parallel-attach|encodings\n",
+		fprintf(stderr, "usage: %s prologues|threads|recursion|longjmp|override|shared|dlopen <lib>|errors|concurrent|allocations|fork|parallel-attach|encodings|altstack\n",
 			argv[0]);
 		return 2;
 	}
@@ -795,6 +860,8 @@ int main(int argc, char **argv)
 		scenario_parallel_attach();
 	else if (s == "encodings")
 		scenario_encodings();
+	else if (s == "altstack")
+		scenario_altstack();
 	else {
 		fprintf(stderr, "unknown scenario %s\n", s.c_str());
 		return 2;

@@ -18,6 +18,11 @@ struct ret_frame {
 	site *s;
 };
 
+// How far apart two frames of one stack may be: more than any frame
+// longjmp skips in practice, less than the distance between a thread's
+// stack and a separately allocated signal or coroutine stack.
+constexpr uint64_t same_stack_span = 1ull << 20;
+
 struct shadow_stack {
 	uint32_t depth;
 	ret_frame frames[shadow_stack_depth];
@@ -124,13 +129,16 @@ extern "C" uint64_t bpftime_attach_on_entry(pt_regs *regs, site *s) noexcept
 	shadow_stack &st = *stack;
 	const uint64_t sp = regs->sp;
 	const uint64_t ret = *reinterpret_cast<const uint64_t *>(sp);
-	// Frames at or below this one were left without returning (longjmp,
-	// or an exception that unwound past them): their returns will never
-	// come. At the same sp a frame is live only when this is a tail call
-	// from it: the return address is then its trampoline's return point.
+	// Frames at or below this one on the same stack were left without
+	// returning (longjmp, or an exception that unwound past them): their
+	// returns will never come. At the same sp a frame is live only when
+	// this is a tail call from it: the return address is then its
+	// trampoline's return point. A frame far below is on another stack (a
+	// signal handler's sigaltstack, a coroutine's) and stays.
 	while (st.depth > 0) {
 		const ret_frame &top = st.frames[st.depth - 1];
-		if (top.sp > sp || (top.sp == sp && ret == top.s->return_point))
+		if (top.sp > sp || sp - top.sp >= same_stack_span ||
+		    (top.sp == sp && ret == top.s->return_point))
 			break;
 		count_missed(top.s);
 		st.depth--;
@@ -149,12 +157,18 @@ extern "C" uint64_t bpftime_attach_on_return(pt_regs *regs) noexcept
 	if (!tls_shadow)
 		lost_return(sp);
 	shadow_stack &st = *tls_shadow;
-	while (st.depth > 0 && st.frames[st.depth - 1].sp < sp) {
+	// This return's frame is the newest one saved at this slot; newer
+	// ones were abandoned (by a longjmp from a signal handler on another
+	// stack, say) and will never return.
+	uint32_t i = st.depth;
+	while (i > 0 && st.frames[i - 1].sp != sp)
+		i--;
+	if (i == 0)
+		lost_return(sp);
+	while (st.depth > i) {
 		count_missed(st.frames[st.depth - 1].s);
 		st.depth--;
 	}
-	if (st.depth == 0 || st.frames[st.depth - 1].sp != sp)
-		lost_return(sp);
 	const ret_frame f = st.frames[--st.depth];
 	regs->ip = f.ret;
 	regs->sp = sp + 8;
