@@ -260,7 +260,7 @@ result<site_rec *> create_site(uint64_t addr, const location *loc, const attach_
 	auto mem = allocate_exec(max_entry_code, lo, hi, addr);
 	if (!mem)
 		return std::move(mem).error();
-	const uint64_t tramp = reinterpret_cast<uint64_t>(*mem);
+	const uint64_t tramp = reinterpret_cast<uint64_t>(mem->exec);
 	auto *s = new site();
 	s->address = addr;
 	s->current.store(new snapshot());
@@ -268,9 +268,11 @@ result<site_rec *> create_site(uint64_t addr, const location *loc, const attach_
 	if (!built)
 		return std::move(built).error();
 	s->return_point = tramp + built->return_point_at;
-	memcpy(*mem, built->bytes.data(), built->bytes.size());
-	__builtin___clear_cache(reinterpret_cast<char *>(*mem),
-				reinterpret_cast<char *>(*mem + built->bytes.size()));
+	memcpy(mem->write, built->bytes.data(), built->bytes.size());
+	// Published to other threads by the patch that follows (int3 and
+	// membarrier), never executed before it.
+	__builtin___clear_cache(reinterpret_cast<char *>(mem->exec),
+				reinterpret_cast<char *>(mem->exec + built->bytes.size()));
 
 	BPFTIME_TRY(ensure_sigtrap_handler());
 	if (int t = thread_blocking_sigtrap())

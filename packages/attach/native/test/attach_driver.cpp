@@ -721,11 +721,13 @@ void scenario_altstack()
 	auto a = m.attach_uretprobe({ "", "t_raise", 0 }, on_count, &raised);
 	auto b = m.attach_uretprobe({ "", "t_work", 0 }, on_count, &worked);
 	check(a && b, "attach t_raise and t_work uretprobes");
-	// The thread's stack from the heap (low addresses), the signal stack
-	// from mmap (high addresses).
+	// One 4 MiB mapping: the thread's stack in its first MiB, the signal
+	// stack 2 MiB above the top of that.
 	const size_t stack_size = 1 << 20;
-	void *stack = aligned_alloc(4096, stack_size);
-	void *alt = mmap(nullptr, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	auto *region = static_cast<uint8_t *>(
+		mmap(nullptr, 4 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+	void *stack = region;
+	void *alt = region + (3 << 20);
 	struct ctx {
 		void *alt;
 		long result;
@@ -761,8 +763,7 @@ void scenario_altstack()
 	      g_handler_result.load());
 	check(raised == 1 && worked == 1 && m.info(*a)->missed == 0 && m.info(*b)->missed == 0,
 	      "both returns reported, none missed (%" PRIu64 ", %" PRIu64 ")", raised.load(), worked.load());
-	munmap(alt, 1 << 16);
-	free(stack);
+	munmap(region, 4 << 20);
 }
 
 // A forked child keeps the probes (its memory is a copy: patched code,
@@ -783,6 +784,14 @@ void scenario_fork()
 		bool ok = true;
 		for (int i = 0; i < 1000; i++)
 			ok = ok && w(i) == i * 3 + 1;
+		// New trampolines of the child must not land in memory it
+		// shares with its parent.
+		std::atomic<uint64_t> mine{ 0 };
+		attach_manager cm;
+		auto c1 = cm.attach_uprobe({ "", "p_endbr64", 0 }, on_count, &mine);
+		auto c2 = cm.attach_uprobe({ "", "p_sub_rsp", 0 }, on_count, &mine);
+		volatile fn6 e = p_endbr64;
+		ok = ok && c1 && c2 && e(1, 1, 1, 1, 1, 1) == 6 && mine == 1;
 		_exit(ok && in == 1001 && out == 1001 ? 0 : 1);
 	}
 	int status = 0;
@@ -791,7 +800,12 @@ void scenario_fork()
 	      "the child's calls hit the inherited probes, returns included (status %d)", status);
 	check(in == 1 && out == 1, "the parent's counters are its own (%" PRIu64 ", %" PRIu64 ")", in.load(), out.load());
 	(void)w(2);
-	check(in == 2 && out == 2, "the parent's probes still fire");
+	check(in == 2 && out == 2, "the parent's probes still fire, after the child made trampolines of its own");
+	std::atomic<uint64_t> later{ 0 };
+	auto c = m.attach_uprobe({ "", "p_sub_rsp", 0 }, on_count, &later);
+	volatile fn6 sr = p_sub_rsp;
+	check(c && sr(3, 0, 0, 0, 0, 4) == 10 && later == 1 && w(3) == 10 && in == 3,
+	      "the parent attaches again and everything still runs");
 }
 
 void scenario_allocations()

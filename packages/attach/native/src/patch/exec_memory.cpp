@@ -9,7 +9,11 @@
 #include <cinttypes>
 #include <cstring>
 #include <mutex>
+#include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <vector>
 
 #ifndef MAP_FIXED_NOREPLACE
@@ -27,8 +31,10 @@ constexpr uint64_t LOW = 1ULL << 20;
 constexpr uint64_t HIGH = (1ULL << 47) - PAGE;
 
 struct chunk {
-	uint64_t base;
+	uint64_t base;	// the executable view
 	uint64_t used;
+	uint8_t *write; // the writable view (== base without a memfd)
+	bool dual;	// two views of a memfd
 };
 
 // Never destroyed (probes may be detached from static destructors).
@@ -102,19 +108,83 @@ uint64_t find_gap(const std::vector<mapping> &maps, uint64_t lo, uint64_t hi,
 
 } // namespace
 
-result<uint8_t *> allocate_exec(size_t size, uint64_t lo, uint64_t hi,
-				uint64_t near)
+namespace {
+
+// Maps a chunk at `at`: a memfd mapped twice, read-execute there and
+// read-write elsewhere, so that no page is writable and executable at once
+// (and policies that refuse such pages, SELinux's execmem, let it be).
+// Where memfds are refused, one anonymous read-write-execute mapping.
+// Returns the write view, nullptr (errno set) when `at` cannot be mapped.
+uint8_t *map_chunk(uint64_t at, bool &dual)
+{
+	int fd = int(syscall(SYS_memfd_create, "bpftime-trampolines", MFD_CLOEXEC));
+	if (fd >= 0 && ftruncate(fd, CHUNK) == 0) {
+		void *x = mmap(reinterpret_cast<void *>(at), CHUNK, PROT_READ | PROT_EXEC,
+			       MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
+		if (x != MAP_FAILED && reinterpret_cast<uint64_t>(x) != at) {
+			munmap(x, CHUNK);
+			close(fd);
+			errno = EEXIST;
+			return nullptr;
+		}
+		if (x != MAP_FAILED) {
+			void *w = mmap(nullptr, CHUNK, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+			close(fd);
+			if (w != MAP_FAILED) {
+				dual = true;
+				return static_cast<uint8_t *>(w);
+			}
+			munmap(x, CHUNK);
+		} else if (errno == EEXIST) {
+			close(fd);
+			return nullptr;
+		} else {
+			close(fd);
+		}
+	} else if (fd >= 0) {
+		close(fd);
+	}
+	void *p = mmap(reinterpret_cast<void *>(at), CHUNK, PROT_READ | PROT_WRITE | PROT_EXEC,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (p == MAP_FAILED)
+		return nullptr;
+	if (reinterpret_cast<uint64_t>(p) != at) {
+		// A kernel without MAP_FIXED_NOREPLACE took it as a hint.
+		munmap(p, CHUNK);
+		errno = EEXIST;
+		return nullptr;
+	}
+	dual = false;
+	return static_cast<uint8_t *>(p);
+}
+
+// A forked child shares the memfd pages of its parent: it must never
+// write into them again, or it would change the parent's trampolines.
+// Its later trampolines go into chunks of its own.
+void after_fork_in_child() noexcept
+{
+	for (chunk &c : g_pool().chunks)
+		if (c.dual)
+			c.used = CHUNK;
+}
+
+} // namespace
+
+result<exec_block> allocate_exec(size_t size, uint64_t lo, uint64_t hi, uint64_t near)
 {
 	size = round_up(size, 64);
 	if (size > CHUNK)
 		return fail(EINVAL, "trampoline of " + std::to_string(size) +
 					    " bytes is larger than a chunk");
 	std::lock_guard<std::mutex> guard(g_pool().lock);
+	static bool atfork = pthread_atfork(nullptr, nullptr, after_fork_in_child) == 0;
+	(void)atfork;
 	for (chunk &c : g_pool().chunks) {
 		uint64_t a = c.base + c.used;
 		if (c.used + size <= CHUNK && a >= lo && a + size <= hi) {
+			exec_block b{ reinterpret_cast<uint8_t *>(a), c.write + c.used };
 			c.used += size;
-			return reinterpret_cast<uint8_t *>(a);
+			return b;
 		}
 	}
 	for (int attempt = 0; attempt < 8; attempt++) {
@@ -124,32 +194,20 @@ result<uint8_t *> allocate_exec(size_t size, uint64_t lo, uint64_t hi,
 		uint64_t at = find_gap(*maps, lo, hi, near);
 		if (!at)
 			break;
-		void *p = mmap(reinterpret_cast<void *>(at), CHUNK,
-			       PROT_READ | PROT_WRITE | PROT_EXEC,
-			       MAP_PRIVATE | MAP_ANONYMOUS |
-				       MAP_FIXED_NOREPLACE,
-			       -1, 0);
-		if (p == MAP_FAILED) {
+		bool dual = false;
+		uint8_t *w = map_chunk(at, dual);
+		if (!w) {
 			if (errno == EEXIST)
 				continue; // another thread mapped it meanwhile
 			int e = errno;
-			return fail(e, std::string("trampoline memory: mmap "
-						   "read-write-execute: ") +
-					       strerror(e));
-		}
-		if (reinterpret_cast<uint64_t>(p) != at) {
-			// A kernel without MAP_FIXED_NOREPLACE took it as a
-			// hint and put the pages elsewhere.
-			munmap(p, CHUNK);
-			continue;
+			return fail(e, std::string("trampoline memory: mmap: ") + strerror(e));
 		}
 		g_pool().mapped += CHUNK;
-		g_pool().chunks.push_back({ at, size });
+		g_pool().chunks.push_back({ at, size, w, dual });
 		log(log_level::debug,
-		    "trampoline chunk at 0x%" PRIx64 " (for code near 0x%" PRIx64
-		    ")",
-		    at, near);
-		return reinterpret_cast<uint8_t *>(at);
+		    "trampoline chunk at 0x%" PRIx64 " (for code near 0x%" PRIx64 ")%s", at, near,
+		    dual ? "" : ", read-write-execute (no memfd)");
+		return exec_block{ reinterpret_cast<uint8_t *>(at), w };
 	}
 	char b[160];
 	snprintf(b, sizeof(b),
