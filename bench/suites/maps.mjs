@@ -24,9 +24,6 @@
 //
 // Goals (the issue's): in-program hash lookup under 25 ns, array lookup under
 // 5 ns, a Node bulk read of 1M entries under 0.5 s.
-//
-// bench/package.json does not list @bpftime/handlers and
-// @bpftime/maps-userspace, so they are imported from the workspace by path.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -52,8 +49,8 @@ function median(xs) {
 // --- one variant, in this process ---------------------------------------------
 
 async function variant(name, shapeName) {
-	const { MapType, ProgType, Registry, u32, u64 } = await import('../../packages/handlers/dist/index.js');
-	await import('../../packages/maps-userspace/dist/index.js');
+	const { MapType, ProgType, Registry, u32, u64 } = await import('@bpftime/handlers');
+	await import('@bpftime/maps-userspace');
 	const shape = shapes[shapeName];
 	const segName = `bpftime_bench_maps_${process.pid}`;
 	const seg = Segment.create({ name: segName, sizeMb: shape.entries > 4096 ? 160 : 16 });

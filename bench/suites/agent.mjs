@@ -4,7 +4,7 @@
 // every variant is a new process of bench_target, pinned to the idler core,
 // with the baseline (the same binary without the agent) measured in this run.
 //
-//   node packages/agent/bench/agent.mjs      (after `pnpm turbo run build --filter @bpftime/agent`)
+//   pnpm bench agent      (after `pnpm turbo run build --filter @bpftime/agent`)
 //
 // Variants: no agent (baseline); agent loaded, no link (what the agent
 // costs a target by being there); uprobe with an empty program and with the
@@ -19,10 +19,10 @@ import { fileURLToPath } from 'node:url';
 import { Registry } from '@bpftime/handlers';
 import { BpfObject } from '@bpftime/loader';
 import '@bpftime/maps-userspace';
+import { agentEnv } from '@bpftime/agent';
 import { Segment } from '@bpftime/shm';
-import { agentEnv } from '../dist/index.js';
 
-const here = fileURLToPath(new URL('.', import.meta.url));
+const here = fileURLToPath(new URL('../programs/agent/', import.meta.url));
 const ROUNDS = 31;
 const CALLS = 2_000_000;
 
