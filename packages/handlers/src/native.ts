@@ -33,6 +33,8 @@ export interface NativeRegistry {
 	mapUpdateBatch(id: number, gen: bigint, keys: Uint8Array, values: Uint8Array, flags: number): number;
 	mapDeleteBatch(id: number, gen: bigint, keys: Uint8Array): number;
 	mapMmap(id: number, gen: bigint): Buffer;
+	mapFreeze(id: number, gen: bigint): void;
+	mapFrozen(id: number, gen: bigint): boolean;
 	progInstantiate(
 		id: number,
 		gen: bigint,

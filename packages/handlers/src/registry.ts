@@ -108,6 +108,8 @@ export interface MapDescriptor extends DescriptorBase {
 	numaNode: number;
 	ifindex: number;
 	mapExtra: bigint;
+	/** BPF_MAP_FREEZE was applied (`BpfMap.freeze()`): user space can no longer write the map. */
+	frozen: boolean;
 }
 
 export interface ProgDescriptor extends DescriptorBase {
@@ -577,9 +579,29 @@ export class BpfMap extends HandleBase {
 		}
 	}
 
-	/** The values of a BPF_F_MMAPABLE array map, viewed in place (writes go to the map). */
+	/**
+	 * The values of a BPF_F_MMAPABLE array map, viewed in place (writes go to the map). EPERM once the
+	 * map is frozen, as the kernel refuses a writable mmap of a frozen map. Views are not tracked: one
+	 * taken before `freeze()` stays writable.
+	 */
 	mmap(): Buffer {
 		return this.native.mapMmap(this.id, this.generation);
+	}
+
+	/**
+	 * BPF_MAP_FREEZE: from now on user space (this process and every other) cannot write the map:
+	 * `update`, `delete`, `updateBatch`, `deleteBatch` and `mmap` throw EPERM naming the map. Lookups
+	 * keep working; programs may still write it unless it was created with `MapFlags.RdonlyProg`.
+	 * Throws EBUSY when the map is already frozen or a write from user space is in progress, EPERM
+	 * for a `MapFlags.Rdonly` map.
+	 */
+	freeze(): void {
+		this.native.mapFreeze(this.id, this.generation);
+	}
+
+	/** Whether the map is frozen (by any process); read from the registry on each access. */
+	get frozen(): boolean {
+		return this.native.mapFrozen(this.id, this.generation);
 	}
 
 	/**

@@ -194,6 +194,7 @@ Napi::Value describe(Napi::Env env, const handler_info &info)
 		o.Set("numaNode", s->numa_node);
 		o.Set("ifindex", s->ifindex);
 		o.Set("mapExtra", Napi::BigInt::New(env, s->map_extra));
+		o.Set("frozen", s->frozen);
 	} else if (auto *s = std::get_if<prog_spec>(&info.spec)) {
 		o.Set("type", s->type);
 		o.Set("name", s->name);
@@ -270,6 +271,8 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 				InstanceMethod("mapDeleteBatch",
 					       &RegistryHandle::MapDeleteBatch),
 				InstanceMethod("mapMmap", &RegistryHandle::MapMmap),
+				InstanceMethod("mapFreeze", &RegistryHandle::MapFreeze),
+				InstanceMethod("mapFrozen", &RegistryHandle::MapFrozen),
 				InstanceMethod("progInstantiate",
 					       &RegistryHandle::ProgInstantiate),
 				InstanceMethod("progRun", &RegistryHandle::ProgRun),
@@ -619,6 +622,18 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 				delete k;
 			},
 			keep);
+	}
+
+	Napi::Value MapFreeze(const Napi::CallbackInfo &info)
+	{
+		Napi::Env env = info.Env();
+		unwrap(env, map_at(info)->freeze());
+		return env.Undefined();
+	}
+
+	Napi::Value MapFrozen(const Napi::CallbackInfo &info)
+	{
+		return Napi::Boolean::New(info.Env(), map_at(info)->frozen());
 	}
 
 	instance_options options_arg(const Napi::CallbackInfo &info, size_t i)

@@ -6,6 +6,7 @@
 #include <bpftime/handlers/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cstring>
 #include <set>
@@ -284,6 +285,7 @@ result<planned> read_handler(const json::value &h, size_t index,
 		TRY_ASSIGN(s.numa_node, f.u32("numa_node"));
 		TRY_ASSIGN(s.ifindex, f.u32("map_ifindex"));
 		TRY_ASSIGN(s.map_extra, f.u64str("map_extra"));
+		TRY_ASSIGN(s.frozen, f.boolean("frozen"));
 		const json::value *entries;
 		TRY_ASSIGN(entries, f.need("entries", json::value::type::array));
 		for (size_t i = 0; i < entries->a.size(); i++) {
@@ -445,6 +447,7 @@ result<std::string> registry::export_json()
 			w.num("numa_node", s->numa_node);
 			w.num("map_ifindex", s->ifindex);
 			w.u64str("map_extra", s->map_extra);
+			w.boolean("frozen", s->frozen);
 			auto obj = impl_->object_at(id, handler_kind::map, "map");
 			const map_handler &mh = std::get<map_handler>((*obj)->value);
 			const map_ops *ops = find_map_ops(s->type);
@@ -642,7 +645,7 @@ status registry::import_json(std::string_view text)
 			if (p.kind != handler_kind::map)
 				continue;
 			auto obj = impl_->object_at(p.id, handler_kind::map, "map");
-			const map_handler &mh = std::get<map_handler>((*obj)->value);
+			map_handler &mh = std::get<map_handler>((*obj)->value);
 			const map_ops *ops = find_map_ops(mh.attr.map_type);
 			void *state = impl_->at<void>(mh.state_offset);
 			for (size_t e = 0; e < p.entries.size(); e++) {
@@ -658,6 +661,10 @@ status registry::import_json(std::string_view text)
 							"): entry " + std::to_string(e) +
 							": update: " + errno_name(-rc) });
 			}
+			// Frozen after its contents are written, as the loader
+			// that froze it did.
+			if (std::get<map_spec>(p.spec).frozen)
+				std::atomic_ref<uint32_t>(mh.frozen).store(1);
 		}
 	}
 	for (size_t i = 0; i < plan.size(); i++)

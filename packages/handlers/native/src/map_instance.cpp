@@ -4,6 +4,7 @@
 #include "registry_impl.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -146,7 +147,7 @@ registry::impl::map_instance_for(uint32_t id, registry *owner)
 	if (!obj)
 		return std::move(obj).error();
 	uint64_t w = word_at(id);
-	const map_handler &mh = std::get<map_handler>((*obj)->value);
+	map_handler &mh = std::get<map_handler>((*obj)->value);
 	const map_attr &a = mh.attr;
 	const map_ops *ops = find_map_ops(a.map_type);
 	std::string name(a.name, strnlen(a.name, sizeof(a.name)));
@@ -164,6 +165,7 @@ registry::impl::map_instance_for(uint32_t id, registry *owner)
 	m->h = handle{ id, word_generation(w) };
 	memcpy(m->name, a.name, sizeof(m->name));
 	m->owner = owner;
+	m->shared = &mh;
 	// Re-check: a release between reading the word and the attributes
 	// would have changed the generation.
 	if (word_at(id) != w)
@@ -219,7 +221,66 @@ failure op_error(const map_instance &m, const char *op, int rc,
 			       (detail.empty() ? "" : " (" + detail + ")"));
 }
 
+// A write from user space in progress (the kernel's
+// bpf_map_write_active_inc/_dec around BPF_MAP_UPDATE_ELEM and the other
+// syscall-side writes). The count is raised before the frozen flag is read
+// and freeze() sets the flag before it reads the count, both sequentially
+// consistent: either this writer sees the flag (EPERM) or freeze() sees the
+// writer (EBUSY), so no write from user space lands after a freeze that
+// succeeded.
+class syscall_write {
+    public:
+	explicit syscall_write(const map_instance &m) : writers_(m.shared->writers)
+	{
+		writers_.fetch_add(1);
+	}
+	~syscall_write()
+	{
+		writers_.fetch_sub(1);
+	}
+	syscall_write(const syscall_write &) = delete;
+	syscall_write &operator=(const syscall_write &) = delete;
+
+    private:
+	std::atomic_ref<uint32_t> writers_;
+};
+
+failure frozen_error(const map_instance &m, const char *op)
+{
+	return op_error(m, op, EPERM, "the map is frozen");
+}
+
 } // namespace
+
+bool map_instance::frozen() const noexcept
+{
+	return std::atomic_ref<uint32_t>(shared->frozen).load() != 0;
+}
+
+status map_instance::freeze() const
+{
+	BPFTIME_TRY(check_live("freeze"));
+	// The kernel's map_get_sys_perms(): a map user space cannot write has
+	// nothing to freeze.
+	if (map_flags & BPF_F_RDONLY)
+		return op_error(*this, "freeze", EPERM, "BPF_F_RDONLY map");
+	// The registry mutex serializes freezers (the kernel's freeze_mutex)
+	// and keeps the map from being released meanwhile.
+	auto guard = owner->impl_->lock();
+	if (!guard)
+		return std::move(guard).error();
+	BPFTIME_TRY(check_live("freeze"));
+	std::atomic_ref<uint32_t> flag(shared->frozen);
+	if (flag.load() != 0)
+		return op_error(*this, "freeze", EBUSY, "already frozen");
+	flag.store(1);
+	if (std::atomic_ref<uint32_t>(shared->writers).load() != 0) {
+		flag.store(0);
+		return op_error(*this, "freeze", EBUSY,
+				"a write from user space is in progress");
+	}
+	return {};
+}
 
 status map_instance::lookup(const void *key, void *value) const
 {
@@ -238,6 +299,9 @@ status map_instance::update(const void *key, const void *value,
 	BPFTIME_TRY(check_live("update"));
 	if (map_flags & BPF_F_RDONLY)
 		return op_error(*this, "update", EPERM, "BPF_F_RDONLY map");
+	syscall_write w(*this);
+	if (frozen())
+		return frozen_error(*this, "update");
 	// The kernel's map_update_elem (syscall.c) refuses BPF_F_LOCK before
 	// the map sees it when the value holds no bpf_spin_lock, which no
 	// bpftime map value does.
@@ -255,6 +319,9 @@ status map_instance::remove(const void *key) const
 	BPFTIME_TRY(check_live("delete"));
 	if (map_flags & BPF_F_RDONLY)
 		return op_error(*this, "delete", EPERM, "BPF_F_RDONLY map");
+	syscall_write w(*this);
+	if (frozen())
+		return frozen_error(*this, "delete");
 	int rc = ops->delete_elem(state, key);
 	if (rc != 0)
 		return op_error(*this, "delete", rc);
@@ -322,6 +389,9 @@ result<uint32_t> map_instance::update_batch(const void *keys,
 	BPFTIME_TRY(check_live("update batch"));
 	if (map_flags & BPF_F_RDONLY)
 		return op_error(*this, "update batch", EPERM, "BPF_F_RDONLY map");
+	syscall_write w(*this);
+	if (frozen())
+		return frozen_error(*this, "update batch");
 	if (flags & BPF_F_LOCK)
 		return op_error(*this, "update batch", EINVAL,
 				"BPF_F_LOCK: the value has no bpf_spin_lock");
@@ -345,6 +415,9 @@ result<uint32_t> map_instance::delete_batch(const void *keys,
 	BPFTIME_TRY(check_live("delete batch"));
 	if (map_flags & BPF_F_RDONLY)
 		return op_error(*this, "delete batch", EPERM, "BPF_F_RDONLY map");
+	syscall_write w(*this);
+	if (frozen())
+		return frozen_error(*this, "delete batch");
 	auto *k = static_cast<const uint8_t *>(keys);
 	for (uint32_t i = 0; i < count; i++) {
 		int rc = ops->delete_elem(state, k + size_t(i) * key_size);
@@ -357,12 +430,16 @@ result<uint32_t> map_instance::delete_batch(const void *keys,
 	return count;
 }
 
-result<std::span<uint8_t>> map_instance::mmap_region() const
+result<std::span<uint8_t>> map_instance::mmap_region(bool writable) const
 {
 	BPFTIME_TRY(check_live("mmap"));
 	if (!(map_flags & BPF_F_MMAPABLE) || !ops->mmap_region)
 		return fail(EINVAL, describe() + ": mmap: the map was not "
 						 "created with BPF_F_MMAPABLE");
+	if (writable && frozen())
+		return op_error(*this, "mmap", EPERM,
+				"the map is frozen; only a read-only view is "
+				"allowed");
 	uint64_t len = 0;
 	void *p = ops->mmap_region(state, &len);
 	if (!p)

@@ -737,6 +737,9 @@ result<handler_info> registry::impl::describe_locked(uint32_t id) const
 				s.numa_node = a.numa_node;
 				s.ifindex = a.map_ifindex;
 				s.map_extra = a.map_extra;
+				s.frozen = std::atomic_ref<uint32_t>(
+						   const_cast<uint32_t &>(v.frozen))
+						   .load() != 0;
 				info.spec = std::move(s);
 			} else if constexpr (std::is_same_v<T, prog_handler>) {
 				prog_spec s;

@@ -30,6 +30,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <type_traits>
 #include <variant>
 
 namespace bpftime::handlers {
@@ -52,7 +53,9 @@ inline constexpr uint64_t REGISTRY_MAGIC = 0x5349474552465042ULL;
 // @bpftime/maps-userspace (each size asserted where it is defined). Bumped by
 // any change to one of them: a process of another version refuses the
 // registry (EPROTONOSUPPORT) instead of reading it.
-inline constexpr uint32_t REGISTRY_LAYOUT_VERSION = 1;
+// 2: map_handler gained the frozen flag and the count of writers
+// (BPF_MAP_FREEZE).
+inline constexpr uint32_t REGISTRY_LAYOUT_VERSION = 2;
 
 enum class handler_kind : uint8_t {
 	empty = 0,
@@ -88,8 +91,20 @@ struct map_handler {
 	// The implementation's state, as an offset from the segment manager
 	// (the same in every process).
 	int64_t state_offset;
+	// BPF_MAP_FREEZE (the kernel's map->frozen): 1 once user space may no
+	// longer write the map, 0 before; never cleared while the map lives.
+	// Accessed through std::atomic_ref, by every process: written by
+	// map_instance::freeze() under registry_shared::mutex, read without it.
+	uint32_t frozen;
+	// Writes from user space in progress (the kernel's map->writecnt as
+	// bpf_map_write_active_inc() keeps it for BPF_MAP_UPDATE_ELEM and the
+	// other syscall-side writes): freeze() fails with EBUSY while it is not
+	// 0. Programs' writes are not counted. Through std::atomic_ref.
+	uint32_t writers;
 };
-static_assert(sizeof(map_handler) == 80);
+static_assert(sizeof(map_handler) == 88);
+static_assert(std::is_trivially_copyable_v<map_handler>);
+static_assert(alignof(map_handler) == 8);
 
 struct prog_handler {
 	explicit prog_handler(const shm::allocator<char> &a)

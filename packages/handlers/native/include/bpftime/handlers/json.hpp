@@ -3,7 +3,7 @@
 //
 //   {
 //     "format": "bpftime-registry",
-//     "version": 1,
+//     "version": 2,
 //     "capacity": 6144,
 //     "handlers": [
 //       { "id": 0, "kind": "btf", "data": "9feb0100..." },
@@ -12,7 +12,7 @@
 //         "inner_map_id": null, "btf_id": null, "btf_key_type_id": 0,
 //         "btf_value_type_id": 0, "btf_vmlinux_value_type_id": 0,
 //         "numa_node": 0, "map_ifindex": 0, "map_extra": "0",
-//         "entries": [["01000000", "0500000000000000"]] },
+//         "frozen": false, "entries": [["01000000", "0500000000000000"]] },
 //       { "id": 2, "kind": "prog", "name": "count", "type": "BPF_PROG_TYPE_KPROBE",
 //         "expected_attach_type": "BPF_CGROUP_INET_INGRESS", "attach_btf_id": 0,
 //         "prog_flags": 0, "kern_version": 0, "license": "GPL",
@@ -46,6 +46,7 @@
 namespace bpftime::handlers {
 
 inline constexpr const char *JSON_FORMAT_NAME = "bpftime-registry";
-inline constexpr uint32_t JSON_FORMAT_VERSION = 1;
+// 2: maps carry "frozen" (BPF_MAP_FREEZE).
+inline constexpr uint32_t JSON_FORMAT_VERSION = 2;
 
 } // namespace bpftime::handlers

@@ -64,6 +64,9 @@ struct map_spec {
 	uint32_t numa_node = 0;
 	uint32_t ifindex = 0;
 	uint64_t map_extra = 0;
+	// Filled in descriptors: BPF_MAP_FREEZE was applied. Ignored on create
+	// (a map is created writable; map_instance::freeze() freezes it).
+	bool frozen = false;
 };
 
 struct prog_spec {
@@ -164,6 +167,9 @@ struct map_instance {
 	handle h;
 	char name[16] = {};
 	registry *owner = nullptr;
+	// The map's handler in the segment, at this process's address: the
+	// frozen flag and the writer count are read and written through it.
+	map_handler *shared = nullptr;
 
 	// Control-plane operations with the syscall's checks (access flags,
 	// staleness) and messages naming the map: "map 'counts': update: E2BIG".
@@ -183,8 +189,26 @@ struct map_instance {
 	result<uint32_t> update_batch(const void *keys, const void *values,
 				      uint32_t count, uint64_t flags) const;
 	result<uint32_t> delete_batch(const void *keys, uint32_t count) const;
-	// BPF_F_MMAPABLE maps: the value area (EINVAL otherwise).
-	result<std::span<uint8_t>> mmap_region() const;
+	// BPF_F_MMAPABLE maps: the value area (EINVAL otherwise). A writable
+	// view of a frozen map is EPERM, as the kernel's bpf_map_mmap() refuses
+	// VM_WRITE then; a read-only one (writable = false, the caller maps
+	// or uses it read-only) is always given. Views are not tracked: a
+	// writable view taken before freeze() stays writable (freeze() cannot
+	// see it, where the kernel would return EBUSY for a live writable
+	// mapping).
+	result<std::span<uint8_t>> mmap_region(bool writable = true) const;
+	// BPF_MAP_FREEZE (the kernel's map_freeze() in kernel/bpf/syscall.c):
+	// from now on user space cannot write the map: update, delete and the
+	// batch forms fail with EPERM ("map 'cfg' (id 3): update: EPERM (the
+	// map is frozen)"), a writable mmap_region() too; lookups keep working
+	// and programs may still write it unless it was created with
+	// BPF_F_RDONLY_PROG. The flag lives in the segment: every process sees
+	// it. Errors: EBUSY when already frozen or while a write from user
+	// space is in progress, EPERM for a BPF_F_RDONLY map (user space could
+	// never write it), EBADF when released.
+	status freeze() const;
+	// Whether BPF_MAP_FREEZE was applied (by any process).
+	bool frozen() const noexcept;
 	// EBADF when the map was released (or the id reused) since.
 	status check_live(const char *op) const;
 	std::string describe() const; // "map 'counts' (id 3)"
