@@ -92,6 +92,41 @@ describe('load(registry)', () => {
 		o.close();
 	});
 
+	it('freezes each .rodata map in the registry after load, as libbpf does, and leaves the writable maps writable', async () => {
+		const reg = freshRegistry();
+		const o = BpfObject.open(globals);
+		o.setRodata('target_pid', 1000);
+		const loaded = await o.load(reg);
+		const frozen = o.maps.map((m) => {
+			const id = loaded.maps.get(m.name)?.id as number;
+			const d = reg.get(id);
+			return [m.name, m.kind, d?.kind === 'map' && d.frozen, reg.map(id).frozen];
+		});
+		const want = (m: { kind: string }) => m.kind === 'rodata';
+		expect(frozen).toEqual(o.maps.map((m) => [m.name, m.kind, want(m), want(m)]));
+		// globals.bpf.c has two read-only sections: .rodata and .rodata.limits.
+		expect(frozen.filter(([, kind]) => kind === 'rodata').map(([name]) => name)).toEqual([
+			'globals.rodata',
+			'.rodata.limits',
+		]);
+		expect(frozen.some(([, kind]) => kind === 'data')).toBe(true);
+
+		// User space can no longer write .rodata (the value set before load stays); .data takes writes.
+		const ro = reg.map(loaded.maps.get('globals.rodata')?.id as number);
+		const before = ro.lookup(u32(0)) as Buffer;
+		expect(() => ro.update(u32(0), Buffer.alloc(ro.valueSize))).toThrow(
+			expect.objectContaining({
+				code: 'EPERM',
+				message: expect.stringMatching(/^map '[^']+' \(id \d+\): update: EPERM/),
+			}),
+		);
+		expect(ro.lookup(u32(0))?.equals(before)).toBe(true);
+		const data = reg.map(loaded.maps.get('globals.data')?.id as number);
+		data.update(u32(0), Buffer.alloc(data.valueSize, 1));
+		expect(data.lookup(u32(0))?.equals(Buffer.alloc(data.valueSize, 1))).toBe(true);
+		o.close();
+	});
+
 	it('runs programs with sub-programs, a bounded loop and a bpf_loop callback', async () => {
 		const reg = freshRegistry();
 		const o = BpfObject.open(subprogs);
