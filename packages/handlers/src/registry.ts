@@ -592,8 +592,9 @@ export class BpfMap extends HandleBase {
 	 * BPF_MAP_FREEZE: from now on user space (this process and every other) cannot write the map:
 	 * `update`, `delete`, `updateBatch`, `deleteBatch` and `mmap` throw EPERM naming the map. Lookups
 	 * keep working; programs may still write it unless it was created with `MapFlags.RdonlyProg`.
-	 * Throws EBUSY when the map is already frozen or a write from user space is in progress, EPERM
-	 * for a `MapFlags.Rdonly` map.
+	 * Throws EPERM when the map is already frozen (as the kernel does: a frozen map gives user space
+	 * no write permission) and for a `MapFlags.Rdonly` map; EBUSY while a write from user space is in
+	 * progress or when another caller froze it at the same time.
 	 */
 	freeze(): void {
 		this.native.mapFreeze(this.id, this.generation);

@@ -260,10 +260,13 @@ bool map_instance::frozen() const noexcept
 status map_instance::freeze() const
 {
 	BPFTIME_TRY(check_live("freeze"));
-	// The kernel's map_get_sys_perms(): a map user space cannot write has
-	// nothing to freeze.
+	// The kernel's map_get_sys_perms() comes first: user space has no
+	// write permission on a BPF_F_RDONLY map, nor on a frozen one, so a
+	// second freeze is EPERM, as the kernel answers it.
 	if (map_flags & BPF_F_RDONLY)
 		return op_error(*this, "freeze", EPERM, "BPF_F_RDONLY map");
+	if (frozen())
+		return op_error(*this, "freeze", EPERM, "already frozen");
 	// The registry mutex serializes freezers (the kernel's freeze_mutex)
 	// and keeps the map from being released meanwhile.
 	auto guard = owner->impl_->lock();
@@ -271,8 +274,10 @@ status map_instance::freeze() const
 		return std::move(guard).error();
 	BPFTIME_TRY(check_live("freeze"));
 	std::atomic_ref<uint32_t> flag(shared->frozen);
+	// Frozen by a caller that took the mutex first: the kernel's EBUSY.
 	if (flag.load() != 0)
-		return op_error(*this, "freeze", EBUSY, "already frozen");
+		return op_error(*this, "freeze", EBUSY,
+				"frozen meanwhile by another caller");
 	flag.store(1);
 	if (std::atomic_ref<uint32_t>(shared->writers).load() != 0) {
 		flag.store(0);

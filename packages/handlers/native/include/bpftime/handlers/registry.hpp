@@ -203,9 +203,11 @@ struct map_instance {
 	// map is frozen)"), a writable mmap_region() too; lookups keep working
 	// and programs may still write it unless it was created with
 	// BPF_F_RDONLY_PROG. The flag lives in the segment: every process sees
-	// it. Errors: EBUSY when already frozen or while a write from user
-	// space is in progress, EPERM for a BPF_F_RDONLY map (user space could
-	// never write it), EBADF when released.
+	// it. Errors: EPERM when already frozen (as the kernel answers: a
+	// frozen map gives user space no write permission) and for a
+	// BPF_F_RDONLY map; EBUSY while a write from user space is in progress
+	// or when another caller froze it between the check and the lock;
+	// EBADF when released.
 	status freeze() const;
 	// Whether BPF_MAP_FREEZE was applied (by any process).
 	bool frozen() const noexcept;
