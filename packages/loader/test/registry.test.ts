@@ -6,7 +6,8 @@ import { MapType, Registry } from '@bpftime/handlers';
 import { Segment } from '@bpftime/shm';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { BpfObject, registryTarget } from '../src/index.js';
-import { useFixtures } from './helpers.js';
+import { bpfAllowed, useFixtures } from './helpers.js';
+import { KernelTarget } from './targets.js';
 
 const fx = useFixtures();
 let count = 0;
@@ -124,7 +125,65 @@ describe('load(registry)', () => {
 		const data = reg.map(loaded.maps.get('globals.data')?.id as number);
 		data.update(u32(0), Buffer.alloc(data.valueSize, 1));
 		expect(data.lookup(u32(0))?.equals(Buffer.alloc(data.valueSize, 1))).toBe(true);
+
+		// Then, on .rodata and .data: an update, a freeze, an update. The kernel's answers (map_freeze()
+		// and map_update_elem() in kernel/bpf/syscall.c) are written here, and compared with the kernel's
+		// own where bpf() is allowed.
+		const outcome = async (fn: () => unknown) => {
+			try {
+				await fn();
+				return 'ok';
+			} catch (e) {
+				return (e as { code?: string }).code;
+			}
+		};
+		const sequence = async (
+			id: number,
+			valueSize: number,
+			t: { update(id: number, k: Buffer, v: Buffer): unknown; freeze(id: number): unknown },
+		) => [
+			await outcome(() => t.update(id, u32(0), Buffer.alloc(valueSize))),
+			await outcome(() => t.freeze(id)),
+			await outcome(() => t.update(id, u32(0), Buffer.alloc(valueSize))),
+		];
+		const inRegistry = {
+			update: (id: number, k: Buffer, v: Buffer) => reg.map(id).update(k, v),
+			freeze: (id: number) => reg.map(id).freeze(),
+		};
+		const sections = ['globals.rodata', 'globals.data'];
+		const bpftime = [];
+		for (const name of sections) {
+			const m = reg.map(loaded.maps.get(name)?.id as number);
+			bpftime.push(await sequence(m.id, m.valueSize, inRegistry));
+		}
+		expect(bpftime).toEqual([
+			// Already frozen: a second freeze is EPERM too (no write permission, map_get_sys_perms()).
+			['EPERM', 'EPERM', 'EPERM'],
+			['ok', 'ok', 'EPERM'],
+		]);
 		o.close();
+
+		const allowed = await bpfAllowed(fx);
+		if (!allowed.ok) {
+			console.log(`comparison with the kernel skipped: ${allowed.why}`);
+			return;
+		}
+		const kernel = new KernelTarget(await fx.host('kernel-target', ['-lbpf']));
+		onTestFinished(() => kernel.close());
+		const ko = BpfObject.open(globals);
+		ko.setRodata('target_pid', 1000);
+		const kl = await ko.load(kernel);
+		const inKernel = {
+			update: (id: number, k: Buffer, v: Buffer) => kernel.updateMap(id, k, v),
+			freeze: (id: number) => kernel.freezeMap(id),
+		};
+		const kernelRows = [];
+		for (const name of sections) {
+			const valueSize = ko.maps.find((m) => m.name === name)?.valueSize as number;
+			kernelRows.push(await sequence(kl.maps.get(name)?.id as number, valueSize, inKernel));
+		}
+		expect(bpftime).toEqual(kernelRows);
+		ko.close();
 	});
 
 	it('runs programs with sub-programs, a bounded loop and a bpf_loop callback', async () => {
