@@ -35,6 +35,10 @@
 //   - Loop ends: `if cond goto +1; goto L` is one branch, `if !cond goto L`.
 //   - Loop-carried sums: `d = s; d += t; t = d` and `d -= s; d += imm` are
 //     reassociated so that the carried register waits on one add only.
+//   - Deferred values: a copy or an address waits in `pend_` until an
+//     instruction reads it, so a copy that only the loop's exit reads is
+//     made after the loop (see `struct deferred`).
+// Loop heads (targets of backward jumps) start on a 64-byte line.
 //
 // Cold paths (division by zero, INT_MIN / -1, bounds-check misses, failing
 // callx lookups, ELOOP) are emitted after all functions and jump back, so
@@ -51,8 +55,6 @@
 #include <cstdio>
 #include <functional>
 #include <string>
-#include <unordered_map>
-#include <utility>
 
 namespace bpftime::vm::jit_x64 {
 
@@ -246,7 +248,6 @@ class codegen {
 	void settle_all(uint16_t live);
 	void settle_for_jump(uint16_t live_at_target);
 	void emit_compare(const insn &in);
-	void emit_imm64(reg dst, uint64_t v);
 	void emit_alu(const insn &in);
 	void emit_divmod(const insn &in);
 	void emit_shift(const insn &in, shift op);
@@ -293,9 +294,6 @@ class codegen {
 	std::vector<bool> consumed_;
 	std::vector<deferred> pend_; // within the current function
 	std::vector<bool> loop_head_; // by pc: the target of a backward jump
-	// The 64-bit constants of this pass, placed after the code.
-	std::unordered_map<uint64_t, label> pool_;
-	std::vector<std::pair<label, uint64_t>> pool_order_;
 	std::vector<std::function<void()>> cold_;
 	// Labels after the n_ pc labels and the function entries.
 	label l_tramp_ = 0, l_tramp_exit_ = 0, l_unwind_ = 0, l_eloop_ = 0,
@@ -381,8 +379,7 @@ result<generated_code> codegen::run()
 		as_.begin_pass(n_fixed_labels_);
 		cold_.clear();
 		consumed_.assign(n_, false);
-		pool_.clear();
-		pool_order_.clear();
+
 		BPFTIME_TRY(emit_pass());
 		if (as_.end_pass())
 			break;
@@ -407,11 +404,13 @@ status codegen::emit_pass()
 				// registers computed.
 				if (jump_target_[pc])
 					settle_all(live_in_[pc]);
-				// A loop of up to 32 bytes then never straddles
-				// a 64-byte line, which costs recent cores a
-				// second cycle per iteration.
+				// Loops start on a 64-byte line. Measured on
+				// Zen 4 (bench/suites/vm.mjs): a small loop runs
+				// up to twice as fast there as at other offsets
+				// (the 16- and 32-byte alignments of compilers
+				// are not enough); the nops run once per entry.
 				if (loop_head_[pc])
-					as_.align(32);
+					as_.align(64);
 				as_.bind(pc_label(pc));
 			}
 			if (consumed_[pc])
@@ -435,32 +434,9 @@ status codegen::emit_pass()
 	}
 	for (size_t i = 0; i < cold_.size(); i++)
 		cold_[i]();
-	as_.align(8);
-	for (const auto &[l, v] : pool_order_) {
-		as_.bind(l);
-		as_.data64(v);
-	}
 	return {};
 }
 
-// A 64-bit immediate takes two slots of the op cache on recent x86 cores
-// (measured: a 6-instruction byte loop holding a movabs runs at half speed);
-// a load from the constant pool after the code is one uop, and loops do not
-// carry its latency.
-void codegen::emit_imm64(reg dst, uint64_t v)
-{
-	if (v <= 0xffffffffu || (static_cast<int64_t>(v) >= INT32_MIN &&
-				 static_cast<int64_t>(v) <= INT32_MAX)) {
-		as_.mov_imm(dst, v);
-		return;
-	}
-	auto [it, fresh] = pool_.try_emplace(v, 0);
-	if (fresh) {
-		it->second = as_.new_label();
-		pool_order_.emplace_back(it->second, v);
-	}
-	as_.load_rip(dst, it->second);
-}
 
 // uint64_t trampoline(run_ctx *rc, const void *fn): see runtime.hpp.
 void codegen::emit_trampoline_and_stubs()
@@ -924,9 +900,9 @@ uint32_t codegen::emit_deferred(uint32_t pc, const function_info &f)
 
 	if (from_imm) {
 		settle(0, d_bit, live_in_[pc]);
-		emit_imm64(d, uint64_t(uint32_t(a.imm)) |
-				      uint64_t(uint32_t(prog_.insns[pc + 1].imm))
-					      << 32);
+		as_.mov_imm(d, uint64_t(uint32_t(a.imm)) |
+				       uint64_t(uint32_t(prog_.insns[pc + 1].imm))
+					       << 32);
 		// d now holds the immediate, a dep of its own deferred value.
 		settle(static_cast<uint16_t>(deps & ~d_bit), d_bit, live_in_[b_pc]);
 	} else {
@@ -973,7 +949,7 @@ status codegen::emit_insn(uint32_t pc, const function_info &f)
 			return fail(EINVAL, at_pc(pc, "lddw without its second slot"));
 		uint64_t v = uint64_t(uint32_t(in.imm)) |
 			     uint64_t(uint32_t(prog_.insns[pc + 1].imm)) << 32;
-		emit_imm64(host(in.dst_reg), v);
+		as_.mov_imm(host(in.dst_reg), v);
 		return {};
 	}
 	case insn_kind::ldx: {

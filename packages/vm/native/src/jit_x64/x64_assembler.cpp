@@ -192,15 +192,6 @@ void assembler::call(label l)
 	u32(0);
 }
 
-void assembler::load_rip(reg dst, label l)
-{
-	rex(true, dst, 0, 0);
-	byte(0x8b);
-	byte(static_cast<uint8_t>((dst & 7) << 3 | 5)); // mod 00, r/m 101: rip
-	fixups_.push_back({ buf_.size(), 4, l, -1 });
-	u32(0);
-}
-
 void assembler::align(size_t boundary)
 {
 	// The recommended nop of each length 1-9 (Intel SDM vol. 2, NOP).

@@ -121,11 +121,6 @@ class assembler {
 
 	// Multi-byte nops up to the next multiple of `boundary` (a power of 2).
 	void align(size_t boundary);
-	// Eight bytes of data, little-endian.
-	void data64(uint64_t v)
-	{
-		u64(v);
-	}
 
 	// Control flow.
 	void jmp(label l);
@@ -145,8 +140,6 @@ class assembler {
 	void movzx(reg dst, reg src, width from); // from b8 or b16, to 32 bits
 	void movsx(width to, reg dst, reg src, width from); // from b8/b16/b32
 	void lea(reg dst, mem m, width w = width::b64); // b32 or b64
-	// dst = the 8 bytes at a label (mov r64, [rip + rel32]).
-	void load_rip(reg dst, label l);
 
 	// Arithmetic.
 	void alu_rr(alu op, width w, reg dst, reg src);
