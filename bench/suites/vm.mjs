@@ -33,11 +33,14 @@ const cc = 'gcc';
 const fairFlags = ['-O2', '-fno-tree-vectorize', '-fno-tree-loop-distribute-patterns'];
 const rounds = 61;
 const roundMs = 5;
-// A variant whose rounds spread more than this (half the interquartile
-// range over the median) was disturbed by other work on the machine: it is
-// run again, up to `attempts` times, and the least disturbed run is kept.
+// Each variant runs in `processes` processes and the median of their
+// medians is kept. How fast a small loop runs here depends on where the
+// process is placed in memory: now and then a whole process runs about
+// twice as slow (native code as much as JIT code), which no number of
+// rounds inside one process averages out. A spread above `maxSpread` (half
+// the interquartile range over the median) means other work disturbed it.
+const processes = 3;
 const maxSpread = 0.03;
-const attempts = 3;
 
 // What each program is, in the table's title; compute loops are held to the
 // 1.2x goal, the helper-call program is not a compute loop.
@@ -165,7 +168,7 @@ try {
 		`    each variant in its own process, pinned to the idler core; median of ${rounds} rounds of ~${roundMs} ms;`,
 	);
 	console.log(
-		`    ± is half the interquartile range; a run above ±${maxSpread * 100}% is repeated (up to ${attempts} runs, the steadiest kept)`,
+		`    ± is half the interquartile range; each variant in ${processes} processes, the median of their medians shown`,
 	);
 	if (!v4) console.log(`    the kernel (Linux ${release()}) gets the same C built with -mcpu=v3`);
 	console.log();
@@ -175,24 +178,32 @@ try {
 		const stem = join(work, name);
 		const rows = {};
 		for (const [variant] of variants) {
-			let best;
-			for (let attempt = 1; attempt <= attempts; attempt++) {
+			const runs = [];
+			let error;
+			for (let i = 0; i < processes && !error; i++) {
 				const { cpu } = idlerCpu(100);
 				const args = [variant === 'kernel' && !v4 ? `${stem}.v3` : stem, variant];
 				args.push('--rounds', String(rounds), '--round-ms', String(roundMs), '--cpu', String(cpu));
 				const r = run(vmBenchPath, args);
 				if (!r.ok) {
-					best = { error: r.out.split('\n').slice(-3).join(' ') };
+					error = { error: r.out.split('\n').slice(-3).join(' ') };
 					failed = true;
 					break;
 				}
 				const row = JSON.parse(r.stdout.trim().split('\n').pop());
 				row.spread = row.ns ? (row.p75 - row.p25) / 2 / row.ns : 0;
-				row.attempts = attempt;
-				if (!best || row.skipped || row.spread < best.spread) best = row;
-				if (row.skipped || row.spread <= maxSpread) break;
+				runs.push(row);
+				if (row.skipped) break;
 			}
-			rows[variant] = best;
+			if (error) {
+				rows[variant] = error;
+				continue;
+			}
+			runs.sort((a, b) => (a.ns ?? 0) - (b.ns ?? 0));
+			const mid = runs[Math.floor((runs.length - 1) / 2)];
+			const ns = runs.map((x) => x.ns).filter((x) => x);
+			mid.perProcess = ns.length > 1 && ns[ns.length - 1] / ns[0] > 1.2 ? ns : undefined;
+			rows[variant] = mid;
 		}
 
 		const base = rows.native;
@@ -220,7 +231,7 @@ try {
 			const ratio = base?.ns ? `${(row.ns / base.ns).toFixed(2)}x` : '';
 			const perInsn = variant === 'interpreter' && row.insns ? (row.ns / row.insns).toFixed(2) : '';
 			const notes = [];
-			if (row.attempts > 1) notes.push(`${row.attempts} runs`);
+			if (row.perProcess) notes.push(`per process: ${row.perProcess.map(fmtNs).join(', ')}`);
 			if (row.compile_ns !== undefined) {
 				notes.push(`compile ${fmtUs(row.compile_ns)} (first in the process ${fmtUs(row.compile_ns_first)})`);
 			}
@@ -267,7 +278,7 @@ try {
 			parts.push(`interpreter ${ni.toFixed(2)} ns/insn (< 1.5: ${verdict(ni < 1.5)})`);
 		}
 		const noisy = [native, jit, interpreter, kernel].some((row) => row?.spread > maxSpread);
-		if (noisy) parts.push(`a run spread above ±${maxSpread * 100}% even after ${attempts} tries: take with care`);
+		if (noisy) parts.push(`a run spread above ±${maxSpread * 100}%: take with care`);
 		console.log(`  ${pad(name, 9)} ${parts.join('; ')}`);
 	}
 } finally {
