@@ -1,5 +1,37 @@
 // Measurement helpers shared by the suites: medians over repeated batches,
-// and a table with the ratio of each variant to the suite's baseline.
+// a table with the ratio of each variant to the suite's baseline, and the
+// choice of the core a variant is pinned to.
+import { readFileSync } from 'node:fs';
+
+/**
+ * The CPU with the least busy time over a `ms` sample of /proc/stat. Other
+ * work (builds) may hold a core for a while: each variant is pinned to the
+ * core that was idler just before it started, which also spares it
+ * migrations.
+ */
+export function idlerCpu(ms) {
+	const sample = () =>
+		readFileSync('/proc/stat', 'utf8')
+			.split('\n')
+			.filter((l) => /^cpu\d+ /.test(l))
+			.map((l) => {
+				const f = l.split(/\s+/).slice(1).map(Number);
+				return { busy: f[0] + f[1] + f[2] + f[5] + f[6] + f[7], total: f.reduce((a, b) => a + b, 0) };
+			});
+	const a = sample();
+	Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+	const b = sample();
+	let best = 0;
+	let bestLoad = Number.POSITIVE_INFINITY;
+	b.forEach((s, i) => {
+		const load = (s.busy - a[i].busy) / Math.max(1, s.total - a[i].total);
+		if (load < bestLoad) {
+			bestLoad = load;
+			best = i;
+		}
+	});
+	return { cpu: best, load: bestLoad };
+}
 
 /** Median ns per operation of `fn(n)` (which runs n operations), over `rounds` batches. */
 export function measure(fn, { ops = 1_000_000, rounds = 11 } = {}) {

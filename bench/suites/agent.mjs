@@ -12,7 +12,7 @@
 // uretprobe with the empty program. The pure hook cost (empty callback, no
 // program) and the kernel's uprobe are in bench/suites/attach.mjs.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,34 +21,11 @@ import { BpfObject } from '@bpftime/loader';
 import '@bpftime/maps-userspace';
 import { agentEnv } from '@bpftime/agent';
 import { Segment } from '@bpftime/shm';
+import { idlerCpu } from '../lib.mjs';
 
 const here = fileURLToPath(new URL('../programs/agent/', import.meta.url));
 const ROUNDS = 31;
 const CALLS = 2_000_000;
-
-function idlerCpu(ms) {
-	const sample = () =>
-		readFileSync('/proc/stat', 'utf8')
-			.split('\n')
-			.filter((l) => /^cpu\d+ /.test(l))
-			.map((l) => {
-				const f = l.split(/\s+/).slice(1).map(Number);
-				return { busy: f[0] + f[1] + f[2] + f[5] + f[6] + f[7], total: f.reduce((a, b) => a + b, 0) };
-			});
-	const a = sample();
-	Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-	const b = sample();
-	let best = 0;
-	let bestLoad = Number.POSITIVE_INFINITY;
-	b.forEach((s, i) => {
-		const load = (s.busy - a[i].busy) / Math.max(1, s.total - a[i].total);
-		if (load < bestLoad) {
-			bestLoad = load;
-			best = i;
-		}
-	});
-	return best;
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'bpftime-agent-bench-'));
 const target = join(dir, 'bench_target');
@@ -93,7 +70,10 @@ try {
 			const env = v.agent
 				? agentEnv({ segment: name, logLevel: 'warn', env: { ...process.env, BPFTIME_VM_NAME: v.vm ?? 'jit' } })
 				: process.env;
-			const r = spawnSync(target, [String(idlerCpu(100)), String(ROUNDS), String(CALLS)], { encoding: 'utf8', env });
+			const r = spawnSync(target, [String(idlerCpu(100).cpu), String(ROUNDS), String(CALLS)], {
+				encoding: 'utf8',
+				env,
+			});
 			if (r.status !== 0) throw new Error(`${v.id}: bench_target exited ${r.status}: ${r.stderr}`);
 			rows.push({ ...v, ...JSON.parse(r.stdout.trim()) });
 		} finally {

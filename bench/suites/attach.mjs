@@ -12,8 +12,9 @@
 // Goals (the issue's): under 15 ns added per uprobe hit with an empty
 // callback, under 25 ns per uretprobe hit.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { idlerCpu } from '../lib.mjs';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const buildDir = `${repo}packages/attach/build`;
@@ -39,31 +40,6 @@ function run(cmd, args) {
 	return { ok: r.status === 0, out: `${r.stdout}${r.stderr}`.trim(), stdout: r.stdout };
 }
 
-// The core with the least busy time over a short sample (see vm.mjs).
-function idlerCpu(ms) {
-	const sample = () =>
-		readFileSync('/proc/stat', 'utf8')
-			.split('\n')
-			.filter((l) => /^cpu\d+ /.test(l))
-			.map((l) => {
-				const f = l.split(/\s+/).slice(1).map(Number);
-				return { busy: f[0] + f[1] + f[2] + f[5] + f[6] + f[7], total: f.reduce((a, b) => a + b, 0) };
-			});
-	const a = sample();
-	Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-	const b = sample();
-	let best = 0;
-	let bestLoad = Number.POSITIVE_INFINITY;
-	b.forEach((s, i) => {
-		const load = (s.busy - a[i].busy) / Math.max(1, s.total - a[i].total);
-		if (load < bestLoad) {
-			bestLoad = load;
-			best = i;
-		}
-	});
-	return best;
-}
-
 // Rebuild the bench executable against the current sources when the
 // package has been configured; otherwise say how to build it.
 if (existsSync(`${buildDir}/CMakeCache.txt`)) {
@@ -83,7 +59,7 @@ let failed = false;
 for (const [mode] of variants) {
 	let best;
 	for (let attempt = 1; attempt <= attempts; attempt++) {
-		const cpu = idlerCpu(100);
+		const { cpu } = idlerCpu(100);
 		const r = run(exe, [mode, '--rounds', String(rounds), '--cpu', String(cpu)]);
 		if (!r.ok) {
 			best = { error: r.out.split('\n').slice(-3).join(' ') };

@@ -23,6 +23,7 @@ import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { vmBenchPath } from '../build-native.mjs';
+import { idlerCpu } from '../lib.mjs';
 
 const benchDir = fileURLToPath(new URL('..', import.meta.url));
 const programsDir = join(benchDir, 'programs');
@@ -78,33 +79,6 @@ function skip(why) {
 function kernelTakesV4() {
 	const [major, minor] = release().split('.').map(Number);
 	return major > 6 || (major === 6 && minor >= 6);
-}
-
-// The CPU with the least busy time over a short sample. Other work (builds)
-// may hold a core for a while: each variant is pinned to the core that was
-// idler just before it started, which also spares it migrations.
-function idlerCpu(ms) {
-	const sample = () =>
-		readFileSync('/proc/stat', 'utf8')
-			.split('\n')
-			.filter((l) => /^cpu\d+ /.test(l))
-			.map((l) => {
-				const f = l.split(/\s+/).slice(1).map(Number);
-				return { busy: f[0] + f[1] + f[2] + f[5] + f[6] + f[7], total: f.reduce((a, b) => a + b, 0) };
-			});
-	const a = sample();
-	Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-	const b = sample();
-	let best = 0;
-	let bestLoad = Number.POSITIVE_INFINITY;
-	b.forEach((s, i) => {
-		const load = (s.busy - a[i].busy) / Math.max(1, s.total - a[i].total);
-		if (load < bestLoad) {
-			bestLoad = load;
-			best = i;
-		}
-	});
-	return { cpu: best, load: bestLoad };
 }
 
 function vmSources() {
