@@ -49,6 +49,14 @@ describe('JSON export and import', () => {
 			'EINVAL',
 		],
 		[
+			'a perf event of an unknown type',
+			(d: { handlers: { kind: string; type?: string }[] }) => ({
+				...d,
+				handlers: d.handlers.map((h) => (h.kind === 'perf_event' ? { ...h, type: 'kprobe' } : h)),
+			}),
+			'EINVAL',
+		],
+		[
 			'a link to a program the document lacks',
 			(d: { handlers: { kind: string }[] }) => ({ ...d, handlers: d.handlers.filter((h) => h.kind !== 'prog') }),
 			'EBADF',

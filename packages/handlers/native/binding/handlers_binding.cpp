@@ -158,21 +158,6 @@ Napi::Buffer<uint8_t> copy_buffer(Napi::Env env, const void *p, size_t n)
 	return Napi::Buffer<uint8_t>::Copy(env, static_cast<const uint8_t *>(p), n);
 }
 
-const char *perf_type_string(perf_event_type t)
-{
-	switch (t) {
-	case perf_event_type::uprobe:
-		return "uprobe";
-	case perf_event_type::uretprobe:
-		return "uretprobe";
-	case perf_event_type::syscall_tracepoint:
-		return "syscall_tracepoint";
-	case perf_event_type::custom:
-		return "custom";
-	}
-	return "unknown";
-}
-
 Napi::Value describe(Napi::Env env, const handler_info &info)
 {
 	Napi::Object o = Napi::Object::New(env);
@@ -220,7 +205,7 @@ Napi::Value describe(Napi::Env env, const handler_info &info)
 		o.Set("flags", s->flags);
 		o.Set("cookie", Napi::BigInt::New(env, s->cookie));
 	} else if (auto *s = std::get_if<perf_event_spec>(&info.spec)) {
-		o.Set("type", perf_type_string(s->type));
+		o.Set("type", perf_event_type_name(s->type));
 		o.Set("path", s->path);
 		o.Set("offset", Napi::BigInt::New(env, s->offset));
 		o.Set("symbol", s->symbol);
@@ -411,18 +396,12 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 		Napi::Object o = object_arg(info, 0, "spec");
 		perf_event_spec s;
 		std::string type = string_field(env, o, "type");
-		if (type == "uprobe")
-			s.type = perf_event_type::uprobe;
-		else if (type == "uretprobe")
-			s.type = perf_event_type::uretprobe;
-		else if (type == "syscall_tracepoint")
-			s.type = perf_event_type::syscall_tracepoint;
-		else if (type == "custom")
-			s.type = perf_event_type::custom;
-		else
+		auto t = parse_perf_event_type(type);
+		if (!t)
 			throw_error(env, EINVAL,
 				    "perf_event: create: unknown event type '" +
 					    type + "'");
+		s.type = *t;
 		s.path = string_field(env, o, "path");
 		s.offset = u64_field(env, o, "offset");
 		s.symbol = string_field(env, o, "symbol");

@@ -89,21 +89,6 @@ struct object_writer {
 	}
 };
 
-const char *perf_type_name(perf_event_type t)
-{
-	switch (t) {
-	case perf_event_type::uprobe:
-		return "uprobe";
-	case perf_event_type::uretprobe:
-		return "uretprobe";
-	case perf_event_type::syscall_tracepoint:
-		return "syscall_tracepoint";
-	case perf_event_type::custom:
-		return "custom";
-	}
-	return "unknown";
-}
-
 // --- reading ---------------------------------------------------------------
 
 // Field accessors that name the handler and the field in their errors.
@@ -355,16 +340,10 @@ result<planned> read_handler(const json::value &h, size_t index,
 		perf_event_spec s;
 		std::string type;
 		TRY_ASSIGN(type, f.str("type"));
-		if (type == "uprobe")
-			s.type = perf_event_type::uprobe;
-		else if (type == "uretprobe")
-			s.type = perf_event_type::uretprobe;
-		else if (type == "syscall_tracepoint")
-			s.type = perf_event_type::syscall_tracepoint;
-		else if (type == "custom")
-			s.type = perf_event_type::custom;
-		else
+		auto t = parse_perf_event_type(type);
+		if (!t)
 			return f.bad("type", "unknown event type '" + type + "'");
+		s.type = *t;
 		TRY_ASSIGN(s.path, f.str("path"));
 		TRY_ASSIGN(s.offset, f.u64str("offset"));
 		TRY_ASSIGN(s.symbol, f.str("symbol"));
@@ -516,7 +495,7 @@ result<std::string> registry::export_json()
 			w.num("flags", s->flags);
 			w.u64str("cookie", s->cookie);
 		} else if (auto *s = std::get_if<perf_event_spec>(&info->spec)) {
-			w.str("type", perf_type_name(s->type));
+			w.str("type", perf_event_type_name(s->type));
 			w.str("path", s->path);
 			w.u64str("offset", s->offset);
 			w.str("symbol", s->symbol);
@@ -673,6 +652,32 @@ status registry::import_json(std::string_view text)
 				EINVAL, "map (id " + std::to_string(plan[i].id) +
 						"): its inner map is never created" });
 	return {};
+}
+
+const char *perf_event_type_name(perf_event_type t) noexcept
+{
+	switch (t) {
+	case perf_event_type::uprobe:
+		return "uprobe";
+	case perf_event_type::uretprobe:
+		return "uretprobe";
+	case perf_event_type::syscall_tracepoint:
+		return "syscall_tracepoint";
+	case perf_event_type::custom:
+		return "custom";
+	}
+	return "unknown";
+}
+
+std::optional<perf_event_type>
+parse_perf_event_type(std::string_view name) noexcept
+{
+	for (perf_event_type t :
+	     { perf_event_type::uprobe, perf_event_type::uretprobe,
+	       perf_event_type::syscall_tracepoint, perf_event_type::custom })
+		if (name == perf_event_type_name(t))
+			return t;
+	return std::nullopt;
 }
 
 } // namespace bpftime::handlers

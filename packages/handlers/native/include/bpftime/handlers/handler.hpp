@@ -30,6 +30,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
+#include <string_view>
 #include <type_traits>
 #include <variant>
 
@@ -139,6 +141,14 @@ enum class perf_event_type : uint32_t {
 	syscall_tracepoint = 2,
 	custom = 3,
 };
+
+// The names of perf_event_type in JSON documents and in the TypeScript API
+// ("uprobe", "uretprobe", "syscall_tracepoint", "custom"); "unknown" for a
+// value outside the enum. parse_perf_event_type() is the inverse and gives
+// nullopt for any other name.
+const char *perf_event_type_name(perf_event_type t) noexcept;
+std::optional<perf_event_type>
+parse_perf_event_type(std::string_view name) noexcept;
 
 struct perf_event_handler {
 	explicit perf_event_handler(const shm::allocator<char> &a)
