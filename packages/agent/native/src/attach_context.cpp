@@ -75,6 +75,7 @@ const char *hook_name(hook_kind k)
 struct binding {
 	std::shared_ptr<handlers::program_instance> owner;
 	const handlers::program_instance *prog = nullptr;
+	vm::runner run; // prog's, fetched once
 	uint64_t cookie = 0;
 	uint64_t func_ip = 0; // the probed address, for uretprobes
 	// Hits that did not run the program (see t_running).
@@ -111,17 +112,43 @@ void leave()
 	t_running = false;
 }
 
+// The program's own copy of the registers: the kernel's uprobe programs
+// cannot write their context, and here a store into it must not reach the
+// target's registers. Copied a word at a time, because the trampoline has
+// just pushed these words one by one: a wider load spanning two stores
+// still in flight cannot take its data from them and waits for both to
+// reach the cache. (volatile keeps the compiler from widening the loads.)
+void copy_regs(attach::pt_regs &dst, const attach::pt_regs &src)
+{
+	const auto *s = reinterpret_cast<const volatile uint64_t *>(&src);
+	auto *d = reinterpret_cast<uint64_t *>(&dst);
+#pragma GCC unroll 32
+	for (size_t i = 0; i < sizeof dst / sizeof *d; i++)
+		d[i] = s[i];
+}
+
+// Runs b's program on a copy of regs. Errors (a bounds-check fault) end
+// the run and are dropped, as a probe has no one to report to.
+void run_program(const binding *b, const attach::pt_regs *regs,
+		 uint64_t func_ip)
+{
+	attach::pt_regs copy;
+	copy_regs(copy, *regs);
+	const handlers::run_context rc{ .cookie = b->cookie, .func_ip = func_ip };
+	handlers::scoped_run_context scope(rc);
+	int err;
+	(void)b->run(&copy, sizeof copy, &err);
+}
+
 // The hooks' callbacks. They run on the target's threads, inside whatever
 // function was probed (malloc, for one): they neither allocate nor lock nor
-// log, and program_instance::run() never throws.
+// log, and runners never throw.
 void on_entry(const attach::pt_regs *regs, void *user)
 {
 	const binding *b = static_cast<const binding *>(user);
 	if (!enter(b))
 		return;
-	attach::pt_regs copy = *regs;
-	handlers::run_context rc{ .cookie = b->cookie, .func_ip = regs->ip };
-	(void)b->prog->run(&copy, sizeof copy, rc);
+	run_program(b, regs, regs->ip);
 	leave();
 }
 
@@ -130,9 +157,7 @@ void on_return(const attach::pt_regs *regs, void *user)
 	const binding *b = static_cast<const binding *>(user);
 	if (!enter(b))
 		return;
-	attach::pt_regs copy = *regs;
-	handlers::run_context rc{ .cookie = b->cookie, .func_ip = b->func_ip };
-	(void)b->prog->run(&copy, sizeof copy, rc);
+	run_program(b, regs, b->func_ip);
 	leave();
 }
 
@@ -142,9 +167,7 @@ bool on_override(attach::pt_regs *regs, void *user, uint64_t *ret)
 	if (!enter(b))
 		return false;
 	t_override = { false, 0 };
-	attach::pt_regs copy = *regs;
-	handlers::run_context rc{ .cookie = b->cookie, .func_ip = regs->ip };
-	(void)b->prog->run(&copy, sizeof copy, rc);
+	run_program(b, regs, regs->ip);
 	override_request mine = t_override;
 	leave();
 	if (!mine.requested)
@@ -314,6 +337,7 @@ void attach_context::state::attach_link(
 	auto b = std::make_unique<binding>();
 	b->owner = *inst;
 	b->prog = b->owner.get();
+	b->run = b->prog->machine().get_runner();
 	b->cookie = ls.cookie;
 
 	result<uint64_t> id = fail(EINVAL, "no hook");

@@ -56,12 +56,27 @@ class executor {
 	// Runs the main function: r1 = ctx, r2 = ctx_len. noexcept: faults in
 	// bounds-check mode come back as EFAULT, too deep calls as ELOOP.
 	virtual result<uint64_t> run(void *ctx, uint64_t ctx_len) const noexcept = 0;
+	// run() as a vm::runner; backends with a cheaper path override it.
+	virtual runner make_runner() const noexcept
+	{
+		return { &run_through, this };
+	}
 	// Runs the function starting at `pc` (one of program::function_starts)
 	// with r1..r5 = args, on a fresh stack; for callbacks of helpers.
 	virtual uint64_t call_function(uint32_t pc, const uint64_t args[5]) const noexcept = 0;
 	virtual uint64_t compile_time_ns() const noexcept
 	{
 		return 0;
+	}
+
+    private:
+	static uint64_t run_through(const void *self, void *ctx,
+				    uint64_t ctx_len, int *err) noexcept
+	{
+		result<uint64_t> r =
+			static_cast<const executor *>(self)->run(ctx, ctx_len);
+		*err = r ? 0 : r.error().code;
+		return r ? *r : 0;
 	}
 };
 

@@ -328,6 +328,13 @@ result<uint64_t> vm::exec(void *ctx, uint64_t ctx_len) const noexcept
 	return impl_->exec->run(ctx, ctx_len);
 }
 
+runner vm::get_runner() const noexcept
+{
+	if (!impl_ || !impl_->exec)
+		return {};
+	return impl_->exec->make_runner();
+}
+
 std::span<const insn> vm::instructions() const noexcept
 {
 	if (!impl_ || !impl_->exec)

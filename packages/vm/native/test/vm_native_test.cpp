@@ -830,6 +830,51 @@ static void expect_fault(const char *what, vm &v, const code &p, void *ctx,
 		  r.error().message.c_str());
 }
 
+// vm::get_runner(): the same r0 as exec(), the errno of a failing run, and
+// a tail call's result (decided outside the program's exit).
+static void test_runner(const backend_under_test &bt)
+{
+	const vm_options o{ bt.bounds_check, true };
+	{
+		vm v(bt.b, o);
+		check(!v.get_runner(), "[%s] runner: empty before load", bt.name);
+		(void)v.load(P({ movr(R0, R2), alu64(BPF_ADD, R0, 5), exit_() }));
+		bpftime::vm::runner run = v.get_runner();
+		int err = -1;
+		uint64_t r0 = run ? run(nullptr, 37, &err) : 0;
+		check(run && r0 == 42 && err == 0,
+		      "[%s] runner: r2 = ctx_len, r0 back, err 0 (got %" PRIu64
+		      ", %d)",
+		      bt.name, r0, err);
+	}
+	{
+		tail_table table;
+		vm target(bt.b, o);
+		(void)target.load(P({ mov(R0, 42), exit_() }));
+		table.slots[1] = &target;
+		vm v(bt.b, o);
+		v.set_tail_call_resolver(resolve_tail, &table);
+		(void)v.load(P({ mov(R2, 0), mov(R3, 1), call(12),
+				 alu64(BPF_ADD, R0, 1000), exit_() }));
+		int err = -1;
+		uint64_t r0 = v.get_runner()(nullptr, 0, &err);
+		check(r0 == 42 && err == 0,
+		      "[%s] runner: a tail call's result (got %" PRIu64 ", %d)",
+		      bt.name, r0, err);
+	}
+	{
+		vm v(bt.b, vm_options{ true, true });
+		uint8_t buf[4] = { 1, 2, 3, 4 };
+		(void)v.load(P({ ldx(BPF_DW, R0, R1, 0), exit_() }));
+		int err = 0;
+		uint64_t r0 = v.get_runner()(buf, sizeof buf, &err);
+		check(r0 == 0 && err == EFAULT,
+		      "[%s] runner: a bounds fault gives 0 and EFAULT (got %" PRIu64
+		      ", %d)",
+		      bt.name, r0, err);
+	}
+}
+
 static void test_bounds_check()
 {
 	const vm_options checked{ true, true };
@@ -1453,6 +1498,7 @@ int main(int argc, char **argv)
 		}
 		test_run_cases(bt);
 		test_tail_calls(bt);
+		test_runner(bt);
 		test_callbacks(bt);
 		test_no_allocation(bt);
 	}

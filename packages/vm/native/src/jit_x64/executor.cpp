@@ -173,7 +173,7 @@ class jit_executor final : public detail::executor {
 		if (r)
 			return *r;
 		if (run_ctx *outer = tls_top; outer && outer->status == 0) {
-			outer->final->emplace(std::move(r).error());
+			outer->final->put(std::move(r).error());
 			outer->status = status_final;
 		}
 		return 0;
@@ -194,43 +194,96 @@ class jit_executor final : public detail::executor {
 		return { mem_.data(), mem_.size() };
 	}
 
-    private:
-	result<uint64_t> enter(const uint8_t *fn, uint32_t pc,
-			       const uint64_t args[5], uint64_t ctx,
-			       uint64_t ctx_len, bool callback) const noexcept
+	runner make_runner() const noexcept override
 	{
+		return { &run_quick, this };
+	}
+
+    private:
+	// run() without result<>: the path of a probe hit. What enter() does,
+	// with the outcome only converted when the run did not simply exit.
+	static uint64_t run_quick(const void *self, void *ctx, uint64_t ctx_len,
+				  int *err) noexcept
+	{
+		const auto *x = static_cast<const jit_executor *>(self);
 		alignas(16) uint8_t stack[stack_area_size];
-		std::optional<result<uint64_t>> final;
+		final_slot final;
 		run_ctx rc;
+		x->prepare(rc, stack, reinterpret_cast<uint64_t>(ctx), ctx_len,
+			   false, final);
+		rc.args[0] = reinterpret_cast<uint64_t>(ctx);
+		rc.args[1] = ctx_len;
+		rc.args[2] = rc.args[3] = rc.args[4] = 0;
+		const uint64_t r0 = x->go(rc, x->functions_.front().second);
+		if (rc.status == 0) [[likely]] {
+			*err = 0;
+			return r0;
+		}
+		result<uint64_t> r = x->outcome(rc, r0, final);
+		*err = r ? 0 : r.error().code;
+		return r ? *r : 0;
+	}
+
+	// Fills rc for a run on `stack` (stack_area_size bytes) under the
+	// innermost run of this thread; rc.args and rc.saved_rsp are the
+	// caller's and the trampoline's. The err_* fields are written
+	// together with a nonzero status, and read only then.
+	void prepare(run_ctx &rc, uint8_t *stack, uint64_t ctx,
+		     uint64_t ctx_len, bool callback,
+		     final_slot &final) const noexcept
+	{
 		const uint64_t lo = reinterpret_cast<uint64_t>(stack);
-		std::memcpy(rc.args, args, sizeof rc.args);
 		rc.fp_init = lo + stack_area_size + MAX_BPF_STACK;
 		rc.call_fp_min = lo + 2 * MAX_BPF_STACK;
 		rc.stack_lo = lo;
 		rc.ctx = ctx;
 		rc.ctx_len = ctx_len;
-		rc.saved_rsp = 0;
 		rc.status = 0;
-		rc.err_pc = 0;
-		rc.err_addr = 0;
-		rc.err_info = 0;
 		rc.prog = &prog_;
 		rc.parent = tls_top;
 		rc.callback_depth =
 			rc.parent ? rc.parent->callback_depth + (callback ? 1 : 0) : 0;
 		rc.final = &final;
+	}
+
+	// Runs fn with rc as the innermost run of this thread.
+	uint64_t go(run_ctx &rc, const uint8_t *fn) const noexcept
+	{
+		tls_top = &rc;
+		const uint64_t r0 = entry_(&rc, fn);
+		tls_top = rc.parent;
+		return r0;
+	}
+
+	result<uint64_t> enter(const uint8_t *fn, uint32_t pc,
+			       const uint64_t args[5], uint64_t ctx,
+			       uint64_t ctx_len, bool callback) const noexcept
+	{
+		alignas(16) uint8_t stack[stack_area_size];
+		final_slot final;
+		run_ctx rc;
+		prepare(rc, stack, ctx, ctx_len, callback, final);
+		std::memcpy(rc.args, args, sizeof rc.args);
 		if (rc.callback_depth > MAX_CALL_FRAMES)
 			return runtime_error(ELOOP, pc,
 					     "callbacks nested too deep, depth",
 					     static_cast<uint64_t>(rc.callback_depth));
-		tls_top = &rc;
-		const uint64_t r0 = entry_(&rc, fn);
-		tls_top = rc.parent;
+		const uint64_t r0 = go(rc, fn);
+		if (rc.status == 0)
+			return r0;
+		return outcome(rc, r0, final);
+	}
+
+	// The result of a run that ended with a nonzero status.
+	[[gnu::noinline]] result<uint64_t>
+	outcome(const run_ctx &rc, uint64_t r0,
+		final_slot &final) const noexcept
+	{
 		switch (rc.status) {
 		case 0:
 			return r0;
 		case status_final:
-			return std::move(*final);
+			return final.take();
 		case EFAULT:
 			return fault(rc);
 		case ELOOP:
@@ -296,8 +349,9 @@ uint64_t tail_call(uint64_t ctx, uint64_t prog_array, uint64_t index,
 {
 	uint64_t r0 = 0;
 	if (auto r = detail::run_tail_call(*rc->prog, reinterpret_cast<void *>(ctx),
-					   rc->ctx_len, prog_array, index, r0)) {
-		rc->final->emplace(std::move(*r));
+					   rc->ctx_len, prog_array, index, r0);
+	    r && rc->status == 0) {
+		rc->final->put(std::move(*r));
 		rc->status = status_final;
 	}
 	return r0;

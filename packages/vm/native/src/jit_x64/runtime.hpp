@@ -15,7 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <optional>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -30,6 +30,28 @@ inline constexpr uint32_t stack_area_size = MAX_CALL_FRAMES * MAX_BPF_STACK;
 // decided and stored in *run_ctx::final (a tail call's result, or the error
 // of a callback that a helper of this run called).
 inline constexpr uint32_t status_final = 0xffffffffu;
+
+// Where a run's decided result waits: constructed by whoever sets
+// status_final (once: they do only while status is 0), taken by the run's
+// end. Raw storage rather than std::optional, so a run that ends at its
+// exit (every probe hit) neither initialises nor inspects it.
+class final_slot {
+    public:
+	void put(result<uint64_t> r) noexcept
+	{
+		new (buf_) result<uint64_t>(std::move(r));
+	}
+	result<uint64_t> take() noexcept
+	{
+		auto *p = std::launder(reinterpret_cast<result<uint64_t> *>(buf_));
+		result<uint64_t> r = std::move(*p);
+		p->~result<uint64_t>();
+		return r;
+	}
+
+    private:
+	alignas(result<uint64_t>) unsigned char buf_[sizeof(result<uint64_t>)];
+};
 
 struct run_ctx {
 	uint64_t args[5];   // r1..r5 at entry
@@ -48,7 +70,7 @@ struct run_ctx {
 	// callback, a tail call), or nullptr.
 	run_ctx *parent;
 	int callback_depth; // call_function() runs between here and the root
-	std::optional<result<uint64_t>> *final;
+	final_slot *final; // valid once status is status_final
 };
 
 // Offsets the generated code uses; all fit a disp8.

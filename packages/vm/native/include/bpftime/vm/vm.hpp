@@ -56,6 +56,28 @@ using lddw_resolver = std::function<result<uint64_t>(const lddw_request &)>;
 // continue with; nullptr means "no program there" and the call falls through
 // as in the kernel.
 class vm;
+
+// A loaded program as a plain function and its argument, for callers that
+// run it on every hit of a hot path (a probe) and only want r0: no result<>
+// to build and destroy, no virtual dispatch. runner(ctx, ctx_len, &err)
+// returns r0 with err = 0, or 0 with err = the errno exec() would have
+// failed with (its message is not kept). Valid while the vm stays loaded.
+struct runner {
+	using fn_type = uint64_t (*)(const void *self, void *ctx,
+				     uint64_t ctx_len, int *err) noexcept;
+	fn_type fn = nullptr;
+	const void *self = nullptr;
+
+	uint64_t operator()(void *ctx, uint64_t ctx_len, int *err) const noexcept
+	{
+		return fn(self, ctx, ctx_len, err);
+	}
+	explicit operator bool() const noexcept
+	{
+		return fn != nullptr;
+	}
+};
+
 using tail_call_resolver = const vm *(*)(void *user, uint64_t prog_array,
 					 uint64_t index);
 
@@ -105,6 +127,8 @@ class vm {
 	// Runs the program with r1 = ctx, r2 = ctx_len. EFAULT on a bounds
 	// violation (bounds-check mode), ELOOP on too deep calls.
 	result<uint64_t> exec(void *ctx, uint64_t ctx_len) const noexcept;
+	// exec() as a runner; an empty one when no program is loaded.
+	runner get_runner() const noexcept;
 
 	// The loaded instructions after lddw resolution.
 	std::span<const insn> instructions() const noexcept;
