@@ -259,8 +259,16 @@ uint64_t loop_helper(uint64_t n, uint64_t cb, uint64_t ctx, uint64_t, uint64_t)
 	return i;
 }
 
+// The stack pointer of its caller at the call, mod 16: 0 when the caller
+// kept the System V alignment. Naked, so no prologue of its own moves rsp.
+[[gnu::naked]] uint64_t caller_rsp_mod16(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t)
+{
+	asm("lea 8(%rsp), %rax\n\tand $15, %eax\n\tret");
+}
+
 constexpr uint32_t HELPER_SUM = 1;
 constexpr uint32_t HELPER_PRODUCT = 2;
+constexpr uint32_t HELPER_RSP_MOD16 = 4;
 constexpr uint32_t HELPER_LOOP = 100;
 constexpr uint32_t KFUNC_PRODUCT = 1000;
 
@@ -269,6 +277,7 @@ std::vector<detail::helper_entry> test_helpers()
 	std::vector<detail::helper_entry> h(8);
 	h[HELPER_SUM] = { weighted_sum, "weighted_sum" };
 	h[HELPER_PRODUCT] = { product, "product" };
+	h[HELPER_RSP_MOD16] = { caller_rsp_mod16, "caller_rsp_mod16" };
 	return h;
 }
 
@@ -749,6 +758,182 @@ void test_lddw_addresses()
 	}
 }
 
+// ------------------------------------------------------ loop constants
+//
+// The lddw constants of a loop, held in host registers the function does
+// not otherwise use (codegen.cpp, "Constants"). Four arrays of eight u64 in
+// one buffer, which is also the context so the bounds-checked variants
+// accept every access: a[i] = i + 1, b[i] = 10 (i + 1), c = 0,
+// d[i] = 100 (i + 1). Sums: a 36, b 360, d 3600.
+
+struct loop_arrays {
+	alignas(8) uint64_t w[32];
+	uint64_t *a() { return w; }
+	uint64_t *c() { return w + 16; }
+	uint64_t at(int k) const { return reinterpret_cast<uint64_t>(w + 8 * k); }
+	void reset()
+	{
+		for (int i = 0; i < 8; i++) {
+			w[i] = i + 1;
+			w[8 + i] = 10 * (i + 1);
+			w[16 + i] = 0;
+			w[24 + i] = 100 * (i + 1);
+		}
+	}
+};
+
+// c[i] = a[i], then a[0] + a[7] read back through c: clang's memcpy loop,
+// two lddw per iteration and one after the loop.
+code copy_loop(const loop_arrays &m)
+{
+	return P(mov64_imm(1, 0),
+		 lddw(2, m.at(2)), alu64_reg(BPF_ADD, 2, 1),
+		 lddw(3, m.at(0)), alu64_reg(BPF_ADD, 3, 1),
+		 ldx(BPF_DW, 3, 3, 0), stx(BPF_DW, 2, 3, 0), alu64_imm(BPF_ADD, 1, 8),
+		 jmp_imm(BPF_JEQ, 1, 64, 1), ja(-11),
+		 lddw(1, m.at(2)), ldx(BPF_DW, 0, 1, 0), ldx(BPF_DW, 1, 1, 56),
+		 alu64_reg(BPF_ADD, 0, 1), exit_insn());
+}
+
+// c[i] = a[i] + b[i], then the sum of c: three constants, c loaded in two
+// loops. `pre` and `post` name more registers (post adds them to r0), so
+// that fewer hosts are free.
+code three_arrays(const loop_arrays &m, const code &pre, const code &post)
+{
+	return P(pre, mov64_imm(1, 0),
+		 lddw(2, m.at(0)), alu64_reg(BPF_ADD, 2, 1), ldx(BPF_DW, 2, 2, 0),
+		 lddw(3, m.at(1)), alu64_reg(BPF_ADD, 3, 1), ldx(BPF_DW, 3, 3, 0),
+		 alu64_reg(BPF_ADD, 2, 3),
+		 lddw(4, m.at(2)), alu64_reg(BPF_ADD, 4, 1), stx(BPF_DW, 4, 2, 0),
+		 alu64_imm(BPF_ADD, 1, 8), jmp_imm(BPF_JNE, 1, 64, -15),
+		 mov64_imm(0, 0), mov64_imm(1, 0),
+		 lddw(2, m.at(2)), alu64_reg(BPF_ADD, 2, 1), ldx(BPF_DW, 2, 2, 0),
+		 alu64_reg(BPF_ADD, 0, 2), alu64_imm(BPF_ADD, 1, 8), jmp_imm(BPF_JNE, 1, 64, -7),
+		 post, exit_insn());
+}
+
+// c[i] = a[i] + 2*2 + 5 * (the caller's rsp mod 16 at a helper call), with
+// the index in r6; returns the sum of c (+ 7 in r7 with `use_r7`, which
+// makes the prologue push an even number of registers instead of odd).
+code helper_loop(const loop_arrays &m, bool use_r7)
+{
+	return P(use_r7 ? mov64_imm(7, 7) : code{}, mov64_imm(6, 0),
+		 call_helper(HELPER_RSP_MOD16), mov64_reg(5, 0),
+		 lddw(1, m.at(0)), alu64_reg(BPF_ADD, 1, 6), ldx(BPF_DW, 1, 1, 0),
+		 mov64_imm(2, 2), mov64_imm(3, 0), mov64_imm(4, 0), call_helper(HELPER_SUM),
+		 lddw(2, m.at(2)), alu64_reg(BPF_ADD, 2, 6), stx(BPF_DW, 2, 0, 0),
+		 alu64_imm(BPF_ADD, 6, 8), jmp_imm(BPF_JNE, 6, 64, -16),
+		 mov64_imm(0, 0), mov64_imm(1, 0),
+		 lddw(2, m.at(2)), alu64_reg(BPF_ADD, 2, 1), ldx(BPF_DW, 2, 2, 0),
+		 alu64_reg(BPF_ADD, 0, 2), alu64_imm(BPF_ADD, 1, 8), jmp_imm(BPF_JNE, 1, 64, -7),
+		 use_r7 ? alu64_reg(BPF_ADD, 0, 7) : code{}, exit_insn());
+}
+
+// main: c[i] = f(a[i]), returns the sum of the f(a[i]). f(x) = x + b[0] +
+// b[1] + d[0] + d[1], from a loop of its own with two constants. Both name
+// every register but r8 and r9, so the constants of both go to the hosts
+// of r8 and r9: f must save them for main.
+code local_call_loop(const loop_arrays &m)
+{
+	return P(mov64_imm(6, 0), mov64_imm(7, 0),
+		 lddw(1, m.at(0)), alu64_reg(BPF_ADD, 1, 6), ldx(BPF_DW, 1, 1, 0),
+		 call_local(9), alu64_reg(BPF_ADD, 7, 0),
+		 lddw(2, m.at(2)), alu64_reg(BPF_ADD, 2, 6), stx(BPF_DW, 2, 0, 0),
+		 alu64_imm(BPF_ADD, 6, 8), jmp_imm(BPF_JNE, 6, 64, -12),
+		 mov64_reg(0, 7), exit_insn(),
+		 // f
+		 mov64_imm(6, 0), mov64_reg(7, 1),
+		 lddw(2, m.at(1)), alu64_reg(BPF_ADD, 2, 6), ldx(BPF_DW, 2, 2, 0),
+		 lddw(3, m.at(3)), alu64_reg(BPF_ADD, 3, 6), ldx(BPF_DW, 3, 3, 0),
+		 mov64_reg(4, 2), alu64_reg(BPF_ADD, 4, 3), mov64_reg(5, 4), alu64_reg(BPF_ADD, 7, 5),
+		 alu64_imm(BPF_ADD, 6, 8), jmp_imm(BPF_JNE, 6, 16, -14),
+		 mov64_reg(0, 7), exit_insn());
+}
+
+size_t occurrences(std::span<const uint8_t> hay, uint64_t v)
+{
+	uint8_t needle[8];
+	std::memcpy(needle, &v, 8);
+	size_t n = 0;
+	for (auto it = hay.begin();
+	     (it = std::search(it, hay.end(), std::begin(needle), std::end(needle))) != hay.end(); ++it)
+		n++;
+	return n;
+}
+
+void test_loop_constants()
+{
+	static loop_arrays m;
+	const code five_to_eight = P(mov64_imm(5, 5), mov64_imm(6, 6), mov64_imm(7, 7), mov64_imm(8, 8));
+	const code add_five_to_eight = P(alu64_reg(BPF_ADD, 0, 5), alu64_reg(BPF_ADD, 0, 6),
+					 alu64_reg(BPF_ADD, 0, 7), alu64_reg(BPF_ADD, 0, 8));
+	struct row {
+		const char *name;
+		code prog;
+		uint64_t expect;
+		std::function<bool(loop_arrays &)> memory; // c as expected
+	};
+	auto c_is = [](uint64_t add) {
+		return [add](loop_arrays &x) {
+			for (int i = 0; i < 8; i++)
+				if (x.c()[i] != x.a()[i] + add)
+					return false;
+			return true;
+		};
+	};
+	auto c_is_a_plus_b = [](loop_arrays &x) {
+		for (int i = 0; i < 8; i++)
+			if (x.c()[i] != x.w[i] + x.w[8 + i])
+				return false;
+		return true;
+	};
+	const row rows[] = {
+		{ "a copy loop with two constants and free registers", copy_loop(m), 1 + 8, c_is(0) },
+		{ "three constants with five hosts free", three_arrays(m, {}, {}), 36 + 360, c_is_a_plus_b },
+		{ "three constants with only the host of r9 free", three_arrays(m, five_to_eight, add_five_to_eight), 36 + 360 + 26, c_is_a_plus_b },
+		{ "three constants and no free host",
+		  three_arrays(m, P(five_to_eight, mov64_imm(9, 9)), P(add_five_to_eight, alu64_reg(BPF_ADD, 0, 9))),
+		  36 + 360 + 35, c_is_a_plus_b },
+		{ "helper calls in the loop, an odd number of pushes", helper_loop(m, false), 36 + 8 * 4, c_is(4) },
+		{ "helper calls in the loop, an even number of pushes", helper_loop(m, true), 36 + 8 * 4 + 7, c_is(4) },
+		{ "local calls in the loop, both functions with constants in the same hosts", local_call_loop(m),
+		  36 + 8 * 330, c_is(330) },
+	};
+	std::vector<const variant *> all;
+	for (const variant &v : g_variants)
+		all.push_back(&v);
+	all.push_back(&g_interp);
+	for (const row &w : rows) {
+		for (const variant *v : all) {
+			m.reset();
+			auto r = run_once(w.prog, *v, m.w, sizeof m.w);
+			check(r.ok() && *r == w.expect && w.memory(m), "loop constants: %s [%s]: expected %s, got %s%s",
+			      w.name, v->name.c_str(), hex(w.expect).c_str(),
+			      r ? hex(*r).c_str() : r.error().message.c_str(),
+			      w.memory(m) ? "" : ", c wrong");
+		}
+	}
+
+	// A constant with a register is in the code once, in the prologue, however
+	// many lddws load it; without one, once per lddw.
+	for (bool bounds : { false, true }) {
+		variant v{ "", true, { false }, bounds };
+		const char *mode = bounds ? " (bounds checks)" : "";
+		auto copy = build(copy_loop(m), v);
+		auto none = build(three_arrays(m, P(five_to_eight, mov64_imm(9, 9)),
+					       P(add_five_to_eight, alu64_reg(BPF_ADD, 0, 9))), v);
+		if (!copy || !none) {
+			check(false, "loop constants: compile: %s",
+			      (!copy ? copy.error() : none.error()).message.c_str());
+			continue;
+		}
+		const size_t in_copy = occurrences(jit_x64::code_of(*(*copy)->ex), m.at(2));
+		const size_t in_none = occurrences(jit_x64::code_of(*(*none)->ex), m.at(2));
+		check(in_copy == 1, "loop constants: a constant loaded by two lddws is in the code once%s (%zu)", mode, in_copy);
+		check(in_none == 2, "loop constants: without a free host each lddw has its constant%s (%zu)", mode, in_none);
+	}
+}
+
 // ------------------------------------------------------- control flow
 
 std::vector<value_case> control_cases()
@@ -1070,6 +1255,12 @@ void test_bounds_checks()
 		    alu64_reg(BPF_ADD, 0, 6), ldx(BPF_DW, 7, 1, 0), alu64_reg(BPF_ADD, 0, 7), X),
 		  1 + 3 + 4 + 5 + 0x40 + 0x1100 },
 		{ "a fault in a subprogram ends the whole run", P(mov64_imm(6, 0), call_local(1), X, ldx(BPF_DW, 0, 6, 0), X), std::nullopt, 3, "load", 8, 0, true, 0 },
+		{ "a store in a loop through a loop constant to a read-only region faults",
+		  P(mov64_imm(1, 0), lddw(2, ro_addr), alu64_reg(BPF_ADD, 2, 1), st(BPF_DW, 2, 0, 1), alu64_imm(BPF_ADD, 1, 8), jmp_imm(BPF_JNE, 1, 16, -6), X),
+		  std::nullopt, 4, "store", 8, 0, true, ro_addr },
+		{ "a load in a loop through a loop constant past a region's end faults",
+		  P(mov64_imm(1, 0), lddw(2, ro_addr), ldx(BPF_DW, 0, 2, 57), alu64_imm(BPF_ADD, 1, 1), jmp_imm(BPF_JNE, 1, 2, -5), X),
+		  std::nullopt, 3, "load", 8, 0, true, ro_addr + 57 },
 	};
 	for (const variant &v : g_variants) {
 		if (!v.bounds)
@@ -2066,6 +2257,7 @@ int main(int argc, char **argv)
 		{ "branch over jump", test_branch_over_jump },
 		{ "peepholes", [] { run_value_cases("peepholes", peephole_cases()); } },
 		{ "lddw addresses", test_lddw_addresses },
+		{ "loop constants", test_loop_constants },
 		{ "atomics", [] { run_value_cases("atomics", atomic_cases()); } },
 		{ "atomics, two threads", test_atomics_two_threads },
 		{ "bounds checks", test_bounds_checks },

@@ -11,6 +11,16 @@
 //   host r9, r10, r11: scratch within one eBPF instruction, never live
 //   across two
 //
+// Constants. clang loads the address of global data with lddw inside the
+// loops that use it, once per iteration. The hosts of the eBPF registers
+// that a function never names are free for its whole body, so the lddw
+// values its loops load, the most loaded first, get one each
+// (plan_constants): loaded once in the prologue, each lddw of the value is
+// a deferred copy of that register, and `d = imm64; d += t` an address
+// [H + t]. Free hosts of r1-r5 come first: nothing needs them back (a
+// function that names none of r1-r5 makes no call, which would scratch
+// them); hosts of r6-r9 are callee-saved and so pushed by the prologue.
+//
 // Frames. The trampoline (emit_trampoline_and_stubs) saves the host's callee-saved
 // registers and calls the entry function. Every eBPF function, the entry
 // included, is a native function: its prologue pushes the hosts of the r6-r9
@@ -54,6 +64,7 @@
 #include <climits>
 #include <cstdio>
 #include <functional>
+#include <optional>
 #include <string>
 
 namespace bpftime::vm::jit_x64 {
@@ -68,6 +79,11 @@ constexpr reg reg_map[MAX_BPF_REG] = { rax, rdi, rsi, rdx, rcx, r8,
 constexpr reg host(uint8_t bpf_reg)
 {
 	return reg_map[bpf_reg];
+}
+
+constexpr uint16_t bit(uint8_t r)
+{
+	return static_cast<uint16_t>(1u << r);
 }
 
 // Which opcodes this file emits, decoded from the instruction format alone.
@@ -199,7 +215,8 @@ std::string hex(uint64_t v)
 // "Peepholes" above): `d = base + index + disp` (an address, 64 bits) or
 // `d = base` (a copy, `w` wide). Its `deps` (eBPF registers) still hold
 // what the value is computed from; no deferred value's deps include the d of
-// another.
+// another. A constant's host register (see "Constants") holds it for the
+// whole function and is no dep.
 struct deferred {
 	uint8_t d = 0;
 	uint16_t deps = 0;
@@ -211,8 +228,13 @@ struct deferred {
 struct function_info {
 	uint32_t start = 0;
 	uint32_t end = 0; // one past the last instruction
-	std::vector<reg> saved; // hosts of the r6-r9 the function writes
-	bool pad = false;       // one more push keeps rsp 16-byte aligned
+	// Pushed by the prologue: the hosts of the r6-r9 the function writes
+	// and the callee-saved ones of `consts`.
+	std::vector<reg> saved;
+	bool pad = false; // one more push keeps rsp 16-byte aligned
+	// Loaded by the prologue: lddw values and the free host registers that
+	// hold them (see "Constants").
+	std::vector<std::pair<uint64_t, reg>> consts;
 	label entry = 0;
 };
 
@@ -230,6 +252,7 @@ class codegen {
 
     private:
 	status plan_functions();
+	void plan_constants(function_info &f, const std::vector<uint32_t> &depth);
 	status emit_pass();
 	void emit_trampoline_and_stubs();
 	void emit_prologue(const function_info &f);
@@ -294,6 +317,9 @@ class codegen {
 	std::vector<bool> consumed_;
 	std::vector<deferred> pend_; // within the current function
 	std::vector<bool> loop_head_; // by pc: the target of a backward jump
+	// By pc of a lddw: the host register that holds its value for the
+	// whole function, if one does.
+	std::vector<std::optional<reg>> const_host_;
 	std::vector<std::function<void()>> cold_;
 	// Labels after the n_ pc labels and the function entries.
 	label l_tramp_ = 0, l_tramp_exit_ = 0, l_unwind_ = 0, l_eloop_ = 0,
@@ -321,6 +347,9 @@ status codegen::plan_functions()
 	}
 	jump_target_.assign(n_, false);
 	loop_head_.assign(n_, false);
+	// depth[pc]: how many backward jumps span pc (target <= pc <= jump),
+	// by differences: +1 at each target, -1 after each jump.
+	std::vector<uint32_t> depth(n_ + 1, 0);
 	for (uint32_t pc = 0; pc < n_; pc++) {
 		const insn &in = prog_.insns[pc];
 		const insn_kind k = opcode_table[in.code].kind;
@@ -331,10 +360,15 @@ status codegen::plan_functions()
 			t = int64_t(pc) + 1 + in.imm;
 		if (t >= 0 && t < n_) {
 			jump_target_[static_cast<size_t>(t)] = true;
-			if (t <= pc)
+			if (t <= pc) {
 				loop_head_[static_cast<size_t>(t)] = true;
+				depth[static_cast<size_t>(t)]++;
+				depth[pc + 1]--;
+			}
 		}
 	}
+	for (uint32_t pc = 1; pc < n_; pc++)
+		depth[pc] += depth[pc - 1];
 	std::sort(starts.begin(), starts.end());
 	starts.erase(std::unique(starts.begin(), starts.end()), starts.end());
 	if (starts.back() >= n_)
@@ -342,6 +376,7 @@ status codegen::plan_functions()
 					  "function start outside the program"));
 
 	funcs_.clear();
+	const_host_.assign(n_, std::nullopt);
 	for (size_t i = 0; i < starts.size(); i++) {
 		function_info f;
 		f.start = starts[i];
@@ -352,6 +387,7 @@ status codegen::plan_functions()
 		for (uint8_t r = 6; r <= 9; r++)
 			if (writes & (1u << r))
 				f.saved.push_back(host(r));
+		plan_constants(f, depth);
 		// At entry rsp is 8 mod 16 (the return address); an odd number
 		// of pushes realigns it.
 		f.pad = f.saved.size() % 2 == 0;
@@ -368,6 +404,72 @@ status codegen::plan_functions()
 	l_region_slow_ = base + 5;
 	n_fixed_labels_ = base + 6;
 	return {};
+}
+
+// Chooses f.consts, pushes the callee-saved ones on f.saved and marks every
+// lddw of f whose value got a register in const_host_. `depth` is how many
+// loops hold each pc; a value weighs the sum over its lddws, so one loaded
+// in an inner loop goes first, and one that no loop loads gets no register.
+void codegen::plan_constants(function_info &f, const std::vector<uint32_t> &depth)
+{
+	uint16_t named = 0;
+	for (uint32_t pc = f.start; pc < f.end; pc++) {
+		const reg_use u = register_use(prog_.insns[pc]);
+		named |= u.reads | u.writes | u.clobbers;
+		if (opcode_table[prog_.insns[pc].code].kind == insn_kind::lddw)
+			pc++;
+	}
+	std::vector<reg> spare;
+	for (int r : { 5, 4, 3, 2, 1, 6, 7, 8, 9 })
+		if (!(named & bit(static_cast<uint8_t>(r))))
+			spare.push_back(host(static_cast<uint8_t>(r)));
+	if (spare.empty())
+		return;
+
+	struct candidate {
+		uint64_t value;
+		uint64_t weight;
+	};
+	std::vector<candidate> found; // in order of first lddw
+	auto value_at = [&](uint32_t pc) {
+		return uint64_t(uint32_t(prog_.insns[pc].imm)) |
+		       uint64_t(uint32_t(prog_.insns[pc + 1].imm)) << 32;
+	};
+	auto is_lddw = [&](uint32_t pc) {
+		return opcode_table[prog_.insns[pc].code].kind == insn_kind::lddw &&
+		       pc + 1 < f.end;
+	};
+	for (uint32_t pc = f.start; pc < f.end; pc++) {
+		if (!is_lddw(pc))
+			continue;
+		const uint64_t v = value_at(pc);
+		auto it = std::find_if(found.begin(), found.end(),
+				       [&](const candidate &c) { return c.value == v; });
+		if (it == found.end())
+			it = found.insert(found.end(), candidate{ v, 0 });
+		it->weight += depth[pc];
+		pc++;
+	}
+	std::stable_sort(found.begin(), found.end(),
+			 [](const candidate &a, const candidate &b) {
+				 return a.weight > b.weight;
+			 });
+	for (const candidate &c : found) {
+		if (c.weight == 0 || f.consts.size() == spare.size())
+			break;
+		const reg r = spare[f.consts.size()];
+		f.consts.emplace_back(c.value, r);
+		if (r == rbx || r == r13 || r == r14 || r == r15)
+			f.saved.push_back(r);
+	}
+	for (uint32_t pc = f.start; pc < f.end; pc++) {
+		if (!is_lddw(pc))
+			continue;
+		for (const auto &[v, r] : f.consts)
+			if (v == value_at(pc))
+				const_host_[pc] = r;
+		pc++;
+	}
 }
 
 result<generated_code> codegen::run()
@@ -510,6 +612,8 @@ void codegen::emit_prologue(const function_info &f)
 		as_.push(r);
 	if (f.pad)
 		as_.push(r12);
+	for (const auto &[v, r] : f.consts)
+		as_.mov_imm(r, v);
 	as_.alu_ri(alu::sub, width::b64, rbp, MAX_BPF_STACK);
 	as_.bind(pc_label(f.start));
 }
@@ -599,11 +703,6 @@ uint32_t codegen::emit_fused(uint32_t pc, const function_info &f)
 	if (uint32_t n = emit_sub_add_imm(pc, f))
 		return n;
 	return emit_deferred(pc, f);
-}
-
-constexpr uint16_t bit(uint8_t r)
-{
-	return static_cast<uint16_t>(1u << r);
 }
 
 void codegen::materialize(const deferred &e)
@@ -801,7 +900,9 @@ uint32_t codegen::emit_sub_add_imm(uint32_t pc, const function_info &f)
 //   `d = imm64; d += t|imm` (or -= imm)      -> d loaded, deferred address
 //   `wd = ws; wd += wt|imm` (or -= imm)      -> one 32-bit lea
 //   `d = s; d += t; ...; t = d`              -> `t += s`, deferred copy d = t
-// Returns how many instructions it took, 0 when none of these is there.
+// A lddw of a value that has a register (see "Constants") is `d = s` with s
+// that register. Returns how many instructions it took (a lddw counts
+// two), 0 when none of these is there.
 uint32_t codegen::emit_deferred(uint32_t pc, const function_info &f)
 {
 	const insn &a = prog_.insns[pc];
@@ -815,28 +916,32 @@ uint32_t codegen::emit_deferred(uint32_t pc, const function_info &f)
 	const reg d = host(a.dst_reg);
 	const uint16_t d_bit = bit(a.dst_reg);
 	const width aw = mov32 ? width::b32 : width::b64;
+	const std::optional<reg> kept = from_imm ? const_host_[pc] : std::nullopt;
+	// A lddw whose value has no register is loaded into d first.
+	const bool loaded = from_imm && !kept;
+	const reg src = kept ? *kept : host(a.src_reg);
+	const uint16_t src_bit = kept ? 0 : bit(a.src_reg);
+	const uint32_t b_pc = pc + (from_imm ? 2 : 1);
 	auto defer_copy = [&]() -> uint32_t {
-		settle(bit(a.src_reg), d_bit, live_in_[pc]);
+		settle(src_bit, d_bit, live_in_[pc]);
 		deferred e;
 		e.d = a.dst_reg;
-		e.deps = bit(a.src_reg);
+		e.deps = src_bit;
 		e.copy = true;
 		e.w = aw;
-		e.addr = { host(a.src_reg), 0 };
+		e.addr = { src, 0 };
 		pend_.push_back(e);
-		return 1;
+		return b_pc - pc;
 	};
 
-	const uint32_t b_pc = pc + (from_imm ? 2 : 1);
 	if (b_pc >= f.end || jump_target_[b_pc])
-		return from_imm ? 0 : defer_copy();
+		return loaded ? 0 : defer_copy();
 	const insn &b = prog_.insns[b_pc];
 	const uint8_t cls = mov32 ? BPF_ALU : BPF_ALU64;
-	// For lddw the address is formed from d itself, loaded first.
-	mem addr{ from_imm ? d : host(a.src_reg), 0 };
-	uint16_t deps = from_imm ? d_bit : bit(a.src_reg);
+	mem addr{ loaded ? d : src, 0 };
+	uint16_t deps = loaded ? d_bit : src_bit;
 	if (b.dst_reg != a.dst_reg) {
-		return from_imm ? 0 : defer_copy();
+		return loaded ? 0 : defer_copy();
 	} else if (b.code == (cls | BPF_ADD | BPF_X)) {
 		// `d += d` after the move doubles its value.
 		addr.has_index = true;
@@ -848,7 +953,7 @@ uint32_t codegen::emit_deferred(uint32_t pc, const function_info &f)
 	} else if (b.code == (cls | BPF_SUB | BPF_K) && b.imm != INT32_MIN) {
 		addr.disp = -b.imm;
 	} else {
-		return from_imm ? 0 : defer_copy();
+		return loaded ? 0 : defer_copy();
 	}
 
 	// `d = s; d += t; ...; t = d`, the shape of `t += s` computed in a
@@ -890,15 +995,15 @@ uint32_t codegen::emit_deferred(uint32_t pc, const function_info &f)
 		// lea r32 keeps the low 32 bits of the sum, zero-extended: what
 		// the 32-bit move and add leave. In bounds-check mode every
 		// address is materialised for its check anyway.
-		if (from_imm)
+		if (loaded)
 			return 0;
 		settle(deps, d_bit, live_in_[pc]);
 		if (live_out_[b_pc] & d_bit)
 			as_.lea(d, addr, aw);
-		return 2;
+		return b_pc + 1 - pc;
 	}
 
-	if (from_imm) {
+	if (loaded) {
 		settle(0, d_bit, live_in_[pc]);
 		as_.mov_imm(d, uint64_t(uint32_t(a.imm)) |
 				       uint64_t(uint32_t(prog_.insns[pc + 1].imm))
@@ -947,6 +1052,10 @@ status codegen::emit_insn(uint32_t pc, const function_info &f)
 	case insn_kind::lddw: {
 		if (pc + 1 >= n_)
 			return fail(EINVAL, at_pc(pc, "lddw without its second slot"));
+		if (const_host_[pc]) {
+			as_.mov(width::b64, host(in.dst_reg), *const_host_[pc]);
+			return {};
+		}
 		uint64_t v = uint64_t(uint32_t(in.imm)) |
 			     uint64_t(uint32_t(prog_.insns[pc + 1].imm)) << 32;
 		as_.mov_imm(host(in.dst_reg), v);
