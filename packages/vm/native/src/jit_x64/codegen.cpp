@@ -47,7 +47,8 @@
 //     reassociated so that the carried register waits on one add only.
 //   - Deferred values: a copy or an address waits in `pend_` until an
 //     instruction reads it, so a copy that only the loop's exit reads is
-//     made after the loop (see `struct deferred`).
+//     made after the loop (see `struct deferred`); a load or store through
+//     a 64-bit copy takes the copy's source as its base.
 // Loop heads (targets of backward jumps) start on a 64-byte line.
 //
 // Cold paths (division by zero, INT_MIN / -1, bounds-check misses, failing
@@ -787,8 +788,9 @@ status codegen::emit_one(uint32_t pc, const function_info &f)
 	return emit_insn(pc, f);
 }
 
-// A load or store through a register whose value is a deferred address:
-// the address goes into the operand. False when the instruction is not one.
+// A load or store through a register whose value is a deferred address or
+// 64-bit copy: the address goes into the operand. False when the
+// instruction is not one.
 bool codegen::emit_folded_access(uint32_t pc)
 {
 	const insn &m = prog_.insns[pc];
@@ -796,9 +798,12 @@ bool codegen::emit_folded_access(uint32_t pc)
 	const bool load = k == insn_kind::ldx || k == insn_kind::ldxsx;
 	if (!load && k != insn_kind::st && k != insn_kind::stx)
 		return false;
+	// A checked access needs its address in r11 (address()).
+	if (prog_.options.bounds_check)
+		return false;
 	const uint8_t through = load ? m.src_reg : m.dst_reg;
 	auto it = std::find_if(pend_.begin(), pend_.end(), [&](const deferred &e) {
-		return e.d == through && !e.copy;
+		return e.d == through && (!e.copy || e.w == width::b64);
 	});
 	if (it == pend_.end())
 		return false;
