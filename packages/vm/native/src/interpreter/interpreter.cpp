@@ -9,7 +9,14 @@
 //
 // Run time: one function per memory policy (engine<false>, engine<true> for
 // bounds-check mode), each a block of labels jumped to with `goto *pc->handler`
-// (GCC/Clang computed goto). Each handler implements every legal form of its
+// (GCC/Clang computed goto). Two pairs that clang emits in most loops get a
+// fused handler, stored in the first slot of the pair: a register move or an
+// lddw followed by an ALU operation of the same width on the same register
+// (`r0 = r1; r0 += r3`, `w0 = w1; w0 += w3`, `r4 = map_value ll; r4 += r2`).
+// The pair then costs
+// one dispatch and one round trip of dst through memory instead of two; the
+// second slot keeps its own handler, so a jump to it runs it alone.
+// Each handler implements every legal form of its
 // opcode (sdiv/smod by off, movsx by off, le/be/bswap and atomics by imm), so
 // the table alone is a complete interpreter. The run owns, on the C stack, 11
 // registers, MAX_CALL_FRAMES frames of MAX_BPF_STACK bytes and the saved
@@ -242,7 +249,46 @@ class interpreter;
 // the bytes outside the table at rows[opcode_count].
 struct label_set {
 	const void *const *rows;
+	// The fused pairs: [first][op][form], first in fused_first order, op
+	// in fused_ops order, form 0 = imm, 1 = reg.
+	const void *const *fused;
 };
+
+// What a fused pair starts with; the second instruction is ALU64 for the
+// first two, ALU for mov32.
+enum fused_first : size_t { fused_mov64, fused_lddw, fused_mov32, fused_firsts };
+
+// The ALU operations a fused pair may end with: those that cannot fail and
+// read no off field (div and mod have sdiv/smod by off).
+constexpr uint8_t fused_ops[] = { BPF_ADD, BPF_SUB, BPF_MUL, BPF_OR,  BPF_AND,
+				  BPF_XOR, BPF_LSH, BPF_RSH, BPF_ARSH };
+constexpr size_t fused_op_count = std::size(fused_ops);
+
+// The label index of the pair (i, second), or -1 when it is not fused. A
+// second instruction reading dst as its register operand is left alone, so
+// the fused handlers may read that operand before they write dst.
+int fused_index(const insn &i, const insn &second)
+{
+	size_t first;
+	if (opcode_table[i.code].kind == insn_kind::lddw)
+		first = fused_lddw;
+	else if (i.code == (BPF_ALU64 | BPF_MOV | BPF_X) && i.off == 0)
+		first = fused_mov64;
+	else if (i.code == (BPF_ALU | BPF_MOV | BPF_X) && i.off == 0)
+		first = fused_mov32;
+	else
+		return -1;
+	const uint8_t cls = first == fused_mov32 ? BPF_ALU : BPF_ALU64;
+	const bool reg_form = bpf_src(second.code) == BPF_X;
+	if (bpf_class(second.code) != cls || second.dst_reg != i.dst_reg ||
+	    (reg_form && second.src_reg == i.dst_reg))
+		return -1;
+	for (size_t k = 0; k < fused_op_count; k++)
+		if ((second.code & 0xf0) == fused_ops[k])
+			return int((first * fused_op_count + k) * 2 +
+				   (reg_form ? 1 : 0));
+	return -1;
+}
 
 template <bool Checked> struct engine {
 	static result<uint64_t> execute(const interpreter &self,
@@ -344,6 +390,15 @@ interpreter::interpreter(const program &p) : prog_(p)
 			d.imm = it->second;
 		}
 	}
+
+	for (size_t pc = 0; pc < in.size();) {
+		const size_t first = pc;
+		pc += opcode_table[in[pc].code].kind == insn_kind::lddw ? 2 : 1;
+		if (pc >= in.size())
+			break;
+		if (const int k = fused_index(in[first], in[pc]); k >= 0)
+			code_[first].handler = ls.fused[k];
+	}
 }
 
 result<uint64_t> interpreter::enter(uint32_t entry, const uint64_t in[5],
@@ -412,7 +467,26 @@ result<uint64_t> engine<Checked>::execute(const interpreter &self,
 #undef BPFTIME_INTERP_LABEL
 		static_assert(sizeof(rows) / sizeof(rows[0]) ==
 			      opcode_count + 1);
+#define BPFTIME_INTERP_FUSED_LABELS(first)                                     \
+	&&L_##first##_add_imm, &&L_##first##_add_reg, &&L_##first##_sub_imm,   \
+		&&L_##first##_sub_reg, &&L_##first##_mul_imm,                  \
+		&&L_##first##_mul_reg, &&L_##first##_or_imm,                   \
+		&&L_##first##_or_reg, &&L_##first##_and_imm,                   \
+		&&L_##first##_and_reg, &&L_##first##_xor_imm,                  \
+		&&L_##first##_xor_reg, &&L_##first##_lsh_imm,                  \
+		&&L_##first##_lsh_reg, &&L_##first##_rsh_imm,                  \
+		&&L_##first##_rsh_reg, &&L_##first##_arsh_imm,                 \
+		&&L_##first##_arsh_reg
+		static const void *const fused[] = {
+			BPFTIME_INTERP_FUSED_LABELS(mov64f),
+			BPFTIME_INTERP_FUSED_LABELS(lddwf),
+			BPFTIME_INTERP_FUSED_LABELS(mov32f)
+		};
+#undef BPFTIME_INTERP_FUSED_LABELS
+		static_assert(sizeof(fused) / sizeof(fused[0]) ==
+			      fused_firsts * fused_op_count * 2);
 		export_labels->rows = rows;
+		export_labels->fused = fused;
 		return uint64_t(0);
 	}
 
@@ -637,6 +711,53 @@ L_lddw:
 	      (static_cast<uint64_t>(static_cast<uint32_t>(pc[1].imm)) << 32);
 	pc += 2;
 	NEXT;
+
+	// The fused pairs (see the top of this file). `a` is the value the
+	// first instruction gives dst, computed in T, `second` the ALU
+	// instruction; the result is zero-extended from T.
+#define FUSED(first, T, a_expr, width, op, ...)                                \
+	L_##first##_##op##_imm:                                                \
+	{                                                                      \
+		const dinsn &second = pc[width];                               \
+		const T s = static_cast<T>(static_cast<int64_t>(second.imm));  \
+		T d = static_cast<T>(a_expr);                                  \
+		__VA_ARGS__;                                                   \
+		DST = d;                                                       \
+		pc += (width) + 1;                                             \
+		NEXT;                                                          \
+	}                                                                      \
+	L_##first##_##op##_reg:                                                \
+	{                                                                      \
+		const dinsn &second = pc[width];                               \
+		const T s = static_cast<T>(reg[second.src]);                   \
+		T d = static_cast<T>(a_expr);                                  \
+		__VA_ARGS__;                                                   \
+		DST = d;                                                       \
+		pc += (width) + 1;                                             \
+		NEXT;                                                          \
+	}
+#define FUSED_OPS(first, T, S, a_expr, width)                                  \
+	FUSED(first, T, a_expr, width, add, d += s)                            \
+	FUSED(first, T, a_expr, width, sub, d -= s)                            \
+	FUSED(first, T, a_expr, width, mul, d *= s)                            \
+	FUSED(first, T, a_expr, width, or, d |= s)                             \
+	FUSED(first, T, a_expr, width, and, d &= s)                            \
+	FUSED(first, T, a_expr, width, xor, d ^= s)                            \
+	FUSED(first, T, a_expr, width, lsh, d <<= (s & (sizeof(T) * 8 - 1)))  \
+	FUSED(first, T, a_expr, width, rsh, d >>= (s & (sizeof(T) * 8 - 1)))  \
+	FUSED(first, T, a_expr, width, arsh,                                   \
+	      d = static_cast<T>(static_cast<S>(d) >>                          \
+				 (s & (sizeof(T) * 8 - 1))))
+	FUSED_OPS(mov64f, uint64_t, int64_t, SRC, 1)
+	FUSED_OPS(lddwf, uint64_t, int64_t,
+		  static_cast<uint64_t>(static_cast<uint32_t>(pc[0].imm)) |
+			  (static_cast<uint64_t>(static_cast<uint32_t>(
+				   pc[1].imm))
+			   << 32),
+		  2)
+	FUSED_OPS(mov32f, uint32_t, int32_t, SRC, 1)
+#undef FUSED_OPS
+#undef FUSED
 
 	// Memory. Accesses may be unaligned: memcpy compiles to one mov.
 #define LOAD(name, T, W)                                                       \
