@@ -28,7 +28,9 @@
 //    seeded state, "insns": eBPF instructions one run executes (vm variants,
 //    counted by insn_counter), "compile_ns": median JIT compile time over 21
 //    loads (jit variants), "load_ns": median vm::load() time (verify + resolve
-//    + compile), ...}
+//    + compile), "paired_ratio" (jit only): the JIT's rounds alternated with
+//    those of <stem>.so in this process, the median of the per-round
+//    ratios, ...}
 // or {"variant":..., "skipped": "why"} (exit 0) when the kernel column cannot
 // run here. Errors (a program that fails to load into bpftime, results that
 // disagree) go to stderr with exit status 1.
@@ -124,11 +126,13 @@ struct stats {
 	int rounds = 0;
 };
 
-// `run(n)` executes the program n times and returns ns per execution.
-stats measure(const std::function<double(uint64_t)> &run, const options &o)
+using timed_fn = std::function<double(uint64_t)>;
+
+// The executions per round of `run`. Calibration doubles as the warm-up:
+// caches, branch predictors, pages.
+uint64_t calibrate(const timed_fn &run, const options &o)
 {
 	const double round_ns = o.round_ms * 1e6;
-	// Calibration doubles as the warm-up: caches, branch predictors, pages.
 	uint64_t n = 1;
 	for (;;) {
 		const double per = run(n);
@@ -138,7 +142,13 @@ stats measure(const std::function<double(uint64_t)> &run, const options &o)
 		}
 		n *= 4;
 	}
-	n = std::min<uint64_t>(n, INT32_MAX); // BPF_PROG_TEST_RUN's repeat is an int
+	return std::min<uint64_t>(n, INT32_MAX); // BPF_PROG_TEST_RUN's repeat is an int
+}
+
+// `run(n)` executes the program n times and returns ns per execution.
+stats measure(const timed_fn &run, const options &o)
+{
+	const uint64_t n = calibrate(run, o);
 	std::vector<double> s;
 	for (int i = 0; i < o.rounds; i++)
 		s.push_back(run(n));
@@ -246,37 +256,62 @@ std::vector<std::pair<uint64_t, uint64_t>> anon_exec_mappings()
 	return out;
 }
 
-uint64_t median_of(std::vector<uint64_t> v)
+template <class T> T median_of(std::vector<T> v)
 {
 	std::sort(v.begin(), v.end());
 	return v[v.size() / 2];
 }
 
-int run_native(const options &o, const std::vector<uint8_t> &input)
+using native_entry = unsigned int (*)(void *);
+
+// bench_run of a native build of the program, its bench_input filled.
+native_entry open_native(const std::string &path, const std::vector<uint8_t> &input)
 {
-	const std::string path = o.stem + (o.variant == "native" ? ".so" : ".O2.so");
 	void *h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
 	if (!h)
 		die(std::string("dlopen: ") + dlerror());
-	using entry = unsigned int (*)(void *);
-	auto fn = reinterpret_cast<entry>(dlsym(h, "bench_run"));
+	auto fn = reinterpret_cast<native_entry>(dlsym(h, "bench_run"));
 	auto *data = static_cast<uint8_t *>(dlsym(h, "bench_input"));
 	if (!fn || !data)
 		die(path + ": no bench_run or bench_input (see bench/programs/bench.h)");
 	std::memcpy(data, input.data(), input.size());
+	return fn;
+}
 
+timed_fn timed_native(native_entry fn)
+{
+	return [fn](uint64_t n) {
+		const auto t0 = std::chrono::steady_clock::now();
+		uint64_t acc = 0;
+		for (uint64_t i = 0; i < n; i++)
+			acc += fn(nullptr);
+		sink = acc;
+		return ns_since(t0) / double(n);
+	};
+}
+
+// Rounds of `run` alternated with rounds of `baseline` in this process; the
+// median of the per-round ratios. This machine moves between two speeds
+// about 2x apart, for seconds at a time, native code as much as ours, so a
+// ratio of two processes measured apart can land on either side; two rounds
+// of 5 ms measured back to back almost always share one.
+double paired_ratio(const timed_fn &run, const timed_fn &baseline, const options &o)
+{
+	const uint64_t n = calibrate(run, o), nb = calibrate(baseline, o);
+	std::vector<double> r;
+	for (int i = 0; i < o.rounds; i++) {
+		const double b = baseline(nb);
+		r.push_back(run(n) / b);
+	}
+	return median_of(r);
+}
+
+int run_native(const options &o, const std::vector<uint8_t> &input)
+{
+	const native_entry fn = open_native(o.stem + (o.variant == "native" ? ".so" : ".O2.so"), input);
 	seed_rnd();
 	const uint64_t r0 = fn(nullptr);
-	const stats s = measure(
-		[&](uint64_t n) {
-			const auto t0 = std::chrono::steady_clock::now();
-			uint64_t acc = 0;
-			for (uint64_t i = 0; i < n; i++)
-				acc += fn(nullptr);
-			sink = acc;
-			return ns_since(t0) / double(n);
-		},
-		o);
+	const stats s = measure(timed_native(fn), o);
 	json_line().str("variant", o.variant).stats_of(s).u64("r0", r0).print();
 	return 0;
 }
@@ -323,7 +358,8 @@ int run_kernel(const options &o, const bench::bench_object &obj, const bench::da
 	return 0;
 }
 
-int run_vm(const options &o, const bench::bench_object &obj, const bench::data_image &img)
+int run_vm(const options &o, const bench::bench_object &obj, const bench::data_image &img,
+	   const std::vector<uint8_t> &input)
 {
 	namespace v = bpftime::vm;
 	const bool jit = o.variant != "interpreter";
@@ -379,20 +415,21 @@ int run_vm(const options &o, const bench::bench_object &obj, const bench::data_i
 		die(o.variant + ": r0 " + std::to_string(*first) + " but the counting interpreter got " +
 		    std::to_string(counted->r0));
 
-	const stats s = measure(
-		[&](uint64_t n) {
-			const auto t0 = std::chrono::steady_clock::now();
-			uint64_t acc = 0;
-			for (uint64_t i = 0; i < n; i++) {
-				auto r = vm.exec(ctx, ctx_len);
-				acc += r ? *r : 1;
-			}
-			sink = acc;
-			return ns_since(t0) / double(n);
-		},
-		o);
+	const timed_fn timed = [&](uint64_t n) {
+		const auto t0 = std::chrono::steady_clock::now();
+		uint64_t acc = 0;
+		for (uint64_t i = 0; i < n; i++) {
+			auto r = vm.exec(ctx, ctx_len);
+			acc += r ? *r : 1;
+		}
+		sink = acc;
+		return ns_since(t0) / double(n);
+	};
+	const stats s = measure(timed, o);
 	json_line j;
 	j.str("variant", o.variant).stats_of(s).u64("r0", *first).u64("insns", counted->insns);
+	if (o.variant == "jit")
+		j.num("paired_ratio", paired_ratio(timed, timed_native(open_native(o.stem + ".so", input)), o));
 	if (jit)
 		j.u64("compile_ns", median_of(compile_ns)).u64("compile_ns_first", compile_ns.front());
 	j.u64("load_ns", median_of(load_ns)).print();
@@ -463,6 +500,6 @@ int main(int argc, char **argv)
 		return run_kernel(o, *obj, img);
 	if (o.variant == "interpreter" || o.variant == "jit" || o.variant == "jit-bounds" ||
 	    o.variant == "jit-bounds-region")
-		return run_vm(o, *obj, img);
+		return run_vm(o, *obj, img, input);
 	die("unknown variant '" + o.variant + "'");
 }

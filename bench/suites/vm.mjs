@@ -16,7 +16,11 @@
 //
 // Goals (the issue's): the JIT within 1.2x of the baseline on every compute
 // loop and no slower than the kernel's JIT on any; the interpreter under
-// 1.5 ns per executed eBPF instruction.
+// 1.5 ns per executed eBPF instruction. The JIT's ratio to native code is
+// judged as measured inside one process, JIT and native rounds alternated,
+// because this kind of machine runs whole stretches of seconds at one of two
+// speeds about 2x apart; the table's "vs native" column, process against
+// process, is printed as well.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
@@ -177,6 +181,11 @@ try {
 			const mid = runs[Math.floor((runs.length - 1) / 2)];
 			const ns = runs.map((x) => x.ns).filter((x) => x);
 			mid.perProcess = ns.length > 1 && ns[ns.length - 1] / ns[0] > 1.2 ? ns : undefined;
+			const paired = runs
+				.map((x) => x.paired_ratio)
+				.filter((x) => x)
+				.sort((a, b) => a - b);
+			mid.paired = paired.length ? paired[Math.floor((paired.length - 1) / 2)] : undefined;
 			rows[variant] = mid;
 		}
 
@@ -205,6 +214,7 @@ try {
 			const ratio = base?.ns ? `${(row.ns / base.ns).toFixed(2)}x` : '';
 			const perInsn = variant === 'interpreter' && row.insns ? (row.ns / row.insns).toFixed(2) : '';
 			const notes = [];
+			if (row.paired) notes.push(`${row.paired.toFixed(2)}x native in the same process`);
 			if (row.perProcess) notes.push(`per process: ${row.perProcess.map(fmtNs).join(', ')}`);
 			if (row.compile_ns !== undefined) {
 				notes.push(`compile ${fmtUs(row.compile_ns)} (first in the process ${fmtUs(row.compile_ns_first)})`);
@@ -230,9 +240,15 @@ try {
 		const { native, jit, interpreter, kernel } = rows;
 		if (!native?.ns || !jit?.ns) continue;
 		const parts = [];
-		const r = jit.ns / native.ns;
+		// The goal is judged on the ratio measured in one process, JIT and
+		// native rounds alternated (vm_bench.cpp, paired_ratio): processes
+		// measured apart can land in the machine's two speeds.
+		const r = jit.paired ?? jit.ns / native.ns;
+		const how = jit.paired ? ' in the same process' : '';
 		parts.push(
-			info.compute ? `JIT ${r.toFixed(2)}x native (≤ 1.20x: ${verdict(r <= 1.2)})` : `JIT ${r.toFixed(2)}x native`,
+			info.compute
+				? `JIT ${r.toFixed(2)}x native${how} (≤ 1.20x: ${verdict(r <= 1.2)})`
+				: `JIT ${r.toFixed(2)}x native${how}`,
 		);
 		if (kernel?.ns) {
 			// The two columns run under different harnesses (vm::exec in a loop,
