@@ -9,15 +9,13 @@
 //
 // Run time: one function per memory policy (engine<false>, engine<true> for
 // bounds-check mode), each a block of labels jumped to with `goto *pc->handler`
-// (GCC/Clang computed goto). Two pairs that clang emits in most loops get a
+// (GCC/Clang computed goto). The pairs that clang emits in most loops get a
 // fused handler, stored in the first slot of the pair: a register move or an
 // lddw followed by an ALU operation of the same width on the same register
 // (`r0 = r1; r0 += r3`, `w0 = w1; w0 += w3`, `r4 = map_value ll; r4 += r2`).
-// The pair then costs
-// one dispatch and one round trip of dst through memory instead of two; the
-// second slot keeps its own handler, so a jump to it runs it alone.
-// Each handler implements every legal form of its
-// opcode (sdiv/smod by off, movsx by off, le/be/bswap and atomics by imm), so
+// The pair then costs one dispatch and one round trip of dst through memory
+// instead of two; the second slot keeps its own handler, so a jump to it runs
+// it alone. Each handler implements every legal form of its opcode (sdiv/smod by off, movsx by off, le/be/bswap and atomics by imm), so
 // the table alone is a complete interpreter. The run owns, on the C stack, 11
 // registers, MAX_CALL_FRAMES frames of MAX_BPF_STACK bytes and the saved
 // r6-r9/r10 of each local call; nothing is allocated and nothing throws on
@@ -39,6 +37,7 @@
 #include <cstdio>
 #include <cstring>
 #include <optional>
+#include <type_traits>
 #include <unordered_map>
 
 namespace bpftime::vm::detail {
@@ -259,9 +258,27 @@ struct label_set {
 enum fused_first : size_t { fused_mov64, fused_lddw, fused_mov32, fused_firsts };
 
 // The ALU operations a fused pair may end with: those that cannot fail and
-// read no off field (div and mod have sdiv/smod by off).
-constexpr uint8_t fused_ops[] = { BPF_ADD, BPF_SUB, BPF_MUL, BPF_OR,  BPF_AND,
-				  BPF_XOR, BPF_LSH, BPF_RSH, BPF_ARSH };
+// read no off field (div and mod have sdiv/smod by off). X(name, op, body):
+// body computes `d op= s` in the unsigned type `ut` of the pair's width,
+// shift counts masked as RFC 9669 says. This one list gives fused_ops, the
+// label table and the handlers their common order.
+#define BPFTIME_INTERP_FUSED_OPS(X)                                            \
+	X(add, BPF_ADD, d += s)                                                \
+	X(sub, BPF_SUB, d -= s)                                                \
+	X(mul, BPF_MUL, d *= s)                                                \
+	X(or, BPF_OR, d |= s)                                                  \
+	X(and, BPF_AND, d &= s)                                                \
+	X(xor, BPF_XOR, d ^= s)                                                \
+	X(lsh, BPF_LSH, d <<= (s & (sizeof(ut) * 8 - 1)))                      \
+	X(rsh, BPF_RSH, d >>= (s & (sizeof(ut) * 8 - 1)))                      \
+	X(arsh, BPF_ARSH,                                                      \
+	  d = static_cast<ut>(static_cast<std::make_signed_t<ut>>(d) >>         \
+			      (s & (sizeof(ut) * 8 - 1))))
+
+#define BPFTIME_INTERP_FUSED_CODE(name, op, ...) op,
+constexpr uint8_t fused_ops[] = { BPFTIME_INTERP_FUSED_OPS(
+	BPFTIME_INTERP_FUSED_CODE) };
+#undef BPFTIME_INTERP_FUSED_CODE
 constexpr size_t fused_op_count = std::size(fused_ops);
 
 // The label index of the pair (i, second), or -1 when it is not fused. A
@@ -467,22 +484,23 @@ result<uint64_t> engine<Checked>::execute(const interpreter &self,
 #undef BPFTIME_INTERP_LABEL
 		static_assert(sizeof(rows) / sizeof(rows[0]) ==
 			      opcode_count + 1);
-#define BPFTIME_INTERP_FUSED_LABELS(first)                                     \
-	&&L_##first##_add_imm, &&L_##first##_add_reg, &&L_##first##_sub_imm,   \
-		&&L_##first##_sub_reg, &&L_##first##_mul_imm,                  \
-		&&L_##first##_mul_reg, &&L_##first##_or_imm,                   \
-		&&L_##first##_or_reg, &&L_##first##_and_imm,                   \
-		&&L_##first##_and_reg, &&L_##first##_xor_imm,                  \
-		&&L_##first##_xor_reg, &&L_##first##_lsh_imm,                  \
-		&&L_##first##_lsh_reg, &&L_##first##_rsh_imm,                  \
-		&&L_##first##_rsh_reg, &&L_##first##_arsh_imm,                 \
-		&&L_##first##_arsh_reg
+#define BPFTIME_INTERP_FUSED_LABEL(first, name, ...)                           \
+	&&L_##first##_##name##_imm, &&L_##first##_##name##_reg,
+#define BPFTIME_INTERP_MOV64F(name, ...)                                       \
+	BPFTIME_INTERP_FUSED_LABEL(mov64f, name)
+#define BPFTIME_INTERP_LDDWF(name, ...) BPFTIME_INTERP_FUSED_LABEL(lddwf, name)
+#define BPFTIME_INTERP_MOV32F(name, ...)                                       \
+	BPFTIME_INTERP_FUSED_LABEL(mov32f, name)
 		static const void *const fused[] = {
-			BPFTIME_INTERP_FUSED_LABELS(mov64f),
-			BPFTIME_INTERP_FUSED_LABELS(lddwf),
-			BPFTIME_INTERP_FUSED_LABELS(mov32f)
+			BPFTIME_INTERP_FUSED_OPS(BPFTIME_INTERP_MOV64F)
+				BPFTIME_INTERP_FUSED_OPS(BPFTIME_INTERP_LDDWF)
+					BPFTIME_INTERP_FUSED_OPS(
+						BPFTIME_INTERP_MOV32F)
 		};
-#undef BPFTIME_INTERP_FUSED_LABELS
+#undef BPFTIME_INTERP_MOV64F
+#undef BPFTIME_INTERP_LDDWF
+#undef BPFTIME_INTERP_MOV32F
+#undef BPFTIME_INTERP_FUSED_LABEL
 		static_assert(sizeof(fused) / sizeof(fused[0]) ==
 			      fused_firsts * fused_op_count * 2);
 		export_labels->rows = rows;
@@ -706,57 +724,51 @@ L_ja32:
 	pc += pc->imm + 1;
 	NEXT;
 
+#define LDDW_VALUE                                                             \
+	(static_cast<uint64_t>(static_cast<uint32_t>(pc[0].imm)) |             \
+	 (static_cast<uint64_t>(static_cast<uint32_t>(pc[1].imm)) << 32))
 L_lddw:
-	DST = static_cast<uint64_t>(static_cast<uint32_t>(pc[0].imm)) |
-	      (static_cast<uint64_t>(static_cast<uint32_t>(pc[1].imm)) << 32);
+	DST = LDDW_VALUE;
 	pc += 2;
 	NEXT;
 
-	// The fused pairs (see the top of this file). `a` is the value the
-	// first instruction gives dst, computed in T, `second` the ALU
-	// instruction; the result is zero-extended from T.
-#define FUSED(first, T, a_expr, width, op, ...)                                \
-	L_##first##_##op##_imm:                                                \
+	// The fused pairs (see the top of this file). `a_expr` is the value the
+	// first instruction gives dst, `second` the ALU instruction; the
+	// result is computed in UT and zero-extended from it.
+#define FUSED(first, UT, a_expr, width, name, op, ...)                         \
+	L_##first##_##name##_imm:                                              \
 	{                                                                      \
+		using ut = UT;                                                 \
 		const dinsn &second = pc[width];                               \
-		const T s = static_cast<T>(static_cast<int64_t>(second.imm));  \
-		T d = static_cast<T>(a_expr);                                  \
+		const ut s = static_cast<ut>(static_cast<int64_t>(second.imm)); \
+		ut d = static_cast<ut>(a_expr);                                \
 		__VA_ARGS__;                                                   \
 		DST = d;                                                       \
 		pc += (width) + 1;                                             \
 		NEXT;                                                          \
 	}                                                                      \
-	L_##first##_##op##_reg:                                                \
+	L_##first##_##name##_reg:                                              \
 	{                                                                      \
+		using ut = UT;                                                 \
 		const dinsn &second = pc[width];                               \
-		const T s = static_cast<T>(reg[second.src]);                   \
-		T d = static_cast<T>(a_expr);                                  \
+		const ut s = static_cast<ut>(reg[second.src]);                 \
+		ut d = static_cast<ut>(a_expr);                                \
 		__VA_ARGS__;                                                   \
 		DST = d;                                                       \
 		pc += (width) + 1;                                             \
 		NEXT;                                                          \
 	}
-#define FUSED_OPS(first, T, S, a_expr, width)                                  \
-	FUSED(first, T, a_expr, width, add, d += s)                            \
-	FUSED(first, T, a_expr, width, sub, d -= s)                            \
-	FUSED(first, T, a_expr, width, mul, d *= s)                            \
-	FUSED(first, T, a_expr, width, or, d |= s)                             \
-	FUSED(first, T, a_expr, width, and, d &= s)                            \
-	FUSED(first, T, a_expr, width, xor, d ^= s)                            \
-	FUSED(first, T, a_expr, width, lsh, d <<= (s & (sizeof(T) * 8 - 1)))  \
-	FUSED(first, T, a_expr, width, rsh, d >>= (s & (sizeof(T) * 8 - 1)))  \
-	FUSED(first, T, a_expr, width, arsh,                                   \
-	      d = static_cast<T>(static_cast<S>(d) >>                          \
-				 (s & (sizeof(T) * 8 - 1))))
-	FUSED_OPS(mov64f, uint64_t, int64_t, SRC, 1)
-	FUSED_OPS(lddwf, uint64_t, int64_t,
-		  static_cast<uint64_t>(static_cast<uint32_t>(pc[0].imm)) |
-			  (static_cast<uint64_t>(static_cast<uint32_t>(
-				   pc[1].imm))
-			   << 32),
-		  2)
-	FUSED_OPS(mov32f, uint32_t, int32_t, SRC, 1)
-#undef FUSED_OPS
+#define FUSED_MOV64(...) FUSED(mov64f, uint64_t, SRC, 1, __VA_ARGS__)
+#define FUSED_LDDW(...)                                                        \
+	FUSED(lddwf, uint64_t, LDDW_VALUE, 2, __VA_ARGS__)
+#define FUSED_MOV32(...) FUSED(mov32f, uint32_t, SRC, 1, __VA_ARGS__)
+	BPFTIME_INTERP_FUSED_OPS(FUSED_MOV64)
+	BPFTIME_INTERP_FUSED_OPS(FUSED_LDDW)
+	BPFTIME_INTERP_FUSED_OPS(FUSED_MOV32)
+#undef FUSED_MOV64
+#undef FUSED_LDDW
+#undef FUSED_MOV32
+#undef LDDW_VALUE
 #undef FUSED
 
 	// Memory. Accesses may be unaligned: memcpy compiles to one mov.
