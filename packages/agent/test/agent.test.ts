@@ -241,6 +241,26 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 		expect(traced.stdout).toEqual([`sum ${expected}`]);
 	});
 
+	it('runs a program that writes its registers on a copy, leaving the target its own', async () => {
+		const { name, registry } = newRegistry();
+		const maps = await attach(registry, ['clobber_regs', 'count_calls']);
+		const child = await spawnWithAgent(target, ['2', '1000'], {
+			segment: name,
+			logLevel: 'info',
+			stdio: ['ignore', 'pipe', 'pipe'],
+		});
+		const traced = await new Proc(child).done();
+		expect(traced.code).toBe(7);
+		// Each thread returns 2i+1 for i < 1000: 1000^2 per thread.
+		expect(traced.stdout).toEqual([`sum ${2 * 1000 * 1000}`]);
+		expect(maps.returns()[1]).toEqual([1, 2000n]);
+		expect(maps.calls().get(child.pid as number)).toBe(2000n);
+		// Only the program that writes pays for the copy.
+		const attached = traced.stderr.filter((l) => /link \d+: uprobe attached at/.test(l));
+		expect(attached).toHaveLength(2);
+		expect(attached.filter((l) => l.endsWith('on a copy of the registers: the program may write its context)'))).toHaveLength(1);
+	});
+
 	it('keeps the hooks in a forked child, which counts under its own pid', async () => {
 		const { name, registry } = newRegistry();
 		const maps = await attach(registry, ['count_calls']);

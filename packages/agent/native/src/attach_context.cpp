@@ -2,11 +2,13 @@
 #include <bpftime/agent/attach_context.hpp>
 #include <bpftime/agent/log.hpp>
 #include <bpftime/attach/attach.hpp>
+#include <bpftime/handlers/bpf_defs.hpp>
 #include <bpftime/handlers/helpers.hpp>
 #include <bpftime/handlers/program.hpp>
 #include <bpftime/handlers/registry.hpp>
 #include <bpftime/maps_userspace/maps_userspace.hpp>
 #include <bpftime/shm/segment.hpp>
+#include <bpftime/vm/verifier.hpp>
 
 #include <cerrno>
 #include <cinttypes>
@@ -20,8 +22,7 @@
 namespace bpftime::agent {
 namespace {
 
-// The kernel's BPF_FUNC_override_return.
-constexpr uint32_t HELPER_OVERRIDE_RETURN = 58;
+constexpr uint32_t HELPER_OVERRIDE_RETURN = handlers::BPF_FUNC_override_return;
 constexpr uint8_t BPF_JMP_CALL = 0x85;
 
 // What an override hook's program asked for, per thread. initial-exec: the
@@ -78,6 +79,9 @@ struct binding {
 	vm::runner run; // prog's, fetched once
 	uint64_t cookie = 0;
 	uint64_t func_ip = 0; // the probed address, for uretprobes
+	// The program provably never writes its context (vm::may_write_context),
+	// so it runs on the hook's pt_regs itself rather than on a copy.
+	bool in_place = false;
 	// Hits that did not run the program (see t_running).
 	mutable std::atomic<uint64_t> missed{ 0 };
 };
@@ -127,16 +131,23 @@ void copy_regs(attach::pt_regs &dst, const attach::pt_regs &src)
 		d[i] = s[i];
 }
 
-// Runs b's program on a copy of regs. Errors (a bounds-check fault) end
-// the run and are dropped, as a probe has no one to report to.
+// Runs b's program on regs, or on a copy of them when it may write its
+// context. Errors (a bounds-check fault) end the run and are dropped, as a
+// probe has no one to report to.
 void run_program(const binding *b, const attach::pt_regs *regs,
 		 uint64_t func_ip)
 {
-	attach::pt_regs copy;
-	copy_regs(copy, *regs);
 	const handlers::run_context rc{ .cookie = b->cookie, .func_ip = func_ip };
 	handlers::scoped_run_context scope(rc);
 	int err;
+	if (b->in_place) [[likely]] {
+		// Never written through: see binding::in_place.
+		(void)b->run(const_cast<attach::pt_regs *>(regs), sizeof *regs,
+			     &err);
+		return;
+	}
+	attach::pt_regs copy;
+	copy_regs(copy, *regs);
 	(void)b->run(&copy, sizeof copy, &err);
 }
 
@@ -256,9 +267,13 @@ void attach_context::state::refresh(entry &e)
 		std::string backend =
 			e.b ? std::string(vm::backend_name(e.b->prog->backend()))
 			    : std::string("?");
-		log(log_level::info, "link %u: %s attached at %s (%s, %s)",
+		log(log_level::info, "link %u: %s attached at %s (%s, %s%s)",
 		    e.st.link_id, e.st.hook.c_str(), info->where.c_str(),
-		    attach::to_string(info->mech), backend.c_str());
+		    attach::to_string(info->mech), backend.c_str(),
+		    e.b && !e.b->in_place ?
+			    ", on a copy of the registers: the program may "
+			    "write its context" :
+			    "");
 	} else if (info->state == attach::probe_state::failed) {
 		e.st.state = link_state::failed;
 		e.st.err = error{ info->error, info->reason };
@@ -339,6 +354,8 @@ void attach_context::state::attach_link(
 	b->prog = b->owner.get();
 	b->run = b->prog->machine().get_runner();
 	b->cookie = ls.cookie;
+	b->in_place = !vm::may_write_context(b->prog->machine().instructions(),
+					     handlers::helper_written_args);
 
 	result<uint64_t> id = fail(EINVAL, "no hook");
 	switch (kind) {

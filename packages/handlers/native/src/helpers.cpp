@@ -781,6 +781,61 @@ const helper_def *find_helper(uint32_t id) noexcept
 	return nullptr;
 }
 
+uint16_t helper_written_args(uint32_t id) noexcept
+{
+	constexpr uint16_t r1 = 1u << 1, r2 = 1u << 2, r3 = 1u << 3,
+			   r4 = 1u << 4;
+	switch (id) {
+	case BPF_FUNC_map_lookup_elem:
+	case BPF_FUNC_map_update_elem:
+	case BPF_FUNC_map_delete_elem:
+	case BPF_FUNC_ktime_get_ns:
+	case BPF_FUNC_trace_printk:
+	case BPF_FUNC_get_prandom_u32:
+	case BPF_FUNC_get_smp_processor_id:
+	case BPF_FUNC_get_current_pid_tgid:
+	case BPF_FUNC_get_current_uid_gid:
+	case BPF_FUNC_perf_event_output:
+	case BPF_FUNC_get_stackid:
+	case BPF_FUNC_override_return:
+	case BPF_FUNC_map_push_elem:
+	case BPF_FUNC_ktime_get_boot_ns:
+	case BPF_FUNC_ringbuf_output:
+	case BPF_FUNC_ringbuf_reserve:
+	case BPF_FUNC_ringbuf_query:
+	case BPF_FUNC_ktime_get_coarse_ns:
+	case BPF_FUNC_get_func_ip:
+	case BPF_FUNC_get_attach_cookie:
+		return 0;
+	case BPF_FUNC_probe_read:
+	case BPF_FUNC_tail_call:
+	case BPF_FUNC_get_current_comm:
+	case BPF_FUNC_probe_write_user:
+	case BPF_FUNC_probe_read_str:
+	case BPF_FUNC_probe_read_user:
+	case BPF_FUNC_probe_read_kernel:
+	case BPF_FUNC_probe_read_user_str:
+	case BPF_FUNC_probe_read_kernel_str:
+	case BPF_FUNC_ringbuf_submit:
+	case BPF_FUNC_ringbuf_discard:
+	case BPF_FUNC_snprintf:
+		return r1;
+	case BPF_FUNC_perf_prog_read_value:
+	case BPF_FUNC_get_stack:
+	case BPF_FUNC_map_pop_elem:
+	case BPF_FUNC_map_peek_elem:
+	case BPF_FUNC_read_branch_records:
+		return r2;
+	case BPF_FUNC_loop:
+		return r3;
+	case BPF_FUNC_strtol:
+	case BPF_FUNC_strtoul:
+		return r4;
+	default:
+		return r1 | r2 | r3 | r4 | 1u << 5;
+	}
+}
+
 status register_helper(uint32_t id, std::string name, vm::helper_fn fn)
 {
 	if (!fn)

@@ -1277,6 +1277,121 @@ static void test_verifier()
 }
 
 // ---------------------------------------------------------------------------
+// may_write_context: which programs can run on a probe's registers in place.
+
+static void test_context_writes()
+{
+	// Helper 4 writes through r1 (probe_read), 173 reads its ctx argument
+	// (get_func_ip), 5 takes no argument (ktime_get_ns), 181 hands r3 to a
+	// callback (bpf_loop); any other id may write through all five.
+	const auto written_args = [](uint32_t id) -> uint16_t {
+		switch (id) {
+		case 4:
+			return 1u << 1;
+		case 5:
+		case 173:
+			return 0;
+		case 181:
+			return 1u << 3;
+		default:
+			return 0x3e;
+		}
+	};
+	struct ctx_case {
+		const char *name;
+		code prog;
+		bool writes;
+	};
+	const ctx_case cases[] = {
+		{ "an empty program", P({ mov(R0, 0), exit_() }), false },
+		{ "loads through ctx and a copy of it",
+		  P({ ldx(BPF_DW, R0, R1, 112), movr(R6, R1),
+		      ldx(BPF_DW, R2, R6, 80), alu64r(BPF_ADD, R0, R2), exit_() }),
+		  false },
+		{ "a store to the stack of a value read from ctx",
+		  P({ ldx(BPF_DW, R2, R1, 112), stx(BPF_DW, R10, R2, -8),
+		      ldx(BPF_DW, R3, R10, -8), stx(BPF_DW, R3, R2, 0),
+		      mov(R0, 0), exit_() }),
+		  false },
+		{ "ctx in r1 of a helper that reads it",
+		  P({ call(173), exit_() }), false },
+		{ "ctx left in r1 at a helper without arguments",
+		  P({ call(5), exit_() }), false },
+		{ "ctx in r3 of a helper that writes only through r1",
+		  P({ movr(R3, R1), mov(R1, 0), mov(R2, 0), call(4), exit_() }),
+		  false },
+		{ "a store through r1",
+		  P({ st(BPF_DW, R1, 80, 0), mov(R0, 0), exit_() }), true },
+		{ "a store through ctx plus an offset",
+		  P({ movr(R6, R1), alu64(BPF_ADD, R6, 16), mov(R2, 7),
+		      stx(BPF_DW, R6, R2, 0), mov(R0, 0), exit_() }),
+		  true },
+		{ "a store through a value rebuilt from ctx in a scalar",
+		  P({ mov(R2, 8), alu64r(BPF_ADD, R2, R1), st(BPF_W, R2, 0, 1),
+		      mov(R0, 0), exit_() }),
+		  true },
+		{ "an atomic add into ctx",
+		  P({ mov(R2, 1), atomic(BPF_DW, BPF_ADD, R1, R2, 0), mov(R0, 0),
+		      exit_() }),
+		  true },
+		{ "a store on one branch only",
+		  P({ jmp(BPF_JEQ, R2, 0, 1), st(BPF_DW, R1, 0, 0), mov(R0, 0),
+		      exit_() }),
+		  true },
+		{ "ctx spilled to the stack, reloaded and written through",
+		  P({ stx(BPF_DW, R10, R1, -8), ldx(BPF_DW, R3, R10, -8),
+		      st(BPF_DW, R3, 0, 0), mov(R0, 0), exit_() }),
+		  true },
+		{ "ctx stored outside the stack",
+		  P({ lddw(R2, 0x1000), stx(BPF_DW, R2, R1, 0), mov(R0, 0),
+		      exit_() }),
+		  true },
+		{ "ctx in r1 of a helper that writes through r1",
+		  P({ mov(R2, 8), mov(R3, 0), call(4), exit_() }), true },
+		{ "ctx handed to a callback through bpf_loop",
+		  P({ movr(R3, R1), mov(R1, 4), mov(R2, 0), call(181), exit_() }),
+		  true },
+		{ "ctx in r1 of a helper nothing is known of",
+		  P({ call(6), exit_() }), true },
+		{ "ctx handed to a kfunc",
+		  P({ call_kfunc(KFUNC_MUL3), exit_() }), true },
+		{ "a sub-program that writes its r1, called with ctx",
+		  P({ call_local(2), mov(R0, 0), exit_(), st(BPF_DW, R1, 0, 0),
+		      mov(R0, 0), exit_() }),
+		  true },
+		{ "a sub-program that writes its r1, called with a scalar",
+		  P({ mov(R1, 0), call_local(2), mov(R0, 0), exit_(),
+		      st(BPF_DW, R1, 0, 0), mov(R0, 0), exit_() }),
+		  false },
+		{ "a sub-program that returns ctx, written through by the caller",
+		  P({ call_local(3), st(BPF_DW, R0, 0, 0), exit_(), movr(R0, R1),
+		      exit_(), mov(R0, 0), exit_() }),
+		  true },
+		{ "ctx kept in r6 across a helper call, then written",
+		  P({ movr(R6, R1), mov(R1, 0), call(5), st(BPF_DW, R6, 0, 0), mov(R0, 0),
+		      exit_() }),
+		  true },
+		{ "ctx in r1 is gone after a helper call",
+		  P({ call(173), st(BPF_DW, R1, 0, 0), mov(R0, 0), exit_() }),
+		  false },
+		{ "a store through ctx after a loop that moves it",
+		  P({ mov(R2, 0), movr(R3, R2), alu64(BPF_ADD, R2, 1),
+		      movr(R2, R1), jmp(BPF_JLT, R2, 10, -4),
+		      st(BPF_DW, R3, 0, 0), mov(R0, 0), exit_() }),
+		  true },
+		{ "a program the verifier rejects", P({ mov(R0, 0) }), true },
+	};
+	for (const ctx_case &c : cases) {
+		const bool got = may_write_context(c.prog, written_args);
+		check(got == c.writes, "may_write_context %s: want %s", c.name,
+		      c.writes ? "true" : "false");
+	}
+	check(may_write_context(P({ call(173), exit_() }), nullptr),
+	      "may_write_context without a helper table lets every helper "
+	      "write through all its arguments");
+}
+
+// ---------------------------------------------------------------------------
 // vm API: lddw resolution, registration, backends.
 
 static void test_vm_api()
@@ -1489,6 +1604,7 @@ int main(int argc, char **argv)
 
 	test_opcode_table();
 	test_verifier();
+	test_context_writes();
 	test_vm_api();
 	test_bounds_check();
 	for (const backend_under_test &bt : g_backends) {

@@ -398,6 +398,141 @@ class verifier {
 		}
 	}
 
+	struct ctx_pass {
+		std::vector<uint16_t> &entry;  // per function: r1-r5 at entry
+		std::vector<uint8_t> &returns; // per function: r0 at an exit
+		bool &spilled;
+		bool changed;
+		bool written;
+	};
+
+	// One pass of context_written() over function f.
+	void context_flow(size_t f, ctx_pass &pass,
+			  const std::function<uint16_t(uint32_t)> &writes)
+	{
+		const function_range fr = funcs_[f];
+		const uint32_t len = fr.end - fr.start;
+		std::vector<uint16_t> in(len, 0);
+		std::vector<uint8_t> seen(len, 0), queued(len, 0);
+		std::vector<uint32_t> work{ fr.start };
+		in[0] = pass.entry[f];
+		seen[0] = queued[0] = 1;
+		auto suspect = [](uint16_t m, unsigned r) {
+			return (m >> r & 1u) != 0;
+		};
+		while (!work.empty() && !pass.written) {
+			const uint32_t pc = work.back();
+			work.pop_back();
+			queued[pc - fr.start] = 0;
+			const insn &i = p_[pc];
+			uint16_t m = in[pc - fr.start];
+			const uint16_t dst = static_cast<uint16_t>(1u << i.dst_reg);
+			const uint16_t loaded = pass.spilled ? dst : 0;
+			switch (opcode_table[i.code].kind) {
+			case insn_kind::alu: {
+				// Any arithmetic on a suspect value may rebuild
+				// the pointer, so the result stays suspect.
+				const bool from_src = bpf_src(i.code) == BPF_X &&
+						      suspect(m, i.src_reg);
+				if (bpf_op(i.code) == BPF_MOV)
+					m = static_cast<uint16_t>(m & ~dst);
+				if (from_src)
+					m |= dst;
+				break;
+			}
+			case insn_kind::lddw:
+				m = static_cast<uint16_t>(m & ~dst);
+				break;
+			case insn_kind::ldx:
+			case insn_kind::ldxsx:
+				m = static_cast<uint16_t>((m & ~dst) | loaded);
+				break;
+			case insn_kind::st:
+				if (suspect(m, i.dst_reg))
+					pass.written = true;
+				break;
+			case insn_kind::stx:
+			case insn_kind::atomic:
+				if (suspect(m, i.dst_reg)) {
+					pass.written = true;
+					break;
+				}
+				if (suspect(m, i.src_reg)) {
+					// Into memory other than the stack:
+					// where it goes is not followed.
+					if (i.dst_reg != BPF_REG_FP) {
+						pass.written = true;
+						break;
+					}
+					if (!pass.spilled)
+						pass.changed = true;
+					pass.spilled = true;
+				}
+				if (opcode_table[i.code].kind == insn_kind::atomic) {
+					const bool spill = pass.spilled;
+					const uint16_t src =
+						static_cast<uint16_t>(1u << i.src_reg);
+					if (i.imm == BPF_CMPXCHG)
+						m = static_cast<uint16_t>(
+							(m & ~1u) | (spill ? 1u : 0u));
+					else if (i.imm & BPF_FETCH)
+						m = static_cast<uint16_t>(
+							(m & ~src) | (spill ? src : 0));
+				}
+				break;
+			case insn_kind::call:
+				if (i.src_reg == BPF_PSEUDO_CALL) {
+					const uint32_t g =
+						func_of_[pc + i.imm + 1];
+					const uint16_t a =
+						static_cast<uint16_t>(m & R1_R5);
+					if ((pass.entry[g] | a) != pass.entry[g]) {
+						pass.entry[g] |= a;
+						pass.changed = true;
+					}
+					m = static_cast<uint16_t>(
+						(m & ~(R1_R5 | 1u)) |
+						(pass.returns[g] ? 1u : 0u));
+					break;
+				}
+				if (m & (i.src_reg == 0 && writes ?
+						 writes(static_cast<uint32_t>(i.imm)) :
+						 R1_R5))
+					pass.written = true;
+				m = static_cast<uint16_t>(m & ~(R1_R5 | 1u));
+				break;
+			case insn_kind::callx:
+				if (m & R1_R5)
+					pass.written = true;
+				m = static_cast<uint16_t>(m & ~(R1_R5 | 1u));
+				break;
+			case insn_kind::exit:
+				if (suspect(m, 0) && !pass.returns[f]) {
+					pass.returns[f] = 1;
+					pass.changed = true;
+				}
+				break;
+			default: // neg, endian keep dst; jumps write nothing
+				break;
+			}
+			uint32_t succ[2];
+			const int ns = successors(pc, succ);
+			for (int s = 0; s < ns; s++) {
+				const uint32_t j = succ[s] - fr.start;
+				const uint16_t merged =
+					static_cast<uint16_t>(in[j] | m);
+				if (seen[j] && merged == in[j])
+					continue;
+				seen[j] = 1;
+				in[j] = merged;
+				if (!queued[j]) {
+					queued[j] = 1;
+					work.push_back(succ[s]);
+				}
+			}
+		}
+	}
+
 	status check_function(size_t f)
 	{
 		const function_range fr = funcs_[f];
@@ -461,6 +596,30 @@ class verifier {
 		return {};
 	}
 
+    public:
+	// may_write_context(): a forward "may hold a pointer derived from the
+	// context" dataflow over every function, to a fixpoint across calls.
+	// A value stored to the stack makes every later load suspect
+	// (`spilled`), as the stack slots are not followed one by one.
+	bool context_written(const std::function<uint16_t(uint32_t)> &writes)
+	{
+		const size_t nf = funcs_.size();
+		std::vector<uint16_t> entry(nf, 0);
+		std::vector<uint8_t> returns(nf, 0);
+		entry[0] = 1u << 1;
+		bool spilled = false;
+		for (;;) {
+			ctx_pass pass{ entry, returns, spilled, false, false };
+			for (size_t f = 0; f < nf && !pass.written; f++)
+				context_flow(f, pass, writes);
+			if (pass.written)
+				return true;
+			if (!pass.changed)
+				return false;
+		}
+	}
+
+    private:
 	enum class mark : uint8_t { unvisited, on_stack, done };
 
 	// Frames needed from function f down (1 = f alone); `level` is the
@@ -531,6 +690,22 @@ class verifier {
 };
 
 } // namespace
+
+bool may_write_context(
+	std::span<const insn> prog,
+	const std::function<uint16_t(uint32_t id)> &helper_written_args)
+{
+	verify_options o;
+	o.helper_known = [](uint32_t) { return true; };
+	o.kfunc_known = [](uint32_t) { return true; };
+	o.strict = false;
+	if (prog.empty() || prog.size() > BPF_MAX_INSNS)
+		return true;
+	verifier v(prog, o);
+	if (!v.run())
+		return true;
+	return v.context_written(helper_written_args);
+}
 
 result<verify_info> verify(std::span<const insn> prog,
 			   const verify_options &opts)

@@ -38,6 +38,14 @@ const helper_def *find_helper(uint32_t id) noexcept;
 // it). EEXIST when the id is taken, EINVAL for a null function.
 status register_helper(uint32_t id, std::string name, vm::helper_fn fn);
 
+// The argument registers (bit n for rn) through which helper `id` may write
+// memory or hand it on (to a callback, to the program a tail call continues
+// with), by the kernel's argument types for that helper, whoever provides it:
+// bit 1 for probe_read's destination, none for map_lookup_elem or
+// get_current_pid_tgid. All of r1-r5 for an id not described here. For
+// vm::may_write_context.
+uint16_t helper_written_args(uint32_t id) noexcept;
+
 // Where bpf_trace_printk output goes: one call per line, from the thread
 // running the program. Set before programs run; not synchronised with them.
 using trace_sink = void (*)(const char *line, size_t len, void *user);

@@ -54,4 +54,19 @@ struct verify_info {
 [[nodiscard]] result<verify_info> verify(std::span<const insn> prog,
 					 const verify_options &opts);
 
+// Whether prog may write into its context: store through r1 (as it is at the
+// entry of the main function) or a value computed from it, or hand it where
+// this analysis cannot follow it (a store outside the stack, a kfunc, a
+// helper argument the helper may write through). helper_written_args(id)
+// gives the argument registers (bit n for rn, n in 1-5) helper id may write
+// through or pass on (to a callback, another program); unset, every helper
+// may use all five. A caller that runs the program on memory it must not see
+// changed (a probe's registers) can hand it that memory directly when this
+// is false, and must copy it otherwise. True for a program verify()
+// rejects. The kernel refuses context writes in tracing programs outright;
+// this lets such programs run on a copy instead.
+[[nodiscard]] bool may_write_context(
+	std::span<const insn> prog,
+	const std::function<uint16_t(uint32_t id)> &helper_written_args);
+
 } // namespace bpftime::vm
