@@ -163,6 +163,9 @@ void publish(site_rec *sr)
 	for (handler *h : sr->handlers)
 		if (h->kind == probe_kind::uretprobe)
 			sn->has_return = true;
+	if (sr->handlers.size() == 1 &&
+	    sr->handlers[0]->kind == probe_kind::uprobe)
+		sn->sole_uprobe = sr->handlers[0];
 	sr->s->current.store(sn, std::memory_order_release);
 }
 

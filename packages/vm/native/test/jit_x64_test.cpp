@@ -19,6 +19,7 @@
 #include "jit_x64/jit_x64.hpp"
 
 #include <bpftime/vm/insn.hpp>
+#include <bpftime/vm/verifier.hpp>
 #include <bpftime/vm/vm.hpp>
 
 #include <dlfcn.h>
@@ -324,6 +325,13 @@ result<std::unique_ptr<runner>> build(const code &c, const variant &v,
 	r->prog.kfuncs[KFUNC_PRODUCT] = { product, "product" };
 	r->prog.function_starts = { 0 };
 	r->prog.options.bounds_check = v.bounds;
+	// As vm::load would run it: strict where the strict verifier accepts
+	// the program, so a case that reads r6-r9 unwritten gets the zeroed
+	// registers of the non-strict mode.
+	verify_options vo;
+	vo.helper_known = [](uint32_t) { return true; };
+	vo.kfunc_known = [](uint32_t) { return true; };
+	r->prog.options.strict_verifier = verify(c, vo).ok();
 	if (setup)
 		setup(r->prog);
 	auto ex = v.jit ? jit_x64::compile(r->prog, v.feat) :

@@ -91,11 +91,11 @@ void count_missed(site *s) noexcept
 	abort();
 }
 
-} // namespace
-
-extern "C" uint64_t bpftime_attach_on_entry(pt_regs *regs, site *s) noexcept
+// Every handler of the snapshot, in attach order, then the shadow stack
+// for a uretprobe.
+[[gnu::noinline]] uint64_t run_entry_handlers(pt_regs *regs, site *s,
+					      const snapshot *sn) noexcept
 {
-	const snapshot *sn = s->current.load(std::memory_order_acquire);
 	bool skip = false;
 	for (handler *h : sn->handlers) {
 		switch (h->kind) {
@@ -149,6 +149,18 @@ extern "C" uint64_t bpftime_attach_on_entry(pt_regs *regs, site *s) noexcept
 	}
 	st.frames[st.depth++] = { ret, sp, s };
 	return entry_call_through;
+}
+
+} // namespace
+
+extern "C" uint64_t bpftime_attach_on_entry(pt_regs *regs, site *s) noexcept
+{
+	const snapshot *sn = s->current.load(std::memory_order_acquire);
+	if (const handler *h = sn->sole_uprobe) [[likely]] {
+		h->cb(regs, h->user);
+		return entry_continue;
+	}
+	return run_entry_handlers(regs, s, sn);
 }
 
 extern "C" uint64_t bpftime_attach_on_return(pt_regs *regs) noexcept

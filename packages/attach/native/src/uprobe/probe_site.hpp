@@ -34,6 +34,9 @@ struct handler {
 struct snapshot {
 	std::vector<handler *> handlers; // in attach order
 	bool has_return = false;	 // some handler is a uretprobe
+	// The only handler, when it is a uprobe: the common case, which
+	// on_entry runs without walking the list.
+	const handler *sole_uprobe = nullptr;
 };
 
 struct site {

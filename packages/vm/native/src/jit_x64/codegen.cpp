@@ -544,11 +544,29 @@ status codegen::emit_pass()
 // uint64_t trampoline(run_ctx *rc, const void *fn): see runtime.hpp.
 void codegen::emit_trampoline_and_stubs()
 {
+	// The callee-saved host registers this run may change: rbp (r10) and
+	// r12 (run_ctx), and those of r6-r9 and the constants that a function
+	// writes. The functions restore theirs on return, but an unwind from
+	// any depth skips their epilogues. Where the non-strict verifier lets
+	// a program read r6-r9 unwritten, they are zeroed here, so saved too.
+	const bool zero_regs = !prog_.options.strict_verifier;
+	std::vector<reg> saved = { rbp, r12 };
+	for (reg r : { rbx, r13, r14, r15 }) {
+		bool used = zero_regs;
+		for (const function_info &f : funcs_)
+			used = used || std::find(f.saved.begin(), f.saved.end(),
+						 r) != f.saved.end();
+		if (used)
+			saved.push_back(r);
+	}
 	as_.bind(l_tramp_);
-	for (reg r : { rbp, rbx, r12, r13, r14, r15 })
+	for (reg r : saved)
 		as_.push(r);
-	// 6 pushes after the return address leave rsp 8 mod 16.
-	as_.alu_ri(alu::sub, width::b64, rsp, 8);
+	// rsp is 8 mod 16 after the return address: an even number of pushes
+	// needs one more slot.
+	const bool pad = saved.size() % 2 == 0;
+	if (pad)
+		as_.alu_ri(alu::sub, width::b64, rsp, 8);
 	as_.mov(width::b64, r12, rdi);
 	as_.store(width::b64, { r12, rc_saved_rsp }, rsp);
 	as_.mov(width::b64, r11, rsi);
@@ -558,13 +576,15 @@ void codegen::emit_trampoline_and_stubs()
 		as_.load(width::b64, arg_regs[i], { r12, rc_args + 8 * i });
 	// r0 and r6-r9 start at 0, as in the interpreter: a program that the
 	// non-strict verifier let read them sees no host values.
-	for (reg r : { rax, rbx, r13, r14, r15 })
-		as_.mov_imm(r, 0);
+	if (zero_regs)
+		for (reg r : { rax, rbx, r13, r14, r15 })
+			as_.mov_imm(r, 0);
 	as_.call(r11);
 	as_.bind(l_tramp_exit_);
-	as_.alu_ri(alu::add, width::b64, rsp, 8);
-	for (reg r : { r15, r14, r13, r12, rbx, rbp })
-		as_.pop(r);
+	if (pad)
+		as_.alu_ri(alu::add, width::b64, rsp, 8);
+	for (auto it = saved.rbegin(); it != saved.rend(); ++it)
+		as_.pop(*it);
 	as_.ret();
 
 	// Ends the run from any depth: rc->status already says why.
