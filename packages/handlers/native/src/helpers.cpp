@@ -35,25 +35,16 @@ namespace bpftime::handlers {
 
 // --- run context -------------------------------------------------------------
 
+__thread const run_context *detail::t_run_context = nullptr;
+
 namespace {
-thread_local const run_context *t_run_context = nullptr;
 const run_context empty_run_context{};
 } // namespace
 
 const run_context &current_run_context() noexcept
 {
-	return t_run_context ? *t_run_context : empty_run_context;
-}
-
-scoped_run_context::scoped_run_context(const run_context &rc) noexcept
-	: prev_(t_run_context)
-{
-	t_run_context = &rc;
-}
-
-scoped_run_context::~scoped_run_context()
-{
-	t_run_context = prev_;
+	const run_context *rc = detail::t_run_context;
+	return rc ? *rc : empty_run_context;
 }
 
 // --- process identity, cached ------------------------------------------------

@@ -848,6 +848,22 @@ static void test_runner(const backend_under_test &bt)
 		      bt.name, r0, err);
 	}
 	{
+		// r1 = ctx, and frames of local calls on the runner's stack.
+		vm v(bt.b, o);
+		(void)v.load(P({ ldx(BPF_DW, R6, R1, 8), st(BPF_DW, R10, -8, 5),
+				 call_local(4), ldx(BPF_DW, R2, R10, -8),
+				 alu64r(BPF_ADD, R0, R2), alu64r(BPF_ADD, R0, R6),
+				 exit_(), st(BPF_DW, R10, -8, 7),
+				 ldx(BPF_DW, R0, R10, -8), exit_() }));
+		uint64_t ctx[2] = { 1, 30 };
+		int err = -1;
+		uint64_t r0 = v.get_runner()(ctx, sizeof ctx, &err);
+		check(r0 == 42 && err == 0,
+		      "[%s] runner: r1 = ctx and a local call's own frame (got "
+		      "%" PRIu64 ", %d)",
+		      bt.name, r0, err);
+	}
+	{
 		tail_table table;
 		vm target(bt.b, o);
 		(void)target.load(P({ mov(R0, 42), exit_() }));

@@ -323,8 +323,8 @@ class codegen {
 	std::vector<std::optional<reg>> const_host_;
 	std::vector<std::function<void()>> cold_;
 	// Labels after the n_ pc labels and the function entries.
-	label l_tramp_ = 0, l_tramp_exit_ = 0, l_unwind_ = 0, l_eloop_ = 0,
-	      l_callx_bad_ = 0, l_region_slow_ = 0;
+	label l_tramp_ = 0, l_tramp_probe_ = 0, l_tramp_exit_ = 0, l_unwind_ = 0,
+	      l_eloop_ = 0, l_callx_bad_ = 0, l_region_slow_ = 0;
 	uint32_t n_fixed_labels_ = 0;
 };
 
@@ -403,7 +403,8 @@ status codegen::plan_functions()
 	l_eloop_ = base + 3;
 	l_callx_bad_ = base + 4;
 	l_region_slow_ = base + 5;
-	n_fixed_labels_ = base + 6;
+	l_tramp_probe_ = base + 6;
+	n_fixed_labels_ = base + 7;
 	return {};
 }
 
@@ -490,6 +491,7 @@ result<generated_code> codegen::run()
 	generated_code out;
 	out.code = as_.code();
 	out.entry_offset = as_.offset_of(l_tramp_);
+	out.probe_entry_offset = as_.offset_of(l_tramp_probe_);
 	for (const function_info &f : funcs_)
 		out.functions.emplace_back(f.start, as_.offset_of(f.entry));
 	return out;
@@ -559,26 +561,41 @@ void codegen::emit_trampoline_and_stubs()
 		if (used)
 			saved.push_back(r);
 	}
-	as_.bind(l_tramp_);
-	for (reg r : saved)
-		as_.push(r);
 	// rsp is 8 mod 16 after the return address: an even number of pushes
 	// needs one more slot.
 	const bool pad = saved.size() % 2 == 0;
-	if (pad)
-		as_.alu_ri(alu::sub, width::b64, rsp, 8);
-	as_.mov(width::b64, r12, rdi);
-	as_.store(width::b64, { r12, rc_saved_rsp }, rsp);
-	as_.mov(width::b64, r11, rsi);
-	as_.load(width::b64, rbp, { r12, rc_fp_init });
+	auto enter = [&] {
+		for (reg r : saved)
+			as_.push(r);
+		if (pad)
+			as_.alu_ri(alu::sub, width::b64, rsp, 8);
+		as_.mov(width::b64, r12, rdi);
+		as_.store(width::b64, { r12, rc_saved_rsp }, rsp);
+		as_.mov(width::b64, r11, rsi);
+		as_.load(width::b64, rbp, { r12, rc_fp_init });
+	};
+	// r0 and r6-r9 start at 0, as in the interpreter: a program that the
+	// non-strict verifier let read them sees no host values.
+	auto zero = [&](std::initializer_list<reg> regs) {
+		if (zero_regs)
+			for (reg r : regs)
+				as_.mov_imm(r, 0);
+	};
+
+	as_.bind(l_tramp_probe_);
+	enter();
+	as_.mov(width::b64, rdi, rdx);
+	as_.mov(width::b64, rsi, rcx);
+	zero({ rax, rdx, rcx, r8, rbx, r13, r14, r15 });
+	as_.call(r11);
+	as_.jmp(l_tramp_exit_);
+
+	as_.bind(l_tramp_);
+	enter();
 	const reg arg_regs[5] = { rdi, rsi, rdx, rcx, r8 };
 	for (int i = 0; i < 5; i++)
 		as_.load(width::b64, arg_regs[i], { r12, rc_args + 8 * i });
-	// r0 and r6-r9 start at 0, as in the interpreter: a program that the
-	// non-strict verifier let read them sees no host values.
-	if (zero_regs)
-		for (reg r : { rax, rbx, r13, r14, r15 })
-			as_.mov_imm(r, 0);
+	zero({ rax, rbx, r13, r14, r15 });
 	as_.call(r11);
 	as_.bind(l_tramp_exit_);
 	if (pad)

@@ -17,6 +17,8 @@
 #include "runtime.hpp"
 #include "../tail_call.hpp"
 
+#include <bpftime/vm/opcodes.hpp>
+
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -141,6 +143,10 @@ class jit_executor final : public detail::executor {
 		mem_ = std::move(*mem);
 		entry_ = reinterpret_cast<entry_fn>(const_cast<uint8_t *>(
 			mem_.data() + gen->entry_offset));
+		probe_entry_ = reinterpret_cast<probe_entry_fn>(
+			const_cast<uint8_t *>(mem_.data() +
+					      gen->probe_entry_offset));
+		alone_ = runs_alone(prog_);
 		for (const auto &[pc, off] : gen->functions)
 			functions_.emplace_back(pc, mem_.data() + off);
 		return {};
@@ -196,10 +202,77 @@ class jit_executor final : public detail::executor {
 
 	runner make_runner() const noexcept override
 	{
-		return { &run_quick, this };
+		return { alone_ ? &run_alone : &run_quick, this };
 	}
 
     private:
+	// Whether a run of p can neither start a run of its own on this thread
+	// (a callback, a tail call) nor look outside its own stack and context
+	// (bounds checks follow enclosing runs): then it needs no place in the
+	// thread's chain of runs, and a probe hit may skip linking it there.
+	static bool runs_alone(const program &p)
+	{
+		if (p.options.bounds_check)
+			return false;
+		for (size_t pc = 0; pc < p.insns.size(); pc++) {
+			const insn &i = p.insns[pc];
+			const insn_kind k = opcode_table[i.code].kind;
+			if (k == insn_kind::callx)
+				return false;
+			if (k == insn_kind::call && i.src_reg == 0 &&
+			    uint32_t(i.imm) == detail::BPF_FUNC_tail_call)
+				return false;
+			if (k == insn_kind::lddw) {
+				if (i.src_reg == BPF_PSEUDO_FUNC)
+					return false;
+				pc++;
+			}
+		}
+		return true;
+	}
+
+	// run_quick() for a program that runs_alone(): only the fields the
+	// generated code reads are set before the run, r1 and r2 go in
+	// registers, and the thread's chain of runs is left as it is.
+	static uint64_t run_alone(const void *self, void *ctx, uint64_t ctx_len,
+				  int *err) noexcept
+	{
+		const auto *x = static_cast<const jit_executor *>(self);
+		alignas(16) uint8_t stack[stack_area_size];
+		run_ctx rc;
+		const uint64_t lo = reinterpret_cast<uint64_t>(stack);
+		rc.fp_init = lo + stack_area_size + MAX_BPF_STACK;
+		rc.call_fp_min = lo + 2 * MAX_BPF_STACK;
+		rc.status = 0;
+		// Kept in rc rather than in registers across the run, for the
+		// failure path only.
+		rc.ctx = reinterpret_cast<uint64_t>(ctx);
+		rc.ctx_len = ctx_len;
+		const uint64_t r0 =
+			x->probe_entry_(&rc, x->functions_.front().second,
+					rc.ctx, ctx_len);
+		if (rc.status == 0) [[likely]] {
+			*err = 0;
+			return r0;
+		}
+		return x->alone_failed(rc, r0, err);
+	}
+
+	[[gnu::noinline, gnu::cold]] uint64_t
+	alone_failed(run_ctx &rc, uint64_t r0, int *err) const noexcept
+	{
+		// The rest of rc, for the message; prepare() leaves err_* alone.
+		final_slot final;
+		const uint32_t status = rc.status;
+		uint8_t *stack = reinterpret_cast<uint8_t *>(
+			rc.fp_init - stack_area_size - MAX_BPF_STACK);
+		prepare(rc, stack, rc.ctx, rc.ctx_len, false, final);
+		rc.status = status;
+		result<uint64_t> r = outcome(rc, r0, final);
+		*err = r ? 0 : r.error().code;
+		return r ? *r : 0;
+	}
+
 	// run() without result<>: the path of a probe hit. What enter() does,
 	// with the outcome only converted when the run did not simply exit.
 	static uint64_t run_quick(const void *self, void *ctx, uint64_t ctx_len,
@@ -319,6 +392,8 @@ class jit_executor final : public detail::executor {
 	std::vector<uint64_t> callx_table_;
 	code_memory mem_;
 	entry_fn entry_ = nullptr;
+	probe_entry_fn probe_entry_ = nullptr;
+	bool alone_ = false; // runs_alone(prog_)
 	std::vector<std::pair<uint32_t, const uint8_t *>> functions_; // by pc
 	uint64_t compile_ns_ = 0;
 };

@@ -124,6 +124,7 @@ uint64_t tail_call(uint64_t ctx, uint64_t prog_array, uint64_t index,
 struct generated_code {
 	std::vector<uint8_t> code;
 	size_t entry_offset = 0; // the trampoline, see entry_fn
+	size_t probe_entry_offset = 0; // see probe_entry_fn
 	// (start pc, offset of its prologue) for every function, by pc.
 	std::vector<std::pair<uint32_t, size_t>> functions;
 };
@@ -132,6 +133,10 @@ struct generated_code {
 // from rc, calls `fn` and returns its r0 (or whatever rax holds after an
 // unwind; rc->status tells).
 using entry_fn = uint64_t (*)(run_ctx *rc, const void *fn);
+// The trampoline with r1 = ctx and r2 = ctx_len from the arguments rather
+// than rc->args (r3-r5 are not set: the main function never reads them).
+using probe_entry_fn = uint64_t (*)(run_ctx *rc, const void *fn, uint64_t ctx,
+				    uint64_t ctx_len);
 
 // Translates prog to machine code for `feat`. `callx_table` (callx_count
 // entries, 0 for unknown ids) is what callx indexes at run time; it must

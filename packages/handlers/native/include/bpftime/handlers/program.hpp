@@ -58,11 +58,25 @@ struct run_context {
 // The run context of the calling thread; a zeroed one when none is set.
 const run_context &current_run_context() noexcept;
 
+namespace detail {
+// The calling thread's run context, or nullptr. __thread rather than
+// thread_local: no wrapper function on access, as there is no dynamic
+// initialisation. Visible so that a probe hit sets it inline.
+extern __thread const run_context *t_run_context;
+} // namespace detail
+
 // Sets the calling thread's run context for its lifetime (nests).
 class scoped_run_context {
     public:
-	explicit scoped_run_context(const run_context &rc) noexcept;
-	~scoped_run_context();
+	explicit scoped_run_context(const run_context &rc) noexcept
+		: prev_(detail::t_run_context)
+	{
+		detail::t_run_context = &rc;
+	}
+	~scoped_run_context()
+	{
+		detail::t_run_context = prev_;
+	}
 	scoped_run_context(const scoped_run_context &) = delete;
 	scoped_run_context &operator=(const scoped_run_context &) = delete;
 
