@@ -160,12 +160,19 @@ void publish(site_rec *sr)
 {
 	auto *sn = new snapshot();
 	sn->handlers = sr->handlers;
-	for (handler *h : sr->handlers)
+	for (handler *h : sr->handlers) {
 		if (h->kind == probe_kind::uretprobe)
 			sn->has_return = true;
-	if (sr->handlers.size() == 1 &&
-	    sr->handlers[0]->kind == probe_kind::uprobe)
-		sn->sole_uprobe = sr->handlers[0];
+		else
+			sn->has_entry = true;
+	}
+	if (sr->handlers.size() == 1) {
+		handler *h = sr->handlers[0];
+		if (h->kind == probe_kind::uprobe)
+			sn->sole_uprobe = h;
+		else if (h->kind == probe_kind::uretprobe)
+			sn->sole_uretprobe = h;
+	}
 	sr->s->current.store(sn, std::memory_order_release);
 }
 

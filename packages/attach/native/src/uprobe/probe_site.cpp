@@ -51,7 +51,7 @@ void make_exit_key() noexcept
 	(void)pthread_key_create(&g_exit_key, free_stack);
 }
 
-shadow_stack *thread_stack() noexcept
+[[gnu::noinline, gnu::cold]] shadow_stack *thread_stack() noexcept
 {
 	if (shadow_stack *st = tls_shadow)
 		return st;
@@ -91,10 +91,10 @@ void count_missed(site *s) noexcept
 	abort();
 }
 
-// Every handler of the snapshot, in attach order, then the shadow stack
-// for a uretprobe.
-[[gnu::noinline]] uint64_t run_entry_handlers(pt_regs *regs, site *s,
-					      const snapshot *sn) noexcept
+// The entry and override handlers of the snapshot, in attach order. True
+// when an override chose to skip the function (regs->ax holds its value).
+[[gnu::noinline]] bool run_entry_handlers(pt_regs *regs,
+					  const snapshot *sn) noexcept
 {
 	bool skip = false;
 	for (handler *h : sn->handlers) {
@@ -116,25 +116,18 @@ void count_missed(site *s) noexcept
 			break;
 		}
 	}
-	if (skip)
-		return entry_skip;
-	if (!sn->has_return)
-		return entry_continue;
+	return skip;
+}
 
-	shadow_stack *stack = thread_stack();
-	if (!stack) {
-		count_missed(s);
-		return entry_continue;
-	}
-	shadow_stack &st = *stack;
-	const uint64_t sp = regs->sp;
-	const uint64_t ret = *reinterpret_cast<const uint64_t *>(sp);
-	// Frames at or below this one on the same stack were left without
-	// returning (longjmp, or an exception that unwound past them): their
-	// returns will never come. At the same sp a frame is live only when
-	// this is a tail call from it: the return address is then its
-	// trampoline's return point. A frame far below is on another stack (a
-	// signal handler's sigaltstack, a coroutine's) and stays.
+// Frames at or below sp on the same stack were left without returning
+// (longjmp, or an exception that unwound past them): their returns will
+// never come. At the same sp a frame is live only when this is a tail call
+// from it: the return address is then its trampoline's return point. A
+// frame far below is on another stack (a signal handler's sigaltstack, a
+// coroutine's) and stays.
+[[gnu::noinline]] void drop_abandoned(shadow_stack &st, uint64_t sp,
+				      uint64_t ret) noexcept
+{
 	while (st.depth > 0) {
 		const ret_frame &top = st.frames[st.depth - 1];
 		if (top.sp > sp || sp - top.sp >= same_stack_span ||
@@ -143,7 +136,29 @@ void count_missed(site *s) noexcept
 		count_missed(top.s);
 		st.depth--;
 	}
-	if (st.depth == shadow_stack_depth) {
+}
+
+// Saves the return address at regs->sp on the thread's shadow stack.
+uint64_t push_return(const pt_regs *regs, site *s) noexcept
+{
+	shadow_stack *stack = tls_shadow;
+	if (!stack) [[unlikely]] {
+		stack = thread_stack();
+		if (!stack) {
+			count_missed(s);
+			return entry_continue;
+		}
+	}
+	shadow_stack &st = *stack;
+	const uint64_t sp = regs->sp;
+	const uint64_t ret = *reinterpret_cast<const uint64_t *>(sp);
+	if (st.depth > 0) {
+		// The usual case: the newest frame is a caller's, further up.
+		const ret_frame &top = st.frames[st.depth - 1];
+		if (top.sp <= sp)
+			drop_abandoned(st, sp, ret);
+	}
+	if (st.depth == shadow_stack_depth) [[unlikely]] {
 		count_missed(s);
 		return entry_continue;
 	}
@@ -160,18 +175,23 @@ extern "C" uint64_t bpftime_attach_on_entry(pt_regs *regs, site *s) noexcept
 		h->cb(regs, h->user);
 		return entry_continue;
 	}
-	return run_entry_handlers(regs, s, sn);
+	if (sn->has_entry && run_entry_handlers(regs, sn))
+		return entry_skip;
+	if (!sn->has_return)
+		return entry_continue;
+	return push_return(regs, s);
 }
 
-extern "C" uint64_t bpftime_attach_on_return(pt_regs *regs) noexcept
+namespace {
+
+// The thread's shadow stack with this return's frame on top: the newest
+// one saved at this slot. Newer ones were abandoned (by a longjmp from a
+// signal handler on another stack, say) and will never return.
+[[gnu::noinline]] shadow_stack &unwind_to(uint64_t sp) noexcept
 {
-	const uint64_t sp = regs->sp;
 	if (!tls_shadow)
 		lost_return(sp);
 	shadow_stack &st = *tls_shadow;
-	// This return's frame is the newest one saved at this slot; newer
-	// ones were abandoned (by a longjmp from a signal handler on another
-	// stack, say) and will never return.
 	uint32_t i = st.depth;
 	while (i > 0 && st.frames[i - 1].sp != sp)
 		i--;
@@ -181,14 +201,37 @@ extern "C" uint64_t bpftime_attach_on_return(pt_regs *regs) noexcept
 		count_missed(st.frames[st.depth - 1].s);
 		st.depth--;
 	}
-	const ret_frame f = st.frames[--st.depth];
-	regs->ip = f.ret;
-	regs->sp = sp + 8;
-	const snapshot *sn = f.s->current.load(std::memory_order_acquire);
+	return st;
+}
+
+[[gnu::noinline]] void run_return_handlers(pt_regs *regs,
+					   const snapshot *sn) noexcept
+{
 	for (handler *h : sn->handlers)
 		if (h->kind == probe_kind::uretprobe)
 			h->cb(regs, h->user);
-	return f.ret;
+}
+
+} // namespace
+
+extern "C" uint64_t bpftime_attach_on_return(pt_regs *regs) noexcept
+{
+	const uint64_t sp = regs->sp;
+	shadow_stack *st = tls_shadow;
+	if (!st || st->depth == 0 || st->frames[st->depth - 1].sp != sp)
+		[[unlikely]] st = &unwind_to(sp);
+	// Copied out: a probe hit inside the handlers reuses the slot.
+	const ret_frame &top = st->frames[--st->depth];
+	const uint64_t ret = top.ret;
+	const site *s = top.s;
+	regs->ip = ret;
+	regs->sp = sp + 8;
+	const snapshot *sn = s->current.load(std::memory_order_acquire);
+	if (const handler *h = sn->sole_uretprobe) [[likely]]
+		h->cb(regs, h->user);
+	else
+		run_return_handlers(regs, sn);
+	return ret;
 }
 
 } // namespace bpftime::attach::detail

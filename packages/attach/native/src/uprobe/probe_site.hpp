@@ -34,9 +34,11 @@ struct handler {
 struct snapshot {
 	std::vector<handler *> handlers; // in attach order
 	bool has_return = false;	 // some handler is a uretprobe
-	// The only handler, when it is a uprobe: the common case, which
-	// on_entry runs without walking the list.
+	bool has_entry = false;		 // some handler is a uprobe or override
+	// The only handler, when it is a uprobe (uretprobe): the common cases,
+	// which on_entry (on_return) runs without walking the list.
 	const handler *sole_uprobe = nullptr;
+	const handler *sole_uretprobe = nullptr;
 };
 
 struct site {
