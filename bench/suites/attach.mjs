@@ -140,14 +140,16 @@ if (base) {
 	console.log(
 		'  entry: flags are dead there), sp/ip fix-ups; 8 ymm stores + vzeroupper (the argument registers), the call',
 	);
-	console.log('  to bpftime_attach_on_entry (one atomic load of the handler list, one indirect call per callback),');
+	console.log('  to bpftime_attach_on_entry (one atomic load of the handler list; a single uprobe is called at once,');
+	console.log('  several are walked in attach order, one indirect call each),');
 	console.log('  8 ymm loads, 11 pops (callee-saved registers are not reloaded), the moved instructions, jmp back.');
-	if (two && up) console.log(`  one more callback on the same site: ${fmt(two - up)} (indirect call + loop step)`);
+	if (two && up) console.log(`  one more callback on the same site: ${fmt(two - up)} (the list walk + one indirect call)`);
 	if (ur && up) {
 		console.log(
 			`  uretprobe: ${fmt(ur - base)}: the entry half, then the trampoline calls the function itself (so both rets are`,
 		);
-		console.log('  predicted by the return stack), pushes a second pt_regs, pops the thread-local shadow stack');
+		console.log('  predicted by the return stack), pushes a second pt_regs, pops its frame off the top of the');
+		console.log('  thread-local shadow stack (abandoned frames are searched for only when the top is not this one)');
 		console.log('  and restores only rax, rdx and rbx');
 	}
 	if (rows.breakpoint?.ns && up)
