@@ -410,22 +410,11 @@ class verifier {
 	void context_flow(size_t f, ctx_pass &pass,
 			  const std::function<uint16_t(uint32_t)> &writes)
 	{
-		const function_range fr = funcs_[f];
-		const uint32_t len = fr.end - fr.start;
-		std::vector<uint16_t> in(len, 0);
-		std::vector<uint8_t> seen(len, 0), queued(len, 0);
-		std::vector<uint32_t> work{ fr.start };
-		in[0] = pass.entry[f];
-		seen[0] = queued[0] = 1;
 		auto suspect = [](uint16_t m, unsigned r) {
 			return (m >> r & 1u) != 0;
 		};
-		while (!work.empty() && !pass.written) {
-			const uint32_t pc = work.back();
-			work.pop_back();
-			queued[pc - fr.start] = 0;
+		auto step = [&](uint32_t pc, uint16_t m) -> uint16_t {
 			const insn &i = p_[pc];
-			uint16_t m = in[pc - fr.start];
 			const uint16_t dst = static_cast<uint16_t>(1u << i.dst_reg);
 			const uint16_t loaded = pass.spilled ? dst : 0;
 			switch (opcode_table[i.code].kind) {
@@ -515,19 +504,49 @@ class verifier {
 			default: // neg, endian keep dst; jumps write nothing
 				break;
 			}
+			return m;
+		};
+		std::vector<uint16_t> in;
+		std::vector<uint8_t> seen;
+		flow(funcs_[f], pass.entry[f], in, seen, step,
+		     [](uint16_t a, uint16_t b) {
+			     return static_cast<uint16_t>(a | b);
+		     });
+	}
+
+	// A forward dataflow over the function fr to its fixpoint, one
+	// register mask per instruction: in[pc - fr.start] is the meet of
+	// the masks flowing into pc (entry at the start), seen[] marks the
+	// instructions reached, step(pc, mask in) gives the mask out of pc.
+	template <class Step, class Meet>
+	void flow(const function_range &fr, uint16_t entry,
+		  std::vector<uint16_t> &in, std::vector<uint8_t> &seen,
+		  Step step, Meet meet) const
+	{
+		const uint32_t len = fr.end - fr.start;
+		in.assign(len, 0);
+		seen.assign(len, 0);
+		std::vector<uint8_t> queued(len, 0);
+		std::vector<uint32_t> work{ fr.start };
+		in[0] = entry;
+		seen[0] = queued[0] = 1;
+		while (!work.empty()) {
+			const uint32_t pc = work.back();
+			work.pop_back();
+			queued[pc - fr.start] = 0;
+			const uint16_t out = step(pc, in[pc - fr.start]);
 			uint32_t succ[2];
 			const int ns = successors(pc, succ);
-			for (int s = 0; s < ns; s++) {
-				const uint32_t j = succ[s] - fr.start;
-				const uint16_t merged =
-					static_cast<uint16_t>(in[j] | m);
+			for (int k = 0; k < ns; k++) {
+				const uint32_t j = succ[k] - fr.start;
+				const uint16_t merged = seen[j] ? meet(in[j], out) : out;
 				if (seen[j] && merged == in[j])
 					continue;
 				seen[j] = 1;
 				in[j] = merged;
 				if (!queued[j]) {
 					queued[j] = 1;
-					work.push_back(succ[s]);
+					work.push_back(succ[k]);
 				}
 			}
 		}
@@ -537,37 +556,19 @@ class verifier {
 	{
 		const function_range fr = funcs_[f];
 		const uint32_t len = fr.end - fr.start;
-		// in_[pc - start]: registers written on every path to pc.
-		std::vector<uint16_t> in(len, 0);
-		std::vector<uint8_t> seen(len, 0), queued(len, 0);
-		std::vector<uint32_t> work;
-		in[0] = f == 0 ? MAIN_ENTRY : SUBPROG_ENTRY;
-		seen[0] = queued[0] = 1;
-		work.push_back(fr.start);
-		while (!work.empty()) {
-			const uint32_t pc = work.back();
-			work.pop_back();
-			queued[pc - fr.start] = 0;
-			const reg_use u = register_use(p_[pc]);
-			const uint16_t out = static_cast<uint16_t>(
-				(in[pc - fr.start] & ~u.clobbers) | u.writes);
-			uint32_t succ[2];
-			const int ns = successors(pc, succ);
-			for (int s = 0; s < ns; s++) {
-				const uint32_t j = succ[s] - fr.start;
-				const uint16_t merged =
-					seen[j] ? static_cast<uint16_t>(in[j] & out) :
-						  out;
-				if (seen[j] && merged == in[j])
-					continue;
-				seen[j] = 1;
-				in[j] = merged;
-				if (!queued[j]) {
-					queued[j] = 1;
-					work.push_back(succ[s]);
-				}
-			}
-		}
+		// in[pc - start]: registers written on every path to pc.
+		std::vector<uint16_t> in;
+		std::vector<uint8_t> seen;
+		flow(
+			fr, f == 0 ? MAIN_ENTRY : SUBPROG_ENTRY, in, seen,
+			[&](uint32_t pc, uint16_t m) {
+				const reg_use u = register_use(p_[pc]);
+				return static_cast<uint16_t>((m & ~u.clobbers) |
+							     u.writes);
+			},
+			[](uint16_t a, uint16_t b) {
+				return static_cast<uint16_t>(a & b);
+			});
 		bool exit_seen = false;
 		for (uint32_t j = 0; j < len; j++)
 			if (seen[j] && !second_[fr.start + j] &&
