@@ -143,7 +143,8 @@ if (base) {
 	console.log('  to bpftime_attach_on_entry (one atomic load of the handler list; a single uprobe is called at once,');
 	console.log('  several are walked in attach order, one indirect call each),');
 	console.log('  8 ymm loads, 11 pops (callee-saved registers are not reloaded), the moved instructions, jmp back.');
-	if (two && up) console.log(`  one more callback on the same site: ${fmt(two - up)} (the list walk + one indirect call)`);
+	if (two && up)
+		console.log(`  one more callback on the same site: ${fmt(two - up)} (the list walk + one indirect call)`);
 	if (ur && up) {
 		console.log(
 			`  uretprobe: ${fmt(ur - base)}: the entry half, then the trampoline calls the function itself (so both rets are`,

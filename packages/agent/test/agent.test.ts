@@ -258,7 +258,9 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 		// Only the program that writes pays for the copy.
 		const attached = traced.stderr.filter((l) => /link \d+: uprobe attached at/.test(l));
 		expect(attached).toHaveLength(2);
-		expect(attached.filter((l) => l.endsWith('on a copy of the registers: the program may write its context)'))).toHaveLength(1);
+		expect(
+			attached.filter((l) => l.endsWith('on a copy of the registers: the program may write its context)')),
+		).toHaveLength(1);
 	});
 
 	it('keeps the hooks in a forked child, which counts under its own pid', async () => {
