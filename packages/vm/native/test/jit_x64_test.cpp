@@ -59,6 +59,7 @@ using bpftime::result;
 using detail::executor;
 using detail::program;
 using code = std::vector<insn>;
+using runner_fn = bpftime::vm::runner;
 
 // ---------------------------------------------------------------- checks
 
@@ -1041,6 +1042,26 @@ void test_call_errors()
 			      r.error().message.find("local calls nested too deep") != std::string::npos,
 		      "nine frames end the run with ELOOP [%s]: got %s", v.name.c_str(),
 		      r ? hex(*r).c_str() : r.error().message.c_str());
+		// The same through the runner (the probe entry, where no bounds
+		// are checked): the unwind from the ninth frame comes back out
+		// of it with the errno, and the next run is whole again.
+		if (auto b = build(call_chain(8), v); b) {
+			runner_fn run = (*b)->ex->make_runner();
+			int err = 0;
+			const uint64_t r0 = run(ctx, sizeof ctx, &err);
+			check(r0 == 0 && err == ELOOP, "nine frames through the runner give ELOOP [%s]: got %s, %d",
+			      v.name.c_str(), hex(r0).c_str(), err);
+		}
+		if (auto b = build(call_chain(7), v); b) {
+			runner_fn run = (*b)->ex->make_runner();
+			for (int i = 0; i < 2; i++) {
+				int err = -1;
+				const uint64_t r0 = run(ctx, sizeof ctx, &err);
+				check(r0 == 12345 + 102 * 28 - 7 && err == 0,
+				      "eight frames through the runner, run %d [%s]: got %s, %d", i, v.name.c_str(),
+				      hex(r0).c_str(), err);
+			}
+		}
 
 		struct row {
 			const char *name;

@@ -323,8 +323,8 @@ class codegen {
 	std::vector<std::optional<reg>> const_host_;
 	std::vector<std::function<void()>> cold_;
 	// Labels after the n_ pc labels and the function entries.
-	label l_tramp_ = 0, l_tramp_probe_ = 0, l_tramp_exit_ = 0, l_unwind_ = 0,
-	      l_eloop_ = 0, l_callx_bad_ = 0, l_region_slow_ = 0;
+	label l_tramp_ = 0, l_tramp_probe_ = 0, l_unwind_ = 0, l_eloop_ = 0,
+	      l_callx_bad_ = 0, l_region_slow_ = 0;
 	uint32_t n_fixed_labels_ = 0;
 };
 
@@ -398,13 +398,12 @@ status codegen::plan_functions()
 	compute_liveness();
 	const label base = n_ + static_cast<label>(funcs_.size());
 	l_tramp_ = base;
-	l_tramp_exit_ = base + 1;
+	l_tramp_probe_ = base + 1;
 	l_unwind_ = base + 2;
 	l_eloop_ = base + 3;
 	l_callx_bad_ = base + 4;
 	l_region_slow_ = base + 5;
-	l_tramp_probe_ = base + 6;
-	n_fixed_labels_ = base + 7;
+	n_fixed_labels_ = base + 6;
 	return {};
 }
 
@@ -543,7 +542,8 @@ status codegen::emit_pass()
 }
 
 
-// uint64_t trampoline(run_ctx *rc, const void *fn): see runtime.hpp.
+// The trampoline and the probe entry (see runtime.hpp), and the stubs the
+// functions jump to.
 void codegen::emit_trampoline_and_stubs()
 {
 	// The callee-saved host registers this run may change: rbp (r10) and
@@ -564,15 +564,14 @@ void codegen::emit_trampoline_and_stubs()
 	// rsp is 8 mod 16 after the return address: an even number of pushes
 	// needs one more slot.
 	const bool pad = saved.size() % 2 == 0;
-	auto enter = [&] {
+	auto push_saved = [&] {
 		for (reg r : saved)
 			as_.push(r);
-		if (pad)
-			as_.alu_ri(alu::sub, width::b64, rsp, 8);
-		as_.mov(width::b64, r12, rdi);
-		as_.store(width::b64, { r12, rc_saved_rsp }, rsp);
-		as_.mov(width::b64, r11, rsi);
-		as_.load(width::b64, rbp, { r12, rc_fp_init });
+	};
+	auto pop_saved = [&] {
+		for (auto it = saved.rbegin(); it != saved.rend(); ++it)
+			as_.pop(*it);
+		as_.ret();
 	};
 	// r0 and r6-r9 start at 0, as in the interpreter: a program that the
 	// non-strict verifier let read them sees no host values.
@@ -582,32 +581,71 @@ void codegen::emit_trampoline_and_stubs()
 				as_.mov_imm(r, 0);
 	};
 
-	as_.bind(l_tramp_probe_);
-	enter();
-	as_.mov(width::b64, rdi, rdx);
-	as_.mov(width::b64, rsi, rcx);
-	zero({ rax, rdx, rcx, r8, rbx, r13, r14, r15 });
-	as_.call(r11);
-	as_.jmp(l_tramp_exit_);
-
 	as_.bind(l_tramp_);
-	enter();
+	push_saved();
+	if (pad)
+		as_.alu_ri(alu::sub, width::b64, rsp, 8);
+	as_.mov(width::b64, r12, rdi);
+	as_.store(width::b64, { r12, rc_saved_rsp }, rsp);
+	as_.mov(width::b64, r11, rsi);
+	as_.load(width::b64, rbp, { r12, rc_fp_init });
 	const reg arg_regs[5] = { rdi, rsi, rdx, rcx, r8 };
 	for (int i = 0; i < 5; i++)
 		as_.load(width::b64, arg_regs[i], { r12, rc_args + 8 * i });
 	zero({ rax, rbx, r13, r14, r15 });
 	as_.call(r11);
-	as_.bind(l_tramp_exit_);
 	if (pad)
 		as_.alu_ri(alu::add, width::b64, rsp, 8);
-	for (auto it = saved.rbegin(); it != saved.rend(); ++it)
-		as_.pop(*it);
-	as_.ret();
+	pop_saved();
 
-	// Ends the run from any depth: rc->status already says why.
+	// The probe entry (see probe_entry_fn): a whole run of the main
+	// function, its probe_frame and stack area in this frame.
+	{
+		constexpr int32_t frame_bytes =
+			(stack_area_size + sizeof(probe_frame) + 15) / 16 * 16;
+		const int32_t frame = frame_bytes + (pad ? 8 : 0);
+		const label failed = as_.new_label(), done = as_.new_label();
+		as_.bind(l_tramp_probe_);
+		push_saved();
+		as_.alu_ri(alu::sub, width::b64, rsp, frame);
+		as_.lea(r12, { rsp, stack_area_size });
+		as_.store(width::b64, { r12, pf_err }, rcx);
+		as_.store(width::b64, { r12, pf_self }, rdi);
+		as_.store(width::b64, { r12, rc_ctx }, rsi);
+		as_.store(width::b64, { r12, rc_ctx_len }, rdx);
+		as_.store_imm(width::b32, { r12, rc_status }, 0);
+		as_.lea(rbp, { rsp, 2 * MAX_BPF_STACK });
+		as_.store(width::b64, { r12, rc_call_fp_min }, rbp);
+		// r10 of the main function is the top of the stack area, where
+		// the frame starts: its prologue subtracts one frame.
+		as_.lea(rbp, { r12, MAX_BPF_STACK });
+		as_.store(width::b64, { r12, rc_saved_rsp }, rsp);
+		as_.mov(width::b64, rdi, rsi);
+		as_.mov(width::b64, rsi, rdx);
+		zero({ rax, rdx, rcx, r8, rbx, r13, r14, r15 });
+		as_.call(funcs_.front().entry);
+		as_.alu_mi(alu::cmp, width::b32, { r12, rc_status }, 0);
+		as_.jcc(cond::ne, failed);
+		as_.load(width::b64, rcx, { r12, pf_err });
+		as_.store_imm(width::b32, { rcx, 0 }, 0);
+		as_.bind(done);
+		as_.alu_ri(alu::add, width::b64, rsp, frame);
+		pop_saved();
+		as_.bind(failed);
+		as_.mov(width::b64, rdi, r12);
+		as_.mov(width::b64, rsi, rax);
+		as_.mov_imm(rax, reinterpret_cast<uint64_t>(&probe_failed));
+		as_.call(rax);
+		as_.jmp(done);
+	}
+
+	// Ends the run from any depth: rc->status already says why. The
+	// return address of the entry's call to the main function is still
+	// in the slot below saved_rsp, so a ret lands after that call.
 	as_.bind(l_unwind_);
 	as_.load(width::b64, rsp, { r12, rc_saved_rsp });
-	as_.jmp(l_tramp_exit_);
+	as_.lea(rsp, { rsp, -8 });
+	as_.ret();
 
 	// r10d = pc of the local call whose frame would not fit.
 	as_.bind(l_eloop_);

@@ -202,14 +202,16 @@ class jit_executor final : public detail::executor {
 
 	runner make_runner() const noexcept override
 	{
-		return { alone_ ? &run_alone : &run_quick, this };
+		if (alone_)
+			return { probe_entry_, this };
+		return { &run_quick, this };
 	}
 
     private:
 	// Whether a run of p can neither start a run of its own on this thread
 	// (a callback, a tail call) nor look outside its own stack and context
 	// (bounds checks follow enclosing runs): then it needs no place in the
-	// thread's chain of runs, and a probe hit may skip linking it there.
+	// thread's chain of runs, and its runner is the generated probe entry.
 	static bool runs_alone(const program &p)
 	{
 		if (p.options.bounds_check)
@@ -231,47 +233,23 @@ class jit_executor final : public detail::executor {
 		return true;
 	}
 
-	// run_quick() for a program that runs_alone(): only the fields the
-	// generated code reads are set before the run, r1 and r2 go in
-	// registers, and the thread's chain of runs is left as it is.
-	static uint64_t run_alone(const void *self, void *ctx, uint64_t ctx_len,
-				  int *err) noexcept
+    public:
+	// The probe entry's failure path (probe_failed()): the rest of rc,
+	// for the message; prepare() leaves err_* alone.
+	uint64_t probe_outcome(probe_frame &pf, uint64_t r0) const noexcept
 	{
-		const auto *x = static_cast<const jit_executor *>(self);
-		alignas(16) uint8_t stack[stack_area_size];
-		run_ctx rc;
-		const uint64_t lo = reinterpret_cast<uint64_t>(stack);
-		rc.fp_init = lo + stack_area_size + MAX_BPF_STACK;
-		rc.call_fp_min = lo + 2 * MAX_BPF_STACK;
-		rc.status = 0;
-		// Kept in rc rather than in registers across the run, for the
-		// failure path only.
-		rc.ctx = reinterpret_cast<uint64_t>(ctx);
-		rc.ctx_len = ctx_len;
-		const uint64_t r0 =
-			x->probe_entry_(&rc, x->functions_.front().second,
-					rc.ctx, ctx_len);
-		if (rc.status == 0) [[likely]] {
-			*err = 0;
-			return r0;
-		}
-		return x->alone_failed(rc, r0, err);
-	}
-
-	[[gnu::noinline, gnu::cold]] uint64_t
-	alone_failed(run_ctx &rc, uint64_t r0, int *err) const noexcept
-	{
-		// The rest of rc, for the message; prepare() leaves err_* alone.
+		run_ctx &rc = pf.rc;
 		final_slot final;
 		const uint32_t status = rc.status;
-		uint8_t *stack = reinterpret_cast<uint8_t *>(
-			rc.fp_init - stack_area_size - MAX_BPF_STACK);
+		uint8_t *stack = reinterpret_cast<uint8_t *>(&pf) - stack_area_size;
 		prepare(rc, stack, rc.ctx, rc.ctx_len, false, final);
 		rc.status = status;
 		result<uint64_t> r = outcome(rc, r0, final);
-		*err = r ? 0 : r.error().code;
+		*pf.err = r ? 0 : r.error().code;
 		return r ? *r : 0;
 	}
+
+    private:
 
 	// run() without result<>: the path of a probe hit. What enter() does,
 	// with the outcome only converted when the run did not simply exit.
@@ -399,6 +377,11 @@ class jit_executor final : public detail::executor {
 };
 
 } // namespace
+
+uint64_t probe_failed(probe_frame *pf, uint64_t r0) noexcept
+{
+	return static_cast<const jit_executor *>(pf->self)->probe_outcome(*pf, r0);
+}
 
 uint64_t region_check(run_ctx *rc, uint64_t addr, uint64_t info) noexcept
 {

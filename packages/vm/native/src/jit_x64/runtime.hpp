@@ -133,10 +133,29 @@ struct generated_code {
 // from rc, calls `fn` and returns its r0 (or whatever rax holds after an
 // unwind; rc->status tells).
 using entry_fn = uint64_t (*)(run_ctx *rc, const void *fn);
-// The trampoline with r1 = ctx and r2 = ctx_len from the arguments rather
-// than rc->args (r3-r5 are not set: the main function never reads them).
-using probe_entry_fn = uint64_t (*)(run_ctx *rc, const void *fn, uint64_t ctx,
-				    uint64_t ctx_len);
+// The probe entry: vm::runner::fn_type, generated. A run of the main function
+// with r1 = ctx and r2 = ctx_len (r3-r5 are not set: the main function never
+// reads them) on a run_ctx and a stack area in its own frame, of which it
+// sets only what the generated code reads; the thread's chain of runs is not
+// touched. Only for programs that neither start runs of their own on this
+// thread (callbacks, tail calls) nor check bounds: see
+// jit_executor::runs_alone. A run that ends with a nonzero status goes to
+// probe_failed() for its error.
+using probe_entry_fn = uint64_t (*)(const void *self, void *ctx,
+				    uint64_t ctx_len, int *err) noexcept;
+
+// The probe entry's frame above its stack area; r12 points at it.
+struct probe_frame {
+	run_ctx rc;
+	int *err;
+	const void *self; // the jit_executor
+};
+inline constexpr int32_t pf_err = offsetof(probe_frame, err);
+inline constexpr int32_t pf_self = offsetof(probe_frame, self);
+
+// The probe entry's failure path: fills in the rest of pf->rc, stores the
+// errno in *pf->err and returns the r0 the run gives (0 on an error).
+uint64_t probe_failed(probe_frame *pf, uint64_t r0) noexcept;
 
 // Translates prog to machine code for `feat`. `callx_table` (callx_count
 // entries, 0 for unknown ids) is what callx indexes at run time; it must
