@@ -25,6 +25,7 @@ namespace {
 
 constexpr uint16_t FP_BIT = 1u << BPF_REG_FP;
 constexpr uint16_t R1_R5 = 0x3e;
+constexpr uint16_t R6_R9 = 0x3c0;
 constexpr uint16_t MAIN_ENTRY = (1u << 1) | (1u << 2) | FP_BIT; // ctx, len
 constexpr uint16_t SUBPROG_ENTRY = R1_R5 | FP_BIT;
 
@@ -473,8 +474,11 @@ class verifier {
 				if (i.src_reg == BPF_PSEUDO_CALL) {
 					const uint32_t g =
 						func_of_[pc + i.imm + 1];
-					const uint16_t a =
-						static_cast<uint16_t>(m & R1_R5);
+					// r6-r9 too: a callee that the non-strict
+					// verifier let read them unwritten sees the
+					// caller's.
+					const uint16_t a = static_cast<uint16_t>(
+						m & (R1_R5 | R6_R9));
 					if ((pass.entry[g] | a) != pass.entry[g]) {
 						pass.entry[g] |= a;
 						pass.changed = true;
