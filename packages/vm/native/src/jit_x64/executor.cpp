@@ -207,6 +207,21 @@ class jit_executor final : public detail::executor {
 		return { &run_quick, this };
 	}
 
+	// The probe entry's failure path (probe_failed()): the rest of rc,
+	// for the message; prepare() leaves err_* alone.
+	uint64_t probe_outcome(probe_frame &pf, uint64_t r0) const noexcept
+	{
+		run_ctx &rc = pf.rc;
+		final_slot final;
+		const uint32_t status = rc.status;
+		uint8_t *stack = reinterpret_cast<uint8_t *>(&pf) - stack_area_size;
+		prepare(rc, stack, rc.ctx, rc.ctx_len, false, final);
+		rc.status = status;
+		result<uint64_t> r = outcome(rc, r0, final);
+		*pf.err = r ? 0 : r.error().code;
+		return r ? *r : 0;
+	}
+
     private:
 	// Whether a run of p can neither start a run of its own on this thread
 	// (a callback, a tail call) nor look outside its own stack and context
@@ -233,26 +248,9 @@ class jit_executor final : public detail::executor {
 		return true;
 	}
 
-    public:
-	// The probe entry's failure path (probe_failed()): the rest of rc,
-	// for the message; prepare() leaves err_* alone.
-	uint64_t probe_outcome(probe_frame &pf, uint64_t r0) const noexcept
-	{
-		run_ctx &rc = pf.rc;
-		final_slot final;
-		const uint32_t status = rc.status;
-		uint8_t *stack = reinterpret_cast<uint8_t *>(&pf) - stack_area_size;
-		prepare(rc, stack, rc.ctx, rc.ctx_len, false, final);
-		rc.status = status;
-		result<uint64_t> r = outcome(rc, r0, final);
-		*pf.err = r ? 0 : r.error().code;
-		return r ? *r : 0;
-	}
-
-    private:
-
-	// run() without result<>: the path of a probe hit. What enter() does,
-	// with the outcome only converted when the run did not simply exit.
+	// run() without result<>: the path of a probe hit for a program that
+	// does not run alone. What enter() does, with the outcome only
+	// converted when the run did not simply exit.
 	static uint64_t run_quick(const void *self, void *ctx, uint64_t ctx_len,
 				  int *err) noexcept
 	{
