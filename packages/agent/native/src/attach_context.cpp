@@ -135,8 +135,8 @@ void copy_regs(attach::pt_regs &dst, const attach::pt_regs &src)
 // context. Errors (a bounds-check fault) end the run and are dropped, as a
 // probe has no one to report to. Inlined into each hook's callback: it is
 // most of what a hit runs.
-[[gnu::always_inline]] inline void run_program(const binding *b, const attach::pt_regs *regs,
-		 uint64_t func_ip)
+[[gnu::always_inline]] inline void
+run_program(const binding *b, const attach::pt_regs *regs, uint64_t func_ip)
 {
 	const handlers::run_context rc{ .cookie = b->cookie, .func_ip = func_ip };
 	handlers::scoped_run_context scope(rc);

@@ -568,7 +568,7 @@ void codegen::emit_trampoline_and_stubs()
 		for (reg r : saved)
 			as_.push(r);
 	};
-	auto pop_saved = [&] {
+	auto pop_saved_and_ret = [&] {
 		for (auto it = saved.rbegin(); it != saved.rend(); ++it)
 			as_.pop(*it);
 		as_.ret();
@@ -596,7 +596,7 @@ void codegen::emit_trampoline_and_stubs()
 	as_.call(r11);
 	if (pad)
 		as_.alu_ri(alu::add, width::b64, rsp, 8);
-	pop_saved();
+	pop_saved_and_ret();
 
 	// The probe entry (see probe_entry_fn): a whole run of the main
 	// function, its probe_frame and stack area in this frame.
@@ -630,7 +630,7 @@ void codegen::emit_trampoline_and_stubs()
 		as_.store_imm(width::b32, { rcx, 0 }, 0);
 		as_.bind(done);
 		as_.alu_ri(alu::add, width::b64, rsp, frame);
-		pop_saved();
+		pop_saved_and_ret();
 		as_.bind(failed);
 		as_.mov(width::b64, rdi, r12);
 		as_.mov(width::b64, rsi, rax);
