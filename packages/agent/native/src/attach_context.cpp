@@ -22,8 +22,6 @@
 namespace bpftime::agent {
 namespace {
 
-constexpr uint32_t HELPER_OVERRIDE_RETURN = handlers::BPF_FUNC_override_return;
-constexpr uint8_t BPF_JMP_CALL = 0x85;
 
 // What an override hook's program asked for, per thread. initial-exec: the
 // agent is loaded at startup (LD_PRELOAD), so the variable sits in the
@@ -191,7 +189,7 @@ bool on_override(attach::pt_regs *regs, void *user, uint64_t *ret)
 bool calls_helper(const handlers::prog_spec &p, uint32_t helper)
 {
 	for (const vm::insn &i : p.insns)
-		if (i.code == BPF_JMP_CALL && i.src_reg == 0 &&
+		if (i.code == (vm::BPF_JMP | vm::BPF_CALL) && i.src_reg == 0 &&
 		    uint32_t(i.imm) == helper)
 			return true;
 	return false;
@@ -338,7 +336,7 @@ void attach_context::state::attach_link(
 	const auto &ps = std::get<handlers::prog_spec>(prog_it->second->spec);
 	hook_kind kind = pe.type == handlers::perf_event_type::uretprobe
 				 ? hook_kind::ret
-			 : calls_helper(ps, HELPER_OVERRIDE_RETURN)
+			 : calls_helper(ps, handlers::BPF_FUNC_override_return)
 				 ? hook_kind::override
 				 : hook_kind::entry;
 	e.st.hook = hook_name(kind);
@@ -411,10 +409,10 @@ status attach_context::open(const context_options &opts) noexcept
 			log(log_level::warn, "%s; bpf_trace_printk lines go to stderr",
 			    t.error().message.c_str());
 		const handlers::helper_def *h =
-			handlers::find_helper(HELPER_OVERRIDE_RETURN);
+			handlers::find_helper(handlers::BPF_FUNC_override_return);
 		if (!h) {
 			BPFTIME_TRY(handlers::register_helper(
-				HELPER_OVERRIDE_RETURN, "override_return",
+				handlers::BPF_FUNC_override_return, "override_return",
 				helper_override_return));
 		} else if (h->fn != helper_override_return) {
 			log(log_level::warn,

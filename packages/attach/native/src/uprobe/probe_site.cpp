@@ -51,10 +51,9 @@ void make_exit_key() noexcept
 	(void)pthread_key_create(&g_exit_key, free_stack);
 }
 
-[[gnu::noinline, gnu::cold]] shadow_stack *thread_stack() noexcept
+// Maps the calling thread's shadow stack, on its first uretprobe hit.
+[[gnu::noinline, gnu::cold]] shadow_stack *new_thread_stack() noexcept
 {
-	if (shadow_stack *st = tls_shadow)
-		return st;
 	void *p = mmap(nullptr, sizeof(shadow_stack), PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
@@ -143,7 +142,7 @@ uint64_t push_return(const pt_regs *regs, site *s) noexcept
 {
 	shadow_stack *stack = tls_shadow;
 	if (!stack) [[unlikely]] {
-		stack = thread_stack();
+		stack = new_thread_stack();
 		if (!stack) {
 			count_missed(s);
 			return entry_continue;

@@ -542,8 +542,8 @@ status codegen::emit_pass()
 }
 
 
-// The trampoline and the probe entry (see runtime.hpp), and the stubs the
-// functions jump to.
+// The trampoline and the probe entry (see runtime.hpp), and the out-of-line
+// paths the functions jump to: unwind, ELOOP, a bad callx, a region check.
 void codegen::emit_trampoline_and_stubs()
 {
 	// The callee-saved host registers this run may change: rbp (r10) and

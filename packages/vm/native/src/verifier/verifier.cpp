@@ -400,7 +400,7 @@ class verifier {
 	}
 
 	struct ctx_pass {
-		std::vector<uint16_t> &entry;  // per function: r1-r5 at entry
+		std::vector<uint16_t> &entry;  // per function: r1-r9 at entry
 		std::vector<uint8_t> &returns; // per function: r0 at an exit
 		bool &spilled;
 		bool changed;
