@@ -78,6 +78,10 @@ function(bpftime_core_library name)
 	add_library(bpftime::${name} ALIAS bpftime_${name})
 	target_include_directories(bpftime_${name} PUBLIC
 		"${CMAKE_CURRENT_SOURCE_DIR}/include")
+	# A core's own headers are included by their path under src/
+	# ("registry/registry_impl.hpp"), whichever folder includes them.
+	target_include_directories(bpftime_${name} PRIVATE
+		"${CMAKE_CURRENT_SOURCE_DIR}/src")
 	target_compile_options(bpftime_${name} PRIVATE ${BPFTIME_WARNINGS})
 	target_link_libraries(bpftime_${name} PUBLIC ${ARG_LIBS})
 endfunction()

@@ -1,7 +1,7 @@
 // json_io.cpp: registry::export_json and registry::import_json (json.hpp
 // describes the document).
-#include "json_value.hpp"
-#include "registry_impl.hpp"
+#include "json/json_value.hpp"
+#include "registry/registry_impl.hpp"
 
 #include <bpftime/handlers/json.hpp>
 

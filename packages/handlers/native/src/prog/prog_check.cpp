@@ -21,7 +21,7 @@
 // Subprograms and callbacks start with their arguments as "param": a map
 // passed down by the caller is accepted there. Stores through pointers other
 // than r10 are not tracked (clang spills through r10 only).
-#include "prog_check.hpp"
+#include "prog/prog_check.hpp"
 
 #include <bpftime/handlers/bpf_defs.hpp>
 #include <bpftime/handlers/helpers.hpp>

@@ -1,7 +1,7 @@
 // map_instance.cpp: the per-process map-ops registry, and maps as one process
 // uses them (map_instance): the control-plane operations with the checks the
 // kernel's bpf() syscall makes before it calls a map's ops.
-#include "registry_impl.hpp"
+#include "registry/registry_impl.hpp"
 
 #include <algorithm>
 #include <atomic>

@@ -1,7 +1,7 @@
 // program.cpp: program instances (program.hpp): a prog handler made runnable
 // in this process on a bpftime::vm::vm.
-#include "prog_check.hpp"
-#include "registry_impl.hpp"
+#include "prog/prog_check.hpp"
+#include "registry/registry_impl.hpp"
 
 #include <bpftime/handlers/helpers.hpp>
 #include <bpftime/handlers/program.hpp>

@@ -7,7 +7,7 @@
 // a program names by address is read and written through process_vm_readv /
 // process_vm_writev on this very process, which report an unmapped address as
 // EFAULT instead of delivering SIGSEGV to the target.
-#include "registry_impl.hpp"
+#include "registry/registry_impl.hpp"
 
 #include <bpftime/handlers/helpers.hpp>
 #include <bpftime/handlers/program.hpp>

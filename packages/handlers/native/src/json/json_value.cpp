@@ -1,6 +1,6 @@
 // json_value.cpp: a strict RFC 8259 reader (no comments, no trailing commas)
 // and the string escaper of the writer.
-#include "json_value.hpp"
+#include "json/json_value.hpp"
 
 #include <cerrno>
 #include <cstdio>
