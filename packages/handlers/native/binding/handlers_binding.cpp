@@ -368,8 +368,9 @@ constexpr bool is_spec_key(field_role::derived) { return false; }
 #define BPFTIME_JS_SPEC_KEY(member, shared, json_key, js_key, codec, role)     \
 	if (is_spec_key(field_role::role{}))                                   \
 		spec.Set(spec.Length(), js_key);
+// btf's from_object is unused: createBtf takes the bytes, not an object.
 #define BPFTIME_JS_KIND(K, S, H, FIELDS)                                       \
-	void from_object(Napi::Env env, Napi::Object o, S &s)                  \
+	[[maybe_unused]] void from_object(Napi::Env env, Napi::Object o, S &s) \
 	{                                                                      \
 		FIELDS(BPFTIME_JS_READ)                                        \
 	}                                                                      \

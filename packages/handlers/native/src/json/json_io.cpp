@@ -213,11 +213,16 @@ struct fields {
 			ok = i >= int64_t(lo) && i <= int64_t(hi);
 			x = T(i);
 		}
-		if (!ok)
-			return bad(name, "'" + f.dump() +
-						 "' is not an integer in [" +
-						 std::to_string(lo) + ", " +
-						 std::to_string(hi) + "]");
+		if (!ok) {
+			std::string why = "'";
+			why += f.dump();
+			why += "' is not an integer in [";
+			why += std::to_string(lo);
+			why += ", ";
+			why += std::to_string(hi);
+			why += "]";
+			return bad(name, why);
+		}
 		return x;
 	}
 
