@@ -24,6 +24,7 @@ PACKAGES=(
 	"libelf-dev:/usr/include/libelf.h"
 	"zlib1g-dev:/usr/include/zlib.h"
 	"libbpf-dev:/usr/include/bpf/libbpf.h"
+	"nlohmann-json3-dev:/usr/include/nlohmann/json.hpp"
 	"bpftool:/usr/sbin/bpftool"
 )
 

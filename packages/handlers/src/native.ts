@@ -64,6 +64,8 @@ export interface HandlersAddon extends NativeAddon {
 	backendFromEnv(): string;
 	defaultCapacity: number;
 	jsonVersion: number;
+	/** Per kind, the descriptor's and the create spec's keys, from native/include/bpftime/handlers/fields.hpp. */
+	fieldKeys: Record<string, { descriptor: string[]; spec: string[] }>;
 	mapTypeNames: string[];
 	progTypeNames: string[];
 	attachTypeNames: string[];

@@ -4,6 +4,7 @@ import { BpftimeError, expectBuffer, expectPositiveInt, expectString, expectU32,
 import type { Segment } from '@bpftime/shm';
 import type { Codec } from './codecs.js';
 import { type AttachType, type Backend, type MapType, type ProgType, UpdateFlags } from './constants.js';
+import type { NativeSpec } from './fields.js';
 import { type NativeHandle, type NativeRegistry, native } from './native.js';
 
 // --- specs (plain data) -------------------------------------------------------
@@ -299,7 +300,7 @@ export class Registry implements Disposable {
 			numaNode: expectU32(spec.numaNode ?? 0, 'numaNode'),
 			ifindex: expectU32(spec.ifindex ?? 0, 'ifindex'),
 			mapExtra: expectU64(spec.mapExtra ?? 0n, 'mapExtra'),
-		};
+		} satisfies NativeSpec<'map'>;
 		const h = this.handle.createMap(s, this.#id(options));
 		return this.map(h.id);
 	}
@@ -316,7 +317,7 @@ export class Registry implements Disposable {
 			progFlags: expectU32(spec.progFlags ?? 0, 'progFlags'),
 			kernVersion: expectU32(spec.kernVersion ?? 0, 'kernVersion'),
 			fdArray: (spec.fdArray ?? []).map((x, i) => expectU32(x, `fdArray[${i}]`)),
-		};
+		} satisfies NativeSpec<'prog'>;
 		const h = this.handle.createProg(s, this.#id(options));
 		const p = this.prog(h.id);
 		if (p.generation !== h.generation) throw new BpftimeError('EBADF', `${p.describe()}: released meanwhile`);
@@ -324,7 +325,7 @@ export class Registry implements Disposable {
 	}
 
 	createPerfEvent(spec: PerfEventSpec, options?: { id?: number }): PerfEvent {
-		let s: object;
+		let s: NativeSpec<'perf_event'>;
 		switch (spec.type) {
 			case 'uprobe':
 			case 'uretprobe':
@@ -364,7 +365,7 @@ export class Registry implements Disposable {
 			attachType: expectU32(spec.attachType ?? 0, 'attachType'),
 			flags: expectU32(spec.flags ?? 0, 'flags'),
 			cookie: expectU64(spec.cookie ?? 0n, 'cookie'),
-		};
+		} satisfies NativeSpec<'link'>;
 		const h = this.handle.createLink(s, this.#id(options));
 		return new Link(this, h);
 	}

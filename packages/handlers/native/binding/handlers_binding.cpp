@@ -2,6 +2,7 @@
 // arguments and results, calls the core, maps errors to BpftimeError; no
 // logic of its own. Every function runs on the JS thread.
 #include <bpftime/common/napi.hpp>
+#include <bpftime/handlers/fields.hpp>
 #include <bpftime/handlers/helpers.hpp>
 #include <bpftime/handlers/json.hpp>
 #include <bpftime/handlers/program.hpp>
@@ -33,34 +34,14 @@ Napi::Object object_arg(const Napi::CallbackInfo &info, size_t i,
 	return v.As<Napi::Object>();
 }
 
-uint32_t u32_field(Napi::Env env, Napi::Object o, const char *key,
-		   std::optional<uint32_t> dflt = std::nullopt)
+uint32_t u32_value(Napi::Env env, Napi::Value v, const char *key)
 {
-	Napi::Value v = o.Get(key);
-	if (v.IsUndefined() || v.IsNull()) {
-		if (dflt)
-			return *dflt;
-		throw_error(env, EINVAL, std::string("Expected u32 for ") + key);
-	}
 	if (v.IsNumber()) {
 		double d = v.As<Napi::Number>().DoubleValue();
 		if (d >= 0 && d <= 4294967295.0 && d == double(uint32_t(d)))
 			return uint32_t(d);
 	}
 	throw_error(env, EINVAL, std::string("Expected u32 for ") + key);
-}
-
-int32_t i32_field(Napi::Env env, Napi::Object o, const char *key, int32_t dflt)
-{
-	Napi::Value v = o.Get(key);
-	if (v.IsUndefined() || v.IsNull())
-		return dflt;
-	if (v.IsNumber()) {
-		double d = v.As<Napi::Number>().DoubleValue();
-		if (d >= -2147483648.0 && d <= 2147483647.0 && d == double(int32_t(d)))
-			return int32_t(d);
-	}
-	throw_error(env, EINVAL, std::string("Expected i32 for ") + key);
 }
 
 uint64_t u64_value(Napi::Env env, Napi::Value v, const char *key)
@@ -78,19 +59,8 @@ uint64_t u64_value(Napi::Env env, Napi::Value v, const char *key)
 	throw_error(env, EINVAL, std::string("Expected u64 for ") + key);
 }
 
-uint64_t u64_field(Napi::Env env, Napi::Object o, const char *key)
+std::string string_value(Napi::Env env, Napi::Value v, const char *key)
 {
-	Napi::Value v = o.Get(key);
-	if (v.IsUndefined() || v.IsNull())
-		return 0;
-	return u64_value(env, v, key);
-}
-
-std::string string_field(Napi::Env env, Napi::Object o, const char *key)
-{
-	Napi::Value v = o.Get(key);
-	if (v.IsUndefined() || v.IsNull())
-		return {};
 	if (!v.IsString())
 		throw_error(env, EINVAL, std::string("Expected string for ") + key);
 	return v.As<Napi::String>().Utf8Value();
@@ -104,24 +74,6 @@ std::span<const uint8_t> bytes_value(Napi::Env env, Napi::Value v,
 		throw_error(env, EINVAL, std::string("Expected Buffer for ") + what);
 	auto a = v.As<Napi::Uint8Array>();
 	return { a.Data(), a.ByteLength() };
-}
-
-std::vector<uint32_t> u32_array_field(Napi::Env env, Napi::Object o,
-				      const char *key)
-{
-	std::vector<uint32_t> out;
-	Napi::Value v = o.Get(key);
-	if (v.IsUndefined() || v.IsNull())
-		return out;
-	if (!v.IsArray())
-		throw_error(env, EINVAL, std::string("Expected array for ") + key);
-	auto a = v.As<Napi::Array>();
-	for (uint32_t i = 0; i < a.Length(); i++) {
-		Napi::Object wrap = Napi::Object::New(env);
-		wrap.Set("x", a.Get(i));
-		out.push_back(u32_field(env, wrap, "x"));
-	}
-	return out;
 }
 
 uint32_t id_arg(const Napi::CallbackInfo &info, size_t i)
@@ -158,66 +110,319 @@ Napi::Buffer<uint8_t> copy_buffer(Napi::Env env, const void *p, size_t n)
 	return Napi::Buffer<uint8_t>::Copy(env, static_cast<const uint8_t *>(p), n);
 }
 
+// --- handler fields (fields.hpp) ------------------------------------------
+//
+// Each kind's spec is read from a JS object and its descriptor written from
+// the kind's field list; `js` below holds one conversion per field_codec.
+
+namespace js {
+
+// How a missing required field is named: "Expected u32 for keySize".
+constexpr const char *type_name(field_codec::u32) { return "u32"; }
+constexpr const char *type_name(field_codec::id) { return "u32"; }
+constexpr const char *type_name(field_codec::u64) { return "u64"; }
+constexpr const char *type_name(field_codec::i32) { return "i32"; }
+constexpr const char *type_name(field_codec::flag) { return "boolean"; }
+constexpr const char *type_name(field_codec::atomic_flag) { return "boolean"; }
+constexpr const char *type_name(field_codec::string) { return "string"; }
+constexpr const char *type_name(field_codec::obj_name) { return "string"; }
+constexpr const char *type_name(field_codec::map_type) { return "u32"; }
+constexpr const char *type_name(field_codec::prog_type) { return "u32"; }
+constexpr const char *type_name(field_codec::attach_type) { return "u32"; }
+constexpr const char *type_name(field_codec::perf_type) { return "string"; }
+constexpr const char *type_name(field_codec::bytes) { return "Buffer"; }
+constexpr const char *type_name(field_codec::insns) { return "Buffer"; }
+constexpr const char *type_name(field_codec::id_list) { return "array"; }
+
+// --- JS value -> spec member (the value is neither undefined nor null) ---
+
+template <class Spec>
+void read(Napi::Env env, field_codec::u32, Napi::Value v, const char *key,
+	  uint32_t &out, const Spec &)
+{
+	out = u32_value(env, v, key);
+}
+template <class Spec>
+void read(Napi::Env env, field_codec::id, Napi::Value v, const char *key,
+	  uint32_t &out, const Spec &)
+{
+	out = u32_value(env, v, key);
+}
+template <class Spec>
+void read(Napi::Env env, field_codec::map_type, Napi::Value v, const char *key,
+	  uint32_t &out, const Spec &)
+{
+	out = u32_value(env, v, key);
+}
+template <class Spec>
+void read(Napi::Env env, field_codec::prog_type, Napi::Value v, const char *key,
+	  uint32_t &out, const Spec &)
+{
+	out = u32_value(env, v, key);
+}
+template <class Spec>
+void read(Napi::Env env, field_codec::attach_type, Napi::Value v,
+	  const char *key, uint32_t &out, const Spec &)
+{
+	out = u32_value(env, v, key);
+}
+template <class Spec>
+void read(Napi::Env env, field_codec::u64, Napi::Value v, const char *key,
+	  uint64_t &out, const Spec &)
+{
+	out = u64_value(env, v, key);
+}
+template <class Spec>
+void read(Napi::Env env, field_codec::i32, Napi::Value v, const char *key,
+	  int32_t &out, const Spec &)
+{
+	if (v.IsNumber()) {
+		double d = v.As<Napi::Number>().DoubleValue();
+		if (d >= -2147483648.0 && d <= 2147483647.0 &&
+		    d == double(int32_t(d))) {
+			out = int32_t(d);
+			return;
+		}
+	}
+	throw_error(env, EINVAL, std::string("Expected i32 for ") + key);
+}
+// Anything but true is false, as the TypeScript API passes it.
+template <class Spec>
+void read(Napi::Env, field_codec::flag, Napi::Value v, const char *,
+	  bool &out, const Spec &)
+{
+	out = v.IsBoolean() && v.As<Napi::Boolean>().Value();
+}
+template <class Spec>
+void read(Napi::Env env, field_codec::string, Napi::Value v, const char *key,
+	  std::string &out, const Spec &)
+{
+	out = string_value(env, v, key);
+}
+template <class Spec>
+void read(Napi::Env env, field_codec::obj_name, Napi::Value v, const char *key,
+	  std::string &out, const Spec &)
+{
+	out = string_value(env, v, key);
+}
+template <class Spec>
+void read(Napi::Env env, field_codec::perf_type, Napi::Value v, const char *key,
+	  perf_event_type &out, const Spec &)
+{
+	std::string type = string_value(env, v, key);
+	auto t = parse_perf_event_type(type);
+	if (!t)
+		throw_error(env, EINVAL,
+			    "perf_event: create: unknown event type '" + type +
+				    "'");
+	out = *t;
+}
+template <class Spec>
+void read(Napi::Env env, field_codec::bytes, Napi::Value v, const char *key,
+	  std::vector<uint8_t> &out, const Spec &)
+{
+	auto b = bytes_value(env, v, key);
+	out.assign(b.begin(), b.end());
+}
+// The prog's name is read before (it comes first in the field list).
+template <class Spec>
+void read(Napi::Env env, field_codec::insns, Napi::Value v, const char *key,
+	  std::vector<bpftime::vm::insn> &out, const Spec &s)
+{
+	auto code = bytes_value(env, v, key);
+	if (code.size() % sizeof(bpftime::vm::insn))
+		throw_error(env, EINVAL,
+			    "prog '" + s.name + "': load: " +
+				    std::to_string(code.size()) +
+				    " bytes of instructions, not a multiple of 8");
+	out.resize(code.size() / sizeof(bpftime::vm::insn));
+	memcpy(out.data(), code.data(), code.size());
+}
+template <class Spec>
+void read(Napi::Env env, field_codec::id_list, Napi::Value v, const char *key,
+	  std::vector<uint32_t> &out, const Spec &)
+{
+	if (!v.IsArray())
+		throw_error(env, EINVAL, std::string("Expected array for ") + key);
+	auto a = v.As<Napi::Array>();
+	for (uint32_t i = 0; i < a.Length(); i++) {
+		std::string at = std::string(key) + "[" + std::to_string(i) + "]";
+		out.push_back(u32_value(env, a.Get(i), at.c_str()));
+	}
+}
+
+// Fields given on create; absent: an error when required, else the spec's
+// default (NO_ID for ids, -1 for pids, 0 ...). State and derived fields are
+// the registry's, never read.
+template <class Codec, class Spec, class T>
+void field(Napi::Env env, field_role::required, Codec c, Napi::Object o,
+	   const char *key, T &out, const Spec &s)
+{
+	Napi::Value v = o.Get(key);
+	if (v.IsUndefined() || v.IsNull())
+		throw_error(env, EINVAL,
+			    std::string("Expected ") + type_name(c) + " for " + key);
+	read(env, c, v, key, out, s);
+}
+template <class Codec, class Spec, class T>
+void field(Napi::Env env, field_role::optional, Codec c, Napi::Object o,
+	   const char *key, T &out, const Spec &s)
+{
+	Napi::Value v = o.Get(key);
+	if (!v.IsUndefined() && !v.IsNull())
+		read(env, c, v, key, out, s);
+}
+template <class Codec, class Spec, class T>
+void field(Napi::Env, field_role::state, Codec, Napi::Object, const char *,
+	   T &, const Spec &)
+{
+}
+template <class Codec, class Spec, class T>
+void field(Napi::Env, field_role::derived, Codec, Napi::Object, const char *,
+	   T &, const Spec &)
+{
+}
+
+// --- spec member -> JS value ---------------------------------------------
+
+Napi::Value value(Napi::Env env, field_codec::u32, uint32_t v)
+{
+	return Napi::Number::New(env, v);
+}
+Napi::Value value(Napi::Env env, field_codec::map_type, uint32_t v)
+{
+	return Napi::Number::New(env, v);
+}
+Napi::Value value(Napi::Env env, field_codec::prog_type, uint32_t v)
+{
+	return Napi::Number::New(env, v);
+}
+Napi::Value value(Napi::Env env, field_codec::attach_type, uint32_t v)
+{
+	return Napi::Number::New(env, v);
+}
+Napi::Value value(Napi::Env env, field_codec::id, uint32_t v)
+{
+	return id_or_undefined(env, v);
+}
+Napi::Value value(Napi::Env env, field_codec::u64, uint64_t v)
+{
+	return Napi::BigInt::New(env, v);
+}
+Napi::Value value(Napi::Env env, field_codec::i32, int32_t v)
+{
+	return Napi::Number::New(env, v);
+}
+Napi::Value value(Napi::Env env, field_codec::flag, bool v)
+{
+	return Napi::Boolean::New(env, v);
+}
+Napi::Value value(Napi::Env env, field_codec::atomic_flag, bool v)
+{
+	return Napi::Boolean::New(env, v);
+}
+Napi::Value value(Napi::Env env, field_codec::string, const std::string &v)
+{
+	return Napi::String::New(env, v);
+}
+Napi::Value value(Napi::Env env, field_codec::obj_name, const std::string &v)
+{
+	return Napi::String::New(env, v);
+}
+Napi::Value value(Napi::Env env, field_codec::perf_type, perf_event_type v)
+{
+	return Napi::String::New(env, perf_event_type_name(v));
+}
+Napi::Value value(Napi::Env env, field_codec::bytes,
+		  const std::vector<uint8_t> &v)
+{
+	return copy_buffer(env, v.data(), v.size());
+}
+Napi::Value value(Napi::Env env, field_codec::insns,
+		  const std::vector<bpftime::vm::insn> &v)
+{
+	return copy_buffer(env, v.data(), v.size() * sizeof(bpftime::vm::insn));
+}
+Napi::Value value(Napi::Env env, field_codec::id_list,
+		  const std::vector<uint32_t> &v)
+{
+	Napi::Array a = Napi::Array::New(env, v.size());
+	for (size_t i = 0; i < v.size(); i++)
+		a.Set(uint32_t(i), v[i]);
+	return a;
+}
+
+constexpr bool is_spec_key(field_role::required) { return true; }
+constexpr bool is_spec_key(field_role::optional) { return true; }
+constexpr bool is_spec_key(field_role::state) { return false; }
+constexpr bool is_spec_key(field_role::derived) { return false; }
+
+#define BPFTIME_JS_READ(member, shared, json_key, js_key, codec, role)         \
+	field(env, field_role::role{}, field_codec::codec{}, o, js_key,        \
+	      s.member, s);
+#define BPFTIME_JS_WRITE(member, shared, json_key, js_key, codec, role)        \
+	o.Set(js_key, value(env, field_codec::codec{}, s.member));
+#define BPFTIME_JS_DESCRIPTOR_KEY(member, shared, json_key, js_key, codec,     \
+				  role)                                        \
+	descriptor.Set(descriptor.Length(), js_key);
+#define BPFTIME_JS_SPEC_KEY(member, shared, json_key, js_key, codec, role)     \
+	if (is_spec_key(field_role::role{}))                                   \
+		spec.Set(spec.Length(), js_key);
+// btf's from_object is unused: createBtf takes the bytes, not an object.
+#define BPFTIME_JS_KIND(K, S, H, FIELDS)                                       \
+	[[maybe_unused]] void from_object(Napi::Env env, Napi::Object o, S &s) \
+	{                                                                      \
+		FIELDS(BPFTIME_JS_READ)                                        \
+	}                                                                      \
+	void to_object(Napi::Env env, const S &s, Napi::Object o)              \
+	{                                                                      \
+		FIELDS(BPFTIME_JS_WRITE)                                       \
+	}                                                                      \
+	void keys_of(Napi::Env env, const S *, Napi::Array descriptor,         \
+		     Napi::Array spec)                                         \
+	{                                                                      \
+		FIELDS(BPFTIME_JS_DESCRIPTOR_KEY)                              \
+		FIELDS(BPFTIME_JS_SPEC_KEY)                                    \
+	}
+BPFTIME_HANDLER_KINDS(BPFTIME_JS_KIND)
+#undef BPFTIME_JS_KIND
+#undef BPFTIME_JS_SPEC_KEY
+#undef BPFTIME_JS_DESCRIPTOR_KEY
+#undef BPFTIME_JS_WRITE
+#undef BPFTIME_JS_READ
+
+// { map: { descriptor: [...], spec: [...] }, prog: ... }: the keys of each
+// kind's descriptor (besides id, generation and kind) and of the spec object
+// its create call reads. test/fields.test.ts compares them with the
+// TypeScript types.
+Napi::Object field_keys(Napi::Env env)
+{
+	Napi::Object out = Napi::Object::New(env);
+#define BPFTIME_JS_KEYS(K, S, H, FIELDS)                                       \
+	{                                                                      \
+		Napi::Object kind = Napi::Object::New(env);                    \
+		Napi::Array descriptor = Napi::Array::New(env);                \
+		Napi::Array spec = Napi::Array::New(env);                      \
+		keys_of(env, static_cast<const S *>(nullptr), descriptor,      \
+			spec);                                                 \
+		kind.Set("descriptor", descriptor);                            \
+		kind.Set("spec", spec);                                        \
+		out.Set(#K, kind);                                             \
+	}
+	BPFTIME_HANDLER_KINDS(BPFTIME_JS_KEYS)
+#undef BPFTIME_JS_KEYS
+	return out;
+}
+
+} // namespace js
+
 Napi::Value describe(Napi::Env env, const handler_info &info)
 {
 	Napi::Object o = Napi::Object::New(env);
 	o.Set("id", info.h.id);
 	o.Set("generation", Napi::BigInt::New(env, info.h.generation));
 	o.Set("kind", std::string(kind_name(info.kind)));
-	if (auto *s = std::get_if<map_spec>(&info.spec)) {
-		o.Set("type", s->type);
-		o.Set("name", s->name);
-		o.Set("keySize", s->key_size);
-		o.Set("valueSize", s->value_size);
-		o.Set("maxEntries", s->max_entries);
-		o.Set("flags", s->flags);
-		o.Set("innerMapId", id_or_undefined(env, s->inner_map_id));
-		o.Set("btfId", id_or_undefined(env, s->btf_id));
-		o.Set("btfKeyTypeId", s->btf_key_type_id);
-		o.Set("btfValueTypeId", s->btf_value_type_id);
-		o.Set("btfVmlinuxValueTypeId", s->btf_vmlinux_value_type_id);
-		o.Set("numaNode", s->numa_node);
-		o.Set("ifindex", s->ifindex);
-		o.Set("mapExtra", Napi::BigInt::New(env, s->map_extra));
-		o.Set("frozen", s->frozen);
-	} else if (auto *s = std::get_if<prog_spec>(&info.spec)) {
-		o.Set("type", s->type);
-		o.Set("name", s->name);
-		o.Set("license", s->license);
-		o.Set("insns", copy_buffer(env, s->insns.data(),
-					   s->insns.size() * sizeof(bpftime::vm::insn)));
-		o.Set("expectedAttachType", s->expected_attach_type);
-		o.Set("attachBtfId", s->attach_btf_id);
-		o.Set("progFlags", s->prog_flags);
-		o.Set("kernVersion", s->kern_version);
-		Napi::Array fa = Napi::Array::New(env, s->fd_array.size());
-		for (size_t i = 0; i < s->fd_array.size(); i++)
-			fa.Set(uint32_t(i), s->fd_array[i]);
-		o.Set("fdArray", fa);
-		Napi::Array ids = Napi::Array::New(env, s->map_ids.size());
-		for (size_t i = 0; i < s->map_ids.size(); i++)
-			ids.Set(uint32_t(i), s->map_ids[i]);
-		o.Set("mapIds", ids);
-	} else if (auto *s = std::get_if<link_spec>(&info.spec)) {
-		o.Set("progId", s->prog_id);
-		o.Set("targetId", id_or_undefined(env, s->target_id));
-		o.Set("attachType", s->attach_type);
-		o.Set("flags", s->flags);
-		o.Set("cookie", Napi::BigInt::New(env, s->cookie));
-	} else if (auto *s = std::get_if<perf_event_spec>(&info.spec)) {
-		o.Set("type", perf_event_type_name(s->type));
-		o.Set("path", s->path);
-		o.Set("offset", Napi::BigInt::New(env, s->offset));
-		o.Set("symbol", s->symbol);
-		o.Set("pid", s->pid);
-		o.Set("refCtrOffset", Napi::BigInt::New(env, s->ref_ctr_offset));
-		o.Set("syscallId", s->syscall_id);
-		o.Set("syscallExit", s->syscall_exit);
-		o.Set("customName", s->custom_name);
-		o.Set("customConfig", Napi::BigInt::New(env, s->custom_config));
-	} else if (auto *s = std::get_if<btf_spec>(&info.spec)) {
-		o.Set("data", copy_buffer(env, s->data.data(), s->data.size()));
-	}
+	std::visit([&](const auto &s) { js::to_object(env, s, o); }, info.spec);
 	return o;
 }
 
@@ -329,89 +534,39 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 		return Napi::Number::New(info.Env(), get(info.Env()).size());
 	}
 
+	// The spec objects' keys are those of fields.hpp (js::field_keys).
+	template <class Spec> Spec spec_arg(const Napi::CallbackInfo &info)
+	{
+		Spec s;
+		js::from_object(info.Env(), object_arg(info, 0, "spec"), s);
+		return s;
+	}
+
 	Napi::Value CreateMap(const Napi::CallbackInfo &info)
 	{
 		Napi::Env env = info.Env();
-		Napi::Object o = object_arg(info, 0, "spec");
-		map_spec s;
-		s.type = u32_field(env, o, "type");
-		s.key_size = u32_field(env, o, "keySize");
-		s.value_size = u32_field(env, o, "valueSize");
-		s.max_entries = u32_field(env, o, "maxEntries");
-		s.flags = u32_field(env, o, "flags", 0);
-		s.name = string_field(env, o, "name");
-		s.inner_map_id = u32_field(env, o, "innerMapId", NO_ID);
-		s.btf_id = u32_field(env, o, "btfId", NO_ID);
-		s.btf_key_type_id = u32_field(env, o, "btfKeyTypeId", 0);
-		s.btf_value_type_id = u32_field(env, o, "btfValueTypeId", 0);
-		s.btf_vmlinux_value_type_id =
-			u32_field(env, o, "btfVmlinuxValueTypeId", 0);
-		s.numa_node = u32_field(env, o, "numaNode", 0);
-		s.ifindex = u32_field(env, o, "ifindex", 0);
-		s.map_extra = u64_field(env, o, "mapExtra");
+		auto s = spec_arg<map_spec>(info);
 		return handle_value(env, unwrap(env, get(env).create_map(s, id_arg(info, 1))));
 	}
 
 	Napi::Value CreateProg(const Napi::CallbackInfo &info)
 	{
 		Napi::Env env = info.Env();
-		Napi::Object o = object_arg(info, 0, "spec");
-		prog_spec s;
-		s.type = u32_field(env, o, "type");
-		s.name = string_field(env, o, "name");
-		s.license = string_field(env, o, "license");
-		auto code = bytes_value(env, o.Get("insns"), "insns");
-		if (code.size() % sizeof(bpftime::vm::insn))
-			throw_error(env, EINVAL,
-				    "prog '" + s.name + "': load: " +
-					    std::to_string(code.size()) +
-					    " bytes of instructions, not a "
-					    "multiple of 8");
-		s.insns.resize(code.size() / sizeof(bpftime::vm::insn));
-		memcpy(s.insns.data(), code.data(), code.size());
-		s.expected_attach_type = u32_field(env, o, "expectedAttachType", 0);
-		s.attach_btf_id = u32_field(env, o, "attachBtfId", 0);
-		s.prog_flags = u32_field(env, o, "progFlags", 0);
-		s.kern_version = u32_field(env, o, "kernVersion", 0);
-		s.fd_array = u32_array_field(env, o, "fdArray");
+		auto s = spec_arg<prog_spec>(info);
 		return handle_value(env, unwrap(env, get(env).create_prog(s, id_arg(info, 1))));
 	}
 
 	Napi::Value CreateLink(const Napi::CallbackInfo &info)
 	{
 		Napi::Env env = info.Env();
-		Napi::Object o = object_arg(info, 0, "spec");
-		link_spec s;
-		s.prog_id = u32_field(env, o, "progId");
-		s.target_id = u32_field(env, o, "targetId", NO_ID);
-		s.attach_type = u32_field(env, o, "attachType", 0);
-		s.flags = u32_field(env, o, "flags", 0);
-		s.cookie = u64_field(env, o, "cookie");
+		auto s = spec_arg<link_spec>(info);
 		return handle_value(env, unwrap(env, get(env).create_link(s, id_arg(info, 1))));
 	}
 
 	Napi::Value CreatePerfEvent(const Napi::CallbackInfo &info)
 	{
 		Napi::Env env = info.Env();
-		Napi::Object o = object_arg(info, 0, "spec");
-		perf_event_spec s;
-		std::string type = string_field(env, o, "type");
-		auto t = parse_perf_event_type(type);
-		if (!t)
-			throw_error(env, EINVAL,
-				    "perf_event: create: unknown event type '" +
-					    type + "'");
-		s.type = *t;
-		s.path = string_field(env, o, "path");
-		s.offset = u64_field(env, o, "offset");
-		s.symbol = string_field(env, o, "symbol");
-		s.pid = i32_field(env, o, "pid", -1);
-		s.ref_ctr_offset = u64_field(env, o, "refCtrOffset");
-		s.syscall_id = i32_field(env, o, "syscallId", -1);
-		Napi::Value exit = o.Get("syscallExit");
-		s.syscall_exit = exit.IsBoolean() && exit.As<Napi::Boolean>().Value();
-		s.custom_name = string_field(env, o, "customName");
-		s.custom_config = u64_field(env, o, "customConfig");
+		auto s = spec_arg<perf_event_spec>(info);
 		return handle_value(env,
 				    unwrap(env, get(env).create_perf_event(s, id_arg(info, 1))));
 	}
@@ -812,6 +967,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 	exports.Set("backendFromEnv", Napi::Function::New(env, BackendFromEnv));
 	exports.Set("defaultCapacity", Napi::Number::New(env, DEFAULT_MAX_FD_COUNT));
 	exports.Set("jsonVersion", Napi::Number::New(env, JSON_FORMAT_VERSION));
+	exports.Set("fieldKeys", js::field_keys(env));
 	exports.Set("mapTypeNames", name_table(env, map_type_name, 64));
 	exports.Set("progTypeNames", name_table(env, prog_type_name, 64));
 	exports.Set("attachTypeNames", name_table(env, attach_type_name, 64));

@@ -1,8 +1,11 @@
 // json_io.cpp: registry::export_json and registry::import_json (json.hpp
-// describes the document).
-#include "json/json_value.hpp"
+// describes the document). The fields of each handler are read and written
+// from the field lists of fields.hpp; a codec (field_codec) decides how a
+// value looks in the document.
+#include "json/json_text.hpp"
 #include "registry/registry_impl.hpp"
 
+#include <bpftime/handlers/fields.hpp>
 #include <bpftime/handlers/json.hpp>
 
 #include <algorithm>
@@ -15,18 +18,6 @@ namespace bpftime::handlers {
 namespace {
 
 // --- writing -------------------------------------------------------------
-
-void put_hex(std::string &out, const void *data, size_t len)
-{
-	static const char digits[] = "0123456789abcdef";
-	const auto *p = static_cast<const uint8_t *>(data);
-	out += '"';
-	for (size_t i = 0; i < len; i++) {
-		out += digits[p[i] >> 4];
-		out += digits[p[i] & 15];
-	}
-	out += '"';
-}
 
 struct object_writer {
 	std::string &out;
@@ -49,39 +40,10 @@ struct object_writer {
 		key(k);
 		out += std::to_string(v);
 	}
-	void u64str(const char *k, uint64_t v)
-	{
-		key(k);
-		out += '"' + std::to_string(v) + '"';
-	}
 	void str(const char *k, std::string_view v)
 	{
 		key(k);
 		json::write_string(out, v);
-	}
-	void id_or_null(const char *k, uint32_t v)
-	{
-		key(k);
-		out += v == NO_ID ? "null" : std::to_string(v);
-	}
-	// A kernel enum: its name when it has one, else the number.
-	void named(const char *k, std::string_view name, uint32_t v)
-	{
-		key(k);
-		if (name.empty())
-			out += std::to_string(v);
-		else
-			json::write_string(out, name);
-	}
-	void boolean(const char *k, bool v)
-	{
-		key(k);
-		out += v ? "true" : "false";
-	}
-	void hex(const char *k, const void *p, size_t n)
-	{
-		key(k);
-		put_hex(out, p, n);
 	}
 	void close()
 	{
@@ -89,9 +51,124 @@ struct object_writer {
 	}
 };
 
+// One field, by codec.
+namespace put {
+
+void field(object_writer &w, field_codec::u32, const char *k, uint32_t v)
+{
+	w.num(k, v);
+}
+void field(object_writer &w, field_codec::i32, const char *k, int32_t v)
+{
+	w.num(k, v);
+}
+void field(object_writer &w, field_codec::id, const char *k, uint32_t v)
+{
+	w.key(k);
+	w.out += v == NO_ID ? "null" : std::to_string(v);
+}
+void field(object_writer &w, field_codec::u64, const char *k, uint64_t v)
+{
+	w.key(k);
+	w.out += '"' + std::to_string(v) + '"';
+}
+void field(object_writer &w, field_codec::flag, const char *k, bool v)
+{
+	w.key(k);
+	w.out += v ? "true" : "false";
+}
+void field(object_writer &w, field_codec::atomic_flag, const char *k, bool v)
+{
+	field(w, field_codec::flag{}, k, v);
+}
+void field(object_writer &w, field_codec::string, const char *k,
+	   const std::string &v)
+{
+	w.str(k, v);
+}
+void field(object_writer &w, field_codec::obj_name, const char *k,
+	   const std::string &v)
+{
+	w.str(k, v);
+}
+// A kernel enum: its name when it has one, else the number.
+void named(object_writer &w, const char *k, std::string_view name, uint32_t v)
+{
+	w.key(k);
+	if (name.empty())
+		w.out += std::to_string(v);
+	else
+		json::write_string(w.out, name);
+}
+void field(object_writer &w, field_codec::map_type, const char *k, uint32_t v)
+{
+	named(w, k, map_type_name(v), v);
+}
+void field(object_writer &w, field_codec::prog_type, const char *k, uint32_t v)
+{
+	named(w, k, prog_type_name(v), v);
+}
+void field(object_writer &w, field_codec::attach_type, const char *k,
+	   uint32_t v)
+{
+	named(w, k, attach_type_name(v), v);
+}
+void field(object_writer &w, field_codec::perf_type, const char *k,
+	   perf_event_type v)
+{
+	w.str(k, perf_event_type_name(v));
+}
+void field(object_writer &w, field_codec::bytes, const char *k,
+	   const std::vector<uint8_t> &v)
+{
+	w.key(k);
+	json::write_hex(w.out, v.data(), v.size());
+}
+void field(object_writer &w, field_codec::insns, const char *k,
+	   const std::vector<vm::insn> &v)
+{
+	w.key(k);
+	json::write_hex(w.out, v.data(), v.size() * sizeof(vm::insn));
+}
+void field(object_writer &w, field_codec::id_list, const char *k,
+	   const std::vector<uint32_t> &v)
+{
+	w.key(k);
+	w.out += '[';
+	for (size_t i = 0; i < v.size(); i++)
+		w.out += (i ? ", " : "") + std::to_string(v[i]);
+	w.out += ']';
+}
+
+// Derived fields (a prog's map ids) are not in the document.
+template <class Codec, class V>
+void by_role(field_role::derived, object_writer &, Codec, const char *,
+	     const V &)
+{
+}
+template <class Role, class Codec, class V>
+void by_role(Role, object_writer &w, Codec c, const char *k, const V &v)
+{
+	field(w, c, k, v);
+}
+
+#define BPFTIME_JSON_PUT(member, shared, json_key, js_key, codec, role)        \
+	by_role(field_role::role{}, w, field_codec::codec{}, json_key, s.member);
+#define BPFTIME_JSON_WRITER(kind, spec, handler, FIELDS)                       \
+	void fields(object_writer &w, const spec &s)                           \
+	{                                                                      \
+		FIELDS(BPFTIME_JSON_PUT)                                       \
+	}
+BPFTIME_HANDLER_KINDS(BPFTIME_JSON_WRITER)
+#undef BPFTIME_JSON_WRITER
+#undef BPFTIME_JSON_PUT
+
+} // namespace put
+
 // --- reading ---------------------------------------------------------------
 
-// Field accessors that name the handler and the field in their errors.
+// Field accessors that name the handler and the field in their errors. They
+// read the tree with checked accessors only: nothing here throws.
 struct fields {
 	const json::value &v;
 	std::string where; // "handler #3 (id 7)"
@@ -101,33 +178,62 @@ struct fields {
 		return fail(EINVAL, where + ": " + name + ": " + why);
 	}
 
-	result<const json::value *> need(const char *name,
-					 json::value::type t) const
+	const json::value *find(const char *name) const
 	{
-		const json::value *f = v.get(name);
+		auto it = v.find(name);
+		return it == v.end() ? nullptr : &*it;
+	}
+
+	result<const json::value *> need(const char *name,
+					 json::value::value_t t) const
+	{
+		const json::value *f = find(name);
 		if (!f)
 			return bad(name, "missing");
-		if (f->t != t)
+		if (f->type() != t)
 			return bad(name, "wrong type");
 		return f;
 	}
 
+	// An integer in [lo, hi]. A number with a fraction or an exponent
+	// (nlohmann's number_float) is not one, whatever its value: integers
+	// are read as uint64_t / int64_t, never through double.
+	template <class T>
+	result<T> integer_value(const char *name, const json::value &f, T lo,
+				T hi) const
+	{
+		bool ok = false;
+		T x{};
+		if (f.is_number_unsigned()) {
+			uint64_t u = f.get<uint64_t>();
+			ok = u <= uint64_t(hi) && (lo <= 0 || u >= uint64_t(lo));
+			x = T(u);
+		} else if (f.is_number_integer()) {
+			int64_t i = f.get<int64_t>();
+			ok = i >= int64_t(lo) && i <= int64_t(hi);
+			x = T(i);
+		}
+		if (!ok) {
+			std::string why = "'";
+			why += f.dump();
+			why += "' is not an integer in [";
+			why += std::to_string(lo);
+			why += ", ";
+			why += std::to_string(hi);
+			why += "]";
+			return bad(name, why);
+		}
+		return x;
+	}
+
 	template <class T> result<T> integer(const char *name, T lo, T hi) const
 	{
-		const json::value *f = v.get(name);
+		const json::value *f = find(name);
 		if (!f)
 			return bad(name, "missing");
-		if (f->t != json::value::type::number)
+		if (!f->is_number())
 			return bad(name, "expected a number");
-		T x{};
-		auto [end, ec] = std::from_chars(f->s.data(),
-						 f->s.data() + f->s.size(), x);
-		if (ec != std::errc() || end != f->s.data() + f->s.size() ||
-		    x < lo || x > hi)
-			return bad(name, "'" + f->s + "' is not an integer in [" +
-						 std::to_string(lo) + ", " +
-						 std::to_string(hi) + "]");
-		return x;
+		return integer_value<T>(name, *f, lo, hi);
 	}
 
 	result<uint32_t> u32(const char *name) const
@@ -135,41 +241,12 @@ struct fields {
 		return integer<uint32_t>(name, 0, UINT32_MAX);
 	}
 
-	result<uint32_t> id_or_null(const char *name) const
-	{
-		const json::value *f = v.get(name);
-		if (f && f->t == json::value::type::null)
-			return NO_ID;
-		return integer<uint32_t>(name, 0, NO_ID - 1);
-	}
-
-	result<uint64_t> u64str(const char *name) const
-	{
-		auto f = need(name, json::value::type::string);
-		if (!f)
-			return std::move(f).error();
-		const std::string &s = (*f)->s;
-		uint64_t x = 0;
-		auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), x);
-		if (s.empty() || ec != std::errc() || end != s.data() + s.size())
-			return bad(name, "'" + s + "' is not a decimal u64 string");
-		return x;
-	}
-
 	result<std::string> str(const char *name) const
 	{
-		auto f = need(name, json::value::type::string);
+		auto f = need(name, json::value::value_t::string);
 		if (!f)
 			return std::move(f).error();
-		return (*f)->s;
-	}
-
-	result<bool> boolean(const char *name) const
-	{
-		auto f = need(name, json::value::type::boolean);
-		if (!f)
-			return std::move(f).error();
-		return (*f)->b;
+		return (*f)->get_ref<const std::string &>();
 	}
 
 	// A kernel enum by name, or its number.
@@ -177,11 +254,12 @@ struct fields {
 			       std::optional<uint32_t> (*from)(std::string_view)
 				       noexcept) const
 	{
-		const json::value *f = v.get(name);
-		if (f && f->t == json::value::type::string) {
-			auto x = from(f->s);
+		const json::value *f = find(name);
+		if (f && f->is_string()) {
+			const auto &s = f->get_ref<const std::string &>();
+			auto x = from(s);
 			if (!x)
-				return bad(name, "unknown name '" + f->s + "'");
+				return bad(name, "unknown name '" + s + "'");
 			return *x;
 		}
 		return u32(name);
@@ -191,14 +269,14 @@ struct fields {
 					 const json::value *f = nullptr) const
 	{
 		if (!f) {
-			auto g = need(name, json::value::type::string);
+			auto g = need(name, json::value::value_t::string);
 			if (!g)
 				return std::move(g).error();
 			f = *g;
 		}
-		if (f->t != json::value::type::string)
+		if (!f->is_string())
 			return bad(name, "expected a hex string");
-		const std::string &s = f->s;
+		const auto &s = f->get_ref<const std::string &>();
 		if (s.size() % 2)
 			return bad(name, "odd number of hex digits");
 		std::vector<uint8_t> out(s.size() / 2);
@@ -219,15 +297,150 @@ struct fields {
 		}
 		return out;
 	}
+
+	// One field, by codec.
+	status get(field_codec::u32, const char *k, uint32_t &out) const
+	{
+		return assign(u32(k), out);
+	}
+	status get(field_codec::i32, const char *k, int32_t &out) const
+	{
+		return assign(integer<int32_t>(k, -1, INT32_MAX), out);
+	}
+	status get(field_codec::id, const char *k, uint32_t &out) const
+	{
+		const json::value *f = find(k);
+		if (f && f->is_null()) {
+			out = NO_ID;
+			return {};
+		}
+		return assign(integer<uint32_t>(k, 0, NO_ID - 1), out);
+	}
+	// A decimal string: JavaScript's JSON.parse would round a number
+	// past 2^53.
+	status get(field_codec::u64, const char *k, uint64_t &out) const
+	{
+		auto f = str(k);
+		if (!f)
+			return std::move(f).error();
+		const std::string &s = *f;
+		uint64_t x = 0;
+		auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), x);
+		if (s.empty() || ec != std::errc() || end != s.data() + s.size())
+			return bad(k, "'" + s + "' is not a decimal u64 string");
+		out = x;
+		return {};
+	}
+	status get(field_codec::flag, const char *k, bool &out) const
+	{
+		auto f = need(k, json::value::value_t::boolean);
+		if (!f)
+			return std::move(f).error();
+		out = (*f)->get<bool>();
+		return {};
+	}
+	status get(field_codec::atomic_flag, const char *k, bool &out) const
+	{
+		return get(field_codec::flag{}, k, out);
+	}
+	status get(field_codec::string, const char *k, std::string &out) const
+	{
+		return assign(str(k), out);
+	}
+	status get(field_codec::obj_name, const char *k, std::string &out) const
+	{
+		return assign(str(k), out);
+	}
+	status get(field_codec::map_type, const char *k, uint32_t &out) const
+	{
+		return assign(named(k, map_type_from_name), out);
+	}
+	status get(field_codec::prog_type, const char *k, uint32_t &out) const
+	{
+		return assign(named(k, prog_type_from_name), out);
+	}
+	status get(field_codec::attach_type, const char *k, uint32_t &out) const
+	{
+		return assign(named(k, attach_type_from_name), out);
+	}
+	status get(field_codec::perf_type, const char *k,
+		   perf_event_type &out) const
+	{
+		auto type = str(k);
+		if (!type)
+			return std::move(type).error();
+		auto t = parse_perf_event_type(*type);
+		if (!t)
+			return bad(k, "unknown event type '" + *type + "'");
+		out = *t;
+		return {};
+	}
+	status get(field_codec::bytes, const char *k,
+		   std::vector<uint8_t> &out) const
+	{
+		return assign(hex(k), out);
+	}
+	status get(field_codec::insns, const char *k,
+		   std::vector<vm::insn> &out) const
+	{
+		auto raw = hex(k);
+		if (!raw)
+			return std::move(raw).error();
+		if (raw->size() % sizeof(vm::insn))
+			return bad(k, "not a whole number of 8-byte "
+				      "instructions");
+		out.resize(raw->size() / sizeof(vm::insn));
+		memcpy(out.data(), raw->data(), raw->size());
+		return {};
+	}
+	status get(field_codec::id_list, const char *k,
+		   std::vector<uint32_t> &out) const
+	{
+		auto a = need(k, json::value::value_t::array);
+		if (!a)
+			return std::move(a).error();
+		for (const json::value &x : **a) {
+			if (!x.is_number_integer() ||
+			    !integer_value<uint32_t>(k, x, 0, UINT32_MAX))
+				return bad(k, "expected map ids");
+			out.push_back(uint32_t(x.get<uint64_t>()));
+		}
+		return {};
+	}
+
+	template <class T, class U>
+	static status assign(result<T> r, U &out)
+	{
+		if (!r)
+			return std::move(r).error();
+		out = std::move(*r);
+		return {};
+	}
+
+	template <class Codec, class V>
+	status by_role(field_role::derived, Codec, const char *, V &) const
+	{
+		return {};
+	}
+	template <class Role, class Codec, class V>
+	status by_role(Role, Codec c, const char *k, V &out) const
+	{
+		return get(c, k, out);
+	}
 };
 
-#define TRY_ASSIGN(lhs, expr)                                                  \
-	do {                                                                   \
-		auto r_ = (expr);                                              \
-		if (!r_)                                                       \
-			return std::move(r_).error();                          \
-		lhs = std::move(*r_);                                          \
-	} while (0)
+#define BPFTIME_JSON_GET(member, shared, json_key, js_key, codec, role)        \
+	BPFTIME_TRY(f.by_role(field_role::role{}, field_codec::codec{},         \
+			      json_key, s.member));
+#define BPFTIME_JSON_READER(kind, spec, handler, FIELDS)                       \
+	status read_fields(const fields &f, spec &s)                           \
+	{                                                                      \
+		FIELDS(BPFTIME_JSON_GET)                                       \
+		return {};                                                     \
+	}
+BPFTIME_HANDLER_KINDS(BPFTIME_JSON_READER)
+#undef BPFTIME_JSON_READER
+#undef BPFTIME_JSON_GET
 
 struct planned {
 	uint32_t id;
@@ -237,132 +450,81 @@ struct planned {
 	std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>> entries;
 };
 
+// A map's "entries": [[key hex, value hex], ...], sized as the map says.
+status read_entries(const fields &f, const map_spec &s, planned &p)
+{
+	auto entries = f.need("entries", json::value::value_t::array);
+	if (!entries)
+		return std::move(entries).error();
+	for (size_t i = 0; i < (*entries)->size(); i++) {
+		const json::value &e = (**entries)[i];
+		std::string name = "entries[" + std::to_string(i) + "]";
+		if (!e.is_array() || e.size() != 2)
+			return f.bad(name.c_str(), "expected [key hex, value hex]");
+		auto k = f.hex(name.c_str(), &e[0]);
+		if (!k)
+			return std::move(k).error();
+		auto v = f.hex(name.c_str(), &e[1]);
+		if (!v)
+			return std::move(v).error();
+		if (k->size() != s.key_size || v->size() != s.value_size)
+			return f.bad(name.c_str(),
+				     "key of " + std::to_string(k->size()) +
+					     " and value of " +
+					     std::to_string(v->size()) +
+					     " bytes; the map has " +
+					     std::to_string(s.key_size) + " and " +
+					     std::to_string(s.value_size));
+		p.entries.emplace_back(std::move(*k), std::move(*v));
+	}
+	return {};
+}
+
+template <class Spec> status read_spec(const fields &f, planned &p)
+{
+	Spec s;
+	BPFTIME_TRY(read_fields(f, s));
+	if constexpr (std::is_same_v<Spec, map_spec>) {
+		BPFTIME_TRY(read_entries(f, s, p));
+		BPFTIME_TRY(check_obj_name("map", s.name));
+	}
+	p.spec = std::move(s);
+	return {};
+}
+
 result<planned> read_handler(const json::value &h, size_t index,
 			     uint32_t capacity)
 {
 	fields f{ h, "handler #" + std::to_string(index) };
-	if (h.t != json::value::type::object)
+	if (!h.is_object())
 		return fail(EINVAL, f.where + ": expected an object");
 	planned p{};
-	TRY_ASSIGN(p.id, f.u32("id"));
+	{
+		auto id = f.u32("id");
+		if (!id)
+			return std::move(id).error();
+		p.id = *id;
+	}
 	f.where += " (id " + std::to_string(p.id) + ")";
 	if (p.id >= capacity)
 		return fail(EINVAL, f.where + ": id is outside the table "
 					      "(capacity " +
 					    std::to_string(capacity) + ")");
-	std::string kind;
-	TRY_ASSIGN(kind, f.str("kind"));
-	if (kind == "map") {
-		p.kind = handler_kind::map;
-		map_spec s;
-		TRY_ASSIGN(s.name, f.str("name"));
-		TRY_ASSIGN(s.type, f.named("type", map_type_from_name));
-		TRY_ASSIGN(s.key_size, f.u32("key_size"));
-		TRY_ASSIGN(s.value_size, f.u32("value_size"));
-		TRY_ASSIGN(s.max_entries, f.u32("max_entries"));
-		TRY_ASSIGN(s.flags, f.u32("map_flags"));
-		TRY_ASSIGN(s.inner_map_id, f.id_or_null("inner_map_id"));
-		TRY_ASSIGN(s.btf_id, f.id_or_null("btf_id"));
-		TRY_ASSIGN(s.btf_key_type_id, f.u32("btf_key_type_id"));
-		TRY_ASSIGN(s.btf_value_type_id, f.u32("btf_value_type_id"));
-		TRY_ASSIGN(s.btf_vmlinux_value_type_id,
-			   f.u32("btf_vmlinux_value_type_id"));
-		TRY_ASSIGN(s.numa_node, f.u32("numa_node"));
-		TRY_ASSIGN(s.ifindex, f.u32("map_ifindex"));
-		TRY_ASSIGN(s.map_extra, f.u64str("map_extra"));
-		TRY_ASSIGN(s.frozen, f.boolean("frozen"));
-		const json::value *entries;
-		TRY_ASSIGN(entries, f.need("entries", json::value::type::array));
-		for (size_t i = 0; i < entries->a.size(); i++) {
-			const json::value &e = entries->a[i];
-			std::string name = "entries[" + std::to_string(i) + "]";
-			if (e.t != json::value::type::array || e.a.size() != 2)
-				return f.bad(name.c_str(),
-					     "expected [key hex, value hex]");
-			std::vector<uint8_t> k, v;
-			TRY_ASSIGN(k, f.hex(name.c_str(), &e.a[0]));
-			TRY_ASSIGN(v, f.hex(name.c_str(), &e.a[1]));
-			if (k.size() != s.key_size || v.size() != s.value_size)
-				return f.bad(name.c_str(),
-					     "key of " + std::to_string(k.size()) +
-						     " and value of " +
-						     std::to_string(v.size()) +
-						     " bytes; the map has " +
-						     std::to_string(s.key_size) +
-						     " and " +
-						     std::to_string(s.value_size));
-			p.entries.emplace_back(std::move(k), std::move(v));
-		}
-		BPFTIME_TRY(check_obj_name("map", s.name));
-		p.spec = std::move(s);
-	} else if (kind == "prog") {
-		p.kind = handler_kind::prog;
-		prog_spec s;
-		TRY_ASSIGN(s.name, f.str("name"));
-		TRY_ASSIGN(s.type, f.named("type", prog_type_from_name));
-		TRY_ASSIGN(s.expected_attach_type,
-			   f.named("expected_attach_type", attach_type_from_name));
-		TRY_ASSIGN(s.attach_btf_id, f.u32("attach_btf_id"));
-		TRY_ASSIGN(s.prog_flags, f.u32("prog_flags"));
-		TRY_ASSIGN(s.kern_version, f.u32("kern_version"));
-		TRY_ASSIGN(s.license, f.str("license"));
-		std::vector<uint8_t> raw;
-		TRY_ASSIGN(raw, f.hex("insns"));
-		if (raw.size() % sizeof(vm::insn))
-			return f.bad("insns", "not a whole number of 8-byte "
-					      "instructions");
-		s.insns.resize(raw.size() / sizeof(vm::insn));
-		memcpy(s.insns.data(), raw.data(), raw.size());
-		const json::value *fa;
-		TRY_ASSIGN(fa, f.need("fd_array", json::value::type::array));
-		for (const json::value &x : fa->a) {
-			uint32_t id = 0;
-			auto [end, ec] = std::from_chars(
-				x.s.data(), x.s.data() + x.s.size(), id);
-			if (x.t != json::value::type::number ||
-			    ec != std::errc() || end != x.s.data() + x.s.size())
-				return f.bad("fd_array", "expected map ids");
-			s.fd_array.push_back(id);
-		}
-		p.spec = std::move(s);
-	} else if (kind == "link") {
-		p.kind = handler_kind::link;
-		link_spec s;
-		TRY_ASSIGN(s.prog_id, f.u32("prog_id"));
-		TRY_ASSIGN(s.target_id, f.id_or_null("target_id"));
-		TRY_ASSIGN(s.attach_type,
-			   f.named("attach_type", attach_type_from_name));
-		TRY_ASSIGN(s.flags, f.u32("flags"));
-		TRY_ASSIGN(s.cookie, f.u64str("cookie"));
-		p.spec = std::move(s);
-	} else if (kind == "perf_event") {
-		p.kind = handler_kind::perf_event;
-		perf_event_spec s;
-		std::string type;
-		TRY_ASSIGN(type, f.str("type"));
-		auto t = parse_perf_event_type(type);
-		if (!t)
-			return f.bad("type", "unknown event type '" + type + "'");
-		s.type = *t;
-		TRY_ASSIGN(s.path, f.str("path"));
-		TRY_ASSIGN(s.offset, f.u64str("offset"));
-		TRY_ASSIGN(s.symbol, f.str("symbol"));
-		TRY_ASSIGN(s.pid, f.integer<int32_t>("pid", -1, INT32_MAX));
-		TRY_ASSIGN(s.ref_ctr_offset, f.u64str("ref_ctr_offset"));
-		TRY_ASSIGN(s.syscall_id,
-			   f.integer<int32_t>("syscall_id", -1, INT32_MAX));
-		TRY_ASSIGN(s.syscall_exit, f.boolean("syscall_exit"));
-		TRY_ASSIGN(s.custom_name, f.str("custom_name"));
-		TRY_ASSIGN(s.custom_config, f.u64str("custom_config"));
-		p.spec = std::move(s);
-	} else if (kind == "btf") {
-		p.kind = handler_kind::btf;
-		btf_spec s;
-		TRY_ASSIGN(s.data, f.hex("data"));
-		p.spec = std::move(s);
-	} else {
-		return fail(EINVAL, f.where + ": kind: unknown kind '" + kind + "'");
+	auto kind = f.str("kind");
+	if (!kind)
+		return std::move(kind).error();
+	bool known = false;
+#define BPFTIME_JSON_KIND(K, S, H, FIELDS)                                     \
+	if (!known && *kind == #K) {                                           \
+		known = true;                                                  \
+		p.kind = handler_kind::K;                                      \
+		BPFTIME_TRY(read_spec<S>(f, p));                               \
 	}
+	BPFTIME_HANDLER_KINDS(BPFTIME_JSON_KIND)
+#undef BPFTIME_JSON_KIND
+	if (!known)
+		return fail(EINVAL,
+			    f.where + ": kind: unknown kind '" + *kind + "'");
 	return p;
 }
 
@@ -410,23 +572,8 @@ result<std::string> registry::export_json()
 		object_writer w(out);
 		w.num("id", id);
 		w.str("kind", kind_name(info->kind));
+		std::visit([&](const auto &s) { put::fields(w, s); }, info->spec);
 		if (auto *s = std::get_if<map_spec>(&info->spec)) {
-			w.str("name", s->name);
-			w.named("type", map_type_name(s->type), s->type);
-			w.num("key_size", s->key_size);
-			w.num("value_size", s->value_size);
-			w.num("max_entries", s->max_entries);
-			w.num("map_flags", s->flags);
-			w.id_or_null("inner_map_id", s->inner_map_id);
-			w.id_or_null("btf_id", s->btf_id);
-			w.num("btf_key_type_id", s->btf_key_type_id);
-			w.num("btf_value_type_id", s->btf_value_type_id);
-			w.num("btf_vmlinux_value_type_id",
-			      s->btf_vmlinux_value_type_id);
-			w.num("numa_node", s->numa_node);
-			w.num("map_ifindex", s->ifindex);
-			w.u64str("map_extra", s->map_extra);
-			w.boolean("frozen", s->frozen);
 			auto obj = impl_->object_at(id, handler_kind::map, "map");
 			const map_handler &mh = std::get<map_handler>((*obj)->value);
 			const map_ops *ops = find_map_ops(s->type);
@@ -464,49 +611,12 @@ result<std::string> registry::export_json()
 								 errno_name(-rc));
 				out += first_entry ? "[" : ", [";
 				first_entry = false;
-				put_hex(out, key.data(), key.size());
+				json::write_hex(out, key.data(), key.size());
 				out += ", ";
-				put_hex(out, value.data(), value.size());
+				json::write_hex(out, value.data(), value.size());
 				out += ']';
 			}
 			out += ']';
-		} else if (auto *s = std::get_if<prog_spec>(&info->spec)) {
-			w.str("name", s->name);
-			w.named("type", prog_type_name(s->type), s->type);
-			w.named("expected_attach_type",
-				attach_type_name(s->expected_attach_type),
-				s->expected_attach_type);
-			w.num("attach_btf_id", s->attach_btf_id);
-			w.num("prog_flags", s->prog_flags);
-			w.num("kern_version", s->kern_version);
-			w.str("license", s->license);
-			w.hex("insns", s->insns.data(),
-			      s->insns.size() * sizeof(vm::insn));
-			w.key("fd_array");
-			out += '[';
-			for (size_t i = 0; i < s->fd_array.size(); i++)
-				out += (i ? ", " : "") + std::to_string(s->fd_array[i]);
-			out += ']';
-		} else if (auto *s = std::get_if<link_spec>(&info->spec)) {
-			w.num("prog_id", s->prog_id);
-			w.id_or_null("target_id", s->target_id);
-			w.named("attach_type", attach_type_name(s->attach_type),
-				s->attach_type);
-			w.num("flags", s->flags);
-			w.u64str("cookie", s->cookie);
-		} else if (auto *s = std::get_if<perf_event_spec>(&info->spec)) {
-			w.str("type", perf_event_type_name(s->type));
-			w.str("path", s->path);
-			w.u64str("offset", s->offset);
-			w.str("symbol", s->symbol);
-			w.num("pid", s->pid);
-			w.u64str("ref_ctr_offset", s->ref_ctr_offset);
-			w.num("syscall_id", s->syscall_id);
-			w.boolean("syscall_exit", s->syscall_exit);
-			w.str("custom_name", s->custom_name);
-			w.u64str("custom_config", s->custom_config);
-		} else if (auto *s = std::get_if<btf_spec>(&info->spec)) {
-			w.hex("data", s->data.data(), s->data.size());
 		}
 		w.close();
 	}
@@ -518,16 +628,17 @@ status registry::import_json(std::string_view text)
 {
 	auto doc = json::parse(text);
 	if (!doc)
-		return fail(EINVAL, "import: malformed JSON: " + doc.error().message);
-	if (doc->t != json::value::type::object)
+		return fail(doc.error().code,
+			    "import: malformed JSON: " + doc.error().message);
+	if (!doc->is_object())
 		return fail(EINVAL, "import: the document is not a JSON object");
-	const json::value *format = doc->get("format");
-	if (!format || format->t != json::value::type::string ||
-	    format->s != JSON_FORMAT_NAME)
+	fields top{ *doc, "import" };
+	const json::value *format = top.find("format");
+	if (!format || !format->is_string() ||
+	    format->get_ref<const std::string &>() != JSON_FORMAT_NAME)
 		return fail(EINVAL, std::string("import: not a bpftime registry "
 						"document (\"format\" is not \"") +
 					    JSON_FORMAT_NAME + "\")");
-	fields top{ *doc, "import" };
 	uint32_t version;
 	{
 		auto v = top.u32("version");
@@ -540,16 +651,16 @@ status registry::import_json(std::string_view text)
 			    "import: document version " + std::to_string(version) +
 				    ", this bpftime reads version " +
 				    std::to_string(JSON_FORMAT_VERSION));
-	const json::value *handlers = doc->get("handlers");
-	if (!handlers || handlers->t != json::value::type::array)
+	const json::value *handlers = top.find("handlers");
+	if (!handlers || !handlers->is_array())
 		return fail(EINVAL, "import: \"handlers\" is missing or not an "
 				    "array");
 
 	// Everything is read and checked before anything is created.
 	std::vector<planned> plan;
 	std::set<uint32_t> ids;
-	for (size_t i = 0; i < handlers->a.size(); i++) {
-		auto p = read_handler(handlers->a[i], i, capacity());
+	for (size_t i = 0; i < handlers->size(); i++) {
+		auto p = read_handler((*handlers)[i], i, capacity());
 		if (!p)
 			return fail(p.error().code, "import: " + p.error().message);
 		if (!ids.insert(p->id).second)
@@ -597,23 +708,21 @@ status registry::import_json(std::string_view text)
 			    kind_of(m->inner_map_id) != handler_kind::map &&
 			    ids.count(m->inner_map_id))
 				continue; // its inner map comes later
-			result<handle> h = fail(EINVAL, "");
-			std::visit(
-				[&](const auto &s) {
-					using T = std::decay_t<decltype(s)>;
-					if constexpr (std::is_same_v<T, map_spec>)
-						h = impl_->create_map_locked(s, p.id);
-					else if constexpr (std::is_same_v<T, prog_spec>)
-						h = impl_->create_prog_locked(s, p.id);
-					else if constexpr (std::is_same_v<T, link_spec>)
-						h = impl_->create_link_locked(s, p.id);
-					else if constexpr (std::is_same_v<T,
-									 perf_event_spec>)
-						h = impl_->create_perf_event_locked(
+			result<handle> h = std::visit(
+				[&](const auto &s) -> result<handle> {
+					using S = std::decay_t<decltype(s)>;
+					if constexpr (std::is_same_v<S, map_spec>)
+						return impl_->create_object<map_handler>(s, p.id);
+					else if constexpr (std::is_same_v<S, prog_spec>)
+						return impl_->create_object<prog_handler>(s, p.id);
+					else if constexpr (std::is_same_v<S, link_spec>)
+						return impl_->create_object<link_handler>(s, p.id);
+					else if constexpr (std::is_same_v<S, perf_event_spec>)
+						return impl_->create_object<perf_event_handler>(
 							s, p.id);
 					else
-						h = impl_->create_btf_locked(s.data,
-									     p.id);
+						return impl_->create_object<btf_handler>(
+							btf_data{ s.data }, p.id);
 				},
 				p.spec);
 			if (!h)

@@ -9,6 +9,7 @@
 // holder of the mutex is told (lock_state::recovered) and frees what the
 // pending record names (recover()).
 #include "prog/prog_check.hpp"
+#include "registry/records.hpp"
 #include "registry/registry_impl.hpp"
 
 #include <bpftime/handlers/map_ops.hpp>
@@ -77,21 +78,20 @@ status check_obj_name(std::string_view what, std::string_view name)
 namespace {
 
 template <class T> struct kind_of_type;
-template <> struct kind_of_type<map_handler> {
-	static constexpr handler_kind value = handler_kind::map;
-};
-template <> struct kind_of_type<prog_handler> {
-	static constexpr handler_kind value = handler_kind::prog;
-};
-template <> struct kind_of_type<link_handler> {
-	static constexpr handler_kind value = handler_kind::link;
-};
-template <> struct kind_of_type<perf_event_handler> {
-	static constexpr handler_kind value = handler_kind::perf_event;
-};
-template <> struct kind_of_type<btf_handler> {
-	static constexpr handler_kind value = handler_kind::btf;
-};
+#define BPFTIME_KIND_OF_TYPE(kind, spec, handler, FIELDS)                      \
+	template <> struct kind_of_type<handler> {                             \
+		static constexpr handler_kind value = handler_kind::kind;      \
+	};
+BPFTIME_HANDLER_KINDS(BPFTIME_KIND_OF_TYPE)
+#undef BPFTIME_KIND_OF_TYPE
+
+template <class T> struct spec_of;
+#define BPFTIME_SPEC_OF(kind, spec, handler, FIELDS)                           \
+	template <> struct spec_of<handler> {                                  \
+		using type = spec;                                             \
+	};
+BPFTIME_HANDLER_KINDS(BPFTIME_SPEC_OF)
+#undef BPFTIME_SPEC_OF
 
 std::string id_text(uint32_t id)
 {
@@ -103,16 +103,21 @@ std::string name_of(const char (&n)[16])
 	return std::string(n, strnlen(n, sizeof(n)));
 }
 
-// Builds a handler_object in the segment; nullptr when the segment is full.
-template <class T, class... A>
-handler_object *make_object(shm::segment_manager *mgr, A &&...args) noexcept
+// Builds an empty handler_object of type T in the segment (its containers
+// on the segment's allocator, everything else zero); nullptr when the
+// segment is full.
+template <class T>
+handler_object *make_object(shm::segment_manager *mgr) noexcept
 {
 	try {
-		return mgr->construct<handler_object>(bip::anonymous_instance,
-						      std::nothrow)(
-			handler_object{ handler_variant(
-				std::in_place_type<T>,
-				std::forward<A>(args)...) });
+		auto make = mgr->construct<handler_object>(bip::anonymous_instance,
+							   std::nothrow);
+		if constexpr (std::is_constructible_v<T, const shm::allocator<char> &>)
+			return make(handler_object{ handler_variant(
+				std::in_place_type<T>, shm::allocator<char>(mgr)) });
+		else
+			return make(handler_object{
+				handler_variant(std::in_place_type<T>, T{}) });
 	} catch (const std::exception &) {
 		return nullptr;
 	}
@@ -242,359 +247,472 @@ result<handle> registry::impl::publish(uint32_t id, handler_kind k,
 	return handle{ id, gen };
 }
 
-result<handle> registry::impl::create_map_locked(const map_spec &s, uint32_t id)
-{
-	std::string what = "map '" + s.name + "': create";
-	BPFTIME_TRY(check_obj_name("map", s.name));
-	if ((s.flags & BPF_F_RDONLY) && (s.flags & BPF_F_WRONLY))
-		return fail(EINVAL, what + ": BPF_F_RDONLY and BPF_F_WRONLY "
-					   "exclude each other");
-	if ((s.flags & BPF_F_RDONLY_PROG) && (s.flags & BPF_F_WRONLY_PROG))
-		return fail(EINVAL, what + ": BPF_F_RDONLY_PROG and "
-					   "BPF_F_WRONLY_PROG exclude each other");
-	uint32_t inner_type = 0;
-	if (s.inner_map_id != NO_ID) {
-		if (s.type != BPF_MAP_TYPE_ARRAY_OF_MAPS &&
-		    s.type != BPF_MAP_TYPE_HASH_OF_MAPS)
-			return fail(EINVAL, what + ": inner map given for " +
+// --- the create transaction ----------------------------------------------------
+//
+// Every kind is created the same way, under the registry mutex:
+//
+//   1. the kind's check: its validation and the lookups it needs (no
+//      allocation in the segment, nothing recorded)
+//   2. pick_id: the wanted id (EBADF outside the table, EEXIST in use) or
+//      the lowest free one (EMFILE)
+//   3. the pending record names the id (stage 0), then the handler object
+//      built in the segment (stage 1): a creator killed from here on is undone
+//      by recover()
+//   4. copy_in of the spec's fields (records.hpp) and the kind's fill; a
+//      segment container that cannot grow is ENOMEM, with the kind's message
+//   5. the kind's build: for a map, its state through map_ops::create, the
+//      state recorded (stage 2)
+//   6. publish: the slot's object, then its word (release), the counters,
+//      the pending record cleared
+//
+// A failure in 4 or 5 frees the handler object and clears the record, so a
+// failed create leaves the slots, the counters and the segment's free memory
+// as they were. The per-kind steps below hold all that differs.
+
+namespace {
+
+// What a kind's check found, for its fill and build steps.
+struct no_prep {};
+
+struct map_steps {
+	struct prep {
+		const map_ops *ops = nullptr;
+		uint32_t inner_type = 0;
+	};
+	static std::string what(const map_spec &s)
+	{
+		return "map '" + s.name + "': create";
+	}
+	static uint32_t pending_map_type(const map_spec &s)
+	{
+		return s.type;
+	}
+	static result<prep> check(registry::impl &r, const map_spec &s,
+				  const std::string &what)
+	{
+		BPFTIME_TRY(check_obj_name("map", s.name));
+		if ((s.flags & BPF_F_RDONLY) && (s.flags & BPF_F_WRONLY))
+			return fail(EINVAL, what + ": BPF_F_RDONLY and "
+						   "BPF_F_WRONLY exclude each "
+						   "other");
+		if ((s.flags & BPF_F_RDONLY_PROG) &&
+		    (s.flags & BPF_F_WRONLY_PROG))
+			return fail(EINVAL, what + ": BPF_F_RDONLY_PROG and "
+						   "BPF_F_WRONLY_PROG exclude "
+						   "each other");
+		prep p;
+		if (s.inner_map_id != NO_ID) {
+			if (s.type != BPF_MAP_TYPE_ARRAY_OF_MAPS &&
+			    s.type != BPF_MAP_TYPE_HASH_OF_MAPS)
+				return fail(EINVAL,
+					    what + ": inner map given for " +
 						    describe_map_type(s.type) +
 						    ", which holds no maps");
-		auto inner = object_at(s.inner_map_id, handler_kind::map,
-				       (what + ": inner map").c_str());
-		if (!inner)
-			return std::move(inner).error();
-		inner_type = std::get<map_handler>((*inner)->value).attr.map_type;
+			auto inner = r.object_at(s.inner_map_id,
+						 handler_kind::map,
+						 (what + ": inner map").c_str());
+			if (!inner)
+				return std::move(inner).error();
+			p.inner_type = std::get<map_handler>((*inner)->value)
+					       .attr.map_type;
+		}
+		if (s.btf_id != NO_ID) {
+			auto btf = r.object_at(s.btf_id, handler_kind::btf,
+					       (what + ": BTF").c_str());
+			if (!btf)
+				return std::move(btf).error();
+		} else if (s.btf_key_type_id || s.btf_value_type_id ||
+			   s.btf_vmlinux_value_type_id) {
+			return fail(EINVAL, what + ": BTF type ids given without "
+						   "a BTF object");
+		}
+		p.ops = find_map_ops(s.type);
+		if (!p.ops)
+			return fail(EINVAL, what + ": " + missing_ops_reason(s.type));
+		return p;
 	}
-	if (s.btf_id != NO_ID) {
-		auto btf = object_at(s.btf_id, handler_kind::btf,
-				     (what + ": BTF").c_str());
-		if (!btf)
-			return std::move(btf).error();
-	} else if (s.btf_key_type_id || s.btf_value_type_id ||
-		   s.btf_vmlinux_value_type_id) {
-		return fail(EINVAL, what + ": BTF type ids given without a BTF "
-					   "object");
+	static void fill(map_handler &, const map_spec &, const prep &)
+	{
 	}
-	const map_ops *ops = find_map_ops(s.type);
-	if (!ops)
-		return fail(EINVAL, what + ": " + missing_ops_reason(s.type));
-
-	auto picked = pick_id(id, what.c_str());
-	if (!picked)
-		return std::move(picked).error();
-	id = *picked;
-
-	map_handler mh{};
-	mh.attr.map_type = s.type;
-	mh.attr.key_size = s.key_size;
-	mh.attr.value_size = s.value_size;
-	mh.attr.max_entries = s.max_entries;
-	mh.attr.map_flags = s.flags;
-	mh.attr.inner_map_id = s.inner_map_id;
-	mh.attr.btf_id = s.btf_id;
-	mh.attr.btf_key_type_id = s.btf_key_type_id;
-	mh.attr.btf_value_type_id = s.btf_value_type_id;
-	mh.attr.btf_vmlinux_value_type_id = s.btf_vmlinux_value_type_id;
-	mh.attr.numa_node = s.numa_node;
-	mh.attr.map_ifindex = s.ifindex;
-	mh.attr.map_extra = s.map_extra;
-	memcpy(mh.attr.name, s.name.data(), s.name.size());
-
-	shared->pending = pending_record{ uint32_t(pending_op::create), id, 0,
-					  s.type, 0, 0 };
-	handler_object *obj = make_object<map_handler>(mgr, mh);
-	if (!obj) {
-		shared->pending = pending_record{};
-		return fail(ENOMEM, what + ": the segment is full");
+	static std::string no_room(const map_spec &, const std::string &what)
+	{
+		return what + ": the segment is full";
 	}
-	shared->pending.object = offset_of(obj);
-	shared->pending.stage = 1;
-
-	map_create_args args{};
-	args.size = sizeof(args);
-	args.map_type = s.type;
-	args.key_size = s.key_size;
-	args.value_size = s.value_size;
-	args.max_entries = s.max_entries;
-	args.map_flags = s.flags;
-	args.inner_map_type = inner_type;
-	args.map_extra = s.map_extra;
-	args.name = mh.attr.name;
-	args.segment_manager = mgr;
-	void *state = nullptr;
-	char err[256] = {};
-	int rc = ops->create(&args, &state, err, sizeof(err));
-	if (rc != 0 || !state) {
-		destroy_object(mgr, obj);
-		shared->pending = pending_record{};
-		int e = rc < 0 ? -rc : EINVAL;
-		return fail(e, what + ": " + errno_name(e) +
-				       (err[0] ? std::string(": ") + err : ""));
+	// The map's state, through its type's map_ops::create. On failure the
+	// transaction frees the handler; the state is the implementation's to
+	// free when its create fails.
+	static status build(registry::impl &r, map_handler &mh,
+			    const map_spec &s, const prep &p,
+			    const std::string &what)
+	{
+		map_create_args args{};
+		args.size = sizeof(args);
+		args.map_type = s.type;
+		args.key_size = s.key_size;
+		args.value_size = s.value_size;
+		args.max_entries = s.max_entries;
+		args.map_flags = s.flags;
+		args.inner_map_type = p.inner_type;
+		args.map_extra = s.map_extra;
+		args.name = mh.attr.name;
+		args.segment_manager = r.mgr;
+		void *state = nullptr;
+		char err[256] = {};
+		int rc = p.ops->create(&args, &state, err, sizeof(err));
+		if (rc != 0 || !state) {
+			int e = rc < 0 ? -rc : EINVAL;
+			return fail(e, what + ": " + errno_name(e) +
+					       (err[0] ? std::string(": ") + err
+						       : ""));
+		}
+		mh.state_offset = r.offset_of(state);
+		r.shared->pending.state = r.offset_of(state);
+		r.shared->pending.stage = 2;
+		return {};
 	}
-	std::get<map_handler>(obj->value).state_offset = offset_of(state);
-	shared->pending.state = offset_of(state);
-	shared->pending.stage = 2;
-	return publish(id, handler_kind::map, obj);
-}
+};
 
-result<handle> registry::impl::create_prog_locked(const prog_spec &s,
-						  uint32_t id)
-{
-	std::string what = "prog '" + s.name + "': load";
-	BPFTIME_TRY(check_obj_name("prog", s.name));
-	if (prog_type_name(s.type).empty())
-		return fail(EINVAL, what + ": unknown program type " +
-					    std::to_string(s.type));
-	if (s.insns.empty())
-		return fail(EINVAL, what + ": no instructions");
-	if (s.insns.size() > vm::BPF_MAX_INSNS)
-		return fail(E2BIG, what + ": " + std::to_string(s.insns.size()) +
-					   " instructions, more than " +
-					   std::to_string(vm::BPF_MAX_INSNS));
-	if (s.license.size() > 127)
-		return fail(EINVAL, what + ": license is longer than 127 bytes");
-
+struct prog_steps {
+	// Every map the instructions use, sorted: the handler's map_ids.
+	using prep = std::vector<uint32_t>;
+	static std::string what(const prog_spec &s)
+	{
+		return "prog '" + s.name + "': load";
+	}
+	static uint32_t pending_map_type(const prog_spec &)
+	{
+		return 0;
+	}
+	static result<prep> check(registry::impl &r, const prog_spec &s,
+				  const std::string &what)
+	{
+		BPFTIME_TRY(check_obj_name("prog", s.name));
+		if (prog_type_name(s.type).empty())
+			return fail(EINVAL, what + ": unknown program type " +
+						    std::to_string(s.type));
+		if (s.insns.empty())
+			return fail(EINVAL, what + ": no instructions");
+		if (s.insns.size() > vm::BPF_MAX_INSNS)
+			return fail(E2BIG,
+				    what + ": " + std::to_string(s.insns.size()) +
+					    " instructions, more than " +
+					    std::to_string(vm::BPF_MAX_INSNS));
+		if (s.license.size() > 127)
+			return fail(EINVAL, what + ": license is longer than "
+						   "127 bytes");
+		auto used = used_maps(r, s, what);
+		if (!used)
+			return used;
+		// A map helper given something else as its map or key would
+		// fault in whichever process runs the program.
+		BPFTIME_TRY(check_helper_args(
+			s.insns, what,
+			[&r](uint32_t map_id)
+				-> std::optional<std::pair<uint32_t, uint32_t>> {
+				auto m = r.object_at(map_id, handler_kind::map,
+						     "map");
+				if (!m)
+					return std::nullopt;
+				const map_attr &a =
+					std::get<map_handler>((*m)->value).attr;
+				return std::make_pair(a.key_size, a.value_size);
+			}));
+		return used;
+	}
 	// The maps the instructions name must exist now (the kernel's
 	// resolve_pseudo_ldimm64); programs keep them from being released.
-	std::vector<uint32_t> used;
-	for (size_t pc = 0; pc < s.insns.size(); pc++) {
-		const vm::insn &i = s.insns[pc];
-		if (i.code != LDDW)
-			continue;
-		if (pc + 1 >= s.insns.size())
-			return fail(EINVAL, what + ": insn " + std::to_string(pc) +
-						    ": lddw without its second "
-						    "half");
-		uint32_t map_id = NO_ID;
-		std::string where = what + ": insn " + std::to_string(pc);
-		switch (i.src_reg) {
-		case vm::BPF_PSEUDO_MAP_FD:
-		case vm::BPF_PSEUDO_MAP_VALUE:
-			map_id = uint32_t(i.imm);
-			break;
-		case vm::BPF_PSEUDO_MAP_IDX:
-		case vm::BPF_PSEUDO_MAP_IDX_VALUE:
-			if (i.imm < 0 || size_t(i.imm) >= s.fd_array.size())
-				return fail(EINVAL,
-					    where + ": map index " +
-						    std::to_string(i.imm) +
-						    " is outside fd_array (" +
-						    std::to_string(s.fd_array.size()) +
-						    " entries)");
-			map_id = s.fd_array[size_t(i.imm)];
-			break;
-		default:
-			break;
-		}
-		pc++;
-		if (map_id == NO_ID)
-			continue;
-		auto m = object_at(map_id, handler_kind::map, where.c_str());
-		if (!m)
-			return std::move(m).error();
-		used.push_back(map_id);
-	}
-	std::sort(used.begin(), used.end());
-	used.erase(std::unique(used.begin(), used.end()), used.end());
-	// A map helper given something else as its map or key would fault in
-	// whichever process runs the program.
-	BPFTIME_TRY(check_helper_args(
-		s.insns, what,
-		[this](uint32_t map_id) -> std::optional<std::pair<uint32_t, uint32_t>> {
-			auto m = object_at(map_id, handler_kind::map, "map");
+	static result<prep> used_maps(registry::impl &r, const prog_spec &s,
+				      const std::string &what)
+	{
+		std::vector<uint32_t> used;
+		for (size_t pc = 0; pc < s.insns.size(); pc++) {
+			const vm::insn &i = s.insns[pc];
+			if (i.code != LDDW)
+				continue;
+			if (pc + 1 >= s.insns.size())
+				return fail(EINVAL, what + ": insn " +
+							    std::to_string(pc) +
+							    ": lddw without its "
+							    "second half");
+			uint32_t map_id = NO_ID;
+			std::string where = what + ": insn " + std::to_string(pc);
+			switch (i.src_reg) {
+			case vm::BPF_PSEUDO_MAP_FD:
+			case vm::BPF_PSEUDO_MAP_VALUE:
+				map_id = uint32_t(i.imm);
+				break;
+			case vm::BPF_PSEUDO_MAP_IDX:
+			case vm::BPF_PSEUDO_MAP_IDX_VALUE:
+				if (i.imm < 0 || size_t(i.imm) >= s.fd_array.size())
+					return fail(
+						EINVAL,
+						where + ": map index " +
+							std::to_string(i.imm) +
+							" is outside fd_array (" +
+							std::to_string(s.fd_array.size()) +
+							" entries)");
+				map_id = s.fd_array[size_t(i.imm)];
+				break;
+			default:
+				break;
+			}
+			pc++;
+			if (map_id == NO_ID)
+				continue;
+			auto m = r.object_at(map_id, handler_kind::map,
+					     where.c_str());
 			if (!m)
-				return std::nullopt;
-			const map_attr &a = std::get<map_handler>((*m)->value).attr;
-			return std::make_pair(a.key_size, a.value_size);
-		}));
-
-	auto picked = pick_id(id, what.c_str());
-	if (!picked)
-		return std::move(picked).error();
-	id = *picked;
-
-	shared->pending = pending_record{ uint32_t(pending_op::create), id, 0,
-					  0, 0, 0 };
-	handler_object *obj = make_object<prog_handler>(
-		mgr, shm::allocator<char>(mgr));
-	if (!obj) {
-		shared->pending = pending_record{};
-		return fail(ENOMEM, what + ": the segment is full");
+				return std::move(m).error();
+			used.push_back(map_id);
+		}
+		std::sort(used.begin(), used.end());
+		used.erase(std::unique(used.begin(), used.end()), used.end());
+		return used;
 	}
-	shared->pending.object = offset_of(obj);
-	shared->pending.stage = 1;
-	try {
-		prog_handler &p = std::get<prog_handler>(obj->value);
-		p.prog_type = s.type;
-		p.expected_attach_type = s.expected_attach_type;
-		p.attach_btf_id = s.attach_btf_id;
-		p.prog_flags = s.prog_flags;
-		p.kern_version = s.kern_version;
-		memcpy(p.name, s.name.data(), s.name.size());
-		p.license.assign(s.license.begin(), s.license.end());
-		p.insns.resize(s.insns.size());
-		memcpy(p.insns.data(), s.insns.data(),
-		       s.insns.size() * sizeof(vm::insn));
-		p.fd_array.assign(s.fd_array.begin(), s.fd_array.end());
+	static void fill(prog_handler &p, const prog_spec &, const prep &used)
+	{
 		p.map_ids.assign(used.begin(), used.end());
-	} catch (const std::exception &) {
-		destroy_object(mgr, obj);
-		shared->pending = pending_record{};
-		return fail(ENOMEM, what + ": the segment has no room for " +
-					    std::to_string(s.insns.size()) +
-					    " instructions");
 	}
-	return publish(id, handler_kind::prog, obj);
-}
+	static std::string no_room(const prog_spec &s, const std::string &what)
+	{
+		return what + ": the segment has no room for " +
+		       std::to_string(s.insns.size()) + " instructions";
+	}
+	static status build(registry::impl &, prog_handler &, const prog_spec &,
+			    const prep &, const std::string &)
+	{
+		return {};
+	}
+};
 
-result<handle> registry::impl::create_link_locked(const link_spec &s,
-						  uint32_t id)
-{
-	std::string what = "link: create";
-	auto p = object_at(s.prog_id, handler_kind::prog, (what + ": prog").c_str());
-	if (!p)
-		return std::move(p).error();
-	if (s.target_id != NO_ID) {
-		auto t = object_at(s.target_id, handler_kind::perf_event,
-				   (what + ": target").c_str());
-		if (!t)
-			return std::move(t).error();
+struct link_steps {
+	using prep = no_prep;
+	static std::string what(const link_spec &)
+	{
+		return "link: create";
 	}
-	auto picked = pick_id(id, what.c_str());
-	if (!picked)
-		return std::move(picked).error();
-	id = *picked;
-	shared->pending = pending_record{ uint32_t(pending_op::create), id, 0,
-					  0, 0, 0 };
-	handler_object *obj = make_object<link_handler>(
-		mgr, link_handler{ s.prog_id, s.target_id, s.attach_type,
-				   s.flags, s.cookie });
-	if (!obj) {
-		shared->pending = pending_record{};
-		return fail(ENOMEM, what + ": the segment is full");
+	static uint32_t pending_map_type(const link_spec &)
+	{
+		return 0;
 	}
-	shared->pending.object = offset_of(obj);
-	shared->pending.stage = 1;
-	return publish(id, handler_kind::link, obj);
-}
+	static result<prep> check(registry::impl &r, const link_spec &s,
+				  const std::string &what)
+	{
+		auto p = r.object_at(s.prog_id, handler_kind::prog,
+				     (what + ": prog").c_str());
+		if (!p)
+			return std::move(p).error();
+		if (s.target_id != NO_ID) {
+			auto t = r.object_at(s.target_id, handler_kind::perf_event,
+					     (what + ": target").c_str());
+			if (!t)
+				return std::move(t).error();
+		}
+		return prep{};
+	}
+	static void fill(link_handler &, const link_spec &, const prep &)
+	{
+	}
+	static std::string no_room(const link_spec &, const std::string &what)
+	{
+		return what + ": the segment is full";
+	}
+	static status build(registry::impl &, link_handler &, const link_spec &,
+			    const prep &, const std::string &)
+	{
+		return {};
+	}
+};
 
-result<handle>
-registry::impl::create_perf_event_locked(const perf_event_spec &s, uint32_t id)
-{
-	std::string what = "perf_event: create";
-	switch (s.type) {
-	case perf_event_type::uprobe:
-	case perf_event_type::uretprobe:
-		if (s.path.empty())
-			return fail(EINVAL, what + ": uprobe without a binary "
-						   "path");
-		if (s.path.size() >= PATH_MAX)
-			return fail(ENAMETOOLONG,
-				    what + ": binary path is longer than " +
-					    std::to_string(PATH_MAX - 1) +
-					    " bytes");
-		if (s.pid < -1)
-			return fail(EINVAL, what + ": pid " +
-						    std::to_string(s.pid) +
-						    " (expected -1 or a pid)");
-		break;
-	case perf_event_type::syscall_tracepoint:
-		if (s.syscall_id < -1 || s.syscall_id > 1023)
-			return fail(EINVAL, what + ": syscall id " +
+struct perf_event_steps {
+	using prep = no_prep;
+	static std::string what(const perf_event_spec &)
+	{
+		return "perf_event: create";
+	}
+	static uint32_t pending_map_type(const perf_event_spec &)
+	{
+		return 0;
+	}
+	static result<prep> check(registry::impl &, const perf_event_spec &s,
+				  const std::string &what)
+	{
+		switch (s.type) {
+		case perf_event_type::uprobe:
+		case perf_event_type::uretprobe:
+			if (s.path.empty())
+				return fail(EINVAL, what + ": uprobe without a "
+							   "binary path");
+			if (s.path.size() >= PATH_MAX)
+				return fail(ENAMETOOLONG,
+					    what + ": binary path is longer "
+						   "than " +
+						    std::to_string(PATH_MAX - 1) +
+						    " bytes");
+			if (s.pid < -1)
+				return fail(EINVAL, what + ": pid " +
+							    std::to_string(s.pid) +
+							    " (expected -1 or "
+							    "a pid)");
+			break;
+		case perf_event_type::syscall_tracepoint:
+			if (s.syscall_id < -1 || s.syscall_id > 1023)
+				return fail(EINVAL,
+					    what + ": syscall id " +
 						    std::to_string(s.syscall_id) +
 						    " is outside [-1, 1023]");
-		if (s.pid < -1)
-			return fail(EINVAL, what + ": pid " +
-						    std::to_string(s.pid) +
-						    " (expected -1 or a pid)");
-		break;
-	case perf_event_type::custom:
-		if (s.custom_name.empty())
-			return fail(EINVAL, what + ": custom event without a "
-						   "name");
-		break;
-	default:
-		return fail(EINVAL, what + ": unknown event type " +
-					    std::to_string(uint32_t(s.type)));
+			if (s.pid < -1)
+				return fail(EINVAL, what + ": pid " +
+							    std::to_string(s.pid) +
+							    " (expected -1 or "
+							    "a pid)");
+			break;
+		case perf_event_type::custom:
+			if (s.custom_name.empty())
+				return fail(EINVAL, what + ": custom event "
+							   "without a name");
+			break;
+		default:
+			return fail(EINVAL, what + ": unknown event type " +
+						    std::to_string(uint32_t(s.type)));
+		}
+		if (s.symbol.size() >= 4096 || s.custom_name.size() >= 4096)
+			return fail(ENAMETOOLONG, what + ": name is longer than "
+							 "4095 bytes");
+		return prep{};
 	}
-	if (s.symbol.size() >= 4096 || s.custom_name.size() >= 4096)
-		return fail(ENAMETOOLONG, what + ": name is longer than 4095 "
-						 "bytes");
-	auto picked = pick_id(id, what.c_str());
-	if (!picked)
-		return std::move(picked).error();
-	id = *picked;
-	shared->pending = pending_record{ uint32_t(pending_op::create), id, 0,
-					  0, 0, 0 };
-	handler_object *obj = make_object<perf_event_handler>(
-		mgr, shm::allocator<char>(mgr));
-	if (!obj) {
-		shared->pending = pending_record{};
-		return fail(ENOMEM, what + ": the segment is full");
+	static void fill(perf_event_handler &, const perf_event_spec &,
+			 const prep &)
+	{
 	}
-	shared->pending.object = offset_of(obj);
-	shared->pending.stage = 1;
-	try {
-		perf_event_handler &e = std::get<perf_event_handler>(obj->value);
-		e.type = uint32_t(s.type);
-		e.pid = s.pid;
-		e.offset = s.offset;
-		e.ref_ctr_offset = s.ref_ctr_offset;
-		e.syscall_id = s.syscall_id;
-		e.syscall_exit = s.syscall_exit ? 1 : 0;
-		e.custom_config = s.custom_config;
-		e.path.assign(s.path.begin(), s.path.end());
-		e.symbol.assign(s.symbol.begin(), s.symbol.end());
-		e.custom_name.assign(s.custom_name.begin(), s.custom_name.end());
-	} catch (const std::exception &) {
-		destroy_object(mgr, obj);
-		shared->pending = pending_record{};
-		return fail(ENOMEM, what + ": the segment is full");
+	static std::string no_room(const perf_event_spec &,
+				   const std::string &what)
+	{
+		return what + ": the segment is full";
 	}
-	return publish(id, handler_kind::perf_event, obj);
-}
+	static status build(registry::impl &, perf_event_handler &,
+			    const perf_event_spec &, const prep &,
+			    const std::string &)
+	{
+		return {};
+	}
+};
 
-result<handle> registry::impl::create_btf_locked(std::span<const uint8_t> data,
-						 uint32_t id)
-{
-	std::string what = "btf: load";
+struct btf_steps {
+	using prep = no_prep;
+	static std::string what(const btf_data &)
+	{
+		return "btf: load";
+	}
+	static uint32_t pending_map_type(const btf_data &)
+	{
+		return 0;
+	}
 	// The kernel's btf_parse_hdr: the header is at least 24 bytes and
 	// starts with the magic 0xeB9F; BTF_MAX_SIZE is 16 MiB.
-	if (data.size() < 24)
-		return fail(EINVAL, what + ": " + std::to_string(data.size()) +
-					    " bytes, shorter than a BTF header");
-	if (data.size() > (16u << 20))
-		return fail(E2BIG, what + ": " + std::to_string(data.size()) +
-					   " bytes, more than 16 MiB");
-	uint16_t magic = uint16_t(data[0] | data[1] << 8);
-	if (magic != 0xeb9f)
-		return fail(EINVAL, what + ": bad magic (not BTF)");
+	static result<prep> check(registry::impl &, const btf_data &s,
+				  const std::string &what)
+	{
+		if (s.data.size() < 24)
+			return fail(EINVAL, what + ": " +
+						    std::to_string(s.data.size()) +
+						    " bytes, shorter than a BTF "
+						    "header");
+		if (s.data.size() > (16u << 20))
+			return fail(E2BIG, what + ": " +
+						   std::to_string(s.data.size()) +
+						   " bytes, more than 16 MiB");
+		uint16_t magic = uint16_t(s.data[0] | s.data[1] << 8);
+		if (magic != 0xeb9f)
+			return fail(EINVAL, what + ": bad magic (not BTF)");
+		return prep{};
+	}
+	static void fill(btf_handler &, const btf_data &, const prep &)
+	{
+	}
+	static std::string no_room(const btf_data &s, const std::string &what)
+	{
+		return what + ": the segment has no room for " +
+		       std::to_string(s.data.size()) + " bytes of BTF";
+	}
+	static status build(registry::impl &, btf_handler &, const btf_data &,
+			    const prep &, const std::string &)
+	{
+		return {};
+	}
+};
+
+template <class T> struct steps_of;
+template <> struct steps_of<map_handler> {
+	using type = map_steps;
+};
+template <> struct steps_of<prog_handler> {
+	using type = prog_steps;
+};
+template <> struct steps_of<link_handler> {
+	using type = link_steps;
+};
+template <> struct steps_of<perf_event_handler> {
+	using type = perf_event_steps;
+};
+template <> struct steps_of<btf_handler> {
+	using type = btf_steps;
+};
+
+} // namespace
+
+template <class T, class Input>
+result<handle> registry::impl::create_object(const Input &s, uint32_t id)
+{
+	using steps = typename steps_of<T>::type;
+	std::string what = steps::what(s);
+	auto prep = steps::check(*this, s, what);
+	if (!prep)
+		return std::move(prep).error();
+
 	auto picked = pick_id(id, what.c_str());
 	if (!picked)
 		return std::move(picked).error();
 	id = *picked;
+
 	shared->pending = pending_record{ uint32_t(pending_op::create), id, 0,
-					  0, 0, 0 };
-	handler_object *obj =
-		make_object<btf_handler>(mgr, shm::allocator<char>(mgr));
+					  steps::pending_map_type(s), 0, 0 };
+	handler_object *obj = make_object<T>(mgr);
 	if (!obj) {
 		shared->pending = pending_record{};
 		return fail(ENOMEM, what + ": the segment is full");
 	}
 	shared->pending.object = offset_of(obj);
 	shared->pending.stage = 1;
+
+	T &h = std::get<T>(obj->value);
 	try {
-		std::get<btf_handler>(obj->value)
-			.data.assign(data.begin(), data.end());
+		records::copy_in(h, s);
+		steps::fill(h, s, *prep);
 	} catch (const std::exception &) {
 		destroy_object(mgr, obj);
 		shared->pending = pending_record{};
-		return fail(ENOMEM, what + ": the segment has no room for " +
-					    std::to_string(data.size()) +
-					    " bytes of BTF");
+		return fail(ENOMEM, steps::no_room(s, what));
 	}
-	return publish(id, handler_kind::btf, obj);
+	if (status built = steps::build(*this, h, s, *prep, what); !built) {
+		destroy_object(mgr, obj);
+		shared->pending = pending_record{};
+		return std::move(built).error();
+	}
+	return publish(id, kind_of_type<T>::value, obj);
 }
+
+template result<handle>
+registry::impl::create_object<map_handler>(const map_spec &, uint32_t);
+template result<handle>
+registry::impl::create_object<prog_handler>(const prog_spec &, uint32_t);
+template result<handle>
+registry::impl::create_object<link_handler>(const link_spec &, uint32_t);
+template result<handle>
+registry::impl::create_object<perf_event_handler>(const perf_event_spec &,
+						  uint32_t);
+template result<handle>
+registry::impl::create_object<btf_handler>(const btf_data &, uint32_t);
 
 // --- release ---------------------------------------------------------------
 
@@ -717,70 +835,11 @@ result<handler_info> registry::impl::describe_locked(uint32_t id) const
 	info.h = handle{ id, word_generation(w) };
 	info.kind = k;
 	std::visit(
-		[&](const auto &v) {
-			using T = std::decay_t<decltype(v)>;
-			if constexpr (std::is_same_v<T, map_handler>) {
-				map_spec s;
-				const map_attr &a = v.attr;
-				s.type = a.map_type;
-				s.key_size = a.key_size;
-				s.value_size = a.value_size;
-				s.max_entries = a.max_entries;
-				s.flags = a.map_flags;
-				s.name = name_of(a.name);
-				s.inner_map_id = a.inner_map_id;
-				s.btf_id = a.btf_id;
-				s.btf_key_type_id = a.btf_key_type_id;
-				s.btf_value_type_id = a.btf_value_type_id;
-				s.btf_vmlinux_value_type_id =
-					a.btf_vmlinux_value_type_id;
-				s.numa_node = a.numa_node;
-				s.ifindex = a.map_ifindex;
-				s.map_extra = a.map_extra;
-				s.frozen = std::atomic_ref<uint32_t>(
-						   const_cast<uint32_t &>(v.frozen))
-						   .load() != 0;
-				info.spec = std::move(s);
-			} else if constexpr (std::is_same_v<T, prog_handler>) {
-				prog_spec s;
-				s.type = v.prog_type;
-				s.name = name_of(v.name);
-				s.license.assign(v.license.begin(), v.license.end());
-				s.insns.resize(v.insns.size());
-				memcpy(s.insns.data(), v.insns.data(),
-				       v.insns.size() * sizeof(uint64_t));
-				s.expected_attach_type = v.expected_attach_type;
-				s.attach_btf_id = v.attach_btf_id;
-				s.prog_flags = v.prog_flags;
-				s.kern_version = v.kern_version;
-				s.fd_array.assign(v.fd_array.begin(),
-						  v.fd_array.end());
-				s.map_ids.assign(v.map_ids.begin(), v.map_ids.end());
-				info.spec = std::move(s);
-			} else if constexpr (std::is_same_v<T, link_handler>) {
-				info.spec = link_spec{ v.prog_id, v.target_id,
-						       v.attach_type, v.flags,
-						       v.cookie };
-			} else if constexpr (std::is_same_v<T,
-							    perf_event_handler>) {
-				perf_event_spec s;
-				s.type = perf_event_type(v.type);
-				s.path.assign(v.path.begin(), v.path.end());
-				s.offset = v.offset;
-				s.symbol.assign(v.symbol.begin(), v.symbol.end());
-				s.pid = v.pid;
-				s.ref_ctr_offset = v.ref_ctr_offset;
-				s.syscall_id = v.syscall_id;
-				s.syscall_exit = v.syscall_exit != 0;
-				s.custom_name.assign(v.custom_name.begin(),
-						     v.custom_name.end());
-				s.custom_config = v.custom_config;
-				info.spec = std::move(s);
-			} else {
-				btf_spec s;
-				s.data.assign(v.data.begin(), v.data.end());
-				info.spec = std::move(s);
-			}
+		[&](const auto &h) {
+			using T = std::decay_t<decltype(h)>;
+			typename spec_of<T>::type s;
+			records::copy_out(h, s);
+			info.spec = std::move(s);
 		},
 		obj->value);
 	return info;
@@ -948,24 +1007,24 @@ uint32_t registry::size() const noexcept
 
 result<handle> registry::create_map(const map_spec &spec, uint32_t id)
 {
-	WITH_LOCK(impl_->create_map_locked(spec, id));
+	WITH_LOCK(impl_->create_object<map_handler>(spec, id));
 }
 result<handle> registry::create_prog(const prog_spec &spec, uint32_t id)
 {
-	WITH_LOCK(impl_->create_prog_locked(spec, id));
+	WITH_LOCK(impl_->create_object<prog_handler>(spec, id));
 }
 result<handle> registry::create_link(const link_spec &spec, uint32_t id)
 {
-	WITH_LOCK(impl_->create_link_locked(spec, id));
+	WITH_LOCK(impl_->create_object<link_handler>(spec, id));
 }
 result<handle> registry::create_perf_event(const perf_event_spec &spec,
 					   uint32_t id)
 {
-	WITH_LOCK(impl_->create_perf_event_locked(spec, id));
+	WITH_LOCK(impl_->create_object<perf_event_handler>(spec, id));
 }
 result<handle> registry::create_btf(std::span<const uint8_t> data, uint32_t id)
 {
-	WITH_LOCK(impl_->create_btf_locked(data, id));
+	WITH_LOCK(impl_->create_object<btf_handler>(btf_data{ data }, id));
 }
 status registry::release(uint32_t id)
 {

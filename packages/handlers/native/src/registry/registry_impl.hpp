@@ -26,6 +26,12 @@ status check_obj_name(std::string_view what, std::string_view name);
 // provides it: "no implementation of BPF_MAP_TYPE_HASH is registered ...".
 std::string missing_ops_reason(uint32_t map_type);
 
+// What create_btf() takes: a view of the caller's bytes, copied once, into
+// the segment.
+struct btf_data {
+	std::span<const uint8_t> data;
+};
+
 struct registry::impl {
 	shm::segment seg;
 	shm::segment_manager *mgr = nullptr;
@@ -89,13 +95,11 @@ struct registry::impl {
 	// Under the lock.
 	result<uint32_t> pick_id(uint32_t wanted, const char *what);
 	result<handle> publish(uint32_t id, handler_kind k, handler_object *obj);
-	result<handle> create_map_locked(const map_spec &spec, uint32_t id);
-	result<handle> create_prog_locked(const prog_spec &spec, uint32_t id);
-	result<handle> create_link_locked(const link_spec &spec, uint32_t id);
-	result<handle> create_perf_event_locked(const perf_event_spec &spec,
-						uint32_t id);
-	result<handle> create_btf_locked(std::span<const uint8_t> data,
-					 uint32_t id);
+	// The one create transaction (registry.cpp): T is the handler type,
+	// Input its spec (map_spec, prog_spec, link_spec, perf_event_spec;
+	// btf_data for btf_handler). Instantiated for those five pairs only.
+	template <class T, class Input>
+	result<handle> create_object(const Input &spec, uint32_t id);
 	status release_locked(uint32_t id, uint64_t generation,
 			      bool check_generation);
 	result<handler_info> describe_locked(uint32_t id) const;

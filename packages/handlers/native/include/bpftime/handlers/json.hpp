@@ -30,7 +30,9 @@
 // number where the kernel has no name). Bytes (keys, values, instructions,
 // BTF) are lower-case hex; u64 fields are decimal strings, because
 // JavaScript's JSON.parse rounds integers past 2^53. Map entries are every
-// key and value (every index of an array map).
+// key and value (every index of an array map). The fields of each handler
+// are those of its list in fields.hpp, in that order. Strings are UTF-8: a
+// document with a string that is not is malformed.
 //
 // Import takes an empty registry, checks the whole document first (version,
 // fields, sizes, references, map implementations), then creates every
