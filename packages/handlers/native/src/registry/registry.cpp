@@ -172,7 +172,8 @@ void registry::impl::recover() noexcept
 	}
 	if (!published) {
 		if (p.state != 0) {
-			if (const map_ops *ops = find_map_ops(p.map_type))
+			const map_ops *ops = find_map_ops(p.map_type);
+			if (ops && check_map_state(ops, at<void>(p.state), "recover"))
 				ops->destroy(mgr, at<void>(p.state));
 		}
 		if (p.object != 0)
@@ -252,10 +253,19 @@ result<handle> registry::impl::create_map_locked(const map_spec &s, uint32_t id)
 	if ((s.flags & BPF_F_RDONLY_PROG) && (s.flags & BPF_F_WRONLY_PROG))
 		return fail(EINVAL, what + ": BPF_F_RDONLY_PROG and "
 					   "BPF_F_WRONLY_PROG exclude each other");
+	const map_ops *ops = find_map_ops(s.type);
+	if (!ops)
+		return fail(EINVAL, what + ": " + missing_ops_reason(s.type));
+	// Values that are ids of other objects are 4 bytes (the kernel's
+	// fd_array_map_alloc_check and htab_of_map_alloc).
+	if (ops->fd_kind != MAP_FD_NONE && s.value_size != 4)
+		return fail(EINVAL, what + ": " + describe_map_type(s.type) +
+					    " holds 4-byte ids, not " +
+					    std::to_string(s.value_size) +
+					    "-byte values");
 	uint32_t inner_type = 0;
 	if (s.inner_map_id != NO_ID) {
-		if (s.type != BPF_MAP_TYPE_ARRAY_OF_MAPS &&
-		    s.type != BPF_MAP_TYPE_HASH_OF_MAPS)
+		if (ops->fd_kind != MAP_FD_MAP)
 			return fail(EINVAL, what + ": inner map given for " +
 						    describe_map_type(s.type) +
 						    ", which holds no maps");
@@ -275,10 +285,6 @@ result<handle> registry::impl::create_map_locked(const map_spec &s, uint32_t id)
 		return fail(EINVAL, what + ": BTF type ids given without a BTF "
 					   "object");
 	}
-	const map_ops *ops = find_map_ops(s.type);
-	if (!ops)
-		return fail(EINVAL, what + ": " + missing_ops_reason(s.type));
-
 	auto picked = pick_id(id, what.c_str());
 	if (!picked)
 		return std::move(picked).error();
@@ -653,6 +659,17 @@ status registry::impl::release_locked(uint32_t id, uint64_t generation,
 						   "): " + user);
 	}
 
+	// Held as a value by an fd-valued map (prog array, map-in-map, perf
+	// event array): the kernel's reference from map_fd_get_ptr.
+	if (k == handler_kind::map || k == handler_kind::prog ||
+	    k == handler_kind::perf_event) {
+		std::string holder = fd_map_holding(*this, k, id);
+		if (!holder.empty())
+			return fail(EBUSY, what + " (" +
+						   std::string(kind_name(k)) +
+						   "): " + holder);
+	}
+
 	int64_t obj_off = slots[id].object.load();
 	auto *obj = at<handler_object>(obj_off);
 	int64_t state_off = 0;
@@ -666,6 +683,13 @@ status registry::impl::release_locked(uint32_t id, uint64_t generation,
 	if (k == handler_kind::map && !ops)
 		return fail(EINVAL, what + ": cannot free the map's contents: " +
 					    missing_ops_reason(map_type));
+	// A state this build does not speak is not destroyed as if it did.
+	if (ops)
+		BPFTIME_TRY(check_map_state(
+			ops, at<void>(state_off),
+			"map '" +
+				name_of(std::get<map_handler>(obj->value).attr.name) +
+				"' (" + id_text(id) + "): release"));
 
 	shared->pending = pending_record{ uint32_t(pending_op::release), id, 1,
 					  map_type, obj_off, state_off };
