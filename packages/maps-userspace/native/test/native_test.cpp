@@ -401,6 +401,7 @@ void test_growing_fills_up()
 enum class die_at { never, create, destroy };
 die_at g_die = die_at::never;
 constexpr uint32_t CRASH_MAP_TYPE = 0x7ff00001;
+constexpr uint32_t CRASH_MAGIC = 0x43525348; // "CRSH"
 
 int crash_create(const map_create_args *a, void **state, char *, size_t)
 {
@@ -410,6 +411,8 @@ int crash_create(const map_create_args *a, void **state, char *, size_t)
 	void *p = mgr->allocate(256, std::nothrow);
 	if (!p)
 		return -ENOMEM;
+	const map_state_header h{ CRASH_MAGIC, 1 };
+	memcpy(p, &h, sizeof(h));
 	*state = p;
 	return 0;
 }
@@ -453,13 +456,8 @@ const map_ops crash_ops = {
 	.update = crash_update,
 	.delete_elem = crash_delete,
 	.get_next_key = crash_next_key,
-	.push = nullptr,
-	.pop = nullptr,
-	.peek = nullptr,
-	.mmap_region = nullptr,
-	.poll = nullptr,
-	.direct_value_addr = nullptr,
-	.lookup_batch = nullptr,
+	.state_magic = CRASH_MAGIC,
+	.state_version = 1,
 };
 
 void test_death_inside_the_mutex(die_at where)
