@@ -593,9 +593,17 @@ void test_tail_call_sees_another_process(vm::backend backend)
 			_exit(24);
 		// The same instance, after the parent stored the answer.
 		auto after = (*inst)->run(nullptr, 0);
-		if (!after)
+		if (!after || *after != 42)
 			_exit(25);
-		_exit(*after == 42 ? 0 : 26);
+		c = 'y';
+		if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(27);
+		// The parent released the answer and loaded another program
+		// at its id: the instance made here for the first is stale.
+		auto again = (*inst)->run(nullptr, 0);
+		if (!again)
+			_exit(28);
+		_exit(*again == 43 ? 0 : 29);
 	}
 	close(ready[1]);
 	close(go[0]);
@@ -603,6 +611,15 @@ void test_tail_call_sees_another_process(vm::backend backend)
 	CHECK(read(ready[0], &c, 1) == 1 && c == 'y');
 	auto arr = need(f.reg->map(jmp.id), "prog array instance");
 	uint32_t k = 0, v = answer.id;
+	CHECK(arr->update(&k, &v, BPF_ANY).ok());
+	CHECK(write(go[1], "g", 1) == 1);
+	CHECK(read(ready[0], &c, 1) == 1 && c == 'y');
+	CHECK(arr->remove(&k).ok());
+	CHECK(f.reg->release(answer.id).ok());
+	ps.name = "answer2";
+	ps.insns = { I(0xb7, 0, 0, 0, 43), I(0x95, 0, 0, 0, 0) };
+	auto answer2 = need(f.reg->create_prog(ps, answer.id), "answer2");
+	v = answer2.id;
 	CHECK(arr->update(&k, &v, BPF_ANY).ok());
 	CHECK(write(go[1], "g", 1) == 1);
 	int status = 0;
@@ -924,9 +941,9 @@ int main()
 		 [] { test_death_inside_the_mutex(die_at::create); });
 	run_case("a process killed inside the registry mutex in a release has it finished by the next locker",
 		 [] { test_death_inside_the_mutex(die_at::destroy); });
-	run_case("a prog-array update made by another process is seen by a running program's tail call (interpreter)",
+	run_case("a prog-array update made by another process is seen by a running program's tail call, also of a program reloaded at the same id (interpreter)",
 		 [] { test_tail_call_sees_another_process(vm::backend::interpreter); });
-	run_case("a prog-array update made by another process is seen by a running program's tail call (jit)",
+	run_case("a prog-array update made by another process is seen by a running program's tail call, also of a program reloaded at the same id (jit)",
 		 [] { test_tail_call_sees_another_process(vm::backend::jit_x64); });
 	run_case("a prog array takes only live program ids and keeps them from being released",
 		 test_fd_map_holds_its_objects);

@@ -1043,7 +1043,13 @@ const program_instance *registry::cached_program(uint32_t id) const noexcept
 {
 	if (id >= impl_->shared->capacity)
 		return nullptr;
-	return impl_->prog_fast[id].load(std::memory_order_acquire);
+	const program_instance *p =
+		impl_->prog_fast[id].load(std::memory_order_acquire);
+	// The instance of an earlier program at this id (released and the id
+	// reused, by any process) is not the program the id holds now.
+	if (p && p->prog().generation != word_generation(impl_->word_at(id)))
+		return nullptr;
+	return p;
 }
 
 } // namespace bpftime::handlers

@@ -321,7 +321,8 @@ class registry {
 	// helpers bound, compiled (JIT). Cached per (id, generation, backend).
 	result<std::shared_ptr<program_instance>>
 	instantiate(uint32_t id, const instance_options &opts);
-	// The cached instance of a program, if any, for tail calls (lock-free).
+	// The cached instance of the program id holds now (same generation),
+	// if any, for tail calls (lock-free).
 	const program_instance *cached_program(uint32_t id) const noexcept;
 
 	// JSON export and import of everything (json.hpp documents the format).
