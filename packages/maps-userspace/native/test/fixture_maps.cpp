@@ -11,6 +11,7 @@
 namespace fixture_maps {
 
 std::atomic<uint32_t> put_calls{ 0 };
+std::atomic<uint32_t> open_calls{ 0 }, close_calls{ 0 };
 
 namespace {
 
@@ -115,6 +116,26 @@ int percpu_delete(void *, const void *)
 	return -EINVAL;
 }
 
+// Nothing local to make: the point is who calls it and when.
+int percpu_open(void *state, void **local, char *, size_t)
+{
+	open_calls.fetch_add(1);
+	*local = state;
+	return 0;
+}
+void percpu_close(void *)
+{
+	close_calls.fetch_add(1);
+}
+
+uint64_t percpu_helper(uint64_t r1, uint64_t, uint64_t, uint64_t, uint64_t)
+{
+	return r1 + 1000;
+}
+const map_helper percpu_helpers[] = {
+	{ PERCPU_HELPER_ID, 0, "test_percpu_helper", percpu_helper, nullptr },
+};
+
 const map_ops percpu_ops = {
 	.size = sizeof(map_ops),
 	.abi_version = MAP_OPS_ABI_VERSION,
@@ -131,7 +152,11 @@ const map_ops percpu_ops = {
 	.get_next_key = prog_next_key,
 	.state_magic = PERCPU_MAGIC,
 	.state_version = 1,
+	.open = percpu_open,
+	.close = percpu_close,
 	.user_value_size = percpu_user_value_size,
+	.helpers = percpu_helpers,
+	.helper_count = 1,
 };
 
 } // namespace

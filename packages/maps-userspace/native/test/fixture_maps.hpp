@@ -19,5 +19,9 @@ const bpftime::handlers::map_ops *percpu_array_ops() noexcept;
 
 // Ids the prog array's fd_put_ptr was handed, in this process.
 extern std::atomic<uint32_t> put_calls;
+// The per-CPU array's open and close calls in this process.
+extern std::atomic<uint32_t> open_calls, close_calls;
+// The helper the per-CPU array's table ships: returns r1 + 1000.
+inline constexpr uint32_t PERCPU_HELPER_ID = 0x7ff0;
 
 } // namespace fixture_maps

@@ -18,6 +18,7 @@
 //   - against the kernel's own maps through bpf(2) (where it is allowed),
 //     the same attributes are refused with the same errno and the same
 //     random sequence of operations gives the same results and contents.
+#include <bpftime/handlers/helpers.hpp>
 #include <bpftime/handlers/program.hpp>
 #include <bpftime/handlers/registry.hpp>
 #include <bpftime/maps_userspace/maps_userspace.hpp>
@@ -745,6 +746,43 @@ void test_user_value_size()
 	CHECK(need(f.reg->map(h.id), "hash")->user_value_size == 12);
 }
 
+void test_open_close_and_helpers()
+{
+	fixture f("openclose");
+	CHECK(register_map_ops(fixture_maps::percpu_array_ops()).ok());
+	// The helper the table ships is registered with it.
+	CHECK(find_helper(fixture_maps::PERCPU_HELPER_ID) != nullptr);
+	auto pc = need(f.reg->create_map(spec(fixture_maps::PERCPU_ARRAY_TYPE,
+					      "pc", 4, 8, 2)),
+		       "per-CPU array");
+	uint32_t opens = fixture_maps::open_calls.load();
+	uint32_t closes = fixture_maps::close_calls.load();
+	{
+		auto a = need(f.reg->map(pc.id), "first");
+		auto b = need(f.reg->map(pc.id), "second");
+		// One open per process and map, whoever asks.
+		CHECK(a.get() == b.get());
+		CHECK(fixture_maps::open_calls.load() == opens + 1);
+	}
+	CHECK(fixture_maps::close_calls.load() == closes);
+	// A program calls the shipped helper: r0 = helper(r1 = 5).
+	prog_spec ps;
+	ps.type = BPF_PROG_TYPE_KPROBE;
+	ps.name = "calls";
+	ps.insns = { I(0xb7, 1, 0, 0, 5),
+		     I(0x85, 0, 0, 0, int32_t(fixture_maps::PERCPU_HELPER_ID)),
+		     I(0x95, 0, 0, 0, 0) };
+	auto p = need(f.reg->create_prog(ps), "prog");
+	instance_options io;
+	io.backend = vm::backend::interpreter;
+	auto inst = need(f.reg->instantiate(p.id, io), "instance");
+	auto r = inst->run(nullptr, 0);
+	CHECK(r && *r == 1005);
+	// Released: the process's instance goes, and with it the local state.
+	CHECK(f.reg->release(pc.id).ok());
+	CHECK(fixture_maps::close_calls.load() == closes + 1);
+}
+
 // --- differential test against the kernel ----------------------------------
 
 // Why the kernel column cannot run here, or empty.
@@ -949,6 +987,8 @@ int main()
 		 test_fd_map_holds_its_objects);
 	run_case("a map whose state header carries another version is refused with EPROTONOSUPPORT naming the map, and nothing else is lost",
 		 test_foreign_state_version);
+	run_case("a map type's open and close run once per process and map, and its shipped helpers reach programs",
+		 test_open_close_and_helpers);
 	run_case("a per-CPU type's user value size is round_up(value_size, 8) x possible CPUs; others use value_size",
 		 test_user_value_size);
 	if (std::string why = kernel_refusal(); !why.empty()) {
