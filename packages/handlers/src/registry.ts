@@ -174,7 +174,7 @@ function decorate(d: Record<string, unknown>): HandlerDescriptor {
 
 /**
  * Registers the implementation of map types with this process's registry.
- * Map packages call it when they are imported (`import '@bpftime/maps-userspace'`);
+ * Map packages call it when they are imported (e.g. `import '@bpftime/maps-userspace'`);
  * `ops` is an opaque table they export.
  */
 export function registerMapOps(ops: unknown): void {
@@ -287,7 +287,7 @@ export class Registry implements Disposable {
 	/**
 	 * Creates a map (BPF_MAP_CREATE). `options.id` chooses its id (EEXIST when taken), otherwise
 	 * the lowest free one. Throws EINVAL when no implementation of the type is registered in this
-	 * process (import '@bpftime/maps-userspace').
+	 * process, naming the package that declares the type (`bpftime.mapTypes` in its package.json).
 	 */
 	createMap(spec: MapSpec, options?: { id?: number }): BpfMap {
 		const s = {
