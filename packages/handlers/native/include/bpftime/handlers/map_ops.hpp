@@ -33,7 +33,11 @@
 //   open, close       each process, once per map: open when the process first
 //                     makes its map_instance of the map (registry::map(), a
 //                     program's instantiation), close when the last holder of
-//                     that instance drops it; under no registry lock
+//                     that instance drops it (the registry object closes, the
+//                     map is released, the last program using it goes). Never
+//                     under the segment's registry mutex; the registry's
+//                     process-local cache mutex may be held, so neither may
+//                     call back into the registry
 //   lookup, update, delete_elem, get_next_key
 //                     any thread of any process at any time, concurrently,
 //                     including from programs (helpers): they must be safe
