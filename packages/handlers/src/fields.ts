@@ -42,9 +42,13 @@ export const MAP_DESCRIPTOR_KEYS = keysOf<MapDescriptor>()([
 	'ifindex',
 	'mapExtra',
 	'frozen',
+	'userValueSize',
 ]);
-/** What createMap passes: the descriptor's fields but `frozen` (BpfMap.freeze() sets it). */
-export const MAP_SPEC_KEYS = keysOf<Omit<MapDescriptor, 'frozen'>>()([
+/**
+ * What createMap passes: the descriptor's fields but `frozen` (BpfMap.freeze() sets it) and
+ * `userValueSize` (computed from the type and the value size).
+ */
+export const MAP_SPEC_KEYS = keysOf<Omit<MapDescriptor, 'frozen' | 'userValueSize'>>()([
 	'name',
 	'type',
 	'keySize',

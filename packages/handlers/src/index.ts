@@ -1,3 +1,6 @@
+// Side effect: the map-type declarations of the packages beside this one.
+import './providers.js';
+
 export { BpftimeError } from '@bpftime/common';
 export { bytes, type Codec, i32, i64, u8, u16, u32, u64 } from './codecs.js';
 export { AttachType, type Backend, MapFlags, MapType, ProgType, UpdateFlags } from './constants.js';

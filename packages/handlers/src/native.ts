@@ -59,6 +59,7 @@ export interface HandlersAddon extends NativeAddon {
 	openRegistry(mode: 'create' | 'open' | 'openOrCreate', segment: string, capacity?: number): NativeRegistry;
 	registerMapOps(ops: unknown): void;
 	registeredMapTypes(): { type: number; typeName: string; provider: string }[];
+	declareMapTypeProvider(type: number, provider: string): void;
 	helpers(): { id: number; name: string }[];
 	optionsFromEnv(): { capacity: number };
 	backendFromEnv(): string;

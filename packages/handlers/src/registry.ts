@@ -99,6 +99,12 @@ export interface MapDescriptor extends DescriptorBase {
 	name: string;
 	keySize: number;
 	valueSize: number;
+	/**
+	 * Bytes of a value as user space reads and writes it (lookup, update, batches): `valueSize`, except
+	 * for per-CPU maps (round_up(valueSize, 8) x possible CPUs, the kernel's bpf_map_value_size).
+	 * Computed by the native core from the map type's ops.
+	 */
+	userValueSize: number;
 	maxEntries: number;
 	flags: number;
 	innerMapId?: number;
@@ -169,7 +175,7 @@ function decorate(d: Record<string, unknown>): HandlerDescriptor {
 
 /**
  * Registers the implementation of map types with this process's registry.
- * Map packages call it when they are imported (`import '@bpftime/maps-userspace'`);
+ * Map packages call it when they are imported (e.g. `import '@bpftime/maps-userspace'`);
  * `ops` is an opaque table they export.
  */
 export function registerMapOps(ops: unknown): void {
@@ -282,7 +288,7 @@ export class Registry implements Disposable {
 	/**
 	 * Creates a map (BPF_MAP_CREATE). `options.id` chooses its id (EEXIST when taken), otherwise
 	 * the lowest free one. Throws EINVAL when no implementation of the type is registered in this
-	 * process (import '@bpftime/maps-userspace').
+	 * process, naming the package that declares the type (`bpftime.mapTypes` in its package.json).
 	 */
 	createMap(spec: MapSpec, options?: { id?: number }): BpfMap {
 		const s = {
@@ -505,6 +511,8 @@ export class BpfMap extends HandleBase {
 	readonly typeName: string;
 	readonly keySize: number;
 	readonly valueSize: number;
+	/** Bytes of the values `lookup`, `update` and the batches take and give (`MapDescriptor.userValueSize`). */
+	readonly userValueSize: number;
 	readonly maxEntries: number;
 	readonly flags: number;
 
@@ -516,6 +524,7 @@ export class BpfMap extends HandleBase {
 		this.typeName = d.typeName;
 		this.keySize = d.keySize;
 		this.valueSize = d.valueSize;
+		this.userValueSize = d.userValueSize;
 		this.maxEntries = d.maxEntries;
 		this.flags = d.flags;
 	}
@@ -572,7 +581,7 @@ export class BpfMap extends HandleBase {
 			for (let i = 0; i < b.count; i++) {
 				yield [
 					b.keys.subarray(i * this.keySize, (i + 1) * this.keySize),
-					b.values.subarray(i * this.valueSize, (i + 1) * this.valueSize),
+					b.values.subarray(i * this.userValueSize, (i + 1) * this.userValueSize),
 				];
 			}
 			if (b.count < batchSize) return;
@@ -616,11 +625,13 @@ export class BpfMap extends HandleBase {
 				'EINVAL',
 				`${this.describe()}: key: expected ${this.keySize} bytes (keySize) but ${key.name} is ${key.size}`,
 			);
-		if (value.size !== this.valueSize)
+		if (value.size !== this.userValueSize) {
+			const field = this.userValueSize === this.valueSize ? 'valueSize' : 'userValueSize';
 			throw new BpftimeError(
 				'EINVAL',
-				`${this.describe()}: value: expected ${this.valueSize} bytes (valueSize) but ${value.name} is ${value.size}`,
+				`${this.describe()}: value: expected ${this.userValueSize} bytes (${field}) but ${value.name} is ${value.size}`,
 			);
+		}
 		return new TypedMap(this, key, value);
 	}
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { MapFlags, MapType, registeredMapTypes, UpdateFlags, u32, u64 } from '@bpftime/handlers';
 import { assemble } from '@bpftime/vm';
 import { describe, expect, it } from 'vitest';
@@ -12,6 +13,23 @@ describe('registration', () => {
 		expect(MAP_TYPES.map((t) => t.typeName)).toEqual(['BPF_MAP_TYPE_ARRAY', 'BPF_MAP_TYPE_HASH']);
 		const provided = registeredMapTypes().filter((t) => t.provider === '@bpftime/maps-userspace');
 		expect(provided.map((t) => t.type).sort()).toEqual([MapType.Hash, MapType.Array]);
+	});
+
+	it('declares in package.json exactly the map types it registers', () => {
+		const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+		expect(pkg.bpftime.mapTypes).toEqual(MAP_TYPES.map((t) => t.typeName));
+	});
+
+	it.each([
+		['BPF_MAP_TYPE_HASH', hashSpec],
+		['BPF_MAP_TYPE_ARRAY', arraySpec],
+	])('gives %s values of valueSize bytes to user space (userValueSize, no per-CPU values)', (_, spec) => {
+		const { reg } = freshRegistry('uvs');
+		const m = reg.createMap({ ...spec, valueSize: 12 });
+		expect(m.userValueSize).toBe(12);
+		expect(reg.get(m.id)).toMatchObject({ valueSize: 12, userValueSize: 12 });
+		m.update(u32le(1), Buffer.alloc(12, 7));
+		expect(m.lookup(u32le(1))?.length).toBe(12);
 	});
 });
 

@@ -391,6 +391,20 @@ BPFTIME_HANDLER_KINDS(BPFTIME_JS_KIND)
 #undef BPFTIME_JS_WRITE
 #undef BPFTIME_JS_READ
 
+// Descriptor keys the binding computes from a handler's fields rather than
+// copies: a map's userValueSize (map_user_value_size: the bytes user space
+// reads and writes per value, per-CPU values for every possible CPU).
+template <class S> void computed_keys(const S *, Napi::Array) {}
+void computed_keys(const map_spec *, Napi::Array descriptor)
+{
+	descriptor.Set(descriptor.Length(), "userValueSize");
+}
+template <class S> void set_computed(Napi::Env, const S &, Napi::Object) {}
+void set_computed(Napi::Env, const map_spec &s, Napi::Object o)
+{
+	o.Set("userValueSize", map_user_value_size(s));
+}
+
 // { map: { descriptor: [...], spec: [...] }, prog: ... }: the keys of each
 // kind's descriptor (besides id, generation and kind) and of the spec object
 // its create call reads. test/fields.test.ts compares them with the
@@ -405,6 +419,7 @@ Napi::Object field_keys(Napi::Env env)
 		Napi::Array spec = Napi::Array::New(env);                      \
 		keys_of(env, static_cast<const S *>(nullptr), descriptor,      \
 			spec);                                                 \
+		computed_keys(static_cast<const S *>(nullptr), descriptor);    \
 		kind.Set("descriptor", descriptor);                            \
 		kind.Set("spec", spec);                                        \
 		out.Set(#K, kind);                                             \
@@ -422,7 +437,12 @@ Napi::Value describe(Napi::Env env, const handler_info &info)
 	o.Set("id", info.h.id);
 	o.Set("generation", Napi::BigInt::New(env, info.h.generation));
 	o.Set("kind", std::string(kind_name(info.kind)));
-	std::visit([&](const auto &s) { js::to_object(env, s, o); }, info.spec);
+	std::visit(
+		[&](const auto &s) {
+			js::to_object(env, s, o);
+			js::set_computed(env, s, o);
+		},
+		info.spec);
 	return o;
 }
 
@@ -616,7 +636,8 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 		Napi::Env env = info.Env();
 		auto m = map_at(info);
 		auto key = sized(info, 2, *m, m->key_size, "key");
-		Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, m->value_size);
+		Napi::Buffer<uint8_t> out =
+			Napi::Buffer<uint8_t>::New(env, m->user_value_size);
 		auto st = m->lookup(key.data(), out.Data());
 		if (!st) {
 			if (st.error().code == ENOENT)
@@ -631,7 +652,7 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 		Napi::Env env = info.Env();
 		auto m = map_at(info);
 		auto key = sized(info, 2, *m, m->key_size, "key");
-		auto value = sized(info, 3, *m, m->value_size, "value");
+		auto value = sized(info, 3, *m, m->user_value_size, "value");
 		uint64_t flags = bpftime::napi::u64_arg(info, 4, "flags");
 		unwrap(env, m->update(key.data(), value.data(), flags));
 		return env.Undefined();
@@ -686,13 +707,13 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 		if (max == 0)
 			throw_error(env, EINVAL, m->describe() + ": lookup batch: count is 0");
 		// Bounded so that one call cannot ask for more than 1 GiB.
-		uint64_t per = uint64_t(m->key_size) + m->value_size;
+		uint64_t per = uint64_t(m->key_size) + m->user_value_size;
 		if (per * max > (1ULL << 30))
 			max = uint32_t((1ULL << 30) / per);
 		Napi::Buffer<uint8_t> keys =
 			Napi::Buffer<uint8_t>::New(env, size_t(max) * m->key_size);
 		Napi::Buffer<uint8_t> values =
-			Napi::Buffer<uint8_t>::New(env, size_t(max) * m->value_size);
+			Napi::Buffer<uint8_t>::New(env, size_t(max) * m->user_value_size);
 		uint32_t n = unwrap(env, m->lookup_batch(after, max, keys.Data(),
 							  values.Data()));
 		Napi::Object out = Napi::Object::New(env);
@@ -709,8 +730,8 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 		auto keys = bytes_value(env, bpftime::napi::arg(info, 2), "keys");
 		auto values = bytes_value(env, bpftime::napi::arg(info, 3), "values");
 		uint64_t flags = bpftime::napi::u64_arg(info, 4, "flags");
-		if (keys.size() % m->key_size || values.size() % m->value_size ||
-		    keys.size() / m->key_size != values.size() / m->value_size)
+		if (keys.size() % m->key_size || values.size() % m->user_value_size ||
+		    keys.size() / m->key_size != values.size() / m->user_value_size)
 			throw_error(env, EINVAL,
 				    m->describe() + ": update batch: " +
 					    std::to_string(keys.size()) +
@@ -719,7 +740,7 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 					    " bytes of values do not make whole "
 					    "entries of " +
 					    std::to_string(m->key_size) + "+" +
-					    std::to_string(m->value_size) + " bytes");
+					    std::to_string(m->user_value_size) + " bytes");
 		uint32_t n = uint32_t(keys.size() / m->key_size);
 		return Napi::Number::New(
 			env, unwrap(env, m->update_batch(keys.data(), values.data(), n,
@@ -901,6 +922,15 @@ Napi::Value RegisterMapOps(const Napi::CallbackInfo &info)
 	return env.Undefined();
 }
 
+// declareMapTypeProvider(type, provider): a package (not loaded here) that
+// declares the map type in its package.json.
+Napi::Value DeclareMapTypeProvider(const Napi::CallbackInfo &info)
+{
+	declare_map_type_provider(bpftime::napi::u32_arg(info, 0, "type"),
+				  bpftime::napi::string_arg(info, 1, "provider"));
+	return info.Env().Undefined();
+}
+
 Napi::Value RegisteredMapTypes(const Napi::CallbackInfo &info)
 {
 	Napi::Env env = info.Env();
@@ -962,6 +992,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 	exports.Set("openRegistry", Napi::Function::New(env, OpenRegistry));
 	exports.Set("registerMapOps", Napi::Function::New(env, RegisterMapOps));
 	exports.Set("registeredMapTypes", Napi::Function::New(env, RegisteredMapTypes));
+	exports.Set("declareMapTypeProvider",
+		    Napi::Function::New(env, DeclareMapTypeProvider));
 	exports.Set("helpers", Napi::Function::New(env, Helpers));
 	exports.Set("optionsFromEnv", Napi::Function::New(env, OptionsFromEnv));
 	exports.Set("backendFromEnv", Napi::Function::New(env, BackendFromEnv));

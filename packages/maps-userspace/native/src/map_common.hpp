@@ -10,6 +10,10 @@
 
 namespace bpftime::maps_userspace {
 
+// The package every map_ops table of this package names as its provider (and
+// that package.json's "bpftime.mapTypes" declares).
+inline constexpr const char *PROVIDER = "@bpftime/maps-userspace";
+
 // Writes the message a create function returns with its errno (the
 // registry prefixes "map 'name': create: E2BIG: ").
 [[gnu::format(printf, 4, 5)]] inline int set_error(char *err, size_t err_len,

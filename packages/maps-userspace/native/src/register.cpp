@@ -5,13 +5,25 @@
 
 #include <array>
 
+// Every type of this package, one line each: the function its file defines
+// (hash_map.cpp defines hash_map_ops()). A new type adds its line here, and
+// its kernel name to package.json's "bpftime.mapTypes".
+#define BPFTIME_MAPS_USERSPACE_TYPES(X)                                       \
+	X(array_map_ops)                                                       \
+	X(hash_map_ops)
+
 namespace bpftime::maps_userspace {
+
+#define BPFTIME_DECLARE_OPS(f) const handlers::map_ops *f() noexcept;
+BPFTIME_MAPS_USERSPACE_TYPES(BPFTIME_DECLARE_OPS)
+#undef BPFTIME_DECLARE_OPS
 
 std::span<const handlers::map_ops *const> all_map_ops() noexcept
 {
-	static const std::array<const handlers::map_ops *, 2> all = {
-		array_map_ops(), hash_map_ops()
-	};
+#define BPFTIME_LIST_OPS(f) f(),
+	static const std::array all = { BPFTIME_MAPS_USERSPACE_TYPES(
+		BPFTIME_LIST_OPS) };
+#undef BPFTIME_LIST_OPS
 	return all;
 }
 

@@ -10,13 +10,20 @@
 //   - a process killed inside the registry's mutex, in the middle of a
 //     create or a release, leaves nothing half-made: the next process to
 //     lock it undoes or finishes the operation;
+//   - map_ops v2 through the test's own types on the cores
+//     (fixture_maps.hpp): a prog-array update from another process reaches
+//     a running program's tail call; fd-valued maps take only live ids and
+//     hold them; a map state of another version is refused by name; per-CPU
+//     user value sizes;
 //   - against the kernel's own maps through bpf(2) (where it is allowed),
 //     the same attributes are refused with the same errno and the same
 //     random sequence of operations gives the same results and contents.
+#include <bpftime/handlers/helpers.hpp>
 #include <bpftime/handlers/program.hpp>
 #include <bpftime/handlers/registry.hpp>
 #include <bpftime/maps_userspace/maps_userspace.hpp>
 
+#include "fixture_maps.hpp"
 #include "kernel_maps.hpp"
 
 #include <algorithm>
@@ -401,6 +408,7 @@ void test_growing_fills_up()
 enum class die_at { never, create, destroy };
 die_at g_die = die_at::never;
 constexpr uint32_t CRASH_MAP_TYPE = 0x7ff00001;
+constexpr uint32_t CRASH_MAGIC = 0x43525348; // "CRSH"
 
 int crash_create(const map_create_args *a, void **state, char *, size_t)
 {
@@ -410,6 +418,8 @@ int crash_create(const map_create_args *a, void **state, char *, size_t)
 	void *p = mgr->allocate(256, std::nothrow);
 	if (!p)
 		return -ENOMEM;
+	const map_state_header h{ CRASH_MAGIC, 1 };
+	memcpy(p, &h, sizeof(h));
 	*state = p;
 	return 0;
 }
@@ -453,13 +463,8 @@ const map_ops crash_ops = {
 	.update = crash_update,
 	.delete_elem = crash_delete,
 	.get_next_key = crash_next_key,
-	.push = nullptr,
-	.pop = nullptr,
-	.peek = nullptr,
-	.mmap_region = nullptr,
-	.poll = nullptr,
-	.direct_value_addr = nullptr,
-	.lookup_batch = nullptr,
+	.state_magic = CRASH_MAGIC,
+	.state_version = 1,
 };
 
 void test_death_inside_the_mutex(die_at where)
@@ -522,6 +527,260 @@ void test_death_inside_the_mutex(die_at where)
 	uint64_t got = 0;
 	CHECK(need(f.reg->map(keep.id), "keep")->lookup(&k, &got).ok());
 	CHECK(got == 77);
+}
+
+// --- map_ops v2: fd-valued maps, state versions, user value sizes ----------
+
+// bpf_tail_call(ctx, jmp, 0); return 1 when it falls through.
+std::vector<insn> tail_caller_prog(uint32_t prog_array_id)
+{
+	std::vector<insn> p;
+	lddw_map(p, 2, prog_array_id);     // r2 = the prog array
+	p.push_back(I(0xb7, 3, 0, 0, 0));  // r3 = 0
+	p.push_back(I(0x85, 0, 0, 0, 12)); // call bpf_tail_call
+	p.push_back(I(0xb7, 0, 0, 0, 1));  // r0 = 1
+	p.push_back(I(0x95, 0, 0, 0, 0));  // exit
+	return p;
+}
+
+// return 42
+std::vector<insn> answer_prog()
+{
+	return { I(0xb7, 0, 0, 0, 42), I(0x95, 0, 0, 0, 0) };
+}
+
+void test_tail_call_sees_another_process(vm::backend backend)
+{
+	fixture f("tailcall");
+	CHECK(register_map_ops(fixture_maps::prog_array_ops()).ok());
+	auto jmp = need(f.reg->create_map(spec(fixture_maps::PROG_ARRAY_TYPE,
+					       "jmp", 4, 4, 4)),
+			"prog array");
+	prog_spec ps;
+	ps.type = BPF_PROG_TYPE_KPROBE;
+	ps.name = "caller";
+	ps.insns = tail_caller_prog(jmp.id);
+	auto caller = need(f.reg->create_prog(ps), "caller");
+	ps.name = "answer";
+	ps.insns = answer_prog();
+	auto answer = need(f.reg->create_prog(ps), "answer");
+
+	int ready[2], go[2];
+	CHECK(pipe(ready) == 0 && pipe(go) == 0);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		// Another process: its own mapping of the segment, its own
+		// registry object and program instances.
+		close(ready[0]);
+		close(go[1]);
+		auto seg = shm::segment::open(f.name);
+		if (!seg)
+			_exit(20);
+		auto reg = registry::open(std::move(*seg));
+		if (!reg)
+			_exit(21);
+		instance_options io;
+		io.backend = backend;
+		auto inst = (*reg)->instantiate(caller.id, io);
+		if (!inst)
+			_exit(22);
+		// The array is empty: the tail call falls through.
+		auto before = (*inst)->run(nullptr, 0);
+		char c = before && *before == 1 ? 'y' : 'n';
+		if (write(ready[1], &c, 1) != 1)
+			_exit(23);
+		if (read(go[0], &c, 1) != 1)
+			_exit(24);
+		// The same instance, after the parent stored the answer.
+		auto after = (*inst)->run(nullptr, 0);
+		if (!after || *after != 42)
+			_exit(25);
+		c = 'y';
+		if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(27);
+		// The parent released the answer and loaded another program
+		// at its id: the instance made here for the first is stale.
+		auto again = (*inst)->run(nullptr, 0);
+		if (!again)
+			_exit(28);
+		_exit(*again == 43 ? 0 : 29);
+	}
+	close(ready[1]);
+	close(go[0]);
+	char c = 0;
+	CHECK(read(ready[0], &c, 1) == 1 && c == 'y');
+	auto arr = need(f.reg->map(jmp.id), "prog array instance");
+	uint32_t k = 0, v = answer.id;
+	CHECK(arr->update(&k, &v, BPF_ANY).ok());
+	CHECK(write(go[1], "g", 1) == 1);
+	CHECK(read(ready[0], &c, 1) == 1 && c == 'y');
+	CHECK(arr->remove(&k).ok());
+	CHECK(f.reg->release(answer.id).ok());
+	ps.name = "answer2";
+	ps.insns = { I(0xb7, 0, 0, 0, 43), I(0x95, 0, 0, 0, 0) };
+	auto answer2 = need(f.reg->create_prog(ps, answer.id), "answer2");
+	v = answer2.id;
+	CHECK(arr->update(&k, &v, BPF_ANY).ok());
+	CHECK(write(go[1], "g", 1) == 1);
+	int status = 0;
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		printf("#   child: status 0x%x\n", status);
+	close(ready[0]);
+	close(go[1]);
+}
+
+void test_fd_map_holds_its_objects()
+{
+	fixture f("fdhold");
+	CHECK(register_map_ops(fixture_maps::prog_array_ops()).ok());
+	auto jmp = need(f.reg->create_map(spec(fixture_maps::PROG_ARRAY_TYPE,
+					       "jmp", 4, 4, 4)),
+			"prog array");
+	auto data = need(f.reg->create_map(spec(BPF_MAP_TYPE_ARRAY, "data", 4,
+						8, 1)),
+			 "array");
+	prog_spec ps;
+	ps.type = BPF_PROG_TYPE_KPROBE;
+	ps.name = "answer";
+	ps.insns = answer_prog();
+	auto answer = need(f.reg->create_prog(ps), "answer");
+	auto arr = need(f.reg->map(jmp.id), "prog array instance");
+	uint32_t k = 0, v = 9999;
+	auto st = arr->update(&k, &v, BPF_ANY);
+	CHECK(!st && st.error().code == EBADF);
+	v = data.id;
+	st = arr->update(&k, &v, BPF_ANY);
+	CHECK(!st && st.error().code == EINVAL);
+	v = answer.id;
+	CHECK(arr->update(&k, &v, BPF_ANY).ok());
+	auto rel = f.reg->release(answer.id);
+	CHECK(!rel && rel.error().code == EBUSY &&
+	      rel.error().message.find("map 'jmp'") != std::string::npos);
+	uint32_t puts = fixture_maps::put_calls.load();
+	CHECK(arr->remove(&k).ok());
+	CHECK(fixture_maps::put_calls.load() == puts + 1);
+	CHECK(f.reg->release(answer.id).ok());
+	// Values of another size than an id are refused at creation.
+	auto bad = f.reg->create_map(spec(fixture_maps::PROG_ARRAY_TYPE, "bad",
+					  4, 8, 4));
+	CHECK(!bad && bad.error().code == EINVAL);
+}
+
+void test_foreign_state_version()
+{
+	fixture f("stateversion");
+	auto counts = need(f.reg->create_map(spec(BPF_MAP_TYPE_HASH, "counts", 4,
+						  8, 16)),
+			   "counts");
+	auto other = need(f.reg->create_map(spec(BPF_MAP_TYPE_ARRAY, "other", 4,
+						 8, 4)),
+			  "other");
+	uint32_t k = 1;
+	uint64_t v = 7;
+	CHECK(need(f.reg->map(other.id), "other")->update(&k, &v, BPF_ANY).ok());
+	// What a later build would have written: same magic, version + 1.
+	void *state = need(f.reg->map(counts.id), "counts")->state;
+	map_state_header h;
+	memcpy(&h, state, sizeof(h));
+	const uint32_t spoken = h.version;
+	h.version = spoken + 1;
+	memcpy(state, &h, sizeof(h));
+	const uint32_t size_before = f.reg->size();
+
+	// A process that opens the registry now (a fresh registry object has
+	// no instance cached).
+	auto seg = need(shm::segment::open(f.name), "segment");
+	auto reg = need(registry::open(std::move(seg)), "registry");
+	auto m = reg->map(counts.id);
+	CHECK(!m && m.error().code == EPROTONOSUPPORT);
+	std::string want = "map 'counts' (id " + std::to_string(counts.id) +
+			   "): open: state version " +
+			   std::to_string(spoken + 1) +
+			   " of BPF_MAP_TYPE_HASH, this build speaks " +
+			   std::to_string(spoken);
+	if (!m) {
+		CHECK(m.error().message == want);
+		if (m.error().message != want)
+			printf("#   got: %s\n", m.error().message.c_str());
+	}
+	// Nothing else is lost, and the map is not destroyed as if spoken.
+	auto rel = reg->release(counts.id);
+	CHECK(!rel && rel.error().code == EPROTONOSUPPORT);
+	CHECK(reg->size() == size_before);
+	uint64_t got = 0;
+	CHECK(need(reg->map(other.id), "other")->lookup(&k, &got).ok());
+	CHECK(got == 7);
+	CHECK(reg->get(counts.id).ok());
+	h.version = spoken;
+	memcpy(state, &h, sizeof(h));
+	CHECK(reg->map(counts.id).ok());
+}
+
+void test_user_value_size()
+{
+	fixture f("uvs");
+	CHECK(register_map_ops(fixture_maps::percpu_array_ops()).ok());
+	const uint32_t cpus = possible_cpus();
+	CHECK(cpus >= 1);
+	auto pc = need(f.reg->create_map(spec(fixture_maps::PERCPU_ARRAY_TYPE,
+					      "pc", 4, 12, 2)),
+		       "per-CPU array");
+	auto m = need(f.reg->map(pc.id), "per-CPU instance");
+	// The kernel's bpf_map_value_size: round_up(12, 8) x possible CPUs.
+	CHECK(m->user_value_size == 16 * cpus);
+	CHECK(map_user_value_size(spec(fixture_maps::PERCPU_ARRAY_TYPE, "pc", 4,
+				       12, 2)) == 16 * cpus);
+	std::vector<uint8_t> in(m->user_value_size), out(m->user_value_size);
+	for (size_t i = 0; i < in.size(); i++)
+		in[i] = uint8_t(i * 7 + 1);
+	uint32_t k = 1;
+	CHECK(m->update(&k, in.data(), BPF_ANY).ok());
+	CHECK(m->lookup(&k, out.data()).ok());
+	CHECK(in == out);
+	// A type without the hook: value_size.
+	auto h = need(f.reg->create_map(spec(BPF_MAP_TYPE_HASH, "h", 4, 12, 2)),
+		      "hash");
+	CHECK(need(f.reg->map(h.id), "hash")->user_value_size == 12);
+}
+
+void test_open_close_and_helpers()
+{
+	fixture f("openclose");
+	CHECK(register_map_ops(fixture_maps::percpu_array_ops()).ok());
+	// The helper the table ships is registered with it.
+	CHECK(find_helper(fixture_maps::PERCPU_HELPER_ID) != nullptr);
+	auto pc = need(f.reg->create_map(spec(fixture_maps::PERCPU_ARRAY_TYPE,
+					      "pc", 4, 8, 2)),
+		       "per-CPU array");
+	uint32_t opens = fixture_maps::open_calls.load();
+	uint32_t closes = fixture_maps::close_calls.load();
+	{
+		auto a = need(f.reg->map(pc.id), "first");
+		auto b = need(f.reg->map(pc.id), "second");
+		// One open per process and map, whoever asks.
+		CHECK(a.get() == b.get());
+		CHECK(fixture_maps::open_calls.load() == opens + 1);
+	}
+	CHECK(fixture_maps::close_calls.load() == closes);
+	// A program calls the shipped helper: r0 = helper(r1 = 5).
+	prog_spec ps;
+	ps.type = BPF_PROG_TYPE_KPROBE;
+	ps.name = "calls";
+	ps.insns = { I(0xb7, 1, 0, 0, 5),
+		     I(0x85, 0, 0, 0, int32_t(fixture_maps::PERCPU_HELPER_ID)),
+		     I(0x95, 0, 0, 0, 0) };
+	auto p = need(f.reg->create_prog(ps), "prog");
+	instance_options io;
+	io.backend = vm::backend::interpreter;
+	auto inst = need(f.reg->instantiate(p.id, io), "instance");
+	auto r = inst->run(nullptr, 0);
+	CHECK(r && *r == 1005);
+	// Released: the process's instance goes, and with it the local state.
+	CHECK(f.reg->release(pc.id).ok());
+	CHECK(fixture_maps::close_calls.load() == closes + 1);
 }
 
 // --- differential test against the kernel ----------------------------------
@@ -720,6 +979,18 @@ int main()
 		 [] { test_death_inside_the_mutex(die_at::create); });
 	run_case("a process killed inside the registry mutex in a release has it finished by the next locker",
 		 [] { test_death_inside_the_mutex(die_at::destroy); });
+	run_case("a prog-array update made by another process is seen by a running program's tail call, also of a program reloaded at the same id (interpreter)",
+		 [] { test_tail_call_sees_another_process(vm::backend::interpreter); });
+	run_case("a prog-array update made by another process is seen by a running program's tail call, also of a program reloaded at the same id (jit)",
+		 [] { test_tail_call_sees_another_process(vm::backend::jit_x64); });
+	run_case("a prog array takes only live program ids and keeps them from being released",
+		 test_fd_map_holds_its_objects);
+	run_case("a map whose state header carries another version is refused with EPROTONOSUPPORT naming the map, and nothing else is lost",
+		 test_foreign_state_version);
+	run_case("a map type's open and close run once per process and map, and its shipped helpers reach programs",
+		 test_open_close_and_helpers);
+	run_case("a per-CPU type's user value size is round_up(value_size, 8) x possible CPUs; others use value_size",
+		 test_user_value_size);
 	if (std::string why = kernel_refusal(); !why.empty()) {
 		printf("ok - the kernel comparison # SKIP %s\n", why.c_str());
 	} else {

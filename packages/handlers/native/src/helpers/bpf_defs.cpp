@@ -412,31 +412,6 @@ std::optional<uint32_t> helper_from_name(std::string_view name) noexcept
 	return find(helpers, name);
 }
 
-std::string_view map_type_provider(uint32_t type) noexcept
-{
-	switch (type) {
-	case BPF_MAP_TYPE_HASH:
-	case BPF_MAP_TYPE_ARRAY:
-	case BPF_MAP_TYPE_PROG_ARRAY:
-	case BPF_MAP_TYPE_PERF_EVENT_ARRAY:
-	case BPF_MAP_TYPE_PERCPU_HASH:
-	case BPF_MAP_TYPE_PERCPU_ARRAY:
-	case BPF_MAP_TYPE_STACK_TRACE:
-	case BPF_MAP_TYPE_LRU_HASH:
-	case BPF_MAP_TYPE_LRU_PERCPU_HASH:
-	case BPF_MAP_TYPE_LPM_TRIE:
-	case BPF_MAP_TYPE_ARRAY_OF_MAPS:
-	case BPF_MAP_TYPE_HASH_OF_MAPS:
-	case BPF_MAP_TYPE_QUEUE:
-	case BPF_MAP_TYPE_STACK:
-	case BPF_MAP_TYPE_RINGBUF:
-	case BPF_MAP_TYPE_BLOOM_FILTER:
-	case BPF_MAP_TYPE_USER_RINGBUF:
-		return "@bpftime/maps-userspace";
-	}
-	return {};
-}
-
 std::string describe_map_type(uint32_t type)
 {
 	std::string_view n = map_type_name(type);

@@ -467,14 +467,14 @@ status read_entries(const fields &f, const map_spec &s, planned &p)
 		auto v = f.hex(name.c_str(), &e[1]);
 		if (!v)
 			return std::move(v).error();
-		if (k->size() != s.key_size || v->size() != s.value_size)
+		if (k->size() != s.key_size || v->size() != map_user_value_size(s))
 			return f.bad(name.c_str(),
 				     "key of " + std::to_string(k->size()) +
 					     " and value of " +
 					     std::to_string(v->size()) +
 					     " bytes; the map has " +
 					     std::to_string(s.key_size) + " and " +
-					     std::to_string(s.value_size));
+					     std::to_string(map_user_value_size(s)));
 		p.entries.emplace_back(std::move(*k), std::move(*v));
 	}
 	return {};
@@ -584,10 +584,14 @@ result<std::string> registry::export_json()
 						    "): cannot read its contents: " +
 						    missing_ops_reason(s->type));
 			void *state = impl_->at<void>(mh.state_offset);
+			BPFTIME_TRY(check_map_state(
+				ops, state,
+				"export: map '" + s->name + "' (id " +
+					std::to_string(id) + ")"));
 			w.key("entries");
 			out += '[';
 			std::vector<uint8_t> key(s->key_size), next(s->key_size),
-				value(s->value_size);
+				value(map_user_value_size(*s));
 			bool have = false, first_entry = true;
 			for (;;) {
 				int rc = ops->get_next_key(

@@ -3,11 +3,14 @@
 // kernel's bpf() syscall makes before it calls a map's ops.
 #include "registry/registry_impl.hpp"
 
+#include <bpftime/handlers/helpers.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <unistd.h>
 
 namespace bpftime::handlers {
 
@@ -30,7 +33,28 @@ ops_table &table()
 	return *t;
 }
 
-constexpr size_t REQUIRED_OPS_SIZE = offsetof(map_ops, push);
+// Every field up to the state version is required of an ABI 2 table.
+constexpr size_t REQUIRED_OPS_SIZE =
+	offsetof(map_ops, state_version) + sizeof(uint32_t);
+
+// Packages declared as providers of types not registered here.
+struct declared_table {
+	std::mutex mu;
+	std::vector<std::pair<uint32_t, std::string>> providers;
+};
+
+std::string hex32(uint32_t v)
+{
+	char b[9];
+	snprintf(b, sizeof(b), "%08x", v);
+	return b;
+}
+
+declared_table &declared()
+{
+	static declared_table *t = new declared_table();
+	return *t;
+}
 
 } // namespace
 
@@ -38,24 +62,26 @@ status register_map_ops(const map_ops *ops)
 {
 	if (!ops)
 		return fail(EINVAL, "register map ops: null table");
-	if (ops->size < REQUIRED_OPS_SIZE)
-		return fail(EINVAL, "register map ops: table of " +
-					    std::to_string(ops->size) +
-					    " bytes is shorter than the " +
-					    std::to_string(REQUIRED_OPS_SIZE) +
-					    " bytes of the required fields");
 	std::string what = "register map ops for " +
 			   (ops->type_name ? std::string(ops->type_name) :
 					     describe_map_type(ops->map_type)) +
 			   " from " +
 			   (ops->provider ? std::string(ops->provider) :
 					    std::string("an unnamed provider"));
+	// The ABI version first: a table of another version may be shorter
+	// for reasons its size does not tell.
 	if (ops->abi_version != MAP_OPS_ABI_VERSION)
 		return fail(EPROTONOSUPPORT,
 			    what + ": map_ops ABI version " +
 				    std::to_string(ops->abi_version) +
 				    ", this bpftime uses " +
 				    std::to_string(MAP_OPS_ABI_VERSION));
+	if (ops->size < REQUIRED_OPS_SIZE)
+		return fail(EINVAL, what + ": table of " +
+					    std::to_string(ops->size) +
+					    " bytes is shorter than the " +
+					    std::to_string(REQUIRED_OPS_SIZE) +
+					    " bytes of the required fields");
 	if (ops->layout_version != shm::LAYOUT_VERSION)
 		return fail(EPROTONOSUPPORT,
 			    what + ": built for segment layout " +
@@ -68,6 +94,9 @@ status register_map_ops(const map_ops *ops)
 		return fail(EINVAL, what + ": a required function is null");
 	if (ops->map_type == BPF_MAP_TYPE_UNSPEC)
 		return fail(EINVAL, what + ": map type 0 is BPF_MAP_TYPE_UNSPEC");
+	if (ops->state_magic == 0)
+		return fail(EINVAL, what + ": no state magic (every map state "
+					   "starts with a map_state_header)");
 
 	ops_table &t = table();
 	std::lock_guard g(t.mu);
@@ -84,9 +113,105 @@ status register_map_ops(const map_ops *ops)
 	map_ops copy{};
 	memcpy(&copy, ops, std::min<size_t>(ops->size, sizeof(map_ops)));
 	copy.size = sizeof(map_ops);
+	if (copy.fd_kind != MAP_FD_NONE && copy.fd_kind != MAP_FD_MAP &&
+	    copy.fd_kind != MAP_FD_PROG && copy.fd_kind != MAP_FD_PERF_EVENT)
+		return fail(EINVAL, what + ": fd_kind " +
+					    std::to_string(copy.fd_kind) +
+					    " names no kind of object");
+	// The registry reads an fd-valued map's ids in any process, holding
+	// its mutex (release_locked), with the state in the segment.
+	if (copy.fd_kind != MAP_FD_NONE && copy.open)
+		return fail(EINVAL, what + ": an fd-valued map keeps its ids in "
+					   "the segment and has no per-process "
+					   "open");
+	// The helpers it ships: all of them or none.
+	for (uint32_t i = 0; i < copy.helper_count; i++) {
+		const map_helper &h = copy.helpers[i];
+		if (!h.fn || !h.name)
+			return fail(EINVAL, what + ": helper " + std::to_string(i) +
+						    " has no function or name");
+		if (find_helper(h.id))
+			return fail(EEXIST, what + ": helper #" +
+						    std::to_string(h.id) + " (" +
+						    h.name + ") is already provided");
+	}
+	for (uint32_t i = 0; i < copy.helper_count; i++) {
+		const map_helper &h = copy.helpers[i];
+		BPFTIME_TRY(register_helper(h.id, h.name, h.fn));
+	}
 	t.copies.push_back(copy);
 	t.by_source.emplace_back(ops, &t.copies.back());
 	return {};
+}
+
+void declare_map_type_provider(uint32_t map_type, std::string provider)
+{
+	declared_table &d = declared();
+	std::lock_guard g(d.mu);
+	for (auto &[type, p] : d.providers)
+		if (type == map_type) {
+			p = std::move(provider);
+			return;
+		}
+	d.providers.emplace_back(map_type, std::move(provider));
+}
+
+uint32_t possible_cpus() noexcept
+{
+	static const uint32_t n = [] {
+		// "0-63" or "0,2-5": the highest CPU number + 1, as the
+		// kernel's num_possible_cpus() counts ids, not online ones.
+		uint32_t last = 0;
+		bool any = false;
+		if (FILE *f = fopen("/sys/devices/system/cpu/possible", "re")) {
+			char buf[256] = {};
+			size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+			fclose(f);
+			uint32_t cur = 0;
+			bool digits = false;
+			for (size_t i = 0; i <= len; i++) {
+				char c = i < len ? buf[i] : '\0';
+				if (c >= '0' && c <= '9') {
+					cur = cur * 10 + uint32_t(c - '0');
+					digits = true;
+					continue;
+				}
+				if (digits) {
+					last = std::max(last, cur);
+					any = true;
+				}
+				cur = 0;
+				digits = false;
+			}
+		}
+		if (any)
+			return last + 1;
+		long c = sysconf(_SC_NPROCESSORS_CONF);
+		return c > 0 ? uint32_t(c) : 1u;
+	}();
+	return n;
+}
+
+uint32_t percpu_value_size(uint32_t value_size) noexcept
+{
+	return ((value_size + 7) & ~7u) * possible_cpus();
+}
+
+uint32_t map_user_value_size(const map_spec &spec) noexcept
+{
+	const map_ops *ops = find_map_ops(spec.type);
+	if (!ops || !ops->user_value_size)
+		return spec.value_size;
+	map_create_args args{};
+	args.size = sizeof(args);
+	args.map_type = spec.type;
+	args.key_size = spec.key_size;
+	args.value_size = spec.value_size;
+	args.max_entries = spec.max_entries;
+	args.map_flags = spec.flags;
+	args.map_extra = spec.map_extra;
+	args.name = spec.name.c_str();
+	return ops->user_value_size(&args);
 }
 
 const map_ops *find_map_ops(uint32_t map_type) noexcept
@@ -102,21 +227,28 @@ const map_ops *find_map_ops(uint32_t map_type) noexcept
 std::string missing_ops_reason(uint32_t map_type)
 {
 	std::string type = describe_map_type(map_type);
-	std::string_view provider = map_type_provider(map_type);
+	std::string provider;
+	{
+		declared_table &d = declared();
+		std::lock_guard g(d.mu);
+		for (auto &[t, p] : d.providers)
+			if (t == map_type)
+				provider = p;
+	}
 	if (provider.empty())
 		return "no implementation of " + type +
-		       " is registered in this process (no @bpftime package "
-		       "provides it)";
+		       " is registered in this process (no installed package "
+		       "declares it)";
 	bool loaded = false;
 	for (const map_ops *o : registered_map_ops())
 		loaded = loaded || (o->provider && provider == o->provider);
 	if (loaded)
 		return "no implementation of " + type +
-		       " is registered in this process: " + std::string(provider) +
+		       " is registered in this process: " + provider +
 		       " is loaded but this version does not provide it";
 	return "no implementation of " + type +
 	       " is registered in this process; it is provided by " +
-	       std::string(provider) + " (import '" + std::string(provider) +
+	       provider + " (import '" + provider +
 	       "' in Node, or call its register_all() in C++)";
 }
 
@@ -154,9 +286,14 @@ registry::impl::map_instance_for(uint32_t id, registry *owner)
 	if (!ops)
 		return fail(EINVAL, "map '" + name + "' (id " + std::to_string(id) +
 					    "): " + missing_ops_reason(a.map_type));
+	std::string what = "map '" + name + "' (id " + std::to_string(id) +
+			   "): open";
+	void *shared_state = at<void>(mh.state_offset);
+	BPFTIME_TRY(check_map_state(ops, shared_state, what));
 	auto m = std::make_shared<map_instance>();
 	m->ops = ops;
-	m->state = at<void>(mh.state_offset);
+	m->fd_kind = ops->fd_kind;
+	m->state = shared_state;
 	m->map_type = a.map_type;
 	m->key_size = a.key_size;
 	m->value_size = a.value_size;
@@ -166,13 +303,92 @@ registry::impl::map_instance_for(uint32_t id, registry *owner)
 	memcpy(m->name, a.name, sizeof(m->name));
 	m->owner = owner;
 	m->shared = &mh;
+	map_spec spec;
+	spec.type = a.map_type;
+	spec.key_size = a.key_size;
+	spec.value_size = a.value_size;
+	spec.max_entries = a.max_entries;
+	spec.flags = a.map_flags;
+	spec.map_extra = a.map_extra;
+	spec.name = name;
+	m->user_value_size = map_user_value_size(spec);
 	// Re-check: a release between reading the word and the attributes
 	// would have changed the generation.
 	if (word_at(id) != w)
 		return fail(EBADF, "map (id " + std::to_string(id) +
 					   ") was released while being opened");
+	if (ops->open) {
+		char err[256] = {};
+		void *local_state = nullptr;
+		int rc = ops->open(shared_state, &local_state, err, sizeof(err));
+		if (rc != 0 || !local_state) {
+			int e = rc < 0 ? -rc : EINVAL;
+			return fail(e, what + ": " + errno_name(e) +
+					       (err[0] ? std::string(": ") + err :
+							 ""));
+		}
+		m->state = local_state;
+		m->opened = true;
+	}
 	maps[id] = m;
 	return m;
+}
+
+std::string fd_map_holding(registry::impl &r, handler_kind kind, uint32_t id)
+{
+	for (uint32_t i = 0; i < r.shared->capacity; i++) {
+		if (word_kind(r.word_at(i)) != handler_kind::map)
+			continue;
+		auto *o = r.at<handler_object>(r.slots[i].object.load());
+		const map_handler &mh = std::get<map_handler>(o->value);
+		const map_ops *ops = find_map_ops(mh.attr.map_type);
+		if (!ops || ops->fd_kind != uint32_t(kind))
+			continue;
+		void *state = r.at<void>(mh.state_offset);
+		// Two keys: get_next_key may not read and write the same one.
+		std::vector<uint8_t> keys(size_t(mh.attr.key_size) * 2);
+		const void *cur = nullptr;
+		for (int n = 0;; n ^= 1) {
+			uint8_t *key = keys.data() + size_t(n) * mh.attr.key_size;
+			if (ops->get_next_key(state, cur, key) != 0)
+				break;
+			uint32_t v = NO_ID;
+			if (ops->lookup_copy(state, key, &v) == 0 && v == id)
+				return "map '" +
+				       std::string(mh.attr.name,
+						   strnlen(mh.attr.name,
+							   sizeof(mh.attr.name))) +
+				       "' (id " + std::to_string(i) + ") holds it";
+			cur = key;
+		}
+	}
+	return {};
+}
+
+map_instance::~map_instance()
+{
+	if (opened && ops->close)
+		ops->close(state);
+}
+
+status check_map_state(const map_ops *ops, const void *state,
+		       const std::string &what)
+{
+	map_state_header hdr;
+	memcpy(&hdr, state, sizeof(hdr));
+	const char *type = ops->type_name ? ops->type_name : "this map type";
+	if (hdr.magic != ops->state_magic)
+		return fail(EPROTONOSUPPORT,
+			    what + ": state magic 0x" + hex32(hdr.magic) + " is not " +
+				    type + "'s (0x" + hex32(ops->state_magic) +
+				    ")");
+	if (hdr.version != ops->state_version)
+		return fail(EPROTONOSUPPORT,
+			    what + ": state version " +
+				    std::to_string(hdr.version) + " of " + type +
+				    ", this build speaks " +
+				    std::to_string(ops->state_version));
+	return {};
 }
 
 result<std::shared_ptr<map_instance>> registry::map(uint32_t id)
@@ -250,6 +466,86 @@ failure frozen_error(const map_instance &m, const char *op)
 	return op_error(m, op, EPERM, "the map is frozen");
 }
 
+// fd-valued maps (map_ops::fd_kind), the kernel's map_fd_get_ptr /
+// map_fd_put_ptr around bpf_fd_array_map_update_elem and friends. Called with
+// the registry mutex held, so that the object an id names cannot be released
+// between the check and the store (release_locked refuses to release what
+// such a map holds).
+failure fd_error(const map_instance &m, const char *op, int e,
+		 const std::string &detail)
+{
+	return fail(e, m.describe() + ": " + op + ": " + errno_name(e) + " (" +
+			       detail + ")");
+}
+
+status store_fd(const map_instance &m, registry::impl &r, const char *op,
+		const void *key, const void *value, uint64_t flags)
+{
+	uint32_t id;
+	memcpy(&id, value, sizeof(id));
+	auto kind = handler_kind(m.ops->fd_kind);
+	std::string kname(kind_name(kind));
+	if (id >= r.shared->capacity ||
+	    word_kind(r.word_at(id)) == handler_kind::empty)
+		return fd_error(m, op, EBADF,
+				"id " + std::to_string(id) + " holds no " + kname);
+	auto obj = r.object_at(id, kind, "value");
+	if (!obj)
+		return fd_error(m, op, EINVAL,
+				"id " + std::to_string(id) + " is not a " + kname);
+	map_fd_object o{};
+	o.size = sizeof(o);
+	o.id = id;
+	o.generation = word_generation(r.word_at(id));
+	std::visit(
+		[&](const auto &v) {
+			using T = std::decay_t<decltype(v)>;
+			if constexpr (std::is_same_v<T, map_handler>) {
+				o.type = v.attr.map_type;
+				o.key_size = v.attr.key_size;
+				o.value_size = v.attr.value_size;
+				o.max_entries = v.attr.max_entries;
+				o.map_flags = v.attr.map_flags;
+			} else if constexpr (std::is_same_v<T, prog_handler>) {
+				o.type = v.prog_type;
+			} else if constexpr (std::is_same_v<T,
+							    perf_event_handler>) {
+				o.type = v.type;
+			}
+		},
+		(*obj)->value);
+	if (m.ops->fd_get_ptr) {
+		int rc = m.ops->fd_get_ptr(m.state, &o);
+		if (rc != 0)
+			return fd_error(m, op, rc < 0 ? -rc : EINVAL,
+					"the map does not take " + kname + " id " +
+						std::to_string(id));
+	}
+	uint32_t old = NO_ID;
+	bool had = m.ops->lookup_copy(m.state, key, &old) == 0 && old != NO_ID;
+	int rc = m.ops->update(m.state, key, value, flags);
+	if (rc != 0) {
+		if (m.ops->fd_put_ptr)
+			m.ops->fd_put_ptr(m.state, id);
+		return op_error(m, op, rc);
+	}
+	if (had && m.ops->fd_put_ptr)
+		m.ops->fd_put_ptr(m.state, old);
+	return {};
+}
+
+status erase_fd(const map_instance &m, const char *op, const void *key)
+{
+	uint32_t old = NO_ID;
+	bool had = m.ops->lookup_copy(m.state, key, &old) == 0 && old != NO_ID;
+	int rc = m.ops->delete_elem(m.state, key);
+	if (rc != 0)
+		return op_error(m, op, rc);
+	if (had && m.ops->fd_put_ptr)
+		m.ops->fd_put_ptr(m.state, old);
+	return {};
+}
+
 } // namespace
 
 bool map_instance::frozen() const noexcept
@@ -313,6 +609,14 @@ status map_instance::update(const void *key, const void *value,
 	if (flags & BPF_F_LOCK)
 		return op_error(*this, "update", EINVAL,
 				"BPF_F_LOCK: the value has no bpf_spin_lock");
+	if (ops->fd_kind != MAP_FD_NONE) {
+		auto guard = owner->impl_->lock();
+		if (!guard)
+			return std::move(guard).error();
+		BPFTIME_TRY(check_live("update"));
+		return store_fd(*this, *owner->impl_, "update", key, value,
+				flags);
+	}
 	int rc = ops->update(state, key, value, flags);
 	if (rc != 0)
 		return op_error(*this, "update", rc);
@@ -327,6 +631,13 @@ status map_instance::remove(const void *key) const
 	syscall_write w(*this);
 	if (frozen())
 		return frozen_error(*this, "delete");
+	if (ops->fd_kind != MAP_FD_NONE) {
+		auto guard = owner->impl_->lock();
+		if (!guard)
+			return std::move(guard).error();
+		BPFTIME_TRY(check_live("delete"));
+		return erase_fd(*this, "delete", key);
+	}
 	int rc = ops->delete_elem(state, key);
 	if (rc != 0)
 		return op_error(*this, "delete", rc);
@@ -373,7 +684,8 @@ result<uint32_t> map_instance::lookup_batch(const void *after,
 			break;
 		if (rc != 0)
 			return op_error(*this, "lookup batch", rc);
-		rc = ops->lookup_copy(state, kout, v + size_t(n) * value_size);
+		rc = ops->lookup_copy(state, kout,
+				      v + size_t(n) * user_value_size);
 		if (rc == -ENOENT) {
 			memcpy(skipped.data(), kout, key_size);
 			cur = skipped.data();
@@ -402,9 +714,27 @@ result<uint32_t> map_instance::update_batch(const void *keys,
 				"BPF_F_LOCK: the value has no bpf_spin_lock");
 	auto *k = static_cast<const uint8_t *>(keys);
 	auto *v = static_cast<const uint8_t *>(values);
+	if (ops->fd_kind != MAP_FD_NONE) {
+		auto guard = owner->impl_->lock();
+		if (!guard)
+			return std::move(guard).error();
+		BPFTIME_TRY(check_live("update batch"));
+		for (uint32_t i = 0; i < count; i++) {
+			auto st = store_fd(*this, *owner->impl_, "update batch",
+					   k + size_t(i) * key_size,
+					   v + size_t(i) * user_value_size, flags);
+			if (!st)
+				return fail(st.error().code,
+					    st.error().message + "; entry " +
+						    std::to_string(i) + " of " +
+						    std::to_string(count) + ", " +
+						    std::to_string(i) + " applied");
+		}
+		return count;
+	}
 	for (uint32_t i = 0; i < count; i++) {
 		int rc = ops->update(state, k + size_t(i) * key_size,
-				     v + size_t(i) * value_size, flags);
+				     v + size_t(i) * user_value_size, flags);
 		if (rc != 0)
 			return op_error(*this, "update batch", rc,
 					"entry " + std::to_string(i) + " of " +
@@ -424,6 +754,23 @@ result<uint32_t> map_instance::delete_batch(const void *keys,
 	if (frozen())
 		return frozen_error(*this, "delete batch");
 	auto *k = static_cast<const uint8_t *>(keys);
+	if (ops->fd_kind != MAP_FD_NONE) {
+		auto guard = owner->impl_->lock();
+		if (!guard)
+			return std::move(guard).error();
+		BPFTIME_TRY(check_live("delete batch"));
+		for (uint32_t i = 0; i < count; i++) {
+			auto st = erase_fd(*this, "delete batch",
+					   k + size_t(i) * key_size);
+			if (!st)
+				return fail(st.error().code,
+					    st.error().message + "; entry " +
+						    std::to_string(i) + " of " +
+						    std::to_string(count) + ", " +
+						    std::to_string(i) + " deleted");
+		}
+		return count;
+	}
 	for (uint32_t i = 0; i < count; i++) {
 		int rc = ops->delete_elem(state, k + size_t(i) * key_size);
 		if (rc != 0)
@@ -451,6 +798,19 @@ result<std::span<uint8_t>> map_instance::mmap_region(bool writable) const
 		return fail(EINVAL, describe() + ": mmap: the map exposes no "
 						 "memory");
 	return std::span<uint8_t>(static_cast<uint8_t *>(p), len);
+}
+
+result<uint32_t> map_instance::consume(map_record_fn cb, void *ctx) const
+{
+	BPFTIME_TRY(check_live("consume"));
+	if (!ops->consume)
+		return fail(EINVAL, describe() + ": consume: " +
+					    describe_map_type(map_type) +
+					    " has no records to consume");
+	int rc = ops->consume(state, cb, ctx);
+	if (rc < 0)
+		return op_error(*this, "consume", rc);
+	return uint32_t(rc);
 }
 
 } // namespace bpftime::handlers

@@ -10,14 +10,24 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <vector>
 
 namespace bpftime::handlers {
+
+// What the tail-call resolver of one program instance needs: the registry
+// that resolves the ids a prog array holds, and the options its targets are
+// instantiated with when this process has none of them yet.
+struct tail_call_ctx {
+	registry *reg = nullptr;
+	instance_options opts;
+};
 
 struct program_instance::impl {
 	vm::vm machine;
 	handle prog;
 	std::string name;
 	vm::backend kind;
+	tail_call_ctx tail;
 	// Keeps the map instances whose addresses the code holds alive.
 	std::map<uint32_t, std::shared_ptr<map_instance>> maps;
 
@@ -82,14 +92,36 @@ result<vm::backend> backend_from_env()
 
 namespace {
 
-// bpf_tail_call(ctx, prog_array, index) on the hot path: the prog array's
-// value at index is a program id; its instance in this process, if any.
+// The miss path of resolve_tail_call: this process has no instance of the
+// program yet (another process stored it in the array after this one made
+// its programs). Instantiates it with the caller's options, on the thread
+// running the caller, which holds no lock (programs run without one); only
+// the first call into a target takes this path. nullptr on any failure: the
+// tail call then falls through, as the kernel's does for an empty slot.
+const vm::vm *instantiate_tail_target(const tail_call_ctx &tc,
+				      uint32_t prog_id) noexcept
+{
+	try {
+		if (tc.reg->kind_of(prog_id) != handler_kind::prog)
+			return nullptr;
+		auto r = tc.reg->instantiate(prog_id, tc.opts);
+		return r ? &(*r)->machine() : nullptr;
+	} catch (const std::exception &) {
+		return nullptr;
+	}
+}
+
+// bpf_tail_call(ctx, prog_array, index) on the hot path. The map's values are
+// program ids (map_ops::fd_kind == MAP_FD_PROG: the kernel's
+// map_fd_get_ptr stored a prog pointer, the registry stores the id), read at
+// call time from the shared map, so an update made by any process is seen at
+// the next call; the id resolves to this process's instance of the program.
 const vm::vm *resolve_tail_call(void *user, uint64_t prog_array,
 				uint64_t index)
 {
-	auto *reg = static_cast<const registry *>(user);
+	auto *tc = static_cast<const tail_call_ctx *>(user);
 	auto *m = reinterpret_cast<const map_instance *>(prog_array);
-	if (!m || m->map_type != BPF_MAP_TYPE_PROG_ARRAY)
+	if (!m || m->fd_kind != MAP_FD_PROG)
 		return nullptr;
 	uint32_t idx = uint32_t(index);
 	if (idx >= m->max_entries)
@@ -99,8 +131,11 @@ const vm::vm *resolve_tail_call(void *user, uint64_t prog_array,
 		return nullptr;
 	uint32_t prog_id;
 	memcpy(&prog_id, v, sizeof(prog_id));
-	const program_instance *p = reg->cached_program(prog_id);
-	return p ? &p->machine() : nullptr;
+	if (prog_id == NO_ID)
+		return nullptr;
+	if (const program_instance *p = tc->reg->cached_program(prog_id))
+		[[likely]] return &p->machine();
+	return instantiate_tail_target(*tc, prog_id);
 }
 
 constexpr uint8_t CALL = vm::BPF_JMP | vm::BPF_CALL;
@@ -193,7 +228,9 @@ registry::instantiate(uint32_t id, const instance_options &opts)
 		if (auto st = pi->machine.register_helper(hd.id, hd.name, hd.fn);
 		    !st)
 			return fail(st.error().code, what + ": " + st.error().message);
-	pi->machine.set_tail_call_resolver(resolve_tail_call, this);
+	pi->tail.reg = this;
+	pi->tail.opts = instance_options{ kind, opts.bounds_check };
+	pi->machine.set_tail_call_resolver(resolve_tail_call, &pi->tail);
 	if (opts.bounds_check) {
 		// Map values live anywhere in the segment; a program may touch
 		// the segment, its stack and its context, nothing else.
@@ -279,14 +316,23 @@ registry::instantiate(uint32_t id, const instance_options &opts)
 	}
 	// Programs reachable by bpf_tail_call through the prog arrays this one
 	// uses are made ready too, so the hot path finds them.
+	// Those stored later, by any process, are made on their first call
+	// (resolve_tail_call).
 	for (auto &[mid, m] : inst->impl_->maps) {
-		if (m->map_type != BPF_MAP_TYPE_PROG_ARRAY)
+		if (m->fd_kind != MAP_FD_PROG)
 			continue;
-		for (uint32_t idx = 0; idx < m->max_entries; idx++) {
+		// Two keys: get_next_key may not read and write the same one.
+		std::vector<uint8_t> keys(size_t(m->key_size) * 2);
+		const void *cur = nullptr;
+		for (int n = 0;; n ^= 1) {
+			uint8_t *k = keys.data() + size_t(n) * m->key_size;
+			if (m->ops->get_next_key(m->state, cur, k) != 0)
+				break;
 			uint32_t target = NO_ID;
-			if (m->ops->lookup_copy(m->state, &idx, &target) == 0 &&
+			if (m->ops->lookup_copy(m->state, k, &target) == 0 &&
 			    target != NO_ID && target != id)
 				tail_targets.push_back(target);
+			cur = k;
 		}
 	}
 	for (uint32_t t : tail_targets) {

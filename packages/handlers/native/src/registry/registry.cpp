@@ -177,7 +177,8 @@ void registry::impl::recover() noexcept
 	}
 	if (!published) {
 		if (p.state != 0) {
-			if (const map_ops *ops = find_map_ops(p.map_type))
+			const map_ops *ops = find_map_ops(p.map_type);
+			if (ops && check_map_state(ops, at<void>(p.state), "recover"))
 				ops->destroy(mgr, at<void>(p.state));
 		}
 		if (p.object != 0)
@@ -301,21 +302,6 @@ struct map_steps {
 						   "BPF_F_WRONLY_PROG exclude "
 						   "each other");
 		prep p;
-		if (s.inner_map_id != NO_ID) {
-			if (s.type != BPF_MAP_TYPE_ARRAY_OF_MAPS &&
-			    s.type != BPF_MAP_TYPE_HASH_OF_MAPS)
-				return fail(EINVAL,
-					    what + ": inner map given for " +
-						    describe_map_type(s.type) +
-						    ", which holds no maps");
-			auto inner = r.object_at(s.inner_map_id,
-						 handler_kind::map,
-						 (what + ": inner map").c_str());
-			if (!inner)
-				return std::move(inner).error();
-			p.inner_type = std::get<map_handler>((*inner)->value)
-					       .attr.map_type;
-		}
 		if (s.btf_id != NO_ID) {
 			auto btf = r.object_at(s.btf_id, handler_kind::btf,
 					       (what + ": BTF").c_str());
@@ -329,6 +315,28 @@ struct map_steps {
 		p.ops = find_map_ops(s.type);
 		if (!p.ops)
 			return fail(EINVAL, what + ": " + missing_ops_reason(s.type));
+		// Values that are ids of other objects are 4 bytes (the kernel's
+		// fd_array_map_alloc_check and htab_of_map_alloc).
+		if (p.ops->fd_kind != MAP_FD_NONE && s.value_size != 4)
+			return fail(EINVAL, what + ": " +
+						    describe_map_type(s.type) +
+						    " holds 4-byte ids, not " +
+						    std::to_string(s.value_size) +
+						    "-byte values");
+		if (s.inner_map_id != NO_ID) {
+			if (p.ops->fd_kind != MAP_FD_MAP)
+				return fail(EINVAL,
+					    what + ": inner map given for " +
+						    describe_map_type(s.type) +
+						    ", which holds no maps");
+			auto inner = r.object_at(s.inner_map_id,
+						 handler_kind::map,
+						 (what + ": inner map").c_str());
+			if (!inner)
+				return std::move(inner).error();
+			p.inner_type = std::get<map_handler>((*inner)->value)
+					       .attr.map_type;
+		}
 		return p;
 	}
 	static void fill(map_handler &, const map_spec &, const prep &)
@@ -771,6 +779,17 @@ status registry::impl::release_locked(uint32_t id, uint64_t generation,
 						   "): " + user);
 	}
 
+	// Held as a value by an fd-valued map (prog array, map-in-map, perf
+	// event array): the kernel's reference from map_fd_get_ptr.
+	if (k == handler_kind::map || k == handler_kind::prog ||
+	    k == handler_kind::perf_event) {
+		std::string holder = fd_map_holding(*this, k, id);
+		if (!holder.empty())
+			return fail(EBUSY, what + " (" +
+						   std::string(kind_name(k)) +
+						   "): " + holder);
+	}
+
 	int64_t obj_off = slots[id].object.load();
 	auto *obj = at<handler_object>(obj_off);
 	int64_t state_off = 0;
@@ -784,6 +803,13 @@ status registry::impl::release_locked(uint32_t id, uint64_t generation,
 	if (k == handler_kind::map && !ops)
 		return fail(EINVAL, what + ": cannot free the map's contents: " +
 					    missing_ops_reason(map_type));
+	// A state this build does not speak is not destroyed as if it did.
+	if (ops)
+		BPFTIME_TRY(check_map_state(
+			ops, at<void>(state_off),
+			"map '" +
+				name_of(std::get<map_handler>(obj->value).attr.name) +
+				"' (" + id_text(id) + "): release"));
 
 	shared->pending = pending_record{ uint32_t(pending_op::release), id, 1,
 					  map_type, obj_off, state_off };
@@ -1078,7 +1104,13 @@ const program_instance *registry::cached_program(uint32_t id) const noexcept
 {
 	if (id >= impl_->shared->capacity)
 		return nullptr;
-	return impl_->prog_fast[id].load(std::memory_order_acquire);
+	const program_instance *p =
+		impl_->prog_fast[id].load(std::memory_order_acquire);
+	// The instance of an earlier program at this id (released and the id
+	// reused, by any process) is not the program the id holds now.
+	if (p && p->prog().generation != word_generation(impl_->word_at(id)))
+		return nullptr;
+	return p;
 }
 
 } // namespace bpftime::handlers

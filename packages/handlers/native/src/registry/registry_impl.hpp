@@ -32,6 +32,17 @@ struct btf_data {
 	std::span<const uint8_t> data;
 };
 
+// EPROTONOSUPPORT, prefixed with `what`, when the map_state_header at state
+// is not the one ops speak (map_ops.hpp: state magic and version). Read by
+// every process before it opens, destroys or recovers a map's state.
+status check_map_state(const map_ops *ops, const void *state,
+		       const std::string &what);
+
+// The fd-valued map (map_ops::fd_kind == kind) among the registry's maps that
+// holds id, described ("map 'jmp' (id 3) holds it"), or empty. Under the
+// registry mutex (release_locked).
+std::string fd_map_holding(registry::impl &r, handler_kind kind, uint32_t id);
+
 struct registry::impl {
 	shm::segment seg;
 	shm::segment_manager *mgr = nullptr;

@@ -131,10 +131,6 @@ std::optional<uint32_t> prog_type_from_name(std::string_view name) noexcept;
 std::optional<uint32_t> attach_type_from_name(std::string_view name) noexcept;
 std::optional<uint32_t> helper_from_name(std::string_view name) noexcept;
 
-// The @bpftime package that implements a map type, for the error that
-// names it when no implementation is registered; empty when none does.
-std::string_view map_type_provider(uint32_t type) noexcept;
-
 // "BPF_MAP_TYPE_HASH", or "map type 1500" for a number without a kernel name.
 std::string describe_map_type(uint32_t type);
 

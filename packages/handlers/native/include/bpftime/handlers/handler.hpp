@@ -7,7 +7,8 @@
 //                                recovery record, the offset of the slots
 //   slots[capacity]              one 16-byte slot per fd-like id
 //   handler_object (one each)    std::variant of the five handler types
-//   map state                    owned by the map type's implementation
+//   map state                    owned by the map type's implementation,
+//                                behind its map_state_header (map_ops.hpp)
 //
 // A slot's `word` holds the handler kind in its low 8 bits and the slot's
 // generation above. Readers load it (acquire) without any lock, then follow
@@ -51,13 +52,18 @@ inline constexpr uint32_t MAX_FD_COUNT_LIMIT = 1u << 20;
 inline constexpr const char *REGISTRY_OBJECT_NAME = "bpftime.handlers.registry";
 // "BPFREGIS"
 inline constexpr uint64_t REGISTRY_MAGIC = 0x5349474552465042ULL;
-// Version of every structure in this file and of the map states of
-// @bpftime/maps-userspace (each size asserted where it is defined). Bumped by
-// any change to one of them: a process of another version refuses the
-// registry (EPROTONOSUPPORT) instead of reading it.
+// Version of the handler table: every structure in this file (each size
+// asserted). Bumped by any change to one of them: a process of another
+// version refuses the registry (EPROTONOSUPPORT) instead of reading it. Map
+// states are not covered: each map type versions its own state
+// (map_state_header, map_ops::state_version; packages/shm/README.md has the
+// rule).
 // 2: map_handler gained the frozen flag and the count of writers
 // (BPF_MAP_FREEZE).
-inline constexpr uint32_t REGISTRY_LAYOUT_VERSION = 2;
+// 3: map states no longer covered by this version; the states of
+// @bpftime/maps-userspace gained their map_state_header, so segments written
+// under 2 are refused here rather than by each map.
+inline constexpr uint32_t REGISTRY_LAYOUT_VERSION = 3;
 
 enum class handler_kind : uint8_t {
 	empty = 0,

@@ -17,6 +17,7 @@
 //       .layout_version = bpftime::shm::LAYOUT_VERSION,
 //       .map_type = 1500, .type_name = "my_map", .provider = "my-package",
 //       .create = ..., .destroy = ..., .lookup = ..., ...
+//       .state_magic = MY_MAGIC, .state_version = 1,
 //   };
 //   bpftime::handlers::register_map_ops(&my_ops);   // C++ (agent, tools)
 //   // Node: export the table as an External tagged MAP_OPS_TYPE_TAG and pass
@@ -29,12 +30,34 @@
 //
 // Which process and thread calls what:
 //   create, destroy   the control plane, under the registry's mutex
-//   lookup, update, delete_elem, get_next_key, push, pop, peek
+//   open, close       each process, once per map: open when the process first
+//                     makes its map_instance of the map (registry::map(), a
+//                     program's instantiation), close when the last holder of
+//                     that instance drops it (the registry object closes, the
+//                     map is released, the last program using it goes). Never
+//                     under the segment's registry mutex; the registry's
+//                     process-local cache mutex may be held, so neither may
+//                     call back into the registry
+//   lookup, update, delete_elem, get_next_key
 //                     any thread of any process at any time, concurrently,
 //                     including from programs (helpers): they must be safe
 //                     for that, never allocate process memory, never throw,
 //                     never block for long
-//   lookup_copy       the control plane (bpf(BPF_MAP_LOOKUP_ELEM), Node)
+//   lookup_copy, lookup_batch, mmap_region, direct_value_addr, consume
+//                     the control plane (bpf(2) commands, Node, program
+//                     instantiation)
+//   fd_get_ptr, fd_put_ptr
+//                     the control plane, under the registry's mutex
+//   user_value_size   any thread, any time; pure
+//
+// State version: every map type keeps its state in the segment behind a
+// map_state_header (magic + version) and declares the pair in its ops. A
+// process opening a map whose header carries another magic or version than
+// the registered ops speak refuses it with EPROTONOSUPPORT naming the map
+// ("map 'counts' (id 3): open: state version 3 of BPF_MAP_TYPE_HASH, this
+// build speaks 2"), and does not destroy it on release: a segment written by
+// another build is never read as this one's layout. A type bumps its
+// state_version whenever its state's layout changes; nothing else does.
 //
 // Errors are negative errno values, the kernel's for the same case (ENOENT,
 // EEXIST, E2BIG, EINVAL ...).
@@ -45,7 +68,18 @@
 
 namespace bpftime::handlers {
 
-inline constexpr uint32_t MAP_OPS_ABI_VERSION = 1;
+// 2: push, pop, peek and poll were removed (nothing called them); open,
+// close, fd_get_ptr, fd_put_ptr, user_value_size, helpers, consume and the
+// state magic and version were added.
+inline constexpr uint32_t MAP_OPS_ABI_VERSION = 2;
+
+// The first 8 bytes of every map type's state in the segment. create writes
+// it; the registry reads it (and only it) before it hands the state to open.
+struct map_state_header {
+	uint32_t magic;   // map_ops::state_magic
+	uint32_t version; // map_ops::state_version
+};
+static_assert(sizeof(map_state_header) == 8);
 
 // What a create function receives: the kernel's BPF_MAP_CREATE attributes
 // after the registry's generic checks (name, access flags, references).
@@ -63,27 +97,77 @@ struct map_create_args {
 	void *segment_manager; // bpftime::shm::segment_manager *
 };
 
+// The kind of registry object whose ids an fd-valued map stores (the values
+// of a prog array are program ids, of a map-in-map map ids, of a perf event
+// array perf event ids). Numbered as handlers::handler_kind.
+enum map_fd_kind : uint32_t {
+	MAP_FD_NONE = 0, // ordinary values
+	MAP_FD_MAP = 1,
+	MAP_FD_PROG = 2,
+	MAP_FD_PERF_EVENT = 4,
+};
+
+// The object user space stores into an fd-valued map, as fd_get_ptr sees
+// it: the registry has checked that the id holds an object of the map's
+// fd_kind. For a map: map_type, key_size, value_size, max_entries,
+// map_flags of the inner map (for the kernel's bpf_map_meta_equal); for a
+// program: its prog_type in `type` (the kernel's bpf_prog_map_compatible).
+struct map_fd_object {
+	uint32_t size; // sizeof(map_fd_object) of the registry
+	uint32_t id;
+	uint64_t generation;
+	uint32_t type; // map type, program type, perf_event_type
+	uint32_t key_size;
+	uint32_t value_size;
+	uint32_t max_entries;
+	uint32_t map_flags;
+	uint32_t reserved;
+};
+
+// One record of a ring or perf buffer, handed to consume's callback: valid
+// only during the call. Return 0 to go on, non-zero to stop after this one.
+using map_record_fn = int (*)(void *ctx, const void *data, uint64_t size);
+
+// A helper shipped by a map package, in C terms: the kernel's id and name
+// (without "bpf_"), the function (a bpftime::vm::helper_fn), and its
+// prototype: a `const bpftime::vm::helper_proto *` (argument and return
+// kinds, read by the verifier) where the vm defines one, else nullptr. The
+// prototype is opaque here so that this header needs no vm header.
+struct map_helper {
+	uint32_t id;
+	uint32_t reserved;
+	const char *name;
+	uint64_t (*fn)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+	const void *proto;
+};
+
 struct map_ops {
 	uint32_t size;           // sizeof(map_ops) of the provider's build
 	uint32_t abi_version;    // MAP_OPS_ABI_VERSION
 	uint32_t layout_version; // bpftime::shm::LAYOUT_VERSION of the provider
 	uint32_t map_type;       // kernel BPF_MAP_TYPE_* or a bpftime extension
 	const char *type_name;   // "BPF_MAP_TYPE_HASH"
-	const char *provider;    // "@bpftime/maps-userspace"
+	const char *provider;    // the package: "@bpftime/maps-userspace"
 
 	// Validates the attributes (the kernel's map_alloc_check) and builds the
-	// state in the segment. Returns 0 and sets *state, or a negative errno
-	// with a message in err (err_len bytes, NUL-terminated).
+	// state in the segment, starting with its map_state_header. Returns 0
+	// and sets *state, or a negative errno with a message in err (err_len
+	// bytes, NUL-terminated).
 	int (*create)(const map_create_args *args, void **state, char *err,
 		      size_t err_len);
-	// Frees everything create allocated. Never fails.
+	// Frees everything create allocated, given the state in the segment
+	// (never what open returned). Never fails.
 	void (*destroy)(void *segment_manager, void *state);
+
+	// Below, `state` is what open set (the state in the segment when the
+	// type has no open).
 
 	// The value of key in place, or nullptr (the kernel's map_lookup_elem
 	// from a program). The pointer stays valid while the map exists.
 	void *(*lookup)(void *state, const void *key);
-	// Copies the value of key into value; -ENOENT when absent. The copy is
-	// of one consistent value even while others update it.
+	// Copies the value of key (user_value_size bytes) into value; -ENOENT
+	// when absent. The copy is of one consistent value even while others
+	// update it.
 	int (*lookup_copy)(void *state, const void *key, void *value);
 	// flags: BPF_ANY, BPF_NOEXIST, BPF_EXIST (and BPF_F_LOCK).
 	int (*update)(void *state, const void *key, const void *value,
@@ -93,18 +177,15 @@ struct map_ops {
 	// -ENOENT after the last key.
 	int (*get_next_key)(void *state, const void *key, void *next_key);
 
-	// Optional: nullptr when the map type has no such operation.
-	int (*push)(void *state, const void *value, uint64_t flags);
-	int (*pop)(void *state, void *value);
-	int (*peek)(void *state, void *value);
+	// Optional from here: nullptr when the map type has no such operation.
+
 	// The memory a BPF_F_MMAPABLE map exposes; *len gets its length.
+	// Caller: map_instance::mmap_region().
 	void *(*mmap_region)(void *state, uint64_t *len);
-	// Waits until there is data to consume (ringbuf). 0 when ready,
-	// -ETIMEDOUT after timeout_ms (negative: forever).
-	int (*poll)(void *state, int timeout_ms);
 	// The kernel's map_direct_value_addr: the address of the value that
 	// BPF_PSEUDO_MAP_VALUE refers to (global data in an array map), or a
-	// negative errno (-EOPNOTSUPP when the map has none).
+	// negative errno (-EOPNOTSUPP when the map has none). Caller: program
+	// instantiation (the lddw resolver).
 	int (*direct_value_addr)(void *state, uint64_t *addr);
 	// Optional bulk read (bpf(BPF_MAP_LOOKUP_BATCH), Node's entries()):
 	// copies up to max_count entries that follow `after` in get_next_key's
@@ -116,6 +197,69 @@ struct map_ops {
 	// lookup_copy.
 	int (*lookup_batch)(void *state, const void *after, uint32_t max_count,
 			    void *keys, void *values, uint32_t *count);
+
+	// --- map_ops v2 (MAP_OPS_ABI_VERSION 2) ---------------------------
+
+	// What create wrote into the state's map_state_header. Required: a
+	// table with state_magic 0 is refused by register_map_ops.
+	uint32_t state_magic;
+	uint32_t state_version;
+
+	// Per-process local state (a kernel fd, a CUDA mapping). open gets the
+	// state in the segment at this process's address and sets *local to
+	// what this process passes as `state` to every other function (the
+	// state itself when there is nothing local); 0 or a negative errno
+	// with a message in err. close gets that *local back when the
+	// process's map_instance goes (the registry object closes, the map is
+	// released, the last program using it goes). Both optional: without
+	// open the state in the segment is passed; without close nothing is
+	// called.
+	int (*open)(void *state, void **local, char *err, size_t err_len);
+	void (*close)(void *local);
+
+	// fd-valued maps (the kernel's map_fd_get_ptr / map_fd_put_ptr): values
+	// are 4-byte ids of registry objects of kind fd_kind (MAP_FD_NONE for
+	// ordinary maps). Before user space stores an id (update, update
+	// batch), the registry takes its mutex, checks that the id holds a live
+	// object of that kind (EBADF otherwise) and calls fd_get_ptr, which
+	// may refuse it (EINVAL: a program of another type than the array's
+	// others, an inner map whose attributes differ from the template).
+	// After an id left the map through user space (overwritten, deleted),
+	// fd_put_ptr gets it. While an fd-valued map holds an id, releasing
+	// that object fails with EBUSY naming the map (the kernel keeps it
+	// alive by a reference instead). Programs read the ids; the registry
+	// resolves them at the time of use (bpf_tail_call in program.cpp), so
+	// an update made by any process is seen by every process at once.
+	uint32_t fd_kind;
+	int (*fd_get_ptr)(void *state, const map_fd_object *obj);
+	void (*fd_put_ptr)(void *state, uint32_t id);
+
+	// The size of a value as user space reads and writes it (bpf(2)
+	// lookups, updates, batches; Node's Buffers), when it is not
+	// value_size: per-CPU maps answer round_up(value_size, 8) x possible
+	// CPUs, as the kernel's bpf_map_value_size (handlers::
+	// percpu_value_size() computes it). Only handlers::map_user_value_size()
+	// calls it.
+	uint32_t (*user_value_size)(const map_create_args *args);
+
+	// Helpers the map package provides for its types (ringbuf output, perf
+	// event output ...): helper_count entries. register_map_ops registers
+	// each with handlers::register_helper (the same id from the same table
+	// twice is fine; an id another table or the standard set provides is
+	// EEXIST and registers nothing of the table). The array must stay
+	// valid for the life of the process (a static).
+	const map_helper *helpers;
+	uint32_t helper_count;
+
+	// Ring and perf buffers (BPF_MAP_TYPE_RINGBUF, _PERF_EVENT_ARRAY): hands
+	// every record committed so far to cb, in order, each once, and returns
+	// how many it handed, or a negative errno. A record is consumed (its
+	// space given back to producers) when cb returns; a non-zero return
+	// from cb stops after that record. Caller: map_instance::consume(), on
+	// the consumer's thread; at most one consumer per map at a time (the
+	// caller serialises), producers (programs in any process) run
+	// concurrently. Never waits for data.
+	int (*consume)(void *state, map_record_fn cb, void *ctx);
 };
 
 // The napi_type_tag that an External holding a `const map_ops *` carries, so

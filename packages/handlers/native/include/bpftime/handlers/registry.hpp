@@ -139,15 +139,35 @@ std::string_view kind_name(handler_kind k) noexcept;
 
 // --- the map-ops registry (per process) ------------------------------------
 
-// Registers the implementation of a map type in this process. Idempotent for
-// the same table; EEXIST when another table already provides the type;
-// EINVAL for a table that is malformed (size, null required functions);
-// EPROTONOSUPPORT for another ABI or segment layout version. The table must
-// stay valid for the life of the process (a static).
+// Registers the implementation of a map type in this process, and the
+// helpers its table ships (map_ops::helpers, through register_helper).
+// Idempotent for the same table; EEXIST when another table already provides
+// the type or one of the helpers; EINVAL for a table that is malformed
+// (size, null required functions, no state magic); EPROTONOSUPPORT for
+// another ABI or segment layout version. The table must stay valid for the
+// life of the process (a static).
 status register_map_ops(const map_ops *ops);
 // The ops of a map type in this process, or nullptr.
 const map_ops *find_map_ops(uint32_t map_type) noexcept;
 std::vector<const map_ops *> registered_map_ops();
+
+// What a package declares it provides without being loaded here (Node reads
+// the `bpftime.mapTypes` of the installed packages' package.json), so that
+// "no implementation of BPF_MAP_TYPE_HASH" can name the package to load.
+// handlers itself names no package. Any thread; the last declaration of a
+// type wins.
+void declare_map_type_provider(uint32_t map_type, std::string provider);
+
+// The size of a value of such a map as user space reads and writes it
+// (bpf(2), Node Buffers, JSON): the ops' user_value_size where the type has
+// one (per-CPU maps), else value_size. The one place it is computed.
+uint32_t map_user_value_size(const map_spec &spec) noexcept;
+// The kernel's bpf_map_value_size for per-CPU maps: round_up(value_size, 8)
+// x possible CPUs (possible_cpus()).
+uint32_t percpu_value_size(uint32_t value_size) noexcept;
+// The kernel's num_possible_cpus(): /sys/devices/system/cpu/possible, read
+// once per process (else the configured processors).
+uint32_t possible_cpus() noexcept;
 
 class registry;
 
@@ -158,10 +178,18 @@ class registry;
 // object or the last program instance that uses it.
 struct map_instance {
 	const map_ops *ops = nullptr;
+	// What the ops get as `state`: what map_ops::open set in this process,
+	// else the state in the segment.
 	void *state = nullptr;
 	uint32_t map_type = 0;
 	uint32_t key_size = 0;
 	uint32_t value_size = 0;
+	// map_user_value_size(): the bytes of a value in lookup, update and
+	// the batch forms (value_size except for per-CPU maps).
+	uint32_t user_value_size = 0;
+	// map_ops::fd_kind, copied here so that bpf_tail_call checks it
+	// without reaching into the ops table.
+	uint32_t fd_kind = 0;
 	uint32_t max_entries = 0;
 	uint32_t map_flags = 0;
 	handle h;
@@ -170,10 +198,21 @@ struct map_instance {
 	// The map's handler in the segment, at this process's address: the
 	// frozen flag and the writer count are read and written through it.
 	map_handler *shared = nullptr;
+	// map_ops::open succeeded: the destructor calls map_ops::close.
+	bool opened = false;
+
+	map_instance() = default;
+	map_instance(const map_instance &) = delete;
+	map_instance &operator=(const map_instance &) = delete;
+	~map_instance();
 
 	// Control-plane operations with the syscall's checks (access flags,
 	// staleness) and messages naming the map: "map 'counts': update: E2BIG".
-	// Sizes are the map's key_size and value_size.
+	// Sizes are the map's key_size and user_value_size. On an fd-valued map
+	// (map_ops::fd_kind) update and update_batch take the registry mutex,
+	// check each id (EBADF: holds nothing of that kind) and let the type
+	// accept it (fd_get_ptr); update, delete and the batch forms hand the
+	// ids they remove to fd_put_ptr.
 	status lookup(const void *key, void *value) const;
 	status update(const void *key, const void *value, uint64_t flags) const;
 	status remove(const void *key) const;
@@ -209,6 +248,10 @@ struct map_instance {
 	// or when another caller froze it between the check and the lock;
 	// EBADF when released.
 	status freeze() const;
+	// Ring and perf buffers: hands every record committed so far to cb
+	// (map_ops::consume); returns how many. EINVAL for a map type without
+	// consume. One consumer per map at a time: the caller serialises.
+	result<uint32_t> consume(map_record_fn cb, void *ctx) const;
 	// Whether BPF_MAP_FREEZE was applied (by any process).
 	bool frozen() const noexcept;
 	// EBADF when the map was released (or the id reused) since.
@@ -278,7 +321,8 @@ class registry {
 	// helpers bound, compiled (JIT). Cached per (id, generation, backend).
 	result<std::shared_ptr<program_instance>>
 	instantiate(uint32_t id, const instance_options &opts);
-	// The cached instance of a program, if any, for tail calls (lock-free).
+	// The cached instance of the program id holds now (same generation),
+	// if any, for tail calls (lock-free).
 	const program_instance *cached_program(uint32_t id) const noexcept;
 
 	// JSON export and import of everything (json.hpp documents the format).

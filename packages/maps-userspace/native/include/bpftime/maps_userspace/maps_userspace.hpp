@@ -5,8 +5,9 @@
 //   bpftime::maps_userspace::register_all();   // once per process, C++
 //   // Node: import '@bpftime/maps-userspace' does the same.
 //
-// Types: BPF_MAP_TYPE_ARRAY (array_map.cpp) and BPF_MAP_TYPE_HASH
-// (hash_map.cpp). Both are safe to use from any number of threads of any
+// Types: BPF_MAP_TYPE_ARRAY (array_map.cpp, on the array core in array/)
+// and BPF_MAP_TYPE_HASH (hash_map.cpp, on the hash core in htab/); the list
+// is register.cpp's. Both are safe to use from any number of threads of any
 // number of processes at once; a process killed in the middle of an update
 // leaves the map usable (see the files for the exact guarantees).
 #pragma once

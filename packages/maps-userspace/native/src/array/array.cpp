@@ -1,0 +1,143 @@
+// array/array.cpp: the cold parts of the array core (array.hpp): creation,
+// iteration, batch reads and direct access.
+#include "array/array.hpp"
+#include "map_common.hpp"
+
+#include <bpftime/handlers/bpf_defs.hpp>
+
+#include <algorithm>
+
+namespace bpftime::maps_userspace::array {
+
+using namespace bpftime::handlers;
+
+int create(const map_create_args *a, const params &p, void **out, char *err,
+	   size_t err_len)
+{
+	if (a->key_size != 4)
+		return set_error(err, err_len, EINVAL,
+				 "key size %u: array keys are 4-byte indexes",
+				 a->key_size);
+	if (a->value_size == 0)
+		return set_error(err, err_len, EINVAL, "value size is 0");
+	if (a->max_entries == 0)
+		return set_error(err, err_len, EINVAL, "max_entries is 0");
+	if (a->map_flags & ~p.allowed_flags)
+		return set_error(err, err_len, EINVAL,
+				 "map_flags 0x%x has bits arrays do not take "
+				 "(allowed: 0x%x)",
+				 a->map_flags, p.allowed_flags);
+	// No limit on value_size alone: the kernel dropped its KMALLOC_MAX_SIZE
+	// check for arrays (a 6.18 kernel creates 4 MiB + 1 values); only the
+	// total size below is bounded.
+	const uint32_t slot_size = p.slot_size ? p.slot_size : a->value_size;
+	uint32_t stride = (slot_size + 7) & ~7u;
+	uint64_t len = uint64_t(stride) * a->max_entries;
+	// The kernel refuses arrays of 4 GiB and more with ENOMEM.
+	if (len >= (1ULL << 32) - 4096)
+		return set_error(err, err_len, ENOMEM,
+				 "%u entries of %u bytes do not fit in 4 GiB",
+				 a->max_entries, stride);
+	auto *mgr = static_cast<shm::segment_manager *>(a->segment_manager);
+	auto *s = static_cast<state *>(
+		mgr->allocate(sizeof(state), std::nothrow));
+	if (!s)
+		return set_error(err, err_len, ENOMEM, "the segment is full");
+	size_t align = (a->map_flags & BPF_F_MMAPABLE) ? 4096 : 64;
+	uint64_t alloc_len = (a->map_flags & BPF_F_MMAPABLE) ?
+				     (len + 4095) & ~uint64_t(4095) :
+				     len;
+	void *values = mgr->allocate_aligned(alloc_len, align, std::nothrow);
+	if (!values) {
+		mgr->deallocate(s);
+		return set_error(err, err_len, ENOMEM,
+				 "the segment has no room for %llu bytes of "
+				 "values",
+				 (unsigned long long)alloc_len);
+	}
+	memset(values, p.fill, alloc_len);
+	s->header.version = p.version;
+	s->key_size = a->key_size;
+	s->value_size = a->value_size;
+	s->max_entries = a->max_entries;
+	s->map_flags = a->map_flags;
+	s->slot_size = slot_size;
+	s->stride = stride;
+	s->values_len = alloc_len;
+	s->values_off = static_cast<char *>(values) - reinterpret_cast<char *>(s);
+	s->header.magic = p.magic;
+	*out = s;
+	return 0;
+}
+
+void destroy(void *segment_manager, void *sp)
+{
+	auto *mgr = static_cast<shm::segment_manager *>(segment_manager);
+	auto *s = static_cast<state *>(sp);
+	mgr->deallocate(s->values());
+	s->header.magic = 0;
+	mgr->deallocate(s);
+}
+
+int get_next_key(void *sp, const void *key, void *next_key)
+{
+	auto *s = static_cast<state *>(sp);
+	uint32_t index = 0;
+	if (key)
+		memcpy(&index, key, sizeof(index));
+	uint32_t next;
+	if (!key || index >= s->max_entries) {
+		next = 0;
+	} else {
+		if (index == s->max_entries - 1)
+			return -ENOENT;
+		next = index + 1;
+	}
+	memcpy(next_key, &next, sizeof(next));
+	return 0;
+}
+
+void *mmap_region(void *sp, uint64_t *len)
+{
+	auto *s = static_cast<state *>(sp);
+	if (!(s->map_flags & BPF_F_MMAPABLE))
+		return nullptr;
+	*len = s->values_len;
+	return s->values();
+}
+
+int direct_value_addr(void *sp, uint64_t *addr)
+{
+	auto *s = static_cast<state *>(sp);
+	if (s->max_entries != 1)
+		return -EOPNOTSUPP;
+	*addr = reinterpret_cast<uint64_t>(s->values());
+	return 0;
+}
+
+int lookup_batch(void *sp, const void *after, uint32_t max_count, void *keys,
+		 void *values, uint32_t *count)
+{
+	auto *s = static_cast<state *>(sp);
+	uint32_t first = 0;
+	if (after) {
+		uint32_t index;
+		memcpy(&index, after, sizeof(index));
+		first = index < s->max_entries ? index + 1 : 0;
+	}
+	uint32_t n = first < s->max_entries ?
+			     std::min(max_count, s->max_entries - first) :
+			     0;
+	auto *ko = static_cast<uint8_t *>(keys);
+	auto *vo = static_cast<uint8_t *>(values);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t index = first + i;
+		memcpy(ko + size_t(i) * 4, &index, 4);
+		memcpy(vo + size_t(i) * s->slot_size, s->slot(index),
+		       s->slot_size);
+	}
+	*count = n;
+	return 0;
+}
+
+} // namespace bpftime::maps_userspace::array
