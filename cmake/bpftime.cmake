@@ -84,6 +84,76 @@ function(bpftime_core_library name)
 		"${CMAKE_CURRENT_SOURCE_DIR}/src")
 	target_compile_options(bpftime_${name} PRIVATE ${BPFTIME_WARNINGS})
 	target_link_libraries(bpftime_${name} PUBLIC ${ARG_LIBS})
+	bpftime_shared_core(${name} "${srcs}" "${ARG_LIBS}")
+endfunction()
+
+# Native topology of a Node process. Every package that has an addon also
+# builds its core as a shared library, libbpftime_<name>.so, next to its
+# addon; an addon links the shared cores of its own package and of every
+# package below it, found in those packages' build folders. The dynamic
+# loader then keeps one copy of each core per process, whichever addons
+# were loaded and in which order (a later addon's DT_NEEDED matches the
+# soname already loaded), so the process-wide tables of a core exist once:
+# the open segments (shm maps a segment once per process), the map-ops
+# registry and the helper table (a helper a map package registers reaches
+# the programs the handlers addon runs).
+#
+# The static libraries stay: the agent and the syscall-server are loaded
+# into other programs and link the cores statically with nothing exported,
+# and the native tests link them too.
+#
+# In a package's own build (cmake-js, top level) bpftime_shared_core builds
+# the library; in a dependency's subdirectory it declares the library that
+# the dependency's own build has made as an imported target. Packages are
+# built in dependency order (turbo's ^build, npm install scripts), so it is
+# there when an addon links it.
+function(bpftime_shared_core name srcs libs)
+	if(NOT CMAKE_JS_VERSION OR NOT EXISTS "${CMAKE_CURRENT_SOURCE_DIR}/binding")
+		return()
+	endif()
+	bpftime_shared_libs(shared_libs ${libs})
+	if(PROJECT_IS_TOP_LEVEL)
+		add_library(bpftime_${name}_shared SHARED ${srcs})
+		set_target_properties(bpftime_${name}_shared PROPERTIES
+			OUTPUT_NAME bpftime_${name}
+			LIBRARY_OUTPUT_DIRECTORY "${CMAKE_BINARY_DIR}/${CMAKE_BUILD_TYPE}")
+		target_include_directories(bpftime_${name}_shared PUBLIC
+			"${CMAKE_CURRENT_SOURCE_DIR}/include")
+		target_include_directories(bpftime_${name}_shared PRIVATE
+			"${CMAKE_CURRENT_SOURCE_DIR}/src")
+		target_compile_options(bpftime_${name}_shared PRIVATE ${BPFTIME_WARNINGS})
+		target_link_libraries(bpftime_${name}_shared PUBLIC ${shared_libs})
+		target_link_options(bpftime_${name}_shared PRIVATE "LINKER:--no-undefined")
+	else()
+		get_filename_component(pkg "${CMAKE_CURRENT_SOURCE_DIR}" DIRECTORY)
+		set(file "${pkg}/build/${CMAKE_BUILD_TYPE}/libbpftime_${name}.so")
+		add_library(bpftime_${name}_shared SHARED IMPORTED GLOBAL)
+		set_target_properties(bpftime_${name}_shared PROPERTIES
+			IMPORTED_LOCATION "${file}"
+			IMPORTED_SONAME "libbpftime_${name}.so"
+			INTERFACE_INCLUDE_DIRECTORIES "${CMAKE_CURRENT_SOURCE_DIR}/include"
+			INTERFACE_LINK_LIBRARIES "${shared_libs}")
+		set_property(GLOBAL APPEND PROPERTY BPFTIME_IMPORTED_CORES "${file}")
+	endif()
+endfunction()
+
+# libs with every bpftime::<core> that has a shared library replaced by it.
+function(bpftime_shared_libs out_var)
+	set(result)
+	foreach(lib IN LISTS ARGN)
+		# Two steps: CMAKE_MATCH_1 is expanded before MATCHES sets it
+		# when both stand in one condition.
+		set(core "")
+		if(lib MATCHES "^bpftime::(.+)$")
+			set(core "${CMAKE_MATCH_1}")
+		endif()
+		if(core AND TARGET bpftime_${core}_shared)
+			list(APPEND result bpftime_${core}_shared)
+		else()
+			list(APPEND result ${lib})
+		endif()
+	endforeach()
+	set(${out_var} "${result}" PARENT_SCOPE)
 endfunction()
 
 # The addon is built only when cmake-js configures this very package; as a
@@ -106,6 +176,17 @@ function(bpftime_addon name)
 		NAPI_VERSION=8 NODE_ADDON_API_DISABLE_DEPRECATED
 		NODE_ADDON_API_CPP_EXCEPTIONS)
 	target_compile_options(bpftime_${name}_addon PRIVATE ${BPFTIME_WARNINGS})
+	bpftime_shared_libs(libs ${ARG_LIBS})
 	target_link_libraries(bpftime_${name}_addon PRIVATE
-		bpftime::napi ${ARG_LIBS} ${CMAKE_JS_LIB})
+		bpftime::napi ${libs} ${CMAKE_JS_LIB})
+	# The shared cores of the packages below this one are their builds'
+	# outputs: say which one is missing rather than fail at link time.
+	get_property(imported GLOBAL PROPERTY BPFTIME_IMPORTED_CORES)
+	foreach(file IN LISTS imported)
+		if(NOT EXISTS "${file}")
+			message(FATAL_ERROR "bpftime: ${file} is not built: the "
+				"packages this one depends on are built first (in the "
+				"workspace `pnpm build` builds every package in order)")
+		endif()
+	endforeach()
 endfunction()

@@ -14,6 +14,8 @@
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -42,6 +44,44 @@ struct segment::mapping {
 };
 
 namespace {
+
+// The mappings this process holds, by the file they map: opening a segment
+// that is already mapped here shares that mapping, so a process maps each
+// segment once however many registries, Segment objects and addons (they
+// link one libbpftime_shm.so) open it. The key cannot be reused while the
+// mapping lives, since the mapping keeps the file's inode. Leaked on purpose:
+// mappings may outlive static destruction.
+struct open_mappings {
+	std::mutex mu;
+	std::map<std::pair<dev_t, ino_t>, std::weak_ptr<segment::mapping>> by_file;
+};
+
+open_mappings &mappings()
+{
+	static auto *m = new open_mappings;
+	return *m;
+}
+
+// Records m as the mapping of the file behind fd; expired entries go.
+void remember_mapping(int fd, const std::shared_ptr<segment::mapping> &m)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return;
+	auto &all = mappings();
+	std::lock_guard lock(all.mu);
+	std::erase_if(all.by_file,
+		      [](const auto &e) { return e.second.expired(); });
+	all.by_file[{ st.st_dev, st.st_ino }] = m;
+}
+
+std::shared_ptr<segment::mapping> mapping_of(const struct stat &st)
+{
+	auto &all = mappings();
+	std::lock_guard lock(all.mu);
+	auto it = all.by_file.find({ st.st_dev, st.st_ino });
+	return it == all.by_file.end() ? nullptr : it->second.lock();
+}
 
 std::string shm_path(std::string_view name)
 {
@@ -250,6 +290,7 @@ result<segment> segment::create(const segment_options &opts)
 					    ": initialise allocator: " + e.what());
 	}
 	h->state.store(uint32_t(segment_state::ready), std::memory_order_release);
+	remember_mapping(fd.get(), m);
 
 	segment s(std::move(m));
 	s.name_ = opts.name;
@@ -275,6 +316,11 @@ result<segment> segment::open(std::string_view name)
 		return fail(e, describe(name) + ": stat: " + strerror(e));
 	}
 	uint64_t file_size = uint64_t(st.st_size);
+	if (auto shared = mapping_of(st); shared && shared->size == file_size) {
+		segment s(std::move(shared));
+		s.name_ = std::string(name);
+		return s;
+	}
 	if (file_size < HEADER_SIZE) {
 		if (file_size == 0)
 			return fail(EAGAIN, describe(name) +
@@ -303,6 +349,7 @@ result<segment> segment::open(std::string_view name)
 		return fail(EBADMSG, describe(name) +
 					     ": open allocator: " + e.what());
 	}
+	remember_mapping(fd.get(), m);
 	segment s(std::move(m));
 	s.name_ = std::string(name);
 	return s;
