@@ -186,4 +186,25 @@ attach_kind_of(perf_event_type t, int32_t syscall_id, uint64_t ref_ctr_offset,
 	return std::nullopt;
 }
 
+// The rule, stated as the compiler checks it.
+static_assert(attach_kind_of(perf_event_type::uprobe, -1, 0, false) ==
+	      attach_kind::uprobe);
+static_assert(attach_kind_of(perf_event_type::uprobe, -1, 0x40, false) ==
+	      attach_kind::usdt);
+static_assert(attach_kind_of(perf_event_type::uprobe, -1, 0x40, true) ==
+	      attach_kind::override);
+static_assert(attach_kind_of(perf_event_type::uretprobe, -1, 0, true) ==
+	      attach_kind::uretprobe);
+static_assert(attach_kind_of(perf_event_type::syscall_tracepoint, 257, 0,
+			     false) == attach_kind::syscall_tracepoint);
+static_assert(attach_kind_of(perf_event_type::syscall_tracepoint, -1, 0,
+			     false) == attach_kind::raw_syscall_tracepoint);
+static_assert(attach_kind_of(perf_event_type(7), -1, 0, false) == std::nullopt);
+static_assert(family_of(attach_kind::override) == hook_family::uprobe);
+static_assert(family_of(attach_kind::raw_syscall_tracepoint) ==
+	      hook_family::syscall);
+static_assert(parse_perf_event_type("syscall_tracepoint") ==
+	      perf_event_type::syscall_tracepoint);
+static_assert(!parse_perf_event_type("kprobe"));
+
 } // namespace bpftime::handlers
