@@ -154,8 +154,8 @@ void attach_context::state::attach_link(
 	e.st.where = fam->describe(pe);
 	if (pe.pid != -1 && pe.pid != int32_t(getpid())) {
 		e.st.state = link_state::skipped;
-		log(agent_log, log_level::debug, "link %u: %s is for pid %d", e.st.link_id,
-		    e.st.where.c_str(), pe.pid);
+		log(agent_log, log_level::debug, "link %u: %s is for pid %d",
+		    e.st.link_id, e.st.where.c_str(), pe.pid);
 		return;
 	}
 	if (!ps) {

@@ -21,7 +21,8 @@ std::unique_ptr<binding> bind_program(const services &s,
 	opts.backend = *s.backend;
 	auto inst = s.reg.instantiate(r.link.prog_id, opts);
 	if (!inst) {
-		fail_link(st, inst.error().code, st.where + ": " + inst.error().message);
+		fail_link(st, inst.error().code,
+			  st.where + ": " + inst.error().message);
 		return nullptr;
 	}
 	auto b = std::make_unique<binding>();
