@@ -324,3 +324,50 @@ describe('spawnWithAgent', () => {
 		expect(() => agentEnv({ pollMs: -1 })).toThrow(/Expected an integer in \[0, 60000\] for pollMs but received -1/);
 	});
 });
+
+describe('the agent and the attach vocabulary', { timeout: 60_000 }, () => {
+	it('writes the lines of @bpftime/attach to BPFTIME_LOG_OUTPUT too, at the level of SPDLOG_LEVEL', async () => {
+		const { name, registry } = newRegistry();
+		const maps = await attach(registry, ['count_calls']);
+		const dir = mkdtempSync(join(tmpdir(), 'bpftime-agent-log-'));
+		onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+		const file = join(dir, 'agent.log');
+		const p = new Proc(
+			await spawnWithAgent(target, ['1', '10'], {
+				segment: name,
+				logOutput: file,
+				logLevel: 'info',
+				stdio: ['ignore', 'pipe', 'pipe'],
+			}),
+		);
+		const traced = await p.done();
+		expect(traced.code).toBe(7);
+		expect(maps.calls().get(p.child.pid as number)).toBe(10n);
+		expect(traced.stderr).toEqual([]);
+		const log = readFileSync(file, 'utf8');
+		expect(log).toMatch(/^\[bpftime attach\] \[info\] probe \d+: uprobe at .*target_fn/m);
+		expect(log).toMatch(/^\[bpftime-agent \d+\] \[info\] link \d+: uprobe attached at /m);
+	});
+
+	it('skips a link whose kind has no hook family in this agent, saying so at debug level', async () => {
+		const { name, registry } = newRegistry();
+		const loaded = await BpfObject.open(probes).load(registry);
+		const prog = loaded.programs.get('count_calls');
+		if (!prog) throw new Error('no program count_calls');
+		const event = registry.createPerfEvent({ type: 'syscall_tracepoint', syscallId: 1 });
+		const link = registry.createLink({ progId: prog.id, targetId: event.id });
+		const plain = await runPlain(target, ['1', '10']);
+		const traced = await (
+			await spawnWithAgent(target, ['1', '10'], {
+				segment: name,
+				logLevel: 'debug',
+				stdio: ['ignore', 'pipe', 'pipe'],
+			}).then((c) => new Proc(c))
+		).done();
+		expect(traced.code).toBe(7);
+		expect(traced.stdout).toEqual(plain.stdout);
+		expect(traced.stderr.join('\n')).toContain(
+			`link ${link.id}: syscall_tracepoint event: no syscall_tracepoint hook in this agent; skipped`,
+		);
+	});
+});

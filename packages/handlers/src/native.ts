@@ -71,6 +71,10 @@ export interface HandlersAddon extends NativeAddon {
 	progTypeNames: string[];
 	attachTypeNames: string[];
 	helperNames: string[];
+	perfEventTypeNames: string[];
+	hookFamilyNames: string[];
+	attachKinds: { name: string; family: string }[];
+	syscallsX86_64: Record<string, number>;
 }
 
 export const native = loadNative<HandlersAddon>(fileURLToPath(new URL('..', import.meta.url)), 'handlers');

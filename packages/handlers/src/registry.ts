@@ -2,6 +2,7 @@
 // a bpftime segment, and live handles to what it holds.
 import { BpftimeError, expectBuffer, expectPositiveInt, expectString, expectU32, expectU64 } from '@bpftime/common';
 import type { Segment } from '@bpftime/shm';
+import type { PerfEventTypeName } from './attach-kinds.js';
 import type { Codec } from './codecs.js';
 import { type AttachType, type Backend, type MapType, type ProgType, UpdateFlags } from './constants.js';
 import type { NativeSpec } from './fields.js';
@@ -146,7 +147,8 @@ export interface LinkDescriptor extends DescriptorBase {
 
 export interface PerfEventDescriptor extends DescriptorBase {
 	kind: 'perf_event';
-	type: 'uprobe' | 'uretprobe' | 'syscall_tracepoint' | 'custom';
+	/** One of PERF_EVENT_TYPES (attach-kinds.ts). */
+	type: PerfEventTypeName;
 	path: string;
 	offset: bigint;
 	symbol: string;

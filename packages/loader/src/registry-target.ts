@@ -1,11 +1,12 @@
 // The LoadTarget of a bpftime registry (the `Registry` of @bpftime/handlers,
 // in shared memory), so that `obj.load(registry)` works as it does with the
-// kernel. Typed structurally: the loader needs no runtime dependency on the
-// handlers package, and any object with these methods serves.
+// kernel. Typed structurally: any object with these methods serves, and the
+// loader loads nothing native of the handlers package (it imports only the
+// pure-TypeScript attach vocabulary and its system call table).
 
 import { BpftimeError } from '@bpftime/common';
+import { type PerfEventTypeName, SYSCALLS_X86_64 } from '@bpftime/handlers/attach-kinds';
 import { AttachType } from './kernel.js';
-import { SYSCALLS_X86_64 } from './syscalls-x86-64.js';
 import type { LinkRequest, LoadTarget, MapCreateRequest, PerfEventRequest, ProgLoadRequest } from './target.js';
 
 /** What the loader calls on a registry; @bpftime/handlers' `Registry` has all of it. */
@@ -36,8 +37,14 @@ export interface RegistryLike {
 	}): { id: number };
 	createPerfEvent(
 		spec:
-			| { type: 'uprobe' | 'uretprobe'; path: string; offset?: bigint; pid?: number; refCtrOffset?: bigint }
-			| { type: 'syscall_tracepoint'; syscallId?: number; exit?: boolean; pid?: number },
+			| {
+					type: Extract<PerfEventTypeName, 'uprobe' | 'uretprobe'>;
+					path: string;
+					offset?: bigint;
+					pid?: number;
+					refCtrOffset?: bigint;
+			  }
+			| { type: Extract<PerfEventTypeName, 'syscall_tracepoint'>; syscallId?: number; exit?: boolean; pid?: number },
 	): { id: number };
 	createLink(spec: { progId: number; targetId?: number; attachType?: number; cookie?: bigint }): { id: number };
 	loadBtf?(data: Uint8Array): { id: number };

@@ -19,7 +19,13 @@ export const SecFlags = {
 	Usdt: 32,
 } as const;
 
-/** How bpftime attaches programs of a section family; `kernel` ones cannot run in user space. */
+/**
+ * libbpf's family of a SEC name (how libbpf would attach it); `kernel` ones cannot run in user
+ * space. What a family becomes in bpftime is the attach vocabulary of @bpftime/handlers
+ * (`@bpftime/handlers/attach-kinds`): `registryTarget` turns `uprobe` and `usdt` into uprobe or
+ * uretprobe perf events, `tracepoint` (syscalls/) and `raw_tracepoint` (sys_enter, sys_exit)
+ * into syscall_tracepoint ones.
+ */
 export type AttachFamily = 'uprobe' | 'usdt' | 'tracepoint' | 'raw_tracepoint' | 'kprobe' | 'kernel' | 'none';
 
 export interface SecDef {

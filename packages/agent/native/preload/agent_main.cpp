@@ -31,10 +31,15 @@
 // the target before exec to keep a child free of the agent.
 //
 // Environment: see the package README (BPFTIME_GLOBAL_SHM_NAME,
-// BPFTIME_AGENT_POLL_MS, BPFTIME_VM_NAME, BPFTIME_DISABLE_JIT, SPDLOG_LEVEL,
-// BPFTIME_LOG_OUTPUT).
+// BPFTIME_AGENT_POLL_MS, BPFTIME_VM_NAME, BPFTIME_DISABLE_JIT,
+// BPFTIME_TRACE_PRINTK_SINK, SPDLOG_LEVEL, BPFTIME_LOG_OUTPUT). This file is
+// the agent's edge: it reads all of them, once, in the constructor (the
+// printk sink when the registry opens) and passes them to the cores as
+// options; the cores (attach_context, attach, the log) read none.
 #include <bpftime/agent/attach_context.hpp>
 #include <bpftime/agent/log.hpp>
+#include <bpftime/handlers/helpers.hpp>
+#include <bpftime/handlers/program.hpp>
 #include <bpftime/shm/segment.hpp>
 
 #include <atomic>
@@ -59,6 +64,9 @@ constexpr unsigned DEFAULT_POLL_MS = 100;
 struct agent_state {
 	attach_context ctx;
 	std::string segment;
+	// BPFTIME_VM_NAME / BPFTIME_DISABLE_JIT, or why they name no backend.
+	bpftime::result<bpftime::vm::backend> backend =
+		bpftime::vm::backend::jit_x64;
 	unsigned poll_ms = DEFAULT_POLL_MS;
 	uint64_t seen_counter = 0;
 	bool reported_missing = false;
@@ -88,7 +96,7 @@ unsigned poll_ms_from_env()
 	errno = 0;
 	unsigned long v = strtoul(s, &end, 10);
 	if (errno || *end || v > 60000) {
-		log(log_level::warn,
+		log(agent_log, log_level::warn,
 		    "BPFTIME_AGENT_POLL_MS='%s': expected milliseconds in [0, 60000]; using %u",
 		    s, DEFAULT_POLL_MS);
 		return DEFAULT_POLL_MS;
@@ -99,12 +107,12 @@ unsigned poll_ms_from_env()
 void report_sync(agent_state &a, const bpftime::result<sync_summary> &r)
 {
 	if (!r) {
-		log(log_level::error, "sync: %s", r.error().message.c_str());
+		log(agent_log, log_level::error, "sync: %s", r.error().message.c_str());
 		return;
 	}
 	a.seen_counter = r->change_counter;
 	if (r->attached || r->detached || r->failed)
-		log(log_level::info,
+		log(agent_log, log_level::info,
 		    "registry '%s' (change %" PRIu64 "): %u attached, %u detached, %u failed",
 		    a.segment.c_str(), r->change_counter, r->attached,
 		    r->detached, r->failed);
@@ -115,10 +123,11 @@ void report_sync(agent_state &a, const bpftime::result<sync_summary> &r)
 void poll_once(agent_state &a)
 {
 	if (!a.ctx.is_open()) {
-		auto r = a.ctx.open({ .segment_name = a.segment });
+		auto r = a.ctx.open({ .segment_name = a.segment,
+				      .backend = a.backend });
 		if (!r) {
 			if (!a.reported_missing)
-				log(r.error().code == ENOENT ? log_level::info
+				log(agent_log, r.error().code == ENOENT ? log_level::info
 							     : log_level::warn,
 				    "no registry: %s: %s; %s",
 				    errno_name(r.error().code),
@@ -128,7 +137,11 @@ void poll_once(agent_state &a)
 			a.reported_missing = true;
 			return;
 		}
-		log(log_level::info, "registry '%s' opened",
+		if (auto t = bpftime::handlers::trace_printk_sink_from_env(); !t)
+			log(agent_log, log_level::warn,
+			    "%s; bpf_trace_printk lines go to stderr",
+			    t.error().message.c_str());
+		log(agent_log, log_level::info, "registry '%s' opened",
 		    a.segment.c_str());
 		report_sync(a, a.ctx.sync());
 		return;
@@ -154,7 +167,7 @@ void *watcher_main(void *) noexcept
 			poll_once(a);
 		}
 	} catch (...) {
-		log(log_level::error, "watcher: unexpected exception; stopped");
+		log(agent_log, log_level::error, "watcher: unexpected exception; stopped");
 	}
 	return nullptr;
 }
@@ -183,7 +196,7 @@ void start_watcher() noexcept
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, nullptr);
 	if (rc != 0) {
-		log(log_level::warn,
+		log(agent_log, log_level::warn,
 		    "watcher thread: pthread_create: %s; links added later will not attach",
 		    strerror(rc));
 		return;
@@ -227,7 +240,7 @@ void at_exit() noexcept
 	try {
 		for (const link_status &l : g_agent->ctx.links())
 			if (l.missed)
-				log(log_level::info,
+				log(agent_log, log_level::info,
 				    "link %u: %" PRIu64
 				    " hits skipped: the thread was already running a program",
 				    l.link_id, l.missed);
@@ -238,20 +251,22 @@ void at_exit() noexcept
 __attribute__((constructor)) void agent_init() noexcept
 {
 	try {
-		log_init_from_env();
+		bpftime::log_configure(bpftime::log_options_from_env(),
+				       agent_log);
 		auto env = bpftime::shm::options_from_env();
 		if (!env) {
-			log(log_level::error, "%s; the agent stays idle",
+			log(agent_log, log_level::error, "%s; the agent stays idle",
 			    env.error().message.c_str());
 			return;
 		}
 		g_agent = new (std::nothrow) agent_state();
 		if (!g_agent) {
-			log(log_level::error, "out of memory; the agent stays idle");
+			log(agent_log, log_level::error, "out of memory; the agent stays idle");
 			return;
 		}
 		g_agent->segment = env->name;
 		g_agent->poll_ms = poll_ms_from_env();
+		g_agent->backend = bpftime::handlers::backend_from_env();
 		{
 			std::unique_lock g(g_agent->busy);
 			poll_once(*g_agent);
@@ -261,7 +276,7 @@ __attribute__((constructor)) void agent_init() noexcept
 		atexit(at_exit);
 		start_watcher();
 	} catch (...) {
-		log(log_level::error,
+		log(agent_log, log_level::error,
 		    "initialisation: unexpected exception; the agent stays idle");
 	}
 }

@@ -6,6 +6,7 @@
 // Called on the JS thread only; the counting callbacks run on whatever
 // thread calls the hooked function and touch only atomics.
 #include <bpftime/attach/attach.hpp>
+#include <bpftime/common/log.hpp>
 #include <bpftime/common/napi.hpp>
 
 #include <atomic>
@@ -198,6 +199,10 @@ Napi::Value modules_fn(const Napi::CallbackInfo &info)
 
 Napi::Object init(Napi::Env env, Napi::Object exports)
 {
+	// The edge of the addon: the probes' log lines ("[bpftime attach] ...")
+	// follow SPDLOG_LEVEL and BPFTIME_LOG_OUTPUT of the Node process.
+	bpftime::log_configure(bpftime::log_options_from_env(),
+			       { "bpftime attach", false });
 	bpftime::napi::export_common(env, exports);
 	exports.Set("ProbeHandle", probe_handle::define(env));
 	exports.Set("resolve", Napi::Function::New(env, resolve_fn, "resolve"));

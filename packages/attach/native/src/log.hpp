@@ -1,19 +1,20 @@
 // log.hpp: the few lines @bpftime/attach prints (which mechanism a probe
-// uses, why one failed), on stderr, filtered by SPDLOG_LEVEL as bpftime
-// users know it (trace, debug, info, warn, err/error, critical, off; default
-// info). Control plane only: never called from a trampoline, a callback path
-// or a signal handler.
+// uses, why one failed), through the one log of @bpftime/common
+// (bpftime/common/log.hpp): "[bpftime attach] [level] message", at the level
+// and on the output that whoever embeds attach configured with
+// bpftime::log_configure() (the agent from SPDLOG_LEVEL and
+// BPFTIME_LOG_OUTPUT; the addon from SPDLOG_LEVEL; info on stderr when
+// nobody did). Control plane only: never called from a trampoline or a
+// callback path; lost_return() (a return with no saved address) logs on its
+// way to abort().
 #pragma once
+
+#include <bpftime/common/log.hpp>
 
 namespace bpftime::attach::detail {
 
-enum class log_level { trace, debug, info, warn, error, critical, off };
+using bpftime::log_level;
 
-bool log_enabled(log_level level) noexcept;
-
-// printf-style; one line, newline added. Formats into a stack buffer and
-// writes it with one write(2), so lines of concurrent threads do not mix.
-void log(log_level level, const char *fmt, ...) noexcept
-	__attribute__((format(printf, 2, 3)));
+inline constexpr log_source attach_log{ "bpftime attach", false };
 
 } // namespace bpftime::attach::detail

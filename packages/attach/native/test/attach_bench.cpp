@@ -12,6 +12,8 @@
 // Where the kernel refuses, the line is {"mode", "skipped": "<why>"}.
 #include <bpftime/attach/attach.hpp>
 
+#include "log.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -117,6 +119,10 @@ void kernel_probe(const std::string &mode, bool ret)
 
 int main(int argc, char **argv)
 {
+	// The edge of this program: the log follows SPDLOG_LEVEL and
+	// BPFTIME_LOG_OUTPUT as in the agent.
+	bpftime::log_configure(bpftime::log_options_from_env(),
+			       bpftime::attach::detail::attach_log);
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s <mode> [--rounds N] [--calls N] [--cpu N]\n", argv[0]);
 		return 2;

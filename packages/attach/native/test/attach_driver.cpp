@@ -6,6 +6,8 @@
 // a last line "N passed, M failed". test/attach.test.ts runs each scenario.
 #include <bpftime/attach/attach.hpp>
 
+#include "log.hpp"
+
 #include "uprobe/probe_site.hpp"
 #include "uprobe/relocator.hpp"
 #include "uprobe/trampoline.hpp"
@@ -842,6 +844,10 @@ void scenario_allocations()
 
 int main(int argc, char **argv)
 {
+	// The edge of this program: the log follows SPDLOG_LEVEL and
+	// BPFTIME_LOG_OUTPUT as in the agent.
+	bpftime::log_configure(bpftime::log_options_from_env(),
+			       bpftime::attach::detail::attach_log);
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s prologues|threads|recursion|longjmp|override|shared|dlopen <lib>|errors|concurrent|allocations|fork|parallel-attach|encodings|altstack\n",
 			argv[0]);

@@ -3,10 +3,12 @@
 // logic of its own. Every function runs on the JS thread.
 #include <bpftime/common/napi.hpp>
 #include <bpftime/handlers/fields.hpp>
+#include <bpftime/handlers/attach_kinds.hpp>
 #include <bpftime/handlers/helpers.hpp>
 #include <bpftime/handlers/json.hpp>
 #include <bpftime/handlers/program.hpp>
 #include <bpftime/handlers/registry.hpp>
+#include <bpftime/handlers/syscalls_x86_64.hpp>
 
 #include <cstring>
 #include <memory>
@@ -985,6 +987,33 @@ template <class F> Napi::Value name_table(Napi::Env env, F name, uint32_t n)
 	return out;
 }
 
+// The attach vocabulary (attach_kinds.hpp), for test/attach-kinds.test.ts to
+// compare with src/attach-kinds.ts.
+void export_attach_kinds(Napi::Env env, Napi::Object exports)
+{
+	Napi::Array types = Napi::Array::New(env);
+#define BPFTIME_X(id, value, name) types.Set(uint32_t(value), name);
+	BPFTIME_PERF_EVENT_TYPES(BPFTIME_X)
+#undef BPFTIME_X
+	exports.Set("perfEventTypeNames", types);
+	Napi::Array families = Napi::Array::New(env);
+	for (unsigned i = 0; i < HOOK_FAMILY_COUNT; i++)
+		families.Set(i, hook_family_name(hook_family(i)));
+	exports.Set("hookFamilyNames", families);
+	Napi::Array kinds = Napi::Array::New(env);
+	for (unsigned i = 0; i < ATTACH_KIND_COUNT; i++) {
+		Napi::Object k = Napi::Object::New(env);
+		k.Set("name", attach_kind_name(attach_kind(i)));
+		k.Set("family", hook_family_name(family_of(attach_kind(i))));
+		kinds.Set(i, k);
+	}
+	exports.Set("attachKinds", kinds);
+	Napi::Object sys = Napi::Object::New(env);
+	for (const syscall_entry &e : SYSCALLS_X86_64)
+		sys.Set(e.name, e.nr);
+	exports.Set("syscallsX86_64", sys);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports)
 {
 	bpftime::napi::export_common(env, exports);
@@ -1004,6 +1033,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 	exports.Set("progTypeNames", name_table(env, prog_type_name, 64));
 	exports.Set("attachTypeNames", name_table(env, attach_type_name, 64));
 	exports.Set("helperNames", name_table(env, helper_name, 256));
+	export_attach_kinds(env, exports);
 	return exports;
 }
 

@@ -328,7 +328,7 @@ code_writer::~code_writer()
 	for (const range &r : ranges_)
 		if (mprotect(reinterpret_cast<void *>(r.start), r.end - r.start,
 			     r.prot) != 0)
-			log(log_level::warn,
+			log(attach_log, log_level::warn,
 			    "could not restore the protection of 0x%" PRIx64
 			    ": %s",
 			    r.start, strerror(errno));
@@ -352,7 +352,7 @@ void sync_cores() noexcept
 				MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE,
 				0, 0) == 0;
 		if (!g_membarrier)
-			log(log_level::debug,
+			log(attach_log, log_level::debug,
 			    "membarrier SYNC_CORE unavailable (%s); "
 			    "serialising threads by a signal round trip",
 			    strerror(errno));

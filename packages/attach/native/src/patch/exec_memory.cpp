@@ -204,7 +204,7 @@ result<exec_block> allocate_exec(size_t size, uint64_t lo, uint64_t hi, uint64_t
 		}
 		g_pool().mapped += CHUNK;
 		g_pool().chunks.push_back({ at, size, w, dual });
-		log(log_level::debug,
+		log(attach_log, log_level::debug,
 		    "trampoline chunk at 0x%" PRIx64 " (for code near 0x%" PRIx64 ")%s", at, near,
 		    dual ? "" : ", read-write-execute (no memfd)");
 		return exec_block{ reinterpret_cast<uint8_t *>(at), w };

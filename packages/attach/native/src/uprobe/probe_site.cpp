@@ -2,6 +2,8 @@
 // return addresses. See probe_site.hpp.
 #include "probe_site.hpp"
 
+#include "log.hpp"
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -80,13 +82,9 @@ void count_missed(site *s) noexcept
 	// library switched stacks, or the stack was copied): there is no
 	// address to return to. The kernel kills the task in this case too
 	// (uprobes' handle_trampoline sends SIGILL).
-	char b[160];
-	int n = snprintf(b, sizeof(b),
-			 "[bpftime attach] [critical] uretprobe: no saved "
-			 "return address for the frame at 0x%lx; aborting\n",
-			 (unsigned long)sp);
-	ssize_t w = write(STDERR_FILENO, b, n > 0 ? size_t(n) : 0);
-	(void)w;
+	log(attach_log, log_level::critical,
+	    "uretprobe: no saved return address for the frame at 0x%lx; aborting",
+	    (unsigned long)sp);
 	abort();
 }
 

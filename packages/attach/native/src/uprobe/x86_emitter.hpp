@@ -6,6 +6,21 @@
 //
 // Control plane only: builds code in a std::vector before it is copied to
 // executable memory.
+//
+// Why this is not the JIT's encoder (@bpftime/vm, jit_x64/x64_assembler.hpp),
+// which encodes the same instruction set by hand: the two share only the
+// REX/ModRM bytes of a dozen moves, pushes and pops, and want opposite
+// things. This emitter writes at a known absolute address, so every
+// RIP-relative operand and rel32 branch to the probed code, the callbacks
+// and the displaced instructions is exact in one pass and checked for
+// reach; it needs what a trampoline saves (VEX ymm stores and loads,
+// pushfq/popfq, jmp [mem], stack alignment). The JIT's assembler writes
+// position-free code with labels whose rel8/rel32 sizes it settles over
+// several passes, and encodes the eBPF ALU, memory and atomic operations at
+// four widths, none of which a trampoline uses. Sharing one would make
+// @bpftime/attach depend on @bpftime/vm (both are meant to be reusable on
+// their own, ARCHITECTURE.md) or move an encoder into @bpftime/common for a
+// few dozen shared lines, at the risk of the code either emits.
 #pragma once
 
 #include <cstddef>

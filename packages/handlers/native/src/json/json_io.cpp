@@ -767,30 +767,4 @@ status registry::import_json(std::string_view text)
 	return {};
 }
 
-const char *perf_event_type_name(perf_event_type t) noexcept
-{
-	switch (t) {
-	case perf_event_type::uprobe:
-		return "uprobe";
-	case perf_event_type::uretprobe:
-		return "uretprobe";
-	case perf_event_type::syscall_tracepoint:
-		return "syscall_tracepoint";
-	case perf_event_type::custom:
-		return "custom";
-	}
-	return "unknown";
-}
-
-std::optional<perf_event_type>
-parse_perf_event_type(std::string_view name) noexcept
-{
-	for (perf_event_type t :
-	     { perf_event_type::uprobe, perf_event_type::uretprobe,
-	       perf_event_type::syscall_tracepoint, perf_event_type::custom })
-		if (name == perf_event_type_name(t))
-			return t;
-	return std::nullopt;
-}
-
 } // namespace bpftime::handlers

@@ -17,6 +17,15 @@
 // last pass had every displacement exact. Sites are identified by their order
 // of emission, so the code generated in each pass must not depend on
 // positions, only on the long/short decisions made here.
+//
+// Why @bpftime/attach has its own encoder (attach/native/src/uprobe/
+// x86_emitter.hpp): its trampolines are written at a known absolute address
+// (RIP-relative operands and rel32 branches to fixed targets, one pass) and
+// are made of register saves (VEX ymm moves, pushfq, jmp [mem]) this
+// assembler never emits, while this one is position-free, label-based and
+// multi-pass, for the eBPF ALU, memory and atomic operations. They share the
+// REX/ModRM bytes of a dozen moves; merging them would make attach depend on
+// the vm (each is reusable on its own) for that.
 #pragma once
 
 #include <cstddef>

@@ -9,20 +9,16 @@
 //   s = ctx.sync();                                  // new links attach, released ones detach
 //
 // What a link becomes. For every link of the registry whose target is a
-// perf_event handler of type uprobe or uretprobe:
+// perf_event handler, handlers' attach vocabulary decides the attach kind
+// (bpftime/handlers/attach_kinds.hpp, attach_kind_of: uprobe, uretprobe,
+// override, usdt, syscall_tracepoint, ...) and the kind's hook family; the
+// agent hands the link to its family (src/hooks/<family>.cpp), or skips it
+// when it has none (today: only the uprobe family, hooks/uprobe.cpp, which
+// says what each of its kinds becomes):
 //   - the pid filter must be -1 or this process's pid, else the link is
 //     skipped (it is for another process);
-//   - the perf event's path names the module (matched by device and inode)
-//     and its offset is a file offset in it, or an offset from its symbol
-//     when one is named, as the kernel's uprobe_register() takes them;
-//   - the program is instantiated on the backend of BPFTIME_VM_NAME /
-//     BPFTIME_DISABLE_JIT (handlers::backend_from_env);
-//   - the hook is installed through bpftime::attach: a uretprobe event
-//     becomes a return probe; a uprobe event whose program calls
-//     bpf_override_return (helper 58) becomes an override probe, where the
-//     function is skipped and returns the value the program chose when the
-//     program calls that helper, and runs normally when it does not; any
-//     other uprobe event becomes an entry probe.
+//   - the program is instantiated on context_options::backend;
+//   - the hook is installed through bpftime::attach.
 // A module that is not loaded yet leaves the probe pending; it attaches when
 // the module is dlopen'ed (bpftime::attach tracks dlopen).
 //
@@ -30,10 +26,11 @@
 // program (from a helper's callee or a signal handler) skips its program and
 // is counted in link_status::missed, as the kernel's bpf_prog_active does.
 //
-// Each hit runs the program with a copy of the kernel-layout pt_regs as its
-// context (r1 = &regs, r2 = sizeof regs) and the link's cookie for
-// bpf_get_attach_cookie(); a program cannot change the registers of the
-// function it probes except through bpf_override_return.
+// Each uprobe hit runs the program with the kernel-layout pt_regs as its
+// context (r1 = &regs, r2 = sizeof regs; a copy when the program may write
+// it) and the link's cookie for bpf_get_attach_cookie(); a program cannot
+// change the registers of the function it probes except through
+// bpf_override_return.
 //
 // Failures are per link: a link whose program fails to instantiate (verifier,
 // missing helper, missing map type) or whose hook fails to install is
@@ -51,6 +48,7 @@
 #pragma once
 
 #include <bpftime/common/result.hpp>
+#include <bpftime/vm/vm.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -63,15 +61,22 @@ class registry;
 
 namespace bpftime::agent {
 
+// Read from the environment by the caller (the agent's constructor), never
+// by the context.
 struct context_options {
 	// The segment that holds the registry (BPFTIME_GLOBAL_SHM_NAME).
 	std::string segment_name;
+	// The backend every link's program runs on (the agent passes
+	// handlers::backend_from_env(): BPFTIME_VM_NAME, BPFTIME_DISABLE_JIT).
+	// An error here fails each link with it, as an unknown
+	// BPFTIME_VM_NAME does.
+	result<vm::backend> backend = vm::backend::jit_x64;
 };
 
 enum class link_state : uint8_t {
 	attached, // hook installed, the program runs on every hit
 	pending,  // the module is not loaded yet
-	skipped,  // not for this process (pid filter) or not a uprobe link
+	skipped,  // not for this process (pid filter), or no hook family here
 	failed,	  // error says why
 };
 
@@ -83,7 +88,7 @@ struct link_status {
 	uint64_t generation = 0;
 	uint32_t prog_id = 0;
 	std::string where; // "uprobe /usr/lib/x86_64-linux-gnu/libc.so.6+0xa0f0"
-	std::string hook;  // "uprobe", "uretprobe", "override"
+	std::string hook;  // the probe installed: "uprobe", "uretprobe", "override"
 	link_state state = link_state::skipped;
 	error err;	   // state == failed
 	// Hits that did not run the program because the thread was already
@@ -110,8 +115,8 @@ class attach_context {
 
 	// Opens the segment and its registry and registers, in this process,
 	// the map types of @bpftime/maps-userspace and the helpers the agent
-	// provides; bpf_trace_printk output goes where
-	// BPFTIME_TRACE_PRINTK_SINK says. ENOENT: no such segment or no registry in it; EBADMSG /
+	// provides (bpf_trace_printk's output is the caller's to choose:
+	// handlers::set_trace_printk_sink). ENOENT: no such segment or no registry in it; EBADMSG /
 	// EPROTONOSUPPORT: a foreign segment or another layout version;
 	// EALREADY: already open.
 	status open(const context_options &opts) noexcept;

@@ -76,6 +76,11 @@ using probe_callback = void (*)(const pt_regs *regs, void *user);
 // ip and flags are not applied.
 using override_callback = bool (*)(pt_regs *regs, void *user, uint64_t *ret);
 
+// Which trampoline behaviour a probe gets: this mechanism's own parameter.
+// What a registry link becomes (uprobe, uretprobe, override, usdt, syscall
+// tracepoints ...) is the attach vocabulary of @bpftime/handlers
+// (attach_kinds.hpp), which this package does not depend on; the agent's
+// uprobe hook family maps those kinds onto these three.
 enum class probe_kind : uint8_t { uprobe, uretprobe, override };
 
 enum class mechanism : uint8_t {

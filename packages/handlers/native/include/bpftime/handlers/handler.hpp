@@ -23,6 +23,7 @@
 // them bumps REGISTRY_LAYOUT_VERSION.
 #pragma once
 
+#include <bpftime/handlers/attach_kinds.hpp>
 #include <bpftime/shm/robust_mutex.hpp>
 #include <bpftime/shm/segment.hpp>
 
@@ -141,27 +142,12 @@ struct link_handler {
 };
 static_assert(sizeof(link_handler) == 24);
 
-enum class perf_event_type : uint32_t {
-	uprobe = 0,
-	uretprobe = 1,
-	syscall_tracepoint = 2,
-	custom = 3,
-};
-
-// The names of perf_event_type in JSON documents and in the TypeScript API
-// ("uprobe", "uretprobe", "syscall_tracepoint", "custom"); "unknown" for a
-// value outside the enum. parse_perf_event_type() is the inverse and gives
-// nullopt for any other name.
-const char *perf_event_type_name(perf_event_type t) noexcept;
-std::optional<perf_event_type>
-parse_perf_event_type(std::string_view name) noexcept;
-
 struct perf_event_handler {
 	explicit perf_event_handler(const shm::allocator<char> &a)
 		: path(a), symbol(a), custom_name(a)
 	{
 	}
-	uint32_t type = 0; // perf_event_type
+	uint32_t type = 0; // perf_event_type (attach_kinds.hpp)
 	int32_t pid = -1;  // -1: every process
 	uint64_t offset = 0;
 	uint64_t ref_ctr_offset = 0;

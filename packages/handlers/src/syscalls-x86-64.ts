@@ -1,6 +1,7 @@
 // x86-64 system call numbers by name, from <asm/unistd_64.h>: written by
-// scripts/gen-syscalls.mjs. A syscall tracepoint (syscalls/sys_enter_<name>)
-// becomes a bpftime syscall perf event for the number of <name>.
+// scripts/gen-syscalls.mjs with its C++ twin syscalls_x86_64.hpp. A syscall
+// tracepoint (syscalls/sys_enter_<name>) becomes a bpftime syscall perf event
+// for the number of <name>.
 
 export const SYSCALLS_X86_64: Readonly<Record<string, number>> = {
 	read: 0,

@@ -1,5 +1,5 @@
 // log.cpp: see log.hpp.
-#include <bpftime/agent/log.hpp>
+#include <bpftime/common/log.hpp>
 
 #include <atomic>
 #include <cerrno>
@@ -8,21 +8,31 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
-#include <string>
-#include <string_view>
 #include <unistd.h>
 
-namespace bpftime::agent {
+namespace bpftime {
 namespace {
 
+// Read by every log() without a lock; written by log_configure().
 std::atomic<log_level> g_level{ log_level::info };
 std::atomic<int> g_fd{ STDERR_FILENO };
 
-log_level parse_level(const char *s) noexcept
+// Moves a descriptor of ours above the range programs usually use, so a
+// target that closes or dup2()s its low descriptors is less likely to hit
+// it (close-on-exec: a program the target execs does not inherit it).
+int park_fd(int fd) noexcept
 {
-	if (!s || !*s)
-		return log_level::info;
-	std::string_view v(s);
+	int high = fcntl(fd, F_DUPFD_CLOEXEC, 700);
+	if (high < 0)
+		return fd;
+	close(fd);
+	return high;
+}
+
+} // namespace
+
+log_level parse_log_level(std::string_view v) noexcept
+{
 	if (auto comma = v.find(','); comma != v.npos)
 		v = v.substr(0, comma);
 	if (auto eq = v.find('='); eq != v.npos)
@@ -44,7 +54,7 @@ log_level parse_level(const char *s) noexcept
 	return log_level::info;
 }
 
-const char *level_name(log_level l) noexcept
+const char *log_level_name(log_level l) noexcept
 {
 	switch (l) {
 	case log_level::trace:
@@ -65,45 +75,38 @@ const char *level_name(log_level l) noexcept
 	return "off";
 }
 
-// Moves a descriptor of ours above the range programs usually use, so a
-// target that closes or dup2()s its low descriptors is less likely to hit
-// it (close-on-exec: a program the target execs does not inherit it).
-int park_fd(int fd) noexcept
+log_options log_options_from_env()
 {
-	int high = fcntl(fd, F_DUPFD_CLOEXEC, 700);
-	if (high < 0)
-		return fd;
-	close(fd);
-	return high;
+	log_options o;
+	const char *level = getenv("SPDLOG_LEVEL");
+	o.level = parse_log_level(level ? level : "");
+	const char *out = getenv("BPFTIME_LOG_OUTPUT");
+	o.output = out ? out : "";
+	const char *home = getenv("HOME");
+	if (o.output.starts_with("~/") && home)
+		o.output = std::string(home) + o.output.substr(1);
+	return o;
 }
 
-} // namespace
-
-void log_init_from_env() noexcept
+void log_configure(const log_options &o, const log_source &reporter) noexcept
 {
-	g_level.store(parse_level(getenv("SPDLOG_LEVEL")),
-		      std::memory_order_relaxed);
-	const char *out = getenv("BPFTIME_LOG_OUTPUT");
-	std::string_view o = out ? out : "";
+	g_level.store(o.level, std::memory_order_relaxed);
+	const std::string &out = o.output;
 	int old = g_fd.load(std::memory_order_relaxed);
 	int fd = STDERR_FILENO;
-	if (o.empty() || o == "console" || o == "stderr") {
+	if (out.empty() || out == "console" || out == "stderr") {
 		fd = STDERR_FILENO;
-	} else if (o == "stdout") {
+	} else if (out == "stdout") {
 		fd = STDOUT_FILENO;
 	} else {
-		std::string path(o);
-		const char *home = getenv("HOME");
-		if (path.starts_with("~/") && home)
-			path = std::string(home) + path.substr(1);
-		int f = ::open(path.c_str(),
-			       O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		int f = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+			       0644);
 		if (f < 0) {
 			int e = errno;
 			g_fd.store(STDERR_FILENO, std::memory_order_relaxed);
-			log(log_level::warn,
+			log(reporter, log_level::warn,
 			    "BPFTIME_LOG_OUTPUT: cannot open '%s': %s; logging to stderr",
-			    path.c_str(), strerror(e));
+			    out.c_str(), strerror(e));
 			fd = STDERR_FILENO;
 		} else {
 			fd = park_fd(f);
@@ -120,14 +123,16 @@ bool log_enabled(log_level level) noexcept
 	       level >= g_level.load(std::memory_order_relaxed);
 }
 
-void log(log_level level, const char *fmt, ...) noexcept
+void log(const log_source &src, log_level level, const char *fmt, ...) noexcept
 {
 	if (!log_enabled(level))
 		return;
 	int saved_errno = errno;
 	char buf[2048];
-	int n = snprintf(buf, sizeof buf, "[bpftime-agent %d] [%s] ",
-			 int(getpid()), level_name(level));
+	int n = src.with_pid ? snprintf(buf, sizeof buf, "[%s %d] [%s] ", src.name,
+					int(getpid()), log_level_name(level))
+			     : snprintf(buf, sizeof buf, "[%s] [%s] ", src.name,
+					log_level_name(level));
 	if (n < 0)
 		n = 0;
 	va_list ap;
@@ -152,4 +157,4 @@ void log(log_level level, const char *fmt, ...) noexcept
 	errno = saved_errno;
 }
 
-} // namespace bpftime::agent
+} // namespace bpftime

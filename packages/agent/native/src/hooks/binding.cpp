@@ -1,0 +1,38 @@
+// hooks/binding.cpp: see hooks/binding.hpp.
+#include "hooks/binding.hpp"
+
+#include <bpftime/handlers/helpers.hpp>
+#include <bpftime/vm/verifier.hpp>
+
+namespace bpftime::agent::hooks {
+
+constinit thread_local bool t_running __attribute__((tls_model("initial-exec"))) =
+	false;
+
+std::unique_ptr<binding> bind_program(const services &s,
+				      const link_request &r, link_status &st)
+{
+	if (!s.backend) {
+		fail_link(st, s.backend.error().code,
+		     st.where + ": " + s.backend.error().message);
+		return nullptr;
+	}
+	handlers::instance_options opts;
+	opts.backend = *s.backend;
+	auto inst = s.reg.instantiate(r.link.prog_id, opts);
+	if (!inst) {
+		fail_link(st, inst.error().code,
+			  st.where + ": " + inst.error().message);
+		return nullptr;
+	}
+	auto b = std::make_unique<binding>();
+	b->owner = *inst;
+	b->prog = b->owner.get();
+	b->run = b->prog->machine().get_runner();
+	b->cookie = r.link.cookie;
+	b->in_place = !vm::may_write_context(b->prog->machine().instructions(),
+					     handlers::helper_written_args);
+	return b;
+}
+
+} // namespace bpftime::agent::hooks
