@@ -94,7 +94,7 @@ uint64_t helper_get_prandom_u32(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t
 	return prandom_u32();
 }
 
-constexpr uint32_t BPF_FUNC_get_prandom_u32 = 7;
+using bpftime::vm::BPF_FUNC_get_prandom_u32;
 constexpr size_t INPUT_SIZE = 4096; // bench.h's BENCH_INPUT_SIZE
 
 // The input every variant gets: xorshift64* bytes from a fixed seed.
@@ -367,8 +367,10 @@ int run_vm(const options &o, const bench::bench_object &obj, const bench::data_i
 	vo.bounds_check = o.variant == "jit-bounds" || o.variant == "jit-bounds-region";
 	const bool as_region = o.variant == "jit-bounds-region";
 	v::vm vm(jit ? v::backend::jit_x64 : v::backend::interpreter, vo);
-	if (auto st = vm.register_helper(BPF_FUNC_get_prandom_u32, "bpf_get_prandom_u32",
-					 helper_get_prandom_u32);
+	if (auto st = vm.register_helper({ .id = BPF_FUNC_get_prandom_u32,
+					   .name = "get_prandom_u32",
+					   .ret = v::RET_INTEGER,
+					   .fn = helper_get_prandom_u32 });
 	    !st)
 		die(st.error().message);
 	const v::memory_region region{ reinterpret_cast<uint64_t>(img.data()), img.size(), true };

@@ -21,6 +21,7 @@ namespace bpftime::vm::detail {
 struct helper_entry {
 	helper_fn fn = nullptr;
 	std::string name;
+	helper_proto proto; // kinds only; its name is empty (see `name`)
 };
 
 // Everything a backend needs, after verification and lddw resolution: every
@@ -46,9 +47,10 @@ struct program {
 	uint32_t max_stack = MAX_BPF_STACK;
 };
 
-// Helper id of bpf_tail_call: backends implement it themselves (it must not
-// return to the caller on success), through program::tail_call.
-inline constexpr uint32_t BPF_FUNC_tail_call = 12;
+// Helper BPF_FUNC_tail_call (helper_proto.hpp): backends implement it
+// themselves (it must not return to the caller on success), through
+// program::tail_call.
+using bpftime::vm::BPF_FUNC_tail_call;
 
 class executor {
     public:
