@@ -47,6 +47,16 @@ uint64_t helper_override_return(uint64_t, uint64_t rc, uint64_t, uint64_t,
 	return 0;
 }
 
+// The kernel's bpf_override_return_proto: the context is read (the hook, not
+// the helper, changes the probed function's return).
+constexpr vm::helper_proto override_return_proto{
+	.id = vm::BPF_FUNC_override_return,
+	.name = "override_return",
+	.ret = vm::RET_INTEGER,
+	.args = { vm::ARG_PTR_TO_CTX, vm::ARG_ANYTHING },
+	.fn = helper_override_return,
+};
+
 std::string hex(uint64_t v)
 {
 	char buf[24];
@@ -336,7 +346,7 @@ void attach_context::state::attach_link(
 	const auto &ps = std::get<handlers::prog_spec>(prog_it->second->spec);
 	hook_kind kind = pe.type == handlers::perf_event_type::uretprobe
 				 ? hook_kind::ret
-			 : calls_helper(ps, handlers::BPF_FUNC_override_return)
+			 : calls_helper(ps, override_return_proto.id)
 				 ? hook_kind::override
 				 : hook_kind::entry;
 	e.st.hook = hook_name(kind);
@@ -408,12 +418,10 @@ status attach_context::open(const context_options &opts) noexcept
 		if (auto t = handlers::trace_printk_sink_from_env(); !t)
 			log(log_level::warn, "%s; bpf_trace_printk lines go to stderr",
 			    t.error().message.c_str());
-		const handlers::helper_def *h =
-			handlers::find_helper(handlers::BPF_FUNC_override_return);
+		const vm::helper_proto *h =
+			handlers::find_helper(override_return_proto.id);
 		if (!h) {
-			BPFTIME_TRY(handlers::register_helper(
-				handlers::BPF_FUNC_override_return, "override_return",
-				helper_override_return));
+			BPFTIME_TRY(handlers::register_helper(override_return_proto));
 		} else if (h->fn != helper_override_return) {
 			log(log_level::warn,
 			    "helper override_return (#58) is provided by another component; override probes will not see its requests");
