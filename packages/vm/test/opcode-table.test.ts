@@ -22,8 +22,7 @@ const IMM = [0, 1, 16, 32, 64, -1, 0x40, 0x41, 0x50, 0x51, 0xa0, 0xa1, 0xe1, 0xf
 function* slots(): Generator<Insn> {
 	for (let code = 0; code < 256; code++)
 		for (const dst of DST)
-			for (const src of SRC)
-				for (const off of OFF) for (const imm of IMM) yield { code, dst, src, off, imm };
+			for (const src of SRC) for (const off of OFF) for (const imm of IMM) yield { code, dst, src, off, imm };
 }
 
 // The legacy packet loads: llvm-objdump prints them, so the disassembler
