@@ -1644,6 +1644,36 @@ static void test_helper_protos()
 	      "kernel helper names and ids, both ways");
 }
 
+// vm_options::count_insns: the interpreter counts what a run executes.
+static void test_insn_count()
+{
+	vm_options o;
+	o.count_insns = true;
+	// r0 = 0; r1 = 3; loop: r6 = r0 (fused with) r6 += 1; r0 = r6;
+	// r1 -= 1; if r1 != 0 goto loop; r2 = 5 ll; exit:
+	// 2 + 3 * 5 + 1 (the lddw, once) + 1 = 19.
+	const code prog = P({ mov(R0, 0), mov(R1, 3), movr(R6, R0),
+			      alu64(BPF_ADD, R6, 1), movr(R0, R6),
+			      alu64(BPF_SUB, R1, 1), jmp(BPF_JNE, R1, 0, -5),
+			      lddw(R2, 5), exit_() });
+	for (bool bounds : { false, true }) {
+		o.bounds_check = bounds;
+		vm v(backend::interpreter, o);
+		check(v.load(prog).ok(), "count_insns: load");
+		auto r = v.exec(nullptr, 0);
+		check(r && *r == 3 && vm::insns_counted() == 19,
+		      "count_insns%s: a loop of 3 runs 19 instructions, a fused "
+		      "pair counting two and a lddw one (got %" PRIu64 ")",
+		      bounds ? " (bounds check)" : "", vm::insns_counted());
+		(void)v.exec(nullptr, 0);
+		check(vm::insns_counted() == 19, "count_insns: each run counts anew");
+	}
+	vm j(backend::jit_x64, o);
+	auto loaded = j.load(prog);
+	check(!loaded && loaded.error().code == ENOTSUP,
+	      "count_insns on the JIT is ENOTSUP");
+}
+
 // ---------------------------------------------------------------------------
 // vm API: lddw resolution, registration, backends.
 
@@ -1859,6 +1889,7 @@ int main(int argc, char **argv)
 	test_verifier();
 	test_context_writes();
 	test_helper_protos();
+	test_insn_count();
 	test_vm_api();
 	test_bounds_check();
 	for (const backend_under_test &bt : g_backends) {
