@@ -104,7 +104,6 @@ bool fp_escapes(const insn &i)
 	}
 }
 
-
 // --- helper arguments (pass 6) ---------------------------------------------
 //
 // The kinds of value a register or an 8-byte stack slot may hold on some path

@@ -88,8 +88,9 @@ struct verify_info {
 // this analysis cannot follow it (a store outside the stack, a kfunc, a
 // helper argument the helper may write through). helper_written_args(id)
 // gives the argument registers (bit n for rn, n in 1-5) helper id may write
-// through or pass on (to a callback, another program); unset, every helper
-// may use all five. A caller that runs the program on memory it must not see
+// through or pass on (to a callback, another program): written_args() of its
+// prototype (helper_proto.hpp), ALL_ARGS_WRITTEN for an id without one;
+// unset, every helper may use all five. A caller that runs the program on memory it must not see
 // changed (a probe's registers) can hand it that memory directly when this
 // is false, and must copy it otherwise. True for a program verify()
 // rejects. The kernel refuses context writes in tracing programs outright;
