@@ -26,7 +26,7 @@
 //   {"variant":..., "ns": median ns per execution, "p25", "p75": quartiles,
 //    "rounds", "batch": executions per round, "r0": result of a run from the
 //    seeded state, "insns": eBPF instructions one run executes (vm variants,
-//    counted by insn_counter), "compile_ns": median JIT compile time over 21
+//    counted by the interpreter's count_insns mode), "compile_ns": median JIT compile time over 21
 //    loads (jit variants), "load_ns": median vm::load() time (verify + resolve
 //    + compile), "paired_ratio" (jit only): the JIT's rounds alternated with
 //    those of <stem>.so in this process, the median of the per-round
@@ -40,7 +40,6 @@
 // rounds is reported, the quartiles say how noisy the machine was. For the
 // kernel the per-round figure is BPF_PROG_TEST_RUN's own `duration`.
 #include "bench_object.hpp"
-#include "insn_counter.hpp"
 #include "kernel_peer.hpp"
 
 #include <bpftime/vm/vm.hpp>
@@ -94,7 +93,13 @@ uint64_t helper_get_prandom_u32(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t
 	return prandom_u32();
 }
 
-constexpr uint32_t BPF_FUNC_get_prandom_u32 = 7;
+// The one helper the bench programs call.
+constexpr bpftime::vm::helper_proto get_prandom_u32_proto{
+	.id = bpftime::vm::BPF_FUNC_get_prandom_u32,
+	.name = "get_prandom_u32",
+	.ret = bpftime::vm::RET_INTEGER,
+	.fn = helper_get_prandom_u32,
+};
 constexpr size_t INPUT_SIZE = 4096; // bench.h's BENCH_INPUT_SIZE
 
 // The input every variant gets: xorshift64* bytes from a fixed seed.
@@ -367,9 +372,7 @@ int run_vm(const options &o, const bench::bench_object &obj, const bench::data_i
 	vo.bounds_check = o.variant == "jit-bounds" || o.variant == "jit-bounds-region";
 	const bool as_region = o.variant == "jit-bounds-region";
 	v::vm vm(jit ? v::backend::jit_x64 : v::backend::interpreter, vo);
-	if (auto st = vm.register_helper(BPF_FUNC_get_prandom_u32, "bpf_get_prandom_u32",
-					 helper_get_prandom_u32);
-	    !st)
+	if (auto st = vm.register_helper(get_prandom_u32_proto); !st)
 		die(st.error().message);
 	const v::memory_region region{ reinterpret_cast<uint64_t>(img.data()), img.size(), true };
 	if (as_region)
@@ -398,22 +401,31 @@ int run_vm(const options &o, const bench::bench_object &obj, const bench::data_i
 	void *ctx = as_region ? nullptr : img.data();
 	const uint64_t ctx_len = as_region ? 0 : img.size();
 
-	// One counted run and one vm run from the same seeded state must agree.
-	const v::helper_fn helpers[BPF_FUNC_get_prandom_u32 + 1] = {
-		nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, helper_get_prandom_u32
-	};
-	const bench::counter_env env{ helpers, std::span(&region, 1) };
+	// One counted run (the interpreter's count_insns mode, in a vm of its
+	// own so the measured one runs as it always does) and one run of the
+	// measured vm from the same seeded state must agree.
+	v::vm_options co = vo;
+	co.count_insns = true;
+	v::vm counter(v::backend::interpreter, co);
+	if (auto st = counter.register_helper(get_prandom_u32_proto); !st)
+		die(st.error().message);
+	if (as_region)
+		counter.add_memory_region(region);
+	counter.set_lddw_resolver(img.resolver());
+	if (auto st = counter.load(obj.insns); !st)
+		die("counting interpreter: load: " + st.error().message);
 	seed_rnd();
-	auto counted = bench::count_insns(vm.instructions(), env, reinterpret_cast<uint64_t>(ctx), ctx_len);
+	auto counted = counter.exec(ctx, ctx_len);
 	if (!counted)
-		die(counted.error().message);
+		die("counting interpreter: exec: " + counted.error().message);
+	const uint64_t insns = v::vm::insns_counted();
 	seed_rnd();
 	auto first = vm.exec(ctx, ctx_len);
 	if (!first)
 		die(o.variant + ": exec: " + first.error().message);
-	if (*first != counted->r0)
+	if (*first != *counted)
 		die(o.variant + ": r0 " + std::to_string(*first) + " but the counting interpreter got " +
-		    std::to_string(counted->r0));
+		    std::to_string(*counted));
 
 	const timed_fn timed = [&](uint64_t n) {
 		const auto t0 = std::chrono::steady_clock::now();
@@ -427,7 +439,7 @@ int run_vm(const options &o, const bench::bench_object &obj, const bench::data_i
 	};
 	const stats s = measure(timed, o);
 	json_line j;
-	j.str("variant", o.variant).stats_of(s).u64("r0", *first).u64("insns", counted->insns);
+	j.str("variant", o.variant).stats_of(s).u64("r0", *first).u64("insns", insns);
 	if (o.variant == "jit")
 		j.num("paired_ratio", paired_ratio(timed, timed_native(open_native(o.stem + ".so", input)), o));
 	if (jit)

@@ -23,6 +23,7 @@ interface NativeVm {
 
 interface VmAddon extends NativeAddon {
 	VmHandle: new (backend: string, boundsCheck: boolean) => NativeVm;
+	opcodeTableAccepts(code: Buffer): Buffer;
 }
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
@@ -34,6 +35,18 @@ const native = loadNative<VmAddon>(packageDir, 'vm');
  */
 export const pluginPath: string =
 	findBuilt(packageDir, 'bpftime-vm-plugin') ?? `${packageDir}build/Release/bpftime-vm-plugin`;
+
+/**
+ * Per 8-byte slot of `code`, whether the vm's opcode table (`opcodes.hpp`,
+ * which the verifier, interpreter and JIT are built from) accepts its opcode
+ * and fields. A lddw's second slot is judged alone (it is no instruction).
+ *
+ *   opcodeTableAccepts(assemble('r0 = 1\nexit')) // [true, true]
+ */
+export function opcodeTableAccepts(code: Buffer | Uint8Array): boolean[] {
+	const bytes = Buffer.from(code.buffer, code.byteOffset, code.byteLength);
+	return [...native.opcodeTableAccepts(bytes)].map((b) => b === 1);
+}
 
 /** `interpreter`, or `jit` (x86-64, machine code emitted directly). */
 export type Backend = 'interpreter' | 'jit';

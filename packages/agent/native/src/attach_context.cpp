@@ -42,6 +42,16 @@ uint64_t helper_override_return(uint64_t, uint64_t rc, uint64_t, uint64_t,
 	return 0;
 }
 
+// The kernel's bpf_override_return_proto: the context is read (the hook, not
+// the helper, changes the probed function's return).
+constexpr vm::helper_proto override_return_proto{
+	.id = vm::BPF_FUNC_override_return,
+	.name = "override_return",
+	.ret = vm::RET_INTEGER,
+	.args = { vm::ARG_PTR_TO_CTX, vm::ARG_ANYTHING },
+	.fn = helper_override_return,
+};
+
 bool calls_helper(const handlers::prog_spec &p, uint32_t helper)
 {
 	for (const vm::insn &i : p.insns)
@@ -136,7 +146,7 @@ void attach_context::state::attach_link(
 			: nullptr;
 	auto kind = handlers::attach_kind_of(
 		pe.type, pe.syscall_id, pe.ref_ctr_offset,
-		ps && calls_helper(*ps, handlers::BPF_FUNC_override_return));
+		ps && calls_helper(*ps, override_return_proto.id));
 	if (!kind) {
 		e.st.state = link_state::skipped;
 		return;
@@ -191,12 +201,10 @@ status attach_context::open(const context_options &opts) noexcept
 		if (!reg)
 			return std::move(reg).error();
 		BPFTIME_TRY(maps_userspace::register_all());
-		const handlers::helper_def *h =
-			handlers::find_helper(handlers::BPF_FUNC_override_return);
+		const vm::helper_proto *h =
+			handlers::find_helper(override_return_proto.id);
 		if (!h) {
-			BPFTIME_TRY(handlers::register_helper(
-				handlers::BPF_FUNC_override_return, "override_return",
-				helper_override_return));
+			BPFTIME_TRY(handlers::register_helper(override_return_proto));
 		} else if (h->fn != helper_override_return) {
 			log(agent_log, log_level::warn,
 			    "helper override_return (#58) is provided by another component; override probes will not see its requests");

@@ -956,7 +956,7 @@ Napi::Value Helpers(const Napi::CallbackInfo &info)
 	for (size_t i = 0; i < all.size(); i++) {
 		Napi::Object o = Napi::Object::New(env);
 		o.Set("id", all[i].id);
-		o.Set("name", all[i].name);
+		o.Set("name", std::string(all[i].name));
 		out.Set(uint32_t(i), o);
 	}
 	return out;

@@ -7,6 +7,7 @@
 #include <bpftime/handlers/bpf_defs.hpp>
 #include <bpftime/handlers/handler.hpp>
 #include <bpftime/handlers/registry.hpp>
+#include <bpftime/vm/helper_proto.hpp>
 
 namespace fixture_maps {
 
@@ -132,9 +133,13 @@ uint64_t percpu_helper(uint64_t r1, uint64_t, uint64_t, uint64_t, uint64_t)
 {
 	return r1 + 1000;
 }
-const map_helper percpu_helpers[] = {
-	{ PERCPU_HELPER_ID, 0, "test_percpu_helper", percpu_helper, nullptr },
-};
+const vm::helper_proto percpu_helpers[] = { {
+	.id = PERCPU_HELPER_ID,
+	.name = "test_percpu_helper",
+	.ret = vm::RET_INTEGER,
+	.args = { vm::ARG_ANYTHING },
+	.fn = percpu_helper,
+} };
 
 const map_ops percpu_ops = {
 	.size = sizeof(map_ops),

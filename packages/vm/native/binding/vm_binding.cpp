@@ -10,9 +10,11 @@
 // unwind through JIT-compiled frames: the trampoline records it, returns 0,
 // and run() rethrows it once the program has finished.
 #include <bpftime/common/napi.hpp>
+#include <bpftime/vm/opcodes.hpp>
 #include <bpftime/vm/vm.hpp>
 
 #include <array>
+#include <cstring>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -143,7 +145,18 @@ class VmHandle : public Napi::ObjectWrap<VmHandle> {
 			throw_error(env, ENOSPC,
 				    "vm: at most " + std::to_string(MAX_JS_HELPERS) +
 					    " JavaScript helpers per VM");
-		unwrap(env, get(env).register_helper(id, name, trampolines[used_slots_]));
+		// A JavaScript helper gets its five registers as BigInts and
+		// can only read memory it was given as a region: its
+		// prototype is five ARG_ANYTHING returning RET_INTEGER.
+		using namespace bpftime::vm;
+		unwrap(env, get(env).register_helper(helper_proto{
+				    .id = id,
+				    .name = name,
+				    .ret = RET_INTEGER,
+				    .args = { ARG_ANYTHING, ARG_ANYTHING,
+					      ARG_ANYTHING, ARG_ANYTHING,
+					      ARG_ANYTHING },
+				    .fn = trampolines[used_slots_] }));
 		helpers_[used_slots_++] = new Napi::FunctionReference(
 			Napi::Persistent(info[2].As<Napi::Function>()));
 		return env.Undefined();
@@ -153,7 +166,13 @@ class VmHandle : public Napi::ObjectWrap<VmHandle> {
 	{
 		Napi::Env env = info.Env();
 		uint32_t id = bpftime::napi::u32_arg(info, 0, "id");
-		unwrap(env, get(env).register_helper(id, "identity", identity_helper));
+		using namespace bpftime::vm;
+		unwrap(env, get(env).register_helper(helper_proto{
+				    .id = id,
+				    .name = "identity",
+				    .ret = RET_INTEGER,
+				    .args = { ARG_ANYTHING },
+				    .fn = identity_helper }));
 		return env.Undefined();
 	}
 
@@ -228,10 +247,33 @@ class VmHandle : public Napi::ObjectWrap<VmHandle> {
 	}
 };
 
+// opcodeTableAccepts(code: Buffer): Buffer of one byte per 8-byte slot, 1
+// where the opcode table (opcodes.hpp) accepts the slot's opcode and fields:
+// what the TypeScript disassembler is tested against.
+Napi::Value OpcodeTableAccepts(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	if (!bpftime::napi::arg(info, 0).IsBuffer())
+		throw_error(env, EINVAL, "Expected Buffer for code");
+	auto code = info[0].As<Napi::Buffer<uint8_t>>();
+	const size_t n = code.Length() / sizeof(bpftime::vm::insn);
+	auto out = Napi::Buffer<uint8_t>::New(env, n);
+	for (size_t k = 0; k < n; k++) {
+		bpftime::vm::insn i;
+		std::memcpy(&i, code.Data() + k * sizeof(i), sizeof(i));
+		out.Data()[k] = bpftime::vm::opcode_table[i.code].valid &&
+				bpftime::vm::check_fields(i) ==
+					bpftime::vm::insn_field::none;
+	}
+	return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports)
 {
 	bpftime::napi::export_common(env, exports);
 	VmHandle::Init(env, exports);
+	exports.Set("opcodeTableAccepts",
+		    Napi::Function::New(env, OpcodeTableAccepts));
 	return exports;
 }
 

@@ -21,6 +21,7 @@ namespace bpftime::vm::detail {
 struct helper_entry {
 	helper_fn fn = nullptr;
 	std::string name;
+	helper_proto proto; // kinds only; its name is empty (see `name`)
 };
 
 // Everything a backend needs, after verification and lddw resolution: every
@@ -46,9 +47,10 @@ struct program {
 	uint32_t max_stack = MAX_BPF_STACK;
 };
 
-// Helper id of bpf_tail_call: backends implement it themselves (it must not
-// return to the caller on success), through program::tail_call.
-inline constexpr uint32_t BPF_FUNC_tail_call = 12;
+// Helper BPF_FUNC_tail_call (helper_proto.hpp): backends implement it
+// themselves (it must not return to the caller on success), through
+// program::tail_call.
+using bpftime::vm::BPF_FUNC_tail_call;
 
 class executor {
     public:
@@ -81,6 +83,8 @@ class executor {
 };
 
 result<std::unique_ptr<executor>> make_interpreter(const program &prog);
+// The count of vm_options::count_insns (vm::insns_counted()).
+uint64_t interpreter_insns_counted() noexcept;
 result<std::unique_ptr<executor>> make_jit_x64(const program &prog);
 
 // What a BPF_PSEUDO_FUNC lddw evaluates to at run time: the address of one

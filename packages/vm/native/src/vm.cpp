@@ -12,6 +12,7 @@
 #include <bpftime/vm/vm.hpp>
 
 #include <cstring>
+#include <optional>
 #include <string>
 
 namespace bpftime::vm {
@@ -52,13 +53,25 @@ struct vm::impl {
 		prog = program{};
 	}
 
-	bool helper_known(uint32_t id) const
+	// The prototype the verifier checks calls of helper id against.
+	std::optional<helper_proto> proto_of(uint32_t id) const
 	{
-		if (id < helpers.size() && helpers[id].fn)
-			return true;
+		if (id < helpers.size() && helpers[id].fn) {
+			helper_proto p = helpers[id].proto;
+			p.name = helpers[id].name;
+			return p;
+		}
 		// bpf_tail_call is the backends' own; a resolver makes it
-		// callable even when no helper was registered under id 12.
-		return id == detail::BPF_FUNC_tail_call && tail_call != nullptr;
+		// callable even when no helper was registered under id 12. The
+		// vm knows no maps: what r2 names is the resolver's business, so
+		// it is checked as a plain value here (a registry checks it as
+		// the kernel's ARG_CONST_MAP_PTR before loading).
+		if (id == BPF_FUNC_tail_call && tail_call != nullptr) {
+			helper_proto p = tail_call_proto;
+			p.args[1] = ARG_ANYTHING;
+			return p;
+		}
+		return std::nullopt;
 	}
 };
 
@@ -146,16 +159,22 @@ static failure loaded_already(const char *op)
 				   ": a program is loaded; unload() first");
 }
 
-status vm::register_helper(uint32_t id, std::string name, helper_fn fn)
+status vm::register_helper(const helper_proto &proto)
 {
 	if (!impl_)
 		return moved_from("register_helper");
+	const uint32_t id = proto.id;
 	const std::string what = "vm: helper #" + std::to_string(id) + " '" +
-				 name + "'";
+				 std::string(proto.name) + "'";
 	if (impl_->exec)
 		return loaded_already("register_helper");
-	if (!fn)
+	if (!proto.fn)
 		return fail(EINVAL, what + ": null function");
+	// The verifier checks every call against the kinds; a helper that
+	// declares none cannot be checked, so it cannot be called.
+	if (proto.ret == RET_UNSPEC)
+		return fail(EINVAL, what + ": no prototype (return and argument "
+					   "kinds, helper_proto.hpp)");
 	if (id > MAX_HELPER_ID)
 		return fail(E2BIG, what + ": id above " +
 					   std::to_string(MAX_HELPER_ID));
@@ -164,7 +183,9 @@ status vm::register_helper(uint32_t id, std::string name, helper_fn fn)
 					    impl_->helpers[id].name + "'");
 	if (id >= impl_->helpers.size())
 		impl_->helpers.resize(id + 1);
-	impl_->helpers[id] = helper_entry{ fn, std::move(name) };
+	helper_entry e{ proto.fn, std::string(proto.name), proto };
+	e.proto.name = {}; // proto_of() points it at e.name
+	impl_->helpers[id] = std::move(e);
 	return {};
 }
 
@@ -179,7 +200,7 @@ status vm::register_kfunc(uint32_t btf_id, std::string name, helper_fn fn)
 	if (!fn)
 		return fail(EINVAL, what + ": null function");
 	auto [it, fresh] =
-		impl_->kfuncs.try_emplace(btf_id, helper_entry{ fn, name });
+		impl_->kfuncs.try_emplace(btf_id, helper_entry{ fn, name, {} });
 	if (!fresh)
 		return fail(EEXIST, what + ": id already registered as '" +
 					    it->second.name + "'");
@@ -279,9 +300,11 @@ status vm::load(std::span<const insn> prog)
 	m.unload();
 	if (m.kind == backend::llvm)
 		return fail(ENOTSUP, "vm: load: the LLVM backend is not built");
+	if (m.kind != backend::interpreter && m.opts.count_insns)
+		return fail(ENOTSUP, "vm: load: count_insns needs the interpreter");
 
 	verify_options vo;
-	vo.helper_known = [&m](uint32_t id) { return m.helper_known(id); };
+	vo.helper_proto_of = [&m](uint32_t id) { return m.proto_of(id); };
 	vo.kfunc_known = [&m](uint32_t id) { return m.kfuncs.count(id) != 0; };
 	vo.strict = m.opts.strict_verifier;
 	result<verify_info> info = verify(insns, vo);
@@ -333,6 +356,11 @@ runner vm::get_runner() const noexcept
 	if (!impl_ || !impl_->exec)
 		return {};
 	return impl_->exec->make_runner();
+}
+
+uint64_t vm::insns_counted() noexcept
+{
+	return detail::interpreter_insns_counted();
 }
 
 std::span<const insn> vm::instructions() const noexcept

@@ -315,6 +315,15 @@ struct runner {
 	std::unique_ptr<executor> ex;
 };
 
+// A test helper's prototype: five plain numbers in, one out.
+helper_proto any_args_proto(uint32_t id, std::string_view name, helper_fn fn)
+{
+	return { .id = id, .name = name, .ret = RET_INTEGER,
+		 .args = { ARG_ANYTHING, ARG_ANYTHING, ARG_ANYTHING,
+			   ARG_ANYTHING, ARG_ANYTHING },
+		 .fn = fn };
+}
+
 using prog_setup = std::function<void(program &)>;
 
 result<std::unique_ptr<runner>> build(const code &c, const variant &v,
@@ -330,7 +339,9 @@ result<std::unique_ptr<runner>> build(const code &c, const variant &v,
 	// the program, so a case that reads r6-r9 unwritten gets the zeroed
 	// registers of the non-strict mode.
 	verify_options vo;
-	vo.helper_known = [](uint32_t) { return true; };
+	vo.helper_proto_of = [](uint32_t id) -> std::optional<helper_proto> {
+		return any_args_proto(id, "any", nullptr);
+	};
 	vo.kfunc_known = [](uint32_t) { return true; };
 	r->prog.options.strict_verifier = verify(c, vo).ok();
 	if (setup)
@@ -1419,8 +1430,8 @@ std::unique_ptr<vm> load_vm(backend b, const code &c, tail_env *env, bool bounds
 	vm_options o;
 	o.bounds_check = bounds;
 	auto v = std::make_unique<vm>(b, o);
-	(void)v->register_helper(HELPER_SUM, "weighted_sum", weighted_sum);
-	(void)v->register_helper(HELPER_LOOP, "loop", loop_helper);
+	(void)v->register_helper(any_args_proto(HELPER_SUM, "weighted_sum", weighted_sum));
+	(void)v->register_helper(any_args_proto(HELPER_LOOP, "loop", loop_helper));
 	if (env)
 		v->set_tail_call_resolver(resolve_tail, env);
 	if (auto st = v->load(c); !st) {

@@ -21,7 +21,9 @@
 #include <cstring>
 #include <initializer_list>
 #include <new>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace bpftime::vm;
@@ -226,11 +228,25 @@ static uint64_t h_loop(uint64_t n, uint64_t fn, uint64_t ctx, uint64_t,
 constexpr uint32_t HELPER_IDENTITY = 5, HELPER_DIGITS = 6, HELPER_LOOP = 181,
 		   KFUNC_MUL3 = 1234;
 
+// Prototypes of the test helpers: what each reads, as the kernel would
+// declare it (bpf_loop is the kernel's).
+static helper_proto proto(uint32_t id, std::string_view name, helper_fn fn)
+{
+	helper_proto p{ .id = id, .name = name, .ret = RET_INTEGER,
+			.args = { ARG_ANYTHING, ARG_ANYTHING, ARG_ANYTHING,
+				  ARG_ANYTHING, ARG_ANYTHING },
+			.fn = fn };
+	if (id == HELPER_LOOP)
+		p.args = { ARG_ANYTHING, ARG_PTR_TO_FUNC,
+			   ARG_PTR_TO_STACK_OR_NULL, ARG_ANYTHING };
+	return p;
+}
+
 static void register_all(vm &v)
 {
-	(void)v.register_helper(HELPER_IDENTITY, "identity", h_identity);
-	(void)v.register_helper(HELPER_DIGITS, "digits", h_digits);
-	(void)v.register_helper(HELPER_LOOP, "bpf_loop", h_loop);
+	(void)v.register_helper(proto(HELPER_IDENTITY, "identity", h_identity));
+	(void)v.register_helper(proto(HELPER_DIGITS, "digits", h_digits));
+	(void)v.register_helper(proto(HELPER_LOOP, "bpf_loop", h_loop));
 	(void)v.register_kfunc(KFUNC_MUL3, "mul3", k_mul3);
 }
 
@@ -1187,9 +1203,11 @@ static std::vector<reject_case> reject_cases()
 static verify_options test_verify_options(bool strict)
 {
 	verify_options o;
-	o.helper_known = [](uint32_t id) {
-		return id == HELPER_IDENTITY || id == HELPER_DIGITS ||
-		       id == HELPER_LOOP;
+	o.helper_proto_of = [](uint32_t id) -> std::optional<helper_proto> {
+		if (id == HELPER_IDENTITY || id == HELPER_DIGITS ||
+		    id == HELPER_LOOP)
+			return proto(id, "test", h_identity);
+		return std::nullopt;
 	};
 	o.kfunc_known = [](uint32_t id) { return id == KFUNC_MUL3; };
 	o.strict = strict;
@@ -1412,6 +1430,251 @@ static void test_context_writes()
 }
 
 // ---------------------------------------------------------------------------
+// Helper prototypes: calls checked against their argument kinds, and the
+// written-argument facts derived from them.
+
+static const helper_proto LOOKUP_PROTO{
+	.id = 1, .name = "map_lookup_elem",
+	.ret = RET_PTR_TO_MAP_VALUE_OR_NULL,
+	.args = { ARG_CONST_MAP_PTR, ARG_PTR_TO_MAP_KEY },
+	.fn = h_identity };
+static const helper_proto UPDATE_PROTO{
+	.id = 2, .name = "map_update_elem", .ret = RET_INTEGER,
+	.args = { ARG_CONST_MAP_PTR, ARG_PTR_TO_MAP_KEY, ARG_PTR_TO_MAP_VALUE,
+		  ARG_ANYTHING },
+	.fn = h_identity };
+static const helper_proto READ_PROTO{
+	.id = 4, .name = "probe_read", .ret = RET_INTEGER,
+	.args = { ARG_PTR_TO_UNINIT_MEM, ARG_CONST_SIZE_OR_ZERO, ARG_ANYTHING },
+	.fn = h_identity };
+static const helper_proto STRTOL_PROTO{
+	.id = 105, .name = "strtol", .ret = RET_INTEGER,
+	.args = { ARG_PTR_TO_MEM | MEM_RDONLY, ARG_CONST_SIZE, ARG_ANYTHING,
+		  ARG_PTR_TO_LONG },
+	.fn = h_identity };
+
+static std::optional<helper_proto> proto_table(uint32_t id)
+{
+	for (const helper_proto *p :
+	     { &LOOKUP_PROTO, &UPDATE_PROTO, &READ_PROTO, &STRTOL_PROTO })
+		if (p->id == id)
+			return *p;
+	return std::nullopt;
+}
+
+static void test_helper_protos()
+{
+	constexpr uint8_t FD = BPF_PSEUDO_MAP_FD;
+	verify_options o;
+	o.helper_proto_of = proto_table;
+	// Map 5 has 4-byte keys and 8-byte values.
+	o.map_sizes = [](uint32_t map) -> std::optional<std::pair<uint32_t, uint32_t>> {
+		if (map == 5)
+			return std::make_pair(4u, 8u);
+		return std::nullopt;
+	};
+	struct arg_case {
+		const char *name;
+		code prog;
+		const char *message; // nullptr: accepted
+	};
+	const arg_case cases[] = {
+		{ "refuses a number as the map argument",
+		  P({ mov(R1, 0), movr(R2, R10), alu64(BPF_ADD, R2, -8), call(1),
+		      exit_() }),
+		  "3: helper #1: R1 is not a map on every path (the kernel's "
+		  "verifier: R1 type=scalar expected=map_ptr)" },
+		{ "refuses the stack as the map argument",
+		  P({ movr(R1, R10), movr(R2, R10), alu64(BPF_ADD, R2, -8),
+		      call(1), exit_() }),
+		  "3: helper #1: R1 is not a map" },
+		{ "refuses a map on one path only",
+		  P({ ldx(BPF_DW, R3, R1, 0), lddw(R1, 5, FD), jmp(BPF_JEQ, R3, 0, 1),
+		      mov(R1, 0), movr(R2, R10), alu64(BPF_ADD, R2, -8), call(1),
+		      exit_() }),
+		  "7: helper #1: R1 is not a map on every path" },
+		{ "refuses a constant as the key",
+		  P({ lddw(R1, 5, FD), mov(R2, 0), call(1), exit_() }),
+		  "3: helper #1: R2 may be a constant, not a pointer to the stack, "
+		  "a map value or the context" },
+		{ "refuses a number loaded from the context as the value",
+		  P({ ldx(BPF_DW, R3, R1, 0), lddw(R1, 5, FD), movr(R2, R10),
+		      alu64(BPF_ADD, R2, -8), mov(R4, 0), call(2), exit_() }),
+		  "6: helper #2: R3 may be a number" },
+		{ "refuses a key in the stack shorter than the map's key_size",
+		  P({ lddw(R1, 5, FD), movr(R2, R10), alu64(BPF_ADD, R2, -2),
+		      call(1), exit_() }),
+		  "4: helper #1: R2 points into the stack, but 4 bytes at fp-2 "
+		  "leave the 512-byte frame" },
+		{ "refuses a buffer that leaves the frame",
+		  P({ movr(R1, R10), alu64(BPF_ADD, R1, -8), mov(R2, 16), mov(R3, 0),
+		      call(4), exit_() }),
+		  "4: helper #4: R1 points into the stack, but 16 bytes at fp-8 "
+		  "leave the 512-byte frame (the kernel's verifier: invalid "
+		  "indirect access to stack R1)" },
+		{ "refuses a buffer in the stack of a size the program computes",
+		  P({ ldx(BPF_W, R2, R1, 0), movr(R1, R10), alu64(BPF_ADD, R1, -64),
+		      mov(R3, 0), call(4), exit_() }),
+		  "4: helper #4: R1 points into the stack, but R2 (its size) is not "
+		  "a known constant" },
+		{ "refuses an ARG_PTR_TO_LONG with less than 8 bytes of frame",
+		  P({ movr(R1, R10), alu64(BPF_ADD, R1, -16), mov(R2, 4), mov(R3, 0),
+		      movr(R4, R10), alu64(BPF_ADD, R4, -4), call(105), exit_() }),
+		  "6: helper #105: R4 points into the stack, but 8 bytes at fp-4" },
+		{ "accepts a key in the stack and a map value as the next key",
+		  P({ st(BPF_W, R10, -4, 0), lddw(R1, 5, FD), movr(R2, R10),
+		      alu64(BPF_ADD, R2, -4), call(1), jmp(BPF_JEQ, R0, 0, 4),
+		      movr(R2, R0), lddw(R1, 5, FD), call(1), exit_() }),
+		  nullptr },
+		{ "accepts a map spilled to the stack and loaded back",
+		  P({ lddw(R6, 5, FD), stx(BPF_DW, R10, R6, -16), st(BPF_W, R10, -4, 0),
+		      ldx(BPF_DW, R1, R10, -16), movr(R2, R10), alu64(BPF_ADD, R2, -4),
+		      call(1), exit_() }),
+		  nullptr },
+		{ "accepts the context as a key",
+		  P({ movr(R2, R1), lddw(R1, 5, FD), call(1), exit_() }), nullptr },
+		{ "accepts a sub-program's argument as the map",
+		  P({ lddw(R1, 5, FD), call_local(1), exit_(), movr(R2, R10),
+		      alu64(BPF_ADD, R2, -8), call(1), exit_() }),
+		  nullptr },
+		{ "accepts a number as probe_read's destination (not the stack)",
+		  P({ mov(R1, 4096), mov(R2, 4096), mov(R3, 0), call(4), exit_() }),
+		  nullptr },
+	};
+	for (const arg_case &c : cases) {
+		auto r = verify(c.prog, o);
+		if (!c.message) {
+			check(r.ok(), "helper args %s: got \"%s\"", c.name,
+			      r ? "accepted" : r.error().message.c_str());
+			continue;
+		}
+		check(!r && r.error().code == EINVAL &&
+			      r.error().message.starts_with(c.message),
+		      "helper args %s: want \"%s\", got \"%s\"", c.name, c.message,
+		      r ? "accepted" : r.error().message.c_str());
+		// check_helper_args() reports the same.
+		auto a = check_helper_args(c.prog, o);
+		check(!a && a.error().message == r.error().message,
+		      "check_helper_args %s", c.name);
+	}
+
+	// vm::load checks calls against the registered prototypes.
+	{
+		vm v;
+		check(v.register_helper(LOOKUP_PROTO).ok(), "register lookup proto");
+		auto loaded = v.load(P({ mov(R1, 0), movr(R2, R10),
+					 alu64(BPF_ADD, R2, -8), call(1), exit_() }));
+		check(!loaded && loaded.error().code == EINVAL &&
+			      loaded.error().message.starts_with(
+				      "3: helper #1: R1 is not a map"),
+		      "vm::load refuses a call with a wrong argument kind, naming "
+		      "the pc and the argument: got \"%s\"",
+		      loaded ? "loaded" : loaded.error().message.c_str());
+	}
+	// bpf_tail_call's prototype takes a map as its prog array; vm::load,
+	// which knows no maps, leaves r2 to the resolver.
+	{
+		verify_options t;
+		t.helper_proto_of = [](uint32_t id) -> std::optional<helper_proto> {
+			if (id == BPF_FUNC_tail_call)
+				return tail_call_proto;
+			return std::nullopt;
+		};
+		const code prog = P({ mov(R2, 7), mov(R3, 0), call(12), mov(R0, 0),
+				      exit_() });
+		auto r = verify(prog, t);
+		check(!r && r.error().message.starts_with(
+				    "2: helper #12: R2 is not a map"),
+		      "a tail call without a prog array is refused");
+		vm v;
+		v.set_tail_call_resolver(
+			[](void *, uint64_t, uint64_t) -> const vm * { return nullptr; },
+			nullptr);
+		check(v.load(prog).ok(),
+		      "vm::load leaves a tail call's prog array to the resolver");
+	}
+	// check_helper_args leaves helpers without a prototype, and programs
+	// the structural passes refuse, to verify().
+	check(check_helper_args(P({ mov(R1, 0), call(99), exit_() }), o).ok(),
+	      "check_helper_args skips a helper without a prototype");
+	check(check_helper_args(P({ mov(R1, 0), call(1) }), o).ok(),
+	      "check_helper_args accepts what only the structural passes refuse");
+
+	// A helper without a prototype cannot be registered.
+	{
+		vm v;
+		auto st = v.register_helper(
+			helper_proto{ .id = 9, .name = "bare", .fn = h_identity });
+		check(!st && st.error().code == EINVAL &&
+			      st.error().message.find("'bare'") != std::string::npos &&
+			      st.error().message.find("no prototype") != std::string::npos,
+		      "register_helper refuses a helper without a prototype, "
+		      "naming it: got \"%s\"",
+		      st ? "registered" : st.error().message.c_str());
+	}
+
+	// Written arguments, from the kinds.
+	const helper_proto pop{ .id = 88, .name = "map_pop_elem",
+				.ret = RET_INTEGER,
+				.args = { ARG_CONST_MAP_PTR,
+					  ARG_PTR_TO_UNINIT_MAP_VALUE } };
+	const helper_proto loop{ .id = 181, .name = "loop", .ret = RET_INTEGER,
+				 .args = { ARG_ANYTHING, ARG_PTR_TO_FUNC,
+					   ARG_PTR_TO_STACK_OR_NULL,
+					   ARG_ANYTHING } };
+	check(written_args(READ_PROTO) == 1u << 1,
+	      "probe_read writes through r1 (ARG_PTR_TO_UNINIT_MEM)");
+	check(written_args(STRTOL_PROTO) == 1u << 4,
+	      "strtol writes through r4 only (ARG_PTR_TO_LONG; r1 MEM_RDONLY)");
+	check(written_args(LOOKUP_PROTO) == 0 && written_args(UPDATE_PROTO) == 0,
+	      "map lookup and update write through no argument");
+	check(written_args(pop) == 1u << 2,
+	      "map_pop_elem writes its uninitialised value in r2");
+	check(written_args(loop) == 1u << 3,
+	      "bpf_loop hands r3 (ARG_PTR_TO_STACK) to its callback");
+	check(written_args(tail_call_proto) == 1u << 1,
+	      "bpf_tail_call hands its ctx on to the next program");
+
+	check(kernel_helper_name(1) == "map_lookup_elem" &&
+		      kernel_helper_name(35) == "get_current_task" &&
+		      kernel_helper_name(100000).empty() &&
+		      kernel_helper_id("bpf_loop") == 181u &&
+		      kernel_helper_id("loop") == BPF_FUNC_loop &&
+		      !kernel_helper_id("no_such_helper"),
+	      "kernel helper names and ids, both ways");
+}
+
+// vm_options::count_insns: the interpreter counts what a run executes.
+static void test_insn_count()
+{
+	vm_options o;
+	o.count_insns = true;
+	// r0 = 0; r1 = 3; loop: r6 = r0 (fused with) r6 += 1; r0 = r6;
+	// r1 -= 1; if r1 != 0 goto loop; r2 = 5 ll; exit:
+	// 2 + 3 * 5 + 1 (the lddw, once) + 1 = 19.
+	const code prog = P({ mov(R0, 0), mov(R1, 3), movr(R6, R0),
+			      alu64(BPF_ADD, R6, 1), movr(R0, R6),
+			      alu64(BPF_SUB, R1, 1), jmp(BPF_JNE, R1, 0, -5),
+			      lddw(R2, 5), exit_() });
+	for (bool bounds : { false, true }) {
+		o.bounds_check = bounds;
+		vm v(backend::interpreter, o);
+		check(v.load(prog).ok(), "count_insns: load");
+		auto r = v.exec(nullptr, 0);
+		check(r && *r == 3 && vm::insns_counted() == 19,
+		      "count_insns%s: a loop of 3 runs 19 instructions, a fused "
+		      "pair counting two and a lddw one (got %" PRIu64 ")",
+		      bounds ? " (bounds check)" : "", vm::insns_counted());
+		(void)v.exec(nullptr, 0);
+		check(vm::insns_counted() == 19, "count_insns: each run counts anew");
+	}
+	vm j(backend::jit_x64, o);
+	auto loaded = j.load(prog);
+	check(!loaded && loaded.error().code == ENOTSUP,
+	      "count_insns on the JIT is ENOTSUP");
+}
+
+// ---------------------------------------------------------------------------
 // vm API: lddw resolution, registration, backends.
 
 static void test_vm_api()
@@ -1463,23 +1726,23 @@ static void test_vm_api()
 	}
 	{
 		vm v;
-		check(v.register_helper(1, "a", h_identity).ok(),
+		check(v.register_helper(proto(1, "a", h_identity)).ok(),
 		      "register_helper accepts a new id");
-		auto loaded = v.register_helper(1, "b", h_identity);
+		auto loaded = v.register_helper(proto(1, "b", h_identity));
 		check(!loaded && loaded.error().code == EEXIST,
 		      "register_helper refuses a registered id with EEXIST");
-		loaded = v.register_helper(2, "null", nullptr);
+		loaded = v.register_helper(proto(2, "null", nullptr));
 		check(!loaded && loaded.error().code == EINVAL,
 		      "register_helper refuses a null function");
-		loaded = v.register_helper(1u << 20, "big", h_identity);
+		loaded = v.register_helper(proto(1u << 20, "big", h_identity));
 		check(!loaded && loaded.error().code == E2BIG,
 		      "register_helper refuses an id above 65535");
 		check(v.load(P({ mov(R0, 0), exit_() })).ok(), "load");
-		loaded = v.register_helper(3, "late", h_identity);
+		loaded = v.register_helper(proto(3, "late", h_identity));
 		check(!loaded && loaded.error().code == EBUSY,
 		      "register_helper after load is EBUSY");
 		v.unload();
-		check(v.register_helper(3, "late", h_identity).ok(),
+		check(v.register_helper(proto(3, "late", h_identity)).ok(),
 		      "register_helper after unload works");
 		auto r = v.exec(nullptr, 0);
 		check(!r && r.error().code == EINVAL,
@@ -1625,6 +1888,8 @@ int main(int argc, char **argv)
 	test_opcode_table();
 	test_verifier();
 	test_context_writes();
+	test_helper_protos();
+	test_insn_count();
 	test_vm_api();
 	test_bounds_check();
 	for (const backend_under_test &bt : g_backends) {

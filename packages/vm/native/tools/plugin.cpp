@@ -129,7 +129,12 @@ int main(int argc, char **argv)
 	}
 
 	bpftime::vm::vm v(backend);
-	if (auto st = v.register_helper(5, "identity", identity); !st) {
+	if (auto st = v.register_helper({ .id = 5,
+					  .name = "identity",
+					  .ret = bpftime::vm::RET_INTEGER,
+					  .args = { bpftime::vm::ARG_ANYTHING },
+					  .fn = identity });
+	    !st) {
 		std::cerr << st.error().message << "\n";
 		return 1;
 	}

@@ -23,6 +23,8 @@
 #include <deque>
 #include <fcntl.h>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/prctl.h>
@@ -702,44 +704,134 @@ u64 h_snprintf(u64 str, u64 str_size, u64 fmt, u64 data, u64 data_len)
 	return u64(n + 1);
 }
 
-const helper_def standard[] = {
-	{ BPF_FUNC_map_lookup_elem, "map_lookup_elem", h_map_lookup_elem },
-	{ BPF_FUNC_map_update_elem, "map_update_elem", h_map_update_elem },
-	{ BPF_FUNC_map_delete_elem, "map_delete_elem", h_map_delete_elem },
-	{ BPF_FUNC_probe_read, "probe_read", h_probe_read },
-	{ BPF_FUNC_ktime_get_ns, "ktime_get_ns", h_ktime_get_ns },
-	{ BPF_FUNC_trace_printk, "trace_printk", h_trace_printk },
-	{ BPF_FUNC_get_prandom_u32, "get_prandom_u32", h_get_prandom_u32 },
-	{ BPF_FUNC_get_smp_processor_id, "get_smp_processor_id",
-	  h_get_smp_processor_id },
-	{ BPF_FUNC_get_current_pid_tgid, "get_current_pid_tgid",
-	  h_get_current_pid_tgid },
-	{ BPF_FUNC_get_current_uid_gid, "get_current_uid_gid",
-	  h_get_current_uid_gid },
-	{ BPF_FUNC_get_current_comm, "get_current_comm", h_get_current_comm },
-	{ BPF_FUNC_probe_write_user, "probe_write_user", h_probe_write_user },
-	{ BPF_FUNC_probe_read_str, "probe_read_str", h_probe_read_str },
-	{ BPF_FUNC_strtol, "strtol", h_strtol },
-	{ BPF_FUNC_strtoul, "strtoul", h_strtoul },
-	{ BPF_FUNC_probe_read_user, "probe_read_user", h_probe_read },
-	{ BPF_FUNC_probe_read_kernel, "probe_read_kernel", h_probe_read },
-	{ BPF_FUNC_probe_read_user_str, "probe_read_user_str", h_probe_read_str },
-	{ BPF_FUNC_probe_read_kernel_str, "probe_read_kernel_str",
-	  h_probe_read_str },
-	{ BPF_FUNC_ktime_get_boot_ns, "ktime_get_boot_ns", h_ktime_get_boot_ns },
-	{ BPF_FUNC_ktime_get_coarse_ns, "ktime_get_coarse_ns",
-	  h_ktime_get_coarse_ns },
-	{ BPF_FUNC_snprintf, "snprintf", h_snprintf },
-	{ BPF_FUNC_get_func_ip, "get_func_ip", h_get_func_ip },
-	{ BPF_FUNC_get_attach_cookie, "get_attach_cookie", h_get_attach_cookie },
-	{ BPF_FUNC_loop, "loop", h_loop },
+// The standard helper set: each helper's id, kernel name, argument and return
+// kinds (the kernel's bpf_func_proto for it: kernel/bpf/helpers.c,
+// kernel/trace/bpf_trace.c) and function, written once. The verifier checks
+// every call against the kinds; helper_written_args() derives from them.
+#define KERNEL_HELPER(n) .id = vm::BPF_FUNC_##n, .name = #n
+
+std::span<const vm::helper_proto> standard_helpers() noexcept
+{
+	using namespace bpftime::vm;
+	static constexpr bpf_arg_type RDONLY_MEM = ARG_PTR_TO_MEM | MEM_RDONLY;
+	static constexpr bpf_arg_type PROBE_READ[] = { ARG_PTR_TO_UNINIT_MEM,
+						ARG_CONST_SIZE_OR_ZERO,
+						ARG_ANYTHING };
+	static constexpr helper_proto table[] = {
+		{ KERNEL_HELPER(map_lookup_elem),
+		  .ret = RET_PTR_TO_MAP_VALUE_OR_NULL,
+		  .args = { ARG_CONST_MAP_PTR, ARG_PTR_TO_MAP_KEY },
+		  .fn = h_map_lookup_elem },
+		{ KERNEL_HELPER(map_update_elem),
+		  .ret = RET_INTEGER,
+		  .args = { ARG_CONST_MAP_PTR, ARG_PTR_TO_MAP_KEY,
+			    ARG_PTR_TO_MAP_VALUE, ARG_ANYTHING },
+		  .fn = h_map_update_elem },
+		{ KERNEL_HELPER(map_delete_elem),
+		  .ret = RET_INTEGER,
+		  .args = { ARG_CONST_MAP_PTR, ARG_PTR_TO_MAP_KEY },
+		  .fn = h_map_delete_elem },
+		{ KERNEL_HELPER(probe_read),
+		  .ret = RET_INTEGER,
+		  .args = { PROBE_READ[0], PROBE_READ[1], PROBE_READ[2] },
+		  .fn = h_probe_read },
+		{ KERNEL_HELPER(ktime_get_ns), .ret = RET_INTEGER,
+		  .fn = h_ktime_get_ns },
+		// The kernel declares the format only; r3-r5 are its values.
+		{ KERNEL_HELPER(trace_printk),
+		  .ret = RET_INTEGER,
+		  .args = { RDONLY_MEM, ARG_CONST_SIZE },
+		  .fn = h_trace_printk },
+		{ KERNEL_HELPER(get_prandom_u32), .ret = RET_INTEGER,
+		  .fn = h_get_prandom_u32 },
+		{ KERNEL_HELPER(get_smp_processor_id), .ret = RET_INTEGER,
+		  .fn = h_get_smp_processor_id },
+		{ KERNEL_HELPER(get_current_pid_tgid), .ret = RET_INTEGER,
+		  .fn = h_get_current_pid_tgid },
+		{ KERNEL_HELPER(get_current_uid_gid), .ret = RET_INTEGER,
+		  .fn = h_get_current_uid_gid },
+		{ KERNEL_HELPER(get_current_comm),
+		  .ret = RET_INTEGER,
+		  .args = { ARG_PTR_TO_UNINIT_MEM, ARG_CONST_SIZE },
+		  .fn = h_get_current_comm },
+		// r1 is any address of this process (the kernel: ARG_ANYTHING),
+		// written through.
+		{ KERNEL_HELPER(probe_write_user),
+		  .ret = RET_INTEGER,
+		  .args = { ARG_ANYTHING | MEM_WRITE, RDONLY_MEM,
+			    ARG_CONST_SIZE },
+		  .fn = h_probe_write_user },
+		{ KERNEL_HELPER(probe_read_str),
+		  .ret = RET_INTEGER,
+		  .args = { PROBE_READ[0], PROBE_READ[1], PROBE_READ[2] },
+		  .fn = h_probe_read_str },
+		{ KERNEL_HELPER(strtol),
+		  .ret = RET_INTEGER,
+		  .args = { RDONLY_MEM, ARG_CONST_SIZE, ARG_ANYTHING,
+			    ARG_PTR_TO_LONG },
+		  .fn = h_strtol },
+		{ KERNEL_HELPER(strtoul),
+		  .ret = RET_INTEGER,
+		  .args = { RDONLY_MEM, ARG_CONST_SIZE, ARG_ANYTHING,
+			    ARG_PTR_TO_LONG },
+		  .fn = h_strtoul },
+		{ KERNEL_HELPER(probe_read_user),
+		  .ret = RET_INTEGER,
+		  .args = { PROBE_READ[0], PROBE_READ[1], PROBE_READ[2] },
+		  .fn = h_probe_read },
+		{ KERNEL_HELPER(probe_read_kernel),
+		  .ret = RET_INTEGER,
+		  .args = { PROBE_READ[0], PROBE_READ[1], PROBE_READ[2] },
+		  .fn = h_probe_read },
+		{ KERNEL_HELPER(probe_read_user_str),
+		  .ret = RET_INTEGER,
+		  .args = { PROBE_READ[0], PROBE_READ[1], PROBE_READ[2] },
+		  .fn = h_probe_read_str },
+		{ KERNEL_HELPER(probe_read_kernel_str),
+		  .ret = RET_INTEGER,
+		  .args = { PROBE_READ[0], PROBE_READ[1], PROBE_READ[2] },
+		  .fn = h_probe_read_str },
+		{ KERNEL_HELPER(ktime_get_boot_ns), .ret = RET_INTEGER,
+		  .fn = h_ktime_get_boot_ns },
+		{ KERNEL_HELPER(ktime_get_coarse_ns), .ret = RET_INTEGER,
+		  .fn = h_ktime_get_coarse_ns },
+		{ KERNEL_HELPER(snprintf),
+		  .ret = RET_INTEGER,
+		  .args = { ARG_PTR_TO_MEM_OR_NULL, ARG_CONST_SIZE_OR_ZERO,
+			    ARG_PTR_TO_CONST_STR,
+			    RDONLY_MEM | PTR_MAYBE_NULL,
+			    ARG_CONST_SIZE_OR_ZERO },
+		  .fn = h_snprintf },
+		{ KERNEL_HELPER(get_func_ip),
+		  .ret = RET_INTEGER,
+		  .args = { ARG_PTR_TO_CTX },
+		  .fn = h_get_func_ip },
+		{ KERNEL_HELPER(get_attach_cookie),
+		  .ret = RET_INTEGER,
+		  .args = { ARG_PTR_TO_CTX },
+		  .fn = h_get_attach_cookie },
+		{ KERNEL_HELPER(loop),
+		  .ret = RET_INTEGER,
+		  .args = { ARG_ANYTHING, ARG_PTR_TO_FUNC,
+			    ARG_PTR_TO_STACK_OR_NULL, ARG_ANYTHING },
+		  .fn = h_loop },
+	};
+	return table;
+}
+
+#undef KERNEL_HELPER
+
+// Helpers registered at run time (map packages, the agent). A deque of
+// entries that own their names: find_helper() hands out pointers that must
+// survive later registrations.
+struct registered_helper {
+	std::string name;
+	vm::helper_proto proto; // proto.name points at `name`
 };
 
-// A deque: find_helper() hands out pointers that must survive later
-// registrations.
 struct extra_helpers {
 	std::mutex mu;
-	std::deque<helper_def> defs;
+	std::deque<registered_helper> defs;
 };
 
 extra_helpers &extras()
@@ -750,100 +842,71 @@ extra_helpers &extras()
 
 } // namespace
 
-std::vector<helper_def> available_helpers()
+std::vector<vm::helper_proto> available_helpers()
 {
-	std::vector<helper_def> out(std::begin(standard), std::end(standard));
+	std::span<const vm::helper_proto> standard = standard_helpers();
+	std::vector<vm::helper_proto> out(standard.begin(), standard.end());
 	extra_helpers &e = extras();
 	std::lock_guard g(e.mu);
-	out.insert(out.end(), e.defs.begin(), e.defs.end());
+	for (const registered_helper &h : e.defs)
+		out.push_back(h.proto);
 	return out;
 }
 
-const helper_def *find_helper(uint32_t id) noexcept
+const vm::helper_proto *find_helper(uint32_t id) noexcept
 {
-	for (const helper_def &h : standard)
+	for (const vm::helper_proto &h : standard_helpers())
 		if (h.id == id)
 			return &h;
 	extra_helpers &e = extras();
 	std::lock_guard g(e.mu);
-	for (const helper_def &h : e.defs)
-		if (h.id == id)
-			return &h;
+	for (const registered_helper &h : e.defs)
+		if (h.proto.id == id)
+			return &h.proto;
 	return nullptr;
+}
+
+std::optional<vm::helper_proto> helper_proto_of(uint32_t id) noexcept
+{
+	if (id == vm::BPF_FUNC_tail_call)
+		return vm::tail_call_proto;
+	if (const vm::helper_proto *p = find_helper(id))
+		return *p;
+	return std::nullopt;
 }
 
 uint16_t helper_written_args(uint32_t id) noexcept
 {
-	constexpr uint16_t r1 = 1u << 1, r2 = 1u << 2, r3 = 1u << 3,
-			   r4 = 1u << 4;
-	switch (id) {
-	case BPF_FUNC_map_lookup_elem:
-	case BPF_FUNC_map_update_elem:
-	case BPF_FUNC_map_delete_elem:
-	case BPF_FUNC_ktime_get_ns:
-	case BPF_FUNC_trace_printk:
-	case BPF_FUNC_get_prandom_u32:
-	case BPF_FUNC_get_smp_processor_id:
-	case BPF_FUNC_get_current_pid_tgid:
-	case BPF_FUNC_get_current_uid_gid:
-	case BPF_FUNC_perf_event_output:
-	case BPF_FUNC_get_stackid:
-	case BPF_FUNC_override_return:
-	case BPF_FUNC_map_push_elem:
-	case BPF_FUNC_ktime_get_boot_ns:
-	case BPF_FUNC_ringbuf_output:
-	case BPF_FUNC_ringbuf_reserve:
-	case BPF_FUNC_ringbuf_query:
-	case BPF_FUNC_ktime_get_coarse_ns:
-	case BPF_FUNC_get_func_ip:
-	case BPF_FUNC_get_attach_cookie:
-		return 0;
-	case BPF_FUNC_probe_read:
-	case BPF_FUNC_tail_call:
-	case BPF_FUNC_get_current_comm:
-	case BPF_FUNC_probe_write_user:
-	case BPF_FUNC_probe_read_str:
-	case BPF_FUNC_probe_read_user:
-	case BPF_FUNC_probe_read_kernel:
-	case BPF_FUNC_probe_read_user_str:
-	case BPF_FUNC_probe_read_kernel_str:
-	case BPF_FUNC_ringbuf_submit:
-	case BPF_FUNC_ringbuf_discard:
-	case BPF_FUNC_snprintf:
-		return r1;
-	case BPF_FUNC_perf_prog_read_value:
-	case BPF_FUNC_get_stack:
-	case BPF_FUNC_map_pop_elem:
-	case BPF_FUNC_map_peek_elem:
-	case BPF_FUNC_read_branch_records:
-		return r2;
-	case BPF_FUNC_loop:
-		return r3;
-	case BPF_FUNC_strtol:
-	case BPF_FUNC_strtoul:
-		return r4;
-	default:
-		return r1 | r2 | r3 | r4 | 1u << 5;
-	}
+	if (auto p = helper_proto_of(id))
+		return vm::written_args(*p);
+	return vm::ALL_ARGS_WRITTEN;
 }
 
-status register_helper(uint32_t id, std::string name, vm::helper_fn fn)
+status register_helper(const vm::helper_proto &proto)
 {
-	if (!fn)
+	const std::string name(proto.name);
+	if (!proto.fn)
 		return fail(EINVAL, "register helper '" + name +
 					    "': null function");
-	if (id == BPF_FUNC_tail_call)
+	if (proto.ret == vm::RET_UNSPEC)
+		return fail(EINVAL, "register helper '" + name + "' (#" +
+					    std::to_string(proto.id) +
+					    "): no prototype (return and "
+					    "argument kinds)");
+	if (proto.id == vm::BPF_FUNC_tail_call)
 		return fail(EEXIST, "register helper '" + name +
 					    "': #12 is bpf_tail_call, which the "
 					    "vm implements");
-	if (const helper_def *h = find_helper(id))
+	if (const vm::helper_proto *h = find_helper(proto.id))
 		return fail(EEXIST, "register helper '" + name + "': #" +
-					    std::to_string(id) +
+					    std::to_string(proto.id) +
 					    " is already provided as '" +
-					    h->name + "'");
+					    std::string(h->name) + "'");
 	extra_helpers &e = extras();
 	std::lock_guard g(e.mu);
-	e.defs.push_back(helper_def{ id, std::move(name), fn });
+	registered_helper &r = e.defs.emplace_back(
+		registered_helper{ name, proto });
+	r.proto.name = r.name;
 	return {};
 }
 

@@ -3,6 +3,8 @@
 // kernel's bpf() syscall makes before it calls a map's ops.
 #include "registry/registry_impl.hpp"
 
+#include <bpftime/vm/helper_proto.hpp>
+
 #include <bpftime/handlers/helpers.hpp>
 
 #include <algorithm>
@@ -126,19 +128,19 @@ status register_map_ops(const map_ops *ops)
 					   "open");
 	// The helpers it ships: all of them or none.
 	for (uint32_t i = 0; i < copy.helper_count; i++) {
-		const map_helper &h = copy.helpers[i];
-		if (!h.fn || !h.name)
+		const vm::helper_proto &h = copy.helpers[i];
+		if (!h.fn || h.name.empty() || h.ret == vm::RET_UNSPEC)
 			return fail(EINVAL, what + ": helper " + std::to_string(i) +
-						    " has no function or name");
+						    " has no function, name or "
+						    "return kind");
 		if (find_helper(h.id))
 			return fail(EEXIST, what + ": helper #" +
 						    std::to_string(h.id) + " (" +
-						    h.name + ") is already provided");
+						    std::string(h.name) +
+						    ") is already provided");
 	}
-	for (uint32_t i = 0; i < copy.helper_count; i++) {
-		const map_helper &h = copy.helpers[i];
-		BPFTIME_TRY(register_helper(h.id, h.name, h.fn));
-	}
+	for (uint32_t i = 0; i < copy.helper_count; i++)
+		BPFTIME_TRY(register_helper(copy.helpers[i]));
 	t.copies.push_back(copy);
 	t.by_source.emplace_back(ops, &t.copies.back());
 	return {};

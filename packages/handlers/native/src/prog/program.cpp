@@ -1,6 +1,6 @@
 // program.cpp: program instances (program.hpp): a prog handler made runnable
 // in this process on a bpftime::vm::vm.
-#include "prog/prog_check.hpp"
+#include "prog/helper_args.hpp"
 #include "registry/registry_impl.hpp"
 
 #include <bpftime/handlers/helpers.hpp>
@@ -224,9 +224,8 @@ registry::instantiate(uint32_t id, const instance_options &opts)
 				    what + ": " + m.error().message);
 		pi->maps[mid] = *m;
 	}
-	for (const helper_def &hd : available_helpers())
-		if (auto st = pi->machine.register_helper(hd.id, hd.name, hd.fn);
-		    !st)
+	for (const vm::helper_proto &hp : available_helpers())
+		if (auto st = pi->machine.register_helper(hp); !st)
 			return fail(st.error().code, what + ": " + st.error().message);
 	pi->tail.reg = this;
 	pi->tail.opts = instance_options{ kind, opts.bounds_check };

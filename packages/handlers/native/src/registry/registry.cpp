@@ -8,7 +8,7 @@
 // process killed half-way leaves no half-made handler visible: the next
 // holder of the mutex is told (lock_state::recovered) and frees what the
 // pending record names (recover()).
-#include "prog/prog_check.hpp"
+#include "prog/helper_args.hpp"
 #include "registry/records.hpp"
 #include "registry/registry_impl.hpp"
 

@@ -7,8 +7,10 @@
 // registers and the off/imm fields; calls get their target resolved (helper
 // and kfunc pointers in `fns_`, kind in `src`).
 //
-// Run time: one function per memory policy (engine<false>, engine<true> for
-// bounds-check mode), each a block of labels jumped to with `goto *pc->handler`
+// Run time: one function per memory policy (engine<false, ...>, engine<true,
+// ...> for bounds-check mode; the second parameter adds the instruction
+// count of vm_options::count_insns), each a block of labels jumped to with
+// `goto *pc->handler`
 // (GCC/Clang computed goto). The pairs that clang emits in most loops get a
 // fused handler, stored in the first slot of the pair: a register move or an
 // lddw followed by an ALU operation of the same width on the same register
@@ -307,7 +309,13 @@ int fused_index(const insn &i, const insn &second)
 	return -1;
 }
 
-template <bool Checked> struct engine {
+// Instructions dispatched on this thread since the outermost run began, in
+// counting mode (vm_options::count_insns) only; read by vm::insns_counted().
+thread_local uint64_t t_insns = 0;
+
+// Counted: count every dispatch (the engine of vm_options::count_insns). The
+// other engines compile without a trace of it.
+template <bool Checked, bool Counted> struct engine {
 	static result<uint64_t> execute(const interpreter &self,
 					activation &act, uint32_t entry,
 					const uint64_t in[5],
@@ -336,6 +344,8 @@ class interpreter final : public executor {
 	}
 
     private:
+	result<uint64_t> run_counted(activation &act, uint32_t entry,
+				     const uint64_t in[5]) const noexcept;
 	result<uint64_t> enter(uint32_t entry, const uint64_t in[5],
 			       uint64_t ctx, uint64_t ctx_len,
 			       bool callback) const noexcept;
@@ -361,10 +371,15 @@ interpreter::interpreter(const program &p) : prog_(p)
 	label_set ls{};
 	const uint64_t none[5] = {};
 	activation scratch;
+	const bool counted = p.options.count_insns;
 	if (p.options.bounds_check)
-		(void)engine<true>::execute(*this, scratch, 0, none, &ls);
+		(void)(counted ? engine<true, true>::execute :
+				 engine<true, false>::execute)(*this, scratch, 0,
+							       none, &ls);
 	else
-		(void)engine<false>::execute(*this, scratch, 0, none, &ls);
+		(void)(counted ? engine<false, true>::execute :
+				 engine<false, false>::execute)(*this, scratch, 0,
+								none, &ls);
 	const std::array<const void *, 256> table = label_table(ls);
 
 	std::unordered_map<uint32_t, int32_t> helper_slot, kfunc_slot;
@@ -408,7 +423,8 @@ interpreter::interpreter(const program &p) : prog_(p)
 		}
 	}
 
-	for (size_t pc = 0; pc < in.size();) {
+	// Counting mode keeps every instruction its own dispatch.
+	for (size_t pc = 0; pc < in.size() && !counted;) {
 		const size_t first = pc;
 		pc += opcode_table[in[pc].code].kind == insn_kind::lddw ? 2 : 1;
 		if (pc >= in.size())
@@ -416,6 +432,18 @@ interpreter::interpreter(const program &p) : prog_(p)
 		if (const int k = fused_index(in[first], in[pc]); k >= 0)
 			code_[first].handler = ls.fused[k];
 	}
+}
+
+// vm_options::count_insns: the counting engines; the outermost run of the
+// thread starts the count at 0, runs nested in it (callbacks) add to it.
+result<uint64_t> interpreter::run_counted(activation &act, uint32_t entry,
+					  const uint64_t in[5]) const noexcept
+{
+	if (!act.parent)
+		t_insns = 0;
+	return prog_.options.bounds_check ?
+		       engine<true, true>::execute(*this, act, entry, in, nullptr) :
+		       engine<false, true>::execute(*this, act, entry, in, nullptr);
 }
 
 result<uint64_t> interpreter::enter(uint32_t entry, const uint64_t in[5],
@@ -435,9 +463,10 @@ result<uint64_t> interpreter::enter(uint32_t entry, const uint64_t in[5],
 				     static_cast<uint64_t>(act.callback_depth));
 	tls_top = &act;
 	result<uint64_t> r =
+		prog_.options.count_insns ? run_counted(act, entry, in) :
 		prog_.options.bounds_check ?
-			engine<true>::execute(*this, act, entry, in, nullptr) :
-			engine<false>::execute(*this, act, entry, in, nullptr);
+			engine<true, false>::execute(*this, act, entry, in, nullptr) :
+			engine<false, false>::execute(*this, act, entry, in, nullptr);
 	tls_top = act.parent;
 	return r;
 }
@@ -469,8 +498,8 @@ struct saved_frame {
 	uint64_t r6, r7, r8, r9, r10;
 };
 
-template <bool Checked>
-result<uint64_t> engine<Checked>::execute(const interpreter &self,
+template <bool Checked, bool Counted>
+result<uint64_t> engine<Checked, Counted>::execute(const interpreter &self,
 					  activation &act, uint32_t entry,
 					  const uint64_t in[5],
 					  label_set *export_labels) noexcept
@@ -526,7 +555,12 @@ result<uint64_t> engine<Checked>::execute(const interpreter &self,
 
 	const dinsn *pc = base + entry;
 
-#define NEXT goto *pc->handler
+#define NEXT                                                                   \
+	do {                                                                   \
+		if constexpr (Counted)                                         \
+			++t_insns;                                             \
+		goto *pc->handler;                                             \
+	} while (0)
 #define DST reg[pc->dst]
 #define SRC reg[pc->src]
 #define IMM64 static_cast<uint64_t>(static_cast<int64_t>(pc->imm))
@@ -930,6 +964,11 @@ L_invalid:
 result<std::unique_ptr<executor>> make_interpreter(const program &prog)
 {
 	return std::unique_ptr<executor>(new interpreter(prog));
+}
+
+uint64_t interpreter_insns_counted() noexcept
+{
+	return t_insns;
 }
 
 } // namespace bpftime::vm::detail

@@ -9,12 +9,17 @@
 //      is written on all paths before (forward "must be initialised"
 //      dataflow, meet = intersection, as the kernel's check_reg_arg does
 //      per path);
-//   5. the call graph is acyclic and at most MAX_CALL_FRAMES deep.
-// Called by vm::load() only; runs once per program, allocates freely.
+//   5. the call graph is acyclic and at most MAX_CALL_FRAMES deep;
+//   6. helper arguments against their prototypes' kinds (check_args): a
+//      forward dataflow per function, on the same worklist as pass 4, of
+//      the kind of value each register and 8-byte stack slot may hold.
+// Called by vm::load() and by check_helper_args(); runs once per program,
+// allocates freely.
 #include <bpftime/vm/opcodes.hpp>
 #include <bpftime/vm/verifier.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
@@ -99,6 +104,231 @@ bool fp_escapes(const insn &i)
 	}
 }
 
+// --- helper arguments (pass 6) ---------------------------------------------
+//
+// The kinds of value a register or an 8-byte stack slot may hold on some path
+// to an instruction (join = union). A helper dereferences what its prototype
+// says is a map, a key or a buffer: `r1 = 0; call bpf_map_lookup_elem` would
+// fault in the process running the program, so a kind outside what the
+// argument accepts refuses the program, as the kernel's check_func_arg does.
+constexpr uint8_t K_MAP = 1;    // a map pointer (lddw BPF_PSEUDO_MAP_FD / _IDX)
+constexpr uint8_t K_PARAM = 2;  // an argument of a sub-program or callback
+constexpr uint8_t K_OTHER = 4;  // a number, or a pointer of no kind below
+constexpr uint8_t K_CONST = 8;  // a constant number (comes with K_OTHER)
+constexpr uint8_t K_STACK = 16; // r10 plus a constant: the frame
+constexpr uint8_t K_VALUE = 32; // a map value (lookup's r0, lddw of a value)
+constexpr uint8_t K_CTX = 64;   // the context
+constexpr uint8_t CONST_VALUE = K_OTHER | K_CONST;
+// What a key or value argument may be: the kernel's ARG_PTR_TO_MAP_KEY takes
+// the stack or a map value; a sub-program's argument is its caller's. The
+// context is accepted too, unlike the kernel: in bpftime it is plain memory
+// of the caller (a buffer, the saved registers), and hand-written programs
+// use it so.
+constexpr uint8_t KEY_KINDS = K_STACK | K_VALUE | K_PARAM | K_CTX;
+constexpr int SLOTS = MAX_BPF_STACK / 8;
+
+struct arg_state {
+	std::array<uint8_t, MAX_BPF_REG> reg{};
+	std::array<uint8_t, SLOTS> slot{};
+	// The exact value of a register on every path, when known: the number
+	// for a constant, the offset from r10 for a stack pointer, the map id
+	// for a map.
+	std::array<int64_t, MAX_BPF_REG> val{};
+	std::array<bool, MAX_BPF_REG> known{};
+
+	void set(uint8_t r, uint8_t kind) noexcept
+	{
+		reg[r] = kind;
+		known[r] = false;
+		val[r] = 0;
+	}
+	void set(uint8_t r, uint8_t kind, int64_t v) noexcept
+	{
+		reg[r] = kind;
+		known[r] = true;
+		val[r] = v;
+	}
+	bool operator==(const arg_state &) const = default;
+
+	static arg_state join(const arg_state &a, const arg_state &b) noexcept
+	{
+		arg_state o = a;
+		for (size_t i = 0; i < MAX_BPF_REG; i++) {
+			o.reg[i] = a.reg[i] | b.reg[i];
+			if (!(a.known[i] && b.known[i] && a.val[i] == b.val[i])) {
+				o.known[i] = false;
+				o.val[i] = 0;
+			}
+		}
+		for (size_t i = 0; i < SLOTS; i++)
+			o.slot[i] = a.slot[i] | b.slot[i];
+		return o;
+	}
+};
+
+// The stack slot an r10-relative access of `size` bytes at `off` covers
+// entirely, or -1 (partial, unaligned, outside the frame).
+int slot_of(int16_t off, int size)
+{
+	if (size != 8 || off >= 0 || off < -MAX_BPF_STACK || (-off) % 8 != 0)
+		return -1;
+	return (-off) / 8 - 1;
+}
+
+// Marks every slot the access [off, off + size) touches as holding `kind`.
+void clobber(arg_state &s, int16_t off, int size, uint8_t kind)
+{
+	for (int b = off; b < off + size; b++) {
+		if (b >= 0 || b < -MAX_BPF_STACK)
+			continue;
+		s.slot[size_t((-b - 1) / 8)] = kind;
+	}
+}
+
+// What r0 holds after a helper returning `r`.
+uint8_t return_kind(bpf_return_type r)
+{
+	switch (r) {
+	case RET_PTR_TO_MAP_VALUE_OR_NULL:
+	case RET_PTR_TO_RINGBUF_MEM_OR_NULL:
+		return K_VALUE;
+	default:
+		return K_OTHER;
+	}
+}
+
+// The transfer function of pass 6 for one instruction of a verified program.
+arg_state arg_step(const insn &i, const insn *next, arg_state s,
+		   const std::function<std::optional<helper_proto>(uint32_t)> &protos)
+{
+	const uint8_t cls = bpf_class(i.code);
+	const uint8_t dst = i.dst_reg, src = i.src_reg;
+	switch (cls) {
+	case BPF_ALU:
+	case BPF_ALU64: {
+		const uint8_t op = bpf_op(i.code);
+		const bool x = bpf_src(i.code) == BPF_X;
+		const uint8_t d = s.reg[dst];
+		const uint8_t v = x ? s.reg[src] : CONST_VALUE;
+		const bool dk = s.known[dst];
+		const bool vk = x ? s.known[src] : true;
+		const int64_t dv = s.val[dst];
+		const int64_t vv = x ? s.val[src] : int64_t(i.imm);
+		const bool add_sub = op == BPF_ADD || op == BPF_SUB;
+		auto fit = [&](int64_t r) {
+			return cls == BPF_ALU ? int64_t(uint32_t(r)) : r;
+		};
+		if (op == BPF_MOV) {
+			// A 64-bit copy keeps what it is; anything else is a
+			// number.
+			if (cls == BPF_ALU64 && i.off == 0) {
+				s.reg[dst] = v;
+				s.known[dst] = vk;
+				s.val[dst] = vk ? vv : 0;
+			} else if (v == CONST_VALUE && vk && i.off == 0) {
+				s.set(dst, CONST_VALUE, fit(vv));
+			} else {
+				s.set(dst, v == CONST_VALUE ? CONST_VALUE : K_OTHER);
+			}
+		} else if (op == BPF_NEG || op == BPF_END) {
+			s.set(dst, d == CONST_VALUE ? CONST_VALUE : K_OTHER);
+		} else if (d == CONST_VALUE && v == CONST_VALUE) {
+			bool k = dk && vk;
+			int64_t r = 0;
+			switch (op) {
+			case BPF_ADD:
+				r = int64_t(uint64_t(dv) + uint64_t(vv));
+				break;
+			case BPF_SUB:
+				r = int64_t(uint64_t(dv) - uint64_t(vv));
+				break;
+			case BPF_MUL:
+				r = int64_t(uint64_t(dv) * uint64_t(vv));
+				break;
+			case BPF_AND:
+				r = dv & vv;
+				break;
+			case BPF_OR:
+				r = dv | vv;
+				break;
+			default:
+				k = false;
+			}
+			if (k)
+				s.set(dst, CONST_VALUE, fit(r));
+			else
+				s.set(dst, CONST_VALUE);
+		} else if (cls == BPF_ALU64 && add_sub &&
+			   !(d & ~(K_STACK | K_VALUE | K_CTX)) &&
+			   !(v & ~K_OTHER & ~K_CONST)) {
+			// A pointer moved by a number stays a pointer of its
+			// kind (at a known offset when both are known).
+			const bool k = dk && vk && v == CONST_VALUE;
+			const int64_t off = op == BPF_ADD ? dv + vv : dv - vv;
+			if (k)
+				s.set(dst, d, off);
+			else
+				s.set(dst, d);
+		} else {
+			s.set(dst, K_OTHER);
+		}
+		return s;
+	}
+	case BPF_LD: // lddw: the only BPF_LD the structural passes accept
+		if (i.src_reg == BPF_PSEUDO_MAP_FD)
+			s.set(dst, K_MAP, int64_t(uint32_t(i.imm))); // the map id
+		else if (i.src_reg == BPF_PSEUDO_MAP_IDX)
+			s.set(dst, K_MAP);
+		else if (i.src_reg == 0)
+			s.set(dst, CONST_VALUE,
+			      int64_t(uint64_t(uint32_t(i.imm)) |
+				      uint64_t(uint32_t(next->imm)) << 32));
+		else if (i.src_reg == BPF_PSEUDO_MAP_VALUE ||
+			 i.src_reg == BPF_PSEUDO_MAP_IDX_VALUE)
+			s.set(dst, K_VALUE);
+		else
+			s.set(dst, K_OTHER);
+		return s;
+	case BPF_LDX: {
+		const int sl = src == BPF_REG_FP ?
+				       slot_of(i.off, int(access_size(i.code))) :
+				       -1;
+		s.set(dst, sl >= 0 && s.slot[size_t(sl)] ? s.slot[size_t(sl)] :
+							     K_OTHER);
+		return s;
+	}
+	case BPF_ST:
+	case BPF_STX: {
+		const int size = int(access_size(i.code));
+		if (dst == BPF_REG_FP) {
+			uint8_t kind = K_OTHER;
+			const int sl = slot_of(i.off, size);
+			if (bpf_mode(i.code) == BPF_MEM && sl >= 0)
+				kind = cls == BPF_STX ? s.reg[src] : CONST_VALUE;
+			clobber(s, i.off, size, kind);
+		}
+		if (bpf_mode(i.code) == BPF_ATOMIC) {
+			if (i.imm == BPF_CMPXCHG)
+				s.set(0, K_OTHER);
+			else if (i.imm & BPF_FETCH)
+				s.set(src, K_OTHER);
+		}
+		return s;
+	}
+	default: { // jumps write nothing; a call scratches r0-r5
+		if (bpf_op(i.code) != BPF_CALL || cls != BPF_JMP)
+			return s;
+		for (uint8_t r = 0; r <= 5; r++)
+			s.set(r, K_OTHER);
+		if (i.src_reg == BPF_HELPER_CALL && protos) {
+			if (auto p = protos(uint32_t(i.imm)))
+				s.set(0, return_kind(p->ret));
+		}
+		return s;
+	}
+	}
+}
+
 struct function_range {
 	uint32_t start;
 	uint32_t end; // one past the last instruction
@@ -106,13 +336,17 @@ struct function_range {
 
 class verifier {
     public:
-	verifier(std::span<const insn> prog, const verify_options &opts)
+	// any_helper: every helper call passes passes 1-5, with or without a
+	// prototype (check_helper_args, may_write_context).
+	verifier(std::span<const insn> prog, const verify_options &opts,
+		 bool any_helper = false)
 		: p_(prog), n_(static_cast<uint32_t>(prog.size())), o_(opts),
-		  second_(prog.size(), 0)
+		  any_helper_(any_helper), second_(prog.size(), 0)
 	{
 	}
 
-	result<verify_info> run()
+	// Passes 1-5.
+	result<verify_info> run_structure()
 	{
 		BPFTIME_TRY(check_insns());
 		BPFTIME_TRY(check_calls());
@@ -131,6 +365,7 @@ class verifier {
 	std::span<const insn> p_;
 	uint32_t n_;
 	const verify_options &o_;
+	bool any_helper_;
 	std::vector<uint8_t> second_; // 1 at the second slot of a lddw
 	std::vector<uint32_t> starts_;
 	std::vector<function_range> funcs_;
@@ -294,8 +529,9 @@ class verifier {
 							"call to unknown kfunc "
 							"btf_id %u",
 							id);
-				} else if (!o_.helper_known ||
-					   !o_.helper_known(id)) {
+				} else if (!any_helper_ &&
+					   (!o_.helper_proto_of ||
+					    !o_.helper_proto_of(id))) {
 					return reject(pc,
 						      "call to unknown helper #%u",
 						      id);
@@ -512,7 +748,7 @@ class verifier {
 		};
 		std::vector<uint16_t> in;
 		std::vector<uint8_t> seen;
-		flow(funcs_[f], pass.entry[f], in, seen, step,
+		flow<uint16_t>(funcs_[f], pass.entry[f], in, seen, step,
 		     [](uint16_t a, uint16_t b) {
 			     return static_cast<uint16_t>(a | b);
 		     });
@@ -522,13 +758,13 @@ class verifier {
 	// register mask per instruction: in[pc - fr.start] is the meet of
 	// the masks flowing into pc (entry at the start), seen[] marks the
 	// instructions reached, step(pc, mask in) gives the mask out of pc.
-	template <class Step, class Meet>
-	void flow(const function_range &fr, uint16_t entry,
-		  std::vector<uint16_t> &in, std::vector<uint8_t> &seen,
+	template <class State, class Step, class Meet>
+	void flow(const function_range &fr, const State &entry,
+		  std::vector<State> &in, std::vector<uint8_t> &seen,
 		  Step step, Meet meet) const
 	{
 		const uint32_t len = fr.end - fr.start;
-		in.assign(len, 0);
+		in.assign(len, State{});
 		seen.assign(len, 0);
 		std::vector<uint8_t> queued(len, 0);
 		std::vector<uint32_t> work{ fr.start };
@@ -538,16 +774,16 @@ class verifier {
 			const uint32_t pc = work.back();
 			work.pop_back();
 			queued[pc - fr.start] = 0;
-			const uint16_t out = step(pc, in[pc - fr.start]);
+			const State out = step(pc, in[pc - fr.start]);
 			uint32_t succ[2];
 			const int ns = successors(pc, succ);
 			for (int k = 0; k < ns; k++) {
 				const uint32_t j = succ[k] - fr.start;
-				const uint16_t merged = seen[j] ? meet(in[j], out) : out;
+				State merged = seen[j] ? meet(in[j], out) : out;
 				if (seen[j] && merged == in[j])
 					continue;
 				seen[j] = 1;
-				in[j] = merged;
+				in[j] = std::move(merged);
 				if (!queued[j]) {
 					queued[j] = 1;
 					work.push_back(succ[k]);
@@ -563,7 +799,7 @@ class verifier {
 		// in[pc - start]: registers written on every path to pc.
 		std::vector<uint16_t> in;
 		std::vector<uint8_t> seen;
-		flow(
+		flow<uint16_t>(
 			fr, f == 0 ? MAIN_ENTRY : SUBPROG_ENTRY, in, seen,
 			[&](uint32_t pc, uint16_t m) {
 				const reg_use u = register_use(p_[pc]);
@@ -597,6 +833,146 @@ class verifier {
 				      "R%d !read_ok: r%d is read before it is "
 				      "written on some path",
 				      r, r);
+		}
+		return {};
+	}
+
+    public:
+	// Pass 6: every helper call with a prototype, against its kinds, in
+	// order of pc (the lowest offending call is reported). The dataflow
+	// runs to its fixpoint first, so the state checked at a call is what
+	// may reach it on any path.
+	status check_args()
+	{
+		for (size_t f = 0; f < funcs_.size(); f++) {
+			const function_range &fr = funcs_[f];
+			arg_state entry;
+			if (f == 0) {
+				entry.set(1, K_CTX);
+				entry.set(2, K_OTHER); // its length
+			} else {
+				// Sub-programs and callbacks: r1-r5 come from
+				// the caller.
+				for (uint8_t r = 1; r <= 5; r++)
+					entry.set(r, K_PARAM);
+			}
+			entry.set(BPF_REG_FP, K_STACK, 0);
+			std::vector<arg_state> in;
+			std::vector<uint8_t> seen;
+			flow<arg_state>(
+				fr, entry, in, seen,
+				[&](uint32_t pc, const arg_state &s) {
+					return arg_step(p_[pc],
+							pc + 1 < n_ ? &p_[pc + 1] :
+								      nullptr,
+							s, o_.helper_proto_of);
+				},
+				&arg_state::join);
+			for (uint32_t pc = fr.start; pc < fr.end; pc++) {
+				const insn &i = p_[pc];
+				if (!seen[pc - fr.start] || second_[pc] ||
+				    i.code != (BPF_JMP | BPF_CALL) ||
+				    i.src_reg != BPF_HELPER_CALL ||
+				    !o_.helper_proto_of)
+					continue;
+				const auto p = o_.helper_proto_of(uint32_t(i.imm));
+				if (p)
+					BPFTIME_TRY(check_call_args(
+						pc, *p, in[pc - fr.start]));
+			}
+		}
+		return {};
+	}
+
+    private:
+	status check_call_args(uint32_t pc, const helper_proto &p,
+			       const arg_state &s) const
+	{
+		const std::string where =
+			"helper #" + std::to_string(int32_t(p_[pc].imm));
+		auto arg = [&](int r) { return p.args[size_t(r - 1)]; };
+		uint8_t map = 0, key = 0, value = 0;
+		for (uint8_t r = 5; r >= 1; r--) {
+			const bpf_arg_type b = base_type(arg(r));
+			if (b == ARG_CONST_MAP_PTR)
+				map = r;
+			else if (b == ARG_PTR_TO_MAP_KEY)
+				key = r;
+			else if (b == ARG_PTR_TO_MAP_VALUE)
+				value = r;
+		}
+		if (map) {
+			const uint8_t k = s.reg[map];
+			if (k == 0 || (k & ~(K_MAP | K_PARAM)))
+				return reject(pc,
+					      "%s: R%u is not a map on every path "
+					      "(the kernel's verifier: R%u "
+					      "type=scalar expected=map_ptr)",
+					      where.c_str(), map, map);
+		}
+		for (uint8_t r : { key, value }) {
+			const uint8_t k = r ? s.reg[r] : KEY_KINDS;
+			if (k != 0 && !(k & ~KEY_KINDS))
+				continue;
+			const char *is = (k & K_CONST) ? "a constant" :
+					 (k & K_MAP)   ? "a map" :
+							 "a number";
+			return reject(pc,
+				      "%s: R%u may be %s, not a pointer to the "
+				      "stack, a map value or the context (the "
+				      "kernel's verifier: R%u type=scalar "
+				      "expected=fp, map_value)",
+				      where.c_str(), r, is, r);
+		}
+		// A buffer of `size` bytes at the stack pointer in `ptr` must lie
+		// inside the frame: the kernel's check_helper_mem_access, which
+		// keeps a helper from writing over whatever lies beyond the
+		// program's stack.
+		auto stack_check = [&](uint8_t ptr, bool size_known, int64_t size,
+				       int size_reg) -> status {
+			if (s.reg[ptr] != K_STACK)
+				return {};
+			if (s.known[ptr] && size_known && size >= 0 &&
+			    s.val[ptr] >= -MAX_BPF_STACK && s.val[ptr] + size <= 0)
+				return {};
+			std::string why;
+			if (!s.known[ptr])
+				why = "not at a known offset";
+			else if (!size_known)
+				why = "R" + std::to_string(size_reg) +
+				      " (its size) is not a known constant";
+			else
+				why = std::to_string(size) + " bytes at fp" +
+				      std::to_string(s.val[ptr]) +
+				      " leave the 512-byte frame";
+			return reject(pc,
+				      "%s: R%u points into the stack, but %s (the "
+				      "kernel's verifier: invalid indirect access "
+				      "to stack R%u)",
+				      where.c_str(), ptr, why.c_str(), ptr);
+		};
+		for (uint8_t r = 1; r <= 5; r++) {
+			const bpf_arg_type b = base_type(arg(r));
+			if (b == ARG_PTR_TO_LONG) {
+				BPFTIME_TRY(stack_check(r, true, 8, 0));
+				continue;
+			}
+			if (b != ARG_PTR_TO_MEM || r == 5)
+				continue;
+			const bpf_arg_type sz = base_type(arg(r + 1));
+			if (sz != ARG_CONST_SIZE && sz != ARG_CONST_SIZE_OR_ZERO)
+				continue;
+			const uint8_t sr = uint8_t(r + 1);
+			BPFTIME_TRY(stack_check(r, s.known[sr], s.val[sr], sr));
+		}
+		// Keys and values in the stack hold the map's key_size and
+		// value_size bytes.
+		if (map && o_.map_sizes && s.reg[map] == K_MAP && s.known[map]) {
+			const auto kv = o_.map_sizes(uint32_t(s.val[map]));
+			if (kv && key)
+				BPFTIME_TRY(stack_check(key, true, kv->first, 0));
+			if (kv && value)
+				BPFTIME_TRY(stack_check(value, true, kv->second, 0));
 		}
 		return {};
 	}
@@ -701,13 +1077,12 @@ bool may_write_context(
 	const std::function<uint16_t(uint32_t id)> &helper_written_args)
 {
 	verify_options o;
-	o.helper_known = [](uint32_t) { return true; };
 	o.kfunc_known = [](uint32_t) { return true; };
 	o.strict = false;
 	if (prog.empty() || prog.size() > BPF_MAX_INSNS)
 		return true;
-	verifier v(prog, o);
-	if (!v.run())
+	verifier v(prog, o, true);
+	if (!v.run_structure())
 		return true;
 	return v.context_written(helper_written_args);
 }
@@ -721,7 +1096,28 @@ result<verify_info> verify(std::span<const insn> prog,
 		return fail(E2BIG, "0: program of " + std::to_string(prog.size()) +
 					   " instructions is too large (max " +
 					   std::to_string(BPF_MAX_INSNS) + ")");
-	return verifier(prog, opts).run();
+	verifier v(prog, opts);
+	result<verify_info> info = v.run_structure();
+	if (!info)
+		return info;
+	BPFTIME_TRY(v.check_args());
+	return info;
+}
+
+status check_helper_args(std::span<const insn> prog,
+			 const verify_options &opts)
+{
+	if (prog.empty() || prog.size() > BPF_MAX_INSNS)
+		return {};
+	verify_options o;
+	o.helper_proto_of = opts.helper_proto_of;
+	o.map_sizes = opts.map_sizes;
+	o.kfunc_known = [](uint32_t) { return true; };
+	o.strict = false;
+	verifier v(prog, o, true);
+	if (!v.run_structure())
+		return {};
+	return v.check_args();
 }
 
 } // namespace bpftime::vm

@@ -8,6 +8,8 @@
 // ("no implementation of BPF_MAP_TYPE_LPM_TRIE"), in JSON and in TypeScript.
 #pragma once
 
+#include <bpftime/vm/helper_proto.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -77,51 +79,16 @@ inline constexpr uint32_t BPF_OBJ_NAME_LEN = 16;
 // are E2BIG there, and here, so the same map specs succeed or fail alike.
 inline constexpr uint32_t KMALLOC_MAX_SIZE = 1u << 22;
 
-// Kernel helper ids (enum bpf_func_id) of the standard helpers.
-inline constexpr uint32_t BPF_FUNC_map_lookup_elem = 1;
-inline constexpr uint32_t BPF_FUNC_map_update_elem = 2;
-inline constexpr uint32_t BPF_FUNC_map_delete_elem = 3;
-inline constexpr uint32_t BPF_FUNC_probe_read = 4;
-inline constexpr uint32_t BPF_FUNC_ktime_get_ns = 5;
-inline constexpr uint32_t BPF_FUNC_trace_printk = 6;
-inline constexpr uint32_t BPF_FUNC_get_prandom_u32 = 7;
-inline constexpr uint32_t BPF_FUNC_get_smp_processor_id = 8;
-inline constexpr uint32_t BPF_FUNC_tail_call = 12;
-inline constexpr uint32_t BPF_FUNC_get_current_pid_tgid = 14;
-inline constexpr uint32_t BPF_FUNC_get_current_uid_gid = 15;
-inline constexpr uint32_t BPF_FUNC_get_current_comm = 16;
-inline constexpr uint32_t BPF_FUNC_perf_event_output = 25;
-inline constexpr uint32_t BPF_FUNC_get_stackid = 27;
-inline constexpr uint32_t BPF_FUNC_probe_write_user = 36;
-inline constexpr uint32_t BPF_FUNC_probe_read_str = 45;
-inline constexpr uint32_t BPF_FUNC_perf_prog_read_value = 56;
-inline constexpr uint32_t BPF_FUNC_override_return = 58;
-inline constexpr uint32_t BPF_FUNC_get_stack = 67;
-inline constexpr uint32_t BPF_FUNC_map_push_elem = 87;
-inline constexpr uint32_t BPF_FUNC_map_pop_elem = 88;
-inline constexpr uint32_t BPF_FUNC_map_peek_elem = 89;
-inline constexpr uint32_t BPF_FUNC_strtol = 105;
-inline constexpr uint32_t BPF_FUNC_strtoul = 106;
-inline constexpr uint32_t BPF_FUNC_probe_read_user = 112;
-inline constexpr uint32_t BPF_FUNC_probe_read_kernel = 113;
-inline constexpr uint32_t BPF_FUNC_probe_read_user_str = 114;
-inline constexpr uint32_t BPF_FUNC_probe_read_kernel_str = 115;
-inline constexpr uint32_t BPF_FUNC_read_branch_records = 119;
-inline constexpr uint32_t BPF_FUNC_ktime_get_boot_ns = 125;
-inline constexpr uint32_t BPF_FUNC_ringbuf_output = 130;
-inline constexpr uint32_t BPF_FUNC_ringbuf_reserve = 131;
-inline constexpr uint32_t BPF_FUNC_ringbuf_submit = 132;
-inline constexpr uint32_t BPF_FUNC_ringbuf_discard = 133;
-inline constexpr uint32_t BPF_FUNC_ringbuf_query = 134;
-inline constexpr uint32_t BPF_FUNC_ktime_get_coarse_ns = 160;
-inline constexpr uint32_t BPF_FUNC_snprintf = 165;
-inline constexpr uint32_t BPF_FUNC_get_func_ip = 173;
-inline constexpr uint32_t BPF_FUNC_get_attach_cookie = 174;
-inline constexpr uint32_t BPF_FUNC_loop = 181;
+// Kernel helper ids (enum bpf_func_id), as BPF_FUNC_<name>: the vm's one list
+// (bpftime/vm/helper_proto.hpp), named here too.
+#define BPFTIME_HANDLERS_HELPER_ID(name, id) using vm::BPF_FUNC_##name;
+BPFTIME_VM_HELPER_IDS(BPFTIME_HANDLERS_HELPER_ID)
+#undef BPFTIME_HANDLERS_HELPER_ID
 
 // Kernel names ("BPF_MAP_TYPE_HASH", "BPF_PROG_TYPE_KPROBE", "BPF_TRACE_FENTRY",
 // helper "map_lookup_elem"); an empty view for a number the kernel does not
-// define.
+// define. A helper's name is its prototype's (a registered helper of
+// bpftime's own included), else the kernel's (vm::kernel_helper_name).
 std::string_view map_type_name(uint32_t type) noexcept;
 std::string_view prog_type_name(uint32_t type) noexcept;
 std::string_view attach_type_name(uint32_t type) noexcept;

@@ -1,12 +1,16 @@
 // helpers.hpp: the helper functions programs call, with the kernel's ids and
 // semantics, acting on registry objects.
 //
-// The standard set (helpers.cpp) covers maps, memory probes, time, randomness,
-// the current task, trace_printk and snprintf, string conversion, tail calls,
-// bpf_loop, the attach cookie and function ip. Map packages add the helpers of
-// their map types (ringbuf, perf output ...) with register_helper() before
-// programs are instantiated; a program calling a helper nobody provides is
-// refused at instantiation, by the helper's kernel name.
+// A helper is its prototype (vm::helper_proto: id, kernel name, return and
+// argument kinds, function), registered together; the vm's verifier checks
+// every call against the kinds. The standard set (one table in helpers.cpp)
+// covers maps, memory probes, time, randomness, the current task,
+// trace_printk and snprintf, string conversion, bpf_loop, the attach cookie
+// and function ip; bpf_tail_call is the vm's own (vm::tail_call_proto). Map
+// packages and the agent add theirs (ringbuf, perf output, override_return
+// ...) with register_helper() before programs are instantiated; a program
+// calling a helper nobody provides is refused at instantiation, by the
+// helper's kernel name.
 //
 // Every helper runs on a program's hot path, on whatever thread runs the
 // program: no allocation, no lock held across the call, no exception, and a
@@ -19,31 +23,33 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 namespace bpftime::handlers {
 
-struct helper_def {
-	uint32_t id;
-	std::string name; // kernel name without "bpf_": "map_lookup_elem"
-	vm::helper_fn fn;
-};
-
 // The helpers of this process: the standard set, then those registered.
-std::vector<helper_def> available_helpers();
-const helper_def *find_helper(uint32_t id) noexcept;
+// find_helper's pointer stays valid for the life of the process.
+std::vector<vm::helper_proto> available_helpers();
+const vm::helper_proto *find_helper(uint32_t id) noexcept;
+// The prototype calls of helper id are checked against: find_helper's, or
+// vm::tail_call_proto for bpf_tail_call; nullopt when nobody provides it.
+std::optional<vm::helper_proto> helper_proto_of(uint32_t id) noexcept;
 
-// Adds a helper to this process (before instantiating programs that call
-// it). EEXIST when the id is taken, EINVAL for a null function.
-status register_helper(uint32_t id, std::string name, vm::helper_fn fn);
+// Adds a helper with its prototype to this process (before instantiating
+// programs that call it); the name is copied. EINVAL naming the helper for
+// a null function or a prototype without kinds (ret RET_UNSPEC), EEXIST
+// when the id is taken.
+status register_helper(const vm::helper_proto &proto);
 
 // The argument registers (bit n for rn) through which helper `id` may write
 // memory or hand it on (to a callback, to the program a tail call continues
-// with), by the kernel's argument types for that helper, whoever provides it:
-// bit 1 for probe_read's destination, none for map_lookup_elem or
-// get_current_pid_tgid. All of r1-r5 for an id not described here. For
-// vm::may_write_context.
+// with): vm::written_args of its prototype (bit 1 for probe_read's
+// destination, none for map_lookup_elem or get_current_pid_tgid), all of
+// r1-r5 for an id without one. For vm::may_write_context; called by the
+// agent when it binds a program to a probe.
 uint16_t helper_written_args(uint32_t id) noexcept;
 
 // Where bpf_trace_printk output goes: one call per line, from the thread

@@ -66,6 +66,10 @@
 #include <cstddef>
 #include <cstdint>
 
+namespace bpftime::vm {
+struct helper_proto; // bpftime/vm/helper_proto.hpp
+}
+
 namespace bpftime::handlers {
 
 // 2: push, pop, peek and poll were removed (nothing called them); open,
@@ -127,19 +131,6 @@ struct map_fd_object {
 // One record of a ring or perf buffer, handed to consume's callback: valid
 // only during the call. Return 0 to go on, non-zero to stop after this one.
 using map_record_fn = int (*)(void *ctx, const void *data, uint64_t size);
-
-// A helper shipped by a map package, in C terms: the kernel's id and name
-// (without "bpf_"), the function (a bpftime::vm::helper_fn), and its
-// prototype: a `const bpftime::vm::helper_proto *` (argument and return
-// kinds, read by the verifier) where the vm defines one, else nullptr. The
-// prototype is opaque here so that this header needs no vm header.
-struct map_helper {
-	uint32_t id;
-	uint32_t reserved;
-	const char *name;
-	uint64_t (*fn)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
-	const void *proto;
-};
 
 struct map_ops {
 	uint32_t size;           // sizeof(map_ops) of the provider's build
@@ -243,12 +234,14 @@ struct map_ops {
 	uint32_t (*user_value_size)(const map_create_args *args);
 
 	// Helpers the map package provides for its types (ringbuf output, perf
-	// event output ...): helper_count entries. register_map_ops registers
+	// event output ...): helper_count prototypes (id, kernel name, argument
+	// and return kinds that the verifier reads, function), the one
+	// description of each helper. register_map_ops registers
 	// each with handlers::register_helper (the same id from the same table
 	// twice is fine; an id another table or the standard set provides is
 	// EEXIST and registers nothing of the table). The array must stay
 	// valid for the life of the process (a static).
-	const map_helper *helpers;
+	const bpftime::vm::helper_proto *helpers;
 	uint32_t helper_count;
 
 	// Ring and perf buffers (BPF_MAP_TYPE_RINGBUF, _PERF_EVENT_ARRAY): hands

@@ -4,8 +4,10 @@
 // BPFTIME_VM_OPCODES(X) lists every opcode byte that RFC 9669 defines for
 // "cpu v4", once. Everything that must agree on what an opcode is expands it:
 // the verifier's validity check (opcode_table, check_fields), the
-// interpreter's label table, the x86-64 JIT, and the TypeScript disassembler
-// (through the binding). A byte that is not in the list is not an
+// interpreter's label table and the x86-64 JIT. The TypeScript disassembler
+// decodes on its own (it runs without the addon); the binding exports the
+// table's verdict (opcodeTableAccepts) and test/opcode-table.test.ts holds
+// the disassembler to it. A byte that is not in the list is not an
 // instruction, whatever a backend might be able to do with it.
 //
 //   const auto &info = bpftime::vm::opcode_table[i.code];

@@ -6,12 +6,22 @@
 // and ends in an exit, calls name registered helpers/kfuncs or real
 // sub-programs at most MAX_CALL_FRAMES deep, constant stack accesses through
 // r10 stay inside the 512-byte frame, r10 is never written, and (strict mode)
-// no register is read on a path where it was never written. It does not track
-// pointer types or value ranges as the kernel's verifier does; memory safety
-// beyond that is the job of vm_options::bounds_check.
+// no register is read on a path where it was never written.
+//
+// Each helper call's arguments are checked against the argument kinds of the
+// helper's prototype (helper_proto.hpp; the kernel's check_func_arg, in
+// part): an ARG_CONST_MAP_PTR holds a map on every path, an
+// ARG_PTR_TO_MAP_KEY/VALUE points into the stack, a map value or the context
+// (and, in the stack, holds the map's key_size/value_size bytes inside the
+// frame when the map is known), and an ARG_PTR_TO_MEM (with the
+// ARG_CONST_SIZE after it) or ARG_PTR_TO_LONG that points into the stack lies
+// inside the frame at a known offset with a known size. It does not track
+// value ranges, NULL checks or sizes outside the stack as the kernel's
+// verifier does; memory safety beyond that is the job of
+// vm_options::bounds_check.
 //
 //   bpftime::vm::verify_options o;
-//   o.helper_known = [&](uint32_t id) { return id < 200; };
+//   o.helper_proto_of = [&](uint32_t id) { return my_table.find(id); };
 //   auto r = bpftime::vm::verify(prog, o);
 //   if (!r) puts(r.error().message.c_str()); // "12: invalid opcode 0xff"
 //
@@ -21,19 +31,28 @@
 #pragma once
 
 #include <bpftime/common/result.hpp>
+#include <bpftime/vm/helper_proto.hpp>
 #include <bpftime/vm/insn.hpp>
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
+#include <utility>
 #include <vector>
 
 namespace bpftime::vm {
 
 struct verify_options {
-	// Whether a helper id (call with src_reg 0, or a constant) may be
-	// called. Unset: every id is refused.
-	std::function<bool(uint32_t id)> helper_known;
+	// The prototype of helper id (call with src_reg 0), or nullopt when
+	// there is none: verify() refuses a call to it, check_helper_args()
+	// leaves it unchecked. Unset: no helper has one.
+	std::function<std::optional<helper_proto>(uint32_t id)> helper_proto_of;
+	// The key_size and value_size of the map a BPF_PSEUDO_MAP_FD lddw names
+	// by imm, or nullopt. Unset: keys and values in the stack are not
+	// checked against their map's sizes.
+	std::function<std::optional<std::pair<uint32_t, uint32_t>>(uint32_t map)>
+		map_sizes;
 	// Whether a kfunc BTF id (call with src_reg BPF_PSEUDO_KFUNC_CALL) may
 	// be called. Unset: every kfunc call is refused.
 	std::function<bool(uint32_t btf_id)> kfunc_known;
@@ -54,13 +73,24 @@ struct verify_info {
 [[nodiscard]] result<verify_info> verify(std::span<const insn> prog,
 					 const verify_options &opts);
 
+// The argument checks of verify() alone, for a caller that checks a program
+// before all its helpers exist (a registry, when a program is created):
+// calls of helpers opts.helper_proto_of knows are checked, every other call
+// is accepted, and so is a program the structural passes refuse (verify()
+// reports that, with its own message, when the program is loaded). The
+// kfunc and strict options are ignored. Same errors as verify(): EINVAL,
+// "pc: helper #id: R1 ...".
+[[nodiscard]] status check_helper_args(std::span<const insn> prog,
+				       const verify_options &opts);
+
 // Whether prog may write into its context: store through r1 (as it is at the
 // entry of the main function) or a value computed from it, or hand it where
 // this analysis cannot follow it (a store outside the stack, a kfunc, a
 // helper argument the helper may write through). helper_written_args(id)
 // gives the argument registers (bit n for rn, n in 1-5) helper id may write
-// through or pass on (to a callback, another program); unset, every helper
-// may use all five. A caller that runs the program on memory it must not see
+// through or pass on (to a callback, another program): written_args() of its
+// prototype (helper_proto.hpp), ALL_ARGS_WRITTEN for an id without one;
+// unset, every helper may use all five. A caller that runs the program on memory it must not see
 // changed (a probe's registers) can hand it that memory directly when this
 // is false, and must copy it otherwise. True for a program verify()
 // rejects. The kernel refuses context writes in tracing programs outright;

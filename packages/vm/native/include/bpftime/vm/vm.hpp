@@ -6,8 +6,11 @@
 // by a callback from the loader, helpers are plain function pointers.
 //
 //   bpftime::vm::vm v(bpftime::vm::backend::jit_x64);
-//   v.register_helper(5, "identity", +[](uint64_t a, uint64_t, uint64_t,
-//                                        uint64_t, uint64_t) { return a; });
+//   v.register_helper({ .id = 5, .name = "identity",
+//                       .ret = bpftime::vm::RET_INTEGER,
+//                       .args = { bpftime::vm::ARG_ANYTHING },
+//                       .fn = +[](uint64_t a, uint64_t, uint64_t, uint64_t,
+//                                 uint64_t) { return a; } });
 //   if (auto st = v.load(insns, n); !st) die(st.error().message);
 //   auto r = v.exec(ctx, ctx_len);          // r1 = ctx, r2 = ctx_len
 //   if (r) use(*r);                          // r0 at exit
@@ -18,6 +21,7 @@
 #pragma once
 
 #include <bpftime/common/result.hpp>
+#include <bpftime/vm/helper_proto.hpp>
 #include <bpftime/vm/insn.hpp>
 
 #include <cstddef>
@@ -29,9 +33,6 @@
 #include <string_view>
 
 namespace bpftime::vm {
-
-using helper_fn = uint64_t (*)(uint64_t, uint64_t, uint64_t, uint64_t,
-			       uint64_t);
 
 enum class backend {
 	interpreter,
@@ -93,6 +94,11 @@ struct vm_options {
 	bool bounds_check = false;
 	// Let the verifier reject programs that read an uninitialised register.
 	bool strict_verifier = true;
+	// Interpreter only (the JIT refuses it with ENOTSUP at load): count the
+	// instructions each run executes, for vm::insns_counted(). Runs on
+	// separate engines and without fused pairs, so a vm without it runs
+	// exactly as before; a counting vm is for measurement, not speed.
+	bool count_insns = false;
 };
 
 class vm {
@@ -107,9 +113,13 @@ class vm {
 
 	backend get_backend() const noexcept;
 
-	// Helpers by kernel id (bpf_map_lookup_elem is 1 ...). Must precede
-	// load(): the verifier refuses calls to unknown ids by number.
-	status register_helper(uint32_t id, std::string name, helper_fn fn);
+	// A helper with its prototype (helper_proto.hpp), by kernel id
+	// (bpf_map_lookup_elem is 1 ...). Must precede load(): the verifier
+	// refuses calls to unknown ids by number and checks every call's
+	// arguments against the prototype's kinds. EINVAL naming the helper for
+	// a null function or a prototype without kinds (ret RET_UNSPEC), EEXIST
+	// for a registered id, E2BIG above 65535, EBUSY while loaded.
+	status register_helper(const helper_proto &proto);
 	// External functions reached by BPF_PSEUDO_KFUNC_CALL with a BTF id in
 	// imm (bpftime's ufuncs).
 	status register_kfunc(uint32_t btf_id, std::string name, helper_fn fn);
@@ -129,6 +139,11 @@ class vm {
 	result<uint64_t> exec(void *ctx, uint64_t ctx_len) const noexcept;
 	// exec() as a runner; an empty one when no program is loaded.
 	runner get_runner() const noexcept;
+
+	// Instructions the last run on this thread of a count_insns vm executed
+	// (a lddw counts once; callbacks it ran included), from its start to
+	// its exit or fault. Thread-local: read it on the thread that ran.
+	static uint64_t insns_counted() noexcept;
 
 	// The loaded instructions after lddw resolution.
 	std::span<const insn> instructions() const noexcept;
