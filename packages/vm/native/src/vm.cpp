@@ -277,6 +277,10 @@ status vm::load(std::span<const insn> prog)
 	// Copy before unload(): `prog` may be this vm's own instructions().
 	std::vector<insn> insns(prog.begin(), prog.end());
 	m.unload();
+	// Only the interpreter counts instructions (vm_options::insn_counter).
+	if (m.opts.insn_counter && m.kind != backend::interpreter)
+		return fail(ENOTSUP, "vm: load: insn_counter needs the "
+				     "interpreter backend");
 	if (m.kind == backend::llvm)
 		return fail(ENOTSUP, "vm: load: the LLVM backend is not built");
 

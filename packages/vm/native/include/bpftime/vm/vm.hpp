@@ -93,6 +93,14 @@ struct vm_options {
 	bool bounds_check = false;
 	// Let the verifier reject programs that read an uninitialised register.
 	bool strict_verifier = true;
+	// Interpreter only (load() on another backend fails with ENOTSUP): when
+	// set, every exec() adds to *insn_counter the eBPF instructions it
+	// executed: a lddw counts once, a pair the interpreter fuses counts
+	// twice, callbacks run from helpers count, tail-called programs count
+	// in their own vm. Plain `+=`, not atomic: one exec at a time. The
+	// counter must outlive the vm's runs. Null (the default) selects the
+	// interpreter's uncounted loop, which pays nothing for this.
+	uint64_t *insn_counter = nullptr;
 };
 
 class vm {
