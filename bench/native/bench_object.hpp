@@ -1,19 +1,30 @@
-// bench_object.hpp: what vm_bench needs from a clang -target bpf object of
-// bench/programs: the instructions of its "socket" section, ready for
-// bpftime::vm (global-data relocations turned into BPF_PSEUDO_MAP_VALUE
-// lddws), and its global-data sections laid out in one buffer that those
-// lddws resolve into.
+// bench_object.hpp: what vm_bench needs from a bench program: the instructions
+// of its bench_run program, ready for bpftime::vm (global-data lddws as
+// BPF_PSEUDO_MAP_VALUE), and its global-data sections laid out in one buffer
+// that those lddws resolve into.
 //
-//   auto obj = bench::read_bench_object("checksum.bpf.o");
+// The object is read by @bpftime/loader, not here: bench/suites/vm.mjs opens
+// each <stem>.bpf.o with BpfObject.open() and writes <stem>.bpf.txt beside
+// it, a line-based text file that this reader turns back into structs:
+//
+//   bpftime-bench-object 1
+//   program bench_run 17                  name, instruction count
+//   insn b700000000000000                 one per instruction slot: its 8
+//   ...                                     bytes in file order, as hex
+//   data .bss 4096 -                      section name, size, initial bytes
+//                                           as hex ('-': all zero)
+//   symbol bench_input 0 0 4096           name, data index, offset, size
+//
+// Tokens are separated by white space; names hold none. A lddw into global
+// data has src_reg BPF_PSEUDO_MAP_VALUE, imm = the index of its "data" line
+// (0 for the first) and next_imm = the offset in it, as libbpf would have it
+// with imm = the map's fd.
+//
+//   auto obj = bench::read_bench_object("/tmp/x/checksum");  // .bpf.txt
 //   bench::data_image img(*obj);              // .bss/.data/.rodata copies
 //   vm.set_lddw_resolver(img.resolver());
 //   vm.load(obj->insns);
 //   img.fill("bench_input", bytes);            // the program's input
-//
-// This is the part of libbpf's bpf_object__open + relocation that the bench
-// programs use (bpf_program__record_reloc, bpf_object__relocate_data): one
-// program section, lddw relocations against global data, no sub-programs
-// (bench.h inlines everything), no maps other than global data.
 #pragma once
 
 #include <bpftime/common/result.hpp>
@@ -29,31 +40,28 @@
 namespace bench {
 
 struct data_section {
-	uint32_t shndx = 0;  // ELF section index: the imm of its lddws
-	std::string name;    // ".bss", ".data", ".rodata" ...
+	std::string name;          // ".bss", ".data", ".rodata" ... (the ELF section)
 	uint64_t size = 0;
-	std::vector<uint8_t> init; // initial bytes (empty for .bss: zeros)
+	std::vector<uint8_t> init; // initial bytes (empty: zeros)
 };
 
 struct data_symbol {
 	std::string name;
-	uint32_t shndx = 0;
-	uint64_t offset = 0; // in its section
+	uint32_t section = 0; // index in bench_object::sections
+	uint64_t offset = 0;  // in its section
 	uint64_t size = 0;
 };
 
 struct bench_object {
-	std::string path;
-	// The "socket" section. Every lddw that the object relocates against
-	// global data has src_reg BPF_PSEUDO_MAP_VALUE, imm = the section's
-	// index and next_imm = the offset in it, as libbpf would have it with
-	// imm = the map's fd.
+	std::string path; // <stem>.bpf.o, for the kernel column's libbpf
 	std::vector<bpftime::vm::insn> insns;
-	std::vector<data_section> sections;
-	std::vector<data_symbol> symbols; // STT_OBJECT symbols of data sections
+	std::vector<data_section> sections; // a lddw's imm indexes this
+	std::vector<data_symbol> symbols;   // the variables of those sections
 };
 
-[[nodiscard]] bpftime::result<bench_object> read_bench_object(const std::string &path);
+// Reads <stem>.bpf.txt. ENOENT when it is missing, EINVAL (naming the line)
+// when it is not in the format above.
+[[nodiscard]] bpftime::result<bench_object> read_bench_object(const std::string &stem);
 
 // The global data of one object in one page-aligned buffer: each section at
 // a 64-byte-aligned offset, initialised from the object. The buffer is what
@@ -73,7 +81,7 @@ class data_image {
 		return size_;
 	}
 	// Address of a section's bytes in the buffer; nullptr if unknown.
-	uint8_t *section(uint32_t shndx) const noexcept;
+	uint8_t *section(uint32_t index) const noexcept;
 	// Copies bytes to the start of a named global (e.g. bench_input); EINVAL
 	// when the object has no such global or it is too small.
 	[[nodiscard]] bpftime::status fill(const std::string &symbol,

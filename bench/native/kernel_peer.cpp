@@ -89,20 +89,24 @@ result<std::unique_ptr<kernel_peer>> kernel_peer::load(const bench_object &obj, 
 	k->prog_fd_ = bpf_program__fd(prog);
 
 	// Give the kernel's .bss/.data the driver's bytes (the input), as the
-	// driver gave them to bpftime's buffer. .rodata is frozen after load and
-	// already holds the object's bytes, the same as the image.
+	// driver gave them to bpftime's buffer. libbpf names each global-data
+	// map after its section ("checksum.bss"): that name ends with the
+	// section's, which @bpftime/loader wrote into the bench object. .rodata
+	// is frozen after load and already holds the object's bytes, the same
+	// as the image.
 	bpf_map *m;
 	bpf_object__for_each_map(m, k->obj_)
 	{
 		if (!bpf_map__is_internal(m))
 			continue;
 		const std::string name = bpf_map__name(m);
-		for (const data_section &d : obj.sections) {
+		for (uint32_t i = 0; i < obj.sections.size(); i++) {
+			const data_section &d = obj.sections[i];
 			if (d.name.starts_with(".rodata") || !name.ends_with(d.name) ||
 			    bpf_map__value_size(m) != d.size)
 				continue;
 			const uint32_t key = 0;
-			if (bpf_map_update_elem(bpf_map__fd(m), &key, img.section(d.shndx), 0) != 0)
+			if (bpf_map_update_elem(bpf_map__fd(m), &key, img.section(i), 0) != 0)
 				return fail(errno, "map '" + name + "': update: " + std::strerror(errno));
 		}
 	}

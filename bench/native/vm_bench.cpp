@@ -4,7 +4,11 @@
 //   vm_bench <stem> <variant> [--rounds N] [--round-ms MS] [--cpu N]
 //            [--dump-code FILE]
 //
-//   <stem>.bpf.o   the program for BPF (clang -target bpf, bench/programs)
+//   <stem>.bpf.o   the program for BPF (clang -target bpf, bench/programs),
+//                  loaded by libbpf for the kernel column
+//   <stem>.bpf.txt the same object as @bpftime/loader reads it, written by
+//                  bench/suites/vm.mjs (format: bench_object.hpp); what
+//                  bpftime's variants run
 //   <stem>.so      the same C, native, -O2 -fno-tree-vectorize
 //                  -fno-tree-loop-distribute-patterns   (variant native)
 //   <stem>.O2.so   the same C, native, plain -O2        (variant native-O2)
@@ -26,7 +30,7 @@
 //   {"variant":..., "ns": median ns per execution, "p25", "p75": quartiles,
 //    "rounds", "batch": executions per round, "r0": result of a run from the
 //    seeded state, "insns": eBPF instructions one run executes (vm variants,
-//    counted by the interpreter's count_insns mode), "compile_ns": median JIT compile time over 21
+//    counted by the interpreter, vm_options::insn_counter), "compile_ns": median JIT compile time over 21
 //    loads (jit variants), "load_ns": median vm::load() time (verify + resolve
 //    + compile), "paired_ratio" (jit only): the JIT's rounds alternated with
 //    those of <stem>.so in this process, the median of the per-round
@@ -371,13 +375,25 @@ int run_vm(const options &o, const bench::bench_object &obj, const bench::data_i
 	v::vm_options vo;
 	vo.bounds_check = o.variant == "jit-bounds" || o.variant == "jit-bounds-region";
 	const bool as_region = o.variant == "jit-bounds-region";
-	v::vm vm(jit ? v::backend::jit_x64 : v::backend::interpreter, vo);
-	if (auto st = vm.register_helper(get_prandom_u32_proto); !st)
-		die(st.error().message);
 	const v::memory_region region{ reinterpret_cast<uint64_t>(img.data()), img.size(), true };
-	if (as_region)
-		vm.add_memory_region(region);
-	vm.set_lddw_resolver(img.resolver());
+	// The timed vm, and the interpreter that counts the instructions of a
+	// run (its own vm: counting selects the interpreter's counting loop).
+	auto setup = [&](v::vm &m) {
+		if (auto st = m.register_helper(get_prandom_u32_proto); !st)
+			die(st.error().message);
+		if (as_region)
+			m.add_memory_region(region);
+		m.set_lddw_resolver(img.resolver());
+	};
+	v::vm vm(jit ? v::backend::jit_x64 : v::backend::interpreter, vo);
+	setup(vm);
+	uint64_t insns = 0;
+	v::vm_options co = vo;
+	co.insn_counter = &insns;
+	v::vm counting(v::backend::interpreter, co);
+	setup(counting);
+	if (auto st = counting.load(obj.insns); !st)
+		die("counting interpreter: load: " + st.error().message);
 
 	// Compile (load) times: the first load, then the median of 20 more.
 	const auto before = anon_exec_mappings();
@@ -401,24 +417,14 @@ int run_vm(const options &o, const bench::bench_object &obj, const bench::data_i
 	void *ctx = as_region ? nullptr : img.data();
 	const uint64_t ctx_len = as_region ? 0 : img.size();
 
-	// One counted run (the interpreter's count_insns mode, in a vm of its
-	// own so the measured one runs as it always does) and one run of the
-	// measured vm from the same seeded state must agree.
-	v::vm_options co = vo;
-	co.count_insns = true;
-	v::vm counter(v::backend::interpreter, co);
-	if (auto st = counter.register_helper(get_prandom_u32_proto); !st)
-		die(st.error().message);
-	if (as_region)
-		counter.add_memory_region(region);
-	counter.set_lddw_resolver(img.resolver());
-	if (auto st = counter.load(obj.insns); !st)
-		die("counting interpreter: load: " + st.error().message);
+	// One counted run and one vm run from the same seeded state, on the
+	// same data, must agree. The counted run goes first, as any run may:
+	// each program computes from its input alone (sieve clears its scratch
+	// before use).
 	seed_rnd();
-	auto counted = counter.exec(ctx, ctx_len);
+	auto counted = counting.exec(ctx, ctx_len);
 	if (!counted)
 		die("counting interpreter: exec: " + counted.error().message);
-	const uint64_t insns = v::vm::insns_counted();
 	seed_rnd();
 	auto first = vm.exec(ctx, ctx_len);
 	if (!first)
@@ -502,7 +508,7 @@ int main(int argc, char **argv)
 	if (o.variant == "native" || o.variant == "native-O2")
 		return run_native(o, input);
 
-	auto obj = bench::read_bench_object(o.stem + ".bpf.o");
+	auto obj = bench::read_bench_object(o.stem);
 	if (!obj)
 		die(obj.error().message);
 	bench::data_image img(*obj);

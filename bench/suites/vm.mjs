@@ -4,7 +4,9 @@
 //
 // Each program is built three ways into a temporary directory:
 //   <name>.bpf.o   clang-19 -target bpf -mcpu=v4 -O2 (the one object that
-//                  bpftime and the kernel both run)
+//                  bpftime and the kernel both run); @bpftime/loader opens
+//                  it and writes <name>.bpf.txt beside it, the program and
+//                  its global data as vm_bench reads them (bench_object.hpp)
 //   <name>.so      gcc -O2 -fno-tree-vectorize -fno-tree-loop-distribute-patterns:
 //                  the baseline (eBPF has no vector instructions and cannot
 //                  call memset/memcpy, so neither may the native code)
@@ -22,10 +24,11 @@
 // speeds about 2x apart; the table's "vs native" column, process against
 // process, is printed as well.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BpfObject } from '@bpftime/loader';
 import { vmBenchPath } from '../build-native.mjs';
 import { idlerCpu } from '../lib.mjs';
 
@@ -98,6 +101,51 @@ function fmtNs(ns) {
 	return `${ns.toFixed(1)} ns`;
 }
 
+const BPF_PSEUDO_MAP_VALUE = 2;
+const INSN_SIZE = 8;
+
+// Opens <stem>.bpf.o with @bpftime/loader and writes <stem>.bpf.txt for
+// vm_bench (format: bench/native/bench_object.hpp): the instructions of
+// bench_run with each global-data lddw as BPF_PSEUDO_MAP_VALUE, imm = the
+// index of its data section in the file and next_imm = the offset in it
+// (the loader leaves the map's index in imm); then the data sections, their
+// initial bytes and their variables. Throws for a reference to a map that is
+// not global data (bench programs use none).
+function writeBenchObject(stem) {
+	const obj = BpfObject.open(`${stem}.bpf.o`);
+	const prog = obj.program('bench_run');
+	const dataIndex = new Map();
+	const lines = ['bpftime-bench-object 1'];
+	const data = [];
+	obj.maps.forEach((m, i) => {
+		if (m.contents === undefined) return;
+		if (/\s/.test(m.section)) throw new Error(`${stem}.bpf.o: section name '${m.section}' has white space`);
+		dataIndex.set(i, data.length);
+		data.push(m);
+	});
+	const insns = Buffer.from(prog.instructions);
+	for (const ref of prog.mapReferences) {
+		const index = dataIndex.get(ref.mapIndex);
+		if (ref.kind !== 'value' || index === undefined)
+			throw new Error(`${stem}.bpf.o: insn ${ref.insnIdx} refers to map '${ref.map}', not to global data`);
+		const at = ref.insnIdx * INSN_SIZE;
+		insns[at + 1] = (insns[at + 1] & 0x0f) | (BPF_PSEUDO_MAP_VALUE << 4);
+		insns.writeInt32LE(index, at + 4);
+		insns.writeInt32LE(ref.offset, at + INSN_SIZE + 4);
+	}
+	lines.push(`program ${prog.name} ${insns.length / INSN_SIZE}`);
+	for (let at = 0; at < insns.length; at += INSN_SIZE)
+		lines.push(`insn ${insns.subarray(at, at + INSN_SIZE).toString('hex')}`);
+	for (const m of data) {
+		const zero = m.contents.every((b) => b === 0);
+		lines.push(`data ${m.section} ${m.contents.length} ${zero ? '-' : m.contents.toString('hex')}`);
+	}
+	data.forEach((m, index) => {
+		for (const v of m.variables) lines.push(`symbol ${v.name} ${index} ${v.offset} ${v.size}`);
+	});
+	writeFileSync(`${stem}.bpf.txt`, `${lines.join('\n')}\n`);
+}
+
 const fmtUs = (ns) => `${(ns / 1e3).toFixed(1)} µs`;
 const pad = (s, n) => String(s).padEnd(n);
 const padL = (s, n) => String(s).padStart(n);
@@ -135,6 +183,14 @@ try {
 			const r = run(cmd, args);
 			if (!r.ok) {
 				console.log(`vm: cannot build ${name}: ${cmd} ${args.join(' ')}\n${r.out}`);
+				process.exit(1);
+			}
+		}
+		for (const s of v4 ? [stem] : [stem, `${stem}.v3`]) {
+			try {
+				writeBenchObject(s);
+			} catch (e) {
+				console.log(`vm: cannot read ${s}.bpf.o with @bpftime/loader: ${e.message}`);
 				process.exit(1);
 			}
 		}

@@ -83,8 +83,6 @@ class executor {
 };
 
 result<std::unique_ptr<executor>> make_interpreter(const program &prog);
-// The count of vm_options::count_insns (vm::insns_counted()).
-uint64_t interpreter_insns_counted() noexcept;
 result<std::unique_ptr<executor>> make_jit_x64(const program &prog);
 
 // What a BPF_PSEUDO_FUNC lddw evaluates to at run time: the address of one

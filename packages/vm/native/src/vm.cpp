@@ -298,10 +298,12 @@ status vm::load(std::span<const insn> prog)
 	// Copy before unload(): `prog` may be this vm's own instructions().
 	std::vector<insn> insns(prog.begin(), prog.end());
 	m.unload();
+	// Only the interpreter counts instructions (vm_options::insn_counter).
+	if (m.opts.insn_counter && m.kind != backend::interpreter)
+		return fail(ENOTSUP, "vm: load: insn_counter needs the "
+				     "interpreter backend");
 	if (m.kind == backend::llvm)
 		return fail(ENOTSUP, "vm: load: the LLVM backend is not built");
-	if (m.kind != backend::interpreter && m.opts.count_insns)
-		return fail(ENOTSUP, "vm: load: count_insns needs the interpreter");
 
 	verify_options vo;
 	vo.helper_proto_of = [&m](uint32_t id) { return m.proto_of(id); };
@@ -356,11 +358,6 @@ runner vm::get_runner() const noexcept
 	if (!impl_ || !impl_->exec)
 		return {};
 	return impl_->exec->make_runner();
-}
-
-uint64_t vm::insns_counted() noexcept
-{
-	return detail::interpreter_insns_counted();
 }
 
 std::span<const insn> vm::instructions() const noexcept

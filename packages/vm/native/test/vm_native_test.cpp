@@ -1644,36 +1644,6 @@ static void test_helper_protos()
 	      "kernel helper names and ids, both ways");
 }
 
-// vm_options::count_insns: the interpreter counts what a run executes.
-static void test_insn_count()
-{
-	vm_options o;
-	o.count_insns = true;
-	// r0 = 0; r1 = 3; loop: r6 = r0 (fused with) r6 += 1; r0 = r6;
-	// r1 -= 1; if r1 != 0 goto loop; r2 = 5 ll; exit:
-	// 2 + 3 * 5 + 1 (the lddw, once) + 1 = 19.
-	const code prog = P({ mov(R0, 0), mov(R1, 3), movr(R6, R0),
-			      alu64(BPF_ADD, R6, 1), movr(R0, R6),
-			      alu64(BPF_SUB, R1, 1), jmp(BPF_JNE, R1, 0, -5),
-			      lddw(R2, 5), exit_() });
-	for (bool bounds : { false, true }) {
-		o.bounds_check = bounds;
-		vm v(backend::interpreter, o);
-		check(v.load(prog).ok(), "count_insns: load");
-		auto r = v.exec(nullptr, 0);
-		check(r && *r == 3 && vm::insns_counted() == 19,
-		      "count_insns%s: a loop of 3 runs 19 instructions, a fused "
-		      "pair counting two and a lddw one (got %" PRIu64 ")",
-		      bounds ? " (bounds check)" : "", vm::insns_counted());
-		(void)v.exec(nullptr, 0);
-		check(vm::insns_counted() == 19, "count_insns: each run counts anew");
-	}
-	vm j(backend::jit_x64, o);
-	auto loaded = j.load(prog);
-	check(!loaded && loaded.error().code == ENOTSUP,
-	      "count_insns on the JIT is ENOTSUP");
-}
-
 // ---------------------------------------------------------------------------
 // vm API: lddw resolution, registration, backends.
 
@@ -1879,6 +1849,102 @@ static void test_no_allocation(const backend_under_test &bt)
 	      bt.name, g_allocs.load(), sum);
 }
 
+// ---------------------------------------------------------------------------
+// vm_options::insn_counter: the interpreter counts what it executes. Each
+// expected count is the number of instructions the program runs, counted by
+// hand from its control flow (a lddw is one instruction).
+
+struct count_case {
+	const char *name;
+	code prog;
+	uint64_t expect_r0;
+	uint64_t expect_insns;
+};
+
+static std::vector<count_case> count_cases()
+{
+	return {
+		// 2 movs, 10 trips of 3, exit. r0 = 10 + 9 + ... + 1.
+		{ "a loop of 10 trips counts every instruction of every trip",
+		  P({ mov(R0, 0), mov(R1, 10), alu64r(BPF_ADD, R0, R1),
+		      alu64(BPF_SUB, R1, 1), jmp(BPF_JNE, R1, 0, -3),
+		      exit_() }),
+		  55, 33 },
+		{ "a fused mov64 + add pair counts as two",
+		  P({ mov(R1, 5), movr(R0, R1), alu64(BPF_ADD, R0, 3),
+		      exit_() }),
+		  8, 4 },
+		{ "a fused mov32 + add pair counts as two",
+		  P({ mov(R1, 5), alu32r(BPF_MOV, R0, R1),
+		      alu32r(BPF_ADD, R0, R1), exit_() }),
+		  10, 4 },
+		{ "a fused lddw + add pair counts as two, the lddw once",
+		  P({ lddw(R0, 0x100000000ull), alu64(BPF_ADD, R0, 1),
+		      exit_() }),
+		  0x100000001ull, 3 },
+		// 2 movs, 4 trips of 5 (the first two fused), mov, exit.
+		{ "a fused pair in a loop counts as two on every trip",
+		  P({ mov(R2, 0), mov(R1, 4), movr(R0, R1),
+		      alu64(BPF_MUL, R0, 2), alu64r(BPF_ADD, R2, R0),
+		      alu64(BPF_SUB, R1, 1), jmp(BPF_JNE, R1, 0, -5),
+		      movr(R0, R2), exit_() }),
+		  20, 24 },
+		// mov, mov, jeq (taken), the pair's second alone, exit.
+		{ "a jump to the second of a fused pair counts it once",
+		  P({ mov(R0, 7), mov(R1, 1), jmp(BPF_JEQ, R1, 1, 1),
+		      movr(R0, R1), alu64(BPF_ADD, R0, 3), exit_() }),
+		  10, 5 },
+		// mov, call, the callee's mov and exit, the caller's exit.
+		{ "a local call counts the call, the callee and both exits",
+		  P({ mov(R1, 3), call_local(1), exit_(), movr(R0, R1),
+		      exit_() }),
+		  3, 5 },
+		// main: mov, lddw, mov, mov, call, exit; bpf_loop runs the
+		// callback (mov, exit) three times.
+		{ "callbacks run by a helper count in the run that called it",
+		  P({ mov(R1, 3), lddw(R2, 5, BPF_PSEUDO_FUNC), mov(R3, 0),
+		      mov(R4, 0), call(HELPER_LOOP), exit_(), mov(R0, 0),
+		      exit_() }),
+		  3, 12 },
+	};
+}
+
+static void test_insn_counter(const backend_under_test &bt)
+{
+	uint64_t count = 0;
+	if (bt.b != backend::interpreter) {
+		vm v(bt.b, vm_options{ bt.bounds_check, true, &count });
+		auto loaded = v.load(P({ mov(R0, 0), exit_() }));
+		check(!loaded && loaded.error().code == ENOTSUP,
+		      "[%s] insn_counter is refused with ENOTSUP outside the "
+		      "interpreter",
+		      bt.name);
+		return;
+	}
+	for (const count_case &cc : count_cases()) {
+		count = 0;
+		vm v(bt.b, vm_options{ bt.bounds_check, true, &count });
+		register_all(v);
+		auto loaded = v.load(cc.prog);
+		if (!loaded) {
+			check(false, "[%s] %s: load: %s", bt.name, cc.name,
+			      loaded.error().message.c_str());
+			continue;
+		}
+		auto r = v.exec(nullptr, 0);
+		check(r && *r == cc.expect_r0 && count == cc.expect_insns,
+		      "[%s] %s: r0 0x%" PRIx64 " (want 0x%" PRIx64
+		      "), %" PRIu64 " instructions (want %" PRIu64 ")",
+		      bt.name, cc.name, r ? *r : 0, cc.expect_r0, count,
+		      cc.expect_insns);
+		auto again = v.exec(nullptr, 0);
+		check(again && count == 2 * cc.expect_insns,
+		      "[%s] %s: a second exec adds to the counter (%" PRIu64
+		      ")",
+		      bt.name, cc.name, count);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	for (int a = 1; a < argc; a++)
@@ -1889,7 +1955,6 @@ int main(int argc, char **argv)
 	test_verifier();
 	test_context_writes();
 	test_helper_protos();
-	test_insn_count();
 	test_vm_api();
 	test_bounds_check();
 	for (const backend_under_test &bt : g_backends) {
@@ -1902,6 +1967,7 @@ int main(int argc, char **argv)
 		test_runner(bt);
 		test_callbacks(bt);
 		test_no_allocation(bt);
+		test_insn_counter(bt);
 	}
 	std::printf("%d passed, %d failed, %d skipped\n", g_passed, g_failed,
 		    g_skipped);

@@ -7,11 +7,12 @@
 // registers and the off/imm fields; calls get their target resolved (helper
 // and kfunc pointers in `fns_`, kind in `src`).
 //
-// Run time: one function per memory policy (engine<false, ...>, engine<true,
-// ...> for bounds-check mode; the second parameter adds the instruction
-// count of vm_options::count_insns), each a block of labels jumped to with
-// `goto *pc->handler`
-// (GCC/Clang computed goto). The pairs that clang emits in most loops get a
+// Run time: one function per memory policy and counting mode (engine<false,
+// false>; engine<true, ...> for bounds-check mode; engine<..., true> when
+// vm_options::insn_counter is set, which counts each dispatch), each a block
+// of labels jumped to with `goto *pc->handler` (GCC/Clang computed goto). The
+// choice is made once per run; the loop of the plain engines has no trace of
+// counting. The pairs that clang emits in most loops get a
 // fused handler, stored in the first slot of the pair: a register move or an
 // lddw followed by an ALU operation of the same width on the same register
 // (`r0 = r1; r0 += r3`, `w0 = w1; w0 += w3`, `r4 = map_value ll; r4 += r2`).
@@ -309,13 +310,11 @@ int fused_index(const insn &i, const insn &second)
 	return -1;
 }
 
-// Instructions dispatched on this thread since the outermost run began, in
-// counting mode (vm_options::count_insns) only; read by vm::insns_counted().
-thread_local uint64_t t_insns = 0;
-
-// Counted: count every dispatch (the engine of vm_options::count_insns). The
-// other engines compile without a trace of it.
-template <bool Checked, bool Counted> struct engine {
+// Checked: bounds-check mode. Counting: vm_options::insn_counter is set;
+// every dispatch adds one to a local count (a fused pair two) that is added
+// to *insn_counter when the run ends. The plain engines are separate
+// instantiations, so counting costs them nothing.
+template <bool Checked, bool Counting> struct engine {
 	static result<uint64_t> execute(const interpreter &self,
 					activation &act, uint32_t entry,
 					const uint64_t in[5],
@@ -344,13 +343,14 @@ class interpreter final : public executor {
 	}
 
     private:
-	result<uint64_t> run_counted(activation &act, uint32_t entry,
-				     const uint64_t in[5]) const noexcept;
 	result<uint64_t> enter(uint32_t entry, const uint64_t in[5],
 			       uint64_t ctx, uint64_t ctx_len,
 			       bool callback) const noexcept;
 
 	const program &prog_;
+	// prog_.options.insn_counter != nullptr: code_ holds the labels of the
+	// counting engines. Read once per enter().
+	const bool counting_;
 	std::vector<dinsn> code_;
 	std::vector<helper_fn> fns_;
 };
@@ -366,20 +366,22 @@ static std::array<const void *, 256> label_table(const label_set &ls)
 	return t;
 }
 
-interpreter::interpreter(const program &p) : prog_(p)
+interpreter::interpreter(const program &p)
+	: prog_(p), counting_(p.options.insn_counter != nullptr)
 {
 	label_set ls{};
 	const uint64_t none[5] = {};
 	activation scratch;
-	const bool counted = p.options.count_insns;
 	if (p.options.bounds_check)
-		(void)(counted ? engine<true, true>::execute :
-				 engine<true, false>::execute)(*this, scratch, 0,
-							       none, &ls);
+		(void)(counting_ ? engine<true, true>::execute(*this, scratch,
+							       0, none, &ls) :
+				   engine<true, false>::execute(
+					   *this, scratch, 0, none, &ls));
 	else
-		(void)(counted ? engine<false, true>::execute :
-				 engine<false, false>::execute)(*this, scratch, 0,
-								none, &ls);
+		(void)(counting_ ? engine<false, true>::execute(*this, scratch,
+								0, none, &ls) :
+				   engine<false, false>::execute(
+					   *this, scratch, 0, none, &ls));
 	const std::array<const void *, 256> table = label_table(ls);
 
 	std::unordered_map<uint32_t, int32_t> helper_slot, kfunc_slot;
@@ -423,8 +425,7 @@ interpreter::interpreter(const program &p) : prog_(p)
 		}
 	}
 
-	// Counting mode keeps every instruction its own dispatch.
-	for (size_t pc = 0; pc < in.size() && !counted;) {
+	for (size_t pc = 0; pc < in.size();) {
 		const size_t first = pc;
 		pc += opcode_table[in[pc].code].kind == insn_kind::lddw ? 2 : 1;
 		if (pc >= in.size())
@@ -432,18 +433,6 @@ interpreter::interpreter(const program &p) : prog_(p)
 		if (const int k = fused_index(in[first], in[pc]); k >= 0)
 			code_[first].handler = ls.fused[k];
 	}
-}
-
-// vm_options::count_insns: the counting engines; the outermost run of the
-// thread starts the count at 0, runs nested in it (callbacks) add to it.
-result<uint64_t> interpreter::run_counted(activation &act, uint32_t entry,
-					  const uint64_t in[5]) const noexcept
-{
-	if (!act.parent)
-		t_insns = 0;
-	return prog_.options.bounds_check ?
-		       engine<true, true>::execute(*this, act, entry, in, nullptr) :
-		       engine<false, true>::execute(*this, act, entry, in, nullptr);
 }
 
 result<uint64_t> interpreter::enter(uint32_t entry, const uint64_t in[5],
@@ -462,11 +451,20 @@ result<uint64_t> interpreter::enter(uint32_t entry, const uint64_t in[5],
 				     "callbacks nested too deep, depth",
 				     static_cast<uint64_t>(act.callback_depth));
 	tls_top = &act;
+	// Nested conditionals of prvalues: r is built in place, no move.
+	const bool checked = prog_.options.bounds_check;
 	result<uint64_t> r =
-		prog_.options.count_insns ? run_counted(act, entry, in) :
-		prog_.options.bounds_check ?
-			engine<true, false>::execute(*this, act, entry, in, nullptr) :
-			engine<false, false>::execute(*this, act, entry, in, nullptr);
+		__builtin_expect(counting_, 0) ?
+			(checked ? engine<true, true>::execute(*this, act,
+							       entry, in,
+							       nullptr) :
+				   engine<false, true>::execute(
+					   *this, act, entry, in, nullptr)) :
+			(checked ? engine<true, false>::execute(*this, act,
+								entry, in,
+								nullptr) :
+				   engine<false, false>::execute(
+					   *this, act, entry, in, nullptr));
 	tls_top = act.parent;
 	return r;
 }
@@ -498,11 +496,32 @@ struct saved_frame {
 	uint64_t r6, r7, r8, r9, r10;
 };
 
-template <bool Checked, bool Counted>
-result<uint64_t> engine<Checked, Counted>::execute(const interpreter &self,
-					  activation &act, uint32_t entry,
-					  const uint64_t in[5],
-					  label_set *export_labels) noexcept
+// The instruction count of one counting run, added to the caller's counter
+// however the run ends (exit, fault, failed callback).
+struct insn_tally {
+	uint64_t n = 0;
+	uint64_t *to;
+	explicit insn_tally(uint64_t *counter) noexcept : to(counter)
+	{
+	}
+	~insn_tally()
+	{
+		*to += n;
+	}
+	insn_tally(const insn_tally &) = delete;
+	insn_tally &operator=(const insn_tally &) = delete;
+};
+struct no_tally {
+	explicit no_tally(uint64_t *) noexcept
+	{
+	}
+};
+
+template <bool Checked, bool Counting>
+result<uint64_t>
+engine<Checked, Counting>::execute(const interpreter &self, activation &act,
+				   uint32_t entry, const uint64_t in[5],
+				   label_set *export_labels) noexcept
 {
 	if (export_labels) [[unlikely]] {
 #define BPFTIME_INTERP_LABEL(code_, name_, ...) &&L_##name_,
@@ -554,11 +573,15 @@ result<uint64_t> engine<Checked, Counted>::execute(const interpreter &self,
 	act.stack_lo = reinterpret_cast<uint64_t>(stack);
 
 	const dinsn *pc = base + entry;
+	[[maybe_unused]] std::conditional_t<Counting, insn_tally, no_tally> tally(
+		prog.options.insn_counter);
 
+	// One dispatch runs one instruction (a lddw included), except a fused
+	// pair, whose handler counts its second instruction itself.
 #define NEXT                                                                   \
 	do {                                                                   \
-		if constexpr (Counted)                                         \
-			++t_insns;                                             \
+		if constexpr (Counting)                                        \
+			++tally.n;                                             \
 		goto *pc->handler;                                             \
 	} while (0)
 #define DST reg[pc->dst]
@@ -779,6 +802,8 @@ L_lddw:
 		__VA_ARGS__;                                                   \
 		DST = d;                                                       \
 		pc += (width) + 1;                                             \
+		if constexpr (Counting)                                        \
+			++tally.n;                                             \
 		NEXT;                                                          \
 	}                                                                      \
 	L_##first##_##name##_reg:                                              \
@@ -790,6 +815,8 @@ L_lddw:
 		__VA_ARGS__;                                                   \
 		DST = d;                                                       \
 		pc += (width) + 1;                                             \
+		if constexpr (Counting)                                        \
+			++tally.n;                                             \
 		NEXT;                                                          \
 	}
 #define FUSED_MOV64(...) FUSED(mov64f, uint64_t, SRC, 1, __VA_ARGS__)
@@ -964,11 +991,6 @@ L_invalid:
 result<std::unique_ptr<executor>> make_interpreter(const program &prog)
 {
 	return std::unique_ptr<executor>(new interpreter(prog));
-}
-
-uint64_t interpreter_insns_counted() noexcept
-{
-	return t_insns;
 }
 
 } // namespace bpftime::vm::detail

@@ -94,11 +94,14 @@ struct vm_options {
 	bool bounds_check = false;
 	// Let the verifier reject programs that read an uninitialised register.
 	bool strict_verifier = true;
-	// Interpreter only (the JIT refuses it with ENOTSUP at load): count the
-	// instructions each run executes, for vm::insns_counted(). Runs on
-	// separate engines and without fused pairs, so a vm without it runs
-	// exactly as before; a counting vm is for measurement, not speed.
-	bool count_insns = false;
+	// Interpreter only (load() on another backend fails with ENOTSUP): when
+	// set, every exec() adds to *insn_counter the eBPF instructions it
+	// executed: a lddw counts once, a pair the interpreter fuses counts
+	// twice, callbacks run from helpers count, tail-called programs count
+	// in their own vm. Plain `+=`, not atomic: one exec at a time. The
+	// counter must outlive the vm's runs. Null (the default) selects the
+	// interpreter's uncounted loop, which pays nothing for this.
+	uint64_t *insn_counter = nullptr;
 };
 
 class vm {
@@ -139,11 +142,6 @@ class vm {
 	result<uint64_t> exec(void *ctx, uint64_t ctx_len) const noexcept;
 	// exec() as a runner; an empty one when no program is loaded.
 	runner get_runner() const noexcept;
-
-	// Instructions the last run on this thread of a count_insns vm executed
-	// (a lddw counts once; callbacks it ran included), from its start to
-	// its exit or fault. Thread-local: read it on the thread that ran.
-	static uint64_t insns_counted() noexcept;
 
 	// The loaded instructions after lddw resolution.
 	std::span<const insn> instructions() const noexcept;
