@@ -67,18 +67,47 @@ export const NEWER = {
  * (BPF_MAP_TYPE_LRU_HASH -> LruHash); `table` names the kernel name table.
  */
 const GROUPS = [
-	{ ts: 'MapType', enum: 'bpf_map_type', prefix: 'BPF_MAP_TYPE_', table: 'mapTypeNames', cxx: 'bpf_map_type' },
-	{ ts: 'ProgType', enum: 'bpf_prog_type', prefix: 'BPF_PROG_TYPE_', table: 'progTypeNames', cxx: 'bpf_prog_type' },
-	{ ts: 'AttachType', enum: 'bpf_attach_type', prefix: 'BPF_', table: 'attachTypeNames', cxx: 'bpf_attach_type' },
-	{ ts: 'LinkType', enum: 'bpf_link_type', prefix: 'BPF_LINK_TYPE_', table: 'linkTypeNames', cxx: 'bpf_link_type' },
-	{ ts: 'BpfCmd', enum: 'bpf_cmd', prefix: 'BPF_', table: 'bpfCmdNames', cxx: 'bpf_cmd' },
-	{ ts: 'HelperId', enum: 'bpf_func_id', prefix: '', table: 'helperNames', cxx: 'bpf_func_id' },
+	{
+		ts: 'MapType',
+		enum: 'bpf_map_type',
+		prefix: 'BPF_MAP_TYPE_',
+		table: 'mapTypeNames',
+		cxx: 'bpf_map_type',
+		ns: 'map_types',
+	},
+	{
+		ts: 'ProgType',
+		enum: 'bpf_prog_type',
+		prefix: 'BPF_PROG_TYPE_',
+		table: 'progTypeNames',
+		cxx: 'bpf_prog_type',
+		ns: 'prog_types',
+	},
+	{
+		ts: 'AttachType',
+		enum: 'bpf_attach_type',
+		prefix: 'BPF_',
+		table: 'attachTypeNames',
+		cxx: 'bpf_attach_type',
+		ns: 'attach_types',
+	},
+	{
+		ts: 'LinkType',
+		enum: 'bpf_link_type',
+		prefix: 'BPF_LINK_TYPE_',
+		table: 'linkTypeNames',
+		cxx: 'bpf_link_type',
+		ns: 'link_types',
+	},
+	{ ts: 'BpfCmd', enum: 'bpf_cmd', prefix: 'BPF_', table: 'bpfCmdNames', cxx: 'bpf_cmd', ns: 'cmds' },
+	{ ts: 'HelperId', enum: 'bpf_func_id', prefix: '', table: 'helperNames', cxx: 'bpf_func_id', ns: 'helper_ids' },
 ];
 
 /** Flag constants of the anonymous enums that the project uses, by group. */
 const FLAGS = [
 	{
 		ts: 'MapFlags',
+		ns: 'map_flags',
 		doc: 'map_flags of BPF_MAP_CREATE.',
 		prefix: 'BPF_F_',
 		members: [
@@ -99,12 +128,16 @@ const FLAGS = [
 	},
 	{
 		ts: 'UpdateFlags',
+		ns: 'update_flags',
+		// The `flags` of these commands is a __u64 in union bpf_attr.
+		cxxType: 'uint64_t',
 		doc: 'flags of BPF_MAP_UPDATE_ELEM and BPF_MAP_LOOKUP_ELEM.',
 		prefix: 'BPF_',
 		members: ['BPF_ANY', 'BPF_NOEXIST', 'BPF_EXIST', 'BPF_F_LOCK'],
 	},
 	{
 		ts: 'ProgFlags',
+		ns: 'prog_flags',
 		doc: 'prog_flags of BPF_PROG_LOAD.',
 		prefix: 'BPF_F_',
 		members: [
@@ -350,9 +383,9 @@ export function renderTs(data, source, sha256) {
 
 // A #define of bpf.h becomes a constant only where <linux/bpf.h> was not
 // included first; where it was, its macro (of the same value) stands instead.
-function cxxConstant(l, name, value, define) {
+function cxxConstant(l, name, value, define, type = 'uint32_t') {
 	if (define) l.push(`#ifndef ${name}`);
-	l.push(`inline constexpr uint32_t ${name} = ${value};`);
+	l.push(`inline constexpr ${type} ${name} = ${value};`);
 	if (define) l.push('#endif');
 }
 
@@ -362,7 +395,10 @@ export function renderCxx(data, source, sha256) {
 	l.push("// The kernel's eBPF numbers under their kernel names, as constants of");
 	l.push('// namespace bpftime::uapi (not enums: a file that also includes <linux/bpf.h>');
 	l.push('// sees its own global enumerators, never a clash), and one name table per');
-	l.push('// enum, indexed by value, with a lookup each way. The few numbers that bpf.h');
+	l.push('// enum, indexed by value, with a lookup each way. Each group sits in an inline');
+	l.push('// namespace (map_types, prog_types, attach_types, link_types, cmds, helper_ids,');
+	l.push('// map_flags, update_flags, prog_flags), so that a package can take one group');
+	l.push('// into its own namespace with a using-directive. The few numbers that bpf.h');
 	l.push('// spells as #define (BPF_F_SLEEPABLE, BPF_OBJ_NAME_LEN) are left to its macro');
 	l.push('// where it was included first.');
 	l.push('#pragma once');
@@ -379,9 +415,11 @@ export function renderCxx(data, source, sha256) {
 		const constName = (n) => (g.enum === 'bpf_func_id' ? `BPF_FUNC_${n}` : n);
 		l.push('');
 		l.push(`// enum ${g.enum}`);
+		l.push(`inline namespace ${g.ns} {`);
 		for (const e of g.entries) {
 			l.push(`inline constexpr uint32_t ${constName(e.name)} = ${e.value};${e.newer ? ' // newer' : ''}`);
 		}
+		l.push(`} // namespace ${g.ns}`);
 		l.push('');
 		l.push(
 			`// Kernel names of enum ${g.enum}, indexed by value${g.enum === 'bpf_func_id' ? ' (without "bpf_")' : ''}.`,
@@ -393,7 +431,9 @@ export function renderCxx(data, source, sha256) {
 	for (const f of data.flags) {
 		l.push('');
 		l.push(`// ${f.doc}`);
-		for (const e of f.entries) cxxConstant(l, e.name, hex(e.value), e.define);
+		l.push(`inline namespace ${f.ns} {`);
+		for (const e of f.entries) cxxConstant(l, e.name, hex(e.value), e.define, f.cxxType);
+		l.push(`} // namespace ${f.ns}`);
 	}
 	for (const c of data.constants) {
 		l.push('');

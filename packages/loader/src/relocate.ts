@@ -45,7 +45,7 @@ import {
 	setSrcReg,
 	srcReg,
 } from './insn.js';
-import type { MapSpec } from './maps.js';
+import type { ObjectMapSpec } from './maps.js';
 import type { AppliedRelocation, Func, FuncInfoEntry, FuncReloc, MapReference } from './programs.js';
 
 export interface RelocContext {
@@ -55,7 +55,7 @@ export interface RelocContext {
 	textIdx: number;
 	/** Sections holding map definitions: `.maps` and legacy `maps`. */
 	mapSections: Set<number>;
-	maps: MapSpec[];
+	maps: ObjectMapSpec[];
 	/** Global data map index by section index. */
 	dataMapBySection: Map<number, number>;
 	/** For errors: the object's .BTF.ext, whose line info names the source of an instruction. */
@@ -307,7 +307,7 @@ export function linkProgram(
 		for (const r of p.func.relos) {
 			const at = p.off + r.insnIdx;
 			if (r.type === 'ld64' || r.type === 'data') {
-				const map = ctx.maps[r.mapIndex] as MapSpec;
+				const map = ctx.maps[r.mapIndex] as ObjectMapSpec;
 				if (r.type === 'ld64') {
 					setSrcReg(code, at, BPF_PSEUDO_MAP_IDX);
 					setImm(code, at, r.mapIndex);

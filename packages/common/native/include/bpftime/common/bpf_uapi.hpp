@@ -6,7 +6,10 @@
 // The kernel's eBPF numbers under their kernel names, as constants of
 // namespace bpftime::uapi (not enums: a file that also includes <linux/bpf.h>
 // sees its own global enumerators, never a clash), and one name table per
-// enum, indexed by value, with a lookup each way. The few numbers that bpf.h
+// enum, indexed by value, with a lookup each way. Each group sits in an inline
+// namespace (map_types, prog_types, attach_types, link_types, cmds, helper_ids,
+// map_flags, update_flags, prog_flags), so that a package can take one group
+// into its own namespace with a using-directive. The few numbers that bpf.h
 // spells as #define (BPF_F_SLEEPABLE, BPF_OBJ_NAME_LEN) are left to its macro
 // where it was included first.
 #pragma once
@@ -21,6 +24,7 @@ namespace bpftime::uapi {
 inline constexpr std::string_view source_sha256 = "5ea87d85e03e9973b35ac7d4074001ea0ced49e6b450bc0552741d6dcb21f4df";
 
 // enum bpf_map_type
+inline namespace map_types {
 inline constexpr uint32_t BPF_MAP_TYPE_UNSPEC = 0;
 inline constexpr uint32_t BPF_MAP_TYPE_HASH = 1;
 inline constexpr uint32_t BPF_MAP_TYPE_ARRAY = 2;
@@ -55,6 +59,7 @@ inline constexpr uint32_t BPF_MAP_TYPE_BLOOM_FILTER = 30;
 inline constexpr uint32_t BPF_MAP_TYPE_USER_RINGBUF = 31;
 inline constexpr uint32_t BPF_MAP_TYPE_CGRP_STORAGE = 32; // newer
 inline constexpr uint32_t BPF_MAP_TYPE_ARENA = 33; // newer
+} // namespace map_types
 
 // Kernel names of enum bpf_map_type, indexed by value.
 inline constexpr std::string_view bpf_map_type_names[] = {
@@ -95,6 +100,7 @@ inline constexpr std::string_view bpf_map_type_names[] = {
 };
 
 // enum bpf_prog_type
+inline namespace prog_types {
 inline constexpr uint32_t BPF_PROG_TYPE_UNSPEC = 0;
 inline constexpr uint32_t BPF_PROG_TYPE_SOCKET_FILTER = 1;
 inline constexpr uint32_t BPF_PROG_TYPE_KPROBE = 2;
@@ -128,6 +134,7 @@ inline constexpr uint32_t BPF_PROG_TYPE_LSM = 29;
 inline constexpr uint32_t BPF_PROG_TYPE_SK_LOOKUP = 30;
 inline constexpr uint32_t BPF_PROG_TYPE_SYSCALL = 31;
 inline constexpr uint32_t BPF_PROG_TYPE_NETFILTER = 32; // newer
+} // namespace prog_types
 
 // Kernel names of enum bpf_prog_type, indexed by value.
 inline constexpr std::string_view bpf_prog_type_names[] = {
@@ -167,6 +174,7 @@ inline constexpr std::string_view bpf_prog_type_names[] = {
 };
 
 // enum bpf_attach_type
+inline namespace attach_types {
 inline constexpr uint32_t BPF_CGROUP_INET_INGRESS = 0;
 inline constexpr uint32_t BPF_CGROUP_INET_EGRESS = 1;
 inline constexpr uint32_t BPF_CGROUP_INET_SOCK_CREATE = 2;
@@ -224,6 +232,7 @@ inline constexpr uint32_t BPF_CGROUP_UNIX_GETSOCKNAME = 53; // newer
 inline constexpr uint32_t BPF_NETKIT_PRIMARY = 54; // newer
 inline constexpr uint32_t BPF_NETKIT_PEER = 55; // newer
 inline constexpr uint32_t BPF_TRACE_KPROBE_SESSION = 56; // newer
+} // namespace attach_types
 
 // Kernel names of enum bpf_attach_type, indexed by value.
 inline constexpr std::string_view bpf_attach_type_names[] = {
@@ -287,6 +296,7 @@ inline constexpr std::string_view bpf_attach_type_names[] = {
 };
 
 // enum bpf_link_type
+inline namespace link_types {
 inline constexpr uint32_t BPF_LINK_TYPE_UNSPEC = 0;
 inline constexpr uint32_t BPF_LINK_TYPE_RAW_TRACEPOINT = 1;
 inline constexpr uint32_t BPF_LINK_TYPE_TRACING = 2;
@@ -297,6 +307,7 @@ inline constexpr uint32_t BPF_LINK_TYPE_XDP = 6;
 inline constexpr uint32_t BPF_LINK_TYPE_PERF_EVENT = 7;
 inline constexpr uint32_t BPF_LINK_TYPE_KPROBE_MULTI = 8;
 inline constexpr uint32_t BPF_LINK_TYPE_STRUCT_OPS = 9;
+} // namespace link_types
 
 // Kernel names of enum bpf_link_type, indexed by value.
 inline constexpr std::string_view bpf_link_type_names[] = {
@@ -313,6 +324,7 @@ inline constexpr std::string_view bpf_link_type_names[] = {
 };
 
 // enum bpf_cmd
+inline namespace cmds {
 inline constexpr uint32_t BPF_MAP_CREATE = 0;
 inline constexpr uint32_t BPF_MAP_LOOKUP_ELEM = 1;
 inline constexpr uint32_t BPF_MAP_UPDATE_ELEM = 2;
@@ -350,6 +362,7 @@ inline constexpr uint32_t BPF_ENABLE_STATS = 32;
 inline constexpr uint32_t BPF_ITER_CREATE = 33;
 inline constexpr uint32_t BPF_LINK_DETACH = 34;
 inline constexpr uint32_t BPF_PROG_BIND_MAP = 35;
+} // namespace cmds
 
 // Kernel names of enum bpf_cmd, indexed by value.
 inline constexpr std::string_view bpf_cmd_names[] = {
@@ -392,6 +405,7 @@ inline constexpr std::string_view bpf_cmd_names[] = {
 };
 
 // enum bpf_func_id
+inline namespace helper_ids {
 inline constexpr uint32_t BPF_FUNC_unspec = 0;
 inline constexpr uint32_t BPF_FUNC_map_lookup_elem = 1;
 inline constexpr uint32_t BPF_FUNC_map_update_elem = 2;
@@ -604,6 +618,7 @@ inline constexpr uint32_t BPF_FUNC_ktime_get_tai_ns = 208;
 inline constexpr uint32_t BPF_FUNC_user_ringbuf_drain = 209;
 inline constexpr uint32_t BPF_FUNC_cgrp_storage_get = 210; // newer
 inline constexpr uint32_t BPF_FUNC_cgrp_storage_delete = 211; // newer
+} // namespace helper_ids
 
 // Kernel names of enum bpf_func_id, indexed by value (without "bpf_").
 inline constexpr std::string_view bpf_func_id_names[] = {
@@ -822,6 +837,7 @@ inline constexpr std::string_view bpf_func_id_names[] = {
 };
 
 // map_flags of BPF_MAP_CREATE.
+inline namespace map_flags {
 inline constexpr uint32_t BPF_F_NO_PREALLOC = 1;
 inline constexpr uint32_t BPF_F_NO_COMMON_LRU = 2;
 inline constexpr uint32_t BPF_F_NUMA_NODE = 4;
@@ -835,14 +851,18 @@ inline constexpr uint32_t BPF_F_CLONE = 0x200;
 inline constexpr uint32_t BPF_F_MMAPABLE = 0x400;
 inline constexpr uint32_t BPF_F_PRESERVE_ELEMS = 0x800;
 inline constexpr uint32_t BPF_F_INNER_MAP = 0x1000;
+} // namespace map_flags
 
 // flags of BPF_MAP_UPDATE_ELEM and BPF_MAP_LOOKUP_ELEM.
-inline constexpr uint32_t BPF_ANY = 0;
-inline constexpr uint32_t BPF_NOEXIST = 1;
-inline constexpr uint32_t BPF_EXIST = 2;
-inline constexpr uint32_t BPF_F_LOCK = 4;
+inline namespace update_flags {
+inline constexpr uint64_t BPF_ANY = 0;
+inline constexpr uint64_t BPF_NOEXIST = 1;
+inline constexpr uint64_t BPF_EXIST = 2;
+inline constexpr uint64_t BPF_F_LOCK = 4;
+} // namespace update_flags
 
 // prog_flags of BPF_PROG_LOAD.
+inline namespace prog_flags {
 #ifndef BPF_F_STRICT_ALIGNMENT
 inline constexpr uint32_t BPF_F_STRICT_ALIGNMENT = 1;
 #endif
@@ -861,6 +881,7 @@ inline constexpr uint32_t BPF_F_SLEEPABLE = 0x10;
 #ifndef BPF_F_XDP_HAS_FRAGS
 inline constexpr uint32_t BPF_F_XDP_HAS_FRAGS = 0x20;
 #endif
+} // namespace prog_flags
 
 // Names of maps and programs hold at most 15 bytes plus NUL.
 #ifndef BPF_OBJ_NAME_LEN
