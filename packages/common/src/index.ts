@@ -2,22 +2,5 @@ export { expectBuffer, expectPositiveInt, expectString, expectU32, expectU64 } f
 export { BpftimeError, errnoName, errnoNumber } from './errors.js';
 export { findBuilt, loadNative, type NativeAddon } from './native.js';
 export type { MapSpec, ProgSpec } from './specs.js';
-export {
-	AttachType,
-	attachTypeNames,
-	BPF_OBJ_NAME_LEN,
-	BpfCmd,
-	bpfCmdNames,
-	HelperId,
-	helperNames,
-	LinkType,
-	linkTypeNames,
-	MapFlags,
-	MapType,
-	mapTypeNames,
-	ProgFlags,
-	ProgType,
-	progTypeNames,
-	UAPI_SOURCE_SHA256,
-	UpdateFlags,
-} from './uapi.js';
+// The generated kernel numbers (scripts/gen-uapi.mjs): all of it is public.
+export * from './uapi.js';
