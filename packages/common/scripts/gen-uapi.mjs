@@ -152,7 +152,20 @@ const FLAGS = [
 ];
 
 /** Single constants (#define in bpf.h) written as they are named. */
-const CONSTANTS = [{ name: 'BPF_OBJ_NAME_LEN', doc: 'Names of maps and programs hold at most 15 bytes plus NUL.' }];
+const CONSTANTS = [
+	{ name: 'BPF_OBJ_NAME_LEN', doc: 'Names of maps and programs hold at most 15 bytes plus NUL.' },
+	{ name: 'BPF_PSEUDO_MAP_FD', doc: 'src_reg of a lddw whose imm is a map fd (a registry id here).' },
+	{
+		name: 'BPF_PSEUDO_MAP_VALUE',
+		doc: 'src_reg of a lddw: the address of a map value, imm the map, next imm the offset.',
+	},
+	{ name: 'BPF_PSEUDO_BTF_ID', doc: 'src_reg of a lddw whose imm is a kernel BTF id (a ksym).' },
+	{ name: 'BPF_PSEUDO_FUNC', doc: 'src_reg of a lddw whose imm is the pc-relative address of a sub-program.' },
+	{ name: 'BPF_PSEUDO_MAP_IDX', doc: 'src_reg of a lddw whose imm is an index into fd_array.' },
+	{ name: 'BPF_PSEUDO_MAP_IDX_VALUE', doc: 'BPF_PSEUDO_MAP_VALUE with the map given as an index into fd_array.' },
+	{ name: 'BPF_PSEUDO_CALL', doc: 'src_reg of a call to a sub-program (imm: pc-relative).' },
+	{ name: 'BPF_PSEUDO_KFUNC_CALL', doc: 'src_reg of a call to a kernel function (imm: its BTF id).' },
+];
 
 /** TypeScript names that do not follow from the kernel's by case alone. */
 const TS_NAME = { BPF_NOEXIST: 'NoExist', BPF_F_LOCK: 'Lock' };
@@ -399,7 +412,7 @@ export function renderCxx(data, source, sha256) {
 	l.push('// namespace (map_types, prog_types, attach_types, link_types, cmds, helper_ids,');
 	l.push('// map_flags, update_flags, prog_flags), so that a package can take one group');
 	l.push('// into its own namespace with a using-directive. The few numbers that bpf.h');
-	l.push('// spells as #define (BPF_F_SLEEPABLE, BPF_OBJ_NAME_LEN) are left to its macro');
+	l.push('// spells as #define (BPF_F_SLEEPABLE, BPF_OBJ_NAME_LEN, BPF_PSEUDO_*) are left to its macro');
 	l.push('// where it was included first.');
 	l.push('#pragma once');
 	l.push('');

@@ -1272,3 +1272,27 @@ export const ProgFlags = {
 
 /** Names of maps and programs hold at most 15 bytes plus NUL. */
 export const BPF_OBJ_NAME_LEN = 16;
+
+/** src_reg of a lddw whose imm is a map fd (a registry id here). */
+export const BPF_PSEUDO_MAP_FD = 1;
+
+/** src_reg of a lddw: the address of a map value, imm the map, next imm the offset. */
+export const BPF_PSEUDO_MAP_VALUE = 2;
+
+/** src_reg of a lddw whose imm is a kernel BTF id (a ksym). */
+export const BPF_PSEUDO_BTF_ID = 3;
+
+/** src_reg of a lddw whose imm is the pc-relative address of a sub-program. */
+export const BPF_PSEUDO_FUNC = 4;
+
+/** src_reg of a lddw whose imm is an index into fd_array. */
+export const BPF_PSEUDO_MAP_IDX = 5;
+
+/** BPF_PSEUDO_MAP_VALUE with the map given as an index into fd_array. */
+export const BPF_PSEUDO_MAP_IDX_VALUE = 6;
+
+/** src_reg of a call to a sub-program (imm: pc-relative). */
+export const BPF_PSEUDO_CALL = 1;
+
+/** src_reg of a call to a kernel function (imm: its BTF id). */
+export const BPF_PSEUDO_KFUNC_CALL = 2;

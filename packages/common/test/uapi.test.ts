@@ -8,6 +8,9 @@ import {
 	AttachType,
 	attachTypeNames,
 	BPF_OBJ_NAME_LEN,
+	BPF_PSEUDO_KFUNC_CALL,
+	BPF_PSEUDO_MAP_FD,
+	BPF_PSEUDO_MAP_IDX_VALUE,
 	BpfCmd,
 	bpfCmdNames,
 	HelperId,
@@ -95,6 +98,14 @@ enum bpf_link_type { BPF_LINK_TYPE_UNSPEC = 0, BPF_LINK_TYPE_RAW_TRACEPOINT = 1,
 #define BPF_F_SLEEPABLE		(1U << 4)
 #define BPF_F_XDP_HAS_FRAGS	(1U << 5)
 #define BPF_OBJ_NAME_LEN 16U
+#define BPF_PSEUDO_MAP_FD	1
+#define BPF_PSEUDO_MAP_IDX	5
+#define BPF_PSEUDO_MAP_VALUE		2
+#define BPF_PSEUDO_MAP_IDX_VALUE	6
+#define BPF_PSEUDO_BTF_ID	3
+#define BPF_PSEUDO_FUNC		4
+#define BPF_PSEUDO_CALL		1
+#define BPF_PSEUDO_KFUNC_CALL	2
 enum { BPF_ANY = 0, BPF_NOEXIST = 1, BPF_EXIST = 2, BPF_F_LOCK = 4, };
 enum {
 	BPF_F_NO_PREALLOC = (1U << 0),
@@ -174,6 +185,9 @@ describe('uapi numbers', () => {
 		['UpdateFlags.Lock', UpdateFlags.Lock, 4],
 		['ProgFlags.Sleepable', ProgFlags.Sleepable, 1 << 4],
 		['BPF_OBJ_NAME_LEN', BPF_OBJ_NAME_LEN, 16],
+		['BPF_PSEUDO_MAP_FD', BPF_PSEUDO_MAP_FD, 1],
+		['BPF_PSEUDO_MAP_IDX_VALUE', BPF_PSEUDO_MAP_IDX_VALUE, 6],
+		['BPF_PSEUDO_KFUNC_CALL', BPF_PSEUDO_KFUNC_CALL, 2],
 	])('%s is %i', (_name, value, expected) => {
 		expect(value).toBe(expected);
 	});

@@ -10,7 +10,7 @@
 // namespace (map_types, prog_types, attach_types, link_types, cmds, helper_ids,
 // map_flags, update_flags, prog_flags), so that a package can take one group
 // into its own namespace with a using-directive. The few numbers that bpf.h
-// spells as #define (BPF_F_SLEEPABLE, BPF_OBJ_NAME_LEN) are left to its macro
+// spells as #define (BPF_F_SLEEPABLE, BPF_OBJ_NAME_LEN, BPF_PSEUDO_*) are left to its macro
 // where it was included first.
 #pragma once
 
@@ -886,6 +886,46 @@ inline constexpr uint32_t BPF_F_XDP_HAS_FRAGS = 0x20;
 // Names of maps and programs hold at most 15 bytes plus NUL.
 #ifndef BPF_OBJ_NAME_LEN
 inline constexpr uint32_t BPF_OBJ_NAME_LEN = 16;
+#endif
+
+// src_reg of a lddw whose imm is a map fd (a registry id here).
+#ifndef BPF_PSEUDO_MAP_FD
+inline constexpr uint32_t BPF_PSEUDO_MAP_FD = 1;
+#endif
+
+// src_reg of a lddw: the address of a map value, imm the map, next imm the offset.
+#ifndef BPF_PSEUDO_MAP_VALUE
+inline constexpr uint32_t BPF_PSEUDO_MAP_VALUE = 2;
+#endif
+
+// src_reg of a lddw whose imm is a kernel BTF id (a ksym).
+#ifndef BPF_PSEUDO_BTF_ID
+inline constexpr uint32_t BPF_PSEUDO_BTF_ID = 3;
+#endif
+
+// src_reg of a lddw whose imm is the pc-relative address of a sub-program.
+#ifndef BPF_PSEUDO_FUNC
+inline constexpr uint32_t BPF_PSEUDO_FUNC = 4;
+#endif
+
+// src_reg of a lddw whose imm is an index into fd_array.
+#ifndef BPF_PSEUDO_MAP_IDX
+inline constexpr uint32_t BPF_PSEUDO_MAP_IDX = 5;
+#endif
+
+// BPF_PSEUDO_MAP_VALUE with the map given as an index into fd_array.
+#ifndef BPF_PSEUDO_MAP_IDX_VALUE
+inline constexpr uint32_t BPF_PSEUDO_MAP_IDX_VALUE = 6;
+#endif
+
+// src_reg of a call to a sub-program (imm: pc-relative).
+#ifndef BPF_PSEUDO_CALL
+inline constexpr uint32_t BPF_PSEUDO_CALL = 1;
+#endif
+
+// src_reg of a call to a kernel function (imm: its BTF id).
+#ifndef BPF_PSEUDO_KFUNC_CALL
+inline constexpr uint32_t BPF_PSEUDO_KFUNC_CALL = 2;
 #endif
 
 // The name of `value` in `table`; empty for a number the kernel does not define.
