@@ -10,7 +10,15 @@
 //     BPF_PSEUDO_MAP_IDX(_VALUE) and imm = the map's index, turned into
 //     registry ids at load by resolveMapReferences().
 
-import { BpftimeError } from '@bpftime/common';
+import {
+	BPF_PSEUDO_CALL,
+	BPF_PSEUDO_FUNC,
+	BPF_PSEUDO_MAP_FD,
+	BPF_PSEUDO_MAP_IDX,
+	BPF_PSEUDO_MAP_IDX_VALUE,
+	BPF_PSEUDO_MAP_VALUE,
+	BpftimeError,
+} from '@bpftime/common';
 import type { Btf } from './btf/btf.js';
 import { atSourceLine, type BtfExt, type LineInfo, sourceLineOf } from './btf/ext.js';
 import { hex, malformed } from './bytes.js';
@@ -29,12 +37,6 @@ import {
 import type { ElfFile, ElfRelocation, ElfSection, ElfSymbol } from './elf/elf-file.js';
 import {
 	BPF_CALL_INSN,
-	BPF_PSEUDO_CALL,
-	BPF_PSEUDO_FUNC,
-	BPF_PSEUDO_MAP_FD,
-	BPF_PSEUDO_MAP_IDX,
-	BPF_PSEUDO_MAP_IDX_VALUE,
-	BPF_PSEUDO_MAP_VALUE,
 	INSN_SIZE,
 	imm,
 	isLdImm64,
