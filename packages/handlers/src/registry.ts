@@ -1,50 +1,26 @@
 // registry.ts: the registry of programs, maps, links, perf events and BTF in
 // a bpftime segment, and live handles to what it holds.
-import { BpftimeError, expectBuffer, expectPositiveInt, expectString, expectU32, expectU64 } from '@bpftime/common';
+import {
+	BpftimeError,
+	expectBuffer,
+	expectPositiveInt,
+	expectString,
+	expectU32,
+	expectU64,
+	type MapSpec,
+	type ProgSpec,
+} from '@bpftime/common';
 import type { Segment } from '@bpftime/shm';
 import type { PerfEventTypeName } from './attach-kinds.js';
 import type { Codec } from './codecs.js';
-import { type AttachType, type Backend, type MapType, type ProgType, UpdateFlags } from './constants.js';
+import { type AttachType, type Backend, UpdateFlags } from './constants.js';
 import type { NativeSpec } from './fields.js';
 import { type NativeHandle, type NativeRegistry, native } from './native.js';
 
 // --- specs (plain data) -------------------------------------------------------
 
-/** What BPF_MAP_CREATE takes. */
-export interface MapSpec {
-	type: MapType | number;
-	/** At most 15 bytes of letters, digits, `_` and `.`. */
-	name?: string;
-	keySize: number;
-	valueSize: number;
-	maxEntries: number;
-	/** `MapFlags` bits. */
-	flags?: number;
-	/** Map-in-map: the id of a map that serves as the template of the inner maps. */
-	innerMapId?: number;
-	btfId?: number;
-	btfKeyTypeId?: number;
-	btfValueTypeId?: number;
-	btfVmlinuxValueTypeId?: number;
-	numaNode?: number;
-	ifindex?: number;
-	mapExtra?: bigint;
-}
-
-/** What BPF_PROG_LOAD takes. */
-export interface ProgSpec {
-	type: ProgType | number;
-	name?: string;
-	license?: string;
-	/** Raw 8-byte instructions; lddw map references name map ids (BPF_PSEUDO_MAP_FD) or fdArray indexes. */
-	insns: Uint8Array;
-	expectedAttachType?: AttachType | number;
-	attachBtfId?: number;
-	progFlags?: number;
-	kernVersion?: number;
-	/** Map ids for BPF_PSEUDO_MAP_IDX / _IDX_VALUE instructions (the kernel's fd_array). */
-	fdArray?: number[];
-}
+// MapSpec and ProgSpec are @bpftime/common's (the loader speaks the same ones).
+export type { MapSpec, ProgSpec };
 
 /** Ties a program to an event. */
 export interface LinkSpec {

@@ -11,8 +11,8 @@ import type { LineInfo } from './btf/ext.js';
 import type { AppliedCoreRelo } from './core/apply.js';
 import { INSN_SIZE, insnHex, isLdImm64 } from './insn.js';
 import { attachTypeName, mapTypeName, progTypeName } from './kernel.js';
-import type { MapSpec } from './maps.js';
-import type { ProgSpec } from './programs.js';
+import type { ObjectMapSpec } from './maps.js';
+import type { ObjectProgSpec } from './programs.js';
 import type { AttachPoint } from './sections.js';
 
 /**
@@ -32,8 +32,8 @@ export interface DescribeInput {
 	license: string;
 	kernelVersion: number;
 	btfTypes: number;
-	maps: readonly MapSpec[];
-	programs: readonly ProgSpec[];
+	maps: readonly ObjectMapSpec[];
+	programs: readonly ObjectProgSpec[];
 	core: readonly AppliedCoreRelo[];
 }
 
@@ -59,7 +59,7 @@ export function formatAttachPoint(p: AttachPoint | undefined): string {
 	}
 }
 
-function describeMap(m: MapSpec, i: number): string[] {
+function describeMap(m: ObjectMapSpec, i: number): string[] {
 	const out = [
 		`  #${i} ${m.name}: ${mapTypeName(m.type)} key ${m.keySize} value ${m.valueSize} max_entries ${m.maxEntries} flags ${hex(m.flags)}` +
 			`${m.pinning === 'by-name' ? ' pinned by name' : ''} (${m.kind}, section '${m.section}'${m.kernelName !== m.name ? `, kernel name '${m.kernelName}'` : ''})`,
@@ -83,7 +83,7 @@ function sourceComment(li: LineInfo): string {
 	return `; ${li.lineText.trim()}  (${file}:${li.line})`;
 }
 
-function disassembly(p: ProgSpec, dis: Disassembler | undefined): string[] {
+function disassembly(p: ObjectProgSpec, dis: Disassembler | undefined): string[] {
 	const out: string[] = [];
 	const code = p.instructions;
 	const count = code.length / INSN_SIZE;

@@ -1,3 +1,4 @@
+export type { MapSpec, ProgSpec } from '@bpftime/common';
 export { BpftimeError } from '@bpftime/common';
 export { findFuncOffset, resolveBinaryPath } from './attach/uprobe.js';
 export { findUsdtProbes, type UsdtProbe } from './attach/usdt.js';
@@ -37,10 +38,11 @@ export {
 	MapFlags,
 	MapType,
 	mapTypeName,
+	ProgFlags,
 	ProgType,
 	progTypeName,
 } from './kernel.js';
-export { type GlobalVariable, internalMapName, type MapKind, type MapPinning, type MapSpec } from './maps.js';
+export { type GlobalVariable, internalMapName, type MapKind, type MapPinning, type ObjectMapSpec } from './maps.js';
 export {
 	type AttachOptions,
 	type AttachTarget,
@@ -54,7 +56,7 @@ export {
 	type OpenOptions,
 	possibleCpus,
 } from './object.js';
-export type { AppliedRelocation, FuncInfoEntry, MapReference, ProgSpec } from './programs.js';
+export type { AppliedRelocation, FuncInfoEntry, MapReference, ObjectProgSpec } from './programs.js';
 export { isRegistryLike, type RegistryLike, registryTarget, syscallOfTracepoint } from './registry-target.js';
 export { resolveMapReferences } from './relocate.js';
 export { type AttachPoint, findSecDef, parseAttachPoint, SEC_DEFS, type SecDef } from './sections.js';

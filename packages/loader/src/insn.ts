@@ -1,6 +1,8 @@
 // The few instruction fields the loader reads and patches, on a Buffer of
 // `struct bpf_insn` (8 bytes: code, dst:4|src:4, off s16, imm s32; RFC 9669).
 // The full codec and disassembler live in @bpftime/vm.
+// src_reg values (BPF_PSEUDO_*) are the kernel's, generated in @bpftime/common.
+import { BPF_PSEUDO_CALL, BPF_PSEUDO_FUNC } from '@bpftime/common';
 
 export const INSN_SIZE = 8;
 
@@ -28,17 +30,6 @@ export const BPF_EXIT = 0x90;
 /** lddw: `BPF_LD | BPF_IMM | BPF_DW` */
 export const BPF_LD_IMM64 = BPF_LD | BPF_IMM | BPF_DW;
 export const BPF_CALL_INSN = BPF_JMP | BPF_CALL;
-
-// src_reg of lddw (include/uapi/linux/bpf.h).
-export const BPF_PSEUDO_MAP_FD = 1;
-export const BPF_PSEUDO_MAP_VALUE = 2;
-export const BPF_PSEUDO_BTF_ID = 3;
-export const BPF_PSEUDO_FUNC = 4;
-export const BPF_PSEUDO_MAP_IDX = 5;
-export const BPF_PSEUDO_MAP_IDX_VALUE = 6;
-// src_reg of call.
-export const BPF_PSEUDO_CALL = 1;
-export const BPF_PSEUDO_KFUNC_CALL = 2;
 
 /** The helper id libbpf writes into an instruction whose CO-RE relocation failed (relo_core.c). */
 export const POISON_CALL_IMM = 195896080; // 0xbad2310

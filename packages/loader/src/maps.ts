@@ -11,7 +11,7 @@
 // Order is libbpf's: legacy, then BTF-defined in DATASEC order, then global
 // data in section order.
 
-import { BpftimeError } from '@bpftime/common';
+import { BpftimeError, type MapSpec } from '@bpftime/common';
 import {
 	BTF_VAR_GLOBAL_ALLOCATED,
 	BTF_VAR_GLOBAL_EXTERN,
@@ -43,9 +43,11 @@ export interface GlobalVariable {
 
 /**
  * A map as the object declares it: plain data, nothing created. Sizes and
- * counts are u32 (numbers); `mapExtra` is a u64 (bigint).
+ * counts are u32 (numbers); `mapExtra` is a u64 (bigint). A `MapSpec` (the
+ * one @bpftime/handlers' `createMap()` takes) with every attribute filled in
+ * and what the object file adds; give `kernelName` as the name to a registry.
  */
-export interface MapSpec {
+export interface ObjectMapSpec extends MapSpec {
 	/** The name users know it by (libbpf bpf_map__name()): the variable, or `<obj>.rodata`, `.rodata.cfg` … */
 	name: string;
 	/** The name given to the registry: at most 15 characters, as the kernel keeps. */
@@ -66,7 +68,7 @@ export interface MapSpec {
 	keyTypeId: number;
 	valueTypeId: number;
 	/** For map-in-map: the inner map's definition (libbpf `<name>.inner`). */
-	innerMap: MapSpec | undefined;
+	innerMap: ObjectMapSpec | undefined;
 	/**
 	 * Initial slots from `values = { … }`: for a map-in-map the names of the
 	 * inner maps, for a prog array the names of the programs; index = key.
@@ -98,7 +100,7 @@ export function internalMapName(objName: string, section: string): string {
 	return raw.replace(/[^A-Za-z0-9_.]/g, '_');
 }
 
-function emptySpec(name: string, kind: MapKind, section: string, sectionOffset: number): MapSpec {
+function emptySpec(name: string, kind: MapKind, section: string, sectionOffset: number): ObjectMapSpec {
 	return {
 		name,
 		kernelName: name.slice(0, BPF_OBJ_NAME_LEN - 1),
@@ -135,7 +137,7 @@ export function dataSectionKind(s: ElfSection): 'data' | 'rodata' | 'bss' | unde
 /** sizeof(struct bpf_map_def): type, key_size, value_size, max_entries, map_flags */
 const LEGACY_DEF_SIZE = 20;
 
-export function parseLegacyMaps(src: MapSources, sec: ElfSection): MapSpec[] {
+export function parseLegacyMaps(src: MapSources, sec: ElfSection): ObjectMapSpec[] {
 	const syms = src.symbols.filter((s) => s.shndx === sec.index && s.type !== STT_SECTION);
 	if (syms.length === 0) return [];
 	if (sec.size === 0 || sec.size % syms.length !== 0) {
@@ -145,7 +147,7 @@ export function parseLegacyMaps(src: MapSources, sec: ElfSection): MapSpec[] {
 	}
 	if (sec.data.length !== sec.size) throw malformed(`elf: legacy 'maps' section holds no data (SHT_NOBITS)`);
 	const defSize = sec.size / syms.length;
-	const out: MapSpec[] = [];
+	const out: ObjectMapSpec[] = [];
 	for (const sym of syms) {
 		const off = Number(sym.value);
 		if (sym.value + BigInt(defSize) > BigInt(sec.size)) {
@@ -337,7 +339,7 @@ export function adjustRingbufSize(size: number, pageSize = 4096): number {
 	return size;
 }
 
-function specFromDef(name: string, section: string, offset: number, d: BtfMapDef): MapSpec {
+function specFromDef(name: string, section: string, offset: number, d: BtfMapDef): ObjectMapSpec {
 	const spec = emptySpec(name, 'btf', section, offset);
 	spec.type = d.type;
 	spec.keySize = d.keySize;
@@ -411,12 +413,12 @@ export function fixupDatasecs(src: MapSources): void {
 }
 
 /** libbpf bpf_object__init_user_btf_maps() for the `.maps` section. */
-export function parseBtfMaps(src: MapSources, sec: ElfSection): MapSpec[] {
+export function parseBtfMaps(src: MapSources, sec: ElfSection): ObjectMapSpec[] {
 	const btf = src.btf;
 	if (!btf) throw malformed(`elf: '.maps' section needs BTF, and the object has no .BTF section (compile with -g)`);
 	const datasec = findDatasec(btf, '.maps');
 	if (!datasec) throw malformed(`elf: DATASEC '.maps' not found in BTF`);
-	const out: MapSpec[] = [];
+	const out: ObjectMapSpec[] = [];
 	datasec.vars.forEach((vi, i) => {
 		const v = btf.tryType(vi.type);
 		const name = v?.name ?? '';
@@ -451,7 +453,7 @@ export function collectMapSlots(
 	src: MapSources,
 	mapsSec: ElfSection,
 	relSec: ElfSection,
-	maps: MapSpec[],
+	maps: ObjectMapSpec[],
 	isEntryProgram: (name: string, shndx: number, offset: bigint) => boolean,
 ): void {
 	const btf = src.btf;
@@ -463,7 +465,7 @@ export function collectMapSlots(
 		const sym = src.symbols[r.sym];
 		if (!sym) throw malformed(`.maps relo #${i}: symbol #${r.sym} not found`);
 		const name = sym.name || '<?>';
-		let map: MapSpec | undefined;
+		let map: ObjectMapSpec | undefined;
 		let vi: { offset: number; size: number } | undefined;
 		for (const m of inSection) {
 			const secinfo = datasec.vars.find((s) => s.offset === m.sectionOffset);
@@ -518,7 +520,7 @@ export function collectMapSlots(
  */
 export const MAX_DATA_SECTION_SIZE = 4 << 20;
 
-export function dataMap(src: MapSources, sec: ElfSection, kind: 'data' | 'rodata' | 'bss'): MapSpec {
+export function dataMap(src: MapSources, sec: ElfSection, kind: 'data' | 'rodata' | 'bss'): ObjectMapSpec {
 	if (sec.size > MAX_DATA_SECTION_SIZE) {
 		throw new BpftimeError(
 			'E2BIG',

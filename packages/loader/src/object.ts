@@ -20,18 +20,18 @@ import { type DescribeOptions, describeObject } from './describe.js';
 import { EM_BPF, ET_REL, SHT_PROGBITS, SHT_REL, SHT_SYMTAB } from './elf/constants.js';
 import { ElfFile, type ElfSection, type ElfSymbol } from './elf/elf-file.js';
 import { INSN_SIZE } from './insn.js';
-import { BPF_OBJ_NAME_LEN, isMapInMap, MapType, ProgType } from './kernel.js';
+import { BPF_OBJ_NAME_LEN, isMapInMap, MapType, ProgFlags, ProgType } from './kernel.js';
 import {
 	collectMapSlots,
 	dataMap,
 	dataSectionKind,
 	fixupDatasecs,
 	type MapSources,
-	type MapSpec,
+	type ObjectMapSpec,
 	parseBtfMaps,
 	parseLegacyMaps,
 } from './maps.js';
-import { collectFuncs, type Func, isCodeSection, type ProgSpec } from './programs.js';
+import { collectFuncs, type Func, isCodeSection, type ObjectProgSpec } from './programs.js';
 import { isRegistryLike, type RegistryLike, registryTarget } from './registry-target.js';
 import {
 	collectProgRelocs,
@@ -84,22 +84,20 @@ export interface AttachOptions {
 export interface LoadedMap {
 	readonly name: string;
 	readonly id: number;
-	readonly spec: MapSpec;
+	readonly spec: ObjectMapSpec;
 }
 
 /** A program loaded into the registry. */
 export interface LoadedProgram {
 	readonly name: string;
 	readonly id: number;
-	readonly spec: ProgSpec;
+	readonly spec: ObjectProgSpec;
 }
 
 export interface LoadedObject {
 	readonly maps: ReadonlyMap<string, LoadedMap>;
 	readonly programs: ReadonlyMap<string, LoadedProgram>;
 }
-
-const BPF_F_SLEEPABLE = 1 << 4;
 
 /** A program attached to an event: a link in the registry and the perf events it owns. */
 export class Link implements Disposable {
@@ -154,8 +152,8 @@ interface Parsed {
 	ext: BtfExt | undefined;
 	license: string;
 	kernelVersion: number;
-	maps: MapSpec[];
-	programs: ProgSpec[];
+	maps: ObjectMapSpec[];
+	programs: ObjectProgSpec[];
 	core: AppliedCoreRelo[];
 }
 
@@ -215,7 +213,7 @@ function parseObject(buf: Buffer, objName: string, targetBtf: TargetBtfSource | 
 
 	const src: MapSources = { elf, symbols, btf, objName };
 	fixupDatasecs(src);
-	const maps: MapSpec[] = [];
+	const maps: ObjectMapSpec[] = [];
 	if (legacyMaps) maps.push(...parseLegacyMaps(src, legacyMaps));
 	if (btfMaps) maps.push(...parseBtfMaps(src, btfMaps));
 	const dataMapBySection = new Map<number, number>();
@@ -283,7 +281,7 @@ function parseObject(buf: Buffer, objName: string, targetBtf: TargetBtfSource | 
 	}
 	markPseudoFuncs(funcs);
 
-	const programs: ProgSpec[] = [];
+	const programs: ObjectProgSpec[] = [];
 	for (const f of funcs) {
 		if (isSubprog(f)) continue;
 		const def = findSecDef(f.secName);
@@ -332,7 +330,7 @@ const NO_BTF_TYPES: ReadonlySet<number> = new Set([
 ]);
 
 /** The registry attributes of a map, as libbpf's bpf_object__create_map() fills them. */
-export function mapCreateRequest(m: MapSpec, innerMapId?: number, btfId?: number): MapCreateRequest {
+export function mapCreateRequest(m: ObjectMapSpec, innerMapId?: number, btfId?: number): MapCreateRequest {
 	const noBtf = NO_BTF_TYPES.has(m.type);
 	let maxEntries = m.maxEntries;
 	// libbpf map_set_def_max_entries(): a perf event array of 0 entries gets one per possible CPU.
@@ -375,7 +373,7 @@ export function possibleCpus(): number {
 }
 
 /** struct bpf_func_info[] of a relocated program: insn_off (in instructions), type_id. */
-function funcInfoRecords(p: ProgSpec): Buffer {
+function funcInfoRecords(p: ObjectProgSpec): Buffer {
 	const b = Buffer.alloc(p.funcInfo.length * 8);
 	p.funcInfo.forEach((f, i) => {
 		b.writeUInt32LE(f.insnIdx, i * 8);
@@ -385,7 +383,7 @@ function funcInfoRecords(p: ProgSpec): Buffer {
 }
 
 /** struct bpf_line_info[] of a relocated program. */
-function lineInfoRecords(p: ProgSpec): Buffer {
+function lineInfoRecords(p: ObjectProgSpec): Buffer {
 	const b = Buffer.alloc(p.lineInfo.length * 16);
 	p.lineInfo.forEach((l, i) => {
 		b.writeUInt32LE(l.insnIdx, i * 16);
@@ -446,8 +444,8 @@ export class BpfObject implements Disposable {
 	readonly btf: Btf | undefined;
 	/** The CO-RE relocations applied at open. */
 	readonly coreRelocations: readonly AppliedCoreRelo[];
-	readonly #maps: MapSpec[];
-	readonly #programs: ProgSpec[];
+	readonly #maps: ObjectMapSpec[];
+	readonly #programs: ObjectProgSpec[];
 	#target: LoadTarget | undefined;
 	#loaded: { maps: Map<string, LoadedMap>; programs: Map<string, LoadedProgram>; ids: number[] } | undefined;
 	#links: Link[] = [];
@@ -495,17 +493,17 @@ export class BpfObject implements Disposable {
 	}
 
 	/** Maps in libbpf's order: legacy, BTF-defined, then global data. */
-	get maps(): readonly MapSpec[] {
+	get maps(): readonly ObjectMapSpec[] {
 		return this.#maps;
 	}
 
 	/** Entry programs, by section then offset (sub-programs are inside them). */
-	get programs(): readonly ProgSpec[] {
+	get programs(): readonly ObjectProgSpec[] {
 		return this.#programs;
 	}
 
 	/** The map of that name (libbpf's name: `counts`, `obj.rodata`, `.rodata.cfg`). Throws ENOENT. */
-	map(name: string): MapSpec {
+	map(name: string): ObjectMapSpec {
 		const m =
 			this.#maps.find((x) => x.name === name) ??
 			(name.startsWith('.') ? this.#maps.find((x) => x.section === name && x.kind !== 'btf') : undefined);
@@ -518,7 +516,7 @@ export class BpfObject implements Disposable {
 	}
 
 	/** The program of that name. Throws ENOENT. */
-	program(name: string): ProgSpec {
+	program(name: string): ObjectProgSpec {
 		const p = this.#programs.find((x) => x.name === name);
 		if (!p)
 			throw new BpftimeError(
@@ -547,8 +545,8 @@ export class BpfObject implements Disposable {
 		expectString(name, 'name');
 		this.#checkOpen();
 		const rodata = this.#maps.filter((m) => m.kind === 'rodata');
-		let map: MapSpec | undefined;
-		let v: MapSpec['variables'][number] | undefined;
+		let map: ObjectMapSpec | undefined;
+		let v: ObjectMapSpec['variables'][number] | undefined;
 		for (const m of rodata) {
 			v = m.variables.find((x) => x.name === name);
 			if (v) {
@@ -712,7 +710,7 @@ export class BpfObject implements Disposable {
 						instructions: insns,
 						license: p.license,
 						kernelVersion: p.kernelVersion,
-						flags: p.sleepable ? BPF_F_SLEEPABLE : 0,
+						flags: p.sleepable ? ProgFlags.Sleepable : 0,
 						mapIds: [...ids],
 						btfId,
 						funcInfo: btfId === undefined ? Buffer.alloc(0) : funcInfoRecords(p),
@@ -758,7 +756,7 @@ export class BpfObject implements Disposable {
 	 * name gives. Creates the perf event(s) and the link; on failure, nothing.
 	 * kprobes and other kernel-only programs are refused with EOPNOTSUPP.
 	 */
-	async attach(program: string | ProgSpec, target?: AttachTarget, options: AttachOptions = {}): Promise<Link> {
+	async attach(program: string | ObjectProgSpec, target?: AttachTarget, options: AttachOptions = {}): Promise<Link> {
 		this.#checkOpen();
 		const name = typeof program === 'string' ? program : program.name;
 		const spec = this.program(name);
@@ -864,7 +862,7 @@ export class BpfObject implements Disposable {
 		return link;
 	}
 
-	#pointFor(spec: ProgSpec, binary: string | undefined): AttachPoint {
+	#pointFor(spec: ObjectProgSpec, binary: string | undefined): AttachPoint {
 		if (spec.attachError) throw new BpftimeError('EINVAL', `prog '${spec.name}': ${spec.attachError}`);
 		if (!spec.attachPoint) {
 			throw new BpftimeError(

@@ -14,7 +14,7 @@ import type { AttachPoint } from './sections.js';
 
 /** Where an lddw in a program's instructions points: map placeholders resolved at load. */
 export interface MapReference {
-	/** Index of the lddw in `ProgSpec.instructions`. */
+	/** Index of the lddw in `ObjectProgSpec.instructions`. */
 	insnIdx: number;
 	/** Index of the map in `BpfObject.maps`; the lddw's imm holds it until load. */
 	mapIndex: number;
@@ -27,7 +27,7 @@ export interface MapReference {
 
 /** One relocation applied to a program, for the objdump view and for errors. */
 export interface AppliedRelocation {
-	/** Index in `ProgSpec.instructions`. */
+	/** Index in `ObjectProgSpec.instructions`. */
 	insnIdx: number;
 	kind: 'map' | 'data' | 'call' | 'func' | 'core';
 	/** What it points to, in words: `map 'counts'`, `.rodata+4`, `subprog 'helper' at #40`, a CO-RE spec. */
@@ -43,11 +43,12 @@ export interface FuncInfoEntry {
 
 /**
  * A program as the object declares it, relocated and ready to load: plain
- * data. Its lddw of maps carry BPF_PSEUDO_MAP_IDX / BPF_PSEUDO_MAP_IDX_VALUE
+ * data (what becomes a `ProgSpec`, the one @bpftime/handlers' `loadProg()`
+ * takes, once its map references are resolved). Its lddw of maps carry BPF_PSEUDO_MAP_IDX / BPF_PSEUDO_MAP_IDX_VALUE
  * with the map's index in `BpfObject.maps` as imm (the kernel's fd_array
  * convention); `resolveMapReferences` turns them into registry ids at load.
  */
-export interface ProgSpec {
+export interface ObjectProgSpec {
 	/** The function's name (libbpf bpf_program__name()). */
 	name: string;
 	/** Its SEC() name. */

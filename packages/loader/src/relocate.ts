@@ -10,7 +10,15 @@
 //     BPF_PSEUDO_MAP_IDX(_VALUE) and imm = the map's index, turned into
 //     registry ids at load by resolveMapReferences().
 
-import { BpftimeError } from '@bpftime/common';
+import {
+	BPF_PSEUDO_CALL,
+	BPF_PSEUDO_FUNC,
+	BPF_PSEUDO_MAP_FD,
+	BPF_PSEUDO_MAP_IDX,
+	BPF_PSEUDO_MAP_IDX_VALUE,
+	BPF_PSEUDO_MAP_VALUE,
+	BpftimeError,
+} from '@bpftime/common';
 import type { Btf } from './btf/btf.js';
 import { atSourceLine, type BtfExt, type LineInfo, sourceLineOf } from './btf/ext.js';
 import { hex, malformed } from './bytes.js';
@@ -29,12 +37,6 @@ import {
 import type { ElfFile, ElfRelocation, ElfSection, ElfSymbol } from './elf/elf-file.js';
 import {
 	BPF_CALL_INSN,
-	BPF_PSEUDO_CALL,
-	BPF_PSEUDO_FUNC,
-	BPF_PSEUDO_MAP_FD,
-	BPF_PSEUDO_MAP_IDX,
-	BPF_PSEUDO_MAP_IDX_VALUE,
-	BPF_PSEUDO_MAP_VALUE,
 	INSN_SIZE,
 	imm,
 	isLdImm64,
@@ -45,7 +47,7 @@ import {
 	setSrcReg,
 	srcReg,
 } from './insn.js';
-import type { MapSpec } from './maps.js';
+import type { ObjectMapSpec } from './maps.js';
 import type { AppliedRelocation, Func, FuncInfoEntry, FuncReloc, MapReference } from './programs.js';
 
 export interface RelocContext {
@@ -55,7 +57,7 @@ export interface RelocContext {
 	textIdx: number;
 	/** Sections holding map definitions: `.maps` and legacy `maps`. */
 	mapSections: Set<number>;
-	maps: MapSpec[];
+	maps: ObjectMapSpec[];
 	/** Global data map index by section index. */
 	dataMapBySection: Map<number, number>;
 	/** For errors: the object's .BTF.ext, whose line info names the source of an instruction. */
@@ -307,7 +309,7 @@ export function linkProgram(
 		for (const r of p.func.relos) {
 			const at = p.off + r.insnIdx;
 			if (r.type === 'ld64' || r.type === 'data') {
-				const map = ctx.maps[r.mapIndex] as MapSpec;
+				const map = ctx.maps[r.mapIndex] as ObjectMapSpec;
 				if (r.type === 'ld64') {
 					setSrcReg(code, at, BPF_PSEUDO_MAP_IDX);
 					setImm(code, at, r.mapIndex);

@@ -11,8 +11,10 @@
 // Create calls may be synchronous or return a promise; `release()` is
 // synchronous so that `close()` and `[Symbol.dispose]` can be.
 
-/** BPF_MAP_CREATE, with the attributes libbpf would pass. */
-export interface MapCreateRequest {
+import type { MapSpec } from '@bpftime/common';
+
+/** BPF_MAP_CREATE, with the attributes libbpf would pass: a MapSpec with every field the loader knows filled in. */
+export interface MapCreateRequest extends MapSpec {
 	/** The kernel-visible name: at most 15 characters of [A-Za-z0-9_.]. */
 	name: string;
 	/** BPF_MAP_TYPE_* */

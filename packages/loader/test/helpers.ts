@@ -1,32 +1,14 @@
 // Builds the C fixtures with the system's clang at test time, once per test
 // file, into a private temporary directory removed after the file's tests.
-import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { afterAll } from 'vitest';
-
-const run = promisify(execFile);
+import { compileBpf, findClang, run, useBuildDir } from '@bpftime/test-support';
 
 export const fixtureDir = new URL('./fixtures/', import.meta.url).pathname;
 
-function which(cmd: string): boolean {
-	try {
-		execFileSync(cmd, ['--version'], { stdio: 'ignore' });
-		return true;
-	} catch {
-		return false;
-	}
-}
-
 /** clang-19 when installed (needed for -mcpu=v4), else the default clang. */
-export const clang = which('clang-19') ? 'clang-19' : 'clang';
+export const clang = findClang(['clang-19']) ?? 'clang';
 export const hasClang19 = clang === 'clang-19';
-
-/** <linux/bpf.h> includes <asm/types.h>, which lives under the host triplet. */
-const triplet = `${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`;
-const hostInclude = `/usr/include/${triplet}`;
 
 export const VMLINUX = '/sys/kernel/btf/vmlinux';
 export const hasVmlinux = existsSync(VMLINUX);
@@ -43,17 +25,8 @@ export interface Fixtures {
 
 /** A temporary directory for this test file's objects; removed after all its tests. */
 export function useFixtures(): Fixtures {
-	const dir = mkdtempSync(join(tmpdir(), 'bpftime-loader-'));
-	afterAll(() => rmSync(dir, { recursive: true, force: true }));
-	const cache = new Map<string, Promise<string>>();
-	const once = (key: string, build: () => Promise<string>) => {
-		let p = cache.get(key);
-		if (!p) {
-			p = build();
-			cache.set(key, p);
-		}
-		return p;
-	};
+	const { dir, once } = useBuildDir('loader');
+	let builds = 0;
 	const victim = () =>
 		once('victim', async () => {
 			const out = join(dir, 'victim');
@@ -64,15 +37,12 @@ export function useFixtures(): Fixtures {
 		dir,
 		victim,
 		bpf(name, flags = []) {
-			return once(`bpf:${name}:${flags.join(' ')}`, async () => {
-				const tag = flags.length ? `-${cache.size}` : '';
-				const out = join(dir, `${name}${tag}.bpf.o`);
+			return once(`bpf:${name}:${flags.join(' ')}`, () => {
+				const tag = flags.length ? `-${++builds}` : '';
 				const src = existsSync(join(fixtureDir, `${name}.bpf.c`))
 					? join(fixtureDir, `${name}.bpf.c`)
 					: join(fixtureDir, `${name}.c`);
-				const mcpu = flags.some((f) => f.startsWith('-mcpu=')) ? [] : ['-mcpu=v3'];
-				await run(clang, ['-target', 'bpf', '-O2', '-g', ...mcpu, `-I${hostInclude}`, ...flags, '-c', src, '-o', out]);
-				return out;
+				return compileBpf(clang, src, join(dir, `${name}${tag}.bpf.o`), flags);
 			});
 		},
 		host(name, libs = []) {

@@ -1,44 +1,20 @@
 // A minimal reader of clang's eBPF object files for the tests (the real
 // loader is @bpftime/loader): compiles a fixture, takes a program's section
 // and links its lddw relocations to registry map ids.
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
+import * as support from '@bpftime/test-support';
 
 /** The clang that builds eBPF here, or undefined (tests skip, saying so). */
 export async function findClang(): Promise<string | undefined> {
-	for (const c of ['clang', 'clang-19', 'clang-14']) {
-		try {
-			await run(c, ['--version']);
-			return c;
-		} catch {
-			// try the next one
-		}
-	}
-	return undefined;
-}
-
-/** The multiarch include directory that holds <asm/types.h> for <linux/bpf.h>. */
-async function multiarchInclude(): Promise<string> {
-	try {
-		const { stdout } = await run('gcc', ['-print-multiarch']);
-		if (stdout.trim()) return `/usr/include/${stdout.trim()}`;
-	} catch {
-		// no gcc: fall back to the Debian name of this architecture
-	}
-	return `/usr/include/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`;
+	return support.findClang(['clang', 'clang-19', 'clang-14']);
 }
 
 /** Compiles source (a .bpf.c file) with -O2 -g -target bpf; returns the object path. */
-export async function compileBpf(clang: string, source: string): Promise<string> {
+export function compileBpf(clang: string, source: string): Promise<string> {
 	const out = join(tmpdir(), `${basename(source, '.c')}-${process.pid}-${Date.now()}.o`);
-	const include = await multiarchInclude();
-	await run(clang, ['-O2', '-g', '-target', 'bpf', '-mcpu=v3', '-I', include, '-c', source, '-o', out]);
-	return out;
+	return support.compileBpf(clang, source, out);
 }
 
 interface Section {

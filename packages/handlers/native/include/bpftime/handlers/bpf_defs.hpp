@@ -8,6 +8,7 @@
 // ("no implementation of BPF_MAP_TYPE_LPM_TRIE"), in JSON and in TypeScript.
 #pragma once
 
+#include <bpftime/common/bpf_uapi.hpp>
 #include <bpftime/vm/helper_proto.hpp>
 
 #include <cstdint>
@@ -17,57 +18,16 @@
 
 namespace bpftime::handlers {
 
-// enum bpf_map_type
-inline constexpr uint32_t BPF_MAP_TYPE_UNSPEC = 0;
-inline constexpr uint32_t BPF_MAP_TYPE_HASH = 1;
-inline constexpr uint32_t BPF_MAP_TYPE_ARRAY = 2;
-inline constexpr uint32_t BPF_MAP_TYPE_PROG_ARRAY = 3;
-inline constexpr uint32_t BPF_MAP_TYPE_PERF_EVENT_ARRAY = 4;
-inline constexpr uint32_t BPF_MAP_TYPE_PERCPU_HASH = 5;
-inline constexpr uint32_t BPF_MAP_TYPE_PERCPU_ARRAY = 6;
-inline constexpr uint32_t BPF_MAP_TYPE_STACK_TRACE = 7;
-inline constexpr uint32_t BPF_MAP_TYPE_LRU_HASH = 9;
-inline constexpr uint32_t BPF_MAP_TYPE_LRU_PERCPU_HASH = 10;
-inline constexpr uint32_t BPF_MAP_TYPE_LPM_TRIE = 11;
-inline constexpr uint32_t BPF_MAP_TYPE_ARRAY_OF_MAPS = 12;
-inline constexpr uint32_t BPF_MAP_TYPE_HASH_OF_MAPS = 13;
-inline constexpr uint32_t BPF_MAP_TYPE_QUEUE = 22;
-inline constexpr uint32_t BPF_MAP_TYPE_STACK = 23;
-inline constexpr uint32_t BPF_MAP_TYPE_RINGBUF = 27;
-inline constexpr uint32_t BPF_MAP_TYPE_BLOOM_FILTER = 30;
-inline constexpr uint32_t BPF_MAP_TYPE_USER_RINGBUF = 31;
+// Map types, program types, attach types and the flag bits of
+// BPF_MAP_CREATE and BPF_MAP_UPDATE_ELEM come from the header generated from
+// linux/bpf.h (@bpftime/common, bpf_uapi.hpp), so that
+// bpftime::handlers::BPF_MAP_TYPE_HASH is bpftime::uapi::BPF_MAP_TYPE_HASH.
+using namespace ::bpftime::uapi::map_types;
+using namespace ::bpftime::uapi::prog_types;
+using namespace ::bpftime::uapi::attach_types;
+using namespace ::bpftime::uapi::update_flags;
+using namespace ::bpftime::uapi::map_flags;
 
-// enum bpf_prog_type (the ones bpftime runs; the rest are known by name)
-inline constexpr uint32_t BPF_PROG_TYPE_UNSPEC = 0;
-inline constexpr uint32_t BPF_PROG_TYPE_SOCKET_FILTER = 1;
-inline constexpr uint32_t BPF_PROG_TYPE_KPROBE = 2;
-inline constexpr uint32_t BPF_PROG_TYPE_TRACEPOINT = 5;
-inline constexpr uint32_t BPF_PROG_TYPE_XDP = 6;
-inline constexpr uint32_t BPF_PROG_TYPE_PERF_EVENT = 7;
-inline constexpr uint32_t BPF_PROG_TYPE_RAW_TRACEPOINT = 17;
-inline constexpr uint32_t BPF_PROG_TYPE_TRACING = 26;
-inline constexpr uint32_t BPF_PROG_TYPE_SYSCALL = 31;
-
-// Flags of BPF_MAP_UPDATE_ELEM
-inline constexpr uint64_t BPF_ANY = 0;
-inline constexpr uint64_t BPF_NOEXIST = 1;
-inline constexpr uint64_t BPF_EXIST = 2;
-inline constexpr uint64_t BPF_F_LOCK = 4;
-
-// map_flags of BPF_MAP_CREATE
-inline constexpr uint32_t BPF_F_NO_PREALLOC = 1u << 0;
-inline constexpr uint32_t BPF_F_NO_COMMON_LRU = 1u << 1;
-inline constexpr uint32_t BPF_F_NUMA_NODE = 1u << 2;
-inline constexpr uint32_t BPF_F_RDONLY = 1u << 3;
-inline constexpr uint32_t BPF_F_WRONLY = 1u << 4;
-inline constexpr uint32_t BPF_F_STACK_BUILD_ID = 1u << 5;
-inline constexpr uint32_t BPF_F_ZERO_SEED = 1u << 6;
-inline constexpr uint32_t BPF_F_RDONLY_PROG = 1u << 7;
-inline constexpr uint32_t BPF_F_WRONLY_PROG = 1u << 8;
-inline constexpr uint32_t BPF_F_CLONE = 1u << 9;
-inline constexpr uint32_t BPF_F_MMAPABLE = 1u << 10;
-inline constexpr uint32_t BPF_F_PRESERVE_ELEMS = 1u << 11;
-inline constexpr uint32_t BPF_F_INNER_MAP = 1u << 12;
 // The kernel's BPF_F_ACCESS_MASK: who may read and write, syscall and program side.
 inline constexpr uint32_t BPF_F_ACCESS_MASK =
 	BPF_F_RDONLY | BPF_F_WRONLY | BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG;

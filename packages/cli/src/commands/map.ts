@@ -1,0 +1,112 @@
+// bpftime map list | map dump <name|id>: reads the maps of the registry, as
+// `bpftool map` does for the kernel's.
+import { BpftimeError } from '@bpftime/common';
+import type { BpfMap, MapDescriptor, Registry } from '@bpftime/handlers';
+import { type Command, type Context, takeOptions, UsageError } from '../command.js';
+import { openRegistry } from '../registry.js';
+
+/** bpftool's name of a map type: BPF_MAP_TYPE_PERCPU_ARRAY -> percpu_array. */
+function mapTypeName(typeName: string): string {
+	return typeName.replace(/^BPF_MAP_TYPE_/, '').toLowerCase();
+}
+
+function formatBytes(b: Buffer): string {
+	switch (b.length) {
+		case 1:
+			return String(b.readUInt8(0));
+		case 2:
+			return String(b.readUInt16LE(0));
+		case 4:
+			return String(b.readUInt32LE(0));
+		case 8:
+			return b.readBigUInt64LE(0).toString();
+		default:
+			return `0x${b.toString('hex')}`;
+	}
+}
+
+function findMap(reg: Registry, which: string): BpfMap {
+	if (/^\d+$/.test(which)) {
+		const d = reg.get(Number(which));
+		if (!d) throw new BpftimeError('ENOENT', `map id ${which}: no such map in the registry`);
+		if (d.kind !== 'map') throw new BpftimeError('EINVAL', `id ${which}: is a ${d.kind}, not a map`);
+		return reg.map(Number(which));
+	}
+	const maps = reg.list().filter((d): d is MapDescriptor => d.kind === 'map');
+	const hit = maps.find((d) => d.name === which);
+	if (!hit) {
+		const names = maps.map((d) => `'${d.name}'`).join(', ') || 'none';
+		throw new BpftimeError('ENOENT', `map '${which}': no such map in the registry (maps: ${names})`);
+	}
+	return reg.map(hit.id);
+}
+
+async function list(args: string[], { segment, io }: Context): Promise<number> {
+	const { rest: extra } = takeOptions(args, {}, 'map', false);
+	if (extra.length) throw new UsageError(`map list: unexpected argument '${extra[0]}'`, 'map');
+	const { seg, reg } = await openRegistry(segment);
+	try {
+		for (const d of reg.list()) {
+			if (d.kind !== 'map') continue;
+			io.out(
+				`${d.id}: ${mapTypeName(d.typeName)} name '${d.name}' key ${d.keySize}B value ${d.valueSize}B max_entries ${d.maxEntries}\n`,
+			);
+		}
+	} finally {
+		reg.close();
+		seg.close();
+	}
+	return 0;
+}
+
+async function dump(args: string[], { segment, io }: Context): Promise<number> {
+	const { options, rest: names } = takeOptions(args, { '--json': 'flag' }, 'map', false);
+	if (names.length === 0) throw new UsageError('map dump: missing the map name or id', 'map');
+	if (names.length > 1) throw new UsageError(`map dump: one map at a time, received ${names.join(' ')}`, 'map');
+	const { seg, reg } = await openRegistry(segment);
+	try {
+		const map = findMap(reg, names[0] as string);
+		const entries = [...map.entries()].map(([k, v]) => [formatBytes(k), formatBytes(v)] as const);
+		if (options['--json'] === true) {
+			io.out(
+				`${JSON.stringify({ id: map.id, name: map.name, type: mapTypeName(map.typeName), keySize: map.keySize, valueSize: map.valueSize, entries: entries.map(([key, value]) => ({ key, value })) }, null, 2)}\n`,
+			);
+		} else {
+			for (const [k, v] of entries) io.out(`key ${k} value ${v}\n`);
+			io.out(`${map.describe()}: ${entries.length} ${entries.length === 1 ? 'entry' : 'entries'}\n`);
+		}
+		return 0;
+	} finally {
+		reg.close();
+		seg.close();
+	}
+}
+
+/** The subcommands of `bpftime map`. */
+const subcommands = new Map([
+	['list', list],
+	['dump', dump],
+]);
+
+export const map: Command = {
+	name: 'map',
+	overview: [
+		['map list', 'list the maps of the registry'],
+		['map dump <name|id>', 'print every entry of a map'],
+	],
+	usage: `Usage: bpftime map list
+       bpftime map dump <name|id> [--json]
+
+list  one line per map: id, name, type, key and value sizes, max entries
+dump  every entry of the map, one per line: "key <k> value <v>"; keys and
+      values of 1, 2, 4 or 8 bytes are little-endian unsigned integers, others
+      hex bytes. --json prints one JSON document instead.
+`,
+	async run(args, ctx) {
+		const [sub, ...rest] = args;
+		if (sub === undefined) throw new UsageError('map: missing the subcommand (list or dump)', 'map');
+		const run = subcommands.get(sub);
+		if (!run) throw new UsageError(`map: unknown subcommand '${sub}'`, 'map');
+		return run(rest, ctx);
+	},
+};

@@ -1,0 +1,49 @@
+// bpftime start <command> [args...]: runs a command with the agent preloaded
+// and exits with its status; signals to the CLI are passed on to it.
+import { type Command, takeOptions, UsageError } from '../command.js';
+
+export const start: Command = {
+	name: 'start',
+	overview: [
+		[
+			'start <command> [args...]',
+			"run a command with libbpftime-agent.so preloaded;\nexits with the command's exit status",
+		],
+	],
+	usage: `Usage: bpftime start <command> [args...]
+
+Runs the command with libbpftime-agent.so in LD_PRELOAD: before its main()
+the agent attaches the registry's uprobe links that match it, and it keeps
+attaching links loaded later. Standard input, output and error are the
+command's; bpftime exits with its exit status (128 + the signal number when a
+signal ended it). SIGINT, SIGTERM and SIGHUP are passed on to the command.
+`,
+	ownsHelp: true,
+	async run(args, { segment }) {
+		const { rest } = takeOptions(args, {}, 'start', true);
+		if (rest.length === 0) throw new UsageError('start: missing the command to run', 'start');
+		const [command, ...commandArgs] = rest as [string, ...string[]];
+		const { spawnWithAgent } = await import('@bpftime/agent');
+		const child = await spawnWithAgent(command, commandArgs, {
+			stdio: 'inherit',
+			...(segment ? { segment } : {}),
+		});
+		const forward = (sig: NodeJS.Signals) => () => {
+			child.kill(sig);
+		};
+		const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((s) => [s, forward(s)] as const);
+		for (const [s, h] of handlers) process.on(s, h);
+		try {
+			const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+				child.once('exit', (c, s) => resolve([c, s])),
+			);
+			if (signal) {
+				const num = (await import('node:os')).constants.signals[signal] ?? 0;
+				return 128 + num;
+			}
+			return code ?? 1;
+		} finally {
+			for (const [s, h] of handlers) process.off(s, h);
+		}
+	},
+};
