@@ -440,6 +440,15 @@ export function renderCxx(data, source, sha256) {
 		l.push(`inline constexpr std::string_view ${g.cxx}_names[] = {`);
 		for (const n of g.names) l.push(`\t"${n}",`);
 		l.push('};');
+		if (g.enum === 'bpf_func_id') {
+			// The helper ids once more as an X-macro, X(name, id), for tables
+			// that are keyed by helper (the vm's helper list).
+			l.push('');
+			l.push('// enum bpf_func_id as X(name, id), name without "bpf_".');
+			l.push('#define BPFTIME_UAPI_HELPER_IDS(X) \\');
+			for (const e of g.entries) l.push(`\tX(${e.name}, ${e.value}) \\`);
+			l.push('\t/* end */');
+		}
 	}
 	for (const f of data.flags) {
 		l.push('');

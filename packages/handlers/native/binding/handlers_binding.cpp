@@ -12,6 +12,7 @@
 
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 
 namespace {
@@ -801,6 +802,8 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 		if (b.IsString())
 			o.backend = unwrap(env, bpftime::vm::parse_backend(
 							b.As<Napi::String>().Utf8Value()));
+		else
+			o.backend = unwrap(env, backend_from_env());
 		Napi::Value bc = bpftime::napi::arg(info, i + 1);
 		o.bounds_check = bc.IsBoolean() && bc.As<Napi::Boolean>().Value();
 		return o;
@@ -817,6 +820,14 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 				    "prog (id " + std::to_string(h.id) +
 					    "): stale handle: the program was "
 					    "released");
+		// Where bpf_trace_printk writes (BPFTIME_TRACE_PRINTK_SINK), read
+		// once per process, before the first program can print.
+		static std::once_flag sink_once;
+		static bpftime::status sink_status;
+		std::call_once(sink_once, [] {
+			sink_status = trace_printk_sink_from_env();
+		});
+		unwrap(env, bpftime::status(sink_status));
 		return unwrap(env, r.instantiate(h.id, options_arg(info, 2)));
 	}
 

@@ -1,38 +1,19 @@
-// helper_proto.cpp: the kernel's helper names by id, and the written-argument
-// facts derived from a prototype (helper_proto.hpp).
+// helper_proto.cpp: the kernel's helper names by id (the tables generated
+// from linux/bpf.h), and the written-argument facts derived from a prototype
+// (helper_proto.hpp).
 #include <bpftime/vm/helper_proto.hpp>
 
 namespace bpftime::vm {
-namespace {
-
-// Index = helper id, from the one list in helper_proto.hpp.
-constexpr std::string_view names[] = {
-#define BPFTIME_VM_HELPER_NAME(name, id) #name,
-	BPFTIME_VM_HELPER_IDS(BPFTIME_VM_HELPER_NAME)
-#undef BPFTIME_VM_HELPER_NAME
-};
-
-// The list is in id order with no gap, so the index is the id.
-#define BPFTIME_VM_HELPER_ORDER(name, id)                                      \
-	static_assert(names[id] == #name, "BPFTIME_VM_HELPER_IDS out of order");
-BPFTIME_VM_HELPER_IDS(BPFTIME_VM_HELPER_ORDER)
-#undef BPFTIME_VM_HELPER_ORDER
-
-} // namespace
-
 std::string_view kernel_helper_name(uint32_t id) noexcept
 {
-	return id < std::size(names) ? names[id] : std::string_view();
+	return uapi::name_of(uapi::bpf_func_id_names, id);
 }
 
 std::optional<uint32_t> kernel_helper_id(std::string_view name) noexcept
 {
 	if (name.substr(0, 4) == "bpf_")
 		name.remove_prefix(4);
-	for (uint32_t i = 0; i < std::size(names); i++)
-		if (names[i] == name)
-			return i;
-	return std::nullopt;
+	return uapi::value_of(uapi::bpf_func_id_names, name);
 }
 
 uint16_t written_args(const helper_proto &p) noexcept

@@ -145,22 +145,10 @@ constexpr uint8_t CALL = vm::BPF_JMP | vm::BPF_CALL;
 result<std::shared_ptr<program_instance>>
 registry::instantiate(uint32_t id, const instance_options &opts)
 {
-	static std::once_flag sink_once;
-	static status sink_status;
-	std::call_once(sink_once,
-		       [] { sink_status = trace_printk_sink_from_env(); });
-	if (!sink_status)
-		return sink_status.error();
-
-	vm::backend kind;
-	if (opts.backend) {
-		kind = *opts.backend;
-	} else {
-		auto b = backend_from_env();
-		if (!b)
-			return std::move(b).error();
-		kind = *b;
-	}
+	// Unset: the JIT. The edges (the agent, the binding) read
+	// BPFTIME_VM_NAME / BPFTIME_DISABLE_JIT with backend_from_env() and
+	// pass what they found.
+	const vm::backend kind = opts.backend.value_or(vm::backend::jit_x64);
 
 	// Copy the program out under the registry mutex: a concurrent
 	// release must not free it while we read.

@@ -3,7 +3,7 @@
 // Instances are per process and never in shared memory: the JIT's code and
 // the resolved map addresses are only valid here.
 //
-//   bpftime::handlers::instance_options o;           // backend from env
+//   bpftime::handlers::instance_options o;           // the JIT
 //   auto inst = reg->instantiate(prog_id, o);
 //   bpftime::handlers::run_context rc{ .cookie = link.cookie };
 //   auto r0 = (*inst)->run(&regs, sizeof(regs), rc);
@@ -36,7 +36,9 @@
 namespace bpftime::handlers {
 
 struct instance_options {
-	// Unset: from the environment (backend_from_env).
+	// Unset: the JIT. Nothing here reads the environment: an edge (the
+	// agent, the binding, a tool) passes backend_from_env() when the user
+	// chooses the backend that way.
 	std::optional<vm::backend> backend;
 	// Check every load and store against the stack, the context and the
 	// maps (slower; vm_options::bounds_check).
