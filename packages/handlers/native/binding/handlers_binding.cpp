@@ -14,11 +14,15 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <type_traits>
 
 namespace {
 
 using namespace bpftime::handlers;
+using bpftime::napi::string_value;
 using bpftime::napi::throw_error;
+using bpftime::napi::u32_value;
+using bpftime::napi::u64_value;
 using bpftime::napi::unwrap;
 
 constexpr napi_type_tag registry_tag = { 0x6270667469d5e201ULL,
@@ -35,38 +39,6 @@ Napi::Object object_arg(const Napi::CallbackInfo &info, size_t i,
 	if (!v.IsObject())
 		throw_error(info.Env(), EINVAL, std::string("Expected object for ") + what);
 	return v.As<Napi::Object>();
-}
-
-uint32_t u32_value(Napi::Env env, Napi::Value v, const char *key)
-{
-	if (v.IsNumber()) {
-		double d = v.As<Napi::Number>().DoubleValue();
-		if (d >= 0 && d <= 4294967295.0 && d == double(uint32_t(d)))
-			return uint32_t(d);
-	}
-	throw_error(env, EINVAL, std::string("Expected u32 for ") + key);
-}
-
-uint64_t u64_value(Napi::Env env, Napi::Value v, const char *key)
-{
-	if (v.IsBigInt()) {
-		bool lossless = false;
-		uint64_t x = v.As<Napi::BigInt>().Uint64Value(&lossless);
-		if (lossless)
-			return x;
-	} else if (v.IsNumber()) {
-		double d = v.As<Napi::Number>().DoubleValue();
-		if (d >= 0 && d <= 9007199254740991.0 && d == double(uint64_t(d)))
-			return uint64_t(d);
-	}
-	throw_error(env, EINVAL, std::string("Expected u64 for ") + key);
-}
-
-std::string string_value(Napi::Env env, Napi::Value v, const char *key)
-{
-	if (!v.IsString())
-		throw_error(env, EINVAL, std::string("Expected string for ") + key);
-	return v.As<Napi::String>().Utf8Value();
 }
 
 std::span<const uint8_t> bytes_value(Napi::Env env, Napi::Value v,
@@ -137,35 +109,25 @@ constexpr const char *type_name(field_codec::bytes) { return "Buffer"; }
 constexpr const char *type_name(field_codec::insns) { return "Buffer"; }
 constexpr const char *type_name(field_codec::id_list) { return "array"; }
 
+// Codecs that share a JS form: the kernel enums are plain numbers in JS,
+// an id is one too (but NO_ID is written as undefined), an object name is a
+// string.
+template <class C, class... Of>
+concept codec_in = (std::is_same_v<C, Of> || ...);
+template <class C>
+concept js_u32 = codec_in<C, field_codec::u32, field_codec::map_type,
+			  field_codec::prog_type, field_codec::attach_type>;
+template <class C>
+concept js_string = codec_in<C, field_codec::string, field_codec::obj_name>;
+template <class C>
+concept js_boolean = codec_in<C, field_codec::flag, field_codec::atomic_flag>;
+
 // --- JS value -> spec member (the value is neither undefined nor null) ---
 
-template <class Spec>
-void read(Napi::Env env, field_codec::u32, Napi::Value v, const char *key,
-	  uint32_t &out, const Spec &)
-{
-	out = u32_value(env, v, key);
-}
-template <class Spec>
-void read(Napi::Env env, field_codec::id, Napi::Value v, const char *key,
-	  uint32_t &out, const Spec &)
-{
-	out = u32_value(env, v, key);
-}
-template <class Spec>
-void read(Napi::Env env, field_codec::map_type, Napi::Value v, const char *key,
-	  uint32_t &out, const Spec &)
-{
-	out = u32_value(env, v, key);
-}
-template <class Spec>
-void read(Napi::Env env, field_codec::prog_type, Napi::Value v, const char *key,
-	  uint32_t &out, const Spec &)
-{
-	out = u32_value(env, v, key);
-}
-template <class Spec>
-void read(Napi::Env env, field_codec::attach_type, Napi::Value v,
-	  const char *key, uint32_t &out, const Spec &)
+template <class Codec, class Spec>
+	requires js_u32<Codec> || std::is_same_v<Codec, field_codec::id>
+void read(Napi::Env env, Codec, Napi::Value v, const char *key, uint32_t &out,
+	  const Spec &)
 {
 	out = u32_value(env, v, key);
 }
@@ -196,14 +158,8 @@ void read(Napi::Env, field_codec::flag, Napi::Value v, const char *,
 {
 	out = v.IsBoolean() && v.As<Napi::Boolean>().Value();
 }
-template <class Spec>
-void read(Napi::Env env, field_codec::string, Napi::Value v, const char *key,
-	  std::string &out, const Spec &)
-{
-	out = string_value(env, v, key);
-}
-template <class Spec>
-void read(Napi::Env env, field_codec::obj_name, Napi::Value v, const char *key,
+template <js_string Codec, class Spec>
+void read(Napi::Env env, Codec, Napi::Value v, const char *key,
 	  std::string &out, const Spec &)
 {
 	out = string_value(env, v, key);
@@ -288,19 +244,7 @@ void field(Napi::Env, field_role::derived, Codec, Napi::Object, const char *,
 
 // --- spec member -> JS value ---------------------------------------------
 
-Napi::Value value(Napi::Env env, field_codec::u32, uint32_t v)
-{
-	return Napi::Number::New(env, v);
-}
-Napi::Value value(Napi::Env env, field_codec::map_type, uint32_t v)
-{
-	return Napi::Number::New(env, v);
-}
-Napi::Value value(Napi::Env env, field_codec::prog_type, uint32_t v)
-{
-	return Napi::Number::New(env, v);
-}
-Napi::Value value(Napi::Env env, field_codec::attach_type, uint32_t v)
+template <js_u32 Codec> Napi::Value value(Napi::Env env, Codec, uint32_t v)
 {
 	return Napi::Number::New(env, v);
 }
@@ -316,19 +260,12 @@ Napi::Value value(Napi::Env env, field_codec::i32, int32_t v)
 {
 	return Napi::Number::New(env, v);
 }
-Napi::Value value(Napi::Env env, field_codec::flag, bool v)
+template <js_boolean Codec> Napi::Value value(Napi::Env env, Codec, bool v)
 {
 	return Napi::Boolean::New(env, v);
 }
-Napi::Value value(Napi::Env env, field_codec::atomic_flag, bool v)
-{
-	return Napi::Boolean::New(env, v);
-}
-Napi::Value value(Napi::Env env, field_codec::string, const std::string &v)
-{
-	return Napi::String::New(env, v);
-}
-Napi::Value value(Napi::Env env, field_codec::obj_name, const std::string &v)
+template <js_string Codec>
+Napi::Value value(Napi::Env env, Codec, const std::string &v)
 {
 	return Napi::String::New(env, v);
 }

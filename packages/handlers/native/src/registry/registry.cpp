@@ -275,6 +275,32 @@ namespace {
 // What a kind's check found, for its fill and build steps.
 struct no_prep {};
 
+// The steps most kinds share: no pending map type, nothing found by check,
+// nothing to fill or build beyond the copied fields, and a full segment
+// reported as such. A kind's steps derive from it and hide what differs.
+struct default_steps {
+	using prep = no_prep;
+	template <class Spec> static uint32_t pending_map_type(const Spec &)
+	{
+		return 0;
+	}
+	template <class Handler, class Spec, class Prep>
+	static void fill(Handler &, const Spec &, const Prep &)
+	{
+	}
+	template <class Spec>
+	static std::string no_room(const Spec &, const std::string &what)
+	{
+		return what + ": the segment is full";
+	}
+	template <class Handler, class Spec, class Prep>
+	static status build(registry::impl &, Handler &, const Spec &,
+			    const Prep &, const std::string &)
+	{
+		return {};
+	}
+};
+
 struct map_steps {
 	struct prep {
 		const map_ops *ops = nullptr;
@@ -380,16 +406,12 @@ struct map_steps {
 	}
 };
 
-struct prog_steps {
+struct prog_steps : default_steps {
 	// Every map the instructions use, sorted: the handler's map_ids.
 	using prep = std::vector<uint32_t>;
 	static std::string what(const prog_spec &s)
 	{
 		return "prog '" + s.name + "': load";
-	}
-	static uint32_t pending_map_type(const prog_spec &)
-	{
-		return 0;
 	}
 	static result<prep> check(registry::impl &r, const prog_spec &s,
 				  const std::string &what)
@@ -486,22 +508,12 @@ struct prog_steps {
 		return what + ": the segment has no room for " +
 		       std::to_string(s.insns.size()) + " instructions";
 	}
-	static status build(registry::impl &, prog_handler &, const prog_spec &,
-			    const prep &, const std::string &)
-	{
-		return {};
-	}
 };
 
-struct link_steps {
-	using prep = no_prep;
+struct link_steps : default_steps {
 	static std::string what(const link_spec &)
 	{
 		return "link: create";
-	}
-	static uint32_t pending_map_type(const link_spec &)
-	{
-		return 0;
 	}
 	static result<prep> check(registry::impl &r, const link_spec &s,
 				  const std::string &what)
@@ -518,29 +530,12 @@ struct link_steps {
 		}
 		return prep{};
 	}
-	static void fill(link_handler &, const link_spec &, const prep &)
-	{
-	}
-	static std::string no_room(const link_spec &, const std::string &what)
-	{
-		return what + ": the segment is full";
-	}
-	static status build(registry::impl &, link_handler &, const link_spec &,
-			    const prep &, const std::string &)
-	{
-		return {};
-	}
 };
 
-struct perf_event_steps {
-	using prep = no_prep;
+struct perf_event_steps : default_steps {
 	static std::string what(const perf_event_spec &)
 	{
 		return "perf_event: create";
-	}
-	static uint32_t pending_map_type(const perf_event_spec &)
-	{
-		return 0;
 	}
 	static result<prep> check(registry::impl &, const perf_event_spec &s,
 				  const std::string &what)
@@ -589,32 +584,12 @@ struct perf_event_steps {
 							 "4095 bytes");
 		return prep{};
 	}
-	static void fill(perf_event_handler &, const perf_event_spec &,
-			 const prep &)
-	{
-	}
-	static std::string no_room(const perf_event_spec &,
-				   const std::string &what)
-	{
-		return what + ": the segment is full";
-	}
-	static status build(registry::impl &, perf_event_handler &,
-			    const perf_event_spec &, const prep &,
-			    const std::string &)
-	{
-		return {};
-	}
 };
 
-struct btf_steps {
-	using prep = no_prep;
+struct btf_steps : default_steps {
 	static std::string what(const btf_data &)
 	{
 		return "btf: load";
-	}
-	static uint32_t pending_map_type(const btf_data &)
-	{
-		return 0;
 	}
 	// The kernel's btf_parse_hdr: the header is at least 24 bytes and
 	// starts with the magic 0xeB9F; BTF_MAX_SIZE is 16 MiB.
@@ -635,18 +610,10 @@ struct btf_steps {
 			return fail(EINVAL, what + ": bad magic (not BTF)");
 		return prep{};
 	}
-	static void fill(btf_handler &, const btf_data &, const prep &)
-	{
-	}
 	static std::string no_room(const btf_data &s, const std::string &what)
 	{
 		return what + ": the segment has no room for " +
 		       std::to_string(s.data.size()) + " bytes of BTF";
-	}
-	static status build(registry::impl &, btf_handler &, const btf_data &,
-			    const prep &, const std::string &)
-	{
-		return {};
 	}
 };
 

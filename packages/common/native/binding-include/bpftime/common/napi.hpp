@@ -101,20 +101,19 @@ inline Napi::Value arg(const Napi::CallbackInfo &info, size_t i)
 	return i < info.Length() ? info[i] : info.Env().Undefined();
 }
 
-inline std::string string_arg(const Napi::CallbackInfo &info, size_t i,
-			      const char *what)
+// Conversions of one value (an argument, an object's member, an array's
+// element); `what` names it in the EINVAL message: "Expected u64 for key".
+inline std::string string_value(Napi::Env env, Napi::Value v,
+				const char *what)
 {
-	Napi::Value v = arg(info, i);
 	if (!v.IsString())
-		throw_error(info.Env(), EINVAL,
-			    std::string("Expected string for ") + what);
+		throw_error(env, EINVAL, std::string("Expected string for ") + what);
 	return v.As<Napi::String>().Utf8Value();
 }
 
-inline uint64_t u64_arg(const Napi::CallbackInfo &info, size_t i,
-			const char *what)
+// A bigint, or a number that is an integer in [0, 2^53).
+inline uint64_t u64_value(Napi::Env env, Napi::Value v, const char *what)
 {
-	Napi::Value v = arg(info, i);
 	if (v.IsBigInt()) {
 		bool lossless = false;
 		uint64_t x = v.As<Napi::BigInt>().Uint64Value(&lossless);
@@ -125,19 +124,35 @@ inline uint64_t u64_arg(const Napi::CallbackInfo &info, size_t i,
 		if (d >= 0 && d <= 9007199254740991.0 && d == uint64_t(d))
 			return uint64_t(d);
 	}
-	throw_error(info.Env(), EINVAL, std::string("Expected u64 for ") + what);
+	throw_error(env, EINVAL, std::string("Expected u64 for ") + what);
 }
 
-inline uint32_t u32_arg(const Napi::CallbackInfo &info, size_t i,
-			const char *what)
+inline uint32_t u32_value(Napi::Env env, Napi::Value v, const char *what)
 {
-	Napi::Value v = arg(info, i);
 	if (v.IsNumber()) {
 		double d = v.As<Napi::Number>().DoubleValue();
 		if (d >= 0 && d <= 4294967295.0 && d == uint32_t(d))
 			return uint32_t(d);
 	}
-	throw_error(info.Env(), EINVAL, std::string("Expected u32 for ") + what);
+	throw_error(env, EINVAL, std::string("Expected u32 for ") + what);
+}
+
+inline std::string string_arg(const Napi::CallbackInfo &info, size_t i,
+			      const char *what)
+{
+	return string_value(info.Env(), arg(info, i), what);
+}
+
+inline uint64_t u64_arg(const Napi::CallbackInfo &info, size_t i,
+			const char *what)
+{
+	return u64_value(info.Env(), arg(info, i), what);
+}
+
+inline uint32_t u32_arg(const Napi::CallbackInfo &info, size_t i,
+			const char *what)
+{
+	return u32_value(info.Env(), arg(info, i), what);
 }
 
 inline Napi::BigInt to_bigint(Napi::Env env, uint64_t v)
