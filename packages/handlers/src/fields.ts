@@ -26,24 +26,6 @@ function keysOf<D>() {
 	): K => keys;
 }
 
-export const MAP_DESCRIPTOR_KEYS = keysOf<MapDescriptor>()([
-	'name',
-	'type',
-	'keySize',
-	'valueSize',
-	'maxEntries',
-	'flags',
-	'innerMapId',
-	'btfId',
-	'btfKeyTypeId',
-	'btfValueTypeId',
-	'btfVmlinuxValueTypeId',
-	'numaNode',
-	'ifindex',
-	'mapExtra',
-	'frozen',
-	'userValueSize',
-]);
 /**
  * What createMap passes: the descriptor's fields but `frozen` (BpfMap.freeze() sets it) and
  * `userValueSize` (computed from the type and the value size).
@@ -64,19 +46,8 @@ export const MAP_SPEC_KEYS = keysOf<Omit<MapDescriptor, 'frozen' | 'userValueSiz
 	'ifindex',
 	'mapExtra',
 ]);
+export const MAP_DESCRIPTOR_KEYS = keysOf<MapDescriptor>()([...MAP_SPEC_KEYS, 'frozen', 'userValueSize']);
 
-export const PROG_DESCRIPTOR_KEYS = keysOf<ProgDescriptor>()([
-	'name',
-	'type',
-	'expectedAttachType',
-	'attachBtfId',
-	'progFlags',
-	'kernVersion',
-	'license',
-	'insns',
-	'fdArray',
-	'mapIds',
-]);
 /** What loadProg passes: the descriptor's fields but `mapIds` (computed from the instructions). */
 export const PROG_SPEC_KEYS = keysOf<Omit<ProgDescriptor, 'mapIds'>>()([
 	'name',
@@ -89,6 +60,7 @@ export const PROG_SPEC_KEYS = keysOf<Omit<ProgDescriptor, 'mapIds'>>()([
 	'insns',
 	'fdArray',
 ]);
+export const PROG_DESCRIPTOR_KEYS = keysOf<ProgDescriptor>()([...PROG_SPEC_KEYS, 'mapIds']);
 
 export const LINK_DESCRIPTOR_KEYS = keysOf<LinkDescriptor>()(['progId', 'targetId', 'attachType', 'flags', 'cookie']);
 export const LINK_SPEC_KEYS = LINK_DESCRIPTOR_KEYS;

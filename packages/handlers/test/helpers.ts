@@ -5,7 +5,7 @@ import { Segment } from '@bpftime/shm';
 import * as support from '@bpftime/test-support';
 import { Registry, type RegistryOptions } from '../src/index.js';
 
-export { errorOf, uniqueSegmentName as uniqueName } from '@bpftime/test-support';
+export { damagedCopies, errorOf, importOrRefuse, uniqueSegmentName as uniqueName } from '@bpftime/test-support';
 
 /** A fresh segment and registry, both gone when the test ends. */
 export function freshRegistry(tag: string, options: RegistryOptions & { sizeMb?: number } = {}) {

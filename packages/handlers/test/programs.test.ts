@@ -180,6 +180,15 @@ describe('programs across processes', () => {
 });
 
 describe('environment variables', () => {
+	/** The child's `env` command with only `env` of the variables it reads set. */
+	const runEnvChild = (env: Record<string, string>) =>
+		runChild('child.mjs', ['env', uniqueName('env')], {
+			BPFTIME_DISABLE_JIT: undefined,
+			BPFTIME_VM_NAME: undefined,
+			BPFTIME_MAX_FD_COUNT: undefined,
+			...env,
+		});
+
 	it.each([
 		[{}, 'env jit jit 6144'],
 		[{ BPFTIME_DISABLE_JIT: '1' }, 'env interpreter interpreter 6144'],
@@ -187,12 +196,7 @@ describe('environment variables', () => {
 		[{ BPFTIME_DISABLE_JIT: '1', BPFTIME_VM_NAME: 'jit' }, 'env interpreter interpreter 6144'],
 		[{ BPFTIME_MAX_FD_COUNT: '100' }, 'env jit jit 100'],
 	])('picks the backend and capacity from %o', async (env, line) => {
-		const r = await runChild('child.mjs', ['env', uniqueName('env')], {
-			BPFTIME_DISABLE_JIT: undefined,
-			BPFTIME_VM_NAME: undefined,
-			BPFTIME_MAX_FD_COUNT: undefined,
-			...env,
-		});
+		const r = await runEnvChild(env);
 		expect(r.stderr).toBe('');
 		expect(r.stdout.trim()).toBe(line);
 	});
@@ -201,12 +205,7 @@ describe('environment variables', () => {
 		[{ BPFTIME_VM_NAME: 'bogus' }, /^error EINVAL BPFTIME_VM_NAME/],
 		[{ BPFTIME_MAX_FD_COUNT: '12x' }, /^error EINVAL BPFTIME_MAX_FD_COUNT='12x'/],
 	])('refuses a malformed %o with EINVAL naming the variable', async (env, message) => {
-		const r = await runChild('child.mjs', ['env', uniqueName('env')], {
-			BPFTIME_DISABLE_JIT: undefined,
-			BPFTIME_VM_NAME: undefined,
-			BPFTIME_MAX_FD_COUNT: undefined,
-			...env,
-		});
+		const r = await runEnvChild(env);
 		expect(r.stdout.trim()).toMatch(message);
 	});
 });

@@ -103,14 +103,15 @@ describe('Registry: the handler table', () => {
 		const { reg } = freshRegistry('describe');
 		const code = assemble('r0 = 7\nexit');
 		const p = reg.loadProg({ type: ProgType.Kprobe, name: 'probe', license: 'Dual MIT/GPL', insns: code });
-		const up = reg.createPerfEvent({
+		const upSpec = {
 			type: 'uretprobe',
 			path: '/usr/lib/libc.so.6',
 			offset: 0x9abcn,
 			symbol: 'malloc',
 			pid: 1234,
 			refCtrOffset: 0x40n,
-		});
+		} as const;
+		const up = reg.createPerfEvent(upSpec);
 		const sc = reg.createPerfEvent({ type: 'syscall_tracepoint', syscallId: 257, exit: true });
 		const cu = reg.createPerfEvent({ type: 'custom', name: 'gpu_kernel', config: 5n });
 		const l = reg.createLink({ progId: p.id, targetId: up.id, attachType: 1, cookie: 0xdeadbeefcafen });
@@ -124,15 +125,7 @@ describe('Registry: the handler table', () => {
 			mapIds: [],
 		});
 		expect((reg.get(p.id) as { insns: Buffer }).insns.equals(code)).toBe(true);
-		expect(reg.get(up.id)).toMatchObject({
-			kind: 'perf_event',
-			type: 'uretprobe',
-			path: '/usr/lib/libc.so.6',
-			offset: 0x9abcn,
-			symbol: 'malloc',
-			pid: 1234,
-			refCtrOffset: 0x40n,
-		});
+		expect(reg.get(up.id)).toMatchObject({ kind: 'perf_event', ...upSpec });
 		expect(reg.get(sc.id)).toMatchObject({ type: 'syscall_tracepoint', syscallId: 257, syscallExit: true });
 		expect(reg.get(cu.id)).toMatchObject({ type: 'custom', customName: 'gpu_kernel', customConfig: 5n });
 		expect(reg.get(l.id)).toMatchObject({ kind: 'link', progId: p.id, targetId: up.id, cookie: 0xdeadbeefcafen });

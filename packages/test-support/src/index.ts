@@ -2,6 +2,7 @@
 // Private to the workspace (never published); vitest and tsc read this
 // TypeScript directly, so it has no build step.
 export { type BuildDir, compileBpf, findClang, hostInclude, run, useBuildDir } from './build.js';
+export { damagedCopies, importOrRefuse } from './damage.js';
 export {
 	childEnv,
 	finished,
