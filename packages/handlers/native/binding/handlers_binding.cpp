@@ -394,8 +394,8 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 
 	static void Init(Napi::Env env, Napi::Object exports)
 	{
-		Napi::Function f = DefineClass(
-			env, "RegistryHandle",
+		ctor = bpftime::napi::export_class<RegistryHandle>(
+			env, exports, "RegistryHandle",
 			{
 				InstanceMethod("capacity", &RegistryHandle::Capacity),
 				InstanceMethod("changeCounter",
@@ -430,15 +430,13 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 				InstanceMethod("importJson", &RegistryHandle::ImportJson),
 				InstanceMethod("close", &RegistryHandle::Close),
 			});
-		ctor = new Napi::FunctionReference(Napi::Persistent(f));
-		exports.Set("RegistryHandle", f);
 	}
 
 	static Napi::Object Wrap(Napi::Env env, std::unique_ptr<registry> r)
 	{
-		Napi::Object obj = ctor->New({});
-		bpftime::napi::tag(obj, registry_tag);
-		Unwrap(obj)->reg_ = std::shared_ptr<registry>(std::move(r));
+		auto [obj, h] = bpftime::napi::new_tagged<RegistryHandle>(
+			ctor, registry_tag);
+		h->reg_ = std::shared_ptr<registry>(std::move(r));
 		return obj;
 	}
 

@@ -29,8 +29,8 @@ class SegmentHandle : public Napi::ObjectWrap<SegmentHandle> {
 
 	static void Init(Napi::Env env, Napi::Object exports)
 	{
-		Napi::Function f = DefineClass(
-			env, "SegmentHandle",
+		ctor = bpftime::napi::export_class<SegmentHandle>(
+			env, exports, "SegmentHandle",
 			{ InstanceMethod("info", &SegmentHandle::Info),
 			  InstanceMethod("stats", &SegmentHandle::Stats),
 			  InstanceMethod("allocate", &SegmentHandle::Allocate),
@@ -39,15 +39,13 @@ class SegmentHandle : public Napi::ObjectWrap<SegmentHandle> {
 			  InstanceMethod("objects", &SegmentHandle::Objects),
 			  InstanceMethod("mutex", &SegmentHandle::Mutex),
 			  InstanceMethod("close", &SegmentHandle::Close) });
-		ctor = new Napi::FunctionReference(Napi::Persistent(f));
-		exports.Set("SegmentHandle", f);
 	}
 
 	static Napi::Object Wrap(Napi::Env env, segment &&s)
 	{
-		Napi::Object obj = ctor->New({});
-		bpftime::napi::tag(obj, segment_tag);
-		Unwrap(obj)->seg_.emplace(std::move(s));
+		auto [obj, h] = bpftime::napi::new_tagged<SegmentHandle>(
+			ctor, segment_tag);
+		h->seg_.emplace(std::move(s));
 		return obj;
 	}
 
@@ -201,21 +199,18 @@ class MutexHandle : public Napi::ObjectWrap<MutexHandle> {
 
 	static void Init(Napi::Env env, Napi::Object exports)
 	{
-		Napi::Function f = DefineClass(
-			env, "MutexHandle",
+		ctor = bpftime::napi::export_class<MutexHandle>(
+			env, exports, "MutexHandle",
 			{ InstanceMethod("lock", &MutexHandle::Lock),
 			  InstanceMethod("tryLock", &MutexHandle::TryLock),
 			  InstanceMethod("unlock", &MutexHandle::Unlock) });
-		ctor = new Napi::FunctionReference(Napi::Persistent(f));
-		exports.Set("MutexHandle", f);
 	}
 
 	static Napi::Object Wrap(Napi::Env env, bpftime::shm::robust_mutex *m,
 				 std::shared_ptr<void> keep)
 	{
-		Napi::Object obj = ctor->New({});
-		bpftime::napi::tag(obj, mutex_tag);
-		MutexHandle *h = Unwrap(obj);
+		auto [obj, h] =
+			bpftime::napi::new_tagged<MutexHandle>(ctor, mutex_tag);
 		h->mutex_ = m;
 		h->keep_ = std::move(keep);
 		return obj;

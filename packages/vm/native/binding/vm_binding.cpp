@@ -179,9 +179,7 @@ class VmHandle : public Napi::ObjectWrap<VmHandle> {
 	Napi::Value AddMemoryRegion(const Napi::CallbackInfo &info)
 	{
 		Napi::Env env = info.Env();
-		if (!bpftime::napi::arg(info, 0).IsBuffer())
-			throw_error(env, EINVAL, "Expected Buffer for region");
-		auto buf = info[0].As<Napi::Buffer<uint8_t>>();
+		auto buf = bpftime::napi::buffer_arg(info, 0, "region");
 		bool writable = bpftime::napi::arg(info, 1).ToBoolean();
 		get(env).add_memory_region({ reinterpret_cast<uint64_t>(buf.Data()),
 					     buf.Length(), writable });
@@ -192,9 +190,7 @@ class VmHandle : public Napi::ObjectWrap<VmHandle> {
 	Napi::Value Load(const Napi::CallbackInfo &info)
 	{
 		Napi::Env env = info.Env();
-		if (!bpftime::napi::arg(info, 0).IsBuffer())
-			throw_error(env, EINVAL, "Expected Buffer for code");
-		auto code = info[0].As<Napi::Buffer<uint8_t>>();
+		auto code = bpftime::napi::buffer_arg(info, 0, "code");
 		unwrap(env, get(env).load(code.Data(), code.Length()));
 		return env.Undefined();
 	}
@@ -253,9 +249,7 @@ class VmHandle : public Napi::ObjectWrap<VmHandle> {
 Napi::Value OpcodeTableAccepts(const Napi::CallbackInfo &info)
 {
 	Napi::Env env = info.Env();
-	if (!bpftime::napi::arg(info, 0).IsBuffer())
-		throw_error(env, EINVAL, "Expected Buffer for code");
-	auto code = info[0].As<Napi::Buffer<uint8_t>>();
+	auto code = bpftime::napi::buffer_arg(info, 0, "code");
 	const size_t n = code.Length() / sizeof(bpftime::vm::insn);
 	auto out = Napi::Buffer<uint8_t>::New(env, n);
 	for (size_t k = 0; k < n; k++) {

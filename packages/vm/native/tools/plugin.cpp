@@ -19,6 +19,7 @@
 //   - failure to parse, load, verify or run: exit 1, the reason on stderr
 //     (the runner compares it with a test's "-- error" when stdout is empty).
 // Helper 5 returns its first argument (the conformance tests' "call 5").
+#include <bpftime/common/hex.hpp>
 #include <bpftime/vm/vm.hpp>
 
 #include <cinttypes>
@@ -32,16 +33,7 @@
 
 namespace {
 
-int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
+using bpftime::hex_digit;
 
 // Whitespace-separated hex bytes; a token of more than two digits is read as
 // consecutive bytes ("b7000000" = b7 00 00 00), an optional 0x prefix is

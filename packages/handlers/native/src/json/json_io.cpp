@@ -5,6 +5,7 @@
 #include "json/json_text.hpp"
 #include "registry/registry_impl.hpp"
 
+#include <bpftime/common/hex.hpp>
 #include <bpftime/handlers/fields.hpp>
 #include <bpftime/handlers/json.hpp>
 
@@ -280,17 +281,8 @@ struct fields {
 		if (s.size() % 2)
 			return bad(name, "odd number of hex digits");
 		std::vector<uint8_t> out(s.size() / 2);
-		auto nib = [](char c) -> int {
-			if (c >= '0' && c <= '9')
-				return c - '0';
-			if (c >= 'a' && c <= 'f')
-				return c - 'a' + 10;
-			if (c >= 'A' && c <= 'F')
-				return c - 'A' + 10;
-			return -1;
-		};
 		for (size_t i = 0; i < out.size(); i++) {
-			int hi = nib(s[2 * i]), lo = nib(s[2 * i + 1]);
+			int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
 			if (hi < 0 || lo < 0)
 				return bad(name, "not a hex string");
 			out[i] = uint8_t(hi << 4 | lo);

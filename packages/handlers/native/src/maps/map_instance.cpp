@@ -199,11 +199,8 @@ uint32_t percpu_value_size(uint32_t value_size) noexcept
 	return ((value_size + 7) & ~7u) * possible_cpus();
 }
 
-uint32_t map_user_value_size(const map_spec &spec) noexcept
+map_create_args map_create_args_of(const map_spec &spec) noexcept
 {
-	const map_ops *ops = find_map_ops(spec.type);
-	if (!ops || !ops->user_value_size)
-		return spec.value_size;
 	map_create_args args{};
 	args.size = sizeof(args);
 	args.map_type = spec.type;
@@ -213,6 +210,15 @@ uint32_t map_user_value_size(const map_spec &spec) noexcept
 	args.map_flags = spec.flags;
 	args.map_extra = spec.map_extra;
 	args.name = spec.name.c_str();
+	return args;
+}
+
+uint32_t map_user_value_size(const map_spec &spec) noexcept
+{
+	const map_ops *ops = find_map_ops(spec.type);
+	if (!ops || !ops->user_value_size)
+		return spec.value_size;
+	map_create_args args = map_create_args_of(spec);
 	return ops->user_value_size(&args);
 }
 

@@ -301,7 +301,7 @@ struct default_steps {
 	}
 };
 
-struct map_steps {
+struct map_steps : default_steps {
 	struct prep {
 		const map_ops *ops = nullptr;
 		uint32_t inner_type = 0;
@@ -365,13 +365,6 @@ struct map_steps {
 		}
 		return p;
 	}
-	static void fill(map_handler &, const map_spec &, const prep &)
-	{
-	}
-	static std::string no_room(const map_spec &, const std::string &what)
-	{
-		return what + ": the segment is full";
-	}
 	// The map's state, through its type's map_ops::create. On failure the
 	// transaction frees the handler; the state is the implementation's to
 	// free when its create fails.
@@ -379,15 +372,8 @@ struct map_steps {
 			    const map_spec &s, const prep &p,
 			    const std::string &what)
 	{
-		map_create_args args{};
-		args.size = sizeof(args);
-		args.map_type = s.type;
-		args.key_size = s.key_size;
-		args.value_size = s.value_size;
-		args.max_entries = s.max_entries;
-		args.map_flags = s.flags;
+		map_create_args args = map_create_args_of(s);
 		args.inner_map_type = p.inner_type;
-		args.map_extra = s.map_extra;
 		args.name = mh.attr.name;
 		args.segment_manager = r.mgr;
 		void *state = nullptr;

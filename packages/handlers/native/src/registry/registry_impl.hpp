@@ -26,6 +26,11 @@ status check_obj_name(std::string_view what, std::string_view name);
 // provides it: "no implementation of BPF_MAP_TYPE_HASH is registered ...".
 std::string missing_ops_reason(uint32_t map_type);
 
+// The map_create_args of a spec: its attributes, named by spec.name (which
+// must outlive the args). The registry's create adds the inner map's type
+// and the segment manager, and names the map by its handler's copy.
+map_create_args map_create_args_of(const map_spec &spec) noexcept;
+
 // What create_btf() takes: a view of the caller's bytes, copied once, into
 // the segment.
 struct btf_data {

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
 
 namespace bpftime::napi {
 
@@ -155,6 +156,16 @@ inline uint32_t u32_arg(const Napi::CallbackInfo &info, size_t i,
 	return u32_value(info.Env(), arg(info, i), what);
 }
 
+inline Napi::Buffer<uint8_t> buffer_arg(const Napi::CallbackInfo &info,
+				       size_t i, const char *what)
+{
+	Napi::Value v = arg(info, i);
+	if (!v.IsBuffer())
+		throw_error(info.Env(), EINVAL,
+			    std::string("Expected Buffer for ") + what);
+	return v.As<Napi::Buffer<uint8_t>>();
+}
+
 inline Napi::BigInt to_bigint(Napi::Env env, uint64_t v)
 {
 	return Napi::BigInt::New(env, v);
@@ -166,6 +177,32 @@ inline Napi::BigInt to_bigint(Napi::Env env, uint64_t v)
 inline void tag(Napi::Object obj, const napi_type_tag &t)
 {
 	obj.TypeTag(&t);
+}
+
+// --- wrapped classes the addon makes ----------------------------------------
+
+// Defines the wrapped class T with `props` and exports it as `name`. The
+// returned constructor, for new_tagged(), lives as long as the addon (never
+// freed: one per class per load). Called from the addon's Init.
+template <class T>
+Napi::FunctionReference *
+export_class(Napi::Env env, Napi::Object exports, const char *name,
+	     const std::initializer_list<Napi::ClassPropertyDescriptor<T>> &props)
+{
+	Napi::Function f = Napi::ObjectWrap<T>::DefineClass(env, name, props);
+	exports.Set(name, f);
+	return new Napi::FunctionReference(Napi::Persistent(f));
+}
+
+// A new, tagged instance of a class exported with export_class, and its
+// native object for the caller to fill.
+template <class T>
+std::pair<Napi::Object, T *> new_tagged(Napi::FunctionReference *ctor,
+					 const napi_type_tag &t)
+{
+	Napi::Object obj = ctor->New({});
+	tag(obj, t);
+	return { obj, T::Unwrap(obj) };
 }
 
 template <class T>

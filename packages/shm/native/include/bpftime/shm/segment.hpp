@@ -154,17 +154,11 @@ class segment {
 				return fail(EEXIST, "segment '" + name_ +
 							    "': object '" + name +
 							    "' exists");
-			return fail(ENOMEM, "segment '" + name_ +
-						    "': no room for object '" +
-						    name + "'");
+			return no_room_for(name);
 		} catch (const std::bad_alloc &) {
-			return fail(ENOMEM, "segment '" + name_ +
-						    "': no room for object '" +
-						    name + "'");
+			return no_room_for(name);
 		} catch (const std::exception &e) {
-			return fail(EINVAL, "segment '" + name_ +
-						    "': construct '" + name +
-						    "': " + e.what());
+			return construct_failed(EINVAL, name, e);
 		}
 	}
 	template <class T, class... Args>
@@ -175,13 +169,9 @@ class segment {
 				name, std::nothrow)(std::forward<Args>(args)...);
 			if (p)
 				return p;
-			return fail(ENOMEM, "segment '" + name_ +
-						    "': no room for object '" +
-						    name + "'");
+			return no_room_for(name);
 		} catch (const std::exception &e) {
-			return fail(ENOMEM, "segment '" + name_ +
-						    "': construct '" + name +
-						    "': " + e.what());
+			return construct_failed(ENOMEM, name, e);
 		}
 	}
 	// nullptr when absent.
@@ -201,6 +191,21 @@ class segment {
 	struct mapping;
 
     private:
+	// The failures of construct() and find_or_construct(), named by the
+	// segment and the object.
+	failure no_room_for(const char *name) const
+	{
+		return fail(ENOMEM, "segment '" + name_ +
+					    "': no room for object '" + name +
+					    "'");
+	}
+	failure construct_failed(int code, const char *name,
+				 const std::exception &e) const
+	{
+		return fail(code, "segment '" + name_ + "': construct '" +
+					  name + "': " + e.what());
+	}
+
 	explicit segment(std::shared_ptr<mapping> m) noexcept;
 	std::shared_ptr<mapping> map_;
 	std::string name_;
