@@ -36,6 +36,19 @@ describe('Segment across processes', () => {
 		mutex.unlock();
 	});
 
+	it('recovers a lock whose holder had dropped and collected every object of the segment', async () => {
+		const name = uniqueName('robust-gc');
+		using seg = Segment.create({ name, sizeMb: 1 });
+		const mutex = seg.mutex('guard');
+		const holder = startChild('child.mjs', ['hold-lock-gc', name, 'guard'], { NODE_OPTIONS: '--expose-gc' });
+		expect(await waitForLine(holder, 'locked')).toBe('locked acquired');
+		expect(() => mutex.lock({ timeoutMs: 50 })).toThrow(expect.objectContaining({ code: 'ETIMEDOUT' }));
+		holder.kill('SIGKILL');
+		await new Promise((resolve) => holder.once('exit', resolve));
+		expect(mutex.lock({ timeoutMs: 5000 })).toBe('recovered');
+		mutex.unlock();
+	});
+
 	it('keeps the allocator usable after a process is killed while holding a lock', async () => {
 		const name = uniqueName('robust-alloc');
 		using seg = Segment.create({ name, sizeMb: 1 });

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <optional>
+#include <unordered_map>
 
 namespace {
 
@@ -225,6 +226,26 @@ class MutexHandle : public Napi::ObjectWrap<MutexHandle> {
 	bpftime::shm::robust_mutex *mutex_ = nullptr;
 	std::shared_ptr<void> keep_; // the mapping the mutex lives in
 
+	// The mappings of the locks this process holds, one entry per hold.
+	// When a process dies holding a robust mutex, the kernel finds it
+	// through the thread's robust list and marks it owner-died for the next
+	// locker; it reads it in this process's memory, so the mapping must
+	// outlive the hold even when JavaScript has dropped every Segment and
+	// mutex object (their finalizers would otherwise unmap it, and the lock
+	// would never be recovered). JS thread only.
+	static std::unordered_multimap<const void *, std::shared_ptr<void>> &held()
+	{
+		static auto *h =
+			new std::unordered_multimap<const void *,
+						    std::shared_ptr<void>>;
+		return *h;
+	}
+	Napi::Value hold(Napi::Env env, bpftime::shm::lock_state s)
+	{
+		held().emplace(mutex_, keep_);
+		return state_value(env, s);
+	}
+
 	static Napi::Value state_value(Napi::Env env, bpftime::shm::lock_state s)
 	{
 		return Napi::String::New(env, s == bpftime::shm::lock_state::recovered ?
@@ -238,9 +259,9 @@ class MutexHandle : public Napi::ObjectWrap<MutexHandle> {
 		Napi::Env env = info.Env();
 		if (info.Length() > 0 && !info[0].IsUndefined()) {
 			uint64_t ms = bpftime::napi::u64_arg(info, 0, "timeoutMs");
-			return state_value(env, unwrap(env, mutex_->lock_for(ms * 1000000ULL)));
+			return hold(env, unwrap(env, mutex_->lock_for(ms * 1000000ULL)));
 		}
-		return state_value(env, unwrap(env, mutex_->lock_checked()));
+		return hold(env, unwrap(env, mutex_->lock_checked()));
 	}
 
 	Napi::Value TryLock(const Napi::CallbackInfo &info)
@@ -249,13 +270,15 @@ class MutexHandle : public Napi::ObjectWrap<MutexHandle> {
 		auto r = mutex_->try_lock_checked();
 		if (!r && r.error().code == EBUSY)
 			return env.Undefined();
-		return state_value(env, unwrap(env, std::move(r)));
+		return hold(env, unwrap(env, std::move(r)));
 	}
 
 	Napi::Value Unlock(const Napi::CallbackInfo &info)
 	{
 		Napi::Env env = info.Env();
 		unwrap(env, mutex_->unlock_checked());
+		if (auto it = held().find(mutex_); it != held().end())
+			held().erase(it);
 		return env.Undefined();
 	}
 };
