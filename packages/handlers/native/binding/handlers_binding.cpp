@@ -477,6 +477,28 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 		return b;
 	}
 
+	// The key at argument i, or nullptr (the first key) for null or
+	// undefined: mapNextKey's key and mapLookupBatch's `after`.
+	const void *optional_key(const Napi::CallbackInfo &info, size_t i,
+				 const map_instance &m)
+	{
+		Napi::Value k = bpftime::napi::arg(info, i);
+		if (k.IsNull() || k.IsUndefined())
+			return nullptr;
+		return sized(info, i, m, m.key_size, "key").data();
+	}
+
+	// Whether the map operation found its entry: false for ENOENT, any
+	// other error thrown.
+	static bool found(Napi::Env env, const bpftime::status &st)
+	{
+		if (st)
+			return true;
+		if (st.error().code != ENOENT)
+			throw_error(env, st.error());
+		return false;
+	}
+
 	Napi::Value Capacity(const Napi::CallbackInfo &info)
 	{
 		return Napi::Number::New(info.Env(), get(info.Env()).capacity());
@@ -576,12 +598,8 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 		auto key = sized(info, 2, *m, m->key_size, "key");
 		Napi::Buffer<uint8_t> out =
 			Napi::Buffer<uint8_t>::New(env, m->user_value_size);
-		auto st = m->lookup(key.data(), out.Data());
-		if (!st) {
-			if (st.error().code == ENOENT)
-				return env.Undefined();
-			throw_error(env, st.error());
-		}
+		if (!found(env, m->lookup(key.data(), out.Data())))
+			return env.Undefined();
 		return out;
 	}
 
@@ -602,13 +620,7 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 		Napi::Env env = info.Env();
 		auto m = map_at(info);
 		auto key = sized(info, 2, *m, m->key_size, "key");
-		auto st = m->remove(key.data());
-		if (!st) {
-			if (st.error().code == ENOENT)
-				return Napi::Boolean::New(env, false);
-			throw_error(env, st.error());
-		}
-		return Napi::Boolean::New(env, true);
+		return Napi::Boolean::New(env, found(env, m->remove(key.data())));
 	}
 
 	// mapNextKey(id, generation, key | null) → Buffer, or undefined after
@@ -617,17 +629,10 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 	{
 		Napi::Env env = info.Env();
 		auto m = map_at(info);
-		const void *key = nullptr;
-		Napi::Value k = bpftime::napi::arg(info, 2);
-		if (!k.IsNull() && !k.IsUndefined())
-			key = sized(info, 2, *m, m->key_size, "key").data();
+		const void *key = optional_key(info, 2, *m);
 		Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, m->key_size);
-		auto st = m->next_key(key, out.Data());
-		if (!st) {
-			if (st.error().code == ENOENT)
-				return env.Undefined();
-			throw_error(env, st.error());
-		}
+		if (!found(env, m->next_key(key, out.Data())))
+			return env.Undefined();
 		return out;
 	}
 
@@ -637,10 +642,7 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 	{
 		Napi::Env env = info.Env();
 		auto m = map_at(info);
-		const void *after = nullptr;
-		Napi::Value k = bpftime::napi::arg(info, 2);
-		if (!k.IsNull() && !k.IsUndefined())
-			after = sized(info, 2, *m, m->key_size, "key").data();
+		const void *after = optional_key(info, 2, *m);
 		uint32_t max = bpftime::napi::u32_arg(info, 3, "maxCount");
 		if (max == 0)
 			throw_error(env, EINVAL, m->describe() + ": lookup batch: count is 0");
