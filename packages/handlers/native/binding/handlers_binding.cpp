@@ -401,11 +401,19 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 				InstanceMethod("changeCounter",
 					       &RegistryHandle::ChangeCounter),
 				InstanceMethod("size", &RegistryHandle::Size),
-				InstanceMethod("createMap", &RegistryHandle::CreateMap),
-				InstanceMethod("createProg", &RegistryHandle::CreateProg),
-				InstanceMethod("createLink", &RegistryHandle::CreateLink),
-				InstanceMethod("createPerfEvent",
-					       &RegistryHandle::CreatePerfEvent),
+				InstanceMethod(
+					"createMap",
+					&RegistryHandle::Create<map_spec, &registry::create_map>),
+				InstanceMethod(
+					"createProg",
+					&RegistryHandle::Create<prog_spec, &registry::create_prog>),
+				InstanceMethod(
+					"createLink",
+					&RegistryHandle::Create<link_spec, &registry::create_link>),
+				InstanceMethod(
+					"createPerfEvent",
+					&RegistryHandle::Create<perf_event_spec,
+								&registry::create_perf_event>),
 				InstanceMethod("createBtf", &RegistryHandle::CreateBtf),
 				InstanceMethod("release", &RegistryHandle::Release),
 				InstanceMethod("get", &RegistryHandle::Get),
@@ -522,33 +530,15 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 		return s;
 	}
 
-	Napi::Value CreateMap(const Napi::CallbackInfo &info)
+	// createMap(spec, id?) and the others of a JS spec object: the
+	// registry's create_* of the spec, its handle as { id, generation }.
+	template <class Spec, auto create_fn>
+	Napi::Value Create(const Napi::CallbackInfo &info)
 	{
 		Napi::Env env = info.Env();
-		auto s = spec_arg<map_spec>(info);
-		return handle_value(env, unwrap(env, get(env).create_map(s, id_arg(info, 1))));
-	}
-
-	Napi::Value CreateProg(const Napi::CallbackInfo &info)
-	{
-		Napi::Env env = info.Env();
-		auto s = spec_arg<prog_spec>(info);
-		return handle_value(env, unwrap(env, get(env).create_prog(s, id_arg(info, 1))));
-	}
-
-	Napi::Value CreateLink(const Napi::CallbackInfo &info)
-	{
-		Napi::Env env = info.Env();
-		auto s = spec_arg<link_spec>(info);
-		return handle_value(env, unwrap(env, get(env).create_link(s, id_arg(info, 1))));
-	}
-
-	Napi::Value CreatePerfEvent(const Napi::CallbackInfo &info)
-	{
-		Napi::Env env = info.Env();
-		auto s = spec_arg<perf_event_spec>(info);
-		return handle_value(env,
-				    unwrap(env, get(env).create_perf_event(s, id_arg(info, 1))));
+		auto s = spec_arg<Spec>(info);
+		return handle_value(
+			env, unwrap(env, (get(env).*create_fn)(s, id_arg(info, 1))));
 	}
 
 	Napi::Value CreateBtf(const Napi::CallbackInfo &info)
