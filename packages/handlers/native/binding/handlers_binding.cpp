@@ -80,6 +80,16 @@ Napi::Value id_or_undefined(Napi::Env env, uint32_t id)
 	return id == NO_ID ? env.Undefined() : Napi::Number::New(env, id);
 }
 
+// A JS array of value(env, e) for each element e of `all`, in order.
+template <class List, class ToValue>
+Napi::Array array_of(Napi::Env env, const List &all, ToValue value)
+{
+	Napi::Array out = Napi::Array::New(env, all.size());
+	for (size_t i = 0; i < all.size(); i++)
+		out.Set(uint32_t(i), value(env, all[i]));
+	return out;
+}
+
 Napi::Buffer<uint8_t> copy_buffer(Napi::Env env, const void *p, size_t n)
 {
 	return Napi::Buffer<uint8_t>::Copy(env, static_cast<const uint8_t *>(p), n);
@@ -573,11 +583,7 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 	Napi::Value List(const Napi::CallbackInfo &info)
 	{
 		Napi::Env env = info.Env();
-		auto all = get(env).list();
-		Napi::Array out = Napi::Array::New(env, all.size());
-		for (size_t i = 0; i < all.size(); i++)
-			out.Set(uint32_t(i), describe(env, all[i]));
-		return out;
+		return array_of(env, get(env).list(), describe);
 	}
 
 	// mapLookup(id, generation, key) → Buffer, or undefined when absent.
@@ -874,30 +880,25 @@ Napi::Value DeclareMapTypeProvider(const Napi::CallbackInfo &info)
 Napi::Value RegisteredMapTypes(const Napi::CallbackInfo &info)
 {
 	Napi::Env env = info.Env();
-	auto all = registered_map_ops();
-	Napi::Array out = Napi::Array::New(env, all.size());
-	for (size_t i = 0; i < all.size(); i++) {
-		Napi::Object o = Napi::Object::New(env);
-		o.Set("type", all[i]->map_type);
-		o.Set("typeName", all[i]->type_name ? all[i]->type_name : "");
-		o.Set("provider", all[i]->provider ? all[i]->provider : "");
-		out.Set(uint32_t(i), o);
-	}
-	return out;
+	return array_of(env, registered_map_ops(),
+			[](Napi::Env env, const map_ops *ops) {
+				Napi::Object o = Napi::Object::New(env);
+				o.Set("type", ops->map_type);
+				o.Set("typeName", ops->type_name ? ops->type_name : "");
+				o.Set("provider", ops->provider ? ops->provider : "");
+				return o;
+			});
 }
 
 Napi::Value Helpers(const Napi::CallbackInfo &info)
 {
 	Napi::Env env = info.Env();
-	auto all = available_helpers();
-	Napi::Array out = Napi::Array::New(env, all.size());
-	for (size_t i = 0; i < all.size(); i++) {
+	return array_of(env, available_helpers(), [](Napi::Env env, const auto &h) {
 		Napi::Object o = Napi::Object::New(env);
-		o.Set("id", all[i].id);
-		o.Set("name", std::string(all[i].name));
-		out.Set(uint32_t(i), o);
-	}
-	return out;
+		o.Set("id", h.id);
+		o.Set("name", std::string(h.name));
+		return o;
+	});
 }
 
 Napi::Value OptionsFromEnv(const Napi::CallbackInfo &info)
