@@ -18,15 +18,8 @@ int create(const map_create_args *a, const params &p, void **out, char *err,
 		return set_error(err, err_len, EINVAL,
 				 "key size %u: array keys are 4-byte indexes",
 				 a->key_size);
-	if (a->value_size == 0)
-		return set_error(err, err_len, EINVAL, "value size is 0");
-	if (a->max_entries == 0)
-		return set_error(err, err_len, EINVAL, "max_entries is 0");
-	if (a->map_flags & ~p.allowed_flags)
-		return set_error(err, err_len, EINVAL,
-				 "map_flags 0x%x has bits arrays do not take "
-				 "(allowed: 0x%x)",
-				 a->map_flags, p.allowed_flags);
+	if (int r = check_create_args(a, p, "arrays", err, err_len))
+		return r;
 	// No limit on value_size alone: the kernel dropped its KMALLOC_MAX_SIZE
 	// check for arrays (a 6.18 kernel creates 4 MiB + 1 values); only the
 	// total size below is bounded.

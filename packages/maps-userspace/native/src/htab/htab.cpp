@@ -112,15 +112,8 @@ int create(const map_create_args *a, const params &p, void **out, char *err,
 {
 	if (a->key_size == 0)
 		return set_error(err, err_len, EINVAL, "key size is 0");
-	if (a->value_size == 0)
-		return set_error(err, err_len, EINVAL, "value size is 0");
-	if (a->max_entries == 0)
-		return set_error(err, err_len, EINVAL, "max_entries is 0");
-	if (a->map_flags & ~p.allowed_flags)
-		return set_error(err, err_len, EINVAL,
-				 "map_flags 0x%x has bits hash maps do not take "
-				 "(allowed: 0x%x)",
-				 a->map_flags, p.allowed_flags);
+	if (int r = check_create_args(a, p, "hash maps", err, err_len))
+		return r;
 	// The kernel's htab_map_alloc_check: an element larger than kmalloc
 	// can give could not be read through bpf(2). 48 is the kernel's
 	// sizeof(struct htab_elem) on 64-bit, so the same attributes pass.

@@ -55,6 +55,8 @@
 // split; creation, growth, iteration and batches are in htab.cpp.
 #pragma once
 
+#include "map_common.hpp"
+
 #include <bpftime/handlers/bpf_defs.hpp>
 #include <bpftime/handlers/map_ops.hpp>
 #include <bpftime/shm/robust_mutex.hpp>
@@ -149,13 +151,9 @@ struct state {
 // state_version of each type built on this core.
 static_assert(sizeof(state) == 152);
 
-// What a type asks of the core at creation, after its own checks.
-struct params {
-	uint32_t magic;     // the type's map_ops::state_magic
-	uint32_t version;   // the type's map_ops::state_version
-	uint32_t slot_size; // bytes stored per value; value_size when 0
-	uint32_t allowed_flags; // map_flags the type takes
-};
+// What a type asks of the core at creation, after its own checks
+// (map_common.hpp).
+using params = core_params;
 
 // Per-call behaviour a type adds; a static of the type's file.
 struct hooks {
