@@ -35,7 +35,24 @@ struct core_params {
 	uint32_t version;       // the type's map_ops::state_version
 	uint32_t slot_size;     // bytes stored per element; value_size when 0
 	uint32_t allowed_flags; // map_flags the type takes
+
+	// The bytes each element stores for a map created with a.
+	uint32_t slot_for(const handlers::map_create_args *a) const
+	{
+		return slot_size ? slot_size : a->value_size;
+	}
 };
+
+// Copies the attributes every core's state keeps as create() got them; the
+// caller (a core's create()) does it before the state is published.
+template <class State>
+void keep_create_args(State *s, const handlers::map_create_args *a)
+{
+	s->key_size = a->key_size;
+	s->value_size = a->value_size;
+	s->max_entries = a->max_entries;
+	s->map_flags = a->map_flags;
+}
 
 // The checks both cores' create() make after their key size check (the
 // kernel's array_map_alloc_check and htab_map_alloc_check agree on these):

@@ -131,17 +131,14 @@ int create(const map_create_args *a, const params &p, void **out, char *err,
 				 "max_entries %u is too large", a->max_entries);
 
 	auto *mgr = static_cast<shm::segment_manager *>(a->segment_manager);
-	const uint32_t slot_size = p.slot_size ? p.slot_size : a->value_size;
+	const uint32_t slot_size = p.slot_for(a);
 	void *mem = mgr->allocate(sizeof(state), std::nothrow);
 	if (!mem)
 		return set_error(err, err_len, ENOMEM, "the segment is full");
 	memset(mem, 0, sizeof(state));
 	auto *s = static_cast<state *>(mem);
 	new (&s->grow_mutex) shm::robust_mutex();
-	s->key_size = a->key_size;
-	s->value_size = a->value_size;
-	s->max_entries = a->max_entries;
-	s->map_flags = a->map_flags;
+	keep_create_args(s, a);
 	s->n_buckets = n_buckets;
 	s->n_locks = n_locks;
 	s->key_stride = (a->key_size + 7) & ~7u;
