@@ -201,6 +201,21 @@ map_spec spec(uint32_t type, const char *name, uint32_t key, uint32_t value,
 	return s;
 }
 
+// In a forked child: f's segment mapped again with a registry of its own,
+// as another process has them; _exit(seg_exit) or _exit(reg_exit) when one
+// fails (the parent reads the child's status).
+std::unique_ptr<registry> open_in_child(const fixture &f, int seg_exit,
+					int reg_exit)
+{
+	auto seg = shm::segment::open(f.name);
+	if (!seg)
+		_exit(seg_exit);
+	auto reg = registry::open(std::move(*seg));
+	if (!reg)
+		_exit(reg_exit);
+	return std::move(*reg);
+}
+
 // A kprobe program's spec, as spec() is a map's.
 prog_spec kprobe(const char *name, std::vector<insn> insns)
 {
@@ -490,16 +505,11 @@ void test_death_inside_the_mutex(die_at where)
 	pid_t pid = fork();
 	if (pid == 0) {
 		g_die = where;
-		auto seg = shm::segment::open(f.name);
-		if (!seg)
-			_exit(2);
-		auto reg = registry::open(std::move(*seg));
-		if (!reg)
-			_exit(2);
+		auto reg = open_in_child(f, 2, 2);
 		if (where == die_at::create)
-			(void)(*reg)->create_map(spec(CRASH_MAP_TYPE, "dies", 4, 8, 1));
+			(void)reg->create_map(spec(CRASH_MAP_TYPE, "dies", 4, 8, 1));
 		else
-			(void)(*reg)->release(victim);
+			(void)reg->release(victim);
 		_exit(3); // not reached: the map type killed us
 	}
 	int status = 0;
@@ -573,15 +583,10 @@ void test_tail_call_sees_another_process(vm::backend backend)
 		// registry object and program instances.
 		close(ready[0]);
 		close(go[1]);
-		auto seg = shm::segment::open(f.name);
-		if (!seg)
-			_exit(20);
-		auto reg = registry::open(std::move(*seg));
-		if (!reg)
-			_exit(21);
+		auto reg = open_in_child(f, 20, 21);
 		instance_options io;
 		io.backend = backend;
-		auto inst = (*reg)->instantiate(caller.id, io);
+		auto inst = reg->instantiate(caller.id, io);
 		if (!inst)
 			_exit(22);
 		// The array is empty: the tail call falls through.
