@@ -231,8 +231,9 @@ bool copy_key(state *s, elem *e, void *out)
 // The kernel's htab_map_get_next_key: the element after key in its chain,
 // then the first element of the following buckets; an absent key starts at
 // the first element of the map.
-int get_next_key(state *s, const void *key, void *next_key)
+int get_next_key(void *sp, const void *key, void *next_key)
 {
+	auto *s = static_cast<state *>(sp);
 	uint32_t b = 0;
 	if (key) {
 		uint32_t h = hash_key(s, key);
@@ -273,9 +274,10 @@ int get_next_key(state *s, const void *key, void *next_key)
 // no entry is duplicated or torn. The heads of buckets a few ahead are
 // prefetched: their elements are scattered over the segment, and the walk
 // would otherwise wait for each one in turn.
-int lookup_batch(state *s, const void *after, uint32_t max_count, void *keys,
+int lookup_batch(void *sp, const void *after, uint32_t max_count, void *keys,
 		 void *values, uint32_t *count)
 {
+	auto *s = static_cast<state *>(sp);
 	auto *ko = static_cast<uint8_t *>(keys);
 	auto *vo = static_cast<uint8_t *>(values);
 	constexpr uint32_t PREFETCH_AHEAD = 8;

@@ -168,10 +168,10 @@ int create(const handlers::map_create_args *a, const params &p, void **out,
 	   char *err, size_t err_len);
 // Frees everything create allocated.
 void destroy(void *segment_manager, void *s);
-// The kernel's htab_map_get_next_key.
-int get_next_key(state *s, const void *key, void *next_key);
+// The kernel's htab_map_get_next_key; map_ops::get_next_key as it is.
+int get_next_key(void *s, const void *key, void *next_key);
 // map_ops::lookup_batch (values packed by slot_size).
-int lookup_batch(state *s, const void *after, uint32_t max_count, void *keys,
+int lookup_batch(void *s, const void *after, uint32_t max_count, void *keys,
 		 void *values, uint32_t *count);
 // Carves the next chunk (BPF_F_NO_PREALLOC); see htab.cpp.
 uint32_t grow(state *s, int *err);
