@@ -57,3 +57,19 @@ export function report(title, rows) {
 		console.log(`  ${name.padEnd(width)}  ${ns.toFixed(1).padStart(9)} ns/op  ${rel}`);
 	}
 }
+
+/** A table cell: `s` padded on the right (pad) or the left (padL) to `n` characters. */
+export const pad = (s, n) => String(s).padEnd(n);
+export const padL = (s, n) => String(s).padStart(n);
+
+/**
+ * Prints the row of a variant that has no measurement (`row.error` or
+ * `row.skipped` set by the suite), its label padded to `width`; returns
+ * whether it did, so the caller prints the measured rows itself.
+ */
+export function printUnmeasured(row, label, width) {
+	if (row.error) console.log(`  ${pad(label, width)} error: ${row.error}`);
+	else if (row.skipped) console.log(`  ${pad(label, width)} skipped: ${row.skipped}`);
+	else return false;
+	return true;
+}

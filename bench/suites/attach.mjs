@@ -14,7 +14,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { idlerCpu } from '../lib.mjs';
+import { idlerCpu, pad, padL, printUnmeasured } from '../lib.mjs';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const buildDir = `${repo}packages/attach/build`;
@@ -75,8 +75,6 @@ for (const [mode] of variants) {
 	rows[mode] = best;
 }
 
-const pad = (s, n) => String(s).padEnd(n);
-const padL = (s, n) => String(s).padStart(n);
 const fmt = (ns) => (ns >= 1e4 ? `${(ns / 1e3).toFixed(2)} µs` : `${ns.toFixed(1)} ns`);
 const base = rows.native?.ns;
 const kernel = rows['kernel-uprobe']?.ns;
@@ -91,14 +89,7 @@ console.log(
 for (const [mode, label] of variants) {
 	const row = rows[mode];
 	if (!row) continue;
-	if (row.error) {
-		console.log(`  ${pad(label, 40)} error: ${row.error}`);
-		continue;
-	}
-	if (row.skipped) {
-		console.log(`  ${pad(label, 40)} skipped: ${row.skipped}`);
-		continue;
-	}
+	if (printUnmeasured(row, label, 40)) continue;
 	const added = mode === 'native' || !base ? '' : fmt(row.ns - base);
 	const ratio = base ? `${(row.ns / base).toFixed(2)}x` : '';
 	const vsKernel =

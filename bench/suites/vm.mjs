@@ -30,7 +30,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BpfObject } from '@bpftime/loader';
 import { vmBenchPath } from '../build-native.mjs';
-import { idlerCpu } from '../lib.mjs';
+import { idlerCpu, pad, padL, printUnmeasured } from '../lib.mjs';
 
 const benchDir = fileURLToPath(new URL('..', import.meta.url));
 const programsDir = join(benchDir, 'programs');
@@ -147,8 +147,6 @@ function writeBenchObject(stem) {
 }
 
 const fmtUs = (ns) => `${(ns / 1e3).toFixed(1)} µs`;
-const pad = (s, n) => String(s).padEnd(n);
-const padL = (s, n) => String(s).padStart(n);
 
 // ---------------------------------------------------------------------------
 
@@ -258,14 +256,7 @@ try {
 		for (const [variant, label] of variants) {
 			const row = rows[variant];
 			if (!row) continue;
-			if (row.error) {
-				console.log(`  ${pad(label, 44)} error: ${row.error}`);
-				continue;
-			}
-			if (row.skipped) {
-				console.log(`  ${pad(label, 44)} skipped: ${row.skipped}`);
-				continue;
-			}
+			if (printUnmeasured(row, label, 44)) continue;
 			const spread = `${(row.spread * 100).toFixed(1)}%`;
 			const ratio = base?.ns ? `${(row.ns / base.ns).toFixed(2)}x` : '';
 			const perInsn = variant === 'interpreter' && row.insns ? (row.ns / row.insns).toFixed(2) : '';
