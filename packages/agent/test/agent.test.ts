@@ -36,8 +36,17 @@ async function attach(reg: ReturnType<typeof newRegistry>['registry'], programs:
 	};
 }
 
-async function withAgent(args: string[], segment: string, stdin: 'ignore' | 'pipe' = 'ignore') {
-	const child = await spawnWithAgent(target, args, { segment, stdio: [stdin, 'pipe', 'pipe'] });
+/** The target run with the agent on `segment`, its output piped; `logLevel` is the agent's (SPDLOG_LEVEL). */
+async function withAgent(
+	args: string[],
+	segment: string,
+	{ stdin = 'ignore', logLevel }: { stdin?: 'ignore' | 'pipe'; logLevel?: string } = {},
+) {
+	const child = await spawnWithAgent(target, args, {
+		segment,
+		stdio: [stdin, 'pipe', 'pipe'],
+		...(logLevel === undefined ? {} : { logLevel }),
+	});
 	return new Proc(child);
 }
 
@@ -132,7 +141,7 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 
 	it('attaches a link added after the target started', async () => {
 		const { name, registry } = newRegistry();
-		const p = await withAgent(['1', '1000', 'wait'], name, 'pipe');
+		const p = await withAgent(['1', '1000', 'wait'], name, { stdin: 'pipe' });
 		await p.waitFor('stdout', /^ready$/);
 		await p.waitFor('stderr', /registry '.*' opened/);
 		const maps = await attach(registry, ['count_calls']);
@@ -150,7 +159,7 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 		const link = await obj.attach('count_calls', { kind: 'uprobe', binary: target, func: 'target_fn' });
 		const calls = registry.map(loaded.maps.get('calls')?.id as number, u32, u64);
 		const plain = await runPlain(target, ['2', '1000']);
-		const p = await withAgent(['2', '1000', 'twice'], name, 'pipe');
+		const p = await withAgent(['2', '1000', 'twice'], name, { stdin: 'pipe' });
 		await p.waitFor('stdout', /^half /);
 		link.close();
 		await p.waitFor('stderr', new RegExp(`link ${link.id}: detached from `));
@@ -167,7 +176,7 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 		const obj = BpfObject.open(probes);
 		const loaded = await obj.load(registry);
 		await obj.attach('count_calls', { kind: 'uprobe', binary: lib, func: 'lib_fn' });
-		const p = await withAgent(['1', '500', 'wait', `dlopen=${lib}`], name, 'pipe');
+		const p = await withAgent(['1', '500', 'wait', `dlopen=${lib}`], name, { stdin: 'pipe' });
 		await p.waitFor('stdout', /^ready$/);
 		await p.waitFor('stderr', /link \d+: .*: module not loaded; pending until it is/);
 		p.child.stdin?.end('go\n');
@@ -187,12 +196,7 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 		await obj.load(registry);
 		await obj.attach('printk_write', { kind: 'uprobe', binary: 'libc.so.6', func: 'write' });
 		const plain = await runPlain(target, ['1', '10']);
-		const child = await spawnWithAgent(target, ['1', '10'], {
-			segment: name,
-			logLevel: 'off',
-			stdio: ['ignore', 'pipe', 'pipe'],
-		});
-		const traced = await new Proc(child).done();
+		const traced = await (await withAgent(['1', '10'], name, { logLevel: 'off' })).done();
 		expect(traced.code).toBe(7);
 		expect(traced.stdout).toEqual(plain.stdout);
 		// The target's one write to stdout ran the program; the write of
@@ -206,12 +210,12 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 		const obj = BpfObject.open(probes);
 		const loaded = await obj.load(registry);
 		await obj.attach('count_calls', { kind: 'uprobe', binary: 'libc.so.6', func: 'malloc' });
-		const child = await spawnWithAgent(target, ['8', '1000'], { segment: name, stdio: ['ignore', 'pipe', 'pipe'] });
-		const traced = await new Proc(child).done();
+		const p = await withAgent(['8', '1000'], name);
+		const traced = await p.done();
 		expect(traced.code).toBe(7);
 		// pthread_create and stdio allocate: the program ran on those mallocs...
 		const calls = registry.map(loaded.maps.get('calls')?.id as number, u32, u64);
-		expect(calls.get(child.pid as number)).toBeGreaterThan(0n);
+		expect(calls.get(p.child.pid as number)).toBeGreaterThan(0n);
 		// ...and nothing the program, its helpers, the map or the VM do
 		// called malloc again under it, or the agent would report skipped hits at exit.
 		expect(traced.stderr.filter((l) => /hits skipped/.test(l))).toEqual([]);
@@ -244,17 +248,13 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 	it('runs a program that writes its registers on a copy, leaving the target its own', async () => {
 		const { name, registry } = newRegistry();
 		const maps = await attach(registry, ['clobber_regs', 'read_into_regs', 'count_calls']);
-		const child = await spawnWithAgent(target, ['2', '1000'], {
-			segment: name,
-			logLevel: 'info',
-			stdio: ['ignore', 'pipe', 'pipe'],
-		});
-		const traced = await new Proc(child).done();
+		const p = await withAgent(['2', '1000'], name, { logLevel: 'info' });
+		const traced = await p.done();
 		expect(traced.code).toBe(7);
 		// Each thread returns 2i+1 for i < 1000: 1000^2 per thread.
 		expect(traced.stdout).toEqual([`sum ${2 * 1000 * 1000}`]);
 		expect(maps.returns()[1]).toEqual([1, 2000n]);
-		expect(maps.calls().get(child.pid as number)).toBe(2000n);
+		expect(maps.calls().get(p.child.pid as number)).toBe(2000n);
 		// Only the programs that write (by a store, through a helper) pay for the copy.
 		const attached = traced.stderr.filter((l) => /link \d+: uprobe attached at/.test(l));
 		expect(attached).toHaveLength(3);
