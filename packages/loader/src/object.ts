@@ -372,26 +372,21 @@ export function possibleCpus(): number {
 	return cpuCount;
 }
 
+/** Records of little-endian u32 fields, one row each, packed as the kernel's arrays of them are. */
+function u32Records<T>(rows: readonly T[], fields: (row: T) => readonly number[]): Buffer {
+	const out: Buffer[] = [];
+	for (const row of rows) for (const f of fields(row)) out.push(u32le(f));
+	return Buffer.concat(out);
+}
+
 /** struct bpf_func_info[] of a relocated program: insn_off (in instructions), type_id. */
 function funcInfoRecords(p: ObjectProgSpec): Buffer {
-	const b = Buffer.alloc(p.funcInfo.length * 8);
-	p.funcInfo.forEach((f, i) => {
-		b.writeUInt32LE(f.insnIdx, i * 8);
-		b.writeUInt32LE(f.typeId, i * 8 + 4);
-	});
-	return b;
+	return u32Records(p.funcInfo, (f) => [f.insnIdx, f.typeId]);
 }
 
 /** struct bpf_line_info[] of a relocated program. */
 function lineInfoRecords(p: ObjectProgSpec): Buffer {
-	const b = Buffer.alloc(p.lineInfo.length * 16);
-	p.lineInfo.forEach((l, i) => {
-		b.writeUInt32LE(l.insnIdx, i * 16);
-		b.writeUInt32LE(l.fileNameOff, i * 16 + 4);
-		b.writeUInt32LE(l.lineOff, i * 16 + 8);
-		b.writeUInt32LE(l.lineCol, i * 16 + 12);
-	});
-	return b;
+	return u32Records(p.lineInfo, (l) => [l.insnIdx, l.fileNameOff, l.lineOff, l.lineCol]);
 }
 
 function u32le(n: number): Buffer {
