@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { ProgType, u32, u64 } from '@bpftime/handlers';
 import { BpfObject, findFuncOffset } from '@bpftime/loader';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { agentEnv, agentPath, BpftimeError, spawnWithAgent } from '../src/index.js';
+import { agentEnv, agentPath, BpftimeError, type SpawnWithAgentOptions, spawnWithAgent } from '../src/index.js';
 import { newRegistry, Proc, runPlain, segmentName, useFixtures } from './helpers.js';
 
 const run = promisify(execFile);
@@ -36,17 +36,16 @@ async function attach(reg: ReturnType<typeof newRegistry>['registry'], programs:
 	};
 }
 
-/** The target run with the agent on `segment`, its output piped; `logLevel` is the agent's (SPDLOG_LEVEL). */
+/** The target run with the agent on `segment` (and `options`: log level, log output, env), its output piped. */
 async function withAgent(
 	args: string[],
 	segment: string,
-	{ stdin = 'ignore', logLevel }: { stdin?: 'ignore' | 'pipe'; logLevel?: string } = {},
+	{
+		stdin = 'ignore',
+		...options
+	}: { stdin?: 'ignore' | 'pipe' } & Omit<SpawnWithAgentOptions, 'segment' | 'stdio'> = {},
 ) {
-	const child = await spawnWithAgent(target, args, {
-		segment,
-		stdio: [stdin, 'pipe', 'pipe'],
-		...(logLevel === undefined ? {} : { logLevel }),
-	});
+	const child = await spawnWithAgent(target, args, { ...options, segment, stdio: [stdin, 'pipe', 'pipe'] });
 	return new Proc(child);
 }
 
@@ -101,12 +100,7 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 		const { name, registry } = newRegistry();
 		const maps = await attach(registry, ['count_calls']);
 		const plain = await runPlain(target, ['8', '20000']);
-		const child = await spawnWithAgent(target, ['8', '20000'], {
-			segment: name,
-			stdio: ['ignore', 'pipe', 'pipe'],
-			env: { ...process.env, BPFTIME_VM_NAME: vm },
-		});
-		const p = new Proc(child);
+		const p = await withAgent(['8', '20000'], name, { env: { ...process.env, BPFTIME_VM_NAME: vm } });
 		const traced = await p.done();
 		expect(traced.code).toBe(7);
 		expect(traced.stdout).toEqual(plain.stdout);
@@ -119,22 +113,11 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 		const dir = mkdtempSync(join(tmpdir(), 'bpftime-agent-log-'));
 		onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
 		const file = join(dir, 'agent.log');
-		const toFile = await (
-			await spawnWithAgent(target, ['1', '10'], {
-				segment,
-				logOutput: file,
-				logLevel: 'info',
-				stdio: ['ignore', 'pipe', 'pipe'],
-			}).then((c) => new Proc(c))
-		).done();
+		const toFile = await (await withAgent(['1', '10'], segment, { logOutput: file, logLevel: 'info' })).done();
 		expect(toFile.code).toBe(7);
 		expect(toFile.stderr.filter((l) => l.includes('[bpftime-agent'))).toEqual([]);
 		expect(readFileSync(file, 'utf8')).toMatch(/^\[bpftime-agent \d+\] \[info\] no registry: ENOENT: /m);
-		const quiet = await (
-			await spawnWithAgent(target, ['1', '10'], { segment, logLevel: 'off', stdio: ['ignore', 'pipe', 'pipe'] }).then(
-				(c) => new Proc(c),
-			)
-		).done();
+		const quiet = await (await withAgent(['1', '10'], segment, { logLevel: 'off' })).done();
 		expect(quiet.code).toBe(7);
 		expect(quiet.stderr).toEqual([]);
 	});
@@ -332,14 +315,7 @@ describe('the agent and the attach vocabulary', { timeout: 60_000 }, () => {
 		const dir = mkdtempSync(join(tmpdir(), 'bpftime-agent-log-'));
 		onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
 		const file = join(dir, 'agent.log');
-		const p = new Proc(
-			await spawnWithAgent(target, ['1', '10'], {
-				segment: name,
-				logOutput: file,
-				logLevel: 'info',
-				stdio: ['ignore', 'pipe', 'pipe'],
-			}),
-		);
+		const p = await withAgent(['1', '10'], name, { logOutput: file, logLevel: 'info' });
 		const traced = await p.done();
 		expect(traced.code).toBe(7);
 		expect(maps.calls().get(p.child.pid as number)).toBe(10n);
@@ -357,13 +333,7 @@ describe('the agent and the attach vocabulary', { timeout: 60_000 }, () => {
 		const event = registry.createPerfEvent({ type: 'syscall_tracepoint', syscallId: 1 });
 		const link = registry.createLink({ progId: prog.id, targetId: event.id });
 		const plain = await runPlain(target, ['1', '10']);
-		const traced = await (
-			await spawnWithAgent(target, ['1', '10'], {
-				segment: name,
-				logLevel: 'debug',
-				stdio: ['ignore', 'pipe', 'pipe'],
-			}).then((c) => new Proc(c))
-		).done();
+		const traced = await (await withAgent(['1', '10'], name, { logLevel: 'debug' })).done();
 		expect(traced.code).toBe(7);
 		expect(traced.stdout).toEqual(plain.stdout);
 		expect(traced.stderr.join('\n')).toContain(
