@@ -372,6 +372,10 @@ export function possibleCpus(): number {
 	return cpuCount;
 }
 
+function notFound(message: string): never {
+	throw new BpftimeError('ENOENT', message);
+}
+
 /** Records of little-endian u32 fields, one row each, packed as the kernel's arrays of them are. */
 function u32Records<T>(rows: readonly T[], fields: (row: T) => readonly number[]): Buffer {
 	const out: Buffer[] = [];
@@ -622,6 +626,25 @@ export class BpfObject implements Disposable {
 				throw targetError(what, e);
 			}
 		};
+		// Writes the initial slots (`values = { … }`) of the maps `holds` picks:
+		// slot -> the id of the map or program `idOf` names (it throws when
+		// there is none).
+		const initSlots = async (
+			holds: (m: ObjectMapSpec) => boolean,
+			kind: 'map' | 'prog',
+			idOf: (m: ObjectMapSpec, slot: number, ref: string) => number,
+		): Promise<void> => {
+			for (const [i, m] of this.#maps.entries()) {
+				if (!holds(m)) continue;
+				for (const [slot, ref] of m.initialSlots.entries()) {
+					if (ref === undefined) continue;
+					const id = idOf(m, slot, ref);
+					await call(`map '${m.name}': initialize slot [${slot}] to ${kind} '${ref}'`, () =>
+						target.updateMap(mapIds[i] as number, u32le(slot), u32le(id)),
+					);
+				}
+			}
+		};
 		// libbpf retries a map without BTF when the kernel refuses its BTF types.
 		const createMap = async (what: string, req: MapCreateRequest): Promise<number> => {
 			try {
@@ -667,21 +690,13 @@ export class BpfObject implements Disposable {
 					if (m.kind === 'rodata') await call(`map '${m.name}': freeze`, () => target.freezeMap(id));
 				}
 			}
-			for (const [i, m] of this.#maps.entries()) {
-				if (!isMapInMap(m.type)) continue;
-				for (const [slot, ref] of m.initialSlots.entries()) {
-					if (ref === undefined) continue;
-					const inner = maps.get(ref);
-					if (!inner)
-						throw new BpftimeError(
-							'ENOENT',
-							`map '${m.name}': slot [${slot}] refers to map '${ref}', which is not in the object`,
-						);
-					await call(`map '${m.name}': initialize slot [${slot}] to map '${ref}'`, () =>
-						target.updateMap(mapIds[i] as number, u32le(slot), u32le(inner.id)),
-					);
-				}
-			}
+			await initSlots(
+				(m) => isMapInMap(m.type),
+				'map',
+				(m, slot, ref) =>
+					maps.get(ref)?.id ??
+					notFound(`map '${m.name}': slot [${slot}] refers to map '${ref}', which is not in the object`),
+			);
 			for (const p of this.#programs) {
 				if (wanted && !wanted.includes(p.name)) continue;
 				if (p.type === ProgType.Unspec) {
@@ -715,21 +730,13 @@ export class BpfObject implements Disposable {
 				created.push(id);
 				programs.set(p.name, { name: p.name, id, spec: p });
 			}
-			for (const [i, m] of this.#maps.entries()) {
-				if (m.type !== MapType.ProgArray) continue;
-				for (const [slot, ref] of m.initialSlots.entries()) {
-					if (ref === undefined) continue;
-					const prog = programs.get(ref);
-					if (!prog)
-						throw new BpftimeError(
-							'ENOENT',
-							`map '${m.name}': failed to initialize slot [${slot}] to prog '${ref}': not loaded`,
-						);
-					await call(`map '${m.name}': initialize slot [${slot}] to prog '${ref}'`, () =>
-						target.updateMap(mapIds[i] as number, u32le(slot), u32le(prog.id)),
-					);
-				}
-			}
+			await initSlots(
+				(m) => m.type === MapType.ProgArray,
+				'prog',
+				(m, slot, ref) =>
+					programs.get(ref)?.id ??
+					notFound(`map '${m.name}': failed to initialize slot [${slot}] to prog '${ref}': not loaded`),
+			);
 		} catch (e) {
 			for (const id of created.reverse()) {
 				try {
