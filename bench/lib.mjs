@@ -1,6 +1,7 @@
 // Measurement helpers shared by the suites: medians over repeated batches,
 // a table with the ratio of each variant to the suite's baseline, and the
 // choice of the core a variant is pinned to.
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 /**
@@ -72,4 +73,28 @@ export function printUnmeasured(row, label, width) {
 	else if (row.skipped) console.log(`  ${pad(label, width)} skipped: ${row.skipped}`);
 	else return false;
 	return true;
+}
+
+/**
+ * Runs `cmd args` to its end, `env` laid over process.env: `ok` when it
+ * exited 0, `out` its stdout and stderr (trimmed), `stdout` alone.
+ */
+export function runTool(cmd, args, env = {}) {
+	const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, ...env } });
+	if (r.error) return { ok: false, out: `${cmd}: ${r.error.message}` };
+	return { ok: r.status === 0, out: `${r.stdout}${r.stderr}`.trim(), stdout: r.stdout };
+}
+
+/**
+ * One process of a bench executable that prints its result as a JSON line
+ * last (ns, p25, p75, or skipped): that row with `spread`, half the
+ * interquartile range over the median; or `{ error }`, the last lines of its
+ * output, when it failed.
+ */
+export function measureProcess(exe, args, env = {}) {
+	const r = runTool(exe, args, env);
+	if (!r.ok) return { error: r.out.split('\n').slice(-3).join(' ') };
+	const row = JSON.parse(r.stdout.trim().split('\n').pop());
+	row.spread = row.ns ? (row.p75 - row.p25) / 2 / row.ns : 0;
+	return row;
 }
