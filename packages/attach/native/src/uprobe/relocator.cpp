@@ -286,6 +286,20 @@ status set_rel32(uint8_t *b, const insn &i, const emitter &e, size_t field,
 	return {};
 }
 
+// Emits `b`, the copy of `i` (rewritten or not), with its RIP-relative
+// operand, if it has one, pointed back at what the original addressed.
+status emit_copy(uint8_t *b, const insn &i, emitter &e)
+{
+	if (i.rip_relative) {
+		status s = set_rel32(b, i, e, i.disp_offset, i.rip_target,
+				     "operand");
+		if (!s)
+			return s;
+	}
+	e.raw(b, i.length);
+	return {};
+}
+
 } // namespace
 
 status emit_relocated(const region &r, emitter &e,
@@ -340,13 +354,8 @@ status emit_relocated(const region &r, emitter &e,
 			memcpy(b, i.bytes, i.length);
 			b[i.modrm_offset] = uint8_t((b[i.modrm_offset] & ~0x38) |
 						    (4 << 3));
-			if (i.rip_relative) {
-				status s = set_rel32(b, i, e, i.disp_offset,
-						     i.rip_target, "operand");
-				if (!s)
-					return s;
-			}
-			e.raw(b, i.length);
+			if (status s = emit_copy(b, i, e); !s)
+				return s;
 			break;
 		}
 		case insn_kind::xbegin: {
@@ -365,13 +374,8 @@ status emit_relocated(const region &r, emitter &e,
 		case insn_kind::stop: {
 			uint8_t b[15];
 			memcpy(b, i.bytes, i.length);
-			if (i.rip_relative) {
-				status s = set_rel32(b, i, e, i.disp_offset,
-						     i.rip_target, "operand");
-				if (!s)
-					return s;
-			}
-			e.raw(b, i.length);
+			if (status s = emit_copy(b, i, e); !s)
+				return s;
 			break;
 		}
 		}
