@@ -1,6 +1,7 @@
 // Measurement helpers shared by the suites: medians over repeated batches,
 // a table with the ratio of each variant to the suite's baseline, and the
 // choice of the core a variant is pinned to.
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 /**
@@ -56,4 +57,44 @@ export function report(title, rows) {
 		const rel = rows[0][0] === name ? 'baseline' : `${ratio.toFixed(2)}x baseline`;
 		console.log(`  ${name.padEnd(width)}  ${ns.toFixed(1).padStart(9)} ns/op  ${rel}`);
 	}
+}
+
+/** A table cell: `s` padded on the right (pad) or the left (padL) to `n` characters. */
+export const pad = (s, n) => String(s).padEnd(n);
+export const padL = (s, n) => String(s).padStart(n);
+
+/**
+ * Prints the row of a variant that has no measurement (`row.error` or
+ * `row.skipped` set by the suite), its label padded to `width`; returns
+ * whether it did, so the caller prints the measured rows itself.
+ */
+export function printUnmeasured(row, label, width) {
+	if (row.error) console.log(`  ${pad(label, width)} error: ${row.error}`);
+	else if (row.skipped) console.log(`  ${pad(label, width)} skipped: ${row.skipped}`);
+	else return false;
+	return true;
+}
+
+/**
+ * Runs `cmd args` to its end, `env` laid over process.env: `ok` when it
+ * exited 0, `out` its stdout and stderr (trimmed), `stdout` alone.
+ */
+export function runTool(cmd, args, env = {}) {
+	const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, ...env } });
+	if (r.error) return { ok: false, out: `${cmd}: ${r.error.message}` };
+	return { ok: r.status === 0, out: `${r.stdout}${r.stderr}`.trim(), stdout: r.stdout };
+}
+
+/**
+ * One process of a bench executable that prints its result as a JSON line
+ * last (ns, p25, p75, or skipped): that row with `spread`, half the
+ * interquartile range over the median; or `{ error }`, the last lines of its
+ * output, when it failed.
+ */
+export function measureProcess(exe, args, env = {}) {
+	const r = runTool(exe, args, env);
+	if (!r.ok) return { error: r.out.split('\n').slice(-3).join(' ') };
+	const row = JSON.parse(r.stdout.trim().split('\n').pop());
+	row.spread = row.ns ? (row.p75 - row.p25) / 2 / row.ns : 0;
+	return row;
 }

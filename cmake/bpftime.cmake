@@ -1,16 +1,21 @@
 # bpftime.cmake: the one native build convention of every @bpftime package.
 #
 # Each package's native/CMakeLists.txt includes this file first. It sets the
-# toolchain flags shared by all targets and gives three functions:
+# toolchain flags shared by all targets and gives these functions:
 #
 #   bpftime_use_package(<name>)   adds @bpftime/<name>'s native/ directory
 #                                 once per build tree, located through Node's
 #                                 module resolution from the calling package,
 #                                 so it works in the workspace (pnpm links) and
 #                                 in an installed node_modules tree alike.
-#   bpftime_core_library(<name> [LIBS ...])
+#   bpftime_core_library(<name> [USES <package>...] [LIBS ...])
 #                                 the static PIC library bpftime::<name> from
-#                                 native/src, public headers in native/include.
+#                                 native/src, public headers in native/include;
+#                                 it links the cores of the USES packages
+#                                 (each added by bpftime_use_package), then LIBS.
+#   bpftime_executable(<target> SOURCES ... [LIBS ...] [PRIVATE_HEADERS])
+#                                 a native test or tool of the package, built
+#                                 where its tests look for it.
 #   bpftime_addon(<name> [LIBS ...])
 #                                 the node-addon-api module from native/binding,
 #                                 only when this package is the project that
@@ -62,8 +67,11 @@ function(bpftime_package_dir name out_var)
 	set(${out_var} "${dir}" PARENT_SCOPE)
 endfunction()
 
+# The core of package <name> is bpftime::<name> with '-' as '_'
+# (maps-userspace -> bpftime::maps_userspace).
 function(bpftime_use_package name)
-	if(TARGET bpftime::${name})
+	string(REPLACE "-" "_" core "${name}")
+	if(TARGET bpftime::${core})
 		return()
 	endif()
 	bpftime_package_dir(${name} dir)
@@ -71,7 +79,14 @@ function(bpftime_use_package name)
 endfunction()
 
 function(bpftime_core_library name)
-	cmake_parse_arguments(ARG "" "" "LIBS" ${ARGN})
+	cmake_parse_arguments(ARG "" "" "USES;LIBS" ${ARGN})
+	set(libs)
+	foreach(pkg IN LISTS ARG_USES)
+		bpftime_use_package(${pkg})
+		string(REPLACE "-" "_" core "${pkg}")
+		list(APPEND libs bpftime::${core})
+	endforeach()
+	set(ARG_LIBS ${libs} ${ARG_LIBS})
 	file(GLOB_RECURSE srcs CONFIGURE_DEPENDS
 		"${CMAKE_CURRENT_SOURCE_DIR}/src/*.cpp")
 	add_library(bpftime_${name} STATIC ${srcs})
@@ -85,6 +100,25 @@ function(bpftime_core_library name)
 	target_compile_options(bpftime_${name} PRIVATE ${BPFTIME_WARNINGS})
 	target_link_libraries(bpftime_${name} PUBLIC ${ARG_LIBS})
 	bpftime_shared_core(${name} "${srcs}" "${ARG_LIBS}")
+endfunction()
+
+# A native test or tool of this package (built only where the caller says,
+# usually under PROJECT_IS_TOP_LEVEL): <target> from SOURCES, linked with
+# LIBS, compiled with the cores' warnings; PRIVATE_HEADERS lets it include the
+# core's own headers under src/. Under cmake-js it lands next to the addon
+# (build/<type>/), where the package's vitest tests run it.
+function(bpftime_executable target)
+	cmake_parse_arguments(ARG "PRIVATE_HEADERS" "" "SOURCES;LIBS" ${ARGN})
+	add_executable(${target} ${ARG_SOURCES})
+	target_link_libraries(${target} PRIVATE ${ARG_LIBS})
+	if(ARG_PRIVATE_HEADERS)
+		target_include_directories(${target} PRIVATE "${CMAKE_CURRENT_SOURCE_DIR}/src")
+	endif()
+	target_compile_options(${target} PRIVATE ${BPFTIME_WARNINGS})
+	if(CMAKE_JS_VERSION)
+		set_target_properties(${target} PROPERTIES
+			RUNTIME_OUTPUT_DIRECTORY "${CMAKE_BINARY_DIR}/${CMAKE_BUILD_TYPE}")
+	endif()
 endfunction()
 
 # Native topology of a Node process. Every package that has an addon also

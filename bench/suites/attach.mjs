@@ -11,10 +11,9 @@
 //
 // Goals (the issue's): under 15 ns added per uprobe hit with an empty
 // callback, under 25 ns per uretprobe hit.
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { idlerCpu } from '../lib.mjs';
+import { idlerCpu, measureProcess, pad, padL, printUnmeasured, runTool } from '../lib.mjs';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const buildDir = `${repo}packages/attach/build`;
@@ -34,16 +33,12 @@ const variants = [
 	['kernel-uretprobe', "kernel's uretprobe, empty BPF program"],
 ];
 
-function run(cmd, args) {
-	const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, SPDLOG_LEVEL: 'warn' } });
-	if (r.error) return { ok: false, out: `${cmd}: ${r.error.message}` };
-	return { ok: r.status === 0, out: `${r.stdout}${r.stderr}`.trim(), stdout: r.stdout };
-}
+const quiet = { SPDLOG_LEVEL: 'warn' };
 
 // Rebuild the bench executable against the current sources when the
 // package has been configured; otherwise say how to build it.
 if (existsSync(`${buildDir}/CMakeCache.txt`)) {
-	const b = run('cmake', ['--build', buildDir, '--target', 'bpftime-attach-bench']);
+	const b = runTool('cmake', ['--build', buildDir, '--target', 'bpftime-attach-bench'], quiet);
 	if (!b.ok) {
 		console.log(`attach: cannot build bpftime-attach-bench:\n${b.out}`);
 		process.exit(1);
@@ -60,14 +55,12 @@ for (const [mode] of variants) {
 	let best;
 	for (let attempt = 1; attempt <= attempts; attempt++) {
 		const { cpu } = idlerCpu(100);
-		const r = run(exe, [mode, '--rounds', String(rounds), '--cpu', String(cpu)]);
-		if (!r.ok) {
-			best = { error: r.out.split('\n').slice(-3).join(' ') };
+		const row = measureProcess(exe, [mode, '--rounds', String(rounds), '--cpu', String(cpu)], quiet);
+		if (row.error) {
+			best = row;
 			failed = true;
 			break;
 		}
-		const row = JSON.parse(r.stdout.trim().split('\n').pop());
-		row.spread = row.ns ? (row.p75 - row.p25) / 2 / row.ns : 0;
 		row.attempts = attempt;
 		if (!best || row.skipped || row.spread < best.spread) best = row;
 		if (row.skipped || row.spread <= maxSpread) break;
@@ -75,8 +68,6 @@ for (const [mode] of variants) {
 	rows[mode] = best;
 }
 
-const pad = (s, n) => String(s).padEnd(n);
-const padL = (s, n) => String(s).padStart(n);
 const fmt = (ns) => (ns >= 1e4 ? `${(ns / 1e3).toFixed(2)} µs` : `${ns.toFixed(1)} ns`);
 const base = rows.native?.ns;
 const kernel = rows['kernel-uprobe']?.ns;
@@ -91,14 +82,7 @@ console.log(
 for (const [mode, label] of variants) {
 	const row = rows[mode];
 	if (!row) continue;
-	if (row.error) {
-		console.log(`  ${pad(label, 40)} error: ${row.error}`);
-		continue;
-	}
-	if (row.skipped) {
-		console.log(`  ${pad(label, 40)} skipped: ${row.skipped}`);
-		continue;
-	}
+	if (printUnmeasured(row, label, 40)) continue;
 	const added = mode === 'native' || !base ? '' : fmt(row.ns - base);
 	const ratio = base ? `${(row.ns / base).toFixed(2)}x` : '';
 	const vsKernel =

@@ -31,6 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { Segment } from '@bpftime/shm';
 import { assemble } from '@bpftime/vm';
 import { buildDir } from '../build-native.mjs';
+import { pad, padL } from '../lib.mjs';
 
 const kernelBench = `${buildDir}/maps_kernel_bench`;
 const rounds = 9;
@@ -206,8 +207,6 @@ function runKernel(shape) {
 }
 
 const fmt = (ns) => (ns >= 1e6 ? `${(ns / 1e6).toFixed(1)} ms` : `${ns.toFixed(1)} ns`);
-const pad = (s, n) => String(s).padEnd(n);
-const padL = (s, n) => String(s).padStart(n);
 
 console.log('maps: bpftime maps (JIT-compiled program, Node) vs. the kernel map behind bpf(2), same shapes');
 let failed = false;

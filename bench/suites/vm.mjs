@@ -23,14 +23,13 @@
 // because this kind of machine runs whole stretches of seconds at one of two
 // speeds about 2x apart; the table's "vs native" column, process against
 // process, is printed as well.
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BpfObject } from '@bpftime/loader';
 import { vmBenchPath } from '../build-native.mjs';
-import { idlerCpu } from '../lib.mjs';
+import { idlerCpu, measureProcess, pad, padL, printUnmeasured, runTool } from '../lib.mjs';
 
 const benchDir = fileURLToPath(new URL('..', import.meta.url));
 const programsDir = join(benchDir, 'programs');
@@ -70,12 +69,6 @@ const variants = [
 	['kernel', "kernel's JIT (BPF_PROG_TEST_RUN)"],
 ];
 
-function run(cmd, args) {
-	const r = spawnSync(cmd, args, { encoding: 'utf8' });
-	if (r.error) return { ok: false, out: `${cmd}: ${r.error.message}` };
-	return { ok: r.status === 0, out: `${r.stdout}${r.stderr}`.trim(), stdout: r.stdout };
-}
-
 function skip(why) {
 	console.log(`vm: skipped: ${why}`);
 	process.exit(0);
@@ -89,8 +82,8 @@ function kernelTakesV4() {
 }
 
 function vmSources() {
-	const rev = run('git', ['-C', repoDir, 'rev-parse', '--short', 'HEAD']);
-	const dirty = run('git', ['-C', repoDir, 'status', '--porcelain', '--', 'packages/vm/native']);
+	const rev = runTool('git', ['-C', repoDir, 'rev-parse', '--short', 'HEAD']);
+	const dirty = runTool('git', ['-C', repoDir, 'status', '--porcelain', '--', 'packages/vm/native']);
 	if (!rev.ok) return 'packages/vm (not a git checkout)';
 	return `packages/vm at ${rev.out}${dirty.ok && dirty.out ? ' + uncommitted changes in packages/vm/native' : ''}`;
 }
@@ -147,13 +140,11 @@ function writeBenchObject(stem) {
 }
 
 const fmtUs = (ns) => `${(ns / 1e3).toFixed(1)} µs`;
-const pad = (s, n) => String(s).padEnd(n);
-const padL = (s, n) => String(s).padStart(n);
 
 // ---------------------------------------------------------------------------
 
-if (run(clang, ['--version']).ok === false) skip(`${clang} not found (needed to build the programs for BPF)`);
-if (run(cc, ['--version']).ok === false) skip(`${cc} not found (needed for the native baseline)`);
+if (runTool(clang, ['--version']).ok === false) skip(`${clang} not found (needed to build the programs for BPF)`);
+if (runTool(cc, ['--version']).ok === false) skip(`${cc} not found (needed for the native baseline)`);
 if (!existsSync(vmBenchPath)) {
 	console.log(`vm: ${vmBenchPath} is not built (see the build error above)`);
 	process.exit(1);
@@ -180,7 +171,7 @@ try {
 			]);
 		}
 		for (const [cmd, args] of builds) {
-			const r = run(cmd, args);
+			const r = runTool(cmd, args);
 			if (!r.ok) {
 				console.log(`vm: cannot build ${name}: ${cmd} ${args.join(' ')}\n${r.out}`);
 				process.exit(1);
@@ -218,14 +209,12 @@ try {
 				const { cpu } = idlerCpu(100);
 				const args = [variant === 'kernel' && !v4 ? `${stem}.v3` : stem, variant];
 				args.push('--rounds', String(rounds), '--round-ms', String(roundMs), '--cpu', String(cpu));
-				const r = run(vmBenchPath, args);
-				if (!r.ok) {
-					error = { error: r.out.split('\n').slice(-3).join(' ') };
+				const row = measureProcess(vmBenchPath, args);
+				if (row.error) {
+					error = row;
 					failed = true;
 					break;
 				}
-				const row = JSON.parse(r.stdout.trim().split('\n').pop());
-				row.spread = row.ns ? (row.p75 - row.p25) / 2 / row.ns : 0;
 				runs.push(row);
 				if (row.skipped) break;
 			}
@@ -258,14 +247,7 @@ try {
 		for (const [variant, label] of variants) {
 			const row = rows[variant];
 			if (!row) continue;
-			if (row.error) {
-				console.log(`  ${pad(label, 44)} error: ${row.error}`);
-				continue;
-			}
-			if (row.skipped) {
-				console.log(`  ${pad(label, 44)} skipped: ${row.skipped}`);
-				continue;
-			}
+			if (printUnmeasured(row, label, 44)) continue;
 			const spread = `${(row.spread * 100).toFixed(1)}%`;
 			const ratio = base?.ns ? `${(row.ns / base.ns).toFixed(2)}x` : '';
 			const perInsn = variant === 'interpreter' && row.insns ? (row.ns / row.insns).toFixed(2) : '';

@@ -17,7 +17,7 @@
 //    exits 0 — or 1, loudly, when the count did not grow every second.
 //
 // Needs the workspace built (`pnpm build`): scripts/demo.sh does that.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,16 +26,14 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Segment } from '@bpftime/shm';
+import { bpftimeIn, buildExample, cli } from '../build.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const cli = fileURLToPath(new URL('../../packages/cli/dist/cli.js', import.meta.url));
 const seconds = Number(process.argv[2] ?? 10);
 const segment = `bpftime_malloc_demo_${process.pid}`;
 const dir = mkdtempSync(join(tmpdir(), 'bpftime-malloc-'));
 
-function bpftime(args, options = {}) {
-	return execFileSync(process.execPath, [cli, '--segment', segment, ...args], { encoding: 'utf8', ...options });
-}
+const bpftime = bpftimeIn(segment);
 
 function fail(message) {
 	console.error(`malloc demo FAILED: ${message}`);
@@ -55,25 +53,7 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 	});
 }
 try {
-	const object = join(dir, 'malloc.bpf.o');
-	const victimBin = join(dir, 'victim');
-	execFileSync(
-		'clang',
-		[
-			'-target',
-			'bpf',
-			'-O2',
-			'-g',
-			'-D__TARGET_ARCH_x86',
-			'-I/usr/include/x86_64-linux-gnu',
-			'-c',
-			join(here, 'malloc.bpf.c'),
-			'-o',
-			object,
-		],
-		{ stdio: 'inherit' },
-	);
-	execFileSync('cc', ['-O2', '-o', victimBin, join(here, 'victim.c')], { stdio: 'inherit' });
+	const { object, victim: victimBin } = await buildExample(here, 'malloc.bpf.c', dir);
 
 	Segment.create({ name: segment, sizeMb: 16 }).close();
 	console.log(`segment '${segment}' created`);

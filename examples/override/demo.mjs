@@ -12,34 +12,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Segment } from '@bpftime/shm';
+import { bpftimeIn, buildExample } from '../build.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const cli = fileURLToPath(new URL('../../packages/cli/dist/cli.js', import.meta.url));
 const segment = `bpftime_override_demo_${process.pid}`;
 const dir = mkdtempSync(join(tmpdir(), 'bpftime-override-'));
-const bpftime = (args, env = process.env) =>
-	execFileSync(process.execPath, [cli, '--segment', segment, ...args], { encoding: 'utf8', env });
+const bpftime = bpftimeIn(segment);
 
 try {
-	const object = join(dir, 'allow.bpf.o');
-	const victim = join(dir, 'victim');
-	execFileSync(
-		'clang',
-		[
-			'-target',
-			'bpf',
-			'-O2',
-			'-g',
-			'-D__TARGET_ARCH_x86',
-			'-I/usr/include/x86_64-linux-gnu',
-			'-c',
-			join(here, 'allow.bpf.c'),
-			'-o',
-			object,
-		],
-		{ stdio: 'inherit' },
-	);
-	execFileSync('cc', ['-O2', '-o', victim, join(here, 'victim.c')], { stdio: 'inherit' });
+	const { object, victim } = await buildExample(here, 'allow.bpf.c', dir);
 
 	const plain = execFileSync(victim, { encoding: 'utf8' });
 	process.stdout.write(`$ ./victim\n${plain}`);
@@ -47,7 +28,9 @@ try {
 	process.stdout.write(
 		`$ bpftime load --binary ./victim allow.bpf.o\n${bpftime(['load', '--binary', victim, object])}`,
 	);
-	const traced = bpftime(['start', victim], { ...process.env, SPDLOG_LEVEL: process.env.SPDLOG_LEVEL ?? 'warn' });
+	const traced = bpftime(['start', victim], {
+		env: { ...process.env, SPDLOG_LEVEL: process.env.SPDLOG_LEVEL ?? 'warn' },
+	});
 	process.stdout.write(`$ bpftime start ./victim\n${traced}`);
 	const count = JSON.parse(bpftime(['map', 'dump', '--json', 'overridden'])).entries[0].value;
 	console.log(`calls overridden: ${count}`);

@@ -9,47 +9,27 @@
 // then reads the histogram with `bpftime map dump` and prints it. Exits 1
 // when no call was measured, or when the calls measured are not those the
 // victim made. Needs the workspace built (`pnpm build`).
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Segment } from '@bpftime/shm';
+import { bpftimeIn, buildExample } from '../build.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const cli = fileURLToPath(new URL('../../packages/cli/dist/cli.js', import.meta.url));
 const seconds = Number(process.argv[2] ?? 3);
 const segment = `bpftime_latency_demo_${process.pid}`;
 const dir = mkdtempSync(join(tmpdir(), 'bpftime-latency-'));
-const bpftime = (args) => execFileSync(process.execPath, [cli, '--segment', segment, ...args], { encoding: 'utf8' });
+const bpftime = bpftimeIn(segment);
 
 try {
-	const object = join(dir, 'latency.bpf.o');
-	const victim = join(dir, 'victim');
-	execFileSync(
-		'clang',
-		[
-			'-target',
-			'bpf',
-			'-O2',
-			'-g',
-			'-D__TARGET_ARCH_x86',
-			'-I/usr/include/x86_64-linux-gnu',
-			'-c',
-			join(here, 'latency.bpf.c'),
-			'-o',
-			object,
-		],
-		{ stdio: 'inherit' },
-	);
-	execFileSync('cc', ['-O2', '-o', victim, join(here, 'victim.c')], { stdio: 'inherit' });
+	const { object, victim } = await buildExample(here, 'latency.bpf.c', dir);
 	Segment.create({ name: segment, sizeMb: 16 }).close();
 	process.stdout.write(
 		`$ bpftime load --binary ./victim latency.bpf.o\n${bpftime(['load', '--binary', victim, object])}`,
 	);
 	console.log(`$ bpftime start ./victim ${seconds}`);
-	const out = execFileSync(process.execPath, [cli, '--segment', segment, 'start', victim, String(seconds)], {
-		encoding: 'utf8',
+	const out = bpftime(['start', victim, String(seconds)], {
 		env: { ...process.env, SPDLOG_LEVEL: process.env.SPDLOG_LEVEL ?? 'warn' },
 	});
 	process.stdout.write(out);

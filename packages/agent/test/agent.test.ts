@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { ProgType, u32, u64 } from '@bpftime/handlers';
 import { BpfObject, findFuncOffset } from '@bpftime/loader';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { agentEnv, agentPath, BpftimeError, spawnWithAgent } from '../src/index.js';
+import { agentEnv, agentPath, BpftimeError, type SpawnWithAgentOptions, spawnWithAgent } from '../src/index.js';
 import { newRegistry, Proc, runPlain, segmentName, useFixtures } from './helpers.js';
 
 const run = promisify(execFile);
@@ -36,8 +36,16 @@ async function attach(reg: ReturnType<typeof newRegistry>['registry'], programs:
 	};
 }
 
-async function withAgent(args: string[], segment: string, stdin: 'ignore' | 'pipe' = 'ignore') {
-	const child = await spawnWithAgent(target, args, { segment, stdio: [stdin, 'pipe', 'pipe'] });
+/** The target run with the agent on `segment` (and `options`: log level, log output, env), its output piped. */
+async function withAgent(
+	args: string[],
+	segment: string,
+	{
+		stdin = 'ignore',
+		...options
+	}: { stdin?: 'ignore' | 'pipe' } & Omit<SpawnWithAgentOptions, 'segment' | 'stdio'> = {},
+) {
+	const child = await spawnWithAgent(target, args, { ...options, segment, stdio: [stdin, 'pipe', 'pipe'] });
 	return new Proc(child);
 }
 
@@ -92,12 +100,7 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 		const { name, registry } = newRegistry();
 		const maps = await attach(registry, ['count_calls']);
 		const plain = await runPlain(target, ['8', '20000']);
-		const child = await spawnWithAgent(target, ['8', '20000'], {
-			segment: name,
-			stdio: ['ignore', 'pipe', 'pipe'],
-			env: { ...process.env, BPFTIME_VM_NAME: vm },
-		});
-		const p = new Proc(child);
+		const p = await withAgent(['8', '20000'], name, { env: { ...process.env, BPFTIME_VM_NAME: vm } });
 		const traced = await p.done();
 		expect(traced.code).toBe(7);
 		expect(traced.stdout).toEqual(plain.stdout);
@@ -110,29 +113,18 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 		const dir = mkdtempSync(join(tmpdir(), 'bpftime-agent-log-'));
 		onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
 		const file = join(dir, 'agent.log');
-		const toFile = await (
-			await spawnWithAgent(target, ['1', '10'], {
-				segment,
-				logOutput: file,
-				logLevel: 'info',
-				stdio: ['ignore', 'pipe', 'pipe'],
-			}).then((c) => new Proc(c))
-		).done();
+		const toFile = await (await withAgent(['1', '10'], segment, { logOutput: file, logLevel: 'info' })).done();
 		expect(toFile.code).toBe(7);
 		expect(toFile.stderr.filter((l) => l.includes('[bpftime-agent'))).toEqual([]);
 		expect(readFileSync(file, 'utf8')).toMatch(/^\[bpftime-agent \d+\] \[info\] no registry: ENOENT: /m);
-		const quiet = await (
-			await spawnWithAgent(target, ['1', '10'], { segment, logLevel: 'off', stdio: ['ignore', 'pipe', 'pipe'] }).then(
-				(c) => new Proc(c),
-			)
-		).done();
+		const quiet = await (await withAgent(['1', '10'], segment, { logLevel: 'off' })).done();
 		expect(quiet.code).toBe(7);
 		expect(quiet.stderr).toEqual([]);
 	});
 
 	it('attaches a link added after the target started', async () => {
 		const { name, registry } = newRegistry();
-		const p = await withAgent(['1', '1000', 'wait'], name, 'pipe');
+		const p = await withAgent(['1', '1000', 'wait'], name, { stdin: 'pipe' });
 		await p.waitFor('stdout', /^ready$/);
 		await p.waitFor('stderr', /registry '.*' opened/);
 		const maps = await attach(registry, ['count_calls']);
@@ -150,7 +142,7 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 		const link = await obj.attach('count_calls', { kind: 'uprobe', binary: target, func: 'target_fn' });
 		const calls = registry.map(loaded.maps.get('calls')?.id as number, u32, u64);
 		const plain = await runPlain(target, ['2', '1000']);
-		const p = await withAgent(['2', '1000', 'twice'], name, 'pipe');
+		const p = await withAgent(['2', '1000', 'twice'], name, { stdin: 'pipe' });
 		await p.waitFor('stdout', /^half /);
 		link.close();
 		await p.waitFor('stderr', new RegExp(`link ${link.id}: detached from `));
@@ -167,7 +159,7 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 		const obj = BpfObject.open(probes);
 		const loaded = await obj.load(registry);
 		await obj.attach('count_calls', { kind: 'uprobe', binary: lib, func: 'lib_fn' });
-		const p = await withAgent(['1', '500', 'wait', `dlopen=${lib}`], name, 'pipe');
+		const p = await withAgent(['1', '500', 'wait', `dlopen=${lib}`], name, { stdin: 'pipe' });
 		await p.waitFor('stdout', /^ready$/);
 		await p.waitFor('stderr', /link \d+: .*: module not loaded; pending until it is/);
 		p.child.stdin?.end('go\n');
@@ -187,12 +179,7 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 		await obj.load(registry);
 		await obj.attach('printk_write', { kind: 'uprobe', binary: 'libc.so.6', func: 'write' });
 		const plain = await runPlain(target, ['1', '10']);
-		const child = await spawnWithAgent(target, ['1', '10'], {
-			segment: name,
-			logLevel: 'off',
-			stdio: ['ignore', 'pipe', 'pipe'],
-		});
-		const traced = await new Proc(child).done();
+		const traced = await (await withAgent(['1', '10'], name, { logLevel: 'off' })).done();
 		expect(traced.code).toBe(7);
 		expect(traced.stdout).toEqual(plain.stdout);
 		// The target's one write to stdout ran the program; the write of
@@ -206,12 +193,12 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 		const obj = BpfObject.open(probes);
 		const loaded = await obj.load(registry);
 		await obj.attach('count_calls', { kind: 'uprobe', binary: 'libc.so.6', func: 'malloc' });
-		const child = await spawnWithAgent(target, ['8', '1000'], { segment: name, stdio: ['ignore', 'pipe', 'pipe'] });
-		const traced = await new Proc(child).done();
+		const p = await withAgent(['8', '1000'], name);
+		const traced = await p.done();
 		expect(traced.code).toBe(7);
 		// pthread_create and stdio allocate: the program ran on those mallocs...
 		const calls = registry.map(loaded.maps.get('calls')?.id as number, u32, u64);
-		expect(calls.get(child.pid as number)).toBeGreaterThan(0n);
+		expect(calls.get(p.child.pid as number)).toBeGreaterThan(0n);
 		// ...and nothing the program, its helpers, the map or the VM do
 		// called malloc again under it, or the agent would report skipped hits at exit.
 		expect(traced.stderr.filter((l) => /hits skipped/.test(l))).toEqual([]);
@@ -244,17 +231,13 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 	it('runs a program that writes its registers on a copy, leaving the target its own', async () => {
 		const { name, registry } = newRegistry();
 		const maps = await attach(registry, ['clobber_regs', 'read_into_regs', 'count_calls']);
-		const child = await spawnWithAgent(target, ['2', '1000'], {
-			segment: name,
-			logLevel: 'info',
-			stdio: ['ignore', 'pipe', 'pipe'],
-		});
-		const traced = await new Proc(child).done();
+		const p = await withAgent(['2', '1000'], name, { logLevel: 'info' });
+		const traced = await p.done();
 		expect(traced.code).toBe(7);
 		// Each thread returns 2i+1 for i < 1000: 1000^2 per thread.
 		expect(traced.stdout).toEqual([`sum ${2 * 1000 * 1000}`]);
 		expect(maps.returns()[1]).toEqual([1, 2000n]);
-		expect(maps.calls().get(child.pid as number)).toBe(2000n);
+		expect(maps.calls().get(p.child.pid as number)).toBe(2000n);
 		// Only the programs that write (by a store, through a helper) pay for the copy.
 		const attached = traced.stderr.filter((l) => /link \d+: uprobe attached at/.test(l));
 		expect(attached).toHaveLength(3);
@@ -332,14 +315,7 @@ describe('the agent and the attach vocabulary', { timeout: 60_000 }, () => {
 		const dir = mkdtempSync(join(tmpdir(), 'bpftime-agent-log-'));
 		onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
 		const file = join(dir, 'agent.log');
-		const p = new Proc(
-			await spawnWithAgent(target, ['1', '10'], {
-				segment: name,
-				logOutput: file,
-				logLevel: 'info',
-				stdio: ['ignore', 'pipe', 'pipe'],
-			}),
-		);
+		const p = await withAgent(['1', '10'], name, { logOutput: file, logLevel: 'info' });
 		const traced = await p.done();
 		expect(traced.code).toBe(7);
 		expect(maps.calls().get(p.child.pid as number)).toBe(10n);
@@ -357,13 +333,7 @@ describe('the agent and the attach vocabulary', { timeout: 60_000 }, () => {
 		const event = registry.createPerfEvent({ type: 'syscall_tracepoint', syscallId: 1 });
 		const link = registry.createLink({ progId: prog.id, targetId: event.id });
 		const plain = await runPlain(target, ['1', '10']);
-		const traced = await (
-			await spawnWithAgent(target, ['1', '10'], {
-				segment: name,
-				logLevel: 'debug',
-				stdio: ['ignore', 'pipe', 'pipe'],
-			}).then((c) => new Proc(c))
-		).done();
+		const traced = await (await withAgent(['1', '10'], name, { logLevel: 'debug' })).done();
 		expect(traced.code).toBe(7);
 		expect(traced.stdout).toEqual(plain.stdout);
 		expect(traced.stderr.join('\n')).toContain(

@@ -52,29 +52,27 @@ describe.each(['pie', 'nopie'] as Layout[])('probes in a %s executable', (layout
 		}
 	});
 
-	it('counts exactly with 8 threads calling the hooked functions', async () => {
-		await scenario(layout, 'threads');
-	});
+	// Scenarios whose driver checks are the whole test: [title, scenario, timeout].
+	const checkedByDriver = (rows: [string, string, number?][]) => {
+		for (const [title, name, timeout] of rows) {
+			it(
+				title,
+				async () => {
+					await scenario(layout, name);
+				},
+				timeout,
+			);
+		}
+	};
 
-	it('reports every return of a recursive function, innermost first, on several threads', async () => {
-		await scenario(layout, 'recursion');
-	});
-
-	it('survives longjmp out of probed frames and counts their returns as missed', async () => {
-		await scenario(layout, 'longjmp');
-	});
-
-	it('reports returns of a signal handler on a sigaltstack and of the code it interrupted', async () => {
-		await scenario(layout, 'altstack');
-	});
-
-	it('skips the function and returns the chosen value with an override', async () => {
-		await scenario(layout, 'override');
-	});
-
-	it('hooks a function of a shared library, by symbol and by file offset', async () => {
-		await scenario(layout, 'shared');
-	});
+	checkedByDriver([
+		['counts exactly with 8 threads calling the hooked functions', 'threads'],
+		['reports every return of a recursive function, innermost first, on several threads', 'recursion'],
+		['survives longjmp out of probed frames and counts their returns as missed', 'longjmp'],
+		['reports returns of a signal handler on a sigaltstack and of the code it interrupted', 'altstack'],
+		['skips the function and returns the chosen value with an override', 'override'],
+		['hooks a function of a shared library, by symbol and by file offset', 'shared'],
+	]);
 
 	it('attaches a pending probe when dlopen loads its library', async () => {
 		await scenario(layout, 'dlopen', driver.dlopenLib);
@@ -85,23 +83,11 @@ describe.each(['pie', 'nopie'] as Layout[])('probes in a %s executable', (layout
 		expect(lines.find((l) => l.includes('EFAULT'))).toMatch(/not in an executable mapping/);
 	});
 
-	it('emits trampolines that decode as designed, with ymm and with xmm saves', async () => {
-		await scenario(layout, 'encodings');
-	});
-
-	it('serialises attach and detach from several threads at once', async () => {
-		await scenario(layout, 'parallel-attach');
-	}, 60_000);
-
-	it('keeps the probes in a forked child, apart from the parent', async () => {
-		await scenario(layout, 'fork');
-	});
-
-	it('allocates nothing on a probe hit', async () => {
-		await scenario(layout, 'allocations');
-	});
-
-	it('patches safely while other threads call the function, and restores the bytes', async () => {
-		await scenario(layout, 'concurrent');
-	}, 60_000);
+	checkedByDriver([
+		['emits trampolines that decode as designed, with ymm and with xmm saves', 'encodings'],
+		['serialises attach and detach from several threads at once', 'parallel-attach', 60_000],
+		['keeps the probes in a forked child, apart from the parent', 'fork'],
+		['allocates nothing on a probe hit', 'allocations'],
+		['patches safely while other threads call the function, and restores the bytes', 'concurrent', 60_000],
+	]);
 });

@@ -1,14 +1,13 @@
 // The bpftime command as users run it: node dist/cli.js in its own process.
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { Segment } from '@bpftime/shm';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { buildExample } from '../../../examples/build.mjs';
 
-const run = promisify(execFile);
 const cli = new URL('../dist/cli.js', import.meta.url).pathname;
 const example = new URL('../../../examples/malloc/', import.meta.url).pathname;
 
@@ -117,23 +116,7 @@ describe('bpftime load, start and map dump', { timeout: 60_000 }, () => {
 	let victim = '';
 	beforeAll(async () => {
 		dir = mkdtempSync(join(tmpdir(), 'bpftime-cli-'));
-		object = join(dir, 'malloc.bpf.o');
-		victim = join(dir, 'victim');
-		await Promise.all([
-			run('clang', [
-				'-target',
-				'bpf',
-				'-O2',
-				'-g',
-				'-D__TARGET_ARCH_x86',
-				'-I/usr/include/x86_64-linux-gnu',
-				'-c',
-				join(example, 'malloc.bpf.c'),
-				'-o',
-				object,
-			]),
-			run('cc', ['-O2', '-o', victim, join(example, 'victim.c')]),
-		]);
+		({ object, victim } = await buildExample(example, 'malloc.bpf.c', dir));
 	});
 	afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

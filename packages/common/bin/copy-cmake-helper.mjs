@@ -2,7 +2,12 @@
 // Runs as `prepack` of every native @bpftime package: a packed package has no
 // repository root above it, so it carries its own copy of cmake/bpftime.cmake,
 // which native/CMakeLists.txt prefers over the workspace copy.
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+//
+//   bpftime-copy-cmake-helper            prepack: copy it into <package>/cmake/
+//   bpftime-copy-cmake-helper --remove   postpack: remove that copy again, so
+//                                        that later workspace builds do not
+//                                        pick up a stale helper
+import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 
 const pkgDir = process.cwd();
@@ -21,6 +26,10 @@ for (;;) {
 if (!source) {
 	console.error(`bpftime-copy-cmake-helper: no workspace cmake/bpftime.cmake above ${pkgDir}`);
 	process.exit(1);
+}
+if (process.argv.includes('--remove')) {
+	rmSync(join(pkgDir, 'cmake'), { recursive: true, force: true });
+	process.exit(0);
 }
 mkdirSync(join(pkgDir, 'cmake'), { recursive: true });
 copyFileSync(source, resolve(pkgDir, 'cmake', 'bpftime.cmake'));

@@ -11,7 +11,7 @@
 // Order is libbpf's: legacy, then BTF-defined in DATASEC order, then global
 // data in section order.
 
-import { BpftimeError, type MapSpec } from '@bpftime/common';
+import { BpftimeError } from '@bpftime/common';
 import {
 	BTF_VAR_GLOBAL_ALLOCATED,
 	BTF_VAR_GLOBAL_EXTERN,
@@ -25,6 +25,7 @@ import { malformed } from './bytes.js';
 import { SHT_NOBITS, STB_GLOBAL, STB_WEAK, STT_OBJECT, STT_SECTION } from './elf/constants.js';
 import type { ElfFile, ElfSection, ElfSymbol } from './elf/elf-file.js';
 import { BPF_OBJ_NAME_LEN, isMapInMap, MapFlags, MapType, mapTypeName } from './kernel.js';
+import type { FilledMapSpec } from './target.js';
 
 /** How a map came to be in the object. */
 export type MapKind = 'btf' | 'legacy' | 'data' | 'rodata' | 'bss';
@@ -47,7 +48,7 @@ export interface GlobalVariable {
  * one @bpftime/handlers' `createMap()` takes) with every attribute filled in
  * and what the object file adds; give `kernelName` as the name to a registry.
  */
-export interface ObjectMapSpec extends MapSpec {
+export interface ObjectMapSpec extends FilledMapSpec {
 	/** The name users know it by (libbpf bpf_map__name()): the variable, or `<obj>.rodata`, `.rodata.cfg` … */
 	name: string;
 	/** The name given to the registry: at most 15 characters, as the kernel keeps. */
@@ -55,14 +56,6 @@ export interface ObjectMapSpec extends MapSpec {
 	kind: MapKind;
 	/** ELF section the map comes from. */
 	section: string;
-	type: MapType | number;
-	keySize: number;
-	valueSize: number;
-	maxEntries: number;
-	/** BPF_F_* map flags */
-	flags: number;
-	numaNode: number;
-	mapExtra: bigint;
 	pinning: MapPinning;
 	/** BTF ids of key and value in the object's BTF; 0 when absent. */
 	keyTypeId: number;
@@ -177,14 +170,7 @@ export function parseLegacyMaps(src: MapSources, sec: ElfSection): ObjectMapSpec
 
 // --- BTF-defined maps in `.maps` ---------------------------------------------
 
-interface BtfMapDef {
-	type: number;
-	keySize: number;
-	valueSize: number;
-	maxEntries: number;
-	flags: number;
-	numaNode: number;
-	mapExtra: bigint;
+interface BtfMapDef extends FilledMapSpec {
 	pinning: number;
 	keyTypeId: number;
 	valueTypeId: number;

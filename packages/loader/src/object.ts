@@ -372,26 +372,25 @@ export function possibleCpus(): number {
 	return cpuCount;
 }
 
+function notFound(message: string): never {
+	throw new BpftimeError('ENOENT', message);
+}
+
+/** Records of little-endian u32 fields, one row each, packed as the kernel's arrays of them are. */
+function u32Records<T>(rows: readonly T[], fields: (row: T) => readonly number[]): Buffer {
+	const out: Buffer[] = [];
+	for (const row of rows) for (const f of fields(row)) out.push(u32le(f));
+	return Buffer.concat(out);
+}
+
 /** struct bpf_func_info[] of a relocated program: insn_off (in instructions), type_id. */
 function funcInfoRecords(p: ObjectProgSpec): Buffer {
-	const b = Buffer.alloc(p.funcInfo.length * 8);
-	p.funcInfo.forEach((f, i) => {
-		b.writeUInt32LE(f.insnIdx, i * 8);
-		b.writeUInt32LE(f.typeId, i * 8 + 4);
-	});
-	return b;
+	return u32Records(p.funcInfo, (f) => [f.insnIdx, f.typeId]);
 }
 
 /** struct bpf_line_info[] of a relocated program. */
 function lineInfoRecords(p: ObjectProgSpec): Buffer {
-	const b = Buffer.alloc(p.lineInfo.length * 16);
-	p.lineInfo.forEach((l, i) => {
-		b.writeUInt32LE(l.insnIdx, i * 16);
-		b.writeUInt32LE(l.fileNameOff, i * 16 + 4);
-		b.writeUInt32LE(l.lineOff, i * 16 + 8);
-		b.writeUInt32LE(l.lineCol, i * 16 + 12);
-	});
-	return b;
+	return u32Records(p.lineInfo, (l) => [l.insnIdx, l.fileNameOff, l.lineOff, l.lineCol]);
 }
 
 function u32le(n: number): Buffer {
@@ -627,6 +626,25 @@ export class BpfObject implements Disposable {
 				throw targetError(what, e);
 			}
 		};
+		// Writes the initial slots (`values = { … }`) of the maps `holds` picks:
+		// slot -> the id of the map or program `idOf` names (it throws when
+		// there is none).
+		const initSlots = async (
+			holds: (m: ObjectMapSpec) => boolean,
+			kind: 'map' | 'prog',
+			idOf: (m: ObjectMapSpec, slot: number, ref: string) => number,
+		): Promise<void> => {
+			for (const [i, m] of this.#maps.entries()) {
+				if (!holds(m)) continue;
+				for (const [slot, ref] of m.initialSlots.entries()) {
+					if (ref === undefined) continue;
+					const id = idOf(m, slot, ref);
+					await call(`map '${m.name}': initialize slot [${slot}] to ${kind} '${ref}'`, () =>
+						target.updateMap(mapIds[i] as number, u32le(slot), u32le(id)),
+					);
+				}
+			}
+		};
 		// libbpf retries a map without BTF when the kernel refuses its BTF types.
 		const createMap = async (what: string, req: MapCreateRequest): Promise<number> => {
 			try {
@@ -672,21 +690,13 @@ export class BpfObject implements Disposable {
 					if (m.kind === 'rodata') await call(`map '${m.name}': freeze`, () => target.freezeMap(id));
 				}
 			}
-			for (const [i, m] of this.#maps.entries()) {
-				if (!isMapInMap(m.type)) continue;
-				for (const [slot, ref] of m.initialSlots.entries()) {
-					if (ref === undefined) continue;
-					const inner = maps.get(ref);
-					if (!inner)
-						throw new BpftimeError(
-							'ENOENT',
-							`map '${m.name}': slot [${slot}] refers to map '${ref}', which is not in the object`,
-						);
-					await call(`map '${m.name}': initialize slot [${slot}] to map '${ref}'`, () =>
-						target.updateMap(mapIds[i] as number, u32le(slot), u32le(inner.id)),
-					);
-				}
-			}
+			await initSlots(
+				(m) => isMapInMap(m.type),
+				'map',
+				(m, slot, ref) =>
+					maps.get(ref)?.id ??
+					notFound(`map '${m.name}': slot [${slot}] refers to map '${ref}', which is not in the object`),
+			);
 			for (const p of this.#programs) {
 				if (wanted && !wanted.includes(p.name)) continue;
 				if (p.type === ProgType.Unspec) {
@@ -720,21 +730,13 @@ export class BpfObject implements Disposable {
 				created.push(id);
 				programs.set(p.name, { name: p.name, id, spec: p });
 			}
-			for (const [i, m] of this.#maps.entries()) {
-				if (m.type !== MapType.ProgArray) continue;
-				for (const [slot, ref] of m.initialSlots.entries()) {
-					if (ref === undefined) continue;
-					const prog = programs.get(ref);
-					if (!prog)
-						throw new BpftimeError(
-							'ENOENT',
-							`map '${m.name}': failed to initialize slot [${slot}] to prog '${ref}': not loaded`,
-						);
-					await call(`map '${m.name}': initialize slot [${slot}] to prog '${ref}'`, () =>
-						target.updateMap(mapIds[i] as number, u32le(slot), u32le(prog.id)),
-					);
-				}
-			}
+			await initSlots(
+				(m) => m.type === MapType.ProgArray,
+				'prog',
+				(m, slot, ref) =>
+					programs.get(ref)?.id ??
+					notFound(`map '${m.name}': failed to initialize slot [${slot}] to prog '${ref}': not loaded`),
+			);
 		} catch (e) {
 			for (const id of created.reverse()) {
 				try {

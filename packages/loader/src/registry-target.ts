@@ -4,37 +4,16 @@
 // loader loads nothing native of the handlers package (it imports only the
 // pure-TypeScript attach vocabulary and its system call table).
 
-import { BpftimeError } from '@bpftime/common';
+import { BpftimeError, type MapSpec, type ProgSpec } from '@bpftime/common';
 import { type PerfEventTypeName, SYSCALLS_X86_64 } from '@bpftime/handlers/attach-kinds';
 import { AttachType } from './kernel.js';
 import type { LinkRequest, LoadTarget, MapCreateRequest, PerfEventRequest, ProgLoadRequest } from './target.js';
 
 /** What the loader calls on a registry; @bpftime/handlers' `Registry` has all of it. */
 export interface RegistryLike {
-	createMap(spec: {
-		type: number;
-		name?: string;
-		keySize: number;
-		valueSize: number;
-		maxEntries: number;
-		flags?: number;
-		innerMapId?: number;
-		btfId?: number;
-		btfKeyTypeId?: number;
-		btfValueTypeId?: number;
-		numaNode?: number;
-		mapExtra?: bigint;
-	}): { id: number };
+	createMap(spec: MapSpec): { id: number };
 	map(id: number): { update(key: Uint8Array, value: Uint8Array, flags?: number): void; freeze?(): void };
-	loadProg(spec: {
-		type: number;
-		name?: string;
-		license?: string;
-		insns: Uint8Array;
-		expectedAttachType?: number;
-		progFlags?: number;
-		kernVersion?: number;
-	}): { id: number };
+	loadProg(spec: ProgSpec): { id: number };
 	createPerfEvent(
 		spec:
 			| {

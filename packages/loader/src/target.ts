@@ -13,19 +13,22 @@
 
 import type { MapSpec } from '@bpftime/common';
 
-/** BPF_MAP_CREATE, with the attributes libbpf would pass: a MapSpec with every field the loader knows filled in. */
-export interface MapCreateRequest extends MapSpec {
-	/** The kernel-visible name: at most 15 characters of [A-Za-z0-9_.]. */
-	name: string;
-	/** BPF_MAP_TYPE_* */
-	type: number;
-	keySize: number;
-	valueSize: number;
-	maxEntries: number;
-	/** BPF_F_* */
+/**
+ * A MapSpec with the attributes libbpf always passes to BPF_MAP_CREATE given
+ * (0 where the object names none): what an object's maps and the create
+ * requests made of them share.
+ */
+export interface FilledMapSpec extends MapSpec {
+	/** BPF_F_* map flags */
 	flags: number;
 	numaNode: number;
 	mapExtra: bigint;
+}
+
+/** BPF_MAP_CREATE, with the attributes libbpf would pass: a MapSpec with every field the loader knows filled in. */
+export interface MapCreateRequest extends FilledMapSpec {
+	/** The kernel-visible name: at most 15 characters of [A-Za-z0-9_.]. */
+	name: string;
 	/** For map-in-map types: the id of a map shaped like the inner maps (the kernel's inner_map_fd). */
 	innerMapId: number | undefined;
 	/** `by-name`: the object asked for LIBBPF_PIN_BY_NAME; a registry may share the map with others of that name. */

@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { BpfObject, MapFlags, MapType } from '../src/index.js';
-import { bpfAllowed, useFixtures } from './helpers.js';
-import { KernelTarget, RecordingTarget } from './targets.js';
+import { useFixtures, useKernelTarget } from './helpers.js';
+import { RecordingTarget } from './targets.js';
 
 const fx = useFixtures();
 let path: string;
@@ -173,21 +173,10 @@ describe('setRodata', () => {
 });
 
 describe('global data in the kernel', () => {
-	let kernel: KernelTarget | undefined;
-	let skip = '';
-	beforeAll(async () => {
-		const allowed = await bpfAllowed(fx);
-		if (!allowed.ok) skip = allowed.why;
-		else kernel = new KernelTarget(await fx.host('kernel-target', ['-lbpf']));
-	});
-	afterAll(() => kernel?.close());
+	const needKernel = useKernelTarget(fx);
 
 	it('loads into the kernel with the rodata set before load, and the kernel refuses writes after the freeze', async (ctx) => {
-		if (!kernel) {
-			console.log(`skipped: ${skip}`);
-			ctx.skip();
-			return;
-		}
+		const kernel = needKernel(ctx);
 		const o = BpfObject.open(path);
 		o.setRodata('target_pid', 4321);
 		const loaded = await o.load(kernel);

@@ -3,6 +3,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { compileBpf, findClang, run, useBuildDir } from '@bpftime/test-support';
+import { afterAll, beforeAll } from 'vitest';
+import { KernelTarget } from './targets.js';
 
 export const fixtureDir = new URL('./fixtures/', import.meta.url).pathname;
 
@@ -68,4 +70,28 @@ export async function bpfAllowed(fx: Fixtures): Promise<{ ok: boolean; why: stri
 	} catch (e) {
 		return { ok: false, why: `cannot build or run the kernel target: ${(e as Error).message}` };
 	}
+}
+
+/**
+ * A KernelTarget for the tests of the current file (or describe): made
+ * before them when bpf(2) is allowed here, closed after them. Returns what a
+ * test calls for it: the target, or, where there is none, a skip of the
+ * test (`ctx.skip()`) that logs why.
+ */
+export function useKernelTarget(fx: Fixtures): (ctx: { skip: () => void }) => KernelTarget {
+	let kernel: KernelTarget | undefined;
+	let skip = '';
+	beforeAll(async () => {
+		const allowed = await bpfAllowed(fx);
+		if (!allowed.ok) skip = allowed.why;
+		else kernel = new KernelTarget(await fx.host('kernel-target', ['-lbpf']));
+	});
+	afterAll(() => kernel?.close());
+	return (ctx) => {
+		if (!kernel) {
+			console.log(`skipped: ${skip}`);
+			ctx.skip();
+		}
+		return kernel as KernelTarget;
+	};
 }

@@ -2,29 +2,13 @@
 // code check what the loader asks for, and a load that fails half-way must
 // leave no file descriptor behind.
 import { execFileSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BpfObject, BpftimeError, type LoadTarget } from '../src/index.js';
-import { bpfAllowed, hasVmlinux, useFixtures } from './helpers.js';
-import { KernelTarget, RecordingTarget } from './targets.js';
+import { hasVmlinux, useFixtures, useKernelTarget } from './helpers.js';
+import { type KernelTarget, RecordingTarget } from './targets.js';
 
 const fx = useFixtures();
-let kernel: KernelTarget | undefined;
-let skip = '';
-
-beforeAll(async () => {
-	const allowed = await bpfAllowed(fx);
-	if (!allowed.ok) skip = allowed.why;
-	else kernel = new KernelTarget(await fx.host('kernel-target', ['-lbpf']));
-});
-afterAll(() => kernel?.close());
-
-function needKernel(ctx: { skip: () => void }): KernelTarget {
-	if (!kernel) {
-		console.log(`skipped: ${skip}`);
-		ctx.skip();
-	}
-	return kernel as KernelTarget;
-}
+const needKernel = useKernelTarget(fx);
 
 /** A target that forwards to another and refuses one operation with ENOSPC from its n-th call on, as a full registry would. */
 function failing(
@@ -33,31 +17,18 @@ function failing(
 	n: number,
 ): LoadTarget {
 	let count = 0;
-	const gate = (which: string) => {
+	// The target to forward `which` to, once counted (and refused at the n-th `op`).
+	const via = (which: typeof op): KernelTarget => {
 		if (which === op && ++count >= n)
 			throw Object.assign(new Error(`injected failure of ${op} #${n}`), { code: 'ENOSPC' });
+		return inner;
 	};
 	return {
-		loadBtf: (d) => {
-			gate('loadBtf');
-			return inner.loadBtf(d);
-		},
-		createMap: (r) => {
-			gate('createMap');
-			return inner.createMap(r);
-		},
-		updateMap: (m, k, v) => {
-			gate('updateMap');
-			return inner.updateMap(m, k, v);
-		},
-		freezeMap: (m) => {
-			gate('freezeMap');
-			return inner.freezeMap(m);
-		},
-		loadProgram: (r) => {
-			gate('loadProgram');
-			return inner.loadProgram(r);
-		},
+		loadBtf: (d) => via('loadBtf').loadBtf(d),
+		createMap: (r) => via('createMap').createMap(r),
+		updateMap: (m, k, v) => via('updateMap').updateMap(m, k, v),
+		freezeMap: (m) => via('freezeMap').freezeMap(m),
+		loadProgram: (r) => via('loadProgram').loadProgram(r),
 		createPerfEvent: (r) => inner.createPerfEvent(r),
 		createLink: (r) => inner.createLink(r),
 		release: (id) => inner.release(id),

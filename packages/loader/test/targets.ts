@@ -114,6 +114,9 @@ export type Recorded =
 	| { op: 'createLink'; id: number; req: LinkRequest }
 	| { op: 'release'; id: number };
 
+/** The records of the requests that make an object (and carry its id). */
+type Created = Extract<Recorded, { req: unknown }>;
+
 /**
  * Keeps every request in order and hands out ids from 1; `failAt(op, n)`
  * makes the n-th call of `op` (from 1) throw ENOSPC, as a full registry would.
@@ -138,17 +141,18 @@ export class RecordingTarget implements LoadTarget {
 		}
 	}
 
-	#new(): number {
+	// A request that makes an object: checked against failAt(), given the
+	// next id, logged.
+	#create(op: Created['op'], req: Created['req']): number {
+		this.#check(op);
 		const id = this.#next++;
 		this.live.add(id);
+		this.log.push({ op, id, req } as Created);
 		return id;
 	}
 
 	createMap(req: MapCreateRequest): number {
-		this.#check('createMap');
-		const id = this.#new();
-		this.log.push({ op: 'createMap', id, req });
-		return id;
+		return this.#create('createMap', req);
 	}
 
 	updateMap(map: number, key: Buffer, value: Buffer): void {
@@ -162,24 +166,15 @@ export class RecordingTarget implements LoadTarget {
 	}
 
 	async loadProgram(req: ProgLoadRequest): Promise<number> {
-		this.#check('loadProgram');
-		const id = this.#new();
-		this.log.push({ op: 'loadProgram', id, req });
-		return id;
+		return this.#create('loadProgram', req);
 	}
 
 	createPerfEvent(req: PerfEventRequest): number {
-		this.#check('createPerfEvent');
-		const id = this.#new();
-		this.log.push({ op: 'createPerfEvent', id, req });
-		return id;
+		return this.#create('createPerfEvent', req);
 	}
 
 	createLink(req: LinkRequest): number {
-		this.#check('createLink');
-		const id = this.#new();
-		this.log.push({ op: 'createLink', id, req });
-		return id;
+		return this.#create('createLink', req);
 	}
 
 	/** Ids whose release fails with EBUSY, as the kernel's would while another holder uses them. */

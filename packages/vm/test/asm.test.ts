@@ -4,7 +4,7 @@
 
 import { BpftimeError } from '@bpftime/common';
 import { describe, expect, it } from 'vitest';
-import { assemble, decode, disassemble, encode } from '../src/asm/index.js';
+import { assemble, type DisassembleOptions, decode, disassemble, encode } from '../src/asm/index.js';
 
 const hex = (b: Buffer) => b.toString('hex');
 
@@ -154,34 +154,26 @@ describe('assemble', () => {
 });
 
 describe('disassemble', () => {
-	it('prints decimal by default and hex on request', () => {
-		const code = assemble('r1 += -5\nr1 = *(u64 *)(r10 - 8)\nif r1 == 64 goto -2\nr2 = 0x1122334455667788 ll');
-		expect(disassemble(code)).toEqual([
-			'r1 += -5',
-			'r1 = *(u64 *)(r10 - 8)',
-			'if r1 == 64 goto -2',
-			'r2 = 1234605616436508552 ll',
-		]);
-		expect(disassemble(code, { hex: true })).toEqual([
-			'r1 += -0x5',
-			'r1 = *(u64 *)(r10 - 0x8)',
-			'if r1 == 0x40 goto -0x2',
-			'r2 = 0x1122334455667788 ll',
-		]);
-	});
-
-	it('spells local calls and pseudo lddw as llvm-objdump does only on request', () => {
-		const code = assemble('call pc+2\nr1 = map_val(map_by_fd(3)) + 8 ll\nlock *(u32 *)(r1 + 0) += w2');
-		expect(disassemble(code)).toEqual([
-			'call pc+2',
-			'r1 = map_val(map_by_fd(3)) + 8 ll',
-			'lock *(u32 *)(r1 + 0) += w2',
-		]);
-		expect(disassemble(code, { llvmObjdump: true })).toEqual([
-			'call 2',
-			'ld_pseudo r1, 2, 3',
-			'lock *(u32 *)(r1 + 0) += r2',
-		]);
+	// Each row: a source, its default spelling, and its spelling with the option.
+	it.each<[string, string, DisassembleOptions, string[], string[]]>([
+		[
+			'prints decimal by default and hex on request',
+			'r1 += -5\nr1 = *(u64 *)(r10 - 8)\nif r1 == 64 goto -2\nr2 = 0x1122334455667788 ll',
+			{ hex: true },
+			['r1 += -5', 'r1 = *(u64 *)(r10 - 8)', 'if r1 == 64 goto -2', 'r2 = 1234605616436508552 ll'],
+			['r1 += -0x5', 'r1 = *(u64 *)(r10 - 0x8)', 'if r1 == 0x40 goto -0x2', 'r2 = 0x1122334455667788 ll'],
+		],
+		[
+			'spells local calls and pseudo lddw as llvm-objdump does only on request',
+			'call pc+2\nr1 = map_val(map_by_fd(3)) + 8 ll\nlock *(u32 *)(r1 + 0) += w2',
+			{ llvmObjdump: true },
+			['call pc+2', 'r1 = map_val(map_by_fd(3)) + 8 ll', 'lock *(u32 *)(r1 + 0) += w2'],
+			['call 2', 'ld_pseudo r1, 2, 3', 'lock *(u32 *)(r1 + 0) += r2'],
+		],
+	])('%s', (_name, source, options, plain, withOption) => {
+		const code = assemble(source);
+		expect(disassemble(code)).toEqual(plain);
+		expect(disassemble(code, options)).toEqual(withOption);
 	});
 
 	it.each([

@@ -12,6 +12,7 @@
 #include "uprobe/relocator.hpp"
 #include "uprobe/trampoline.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cinttypes>
@@ -853,38 +854,37 @@ int main(int argc, char **argv)
 			argv[0]);
 		return 2;
 	}
+	// The scenarios that take no argument, by name (dlopen takes its library).
+	static const struct {
+		const char *name;
+		void (*run)();
+	} scenarios[] = {
+		{ "prologues", scenario_prologues },
+		{ "threads", scenario_threads },
+		{ "recursion", scenario_recursion },
+		{ "longjmp", scenario_longjmp },
+		{ "override", scenario_override },
+		{ "shared", scenario_shared },
+		{ "errors", scenario_errors },
+		{ "concurrent", scenario_concurrent },
+		{ "allocations", scenario_allocations },
+		{ "fork", scenario_fork },
+		{ "parallel-attach", scenario_parallel_attach },
+		{ "encodings", scenario_encodings },
+		{ "altstack", scenario_altstack },
+	};
 	std::string s = argv[1];
-	if (s == "prologues")
-		scenario_prologues();
-	else if (s == "threads")
-		scenario_threads();
-	else if (s == "recursion")
-		scenario_recursion();
-	else if (s == "longjmp")
-		scenario_longjmp();
-	else if (s == "override")
-		scenario_override();
-	else if (s == "shared")
-		scenario_shared();
-	else if (s == "dlopen" && argc > 2)
+	if (s == "dlopen" && argc > 2) {
 		scenario_dlopen(argv[2]);
-	else if (s == "errors")
-		scenario_errors();
-	else if (s == "concurrent")
-		scenario_concurrent();
-	else if (s == "allocations")
-		scenario_allocations();
-	else if (s == "fork")
-		scenario_fork();
-	else if (s == "parallel-attach")
-		scenario_parallel_attach();
-	else if (s == "encodings")
-		scenario_encodings();
-	else if (s == "altstack")
-		scenario_altstack();
-	else {
-		fprintf(stderr, "unknown scenario %s\n", s.c_str());
-		return 2;
+	} else {
+		const auto *sc = std::find_if(
+			std::begin(scenarios), std::end(scenarios),
+			[&](const auto &c) { return s == c.name; });
+		if (sc == std::end(scenarios)) {
+			fprintf(stderr, "unknown scenario %s\n", s.c_str());
+			return 2;
+		}
+		sc->run();
 	}
 	printf("%d passed, %d failed\n", g_passed, g_failed);
 	return g_failed ? 1 : 0;

@@ -4,7 +4,7 @@
 // standard library directories), and a function name becomes the file
 // offset of its symbol (elf_find_func_offset()).
 
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { BpftimeError } from '@bpftime/common';
 import { ET_DYN, ET_EXEC, SHT_DYNSYM, SHT_SYMTAB, STB_WEAK, STT_FUNC, STT_GNU_IFUNC } from '../elf/constants.js';
@@ -57,16 +57,7 @@ export function resolveBinaryPath(binary: string, what: string): string {
  * non-weak addresses are ambiguous, as in libbpf.
  */
 export function findFuncOffset(path: string, func: string, what: string): bigint {
-	let buf: Buffer;
-	try {
-		buf = readFileSync(path);
-	} catch (e) {
-		throw new BpftimeError(
-			(e as NodeJS.ErrnoException).code ?? 'EIO',
-			`${what}: cannot read '${path}': ${(e as Error).message}`,
-		);
-	}
-	const elf = ElfFile.parse(buf, `elf '${path}'`);
+	const elf = ElfFile.read(path, what);
 	if (elf.header.type !== ET_EXEC && elf.header.type !== ET_DYN) {
 		throw new BpftimeError(
 			'EINVAL',

@@ -5,7 +5,6 @@
 // and argument spec. Addresses become file offsets through the PT_LOAD
 // segment that holds them, which is what a uprobe and its ref_ctr_offset take.
 
-import { readFileSync } from 'node:fs';
 import { BpftimeError } from '@bpftime/common';
 import { ByteView } from '../bytes.js';
 import { PT_LOAD, SHT_NOTE } from '../elf/constants.js';
@@ -26,16 +25,7 @@ const SDT_NOTE_TYPE = 3;
 
 /** Every site of `provider:name` in the ELF file at `path`; throws ENOENT when there is none. */
 export function findUsdtProbes(path: string, provider: string, name: string, what: string): UsdtProbe[] {
-	let buf: Buffer;
-	try {
-		buf = readFileSync(path);
-	} catch (e) {
-		throw new BpftimeError(
-			(e as NodeJS.ErrnoException).code ?? 'EIO',
-			`${what}: cannot read '${path}': ${(e as Error).message}`,
-		);
-	}
-	const elf = ElfFile.parse(buf, `elf '${path}'`);
+	const elf = ElfFile.read(path, what);
 	const notes = elf.sections.find((s) => s.name === '.note.stapsdt' && s.type === SHT_NOTE);
 	if (!notes) throw new BpftimeError('ENOENT', `${what}: usdt: no USDT notes section (.note.stapsdt) in '${path}'`);
 	const base = elf.sectionByName('.stapsdt.base');

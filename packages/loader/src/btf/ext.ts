@@ -111,49 +111,52 @@ export function parseBtfExt(buf: Buffer, btf: Btf): BtfExt {
 		);
 	};
 
-	const ext: BtfExt = { funcInfo: new Map(), lineInfo: new Map(), coreRelos: new Map() };
-	for (const s of sub(8, 'func_info', 8)) {
-		ext.funcInfo.set(
-			s.secName,
-			s.records.map((r, i) => ({
-				insnIdx: insnIndex(r.u32(0, 'insn_off'), s.secName, 'func_info', i),
-				typeId: r.u32(4, 'type_id'),
-			})),
-		);
-	}
-	for (const s of sub(16, 'line_info', 16)) {
-		ext.lineInfo.set(
-			s.secName,
-			s.records.map((r, i) => {
-				const lineCol = r.u32(12, 'line_col');
-				const fileNameOff = r.u32(4, 'file_name_off');
-				const lineOff = r.u32(8, 'line_off');
-				return {
-					insnIdx: insnIndex(r.u32(0, 'insn_off'), s.secName, 'line_info', i),
-					fileName: btf.str(fileNameOff, `line_info of '${s.secName}' #${i}: file name`),
-					lineText: btf.str(lineOff, `line_info of '${s.secName}' #${i}: line`),
-					line: lineCol >>> 10,
-					column: lineCol & 0x3ff,
-					fileNameOff,
-					lineOff,
-					lineCol,
-				};
-			}),
-		);
-	}
-	// CO-RE records came with a longer header (libbpf: hdr_len >= 32).
-	if (hdrLen >= 32) {
-		for (const s of sub(24, 'core_relo', 16)) {
-			ext.coreRelos.set(
+	// Every record starts with insn_off; `decode` reads the rest. `rec` names
+	// the record in errors: `line_info of '<section>' #<i>`.
+	const table = <T>(
+		offField: number,
+		name: string,
+		minRec: number,
+		decode: (r: ByteView, rec: string) => T,
+	): Map<string, (T & { insnIdx: number })[]> => {
+		const out = new Map<string, (T & { insnIdx: number })[]>();
+		for (const s of sub(offField, name, minRec)) {
+			out.set(
 				s.secName,
 				s.records.map((r, i) => ({
-					insnIdx: insnIndex(r.u32(0, 'insn_off'), s.secName, 'core_relo', i),
-					typeId: r.u32(4, 'type_id'),
-					accessStr: btf.str(r.u32(8, 'access_str_off'), `core_relo of '${s.secName}' #${i}: access string`),
-					kind: r.u32(12, 'kind'),
+					insnIdx: insnIndex(r.u32(0, 'insn_off'), s.secName, name, i),
+					...decode(r, `${name} of '${s.secName}' #${i}`),
 				})),
 			);
 		}
+		return out;
+	};
+
+	const ext: BtfExt = {
+		funcInfo: table(8, 'func_info', 8, (r) => ({ typeId: r.u32(4, 'type_id') })),
+		lineInfo: table(16, 'line_info', 16, (r, rec) => {
+			const fileNameOff = r.u32(4, 'file_name_off');
+			const lineOff = r.u32(8, 'line_off');
+			const lineCol = r.u32(12, 'line_col');
+			return {
+				fileName: btf.str(fileNameOff, `${rec}: file name`),
+				lineText: btf.str(lineOff, `${rec}: line`),
+				line: lineCol >>> 10,
+				column: lineCol & 0x3ff,
+				fileNameOff,
+				lineOff,
+				lineCol,
+			};
+		}),
+		coreRelos: new Map(),
+	};
+	// CO-RE records came with a longer header (libbpf: hdr_len >= 32).
+	if (hdrLen >= 32) {
+		ext.coreRelos = table(24, 'core_relo', 16, (r, rec) => ({
+			typeId: r.u32(4, 'type_id'),
+			accessStr: btf.str(r.u32(8, 'access_str_off'), `${rec}: access string`),
+			kind: r.u32(12, 'kind'),
+		}));
 	}
 	return ext;
 }

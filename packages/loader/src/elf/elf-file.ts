@@ -5,6 +5,8 @@
 // e_machine. Anything else (32-bit, big-endian, offsets past the end) is
 // refused here with EINVAL.
 
+import { readFileSync } from 'node:fs';
+import { BpftimeError } from '@bpftime/common';
 import { ByteView, hex, malformed } from '../bytes.js';
 import {
 	EHDR_SIZE,
@@ -114,6 +116,24 @@ export class ElfFile {
 		this.header = header;
 		this.sections = sections;
 		this.segments = segments;
+	}
+
+	/**
+	 * Reads and parses the ELF file at `path` (an executable or library a
+	 * probe points into). A file that cannot be read throws its errno code
+	 * (EIO when it has none), prefixed by `what`.
+	 */
+	static read(path: string, what: string): ElfFile {
+		let buf: Buffer;
+		try {
+			buf = readFileSync(path);
+		} catch (e) {
+			throw new BpftimeError(
+				(e as NodeJS.ErrnoException).code ?? 'EIO',
+				`${what}: cannot read '${path}': ${(e as Error).message}`,
+			);
+		}
+		return ElfFile.parse(buf, `elf '${path}'`);
 	}
 
 	/**

@@ -57,19 +57,6 @@ int hash_delete(void *state, const void *key)
 	return htab::remove(static_cast<htab::state *>(state), key);
 }
 
-int hash_get_next_key(void *state, const void *key, void *next_key)
-{
-	return htab::get_next_key(static_cast<htab::state *>(state), key,
-				  next_key);
-}
-
-int hash_lookup_batch(void *state, const void *after, uint32_t max_count,
-		      void *keys, void *values, uint32_t *count)
-{
-	return htab::lookup_batch(static_cast<htab::state *>(state), after,
-				  max_count, keys, values, count);
-}
-
 const map_ops ops = {
 	.size = sizeof(map_ops),
 	.abi_version = MAP_OPS_ABI_VERSION,
@@ -83,8 +70,8 @@ const map_ops ops = {
 	.lookup_copy = hash_lookup_copy,
 	.update = hash_update,
 	.delete_elem = hash_delete,
-	.get_next_key = hash_get_next_key,
-	.lookup_batch = hash_lookup_batch,
+	.get_next_key = htab::get_next_key,
+	.lookup_batch = htab::lookup_batch,
 	.state_magic = HASH_MAGIC,
 	.state_version = HASH_STATE_VERSION,
 };

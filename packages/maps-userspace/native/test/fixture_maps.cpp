@@ -58,10 +58,6 @@ int prog_delete(void *s, const void *key)
 		return -ENOENT;
 	return array::clear(st, key, 0xff);
 }
-int prog_next_key(void *s, const void *key, void *next)
-{
-	return array::get_next_key(s, key, next);
-}
 // The kernel's prog_fd_array_get_ptr takes any program here: the type
 // check (bpf_prog_map_compatible) is the real type's to make.
 int prog_get_ptr(void *, const map_fd_object *obj)
@@ -86,7 +82,7 @@ const map_ops prog_ops = {
 	.lookup_copy = prog_lookup_copy,
 	.update = prog_update,
 	.delete_elem = prog_delete,
-	.get_next_key = prog_next_key,
+	.get_next_key = array::get_next_key,
 	.state_magic = PROG_ARRAY_MAGIC,
 	.state_version = 1,
 	.fd_kind = MAP_FD_PROG,
@@ -154,7 +150,7 @@ const map_ops percpu_ops = {
 	.lookup_copy = percpu_lookup_copy,
 	.update = prog_update,
 	.delete_elem = percpu_delete,
-	.get_next_key = prog_next_key,
+	.get_next_key = array::get_next_key,
 	.state_magic = PERCPU_MAGIC,
 	.state_version = 1,
 	.open = percpu_open,

@@ -113,13 +113,7 @@ void run_case(const char *name, const std::function<void()> &fn)
 
 insn I(uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm)
 {
-	insn i{};
-	i.code = code;
-	i.dst_reg = dst;
-	i.src_reg = src;
-	i.off = off;
-	i.imm = imm;
-	return i;
+	return insn{ code, dst, src, off, imm };
 }
 
 // lddw dst, map id (BPF_PSEUDO_MAP_FD)
@@ -207,18 +201,41 @@ map_spec spec(uint32_t type, const char *name, uint32_t key, uint32_t value,
 	return s;
 }
 
+// In a forked child: f's segment mapped again with a registry of its own,
+// as another process has them; _exit(seg_exit) or _exit(reg_exit) when one
+// fails (the parent reads the child's status).
+std::unique_ptr<registry> open_in_child(const fixture &f, int seg_exit,
+					int reg_exit)
+{
+	auto seg = shm::segment::open(f.name);
+	if (!seg)
+		_exit(seg_exit);
+	auto reg = registry::open(std::move(*seg));
+	if (!reg)
+		_exit(reg_exit);
+	return std::move(*reg);
+}
+
+// A kprobe program's spec, as spec() is a map's.
+prog_spec kprobe(const char *name, std::vector<insn> insns)
+{
+	prog_spec ps;
+	ps.type = BPF_PROG_TYPE_KPROBE;
+	ps.name = name;
+	ps.insns = std::move(insns);
+	return ps;
+}
+
 void test_no_allocation(uint32_t type, vm::backend backend)
 {
 	fixture f("alloc");
 	auto h = need(f.reg->create_map(spec(type, "m", 4, 8, 1024)), "map");
-	prog_spec ps;
-	ps.type = BPF_PROG_TYPE_KPROBE;
-	ps.name = "count";
-	ps.insns = counter_prog(h.id);
-	auto counter = need(f.reg->create_prog(ps), "prog");
-	ps.name = "update";
-	ps.insns = update_prog(h.id);
-	auto updater = need(f.reg->create_prog(ps), "prog");
+	auto counter =
+		need(f.reg->create_prog(kprobe("count", counter_prog(h.id))),
+		     "prog");
+	auto updater =
+		need(f.reg->create_prog(kprobe("update", update_prog(h.id))),
+		     "prog");
 	instance_options io;
 	io.backend = backend;
 	auto count_inst = need(f.reg->instantiate(counter.id, io), "instance");
@@ -488,16 +505,11 @@ void test_death_inside_the_mutex(die_at where)
 	pid_t pid = fork();
 	if (pid == 0) {
 		g_die = where;
-		auto seg = shm::segment::open(f.name);
-		if (!seg)
-			_exit(2);
-		auto reg = registry::open(std::move(*seg));
-		if (!reg)
-			_exit(2);
+		auto reg = open_in_child(f, 2, 2);
 		if (where == die_at::create)
-			(void)(*reg)->create_map(spec(CRASH_MAP_TYPE, "dies", 4, 8, 1));
+			(void)reg->create_map(spec(CRASH_MAP_TYPE, "dies", 4, 8, 1));
 		else
-			(void)(*reg)->release(victim);
+			(void)reg->release(victim);
 		_exit(3); // not reached: the map type killed us
 	}
 	int status = 0;
@@ -556,14 +568,11 @@ void test_tail_call_sees_another_process(vm::backend backend)
 	auto jmp = need(f.reg->create_map(spec(fixture_maps::PROG_ARRAY_TYPE,
 					       "jmp", 4, 4, 4)),
 			"prog array");
-	prog_spec ps;
-	ps.type = BPF_PROG_TYPE_KPROBE;
-	ps.name = "caller";
-	ps.insns = tail_caller_prog(jmp.id);
-	auto caller = need(f.reg->create_prog(ps), "caller");
-	ps.name = "answer";
-	ps.insns = answer_prog();
-	auto answer = need(f.reg->create_prog(ps), "answer");
+	auto caller = need(
+		f.reg->create_prog(kprobe("caller", tail_caller_prog(jmp.id))),
+		"caller");
+	auto answer =
+		need(f.reg->create_prog(kprobe("answer", answer_prog())), "answer");
 
 	int ready[2], go[2];
 	CHECK(pipe(ready) == 0 && pipe(go) == 0);
@@ -574,15 +583,10 @@ void test_tail_call_sees_another_process(vm::backend backend)
 		// registry object and program instances.
 		close(ready[0]);
 		close(go[1]);
-		auto seg = shm::segment::open(f.name);
-		if (!seg)
-			_exit(20);
-		auto reg = registry::open(std::move(*seg));
-		if (!reg)
-			_exit(21);
+		auto reg = open_in_child(f, 20, 21);
 		instance_options io;
 		io.backend = backend;
-		auto inst = (*reg)->instantiate(caller.id, io);
+		auto inst = reg->instantiate(caller.id, io);
 		if (!inst)
 			_exit(22);
 		// The array is empty: the tail call falls through.
@@ -617,9 +621,11 @@ void test_tail_call_sees_another_process(vm::backend backend)
 	CHECK(read(ready[0], &c, 1) == 1 && c == 'y');
 	CHECK(arr->remove(&k).ok());
 	CHECK(f.reg->release(answer.id).ok());
-	ps.name = "answer2";
-	ps.insns = { I(0xb7, 0, 0, 0, 43), I(0x95, 0, 0, 0, 0) };
-	auto answer2 = need(f.reg->create_prog(ps, answer.id), "answer2");
+	auto answer2 = need(
+		f.reg->create_prog(kprobe("answer2", { I(0xb7, 0, 0, 0, 43),
+						       I(0x95, 0, 0, 0, 0) }),
+				   answer.id),
+		"answer2");
 	v = answer2.id;
 	CHECK(arr->update(&k, &v, BPF_ANY).ok());
 	CHECK(write(go[1], "g", 1) == 1);
@@ -642,11 +648,8 @@ void test_fd_map_holds_its_objects()
 	auto data = need(f.reg->create_map(spec(BPF_MAP_TYPE_ARRAY, "data", 4,
 						8, 1)),
 			 "array");
-	prog_spec ps;
-	ps.type = BPF_PROG_TYPE_KPROBE;
-	ps.name = "answer";
-	ps.insns = answer_prog();
-	auto answer = need(f.reg->create_prog(ps), "answer");
+	auto answer =
+		need(f.reg->create_prog(kprobe("answer", answer_prog())), "answer");
 	auto arr = need(f.reg->map(jmp.id), "prog array instance");
 	uint32_t k = 0, v = 9999;
 	auto st = arr->update(&k, &v, BPF_ANY);
@@ -766,13 +769,13 @@ void test_open_close_and_helpers()
 	}
 	CHECK(fixture_maps::close_calls.load() == closes);
 	// A program calls the shipped helper: r0 = helper(r1 = 5).
-	prog_spec ps;
-	ps.type = BPF_PROG_TYPE_KPROBE;
-	ps.name = "calls";
-	ps.insns = { I(0xb7, 1, 0, 0, 5),
-		     I(0x85, 0, 0, 0, int32_t(fixture_maps::PERCPU_HELPER_ID)),
-		     I(0x95, 0, 0, 0, 0) };
-	auto p = need(f.reg->create_prog(ps), "prog");
+	auto p = need(
+		f.reg->create_prog(kprobe(
+			"calls",
+			{ I(0xb7, 1, 0, 0, 5),
+			  I(0x85, 0, 0, 0, int32_t(fixture_maps::PERCPU_HELPER_ID)),
+			  I(0x95, 0, 0, 0, 0) })),
+		"prog");
 	instance_options io;
 	io.backend = vm::backend::interpreter;
 	auto inst = need(f.reg->instantiate(p.id, io), "instance");

@@ -84,13 +84,7 @@ int g_failures = 0;
 
 insn raw(uint8_t op, uint8_t dst, uint8_t src, int16_t off, int32_t imm)
 {
-	insn i{};
-	i.code = op;
-	i.dst_reg = dst;
-	i.src_reg = src;
-	i.off = off;
-	i.imm = imm;
-	return i;
+	return insn{ op, dst, src, off, imm };
 }
 
 code alu64_imm(uint8_t op, uint8_t dst, int32_t imm, int16_t off = 0)

@@ -102,6 +102,16 @@ function sizeName(code: number, signed = false): string {
 	return `${signed ? 's' : 'u'}${SIZE_BITS.get(bpfSize(code))}`;
 }
 
+/**
+ * The second operand of an ALU or conditional jump: `r3`/`w3` for BPF_X
+ * (imm must be 0), the immediate for BPF_K (src must be 0); null when the
+ * unused field is set or the register is out of range.
+ */
+function sourceOperand(insn: Insn, x: boolean, r: 'r' | 'w', style: Style): string | null {
+	if (x) return insn.imm !== 0 || insn.src > REG_LIMIT ? null : `${r}${insn.src}`;
+	return insn.src !== 0 ? null : num(insn.imm, style);
+}
+
 function alu(insn: Insn, style: Style): string | null {
 	const cls = bpfClass(insn.code);
 	const is64 = cls === BPF_ALU64;
@@ -123,14 +133,8 @@ function alu(insn: Insn, style: Style): string | null {
 		return `${r}${dst} = -${r}${dst}`;
 	}
 
-	let operand: string;
-	if (x) {
-		if (imm !== 0 || src > REG_LIMIT) return null;
-		operand = `${r}${src}`;
-	} else {
-		if (src !== 0) return null;
-		operand = num(imm, style);
-	}
+	const operand = sourceOperand(insn, x, r, style);
+	if (operand === null) return null;
 
 	if (op === BPF_MOV) {
 		if (off === 0) return `${r}${dst} = ${operand}`;
@@ -185,14 +189,8 @@ function jump(insn: Insn, style: Style): string | null {
 	const operator = JMP_OPERATORS.get(op);
 	if (operator === undefined || dst > REG_LIMIT) return null;
 	const r = cls === BPF_JMP ? 'r' : 'w';
-	let operand: string;
-	if (x) {
-		if (imm !== 0 || src > REG_LIMIT) return null;
-		operand = `${r}${src}`;
-	} else {
-		if (src !== 0) return null;
-		operand = num(imm, style);
-	}
+	const operand = sourceOperand(insn, x, r, style);
+	if (operand === null) return null;
 	return `if ${r}${dst} ${operator} ${operand} goto ${displacement(off, style)}`;
 }
 

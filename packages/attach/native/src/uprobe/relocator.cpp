@@ -268,6 +268,40 @@ std::pair<uint64_t, uint64_t> reach_window(const std::vector<uint64_t> &targets,
 	return { lo, hi };
 }
 
+namespace {
+
+// Points the rel32 field at `field` of `b`, the copy of `i` about to be
+// emitted at e.here(), at `target`: counted from the copy's end, as the CPU
+// counts it (an immediate may follow the field). EINVAL naming the
+// instruction and `what` when the copy is too far from the target.
+status set_rel32(uint8_t *b, const insn &i, const emitter &e, size_t field,
+		 uint64_t target, const char *what)
+{
+	const uint64_t next = e.here() + i.length;
+	if (!rel32_reaches(next, target))
+		return fail(EINVAL,
+			    "'" + i.text + "': " + what + " out of reach");
+	const uint32_t d = uint32_t(target - next);
+	memcpy(b + field, &d, 4);
+	return {};
+}
+
+// Emits `b`, the copy of `i` (rewritten or not), with its RIP-relative
+// operand, if it has one, pointed back at what the original addressed.
+status emit_copy(uint8_t *b, const insn &i, emitter &e)
+{
+	if (i.rip_relative) {
+		status s = set_rel32(b, i, e, i.disp_offset, i.rip_target,
+				     "operand");
+		if (!s)
+			return s;
+	}
+	e.raw(b, i.length);
+	return {};
+}
+
+} // namespace
+
 status emit_relocated(const region &r, emitter &e,
 		      std::vector<std::pair<uint32_t, uint32_t>> &boundaries)
 {
@@ -320,26 +354,17 @@ status emit_relocated(const region &r, emitter &e,
 			memcpy(b, i.bytes, i.length);
 			b[i.modrm_offset] = uint8_t((b[i.modrm_offset] & ~0x38) |
 						    (4 << 3));
-			if (i.rip_relative) {
-				uint64_t next = e.here() + i.length;
-				if (!rel32_reaches(next, i.rip_target))
-					return fail(EINVAL, "'" + i.text +
-								    "': operand out of reach");
-				uint32_t d = uint32_t(i.rip_target - next);
-				memcpy(b + i.disp_offset, &d, 4);
-			}
-			e.raw(b, i.length);
+			if (status s = emit_copy(b, i, e); !s)
+				return s;
 			break;
 		}
 		case insn_kind::xbegin: {
 			uint8_t b[15];
 			memcpy(b, i.bytes, i.length);
-			uint64_t next = e.here() + i.length;
-			if (!rel32_reaches(next, i.target))
-				return fail(EINVAL, "'" + i.text +
-							    "': target out of reach");
-			uint32_t d = uint32_t(i.target - next);
-			memcpy(b + i.imm_offset, &d, 4);
+			status s = set_rel32(b, i, e, i.imm_offset, i.target,
+					     "target");
+			if (!s)
+				return s;
 			e.raw(b, i.length);
 			break;
 		}
@@ -349,18 +374,8 @@ status emit_relocated(const region &r, emitter &e,
 		case insn_kind::stop: {
 			uint8_t b[15];
 			memcpy(b, i.bytes, i.length);
-			if (i.rip_relative) {
-				// The displacement counts from the end of the
-				// instruction, which may carry an immediate
-				// after the disp32.
-				uint64_t next = e.here() + i.length;
-				if (!rel32_reaches(next, i.rip_target))
-					return fail(EINVAL, "'" + i.text +
-								    "': operand out of reach");
-				uint32_t d = uint32_t(i.rip_target - next);
-				memcpy(b + i.disp_offset, &d, 4);
-			}
-			e.raw(b, i.length);
+			if (status s = emit_copy(b, i, e); !s)
+				return s;
 			break;
 		}
 		}

@@ -18,19 +18,12 @@ int create(const map_create_args *a, const params &p, void **out, char *err,
 		return set_error(err, err_len, EINVAL,
 				 "key size %u: array keys are 4-byte indexes",
 				 a->key_size);
-	if (a->value_size == 0)
-		return set_error(err, err_len, EINVAL, "value size is 0");
-	if (a->max_entries == 0)
-		return set_error(err, err_len, EINVAL, "max_entries is 0");
-	if (a->map_flags & ~p.allowed_flags)
-		return set_error(err, err_len, EINVAL,
-				 "map_flags 0x%x has bits arrays do not take "
-				 "(allowed: 0x%x)",
-				 a->map_flags, p.allowed_flags);
+	if (int r = check_create_args(a, p, "arrays", err, err_len))
+		return r;
 	// No limit on value_size alone: the kernel dropped its KMALLOC_MAX_SIZE
 	// check for arrays (a 6.18 kernel creates 4 MiB + 1 values); only the
 	// total size below is bounded.
-	const uint32_t slot_size = p.slot_size ? p.slot_size : a->value_size;
+	const uint32_t slot_size = p.slot_for(a);
 	uint32_t stride = (slot_size + 7) & ~7u;
 	uint64_t len = uint64_t(stride) * a->max_entries;
 	// The kernel refuses arrays of 4 GiB and more with ENOMEM.
@@ -57,10 +50,7 @@ int create(const map_create_args *a, const params &p, void **out, char *err,
 	}
 	memset(values, p.fill, alloc_len);
 	s->header.version = p.version;
-	s->key_size = a->key_size;
-	s->value_size = a->value_size;
-	s->max_entries = a->max_entries;
-	s->map_flags = a->map_flags;
+	keep_create_args(s, a);
 	s->slot_size = slot_size;
 	s->stride = stride;
 	s->values_len = alloc_len;

@@ -28,6 +28,8 @@
 //     resolves the ids (map_ops::fd_kind).
 #pragma once
 
+#include "map_common.hpp"
+
 #include <bpftime/handlers/bpf_defs.hpp>
 #include <bpftime/handlers/map_ops.hpp>
 #include <bpftime/shm/segment.hpp>
@@ -62,13 +64,10 @@ struct state {
 // state_version of each type built on this core.
 static_assert(sizeof(state) == 48);
 
-// What a type asks of the core at creation, after its own checks.
-struct params {
-	uint32_t magic;         // the type's map_ops::state_magic
-	uint32_t version;       // the type's map_ops::state_version
-	uint32_t slot_size;     // bytes stored per index; value_size when 0
-	uint32_t allowed_flags; // map_flags the type takes
-	uint8_t fill;           // the byte every slot starts as
+// What a type asks of the core at creation, after its own checks:
+// core_params (map_common.hpp), then the byte every slot starts as.
+struct params : core_params {
+	uint8_t fill;
 };
 
 // The kernel's array_map_alloc_check and array_map_alloc. 0 and *out, or a

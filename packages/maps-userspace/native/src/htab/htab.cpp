@@ -112,15 +112,8 @@ int create(const map_create_args *a, const params &p, void **out, char *err,
 {
 	if (a->key_size == 0)
 		return set_error(err, err_len, EINVAL, "key size is 0");
-	if (a->value_size == 0)
-		return set_error(err, err_len, EINVAL, "value size is 0");
-	if (a->max_entries == 0)
-		return set_error(err, err_len, EINVAL, "max_entries is 0");
-	if (a->map_flags & ~p.allowed_flags)
-		return set_error(err, err_len, EINVAL,
-				 "map_flags 0x%x has bits hash maps do not take "
-				 "(allowed: 0x%x)",
-				 a->map_flags, p.allowed_flags);
+	if (int r = check_create_args(a, p, "hash maps", err, err_len))
+		return r;
 	// The kernel's htab_map_alloc_check: an element larger than kmalloc
 	// can give could not be read through bpf(2). 48 is the kernel's
 	// sizeof(struct htab_elem) on 64-bit, so the same attributes pass.
@@ -138,17 +131,14 @@ int create(const map_create_args *a, const params &p, void **out, char *err,
 				 "max_entries %u is too large", a->max_entries);
 
 	auto *mgr = static_cast<shm::segment_manager *>(a->segment_manager);
-	const uint32_t slot_size = p.slot_size ? p.slot_size : a->value_size;
+	const uint32_t slot_size = p.slot_for(a);
 	void *mem = mgr->allocate(sizeof(state), std::nothrow);
 	if (!mem)
 		return set_error(err, err_len, ENOMEM, "the segment is full");
 	memset(mem, 0, sizeof(state));
 	auto *s = static_cast<state *>(mem);
 	new (&s->grow_mutex) shm::robust_mutex();
-	s->key_size = a->key_size;
-	s->value_size = a->value_size;
-	s->max_entries = a->max_entries;
-	s->map_flags = a->map_flags;
+	keep_create_args(s, a);
 	s->n_buckets = n_buckets;
 	s->n_locks = n_locks;
 	s->key_stride = (a->key_size + 7) & ~7u;
@@ -241,8 +231,9 @@ bool copy_key(state *s, elem *e, void *out)
 // The kernel's htab_map_get_next_key: the element after key in its chain,
 // then the first element of the following buckets; an absent key starts at
 // the first element of the map.
-int get_next_key(state *s, const void *key, void *next_key)
+int get_next_key(void *sp, const void *key, void *next_key)
 {
+	auto *s = static_cast<state *>(sp);
 	uint32_t b = 0;
 	if (key) {
 		uint32_t h = hash_key(s, key);
@@ -283,9 +274,10 @@ int get_next_key(state *s, const void *key, void *next_key)
 // no entry is duplicated or torn. The heads of buckets a few ahead are
 // prefetched: their elements are scattered over the segment, and the walk
 // would otherwise wait for each one in turn.
-int lookup_batch(state *s, const void *after, uint32_t max_count, void *keys,
+int lookup_batch(void *sp, const void *after, uint32_t max_count, void *keys,
 		 void *values, uint32_t *count)
 {
+	auto *s = static_cast<state *>(sp);
 	auto *ko = static_cast<uint8_t *>(keys);
 	auto *vo = static_cast<uint8_t *>(values);
 	constexpr uint32_t PREFETCH_AHEAD = 8;

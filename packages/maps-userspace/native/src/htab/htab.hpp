@@ -55,6 +55,8 @@
 // split; creation, growth, iteration and batches are in htab.cpp.
 #pragma once
 
+#include "map_common.hpp"
+
 #include <bpftime/handlers/bpf_defs.hpp>
 #include <bpftime/handlers/map_ops.hpp>
 #include <bpftime/shm/robust_mutex.hpp>
@@ -149,13 +151,9 @@ struct state {
 // state_version of each type built on this core.
 static_assert(sizeof(state) == 152);
 
-// What a type asks of the core at creation, after its own checks.
-struct params {
-	uint32_t magic;     // the type's map_ops::state_magic
-	uint32_t version;   // the type's map_ops::state_version
-	uint32_t slot_size; // bytes stored per value; value_size when 0
-	uint32_t allowed_flags; // map_flags the type takes
-};
+// What a type asks of the core at creation, after its own checks
+// (map_common.hpp).
+using params = core_params;
 
 // Per-call behaviour a type adds; a static of the type's file.
 struct hooks {
@@ -170,10 +168,10 @@ int create(const handlers::map_create_args *a, const params &p, void **out,
 	   char *err, size_t err_len);
 // Frees everything create allocated.
 void destroy(void *segment_manager, void *s);
-// The kernel's htab_map_get_next_key.
-int get_next_key(state *s, const void *key, void *next_key);
+// The kernel's htab_map_get_next_key; map_ops::get_next_key as it is.
+int get_next_key(void *s, const void *key, void *next_key);
 // map_ops::lookup_batch (values packed by slot_size).
-int lookup_batch(state *s, const void *after, uint32_t max_count, void *keys,
+int lookup_batch(void *s, const void *after, uint32_t max_count, void *keys,
 		 void *values, uint32_t *count);
 // Carves the next chunk (BPF_F_NO_PREALLOC); see htab.cpp.
 uint32_t grow(state *s, int *err);

@@ -77,6 +77,14 @@ void assembler::u32(uint32_t v)
 		byte(static_cast<uint8_t>(v >> (8 * i)));
 }
 
+void assembler::imm8_or_32(int32_t imm)
+{
+	if (fits_i8(imm))
+		byte(static_cast<uint8_t>(imm));
+	else
+		u32(static_cast<uint32_t>(imm));
+}
+
 void assembler::u64(uint64_t v)
 {
 	for (int i = 0; i < 8; i++)
@@ -296,13 +304,8 @@ void assembler::alu_rr(alu op, width w, reg dst, reg src)
 
 void assembler::alu_ri(alu op, width w, reg dst, int32_t imm)
 {
-	if (fits_i8(imm)) {
-		rr(w, 0x83, static_cast<unsigned>(op), dst);
-		byte(static_cast<uint8_t>(imm));
-	} else {
-		rr(w, 0x81, static_cast<unsigned>(op), dst);
-		u32(static_cast<uint32_t>(imm));
-	}
+	rr(w, fits_i8(imm) ? 0x83 : 0x81, static_cast<unsigned>(op), dst);
+	imm8_or_32(imm);
 }
 
 void assembler::alu_rm(alu op, width w, reg dst, mem m)
@@ -312,13 +315,8 @@ void assembler::alu_rm(alu op, width w, reg dst, mem m)
 
 void assembler::alu_mi(alu op, width w, mem m, int32_t imm)
 {
-	if (fits_i8(imm)) {
-		rm(w, 0x83, static_cast<unsigned>(op), m);
-		byte(static_cast<uint8_t>(imm));
-	} else {
-		rm(w, 0x81, static_cast<unsigned>(op), m);
-		u32(static_cast<uint32_t>(imm));
-	}
+	rm(w, fits_i8(imm) ? 0x83 : 0x81, static_cast<unsigned>(op), m);
+	imm8_or_32(imm);
 }
 
 void assembler::test_rr(width w, reg a, reg b)
@@ -344,13 +342,8 @@ void assembler::imul_rr(width w, reg dst, reg src)
 
 void assembler::imul_rri(width w, reg dst, reg src, int32_t imm)
 {
-	if (fits_i8(imm)) {
-		rr(w, 0x6b, dst, src);
-		byte(static_cast<uint8_t>(imm));
-	} else {
-		rr(w, 0x69, dst, src);
-		u32(static_cast<uint32_t>(imm));
-	}
+	rr(w, fits_i8(imm) ? 0x6b : 0x69, dst, src);
+	imm8_or_32(imm);
 }
 
 void assembler::neg(width w, reg r)

@@ -191,6 +191,9 @@ class assembler {
 	void u16(uint16_t v);
 	void u32(uint32_t v);
 	void u64(uint64_t v);
+	// The immediate of an instruction whose opcode the caller picked by
+	// fits_i8(imm): sign-extended imm8 form, else imm32.
+	void imm8_or_32(int32_t imm);
 	// REX prefix when any of its bits is needed, or when `force` (8-bit
 	// accesses to spl/bpl/sil/dil).
 	void rex(bool w, unsigned r, unsigned x, unsigned b, bool force = false);
