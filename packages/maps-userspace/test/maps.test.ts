@@ -3,7 +3,7 @@ import { MapFlags, MapType, registeredMapTypes, UpdateFlags, u32, u64 } from '@b
 import { assemble } from '@bpftime/vm';
 import { describe, expect, it } from 'vitest';
 import { MAP_TYPES } from '../src/index.js';
-import { errorOf, freshRegistry, u32le, u64le } from './helpers.js';
+import { errorOf, freshRegistry, runChild, u32le, u64le } from './helpers.js';
 
 const hashSpec = { type: MapType.Hash, name: 'h', keySize: 4, valueSize: 8, maxEntries: 4 };
 const arraySpec = { type: MapType.Array, name: 'a', keySize: 4, valueSize: 8, maxEntries: 4 };
@@ -202,6 +202,32 @@ describe('map errors', () => {
 		expect(e.message).toMatch(message);
 		expect(reg.size).toBe(0);
 	});
+
+	// Sizes whose arithmetic overflows 32 bits. The expected codes are the kernel's (BPF_MAP_CREATE of
+	// the same attributes: htab_map_alloc's max_entries > 1 << 31, array_map_alloc_check's value_size
+	// > INT_MAX). Run in a child with a deadline: a wrapped computation once spun forever here while
+	// holding the registry's mutex.
+	it.each([
+		['a hash map of 2^31 + 1 entries', { ...hashSpec, maxEntries: 2 ** 31 + 1, flags: MapFlags.NoPrealloc }, 'E2BIG'],
+		['a hash map of 2^32 - 1 entries', { ...hashSpec, maxEntries: 2 ** 32 - 1 }, 'E2BIG'],
+		[
+			'an array of 2^32 - 1 values of 2^32 - 1 bytes',
+			{ ...arraySpec, valueSize: 2 ** 32 - 1, maxEntries: 2 ** 32 - 1 },
+			'E2BIG',
+		],
+		['an array value of 2^31 bytes', { ...arraySpec, valueSize: 2 ** 31, maxEntries: 1 }, 'E2BIG'],
+		['an array of 2^32 - 1 values of 64 KiB', { ...arraySpec, valueSize: 65536, maxEntries: 2 ** 32 - 1 }, 'ENOMEM'],
+	])(
+		'refuses %s at once, as the kernel does, and the registry stays usable',
+		async (_what, spec, code) => {
+			const { reg, name } = freshRegistry('overflow');
+			const child = await runChild('child.mjs', ['create-map', name, JSON.stringify(spec)]);
+			expect(child.stdout.trim()).toBe(`error ${code}`);
+			expect(reg.size).toBe(0);
+			expect(reg.createMap(hashSpec).id).toBe(0);
+		},
+		10_000,
+	);
 
 	it('answers EMFILE when the table is full, and keeps the maps it has', () => {
 		const { reg } = freshRegistry('table_full', { capacity: 2 });

@@ -20,17 +20,22 @@ int create(const map_create_args *a, const params &p, void **out, char *err,
 				 a->key_size);
 	if (int r = check_create_args(a, p, "arrays", err, err_len))
 		return r;
-	// No limit on value_size alone: the kernel dropped its KMALLOC_MAX_SIZE
-	// check for arrays (a 6.18 kernel creates 4 MiB + 1 values); only the
-	// total size below is bounded.
+	// No KMALLOC_MAX_SIZE limit on value_size: the kernel dropped it for
+	// arrays (a 6.18 kernel creates 4 MiB + 1 values); its
+	// array_map_alloc_check refuses only a value_size above INT_MAX, so
+	// that rounding it up to 8 cannot wrap, and bounds the total below.
+	if (a->value_size > uint32_t(INT32_MAX))
+		return set_error(err, err_len, E2BIG, "value size %u is too large",
+				 a->value_size);
 	const uint32_t slot_size = p.slot_for(a);
-	uint32_t stride = (slot_size + 7) & ~7u;
-	uint64_t len = uint64_t(stride) * a->max_entries;
+	// 64-bit: a slot of a per-CPU type is the value times the CPUs.
+	const uint64_t stride = (uint64_t(slot_size) + 7) & ~uint64_t(7);
+	uint64_t len = stride * a->max_entries;
 	// The kernel refuses arrays of 4 GiB and more with ENOMEM.
 	if (len >= (1ULL << 32) - 4096)
 		return set_error(err, err_len, ENOMEM,
-				 "%u entries of %u bytes do not fit in 4 GiB",
-				 a->max_entries, stride);
+				 "%u entries of %llu bytes do not fit in 4 GiB",
+				 a->max_entries, (unsigned long long)stride);
 	auto *mgr = static_cast<shm::segment_manager *>(a->segment_manager);
 	auto *s = static_cast<state *>(
 		mgr->allocate(sizeof(state), std::nothrow));
@@ -52,7 +57,7 @@ int create(const map_create_args *a, const params &p, void **out, char *err,
 	s->header.version = p.version;
 	keep_create_args(s, a);
 	s->slot_size = slot_size;
-	s->stride = stride;
+	s->stride = uint32_t(stride); // below 4 GiB: checked above
 	s->values_len = alloc_len;
 	s->values_off = static_cast<char *>(values) - reinterpret_cast<char *>(s);
 	s->header.magic = p.magic;

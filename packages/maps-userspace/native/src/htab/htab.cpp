@@ -76,12 +76,14 @@ uint32_t grow(state *s, int *err)
 
 namespace {
 
+// v rounded up to a power of two; 0 when that does not fit in 32 bits (v
+// above 2^31), where a 32-bit doubling would wrap to 0 and never end.
 uint32_t round_up_pow2(uint32_t v)
 {
-	uint32_t p = 1;
+	uint64_t p = 1;
 	while (p < v)
 		p <<= 1;
-	return p;
+	return p > UINT32_MAX ? 0 : uint32_t(p);
 }
 
 void free_state(shm::segment_manager *mgr, state *s)
@@ -123,9 +125,14 @@ int create(const map_create_args *a, const params &p, void **out, char *err,
 		return set_error(err, err_len, E2BIG,
 				 "key size %u + value size %u is too large",
 				 a->key_size, a->value_size);
+	// Checked before the buckets are counted, as the kernel's
+	// htab_map_alloc does (max_entries > 1 << 31 is E2BIG).
+	if (a->max_entries > (1u << 31))
+		return set_error(err, err_len, E2BIG,
+				 "max_entries %u is too large", a->max_entries);
 	uint32_t n_buckets = round_up_pow2(a->max_entries);
 	uint32_t n_locks = std::min(n_buckets, MAX_LOCKS);
-	if (a->max_entries > (1u << 31) || n_buckets == 0 ||
+	if (n_buckets == 0 ||
 	    uint64_t(a->max_entries) + n_locks > MAX_ELEMENTS)
 		return set_error(err, err_len, E2BIG,
 				 "max_entries %u is too large", a->max_entries);
