@@ -158,6 +158,7 @@ function(bpftime_shared_core name srcs libs)
 		target_compile_options(bpftime_${name}_shared PRIVATE ${BPFTIME_WARNINGS})
 		target_link_libraries(bpftime_${name}_shared PUBLIC ${shared_libs})
 		target_link_options(bpftime_${name}_shared PRIVATE "LINKER:--no-undefined")
+		bpftime_relative_runpath(bpftime_${name}_shared)
 	else()
 		get_filename_component(pkg "${CMAKE_CURRENT_SOURCE_DIR}" DIRECTORY)
 		set(file "${pkg}/build/${CMAKE_BUILD_TYPE}/libbpftime_${name}.so")
@@ -169,6 +170,29 @@ function(bpftime_shared_core name srcs libs)
 			INTERFACE_LINK_LIBRARIES "${shared_libs}")
 		set_property(GLOBAL APPEND PROPERTY BPFTIME_IMPORTED_CORES "${file}")
 	endif()
+endfunction()
+
+# The run path of an addon or shared core: its own folder and the build
+# folders of the packages below it, relative to itself ($ORIGIN/../../../
+# <package>/build/<type>: packages are siblings in the workspace's packages/
+# and in node_modules/@bpftime/, pnpm's store included), never absolute, so
+# a build that turbo restores from its cache into another checkout, or a
+# package tree that moves, still finds them.
+function(bpftime_relative_runpath target)
+	set(rpath "$ORIGIN")
+	get_property(imported GLOBAL PROPERTY BPFTIME_IMPORTED_CORES)
+	foreach(file IN LISTS imported)
+		# file: <package>/build/<type>/libbpftime_<name>.so
+		get_filename_component(dir "${file}" DIRECTORY)
+		get_filename_component(dir "${dir}" DIRECTORY)
+		get_filename_component(dir "${dir}" DIRECTORY)
+		get_filename_component(pkg "${dir}" NAME)
+		list(APPEND rpath "$ORIGIN/../../../${pkg}/build/${CMAKE_BUILD_TYPE}")
+	endforeach()
+	list(REMOVE_DUPLICATES rpath)
+	set_target_properties(${target} PROPERTIES
+		BUILD_WITH_INSTALL_RPATH ON
+		INSTALL_RPATH "${rpath}")
 endfunction()
 
 # libs with every bpftime::<core> that has a shared library replaced by it.
@@ -213,6 +237,7 @@ function(bpftime_addon name)
 	bpftime_shared_libs(libs ${ARG_LIBS})
 	target_link_libraries(bpftime_${name}_addon PRIVATE
 		bpftime::napi ${libs} ${CMAKE_JS_LIB})
+	bpftime_relative_runpath(bpftime_${name}_addon)
 	# The shared cores of the packages below this one are their builds'
 	# outputs: say which one is missing rather than fail at link time.
 	get_property(imported GLOBAL PROPERTY BPFTIME_IMPORTED_CORES)
