@@ -7,7 +7,7 @@
 //   await obj.load(registry);
 //   await obj.attachAll({ binary: '/usr/bin/victim' });
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { BpftimeError, expectString, expectU32 } from '@bpftime/common';
 import { findFuncOffset, resolveBinaryPath } from './attach/uprobe.js';
@@ -433,6 +433,12 @@ const SYSCALL_TRACEPOINT = /^sys_(enter|exit)_[a-z0-9_]+$/;
  * `load()` creates them in a registry, `attach()`/`attachAll()` create the
  * perf events and links, `close()` releases everything it created.
  */
+/**
+ * The largest object file open() reads: far above what clang makes of any eBPF program (a 1M-instruction
+ * program is 8 MiB), far below what would exhaust a process.
+ */
+const MAX_OBJECT_BYTES = 256 * 2 ** 20;
+
 export class BpfObject implements Disposable {
 	readonly name: string;
 	/** The path it was opened from, or undefined for a Buffer. */
@@ -473,8 +479,17 @@ export class BpfObject implements Disposable {
 		if (typeof pathOrBuffer === 'string') {
 			path = pathOrBuffer;
 			try {
+				// A device or a FIFO would be read without end (/dev/zero), a huge file whole.
+				const st = statSync(path);
+				if (!st.isFile()) throw new BpftimeError('EINVAL', `object '${path}': not a regular file`);
+				if (st.size > MAX_OBJECT_BYTES)
+					throw new BpftimeError(
+						'E2BIG',
+						`object '${path}': ${st.size} bytes, more than the ${MAX_OBJECT_BYTES} an object file may have`,
+					);
 				buf = readFileSync(path);
 			} catch (e) {
+				if (e instanceof BpftimeError) throw e;
 				throw new BpftimeError((e as NodeJS.ErrnoException).code ?? 'EIO', `object '${path}': ${(e as Error).message}`);
 			}
 		} else if (pathOrBuffer instanceof Uint8Array) {

@@ -72,6 +72,15 @@ describe('truncated and foreign files', () => {
 		expect(bpftimeError(() => open(host)).message).toMatch(/not an eBPF object file/);
 	});
 
+	it.each([
+		['a character device that never ends', '/dev/zero'],
+		['a directory', '/tmp'],
+	])('refuses %s at once with EINVAL, naming it', (_what, path) => {
+		const e = bpftimeError(() => BpfObject.open(path));
+		expect(e.code).toBe('EINVAL');
+		expect(e.message).toBe(`object '${path}': not a regular file`);
+	});
+
 	it('says ENOENT for a path that does not exist', () => {
 		const e = bpftimeError(() => BpfObject.open('/no/such/object.bpf.o'));
 		expect(e.code).toBe('ENOENT');
