@@ -164,4 +164,27 @@ describe('bpftime load, start and map dump', { timeout: 60_000 }, () => {
 		expect(r.code).toBe(1);
 		expect(r.stderr).toBe(`bpftime: map 'nosuch': no such map in the registry (maps: 'malloc_calls')\n`);
 	});
+
+	it('exits 1 saying there is no such map for an id past the table or past u32', async () => {
+		const seg = segmentName();
+		expect((await bpftime(['--segment', seg, 'load', '--no-attach', object])).code).toBe(0);
+		for (const id of ['4294967297', '6144', '99999999999999999999']) {
+			const r = await bpftime(['--segment', seg, 'map', 'dump', id]);
+			expect([r.code, r.stderr]).toEqual([1, `bpftime: map id ${id}: no such map in the registry\n`]);
+		}
+	});
+
+	it('exits 1 naming the ids when two maps share the name map dump is given', async () => {
+		const seg = segmentName();
+		expect((await bpftime(['--segment', seg, 'load', '--no-attach', object])).code).toBe(0);
+		expect((await bpftime(['--segment', seg, 'load', '--no-attach', object])).code).toBe(0);
+		const list = await bpftime(['--segment', seg, 'map', 'list']);
+		const ids = [...list.stdout.matchAll(/^(\d+): hash name 'malloc_calls'/gm)].map((m) => m[1]);
+		expect(ids).toHaveLength(2);
+		const r = await bpftime(['--segment', seg, 'map', 'dump', 'malloc_calls']);
+		expect([r.code, r.stderr]).toEqual([
+			1,
+			`bpftime: map 'malloc_calls': 2 maps have this name (ids ${ids.join(', ')}); name one by id\n`,
+		]);
+	});
 });

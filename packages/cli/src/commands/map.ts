@@ -27,16 +27,23 @@ function formatBytes(b: Buffer): string {
 
 function findMap(reg: Registry, which: string): BpfMap {
 	if (/^\d+$/.test(which)) {
-		const d = reg.get(Number(which));
+		// An id the table cannot hold (above its capacity, or past u32) names no map either.
+		const id = Number(which);
+		const d = Number.isSafeInteger(id) && id < reg.capacity ? reg.get(id) : undefined;
 		if (!d) throw new BpftimeError('ENOENT', `map id ${which}: no such map in the registry`);
 		if (d.kind !== 'map') throw new BpftimeError('EINVAL', `id ${which}: is a ${d.kind}, not a map`);
 		return reg.map(Number(which));
 	}
 	const maps = reg.list().filter((d): d is MapDescriptor => d.kind === 'map');
-	const hit = maps.find((d) => d.name === which);
+	const hits = maps.filter((d) => d.name === which);
+	const [hit] = hits;
 	if (!hit) {
 		const names = maps.map((d) => `'${d.name}'`).join(', ') || 'none';
 		throw new BpftimeError('ENOENT', `map '${which}': no such map in the registry (maps: ${names})`);
+	}
+	if (hits.length > 1) {
+		const ids = hits.map((d) => d.id).join(', ');
+		throw new BpftimeError('EINVAL', `map '${which}': ${hits.length} maps have this name (ids ${ids}); name one by id`);
 	}
 	return reg.map(hit.id);
 }
