@@ -11,8 +11,10 @@
 // malloc example's hash-map counter, on the JIT and on the interpreter;
 // uretprobe with the empty program; and the kernel's uprobe and uretprobe
 // with the same programs from the same object (kernel_probe.c, libbpf),
-// where bpf() and uprobes are allowed here, with fewer calls (a kernel hit
-// costs microseconds). The pure hook cost (empty callback, no program) is in
+// attached past bench_fn's endbr64 on its push %rbp (the kernel's ordinary
+// path: an uprobe on endbr64 is single-stepped, about 20x slower), where
+// bpf() and uprobes are allowed here, with fewer calls (a kernel hit costs
+// hundreds of nanoseconds). The pure hook cost (empty callback, no program) is in
 // bench/suites/attach.mjs.
 //
 // Goals (the issue's): under 15 ns added per uprobe hit with an empty

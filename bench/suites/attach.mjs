@@ -3,7 +3,9 @@
 // rbp; mov rbp, rsp; pop rbp; ret), called in a loop by
 // bpftime-attach-bench, against the same call without a probe and against
 // the kernel's uprobe and uretprobe (perf_event_open on the uprobe PMU with
-// an empty BPF program attached), all in this run.
+// an empty BPF program attached) on the function's push %rbp, past its
+// endbr64: the kernel's ordinary path, not the single-stepped one, all in
+// this run.
 //
 // Each variant runs in its own process, pinned to the core that was idler
 // just before it started; a run whose rounds spread more than ±5% is
