@@ -102,6 +102,18 @@ describe('a failed create leaves the registry as it was (count, change counter, 
 		],
 		[
 			'perf_event',
+			'of a uprobe for pid -2',
+			'EINVAL',
+			(r: Registry) => r.createPerfEvent({ type: 'uprobe', path: '/bin/sh', pid: -2 }),
+		],
+		[
+			'perf_event',
+			'of a syscall tracepoint for pid -2',
+			'EINVAL',
+			(r: Registry) => r.createPerfEvent({ type: 'syscall_tracepoint', syscallId: 1, pid: -2 }),
+		],
+		[
+			'perf_event',
 			'with a symbol of 4096 bytes',
 			'ENAMETOOLONG',
 			(r: Registry) => r.createPerfEvent({ type: 'uprobe', path: '/bin/sh', symbol: 's'.repeat(4096) }),

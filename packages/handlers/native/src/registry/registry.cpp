@@ -538,11 +538,6 @@ struct perf_event_steps : default_steps {
 						   "than " +
 						    std::to_string(PATH_MAX - 1) +
 						    " bytes");
-			if (s.pid < -1)
-				return fail(EINVAL, what + ": pid " +
-							    std::to_string(s.pid) +
-							    " (expected -1 or "
-							    "a pid)");
 			break;
 		case perf_event_type::syscall_tracepoint:
 			if (s.syscall_id < -1 || s.syscall_id > 1023)
@@ -550,11 +545,6 @@ struct perf_event_steps : default_steps {
 					    what + ": syscall id " +
 						    std::to_string(s.syscall_id) +
 						    " is outside [-1, 1023]");
-			if (s.pid < -1)
-				return fail(EINVAL, what + ": pid " +
-							    std::to_string(s.pid) +
-							    " (expected -1 or "
-							    "a pid)");
 			break;
 		case perf_event_type::custom:
 			if (s.custom_name.empty())
@@ -565,6 +555,11 @@ struct perf_event_steps : default_steps {
 			return fail(EINVAL, what + ": unknown event type " +
 						    std::to_string(uint32_t(s.type)));
 		}
+		// The process filter of probes and tracepoints (a custom event
+		// has none).
+		if (s.type != perf_event_type::custom && s.pid < -1)
+			return fail(EINVAL, what + ": pid " + std::to_string(s.pid) +
+						    " (expected -1 or a pid)");
 		if (s.symbol.size() >= 4096 || s.custom_name.size() >= 4096)
 			return fail(ENAMETOOLONG, what + ": name is longer than "
 							 "4095 bytes");
