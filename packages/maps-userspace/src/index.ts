@@ -4,9 +4,11 @@
 //
 //   import '@bpftime/maps-userspace';
 //
-// The implementations live in this package's addon; the registry in the
-// handlers addon. What crosses between them is the address of each static
-// map-ops table, as a tagged External.
+// The implementations live in this package's core (libbpftime_maps_userspace.so),
+// the registry in handlers' (libbpftime_handlers.so), one copy of each per
+// process. What this module hands over is the address of each static map-ops
+// table, as a tagged External, through the same registerMapOps() any other
+// map package uses.
 import { fileURLToPath } from 'node:url';
 import { loadNative, type NativeAddon } from '@bpftime/common';
 import { type MapType, registerMapOps } from '@bpftime/handlers';

@@ -2,10 +2,11 @@
 // types to the registry (bpftime's bpftime_register_map_ops, the kernel's
 // struct bpf_map_ops).
 //
-// Every native addon is its own shared object with its own copy of the static
-// cores it links, so the contract between a map package and the registry is a
-// plain C struct of function pointers, not a C++ interface: it crosses shared
-// object boundaries and compiler versions. It carries its own size (like
+// A map package is built apart from the registry (its own package, perhaps
+// another version or compiler), and in a target process its code may sit in
+// another shared object, so the contract between a map package and the
+// registry is a plain C struct of function pointers, not a C++ interface: it
+// crosses shared object boundaries and compiler versions. It carries its own size (like
 // libbpf's OPTS structs): a registry built with a newer, longer struct reads
 // the fields an older provider did not have as null, and a provider built with
 // a longer struct is accepted as long as the fields it added are unknown here
