@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { MapType, Registry, u32, u64 } from '@bpftime/handlers';
 import { Segment } from '@bpftime/shm';
@@ -32,6 +33,18 @@ describe('native topology', () => {
 		}
 		expect([...cores.keys()].sort()).toEqual(expect.arrayContaining(['handlers', 'maps_userspace', 'shm', 'vm']));
 		for (const [core, paths] of cores) expect([core, [...paths]]).toEqual([core, [...paths].slice(0, 1)]);
+	});
+
+	it('finds the shared cores through run paths relative to each library, never absolute ones', () => {
+		const libs = [...new Set(mappedPaths().filter((p) => /\/(libbpftime_\w+\.so|bpftime_\w+\.node)$/.test(p)))];
+		expect(libs.length).toBeGreaterThanOrEqual(6); // four cores, the handlers and maps-userspace addons
+		for (const lib of libs) {
+			const runpath = /\(RUNPATH\)\s+Library runpath: \[(.*)\]/.exec(
+				execFileSync('readelf', ['-d', lib], { encoding: 'utf8' }),
+			);
+			const entries = runpath?.[1]?.split(':') ?? [];
+			expect([lib, entries.filter((e) => !e.startsWith('$ORIGIN'))]).toEqual([lib, []]);
+		}
 	});
 
 	it('maps a segment once, however many Segment and Registry objects open it', () => {
