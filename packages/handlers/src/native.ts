@@ -67,10 +67,6 @@ export interface HandlersAddon extends NativeAddon {
 	jsonVersion: number;
 	/** Per kind, the descriptor's and the create spec's keys, from native/include/bpftime/handlers/fields.hpp. */
 	fieldKeys: Record<string, { descriptor: string[]; spec: string[] }>;
-	mapTypeNames: string[];
-	progTypeNames: string[];
-	attachTypeNames: string[];
-	helperNames: string[];
 	perfEventTypeNames: string[];
 	hookFamilyNames: string[];
 	attachKinds: { name: string; family: string }[];

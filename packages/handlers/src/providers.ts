@@ -13,12 +13,13 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mapTypeNames } from '@bpftime/common';
 import { native } from './native.js';
 
 function mapTypeNumber(t: unknown): number | undefined {
 	if (typeof t === 'number' && Number.isInteger(t) && t > 0 && t <= 0xffffffff) return t;
 	if (typeof t !== 'string') return undefined;
-	const n = native.mapTypeNames.indexOf(t);
+	const n = mapTypeNames.indexOf(t);
 	return n > 0 ? n : undefined;
 }
 

@@ -8,7 +8,9 @@ import {
 	expectU32,
 	expectU64,
 	type MapSpec,
+	mapTypeNames,
 	type ProgSpec,
+	progTypeNames,
 } from '@bpftime/common';
 import type { Segment } from '@bpftime/shm';
 import type { PerfEventTypeName } from './attach-kinds.js';
@@ -144,8 +146,8 @@ export interface BtfDescriptor extends DescriptorBase {
 export type HandlerDescriptor = MapDescriptor | ProgDescriptor | LinkDescriptor | PerfEventDescriptor | BtfDescriptor;
 
 function decorate(d: Record<string, unknown>): HandlerDescriptor {
-	if (d.kind === 'map') d.typeName = native.mapTypeNames[d.type as number] || `map type ${d.type}`;
-	if (d.kind === 'prog') d.typeName = native.progTypeNames[d.type as number] || `prog type ${d.type}`;
+	if (d.kind === 'map') d.typeName = mapTypeNames[d.type as number] || `map type ${d.type}`;
+	if (d.kind === 'prog') d.typeName = progTypeNames[d.type as number] || `prog type ${d.type}`;
 	return d as unknown as HandlerDescriptor;
 }
 

@@ -917,15 +917,6 @@ Napi::Value BackendFromEnv(const Napi::CallbackInfo &info)
 	return Napi::String::New(env, std::string(bpftime::vm::backend_name(b)));
 }
 
-// Kernel name tables, index = number.
-template <class F> Napi::Value name_table(Napi::Env env, F name, uint32_t n)
-{
-	Napi::Array out = Napi::Array::New(env);
-	for (uint32_t i = 0; i < n; i++)
-		out.Set(i, std::string(name(i)));
-	return out;
-}
-
 // The attach vocabulary (attach_kinds.hpp), for test/attach-kinds.test.ts to
 // compare with src/attach-kinds.ts.
 void export_attach_kinds(Napi::Env env, Napi::Object exports)
@@ -968,10 +959,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 	exports.Set("defaultCapacity", Napi::Number::New(env, DEFAULT_MAX_FD_COUNT));
 	exports.Set("jsonVersion", Napi::Number::New(env, JSON_FORMAT_VERSION));
 	exports.Set("fieldKeys", js::field_keys(env));
-	exports.Set("mapTypeNames", name_table(env, map_type_name, 64));
-	exports.Set("progTypeNames", name_table(env, prog_type_name, 64));
-	exports.Set("attachTypeNames", name_table(env, attach_type_name, 64));
-	exports.Set("helperNames", name_table(env, helper_name, 256));
 	export_attach_kinds(env, exports);
 	return exports;
 }
