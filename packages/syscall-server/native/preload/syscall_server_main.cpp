@@ -1,0 +1,342 @@
+// syscall_server_main.cpp: libbpftime-syscall-server.so, the library a loader
+// tool (a libbpf program, bpftool) is started with (LD_PRELOAD). It
+// interposes the libc entries through which such tools reach the kernel's
+// eBPF: syscall() (for __NR_bpf and __NR_perf_event_open, and close / dup /
+// ioctl when a tool makes those through syscall() too), ioctl(), close(),
+// dup(), dup2(), dup3(), fcntl(F_DUPFD*), close_range() and mmap() on the
+// descriptors the server handed out; munmap(), mprotect() and mremap() only
+// to tell the pointer checks that the memory map changed. Everything else
+// goes to libc unchanged (RTLD_NEXT).
+//
+// Contract with the tool:
+//   - the registry is opened on the first bpf() or uprobe perf_event_open
+//     (a tool that never calls them is untouched); when it cannot be opened
+//     the call fails with that errno and a log line;
+//   - no exception leaves an entry; bad pointers give EFAULT;
+//   - at exit (an atexit handler registered at that first call, so it runs
+//     before the static destructors of this library), every descriptor is
+//     dropped: unpinned links detach, the tool's objects leave the
+//     registry, unless BPFTIME_KEEP_OBJECTS=1;
+//   - after fork() the child's descriptors refer to the parent's objects,
+//     which it never releases.
+//
+// Environment (read once, at that first call): BPFTIME_GLOBAL_SHM_NAME,
+// BPFTIME_SHM_MEMORY_MB, BPFTIME_KEEP_OBJECTS, SPDLOG_LEVEL,
+// BPFTIME_LOG_OUTPUT.
+#include <bpftime/common/log.hpp>
+#include <bpftime/syscall_server/server.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdint>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <mutex>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+using bpftime::syscall_server::server;
+
+namespace {
+
+const bpftime::log_source preload_log{ "syscall-server", true };
+
+std::atomic<server *> g_server{ nullptr };
+std::atomic<int> g_open_error{ 0 };
+std::mutex g_init_mu;
+
+template <class F> F next(const char *name)
+{
+	return reinterpret_cast<F>(dlsym(RTLD_NEXT, name));
+}
+
+#define REAL(name)                                                             \
+	static auto real_##name = next<decltype(&::name)>(#name)
+
+void at_exit()
+{
+	if (server *s = g_server.load(std::memory_order_acquire))
+		s->shutdown();
+}
+
+void at_fork_child()
+{
+	if (server *s = g_server.load(std::memory_order_acquire))
+		s->forked_child();
+}
+
+// The server, opened on first use; nullptr with errno's value in err when
+// the registry cannot be opened (retried on the next call).
+server *get_server(int &err)
+{
+	if (server *s = g_server.load(std::memory_order_acquire))
+		return s;
+	std::lock_guard g(g_init_mu);
+	if (server *s = g_server.load(std::memory_order_acquire))
+		return s;
+	bpftime::log_configure(bpftime::log_options_from_env(), preload_log);
+	auto o = bpftime::syscall_server::options_from_env();
+	if (!o) {
+		bpftime::log(preload_log, bpftime::log_level::error, "%s",
+			     o.error().message.c_str());
+		err = o.error().code;
+		return nullptr;
+	}
+	auto s = server::open(*o);
+	if (!s) {
+		bpftime::log(preload_log, bpftime::log_level::error,
+			     "registry '%s': %s", o->segment.c_str(),
+			     s.error().message.c_str());
+		err = s.error().code;
+		return nullptr;
+	}
+	// Never freed: descriptors may be used until the last instruction of
+	// the process.
+	server *p = s->release();
+	g_server.store(p, std::memory_order_release);
+	atexit(at_exit);
+	pthread_atfork(nullptr, nullptr, at_fork_child);
+	return p;
+}
+
+server *existing()
+{
+	return g_server.load(std::memory_order_acquire);
+}
+
+long ret(long r)
+{
+	if (r < 0 && r > -4096) {
+		errno = int(-r);
+		return -1;
+	}
+	return r;
+}
+
+long do_bpf(long cmd, long attr, long size)
+{
+	int err = 0;
+	server *s = get_server(err);
+	if (!s)
+		return ret(-err);
+	return ret(s->bpf(cmd, uint64_t(attr), uint64_t(uint32_t(size))));
+}
+
+} // namespace
+
+extern "C" {
+
+__attribute__((visibility("default"))) long syscall(long number, ...)
+{
+	va_list ap;
+	va_start(ap, number);
+	long a1 = va_arg(ap, long), a2 = va_arg(ap, long), a3 = va_arg(ap, long),
+	     a4 = va_arg(ap, long), a5 = va_arg(ap, long), a6 = va_arg(ap, long);
+	va_end(ap);
+	REAL(syscall);
+	try {
+		switch (number) {
+		case SYS_bpf:
+			return do_bpf(a1, a2, a3);
+		case SYS_perf_event_open: {
+			int err = 0;
+			server *s = get_server(err);
+			if (s) {
+				long r = s->perf_event_open(uint64_t(a1), a2, a3,
+							    a4, uint64_t(a5));
+				if (r != -ENOSYS)
+					return ret(r);
+			}
+			break;
+		}
+		case SYS_close:
+			if (server *s = existing(); s && s->owns(int(a1)))
+				s->forget(int(a1));
+			break;
+		case SYS_ioctl:
+			if (server *s = existing(); s && s->owns(int(a1)))
+				return ret(s->ioctl(int(a1), uint64_t(a2), uint64_t(a3)));
+			break;
+		case SYS_dup:
+		case SYS_dup2:
+		case SYS_dup3: {
+			long r = real_syscall(number, a1, a2, a3, a4, a5, a6);
+			if (r >= 0)
+				if (server *s = existing(); s && s->owns(int(a1)))
+					s->duplicated(int(a1), int(r));
+			return r;
+		}
+		default:
+			break;
+		}
+	} catch (...) {
+		errno = EINVAL;
+		return -1;
+	}
+	return real_syscall(number, a1, a2, a3, a4, a5, a6);
+}
+
+__attribute__((visibility("default"))) int ioctl(int fd, unsigned long request, ...)
+{
+	va_list ap;
+	va_start(ap, request);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	if (server *s = existing(); s && s->owns(fd))
+		return int(ret(s->ioctl(fd, request, uint64_t(arg))));
+	REAL(ioctl);
+	return real_ioctl(fd, request, arg);
+}
+
+__attribute__((visibility("default"))) int close(int fd)
+{
+	if (server *s = existing(); s && s->owns(fd))
+		s->forget(fd);
+	REAL(close);
+	return real_close(fd);
+}
+
+__attribute__((visibility("default"))) int dup(int fd)
+{
+	REAL(dup);
+	int r = real_dup(fd);
+	if (r >= 0)
+		if (server *s = existing(); s && s->owns(fd))
+			s->duplicated(fd, r);
+	return r;
+}
+
+namespace {
+int after_dup_to(int oldfd, int newfd, int r)
+{
+	if (r < 0 || oldfd == newfd)
+		return r;
+	if (server *s = existing()) {
+		if (s->owns(oldfd))
+			s->duplicated(oldfd, newfd);
+		else if (s->owns(newfd))
+			s->forget(newfd);
+	}
+	return r;
+}
+
+int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, va_list ap)
+{
+	// Every fcntl argument is an int or a pointer; passing a long holds
+	// both.
+	long arg = va_arg(ap, long);
+	int r = real(fd, cmd, arg);
+	if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+		if (server *s = existing(); s && s->owns(fd))
+			s->duplicated(fd, r);
+	return r;
+}
+} // namespace
+
+__attribute__((visibility("default"))) int dup2(int oldfd, int newfd)
+{
+	REAL(dup2);
+	return after_dup_to(oldfd, newfd, real_dup2(oldfd, newfd));
+}
+
+__attribute__((visibility("default"))) int dup3(int oldfd, int newfd, int flags)
+{
+	REAL(dup3);
+	return after_dup_to(oldfd, newfd, real_dup3(oldfd, newfd, flags));
+}
+
+__attribute__((visibility("default"))) int fcntl(int fd, int cmd, ...)
+{
+	static auto real = next<int (*)(int, int, ...)>("fcntl");
+	va_list ap;
+	va_start(ap, cmd);
+	int r = fcntl_common(real, fd, cmd, ap);
+	va_end(ap);
+	return r;
+}
+
+__attribute__((visibility("default"))) int fcntl64(int fd, int cmd, ...)
+{
+	static auto real = next<int (*)(int, int, ...)>("fcntl64");
+	va_list ap;
+	va_start(ap, cmd);
+	int r = fcntl_common(real ? real : next<int (*)(int, int, ...)>("fcntl"),
+			     fd, cmd, ap);
+	va_end(ap);
+	return r;
+}
+
+__attribute__((visibility("default"))) int close_range(unsigned first, unsigned last,
+						       int flags)
+{
+	static auto real = next<int (*)(unsigned, unsigned, int)>("close_range");
+	if (server *s = existing(); s && !(flags & CLOSE_RANGE_CLOEXEC)) {
+		unsigned top = last < (1u << 20) ? last : (1u << 20);
+		for (unsigned fd = first; fd <= top && fd >= first; fd++)
+			if (s->owns(int(fd)))
+				s->forget(int(fd));
+	}
+	if (real)
+		return real(first, last, flags);
+	return int(ret(::syscall(SYS_close_range, first, last, flags)));
+}
+
+__attribute__((visibility("default"))) void *mmap(void *addr, size_t len, int prot,
+						  int flags, int fd, off_t off)
+{
+	if (fd >= 0)
+		if (server *s = existing(); s && s->owns(fd)) {
+			long r = s->mmap(uint64_t(addr), len, prot, flags, fd, off);
+			if (r < 0 && r > -4096) {
+				errno = int(-r);
+				return MAP_FAILED;
+			}
+			return reinterpret_cast<void *>(r);
+		}
+	REAL(mmap);
+	void *r = real_mmap(addr, len, prot, flags, fd, off);
+	if (flags & MAP_FIXED)
+		server::memory_changed();
+	return r;
+}
+
+__attribute__((visibility("default"))) void *mmap64(void *addr, size_t len, int prot,
+						    int flags, int fd, off_t off)
+{
+	return mmap(addr, len, prot, flags, fd, off);
+}
+
+__attribute__((visibility("default"))) int munmap(void *addr, size_t len)
+{
+	REAL(munmap);
+	int r = real_munmap(addr, len);
+	server::memory_changed();
+	return r;
+}
+
+__attribute__((visibility("default"))) int mprotect(void *addr, size_t len, int prot)
+{
+	REAL(mprotect);
+	int r = real_mprotect(addr, len, prot);
+	server::memory_changed();
+	return r;
+}
+
+__attribute__((visibility("default"))) void *mremap(void *old, size_t old_len,
+						    size_t new_len, int flags, ...)
+{
+	static auto real = next<void *(*)(void *, size_t, size_t, int, ...)>("mremap");
+	va_list ap;
+	va_start(ap, flags);
+	void *new_addr = va_arg(ap, void *);
+	va_end(ap);
+	void *r = real(old, old_len, new_len, flags, new_addr);
+	server::memory_changed();
+	return r;
+}
+
+} // extern "C"

@@ -1,0 +1,270 @@
+// cmd_map.cpp: BPF_MAP_CREATE and the element commands, as the kernel's
+// map_create(), map_lookup_elem() ... in kernel/bpf/syscall.c: the same
+// checks in the same order, so the same bad call gets the same errno.
+#include "server_impl.hpp"
+#include "user_memory.hpp"
+
+#include <linux/bpf.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+namespace bpftime::syscall_server {
+
+namespace {
+
+// bpf_obj_name_cpy(): at most 15 characters of [A-Za-z0-9_.], NUL-padded.
+int copy_name(std::string &out, const char (&name)[BPF_OBJ_NAME_LEN])
+{
+	size_t i = 0;
+	for (; i < BPF_OBJ_NAME_LEN; i++) {
+		char c = name[i];
+		if (!c)
+			break;
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			  (c >= '0' && c <= '9') || c == '_' || c == '.';
+		if (!ok)
+			return -EINVAL;
+	}
+	if (i == BPF_OBJ_NAME_LEN)
+		return -EINVAL;
+	out.assign(name, i);
+	return 0;
+}
+
+bool is_hash_type(uint32_t t)
+{
+	return t == BPF_MAP_TYPE_HASH || t == BPF_MAP_TYPE_PERCPU_HASH ||
+	       t == BPF_MAP_TYPE_LRU_HASH || t == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+}
+
+constexpr long ENOTSUPP_ = 524; // the kernel's internal ENOTSUPP
+
+// A buffer for a key or value on the stack when small (the hot path), on
+// the heap otherwise.
+struct scratch {
+	unsigned char small[256];
+	std::vector<unsigned char> big;
+	unsigned char *get(size_t n)
+	{
+		if (n <= sizeof(small))
+			return small;
+		big.resize(n);
+		return big.data();
+	}
+};
+
+} // namespace
+
+int copy_obj_name(std::string &out, const char (&name)[BPF_OBJ_NAME_LEN])
+{
+	return copy_name(out, name);
+}
+
+long server::impl::map_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
+{
+	if (cmd == BPF_MAP_CREATE) {
+		handlers::map_spec s;
+		if (int e = copy_name(s.name, attr.map_name))
+			return e;
+		s.type = attr.map_type;
+		s.key_size = attr.key_size;
+		s.value_size = attr.value_size;
+		s.max_entries = attr.max_entries;
+		s.flags = attr.map_flags;
+		s.numa_node = attr.numa_node;
+		s.ifindex = attr.map_ifindex;
+		s.map_extra = attr.map_extra;
+		std::vector<std::shared_ptr<object>> uses;
+		int err = 0;
+		if (attr.inner_map_fd) {
+			auto inner = get_kind(int(attr.inner_map_fd), obj_kind::map, err);
+			if (!inner)
+				return err;
+			s.inner_map_id = inner->h.id;
+		}
+		// The kernel takes btf_fd only when a type id names something in it.
+		if (attr.btf_key_type_id || attr.btf_value_type_id ||
+		    attr.btf_vmlinux_value_type_id) {
+			auto btf = get_kind(int(attr.btf_fd), obj_kind::btf, err);
+			if (!btf)
+				return err;
+			s.btf_id = btf->h.id;
+			s.btf_key_type_id = attr.btf_key_type_id;
+			s.btf_value_type_id = attr.btf_value_type_id;
+			s.btf_vmlinux_value_type_id = attr.btf_vmlinux_value_type_id;
+			uses.push_back(btf);
+		}
+		auto h = reg->create_map(s);
+		if (!h)
+			return -h.error().code;
+		auto o = make(obj_kind::map, *h, true);
+		o->uses = std::move(uses);
+		auto m = reg->map(h->id);
+		if (!m) {
+			// No implementation of this type here: ~object releases it.
+			return -m.error().code;
+		}
+		o->map = *m;
+		return install(std::move(o));
+	}
+
+	int fd = int(cmd >= BPF_MAP_LOOKUP_BATCH && cmd <= BPF_MAP_DELETE_BATCH ?
+			     attr.batch.map_fd :
+			     attr.map_fd);
+	object *o = lookup(fd);
+	std::shared_ptr<object> hold;
+	if (!o) {
+		int err = 0;
+		hold = get_kind(fd, obj_kind::map, err);
+		if (!hold)
+			return err;
+		o = hold.get();
+	}
+	if (o->kind != obj_kind::map)
+		return -EINVAL;
+	const handlers::map_instance *m = o->map.get();
+	if (!m)
+		return -EINVAL;
+	const uint32_t ks = m->key_size, vs = m->user_value_size;
+	scratch kbuf, vbuf;
+
+	switch (cmd) {
+	case BPF_MAP_LOOKUP_ELEM: {
+		if (attr.flags & ~uint64_t(BPF_F_LOCK))
+			return -EINVAL;
+		if (!user_readable(attr.key, ks))
+			return -EFAULT;
+		const void *key = reinterpret_cast<const void *>(uint64_t(attr.key));
+		if (user_writable(attr.value, vs)) {
+			auto r = m->lookup(key, reinterpret_cast<void *>(uint64_t(attr.value)));
+			return r ? 0 : -r.error().code;
+		}
+		// The kernel looks up first, then faults on the copy out.
+		auto r = m->lookup(key, vbuf.get(vs));
+		return r ? -EFAULT : -r.error().code;
+	}
+	case BPF_MAP_UPDATE_ELEM: {
+		if (!user_readable(attr.key, ks) || !user_readable(attr.value, vs))
+			return -EFAULT;
+		auto r = m->update(reinterpret_cast<const void *>(uint64_t(attr.key)),
+				   reinterpret_cast<const void *>(uint64_t(attr.value)),
+				   attr.flags);
+		return r ? 0 : -r.error().code;
+	}
+	case BPF_MAP_DELETE_ELEM: {
+		if (!user_readable(attr.key, ks))
+			return -EFAULT;
+		auto r = m->remove(reinterpret_cast<const void *>(uint64_t(attr.key)));
+		return r ? 0 : -r.error().code;
+	}
+	case BPF_MAP_GET_NEXT_KEY: {
+		const void *key = nullptr;
+		if (attr.key) {
+			if (!user_readable(attr.key, ks))
+				return -EFAULT;
+			key = reinterpret_cast<const void *>(uint64_t(attr.key));
+		}
+		unsigned char *next = kbuf.get(ks);
+		auto r = m->next_key(key, next);
+		if (!r)
+			return -r.error().code;
+		return copy_to_user(attr.next_key, next, ks);
+	}
+	case BPF_MAP_LOOKUP_AND_DELETE_ELEM: {
+		if (!is_hash_type(m->map_type))
+			return -ENOTSUPP_;
+		if (attr.flags & ~uint64_t(BPF_F_LOCK))
+			return -EINVAL;
+		unsigned char *key = kbuf.get(ks);
+		if (copy_from_user(key, attr.key, ks))
+			return -EFAULT;
+		unsigned char *value = vbuf.get(vs);
+		if (auto r = m->lookup(key, value); !r)
+			return -r.error().code;
+		if (auto r = m->remove(key); !r)
+			return -r.error().code;
+		return copy_to_user(attr.value, value, vs);
+	}
+	case BPF_MAP_FREEZE: {
+		auto r = m->freeze();
+		return r ? 0 : -r.error().code;
+	}
+	default:
+		break;
+	}
+
+	// The batch commands (the kernel's generic_map_*_batch). The batch
+	// token (in_batch / out_batch) is the last key returned.
+	auto &b = attr.batch;
+	if (b.flags)
+		return -EINVAL;
+	uint64_t count_at = uattr + offsetof(union bpf_attr, batch.count);
+	uint32_t max = b.count;
+	auto put_count = [&](uint32_t n) {
+		return copy_to_user(count_at, &n, sizeof(n));
+	};
+	if (cmd == BPF_MAP_UPDATE_BATCH || cmd == BPF_MAP_DELETE_BATCH) {
+		if (!max)
+			return 0;
+		if (!user_readable(b.keys, uint64_t(max) * ks))
+			return -EFAULT;
+		const void *keys = reinterpret_cast<const void *>(uint64_t(b.keys));
+		result<uint32_t> r = uint32_t(0);
+		if (cmd == BPF_MAP_UPDATE_BATCH) {
+			if (!user_readable(b.values, uint64_t(max) * vs))
+				return -EFAULT;
+			r = m->update_batch(keys,
+					    reinterpret_cast<const void *>(uint64_t(b.values)),
+					    max, b.elem_flags);
+		} else {
+			if (b.elem_flags & ~uint64_t(BPF_F_LOCK))
+				return -EINVAL;
+			r = m->delete_batch(keys, max);
+		}
+		if (r) {
+			if (put_count(*r))
+				return -EFAULT;
+			return 0;
+		}
+		// How many went through before the failure is not known here;
+		// the kernel reports the count done: none is the safe answer.
+		put_count(0);
+		return -r.error().code;
+	}
+	// lookup and lookup-and-delete
+	if (cmd == BPF_MAP_LOOKUP_AND_DELETE_BATCH && !is_hash_type(m->map_type))
+		return -ENOTSUPP_;
+	if (b.elem_flags & ~uint64_t(BPF_F_LOCK))
+		return -EINVAL;
+	if (!max)
+		return 0;
+	const void *after = nullptr;
+	unsigned char *token = kbuf.get(ks);
+	if (b.in_batch) {
+		if (copy_from_user(token, b.in_batch, ks))
+			return -EFAULT;
+		after = token;
+	}
+	if (!user_writable(b.keys, uint64_t(max) * ks) ||
+	    !user_writable(b.values, uint64_t(max) * vs))
+		return -EFAULT;
+	auto *keys = reinterpret_cast<unsigned char *>(uint64_t(b.keys));
+	auto r = m->lookup_batch(after, max, keys,
+				 reinterpret_cast<void *>(uint64_t(b.values)));
+	if (!r)
+		return -r.error().code;
+	uint32_t n = *r;
+	if (n && copy_to_user(b.out_batch, keys + size_t(n - 1) * ks, ks))
+		return -EFAULT;
+	if (cmd == BPF_MAP_LOOKUP_AND_DELETE_BATCH && n) {
+		if (auto d = m->delete_batch(keys, n); !d)
+			return -d.error().code;
+	}
+	if (put_count(n))
+		return -EFAULT;
+	return n < max ? -ENOENT : 0;
+}
+
+} // namespace bpftime::syscall_server

@@ -1,0 +1,230 @@
+// cmd_perf.cpp: uprobe perf events (perf_event_open, the PERF_EVENT_IOC_*
+// ioctls) and the links that attach programs to them (BPF_LINK_CREATE with
+// BPF_PERF_EVENT), as kernel/events/core.c and bpf_perf_link_attach() do.
+//
+// An event attached to a program (by SET_BPF or a link) and enabled is a
+// registry link: the agent of every target started with `bpftime start`
+// sees it and installs the probe; closing the link (or the event, for
+// SET_BPF) releases it and the agents remove the probe.
+#include "server_impl.hpp"
+#include "user_memory.hpp"
+
+#include <bpftime/common/log.hpp>
+
+#include <linux/bpf.h>
+#include <linux/perf_event.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <unistd.h>
+
+namespace bpftime::syscall_server {
+
+namespace {
+const log_source perf_log{ "syscall-server", true };
+
+// kernel/trace/trace_uprobe.c: PERF_UPROBE_REF_CTR_OFFSET_SHIFT
+constexpr int REF_CTR_OFFSET_SHIFT = 32;
+
+bool attachable_to_perf(uint32_t prog_type)
+{
+	return prog_type == BPF_PROG_TYPE_KPROBE ||
+	       prog_type == BPF_PROG_TYPE_TRACEPOINT ||
+	       prog_type == BPF_PROG_TYPE_PERF_EVENT;
+}
+} // namespace
+
+long server::perf_event_open(uint64_t uattr, long pid, long cpu,
+			     long group_fd, unsigned long flags) noexcept
+{
+	try {
+		impl &s = *impl_;
+		uint32_t head[2];
+		if (copy_from_user(head, uattr, sizeof(head)))
+			return -EFAULT;
+		if (s.uprobe_type < 0 || head[0] != uint32_t(s.uprobe_type))
+			return -ENOSYS;
+		// perf_copy_attr(): size 0 is the first version's size.
+		uint32_t size = head[1] ? head[1] : PERF_ATTR_SIZE_VER0;
+		if (size < PERF_ATTR_SIZE_VER0 || size > 4096)
+			return -E2BIG;
+		perf_event_attr a;
+		memset(&a, 0, sizeof(a));
+		if (copy_from_user(&a, uattr, size < sizeof(a) ? size : sizeof(a)))
+			return -EFAULT;
+		if (size > sizeof(a)) {
+			const auto *p = reinterpret_cast<const unsigned char *>(uattr);
+			if (!user_readable(uattr + sizeof(a), size - sizeof(a)))
+				return -EFAULT;
+			for (size_t i = sizeof(a); i < size; i++)
+				if (p[i])
+					return -E2BIG;
+		}
+		if (flags & ~(unsigned long)(PERF_FLAG_FD_NO_GROUP | PERF_FLAG_FD_OUTPUT |
+					     PERF_FLAG_PID_CGROUP | PERF_FLAG_FD_CLOEXEC))
+			return -EINVAL;
+		if (pid == -1 && cpu == -1)
+			return -EINVAL;
+		if (group_fd != -1)
+			return -EINVAL;
+		handlers::perf_event_spec spec;
+		bool ret = (a.config >> s.retprobe_bit) & 1;
+		spec.type = ret ? handlers::perf_event_type::uretprobe :
+				  handlers::perf_event_type::uprobe;
+		char path[PATH_MAX];
+		long n = string_from_user(path, a.config1, sizeof(path));
+		if (n == -EFAULT)
+			return -EFAULT;
+		if (n < 0)
+			return -ENAMETOOLONG;
+		spec.path = path;
+		spec.offset = a.config2;
+		spec.ref_ctr_offset = a.config >> REF_CTR_OFFSET_SHIFT;
+		spec.pid = pid == 0 ? int32_t(getpid()) : int32_t(pid);
+		auto h = s.reg->create_perf_event(spec);
+		if (!h)
+			return -h.error().code;
+		auto o = s.make(obj_kind::perf_event, *h, true);
+		o->enabled = !a.disabled;
+		return s.install(std::move(o), flags & PERF_FLAG_FD_CLOEXEC);
+	} catch (const std::bad_alloc &) {
+		return -ENOMEM;
+	} catch (...) {
+		return -EINVAL;
+	}
+}
+
+long server::impl::sync_perf_link(object &pe)
+{
+	bool want = pe.prog && pe.enabled;
+	if (want && reg_link_absent(pe)) {
+		handlers::link_spec ls;
+		ls.prog_id = pe.prog->h.id;
+		ls.target_id = pe.h.id;
+		ls.attach_type = BPF_PERF_EVENT;
+		ls.cookie = pe.cookie;
+		auto h = reg->create_link(ls);
+		if (!h)
+			return -h.error().code;
+		pe.reg_link = *h;
+	} else if (!want && !reg_link_absent(pe)) {
+		if (auto r = reg->release(pe.reg_link); !r)
+			log(perf_log, log_level::warn, "detach: %s",
+			    r.error().message.c_str());
+		pe.reg_link = { handlers::NO_ID, 0 };
+	}
+	return 0;
+}
+
+long server::impl::attach_perf(object &pe, std::shared_ptr<object> prog,
+			       bool by_link)
+{
+	if (!attachable_to_perf(prog->prog_type))
+		return -EINVAL;
+	std::lock_guard g(pe.mu);
+	if (pe.prog)
+		return -EEXIST;
+	pe.prog = std::move(prog);
+	pe.by_link = by_link;
+	// A link attaches whether or not the event was enabled yet (libbpf
+	// enables it after); SET_BPF follows the enable state.
+	if (by_link)
+		pe.enabled = true;
+	if (long e = sync_perf_link(pe)) {
+		pe.prog.reset();
+		return e;
+	}
+	return 0;
+}
+
+void server::impl::detach_perf(object &pe)
+{
+	std::lock_guard g(pe.mu);
+	pe.prog.reset();
+	sync_perf_link(pe);
+}
+
+long server::ioctl(int fd, unsigned long request, uint64_t arg) noexcept
+{
+	try {
+		impl &s = *impl_;
+		auto o = s.get(fd);
+		if (!o)
+			return -EBADF;
+		if (o->kind != obj_kind::perf_event)
+			return -ENOTTY;
+		switch (request) {
+		case PERF_EVENT_IOC_SET_BPF: {
+			int err = 0;
+			auto p = s.get_kind(int(arg), obj_kind::prog, err);
+			if (!p)
+				return err;
+			return s.attach_perf(*o, std::move(p), false);
+		}
+		case PERF_EVENT_IOC_ENABLE:
+		case PERF_EVENT_IOC_DISABLE: {
+			std::lock_guard g(o->mu);
+			o->enabled = request == PERF_EVENT_IOC_ENABLE;
+			return s.sync_perf_link(*o);
+		}
+		case PERF_EVENT_IOC_QUERY_BPF: {
+			uint32_t ids_len;
+			if (copy_from_user(&ids_len, arg, 4))
+				return -EFAULT;
+			std::lock_guard g(o->mu);
+			uint32_t cnt = o->prog ? 1 : 0;
+			if (copy_to_user(arg + 4, &cnt, 4))
+				return -EFAULT;
+			if (!cnt)
+				return 0;
+			if (!ids_len)
+				return -ENOSPC;
+			uint32_t id = ext_id(o->prog->h.id);
+			return copy_to_user(arg + 8, &id, 4);
+		}
+		default:
+			return -ENOTTY;
+		}
+	} catch (const std::bad_alloc &) {
+		return -ENOMEM;
+	} catch (...) {
+		return -EINVAL;
+	}
+}
+
+long server::impl::link_cmd(int cmd, union bpf_attr &attr, uint64_t)
+{
+	int err = 0;
+	if (cmd == BPF_LINK_DETACH) {
+		auto l = get_kind(int(attr.link_detach.link_fd), obj_kind::link, err);
+		if (!l)
+			return err;
+		if (l->uses.size() == 2)
+			detach_perf(*l->uses[1]);
+		return 0;
+	}
+	auto &lc = attr.link_create;
+	auto p = get_kind(int(lc.prog_fd), obj_kind::prog, err);
+	if (!p)
+		return err;
+	if (lc.attach_type != BPF_PERF_EVENT)
+		return -EINVAL;
+	if (lc.flags)
+		return -EINVAL;
+	// perf_event_get(): anything but a perf event is EBADF.
+	auto pe = get(int(lc.target_fd));
+	if (!pe || pe->kind != obj_kind::perf_event)
+		return -EBADF;
+	{
+		std::lock_guard g(pe->mu);
+		pe->cookie = lc.perf_event.bpf_cookie;
+	}
+	if (long e = attach_perf(*pe, p, true))
+		return e;
+	auto l = make(obj_kind::link, pe->reg_link, true);
+	l->uses = { p, pe };
+	return install(std::move(l));
+}
+
+} // namespace bpftime::syscall_server
