@@ -4,7 +4,8 @@
 // eBPF: syscall() (for __NR_bpf and __NR_perf_event_open, and close / dup /
 // ioctl when a tool makes those through syscall() too), ioctl(), close(),
 // dup(), dup2(), dup3(), fcntl(F_DUPFD*), close_range() and mmap() on the
-// descriptors the server handed out; munmap(), mprotect() and mremap() only
+// descriptors the server handed out; readlink() of /proc/self/fd/<n> for
+// them (bpftool tells object kinds by the anonymous inode's name); munmap(), mprotect() and mremap() only
 // to tell the pointer checks that the memory map changed. Everything else
 // goes to libc unchanged (RTLD_NEXT).
 //
@@ -30,6 +31,8 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -123,7 +126,8 @@ long do_bpf(long cmd, long attr, long size)
 	server *s = get_server(err);
 	if (!s)
 		return ret(-err);
-	return ret(s->bpf(cmd, uint64_t(attr), uint64_t(uint32_t(size))));
+	// cmd is an int and size an unsigned int in bpf(2).
+	return ret(s->bpf(int(cmd), uint64_t(attr), uint64_t(uint32_t(size))));
 }
 
 } // namespace
@@ -146,8 +150,11 @@ __attribute__((visibility("default"))) long syscall(long number, ...)
 			int err = 0;
 			server *s = get_server(err);
 			if (s) {
-				long r = s->perf_event_open(uint64_t(a1), a2, a3,
-							    a4, uint64_t(a5));
+				// pid, cpu and group_fd are ints: the upper
+				// halves of their registers are not defined.
+				long r = s->perf_event_open(uint64_t(a1), int(a2),
+							    int(a3), int(a4),
+							    uint64_t(a5));
 				if (r != -ENOSYS)
 					return ret(r);
 			}
@@ -283,6 +290,65 @@ __attribute__((visibility("default"))) int close_range(unsigned first, unsigned 
 	if (real)
 		return real(first, last, flags);
 	return int(ret(::syscall(SYS_close_range, first, last, flags)));
+}
+
+namespace {
+// The descriptor that path names when it is /proc/self/fd/<n> (or
+// /proc/<our pid>/fd/<n>), else -1.
+int proc_fd_of(const char *path)
+{
+	if (!path)
+		return -1;
+	const char *p = nullptr;
+	if (!strncmp(path, "/proc/self/fd/", 14))
+		p = path + 14;
+	else if (!strncmp(path, "/proc/", 6)) {
+		char own[32];
+		int n = snprintf(own, sizeof(own), "/proc/%d/fd/", int(getpid()));
+		if (n > 0 && !strncmp(path, own, size_t(n)))
+			p = path + n;
+	}
+	if (!p || !*p)
+		return -1;
+	long fd = 0;
+	for (; *p; p++) {
+		if (*p < '0' || *p > '9' || fd > (1 << 24))
+			return -1;
+		fd = fd * 10 + (*p - '0');
+	}
+	return int(fd);
+}
+
+ssize_t fake_link(const char *name, char *buf, size_t size)
+{
+	size_t n = strlen(name);
+	if (n > size)
+		n = size;
+	memcpy(buf, name, n);
+	return ssize_t(n);
+}
+} // namespace
+
+__attribute__((visibility("default"))) ssize_t readlink(const char *path, char *buf,
+						       size_t size)
+{
+	if (server *s = existing())
+		if (int fd = proc_fd_of(path); fd >= 0)
+			if (const char *name = s->file_name(fd))
+				return fake_link(name, buf, size);
+	REAL(readlink);
+	return real_readlink(path, buf, size);
+}
+
+__attribute__((visibility("default"))) ssize_t readlinkat(int dirfd, const char *path,
+							 char *buf, size_t size)
+{
+	if (server *s = existing())
+		if (int fd = proc_fd_of(path); fd >= 0)
+			if (const char *name = s->file_name(fd))
+				return fake_link(name, buf, size);
+	REAL(readlinkat);
+	return real_readlinkat(dirfd, path, buf, size);
 }
 
 __attribute__((visibility("default"))) void *mmap(void *addr, size_t len, int prot,

@@ -18,6 +18,7 @@
 namespace bpftime::syscall_server {
 
 int write_log(uint32_t level, uint64_t buf, uint32_t size, const std::string &text);
+int check_log(uint32_t level, uint64_t buf, uint32_t size);
 
 // Pins live in the segment, so they outlast the tool that made them and
 // every tool served from the registry sees them (as bpffs is one for the
@@ -135,9 +136,8 @@ long server::impl::obj_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 			return -E2BIG;
 		uint32_t level = attr.btf_log_level, size = attr.btf_log_size;
 		uint64_t buf = attr.btf_log_buf;
-		if ((level || buf || size) &&
-		    (size < 128 || size > (UINT_MAX >> 2) || !level || !buf))
-			return -EINVAL;
+		if (int e = check_log(level, buf, size))
+			return e;
 		std::vector<uint8_t> data(attr.btf_size);
 		if (copy_from_user(data.data(), attr.btf, data.size()))
 			return -EFAULT;

@@ -208,7 +208,8 @@ long server::impl::link_cmd(int cmd, union bpf_attr &attr, uint64_t)
 	auto p = get_kind(int(lc.prog_fd), obj_kind::prog, err);
 	if (!p)
 		return err;
-	if (lc.attach_type != BPF_PERF_EVENT)
+	// link_create() dispatches on the program's type first.
+	if (!attachable_to_perf(p->prog_type) || lc.attach_type != BPF_PERF_EVENT)
 		return -EINVAL;
 	if (lc.flags)
 		return -EINVAL;

@@ -32,18 +32,25 @@ constexpr uint32_t KNOWN_PROG_FLAGS = BPF_F_STRICT_ALIGNMENT |
 				      BPF_F_SLEEPABLE | BPF_F_TEST_RND_HI32 |
 				      BPF_F_XDP_HAS_FRAGS;
 
-// The kernel's bpf_verifier_log_attr_valid(), for the log of PROG_LOAD and
-// BTF_LOAD: either no log at all, or a level, a buffer and at least 128
-// bytes.
+} // namespace
+
+// The kernel's bpf_verifier_log_attr_valid() (6.4 and later, which dropped
+// the 128-byte minimum), for the logs of PROG_LOAD and BTF_LOAD: a buffer
+// and its size together, a buffer only with a level, known level bits.
 int check_log(uint32_t level, uint64_t buf, uint32_t size)
 {
-	if (!level && !buf && !size)
-		return 0;
-	if (size < 128 || size > (UINT_MAX >> 2) || !level || !buf ||
-	    (level & ~LOG_LEVEL_MASK))
+	if (!!buf != !!size)
+		return -EINVAL;
+	if (buf && !level)
+		return -EINVAL;
+	if (level & ~LOG_LEVEL_MASK)
+		return -EINVAL;
+	if (size > (UINT_MAX >> 8))
 		return -EINVAL;
 	return 0;
 }
+
+namespace {
 
 } // namespace
 

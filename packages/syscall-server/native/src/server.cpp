@@ -339,6 +339,34 @@ bool server::owns(int fd) const noexcept
 	return impl_->owners.count(fd) != 0;
 }
 
+const char *server::file_name(int fd) const noexcept
+{
+	object *o = impl_->lookup(fd);
+	if (!o) {
+		if (fd < impl::FAST_FDS)
+			return nullptr;
+		auto h = impl_->get(fd);
+		if (!h)
+			return nullptr;
+		o = h.get();
+	}
+	// The names kernel/bpf/syscall.c, kernel/bpf/btf.c and
+	// kernel/events/core.c give their anonymous inodes.
+	switch (o->kind) {
+	case obj_kind::map:
+		return "anon_inode:bpf-map";
+	case obj_kind::prog:
+		return "anon_inode:bpf-prog";
+	case obj_kind::link:
+		return "anon_inode:bpf_link";
+	case obj_kind::btf:
+		return "anon_inode:btf";
+	case obj_kind::perf_event:
+		return "anon_inode:[perf_event]";
+	}
+	return nullptr;
+}
+
 void server::forget(int fd) noexcept
 {
 	try {

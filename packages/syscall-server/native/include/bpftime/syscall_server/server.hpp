@@ -75,6 +75,10 @@ class server {
 	// pages of the segment file there. -errno, or the address.
 	long mmap(uint64_t addr, uint64_t len, int prot, int flags, int fd,
 		  int64_t off) noexcept;
+	// What readlink("/proc/self/fd/<fd>") shows for the kernel's object
+	// ("anon_inode:bpf-map" ...), or nullptr when fd is not ours: bpftool
+	// tells maps from programs that way.
+	const char *file_name(int fd) const noexcept;
 	// Called after the real close() of fd succeeded (or before, for
 	// dup2's implicit close): drops fd from the table.
 	void forget(int fd) noexcept;
