@@ -108,7 +108,10 @@ long server::impl::sync_perf_link(object &pe)
 		if (!h)
 			return -h.error().code;
 		pe.reg_link = *h;
-	} else if (!want && !reg_link_absent(pe)) {
+	} else if (!want && !reg_link_absent(pe) &&
+		   !keep.load(std::memory_order_relaxed)) {
+		// keep_objects keeps attachments too: a skeleton's destroy
+		// disables each event before closing it.
 		if (auto r = reg->release(pe.reg_link); !r)
 			log(perf_log, log_level::warn, "detach: %s",
 			    r.error().message.c_str());

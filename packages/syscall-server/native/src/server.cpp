@@ -131,6 +131,10 @@ object::~object()
 	// must not detach the parent's links).
 	if (!owner || !owned || creator != getpid())
 		return;
+	// keep_objects: nothing the tool made leaves the registry, whether it
+	// closes it or exits (its skeleton's destroy closes everything).
+	if (owner->keep.load(std::memory_order_relaxed))
+		return;
 	try {
 		// A link's registry handler is its perf event's reg_link: the
 		// detach releases it, and the link has nothing else.
@@ -398,8 +402,6 @@ void server::memory_changed() noexcept
 void server::shutdown() noexcept
 {
 	try {
-		if (impl_->keep)
-			return;
 		std::unordered_map<int, std::shared_ptr<object>> all;
 		{
 			std::lock_guard g(impl_->mu);

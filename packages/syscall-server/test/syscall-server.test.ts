@@ -1,0 +1,239 @@
+// Real clients under libbpftime-syscall-server.so: a libbpf skeleton tool
+// built here (clang, bpftool gen skeleton, Debian's libbpf), bpftool, and a
+// C client of bad bpf() calls, each compared with the same run against the
+// kernel (we are root here; each kernel comparison skips, saying why, where
+// bpf() is refused).
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { spawnWithAgent } from '@bpftime/agent';
+import { type HandlerDescriptor, Registry } from '@bpftime/handlers';
+import '@bpftime/maps-userspace';
+import { Segment } from '@bpftime/shm';
+import * as support from '@bpftime/test-support';
+import { describe, expect, it } from 'vitest';
+import { spawnWithSyscallServer, syscallServerEnv, syscallServerPath } from '../src/index.js';
+
+const fixtureDir = new URL('./fixtures/', import.meta.url).pathname;
+
+function kernelBpfRefusal(): string | undefined {
+	const r = spawnSync('bpftool', ['prog', 'show'], { encoding: 'utf8' });
+	if (r.error) return `bpftool: ${r.error.message}`;
+	return r.status === 0 ? undefined : `bpf() is refused here: ${r.stderr.trim()}`;
+}
+const clang = support.findClang();
+const noKernel = kernelBpfRefusal();
+const noTools = clang ? undefined : 'clang is not installed';
+
+const { dir, once } = support.useBuildDir('syscall-server');
+const build = {
+	victim: () =>
+		once('victim', async () => {
+			await support.run('cc', ['-O2', join(fixtureDir, 'victim.c'), '-o', join(dir, 'victim')]);
+			return join(dir, 'victim');
+		}),
+	counter: () =>
+		once('counter', async () => {
+			const obj = await support.compileBpf(clang ?? 'clang', join(fixtureDir, 'counter.bpf.c'), join(dir, 'counter.bpf.o'), [
+				'-D__TARGET_ARCH_x86',
+			]);
+			const skel = await support.run('bpftool', ['gen', 'skeleton', obj, 'name', 'counter_bpf']);
+			const { writeFileSync } = await import('node:fs');
+			writeFileSync(join(dir, 'counter.skel.h'), skel.stdout);
+			await support.run('cc', ['-O2', `-I${dir}`, join(fixtureDir, 'uprobe_counter.c'), '-lbpf', '-o', join(dir, 'uprobe_counter')]);
+			return join(dir, 'uprobe_counter');
+		}),
+	badInput: () =>
+		once('bad_input', async () => {
+			await support.run('cc', ['-O2', join(fixtureDir, 'bad_input.c'), '-o', join(dir, 'bad_input')]);
+			return join(dir, 'bad_input');
+		}),
+};
+
+function openRegistry(name: string): Registry {
+	const seg = Segment.open({ name });
+	const reg = Registry.open(seg);
+	return reg;
+}
+
+const kinds = (list: HandlerDescriptor[]) => list.map((d) => d.kind).sort();
+
+/** The counter tool under the syscall-server, waiting (calls 0) until told to print. */
+async function startCounter(segment: string, mode: 'both' | 'entry', extra: { keepObjects?: boolean } = {}) {
+	const tool = await build.counter();
+	const victim = await build.victim();
+	const child = await spawnWithSyscallServer(tool, [victim, '0', '4', mode], {
+		segment,
+		stdio: ['pipe', 'pipe', 'pipe'],
+		...extra,
+	});
+	const proc = new support.Proc(child);
+	await proc.waitFor('stdout', /^ready$/);
+	return { proc, victim };
+}
+
+async function runVictim(segment: string, victim: string) {
+	const child = await spawnWithAgent(victim, ['100'], { segment, logLevel: 'warn', stdio: ['ignore', 'pipe', 'pipe'] });
+	return new support.Proc(child).done();
+}
+
+describe.skipIf(noTools)('a libbpf skeleton tool', () => {
+	it.skipIf(noKernel)('counts a victim started with the agent exactly as it counts under the kernel', async () => {
+		const tool = await build.counter();
+		const victim = await build.victim();
+
+		// The kernel: the tool, then the victim run plainly.
+		const kproc = new support.Proc(support.startProcess(tool, [victim, '100', '4', 'entry']));
+		await kproc.waitFor('stdout', /^ready$/);
+		const kvictim = await new support.Proc(support.startProcess(victim, ['100'])).done();
+		const kernel = await kproc.done();
+		expect(kernel.code, kernel.stderr.join('\n')).toBe(0);
+
+		// bpftime: the tool under the syscall-server, the victim with the agent.
+		const segment = support.uniqueSegmentName('sysserver');
+		const bproc = new support.Proc(
+			await spawnWithSyscallServer(tool, [victim, '100', '4', 'entry'], { segment, stdio: ['ignore', 'pipe', 'pipe'] }),
+		);
+		await bproc.waitFor('stdout', /^ready$/);
+		const bvictim = await runVictim(segment, victim);
+		const ours = await bproc.done();
+		expect(ours.code, ours.stderr.join('\n')).toBe(0);
+
+		expect(bvictim.stdout).toEqual(kvictim.stdout);
+		expect(ours.stdout).toEqual(kernel.stdout);
+		expect(ours.stdout).toContain('bucket 0: 25');
+		expect(ours.stdout).toContain('calls: 100');
+	});
+
+	it('holds its maps, programs, uprobe and uretprobe events and links in the registry while it runs, and releases them at exit', async () => {
+		const segment = support.uniqueSegmentName('sysserver');
+		const { proc } = await startCounter(segment, 'both');
+		const reg = openRegistry(segment);
+		try {
+			const live = reg.list();
+			const events = live.filter((d) => d.kind === 'perf_event');
+			expect(events.map((e) => e.type).sort()).toEqual(['uprobe', 'uretprobe']);
+			for (const e of events) expect(e.kind === 'perf_event' && e.offset > 0n && e.pid === -1).toBe(true);
+			const progs = live.filter((d) => d.kind === 'prog').map((d) => d.name);
+			expect(progs.sort()).toEqual(['on_entry', 'on_return']);
+			const maps = live.filter((d) => d.kind === 'map').map((d) => d.name);
+			expect(maps).toEqual(expect.arrayContaining(['counts', 'returns', 'counter_.bss', 'counter_.rodata']));
+			expect(live.filter((d) => d.kind === 'link')).toHaveLength(2);
+			const rodata = live.find((d) => d.kind === 'map' && d.name === 'counter_.rodata');
+			expect(rodata?.kind === 'map' && rodata.frozen).toBe(true);
+
+			proc.child.stdin?.end('go\n');
+			const r = await proc.done();
+			expect(r.code, r.stderr.join('\n')).toBe(0);
+			expect(reg.list()).toEqual([]);
+		} finally {
+			reg.close();
+		}
+	});
+
+	it('leaves its objects in the registry when started with keepObjects', async () => {
+		const segment = support.uniqueSegmentName('sysserver');
+		const { proc } = await startCounter(segment, 'entry', { keepObjects: true });
+		proc.child.stdin?.end('go\n');
+		const r = await proc.done();
+		expect(r.code, r.stderr.join('\n')).toBe(0);
+		const reg = openRegistry(segment);
+		try {
+			expect(new Set(kinds(reg.list()))).toEqual(new Set(['map', 'prog', 'perf_event', 'link', 'btf']));
+		} finally {
+			reg.close();
+		}
+	});
+
+	it('is read by bpftool under the syscall-server while it runs (prog show, map show, map dump, --json)', async () => {
+		const segment = support.uniqueSegmentName('sysserver');
+		const { proc, victim } = await startCounter(segment, 'entry');
+		const v = await runVictim(segment, victim);
+		expect(v.code).toBe(0);
+		const env = syscallServerEnv({ segment });
+		const bpftool = (...args: string[]) => {
+			const r = spawnSync('bpftool', ['--json', ...args], { env, encoding: 'utf8' });
+			expect(r.status, r.stderr).toBe(0);
+			return JSON.parse(r.stdout);
+		};
+		const progs = bpftool('prog', 'show') as { name: string; type: string; map_ids: number[] }[];
+		expect(progs.map((p) => p.name).sort()).toEqual(['on_entry', 'on_return']);
+		expect(progs.every((p) => p.type === 'kprobe')).toBe(true);
+		const maps = bpftool('map', 'show') as { id: number; name: string; type: string; bytes_key: number }[];
+		const counts = maps.find((m) => m.name === 'counts');
+		expect(counts).toMatchObject({ type: 'hash', bytes_key: 4, bytes_value: 8, max_entries: 64 });
+		const entry = progs.find((p) => p.name === 'on_entry');
+		expect(entry?.map_ids).toContain(counts?.id);
+		const xlated = bpftool('prog', 'dump', 'xlated', 'id', String((entry as unknown as { id: number }).id)) as {
+			disasm: string;
+		}[];
+		expect(xlated.some((i) => i.disasm.includes(`map[id:${counts?.id}]`))).toBe(true);
+		// With the BTF the tool loaded, bpftool adds typed keys and values.
+		const dump = bpftool('map', 'dump', 'id', String(counts?.id)) as { formatted: { key: number; value: number } }[];
+		expect(dump.map((e) => [e.formatted.key, e.formatted.value]).sort()).toEqual([
+			[0, 25],
+			[1, 25],
+			[2, 25],
+			[3, 25],
+		]);
+		proc.child.stdin?.end('go\n');
+		const r = await proc.done();
+		expect(r.code, r.stderr.join('\n')).toBe(0);
+		expect(r.stdout).toContain('calls: 100');
+	});
+});
+
+describe('bad bpf() calls', () => {
+	it.skipIf(noKernel)('get the errno the kernel gives, the tool survives, and the rest of the registry is untouched', async () => {
+		const client = await build.badInput();
+		const kernel = await new support.Proc(support.startProcess(client, [])).done();
+		expect(kernel.code, kernel.stderr.join('\n')).toBe(0);
+
+		const segment = support.uniqueSegmentName('sysserver');
+		const seg = Segment.create({ name: segment, sizeMb: 16 });
+		const reg = Registry.create(seg);
+		try {
+			const kept = reg.createMap({ type: 1, name: 'kept', keySize: 4, valueSize: 8, maxEntries: 4 });
+			kept.update(support.u32le(7), support.u64le(700n));
+			const before = reg.list();
+			const ours = await new support.Proc(
+				await spawnWithSyscallServer(client, [], { segment, stdio: ['ignore', 'pipe', 'pipe'] }),
+			).done();
+			expect(ours.code, ours.stderr.join('\n')).toBe(0);
+			expect(ours.stdout).toEqual(kernel.stdout);
+			expect(ours.stdout.slice(-2)).toEqual(['value: 42', 'done']);
+			expect(reg.list()).toEqual(before);
+			expect(kept.lookup(support.u32le(7))).toEqual(Buffer.from(support.u64le(700n)));
+		} finally {
+			reg.close();
+			seg.close();
+		}
+	});
+});
+
+describe('spawnWithSyscallServer', () => {
+	it('passes the exit status and output of the command through', async () => {
+		const r = await new support.Proc(
+			await spawnWithSyscallServer('sh', ['-c', 'echo out; echo err >&2; exit 3'], {
+				segment: support.uniqueSegmentName('sysserver'),
+				stdio: ['ignore', 'pipe', 'pipe'],
+			}),
+		).done();
+		expect(r).toMatchObject({ code: 3, stdout: ['out'], stderr: ['err'] });
+	});
+
+	it('rejects with ENOENT naming a command that does not exist', async () => {
+		await expect(spawnWithSyscallServer('/nonexistent/tool')).rejects.toMatchObject({
+			code: 'ENOENT',
+			message: expect.stringContaining("'/nonexistent/tool'"),
+		});
+	});
+
+	it('puts the library first in LD_PRELOAD and refuses a keepObjects that is not a boolean', () => {
+		const env = syscallServerEnv({ env: { LD_PRELOAD: '/x.so' }, keepObjects: true });
+		expect(env.LD_PRELOAD).toBe(`${syscallServerPath()}:/x.so`);
+		expect(env.BPFTIME_KEEP_OBJECTS).toBe('1');
+		expect(() => syscallServerEnv({ keepObjects: 'yes' as unknown as boolean })).toThrow(
+			/Expected a boolean for keepObjects but received yes \(string\)/,
+		);
+	});
+});
