@@ -41,14 +41,27 @@ int check_tail_zero(uint64_t uattr, uint64_t expected, uint64_t actual)
 	return 0;
 }
 
-// CHECK_ATTR(): the bytes after a command's last field must be zero.
-bool tail_clear(const union bpf_attr &a, size_t end)
+// CHECK_ATTR(): the bytes after a command's last field must be zero. Only
+// [end, copied) can hold any: the rest of attr was zeroed. Whole words are
+// OR-ed together (attr is 8-byte aligned, fields end on 4-byte bounds):
+// this runs on every map lookup.
+bool tail_clear(const union bpf_attr &a, size_t end, size_t copied)
 {
+	if (copied <= end)
+		return true;
 	const auto *p = reinterpret_cast<const unsigned char *>(&a);
-	for (size_t i = end; i < sizeof(a); i++)
-		if (p[i])
-			return false;
-	return true;
+	uint64_t any = 0;
+	size_t i = end;
+	for (; i < copied && i % 8; i++)
+		any |= p[i];
+	for (; i + 8 <= copied; i += 8) {
+		uint64_t w;
+		memcpy(&w, p + i, 8);
+		any |= w;
+	}
+	for (; i < copied; i++)
+		any |= p[i];
+	return any == 0;
 }
 
 #define END_OF(field) (offsetof(union bpf_attr, field) + sizeof(((union bpf_attr *)0)->field))
@@ -479,14 +492,15 @@ long server::bpf(long cmd, uint64_t uattr, uint64_t size) noexcept
 		union bpf_attr attr;
 		if (int e = check_tail_zero(uattr, sizeof(attr), size))
 			return e;
-		memset(&attr, 0, sizeof(attr));
-		if (copy_from_user(&attr, uattr,
-				   size < sizeof(attr) ? size : sizeof(attr)))
+		const size_t copied = size < sizeof(attr) ? size : sizeof(attr);
+		if (copy_from_user(&attr, uattr, copied))
 			return -EFAULT;
+		memset(reinterpret_cast<unsigned char *>(&attr) + copied, 0,
+		       sizeof(attr) - copied);
 		size_t end = cmd >= 0 && cmd <= INT32_MAX ? last_field_end(int(cmd)) : 0;
 		if (!end)
 			return -EINVAL;
-		if (!tail_clear(attr, end))
+		if (!tail_clear(attr, end, copied))
 			return -EINVAL;
 		switch (cmd) {
 		case BPF_MAP_CREATE:

@@ -22,6 +22,7 @@ struct thread_cache {
 	uint64_t generation = 0;
 	area areas[CACHE];
 	unsigned next = 0;
+	unsigned last = 0;
 };
 thread_local thread_cache t_cache;
 
@@ -110,18 +111,24 @@ bool check(uint64_t p, size_t n, bool write) noexcept
 	}
 	uint64_t at = p, end = p + n;
 	while (at < end) {
+		// The area of the last hit first: a tool's attrs, keys and
+		// values are mostly on its stack.
 		const area *hit = nullptr;
-		for (const area &a : c.areas)
-			if (at >= a.start && at < a.end) {
-				hit = &a;
-				break;
+		const area &last = c.areas[c.last];
+		if (at >= last.start && at < last.end)
+			hit = &last;
+		for (unsigned i = 0; !hit && i < CACHE; i++)
+			if (at >= c.areas[i].start && at < c.areas[i].end) {
+				hit = &c.areas[i];
+				c.last = i;
 			}
 		area fresh;
 		if (!hit) {
 			fresh = find_area(at);
 			if (fresh.start == fresh.end)
 				return false;
-			c.areas[c.next++ % CACHE] = fresh;
+			c.last = c.next++ % CACHE;
+			c.areas[c.last] = fresh;
 			hit = &fresh;
 		}
 		if (!hit->readable || (write && !hit->writable))
