@@ -43,9 +43,7 @@ export type SpawnWithSyscallServerOptions = SpawnOptions & SyscallServerOptions;
  * (default `process.env`) with the library first in LD_PRELOAD and the
  * options set.
  */
-export function syscallServerEnv(
-	options: SyscallServerOptions & { env?: NodeJS.ProcessEnv } = {},
-): NodeJS.ProcessEnv {
+export function syscallServerEnv(options: SyscallServerOptions & { env?: NodeJS.ProcessEnv } = {}): NodeJS.ProcessEnv {
 	const env: NodeJS.ProcessEnv = { ...(options.env ?? process.env) };
 	const lib = syscallServerPath();
 	const others = (env.LD_PRELOAD ?? '').split(/[: ]/).filter((p) => p !== '' && p !== lib);

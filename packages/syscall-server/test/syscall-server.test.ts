@@ -33,13 +33,23 @@ const build = {
 		}),
 	counter: () =>
 		once('counter', async () => {
-			const obj = await support.compileBpf(clang ?? 'clang', join(fixtureDir, 'counter.bpf.c'), join(dir, 'counter.bpf.o'), [
-				'-D__TARGET_ARCH_x86',
-			]);
+			const obj = await support.compileBpf(
+				clang ?? 'clang',
+				join(fixtureDir, 'counter.bpf.c'),
+				join(dir, 'counter.bpf.o'),
+				['-D__TARGET_ARCH_x86'],
+			);
 			const skel = await support.run('bpftool', ['gen', 'skeleton', obj, 'name', 'counter_bpf']);
 			const { writeFileSync } = await import('node:fs');
 			writeFileSync(join(dir, 'counter.skel.h'), skel.stdout);
-			await support.run('cc', ['-O2', `-I${dir}`, join(fixtureDir, 'uprobe_counter.c'), '-lbpf', '-o', join(dir, 'uprobe_counter')]);
+			await support.run('cc', [
+				'-O2',
+				`-I${dir}`,
+				join(fixtureDir, 'uprobe_counter.c'),
+				'-lbpf',
+				'-o',
+				join(dir, 'uprobe_counter'),
+			]);
 			return join(dir, 'uprobe_counter');
 		}),
 	badInput: () =>
@@ -183,31 +193,34 @@ describe.skipIf(noTools)('a libbpf skeleton tool', () => {
 });
 
 describe('bad bpf() calls', () => {
-	it.skipIf(noKernel)('get the errno the kernel gives, the tool survives, and the rest of the registry is untouched', async () => {
-		const client = await build.badInput();
-		const kernel = await new support.Proc(support.startProcess(client, [])).done();
-		expect(kernel.code, kernel.stderr.join('\n')).toBe(0);
+	it.skipIf(noKernel)(
+		'get the errno the kernel gives, the tool survives, and the rest of the registry is untouched',
+		async () => {
+			const client = await build.badInput();
+			const kernel = await new support.Proc(support.startProcess(client, [])).done();
+			expect(kernel.code, kernel.stderr.join('\n')).toBe(0);
 
-		const segment = support.uniqueSegmentName('sysserver');
-		const seg = Segment.create({ name: segment, sizeMb: 16 });
-		const reg = Registry.create(seg);
-		try {
-			const kept = reg.createMap({ type: 1, name: 'kept', keySize: 4, valueSize: 8, maxEntries: 4 });
-			kept.update(support.u32le(7), support.u64le(700n));
-			const before = reg.list();
-			const ours = await new support.Proc(
-				await spawnWithSyscallServer(client, [], { segment, stdio: ['ignore', 'pipe', 'pipe'] }),
-			).done();
-			expect(ours.code, ours.stderr.join('\n')).toBe(0);
-			expect(ours.stdout).toEqual(kernel.stdout);
-			expect(ours.stdout.slice(-2)).toEqual(['value: 42', 'done']);
-			expect(reg.list()).toEqual(before);
-			expect(kept.lookup(support.u32le(7))).toEqual(Buffer.from(support.u64le(700n)));
-		} finally {
-			reg.close();
-			seg.close();
-		}
-	});
+			const segment = support.uniqueSegmentName('sysserver');
+			const seg = Segment.create({ name: segment, sizeMb: 16 });
+			const reg = Registry.create(seg);
+			try {
+				const kept = reg.createMap({ type: 1, name: 'kept', keySize: 4, valueSize: 8, maxEntries: 4 });
+				kept.update(support.u32le(7), support.u64le(700n));
+				const before = reg.list();
+				const ours = await new support.Proc(
+					await spawnWithSyscallServer(client, [], { segment, stdio: ['ignore', 'pipe', 'pipe'] }),
+				).done();
+				expect(ours.code, ours.stderr.join('\n')).toBe(0);
+				expect(ours.stdout).toEqual(kernel.stdout);
+				expect(ours.stdout.slice(-2)).toEqual(['value: 42', 'done']);
+				expect(reg.list()).toEqual(before);
+				expect(kept.lookup(support.u32le(7))).toEqual(Buffer.from(support.u64le(700n)));
+			} finally {
+				reg.close();
+				seg.close();
+			}
+		},
+	);
 });
 
 describe('spawnWithSyscallServer', () => {

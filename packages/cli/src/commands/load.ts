@@ -77,7 +77,14 @@ Options of the second form:
 	async run(args, { segment, io }) {
 		const first = takeOptions(
 			args,
-			{ '--binary': 'value', '--pid': 'value', '--no-attach': 'flag', '--keep': 'flag', '--help': 'flag', '-h': 'flag' },
+			{
+				'--binary': 'value',
+				'--pid': 'value',
+				'--no-attach': 'flag',
+				'--keep': 'flag',
+				'--help': 'flag',
+				'-h': 'flag',
+			},
 			'load',
 			true,
 		);
