@@ -52,6 +52,11 @@ const build = {
 			]);
 			return join(dir, 'uprobe_counter');
 		}),
+	commands: () =>
+		once('commands', async () => {
+			await support.run('cc', ['-O2', join(fixtureDir, 'commands.c'), '-o', join(dir, 'commands')]);
+			return join(dir, 'commands');
+		}),
 	badInput: () =>
 		once('bad_input', async () => {
 			await support.run('cc', ['-O2', join(fixtureDir, 'bad_input.c'), '-o', join(dir, 'bad_input')]);
@@ -219,6 +224,26 @@ describe('bad bpf() calls', () => {
 				reg.close();
 				seg.close();
 			}
+		},
+	);
+});
+
+describe('the other bpf() commands', () => {
+	it.skipIf(noKernel)(
+		'batches, lookup-and-delete, info, test runs, pins and ids answer as the kernel answers them',
+		async () => {
+			const client = await build.commands();
+			const pin = `/sys/fs/bpf/bpftime_test_${process.pid}`;
+			const kernel = await new support.Proc(support.startProcess(client, [pin])).done();
+			expect(kernel.code, kernel.stderr.join('\n')).toBe(0);
+			const segment = support.uniqueSegmentName('sysserver');
+			const ours = await new support.Proc(
+				await spawnWithSyscallServer(client, [pin], { segment, stdio: ['ignore', 'pipe', 'pipe'] }),
+			).done();
+			expect(ours.code, ours.stderr.join('\n')).toBe(0);
+			expect(ours.stdout).toEqual(kernel.stdout);
+			expect(ours.stdout).toContain('value through the pinned fd: 40');
+			expect(ours.stdout.at(-1)).toBe('done');
 		},
 	);
 });
