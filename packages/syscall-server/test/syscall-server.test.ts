@@ -31,6 +31,20 @@ const build = {
 			await support.run('cc', ['-O2', join(fixtureDir, 'victim.c'), '-o', join(dir, 'victim')]);
 			return join(dir, 'victim');
 		}),
+	// The same victim where main() keeps nothing in a caller-saved register
+	// across the call (no interprocedural register allocation): what the
+	// agent's uretprobes need today, see the test of the other one below.
+	victimNoIpaRa: () =>
+		once('victim-no-ipa-ra', async () => {
+			await support.run('cc', [
+				'-O2',
+				'-fno-ipa-ra',
+				join(fixtureDir, 'victim.c'),
+				'-o',
+				join(dir, 'victim-no-ipa-ra'),
+			]);
+			return join(dir, 'victim-no-ipa-ra');
+		}),
 	counter: () =>
 		once('counter', async () => {
 			const obj = await support.compileBpf(
@@ -86,38 +100,75 @@ async function startCounter(segment: string, mode: 'both' | 'entry', extra: { ke
 	return { proc, victim };
 }
 
+/** The victim with the agent; killed after 3 s (a victim whose registers a probe broke may never end). */
 async function runVictim(segment: string, victim: string) {
 	const child = await spawnWithAgent(victim, ['100'], { segment, logLevel: 'warn', stdio: ['ignore', 'pipe', 'pipe'] });
-	return new support.Proc(child).done();
+	const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+	try {
+		return await new support.Proc(child).done();
+	} finally {
+		clearTimeout(timer);
+	}
 }
 
 describe.skipIf(noTools)('a libbpf skeleton tool', () => {
-	it.skipIf(noKernel)('counts a victim started with the agent exactly as it counts under the kernel', async () => {
+	/**
+	 * The tool and the victim against the kernel, then under bpftime; both
+	 * outputs. The tool prints once told to (a line on stdin), after the
+	 * victim exited.
+	 */
+	async function compare(victim: string, mode: 'both' | 'entry') {
 		const tool = await build.counter();
-		const victim = await build.victim();
-
-		// The kernel: the tool, then the victim run plainly.
-		const kproc = new support.Proc(support.startProcess(tool, [victim, '100', '4', 'entry']));
+		const kproc = new support.Proc(
+			support.startProcess(tool, [victim, '0', '4', mode], { stdio: ['pipe', 'pipe', 'pipe'] }),
+		);
 		await kproc.waitFor('stdout', /^ready$/);
 		const kvictim = await new support.Proc(support.startProcess(victim, ['100'])).done();
+		kproc.child.stdin?.end('go\n');
 		const kernel = await kproc.done();
 		expect(kernel.code, kernel.stderr.join('\n')).toBe(0);
 
-		// bpftime: the tool under the syscall-server, the victim with the agent.
 		const segment = support.uniqueSegmentName('sysserver');
 		const bproc = new support.Proc(
-			await spawnWithSyscallServer(tool, [victim, '100', '4', 'entry'], { segment, stdio: ['ignore', 'pipe', 'pipe'] }),
+			await spawnWithSyscallServer(tool, [victim, '0', '4', mode], { segment, stdio: ['pipe', 'pipe', 'pipe'] }),
 		);
 		await bproc.waitFor('stdout', /^ready$/);
 		const bvictim = await runVictim(segment, victim);
+		bproc.child.stdin?.end('go\n');
 		const ours = await bproc.done();
 		expect(ours.code, ours.stderr.join('\n')).toBe(0);
+		return { kernel, kvictim, ours, bvictim };
+	}
 
+	it.skipIf(noKernel)('counts a victim started with the agent exactly as it counts under the kernel', async () => {
+		const { kernel, kvictim, ours, bvictim } = await compare(await build.victim(), 'entry');
 		expect(bvictim.stdout).toEqual(kvictim.stdout);
 		expect(ours.stdout).toEqual(kernel.stdout);
 		expect(ours.stdout).toContain('bucket 0: 25');
 		expect(ours.stdout).toContain('calls: 100');
 	});
+
+	it.skipIf(noKernel)('sums what the victim returns with a uretprobe exactly as the kernel does', async () => {
+		const { kernel, kvictim, ours, bvictim } = await compare(await build.victimNoIpaRa(), 'both');
+		expect(bvictim.stdout).toEqual(kvictim.stdout);
+		expect(ours.stdout).toEqual(kernel.stdout);
+		expect(ours.stdout).toContain('returned sum: 14950');
+	});
+
+	// Known defect of the agent's uretprobes (@bpftime/attach), not of the
+	// syscall-server: gcc -O2 keeps main()'s loop counter and sum in rsi,
+	// edx and ecx across the call, since it knows target_fn does not touch
+	// them (-fipa-ra), and the return probe does not give them back intact,
+	// where the kernel's uretprobes preserve every register. The victim's
+	// sum comes out wrong (or it crashes). it.fails: this starts failing,
+	// and should become an ordinary test, once the return path is fixed.
+	it.fails.skipIf(noKernel)(
+		'sums what the victim returns with a uretprobe when main() keeps values in caller-saved registers',
+		async () => {
+			const { kvictim, bvictim } = await compare(await build.victim(), 'both');
+			expect(bvictim.stdout).toEqual(kvictim.stdout);
+		},
+	);
 
 	it('holds its maps, programs, uprobe and uretprobe events and links in the registry while it runs, and releases them at exit', async () => {
 		const segment = support.uniqueSegmentName('sysserver');
