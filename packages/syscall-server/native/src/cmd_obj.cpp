@@ -1,6 +1,7 @@
 // cmd_obj.cpp: BTF_LOAD, the id commands (GET_NEXT_ID, GET_FD_BY_ID),
 // OBJ_GET_INFO_BY_FD, and OBJ_PIN / OBJ_GET, as kernel/bpf/syscall.c and
 // kernel/bpf/inode.c answer them.
+#include "prog_tag.hpp"
 #include "server_impl.hpp"
 #include "user_memory.hpp"
 
@@ -321,6 +322,8 @@ long server::impl::obj_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 				      s.license == "Dual BSD/GPL";
 		info.nr_map_ids = uint32_t(s.map_ids.size());
 		info.verified_insns = uint32_t(s.insns.size());
+		auto tag = prog_tag(s.insns);
+		memcpy(info.tag, tag.data(), sizeof(info.tag));
 		info.attach_btf_id = s.attach_btf_id;
 		// The maps' ids, and the instructions with registry map ids
 		// turned into the ids we give out (bpf_insn_prepare_dump()).
