@@ -196,6 +196,32 @@ describe.skipIf(noTools)('a libbpf skeleton tool', () => {
 		}
 	});
 
+	it('runs twice at once on one registry, each copy with its own descriptors and maps', async () => {
+		const segment = support.uniqueSegmentName('sysserver');
+		const first = await startCounter(segment, 'entry');
+		const second = await startCounter(segment, 'entry');
+		const v = await runVictim(segment, first.victim);
+		expect(v.code).toBe(0);
+		for (const { proc } of [first, second]) proc.child.stdin?.end('go\n');
+		for (const { proc } of [first, second]) {
+			const r = await proc.done();
+			expect(r.code, r.stderr.join('\n')).toBe(0);
+			expect(r.stdout.filter((l) => l.startsWith('bucket'))).toEqual([
+				'bucket 0: 25',
+				'bucket 1: 25',
+				'bucket 2: 25',
+				'bucket 3: 25',
+			]);
+			expect(r.stdout).toContain('calls: 100');
+		}
+		const reg = openRegistry(segment);
+		try {
+			expect(reg.list()).toEqual([]);
+		} finally {
+			reg.close();
+		}
+	});
+
 	it('leaves its objects in the registry when started with keepObjects', async () => {
 		const segment = support.uniqueSegmentName('sysserver');
 		const { proc } = await startCounter(segment, 'entry', { keepObjects: true });

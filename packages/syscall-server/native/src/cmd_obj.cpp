@@ -147,7 +147,7 @@ long server::impl::obj_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 			memcpy(&magic, data.data(), 2);
 		if (magic != BTF_MAGIC) {
 			int e = write_log(level, buf, size, "Invalid magic\n");
-			return e == -EFAULT ? e : -EINVAL;
+			return e ? e : -EINVAL;
 		}
 		auto h = reg->create_btf(data);
 		if (!h)

@@ -54,14 +54,19 @@ namespace {
 
 } // namespace
 
-// Writes text to a verifier log of `size` bytes: NUL-terminated, truncated
-// with ENOSPC as the kernel's bpf_vlog_finalize() when it does not fit.
+// Writes text to a verifier log of `size` bytes, NUL-terminated, as the
+// kernel's bpf_vlog_finalize() leaves it: when it does not fit, the last
+// size - 1 bytes (the default, rotating log) or the first ones
+// (BPF_LOG_FIXED), and ENOSPC, which the kernel returns even for a program
+// it rejected.
 int write_log(uint32_t level, uint64_t buf, uint32_t size, const std::string &text)
 {
 	if (!level || !buf)
 		return 0;
+	constexpr uint32_t LOG_FIXED = 8;
 	size_t n = std::min<size_t>(text.size(), size - 1);
-	if (copy_to_user(buf, text.data(), n))
+	size_t from = (level & LOG_FIXED) ? 0 : text.size() - n;
+	if (copy_to_user(buf, text.data() + from, n))
 		return -EFAULT;
 	char nul = 0;
 	if (copy_to_user(buf + n, &nul, 1))
@@ -214,7 +219,7 @@ long server::impl::prog_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 	if (!h) {
 		int e = write_log(attr.log_level, attr.log_buf, attr.log_size,
 				  h.error().message + "\n");
-		return e == -EFAULT ? e : -h.error().code;
+		return e ? e : -h.error().code;
 	}
 	auto o = make(obj_kind::prog, *h, true);
 	o->uses = std::move(uses);
@@ -227,7 +232,7 @@ long server::impl::prog_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 		// ~object releases the program.
 		int e = write_log(attr.log_level, attr.log_buf, attr.log_size,
 				  inst.error().message + "\n");
-		return e == -EFAULT ? e : -inst.error().code;
+		return e ? e : -inst.error().code;
 	}
 	std::string ok = "processed " + std::to_string(s.insns.size()) +
 			 " insns (limit 1000000) max_states_per_insn 0 "
