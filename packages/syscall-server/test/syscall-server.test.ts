@@ -236,7 +236,7 @@ describe.skipIf(noTools)('a libbpf skeleton tool', () => {
 		}
 	});
 
-	it('is read by bpftool under the syscall-server while it runs (prog show, map show, map dump, --json)', async () => {
+	it('is read by bpftool under the syscall-server while it runs (prog show, prog dump xlated, map show, map dump, link show, --json)', async () => {
 		const segment = support.uniqueSegmentName('sysserver');
 		const { proc, victim } = await startCounter(segment, 'entry');
 		const v = await runVictim(segment, victim);
@@ -250,7 +250,10 @@ describe.skipIf(noTools)('a libbpf skeleton tool', () => {
 		const progs = bpftool('prog', 'show') as { name: string; type: string; map_ids: number[] }[];
 		expect(progs.map((p) => p.name).sort()).toEqual(['on_entry', 'on_return']);
 		expect(progs.every((p) => p.type === 'kprobe')).toBe(true);
-		const maps = bpftool('map', 'show') as { id: number; name: string; type: string; bytes_key: number }[];
+		const maps = bpftool('map', 'show') as { id: number; name: string; type: string; frozen: number }[];
+		// frozen comes from /proc/self/fdinfo/<fd>, which the server answers.
+		expect(maps.find((m) => m.name === 'counter_.rodata')?.frozen).toBe(1);
+		expect(maps.find((m) => m.name === 'counter_.bss')?.frozen).toBe(0);
 		const counts = maps.find((m) => m.name === 'counts');
 		expect(counts).toMatchObject({ type: 'hash', bytes_key: 4, bytes_value: 8, max_entries: 64 });
 		const entry = progs.find((p) => p.name === 'on_entry');
@@ -259,6 +262,10 @@ describe.skipIf(noTools)('a libbpf skeleton tool', () => {
 			disasm: string;
 		}[];
 		expect(xlated.some((i) => i.disasm.includes(`map[id:${counts?.id}]`))).toBe(true);
+		const links = bpftool('link', 'show') as { type: string; prog_id: number }[];
+		expect(links).toEqual([
+			expect.objectContaining({ type: 'perf_event', prog_id: (entry as unknown as { id: number }).id }),
+		]);
 		// With the BTF the tool loaded, bpftool adds typed keys and values.
 		const dump = bpftool('map', 'dump', 'id', String(counts?.id)) as { formatted: { key: number; value: number } }[];
 		expect(dump.map((e) => [e.formatted.key, e.formatted.value]).sort()).toEqual([

@@ -5,7 +5,9 @@
 // ioctl when a tool makes those through syscall() too), ioctl(), close(),
 // dup(), dup2(), dup3(), fcntl(F_DUPFD*), close_range() and mmap() on the
 // descriptors the server handed out; readlink() of /proc/self/fd/<n> for
-// them (bpftool tells object kinds by the anonymous inode's name); munmap(), mprotect() and mremap() only
+// them (bpftool tells object kinds by the anonymous inode's name) and
+// open()/fopen() of /proc/self/fdinfo/<n> (the kernel's lines for the
+// object: bpftool reads a map's frozen state there); munmap(), mprotect() and mremap() only
 // to tell the pointer checks that the memory map changed. Everything else
 // goes to libc unchanged (RTLD_NEXT).
 //
@@ -38,6 +40,7 @@
 #include <linux/close_range.h>
 #include <mutex>
 #include <pthread.h>
+#include <string>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -328,6 +331,149 @@ ssize_t fake_link(const char *name, char *buf, size_t size)
 	return ssize_t(n);
 }
 } // namespace
+
+namespace {
+// The descriptor that path names when it is /proc/self/fdinfo/<n> (or
+// /proc/<our pid>/fdinfo/<n>), else -1.
+int proc_fdinfo_of(const char *path)
+{
+	if (!path)
+		return -1;
+	char own[48];
+	const char *p = nullptr;
+	if (!strncmp(path, "/proc/self/fdinfo/", 18))
+		p = path + 18;
+	else {
+		int n = snprintf(own, sizeof(own), "/proc/%d/fdinfo/", int(getpid()));
+		if (n > 0 && !strncmp(path, own, size_t(n)))
+			p = path + n;
+	}
+	if (!p || !*p)
+		return -1;
+	long fd = 0;
+	for (; *p; p++) {
+		if (*p < '0' || *p > '9' || fd > (1 << 24))
+			return -1;
+		fd = fd * 10 + (*p - '0');
+	}
+	return int(fd);
+}
+
+// A read-only descriptor holding text (a memfd), or -1 with errno set.
+int text_fd(const std::string &text, int flags)
+{
+	long fd = ::syscall(SYS_memfd_create, "bpftime-fdinfo",
+			    (flags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
+	if (fd < 0)
+		return -1;
+	size_t done = 0;
+	while (done < text.size()) {
+		long n = ::syscall(SYS_write, fd, text.data() + done, text.size() - done);
+		if (n <= 0)
+			break;
+		done += size_t(n);
+	}
+	::syscall(SYS_lseek, fd, 0, SEEK_SET);
+	return int(fd);
+}
+
+// fdinfo of one of our descriptors, or "" (then the real file is opened).
+std::string our_fdinfo(const char *path)
+{
+	server *s = existing();
+	if (!s)
+		return {};
+	int fd = proc_fdinfo_of(path);
+	if (fd < 0 || !s->owns(fd))
+		return {};
+	try {
+		return s->fdinfo(fd);
+	} catch (...) {
+		return {};
+	}
+}
+
+int open_common(int dirfd, const char *path, int flags, mode_t mode,
+		int (*real)(int, const char *, int, ...))
+{
+	if (!(flags & (O_WRONLY | O_RDWR | O_CREAT)))
+		if (std::string t = our_fdinfo(path); !t.empty())
+			return text_fd(t, flags);
+	return real(dirfd, path, flags, mode);
+}
+
+FILE *fopen_common(const char *path, const char *mode, FILE *(*real)(const char *, const char *))
+{
+	if (mode && mode[0] == 'r' && !strchr(mode, '+'))
+		if (std::string t = our_fdinfo(path); !t.empty()) {
+			int fd = text_fd(t, strchr(mode, 'e') ? O_CLOEXEC : 0);
+			if (fd < 0)
+				return nullptr;
+			FILE *f = fdopen(fd, "r");
+			if (!f)
+				::syscall(SYS_close, fd);
+			return f;
+		}
+	return real(path, mode);
+}
+
+mode_t mode_arg(int flags, va_list ap)
+{
+	return (flags & (O_CREAT | O_TMPFILE)) ? mode_t(va_arg(ap, int)) : 0;
+}
+} // namespace
+
+__attribute__((visibility("default"))) int open(const char *path, int flags, ...)
+{
+	static auto real = next<int (*)(int, const char *, int, ...)>("openat");
+	va_list ap;
+	va_start(ap, flags);
+	mode_t mode = mode_arg(flags, ap);
+	va_end(ap);
+	return open_common(AT_FDCWD, path, flags, mode, real);
+}
+
+__attribute__((visibility("default"))) int open64(const char *path, int flags, ...)
+{
+	static auto real = next<int (*)(int, const char *, int, ...)>("openat64");
+	va_list ap;
+	va_start(ap, flags);
+	mode_t mode = mode_arg(flags, ap);
+	va_end(ap);
+	return open_common(AT_FDCWD, path, flags, mode, real);
+}
+
+__attribute__((visibility("default"))) int openat(int dirfd, const char *path, int flags, ...)
+{
+	static auto real = next<int (*)(int, const char *, int, ...)>("openat");
+	va_list ap;
+	va_start(ap, flags);
+	mode_t mode = mode_arg(flags, ap);
+	va_end(ap);
+	return open_common(dirfd, path, flags, mode, real);
+}
+
+__attribute__((visibility("default"))) int openat64(int dirfd, const char *path, int flags, ...)
+{
+	static auto real = next<int (*)(int, const char *, int, ...)>("openat64");
+	va_list ap;
+	va_start(ap, flags);
+	mode_t mode = mode_arg(flags, ap);
+	va_end(ap);
+	return open_common(dirfd, path, flags, mode, real);
+}
+
+__attribute__((visibility("default"))) FILE *fopen(const char *path, const char *mode)
+{
+	static auto real = next<FILE *(*)(const char *, const char *)>("fopen");
+	return fopen_common(path, mode, real);
+}
+
+__attribute__((visibility("default"))) FILE *fopen64(const char *path, const char *mode)
+{
+	static auto real = next<FILE *(*)(const char *, const char *)>("fopen64");
+	return fopen_common(path, mode, real);
+}
 
 __attribute__((visibility("default"))) ssize_t readlink(const char *path, char *buf,
 						       size_t size)

@@ -13,6 +13,9 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <cstdio>
+#include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <vector>
 
@@ -127,6 +130,86 @@ bool is_pinned(server::impl &s, handlers::handle h)
 		if (e.used && e.id == h.id && e.generation == h.generation)
 			return true;
 	return false;
+}
+
+std::string server::fdinfo(int fd) const
+{
+	auto o = impl_->get(fd);
+	if (!o)
+		return {};
+	// The generic lines of the real descriptor (its flags say O_CLOEXEC
+	// or not), then the object's own, as kernel/bpf/syscall.c prints them.
+	std::string out;
+	{
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+		long f = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+		if (f >= 0) {
+			char buf[512];
+			long n = syscall(SYS_read, f, buf, sizeof(buf) - 1);
+			syscall(SYS_close, f);
+			std::string real(buf, n > 0 ? size_t(n) : 0);
+			for (const char *key : { "pos:", "flags:", "mnt_id:", "ino:" }) {
+				size_t at = real.find(key);
+				if (at == std::string::npos)
+					continue;
+				size_t eol = real.find('\n', at);
+				out += real.substr(at, eol == std::string::npos ? std::string::npos :
+										 eol - at + 1);
+			}
+		}
+	}
+	auto d = impl_->reg->get(o->h.id);
+	if (!d || !(d->h == o->h))
+		return out;
+	char line[512];
+	auto tag_hex = [](const std::vector<vm::insn> &insns) {
+		auto tag = prog_tag(insns);
+		char hex[17];
+		for (size_t i = 0; i < tag.size(); i++)
+			snprintf(hex + 2 * i, 3, "%02x", tag[i]);
+		return std::string(hex);
+	};
+	switch (o->kind) {
+	case obj_kind::map: {
+		const auto &s = std::get<handlers::map_spec>(d->spec);
+		snprintf(line, sizeof(line),
+			 "map_type:\t%u\nkey_size:\t%u\nvalue_size:\t%u\n"
+			 "max_entries:\t%u\nmap_flags:\t%#x\nmap_extra:\t%#llx\n"
+			 "memlock:\t0\nmap_id:\t%u\nfrozen:\t%u\n",
+			 s.type, s.key_size, s.value_size, s.max_entries, s.flags,
+			 (unsigned long long)s.map_extra, ext_id(o->h.id),
+			 s.frozen ? 1u : 0u);
+		break;
+	}
+	case obj_kind::prog: {
+		const auto &s = std::get<handlers::prog_spec>(d->spec);
+		snprintf(line, sizeof(line),
+			 "prog_type:\t%u\nprog_jited:\t0\nprog_tag:\t%s\n"
+			 "memlock:\t0\nprog_id:\t%u\nrun_time_ns:\t0\nrun_cnt:\t0\n"
+			 "recursion_misses:\t0\nverified_insns:\t%zu\n",
+			 s.type, tag_hex(s.insns).c_str(), ext_id(o->h.id),
+			 s.insns.size());
+		break;
+	}
+	case obj_kind::link: {
+		const auto &s = std::get<handlers::link_spec>(d->spec);
+		std::string tag;
+		if (auto p = impl_->reg->get(s.prog_id); p && p->kind == handlers::handler_kind::prog)
+			tag = tag_hex(std::get<handlers::prog_spec>(p->spec).insns);
+		snprintf(line, sizeof(line),
+			 "link_type:\tperf_event\nlink_id:\t%u\nprog_tag:\t%s\nprog_id:\t%u\n",
+			 ext_id(o->h.id), tag.c_str(), ext_id(s.prog_id));
+		break;
+	}
+	case obj_kind::btf:
+		snprintf(line, sizeof(line), "btf_id:\t%u\n", ext_id(o->h.id));
+		break;
+	default:
+		line[0] = 0;
+		break;
+	}
+	return out + line;
 }
 
 long server::impl::obj_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)

@@ -79,6 +79,11 @@ class server {
 	// ("anon_inode:bpf-map" ...), or nullptr when fd is not ours: bpftool
 	// tells maps from programs that way.
 	const char *file_name(int fd) const noexcept;
+	// What /proc/self/fdinfo/<fd> holds for the kernel's object (the
+	// lines of bpf_map_show_fdinfo() and its siblings after the generic
+	// pos/flags/mnt_id/ino ones), or "" when fd is not ours. bpftool reads
+	// a map's frozen state there.
+	std::string fdinfo(int fd) const;
 	// Called after the real close() of fd succeeded (or before, for
 	// dup2's implicit close): drops fd from the table.
 	void forget(int fd) noexcept;
