@@ -66,6 +66,26 @@ const build = {
 			]);
 			return join(dir, 'uprobe_counter');
 		}),
+	tracepoints: () =>
+		once('tracepoints', async () => {
+			const obj = await support.compileBpf(
+				clang ?? 'clang',
+				join(fixtureDir, 'tracepoints.bpf.c'),
+				join(dir, 'tracepoints.bpf.o'),
+			);
+			const skel = await support.run('bpftool', ['gen', 'skeleton', obj, 'name', 'tracepoints_bpf']);
+			const { writeFileSync } = await import('node:fs');
+			writeFileSync(join(dir, 'tracepoints.skel.h'), skel.stdout);
+			await support.run('cc', [
+				'-O2',
+				`-I${dir}`,
+				join(fixtureDir, 'tracepoints.c'),
+				'-lbpf',
+				'-o',
+				join(dir, 'tracepoints'),
+			]);
+			return join(dir, 'tracepoints');
+		}),
 	commands: () =>
 		once('commands', async () => {
 			await support.run('cc', ['-O2', join(fixtureDir, 'commands.c'), '-o', join(dir, 'commands')]);
@@ -279,6 +299,54 @@ describe.skipIf(noTools)('a libbpf skeleton tool', () => {
 		expect(r.code, r.stderr.join('\n')).toBe(0);
 		expect(r.stdout).toContain('calls: 100');
 	});
+});
+
+describe.skipIf(noTools)('a libbpf tool on system call tracepoints', () => {
+	// The agent does not hook system calls yet (the syscall family of
+	// @bpftime/attach): what is checked here is that the tool attaches as
+	// it does against the kernel and that the registry holds what the
+	// agent will attach.
+	it.skipIf(noKernel)(
+		'attaches tracepoint/syscalls/sys_enter_openat and raw_tp/sys_exit as registry events and links',
+		async () => {
+			const tool = await build.tracepoints();
+			const kernel = new support.Proc(support.startProcess(tool, [], { stdio: ['pipe', 'pipe', 'pipe'] }));
+			await kernel.waitFor('stdout', /^ready$/);
+			kernel.child.stdin?.end('go\n');
+			expect((await kernel.done()).code).toBe(0);
+
+			const segment = support.uniqueSegmentName('sysserver');
+			const proc = new support.Proc(
+				await spawnWithSyscallServer(tool, [], { segment, stdio: ['pipe', 'pipe', 'pipe'] }),
+			);
+			await proc.waitFor('stdout', /^ready$/);
+			const reg = openRegistry(segment);
+			try {
+				const events = reg
+					.list()
+					.flatMap((d) => (d.kind === 'perf_event' ? [[d.type, d.syscallId, d.syscallExit]] : []));
+				expect(events.sort()).toEqual([
+					['syscall_tracepoint', -1, true],
+					['syscall_tracepoint', 257, false],
+				]);
+				const r = spawnSync('bpftool', ['--json', 'link', 'show'], {
+					env: syscallServerEnv({ segment }),
+					encoding: 'utf8',
+				});
+				expect(r.status, r.stderr).toBe(0);
+				const links = JSON.parse(r.stdout) as { type: string; tp_name?: string }[];
+				expect(links.map((l) => [l.type, l.tp_name]).sort()).toEqual([
+					['perf_event', undefined],
+					['raw_tracepoint', 'sys_exit'],
+				]);
+				proc.child.stdin?.end('go\n');
+				expect((await proc.done()).code).toBe(0);
+				expect(reg.list()).toEqual([]);
+			} finally {
+				reg.close();
+			}
+		},
+	);
 });
 
 describe('bad bpf() calls', () => {

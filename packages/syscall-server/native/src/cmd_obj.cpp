@@ -197,9 +197,11 @@ std::string server::fdinfo(int fd) const
 		std::string tag;
 		if (auto p = impl_->reg->get(s.prog_id); p && p->kind == handlers::handler_kind::prog)
 			tag = tag_hex(std::get<handlers::prog_spec>(p->spec).insns);
+		const bool raw = s.attach_type == BPF_TRACE_RAW_TP;
 		snprintf(line, sizeof(line),
-			 "link_type:\tperf_event\nlink_id:\t%u\nprog_tag:\t%s\nprog_id:\t%u\n",
-			 ext_id(o->h.id), tag.c_str(), ext_id(s.prog_id));
+			 "link_type:\t%s\nlink_id:\t%u\nprog_tag:\t%s\nprog_id:\t%u\n",
+			 raw ? "raw_tracepoint" : "perf_event", ext_id(o->h.id),
+			 tag.c_str(), ext_id(s.prog_id));
 		break;
 	}
 	case obj_kind::btf:
@@ -454,10 +456,39 @@ long server::impl::obj_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 		if (int e = info_in(info, uinfo, len))
 			return e;
 		const auto &s = std::get<handlers::link_spec>(d->spec);
+		uint64_t tp_name = info.raw_tracepoint.tp_name;
+		uint32_t tp_name_len = info.raw_tracepoint.tp_name_len;
 		memset(&info, 0, sizeof(info));
-		info.type = BPF_LINK_TYPE_PERF_EVENT;
+		info.type = s.attach_type == BPF_TRACE_RAW_TP ? BPF_LINK_TYPE_RAW_TRACEPOINT :
+								BPF_LINK_TYPE_PERF_EVENT;
 		info.id = ext_id(o->h.id);
 		info.prog_id = ext_id(s.prog_id);
+		if (info.type == BPF_LINK_TYPE_RAW_TRACEPOINT) {
+			// bpf_raw_tp_link_fill_link_info(): the name, and its
+			// length with the NUL; ENOSPC when the buffer is short.
+			bool exit = false;
+			if (auto t = reg->get(s.target_id); t && t->kind == handlers::handler_kind::perf_event)
+				exit = std::get<handlers::perf_event_spec>(t->spec).syscall_exit;
+			std::string name = exit ? "sys_exit" : "sys_enter";
+			info.raw_tracepoint.tp_name = tp_name;
+			info.raw_tracepoint.tp_name_len = uint32_t(name.size() + 1);
+			if (tp_name) {
+				if (!tp_name_len)
+					return -EINVAL;
+				size_t n = std::min<size_t>(tp_name_len - 1, name.size());
+				if (copy_to_user(tp_name, name.data(), n))
+					return -EFAULT;
+				char nul = 0;
+				if (copy_to_user(tp_name + n, &nul, 1))
+					return -EFAULT;
+				if (n < name.size()) {
+					if (copy_to_user(uinfo, &info, len))
+						return -EFAULT;
+					put_len();
+					return -ENOSPC;
+				}
+			}
+		}
 		if (copy_to_user(uinfo, &info, len))
 			return -EFAULT;
 		return put_len();

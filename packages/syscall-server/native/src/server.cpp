@@ -116,6 +116,8 @@ size_t last_field_end(int cmd)
 		return END_OF(link_create);
 	case BPF_LINK_DETACH:
 		return END_OF(link_detach);
+	case BPF_RAW_TRACEPOINT_OPEN:
+		return END_OF(raw_tracepoint.prog_fd);
 	case BPF_PROG_BIND_MAP:
 		return END_OF(prog_bind_map);
 	default:
@@ -521,6 +523,7 @@ long server::bpf(long cmd, uint64_t uattr, uint64_t size) noexcept
 			return impl_->prog_cmd(int(cmd), attr, uattr);
 		case BPF_LINK_CREATE:
 		case BPF_LINK_DETACH:
+		case BPF_RAW_TRACEPOINT_OPEN:
 			return impl_->link_cmd(int(cmd), attr, uattr);
 		default:
 			return impl_->obj_cmd(int(cmd), attr, uattr);

@@ -46,11 +46,16 @@ struct object {
 	// progs
 	uint32_t prog_type = 0;
 	uint64_t load_time_ns = 0;
-	// perf events: the program attached with PERF_EVENT_IOC_SET_BPF or a
+	// perf events: what kind of event, which decides the programs it takes
+	// (perf_event_set_bpf_prog(): KPROBE programs on uprobes, TRACEPOINT
+	// programs on tracepoints; RAW_TRACEPOINT ones on raw tracepoints);
+	// the program attached with PERF_EVENT_IOC_SET_BPF or a
 	// link (at most one, as the kernel's event->prog), and the registry
 	// link that makes agents attach it while the event is enabled.
 	std::mutex mu;
 	std::shared_ptr<object> prog;
+	enum class event_class : uint8_t { uprobe, tracepoint, raw_tracepoint };
+	event_class ev = event_class::uprobe;
 	bool by_link = false;
 	bool enabled = false;
 	uint64_t cookie = 0; // bpf_get_attach_cookie() of the link
@@ -76,6 +81,17 @@ struct server::impl {
 	// The uprobe PMU as the kernel describes it in sysfs.
 	int uprobe_type = -1;
 	int retprobe_bit = 0;
+
+	// Tracepoint ids of the syscall tracepoints (tracefs
+	// events/syscalls/*/id and events/raw_syscalls/*/id) -> (syscall
+	// number or -1, exit); read on the first tracepoint event.
+	struct tracepoint {
+		int32_t syscall_id;
+		bool exit;
+	};
+	std::unordered_map<uint64_t, tracepoint> tracepoints;
+	bool tracepoints_read = false;
+	std::mutex tracepoints_mu;
 
 	// The segment file, for mmap of BPF_F_MMAPABLE maps; opened on first use.
 	int shm_fd = -1;
