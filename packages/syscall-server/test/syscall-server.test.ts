@@ -382,7 +382,7 @@ describe('bad bpf() calls', () => {
 
 describe('the other bpf() commands', () => {
 	it.skipIf(noKernel)(
-		'batches, lookup-and-delete, info, test runs, pins and ids answer as the kernel answers them',
+		'batches, lookup-and-delete, info, test runs, pins, ids and the perf event ioctls answer as the kernel answers them',
 		async () => {
 			const client = await build.commands();
 			const pin = `/sys/fs/bpf/bpftime_test_${process.pid}`;

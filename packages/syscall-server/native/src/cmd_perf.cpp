@@ -273,6 +273,10 @@ long server::ioctl(int fd, unsigned long request, uint64_t arg) noexcept
 			return s.sync_perf_link(*o);
 		}
 		case PERF_EVENT_IOC_QUERY_BPF: {
+			// perf_event_query_prog_array(): tracepoint events only
+			// (a uprobe PMU event is EINVAL there too).
+			if (o->ev != object::event_class::tracepoint)
+				return -EINVAL;
 			uint32_t ids_len;
 			if (copy_from_user(&ids_len, arg, 4))
 				return -EFAULT;
@@ -280,10 +284,9 @@ long server::ioctl(int fd, unsigned long request, uint64_t arg) noexcept
 			uint32_t cnt = o->prog ? 1 : 0;
 			if (copy_to_user(arg + 4, &cnt, 4))
 				return -EFAULT;
-			if (!cnt)
+			// ids_len 0 asks for the count alone (bpf_prog_array_copy_info()).
+			if (!cnt || !ids_len)
 				return 0;
-			if (!ids_len)
-				return -ENOSPC;
 			uint32_t id = ext_id(o->prog->h.id);
 			return copy_to_user(arg + 8, &id, 4);
 		}
