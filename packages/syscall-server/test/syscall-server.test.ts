@@ -400,6 +400,27 @@ describe('the other bpf() commands', () => {
 	);
 });
 
+describe('a segment that is not a registry', () => {
+	it('fails every bpf() call with EBADMSG, says so once, and leaves the file and the tool intact', async () => {
+		const { randomBytes } = await import('node:crypto');
+		const { readFileSync, writeFileSync } = await import('node:fs');
+		const client = await build.badInput();
+		const segment = support.uniqueSegmentName('sysserver');
+		const garbage = randomBytes(65536);
+		writeFileSync(`/dev/shm/${segment}`, garbage);
+		const r = await new support.Proc(
+			await spawnWithSyscallServer(client, [], { segment, stdio: ['ignore', 'pipe', 'pipe'] }),
+		).done();
+		expect(r.code).toBe(0);
+		expect(r.stdout[0]).toBe('map create: EBADMSG');
+		expect(r.stdout.at(-1)).toBe('done');
+		const said = r.stderr.filter((l) => l.includes(`registry '${segment}'`));
+		expect(said).toHaveLength(1);
+		expect(said[0]).toMatch(/not a bpftime segment.*every bpf\(\) call fails with EBADMSG/);
+		expect(readFileSync(`/dev/shm/${segment}`).equals(garbage)).toBe(true);
+	});
+});
+
 describe('spawnWithSyscallServer', () => {
 	it('passes the exit status and output of the command through', async () => {
 		const r = await new support.Proc(

@@ -94,9 +94,13 @@ server *get_server(int &err)
 	}
 	auto s = server::open(*o);
 	if (!s) {
-		bpftime::log(preload_log, bpftime::log_level::error,
-			     "registry '%s': %s", o->segment.c_str(),
-			     s.error().message.c_str());
+		// Said once: a tool makes many calls, each fails the same way
+		// until the segment is fixed (each call tries again).
+		if (g_open_error.exchange(s.error().code) == 0)
+			bpftime::log(preload_log, bpftime::log_level::error,
+				     "registry '%s': %s; every bpf() call fails with %s until it opens",
+				     o->segment.c_str(), s.error().message.c_str(),
+				     strerrorname_np(s.error().code) ? strerrorname_np(s.error().code) : "this errno");
 		err = s.error().code;
 		return nullptr;
 	}
