@@ -132,7 +132,9 @@ long server::impl::map_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 
 	switch (cmd) {
 	case BPF_MAP_LOOKUP_ELEM: {
-		if (attr.flags & ~uint64_t(BPF_F_LOCK))
+		// BPF_F_LOCK is known but EINVAL here: no bpftime map value
+		// holds a bpf_spin_lock (the kernel's btf_record_has_field()).
+		if (attr.flags)
 			return -EINVAL;
 		if (!user_readable(attr.key, ks))
 			return -EFAULT;
@@ -175,7 +177,7 @@ long server::impl::map_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 	case BPF_MAP_LOOKUP_AND_DELETE_ELEM: {
 		if (!is_hash_type(m->map_type))
 			return -ENOTSUPP_;
-		if (attr.flags & ~uint64_t(BPF_F_LOCK))
+		if (attr.flags)
 			return -EINVAL;
 		unsigned char *key = kbuf.get(ks);
 		if (copy_from_user(key, attr.key, ks))
@@ -219,7 +221,7 @@ long server::impl::map_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 					    reinterpret_cast<const void *>(uint64_t(b.values)),
 					    max, b.elem_flags);
 		} else {
-			if (b.elem_flags & ~uint64_t(BPF_F_LOCK))
+			if (b.elem_flags)
 				return -EINVAL;
 			r = m->delete_batch(keys, max);
 		}
@@ -236,7 +238,7 @@ long server::impl::map_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 	// lookup and lookup-and-delete
 	if (cmd == BPF_MAP_LOOKUP_AND_DELETE_BATCH && !is_hash_type(m->map_type))
 		return -ENOTSUPP_;
-	if (b.elem_flags & ~uint64_t(BPF_F_LOCK))
+	if (b.elem_flags)
 		return -EINVAL;
 	if (!max)
 		return 0;
