@@ -178,7 +178,9 @@ try {
 			]) {
 				const kn = median(kernel[f]) / 1e6;
 				const bn = median(ours[f]) / 1e6;
-				console.log(`  ${pad(what, 22)} ${padL(kn.toFixed(3), 9)} ${padL(bn.toFixed(3), 9)}  ${(bn / kn).toPrecision(3)}x`);
+				console.log(
+					`  ${pad(what, 22)} ${padL(kn.toFixed(3), 9)} ${padL(bn.toFixed(3), 9)}  ${(bn / kn).toPrecision(3)}x`,
+				);
 			}
 			console.log('  goal: open + load + attach no slower than the kernel');
 		}
