@@ -86,6 +86,18 @@ const build = {
 			]);
 			return join(dir, 'tracepoints');
 		}),
+	usdt: () =>
+		once('usdt', async () => {
+			const obj = await support.compileBpf(clang ?? 'clang', join(fixtureDir, 'usdt.bpf.c'), join(dir, 'usdt.bpf.o'), [
+				'-D__TARGET_ARCH_x86',
+			]);
+			const skel = await support.run('bpftool', ['gen', 'skeleton', obj, 'name', 'usdt_bpf']);
+			const { writeFileSync } = await import('node:fs');
+			writeFileSync(join(dir, 'usdt.skel.h'), skel.stdout);
+			await support.run('cc', ['-O2', `-I${dir}`, join(fixtureDir, 'usdt.c'), '-lbpf', '-o', join(dir, 'usdt')]);
+			await support.run('cc', ['-O2', join(fixtureDir, 'usdt_victim.c'), '-o', join(dir, 'usdt_victim')]);
+			return join(dir, 'usdt');
+		}),
 	commands: () =>
 		once('commands', async () => {
 			await support.run('cc', ['-O2', join(fixtureDir, 'commands.c'), '-o', join(dir, 'commands')]);
@@ -187,6 +199,38 @@ describe.skipIf(noTools)('a libbpf skeleton tool', () => {
 		async () => {
 			const { kvictim, bvictim } = await compare(await build.victim(), 'both');
 			expect(bvictim.stdout).toEqual(kvictim.stdout);
+		},
+	);
+
+	it.skipIf(noKernel)(
+		"reads the arguments of a USDT probe (bpf_usdt_arg, by the link's BPF cookie) as the kernel does",
+		async () => {
+			const tool = await build.usdt();
+			const victim = join(dir, 'usdt_victim');
+			const kproc = new support.Proc(support.startProcess(tool, [victim], { stdio: ['pipe', 'pipe', 'pipe'] }));
+			await kproc.waitFor('stdout', /^ready$/);
+			const kvictim = await new support.Proc(support.startProcess(victim, ['100'])).done();
+			kproc.child.stdin?.end('go\n');
+			const kernel = await kproc.done();
+			expect(kernel.code, kernel.stderr.join('\n')).toBe(0);
+
+			const segment = support.uniqueSegmentName('sysserver');
+			const bproc = new support.Proc(
+				await spawnWithSyscallServer(tool, [victim], { segment, stdio: ['pipe', 'pipe', 'pipe'] }),
+			);
+			await bproc.waitFor('stdout', /^ready$/);
+			const child = await spawnWithAgent(victim, ['100'], {
+				segment,
+				logLevel: 'warn',
+				stdio: ['ignore', 'pipe', 'pipe'],
+			});
+			const bvictim = await new support.Proc(child).done();
+			bproc.child.stdin?.end('go\n');
+			const ours = await bproc.done();
+			expect(ours.code, ours.stderr.join('\n')).toBe(0);
+			expect(bvictim.stdout).toEqual(kvictim.stdout);
+			expect(ours.stdout).toEqual(kernel.stdout);
+			expect(ours.stdout).toEqual(['ready', 'sum 0: 4950', 'sum 1: 9900', 'sum 2: 100']);
 		},
 	);
 
