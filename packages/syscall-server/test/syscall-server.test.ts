@@ -300,7 +300,7 @@ describe.skipIf(noTools)('a libbpf skeleton tool', () => {
 		}
 	});
 
-	it('is read by bpftool under the syscall-server while it runs (prog show, prog dump xlated, map show, map dump, link show, --json)', async () => {
+	it('is read by bpftool under the syscall-server while it runs (prog show, prog dump xlated, map show, map dump, btf dump, link show, --json)', async () => {
 		const segment = support.uniqueSegmentName('sysserver');
 		const { proc, victim } = await startCounter(segment, 'entry');
 		const v = await runVictim(segment, victim);
@@ -326,6 +326,11 @@ describe.skipIf(noTools)('a libbpf skeleton tool', () => {
 			disasm: string;
 		}[];
 		expect(xlated.some((i) => i.disasm.includes(`map[id:${counts?.id}]`))).toBe(true);
+		const btfId = (maps.find((m) => m.name === 'counts') as unknown as { btf_id: number }).btf_id;
+		const btf = bpftool('btf', 'dump', 'id', String(btfId)) as { types: { kind: string; name: string }[] };
+		expect(btf.types.filter((t) => t.kind === 'VAR').map((t) => t.name)).toEqual(
+			expect.arrayContaining(['counts', 'returns', 'buckets', 'calls']),
+		);
 		const links = bpftool('link', 'show') as { type: string; prog_id: number }[];
 		expect(links).toEqual([
 			expect.objectContaining({ type: 'perf_event', prog_id: (entry as unknown as { id: number }).id }),
