@@ -208,32 +208,36 @@ long server::impl::map_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 		return copy_to_user(count_at, &n, sizeof(n));
 	};
 	if (cmd == BPF_MAP_UPDATE_BATCH || cmd == BPF_MAP_DELETE_BATCH) {
+		// generic_map_update_batch() / generic_map_delete_batch(): one
+		// element at a time, stopping at the first failure, with the
+		// count of those done written back either way. elem_flags may
+		// only be BPF_F_LOCK there, which is EINVAL here (no value has a
+		// spin lock), so the updates are BPF_ANY.
+		if (b.elem_flags)
+			return -EINVAL;
 		if (!max)
 			return 0;
 		if (!user_readable(b.keys, uint64_t(max) * ks))
 			return -EFAULT;
-		const void *keys = reinterpret_cast<const void *>(uint64_t(b.keys));
-		result<uint32_t> r = uint32_t(0);
-		if (cmd == BPF_MAP_UPDATE_BATCH) {
-			if (!user_readable(b.values, uint64_t(max) * vs))
-				return -EFAULT;
-			r = m->update_batch(keys,
-					    reinterpret_cast<const void *>(uint64_t(b.values)),
-					    max, b.elem_flags);
-		} else {
-			if (b.elem_flags)
-				return -EINVAL;
-			r = m->delete_batch(keys, max);
+		if (cmd == BPF_MAP_UPDATE_BATCH && !user_readable(b.values, uint64_t(max) * vs))
+			return -EFAULT;
+		const auto *keys = reinterpret_cast<const unsigned char *>(uint64_t(b.keys));
+		const auto *values = reinterpret_cast<const unsigned char *>(uint64_t(b.values));
+		uint32_t done = 0;
+		int err = 0;
+		for (; done < max; done++) {
+			const unsigned char *k = keys + size_t(done) * ks;
+			auto r = cmd == BPF_MAP_UPDATE_BATCH ?
+					 m->update(k, values + size_t(done) * vs, BPF_ANY) :
+					 m->remove(k);
+			if (!r) {
+				err = -r.error().code;
+				break;
+			}
 		}
-		if (r) {
-			if (put_count(*r))
-				return -EFAULT;
-			return 0;
-		}
-		// How many went through before the failure is not known here;
-		// the kernel reports the count done: none is the safe answer.
-		put_count(0);
-		return -r.error().code;
+		if (put_count(done))
+			return -EFAULT;
+		return err;
 	}
 	// lookup and lookup-and-delete
 	if (cmd == BPF_MAP_LOOKUP_AND_DELETE_BATCH && !is_hash_type(m->map_type))
