@@ -98,6 +98,11 @@ const build = {
 			await support.run('cc', ['-O2', join(fixtureDir, 'usdt_victim.c'), '-o', join(dir, 'usdt_victim')]);
 			return join(dir, 'usdt');
 		}),
+	hotPathAllocs: () =>
+		once('hot_path_allocs', async () => {
+			await support.run('cc', ['-O2', join(fixtureDir, 'hot_path_allocs.c'), '-o', join(dir, 'hot_path_allocs')]);
+			return join(dir, 'hot_path_allocs');
+		}),
 	commands: () =>
 		once('commands', async () => {
 			await support.run('cc', ['-O2', join(fixtureDir, 'commands.c'), '-o', join(dir, 'commands')]);
@@ -447,6 +452,18 @@ describe('the other bpf() commands', () => {
 			expect(ours.stdout.at(-1)).toBe('done');
 		},
 	);
+});
+
+describe('the map commands a tool repeats', () => {
+	it('allocate nothing: updates, lookups, lookups of missing keys and key walks to the end', async () => {
+		const client = await build.hotPathAllocs();
+		const segment = support.uniqueSegmentName('sysserver');
+		const r = await new support.Proc(
+			await spawnWithSyscallServer(client, [], { segment, stdio: ['ignore', 'pipe', 'pipe'] }),
+		).done();
+		expect(r.code, r.stderr.join('\n')).toBe(0);
+		expect(r.stdout).toEqual(['allocations: 0 in 80000 calls']);
+	});
 });
 
 describe('a segment that is not a registry', () => {

@@ -55,6 +55,30 @@ struct scratch {
 	}
 };
 
+// map_instance::lookup() and ::next_key() with their checks, returning the
+// errno alone: the map_instance forms build an error message on a miss, an
+// allocation, and a tool's lookups and key walks miss as a matter of course
+// (the end of every walk). The kernel's answer is only the errno anyway.
+int lookup_errno(const handlers::map_instance &m, const void *key, void *value)
+{
+	if (auto live = m.check_live("lookup"); !live)
+		return -live.error().code;
+	if (m.map_flags & BPF_F_WRONLY)
+		return -EPERM;
+	int rc = m.ops->lookup_copy(m.state, key, value);
+	return rc > 0 ? -rc : rc;
+}
+
+int next_key_errno(const handlers::map_instance &m, const void *key, void *next)
+{
+	if (auto live = m.check_live("next key"); !live)
+		return -live.error().code;
+	if (m.map_flags & BPF_F_WRONLY)
+		return -EPERM;
+	int rc = m.ops->get_next_key(m.state, key, next);
+	return rc > 0 ? -rc : rc;
+}
+
 } // namespace
 
 int copy_obj_name(std::string &out, const char (&name)[BPF_OBJ_NAME_LEN])
@@ -139,13 +163,11 @@ long server::impl::map_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 		if (!user_readable(attr.key, ks))
 			return -EFAULT;
 		const void *key = reinterpret_cast<const void *>(uint64_t(attr.key));
-		if (user_writable(attr.value, vs)) {
-			auto r = m->lookup(key, reinterpret_cast<void *>(uint64_t(attr.value)));
-			return r ? 0 : -r.error().code;
-		}
+		if (user_writable(attr.value, vs))
+			return lookup_errno(*m, key, reinterpret_cast<void *>(uint64_t(attr.value)));
 		// The kernel looks up first, then faults on the copy out.
-		auto r = m->lookup(key, vbuf.get(vs));
-		return r ? -EFAULT : -r.error().code;
+		int rc = lookup_errno(*m, key, vbuf.get(vs));
+		return rc ? rc : -EFAULT;
 	}
 	case BPF_MAP_UPDATE_ELEM: {
 		if (!user_readable(attr.key, ks) || !user_readable(attr.value, vs))
@@ -169,9 +191,8 @@ long server::impl::map_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 			key = reinterpret_cast<const void *>(uint64_t(attr.key));
 		}
 		unsigned char *next = kbuf.get(ks);
-		auto r = m->next_key(key, next);
-		if (!r)
-			return -r.error().code;
+		if (int rc = next_key_errno(*m, key, next))
+			return rc;
 		return copy_to_user(attr.next_key, next, ks);
 	}
 	case BPF_MAP_LOOKUP_AND_DELETE_ELEM: {
