@@ -10,7 +10,7 @@ import { type HandlerDescriptor, Registry } from '@bpftime/handlers';
 import '@bpftime/maps-userspace';
 import { Segment } from '@bpftime/shm';
 import * as support from '@bpftime/test-support';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { spawnWithSyscallServer, syscallServerEnv, syscallServerPath } from '../src/index.js';
 
 const fixtureDir = new URL('./fixtures/', import.meta.url).pathname;
@@ -97,6 +97,19 @@ const build = {
 			await support.run('cc', ['-O2', `-I${dir}`, join(fixtureDir, 'usdt.c'), '-lbpf', '-o', join(dir, 'usdt')]);
 			await support.run('cc', ['-O2', join(fixtureDir, 'usdt_victim.c'), '-o', join(dir, 'usdt_victim')]);
 			return join(dir, 'usdt');
+		}),
+	pinned: () =>
+		once('pinned', async () => {
+			const obj = await support.compileBpf(
+				clang ?? 'clang',
+				join(fixtureDir, 'pinned.bpf.c'),
+				join(dir, 'pinned.bpf.o'),
+			);
+			const skel = await support.run('bpftool', ['gen', 'skeleton', obj, 'name', 'pinned_bpf']);
+			const { writeFileSync } = await import('node:fs');
+			writeFileSync(join(dir, 'pinned.skel.h'), skel.stdout);
+			await support.run('cc', ['-O2', `-I${dir}`, join(fixtureDir, 'pinned.c'), '-lbpf', '-o', join(dir, 'pinned')]);
+			return join(dir, 'pinned');
 		}),
 	hotPathAllocs: () =>
 		once('hot_path_allocs', async () => {
@@ -290,6 +303,33 @@ describe.skipIf(noTools)('a libbpf skeleton tool', () => {
 			reg.close();
 		}
 	});
+
+	it.skipIf(noKernel)(
+		'pins a map by name, finds it again on the next run, and unpins it (bpf_map__unpin) as the kernel does',
+		async () => {
+			const { mkdirSync, rmdirSync } = await import('node:fs');
+			const tool = await build.pinned();
+			const root = `/sys/fs/bpf/bpftime_test_pins_${process.pid}`;
+			mkdirSync(root, { recursive: true });
+			onTestFinished(() => rmdirSync(root));
+			const runs = async (env?: { segment: string }) => {
+				const out: string[] = [];
+				for (const args of [[root], [root], [root, 'unpin'], [root], [root, 'unpin']]) {
+					const child = env
+						? await spawnWithSyscallServer(tool, args, { ...env, stdio: ['ignore', 'pipe', 'pipe'] })
+						: support.startProcess(tool, args);
+					const r = await new support.Proc(child).done();
+					expect(r.code, r.stderr.join('\n')).toBe(0);
+					out.push(...r.stdout);
+				}
+				return out;
+			};
+			const kernel = await runs();
+			const ours = await runs({ segment: support.uniqueSegmentName('sysserver') });
+			expect(kernel).toEqual(['runs: 1', 'runs: 2', 'runs: 3', 'runs: 1', 'runs: 2']);
+			expect(ours).toEqual(kernel);
+		},
+	);
 
 	it('leaves its objects in the registry when started with keepObjects', async () => {
 		const segment = support.uniqueSegmentName('sysserver');

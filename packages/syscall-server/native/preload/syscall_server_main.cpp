@@ -7,7 +7,8 @@
 // descriptors the server handed out; readlink() of /proc/self/fd/<n> for
 // them (bpftool tells object kinds by the anonymous inode's name) and
 // open()/fopen() of /proc/self/fdinfo/<n> (the kernel's lines for the
-// object: bpftool reads a map's frozen state there); munmap(), mprotect() and mremap() only
+// object: bpftool reads a map's frozen state there); unlink() of a pin's
+// path (pins live in the registry); munmap(), mprotect() and mremap() only
 // to tell the pointer checks that the memory map changed. Everything else
 // goes to libc unchanged (RTLD_NEXT).
 //
@@ -477,6 +478,26 @@ __attribute__((visibility("default"))) FILE *fopen64(const char *path, const cha
 {
 	static auto real = next<FILE *(*)(const char *, const char *)>("fopen64");
 	return fopen_common(path, mode, real);
+}
+
+// Pins live in the registry, not on bpffs: unlinking a pin's path removes
+// the pin (libbpf's bpf_map__unpin, `rm /sys/fs/bpf/x` under the server).
+// Other paths are the file system's.
+__attribute__((visibility("default"))) int unlink(const char *path)
+{
+	if (server *s = existing(); s && s->unpin(path) == 0)
+		return 0;
+	REAL(unlink);
+	return real_unlink(path);
+}
+
+__attribute__((visibility("default"))) int unlinkat(int dirfd, const char *path, int flags)
+{
+	if (path && path[0] == '/' && !(flags & AT_REMOVEDIR))
+		if (server *s = existing(); s && s->unpin(path) == 0)
+			return 0;
+	REAL(unlinkat);
+	return real_unlinkat(dirfd, path, flags);
 }
 
 __attribute__((visibility("default"))) ssize_t readlink(const char *path, char *buf,

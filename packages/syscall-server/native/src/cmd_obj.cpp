@@ -214,6 +214,26 @@ std::string server::fdinfo(int fd) const
 	return out + line;
 }
 
+long server::unpin(const char *path) noexcept
+{
+	try {
+		if (!path || !*path || strlen(path) >= PIN_PATH_MAX)
+			return -ENOENT;
+		auto t = pins_of(*impl_);
+		if (!t)
+			return -ENOENT;
+		std::lock_guard g((*t)->mutex);
+		for (pin_entry &e : (*t)->entries)
+			if (e.used && !strcmp(e.path, path)) {
+				e.used = 0;
+				return 0;
+			}
+		return -ENOENT;
+	} catch (...) {
+		return -ENOENT;
+	}
+}
+
 long server::impl::obj_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 {
 	switch (cmd) {

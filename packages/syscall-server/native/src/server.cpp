@@ -163,7 +163,10 @@ object::~object()
 		if (is_pinned(*owner, h))
 			return;
 		map.reset();
-		if (auto r = owner->reg->release(h); !r)
+		// EBUSY: something that outlives this process's references
+		// still uses it (the BTF of a pinned map, the maps of a pinned
+		// program), as a kernel object's other references keep it.
+		if (auto r = owner->reg->release(h); !r && r.error().code != EBUSY)
 			log(server_log, log_level::warn, "release: %s",
 			    r.error().message.c_str());
 	} catch (...) {

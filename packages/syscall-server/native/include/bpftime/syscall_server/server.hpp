@@ -88,6 +88,13 @@ class server {
 	// pos/flags/mnt_id/ino ones), or "" when fd is not ours. bpftool reads
 	// a map's frozen state there.
 	std::string fdinfo(int fd) const;
+	// unlink(2) of a path: removes the pin at path, as unlinking it on
+	// bpffs does (0), or -ENOENT when no pin has that path (the caller
+	// then unlinks the file). An object that loses its last pin stays in
+	// the registry while a descriptor of this process holds it, and is
+	// released with the last one if this process created it; one created
+	// elsewhere stays until its creator releases it.
+	long unpin(const char *path) noexcept;
 	// Called after the real close() of fd succeeded (or before, for
 	// dup2's implicit close): drops fd from the table.
 	void forget(int fd) noexcept;
