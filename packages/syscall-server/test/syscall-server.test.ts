@@ -116,6 +116,11 @@ const build = {
 			await support.run('cc', ['-O2', join(fixtureDir, 'hot_path_allocs.c'), '-o', join(dir, 'hot_path_allocs')]);
 			return join(dir, 'hot_path_allocs');
 		}),
+	closeRace: () =>
+		once('close_race', async () => {
+			await support.run('cc', ['-O2', '-pthread', join(fixtureDir, 'close_race.c'), '-o', join(dir, 'close_race')]);
+			return join(dir, 'close_race');
+		}),
 	commands: () =>
 		once('commands', async () => {
 			await support.run('cc', ['-O2', join(fixtureDir, 'commands.c'), '-o', join(dir, 'commands')]);
@@ -503,6 +508,19 @@ describe('the map commands a tool repeats', () => {
 		).done();
 		expect(r.code, r.stderr.join('\n')).toBe(0);
 		expect(r.stdout).toEqual(['allocations: 0 in 80000 calls']);
+	});
+});
+
+describe('a descriptor closed while other threads use it', () => {
+	it('never crashes the tool: the last close waits for the calls in flight', async () => {
+		const client = await build.closeRace();
+		const segment = support.uniqueSegmentName('sysserver');
+		const r = await new support.Proc(
+			await spawnWithSyscallServer(client, ['300'], { segment, stdio: ['ignore', 'pipe', 'pipe'] }),
+		).done();
+		expect(r.signal).toBeNull();
+		expect(r.code, r.stderr.join('\n')).toBe(0);
+		expect(r.stdout).toEqual(['rounds: many', 'done']);
 	});
 });
 

@@ -137,7 +137,8 @@ long server::impl::map_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 	int fd = int(cmd >= BPF_MAP_LOOKUP_BATCH && cmd <= BPF_MAP_DELETE_BATCH ?
 			     attr.batch.map_fd :
 			     attr.map_fd);
-	object *o = lookup(fd);
+	hot_ref ref(*this, fd);
+	object *o = ref.get();
 	std::shared_ptr<object> hold;
 	if (!o) {
 		int err = 0;

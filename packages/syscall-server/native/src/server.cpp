@@ -16,8 +16,10 @@
 #include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <vector>
 
 namespace bpftime::syscall_server {
 
@@ -173,6 +175,107 @@ object::~object()
 	}
 }
 
+// --- the lock-free path's references -------------------------------------
+//
+// Asymmetric: a reader announces the object in its slot and re-reads the
+// fast table with only a compiler barrier; the rare writer (close) removes
+// the object, runs membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED), which puts a
+// full barrier on every running thread of the process, and then reads the
+// slots. Either the reader's re-read sees the removal, or the writer sees
+// the announcement and waits. Without membarrier both sides fence.
+
+namespace {
+std::mutex g_slots_mu;
+std::vector<hot_slot *> *g_slots = new std::vector<hot_slot *>(); // never freed
+std::atomic<int> g_membarrier{ -1 }; // -1 unknown, 0 no, 1 registered
+
+bool membarrier_ready() noexcept
+{
+	int m = g_membarrier.load(std::memory_order_acquire);
+	if (m >= 0)
+		return m == 1;
+	// MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED (16), then _PRIVATE_EXPEDITED (8).
+	bool ok = syscall(SYS_membarrier, 16, 0, 0) == 0;
+	g_membarrier.store(ok ? 1 : 0, std::memory_order_release);
+	return ok;
+}
+
+struct slot_owner {
+	hot_slot *slot = nullptr;
+	~slot_owner()
+	{
+		if (slot) {
+			slot->busy.store(nullptr, std::memory_order_release);
+			slot->used.store(false, std::memory_order_release);
+		}
+	}
+};
+thread_local slot_owner t_slot;
+} // namespace
+
+hot_slot &my_hot_slot()
+{
+	if (hot_slot *s = t_slot.slot)
+		return *s;
+	std::lock_guard g(g_slots_mu);
+	for (hot_slot *s : *g_slots) {
+		bool expected = false;
+		if (s->used.compare_exchange_strong(expected, true)) {
+			t_slot.slot = s;
+			return *s;
+		}
+	}
+	auto *s = new hot_slot();
+	s->used.store(true);
+	g_slots->push_back(s);
+	t_slot.slot = s;
+	return *s;
+}
+
+hot_ref::hot_ref(const server::impl &s, int fd) noexcept : slot_(my_hot_slot())
+{
+	const bool asym = g_membarrier.load(std::memory_order_relaxed) == 1;
+	for (;;) {
+		object *o = s.lookup(fd);
+		if (!o)
+			return;
+		slot_.busy.store(o, std::memory_order_relaxed);
+		if (asym)
+			std::atomic_signal_fence(std::memory_order_seq_cst);
+		else
+			std::atomic_thread_fence(std::memory_order_seq_cst);
+		if (s.lookup(fd) == o) {
+			o_ = o;
+			return;
+		}
+	}
+}
+
+hot_ref::~hot_ref()
+{
+	slot_.busy.store(nullptr, std::memory_order_release);
+}
+
+void publish_removals() noexcept
+{
+	if (!membarrier_ready() || syscall(SYS_membarrier, 8, 0, 0) != 0)
+		std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+void wait_for_readers(object *o) noexcept
+{
+	std::vector<hot_slot *> slots;
+	{
+		std::lock_guard g(g_slots_mu);
+		slots = *g_slots;
+	}
+	// This thread's own slot is skipped: a signal handler that closes a
+	// descriptor its thread was using must not wait for itself.
+	for (hot_slot *s : slots)
+		while (s != t_slot.slot && s->busy.load(std::memory_order_acquire) == o)
+			sched_yield();
+}
+
 std::shared_ptr<object> server::impl::get(int fd)
 {
 	std::lock_guard g(mu);
@@ -248,8 +351,13 @@ void server::impl::drop(int fd)
 		gone = std::move(it->second);
 		owners.erase(it);
 	}
-	// The release (if this was the last reference) runs here, outside mu:
-	// it takes the registry's lock.
+	// No thread may still be using it on the lock-free path when it goes
+	// (here, if this was the last reference, or later with a link that
+	// holds it). The release runs outside mu: it takes the registry's lock.
+	if (fd < FAST_FDS) {
+		publish_removals();
+		wait_for_readers(gone.get());
+	}
 }
 
 obj_kind kind_of(handlers::handler_kind k, bool &ok)
@@ -334,6 +442,7 @@ result<std::unique_ptr<server>> server::open(const server_options &opts)
 			return std::move(reg).error();
 		BPFTIME_TRY(maps_userspace::register_all());
 		i->reg = std::move(*reg);
+		membarrier_ready();
 		i->fast = std::make_unique<std::atomic<object *>[]>(impl::FAST_FDS);
 		for (int f = 0; f < impl::FAST_FDS; f++)
 			i->fast[f].store(nullptr, std::memory_order_relaxed);
@@ -363,15 +472,17 @@ bool server::owns(int fd) const noexcept
 
 const char *server::file_name(int fd) const noexcept
 {
-	object *o = impl_->lookup(fd);
-	if (!o) {
-		if (fd < impl::FAST_FDS)
-			return nullptr;
-		auto h = impl_->get(fd);
-		if (!h)
-			return nullptr;
-		o = h.get();
+	if (!owns(fd))
+		return nullptr;
+	std::shared_ptr<object> h;
+	try {
+		h = impl_->get(fd);
+	} catch (...) {
+		return nullptr;
 	}
+	if (!h)
+		return nullptr;
+	object *o = h.get();
 	// The names kernel/bpf/syscall.c, kernel/bpf/btf.c and
 	// kernel/events/core.c give their anonymous inodes.
 	switch (o->kind) {
@@ -428,6 +539,9 @@ void server::shutdown() noexcept
 					impl_->fast[fd].store(nullptr);
 			all.swap(impl_->owners);
 		}
+		publish_removals();
+		for (auto &[fd, o] : all)
+			wait_for_readers(o.get());
 		// Links first, as the kernel's exit closes them before the
 		// programs they hold can go; the rest follows the references.
 		for (auto it = all.begin(); it != all.end();)

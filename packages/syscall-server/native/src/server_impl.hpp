@@ -64,6 +64,41 @@ struct object {
 	~object();
 };
 
+// A thread's announcement of the object it is using on the lock-free path
+// (map commands): a descriptor's last close waits until no thread announces
+// the object before it destroys it, as the kernel's fdget() reference keeps
+// a file for the length of a call. Slots are registered once per thread and
+// reused after the thread exits.
+struct hot_slot {
+	std::atomic<object *> busy{ nullptr };
+	std::atomic<bool> used{ false };
+};
+hot_slot &my_hot_slot();
+
+// The object of fd on the lock-free path, announced in this thread's slot
+// for the guard's life; nullptr when fd is not in the fast table.
+class hot_ref {
+    public:
+	hot_ref(const server::impl &s, int fd) noexcept;
+	~hot_ref();
+	hot_ref(const hot_ref &) = delete;
+	hot_ref &operator=(const hot_ref &) = delete;
+	object *get() const noexcept
+	{
+		return o_;
+	}
+
+    private:
+	hot_slot &slot_;
+	object *o_ = nullptr;
+};
+
+// Waits until no thread announces o (after it left the fast table).
+void wait_for_readers(object *o) noexcept;
+// Makes the removals from the fast table visible to every thread's next
+// announcement (membarrier(2) where the kernel has it, else a full fence).
+void publish_removals() noexcept;
+
 struct server::impl {
 	server_options opts;
 	std::unique_ptr<handlers::registry> reg;

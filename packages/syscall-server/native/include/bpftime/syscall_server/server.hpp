@@ -25,11 +25,9 @@
 //
 // Threads: every entry may be called from any thread. The descriptor table
 // is read without a lock (an array of atomic pointers); changes to it take
-// the server's mutex. Unlike the kernel, which holds a reference on the file
-// for the length of a call, nothing keeps an object alive while another
-// thread of the tool closes its last descriptor in the middle of a call on
-// it: a tool must not race close() with its own bpf() calls on one
-// descriptor. Errors are negative errno values, exactly what the kernel's
+// the server's mutex; a reader announces the object it uses in a per-thread
+// slot, and a descriptor's last close waits for those announcements to go
+// (the kernel's fdget() reference for the length of a call). Errors are negative errno values, exactly what the kernel's
 // __sys_bpf() would return; no exception leaves an entry.
 #pragma once
 
