@@ -81,6 +81,28 @@ int next_key_errno(const handlers::map_instance &m, const void *key, void *next)
 
 } // namespace
 
+// Fd-valued maps (prog arrays, maps of maps: map_ops::fd_kind) store
+// registry ids where the tool writes descriptors and reads ids (the
+// kernel's map_fd_get_ptr / map_fd_sys_lookup_elem): the descriptor in a
+// value becomes the id of its object here, and an id read back becomes the
+// id bpftool prints (registry id + 1). -errno for a descriptor of the wrong
+// kind, as bpf_prog_get() / bpf_map_get() answer.
+static int fd_value_to_id(server::impl &s, uint32_t fd_kind, const void *value,
+			  uint32_t &id)
+{
+	int32_t fd;
+	memcpy(&fd, value, sizeof(fd));
+	obj_kind want = fd_kind == handlers::MAP_FD_PROG ? obj_kind::prog :
+			fd_kind == handlers::MAP_FD_MAP	 ? obj_kind::map :
+							   obj_kind::perf_event;
+	int err = 0;
+	auto o = s.get_kind(fd, want, err);
+	if (!o)
+		return err ? err : -EBADF;
+	id = o->h.id;
+	return 0;
+}
+
 int copy_obj_name(std::string &out, const char (&name)[BPF_OBJ_NAME_LEN])
 {
 	return copy_name(out, name);
@@ -164,6 +186,17 @@ long server::impl::map_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 		if (!user_readable(attr.key, ks))
 			return -EFAULT;
 		const void *key = reinterpret_cast<const void *>(uint64_t(attr.key));
+		if (m->fd_kind != handlers::MAP_FD_NONE) {
+			// bpf_fd_array_map_lookup_elem(): the object's id, where
+			// the type has one to give (not perf event arrays).
+			if (m->fd_kind == handlers::MAP_FD_PERF_EVENT)
+				return -ENOTSUPP_;
+			uint32_t id = 0;
+			if (int rc = lookup_errno(*m, key, &id))
+				return rc;
+			id = ext_id(id);
+			return copy_to_user(attr.value, &id, sizeof(id));
+		}
 		if (user_writable(attr.value, vs))
 			return lookup_errno(*m, key, reinterpret_cast<void *>(uint64_t(attr.value)));
 		// The kernel looks up first, then faults on the copy out.
@@ -173,9 +206,17 @@ long server::impl::map_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 	case BPF_MAP_UPDATE_ELEM: {
 		if (!user_readable(attr.key, ks) || !user_readable(attr.value, vs))
 			return -EFAULT;
+		const void *value = reinterpret_cast<const void *>(uint64_t(attr.value));
+		uint32_t id = 0;
+		if (m->fd_kind != handlers::MAP_FD_NONE) {
+			if (vs != sizeof(uint32_t))
+				return -EINVAL;
+			if (int e = fd_value_to_id(*this, m->fd_kind, value, id))
+				return e;
+			value = &id;
+		}
 		auto r = m->update(reinterpret_cast<const void *>(uint64_t(attr.key)),
-				   reinterpret_cast<const void *>(uint64_t(attr.value)),
-				   attr.flags);
+				   value, attr.flags);
 		return r ? 0 : -r.error().code;
 	}
 	case BPF_MAP_DELETE_ELEM: {
@@ -249,9 +290,17 @@ long server::impl::map_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 		int err = 0;
 		for (; done < max; done++) {
 			const unsigned char *k = keys + size_t(done) * ks;
-			auto r = cmd == BPF_MAP_UPDATE_BATCH ?
-					 m->update(k, values + size_t(done) * vs, BPF_ANY) :
-					 m->remove(k);
+			const void *v = values + size_t(done) * vs;
+			uint32_t id = 0;
+			if (cmd == BPF_MAP_UPDATE_BATCH && m->fd_kind != handlers::MAP_FD_NONE) {
+				if (int e = fd_value_to_id(*this, m->fd_kind, v, id)) {
+					err = e;
+					break;
+				}
+				v = &id;
+			}
+			auto r = cmd == BPF_MAP_UPDATE_BATCH ? m->update(k, v, BPF_ANY) :
+							       m->remove(k);
 			if (!r) {
 				err = -r.error().code;
 				break;
@@ -263,6 +312,9 @@ long server::impl::map_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 	}
 	// lookup and lookup-and-delete
 	if (cmd == BPF_MAP_LOOKUP_AND_DELETE_BATCH && !is_hash_type(m->map_type))
+		return -ENOTSUPP_;
+	// The kernel has no batch lookup for fd-valued maps either.
+	if (m->fd_kind != handlers::MAP_FD_NONE)
 		return -ENOTSUPP_;
 	if (b.elem_flags)
 		return -EINVAL;
