@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <new>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -254,6 +255,19 @@ hot_ref::hot_ref(const server::impl &s, int fd) noexcept : slot_(my_hot_slot())
 hot_ref::~hot_ref()
 {
 	slot_.busy.store(nullptr, std::memory_order_release);
+}
+
+// fork(): the child has only the forking thread; the other threads' slots
+// may hold announcements no one will clear, and their mutex may be held by
+// a thread that does not exist there.
+static void reset_slots_in_child() noexcept
+{
+	new (&g_slots_mu) std::mutex();
+	for (hot_slot *s : *g_slots)
+		if (s != t_slot.slot) {
+			s->busy.store(nullptr, std::memory_order_relaxed);
+			s->used.store(false, std::memory_order_relaxed);
+		}
 }
 
 void publish_removals() noexcept
@@ -603,6 +617,9 @@ long server::mmap(uint64_t addr, uint64_t len, int prot, int flags, int fd,
 void server::forked_child() noexcept
 {
 	impl_->pid = getpid();
+	reset_slots_in_child();
+	// The table's mutex may have been held by a parent thread at fork().
+	new (&impl_->mu) std::mutex();
 }
 
 long server::bpf(long cmd, uint64_t uattr, uint64_t size) noexcept
