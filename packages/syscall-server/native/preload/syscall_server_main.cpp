@@ -61,6 +61,13 @@ template <class F> F next(const char *name)
 	return reinterpret_cast<F>(dlsym(RTLD_NEXT, name));
 }
 
+// The first of two names that libc has.
+template <class F> F next(const char *name, const char *fallback)
+{
+	F f = next<F>(name);
+	return f ? f : next<F>(fallback);
+}
+
 #define REAL(name)                                                             \
 	static auto real_##name = next<decltype(&::name)>(#name)
 
@@ -276,11 +283,10 @@ __attribute__((visibility("default"))) int fcntl(int fd, int cmd, ...)
 
 __attribute__((visibility("default"))) int fcntl64(int fd, int cmd, ...)
 {
-	static auto real = next<int (*)(int, int, ...)>("fcntl64");
+	static auto real = next<int (*)(int, int, ...)>("fcntl64", "fcntl");
 	va_list ap;
 	va_start(ap, cmd);
-	int r = fcntl_common(real ? real : next<int (*)(int, int, ...)>("fcntl"),
-			     fd, cmd, ap);
+	int r = fcntl_common(real, fd, cmd, ap);
 	va_end(ap);
 	return r;
 }
@@ -288,6 +294,7 @@ __attribute__((visibility("default"))) int fcntl64(int fd, int cmd, ...)
 __attribute__((visibility("default"))) int close_range(unsigned first, unsigned last,
 						       int flags)
 {
+	// close_range() is in glibc from 2.34; before, the system call.
 	static auto real = next<int (*)(unsigned, unsigned, int)>("close_range");
 	if (server *s = existing(); s && !(flags & CLOSE_RANGE_CLOEXEC)) {
 		unsigned top = last < (1u << 20) ? last : (1u << 20);
@@ -440,7 +447,9 @@ __attribute__((visibility("default"))) int open(const char *path, int flags, ...
 
 __attribute__((visibility("default"))) int open64(const char *path, int flags, ...)
 {
-	static auto real = next<int (*)(int, const char *, int, ...)>("openat64");
+	// The 64-bit names are aliases on x86-64; a libc without them has the
+	// plain ones.
+	static auto real = next<int (*)(int, const char *, int, ...)>("openat64", "openat");
 	va_list ap;
 	va_start(ap, flags);
 	mode_t mode = mode_arg(flags, ap);
@@ -460,7 +469,7 @@ __attribute__((visibility("default"))) int openat(int dirfd, const char *path, i
 
 __attribute__((visibility("default"))) int openat64(int dirfd, const char *path, int flags, ...)
 {
-	static auto real = next<int (*)(int, const char *, int, ...)>("openat64");
+	static auto real = next<int (*)(int, const char *, int, ...)>("openat64", "openat");
 	va_list ap;
 	va_start(ap, flags);
 	mode_t mode = mode_arg(flags, ap);
@@ -476,7 +485,7 @@ __attribute__((visibility("default"))) FILE *fopen(const char *path, const char 
 
 __attribute__((visibility("default"))) FILE *fopen64(const char *path, const char *mode)
 {
-	static auto real = next<FILE *(*)(const char *, const char *)>("fopen64");
+	static auto real = next<FILE *(*)(const char *, const char *)>("fopen64", "fopen");
 	return fopen_common(path, mode, real);
 }
 
@@ -493,7 +502,7 @@ __attribute__((visibility("default"))) int unlink(const char *path)
 
 __attribute__((visibility("default"))) int unlinkat(int dirfd, const char *path, int flags)
 {
-	if (path && path[0] == '/' && !(flags & AT_REMOVEDIR))
+	if (path[0] == '/' && !(flags & AT_REMOVEDIR))
 		if (server *s = existing(); s && s->unpin(path) == 0)
 			return 0;
 	REAL(unlinkat);
