@@ -400,6 +400,31 @@ describe.skipIf(noTools)('a libbpf skeleton tool', () => {
 	});
 });
 
+describe.skipIf(noTools)('bpftool prog loadall', () => {
+	it('loads an object, pins its programs, and they outlive bpftool for the next bpftool to show', async () => {
+		await build.counter();
+		const { rmSync } = await import('node:fs');
+		const segment = support.uniqueSegmentName('sysserver');
+		const env = syscallServerEnv({ segment });
+		// bpftool makes the pin folder itself (mkdir on the real bpffs,
+		// or wherever the path is); the pins are in the registry.
+		const pins = `/sys/fs/bpf/bpftime_test_loadall_${process.pid}`;
+		onTestFinished(() => rmSync(pins, { recursive: true, force: true }));
+		const load = spawnSync('bpftool', ['prog', 'loadall', join(dir, 'counter.bpf.o'), pins], { env, encoding: 'utf8' });
+		expect(load.status, load.stderr).toBe(0);
+		const show = spawnSync('bpftool', ['--json', 'prog', 'show'], { env, encoding: 'utf8' });
+		expect(show.status, show.stderr).toBe(0);
+		const progs = JSON.parse(show.stdout) as { name: string }[];
+		expect(progs.map((p) => p.name).sort()).toEqual(['on_entry', 'on_return']);
+		const pinned = spawnSync('bpftool', ['--json', 'prog', 'show', 'pinned', `${pins}/on_entry`], {
+			env,
+			encoding: 'utf8',
+		});
+		expect(pinned.status, pinned.stderr).toBe(0);
+		expect(JSON.parse(pinned.stdout)).toMatchObject({ name: 'on_entry', type: 'kprobe' });
+	});
+});
+
 describe.skipIf(noTools)('a libbpf tool on system call tracepoints', () => {
 	// The agent does not hook system calls yet (the syscall family of
 	// @bpftime/attach): what is checked here is that the tool attaches as
