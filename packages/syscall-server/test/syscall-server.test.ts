@@ -336,6 +336,23 @@ describe.skipIf(noTools)('a libbpf skeleton tool', () => {
 		},
 	);
 
+	it('killed with SIGKILL, leaves its objects until the next tool opens the registry, which releases them', async () => {
+		const segment = support.uniqueSegmentName('sysserver');
+		const { proc } = await startCounter(segment, 'both');
+		proc.child.kill('SIGKILL');
+		expect((await proc.done()).signal).toBe('SIGKILL');
+		const reg = openRegistry(segment);
+		try {
+			expect(new Set(kinds(reg.list()))).toEqual(new Set(['map', 'prog', 'perf_event', 'link', 'btf']));
+			const next = spawnSync('bpftool', ['map', 'show'], { env: syscallServerEnv({ segment }), encoding: 'utf8' });
+			expect(next.status, next.stderr).toBe(0);
+			expect(next.stderr).toMatch(/released 11 objects of tools that exited without closing them \(pid \d+/);
+			expect(reg.list()).toEqual([]);
+		} finally {
+			reg.close();
+		}
+	});
+
 	it('leaves its objects in the registry when started with keepObjects', async () => {
 		const segment = support.uniqueSegmentName('sysserver');
 		const { proc } = await startCounter(segment, 'entry', { keepObjects: true });

@@ -209,6 +209,7 @@ long server::impl::sync_perf_link(object &pe)
 		if (!h)
 			return -h.error().code;
 		pe.reg_link = *h;
+		record_owner(*this, *h);
 	} else if (!want && !reg_link_absent(pe) &&
 		   !keep.load(std::memory_order_relaxed)) {
 		// keep_objects keeps attachments too: a skeleton's destroy
@@ -216,6 +217,7 @@ long server::impl::sync_perf_link(object &pe)
 		if (auto r = reg->release(pe.reg_link); !r)
 			log(perf_log, log_level::warn, "detach: %s",
 			    r.error().message.c_str());
+		forget_owner(*this, pe.reg_link);
 		pe.reg_link = { handlers::NO_ID, 0 };
 	}
 	return 0;

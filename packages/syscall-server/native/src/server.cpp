@@ -169,7 +169,10 @@ object::~object()
 		// EBUSY: something that outlives this process's references
 		// still uses it (the BTF of a pinned map, the maps of a pinned
 		// program), as a kernel object's other references keep it.
-		if (auto r = owner->reg->release(h); !r && r.error().code != EBUSY)
+		auto r = owner->reg->release(h);
+		if (r || r.error().code == EBADF)
+			forget_owner(*owner, h);
+		else if (r.error().code != EBUSY)
 			log(server_log, log_level::warn, "release: %s",
 			    r.error().message.c_str());
 	} catch (...) {
@@ -320,6 +323,10 @@ std::shared_ptr<object> server::impl::make(obj_kind k, handlers::handle h,
 	o->owner = this;
 	o->owned = own;
 	o->creator = pid;
+	// A link object's handler is its perf event's registry link, which
+	// sync_perf_link() records.
+	if (own && k != obj_kind::link)
+		record_owner(*this, h);
 	return o;
 }
 
@@ -456,6 +463,7 @@ result<std::unique_ptr<server>> server::open(const server_options &opts)
 			return std::move(reg).error();
 		BPFTIME_TRY(maps_userspace::register_all());
 		i->reg = std::move(*reg);
+		reap_dead_owners(*i);
 		membarrier_ready();
 		i->fast = std::make_unique<std::atomic<object *>[]>(impl::FAST_FDS);
 		for (int f = 0; f < impl::FAST_FDS; f++)

@@ -25,6 +25,7 @@ namespace bpftime::syscall_server {
 enum class obj_kind : uint8_t { map, prog, link, perf_event, btf };
 
 struct pin_table;
+struct owner_table;
 
 // One kernel object as this process holds it: what a struct file of
 // anon_inode bpf-map / bpf-prog / bpf-link / perf_event is to the kernel.
@@ -132,6 +133,7 @@ struct server::impl {
 	int shm_fd = -1;
 	std::mutex shm_mu;
 	pin_table *pins = nullptr;
+	owner_table *owners_table = nullptr;
 
 	object *lookup(int fd) const noexcept
 	{
@@ -179,6 +181,10 @@ obj_kind kind_of(handlers::handler_kind k, bool &ok);
 // that is no BPF object of the kind asked for).
 int syscall_fd_errno(int fd);
 bool is_pinned(server::impl &s, handlers::handle h);
+// owners.cpp: the objects of a tool that died without releasing them.
+void record_owner(server::impl &s, handlers::handle h) noexcept;
+void forget_owner(server::impl &s, handlers::handle h) noexcept;
+void reap_dead_owners(server::impl &s) noexcept;
 uint64_t now_ns();
 
 } // namespace bpftime::syscall_server
