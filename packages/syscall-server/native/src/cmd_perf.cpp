@@ -306,12 +306,34 @@ long server::impl::link_cmd(int cmd, union bpf_attr &attr, uint64_t)
 {
 	int err = 0;
 	if (cmd == BPF_LINK_DETACH) {
+		// Perf event and raw tracepoint links have no detach operation
+		// in the kernel (bpf_perf_link_lops, bpf_raw_tp_link_lops):
+		// closing them is how they go.
 		auto l = get_kind(int(attr.link_detach.link_fd), obj_kind::link, err);
 		if (!l)
 			return err;
-		if (l->uses.size() == 2)
-			detach_perf(*l->uses[1]);
-		return 0;
+		return -EOPNOTSUPP;
+	}
+	if (cmd == BPF_LINK_UPDATE) {
+		// link_update(): the link, then the programs, then the link's
+		// update_prog, which these links do not have.
+		auto &u = attr.link_update;
+		if (u.flags & ~uint32_t(BPF_F_REPLACE))
+			return -EINVAL;
+		auto l = get_kind(int(u.link_fd), obj_kind::link, err);
+		if (!l)
+			return err;
+		auto np = get_kind(int(u.new_prog_fd), obj_kind::prog, err);
+		if (!np)
+			return err;
+		if (u.flags & BPF_F_REPLACE) {
+			auto op = get_kind(int(u.old_prog_fd), obj_kind::prog, err);
+			if (!op)
+				return err;
+		} else if (u.old_prog_fd) {
+			return -EINVAL;
+		}
+		return -EINVAL;
 	}
 	if (cmd == BPF_RAW_TRACEPOINT_OPEN) {
 		auto p = get_kind(int(attr.raw_tracepoint.prog_fd), obj_kind::prog, err);

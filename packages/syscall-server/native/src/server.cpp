@@ -119,6 +119,8 @@ size_t last_field_end(int cmd)
 		return END_OF(link_create);
 	case BPF_LINK_DETACH:
 		return END_OF(link_detach);
+	case BPF_LINK_UPDATE:
+		return END_OF(link_update.old_prog_fd);
 	case BPF_RAW_TRACEPOINT_OPEN:
 		return END_OF(raw_tracepoint.prog_fd);
 	case BPF_PROG_BIND_MAP:
@@ -665,6 +667,7 @@ long server::bpf(long cmd, uint64_t uattr, uint64_t size) noexcept
 			return impl_->prog_cmd(int(cmd), attr, uattr);
 		case BPF_LINK_CREATE:
 		case BPF_LINK_DETACH:
+		case BPF_LINK_UPDATE:
 		case BPF_RAW_TRACEPOINT_OPEN:
 			return impl_->link_cmd(int(cmd), attr, uattr);
 		default:
