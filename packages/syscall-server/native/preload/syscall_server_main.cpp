@@ -187,9 +187,14 @@ __attribute__((visibility("default"))) long syscall(long number, ...)
 		case SYS_dup2:
 		case SYS_dup3: {
 			long r = real_syscall(number, a1, a2, a3, a4, a5, a6);
-			if (r >= 0)
-				if (server *s = existing(); s && s->owns(int(a1)))
-					s->duplicated(int(a1), int(r));
+			server *s = existing();
+			if (r < 0 || !s || (number != SYS_dup && a1 == a2))
+				return r;
+			if (s->owns(int(a1)))
+				s->duplicated(int(a1), int(r));
+			else if (number != SYS_dup && s->owns(int(a2)))
+				// dup2 onto one of ours closed it.
+				s->forget(int(a2));
 			return r;
 		}
 		default:
