@@ -1,0 +1,586 @@
+// syscall/rewrite.cpp: finding the `syscall` instructions of the process's
+// modules, building their trampolines (layout in dispatch.hpp), patching
+// the sites, and the syscall_hooks API (see bpftime/attach/syscall.hpp).
+//
+// All of it is control-plane code under the attach lock, g().mu: the
+// breakpoint table and the thread round trips of patch/code_patch.cpp are
+// shared with the uprobe sites.
+#include <bpftime/attach/syscall.hpp>
+
+#include "dispatch.hpp"
+
+#include "../log.hpp"
+#include "../module_watch.hpp"
+#include "../patch/code_patch.hpp"
+#include "../patch/exec_memory.hpp"
+#include "../probe_table.hpp"
+#include "../symbols/elf_file.hpp"
+#include "../symbols/proc_maps.hpp"
+#include "../uprobe/relocator.hpp"
+#include "../uprobe/x86_emitter.hpp"
+
+#include <Zydis/Zydis.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cinttypes>
+#include <cstring>
+#include <map>
+#include <set>
+#include <tuple>
+
+namespace bpftime::attach::detail {
+namespace {
+
+// One syscall instruction and, when it can be rewritten, the straight-line
+// instructions before it that the jump replaces.
+struct sys_rec {
+	uint64_t address = 0;	   // the syscall instruction
+	uint64_t region = 0;	   // first replaced instruction (0: none)
+	uint8_t region_len = 0;	   // bytes from region to address
+	uint8_t n_insns = 0;
+	uint8_t starts[4] = {};    // offsets of the replaced instructions
+	int64_t nr = -1;
+	std::string module;
+	bool rewritten = false;
+	std::string reason;
+	sys_site *site = nullptr;
+	uint64_t tramp = 0;
+	uint64_t exit_stub = 0;
+	uint64_t *exit_target = nullptr; // in the trampoline's write view
+	uint8_t original[5] = {};
+};
+
+struct sys_globals {
+	std::vector<sys_rec> sites;
+	std::set<std::tuple<uint64_t, uint64_t, uint64_t>> scanned; // dev, ino, start
+	std::map<uint64_t, sys_handler *> handlers;
+	std::map<uint64_t, const void *> owner;
+	uint64_t next_id = 0;
+	bool rewritten_once = false;
+	bool exits_on = false;
+	syscall_stats stats;
+};
+
+sys_globals &sg()
+{
+	static sys_globals *s = new sys_globals();
+	return *s;
+}
+
+ZydisDecoder &decoder()
+{
+	static ZydisDecoder d = [] {
+		ZydisDecoder x;
+		ZydisDecoderInit(&x, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+		return x;
+	}();
+	return d;
+}
+
+// An instruction that can run unchanged in the trampoline: no control
+// flow, no RIP-relative operand, no relative immediate.
+bool movable(const ZydisDecodedInstruction &in)
+{
+	if (in.attributes & ZYDIS_ATTRIB_IS_RELATIVE)
+		return false;
+	if ((in.attributes & ZYDIS_ATTRIB_HAS_MODRM) && in.raw.modrm.mod == 0 &&
+	    in.raw.modrm.rm == 5)
+		return false;
+	switch (in.meta.category) {
+	case ZYDIS_CATEGORY_COND_BR:
+	case ZYDIS_CATEGORY_UNCOND_BR:
+	case ZYDIS_CATEGORY_CALL:
+	case ZYDIS_CATEGORY_RET:
+	case ZYDIS_CATEGORY_INTERRUPT:
+	case ZYDIS_CATEGORY_SYSCALL:
+	case ZYDIS_CATEGORY_SYSRET:
+	case ZYDIS_CATEGORY_SYSTEM:
+		return false;
+	default:
+		return true;
+	}
+}
+
+struct prev_insn {
+	uint64_t address;
+	uint8_t length;
+	bool movable;
+	int64_t imm_eax; // mov eax/rax, imm32: its value, else -1
+};
+
+// mov eax, imm32 (b8) or mov rax, simm32 (48 c7 c0): the number of the
+// system call that follows, as glibc's wrappers set it.
+int64_t nr_of(const uint8_t *p, uint8_t len)
+{
+	int32_t v;
+	if (len == 5 && p[0] == 0xb8) {
+		memcpy(&v, p + 1, 4);
+		return v >= 0 ? v : -1;
+	}
+	if (len == 7 && p[0] == 0x48 && p[1] == 0xc7 && p[2] == 0xc0) {
+		memcpy(&v, p + 3, 4);
+		return v >= 0 ? v : -1;
+	}
+	return -1;
+}
+
+// Sweeps [start, end) linearly, restarting at every function symbol that
+// starts inside an instruction (data or padding decoded as code), and
+// appends a record for every syscall instruction; `targets` collects every
+// relative branch target.
+void sweep(uint64_t start, uint64_t end, const std::vector<uint64_t> &fn_starts,
+	   std::vector<sys_rec> &out, std::vector<uint64_t> &targets)
+{
+	prev_insn ring[4];
+	int n = 0;
+	auto sym = std::lower_bound(fn_starts.begin(), fn_starts.end(), start);
+	uint64_t pc = start;
+	while (pc < end) {
+		while (sym != fn_starts.end() && *sym < pc)
+			++sym;
+		const auto *code = reinterpret_cast<const uint8_t *>(pc);
+		ZydisDecodedInstruction in;
+		if (!ZYAN_SUCCESS(ZydisDecoderDecodeInstruction(
+			    &decoder(), nullptr, code, std::min<uint64_t>(end - pc, 15), &in))) {
+			pc++;
+			n = 0;
+			continue;
+		}
+		if (sym != fn_starts.end() && *sym > pc && *sym < pc + in.length) {
+			pc = *sym;
+			n = 0;
+			continue;
+		}
+		if (in.attributes & ZYDIS_ATTRIB_IS_RELATIVE) {
+			for (const auto &imm : in.raw.imm)
+				if (imm.is_relative) {
+					targets.push_back(pc + in.length + uint64_t(imm.value.s));
+					break;
+				}
+		}
+		if (in.mnemonic == ZYDIS_MNEMONIC_SYSCALL) {
+			sys_rec r;
+			r.address = pc;
+			// Walk back over the instructions before it until the
+			// 5 bytes of a jump are covered.
+			uint32_t len = 0;
+			int k = 0;
+			for (int i = n - 1; i >= 0 && len < 5; i--, k++) {
+				if (!ring[i].movable)
+					break;
+				len += ring[i].length;
+			}
+			if (len >= 5 && len <= 32) {
+				r.region = pc - len;
+				r.region_len = uint8_t(len);
+				r.n_insns = uint8_t(k);
+				for (int j = 0; j < k; j++)
+					r.starts[j] = uint8_t(ring[n - k + j].address - r.region);
+				r.nr = ring[n - 1].imm_eax;
+			} else {
+				r.reason = n == 0 ? "no instruction before it in the same straight-line code"
+						  : "the instructions before it are shorter than a jump or move control flow";
+			}
+			out.push_back(std::move(r));
+		}
+		prev_insn p{ pc, in.length, movable(in), nr_of(code, in.length) };
+		if (n == 4) {
+			std::move(ring + 1, ring + 4, ring);
+			n = 3;
+		}
+		ring[n++] = p;
+		pc += in.length;
+	}
+}
+
+// Decoding is most of a scan's time: only the functions (from one symbol
+// to the next) that hold the bytes 0f 05 somewhere are swept; a branch
+// into a site's bytes comes from its own function. Without symbols, the
+// whole section.
+void sweep_around_syscalls(uint64_t start, uint64_t end, const std::vector<uint64_t> &fn_starts,
+			   std::vector<sys_rec> &out, std::vector<uint64_t> &targets)
+{
+	const auto *base = reinterpret_cast<const uint8_t *>(start);
+	uint64_t done = start;
+	for (uint64_t off = 0; start + off + 1 < end;) {
+		const void *hit = memmem(base + off, end - start - off, "\x0f\x05", 2);
+		if (!hit)
+			break;
+		const uint64_t at = reinterpret_cast<uint64_t>(hit);
+		off = at - start + 1;
+		if (at < done)
+			continue;
+		auto nxt = std::upper_bound(fn_starts.begin(), fn_starts.end(), at);
+		uint64_t lo = nxt == fn_starts.begin() ? start : std::max(*(nxt - 1), start);
+		uint64_t hi = nxt == fn_starts.end() ? end : std::min(*nxt, end);
+		lo = std::max(lo, done);
+		sweep(lo, hi, fn_starts, out, targets);
+		done = hi;
+		off = hi - start;
+	}
+}
+
+std::string hex(uint64_t v)
+{
+	char b[24];
+	snprintf(b, sizeof b, "0x%" PRIx64, v);
+	return b;
+}
+
+// Rejects regions that a branch enters past their first byte, or that
+// start before a function their syscall belongs to.
+void check_regions(std::vector<sys_rec> &recs, size_t from, std::vector<uint64_t> &targets,
+		   const std::vector<uint64_t> &fn_starts)
+{
+	std::sort(targets.begin(), targets.end());
+	for (size_t i = from; i < recs.size(); i++) {
+		sys_rec &r = recs[i];
+		if (!r.region)
+			continue;
+		auto t = std::upper_bound(targets.begin(), targets.end(), r.region);
+		if (t != targets.end() && *t <= r.address) {
+			r.reason = "a branch targets " + hex(*t) + ", inside the bytes a jump would cover";
+			r.region = 0;
+			continue;
+		}
+		auto f = std::upper_bound(fn_starts.begin(), fn_starts.end(), r.region);
+		if (f != fn_starts.end() && *f <= r.address) {
+			r.reason = "a function starts at " + hex(*f) + ", inside the bytes a jump would cover";
+			r.region = 0;
+		}
+	}
+}
+
+void rip_op(emitter &e, uint8_t op, uint8_t modrm, uint64_t target)
+{
+	e.byte(op);
+	e.byte(modrm);
+	e.u32(uint32_t(target - (e.here() + 4)));
+}
+
+constexpr uint32_t code_fixed = 5 + 6 + 6 + 2 + 6 + 5 + 6 + 6 + 5;
+
+uint32_t tramp_size(const sys_rec &r)
+{
+	return ((r.region_len + code_fixed + 7) & ~7u) + 4 * 8 + sizeof(sys_site);
+}
+
+// Builds r's trampoline (dispatch.hpp) in fresh trampoline memory.
+status build(sys_rec &r)
+{
+	const uint64_t site_end = r.address + 2;
+	auto [lo, hi] = reach_window({ r.region, site_end }, 4096);
+	if (lo > hi)
+		return fail(ENOMEM, "no trampoline address reaches " + hex(r.address));
+	const uint32_t size = tramp_size(r);
+	auto blk = allocate_exec(size, lo, hi, r.region);
+	if (!blk)
+		return std::move(blk).error();
+	const uint64_t base = reinterpret_cast<uint64_t>(blk->exec);
+	const uint64_t data = base + ((r.region_len + code_fixed + 7) & ~7u);
+	const uint64_t slot_site = data, slot_enter = data + 8, slot_exit = data + 16,
+		       slot_target = data + 24, site_at = data + 32;
+	emitter e(base);
+	e.raw(reinterpret_cast<const uint8_t *>(r.region), r.region_len);
+	e.lea(rsp, rsp, -128);
+	rip_op(e, 0xff, 0x35, slot_site);   // push qword [rip+site]
+	rip_op(e, 0xff, 0x15, slot_enter);  // call qword [rip+enter]
+	e.byte(0x0f);
+	e.byte(0x05);
+	rip_op(e, 0xff, 0x25, slot_target); // jmp qword [rip+target]
+	const uint64_t exit_stub = e.here();
+	e.lea(rsp, rsp, -128);
+	rip_op(e, 0xff, 0x35, slot_site);
+	rip_op(e, 0xff, 0x15, slot_exit);
+	e.jmp(site_end);
+	if (!e.ok() || e.size() != r.region_len + code_fixed)
+		return fail(EINVAL, "trampoline of " + hex(r.address) + " out of reach");
+	std::vector<uint8_t> bytes = e.bytes();
+	bytes.resize(size, 0xcc);
+	sys_site s{ .address = r.address, .nr = r.nr };
+	const uint64_t slots[4] = { site_at, enter_routine(), exit_routine(),
+				    sg().exits_on ? exit_stub : site_end };
+	memcpy(bytes.data() + (data - base), slots, sizeof slots);
+	memcpy(bytes.data() + (site_at - base), &s, sizeof s);
+	memcpy(blk->write, bytes.data(), size);
+	r.tramp = base;
+	r.exit_stub = exit_stub;
+	r.site = reinterpret_cast<sys_site *>(site_at);
+	r.exit_target = reinterpret_cast<uint64_t *>(blk->write + (slot_target - base));
+	return {};
+}
+
+// Patches the sites [from, to) of one module (text_poke_bp()'s order, as
+// code_patch.hpp describes, for all of them at once): int3 on each first
+// byte, serialise, move threads out of the multi-instruction ones, the
+// jumps' last four bytes, serialise, their first byte, serialise.
+status patch(std::vector<sys_rec> &recs, size_t from, size_t to)
+{
+	uint64_t lo = UINT64_MAX, hi = 0;
+	std::vector<sys_rec *> todo;
+	for (size_t i = from; i < to; i++)
+		if (recs[i].tramp) {
+			todo.push_back(&recs[i]);
+			lo = std::min(lo, recs[i].region);
+			hi = std::max(hi, recs[i].region + 5);
+		}
+	if (todo.empty())
+		return {};
+	BPFTIME_TRY(ensure_sigtrap_handler());
+	if (int t = thread_blocking_sigtrap())
+		return fail(EBUSY, "thread " + std::to_string(t) +
+					   " blocks SIGTRAP: rewriting system calls under it could kill it");
+	auto w = code_writer::open(lo, hi - lo);
+	if (!w)
+		return std::move(w).error();
+	for (sys_rec *r : todo) {
+		memcpy(r->original, reinterpret_cast<const void *>(r->region), 5);
+		BPFTIME_TRY(breakpoint_publish(r->region, r->tramp));
+	}
+	const uint8_t int3 = 0xcc;
+	for (sys_rec *r : todo)
+		w->write(r->region, &int3, 1);
+	sync_cores();
+	for (sys_rec *r : todo) {
+		if (r->n_insns < 2 || r->starts[1] >= 5)
+			continue;
+		std::vector<std::pair<uint32_t, uint32_t>> b;
+		for (int j = 1; j < r->n_insns; j++)
+			if (r->starts[j] < 5)
+				b.emplace_back(r->starts[j], r->starts[j]);
+		if (!move_threads_out(r->region, r->region + 5, r->tramp, b)) {
+			w->write(r->region, r->original, 1);
+			r->tramp = 0;
+			r->reason = "a thread did not answer the signal that moves threads out of the bytes a jump covers";
+		}
+	}
+	for (sys_rec *r : todo) {
+		if (!r->tramp)
+			continue;
+		const uint32_t rel = uint32_t(r->tramp - (r->region + 5));
+		w->write(r->region + 1, reinterpret_cast<const uint8_t *>(&rel), 4);
+	}
+	sync_cores();
+	const uint8_t jmp = 0xe9;
+	for (sys_rec *r : todo)
+		if (r->tramp)
+			w->write(r->region, &jmp, 1);
+	sync_cores();
+	for (sys_rec *r : todo) {
+		breakpoint_retire(r->region);
+		if (r->tramp)
+			r->rewritten = true;
+	}
+	return {};
+}
+
+// Whether a mapping is a module we rewrite: a file's executable code. Not
+// the vDSO (no path), nor our trampolines (a memfd), nor deleted files.
+bool is_module(const mapping &m)
+{
+	return m.exec && !m.path.empty() && m.path[0] == '/' &&
+	       m.path.compare(0, 7, "/memfd:") != 0 &&
+	       m.path.find(" (deleted)") == std::string::npos;
+}
+
+// Scans and rewrites every module mapping not seen yet.
+status scan_new_modules()
+{
+	const auto t0 = std::chrono::steady_clock::now();
+	auto maps = read_maps();
+	if (!maps)
+		return std::move(maps).error();
+	sys_globals &s = sg();
+	status result_status;
+	for (const mapping &m : *maps) {
+		if (!is_module(m))
+			continue;
+		auto key = std::make_tuple(m.device, m.inode, m.start);
+		if (s.scanned.count(key))
+			continue;
+		s.scanned.insert(key);
+		auto elf = load_elf(m.path);
+		if (!elf) {
+			log(attach_log, log_level::debug, "syscall sites: %s: %s", m.path.c_str(),
+			    elf.error().message.c_str());
+			continue;
+		}
+		auto vaddr = (*elf)->vaddr_of_offset(m.offset);
+		if (!vaddr)
+			continue;
+		const uint64_t bias = m.start - *vaddr;
+		std::vector<uint64_t> fn_starts;
+		for (const elf_symbol &f : (*elf)->functions)
+			fn_starts.push_back(f.value + bias);
+		std::sort(fn_starts.begin(), fn_starts.end());
+		fn_starts.erase(std::unique(fn_starts.begin(), fn_starts.end()), fn_starts.end());
+		std::vector<uint64_t> targets;
+		const size_t from = s.sites.size();
+		for (const elf_section &c : (*elf)->code) {
+			const uint64_t a = std::max(c.vaddr + bias, m.start);
+			const uint64_t b = std::min(c.vaddr + bias + c.size, m.end);
+			if (a < b)
+				sweep_around_syscalls(a, b, fn_starts, s.sites, targets);
+		}
+		check_regions(s.sites, from, targets, fn_starts);
+		for (size_t i = from; i < s.sites.size(); i++) {
+			sys_rec &r = s.sites[i];
+			r.module = m.path;
+			if (!r.region)
+				continue;
+			if (auto st = build(r); !st) {
+				r.reason = st.error().message;
+				r.region = 0;
+			}
+		}
+		if (auto st = patch(s.sites, from, s.sites.size()); !st) {
+			for (size_t i = from; i < s.sites.size(); i++)
+				if (!s.sites[i].rewritten) {
+					s.sites[i].reason = st.error().message;
+					s.sites[i].tramp = 0;
+				}
+			result_status = std::move(st);
+		}
+		s.stats.modules++;
+		uint32_t ok = 0, no = 0;
+		for (size_t i = from; i < s.sites.size(); i++)
+			(s.sites[i].rewritten ? ok : no)++;
+		s.stats.rewritten += ok;
+		s.stats.not_rewritten += no;
+		log(attach_log, log_level::debug,
+		    "syscall sites: %s: %u rewritten, %u left as they were", m.path.c_str(), ok, no);
+	}
+	s.stats.scan_ms =
+		std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+	return result_status;
+}
+
+void rescan_after_dlopen()
+{
+	if (sg().rewritten_once)
+		(void)scan_new_modules();
+}
+
+// Publishes the handlers as the new snapshot, and sends the sites' exits
+// to their exit stubs only while some exit hook exists.
+void publish()
+{
+	sys_globals &s = sg();
+	auto *sn = new sys_snapshot();
+	for (auto &[id, h] : s.handlers)
+		(h->enter ? sn->enter : sn->exit).push_back(h);
+	const bool exits = !sn->exit.empty();
+	if (exits != s.exits_on) {
+		s.exits_on = exits;
+		for (sys_rec &r : s.sites)
+			if (r.rewritten)
+				__atomic_store_n(r.exit_target, exits ? r.exit_stub : r.address + 2,
+						 __ATOMIC_RELEASE);
+	}
+	g_sys_snapshot.store(sn, std::memory_order_release);
+}
+
+} // namespace
+} // namespace bpftime::attach::detail
+
+namespace bpftime::attach {
+
+using namespace detail;
+
+struct syscall_hooks::state {
+	std::vector<uint64_t> ids;
+};
+
+syscall_hooks::syscall_hooks() : state_(std::make_unique<state>())
+{
+}
+
+syscall_hooks::~syscall_hooks()
+{
+	std::vector<uint64_t> ids = state_->ids;
+	for (uint64_t id : ids)
+		(void)detach(id);
+}
+
+namespace {
+
+result<uint64_t> add(std::vector<uint64_t> &mine, int32_t nr, syscall_enter_callback ecb,
+		     syscall_exit_callback xcb, void *user)
+{
+	if (!ecb && !xcb)
+		return fail(EINVAL, "syscall hook: null callback");
+	if (nr < ALL_SYSCALLS || nr > 1023)
+		return fail(EINVAL, "syscall hook: system call number " + std::to_string(nr) +
+					    " out of range [-1, 1023]");
+	in_attach guard;
+	std::lock_guard<std::recursive_mutex> lock(g().mu);
+	sys_globals &s = sg();
+	if (!s.rewritten_once) {
+		s.rewritten_once = true;
+		ensure_dlopen_watch();
+		g().after_dlopen = rescan_after_dlopen;
+		if (auto st = scan_new_modules(); !st)
+			log(attach_log, log_level::warn, "syscall sites: %s", st.error().message.c_str());
+	}
+	auto *h = new sys_handler{ .id = ++s.next_id, .nr = nr, .enter = ecb, .exit = xcb, .user = user };
+	s.handlers.emplace(h->id, h);
+	mine.push_back(h->id);
+	publish();
+	return h->id;
+}
+
+} // namespace
+
+result<uint64_t> syscall_hooks::attach_enter(int32_t nr, syscall_enter_callback cb, void *user)
+{
+	if (!cb)
+		return fail(EINVAL, "syscall hook: null callback");
+	return add(state_->ids, nr, cb, nullptr, user);
+}
+
+result<uint64_t> syscall_hooks::attach_exit(int32_t nr, syscall_exit_callback cb, void *user)
+{
+	if (!cb)
+		return fail(EINVAL, "syscall hook: null callback");
+	return add(state_->ids, nr, nullptr, cb, user);
+}
+
+status syscall_hooks::detach(uint64_t id)
+{
+	auto it = std::find(state_->ids.begin(), state_->ids.end(), id);
+	if (it == state_->ids.end())
+		return fail(ENOENT, "syscall hook " + std::to_string(id) + ": no such hook");
+	state_->ids.erase(it);
+	std::lock_guard<std::recursive_mutex> lock(g().mu);
+	// The handler itself stays allocated: a thread may be running it.
+	sg().handlers.erase(id);
+	publish();
+	return {};
+}
+
+status syscall_hooks::rescan()
+{
+	in_attach guard;
+	std::lock_guard<std::recursive_mutex> lock(g().mu);
+	if (!sg().rewritten_once)
+		return {};
+	return scan_new_modules();
+}
+
+std::vector<syscall_site_info> syscall_hooks::sites()
+{
+	std::lock_guard<std::recursive_mutex> lock(g().mu);
+	std::vector<syscall_site_info> out;
+	for (const sys_rec &r : sg().sites)
+		out.push_back({ r.address, r.module, r.rewritten, r.nr, r.reason });
+	return out;
+}
+
+syscall_stats syscall_hooks::stats()
+{
+	std::lock_guard<std::recursive_mutex> lock(g().mu);
+	return sg().stats;
+}
+
+} // namespace bpftime::attach
