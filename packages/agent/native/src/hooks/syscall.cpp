@@ -257,9 +257,9 @@ std::unique_ptr<hook> attach_link(const services &s, const link_request &r, link
 	const auto stats = attach::syscall_hooks::stats();
 	std::string backend(vm::backend_name(sb->b->prog->backend()));
 	log(agent_log, log_level::info,
-	    "link %u: %s attached (%s; %u system call sites rewritten, %u left as they were, in %u modules)",
+	    "link %u: %s attached (%s; %u system call sites rewritten, %u left as they were, in %u modules; last scan %.2f ms)",
 	    st.link_id, st.where.c_str(), backend.c_str(), stats.rewritten, stats.not_rewritten,
-	    stats.modules);
+	    stats.modules, stats.scan_ms);
 	return std::make_unique<syscall_hook>(*id, std::move(sb));
 }
 

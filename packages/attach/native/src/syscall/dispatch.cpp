@@ -73,8 +73,12 @@ bpftime_attach_on_syscall_exit(pt_regs *regs, const sys_site *s) noexcept
 // the caller's stack, save the vector registers the program may still hold
 // (a system call preserves all of them), call the dispatcher with DF clear,
 // and put everything back; `ret 136` drops the site pointer and the red
-// zone. The flags are restored by popfq after the last instruction that
-// changes them. AVX-512 state is not saved (see attach.hpp).
+// zone. The arithmetic flags are kept without pushfq/popfq (about 30 ns
+// together on the machines measured): seto and lahf copy them into the
+// slot of the site pointer (read before), and add/sahf put them back after
+// the last instruction that changes flags; regs->flags is built from them
+// (with IF). DF is cleared for the dispatcher and left clear, as the ABI
+// has it at every call. AVX-512 state is not saved (see attach.hpp).
 //
 // pt_regs offsets used: sp 152, and the return address right above the
 // 168-byte struct, at 168.
@@ -84,18 +88,27 @@ bpftime_attach_on_syscall_exit(pt_regs *regs, const sys_site *s) noexcept
 	".type " name ",@function\n" name ":\n"                                \
 	"push $0x2b\n"                                                         \
 	"push $0\n"                                                            \
-	"pushfq\n"                                                             \
+	"push $0\n"                                                            \
 	"push $0x33\n"                                                         \
 	"push $0\n"                                                            \
 	"push $-1\n"                                                           \
 	"push %rdi\n push %rsi\n push %rdx\n push %rcx\n push %rax\n"          \
 	"push %r8\n push %r9\n push %r10\n push %r11\n push %rbx\n"            \
 	"push %rbp\n push %r12\n push %r13\n push %r14\n push %r15\n"          \
+	"mov 176(%rsp), %rsi\n"                                                \
+	"seto %al\n"                                                           \
+	"lahf\n"                                                               \
+	"mov %rax, 176(%rsp)\n"                                                \
+	"movzbl %ah, %ecx\n"                                                   \
+	"movzbl %al, %edx\n"                                                   \
+	"shl $11, %edx\n"                                                      \
+	"or %edx, %ecx\n"                                                      \
+	"or $0x202, %ecx\n"                                                    \
+	"mov %rcx, 144(%rsp)\n"                                                \
 	"cld\n"                                                                \
 	"mov %rsp, %rbx\n"                                                     \
 	"lea 312(%rsp), %rax\n"                                                \
 	"mov %rax, 152(%rsp)\n"                                                \
-	"mov 176(%rsp), %rsi\n"                                                \
 	"and $-32, %rsp\n"                                                     \
 	"sub $16*" width ", %rsp\n"                                            \
 	save "  %xmm0,  0*" width "(%rsp)\n"                                   \
@@ -135,12 +148,13 @@ bpftime_attach_on_syscall_exit(pt_regs *regs, const sys_site *s) noexcept
 	load "  15*" width "(%rsp), %xmm15\n"                                  \
 	"mov %rbx, %rsp\n"                                                     \
 	skip                                                                   \
+	"mov 176(%rsp), %rax\n"                                                \
+	"add $0x7f, %al\n"                                                     \
+	"sahf\n"                                                               \
 	"pop %r15\n pop %r14\n pop %r13\n pop %r12\n pop %rbp\n"               \
 	"pop %rbx\n pop %r11\n pop %r10\n pop %r9\n pop %r8\n"                 \
 	"pop %rax\n pop %rcx\n pop %rdx\n pop %rsi\n pop %rdi\n"               \
-	"lea 24(%rsp), %rsp\n"                                                 \
-	"popfq\n"                                                              \
-	"lea 16(%rsp), %rsp\n"                                                 \
+	"lea 48(%rsp), %rsp\n"                                                 \
 	"ret $136\n"                                                           \
 	".size " name ", .-" name "\n"
 
@@ -165,18 +179,27 @@ asm(".text\n"
 	".type " name ",@function\n" name ":\n"                                \
 	"push $0x2b\n"                                                         \
 	"push $0\n"                                                            \
-	"pushfq\n"                                                             \
+	"push $0\n"                                                            \
 	"push $0x33\n"                                                         \
 	"push $0\n"                                                            \
 	"push $-1\n"                                                           \
 	"push %rdi\n push %rsi\n push %rdx\n push %rcx\n push %rax\n"          \
 	"push %r8\n push %r9\n push %r10\n push %r11\n push %rbx\n"            \
 	"push %rbp\n push %r12\n push %r13\n push %r14\n push %r15\n"          \
+	"mov 176(%rsp), %rsi\n"                                                \
+	"seto %al\n"                                                           \
+	"lahf\n"                                                               \
+	"mov %rax, 176(%rsp)\n"                                                \
+	"movzbl %ah, %ecx\n"                                                   \
+	"movzbl %al, %edx\n"                                                   \
+	"shl $11, %edx\n"                                                      \
+	"or %edx, %ecx\n"                                                      \
+	"or $0x202, %ecx\n"                                                    \
+	"mov %rcx, 144(%rsp)\n"                                                \
 	"cld\n"                                                                \
 	"mov %rsp, %rbx\n"                                                     \
 	"lea 312(%rsp), %rax\n"                                                \
 	"mov %rax, 152(%rsp)\n"                                                \
-	"mov 176(%rsp), %rsi\n"                                                \
 	"and $-32, %rsp\n"                                                     \
 	"sub $512, %rsp\n"                                                     \
 	"vmovdqa %ymm0, 0(%rsp)\n vmovdqa %ymm1, 32(%rsp)\n"                   \
@@ -200,12 +223,13 @@ asm(".text\n"
 	"vmovdqa 448(%rsp), %ymm14\n vmovdqa 480(%rsp), %ymm15\n"              \
 	"mov %rbx, %rsp\n"                                                     \
 	skip                                                                   \
+	"mov 176(%rsp), %rax\n"                                                \
+	"add $0x7f, %al\n"                                                     \
+	"sahf\n"                                                               \
 	"pop %r15\n pop %r14\n pop %r13\n pop %r12\n pop %rbp\n"               \
 	"pop %rbx\n pop %r11\n pop %r10\n pop %r9\n pop %r8\n"                 \
 	"pop %rax\n pop %rcx\n pop %rdx\n pop %rsi\n pop %rdi\n"               \
-	"lea 24(%rsp), %rsp\n"                                                 \
-	"popfq\n"                                                              \
-	"lea 16(%rsp), %rsp\n"                                                 \
+	"lea 48(%rsp), %rsp\n"                                                 \
 	"ret $136\n"                                                           \
 	".size " name ", .-" name "\n"
 

@@ -53,7 +53,11 @@ struct sys_rec {
 
 struct sys_globals {
 	std::vector<sys_rec> sites;
-	std::set<std::tuple<uint64_t, uint64_t, uint64_t>> scanned; // dev, ino, start
+	// Addresses of the syscall instructions seen: a mapping that changed
+	// its bounds (an mprotect splits or merges them) is swept again, and
+	// its known sites are skipped.
+	std::set<uint64_t> known;
+	std::set<std::tuple<uint64_t, uint64_t, uint64_t, uint64_t>> scanned; // dev, ino, start, end
 	std::map<uint64_t, sys_handler *> handlers;
 	std::map<uint64_t, const void *> owner;
 	uint64_t next_id = 0;
@@ -396,7 +400,7 @@ status scan_new_modules()
 	for (const mapping &m : *maps) {
 		if (!is_module(m))
 			continue;
-		auto key = std::make_tuple(m.device, m.inode, m.start);
+		auto key = std::make_tuple(m.device, m.inode, m.start, m.end);
 		if (s.scanned.count(key))
 			continue;
 		s.scanned.insert(key);
@@ -416,6 +420,7 @@ status scan_new_modules()
 		std::sort(fn_starts.begin(), fn_starts.end());
 		fn_starts.erase(std::unique(fn_starts.begin(), fn_starts.end()), fn_starts.end());
 		std::vector<uint64_t> targets;
+		const auto m0 = std::chrono::steady_clock::now();
 		const size_t from = s.sites.size();
 		for (const elf_section &c : (*elf)->code) {
 			const uint64_t a = std::max(c.vaddr + bias, m.start);
@@ -423,6 +428,11 @@ status scan_new_modules()
 			if (a < b)
 				sweep_around_syscalls(a, b, fn_starts, s.sites, targets);
 		}
+		size_t kept = from;
+		for (size_t i = from; i < s.sites.size(); i++)
+			if (s.known.insert(s.sites[i].address).second)
+				s.sites[kept++] = std::move(s.sites[i]);
+		s.sites.resize(kept);
 		check_regions(s.sites, from, targets, fn_starts);
 		for (size_t i = from; i < s.sites.size(); i++) {
 			sys_rec &r = s.sites[i];
@@ -449,7 +459,10 @@ status scan_new_modules()
 		s.stats.rewritten += ok;
 		s.stats.not_rewritten += no;
 		log(attach_log, log_level::debug,
-		    "syscall sites: %s: %u rewritten, %u left as they were", m.path.c_str(), ok, no);
+		    "syscall sites: %s: %u rewritten, %u left as they were, in %.2f ms", m.path.c_str(),
+		    ok, no,
+		    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - m0)
+			    .count());
 	}
 	s.stats.scan_ms =
 		std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
