@@ -41,12 +41,21 @@ struct sys_rec {
 	uint8_t n_insns = 0;
 	uint8_t starts[4] = {};    // offsets of the replaced instructions
 	int64_t nr = -1;
+	int64_t pre_nr = -1;	   // mov eax, imm just before the syscall
+	// The jump sits on the syscall itself and the instructions after it
+	// move to the trampoline (the bytes before it are too short or a
+	// branch target): `tail` is them.
+	bool forward = false;
+	detail::region tail; // qualified: the field `region` hides the type
+	std::vector<std::pair<uint32_t, uint32_t>> moves; // thread moves (offset from region)
+	uint64_t move_to = 0;
 	std::string module;
 	bool rewritten = false;
 	std::string reason;
 	sys_site *site = nullptr;
 	uint64_t tramp = 0;
 	uint64_t exit_stub = 0;
+	uint64_t tail_at = 0;	   // where the exit target points without exit hooks
 	uint64_t *exit_target = nullptr; // in the trampoline's write view
 	uint8_t original[5] = {};
 };
@@ -166,6 +175,7 @@ void sweep(uint64_t start, uint64_t end, const std::vector<uint64_t> &fn_starts,
 		if (in.mnemonic == ZYDIS_MNEMONIC_SYSCALL) {
 			sys_rec r;
 			r.address = pc;
+			r.pre_nr = n ? ring[n - 1].imm_eax : -1;
 			// Walk back over the instructions before it until the
 			// 5 bytes of a jump are covered.
 			uint32_t len = 0;
@@ -234,25 +244,67 @@ std::string hex(uint64_t v)
 
 // Rejects regions that a branch enters past their first byte, or that
 // start before a function their syscall belongs to.
+// The first branch target or function start in (lo, hi], as a reason, or "".
+std::string entered(uint64_t lo, uint64_t hi, const std::vector<uint64_t> &targets,
+		    const std::vector<uint64_t> &fn_starts)
+{
+	auto t = std::upper_bound(targets.begin(), targets.end(), lo);
+	if (t != targets.end() && *t <= hi)
+		return "a branch targets " + hex(*t) + ", inside the bytes a jump would cover";
+	auto f = std::upper_bound(fn_starts.begin(), fn_starts.end(), lo);
+	if (f != fn_starts.end() && *f <= hi)
+		return "a function starts at " + hex(*f) + ", inside the bytes a jump would cover";
+	return "";
+}
+
+// Where the instructions before a syscall cannot hold the jump, the jump
+// may cover the syscall and the instructions after it (glibc's read():
+// `je ...; xor eax, eax; syscall; cmp rax, -4096`), relocated into the
+// trampoline by the uprobe relocator. `end` bounds the decoding.
+void plan_forward(sys_rec &r, uint64_t end, const std::vector<uint64_t> &targets,
+		  const std::vector<uint64_t> &fn_starts)
+{
+	const uint64_t after = r.address + 2;
+	if (after >= end)
+		return;
+	auto tail = plan_region(after, reinterpret_cast<const uint8_t *>(after),
+				std::min<uint64_t>(end - after, 64), 3);
+	if (!tail) {
+		r.reason += "; after it: " + tail.error().message;
+		return;
+	}
+	const std::string why = entered(r.address, after + tail->length - 1, targets, fn_starts);
+	if (!why.empty()) {
+		r.reason += "; after it: " + why;
+		return;
+	}
+	r.forward = true;
+	r.region = r.address;
+	r.region_len = 0;
+	r.tail = std::move(*tail);
+	// The number is the constant before it only when nothing jumps to
+	// the syscall itself with another one.
+	if (!std::binary_search(targets.begin(), targets.end(), r.address))
+		r.nr = r.pre_nr;
+	r.reason.clear();
+}
+
+// Rejects regions that a branch enters past their first byte, or that
+// start before a function their syscall belongs to; tries the forward
+// form for the others.
 void check_regions(std::vector<sys_rec> &recs, size_t from, std::vector<uint64_t> &targets,
-		   const std::vector<uint64_t> &fn_starts)
+		   const std::vector<uint64_t> &fn_starts, uint64_t end)
 {
 	std::sort(targets.begin(), targets.end());
 	for (size_t i = from; i < recs.size(); i++) {
 		sys_rec &r = recs[i];
-		if (!r.region)
-			continue;
-		auto t = std::upper_bound(targets.begin(), targets.end(), r.region);
-		if (t != targets.end() && *t <= r.address) {
-			r.reason = "a branch targets " + hex(*t) + ", inside the bytes a jump would cover";
-			r.region = 0;
-			continue;
-		}
-		auto f = std::upper_bound(fn_starts.begin(), fn_starts.end(), r.region);
-		if (f != fn_starts.end() && *f <= r.address) {
-			r.reason = "a function starts at " + hex(*f) + ", inside the bytes a jump would cover";
+		if (r.region) {
+			r.reason = entered(r.region, r.address, targets, fn_starts);
+			if (r.reason.empty())
+				continue;
 			r.region = 0;
 		}
+		plan_forward(r, end, targets, fn_starts);
 	}
 }
 
@@ -263,29 +315,30 @@ void rip_op(emitter &e, uint8_t op, uint8_t modrm, uint64_t target)
 	e.u32(uint32_t(target - (e.here() + 4)));
 }
 
-constexpr uint32_t code_fixed = 5 + 6 + 6 + 2 + 6 + 5 + 6 + 6 + 5;
+// A trampoline: its data (the slots its rip-relative operands read, and
+// the sys_site) in the first 64 bytes, then the code (dispatch.hpp).
+constexpr uint32_t data_size = 64;
 
-uint32_t tramp_size(const sys_rec &r)
-{
-	return ((r.region_len + code_fixed + 7) & ~7u) + 4 * 8 + sizeof(sys_site);
-}
-
-// Builds r's trampoline (dispatch.hpp) in fresh trampoline memory.
+// Builds r's trampoline in fresh trampoline memory.
 status build(sys_rec &r)
 {
-	const uint64_t site_end = r.address + 2;
-	auto [lo, hi] = reach_window({ r.region, site_end }, 4096);
+	const uint64_t site_end = r.forward ? r.tail.address + r.tail.length : r.address + 2;
+	std::vector<uint64_t> reach = { r.region, site_end };
+	if (r.forward)
+		for (uint64_t t : reach_targets(r.tail))
+			reach.push_back(t);
+	auto [lo, hi] = reach_window(reach, 4096);
 	if (lo > hi)
 		return fail(ENOMEM, "no trampoline address reaches " + hex(r.address));
-	const uint32_t size = tramp_size(r);
+	const uint32_t size = data_size + (r.forward ? 256 : 128);
 	auto blk = allocate_exec(size, lo, hi, r.region);
 	if (!blk)
 		return std::move(blk).error();
 	const uint64_t base = reinterpret_cast<uint64_t>(blk->exec);
-	const uint64_t data = base + ((r.region_len + code_fixed + 7) & ~7u);
-	const uint64_t slot_site = data, slot_enter = data + 8, slot_exit = data + 16,
-		       slot_target = data + 24, site_at = data + 32;
-	emitter e(base);
+	const uint64_t slot_site = base, slot_enter = base + 8, slot_exit = base + 16,
+		       slot_target = base + 24, site_at = base + 32;
+	const uint64_t code = base + data_size;
+	emitter e(code);
 	e.raw(reinterpret_cast<const uint8_t *>(r.region), r.region_len);
 	e.lea(rsp, rsp, -128);
 	rip_op(e, 0xff, 0x35, slot_site);   // push qword [rip+site]
@@ -297,19 +350,35 @@ status build(sys_rec &r)
 	e.lea(rsp, rsp, -128);
 	rip_op(e, 0xff, 0x35, slot_site);
 	rip_op(e, 0xff, 0x15, slot_exit);
-	e.jmp(site_end);
-	if (!e.ok() || e.size() != r.region_len + code_fixed)
-		return fail(EINVAL, "trampoline of " + hex(r.address) + " out of reach");
-	std::vector<uint8_t> bytes = e.bytes();
-	bytes.resize(size, 0xcc);
+	const uint64_t tail = e.here() + 5;
+	e.jmp(tail);
+	if (r.forward) {
+		std::vector<std::pair<uint32_t, uint32_t>> b;
+		BPFTIME_TRY(emit_relocated(r.tail, e, b));
+		for (auto [orig, at] : b)
+			if (orig + 2 < 5)
+				r.moves.emplace_back(orig + 2, at);
+		r.move_to = tail;
+	} else {
+		e.jmp(site_end);
+		for (int j = 1; j < r.n_insns; j++)
+			if (r.starts[j] < 5)
+				r.moves.emplace_back(r.starts[j], r.starts[j]);
+		r.move_to = code;
+	}
+	if (!e.ok() || data_size + e.size() > size)
+		return fail(EINVAL, "trampoline of " + hex(r.address) + " out of reach or too large");
+	std::vector<uint8_t> bytes(size, 0xcc);
 	sys_site s{ .address = r.address, .nr = r.nr };
 	const uint64_t slots[4] = { site_at, enter_routine(), exit_routine(),
-				    sg().exits_on ? exit_stub : site_end };
-	memcpy(bytes.data() + (data - base), slots, sizeof slots);
+				    sg().exits_on ? exit_stub : tail };
+	memcpy(bytes.data(), slots, sizeof slots);
 	memcpy(bytes.data() + (site_at - base), &s, sizeof s);
+	memcpy(bytes.data() + data_size, e.bytes().data(), e.size());
 	memcpy(blk->write, bytes.data(), size);
-	r.tramp = base;
+	r.tramp = code;
 	r.exit_stub = exit_stub;
+	r.tail_at = tail;
 	r.site = reinterpret_cast<sys_site *>(site_at);
 	r.exit_target = reinterpret_cast<uint64_t *>(blk->write + (slot_target - base));
 	return {};
@@ -347,13 +416,9 @@ status patch(std::vector<sys_rec> &recs, size_t from, size_t to)
 		w->write(r->region, &int3, 1);
 	sync_cores();
 	for (sys_rec *r : todo) {
-		if (r->n_insns < 2 || r->starts[1] >= 5)
+		if (r->moves.empty())
 			continue;
-		std::vector<std::pair<uint32_t, uint32_t>> b;
-		for (int j = 1; j < r->n_insns; j++)
-			if (r->starts[j] < 5)
-				b.emplace_back(r->starts[j], r->starts[j]);
-		if (!move_threads_out(r->region, r->region + 5, r->tramp, b)) {
+		if (!move_threads_out(r->region, r->region + 5, r->move_to, r->moves)) {
 			w->write(r->region, r->original, 1);
 			r->tramp = 0;
 			r->reason = "a thread did not answer the signal that moves threads out of the bytes a jump covers";
@@ -430,10 +495,13 @@ status scan_new_modules()
 		}
 		size_t kept = from;
 		for (size_t i = from; i < s.sites.size(); i++)
-			if (s.known.insert(s.sites[i].address).second)
-				s.sites[kept++] = std::move(s.sites[i]);
+			if (s.known.insert(s.sites[i].address).second) {
+				if (kept != i)
+					s.sites[kept] = std::move(s.sites[i]);
+				kept++;
+			}
 		s.sites.resize(kept);
-		check_regions(s.sites, from, targets, fn_starts);
+		check_regions(s.sites, from, targets, fn_starts, m.end);
 		for (size_t i = from; i < s.sites.size(); i++) {
 			sys_rec &r = s.sites[i];
 			r.module = m.path;
@@ -488,7 +556,7 @@ void publish()
 		s.exits_on = exits;
 		for (sys_rec &r : s.sites)
 			if (r.rewritten)
-				__atomic_store_n(r.exit_target, exits ? r.exit_stub : r.address + 2,
+				__atomic_store_n(r.exit_target, exits ? r.exit_stub : r.tail_at,
 						 __ATOMIC_RELEASE);
 	}
 	g_sys_snapshot.store(sn, std::memory_order_release);
