@@ -155,6 +155,44 @@ describe('system call tracepoints', { timeout: 120_000 }, () => {
 		}
 	});
 
+	it('attaches links added while 4 threads make system calls, rewriting the sites under them', async () => {
+		const { name, registry } = newRegistry();
+		const p = new Proc(
+			await spawnWithAgent(victim, ['spin', '4'], {
+				segment: name,
+				logLevel: 'info',
+				pollMs: 20,
+				stdio: ['pipe', 'pipe', 'pipe'],
+			}),
+		);
+		const pid = p.child.pid as number;
+		await p.waitFor('stdout', /^ready$/);
+		const { links, map } = await loadCounters(registry);
+		// Counting starts once the agent attached all six links, so that
+		// enters and exits are counted over the same span.
+		for (const l of links) await p.waitFor('stderr', new RegExp(`link ${l.id}: .* attached`));
+		map('cfg').set(0, BigInt(pid));
+		const counted = async (min: bigint) => {
+			for (let i = 0; i < 1000; i++) {
+				if ((map('enters').get(NR.getpid) ?? 0n) >= min && (map('typed').get(3) ?? 0n) >= min) return;
+				await new Promise((r) => setTimeout(r, 10));
+			}
+			throw new Error(`fewer than ${min} getpid/openat counted; agent: ${p.stderr.join('\n')}`);
+		};
+		await counted(10_000n);
+		p.child.stdin?.end('stop\n');
+		const r = await p.done();
+		expect(r.code).toBe(4);
+		expect(r.stdout).toEqual(['ready', 'done 4']);
+		const enters = map('enters').get(NR.getpid) ?? 0n;
+		const exits = map('exits').get(NR.getpid) ?? 0n;
+		// A call in flight when counting started reports its exit only; one
+		// in flight at the end, its enter only.
+		expect(enters - exits).toBeLessThanOrEqual(4n);
+		expect(exits - enters).toBeLessThanOrEqual(4n);
+		expect(map('typed').get(4)).toBe(0n);
+	});
+
 	it('leaves the output and status of the victim unchanged under a SIGALRM storm during blocking reads', async () => {
 		const { name, registry } = newRegistry();
 		await loadCounters(registry);

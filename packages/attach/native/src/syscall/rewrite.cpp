@@ -384,10 +384,44 @@ status build(sys_rec &r)
 	return {};
 }
 
-// Patches the sites [from, to) of one module (text_poke_bp()'s order, as
-// code_patch.hpp describes, for all of them at once): int3 on each first
-// byte, serialise, move threads out of the multi-instruction ones, the
-// jumps' last four bytes, serialise, their first byte, serialise.
+// Writes the jump over a site in one locked 16-byte compare-and-exchange,
+// where its 5 bytes lie in one aligned 16-byte block: a thread fetching
+// them sees the old instruction or the whole jump. false otherwise.
+bool write_at_once(const sys_rec &r)
+{
+	const uint64_t block = r.region & ~uint64_t(15);
+	const uint32_t off = uint32_t(r.region - block);
+	if (off > 11)
+		return false;
+	uint8_t jmp[5] = { 0xe9 };
+	const uint32_t rel = uint32_t(r.tramp - (r.region + 5));
+	memcpy(jmp + 1, &rel, 4);
+	auto *p = reinterpret_cast<unsigned __int128 *>(block);
+	for (;;) {
+		unsigned __int128 cur;
+		memcpy(&cur, reinterpret_cast<const void *>(block), 16);
+		unsigned __int128 want = cur;
+		memcpy(reinterpret_cast<uint8_t *>(&want) + off, jmp, 5);
+		uint64_t lo = uint64_t(cur), hi = uint64_t(cur >> 64);
+		bool ok;
+		asm volatile("lock cmpxchg16b %1\n\tsete %0"
+			     : "=q"(ok), "+m"(*p), "+a"(lo), "+d"(hi)
+			     : "b"(uint64_t(want)), "c"(uint64_t(want >> 64))
+			     : "cc", "memory");
+		if (ok)
+			return true;
+	}
+}
+
+// Patches the sites [from, to) of one module. A site whose jump replaces
+// one whole instruction in one aligned 16-byte block is written at once.
+// The others follow text_poke_bp()'s order, as code_patch.hpp describes,
+// for all of them together: int3 on each first byte, serialise, move
+// threads out of the bytes the jump covers, the jumps' last four bytes,
+// serialise, their first byte, serialise. A thread that reaches such an
+// int3 while it blocks SIGTRAP would die, so the rt_sigreturn site (the
+// return of every signal handler, which runs with the handler's mask) is
+// only ever written at once.
 status patch(std::vector<sys_rec> &recs, size_t from, size_t to)
 {
 	uint64_t lo = UINT64_MAX, hi = 0;
@@ -407,10 +441,24 @@ status patch(std::vector<sys_rec> &recs, size_t from, size_t to)
 	auto w = code_writer::open(lo, hi - lo);
 	if (!w)
 		return std::move(w).error();
+	std::vector<sys_rec *> staged;
 	for (sys_rec *r : todo) {
 		memcpy(r->original, reinterpret_cast<const void *>(r->region), 5);
+		if (r->moves.empty() && !r->forward && write_at_once(*r)) {
+			r->rewritten = true;
+			continue;
+		}
+		if (r->nr == 15 /* rt_sigreturn */) {
+			r->tramp = 0;
+			r->reason = "the rt_sigreturn site's jump cannot be written at once, and an int3 there "
+				    "would kill a thread returning from a handler that blocks SIGTRAP";
+			continue;
+		}
 		BPFTIME_TRY(breakpoint_publish(r->region, r->tramp));
+		staged.push_back(r);
 	}
+	sync_cores();
+	todo = std::move(staged);
 	const uint8_t int3 = 0xcc;
 	for (sys_rec *r : todo)
 		w->write(r->region, &int3, 1);
