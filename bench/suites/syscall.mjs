@@ -31,8 +31,12 @@ import { Segment } from '@bpftime/shm';
 import { idlerCpu } from '../lib.mjs';
 
 const here = fileURLToPath(new URL('../programs/syscall/', import.meta.url));
-const ROUNDS = 31;
-const CALLS = 1_000_000;
+// Every variant runs once per pass, passes alternate them: a slow spell of
+// the machine hits every variant alike, and each pass's added time is
+// paired with that pass's baseline.
+const PASSES = 7;
+const ROUNDS = 11;
+const CALLS = 300_000;
 
 const dir = mkdtempSync(join(tmpdir(), 'bpftime-syscall-bench-'));
 const target = join(dir, 'getpid_loop');
@@ -99,19 +103,43 @@ async function withAgent(prog, command, args, logLevel = 'warn') {
 	}
 }
 
+const median = (xs) => {
+	const a = [...xs].sort((x, y) => x - y);
+	return a[Math.floor(a.length / 2)];
+};
 const rows = [];
 const rewrites = [];
 let failed = false;
 try {
-	for (const v of variants.filter((x) => !only || x.id === 'native' || x.id.includes(only))) {
-		if (v.kernel) {
-			rows.push(runKernel(v));
+	const chosen = variants.filter((x) => !only || x.id === 'native' || x.id.includes(only));
+	const samples = new Map(chosen.map((v) => [v.id, []]));
+	const skipped = new Map();
+	for (let pass = 0; pass < PASSES; pass++) {
+		for (const v of chosen) {
+			if (skipped.has(v.id)) continue;
+			let row;
+			if (v.kernel) {
+				row = runKernel(v);
+			} else {
+				const args = [String(idlerCpu(100).cpu), String(ROUNDS), String(CALLS)];
+				const r = v.agent ? await withAgent(v.prog, target, args) : spawnSync(target, args, { encoding: 'utf8' });
+				if (r.status !== 0) throw new Error(`${v.id}: getpid_loop exited ${r.status}: ${r.stderr}`);
+				row = JSON.parse(r.stdout.trim());
+			}
+			if (row.skipped) skipped.set(v.id, row.skipped);
+			else samples.get(v.id).push(row.ns);
+		}
+	}
+	const base = samples.get('native');
+	for (const v of chosen) {
+		if (skipped.has(v.id)) {
+			rows.push({ ...v, skipped: skipped.get(v.id) });
 			continue;
 		}
-		const args = [String(idlerCpu(100).cpu), String(ROUNDS), String(CALLS)];
-		const r = v.agent ? await withAgent(v.prog, target, args) : spawnSync(target, args, { encoding: 'utf8' });
-		if (r.status !== 0) throw new Error(`${v.id}: getpid_loop exited ${r.status}: ${r.stderr}`);
-		rows.push({ ...v, ...JSON.parse(r.stdout.trim()) });
+		const ns = samples.get(v.id);
+		// Added time: each pass against its own baseline, then the median.
+		const added = ns.map((x, i) => x - base[i]);
+		rows.push({ ...v, ns: median(ns), added: median(added), lo: Math.min(...added), hi: Math.max(...added) });
 	}
 	// The rewrite at attach: the attach log (debug) names each module's
 	// sites and time.
@@ -136,42 +164,39 @@ try {
 const fmt = (ns) => (ns >= 1e4 ? `${(ns / 1e3).toFixed(2)} µs` : `${ns.toFixed(1)} ns`);
 const base = rows.find((r) => r.id === 'native')?.ns;
 console.log(`machine: ${cpus()[0]?.model}, ${cpus().length} cores, Linux ${release()}`);
-console.log(`syscall: one getpid(), ${ROUNDS} rounds of ${CALLS} calls, median per call, each variant its own process`);
 console.log(
-	`  ${'variant'.padEnd(40)} ${'per call'.padStart(10)} ${'±'.padStart(6)} ${'added'.padStart(10)} ${'vs native'.padStart(10)}`,
+	`syscall: one getpid(), ${PASSES} alternating passes of ${ROUNDS} rounds of ${CALLS} calls, each variant its own process; median per call, added = median over passes of (variant - that pass's baseline) [min, max]`,
 );
+console.log(`  ${'variant'.padEnd(40)} ${'per call'.padStart(10)} ${'added'.padStart(10)} ${'[min, max]'.padStart(20)}`);
 for (const r of rows) {
 	if (r.skipped) {
 		console.log(`  ${r.label.padEnd(40)} skipped: ${r.skipped}`);
 		continue;
 	}
-	const spread = r.ns ? (r.p75 - r.p25) / 2 / r.ns : 0;
-	const added = r.id === 'native' || !base ? '' : fmt(r.ns - base);
-	const ratio = base ? `${(r.ns / base).toFixed(2)}x` : '';
-	console.log(
-		`  ${r.label.padEnd(40)} ${fmt(r.ns).padStart(10)} ${`${(spread * 100).toFixed(1)}%`.padStart(6)} ${added.padStart(10)} ${ratio.padStart(10)}`,
-	);
+	const added = r.id === 'native' ? '' : fmt(r.added);
+	const range = r.id === 'native' ? '' : `[${fmt(r.lo)}, ${fmt(r.hi)}]`;
+	console.log(`  ${r.label.padEnd(40)} ${fmt(r.ns).padStart(10)} ${added.padStart(10)} ${range.padStart(20)}`);
 }
 const byId = Object.fromEntries(rows.map((r) => [r.id, r]));
 if (base && byId['raw-empty']?.ns && byId['raw-count']?.ns) {
 	console.log('syscall: where the time goes');
-	console.log(`  trampoline, register save, dispatch: ${fmt(byId['raw-empty'].ns - base)}`);
-	console.log(`  the counter program (array lookup, atomic add): ${fmt(byId['raw-count'].ns - byId['raw-empty'].ns)}`);
+	console.log(`  trampoline, register save, dispatch, empty program: ${fmt(byId['raw-empty'].added)}`);
+	console.log(`  the counter program (array lookup, atomic add): ${fmt(byId['raw-count'].added - byId['raw-empty'].added)}`);
 }
 if (base && byId['raw-count']?.ns) {
-	const added = byId['raw-count'].ns - base;
+	const added = byId['raw-count'].added;
 	console.log('syscall: goals');
 	console.log(`  raw sys_enter with an array counter adds ${fmt(added)} per call (< 15 ns: ${added < 15 ? 'met' : 'MISSED'})`);
 	if (byId.idle?.ns) {
-		const idle = byId.idle.ns - base;
+		const idle = byId.idle.added;
 		console.log(`  the agent with no syscall link adds ${fmt(idle)} (goal 0: nothing is rewritten)`);
 	}
 	const k = byId['kernel-raw-count'];
-	if (k?.ns) console.log(`  the kernel's raw tracepoint with the same program adds ${fmt(k.ns - base)}`);
+	if (k?.ns) console.log(`  the kernel's raw tracepoint with the same program adds ${fmt(k.added)}`);
 }
 if (rewrites.length) {
 	console.log('syscall: the rewrite at attach (sweep, trampolines, patching), per module');
-	for (const w of rewrites) {
+	for (const w of rewrites.filter((x) => x.rewritten + x.left > 0)) {
 		let size = '';
 		try {
 			size = `${(statSync(w.module).size / 2 ** 20).toFixed(1)} MiB`;
