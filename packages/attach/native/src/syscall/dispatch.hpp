@@ -7,15 +7,18 @@
 //
 //   lea rsp, [rsp-128]              step over the red zone
 //   push qword [rip+site_ptr]       the site's sys_site
-//   call qword [rip+enter_routine]  returns to the `syscall` below, or 2
+//   call enter_routine              returns to the `syscall` below, or 2
 //                                   bytes past it when a callback skips
 //                                   the call (rax = its return value); the
-//                                   stack pointer is back where it was
+//                                   stack pointer is back where it was.
+//                                   rel32 where the routine is within
+//                                   reach, else call qword [rip+slot]
 //   syscall
-//   jmp qword [rip+exit_target]     the exit stub, or the site's next
-//                                   instruction when no exit hook exists
+//   jmp exit stub | tail            rewritten (its rel32) when the first
+//                                   exit hook comes or the last goes
 // exit stub:
-//   lea rsp, [rsp-128]; push qword [rip+site_ptr]; call qword [rip+exit_routine]
+//   lea rsp, [rsp-128]; push qword [rip+site_ptr]; call exit_routine
+// tail:
 //   jmp <the instruction after the original syscall>
 //
 // Nothing is kept on the stack across the `syscall`: the child of a clone

@@ -55,8 +55,9 @@ struct sys_rec {
 	sys_site *site = nullptr;
 	uint64_t tramp = 0;
 	uint64_t exit_stub = 0;
-	uint64_t tail_at = 0;	   // where the exit target points without exit hooks
-	uint64_t *exit_target = nullptr; // in the trampoline's write view
+	uint64_t tail_at = 0;	   // where the jmp after the syscall goes without exit hooks
+	uint64_t post = 0;	   // that jmp
+	uint32_t *post_rel = nullptr; // its rel32, in the trampoline's write view
 	uint8_t original[5] = {};
 };
 
@@ -319,7 +320,23 @@ void rip_op(emitter &e, uint8_t op, uint8_t modrm, uint64_t target)
 // the sys_site) in the first 64 bytes, then the code (dispatch.hpp).
 constexpr uint32_t data_size = 64;
 
-// Builds r's trampoline in fresh trampoline memory.
+// A call of a routine: rel32 when it reaches (a direct call is predicted
+// even after the kernel's return cleared the branch predictors' state,
+// which an indirect one is not), else through the slot.
+void call_routine(emitter &e, uint64_t routine, uint64_t slot)
+{
+	if (rel32_reaches(e.here() + 5, routine)) {
+		e.byte(0xe8);
+		e.u32(uint32_t(routine - (e.here() + 4)));
+	} else {
+		rip_op(e, 0xff, 0x15, slot); // call qword [rip+slot]
+	}
+}
+
+// Builds r's trampoline in fresh trampoline memory. The jump after the
+// syscall is a direct one whose target (exit stub or tail) publish()
+// rewrites: it starts at a multiple of 8, so that its rel32 is one store
+// inside one aligned quadword.
 status build(sys_rec &r)
 {
 	const uint64_t site_end = r.forward ? r.tail.address + r.tail.length : r.address + 2;
@@ -330,28 +347,40 @@ status build(sys_rec &r)
 	auto [lo, hi] = reach_window(reach, 4096);
 	if (lo > hi)
 		return fail(ENOMEM, "no trampoline address reaches " + hex(r.address));
+	// Closer to the routines where the window allows, for direct calls.
+	reach.push_back(enter_routine());
+	reach.push_back(exit_routine());
+	if (auto [l2, h2] = reach_window(reach, 4096); l2 <= h2) {
+		lo = l2;
+		hi = h2;
+	}
 	const uint32_t size = data_size + (r.forward ? 256 : 128);
 	auto blk = allocate_exec(size, lo, hi, r.region);
 	if (!blk)
 		return std::move(blk).error();
 	const uint64_t base = reinterpret_cast<uint64_t>(blk->exec);
 	const uint64_t slot_site = base, slot_enter = base + 8, slot_exit = base + 16,
-		       slot_target = base + 24, site_at = base + 32;
+		       site_at = base + 32;
 	const uint64_t code = base + data_size;
 	emitter e(code);
 	e.raw(reinterpret_cast<const uint8_t *>(r.region), r.region_len);
 	e.lea(rsp, rsp, -128);
-	rip_op(e, 0xff, 0x35, slot_site);   // push qword [rip+site]
-	rip_op(e, 0xff, 0x15, slot_enter);  // call qword [rip+enter]
+	rip_op(e, 0xff, 0x35, slot_site); // push qword [rip+site]
+	// Pad so that the jmp after `call; syscall` starts at a multiple of 8.
+	const uint32_t call_len = rel32_reaches(e.here() + 5, enter_routine()) ? 5 : 6;
+	while ((e.here() + call_len + 2) % 8)
+		e.byte(0x90);
+	call_routine(e, enter_routine(), slot_enter);
 	e.byte(0x0f);
 	e.byte(0x05);
-	rip_op(e, 0xff, 0x25, slot_target); // jmp qword [rip+target]
+	const uint64_t post = e.here();
+	e.byte(0xe9);
+	e.u32(0); // set below
 	const uint64_t exit_stub = e.here();
 	e.lea(rsp, rsp, -128);
 	rip_op(e, 0xff, 0x35, slot_site);
-	rip_op(e, 0xff, 0x15, slot_exit);
-	const uint64_t tail = e.here() + 5;
-	e.jmp(tail);
+	call_routine(e, exit_routine(), slot_exit);
+	const uint64_t tail = e.here();
 	if (r.forward) {
 		std::vector<std::pair<uint32_t, uint32_t>> b;
 		BPFTIME_TRY(emit_relocated(r.tail, e, b));
@@ -370,17 +399,19 @@ status build(sys_rec &r)
 		return fail(EINVAL, "trampoline of " + hex(r.address) + " out of reach or too large");
 	std::vector<uint8_t> bytes(size, 0xcc);
 	sys_site s{ .address = r.address, .nr = r.nr };
-	const uint64_t slots[4] = { site_at, enter_routine(), exit_routine(),
-				    sg().exits_on ? exit_stub : tail };
+	const uint64_t slots[3] = { site_at, enter_routine(), exit_routine() };
 	memcpy(bytes.data(), slots, sizeof slots);
 	memcpy(bytes.data() + (site_at - base), &s, sizeof s);
 	memcpy(bytes.data() + data_size, e.bytes().data(), e.size());
+	const uint32_t rel = uint32_t((sg().exits_on ? exit_stub : tail) - (post + 5));
+	memcpy(bytes.data() + (post + 1 - base), &rel, 4);
 	memcpy(blk->write, bytes.data(), size);
 	r.tramp = code;
 	r.exit_stub = exit_stub;
 	r.tail_at = tail;
+	r.post = post;
 	r.site = reinterpret_cast<sys_site *>(site_at);
-	r.exit_target = reinterpret_cast<uint64_t *>(blk->write + (slot_target - base));
+	r.post_rel = reinterpret_cast<uint32_t *>(blk->write + (post + 1 - base));
 	return {};
 }
 
@@ -604,8 +635,10 @@ void publish()
 		s.exits_on = exits;
 		for (sys_rec &r : s.sites)
 			if (r.rewritten)
-				__atomic_store_n(r.exit_target, exits ? r.exit_stub : r.tail_at,
+				__atomic_store_n(r.post_rel,
+						 uint32_t((exits ? r.exit_stub : r.tail_at) - (r.post + 5)),
 						 __ATOMIC_RELEASE);
+		sync_cores();
 	}
 	g_sys_snapshot.store(sn, std::memory_order_release);
 }
