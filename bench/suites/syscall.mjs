@@ -167,7 +167,9 @@ console.log(`machine: ${cpus()[0]?.model}, ${cpus().length} cores, Linux ${relea
 console.log(
 	`syscall: one getpid(), ${PASSES} alternating passes of ${ROUNDS} rounds of ${CALLS} calls, each variant its own process; median per call, added = median over passes of (variant - that pass's baseline) [min, max]`,
 );
-console.log(`  ${'variant'.padEnd(40)} ${'per call'.padStart(10)} ${'added'.padStart(10)} ${'[min, max]'.padStart(20)}`);
+console.log(
+	`  ${'variant'.padEnd(40)} ${'per call'.padStart(10)} ${'added'.padStart(10)} ${'[min, max]'.padStart(20)}`,
+);
 for (const r of rows) {
 	if (r.skipped) {
 		console.log(`  ${r.label.padEnd(40)} skipped: ${r.skipped}`);
@@ -181,12 +183,16 @@ const byId = Object.fromEntries(rows.map((r) => [r.id, r]));
 if (base && byId['raw-empty']?.ns && byId['raw-count']?.ns) {
 	console.log('syscall: where the time goes');
 	console.log(`  trampoline, register save, dispatch, empty program: ${fmt(byId['raw-empty'].added)}`);
-	console.log(`  the counter program (array lookup, atomic add): ${fmt(byId['raw-count'].added - byId['raw-empty'].added)}`);
+	console.log(
+		`  the counter program (array lookup, atomic add): ${fmt(byId['raw-count'].added - byId['raw-empty'].added)}`,
+	);
 }
 if (base && byId['raw-count']?.ns) {
 	const added = byId['raw-count'].added;
 	console.log('syscall: goals');
-	console.log(`  raw sys_enter with an array counter adds ${fmt(added)} per call (< 15 ns: ${added < 15 ? 'met' : 'MISSED'})`);
+	console.log(
+		`  raw sys_enter with an array counter adds ${fmt(added)} per call (< 15 ns: ${added < 15 ? 'met' : 'MISSED'})`,
+	);
 	if (byId.idle?.ns) {
 		const idle = byId.idle.added;
 		console.log(`  the agent with no syscall link adds ${fmt(idle)} (goal 0: nothing is rewritten)`);

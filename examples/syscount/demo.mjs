@@ -64,7 +64,8 @@ try {
 	const counts = new Map(dump.entries.map((e) => [Number(e.key), BigInt(e.value)]));
 	const rows = [...counts].sort((a, b) => (b[1] > a[1] ? 1 : b[1] < a[1] ? -1 : 0));
 	console.log(`${'SYSCALL'.padEnd(20)} ${'COUNT'.padStart(10)}`);
-	for (const [nr, n] of rows.slice(0, 10)) console.log(`${(names.get(nr) ?? String(nr)).padEnd(20)} ${String(n).padStart(10)}`);
+	for (const [nr, n] of rows.slice(0, 10))
+		console.log(`${(names.get(nr) ?? String(nr)).padEnd(20)} ${String(n).padStart(10)}`);
 	const get = (name) => counts.get([...names].find(([, n]) => n === name)?.[0]) ?? 0n;
 	for (const name of ['getpid', 'openat', 'read', 'close']) if (get(name) === 0n) fail(`no ${name} counted`);
 	// The agent's own calls do not include getpid/openat pairs: 10 to 1.
