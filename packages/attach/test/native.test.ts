@@ -72,11 +72,11 @@ describe.each(['pie', 'nopie'] as Layout[])('probes in a %s executable', (layout
 		['reports returns of a signal handler on a sigaltstack and of the code it interrupted', 'altstack'],
 		['skips the function and returns the chosen value with an override', 'override'],
 		['hooks a function of a shared library, by symbol and by file offset', 'shared'],
-		[
-			'hooks every system call from threads started later, with the kernel-layout registers, skips and exact counts',
-			'syscalls',
-		],
 	]);
+
+	it('hooks every system call, of threads started later and of a library dlopen()ed later, with the kernel-layout registers, skips and exact counts', async () => {
+		await scenario(layout, 'syscalls', driver.dlopenLib);
+	});
 
 	it('attaches a pending probe when dlopen loads its library', async () => {
 		await scenario(layout, 'dlopen', driver.dlopenLib);

@@ -909,7 +909,7 @@ void *sys_worker(void *)
 	return nullptr;
 }
 
-void scenario_syscalls()
+void scenario_syscalls(const char *dl_lib)
 {
 	check(bpftime::attach::syscall_hooks::sites().empty(),
 	      "before any syscall hook: no site found, nothing rewritten");
@@ -1001,6 +1001,20 @@ void scenario_syscalls()
 		check(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		      "fork: the child's getpid is hooked in the child (status %d)", status);
 	}
+	// A library dlopen()ed now: its own syscall is rewritten when it maps.
+	if (dl_lib) {
+		void *lib = dlopen(dl_lib, RTLD_NOW);
+		auto fn = lib ? reinterpret_cast<long (*)()>(dlsym(lib, "dl_raw_getppid")) : nullptr;
+		check(fn != nullptr, "dlopen %s", dl_lib);
+		if (fn) {
+			auto p0 = snap(SYS_getppid);
+			long v = fn();
+			auto p1 = snap(SYS_getppid);
+			check(v == getppid() && p1.first - p0.first == 1 && p1.second - p0.second == 1,
+			      "the dlopen()ed library's own syscall is hooked (%ld; %" PRIu64 " enter)", v,
+			      p1.first - p0.first);
+		}
+	}
 	check(h.detach(*a).ok() && h.detach(*b).ok(), "detach both");
 	check(h.detach(*a).error().code == ENOENT, "a second detach is ENOENT");
 	auto g0 = snap(SYS_getpid);
@@ -1028,7 +1042,6 @@ int main(int argc, char **argv)
 	} scenarios[] = {
 		{ "prologues", scenario_prologues },
 		{ "threads", scenario_threads },
-		{ "syscalls", scenario_syscalls },
 		{ "recursion", scenario_recursion },
 		{ "longjmp", scenario_longjmp },
 		{ "override", scenario_override },
@@ -1044,6 +1057,8 @@ int main(int argc, char **argv)
 	std::string s = argv[1];
 	if (s == "dlopen" && argc > 2) {
 		scenario_dlopen(argv[2]);
+	} else if (s == "syscalls") {
+		scenario_syscalls(argc > 2 ? argv[2] : nullptr);
 	} else {
 		const auto *sc = std::find_if(
 			std::begin(scenarios), std::end(scenarios),
