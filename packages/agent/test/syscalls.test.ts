@@ -153,6 +153,11 @@ describe('system call tracepoints', { timeout: 120_000 }, () => {
 		for (const [what, nr] of known) {
 			expect([what, enters.get(nr), exits.get(nr)]).toEqual([what, kEnters.get(nr), kExits.get(nr)]);
 		}
+		// The per-syscall tracepoints, where the kernel attached them all.
+		if (!kr.stdout.some((l) => l.startsWith('unattached '))) {
+			const kTyped = kmap('typed');
+			expect([0, 1, 2, 3].map((i) => typed.get(i))).toEqual([0, 1, 2, 3].map((i) => kTyped.get(i)));
+		}
 	});
 
 	it('attaches links added while 4 threads make system calls, rewriting the sites under them', async () => {
