@@ -150,9 +150,17 @@ describe('system call tracepoints', { timeout: 120_000 }, () => {
 			);
 		const kEnters = kmap('enters');
 		const kExits = kmap('exits');
-		for (const [what, nr] of known) {
-			expect([what, enters.get(nr), exits.get(nr)]).toEqual([what, kEnters.get(nr), kExits.get(nr)]);
+		// exit: the threads' own exit calls, glibc's exit loop of
+		// start_thread (run with every signal blocked), and the agent's
+		// watcher thread; exit_group: the victim's.
+		for (const [what, nr] of [...known, ['exit', 60], ['exit_group', 231]] as [string, number][]) {
+			expect([what, enters.get(nr) ?? 0n, exits.get(nr) ?? 0n]).toEqual([
+				what,
+				kEnters.get(nr) ?? 0n,
+				kExits.get(nr) ?? 0n,
+			]);
 		}
+		expect(enters.get(60)).toBeGreaterThanOrEqual(BigInt(threads));
 		// The per-syscall tracepoints, where the kernel attached them all.
 		if (!kr.stdout.some((l) => l.startsWith('unattached '))) {
 			const kTyped = kmap('typed');

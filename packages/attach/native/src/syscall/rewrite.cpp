@@ -46,6 +46,13 @@ struct sys_rec {
 	// move to the trampoline (the bytes before it are too short or a
 	// branch target): `tail` is them.
 	bool forward = false;
+	// The jump covers the instructions before the syscall and the syscall
+	// (they are 5 bytes only together): glibc's thread exit loop
+	// `1: xor edi, edi; mov eax, edx; syscall; jmp 1b`, which runs with
+	// every signal blocked, so it is only ever written at once (no int3).
+	bool covering = false;
+	uint64_t cover = 0;	   // its first instruction
+	uint8_t cover_len = 0;	   // bytes from there to the syscall
 	detail::region tail; // qualified: the field `region` hides the type
 	std::vector<std::pair<uint32_t, uint32_t>> moves; // thread moves (offset from region)
 	uint64_t move_to = 0;
@@ -186,6 +193,20 @@ void sweep(uint64_t start, uint64_t end, const std::vector<uint64_t> &fn_starts,
 					break;
 				len += ring[i].length;
 			}
+			// The fewest instructions before it that make 5 bytes
+			// with the syscall itself.
+			{
+				uint32_t cl = 0;
+				for (int i = n - 1; i >= 0 && cl + 2 < 5; i--) {
+					if (!ring[i].movable)
+						break;
+					cl += ring[i].length;
+				}
+				if (cl + 2 >= 5 && cl < 5) {
+					r.cover = pc - cl;
+					r.cover_len = uint8_t(cl);
+				}
+			}
 			if (len >= 5 && len <= 32) {
 				r.region = pc - len;
 				r.region_len = uint8_t(len);
@@ -306,6 +327,15 @@ void check_regions(std::vector<sys_rec> &recs, size_t from, std::vector<uint64_t
 			r.region = 0;
 		}
 		plan_forward(r, end, targets, fn_starts);
+		if (!r.region && r.cover && entered(r.cover, r.address, targets, fn_starts).empty()) {
+			r.covering = true;
+			r.region = r.cover;
+			r.region_len = r.cover_len;
+			r.n_insns = 0;
+			if (!std::binary_search(targets.begin(), targets.end(), r.address))
+				r.nr = r.pre_nr;
+			r.reason.clear();
+		}
 	}
 }
 
@@ -475,6 +505,16 @@ status patch(std::vector<sys_rec> &recs, size_t from, size_t to)
 	std::vector<sys_rec *> staged;
 	for (sys_rec *r : todo) {
 		memcpy(r->original, reinterpret_cast<const void *>(r->region), 5);
+		if (r->covering) {
+			if (write_at_once(*r)) {
+				r->rewritten = true;
+			} else {
+				r->tramp = 0;
+				r->reason = "the jump over the instructions before the syscall and the syscall "
+					    "crosses a 16-byte block: it cannot be written at once";
+			}
+			continue;
+		}
 		if (r->moves.empty() && !r->forward && write_at_once(*r)) {
 			r->rewritten = true;
 			continue;
