@@ -21,16 +21,19 @@
 // by a jump to a per-site trampoline that runs them, saves the registers
 // into a pt_regs, calls the enter callbacks, restores the registers,
 // executes the system call itself, and calls the exit callbacks the same
-// way. The `syscall` bytes themselves are never overwritten, so a thread
-// that was asleep in one while it was rewritten, or whose call the kernel
-// restarts, runs the original instruction. Page 0 is never mapped (zpoline's
-// `call *%rax` needs vm.mmap_min_addr=0, which a default kernel refuses):
-// the jump is a 5-byte rel32 to memory within 2 GiB of the site.
+// way. The `syscall` bytes themselves are not overwritten then, so a
+// thread that was asleep in one while it was rewritten, or whose call the
+// kernel restarts, runs the original instruction. Where the bytes before
+// it are too short or a branch target, the jump covers the syscall and the
+// instructions after it (relocated into the trampoline), or the few before
+// it and the syscall. Page 0 is never mapped (zpoline's `call *%rax` needs
+// vm.mmap_min_addr=0, which a default kernel refuses): the jump is a 5-byte
+// rel32 to memory within 2 GiB of the site. README "System call hooks" has
+// the details.
 //
-// Sites where the jump cannot be placed safely (the preceding bytes are a
-// branch target, too short, or not relocatable) are left as they are and
-// listed by sites() with the reason; vDSO code is not scanned (its calls are
-// not system calls, as the kernel does not report them; its rare fallback
+// Sites no form fits are left as they are and listed by sites() with the
+// reason (none in glibc 2.36); vDSO code is not scanned (its calls are not
+// system calls, as the kernel does not report them; its rare fallback
 // system calls are not reported either).
 //
 // What callbacks see (as the kernel's pt_regs at syscall entry):
