@@ -1000,6 +1000,19 @@ void scenario_syscalls(const char *dl_lib)
 		waitpid(p, &status, 0);
 		check(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		      "fork: the child's getpid is hooked in the child (status %d)", status);
+		// The trampolines are shared with the child: its hooks must not
+		// change what the parent's calls run.
+		pid_t q = fork();
+		if (q == 0) {
+			(void)h.detach(*b);
+			_exit(getpid() > 0 ? 0 : 1);
+		}
+		waitpid(q, &status, 0);
+		auto e0 = snap(SYS_getpid);
+		(void)getpid();
+		auto e1 = snap(SYS_getpid);
+		check(e1.first - e0.first == 1 && e1.second - e0.second == 1,
+		      "fork: a child that detached its exit hook leaves the parent's exits reported");
 	}
 	// A library dlopen()ed now: its own syscall is rewritten when it maps.
 	if (dl_lib) {

@@ -14,9 +14,9 @@
 //                                   rel32 where the routine is within
 //                                   reach, else call qword [rip+slot]
 //   syscall
-//   jmp exit stub | tail            rewritten (its rel32) when the first
-//                                   exit hook comes or the last goes
-// exit stub:
+//   mov rcx, &g_sys_exits_on; mov ecx, [rcx]; jrcxz tail
+//                                   (rcx is dead after a syscall, and
+//                                   nothing here changes the flags)
 //   lea rsp, [rsp-128]; push qword [rip+site_ptr]; call exit_routine
 // tail:
 //   jmp <the instruction after the original syscall>
@@ -63,6 +63,8 @@ struct sys_snapshot {
 };
 
 extern std::atomic<const sys_snapshot *> g_sys_snapshot;
+// 1 while some exit hook exists: the trampolines read it after the syscall.
+extern std::atomic<uint32_t> g_sys_exits_on;
 
 // The routines' addresses (AVX or SSE register saves, as save_ymm()).
 uint64_t enter_routine() noexcept;

@@ -61,10 +61,6 @@ struct sys_rec {
 	std::string reason;
 	sys_site *site = nullptr;
 	uint64_t tramp = 0;
-	uint64_t exit_stub = 0;
-	uint64_t tail_at = 0;	   // where the jmp after the syscall goes without exit hooks
-	uint64_t post = 0;	   // that jmp
-	uint32_t *post_rel = nullptr; // its rel32, in the trampoline's write view
 	uint8_t original[5] = {};
 };
 
@@ -79,7 +75,6 @@ struct sys_globals {
 	std::map<uint64_t, const void *> owner;
 	uint64_t next_id = 0;
 	bool rewritten_once = false;
-	bool exits_on = false;
 	syscall_stats stats;
 };
 
@@ -363,10 +358,10 @@ void call_routine(emitter &e, uint64_t routine, uint64_t slot)
 	}
 }
 
-// Builds r's trampoline in fresh trampoline memory. The jump after the
-// syscall is a direct one whose target (exit stub or tail) publish()
-// rewrites: it starts at a multiple of 8, so that its rel32 is one store
-// inside one aligned quadword.
+// Builds r's trampoline in fresh trampoline memory. After the syscall it
+// reads g_sys_exits_on, a variable of this process: the trampolines are
+// shared memory that a forked child shares with its parent, and the two
+// may have different hooks, so nothing per process is written into them.
 status build(sys_rec &r)
 {
 	const uint64_t site_end = r.forward ? r.tail.address + r.tail.length : r.address + 2;
@@ -396,21 +391,22 @@ status build(sys_rec &r)
 	e.raw(reinterpret_cast<const uint8_t *>(r.region), r.region_len);
 	e.lea(rsp, rsp, -128);
 	rip_op(e, 0xff, 0x35, slot_site); // push qword [rip+site]
-	// Pad so that the jmp after `call; syscall` starts at a multiple of 8.
-	const uint32_t call_len = rel32_reaches(e.here() + 5, enter_routine()) ? 5 : 6;
-	while ((e.here() + call_len + 2) % 8)
-		e.byte(0x90);
 	call_routine(e, enter_routine(), slot_enter);
 	e.byte(0x0f);
 	e.byte(0x05);
-	const uint64_t post = e.here();
-	e.byte(0xe9);
-	e.u32(0); // set below
-	const uint64_t exit_stub = e.here();
+	// rcx is the kernel's after a syscall (the return address): free to
+	// test, unlike the flags, which the syscall kept.
+	e.mov_imm64(rcx, reinterpret_cast<uint64_t>(&g_sys_exits_on));
+	e.byte(0x8b); // mov ecx, [rcx]
+	e.byte(0x09);
+	e.byte(0xe3); // jrcxz tail
+	const size_t jrcxz_at = e.size();
+	e.byte(0);
 	e.lea(rsp, rsp, -128);
 	rip_op(e, 0xff, 0x35, slot_site);
 	call_routine(e, exit_routine(), slot_exit);
 	const uint64_t tail = e.here();
+	const uint8_t skip_exit = uint8_t(e.size() - (jrcxz_at + 1)); // < 20
 	if (r.forward) {
 		std::vector<std::pair<uint32_t, uint32_t>> b;
 		BPFTIME_TRY(emit_relocated(r.tail, e, b));
@@ -433,15 +429,10 @@ status build(sys_rec &r)
 	memcpy(bytes.data(), slots, sizeof slots);
 	memcpy(bytes.data() + (site_at - base), &s, sizeof s);
 	memcpy(bytes.data() + data_size, e.bytes().data(), e.size());
-	const uint32_t rel = uint32_t((sg().exits_on ? exit_stub : tail) - (post + 5));
-	memcpy(bytes.data() + (post + 1 - base), &rel, 4);
+	bytes[data_size + jrcxz_at] = skip_exit;
 	memcpy(blk->write, bytes.data(), size);
 	r.tramp = code;
-	r.exit_stub = exit_stub;
-	r.tail_at = tail;
-	r.post = post;
 	r.site = reinterpret_cast<sys_site *>(site_at);
-	r.post_rel = reinterpret_cast<uint32_t *>(blk->write + (post + 1 - base));
 	return {};
 }
 
@@ -662,25 +653,16 @@ void rescan_after_dlopen()
 		(void)scan_new_modules();
 }
 
-// Publishes the handlers as the new snapshot, and sends the sites' exits
-// to their exit stubs only while some exit hook exists.
+// Publishes the handlers as the new snapshot; the trampolines call the
+// exit routine only while some exit hook exists.
 void publish()
 {
 	sys_globals &s = sg();
 	auto *sn = new sys_snapshot();
 	for (auto &[id, h] : s.handlers)
 		(h->enter ? sn->enter : sn->exit).push_back(h);
-	const bool exits = !sn->exit.empty();
-	if (exits != s.exits_on) {
-		s.exits_on = exits;
-		for (sys_rec &r : s.sites)
-			if (r.rewritten)
-				__atomic_store_n(r.post_rel,
-						 uint32_t((exits ? r.exit_stub : r.tail_at) - (r.post + 5)),
-						 __ATOMIC_RELEASE);
-		sync_cores();
-	}
 	g_sys_snapshot.store(sn, std::memory_order_release);
+	g_sys_exits_on.store(sn->exit.empty() ? 0 : 1, std::memory_order_release);
 }
 
 } // namespace
