@@ -1035,6 +1035,56 @@ void scenario_syscalls(const char *dl_lib)
 	check(snap(SYS_getpid) == g0, "after detach no hook runs");
 }
 
+
+// A thread that blocks every signal (a sigwait worker) while the sites are
+// rewritten: an int3 would kill it, so only the sites written at once are
+// rewritten, and it keeps making system calls through them.
+void scenario_syscalls_masked()
+{
+	std::atomic<bool> stop{ false };
+	std::atomic<uint64_t> loops{ 0 };
+	pthread_t t;
+	struct arg_t {
+		std::atomic<bool> *stop;
+		std::atomic<uint64_t> *loops;
+	} arg{ &stop, &loops };
+	pthread_create(
+		&t, nullptr,
+		[](void *p) -> void * {
+			auto *a = static_cast<arg_t *>(p);
+			sigset_t all;
+			sigfillset(&all);
+			pthread_sigmask(SIG_BLOCK, &all, nullptr);
+			while (!a->stop->load()) {
+				(void)getpid();
+				usleep(200);
+				a->loops->fetch_add(1);
+			}
+			return nullptr;
+		},
+		&arg);
+	while (loops.load() < 10)
+		usleep(1000);
+	bpftime::attach::syscall_hooks h;
+	auto a = h.attach_enter(bpftime::attach::ALL_SYSCALLS, sys_on_enter, nullptr);
+	check(a.ok(), "attach with a thread that blocks every signal");
+	const auto st = bpftime::attach::syscall_hooks::stats();
+	bool reasons = true;
+	for (const auto &site : bpftime::attach::syscall_hooks::sites())
+		if (!site.rewritten && site.reason.find("blocks SIGTRAP") == std::string::npos)
+			reasons = false;
+	check(st.rewritten > 0 && st.not_rewritten > 0 && reasons,
+	      "%u sites written at once, %u left, each saying a thread blocks SIGTRAP", st.rewritten,
+	      st.not_rewritten);
+	const uint64_t l0 = loops.load(), g0 = g_sys.enter[SYS_getpid].load();
+	while (loops.load() < l0 + 50)
+		usleep(1000);
+	check(g_sys.enter[SYS_getpid].load() - g0 >= 50,
+	      "the masked thread lives on and its getpid calls are hooked");
+	stop = true;
+	pthread_join(t, nullptr);
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -1055,6 +1105,7 @@ int main(int argc, char **argv)
 	} scenarios[] = {
 		{ "prologues", scenario_prologues },
 		{ "threads", scenario_threads },
+		{ "syscalls-masked", scenario_syscalls_masked },
 		{ "recursion", scenario_recursion },
 		{ "longjmp", scenario_longjmp },
 		{ "override", scenario_override },

@@ -22,6 +22,10 @@
 #include <Zydis/Zydis.h>
 
 #include <algorithm>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <dirent.h>
 #include <chrono>
 #include <cinttypes>
 #include <cstring>
@@ -436,6 +440,40 @@ status build(sys_rec &r)
 	return {};
 }
 
+// A thread whose signal mask, as /proc shows it, blocks SIGTRAP (a worker
+// that blocks every signal and waits in sigwait, say), or 0. Such a thread
+// does not answer the round trip of thread_blocking_sigtrap(), which only
+// sees threads interrupted while they block it.
+int thread_masking_sigtrap()
+{
+	DIR *d = opendir("/proc/self/task");
+	if (!d)
+		return 0;
+	int found = 0;
+	while (dirent *e = readdir(d)) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		char path[64], line[256];
+		snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof line, f)) {
+			if (strncmp(line, "SigBlk:", 7) != 0)
+				continue;
+			const uint64_t mask = strtoull(line + 7, nullptr, 16);
+			if (mask & (1ULL << (SIGTRAP - 1)))
+				found = atoi(e->d_name);
+			break;
+		}
+		fclose(f);
+		if (found)
+			break;
+	}
+	closedir(d);
+	return found;
+}
+
 // Writes the jump over a site in one locked 16-byte compare-and-exchange,
 // where its 5 bytes lie in one aligned 16-byte block: a thread fetching
 // them sees the old instruction or the whole jump. false otherwise.
@@ -486,10 +524,12 @@ status patch(std::vector<sys_rec> &recs, size_t from, size_t to)
 		}
 	if (todo.empty())
 		return {};
-	BPFTIME_TRY(ensure_sigtrap_handler());
-	if (int t = thread_blocking_sigtrap())
-		return fail(EBUSY, "thread " + std::to_string(t) +
-					   " blocks SIGTRAP: rewriting system calls under it could kill it");
+	// A thread that blocks SIGTRAP could die on the int3 of a site written
+	// in steps: those sites are then left, the others written at once.
+	const bool int3_ok = ensure_sigtrap_handler().ok();
+	int blocker = int3_ok ? thread_masking_sigtrap() : 0;
+	if (int3_ok && !blocker)
+		blocker = thread_blocking_sigtrap();
 	auto w = code_writer::open(lo, hi - lo);
 	if (!w)
 		return std::move(w).error();
@@ -514,6 +554,14 @@ status patch(std::vector<sys_rec> &recs, size_t from, size_t to)
 			r->tramp = 0;
 			r->reason = "the rt_sigreturn site's jump cannot be written at once, and an int3 there "
 				    "would kill a thread returning from a handler that blocks SIGTRAP";
+			continue;
+		}
+		if (!int3_ok || blocker) {
+			r->tramp = 0;
+			r->reason = !int3_ok ? "its jump is written through an int3, and the program "
+					       "replaced the SIGTRAP handler"
+					     : "its jump is written through an int3, and thread " +
+						       std::to_string(blocker) + " blocks SIGTRAP";
 			continue;
 		}
 		BPFTIME_TRY(breakpoint_publish(r->region, r->tramp));
