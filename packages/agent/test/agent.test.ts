@@ -336,8 +336,6 @@ describe('the agent and the attach vocabulary', { timeout: 60_000 }, () => {
 		const traced = await (await withAgent(['1', '10'], name, { logLevel: 'debug' })).done();
 		expect(traced.code).toBe(7);
 		expect(traced.stdout).toEqual(plain.stdout);
-		expect(traced.stderr.join('\n')).toContain(
-			`link ${link.id}: custom event: no custom hook in this agent; skipped`,
-		);
+		expect(traced.stderr.join('\n')).toContain(`link ${link.id}: custom event: no custom hook in this agent; skipped`);
 	});
 });
