@@ -9,6 +9,7 @@ namespace bpftime::attach::detail {
 
 std::atomic<const sys_snapshot *> g_sys_snapshot{ nullptr };
 std::atomic<uint32_t> g_sys_exits_on{ 0 };
+std::atomic<uint32_t> g_sys_hooks_on{ 0 };
 
 namespace {
 

@@ -5,6 +5,8 @@
 //
 // A site trampoline (rewrite.cpp) calls the routines as
 //
+//   mov rcx, &g_sys_hooks_on; mov ecx, [rcx]; jrcxz <the syscall>
+//                                   no hook left: the call alone
 //   lea rsp, [rsp-128]              step over the red zone
 //   push qword [rip+site_ptr]       the site's sys_site
 //   call enter_routine              returns to the `syscall` below, or 2
@@ -65,6 +67,8 @@ struct sys_snapshot {
 extern std::atomic<const sys_snapshot *> g_sys_snapshot;
 // 1 while some exit hook exists: the trampolines read it after the syscall.
 extern std::atomic<uint32_t> g_sys_exits_on;
+// 1 while some hook exists: the trampolines read it before the enter call.
+extern std::atomic<uint32_t> g_sys_hooks_on;
 
 // The routines' addresses (AVX or SSE register saves, as save_ymm()).
 uint64_t enter_routine() noexcept;

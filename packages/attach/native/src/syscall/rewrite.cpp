@@ -393,9 +393,18 @@ status build(sys_rec &r)
 	const uint64_t code = base + data_size;
 	emitter e(code);
 	e.raw(reinterpret_cast<const uint8_t *>(r.region), r.region_len);
+	// No hook at all (the last one was detached): straight to the
+	// syscall. rcx is free before a syscall too (the CPU overwrites it).
+	e.mov_imm64(rcx, reinterpret_cast<uint64_t>(&g_sys_hooks_on));
+	e.byte(0x8b); // mov ecx, [rcx]
+	e.byte(0x09);
+	e.byte(0xe3); // jrcxz syscall
+	const size_t skip_at = e.size();
+	e.byte(0);
 	e.lea(rsp, rsp, -128);
 	rip_op(e, 0xff, 0x35, slot_site); // push qword [rip+site]
 	call_routine(e, enter_routine(), slot_enter);
+	const uint8_t skip_enter = uint8_t(e.size() - (skip_at + 1)); // < 20
 	e.byte(0x0f);
 	e.byte(0x05);
 	// rcx is the kernel's after a syscall (the return address): free to
@@ -434,6 +443,7 @@ status build(sys_rec &r)
 	memcpy(bytes.data() + (site_at - base), &s, sizeof s);
 	memcpy(bytes.data() + data_size, e.bytes().data(), e.size());
 	bytes[data_size + jrcxz_at] = skip_exit;
+	bytes[data_size + skip_at] = skip_enter;
 	memcpy(blk->write, bytes.data(), size);
 	r.tramp = code;
 	r.site = reinterpret_cast<sys_site *>(site_at);
@@ -702,7 +712,8 @@ void rescan_after_dlopen()
 }
 
 // Publishes the handlers as the new snapshot; the trampolines call the
-// exit routine only while some exit hook exists.
+// enter routine only while some hook exists, the exit routine only while
+// some exit hook exists.
 void publish()
 {
 	sys_globals &s = sg();
@@ -711,6 +722,7 @@ void publish()
 		(h->enter ? sn->enter : sn->exit).push_back(h);
 	g_sys_snapshot.store(sn, std::memory_order_release);
 	g_sys_exits_on.store(sn->exit.empty() ? 0 : 1, std::memory_order_release);
+	g_sys_hooks_on.store(s.handlers.empty() ? 0 : 1, std::memory_order_release);
 }
 
 } // namespace
