@@ -22,13 +22,13 @@
 #include <Zydis/Zydis.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cinttypes>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <dirent.h>
-#include <chrono>
-#include <cinttypes>
 #include <cstring>
+#include <dirent.h>
 #include <map>
 #include <set>
 #include <tuple>
@@ -36,8 +36,8 @@
 namespace bpftime::attach::detail {
 namespace {
 
-// One syscall instruction and, when it can be rewritten, the straight-line
-// instructions before it that the jump replaces.
+// One syscall instruction and, when it can be rewritten, the form of its
+// jump and the instructions the jump displaces.
 struct sys_rec {
 	uint64_t address = 0;	   // the syscall instruction
 	uint64_t region = 0;	   // first replaced instruction (0: none)
@@ -76,7 +76,6 @@ struct sys_globals {
 	std::set<uint64_t> known;
 	std::set<std::tuple<uint64_t, uint64_t, uint64_t, uint64_t>> scanned; // dev, ino, start, end
 	std::map<uint64_t, sys_handler *> handlers;
-	std::map<uint64_t, const void *> owner;
 	uint64_t next_id = 0;
 	bool rewritten_once = false;
 	syscall_stats stats;
