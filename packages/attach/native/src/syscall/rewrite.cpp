@@ -462,7 +462,7 @@ int thread_masking_sigtrap()
 	while (dirent *e = readdir(d)) {
 		if (e->d_name[0] < '0' || e->d_name[0] > '9')
 			continue;
-		char path[64], line[256];
+		char path[300], line[256];
 		snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
 		FILE *f = fopen(path, "re");
 		if (!f)
