@@ -260,6 +260,14 @@ std::unique_ptr<hook> attach_link(const services &s, const link_request &r, link
 	    "link %u: %s attached (%s; %u system call sites rewritten, %u left as they were, in %u modules; last scan %.2f ms)",
 	    st.link_id, st.where.c_str(), backend.c_str(), stats.rewritten, stats.not_rewritten,
 	    stats.modules, stats.scan_ms);
+	static uint32_t warned_left = 0;
+	if (stats.not_rewritten > warned_left) {
+		warned_left = stats.not_rewritten;
+		log(agent_log, log_level::warn,
+		    "%u system call sites left as they were: their calls are not reported "
+		    "(SPDLOG_LEVEL=debug names them and why)",
+		    stats.not_rewritten);
+	}
 	return std::make_unique<syscall_hook>(*id, std::move(sb));
 }
 

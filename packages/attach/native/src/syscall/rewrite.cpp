@@ -691,6 +691,12 @@ status scan_new_modules()
 		uint32_t ok = 0, no = 0;
 		for (size_t i = from; i < s.sites.size(); i++)
 			(s.sites[i].rewritten ? ok : no)++;
+		for (size_t i = from; i < s.sites.size(); i++)
+			if (!s.sites[i].rewritten)
+				log(attach_log, log_level::debug,
+				    "syscall site 0x%" PRIx64 " (%s, ELF address 0x%" PRIx64 ") left as it was: %s",
+				    s.sites[i].address, m.path.c_str(), s.sites[i].address - bias,
+				    s.sites[i].reason.c_str());
 		s.stats.rewritten += ok;
 		s.stats.not_rewritten += no;
 		log(attach_log, log_level::debug,
