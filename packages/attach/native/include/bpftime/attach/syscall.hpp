@@ -101,9 +101,10 @@ class syscall_hooks {
 
 	// `nr` is a system call number or ALL_SYSCALLS; the number filter is
 	// applied before the callback runs. The first hook of the process
-	// rewrites the process's modules (see above). EINVAL: null callback
-	// or nr out of [-1, 1023]; errors of the rewrite (ENOMEM: no
-	// trampoline memory) fail the attach and leave the code unchanged.
+	// rewrites the process's modules (see above); a site or module that
+	// cannot be rewritten (no trampoline memory in reach, say) is left as
+	// it was, logged and listed by sites(), and the hook is attached to
+	// the others. EINVAL: null callback or nr out of [-1, 1023].
 	result<uint64_t> attach_enter(int32_t nr, syscall_enter_callback cb,
 				      void *user);
 	result<uint64_t> attach_exit(int32_t nr, syscall_exit_callback cb,
