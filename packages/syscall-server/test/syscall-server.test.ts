@@ -84,6 +84,7 @@ const build = {
 				'-o',
 				join(dir, 'tracepoints'),
 			]);
+			await support.run('cc', ['-O2', join(fixtureDir, 'tp_victim.c'), '-o', join(dir, 'tp_victim')]);
 			return join(dir, 'tracepoints');
 		}),
 	usdt: () =>
@@ -443,19 +444,22 @@ describe.skipIf(noTools)('bpftool prog loadall', () => {
 });
 
 describe.skipIf(noTools)('a libbpf tool on system call tracepoints', () => {
-	// The agent does not hook system calls yet (the syscall family of
-	// @bpftime/attach): what is checked here is that the tool attaches as
-	// it does against the kernel and that the registry holds what the
-	// agent will attach.
 	it.skipIf(noKernel)(
-		'attaches tracepoint/syscalls/sys_enter_openat and raw_tp/sys_exit as registry events and links',
+		"counts a victim's getppid() calls on tracepoint/syscalls/sys_enter_getppid and sees raw_tp/sys_exit, as under the kernel",
 		async () => {
 			const tool = await build.tracepoints();
+			const victim = join(dir, 'tp_victim');
+			// The kernel: every process's calls; at least the victim's.
 			const kernel = new support.Proc(support.startProcess(tool, [], { stdio: ['pipe', 'pipe', 'pipe'] }));
 			await kernel.waitFor('stdout', /^ready$/);
+			await new support.Proc(support.startProcess(victim, ['100'])).done();
 			kernel.child.stdin?.end('go\n');
-			expect((await kernel.done()).code).toBe(0);
+			const k = await kernel.done();
+			expect(k.code, k.stderr.join('\n')).toBe(0);
+			expect(Number(/^getppid: (\d+)$/.exec(k.stdout[1] ?? '')?.[1])).toBeGreaterThanOrEqual(100);
+			expect(k.stdout[2]).toBe('sys_exit: some');
 
+			// bpftime: only the victim runs with the agent.
 			const segment = support.uniqueSegmentName('sysserver');
 			const proc = new support.Proc(
 				await spawnWithSyscallServer(tool, [], { segment, stdio: ['pipe', 'pipe', 'pipe'] }),
@@ -468,7 +472,7 @@ describe.skipIf(noTools)('a libbpf tool on system call tracepoints', () => {
 					.flatMap((d) => (d.kind === 'perf_event' ? [[d.type, d.syscallId, d.syscallExit]] : []));
 				expect(events.sort()).toEqual([
 					['syscall_tracepoint', -1, true],
-					['syscall_tracepoint', 257, false],
+					['syscall_tracepoint', 110, false],
 				]);
 				const r = spawnSync('bpftool', ['--json', 'link', 'show'], {
 					env: syscallServerEnv({ segment }),
@@ -480,8 +484,14 @@ describe.skipIf(noTools)('a libbpf tool on system call tracepoints', () => {
 					['perf_event', undefined],
 					['raw_tracepoint', 'sys_exit'],
 				]);
+				const v = await new support.Proc(
+					await spawnWithAgent(victim, ['100'], { segment, logLevel: 'warn', stdio: ['ignore', 'pipe', 'pipe'] }),
+				).done();
+				expect(v.stdout).toEqual(['tp victim: 100 calls of getppid']);
 				proc.child.stdin?.end('go\n');
-				expect((await proc.done()).code).toBe(0);
+				const ours = await proc.done();
+				expect(ours.code, ours.stderr.join('\n')).toBe(0);
+				expect(ours.stdout).toEqual(['ready', 'getppid: 100', 'sys_exit: some']);
 				expect(reg.list()).toEqual([]);
 			} finally {
 				reg.close();
