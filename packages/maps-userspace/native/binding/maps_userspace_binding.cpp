@@ -6,6 +6,10 @@
 // registerMapOps() of @bpftime/handlers. Runs on the JS thread.
 #include <bpftime/common/napi.hpp>
 #include <bpftime/maps_userspace/maps_userspace.hpp>
+#include <bpftime/maps_userspace/ring_consumer.hpp>
+
+#include <memory>
+#include <vector>
 
 namespace {
 
@@ -38,10 +42,146 @@ Napi::Value MapOps(const Napi::CallbackInfo &info)
 	return out;
 }
 
+using bpftime::maps_userspace::ring_consumer;
+
+constexpr napi_type_tag ring_consumer_tag = { 0x6270667472696e67ULL,
+					      0x636f6e73756d6572ULL };
+
+// RingConsumer: ring_consumer over a ring buffer map's mmap region (a
+// Buffer from BpfMap.mmap(), which keeps the segment mapped while it
+// lives). read() runs on a worker thread, where it may sleep on the ring's
+// futex; close() runs on the JS thread and wakes it.
+class RingConsumer : public Napi::ObjectWrap<RingConsumer> {
+    public:
+	static Napi::FunctionReference *ctor;
+
+	RingConsumer(const Napi::CallbackInfo &info)
+		: Napi::ObjectWrap<RingConsumer>(info)
+	{
+	}
+
+	std::shared_ptr<ring_consumer> consumer;
+	Napi::Reference<Napi::Buffer<uint8_t>> region;
+
+	Napi::Value Read(const Napi::CallbackInfo &info);
+	Napi::Value Close(const Napi::CallbackInfo &info)
+	{
+		consumer->close();
+		return info.Env().Undefined();
+	}
+	Napi::Value Stats(const Napi::CallbackInfo &info)
+	{
+		Napi::Env env = info.Env();
+		Napi::Object o = Napi::Object::New(env);
+		o.Set("sleeps", bpftime::napi::to_bigint(env, consumer->sleeps()));
+		o.Set("wakeups",
+		      bpftime::napi::to_bigint(env, consumer->wakeups()));
+		o.Set("ringSize", Napi::Number::New(env, double(consumer->ring_size())));
+		return o;
+	}
+};
+
+Napi::FunctionReference *RingConsumer::ctor = nullptr;
+
+// One read: Execute() (worker thread) reads into vectors, touching no JS;
+// OnOK() builds { count, sizes, data }.
+class ReadWorker : public Napi::AsyncWorker {
+    public:
+	ReadWorker(Napi::Env env, std::shared_ptr<ring_consumer> c,
+		   uint32_t max_records, uint64_t max_bytes, int64_t timeout_ns)
+		: Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)),
+		  c_(std::move(c)), max_records_(max_records),
+		  max_bytes_(max_bytes), timeout_ns_(timeout_ns)
+	{
+	}
+	Napi::Promise promise() { return deferred_.Promise(); }
+	void Execute() override
+	{
+		count_ = c_->read(max_records_, max_bytes_, timeout_ns_, data_,
+				  sizes_);
+	}
+	void OnOK() override
+	{
+		Napi::Env env = Env();
+		Napi::Object o = Napi::Object::New(env);
+		o.Set("count", count_);
+		o.Set("closed", c_->closed());
+		auto *sizes = new std::vector<uint32_t>(std::move(sizes_));
+		o.Set("sizes",
+		      Napi::Buffer<uint8_t>::New(
+			      env, reinterpret_cast<uint8_t *>(sizes->data()),
+			      sizes->size() * 4,
+			      [](Napi::Env, uint8_t *, std::vector<uint32_t> *v) {
+				      delete v;
+			      },
+			      sizes));
+		auto *data = new std::vector<uint8_t>(std::move(data_));
+		o.Set("data", Napi::Buffer<uint8_t>::New(
+				      env, data->data(), data->size(),
+				      [](Napi::Env, uint8_t *,
+					 std::vector<uint8_t> *v) { delete v; },
+				      data));
+		deferred_.Resolve(o);
+	}
+	void OnError(const Napi::Error &e) override
+	{
+		deferred_.Reject(e.Value());
+	}
+
+    private:
+	Napi::Promise::Deferred deferred_;
+	std::shared_ptr<ring_consumer> c_;
+	uint32_t max_records_;
+	uint64_t max_bytes_;
+	int64_t timeout_ns_;
+	uint32_t count_ = 0;
+	std::vector<uint8_t> data_;
+	std::vector<uint32_t> sizes_;
+};
+
+// read(maxRecords, maxBytes, timeoutMs) -> Promise<{ count, closed, sizes, data }>;
+// timeoutMs < 0: none.
+Napi::Value RingConsumer::Read(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	uint32_t max_records = bpftime::napi::u32_arg(info, 0, "maxRecords");
+	uint32_t max_bytes = bpftime::napi::u32_arg(info, 1, "maxBytes");
+	double timeout_ms = bpftime::napi::arg(info, 2).ToNumber().DoubleValue();
+	int64_t timeout_ns = timeout_ms < 0 ? -1 : int64_t(timeout_ms * 1e6);
+	auto *w = new ReadWorker(env, consumer, max_records ? max_records : 1,
+				 max_bytes, timeout_ns);
+	Napi::Promise p = w->promise();
+	w->Queue();
+	return p;
+}
+
+// ringConsumer(region: Buffer) -> RingConsumer
+Napi::Value NewRingConsumer(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	auto buf = bpftime::napi::buffer_arg(info, 0, "region");
+	auto c = bpftime::napi::unwrap(
+		env, ring_consumer::attach(buf.Data(), buf.Length()));
+	auto [obj, rc] = bpftime::napi::new_tagged<RingConsumer>(
+		RingConsumer::ctor, ring_consumer_tag);
+	rc->consumer = std::shared_ptr<ring_consumer>(std::move(c));
+	rc->region = Napi::Persistent(buf);
+	return obj;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports)
 {
 	bpftime::napi::export_common(env, exports);
 	exports.Set("mapOps", Napi::Function::New(env, MapOps));
+	RingConsumer::ctor = bpftime::napi::export_class<RingConsumer>(
+		env, exports, "RingConsumer",
+		{ Napi::ObjectWrap<RingConsumer>::InstanceMethod(
+			  "read", &RingConsumer::Read),
+		  Napi::ObjectWrap<RingConsumer>::InstanceMethod(
+			  "close", &RingConsumer::Close),
+		  Napi::ObjectWrap<RingConsumer>::InstanceMethod(
+			  "stats", &RingConsumer::Stats) });
+	exports.Set("ringConsumer", Napi::Function::New(env, NewRingConsumer));
 	return exports;
 }
 

@@ -10,7 +10,8 @@
 // its kernel name to package.json's "bpftime.mapTypes".
 #define BPFTIME_MAPS_USERSPACE_TYPES(X)                                       \
 	X(array_map_ops)                                                       \
-	X(hash_map_ops)
+	X(hash_map_ops)                                                        \
+	X(ringbuf_map_ops)
 
 namespace bpftime::maps_userspace {
 

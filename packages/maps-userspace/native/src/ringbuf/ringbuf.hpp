@@ -1,0 +1,292 @@
+// ringbuf/ringbuf.hpp: the ring buffer core in the shared-memory segment,
+// shared by BPF_MAP_TYPE_RINGBUF (ringbuf_map.cpp: programs produce, user
+// space consumes) and BPF_MAP_TYPE_USER_RINGBUF (user_ringbuf_map.cpp: user
+// space produces, programs drain), as the kernel's kernel/bpf/ringbuf.c
+// serves both from struct bpf_ringbuf.
+//
+// Layout, one page-aligned block of the segment (so that its file offsets
+// are page-aligned too, and the syscall-server can mmap the segment file at
+// them for libbpf):
+//
+//   page 0      control: map_state_header, attributes, the producer lock,
+//               the wake-up futex word, counters (bpftime's own; the kernel
+//               keeps these in struct bpf_ringbuf, unmapped)
+//   page 1      consumer page: u64 consumer_pos at offset 0
+//   page 2      producer page: u64 producer_pos at offset 0, pending_pos at 8
+//   page 3...   data, max_entries bytes (a power of two, page multiple)
+//
+// Pages 1 onwards are the kernel's mmap layout of a ring buffer map
+// (libbpf's ring_buffer__add maps page 1 read-write and pages 2... read-only
+// with the data twice). Records are the kernel's: an 8-byte header (u32 len
+// with BPF_RINGBUF_BUSY_BIT and BPF_RINGBUF_DISCARD_BIT, u32 pg_off) then the
+// sample, each record rounded up to 8 bytes; a record may wrap past the end
+// of the data.
+//
+// Per process, open() (map_ops::open) maps the block a second time at an
+// address of its own with the data pages twice in a row (mremap with
+// old_size 0 aliases the segment's shared pages): a record that wraps is
+// contiguous there, as in the kernel's vmap, so a program writes its record
+// with no bounds arithmetic and a consumer hands out samples in place. The
+// header's pg_off is the kernel's: the pages from the start of this alias to
+// the header, which is how bpf_ringbuf_submit finds the ring from a sample.
+//
+// Producers (any thread of any process) reserve under a spin lock in the
+// control page, as the kernel reserves under rb->spinlock: the lock covers
+// the space check, the header write and the producer_pos store, a few
+// instructions. The lock word holds the owner's tid; a waiter that has spun
+// for long checks whether the owner still exists and takes the lock over
+// when it died (SIGKILL inside reserve). Commit (submit, discard) takes no
+// lock: it flips the busy bit with one atomic exchange, as the kernel does.
+// A producer killed between reserve and submit leaves its record busy, and
+// consumers stop at it (the kernel cannot lose a producer that way).
+//
+// Wake-ups: a consumer with nothing to read registers as a sleeper and
+// sleeps on a futex word of the control page (FUTEX_WAIT on shared memory,
+// not FUTEX_PRIVATE: it works across processes). A commit wakes it under
+// the kernel's rule (bpf_ringbuf_commit): when the consumer has caught up to
+// this record, unless BPF_RB_NO_WAKEUP; always with BPF_RB_FORCE_WAKEUP. The
+// futex syscall is made only when a sleeper is registered.
+#pragma once
+
+#include "map_common.hpp"
+
+#include <bpftime/handlers/map_ops.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+
+namespace bpftime::maps_userspace::ringbuf {
+
+inline constexpr uint64_t PAGE = 4096;
+// The state magics of the two types on this core (their map_ops carry
+// them); the consumer API checks a mapped region against them.
+inline constexpr uint32_t RINGBUF_MAGIC = 0x52494e47;      // "RING"
+inline constexpr uint32_t USER_RINGBUF_MAGIC = 0x55524e47; // "URNG"
+// The layout of control and its pages. 1: the first.
+inline constexpr uint32_t STATE_VERSION = 1;
+// The kernel's uapi constants (include/uapi/linux/bpf.h).
+inline constexpr uint32_t BUSY_BIT = 1u << 31;    // BPF_RINGBUF_BUSY_BIT
+inline constexpr uint32_t DISCARD_BIT = 1u << 30; // BPF_RINGBUF_DISCARD_BIT
+inline constexpr uint32_t HDR_SZ = 8;             // BPF_RINGBUF_HDR_SZ
+inline constexpr uint64_t RB_NO_WAKEUP = 1;       // BPF_RB_NO_WAKEUP
+inline constexpr uint64_t RB_FORCE_WAKEUP = 2;    // BPF_RB_FORCE_WAKEUP
+inline constexpr uint64_t RB_AVAIL_DATA = 0;      // BPF_RB_AVAIL_DATA
+inline constexpr uint64_t RB_RING_SIZE = 1;
+inline constexpr uint64_t RB_CONS_POS = 2;
+inline constexpr uint64_t RB_PROD_POS = 3;
+// The kernel's RINGBUF_MAX_RECORD_SZ (UINT_MAX / 4) and the largest data
+// area bpf_ringbuf_alloc accepts (RINGBUF_MAX_DATA_SZ, 64 GiB less 3 pages
+// there; bounded to what a u32 max_entries can say here).
+inline constexpr uint64_t MAX_RECORD_SZ = 0xffffffffu / 4;
+
+// Page 0. Everything at fixed offsets from it: the segment maps at a
+// different address in every process.
+struct control {
+	handlers::map_state_header header;
+	uint32_t key_size;
+	uint32_t value_size;
+	uint32_t max_entries; // the data size
+	uint32_t map_flags;
+	uint64_t mask; // max_entries - 1
+	// 0, or the tid of the producer inside reserve.
+	std::atomic<uint32_t> lock;
+	// The futex word sleepers wait on; bumped by each wake-up.
+	std::atomic<uint32_t> wake_seq;
+	// Consumers between "nothing to read" and the end of their wait.
+	std::atomic<uint32_t> sleepers;
+	uint32_t pad1;
+	// Counters for tests and stats, never read on the hot path.
+	std::atomic<uint64_t> wakeups;        // futex wakes producers made
+	std::atomic<uint64_t> lock_takeovers; // locks taken from a dead owner
+};
+static_assert(sizeof(control) == 64);
+static_assert(std::atomic<uint64_t>::is_always_lock_free);
+
+// This process's view of one ring (what open() returns as `local`): the
+// alias [control][consumer][producer][data][data again].
+struct local {
+	control *ctl;        // in the alias (the same pages as the segment's)
+	void *segment_state; // the state in the segment (for destroy, mmap)
+	std::atomic<uint64_t> *consumer_pos;
+	std::atomic<uint64_t> *producer_pos;
+	uint8_t *data; // 2 * (mask + 1) bytes readable and writable
+	uint64_t mask;
+	size_t alias_len;
+};
+
+// Creation for both ring types after the type's own attribute checks: the
+// block of pages in the segment, zeroed. 0 and *out, or -ENOMEM.
+int create(const handlers::map_create_args *a, uint32_t magic,
+	   uint32_t version, void **out, char *err, size_t err_len);
+void destroy(void *segment_manager, void *state);
+// map_ops::open and close: the per-process alias.
+int open(void *state, void **local, char *err, size_t err_len);
+void close(void *local);
+// map_ops::mmap_region: pages 1... of the segment's block (the kernel's mmap
+// offset 0 is the consumer page), 2 pages + data long.
+void *mmap_region(void *local, uint64_t *len);
+// The kernel's attribute checks for ring buffers (ringbuf_map_alloc): key
+// and value sizes 0, max_entries a power of two and a page multiple, no
+// flags but BPF_F_NUMA_NODE. 0 or -EINVAL/-E2BIG with a message.
+int check_attrs(const handlers::map_create_args *a, const char *type,
+		char *err, size_t err_len);
+
+// --- producer side (programs: RINGBUF; user space: USER_RINGBUF) -------------
+
+// Takes the producer lock; returns its previous holder only for the
+// statistics. Spins, yields after a while, and takes the lock over from an
+// owner that no longer exists.
+void lock_slow(control *c, uint32_t tid) noexcept;
+uint32_t current_tid() noexcept;
+
+inline void lock(control *c, uint32_t tid) noexcept
+{
+	uint32_t expected = 0;
+	if (c->lock.compare_exchange_strong(expected, tid,
+					    std::memory_order_acquire,
+					    std::memory_order_relaxed)) [[likely]]
+		return;
+	lock_slow(c, tid);
+}
+
+inline void unlock(control *c) noexcept
+{
+	c->lock.store(0, std::memory_order_release);
+}
+
+// The kernel's __bpf_ringbuf_reserve: the sample of a new busy record of
+// `size` bytes, or nullptr when the ring has no room (or size is too large).
+inline void *reserve(local *l, uint64_t size, uint32_t tid) noexcept
+{
+	if (size > MAX_RECORD_SZ) [[unlikely]]
+		return nullptr;
+	uint64_t len = (size + HDR_SZ + 7) & ~uint64_t(7);
+	if (len > l->mask + 1) [[unlikely]]
+		return nullptr;
+	uint64_t cons = l->consumer_pos->load(std::memory_order_acquire);
+	lock(l->ctl, tid);
+	uint64_t prod = l->producer_pos->load(std::memory_order_relaxed);
+	uint64_t next = prod + len;
+	// Records behind the consumer are still being read or still busy;
+	// the kernel's check is the same (new_prod_pos - cons_pos > mask).
+	if (next - cons > l->mask + 1) [[unlikely]] {
+		unlock(l->ctl);
+		return nullptr;
+	}
+	uint8_t *hdr = l->data + (prod & l->mask);
+	uint32_t pg_off = uint32_t(
+		(hdr - reinterpret_cast<uint8_t *>(l->ctl)) / PAGE);
+	reinterpret_cast<std::atomic<uint32_t> *>(hdr)->store(
+		uint32_t(size) | BUSY_BIT, std::memory_order_relaxed);
+	memcpy(hdr + 4, &pg_off, 4);
+	l->producer_pos->store(next, std::memory_order_release);
+	unlock(l->ctl);
+	return hdr + HDR_SZ;
+}
+
+// A sleeper exists: bump the futex word and wake everyone on it.
+void wake(control *c) noexcept;
+
+// The control page of the ring a sample from reserve() lies in (the
+// kernel's bpf_ringbuf_restore_from_rec), through the header's pg_off.
+inline control *ring_of(void *sample) noexcept
+{
+	uint8_t *hdr = static_cast<uint8_t *>(sample) - HDR_SZ;
+	uint32_t pg_off;
+	memcpy(&pg_off, hdr + 4, 4);
+	uintptr_t page = reinterpret_cast<uintptr_t>(hdr) & ~uintptr_t(PAGE - 1);
+	return reinterpret_cast<control *>(page - uint64_t(pg_off) * PAGE);
+}
+
+// The kernel's bpf_ringbuf_commit: clears the busy bit (and sets the discard
+// bit) with one exchange, then wakes a sleeping consumer by the kernel's
+// rule.
+inline void commit(void *sample, uint64_t flags, bool discard) noexcept
+{
+	uint8_t *hdr = static_cast<uint8_t *>(sample) - HDR_SZ;
+	control *c = ring_of(sample);
+	auto *len = reinterpret_cast<std::atomic<uint32_t> *>(hdr);
+	uint32_t v = len->load(std::memory_order_relaxed) & ~BUSY_BIT;
+	if (discard)
+		v |= DISCARD_BIT;
+	// seq_cst: pairs with a consumer's sleepers increment before its last
+	// look at the record (see wait()).
+	len->exchange(v, std::memory_order_seq_cst);
+	auto *base = reinterpret_cast<uint8_t *>(c);
+	uint64_t mask = c->mask;
+	uint64_t rec_pos = uint64_t(hdr - (base + 3 * PAGE)) & mask;
+	auto *cons = reinterpret_cast<std::atomic<uint64_t> *>(base + PAGE);
+	bool want = (flags & RB_FORCE_WAKEUP) ||
+		    (!(flags & RB_NO_WAKEUP) &&
+		     (cons->load(std::memory_order_seq_cst) & mask) == rec_pos);
+	if (want && c->sleepers.load(std::memory_order_seq_cst) != 0)
+		wake(c);
+}
+
+// --- consumer side ------------------------------------------------------------
+
+// One record's length in the ring (header included), from its header word.
+inline uint64_t record_len(uint32_t hdr_len) noexcept
+{
+	return ((hdr_len & ~(BUSY_BIT | DISCARD_BIT)) + HDR_SZ + 7) &
+	       ~uint64_t(7);
+}
+
+// libbpf's ringbuf_process_ring: hands each committed record after
+// consumer_pos to fn (not discarded ones), in order, advancing consumer_pos
+// after each; stops at a busy record, at the producer position, after
+// `max` records, or when fn returns non-zero (after that record). Returns
+// the records handed. One consumer per ring at a time.
+template <class Fn>
+uint64_t drain(local *l, uint64_t max, Fn &&fn)
+{
+	uint64_t n = 0;
+	uint64_t cons = l->consumer_pos->load(std::memory_order_acquire);
+	for (;;) {
+		uint64_t prod = l->producer_pos->load(std::memory_order_acquire);
+		if (cons >= prod)
+			return n;
+		while (cons < prod) {
+			uint8_t *hdr = l->data + (cons & l->mask);
+			uint32_t len =
+				reinterpret_cast<std::atomic<uint32_t> *>(hdr)
+					->load(std::memory_order_acquire);
+			if (len & BUSY_BIT)
+				return n;
+			cons += record_len(len);
+			int stop = 0;
+			if (!(len & DISCARD_BIT)) {
+				stop = fn(hdr + HDR_SZ,
+					  uint64_t(len & ~DISCARD_BIT));
+				n++;
+			}
+			l->consumer_pos->store(cons, std::memory_order_release);
+			if (stop || n >= max)
+				return n;
+		}
+	}
+}
+
+// Whether a committed record waits after consumer_pos.
+inline bool readable(local *l) noexcept
+{
+	uint64_t cons = l->consumer_pos->load(std::memory_order_seq_cst);
+	uint64_t prod = l->producer_pos->load(std::memory_order_seq_cst);
+	if (cons >= prod)
+		return false;
+	uint32_t len = reinterpret_cast<std::atomic<uint32_t> *>(
+			       l->data + (cons & l->mask))
+			       ->load(std::memory_order_seq_cst);
+	return !(len & BUSY_BIT);
+}
+
+// Sleeps until a producer wakes the ring's consumers or timeout_ns pass
+// (< 0: no timeout), unless a record is readable already. Returns true when
+// it slept (a wake-up, a timeout or a signal), false when there was data or
+// *stop was set (checked after the futex word is read, so that a stop
+// followed by wake() is never missed).
+bool wait(local *l, int64_t timeout_ns,
+	  const std::atomic<bool> *stop = nullptr) noexcept;
+
+} // namespace bpftime::maps_userspace::ringbuf
