@@ -74,6 +74,25 @@ uint32_t ring_consumer::read(uint32_t max_records, uint64_t max_bytes,
 	return 0;
 }
 
+uint64_t ring_consumer::poll(int64_t timeout_ns, uint64_t max_records,
+			     record_fn fn, void *ctx)
+{
+	auto *l = static_cast<ringbuf::local *>(local_);
+	auto take = [&](const uint8_t *p, uint64_t size) {
+		return fn(ctx, p, size);
+	};
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (closed())
+			return 0;
+		uint64_t n = ringbuf::drain(l, max_records, take);
+		if (n || attempt == 1)
+			return n;
+		if (ringbuf::wait(l, timeout_ns, &closed_))
+			sleeps_.fetch_add(1, std::memory_order_relaxed);
+	}
+	return 0;
+}
+
 void ring_consumer::close() noexcept
 {
 	closed_.store(true);

@@ -6,6 +6,7 @@
 #include <bpftime/shm/segment.hpp>
 
 #include <linux/futex.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -147,12 +148,16 @@ void *mmap_region(void *lp, uint64_t *len)
 	return block_of(l->segment_state) + PAGE;
 }
 
-uint32_t current_tid() noexcept
+
+thread_local uint32_t cached_tid [[gnu::tls_model("initial-exec")]] = 0;
+
+uint32_t fetch_tid() noexcept
 {
-	// glibc caches nothing for gettid; the syscall costs ~50 ns, so
-	// reserve() callers keep it per thread.
-	thread_local uint32_t tid = uint32_t(syscall(SYS_gettid));
-	return tid;
+	// A forked child starts with its parent's cached tid: forget it.
+	static const int registered = pthread_atfork(
+		nullptr, nullptr, [] { cached_tid = 0; });
+	(void)registered;
+	return uint32_t(syscall(SYS_gettid));
 }
 
 void lock_slow(control *c, uint32_t tid) noexcept

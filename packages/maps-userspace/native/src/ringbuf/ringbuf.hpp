@@ -138,7 +138,19 @@ int check_attrs(const handlers::map_create_args *a, const char *type,
 // statistics. Spins, yields after a while, and takes the lock over from an
 // owner that no longer exists.
 void lock_slow(control *c, uint32_t tid) noexcept;
-uint32_t current_tid() noexcept;
+// The calling thread's tid, the lock owner's name. gettid() is a system
+// call, so it is kept per thread; initial-exec TLS, because the general
+// dynamic model of a shared library costs a __tls_get_addr call on every
+// reserve.
+uint32_t fetch_tid() noexcept;
+extern thread_local uint32_t cached_tid [[gnu::tls_model("initial-exec")]];
+inline uint32_t current_tid() noexcept
+{
+	uint32_t t = cached_tid;
+	if (t == 0) [[unlikely]]
+		t = cached_tid = fetch_tid();
+	return t;
+}
 
 inline void lock(control *c, uint32_t tid) noexcept
 {

@@ -41,6 +41,12 @@ class ring_consumer {
 	uint32_t read(uint32_t max_records, uint64_t max_bytes,
 		      int64_t timeout_ns, std::vector<uint8_t> &data,
 		      std::vector<uint32_t> &sizes);
+	// The same without copies: hands each record to fn in place (valid
+	// during the call; fn returns non-zero to stop after it), sleeping
+	// first when none is readable. Returns how many it handed.
+	using record_fn = int (*)(void *ctx, const void *data, uint64_t size);
+	uint64_t poll(int64_t timeout_ns, uint64_t max_records, record_fn fn,
+		      void *ctx);
 	// Ends a read that sleeps, and every later one, with 0.
 	void close() noexcept;
 	bool closed() const noexcept;
