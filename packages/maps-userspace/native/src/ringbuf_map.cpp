@@ -21,6 +21,10 @@ using u64 = uint64_t;
 using ringbuf::RINGBUF_MAGIC;
 constexpr uint32_t RINGBUF_STATE_VERSION = ringbuf::STATE_VERSION;
 
+// The kernel's ENOTSUPP (include/linux/errno.h), which bpf(2) passes to
+// user space for operations a map type lacks.
+constexpr int ENOTSUPP = 524;
+
 constexpr u64 neg(int e)
 {
 	return u64(-int64_t(e));
@@ -43,15 +47,15 @@ void *rb_lookup(void *, const void *)
 }
 int rb_lookup_copy(void *, const void *, void *)
 {
-	return -EOPNOTSUPP;
+	return -ENOTSUPP;
 }
 int rb_update(void *, const void *, const void *, uint64_t)
 {
-	return -EOPNOTSUPP;
+	return -ENOTSUPP;
 }
 int rb_delete(void *, const void *)
 {
-	return -EOPNOTSUPP;
+	return -ENOTSUPP;
 }
 int rb_get_next_key(void *, const void *, void *)
 {
