@@ -11,7 +11,8 @@
 #define BPFTIME_MAPS_USERSPACE_TYPES(X)                                       \
 	X(array_map_ops)                                                       \
 	X(hash_map_ops)                                                        \
-	X(ringbuf_map_ops)
+	X(ringbuf_map_ops)                                                     \
+	X(perf_event_array_map_ops)
 
 namespace bpftime::maps_userspace {
 

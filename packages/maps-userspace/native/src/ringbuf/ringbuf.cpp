@@ -160,15 +160,15 @@ uint32_t fetch_tid() noexcept
 	return uint32_t(syscall(SYS_gettid));
 }
 
-void lock_slow(control *c, uint32_t tid) noexcept
+void lock_slow(std::atomic<uint32_t> &word, uint32_t tid) noexcept
 {
 	for (uint64_t spins = 1;; spins++) {
-		uint32_t owner = c->lock.load(std::memory_order_relaxed);
+		uint32_t owner = word.load(std::memory_order_relaxed);
 		if (owner == 0) {
 			uint32_t expected = 0;
-			if (c->lock.compare_exchange_weak(
-				    expected, tid, std::memory_order_acquire,
-				    std::memory_order_relaxed))
+			if (word.compare_exchange_weak(expected, tid,
+						       std::memory_order_acquire,
+						       std::memory_order_relaxed))
 				return;
 			continue;
 		}
@@ -181,13 +181,10 @@ void lock_slow(control *c, uint32_t tid) noexcept
 		if (spins % 64 == 0 && kill(pid_t(owner), 0) != 0 &&
 		    errno == ESRCH) {
 			uint32_t expected = owner;
-			if (c->lock.compare_exchange_strong(
+			if (word.compare_exchange_strong(
 				    expected, tid, std::memory_order_acquire,
-				    std::memory_order_relaxed)) {
-				c->lock_takeovers.fetch_add(
-					1, std::memory_order_relaxed);
+				    std::memory_order_relaxed))
 				return;
-			}
 		}
 		sched_yield();
 	}

@@ -97,8 +97,8 @@ struct control {
 	std::atomic<uint32_t> sleepers;
 	uint32_t pad1;
 	// Counters for tests and stats, never read on the hot path.
-	std::atomic<uint64_t> wakeups;        // futex wakes producers made
-	std::atomic<uint64_t> lock_takeovers; // locks taken from a dead owner
+	std::atomic<uint64_t> wakeups; // futex wakes producers made
+	uint64_t reserved;
 };
 static_assert(sizeof(control) == 64);
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
@@ -134,10 +134,6 @@ int check_attrs(const handlers::map_create_args *a, const char *type,
 
 // --- producer side (programs: RINGBUF; user space: USER_RINGBUF) -------------
 
-// Takes the producer lock; returns its previous holder only for the
-// statistics. Spins, yields after a while, and takes the lock over from an
-// owner that no longer exists.
-void lock_slow(control *c, uint32_t tid) noexcept;
 // The calling thread's tid, the lock owner's name. gettid() is a system
 // call, so it is kept per thread; initial-exec TLS, because the general
 // dynamic model of a shared library costs a __tls_get_addr call on every
@@ -152,19 +148,25 @@ inline uint32_t current_tid() noexcept
 	return t;
 }
 
-inline void lock(control *c, uint32_t tid) noexcept
+// A spin lock word holding its owner's tid (0: free), for producers of
+// this core and perf buffers. Taken for a few instructions; a waiter spins,
+// then yields, and takes the lock over from an owner that no longer exists
+// (killed inside reserve).
+void lock_slow(std::atomic<uint32_t> &word, uint32_t tid) noexcept;
+
+inline void lock(std::atomic<uint32_t> &word, uint32_t tid) noexcept
 {
 	uint32_t expected = 0;
-	if (c->lock.compare_exchange_strong(expected, tid,
-					    std::memory_order_acquire,
-					    std::memory_order_relaxed)) [[likely]]
+	if (word.compare_exchange_strong(expected, tid,
+					 std::memory_order_acquire,
+					 std::memory_order_relaxed)) [[likely]]
 		return;
-	lock_slow(c, tid);
+	lock_slow(word, tid);
 }
 
-inline void unlock(control *c) noexcept
+inline void unlock(std::atomic<uint32_t> &word) noexcept
 {
-	c->lock.store(0, std::memory_order_release);
+	word.store(0, std::memory_order_release);
 }
 
 // The kernel's __bpf_ringbuf_reserve: the sample of a new busy record of
@@ -177,13 +179,13 @@ inline void *reserve(local *l, uint64_t size, uint32_t tid) noexcept
 	if (len > l->mask + 1) [[unlikely]]
 		return nullptr;
 	uint64_t cons = l->consumer_pos->load(std::memory_order_acquire);
-	lock(l->ctl, tid);
+	lock(l->ctl->lock, tid);
 	uint64_t prod = l->producer_pos->load(std::memory_order_relaxed);
 	uint64_t next = prod + len;
 	// Records behind the consumer are still being read or still busy;
 	// the kernel's check is the same (new_prod_pos - cons_pos > mask).
 	if (next - cons > l->mask + 1) [[unlikely]] {
-		unlock(l->ctl);
+		unlock(l->ctl->lock);
 		return nullptr;
 	}
 	uint8_t *hdr = l->data + (prod & l->mask);
@@ -193,7 +195,7 @@ inline void *reserve(local *l, uint64_t size, uint32_t tid) noexcept
 		uint32_t(size) | BUSY_BIT, std::memory_order_relaxed);
 	memcpy(hdr + 4, &pg_off, 4);
 	l->producer_pos->store(next, std::memory_order_release);
-	unlock(l->ctl);
+	unlock(l->ctl->lock);
 	return hdr + HDR_SZ;
 }
 
