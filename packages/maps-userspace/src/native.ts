@@ -13,9 +13,24 @@ export interface NativeRingConsumer {
 	stats(): { sleeps: bigint; wakeups: bigint; ringSize: number };
 }
 
+export interface NativePerfConsumer {
+	read(timeoutMs: number): Promise<{
+		count: number;
+		sizes: Buffer;
+		cpus: Buffer;
+		data: Buffer;
+		lostCount: number;
+		lostCpus: Buffer;
+		lost: Buffer;
+	}>;
+	close(): void;
+	stats(): { sleeps: bigint; lost: bigint };
+}
+
 export interface MapsAddon extends NativeAddon {
 	mapOps(): { type: number; typeName: string; ops: unknown }[];
 	ringConsumer(region: Buffer): NativeRingConsumer;
+	perfConsumer(region: Buffer): NativePerfConsumer;
 }
 
 export const native = loadNative<MapsAddon>(fileURLToPath(new URL('..', import.meta.url)), 'maps_userspace');

@@ -6,6 +6,7 @@
 // registerMapOps() of @bpftime/handlers. Runs on the JS thread.
 #include <bpftime/common/napi.hpp>
 #include <bpftime/maps_userspace/maps_userspace.hpp>
+#include <bpftime/maps_userspace/perf_consumer.hpp>
 #include <bpftime/maps_userspace/ring_consumer.hpp>
 
 #include <memory>
@@ -169,8 +170,148 @@ Napi::Value NewRingConsumer(const Napi::CallbackInfo &info)
 	return obj;
 }
 
+using bpftime::maps_userspace::perf_consumer;
+
+constexpr napi_type_tag perf_consumer_tag = { 0x6270667470657266ULL,
+					      0x636f6e73756d6572ULL };
+
+// What one perf read collected on the worker thread.
+struct perf_batch {
+	std::vector<uint8_t> data;
+	std::vector<uint32_t> sizes, cpus;
+	std::vector<uint32_t> lost_cpus;
+	std::vector<uint64_t> lost;
+	static void sample(void *ctx, uint32_t cpu, const void *d, uint32_t size)
+	{
+		auto *b = static_cast<perf_batch *>(ctx);
+		auto *p = static_cast<const uint8_t *>(d);
+		b->data.insert(b->data.end(), p, p + size);
+		b->sizes.push_back(size);
+		b->cpus.push_back(cpu);
+	}
+	static void lost_fn(void *ctx, uint32_t cpu, uint64_t n)
+	{
+		auto *b = static_cast<perf_batch *>(ctx);
+		b->lost_cpus.push_back(cpu);
+		b->lost.push_back(n);
+	}
+};
+
+template <class T>
+Napi::Buffer<uint8_t> vector_buffer(Napi::Env env, std::vector<T> &&v)
+{
+	auto *owned = new std::vector<T>(std::move(v));
+	return Napi::Buffer<uint8_t>::New(
+		env, reinterpret_cast<uint8_t *>(owned->data()),
+		owned->size() * sizeof(T),
+		[](Napi::Env, uint8_t *, std::vector<T> *o) { delete o; }, owned);
+}
+
+// PerfConsumer: perf_consumer over a perf event array's region (BpfMap.mmap()).
+class PerfConsumer : public Napi::ObjectWrap<PerfConsumer> {
+    public:
+	static Napi::FunctionReference *ctor;
+	PerfConsumer(const Napi::CallbackInfo &info)
+		: Napi::ObjectWrap<PerfConsumer>(info)
+	{
+	}
+	std::shared_ptr<perf_consumer> consumer;
+	Napi::Reference<Napi::Buffer<uint8_t>> region;
+
+	Napi::Value Read(const Napi::CallbackInfo &info);
+	Napi::Value Close(const Napi::CallbackInfo &info)
+	{
+		consumer->close();
+		return info.Env().Undefined();
+	}
+	Napi::Value Stats(const Napi::CallbackInfo &info)
+	{
+		Napi::Env env = info.Env();
+		Napi::Object o = Napi::Object::New(env);
+		o.Set("sleeps", bpftime::napi::to_bigint(env, consumer->sleeps()));
+		o.Set("lost", bpftime::napi::to_bigint(env, consumer->lost()));
+		return o;
+	}
+};
+
+Napi::FunctionReference *PerfConsumer::ctor = nullptr;
+
+class PerfReadWorker : public Napi::AsyncWorker {
+    public:
+	PerfReadWorker(Napi::Env env, std::shared_ptr<perf_consumer> c,
+		       int64_t timeout_ns)
+		: Napi::AsyncWorker(env),
+		  deferred_(Napi::Promise::Deferred::New(env)), c_(std::move(c)),
+		  timeout_ns_(timeout_ns)
+	{
+	}
+	Napi::Promise promise() { return deferred_.Promise(); }
+	void Execute() override
+	{
+		c_->poll(timeout_ns_, perf_batch::sample, perf_batch::lost_fn, &b_);
+	}
+	void OnOK() override
+	{
+		Napi::Env env = Env();
+		Napi::Object o = Napi::Object::New(env);
+		o.Set("count", uint32_t(b_.sizes.size()));
+		o.Set("sizes", vector_buffer(env, std::move(b_.sizes)));
+		o.Set("cpus", vector_buffer(env, std::move(b_.cpus)));
+		o.Set("data", vector_buffer(env, std::move(b_.data)));
+		o.Set("lostCount", uint32_t(b_.lost.size()));
+		o.Set("lostCpus", vector_buffer(env, std::move(b_.lost_cpus)));
+		o.Set("lost", vector_buffer(env, std::move(b_.lost)));
+		deferred_.Resolve(o);
+	}
+	void OnError(const Napi::Error &e) override
+	{
+		deferred_.Reject(e.Value());
+	}
+
+    private:
+	Napi::Promise::Deferred deferred_;
+	std::shared_ptr<perf_consumer> c_;
+	int64_t timeout_ns_;
+	perf_batch b_;
+};
+
+// read(timeoutMs) -> Promise<{ count, sizes, cpus, data, lostCount, lostCpus, lost }>
+Napi::Value PerfConsumer::Read(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	double timeout_ms = bpftime::napi::arg(info, 0).ToNumber().DoubleValue();
+	int64_t timeout_ns = timeout_ms < 0 ? -1 : int64_t(timeout_ms * 1e6);
+	auto *w = new PerfReadWorker(env, consumer, timeout_ns);
+	Napi::Promise p = w->promise();
+	w->Queue();
+	return p;
+}
+
+// perfConsumer(region: Buffer) -> PerfConsumer
+Napi::Value NewPerfConsumer(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	auto buf = bpftime::napi::buffer_arg(info, 0, "region");
+	auto c = bpftime::napi::unwrap(
+		env, perf_consumer::attach(buf.Data(), buf.Length()));
+	auto [obj, pc] = bpftime::napi::new_tagged<PerfConsumer>(
+		PerfConsumer::ctor, perf_consumer_tag);
+	pc->consumer = std::shared_ptr<perf_consumer>(std::move(c));
+	pc->region = Napi::Persistent(buf);
+	return obj;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports)
 {
+	PerfConsumer::ctor = bpftime::napi::export_class<PerfConsumer>(
+		env, exports, "PerfConsumer",
+		{ Napi::ObjectWrap<PerfConsumer>::InstanceMethod(
+			  "read", &PerfConsumer::Read),
+		  Napi::ObjectWrap<PerfConsumer>::InstanceMethod(
+			  "close", &PerfConsumer::Close),
+		  Napi::ObjectWrap<PerfConsumer>::InstanceMethod(
+			  "stats", &PerfConsumer::Stats) });
+	exports.Set("perfConsumer", Napi::Function::New(env, NewPerfConsumer));
 	bpftime::napi::export_common(env, exports);
 	exports.Set("mapOps", Napi::Function::New(env, MapOps));
 	RingConsumer::ctor = bpftime::napi::export_class<RingConsumer>(

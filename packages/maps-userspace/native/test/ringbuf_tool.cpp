@@ -22,6 +22,7 @@
 #include <bpftime/handlers/program.hpp>
 #include <bpftime/handlers/registry.hpp>
 #include <bpftime/maps_userspace/maps_userspace.hpp>
+#include <bpftime/maps_userspace/perf_consumer.hpp>
 #include <bpftime/maps_userspace/ring_consumer.hpp>
 
 #include <linux/bpf.h>
@@ -115,6 +116,36 @@ std::vector<insn> producer_prog(uint32_t map_id)
 	return p;
 }
 
+// ctx = { u64 base, u64 count }: bpf_perf_event_output(ctx, map, 0, &seq,
+// 8) for seq = base ... base+count-1 into slot 0; returns how many it
+// wrote (fewer when the buffer is full: that sample is counted lost).
+std::vector<insn> perf_producer_prog(uint32_t map_id)
+{
+	std::vector<insn> p;
+	p.push_back(I(0xbf, 9, 1, 0, 0));   // r9 = r1
+	p.push_back(I(0x79, 6, 9, 0, 0));   // r6 = *(u64 *)(r9 + 0)
+	p.push_back(I(0x79, 7, 9, 8, 0));   // r7 = *(u64 *)(r9 + 8)
+	p.push_back(I(0xb7, 8, 0, 0, 0));   // r8 = 0
+	p.push_back(I(0x3d, 8, 7, 14, 0));  // loop: if r8 >= r7 goto out
+	p.push_back(I(0xbf, 1, 6, 0, 0));   // r1 = r6
+	p.push_back(I(0x0f, 1, 8, 0, 0));   // r1 += r8
+	p.push_back(I(0x7b, 10, 1, -8, 0)); // *(u64 *)(r10 - 8) = r1
+	p.push_back(I(0xbf, 1, 9, 0, 0));   // r1 = r9
+	p.push_back(I(0x18, 2, 1, 0, int32_t(map_id))); // r2 = map
+	p.push_back(I(0, 0, 0, 0, 0));
+	p.push_back(I(0xb7, 3, 0, 0, 0));   // r3 = 0 (slot 0)
+	p.push_back(I(0xbf, 4, 10, 0, 0));  // r4 = r10
+	p.push_back(I(0x07, 4, 0, 0, -8));  // r4 += -8
+	p.push_back(I(0xb7, 5, 0, 0, 8));   // r5 = 8
+	p.push_back(I(0x85, 0, 0, 0, 25));  // call bpf_perf_event_output
+	p.push_back(I(0x55, 0, 0, 2, 0));   // if r0 != 0 goto out
+	p.push_back(I(0x07, 8, 0, 0, 1));   // r8 += 1
+	p.push_back(I(0x05, 0, 0, -15, 0)); // goto loop
+	p.push_back(I(0xbf, 0, 8, 0, 0));   // out: r0 = r8
+	p.push_back(I(0x95, 0, 0, 0, 0));   // exit
+	return p;
+}
+
 struct bpftime_ring {
 	std::string name;
 	std::unique_ptr<registry> reg;
@@ -128,13 +159,13 @@ std::unique_ptr<registry> open_registry(const std::string &name)
 	return need(registry::open(std::move(seg)), "registry");
 }
 
-uint32_t make_producer(registry &reg, uint32_t map_id)
+uint32_t make_producer(registry &reg, uint32_t map_id, bool perf = false)
 {
 	prog_spec ps;
 	ps.type = BPF_PROG_TYPE_KPROBE;
-	ps.name = "rb_produce";
+	ps.name = perf ? "perf_produce" : "rb_produce";
 	ps.license = "GPL";
-	ps.insns = producer_prog(map_id);
+	ps.insns = perf ? perf_producer_prog(map_id) : producer_prog(map_id);
 	return need(reg.create_prog(ps), "producer program").id;
 }
 
@@ -535,6 +566,79 @@ int reserve_bench(uint64_t records)
 	return 0;
 }
 
+void ignore_sample(void *, uint32_t, const void *, uint32_t)
+{
+}
+void ignore_lost(void *, uint32_t, uint64_t)
+{
+}
+
+// ns per bpf_perf_event_output of 8 bytes from a JIT program (a loop of
+// `records` in one run, into a buffer big enough for them; drained between
+// rounds; median of 9).
+int perf_output_bench(uint64_t records)
+{
+	need(maps_userspace::register_all(), "register");
+	std::string name = "bpftime_rbtool_" + std::to_string(getpid());
+	(void)shm::segment::remove(name);
+	// 4096 pages of 4 KiB: 16 MiB, 24-byte records.
+	setenv("BPFTIME_PERF_BUFFER_PAGES", "4096", 1);
+	if (records * 24 > (16u << 20) / 2)
+		records = (16u << 20) / 48;
+	shm::segment_options o;
+	o.name = name;
+	o.size = 64 << 20;
+	auto reg = need(registry::create(need(shm::segment::create(o),
+					      "segment")),
+			"registry");
+	map_spec s;
+	s.type = BPF_MAP_TYPE_PERF_EVENT_ARRAY;
+	s.name = "perf";
+	s.key_size = 4;
+	s.value_size = 4;
+	s.max_entries = 1;
+	uint32_t map_id = need(reg->create_map(s), "perf map").id;
+	bpftime::handlers::perf_event_spec pe;
+	pe.type = bpftime::handlers::perf_event_type::custom;
+	pe.custom_name = "bpf_output";
+	pe.custom_config = 10; // PERF_COUNT_SW_BPF_OUTPUT
+	uint32_t ev = need(reg->create_perf_event(pe), "perf event").id;
+	auto m = need(reg->map(map_id), "map");
+	uint32_t key = 0;
+	need(m->update(&key, &ev, 0), "slot 0");
+	uint32_t prog_id = make_producer(*reg, map_id, true);
+	instance_options io;
+	auto inst = need(reg->instantiate(prog_id, io), "instance");
+	auto region = need(m->mmap_region(), "mmap region");
+	auto c = need(bpftime::maps_userspace::perf_consumer::attach(
+			      region.data(), region.size()),
+		      "consumer");
+	std::vector<double> samples;
+	for (int round = 0; round < 12; round++) {
+		uint64_t ctx[2] = { 0, records };
+		uint64_t t0 = now_ns();
+		uint64_t n = need(inst->run(ctx, sizeof ctx), "run");
+		uint64_t t1 = now_ns();
+		if (n != records) {
+			fprintf(stderr, "wrote %llu of %llu\n",
+				(unsigned long long)n,
+				(unsigned long long)records);
+			return 2;
+		}
+		c->poll(0, ignore_sample, ignore_lost, nullptr);
+		if (round > 2)
+			samples.push_back(double(t1 - t0) / double(records));
+	}
+	std::sort(samples.begin(), samples.end());
+	printf("{\"perf_output_ns\":%.2f}\n", samples[samples.size() / 2]);
+	c.reset();
+	m.reset();
+	inst.reset();
+	reg.reset();
+	(void)shm::segment::remove(name);
+	return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -550,6 +654,19 @@ int main(int argc, char **argv)
 		       (unsigned long long)records, (unsigned long long)full);
 		return 0;
 	}
+	if (argc >= 5 && !strcmp(argv[1], "perf-produce")) {
+		auto reg = open_registry(argv[2]);
+		uint32_t map_id = uint32_t(strtoul(argv[3], nullptr, 10));
+		uint64_t records = strtoull(argv[4], nullptr, 10);
+		uint32_t prog = make_producer(*reg, map_id, true);
+		uint64_t full = produce(*reg, prog, records, 256);
+		(void)reg->release(prog);
+		printf("produced %llu (buffer full %llu times)\n",
+		       (unsigned long long)records, (unsigned long long)full);
+		return 0;
+	}
+	if (argc >= 3 && !strcmp(argv[1], "perf-output"))
+		return perf_output_bench(strtoull(argv[2], nullptr, 10));
 	if (argc >= 5 && !strcmp(argv[1], "xproc"))
 		return xproc(argv[2], strtoull(argv[3], nullptr, 10),
 			     uint32_t(strtoul(argv[4], nullptr, 10)));
