@@ -1,6 +1,6 @@
 // @bpftime/maps-userspace: importing this module registers its map types
 // (BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH,
-// BPF_MAP_TYPE_RINGBUF, BPF_MAP_TYPE_PERF_EVENT_ARRAY) with the registry of
+// BPF_MAP_TYPE_RINGBUF, BPF_MAP_TYPE_USER_RINGBUF, BPF_MAP_TYPE_PERF_EVENT_ARRAY) with the registry of
 // @bpftime/handlers in this process.
 //
 //   import '@bpftime/maps-userspace';
@@ -14,6 +14,7 @@ import { type MapType, registerMapOps } from '@bpftime/handlers';
 import { native } from './native.js';
 
 export { PerfEventArray, type PerfEventArrayOptions, type PerfRecord } from './perf-event-array.js';
+export { UserRingBuf } from './user-ringbuf.js';
 export { RingBuf, type RingBufReadOptions, type RingBufStats } from './ringbuf.js';
 
 const tables = native.mapOps();

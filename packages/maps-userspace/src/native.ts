@@ -27,10 +27,16 @@ export interface NativePerfConsumer {
 	stats(): { sleeps: bigint; lost: bigint };
 }
 
+export interface NativeUserProducer {
+	write(data: Uint8Array): number;
+	freeBytes(): number;
+}
+
 export interface MapsAddon extends NativeAddon {
 	mapOps(): { type: number; typeName: string; ops: unknown }[];
 	ringConsumer(region: Buffer): NativeRingConsumer;
 	perfConsumer(region: Buffer): NativePerfConsumer;
+	userProducer(region: Buffer): NativeUserProducer;
 }
 
 export const native = loadNative<MapsAddon>(fileURLToPath(new URL('..', import.meta.url)), 'maps_userspace');

@@ -8,6 +8,7 @@
 #include <bpftime/maps_userspace/maps_userspace.hpp>
 #include <bpftime/maps_userspace/perf_consumer.hpp>
 #include <bpftime/maps_userspace/ring_consumer.hpp>
+#include <bpftime/maps_userspace/user_producer.hpp>
 
 #include <memory>
 #include <vector>
@@ -301,8 +302,69 @@ Napi::Value NewPerfConsumer(const Napi::CallbackInfo &info)
 	return obj;
 }
 
+using bpftime::maps_userspace::user_producer;
+
+constexpr napi_type_tag user_producer_tag = { 0x6270667475727062ULL,
+					      0x70726f6475636572ULL };
+
+// UserProducer: user_producer over a user ring buffer's region. All on the
+// JS thread: a write never waits.
+class UserProducer : public Napi::ObjectWrap<UserProducer> {
+    public:
+	static Napi::FunctionReference *ctor;
+	UserProducer(const Napi::CallbackInfo &info)
+		: Napi::ObjectWrap<UserProducer>(info)
+	{
+	}
+	std::unique_ptr<user_producer> producer;
+	Napi::Reference<Napi::Buffer<uint8_t>> region;
+
+	// write(data) -> 0, or a negative errno (-ENOSPC, -E2BIG)
+	Napi::Value Write(const Napi::CallbackInfo &info)
+	{
+		Napi::Env env = info.Env();
+		Napi::Value v = bpftime::napi::arg(info, 0);
+		if (!v.IsTypedArray())
+			bpftime::napi::throw_error(env, EINVAL,
+						   "Expected Uint8Array for data");
+		auto a = v.As<Napi::Uint8Array>();
+		if (a.ByteLength() > UINT32_MAX)
+			return Napi::Number::New(env, -E2BIG);
+		return Napi::Number::New(
+			env, producer->write(a.Data(), uint32_t(a.ByteLength())));
+	}
+	Napi::Value FreeBytes(const Napi::CallbackInfo &info)
+	{
+		return Napi::Number::New(info.Env(),
+					 double(producer->free_bytes()));
+	}
+};
+
+Napi::FunctionReference *UserProducer::ctor = nullptr;
+
+// userProducer(region: Buffer) -> UserProducer
+Napi::Value NewUserProducer(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	auto buf = bpftime::napi::buffer_arg(info, 0, "region");
+	auto p = bpftime::napi::unwrap(
+		env, user_producer::attach(buf.Data(), buf.Length()));
+	auto [obj, up] = bpftime::napi::new_tagged<UserProducer>(
+		UserProducer::ctor, user_producer_tag);
+	up->producer = std::move(p);
+	up->region = Napi::Persistent(buf);
+	return obj;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports)
 {
+	UserProducer::ctor = bpftime::napi::export_class<UserProducer>(
+		env, exports, "UserProducer",
+		{ Napi::ObjectWrap<UserProducer>::InstanceMethod(
+			  "write", &UserProducer::Write),
+		  Napi::ObjectWrap<UserProducer>::InstanceMethod(
+			  "freeBytes", &UserProducer::FreeBytes) });
+	exports.Set("userProducer", Napi::Function::New(env, NewUserProducer));
 	PerfConsumer::ctor = bpftime::napi::export_class<PerfConsumer>(
 		env, exports, "PerfConsumer",
 		{ Napi::ObjectWrap<PerfConsumer>::InstanceMethod(

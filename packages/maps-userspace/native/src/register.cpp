@@ -12,7 +12,8 @@
 	X(array_map_ops)                                                       \
 	X(hash_map_ops)                                                        \
 	X(ringbuf_map_ops)                                                     \
-	X(perf_event_array_map_ops)
+	X(perf_event_array_map_ops)                                            \
+	X(user_ringbuf_map_ops)
 
 namespace bpftime::maps_userspace {
 

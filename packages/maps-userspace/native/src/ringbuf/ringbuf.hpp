@@ -98,7 +98,10 @@ struct control {
 	uint32_t pad1;
 	// Counters for tests and stats, never read on the hot path.
 	std::atomic<uint64_t> wakeups; // futex wakes producers made
-	uint64_t reserved;
+	// USER_RINGBUF: 0, or the tid of the thread inside
+	// bpf_user_ringbuf_drain (the kernel's rb->busy).
+	std::atomic<uint32_t> drain_owner;
+	uint32_t pad2;
 };
 static_assert(sizeof(control) == 64);
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
