@@ -238,6 +238,10 @@ u64 h_perf_event_output(u64, u64 map, u64 flags, u64 data, u64 size)
 		index = cpu < 0 ? 0 : uint64_t(cpu);
 	}
 	auto *c = static_cast<perf::control *>(m->state);
+	// fd-valued maps have no per-process open: the first output of the
+	// process registers it for light commits (ringbuf.hpp).
+	if (!ringbuf::light_commit) [[unlikely]]
+		ringbuf::register_light_commit();
 	if (index >= c->max_entries) [[unlikely]]
 		return u64(-int64_t(E2BIG));
 	return u64(int64_t(perf::output(c, uint32_t(index),

@@ -158,10 +158,14 @@ inline int output(control *c, uint32_t index, const void *raw, uint64_t size,
 	if (rec > sizeof hdr + size)
 		ring_copy(data, dsize, head + sizeof hdr + size, zeros,
 			  rec - sizeof hdr - size);
-	// seq_cst: pairs with a sleeping consumer's sleepers increment.
-	head_p->store(head + rec, std::memory_order_seq_cst);
+	// Pairs with a sleeping consumer's sleepers increment (ringbuf.hpp's
+	// light_commit).
+	if (ringbuf::light_commit) [[likely]]
+		head_p->store(head + rec, std::memory_order_release);
+	else
+		head_p->store(head + rec, std::memory_order_seq_cst);
 	ringbuf::unlock(s->lock);
-	if (c->sleepers.load(std::memory_order_seq_cst) != 0) [[unlikely]]
+	if (c->sleepers.load(std::memory_order_relaxed) != 0) [[unlikely]]
 		wake(c);
 	return 0;
 }

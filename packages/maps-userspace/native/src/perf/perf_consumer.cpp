@@ -126,6 +126,8 @@ uint64_t perf_consumer::poll(int64_t timeout_ns, sample_fn on_sample,
 		return n;
 	c->sleepers.fetch_add(1, std::memory_order_seq_cst);
 	uint32_t seq = c->wake_seq.load(std::memory_order_seq_cst);
+	if (!ringbuf::heavy_fence() && (timeout_ns < 0 || timeout_ns > 1000000))
+		timeout_ns = 1000000;
 	if (!any_readable() && !closed()) {
 		timespec ts{}, *tp = nullptr;
 		if (timeout_ns >= 0) {

@@ -6,6 +6,7 @@
 #include <bpftime/shm/segment.hpp>
 
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -117,6 +118,7 @@ int open(void *state, void **out, char *err, size_t err_len)
 				 "(mremap of the segment's pages: %s)",
 				 strerror(e));
 	}
+	register_light_commit();
 	auto *l = new (std::nothrow) local{};
 	if (!l) {
 		munmap(base, alias_len);
@@ -190,6 +192,25 @@ void lock_slow(std::atomic<uint32_t> &word, uint32_t tid) noexcept
 	}
 }
 
+bool light_commit = false;
+
+void register_light_commit() noexcept
+{
+	static const bool done = [] {
+		light_commit = syscall(SYS_membarrier,
+				       MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
+				       0, 0) == 0;
+		return true;
+	}();
+	(void)done;
+}
+
+bool heavy_fence() noexcept
+{
+	return syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) ==
+	       0;
+}
+
 void wake(control *c) noexcept
 {
 	c->wake_seq.fetch_add(1, std::memory_order_seq_cst);
@@ -203,9 +224,12 @@ bool wait(local *l, int64_t timeout_ns, const std::atomic<bool> *stop) noexcept
 	control *c = l->ctl;
 	c->sleepers.fetch_add(1, std::memory_order_seq_cst);
 	uint32_t seq = c->wake_seq.load(std::memory_order_seq_cst);
+	bool fenced = heavy_fence();
 	bool slept = false;
 	if (!readable(l) && !(stop && stop->load(std::memory_order_seq_cst))) {
 		timespec ts{}, *tp = nullptr;
+		if (!fenced && (timeout_ns < 0 || timeout_ns > 1000000))
+			timeout_ns = 1000000;
 		if (timeout_ns >= 0) {
 			ts.tv_sec = time_t(timeout_ns / 1000000000);
 			ts.tv_nsec = long(timeout_ns % 1000000000);

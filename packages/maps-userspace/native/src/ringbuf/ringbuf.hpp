@@ -202,6 +202,22 @@ inline void *reserve(local *l, uint64_t size, uint32_t tid) noexcept
 	return hdr + HDR_SZ;
 }
 
+// The asymmetric fence between committing producers and a consumer going
+// to sleep (a Dekker pattern: the producer stores the record and then
+// reads `sleepers`, the consumer increments `sleepers` and then reads the
+// record). Producers of a process that registered with
+// membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) (open() does, once
+// per process) commit with a plain release store; the consumer, before it
+// sleeps, runs membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), a full barrier
+// on every CPU running such a process, which stands in for the producers'
+// fence. Elsewhere producers commit with an atomic exchange, as the kernel.
+extern bool light_commit; // this process registered
+void register_light_commit() noexcept;
+// The consumer's side. False when membarrier failed: the caller then
+// sleeps with a short timeout, so that a wake-up it missed costs a delay
+// and never a hang.
+bool heavy_fence() noexcept;
+
 // A sleeper exists: bump the futex word and wake everyone on it.
 void wake(control *c) noexcept;
 
@@ -227,17 +243,22 @@ inline void commit(void *sample, uint64_t flags, bool discard) noexcept
 	uint32_t v = len->load(std::memory_order_relaxed) & ~BUSY_BIT;
 	if (discard)
 		v |= DISCARD_BIT;
-	// seq_cst: pairs with a consumer's sleepers increment before its last
-	// look at the record (see wait()).
-	len->exchange(v, std::memory_order_seq_cst);
+	// Pairs with a consumer's sleepers increment before its last look at
+	// the record (see wait() and light_commit).
+	if (light_commit) [[likely]] {
+		len->store(v, std::memory_order_release);
+		std::atomic_signal_fence(std::memory_order_seq_cst);
+	} else {
+		len->exchange(v, std::memory_order_seq_cst);
+	}
 	auto *base = reinterpret_cast<uint8_t *>(c);
 	uint64_t mask = c->mask;
 	uint64_t rec_pos = uint64_t(hdr - (base + 3 * PAGE)) & mask;
 	auto *cons = reinterpret_cast<std::atomic<uint64_t> *>(base + PAGE);
 	bool want = (flags & RB_FORCE_WAKEUP) ||
 		    (!(flags & RB_NO_WAKEUP) &&
-		     (cons->load(std::memory_order_seq_cst) & mask) == rec_pos);
-	if (want && c->sleepers.load(std::memory_order_seq_cst) != 0)
+		     (cons->load(std::memory_order_relaxed) & mask) == rec_pos);
+	if (want && c->sleepers.load(std::memory_order_relaxed) != 0)
 		wake(c);
 }
 
