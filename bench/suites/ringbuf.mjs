@@ -105,7 +105,8 @@ for (let i = 0; i < 3; i++) {
 	}
 	perf.push(r.perf_output_ns);
 }
-if (perf.length) rows.push({ what: 'bpf_perf_event_output (8 bytes) in a program, ns', ours: median(perf), lowerBetter: true });
+if (perf.length)
+	rows.push({ what: 'bpf_perf_event_output (8 bytes) in a program, ns', ours: median(perf), lowerBetter: true });
 
 const fmt = (v) => (v >= 1e5 ? `${(v / 1e6).toFixed(2)}M` : v.toFixed(1));
 const w = Math.max(...rows.map((r) => r.what.length));

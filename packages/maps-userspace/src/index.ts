@@ -14,8 +14,8 @@ import { type MapType, registerMapOps } from '@bpftime/handlers';
 import { native } from './native.js';
 
 export { PerfEventArray, type PerfEventArrayOptions, type PerfRecord } from './perf-event-array.js';
-export { UserRingBuf } from './user-ringbuf.js';
 export { RingBuf, type RingBufReadOptions, type RingBufStats } from './ringbuf.js';
+export { UserRingBuf } from './user-ringbuf.js';
 
 const tables = native.mapOps();
 for (const t of tables) registerMapOps(t.ops);

@@ -4,11 +4,15 @@
 import { availableParallelism } from 'node:os';
 import { BpftimeError } from '@bpftime/common';
 import { type BpfMap, MapType, type PerfEvent, type Registry } from '@bpftime/handlers';
-import { native, type NativePerfConsumer } from './native.js';
+import { type NativePerfConsumer, native } from './native.js';
 
 /** One record of a perf buffer: a program's sample, or how many samples a full buffer lost. */
 export type PerfRecord =
-	| { type: 'sample'; /** The slot (CPU) it was written to. */ cpu: number; /** Raw bytes, padded as the kernel pads them (to 8 with the u32 size before them). */ data: Buffer }
+	| {
+			type: 'sample' /** The slot (CPU) it was written to. */;
+			cpu: number /** Raw bytes, padded as the kernel pads them (to 8 with the u32 size before them). */;
+			data: Buffer;
+	  }
 	| { type: 'lost'; cpu: number; lost: bigint };
 
 export interface PerfEventArrayOptions {
@@ -35,7 +39,12 @@ export class PerfEventArray implements Disposable {
 	#closed = false;
 	#reading = false;
 
-	private constructor(registry: Registry, map: BpfMap, consumer: NativePerfConsumer, events: { slot: number; event: PerfEvent }[]) {
+	private constructor(
+		registry: Registry,
+		map: BpfMap,
+		consumer: NativePerfConsumer,
+		events: { slot: number; event: PerfEvent }[],
+	) {
 		this.registry = registry;
 		this.map = map;
 		this.#consumer = consumer;

@@ -3,7 +3,7 @@
 // ring_buffer__poll, cilium/ebpf's ringbuf.Reader).
 import { BpftimeError } from '@bpftime/common';
 import { type BpfMap, MapType } from '@bpftime/handlers';
-import { native, type NativeRingConsumer } from './native.js';
+import { type NativeRingConsumer, native } from './native.js';
 
 export interface RingBufReadOptions {
 	/** Ends the iteration (the pending read returns at once). */

@@ -3,7 +3,7 @@
 // (libbpf's user_ring_buffer__reserve/submit).
 import { BpftimeError, errnoName } from '@bpftime/common';
 import { type BpfMap, MapType } from '@bpftime/handlers';
-import { native, type NativeUserProducer } from './native.js';
+import { type NativeUserProducer, native } from './native.js';
 
 /**
  * BPF_MAP_TYPE_USER_RINGBUF, written from this process. Each `write` is one record (reserve, copy,

@@ -45,10 +45,21 @@ describe.each(backends)('a clang-built bpf_perf_event_output program on the %s',
 			return;
 		}
 		const { reg } = freshRegistry(`perf_${backend}`);
-		const map = reg.createMap({ type: MapType.PerfEventArray, name: 'events', keySize: 4, valueSize: 4, maxEntries: 4 });
+		const map = reg.createMap({
+			type: MapType.PerfEventArray,
+			name: 'events',
+			keySize: 4,
+			valueSize: 4,
+			maxEntries: 4,
+		});
 		const code = readBpfObject(object).programs.get('uprobe/emit');
 		if (!code) throw new Error('the fixture has no uprobe/emit');
-		const prog = reg.loadProg({ type: ProgType.Kprobe, name: 'emit', license: 'GPL', insns: linkProgram(code, () => map.id) });
+		const prog = reg.loadProg({
+			type: ProgType.Kprobe,
+			name: 'emit',
+			license: 'GPL',
+			insns: linkProgram(code, () => map.id),
+		});
 		prog.instantiate({ backend });
 		const emit = (flags: bigint, data: Buffer) => prog.run(input(flags, data), { backend });
 
@@ -79,7 +90,13 @@ describe.each(backends)('a clang-built bpf_perf_event_output program on the %s',
 describe('the perf event array map', () => {
 	it('counts samples written to a full buffer as lost and reports them before the next sample', async () => {
 		const { reg } = freshRegistry('perf_lost');
-		const map = reg.createMap({ type: MapType.PerfEventArray, name: 'events', keySize: 4, valueSize: 4, maxEntries: 1 });
+		const map = reg.createMap({
+			type: MapType.PerfEventArray,
+			name: 'events',
+			keySize: 4,
+			valueSize: 4,
+			maxEntries: 1,
+		});
 		using perf = PerfEventArray.open(reg, map);
 		const prog = reg.loadProg({
 			type: ProgType.Kprobe,
@@ -146,7 +163,13 @@ describe('the perf event array map', () => {
 	it('a producer process writing 1,000,000 samples reaches the async iterator in order, every sample either delivered or reported lost', async () => {
 		expect(tool, 'bpftime-ringbuf-tool is built with the package').toBeDefined();
 		const { reg, name } = freshRegistry('perf_million', { sizeMb: 16 });
-		const map = reg.createMap({ type: MapType.PerfEventArray, name: 'events', keySize: 4, valueSize: 4, maxEntries: 1 });
+		const map = reg.createMap({
+			type: MapType.PerfEventArray,
+			name: 'events',
+			keySize: 4,
+			valueSize: 4,
+			maxEntries: 1,
+		});
 		const perf = PerfEventArray.open(reg, map);
 		const records = 1_000_000;
 		const child = spawn(tool as string, ['perf-produce', name, String(map.id), String(records)], {

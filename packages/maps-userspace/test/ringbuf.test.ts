@@ -97,6 +97,23 @@ describe.each(backends)('clang-built ring buffer programs on the %s', (backend) 
 		expect(p.query(input(0n, BPF_RB_AVAIL_DATA))).toBe(0n);
 	});
 
+	it('does not wake a sleeping consumer for BPF_RB_NO_WAKEUP, and does for BPF_RB_FORCE_WAKEUP', async (ctx) => {
+		if (!object) {
+			console.log(`skipped: ${skipReason}`);
+			ctx.skip();
+			return;
+		}
+		const { reg } = freshRegistry(`rb_wake_${backend}`);
+		const events = reg.createMap({ type: MapType.Ringbuf, name: 'events', keySize: 0, valueSize: 0, maxEntries: 4096 });
+		const p = load(reg, events, backend);
+		using ring = RingBuf.open(events);
+		const pending = ring.read({ timeoutMs: 10_000 });
+		expect(p.emit(input(1n, BPF_RB_NO_WAKEUP))).toBe(0n);
+		expect(ring.stats().wakeups).toBe(0n);
+		expect(p.emit(input(2n, BPF_RB_FORCE_WAKEUP))).toBe(0n);
+		expect((await pending).map((r) => r.readBigUInt64LE(0))).toEqual([1n, 2n]);
+	});
+
 	it('refuses a reservation that does not fit and accepts records that wrap around the end', async (ctx) => {
 		if (!object) {
 			console.log(`skipped: ${skipReason}`);
@@ -197,7 +214,9 @@ describe('the ring buffer map', () => {
 		const rb = reg.createMap({ type: MapType.Ringbuf, name: 'rb', keySize: 0, valueSize: 0, maxEntries: 1 << 16 });
 		const ring = RingBuf.open(rb);
 		const records = 1_000_000;
-		const child = spawn(tool as string, ['produce', name, String(rb.id), String(records)], { stdio: ['ignore', 'pipe', 'pipe'] });
+		const child = spawn(tool as string, ['produce', name, String(rb.id), String(records)], {
+			stdio: ['ignore', 'pipe', 'pipe'],
+		});
 		let out = '';
 		child.stdout.on('data', (d) => (out += d));
 		child.stderr.on('data', (d) => (out += d));

@@ -39,7 +39,13 @@ describe.each(backends)('a clang-built bpf_user_ringbuf_drain program on the %s'
 			return;
 		}
 		const { reg } = freshRegistry(`urb_${backend}`);
-		const requests = reg.createMap({ type: MapType.UserRingbuf, name: 'requests', keySize: 0, valueSize: 0, maxEntries: 4096 });
+		const requests = reg.createMap({
+			type: MapType.UserRingbuf,
+			name: 'requests',
+			keySize: 0,
+			valueSize: 0,
+			maxEntries: 4096,
+		});
 		const results = reg.createMap({ type: MapType.Array, name: 'results', keySize: 4, valueSize: 8, maxEntries: 3 });
 		const code = readBpfObject(object).programs.get('uprobe/drain');
 		if (!code) throw new Error('the fixture has no uprobe/drain');
