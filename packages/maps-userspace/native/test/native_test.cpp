@@ -25,6 +25,9 @@
 
 #include "fixture_maps.hpp"
 #include "kernel_maps.hpp"
+#include "ringbuf/ringbuf.hpp"
+
+#include <bpftime/maps_userspace/ring_consumer.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -786,6 +789,55 @@ void test_open_close_and_helpers()
 	CHECK(fixture_maps::close_calls.load() == closes + 1);
 }
 
+// --- ring buffers ---------------------------------------------------------------
+
+// A process that died: forked, exited and reaped, so its pid names nobody.
+pid_t dead_pid()
+{
+	pid_t c = fork();
+	if (c == 0)
+		_exit(0);
+	waitpid(c, nullptr, 0);
+	return c;
+}
+
+int count_record(void *ctx, const void *, uint64_t)
+{
+	++*static_cast<int *>(ctx);
+	return 0;
+}
+
+// A producer killed inside reserve leaves the ring's lock word holding its
+// tid; the next producer takes the lock over instead of spinning forever.
+void test_ring_lock_of_a_dead_producer()
+{
+	fixture f("rblock");
+	map_spec s = spec(BPF_MAP_TYPE_RINGBUF, "rb", 0, 0, 4096);
+	auto h = need(f.reg->create_map(s), "ring");
+	// bpf_ringbuf_output(rb, &r10[-8], 8, 0)
+	std::vector<insn> p;
+	p.push_back(I(0x7a, 10, 0, -8, 42)); // *(u64 *)(r10 - 8) = 42
+	lddw_map(p, 1, h.id);
+	p.push_back(I(0xbf, 2, 10, 0, 0));  // r2 = r10
+	p.push_back(I(0x07, 2, 0, 0, -8));  // r2 += -8
+	p.push_back(I(0xb7, 3, 0, 0, 8));   // r3 = 8
+	p.push_back(I(0xb7, 4, 0, 0, 0));   // r4 = 0
+	p.push_back(I(0x85, 0, 0, 0, 130)); // call bpf_ringbuf_output
+	p.push_back(I(0x95, 0, 0, 0, 0));   // exit
+	auto prog = need(f.reg->create_prog(kprobe("out", p)), "prog");
+	auto inst = need(f.reg->instantiate(prog.id, instance_options{}), "instance");
+	auto m = need(f.reg->map(h.id), "map");
+	auto *l = static_cast<maps_userspace::ringbuf::local *>(m->state);
+	l->ctl->lock.store(uint32_t(dead_pid()));
+	CHECK(inst->run(nullptr, 0).value() == 0);
+	CHECK(l->ctl->lock.load() == 0);
+	auto region = need(m->mmap_region(), "region");
+	auto c = need(maps_userspace::ring_consumer::attach(region.data(), region.size()), "consumer");
+	int n = 0;
+	CHECK(c->poll(0, UINT64_MAX, count_record, &n) == 1);
+	CHECK(n == 1);
+}
+
 // --- differential test against the kernel ----------------------------------
 
 // Why the kernel column cannot run here, or empty.
@@ -1015,6 +1067,8 @@ int main()
 		 test_open_close_and_helpers);
 	run_case("a per-CPU type's user value size is round_up(value_size, 8) x possible CPUs; others use value_size",
 		 test_user_value_size);
+	run_case("a ring buffer's producer lock held by a dead process is taken over by the next producer",
+		 test_ring_lock_of_a_dead_producer);
 	if (std::string why = kernel_refusal(); !why.empty()) {
 		printf("ok - the kernel comparison # SKIP %s\n", why.c_str());
 	} else {
