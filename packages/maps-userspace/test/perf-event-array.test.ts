@@ -140,6 +140,18 @@ describe('the perf event array map', () => {
 		expect(next[0]).toMatchObject({ type: 'lost', cpu: 0, lost: 2n });
 	});
 
+	it('exports its slots (perf event ids) to JSON and imports them, without the unread samples', () => {
+		const { reg } = freshRegistry('perf_json');
+		const map = reg.createMap({ type: MapType.PerfEventArray, name: 'events', keySize: 4, valueSize: 4, maxEntries: 2 });
+		using _perf = PerfEventArray.open(reg, map);
+		const ids = [0, 1].map((k) => map.lookup(Buffer.from([k, 0, 0, 0]))?.readUInt32LE(0));
+		const { reg: copy } = freshRegistry('perf_json2');
+		copy.importJson(reg.exportJson());
+		const imported = copy.map(map.id);
+		expect([0, 1].map((k) => imported.lookup(Buffer.from([k, 0, 0, 0]))?.readUInt32LE(0))).toEqual(ids);
+		expect(ids.map((id) => copy.get(id as number)?.kind)).toEqual(['perf_event', 'perf_event']);
+	});
+
 	it('is refused with the kernel errno for attributes the kernel refuses, and keeps only perf event ids', () => {
 		const { reg } = freshRegistry('perf_attrs');
 		const base = { type: MapType.PerfEventArray, name: 'events', keySize: 4, valueSize: 4, maxEntries: 4 };
