@@ -30,6 +30,8 @@ export interface NativePerfConsumer {
 export interface NativeUserProducer {
 	write(data: Uint8Array): number;
 	freeBytes(): number;
+	waitForRoom(size: number, timeoutMs: number): Promise<boolean>;
+	close(): void;
 }
 
 export interface MapsAddon extends NativeAddon {

@@ -62,12 +62,33 @@ export class UserRingBuf implements Disposable {
 			);
 	}
 
+	/**
+	 * Writes one record, waiting (on a worker thread, sleeping on the ring's futex) until programs
+	 * have drained enough for it: libbpf's user_ring_buffer__reserve_blocking. ETIMEDOUT after
+	 * `timeoutMs`, EBADF when `close()` ends the wait.
+	 */
+	async writeAsync(data: Uint8Array, options: { timeoutMs?: number } = {}): Promise<void> {
+		const deadline = options.timeoutMs === undefined ? undefined : Date.now() + options.timeoutMs;
+		for (;;) {
+			if (this.tryWrite(data)) return;
+			const left = deadline === undefined ? -1 : Math.max(0, deadline - Date.now());
+			const room = await this.#native().waitForRoom(data.length, left);
+			if (!room && deadline !== undefined && Date.now() >= deadline)
+				throw new BpftimeError(
+					'ETIMEDOUT',
+					`${this.map.describe()}: user ring buffer: write of ${data.length} bytes: ETIMEDOUT (no room after ${options.timeoutMs} ms)`,
+				);
+		}
+	}
+
 	/** Bytes free for records (headers included). */
 	get freeBytes(): number {
 		return this.#native().freeBytes();
 	}
 
+	/** Ends a pending `writeAsync` (EBADF) and the producer. */
 	close(): void {
+		this.#producer?.close();
 		this.#producer = undefined;
 	}
 

@@ -142,7 +142,13 @@ describe('the perf event array map', () => {
 
 	it('exports its slots (perf event ids) to JSON and imports them, without the unread samples', () => {
 		const { reg } = freshRegistry('perf_json');
-		const map = reg.createMap({ type: MapType.PerfEventArray, name: 'events', keySize: 4, valueSize: 4, maxEntries: 2 });
+		const map = reg.createMap({
+			type: MapType.PerfEventArray,
+			name: 'events',
+			keySize: 4,
+			valueSize: 4,
+			maxEntries: 2,
+		});
 		using _perf = PerfEventArray.open(reg, map);
 		const ids = [0, 1].map((k) => map.lookup(Buffer.from([k, 0, 0, 0]))?.readUInt32LE(0));
 		const { reg: copy } = freshRegistry('perf_json2');

@@ -32,7 +32,7 @@ function input(stopAt: bigint, flags = 0n): Buffer {
 }
 
 describe.each(backends)('a clang-built bpf_user_ringbuf_drain program on the %s', (backend) => {
-	it('drains the records Node wrote, in order, through its callback and bpf_dynptr_read', (ctx) => {
+	it('drains the records Node wrote, in order, through its callback and bpf_dynptr_read', async (ctx) => {
 		if (!object) {
 			console.log(`skipped: ${skipReason}`);
 			ctx.skip();
@@ -87,9 +87,15 @@ describe.each(backends)('a clang-built bpf_user_ringbuf_drain program on the %s'
 		expect(written).toBe(256);
 		expect(errorOf(() => rb.write(u64le(1n)))).toMatchObject({ code: 'ENOSPC' });
 		expect(errorOf(() => rb.write(Buffer.alloc(4096)))).toMatchObject({ code: 'E2BIG' });
+		// A blocking write waits for a drain, which wakes it.
+		const blocked = rb.writeAsync(u64le(2n), { timeoutMs: 10_000 });
 		expect(prog.run(input(0n), { backend })).toBe(256n);
-		expect(rb.freeBytes).toBe(4096);
-		expect(rb.tryWrite(u64le(1n))).toBe(true);
+		await blocked;
+		expect(rb.freeBytes).toBe(4096 - 16);
+		await expect(async () => {
+			while (rb.tryWrite(u64le(1n)));
+			await rb.writeAsync(u64le(1n), { timeoutMs: 30 });
+		}).rejects.toMatchObject({ code: 'ETIMEDOUT' });
 	});
 });
 

@@ -316,7 +316,7 @@ class UserProducer : public Napi::ObjectWrap<UserProducer> {
 		: Napi::ObjectWrap<UserProducer>(info)
 	{
 	}
-	std::unique_ptr<user_producer> producer;
+	std::shared_ptr<user_producer> producer;
 	Napi::Reference<Napi::Buffer<uint8_t>> region;
 
 	// write(data) -> 0, or a negative errno (-ENOSPC, -E2BIG)
@@ -338,7 +338,54 @@ class UserProducer : public Napi::ObjectWrap<UserProducer> {
 		return Napi::Number::New(info.Env(),
 					 double(producer->free_bytes()));
 	}
+	Napi::Value WaitForRoom(const Napi::CallbackInfo &info);
+	Napi::Value Close(const Napi::CallbackInfo &info)
+	{
+		producer->close();
+		return info.Env().Undefined();
+	}
 };
+
+// waitForRoom(size, timeoutMs) -> Promise<boolean>, on a worker thread.
+class RoomWorker : public Napi::AsyncWorker {
+    public:
+	RoomWorker(Napi::Env env, std::shared_ptr<user_producer> p,
+		   uint32_t size, int64_t timeout_ns)
+		: Napi::AsyncWorker(env),
+		  deferred_(Napi::Promise::Deferred::New(env)), p_(std::move(p)),
+		  size_(size), timeout_ns_(timeout_ns)
+	{
+	}
+	Napi::Promise promise() { return deferred_.Promise(); }
+	void Execute() override { ok_ = p_->wait_for_room(size_, timeout_ns_); }
+	void OnOK() override
+	{
+		deferred_.Resolve(Napi::Boolean::New(Env(), ok_));
+	}
+	void OnError(const Napi::Error &e) override
+	{
+		deferred_.Reject(e.Value());
+	}
+
+    private:
+	Napi::Promise::Deferred deferred_;
+	std::shared_ptr<user_producer> p_;
+	uint32_t size_;
+	int64_t timeout_ns_;
+	bool ok_ = false;
+};
+
+Napi::Value UserProducer::WaitForRoom(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	uint32_t size = bpftime::napi::u32_arg(info, 0, "size");
+	double timeout_ms = bpftime::napi::arg(info, 1).ToNumber().DoubleValue();
+	int64_t timeout_ns = timeout_ms < 0 ? -1 : int64_t(timeout_ms * 1e6);
+	auto *w = new RoomWorker(env, producer, size, timeout_ns);
+	Napi::Promise p = w->promise();
+	w->Queue();
+	return p;
+}
 
 Napi::FunctionReference *UserProducer::ctor = nullptr;
 
@@ -351,7 +398,7 @@ Napi::Value NewUserProducer(const Napi::CallbackInfo &info)
 		env, user_producer::attach(buf.Data(), buf.Length()));
 	auto [obj, up] = bpftime::napi::new_tagged<UserProducer>(
 		UserProducer::ctor, user_producer_tag);
-	up->producer = std::move(p);
+	up->producer = std::shared_ptr<user_producer>(std::move(p));
 	up->region = Napi::Persistent(buf);
 	return obj;
 }
@@ -363,7 +410,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 		{ Napi::ObjectWrap<UserProducer>::InstanceMethod(
 			  "write", &UserProducer::Write),
 		  Napi::ObjectWrap<UserProducer>::InstanceMethod(
-			  "freeBytes", &UserProducer::FreeBytes) });
+			  "freeBytes", &UserProducer::FreeBytes),
+		  Napi::ObjectWrap<UserProducer>::InstanceMethod(
+			  "waitForRoom", &UserProducer::WaitForRoom),
+		  Napi::ObjectWrap<UserProducer>::InstanceMethod(
+			  "close", &UserProducer::Close) });
 	exports.Set("userProducer", Napi::Function::New(env, NewUserProducer));
 	PerfConsumer::ctor = bpftime::napi::export_class<PerfConsumer>(
 		env, exports, "PerfConsumer",

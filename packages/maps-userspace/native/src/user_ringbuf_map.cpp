@@ -14,7 +14,11 @@
 #include <bpftime/vm/helper_proto.hpp>
 #include <bpftime/vm/vm.hpp>
 
+#include <linux/futex.h>
 #include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <string>
@@ -323,6 +327,42 @@ int user_producer::write(const void *data, uint32_t size) noexcept
 	memcpy(p, data, size);
 	submit(p);
 	return 0;
+}
+
+bool user_producer::wait_for_room(uint32_t size, int64_t timeout_ns) noexcept
+{
+	auto *l = static_cast<ringbuf::local *>(local_);
+	uint64_t total = (uint64_t(size) + ringbuf::HDR_SZ + 7) & ~uint64_t(7);
+	if (total > l->mask + 1)
+		return false;
+	if (free_bytes() >= total)
+		return true;
+	// The drain's side: it stores consumer_pos, then reads sleepers
+	// (h_drain); here sleepers, a fence that covers its process (it
+	// registered for light commits when it opened the map), then the
+	// room.
+	l->ctl->sleepers.fetch_add(1, std::memory_order_seq_cst);
+	uint32_t seq = l->ctl->wake_seq.load(std::memory_order_seq_cst);
+	if (!ringbuf::heavy_fence() && (timeout_ns < 0 || timeout_ns > 1000000))
+		timeout_ns = 1000000;
+	if (free_bytes() < total && !closed_.load()) {
+		timespec ts{}, *tp = nullptr;
+		if (timeout_ns >= 0) {
+			ts.tv_sec = time_t(timeout_ns / 1000000000);
+			ts.tv_nsec = long(timeout_ns % 1000000000);
+			tp = &ts;
+		}
+		syscall(SYS_futex, reinterpret_cast<uint32_t *>(&l->ctl->wake_seq),
+			FUTEX_WAIT, seq, tp, nullptr, 0);
+	}
+	l->ctl->sleepers.fetch_sub(1, std::memory_order_seq_cst);
+	return free_bytes() >= total;
+}
+
+void user_producer::close() noexcept
+{
+	closed_.store(true);
+	ringbuf::wake(static_cast<ringbuf::local *>(local_)->ctl);
 }
 
 uint64_t user_producer::free_bytes() const noexcept

@@ -13,6 +13,7 @@
 
 #include <bpftime/common/result.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 
@@ -37,10 +38,19 @@ class user_producer {
 	int write(const void *data, uint32_t size) noexcept;
 	// Bytes not yet drained by programs subtracted from the ring's size.
 	uint64_t free_bytes() const noexcept;
+	// libbpf's user_ring_buffer__reserve_blocking, as a wait: sleeps on
+	// the ring's futex until a record of size bytes fits, a drain wakes
+	// it, close() is called or timeout_ns pass (< 0: no timeout). True
+	// when the record fits now.
+	bool wait_for_room(uint32_t size, int64_t timeout_ns) noexcept;
+	// Ends a wait_for_room that sleeps, and every later one.
+	void close() noexcept;
+
 
     private:
 	user_producer() = default;
 	void *local_ = nullptr;
+	std::atomic<bool> closed_{ false };
 };
 
 } // namespace bpftime::maps_userspace
