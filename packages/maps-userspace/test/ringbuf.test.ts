@@ -244,6 +244,12 @@ describe('the ring buffer map', () => {
 		ring.close();
 	});
 
+	it("keeps the kernel's mmap layout: a consumer mapping the segment file as libbpf maps a ring (consumer page, producer page, data twice) reads every record in order", async () => {
+		expect(tool, 'bpftime-ringbuf-tool is built with the package').toBeDefined();
+		const { stdout } = await run(tool as string, ['xproc', 'mmap', '200000', String(1 << 16)]);
+		expect(JSON.parse(stdout)).toMatchObject({ records: 200000, received: 200000, lost: 0, in_order: true });
+	});
+
 	it('a consumer process and a producer process on one ring see every record once, in order', async () => {
 		expect(tool, 'bpftime-ringbuf-tool is built with the package').toBeDefined();
 		const { stdout } = await run(tool as string, ['xproc', 'bpftime', '1000000', String(1 << 16)]);

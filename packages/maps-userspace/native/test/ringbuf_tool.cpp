@@ -6,11 +6,18 @@
 //       1, ...) with bpf_ringbuf_reserve/submit into the ring map, waiting
 //       (sched_yield) while the ring is full, until all are written; prints
 //       "produced N".
-//   xproc <bpftime|kernel> <records> <ring bytes>
+//   perf-produce <segment> <map id> <records>
+//       the same into slot 0 of a perf event array with
+//       bpf_perf_event_output, retrying a sample the full buffer refused.
+//   perf-output <records>
+//       ns per bpf_perf_event_output of 8 bytes in a JIT program.
+//   xproc <bpftime|kernel|mmap> <records> <ring bytes>
 //       a consumer process (forked) and a producer (this one) on one ring:
 //       bpftime's (a program run by the JIT, 256 records a run) or the
 //       kernel's (the same program, BPF_PROG_TEST_RUN with repeat, consumed
-//       through mmap + epoll as libbpf's ring_buffer__poll does). Prints one
+//       through mmap + epoll as libbpf's ring_buffer__poll does; mmap:
+//       bpftime's ring read by that same consumer code through an mmap of
+//       the segment file in the kernel's layout). Prints one
 //       JSON line: records, ns from the producer's start to the consumer's
 //       last record, the consumer's sleeps, records lost (kernel: reserve
 //       failed with the ring full) and whether every record came in order.
@@ -27,6 +34,7 @@
 
 #include <linux/bpf.h>
 #include <sched.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -320,18 +328,45 @@ int kernel_ring(uint32_t size, std::string &why)
 // libbpf's ring_buffer__poll on the kernel's mmap layout: the consumer page
 // read-write, the producer page and the data (twice) read-only, epoll on
 // the map fd for wake-ups.
+//
+// seg_fd >= 0: instead of the kernel's map, bpftime's ring as the
+// syscall-server would map it for libbpf: the segment file at the ring's
+// region offset, the consumer page read-write, then the producer page and
+// the data read-only, the data mapped a second time right after; records
+// are exact sequence numbers, and an empty ring is polled (no epoll).
 consumer_report consume_kernel(int map_fd, uint32_t size, uint64_t records,
-			       int ready_fd)
+			       int ready_fd, int seg_fd = -1,
+			       uint64_t seg_off = 0)
 {
 	long page = sysconf(_SC_PAGESIZE);
-	auto *cons = static_cast<std::atomic<uint64_t> *>(
-		mmap(nullptr, size_t(page), PROT_READ | PROT_WRITE, MAP_SHARED,
-		     map_fd, 0));
-	auto *prod_page = static_cast<uint8_t *>(
-		mmap(nullptr, size_t(page) + 2 * size_t(size), PROT_READ,
-		     MAP_SHARED, map_fd, page));
+	std::atomic<uint64_t> *cons;
+	uint8_t *prod_page;
+	if (seg_fd >= 0) {
+		cons = static_cast<std::atomic<uint64_t> *>(
+			mmap(nullptr, size_t(page), PROT_READ | PROT_WRITE,
+			     MAP_SHARED, seg_fd, off_t(seg_off)));
+		size_t len = size_t(page) + 2 * size_t(size);
+		prod_page = static_cast<uint8_t *>(mmap(
+			nullptr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+			-1, 0));
+		if (prod_page != MAP_FAILED &&
+		    (mmap(prod_page, size_t(page) + size, PROT_READ,
+			  MAP_SHARED | MAP_FIXED, seg_fd,
+			  off_t(seg_off + page)) == MAP_FAILED ||
+		     mmap(prod_page + page + size, size, PROT_READ,
+			  MAP_SHARED | MAP_FIXED, seg_fd,
+			  off_t(seg_off + 2 * page)) == MAP_FAILED))
+			prod_page = static_cast<uint8_t *>(MAP_FAILED);
+	} else {
+		cons = static_cast<std::atomic<uint64_t> *>(
+			mmap(nullptr, size_t(page), PROT_READ | PROT_WRITE,
+			     MAP_SHARED, map_fd, 0));
+		prod_page = static_cast<uint8_t *>(
+			mmap(nullptr, size_t(page) + 2 * size_t(size),
+			     PROT_READ, MAP_SHARED, map_fd, page));
+	}
 	if (cons == MAP_FAILED || prod_page == MAP_FAILED) {
-		perror("mmap of the kernel ring");
+		perror("mmap of the ring");
 		_exit(3);
 	}
 	auto *prod = reinterpret_cast<std::atomic<uint64_t> *>(prod_page);
@@ -339,7 +374,8 @@ consumer_report consume_kernel(int map_fd, uint32_t size, uint64_t records,
 	int ep = epoll_create1(0);
 	epoll_event ev{};
 	ev.events = EPOLLIN;
-	epoll_ctl(ep, EPOLL_CTL_ADD, map_fd, &ev);
+	if (seg_fd < 0)
+		epoll_ctl(ep, EPOLL_CTL_ADD, map_fd, &ev);
 	char one = 1;
 	(void)!write(ready_fd, &one, 1);
 	check k;
@@ -362,17 +398,22 @@ consumer_report consume_kernel(int map_fd, uint32_t size, uint64_t records,
 			      BPF_RINGBUF_HDR_SZ + 7) &
 			     ~7u;
 			if (!(len & BPF_RINGBUF_DISCARD_BIT)) {
-				// The payload is the loop index of its run.
+				// The kernel's payload is the loop index of its
+				// run; bpftime's the sequence number.
 				uint64_t v;
 				memcpy(&v, hdr + BPF_RINGBUF_HDR_SZ, 8);
-				if (v != k.next % KERNEL_PER_RUN)
+				if (v != (seg_fd >= 0 ? k.next :
+							k.next % KERNEL_PER_RUN))
 					k.bad++;
 				k.next++;
 			}
 			cons->store(c, std::memory_order_release);
 			got = true;
 		}
-		if (!got && k.next < records) {
+		if (!got && k.next < records && seg_fd >= 0) {
+			sched_yield();
+			sleeps++;
+		} else if (!got && k.next < records) {
 			epoll_event out;
 			// Wakes when records arrive, or a lost record made
 			// the producer stop: then the total never comes.
@@ -388,6 +429,8 @@ consumer_report consume_kernel(int map_fd, uint32_t size, uint64_t records,
 int xproc(const char *kind, uint64_t records, uint32_t size)
 {
 	bool kernel = strcmp(kind, "kernel") == 0;
+	bool mapped = strcmp(kind, "mmap") == 0;
+	uint64_t region_off = 0;
 	std::string why;
 	bpftime_ring r;
 	int kmap = -1, kprog = -1;
@@ -406,25 +449,39 @@ int xproc(const char *kind, uint64_t records, uint32_t size)
 		shm::segment_options o;
 		o.name = r.name;
 		o.size = (uint64_t(size) + (16 << 20));
-		r.reg = need(registry::create(need(shm::segment::create(o),
-						   "segment")),
-			     "registry");
+		auto seg = need(shm::segment::create(o), "segment");
+		auto *base = static_cast<uint8_t *>(seg.base());
+		r.reg = need(registry::create(std::move(seg)), "registry");
 		map_spec s;
 		s.type = BPF_MAP_TYPE_RINGBUF;
 		s.name = "rb";
 		s.max_entries = size;
 		r.map_id = need(r.reg->create_map(s), "ring map").id;
 		r.prog_id = make_producer(*r.reg, r.map_id);
+		// Where the ring's region lies in the segment file.
+		auto m = need(r.reg->map(r.map_id), "map");
+		region_off = uint64_t(need(m->mmap_region(), "region").data() - base);
 	}
 	int ready[2], report[2];
 	if (pipe(ready) || pipe(report))
 		return 2;
 	pid_t child = fork();
 	if (child == 0) {
-		consumer_report rep =
-			kernel ? consume_kernel(kmap, size, records, ready[1]) :
-				 consume_bpftime(r.name, r.map_id, records,
-						 ready[1]);
+		consumer_report rep;
+		if (kernel) {
+			rep = consume_kernel(kmap, size, records, ready[1]);
+		} else if (mapped) {
+			int fd = shm_open(("/" + r.name).c_str(), O_RDWR, 0);
+			if (fd < 0) {
+				perror("shm_open of the segment");
+				_exit(3);
+			}
+			rep = consume_kernel(-1, size, records, ready[1], fd,
+					     region_off);
+		} else {
+			rep = consume_bpftime(r.name, r.map_id, records,
+					      ready[1]);
+		}
 		(void)!write(report[1], &rep, sizeof rep);
 		_exit(0);
 	}
@@ -674,8 +731,10 @@ int main(int argc, char **argv)
 		return reserve_bench(strtoull(argv[2], nullptr, 10));
 	fprintf(stderr,
 		"usage: %s produce <segment> <map id> <records>\n"
-		"       %s xproc <bpftime|kernel> <records> <ring bytes>\n"
-		"       %s reserve <records>\n",
-		argv[0], argv[0], argv[0]);
+		"       %s perf-produce <segment> <map id> <records>\n"
+		"       %s xproc <bpftime|kernel|mmap> <records> <ring bytes>\n"
+		"       %s reserve <records>\n"
+		"       %s perf-output <records>\n",
+		argv[0], argv[0], argv[0], argv[0], argv[0]);
 	return 2;
 }
