@@ -8,6 +8,7 @@
 #include <bpftime/handlers/bpf_defs.hpp>
 #include <bpftime/handlers/registry.hpp>
 #include <bpftime/maps_userspace/maps_userspace.hpp>
+#include <bpftime/maps_userspace/perf_consumer.hpp>
 #include <bpftime/shm/segment.hpp>
 #include <bpftime/vm/helper_proto.hpp>
 
@@ -220,6 +221,29 @@ void *pea_mmap_region(void *state, uint64_t *len)
 	return c;
 }
 
+// map_ops::consume: every sample written so far, slot by slot (lost-sample
+// records are not handed on; perf_consumer reports them).
+int pea_consume(void *state, map_record_fn cb, void *ctx)
+{
+	uint64_t len;
+	void *region = pea_mmap_region(state, &len);
+	auto c = perf_consumer::attach(region, len);
+	if (!c)
+		return -c.error().code;
+	struct pass {
+		map_record_fn cb;
+		void *ctx;
+		static void sample(void *p, uint32_t, const void *d, uint32_t n)
+		{
+			auto *x = static_cast<pass *>(p);
+			x->cb(x->ctx, d, n);
+		}
+		static void lost(void *, uint32_t, uint64_t) {}
+	} p{ cb, ctx };
+	uint64_t n = (*c)->drain(pass::sample, pass::lost, &p);
+	return int(n > INT32_MAX ? INT32_MAX : n);
+}
+
 // bpf_perf_event_output(ctx, map, flags, data, size), the kernel's
 // bpf_perf_event_output and __bpf_perf_event_output checks: EINVAL for
 // flags outside BPF_F_INDEX_MASK, BPF_F_CURRENT_CPU for the CPU running the
@@ -281,6 +305,7 @@ const map_ops ops = {
 	.fd_put_ptr = pea_put_ptr,
 	.helpers = helpers,
 	.helper_count = 1,
+	.consume = pea_consume,
 };
 
 } // namespace

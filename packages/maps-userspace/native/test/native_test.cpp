@@ -838,6 +838,63 @@ void test_ring_lock_of_a_dead_producer()
 	CHECK(n == 1);
 }
 
+int keep_size(void *ctx, const void *, uint64_t size)
+{
+	static_cast<std::vector<uint64_t> *>(ctx)->push_back(size);
+	return 0;
+}
+
+// map_instance::consume (map_ops::consume) hands over ring records and
+// perf samples in order, each once.
+void test_consume_ring_and_perf()
+{
+	fixture f("consume");
+	auto rb = need(f.reg->create_map(spec(BPF_MAP_TYPE_RINGBUF, "rb", 0, 0, 4096)), "ring");
+	auto pa = need(f.reg->create_map(spec(BPF_MAP_TYPE_PERF_EVENT_ARRAY, "pa", 4, 4, 1)), "perf");
+	perf_event_spec pe;
+	pe.type = perf_event_type::custom;
+	pe.custom_name = "bpf_output";
+	pe.custom_config = 10;
+	auto ev = need(f.reg->create_perf_event(pe), "event");
+	auto pm = need(f.reg->map(pa.id), "perf map");
+	uint32_t zero = 0;
+	CHECK(pm->update(&zero, &ev.id, 0).ok());
+	// bpf_ringbuf_output(rb, &r10[-8], 8, 0);
+	// bpf_perf_event_output(ctx, pa, 0, &r10[-8], 8)
+	std::vector<insn> p;
+	p.push_back(I(0xbf, 6, 1, 0, 0));   // r6 = r1
+	p.push_back(I(0x7a, 10, 0, -8, 7)); // *(u64 *)(r10 - 8) = 7
+	lddw_map(p, 1, rb.id);
+	p.push_back(I(0xbf, 2, 10, 0, 0));
+	p.push_back(I(0x07, 2, 0, 0, -8));
+	p.push_back(I(0xb7, 3, 0, 0, 8));
+	p.push_back(I(0xb7, 4, 0, 0, 0));
+	p.push_back(I(0x85, 0, 0, 0, 130));
+	p.push_back(I(0xbf, 1, 6, 0, 0));
+	lddw_map(p, 2, pa.id);
+	p.push_back(I(0xb7, 3, 0, 0, 0));
+	p.push_back(I(0xbf, 4, 10, 0, 0));
+	p.push_back(I(0x07, 4, 0, 0, -8));
+	p.push_back(I(0xb7, 5, 0, 0, 8));
+	p.push_back(I(0x85, 0, 0, 0, 25));
+	p.push_back(I(0x95, 0, 0, 0, 0));
+	auto prog = need(f.reg->create_prog(kprobe("both", p)), "prog");
+	auto inst = need(f.reg->instantiate(prog.id, instance_options{}), "instance");
+	uint64_t ctx = 0;
+	for (int i = 0; i < 3; i++)
+		CHECK(inst->run(&ctx, sizeof ctx).value() == 0);
+	auto rm = need(f.reg->map(rb.id), "ring map");
+	std::vector<uint64_t> sizes;
+	CHECK(rm->consume(keep_size, &sizes).value() == 3);
+	CHECK(sizes == std::vector<uint64_t>({ 8, 8, 8 }));
+	sizes.clear();
+	// Raw samples come padded: u32 size + 8 bytes rounded up to 16.
+	CHECK(pm->consume(keep_size, &sizes).value() == 3);
+	CHECK(sizes == std::vector<uint64_t>({ 12, 12, 12 }));
+	CHECK(rm->consume(keep_size, &sizes).value() == 0);
+	CHECK(pm->consume(keep_size, &sizes).value() == 0);
+}
+
 // --- differential test against the kernel ----------------------------------
 
 // Why the kernel column cannot run here, or empty.
@@ -1069,6 +1126,8 @@ int main()
 		 test_user_value_size);
 	run_case("a ring buffer's producer lock held by a dead process is taken over by the next producer",
 		 test_ring_lock_of_a_dead_producer);
+	run_case("consume hands over ring records and perf samples in order, each once",
+		 test_consume_ring_and_perf);
 	if (std::string why = kernel_refusal(); !why.empty()) {
 		printf("ok - the kernel comparison # SKIP %s\n", why.c_str());
 	} else {

@@ -151,13 +151,22 @@ inline int output(control *c, uint32_t index, const void *raw, uint64_t size,
 		uint32_t size;
 	} hdr{ { PERF_RECORD_SAMPLE, 0, uint16_t(rec) },
 	       uint32_t(rec - sizeof(perf_event_header) - 4) };
-	ring_copy(data, dsize, head, &hdr, sizeof hdr);
-	ring_copy(data, dsize, head + sizeof hdr, raw, size);
-	// The padding is zero, as the kernel's.
-	static constexpr uint8_t zeros[8] = {};
-	if (rec > sizeof hdr + size)
-		ring_copy(data, dsize, head + sizeof hdr + size, zeros,
-			  rec - sizeof hdr - size);
+	uint64_t off = head & (dsize - 1);
+	if (off + rec <= dsize) [[likely]] {
+		// The record does not wrap: the last 8 bytes zeroed first (the
+		// kernel's zero padding), then header and data over them.
+		uint8_t *at = data + off;
+		memset(at + rec - 8, 0, 8);
+		memcpy(at, &hdr, sizeof hdr);
+		memcpy(at + sizeof hdr, raw, size);
+	} else {
+		ring_copy(data, dsize, head, &hdr, sizeof hdr);
+		ring_copy(data, dsize, head + sizeof hdr, raw, size);
+		static constexpr uint8_t zeros[8] = {};
+		if (rec > sizeof hdr + size)
+			ring_copy(data, dsize, head + sizeof hdr + size, zeros,
+				  rec - sizeof hdr - size);
+	}
 	// Pairs with a sleeping consumer's sleepers increment (ringbuf.hpp's
 	// light_commit).
 	if (ringbuf::light_commit) [[likely]]

@@ -38,6 +38,8 @@ class perf_consumer {
 	// the records handed (samples and lost records).
 	uint64_t poll(int64_t timeout_ns, sample_fn on_sample, lost_fn on_lost,
 		      void *ctx);
+	// The same without waiting: 0 when every buffer is empty.
+	uint64_t drain(sample_fn on_sample, lost_fn on_lost, void *ctx);
 	void close() noexcept;
 	bool closed() const noexcept;
 	uint64_t sleeps() const noexcept;
@@ -47,7 +49,6 @@ class perf_consumer {
 
     private:
 	perf_consumer() = default;
-	uint64_t drain(sample_fn on_sample, lost_fn on_lost, void *ctx);
 	bool any_readable() const noexcept;
 	void *control_ = nullptr;
 	std::vector<uint8_t> scratch_;
