@@ -1,9 +1,9 @@
 // ringbuf_tool.cpp: ring buffer producers and consumers in processes of
 // their own, for test/ringbuf.test.ts and bench/suites/ringbuf.mjs.
 //
-//   produce <segment> <map id> <records>
-//       runs a JIT program that writes records (u64 sequence numbers 0,
-//       1, ...) with bpf_ringbuf_reserve/submit into the ring map, waiting
+//   produce <segment> <map id> <records> [base]
+//       runs a JIT program that writes records (u64 sequence numbers base,
+//       base + 1, ...) with bpf_ringbuf_reserve/submit into the ring map, waiting
 //       (sched_yield) while the ring is full, until all are written; prints
 //       "produced N".
 //   perf-produce <segment> <map id> <records>
@@ -179,13 +179,13 @@ uint32_t make_producer(registry &reg, uint32_t map_id, bool perf = false)
 
 // Runs the producer program until `records` records are written.
 uint64_t produce(registry &reg, uint32_t prog_id, uint64_t records,
-		 uint64_t chunk)
+		 uint64_t chunk, uint64_t base = 0)
 {
 	instance_options io;
 	auto inst = need(reg.instantiate(prog_id, io), "instance");
 	uint64_t done = 0, full = 0;
 	while (done < records) {
-		uint64_t ctx[2] = { done, std::min(chunk, records - done) };
+		uint64_t ctx[2] = { base + done, std::min(chunk, records - done) };
 		uint64_t n = need(inst->run(ctx, sizeof ctx), "run");
 		done += n;
 		if (n < ctx[1]) {
@@ -704,8 +704,9 @@ int main(int argc, char **argv)
 		auto reg = open_registry(argv[2]);
 		uint32_t map_id = uint32_t(strtoul(argv[3], nullptr, 10));
 		uint64_t records = strtoull(argv[4], nullptr, 10);
+		uint64_t base = argc >= 6 ? strtoull(argv[5], nullptr, 10) : 0;
 		uint32_t prog = make_producer(*reg, map_id);
-		uint64_t full = produce(*reg, prog, records, 256);
+		uint64_t full = produce(*reg, prog, records, 256, base);
 		(void)reg->release(prog);
 		printf("produced %llu (ring full %llu times)\n",
 		       (unsigned long long)records, (unsigned long long)full);
@@ -730,7 +731,7 @@ int main(int argc, char **argv)
 	if (argc >= 3 && !strcmp(argv[1], "reserve"))
 		return reserve_bench(strtoull(argv[2], nullptr, 10));
 	fprintf(stderr,
-		"usage: %s produce <segment> <map id> <records>\n"
+		"usage: %s produce <segment> <map id> <records> [base]\n"
 		"       %s perf-produce <segment> <map id> <records>\n"
 		"       %s xproc <bpftime|kernel|mmap> <records> <ring bytes>\n"
 		"       %s reserve <records>\n"
