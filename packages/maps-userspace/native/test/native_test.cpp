@@ -833,9 +833,11 @@ void test_ring_lock_of_a_dead_producer()
 	CHECK(l->ctl->lock.load() == 0);
 	auto region = need(m->mmap_region(), "region");
 	auto c = need(maps_userspace::ring_consumer::attach(region.data(), region.size()), "consumer");
+	CHECK(c->wait_readable(0));
 	int n = 0;
 	CHECK(c->poll(0, UINT64_MAX, count_record, &n) == 1);
 	CHECK(n == 1);
+	CHECK(!c->wait_readable(1000000));
 }
 
 int keep_size(void *ctx, const void *, uint64_t size)

@@ -119,11 +119,23 @@ bool perf_consumer::any_readable() const noexcept
 uint64_t perf_consumer::poll(int64_t timeout_ns, sample_fn on_sample,
 			     lost_fn on_lost, void *ctx)
 {
-	auto *c = static_cast<perf::control *>(control_);
 	if (closed())
 		return 0;
 	if (uint64_t n = drain(on_sample, on_lost, ctx))
 		return n;
+	wait_readable(timeout_ns);
+	if (closed())
+		return 0;
+	return drain(on_sample, on_lost, ctx);
+}
+
+bool perf_consumer::wait_readable(int64_t timeout_ns)
+{
+	auto *c = static_cast<perf::control *>(control_);
+	if (any_readable())
+		return true;
+	if (closed())
+		return false;
 	c->sleepers.fetch_add(1, std::memory_order_seq_cst);
 	uint32_t seq = c->wake_seq.load(std::memory_order_seq_cst);
 	if (!ringbuf::heavy_fence() && (timeout_ns < 0 || timeout_ns > 1000000))
@@ -140,9 +152,7 @@ uint64_t perf_consumer::poll(int64_t timeout_ns, sample_fn on_sample,
 		sleeps_.fetch_add(1, std::memory_order_relaxed);
 	}
 	c->sleepers.fetch_sub(1, std::memory_order_seq_cst);
-	if (closed())
-		return 0;
-	return drain(on_sample, on_lost, ctx);
+	return any_readable();
 }
 
 void perf_consumer::close() noexcept

@@ -93,6 +93,18 @@ uint64_t ring_consumer::poll(int64_t timeout_ns, uint64_t max_records,
 	return 0;
 }
 
+bool ring_consumer::wait_readable(int64_t timeout_ns)
+{
+	auto *l = static_cast<ringbuf::local *>(local_);
+	if (ringbuf::readable(l))
+		return true;
+	if (closed())
+		return false;
+	if (ringbuf::wait(l, timeout_ns, &closed_))
+		sleeps_.fetch_add(1, std::memory_order_relaxed);
+	return ringbuf::readable(l);
+}
+
 void ring_consumer::close() noexcept
 {
 	closed_.store(true);

@@ -38,6 +38,9 @@ class perf_consumer {
 	// the records handed (samples and lost records).
 	uint64_t poll(int64_t timeout_ns, sample_fn on_sample, lost_fn on_lost,
 		      void *ctx);
+	// Sleeps until a record is in some slot's buffer (without consuming
+	// it), close() or timeout_ns; returns whether one is there.
+	bool wait_readable(int64_t timeout_ns);
 	// The same without waiting: 0 when every buffer is empty.
 	uint64_t drain(sample_fn on_sample, lost_fn on_lost, void *ctx);
 	void close() noexcept;

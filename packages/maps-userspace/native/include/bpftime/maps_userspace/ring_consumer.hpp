@@ -47,6 +47,11 @@ class ring_consumer {
 	using record_fn = int (*)(void *ctx, const void *data, uint64_t size);
 	uint64_t poll(int64_t timeout_ns, uint64_t max_records, record_fn fn,
 		      void *ctx);
+	// Sleeps until a record is readable (without consuming it), close()
+	// or timeout_ns; returns whether one is readable. For a consumer that
+	// reads the mmap region itself (libbpf's ring_buffer__poll behind the
+	// syscall-server's epoll_wait).
+	bool wait_readable(int64_t timeout_ns);
 	// Ends a read that sleeps, and every later one, with 0.
 	void close() noexcept;
 	bool closed() const noexcept;
