@@ -263,7 +263,9 @@ u64 h_perf_event_output(u64, u64 map, u64 flags, u64 data, u64 size)
 	}
 	auto *c = static_cast<perf::control *>(m->state);
 	// fd-valued maps have no per-process open: the first output of the
-	// process registers it for light commits (ringbuf.hpp).
+	// process registers it for light commits (ringbuf.hpp); where
+	// membarrier is refused this stays the slow path, a getpid() per
+	// output.
 	if (!ringbuf::light_commit) [[unlikely]]
 		ringbuf::register_light_commit();
 	if (index >= c->max_entries) [[unlikely]]

@@ -194,15 +194,26 @@ void lock_slow(std::atomic<uint32_t> &word, uint32_t tid) noexcept
 
 bool light_commit = false;
 
+namespace {
+// The process that registered; a forked child has a new mm that is not
+// registered, so it commits with the exchange until it registers itself.
+pid_t registered_pid = 0;
+} // namespace
+
 void register_light_commit() noexcept
 {
-	static const bool done = [] {
-		light_commit = syscall(SYS_membarrier,
-				       MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
-				       0, 0) == 0;
-		return true;
-	}();
-	(void)done;
+	static const int at_fork = pthread_atfork(nullptr, nullptr, [] {
+		light_commit = false;
+		registered_pid = 0;
+	});
+	(void)at_fork;
+	pid_t me = getpid();
+	if (registered_pid == me)
+		return;
+	registered_pid = me;
+	light_commit = syscall(SYS_membarrier,
+			       MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0,
+			       0) == 0;
 }
 
 bool heavy_fence() noexcept
