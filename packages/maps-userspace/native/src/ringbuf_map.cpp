@@ -65,6 +65,7 @@ int rb_get_next_key(void *, const void *, void *)
 int rb_consume(void *state, map_record_fn cb, void *ctx)
 {
 	auto *l = static_cast<ringbuf::local *>(state);
+	ringbuf::reap_dead(l);
 	uint64_t n = ringbuf::drain(l, UINT32_MAX,
 				    [&](const uint8_t *data, uint64_t size) {
 					    return cb(ctx, data, size);

@@ -99,8 +99,13 @@ int peek(ringbuf::local *l, uint8_t **sample, uint32_t *size)
 			return -E2BIG;
 		if (prod - cons < total)
 			return -EINVAL;
-		if (len & ringbuf::BUSY_BIT)
+		if (len & ringbuf::BUSY_BIT) {
+			// A writer killed between reserve and submit: skip
+			// its record once it is gone.
+			if (ringbuf::reap_dead(l))
+				continue;
 			return -ENODATA;
+		}
 		if (len & ringbuf::DISCARD_BIT) {
 			l->consumer_pos->store(cons + total,
 					       std::memory_order_release);

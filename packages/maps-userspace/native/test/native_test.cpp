@@ -846,6 +846,47 @@ int keep_size(void *ctx, const void *, uint64_t size)
 	return 0;
 }
 
+// A producer killed between bpf_ringbuf_reserve and submit leaves a busy
+// record; the consumer skips it once the producer is gone and reads the
+// records after it.
+void test_ring_record_of_a_dead_producer()
+{
+	fixture f("rbdead");
+	auto h = need(f.reg->create_map(spec(BPF_MAP_TYPE_RINGBUF, "rb", 0, 0, 4096)), "ring");
+	pid_t child = fork();
+	if (child == 0) {
+		auto reg = open_in_child(f, 3, 4);
+		auto m = reg->map(h.id);
+		if (!m)
+			_exit(5);
+		auto *l = static_cast<maps_userspace::ringbuf::local *>((*m)->state);
+		void *rec = maps_userspace::ringbuf::reserve(l, 8, maps_userspace::ringbuf::current_tid());
+		_exit(rec ? 0 : 6); // dies holding the record
+	}
+	int st = 0;
+	waitpid(child, &st, 0);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	auto m = need(f.reg->map(h.id), "map");
+	auto *l = static_cast<maps_userspace::ringbuf::local *>(m->state);
+	void *rec = maps_userspace::ringbuf::reserve(l, 8, maps_userspace::ringbuf::current_tid());
+	CHECK(rec != nullptr);
+	if (!rec)
+		return;
+	uint64_t v = 77;
+	memcpy(rec, &v, 8);
+	maps_userspace::ringbuf::commit(rec, 0, false);
+	auto region = need(m->mmap_region(), "region");
+	auto c = need(maps_userspace::ring_consumer::attach(region.data(), region.size()), "consumer");
+	std::vector<uint8_t> data;
+	std::vector<uint32_t> sizes;
+	CHECK(c->read(16, 1 << 20, 1000000000, data, sizes) == 1);
+	CHECK(sizes == std::vector<uint32_t>({ 8 }));
+	uint64_t got = 0;
+	if (data.size() == 8)
+		memcpy(&got, data.data(), 8);
+	CHECK(got == 77);
+}
+
 // map_instance::consume (map_ops::consume) hands over ring records and
 // perf samples in order, each once.
 void test_consume_ring_and_perf()
@@ -1128,6 +1169,8 @@ int main()
 		 test_user_value_size);
 	run_case("a ring buffer's producer lock held by a dead process is taken over by the next producer",
 		 test_ring_lock_of_a_dead_producer);
+	run_case("a ring record left busy by a producer killed before its submit is skipped once the producer is gone",
+		 test_ring_record_of_a_dead_producer);
 	run_case("consume hands over ring records and perf samples in order, each once",
 		 test_consume_ring_and_perf);
 	if (std::string why = kernel_refusal(); !why.empty()) {

@@ -93,15 +93,28 @@ int open(void *state, void **out, char *err, size_t err_len)
 	uint64_t size = c->mask + 1;
 	uint64_t head = CONTROL_PAGES * PAGE;
 	size_t alias_len = head + 2 * size;
-	// Reserve the address range, then put the segment's pages over it:
-	// [control .. data] once, then the data again right after.
-	void *base = mmap(nullptr, alias_len, PROT_NONE,
-			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (base == MAP_FAILED)
+	// The alias starts at a multiple of its length rounded up to a power
+	// of two (ring_of() masks a sample's address with it): reserve twice
+	// that, keep the aligned part.
+	uint32_t shift = 12;
+	while ((uint64_t(1) << shift) < alias_len)
+		shift++;
+	size_t align = size_t(1) << shift;
+	void *raw = mmap(nullptr, align + alias_len, PROT_NONE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (raw == MAP_FAILED)
 		return set_error(err, err_len, errno,
 				 "open: cannot reserve %zu bytes of address "
 				 "space for the ring's alias",
-				 alias_len);
+				 align + alias_len);
+	uintptr_t r = reinterpret_cast<uintptr_t>(raw);
+	uintptr_t aligned = (r + align - 1) & ~uintptr_t(align - 1);
+	if (aligned > r)
+		munmap(raw, aligned - r);
+	if (r + align + alias_len > aligned + alias_len)
+		munmap(reinterpret_cast<void *>(aligned + alias_len),
+		       r + align + alias_len - (aligned + alias_len));
+	void *base = reinterpret_cast<void *>(aligned);
 	auto *b = static_cast<uint8_t *>(base);
 	void *first = mremap(state, 0, head + size, MREMAP_MAYMOVE | MREMAP_FIXED,
 			     b);
@@ -132,6 +145,7 @@ int open(void *state, void **out, char *err, size_t err_len)
 	l->data = b + head;
 	l->mask = c->mask;
 	l->alias_len = alias_len;
+	l->align_shift = shift;
 	*out = l;
 	return 0;
 }
@@ -230,6 +244,26 @@ void wake(control *c) noexcept
 		FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
 }
 
+bool reap_dead(local *l) noexcept
+{
+	uint64_t cons = l->consumer_pos->load(std::memory_order_acquire);
+	uint64_t prod = l->producer_pos->load(std::memory_order_acquire);
+	if (cons >= prod)
+		return false;
+	uint8_t *hdr = l->data + (cons & l->mask);
+	auto *len = reinterpret_cast<std::atomic<uint32_t> *>(hdr);
+	uint32_t v = len->load(std::memory_order_acquire);
+	if (!(v & BUSY_BIT))
+		return false;
+	uint32_t who;
+	memcpy(&who, hdr + 4, 4);
+	pid_t tid = pid_t(who & TID_MASK);
+	if (tid == 0 || kill(tid, 0) == 0 || errno != ESRCH)
+		return false;
+	uint32_t dead = (v & ~BUSY_BIT) | DISCARD_BIT;
+	return len->compare_exchange_strong(v, dead, std::memory_order_acq_rel);
+}
+
 bool wait(local *l, int64_t timeout_ns, const std::atomic<bool> *stop) noexcept
 {
 	control *c = l->ctl;
@@ -237,10 +271,18 @@ bool wait(local *l, int64_t timeout_ns, const std::atomic<bool> *stop) noexcept
 	uint32_t seq = c->wake_seq.load(std::memory_order_seq_cst);
 	bool fenced = heavy_fence();
 	bool slept = false;
-	if (!readable(l) && !(stop && stop->load(std::memory_order_seq_cst))) {
+	if (!readable(l) && !(stop && stop->load(std::memory_order_seq_cst)) &&
+	    !reap_dead(l)) {
 		timespec ts{}, *tp = nullptr;
 		if (!fenced && (timeout_ns < 0 || timeout_ns > 1000000))
 			timeout_ns = 1000000;
+		// A busy record at the consumer's position: its producer may
+		// die before it commits, and nobody would wake us; look again
+		// every 10 ms (a commit still wakes us at once).
+		uint64_t cons = l->consumer_pos->load(std::memory_order_acquire);
+		if (cons < l->producer_pos->load(std::memory_order_acquire) &&
+		    (timeout_ns < 0 || timeout_ns > 10000000))
+			timeout_ns = 10000000;
 		if (timeout_ns >= 0) {
 			ts.tv_sec = time_t(timeout_ns / 1000000000);
 			ts.tv_nsec = long(timeout_ns % 1000000000);

@@ -27,8 +27,12 @@
 // old_size 0 aliases the segment's shared pages): a record that wraps is
 // contiguous there, as in the kernel's vmap, so a program writes its record
 // with no bounds arithmetic and a consumer hands out samples in place. The
-// header's pg_off is the kernel's: the pages from the start of this alias to
-// the header, which is how bpf_ringbuf_submit finds the ring from a sample.
+// alias starts at a multiple of its length rounded up to a power of two, so
+// bpf_ringbuf_submit finds the ring from a sample by masking its address.
+// The header's second word, the kernel's pg_off (which only the kernel reads;
+// libbpf ignores it), holds that power's log2 less 12 (5 bits) and the
+// producer's tid (27 bits): a consumer that finds the record at its position
+// still busy after its producer died marks it discarded and goes on.
 //
 // Producers (any thread of any process) reserve under a spin lock in the
 // control page, as the kernel reserves under rb->spinlock: the lock covers
@@ -36,9 +40,10 @@
 // instructions. The lock word holds the owner's tid; a waiter that has spun
 // for long checks whether the owner still exists and takes the lock over
 // when it died (SIGKILL inside reserve). Commit (submit, discard) takes no
-// lock: it flips the busy bit with one atomic exchange, as the kernel does.
-// A producer killed between reserve and submit leaves its record busy, and
-// consumers stop at it (the kernel cannot lose a producer that way).
+// lock: it flips the busy bit with one store (see light_commit).
+// A producer killed between reserve and submit leaves its record busy; a
+// consumer waiting at it checks the tid in its header and, once that thread
+// is gone, discards the record (reap_dead) and reads on.
 //
 // Wake-ups: a consumer with nothing to read registers as a sleeper and
 // sleeps on a futex word of the control page (FUTEX_WAIT on shared memory,
@@ -120,7 +125,11 @@ struct local {
 	uint8_t *data; // 2 * (mask + 1) bytes readable and writable
 	uint64_t mask;
 	size_t alias_len;
+	uint32_t align_shift; // log2 of the alias' alignment
 };
+
+inline constexpr uint32_t TID_BITS = 27;
+inline constexpr uint32_t TID_MASK = (1u << TID_BITS) - 1;
 
 // Creation for both ring types after the type's own attribute checks: the
 // block of pages in the segment, zeroed. 0 and *out, or -ENOMEM.
@@ -200,11 +209,10 @@ inline void *reserve(local *l, uint64_t size, uint32_t tid) noexcept
 		}
 	}
 	uint8_t *hdr = l->data + (prod & l->mask);
-	uint32_t pg_off = uint32_t(
-		(hdr - reinterpret_cast<uint8_t *>(l->ctl)) / PAGE);
+	uint32_t who = ((l->align_shift - 12) << TID_BITS) | (tid & TID_MASK);
 	reinterpret_cast<std::atomic<uint32_t> *>(hdr)->store(
 		uint32_t(size) | BUSY_BIT, std::memory_order_relaxed);
-	memcpy(hdr + 4, &pg_off, 4);
+	memcpy(hdr + 4, &who, 4);
 	l->producer_pos->store(next, std::memory_order_release);
 	unlock(l->ctl->lock);
 	return hdr + HDR_SZ;
@@ -230,15 +238,22 @@ bool heavy_fence() noexcept;
 void wake(control *c) noexcept;
 
 // The control page of the ring a sample from reserve() lies in (the
-// kernel's bpf_ringbuf_restore_from_rec), through the header's pg_off.
+// kernel's bpf_ringbuf_restore_from_rec): the sample's address rounded down
+// to the alias' alignment, which the header carries.
 inline control *ring_of(void *sample) noexcept
 {
 	uint8_t *hdr = static_cast<uint8_t *>(sample) - HDR_SZ;
-	uint32_t pg_off;
-	memcpy(&pg_off, hdr + 4, 4);
-	uintptr_t page = reinterpret_cast<uintptr_t>(hdr) & ~uintptr_t(PAGE - 1);
-	return reinterpret_cast<control *>(page - uint64_t(pg_off) * PAGE);
+	uint32_t who;
+	memcpy(&who, hdr + 4, 4);
+	uint32_t shift = (who >> TID_BITS) + 12;
+	return reinterpret_cast<control *>(reinterpret_cast<uintptr_t>(hdr) &
+					   ~((uintptr_t(1) << shift) - 1));
 }
+
+// The record at consumer_pos is busy and its producer thread no longer
+// exists: marks it discarded (a compare-and-swap, so that a commit that
+// comes after all wins) and returns true. One kill(tid, 0) system call.
+bool reap_dead(local *l) noexcept;
 
 // The kernel's bpf_ringbuf_commit: clears the busy bit (and sets the discard
 // bit) with one exchange, then wakes a sleeping consumer by the kernel's
