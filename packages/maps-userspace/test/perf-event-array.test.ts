@@ -1,5 +1,6 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { findBuilt } from '@bpftime/common';
 import { type Backend, MapType, ProgType } from '@bpftime/handlers';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +8,7 @@ import { PerfEventArray } from '../src/index.js';
 import { compileBpf, findClang, linkProgram, readBpfObject } from './bpf-object.js';
 import { errorOf, freshRegistry } from './helpers.js';
 
+const run = promisify(execFile);
 const packageDir = new URL('..', import.meta.url).pathname;
 const tool = findBuilt(packageDir, 'bpftime-ringbuf-tool');
 const source = new URL('./fixtures/perf.bpf.c', import.meta.url).pathname;
@@ -176,6 +178,47 @@ describe('the perf event array map', () => {
 		});
 		expect(errorOf(() => PerfEventArray.open(reg, hash))).toMatchObject({ code: 'EINVAL' });
 		expect(errorOf(() => PerfEventArray.open(reg, map, { slots: 5 }))).toMatchObject({ code: 'EINVAL' });
+	});
+
+	it("three producer processes writing into one slot at once: each one's samples stay in its order, and every refused sample is reported lost", async () => {
+		expect(tool, 'bpftime-ringbuf-tool is built with the package').toBeDefined();
+		const { reg, name } = freshRegistry('perf_multi', { sizeMb: 16 });
+		const map = reg.createMap({
+			type: MapType.PerfEventArray,
+			name: 'events',
+			keySize: 4,
+			valueSize: 4,
+			maxEntries: 1,
+		});
+		const perf = PerfEventArray.open(reg, map);
+		const producers = 3;
+		const each = 100_000;
+		const step = 1n << 32n;
+		const runs = Array.from({ length: producers }, (_, p) =>
+			run(tool as string, ['perf-produce', name, String(map.id), String(each), String(BigInt(p) * step)]),
+		);
+		const next = new Array<bigint>(producers).fill(0n);
+		let wrong = 0;
+		let lost = 0n;
+		let total = 0;
+		for await (const r of perf.records()) {
+			if (r.type === 'lost') {
+				lost += r.lost;
+				continue;
+			}
+			const v = r.data.readBigUInt64LE(0);
+			const p = Number(v / step);
+			if (p >= producers || v % step !== next[p]) wrong++;
+			else next[p] = (next[p] as bigint) + 1n;
+			if (++total === producers * each) break;
+		}
+		let full = 0;
+		for (const r of await Promise.all(runs)) full += Number(/buffer full (\d+) times/.exec(r.stdout)?.[1]);
+		for (const r of await perf.read({ timeoutMs: 20 })) if (r.type === 'lost') lost += r.lost;
+		expect(wrong).toBe(0);
+		expect(next).toEqual(new Array(producers).fill(BigInt(each)));
+		expect(lost).toBe(BigInt(full));
+		perf.close();
 	});
 
 	it('a producer process writing 1,000,000 samples reaches the async iterator in order, every sample either delivered or reported lost', async () => {

@@ -6,7 +6,7 @@
 //       base + 1, ...) with bpf_ringbuf_reserve/submit into the ring map, waiting
 //       (sched_yield) while the ring is full, until all are written; prints
 //       "produced N".
-//   perf-produce <segment> <map id> <records>
+//   perf-produce <segment> <map id> <records> [base]
 //       the same into slot 0 of a perf event array with
 //       bpf_perf_event_output, retrying a sample the full buffer refused.
 //   perf-output <records>
@@ -716,8 +716,9 @@ int main(int argc, char **argv)
 		auto reg = open_registry(argv[2]);
 		uint32_t map_id = uint32_t(strtoul(argv[3], nullptr, 10));
 		uint64_t records = strtoull(argv[4], nullptr, 10);
+		uint64_t base = argc >= 6 ? strtoull(argv[5], nullptr, 10) : 0;
 		uint32_t prog = make_producer(*reg, map_id, true);
-		uint64_t full = produce(*reg, prog, records, 256);
+		uint64_t full = produce(*reg, prog, records, 256, base);
 		(void)reg->release(prog);
 		printf("produced %llu (buffer full %llu times)\n",
 		       (unsigned long long)records, (unsigned long long)full);
@@ -732,7 +733,7 @@ int main(int argc, char **argv)
 		return reserve_bench(strtoull(argv[2], nullptr, 10));
 	fprintf(stderr,
 		"usage: %s produce <segment> <map id> <records> [base]\n"
-		"       %s perf-produce <segment> <map id> <records>\n"
+		"       %s perf-produce <segment> <map id> <records> [base]\n"
 		"       %s xproc <bpftime|kernel|mmap> <records> <ring bytes>\n"
 		"       %s reserve <records>\n"
 		"       %s perf-output <records>\n",
