@@ -21,11 +21,12 @@
 //       JSON line: records, ns from the producer's start to the consumer's
 //       last record, the consumer's sleeps, records lost (kernel: reserve
 //       failed with the ring full) and whether every record came in order.
-//   reserve <records>
+//   reserve <records> [ring bytes]
 //       ns per bpf_ringbuf_reserve + store + bpf_ringbuf_submit in a JIT
-//       program (a loop of <records> in one run, the ring drained between
-//       rounds; median of 9), and the kernel's in-program cost of the same
-//       loop (BPF_PROG_TEST_RUN duration), one JSON line.
+//       program (a loop of <records> in one run, the ring (16 MiB by
+//       default) drained between rounds; median of 9), and the kernel's
+//       in-program cost of the same loop on a 16 MiB ring
+//       (BPF_PROG_TEST_RUN duration), one JSON line.
 #include <bpftime/handlers/program.hpp>
 #include <bpftime/handlers/registry.hpp>
 #include <bpftime/maps_userspace/maps_userspace.hpp>
@@ -536,12 +537,11 @@ int count_only(void *c, const void *, uint64_t)
 	return 0;
 }
 
-int reserve_bench(uint64_t records)
+int reserve_bench(uint64_t records, uint32_t size)
 {
 	need(maps_userspace::register_all(), "register");
 	std::string name = "bpftime_rbtool_" + std::to_string(getpid());
 	(void)shm::segment::remove(name);
-	uint32_t size = 1u << 24; // 1M records of 16 bytes
 	if (records * 16 > size / 2)
 		records = size / 32;
 	shm::segment_options o;
@@ -563,7 +563,10 @@ int reserve_bench(uint64_t records)
 	auto c = need(ring_consumer::attach(region.data(), region.size()),
 		      "consumer");
 	std::vector<double> samples;
-	for (int round = 0; round < 12; round++) {
+	// Rounds enough to wrap the ring twice before measuring (page faults
+	// and cold lines), then 9 measured.
+	int warm = int(std::max<uint64_t>(3, 2 * size / (records * 16)));
+	for (int round = 0; round < warm + 9; round++) {
 		uint64_t ctx[2] = { 0, records };
 		uint64_t t0 = now_ns();
 		uint64_t n = need(inst->run(ctx, sizeof ctx), "run");
@@ -577,9 +580,7 @@ int reserve_bench(uint64_t records)
 		uint64_t got = 0;
 		while (got < records)
 			c->poll(0, UINT64_MAX, count_only, &got);
-		// The first rounds touch the ring's pages for the first time
-		// in this process (page faults): warm-up.
-		if (round > 2)
+		if (round >= warm)
 			samples.push_back(double(t1 - t0) / double(records));
 	}
 	std::sort(samples.begin(), samples.end());
@@ -592,21 +593,31 @@ int reserve_bench(uint64_t records)
 
 	std::string why;
 	double kernel_ns = -1;
-	int kmap = kernel_ring(1u << 24, why);
+	// The kernel: the same loop (256 records a run) on a ring of the same
+	// size, `records` a round, the consumer position moved to the
+	// producer's between rounds through the ring's mmap (what a consumer
+	// does), the same warm-up.
+	int kmap = kernel_ring(size, why);
 	int kprog = kmap >= 0 ? kernel_producer(kmap, why) : -1;
 	if (kprog >= 0) {
+		long page = sysconf(_SC_PAGESIZE);
+		auto *kcons = static_cast<std::atomic<uint64_t> *>(
+			mmap(nullptr, size_t(page), PROT_READ | PROT_WRITE,
+			     MAP_SHARED, kmap, 0));
+		auto *kprod = static_cast<std::atomic<uint64_t> *>(
+			mmap(nullptr, size_t(page), PROT_READ, MAP_SHARED, kmap,
+			     page));
+		uint32_t runs = uint32_t(std::max<uint64_t>(1, records / KERNEL_PER_RUN));
 		std::vector<double> ks;
-		for (int round = 0; round < 10; round++) {
+		int warm = int(std::max<uint64_t>(3, 2 * size / (uint64_t(runs) * KERNEL_PER_RUN * 16)));
+		for (int round = 0; kcons != MAP_FAILED && kprod != MAP_FAILED &&
+				    round < warm + 9;
+		     round++) {
 			uint32_t d = 0;
-			// 16 runs of 256 records: 64 KiB, the consumer
-			// position never moves, so the ring is re-created.
-			close(kmap);
-			kmap = kernel_ring(1u << 24, why);
-			close(kprog);
-			kprog = kernel_producer(kmap, why);
-			if (kernel_test_run(kprog, 1024, &d) != 0)
+			if (kernel_test_run(kprog, runs, &d) != 0)
 				break;
-			if (round > 0)
+			kcons->store(kprod->load());
+			if (round >= warm)
 				ks.push_back(double(d) / KERNEL_PER_RUN);
 		}
 		if (!ks.empty()) {
@@ -730,12 +741,14 @@ int main(int argc, char **argv)
 		return xproc(argv[2], strtoull(argv[3], nullptr, 10),
 			     uint32_t(strtoul(argv[4], nullptr, 10)));
 	if (argc >= 3 && !strcmp(argv[1], "reserve"))
-		return reserve_bench(strtoull(argv[2], nullptr, 10));
+		return reserve_bench(strtoull(argv[2], nullptr, 10),
+				     argc >= 4 ? uint32_t(strtoul(argv[3], nullptr, 10)) :
+						 1u << 24);
 	fprintf(stderr,
 		"usage: %s produce <segment> <map id> <records> [base]\n"
 		"       %s perf-produce <segment> <map id> <records> [base]\n"
 		"       %s xproc <bpftime|kernel|mmap> <records> <ring bytes>\n"
-		"       %s reserve <records>\n"
+		"       %s reserve <records> [ring bytes]\n"
 		"       %s perf-output <records>\n",
 		argv[0], argv[0], argv[0], argv[0], argv[0]);
 	return 2;
