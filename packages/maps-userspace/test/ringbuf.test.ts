@@ -51,7 +51,7 @@ function input(seq: bigint, flags = 0n, discard = 0, size = 0): Buffer {
 function load(reg: Registry, events: BpfMap, backend: Backend) {
 	const obj = readBpfObject(object as string);
 	const progs = Object.fromEntries(
-		['emit', 'output', 'query', 'big'].map((name) => {
+		['emit', 'output', 'query', 'big', 'dyn'].map((name) => {
 			const code = obj.programs.get(`uprobe/${name}`);
 			if (!code) throw new Error(`the fixture has no section uprobe/${name}`);
 			const insns = linkProgram(code, () => events.id);
@@ -59,7 +59,7 @@ function load(reg: Registry, events: BpfMap, backend: Backend) {
 			p.instantiate({ backend });
 			return [name, (ctx: Buffer) => p.run(ctx, { backend })];
 		}),
-	) as Record<'emit' | 'output' | 'query' | 'big', (ctx: Buffer) => bigint>;
+	) as Record<'emit' | 'output' | 'query' | 'big' | 'dyn', (ctx: Buffer) => bigint>;
 	return progs;
 }
 
@@ -95,6 +95,29 @@ describe.each(backends)('clang-built ring buffer programs on the %s', (backend) 
 		expect(recs[0]?.readUInt32LE(12)).toBe(0x45564e54);
 		expect(p.query(input(0n, BPF_RB_CONS_POS))).toBe(96n);
 		expect(p.query(input(0n, BPF_RB_AVAIL_DATA))).toBe(0n);
+	});
+
+	it('makes records through ring buffer dynptrs: reserve_dynptr, dynptr_write, submit_dynptr or discard_dynptr', async (ctx) => {
+		if (!object) {
+			console.log(`skipped: ${skipReason}`);
+			ctx.skip();
+			return;
+		}
+		const { reg } = freshRegistry(`rb_dyn_${backend}`);
+		const events = reg.createMap({ type: MapType.Ringbuf, name: 'events', keySize: 0, valueSize: 0, maxEntries: 4096 });
+		const p = load(reg, events, backend);
+		using ring = RingBuf.open(events);
+		expect(p.dyn(input(5n))).toBe(0n);
+		expect(p.dyn(input(6n, 0n, 1))).toBe(0n); // discarded
+		expect(p.dyn(input(7n))).toBe(0n);
+		const recs = await ring.read({ timeoutMs: 1000 });
+		expect(recs.map((r) => [r.readBigUInt64LE(0), r.readUInt32LE(12)])).toEqual([
+			[5n, 0x44594e50],
+			[7n, 0x44594e50],
+		]);
+		// No room: the kernel's EAGAIN, and the dynptr is null (its discard does nothing).
+		while (p.emit(input(0n)) === 0n);
+		expect(p.dyn(input(8n))).toBe(BigInt.asUintN(64, -11n));
 	});
 
 	it('does not wake a sleeping consumer for BPF_RB_NO_WAKEUP, and does for BPF_RB_FORCE_WAKEUP', async (ctx) => {

@@ -4,6 +4,7 @@
 // the Node consumer, an mmap of the kernel's layout). The core is
 // ringbuf/ringbuf.hpp; this file is the type's attribute checks, its
 // map_ops and its helpers.
+#include "ringbuf/dynptr.hpp"
 #include "ringbuf/ringbuf.hpp"
 #include "map_common.hpp"
 
@@ -147,6 +148,52 @@ u64 h_query(u64 map, u64 flags, u64, u64, u64)
 	}
 }
 
+// bpf_ringbuf_reserve_dynptr(map, size, flags, ptr), the kernel's: a
+// record of size bytes behind *ptr, or *ptr null and -EINVAL (flags),
+// -E2BIG (larger than a dynptr holds), -EAGAIN (no room).
+u64 h_reserve_dynptr(u64 map, u64 size, u64 flags, u64 ptr, u64)
+{
+	auto *d = reinterpret_cast<ringbuf::dynptr *>(ptr);
+	ringbuf::local *l = ring(map);
+	if (!l || flags) [[unlikely]] {
+		ringbuf::dynptr_set_null(d);
+		return neg(EINVAL);
+	}
+	if (uint32_t(size) > ringbuf::DYNPTR_SIZE_MASK) [[unlikely]] {
+		ringbuf::dynptr_set_null(d);
+		return neg(E2BIG);
+	}
+	void *rec = ringbuf::reserve(l, uint32_t(size), ringbuf::current_tid());
+	if (!rec) [[unlikely]] {
+		ringbuf::dynptr_set_null(d);
+		return neg(EAGAIN);
+	}
+	d->data = static_cast<uint8_t *>(rec);
+	d->size = uint32_t(size) | ringbuf::DYNPTR_TYPE_RINGBUF;
+	d->offset = 0;
+	return 0;
+}
+
+// bpf_ringbuf_submit_dynptr / _discard_dynptr: commit the record (nothing
+// for a null dynptr) and null the dynptr.
+u64 h_submit_dynptr(u64 ptr, u64 flags, u64, u64, u64)
+{
+	auto *d = reinterpret_cast<ringbuf::dynptr *>(ptr);
+	if (d->data)
+		ringbuf::commit(d->data, flags, false);
+	ringbuf::dynptr_set_null(d);
+	return 0;
+}
+
+u64 h_discard_dynptr(u64 ptr, u64 flags, u64, u64, u64)
+{
+	auto *d = reinterpret_cast<ringbuf::dynptr *>(ptr);
+	if (d->data)
+		ringbuf::commit(d->data, flags, true);
+	ringbuf::dynptr_set_null(d);
+	return 0;
+}
+
 #define KERNEL_HELPER(n) .id = vm::BPF_FUNC_##n, .name = #n
 
 // The kernel's bpf_ringbuf_*_proto (kernel/bpf/ringbuf.c).
@@ -173,6 +220,22 @@ constexpr vm::helper_proto helpers[] = {
 	  .ret = vm::RET_INTEGER,
 	  .args = { vm::ARG_CONST_MAP_PTR, vm::ARG_ANYTHING },
 	  .fn = h_query },
+	// The dynptr is 16 bytes of the program's stack that the helper
+	// fills (the kernel's ARG_PTR_TO_DYNPTR | MEM_UNINIT); this vm has no
+	// dynptr kind, so it is ARG_ANYTHING written through.
+	{ KERNEL_HELPER(ringbuf_reserve_dynptr),
+	  .ret = vm::RET_INTEGER,
+	  .args = { vm::ARG_CONST_MAP_PTR, vm::ARG_ANYTHING, vm::ARG_ANYTHING,
+		    vm::ARG_ANYTHING | vm::MEM_WRITE },
+	  .fn = h_reserve_dynptr },
+	{ KERNEL_HELPER(ringbuf_submit_dynptr),
+	  .ret = vm::RET_VOID,
+	  .args = { vm::ARG_ANYTHING | vm::MEM_WRITE, vm::ARG_ANYTHING },
+	  .fn = h_submit_dynptr },
+	{ KERNEL_HELPER(ringbuf_discard_dynptr),
+	  .ret = vm::RET_VOID,
+	  .args = { vm::ARG_ANYTHING | vm::MEM_WRITE, vm::ARG_ANYTHING },
+	  .fn = h_discard_dynptr },
 };
 
 #undef KERNEL_HELPER

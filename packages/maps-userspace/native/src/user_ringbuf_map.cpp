@@ -4,6 +4,7 @@
 // bpf_user_ringbuf_drain, whose callback gets each sample as a local
 // dynptr read with bpf_dynptr_read / bpf_dynptr_data. The ring is the core's
 // (ringbuf/ringbuf.hpp) with the roles swapped.
+#include "ringbuf/dynptr.hpp"
 #include "ringbuf/ringbuf.hpp"
 #include "map_common.hpp"
 
@@ -37,17 +38,10 @@ constexpr u64 neg(int e)
 	return u64(-int64_t(e));
 }
 
-// The kernel's struct bpf_dynptr_kern, which programs see as the opaque
-// 16-byte struct bpf_dynptr: data, size (low 24 bits; the type and
-// read-only bits above), offset.
-struct dynptr {
-	uint8_t *data;
-	uint32_t size;
-	uint32_t offset;
-};
-static_assert(sizeof(dynptr) == 16);
-constexpr uint32_t DYNPTR_SIZE_MASK = 0xffffff;
-constexpr uint32_t DYNPTR_TYPE_LOCAL = 1u << 28; // BPF_DYNPTR_TYPE_LOCAL
+using ringbuf::dynptr;
+using ringbuf::DYNPTR_RDONLY_BIT;
+using ringbuf::DYNPTR_SIZE_MASK;
+using ringbuf::DYNPTR_TYPE_LOCAL;
 
 int urb_create(const map_create_args *a, void **out, char *err,
 	       size_t err_len)
@@ -180,7 +174,7 @@ u64 h_drain(u64 map, u64 fn, u64 ctx, u64 flags, u64)
 u64 h_dynptr_read(u64 dst, u64 len, u64 src, u64 offset, u64 flags)
 {
 	auto *d = reinterpret_cast<const dynptr *>(src);
-	if (flags)
+	if (flags || !d->data)
 		return neg(EINVAL);
 	uint64_t size = d->size & DYNPTR_SIZE_MASK;
 	uint32_t off = uint32_t(offset), n = uint32_t(len);
@@ -190,21 +184,40 @@ u64 h_dynptr_read(u64 dst, u64 len, u64 src, u64 offset, u64 flags)
 	return 0;
 }
 
+// bpf_dynptr_write(dst, offset, src, len, flags): EINVAL for flags or a
+// null dynptr, EPERM for a read-only one, E2BIG past its end.
+u64 h_dynptr_write(u64 dst, u64 offset, u64 src, u64 len, u64 flags)
+{
+	auto *d = reinterpret_cast<const dynptr *>(dst);
+	if (flags || !d->data)
+		return neg(EINVAL);
+	if (d->size & DYNPTR_RDONLY_BIT)
+		return neg(EPERM);
+	uint64_t size = d->size & DYNPTR_SIZE_MASK;
+	uint32_t off = uint32_t(offset), n = uint32_t(len);
+	if (uint64_t(off) + n > size)
+		return neg(E2BIG);
+	memcpy(d->data + d->offset + off, reinterpret_cast<const void *>(src), n);
+	return 0;
+}
+
 // bpf_dynptr_data(ptr, offset, len): the bytes in place, or NULL past the
 // end.
 u64 h_dynptr_data(u64 ptr, u64 offset, u64 len, u64, u64)
 {
 	auto *d = reinterpret_cast<const dynptr *>(ptr);
 	uint64_t size = d->size & DYNPTR_SIZE_MASK;
-	if (uint64_t(uint32_t(offset)) + uint32_t(len) > size)
+	if (!d->data || uint64_t(uint32_t(offset)) + uint32_t(len) > size)
 		return 0;
 	return reinterpret_cast<u64>(d->data + d->offset + uint32_t(offset));
 }
 
 #define KERNEL_HELPER(n) .id = vm::BPF_FUNC_##n, .name = #n
 
-// The kernel's protos. A dynptr argument is a pointer the program got from
-// the drain callback; this vm has no dynptr kind, so it is ARG_ANYTHING.
+// The kernel's protos. A dynptr argument is a pointer to a dynptr the
+// program got (the drain callback's, bpf_ringbuf_reserve_dynptr's); this vm
+// has no dynptr kind, so it is ARG_ANYTHING. These generic dynptr helpers
+// live in this table; ringbuf_map.cpp's makes ring buffer dynptrs.
 constexpr vm::helper_proto helpers[] = {
 	{ KERNEL_HELPER(user_ringbuf_drain),
 	  .ret = vm::RET_INTEGER,
@@ -216,6 +229,12 @@ constexpr vm::helper_proto helpers[] = {
 	  .args = { vm::ARG_PTR_TO_UNINIT_MEM, vm::ARG_CONST_SIZE_OR_ZERO,
 		    vm::ARG_ANYTHING, vm::ARG_ANYTHING, vm::ARG_ANYTHING },
 	  .fn = h_dynptr_read },
+	{ KERNEL_HELPER(dynptr_write),
+	  .ret = vm::RET_INTEGER,
+	  .args = { vm::ARG_ANYTHING | vm::MEM_WRITE, vm::ARG_ANYTHING,
+		    vm::ARG_PTR_TO_MEM | vm::MEM_RDONLY,
+		    vm::ARG_CONST_SIZE_OR_ZERO, vm::ARG_ANYTHING },
+	  .fn = h_dynptr_write },
 	{ KERNEL_HELPER(dynptr_data),
 	  .ret = vm::RET_PTR_TO_MEM_OR_NULL,
 	  .args = { vm::ARG_ANYTHING, vm::ARG_ANYTHING,
