@@ -1,7 +1,7 @@
 // perf-event-array.ts: the consumer view of a BPF_MAP_TYPE_PERF_EVENT_ARRAY
 // map, an async iterable of its samples and lost-sample reports (libbpf's
 // perf_buffer__new and perf_buffer__poll, cilium/ebpf's perf.Reader).
-import { availableParallelism } from 'node:os';
+import { cpus } from 'node:os';
 import { BpftimeError } from '@bpftime/common';
 import { type BpfMap, MapType, type PerfEvent, type Registry } from '@bpftime/handlers';
 import { type NativePerfConsumer, native } from './native.js';
@@ -16,7 +16,7 @@ export type PerfRecord =
 	| { type: 'lost'; cpu: number; lost: bigint };
 
 export interface PerfEventArrayOptions {
-	/** Slots to open, from 0 (default: min(maxEntries, CPUs of this machine)). */
+	/** Slots to open, from 0 (default: min(maxEntries, the machine's CPUs)). */
 	slots?: number;
 }
 
@@ -58,7 +58,9 @@ export class PerfEventArray implements Disposable {
 				'EINVAL',
 				`${map.describe()}: perf buffer: expected BPF_MAP_TYPE_PERF_EVENT_ARRAY but the map is ${map.typeName}`,
 			);
-		const slots = options.slots ?? Math.min(map.maxEntries, availableParallelism());
+		// Every CPU's slot, as libbpf's perf_buffer__new (BPF_F_CURRENT_CPU can name any CPU, not only those
+		// this process may run on).
+		const slots = options.slots ?? Math.min(map.maxEntries, Math.max(1, cpus().length));
 		if (!Number.isInteger(slots) || slots < 1 || slots > map.maxEntries)
 			throw new BpftimeError(
 				'EINVAL',
