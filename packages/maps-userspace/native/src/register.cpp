@@ -10,7 +10,11 @@
 // its kernel name to package.json's "bpftime.mapTypes".
 #define BPFTIME_MAPS_USERSPACE_TYPES(X)                                       \
 	X(array_map_ops)                                                       \
-	X(hash_map_ops)
+	X(hash_map_ops)                                                        \
+	X(prog_array_map_ops)                                                  \
+	X(cgroup_array_map_ops)                                                \
+	X(array_of_maps_map_ops)                                               \
+	X(hash_of_maps_map_ops)
 
 namespace bpftime::maps_userspace {
 

@@ -601,6 +601,11 @@ result<std::string> registry::export_json()
 						      value.data());
 				if (rc == -ENOENT)
 					continue; // deleted meanwhile
+				// The kernel's ENOTSUPP: values user space cannot
+				// read back (a cgroup array's cgroups), not
+				// exported.
+				if (rc == -524)
+					continue;
 				if (rc != 0)
 					return fail(-rc, "export: map '" + s->name +
 								 "': lookup: " +
