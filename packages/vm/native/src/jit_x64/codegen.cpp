@@ -1550,6 +1550,7 @@ void codegen::plan_inline_calls()
 // r2 (rsi) points at the key; r1-r5 are dead after a call, so only r0 (rax)
 // and the scratch r11 are written:
 //   eax = *(u32 *)rsi; if (eax >= max) rax = 0 else rax = base + rax * stride
+// The kernel's array_map_gen_lookup emits the same.
 void codegen::emit_inline_call(const inline_helper &h)
 {
 	const label null = as_.new_label(), done = as_.new_label();
@@ -1567,10 +1568,13 @@ void codegen::emit_inline_call(const inline_helper &h)
 	}
 	as_.mov_imm(r11, h.base);
 	as_.alu_rr(alu::add, width::b64, rax, r11);
-	as_.jmp(done);
-	as_.bind(null);
-	as_.alu_rr(alu::xor_, width::b32, rax, rax);
 	as_.bind(done);
+	// Out of line: the hot path takes no jump.
+	cold_.push_back([this, null, done] {
+		as_.bind(null);
+		as_.alu_rr(alu::xor_, width::b32, rax, rax);
+		as_.jmp(done);
+	});
 }
 
 void codegen::emit_status_check()
