@@ -14,7 +14,8 @@
 	X(prog_array_map_ops)                                                  \
 	X(cgroup_array_map_ops)                                                \
 	X(array_of_maps_map_ops)                                               \
-	X(hash_of_maps_map_ops)
+	X(hash_of_maps_map_ops)                                                \
+	X(stack_trace_map_ops)
 
 namespace bpftime::maps_userspace {
 

@@ -825,6 +825,14 @@ void test_create_errors_match_the_kernel()
 		{ "array, BPF_F_NO_PREALLOC", BPF_MAP_TYPE_ARRAY, 4, 8, 4, BPF_F_NO_PREALLOC },
 		{ "array, value size 0", BPF_MAP_TYPE_ARRAY, 4, 0, 4, 0 },
 		{ "array, max_entries 0", BPF_MAP_TYPE_ARRAY, 4, 8, 0, 0 },
+		{ "stack trace, value size 12", BPF_MAP_TYPE_STACK_TRACE, 4, 12, 16, 0 },
+		{ "stack trace, value size 4", BPF_MAP_TYPE_STACK_TRACE, 4, 4, 16, 0 },
+		{ "stack trace, 128 frames", BPF_MAP_TYPE_STACK_TRACE, 4, 128 * 8, 16, 0 },
+		{ "stack trace, 127 frames", BPF_MAP_TYPE_STACK_TRACE, 4, 127 * 8, 16, 0 },
+		{ "stack trace, 8-byte key", BPF_MAP_TYPE_STACK_TRACE, 8, 64, 16, 0 },
+		{ "stack trace, max_entries 0", BPF_MAP_TYPE_STACK_TRACE, 4, 64, 0, 0 },
+		{ "stack trace, BPF_F_NO_PREALLOC", BPF_MAP_TYPE_STACK_TRACE, 4, 64, 16, BPF_F_NO_PREALLOC },
+		{ "stack trace, BPF_F_RDONLY_PROG", BPF_MAP_TYPE_STACK_TRACE, 4, 64, 16, BPF_F_RDONLY_PROG },
 		{ "hash, fine", BPF_MAP_TYPE_HASH, 4, 8, 16, 0 },
 		{ "array, fine", BPF_MAP_TYPE_ARRAY, 4, 8, 16, BPF_F_MMAPABLE },
 	};
@@ -1217,6 +1225,160 @@ void test_map_in_map_lookup_returns_the_inner_map()
 	CHECK(inner->lookup(&one, &v).ok() && v == 77);
 }
 
+// --- stack traces ------------------------------------------------------------
+
+// A struct pt_regs with ip and bp set (arch/x86/include/asm/ptrace.h).
+struct fake_regs {
+	uint64_t r[21] = {};
+	void set(uint64_t ip, uint64_t bp)
+	{
+		r[16] = ip;
+		r[4] = bp;
+	}
+};
+
+uint64_t call_helper(uint32_t id, uint64_t a, uint64_t b, uint64_t c, uint64_t d)
+{
+	const vm::helper_proto *h = find_helper(id);
+	return h ? h->fn(a, b, c, d, 0) : uint64_t(-1);
+}
+
+constexpr uint64_t USER_STACK = 1 << 8, FAST_CMP = 1 << 9, REUSE = 1 << 10;
+
+void test_stack_ids_from_a_frame_chain()
+{
+	fixture f("stackid");
+	// Depth 4 (32-byte values), 2 buckets: ids collide soon.
+	uint32_t id = need(f.reg->create_map(spec(BPF_MAP_TYPE_STACK_TRACE, "st", 4, 32, 2)), "map").id;
+	auto m = need(f.reg->map(id), "instance");
+	const uint64_t mp = uint64_t(uintptr_t(m.get()));
+	// A chain of frames at rising addresses: {next bp, return address}.
+	alignas(16) uint64_t frames[12] = {};
+	for (int i = 0; i < 5; i++) {
+		frames[i * 2] = i < 4 ? uint64_t(uintptr_t(&frames[(i + 1) * 2])) : 0;
+		frames[i * 2 + 1] = 0x1000 + uint64_t(i);
+	}
+	fake_regs regs;
+	regs.set(0x400000, uint64_t(uintptr_t(frames)));
+	const uint64_t ctx = uint64_t(uintptr_t(&regs));
+	int64_t sid = int64_t(call_helper(BPF_FUNC_get_stackid, ctx, mp, USER_STACK, 0));
+	CHECK(sid >= 0 && sid < 2);
+	uint64_t v[4];
+	uint32_t key = uint32_t(sid);
+	CHECK(m->lookup(&key, v).ok());
+	// ip, then the return addresses, cut at the map's depth.
+	CHECK(v[0] == 0x400000 && v[1] == 0x1000 && v[2] == 0x1001 && v[3] == 0x1002);
+	// The same stack again: the same id.
+	CHECK(int64_t(call_helper(BPF_FUNC_get_stackid, ctx, mp, USER_STACK, 0)) == sid);
+	// Skipping one frame: another stack (whose id may collide).
+	int64_t skipped = int64_t(call_helper(BPF_FUNC_get_stackid, ctx, mp, USER_STACK | 1, 0));
+	if (skipped >= 0 && skipped != sid) {
+		key = uint32_t(skipped);
+		CHECK(m->lookup(&key, v).ok() && v[0] == 0x1000 && v[3] == 0x1003);
+	} else {
+		CHECK(skipped == -EEXIST);
+	}
+	// Without BPF_F_USER_STACK there is no kernel stack: EFAULT; unknown
+	// flags: EINVAL; a chain that ends at once gives the ip alone.
+	CHECK(int64_t(call_helper(BPF_FUNC_get_stackid, ctx, mp, 0, 0)) == -EFAULT);
+	CHECK(int64_t(call_helper(BPF_FUNC_get_stackid, ctx, mp, USER_STACK | (1 << 12), 0)) == -EINVAL);
+	// Fill both buckets with different stacks, then a third collides:
+	// EEXIST, or with BPF_F_REUSE_STACKID it takes the bucket over.
+	int filled = 0;
+	int64_t ids[64];
+	for (uint64_t ip = 1; ip < 64 && filled < 64; ip++) {
+		fake_regs r;
+		r.set(ip, 0);
+		ids[filled++] = int64_t(call_helper(BPF_FUNC_get_stackid, uint64_t(uintptr_t(&r)), mp, USER_STACK, 0));
+	}
+	int exists = 0;
+	for (int i = 0; i < filled; i++)
+		exists += ids[i] == -EEXIST;
+	CHECK(exists > 0);
+	fake_regs other;
+	other.set(0xabc, 0);
+	int64_t taken = int64_t(call_helper(BPF_FUNC_get_stackid, uint64_t(uintptr_t(&other)), mp,
+					     USER_STACK | REUSE, 0));
+	CHECK(taken >= 0);
+	key = uint32_t(taken);
+	CHECK(m->lookup(&key, v).ok() && v[0] == 0xabc && v[1] == 0);
+	// BPF_F_FAST_STACK_CMP: the same hash is enough.
+	CHECK(int64_t(call_helper(BPF_FUNC_get_stackid, uint64_t(uintptr_t(&other)), mp,
+				  USER_STACK | FAST_CMP, 0)) == taken);
+	// User space: update is EINVAL, delete empties a bucket, next key
+	// walks the filled ones.
+	uint64_t zero[4] = {};
+	CHECK(code_of(m->update(&key, zero, BPF_ANY)) == -EINVAL);
+	uint32_t first = 99, next = 99;
+	CHECK(m->next_key(nullptr, &first).ok());
+	CHECK(m->remove(&key).ok());
+	CHECK(code_of(m->remove(&key)) == -ENOENT);
+	CHECK(code_of(m->lookup(&key, v)) == -ENOENT);
+	uint32_t big = 2;
+	CHECK(code_of(m->remove(&big)) == -E2BIG);
+	(void)next;
+}
+
+// A real stack: functions that keep frame pointers, the innermost asking
+// for its own stack with its frame as pt_regs; the walk returns exactly the
+// return addresses the compiler sees.
+[[gnu::noinline, gnu::optimize("no-omit-frame-pointer")]] int stack_c(uint64_t *out,
+								      uint32_t n,
+								      uint64_t *expect)
+{
+	fake_regs regs;
+	regs.set(uint64_t(uintptr_t(&stack_c)), uint64_t(uintptr_t(__builtin_frame_address(0))));
+	expect[0] = uint64_t(uintptr_t(__builtin_return_address(0)));
+	expect[1] = uint64_t(uintptr_t(__builtin_return_address(1)));
+	int64_t r = int64_t(call_helper(BPF_FUNC_get_stack, uint64_t(uintptr_t(&regs)),
+					uint64_t(uintptr_t(out)), n * 8, USER_STACK));
+	asm volatile("" ::: "memory");
+	return int(r);
+}
+[[gnu::noinline, gnu::optimize("no-omit-frame-pointer")]] int stack_b(uint64_t *out,
+								      uint32_t n,
+								      uint64_t *expect)
+{
+	int r = stack_c(out, n, expect);
+	asm volatile("" ::: "memory");
+	return r + 0;
+}
+[[gnu::noinline, gnu::optimize("no-omit-frame-pointer")]] int stack_a(uint64_t *out,
+								      uint32_t n,
+								      uint64_t *expect)
+{
+	int r = stack_b(out, n, expect);
+	asm volatile("" ::: "memory");
+	return r + 0;
+}
+
+void test_get_stack_walks_frame_pointers()
+{
+	fixture f("getstack"); // registers the helpers through the map types
+	uint64_t out[8] = {}, expect[2] = {};
+	int r = stack_a(out, 8, expect);
+	CHECK(r >= 24);
+	CHECK(out[0] == uint64_t(uintptr_t(&stack_c)));
+	CHECK(out[1] == expect[0]);
+	CHECK(out[2] == expect[1]);
+	// A size that is not a multiple of 8: EINVAL and a zeroed buffer.
+	uint64_t buf[2] = { 1, 1 };
+	fake_regs regs;
+	regs.set(0x10, 0);
+	CHECK(int64_t(call_helper(BPF_FUNC_get_stack, uint64_t(uintptr_t(&regs)),
+				  uint64_t(uintptr_t(buf)), 12, USER_STACK)) == -EINVAL);
+	CHECK(buf[0] == 0);
+	// One frame asked for, one given; the rest of the buffer zeroed.
+	buf[0] = buf[1] = 7;
+	CHECK(call_helper(BPF_FUNC_get_stack, uint64_t(uintptr_t(&regs)), uint64_t(uintptr_t(buf)),
+			  16, USER_STACK) == 8);
+	CHECK(buf[0] == 0x10 && buf[1] == 0);
+	// A bp into unmapped memory ends the walk without a fault.
+	regs.set(0x20, 8);
+	CHECK(call_helper(BPF_FUNC_get_stack, uint64_t(uintptr_t(&regs)), uint64_t(uintptr_t(buf)),
+			  16, USER_STACK) == 8);
+}
+
 } // namespace
 
 int main()
@@ -1257,6 +1419,28 @@ int main()
 		 test_open_close_and_helpers);
 	run_case("a program's lookup in a map-in-map returns the inner map, usable by the next helper, in another process",
 		 test_map_in_map_lookup_returns_the_inner_map);
+	run_case("bpf_get_stackid stores a frame chain's stack once, by id, with the kernel's flags and errnos",
+		 test_stack_ids_from_a_frame_chain);
+	run_case("user-space operations on an empty stack trace map give the kernel's errnos",
+		 [] {
+			 if (!kernel_refusal().empty())
+				 return;
+			 fixture f("stackops");
+			 int kfd = kernel_maps::create(BPF_MAP_TYPE_STACK_TRACE, 4, 64, 5, 0);
+			 CHECK(kfd >= 0);
+			 auto m = need(f.reg->map(need(f.reg->create_map(spec(BPF_MAP_TYPE_STACK_TRACE, "s", 4, 64, 5)), "map").id), "instance");
+			 uint64_t kv[8], bv[8] = {};
+			 for (uint32_t key : { 0u, 3u, 7u, 8u, 100u }) {
+				 uint32_t kn = 0, bn = 0;
+				 CHECK(kernel_maps::lookup(kfd, &key, kv) == code_of(m->lookup(&key, bv)));
+				 CHECK(kernel_maps::remove(kfd, &key) == code_of(m->remove(&key)));
+				 CHECK(kernel_maps::update(kfd, &key, bv, 0) == code_of(m->update(&key, bv, 0)));
+				 CHECK(kernel_maps::next_key(kfd, &key, &kn) == code_of(m->next_key(&key, &bn)));
+			 }
+			 kernel_maps::close_fd(kfd);
+		 });
+	run_case("bpf_get_stack returns the return addresses of functions that keep frame pointers",
+		 test_get_stack_walks_frame_pointers);
 	run_case("a per-CPU type's user value size is round_up(value_size, 8) x possible CPUs; others use value_size",
 		 test_user_value_size);
 	if (std::string why = kernel_refusal(); !why.empty()) {

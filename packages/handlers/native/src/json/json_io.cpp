@@ -582,6 +582,16 @@ result<std::string> registry::export_json()
 					std::to_string(id) + ")"));
 			w.key("entries");
 			out += '[';
+			// A stack trace map holds addresses in the processes
+			// that recorded them (ASLR makes them meaningless
+			// anywhere else), and user space cannot write it back:
+			// exported without its stacks, as the kernel's maps
+			// are not carried over a reboot.
+			if (s->type == BPF_MAP_TYPE_STACK_TRACE) {
+				out += ']';
+				w.close();
+				continue;
+			}
 			std::vector<uint8_t> key(s->key_size), next(s->key_size),
 				value(map_user_value_size(*s));
 			bool have = false, first_entry = true;
