@@ -241,7 +241,8 @@ for (const [shape, k] of Object.entries(kernel))
 	if (k.skip) console.log(`  kernel column for ${shape}: skipped: ${k.skip}`);
 
 for (const shape of Object.keys(shapes)) {
-	const ops = shapes[shape].type === 'array' ? ['lookup', 'lookup_call', 'update', 'loop'] : ['lookup', 'update', 'loop'];
+	const ops =
+		shapes[shape].type === 'array' ? ['lookup', 'lookup_call', 'update', 'loop'] : ['lookup', 'update', 'loop'];
 	for (const op of ops) {
 		const r = runVariant(op, shape);
 		if (r.error) {

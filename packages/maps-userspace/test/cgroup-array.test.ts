@@ -76,7 +76,7 @@ describe('BPF_MAP_TYPE_CGROUP_ARRAY', () => {
 		expect([e.code, e.message]).toEqual(['EINVAL', expect.stringMatching(message)]);
 	});
 
-	it.each(['interpreter', 'jit'] as const)(
+	it.for(['interpreter', 'jit'] as const)(
 		'answers bpf_current_task_under_cgroup from the calling thread’s cgroup and its ancestors, on the %s',
 		async (backend, ctx) => {
 			if (!root) {

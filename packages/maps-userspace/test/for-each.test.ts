@@ -33,18 +33,21 @@ out:
 	exit`;
 
 describe('bpf_for_each_map_elem', () => {
-	it.each(backends)('visits every index of an array in order, and stops when the callback returns 1, on the %s', (backend) => {
-		const { reg } = freshRegistry(`fe_array_${backend}`);
-		const m = reg.createMap({ type: MapType.Array, name: 'a', keySize: 4, valueSize: 8, maxEntries: 6 });
-		const view = m.typed(u32, u64);
-		for (let i = 0; i < 6; i++) view.set(i, BigInt(i + 1));
-		const p = reg.loadProg({ type: ProgType.Kprobe, name: 'fe', insns: assemble(source(m.id)) });
-		// The kernel's bpf_for_each_array_elem: every element, the count of calls.
-		expect(p.run(undefined, { backend })).toBe(21n * 1000n + 6n);
-		view.set(2, 99n);
-		// 1 + 2 + 99, then stop: three elements.
-		expect(p.run(undefined, { backend })).toBe(102n * 1000n + 3n);
-	});
+	it.each(backends)(
+		'visits every index of an array in order, and stops when the callback returns 1, on the %s',
+		(backend) => {
+			const { reg } = freshRegistry(`fe_array_${backend}`);
+			const m = reg.createMap({ type: MapType.Array, name: 'a', keySize: 4, valueSize: 8, maxEntries: 6 });
+			const view = m.typed(u32, u64);
+			for (let i = 0; i < 6; i++) view.set(i, BigInt(i + 1));
+			const p = reg.loadProg({ type: ProgType.Kprobe, name: 'fe', insns: assemble(source(m.id)) });
+			// The kernel's bpf_for_each_array_elem: every element, the count of calls.
+			expect(p.run(undefined, { backend })).toBe(21n * 1000n + 6n);
+			view.set(2, 99n);
+			// 1 + 2 + 99, then stop: three elements.
+			expect(p.run(undefined, { backend })).toBe(102n * 1000n + 3n);
+		},
+	);
 
 	it.each(backends)('visits every entry of a hash map once, on the %s', (backend) => {
 		const { reg } = freshRegistry(`fe_hash_${backend}`);
@@ -91,21 +94,24 @@ describe('bpf_map_lookup_elem of an array, inlined by the JIT', () => {
 		['24-byte values (a multiply)', 24, 7],
 		['12-byte values (rounded up to 16)', 12, 3],
 		['one element', 8, 1],
-	])('gives the same value as the interpreter for every index and NULL past the end, %s', (_, valueSize, maxEntries) => {
-		const { reg } = freshRegistry(`inline_${valueSize}_${maxEntries}`);
-		const m = reg.createMap({ type: MapType.Array, name: 'a', keySize: 4, valueSize, maxEntries });
-		for (let i = 0; i < maxEntries; i++) {
-			const v = Buffer.alloc(valueSize);
-			v.writeBigUInt64LE(BigInt(1000 + i * 17), 0);
-			m.update(u32le(i), v);
-		}
-		const p = reg.loadProg({ type: ProgType.Kprobe, name: 'lookup', insns: assemble(source(m.id)) });
-		for (const index of [0, maxEntries - 1, maxEntries, maxEntries + 1, 0x7fffffff, 0xffffffff]) {
-			const expected = index < maxEntries ? BigInt(1000 + index * 17) + 1n : 0n;
-			expect(p.run(u32le(index), { backend: 'interpreter' })).toBe(expected);
-			expect(p.run(u32le(index), { backend: 'jit' })).toBe(expected);
-		}
-	});
+	])(
+		'gives the same value as the interpreter for every index and NULL past the end, %s',
+		(_, valueSize, maxEntries) => {
+			const { reg } = freshRegistry(`inline_${valueSize}_${maxEntries}`);
+			const m = reg.createMap({ type: MapType.Array, name: 'a', keySize: 4, valueSize, maxEntries });
+			for (let i = 0; i < maxEntries; i++) {
+				const v = Buffer.alloc(valueSize);
+				v.writeBigUInt64LE(BigInt(1000 + i * 17), 0);
+				m.update(u32le(i), v);
+			}
+			const p = reg.loadProg({ type: ProgType.Kprobe, name: 'lookup', insns: assemble(source(m.id)) });
+			for (const index of [0, maxEntries - 1, maxEntries, maxEntries + 1, 0x7fffffff, 0xffffffff]) {
+				const expected = index < maxEntries ? BigInt(1000 + index * 17) + 1n : 0n;
+				expect(p.run(u32le(index), { backend: 'interpreter' })).toBe(expected);
+				expect(p.run(u32le(index), { backend: 'jit' })).toBe(expected);
+			}
+		},
+	);
 
 	it('still calls the helper for a map chosen on a branch, and for a hash map', () => {
 		const { reg } = freshRegistry('inline_branch');

@@ -9,7 +9,14 @@ describe.each([
 	['BPF_MAP_TYPE_ARRAY_OF_MAPS', MapType.ArrayOfMaps],
 	['BPF_MAP_TYPE_HASH_OF_MAPS', MapType.HashOfMaps],
 ])('%s', (typeName, type) => {
-	const outerSpec = (innerMapId: number) => ({ type, name: 'outer', keySize: 4, valueSize: 4, maxEntries: 8, innerMapId });
+	const outerSpec = (innerMapId: number) => ({
+		type,
+		name: 'outer',
+		keySize: 4,
+		valueSize: 4,
+		maxEntries: 8,
+		innerMapId,
+	});
 
 	it('stores map ids that match the inner map template and answers lookups with them', () => {
 		const { reg } = freshRegistry(`mim_ok_${type}`);

@@ -116,22 +116,25 @@ describe('BPF_MAP_TYPE_PROG_ARRAY', () => {
 		expect(reg.list()).toEqual([]);
 	});
 
-	it.each(backends)('sees a program another process stores or removes at the next tail call, on the %s', async (backend) => {
-		const { reg, name } = freshRegistry(`pa_xproc_${backend}`);
-		const jmp = reg.createMap(spec);
-		const a = reg.loadProg({ type: ProgType.Kprobe, name: 'a', insns: assemble('r0 = 10\nexit') });
-		const b = reg.loadProg({ type: ProgType.Kprobe, name: 'b', insns: assemble('r0 = 20\nexit') });
-		const caller = reg.loadProg({ type: ProgType.Kprobe, name: 'caller', insns: assemble(callerSource(jmp.id)) });
-		jmp.update(u32le(0), u32le(a.id));
-		expect(caller.run(u32le(0), { backend })).toBe(10n);
-		const set = await runChild('fd-child.mjs', ['set', name, String(jmp.id), '0', String(b.id)]);
-		expect(set.stdout.trim()).toBe('set');
-		expect(caller.run(u32le(0), { backend })).toBe(20n);
-		await runChild('fd-child.mjs', ['delete', name, String(jmp.id), '0']);
-		expect(caller.run(u32le(0), { backend })).toBe(1n);
-		// And the other way round: the child runs the caller after the parent stored a.
-		jmp.update(u32le(0), u32le(a.id));
-		const run = await runChild('fd-child.mjs', ['run', name, String(caller.id), backend, '0']);
-		expect(run.stdout.trim()).toBe('r0 10');
-	});
+	it.each(backends)(
+		'sees a program another process stores or removes at the next tail call, on the %s',
+		async (backend) => {
+			const { reg, name } = freshRegistry(`pa_xproc_${backend}`);
+			const jmp = reg.createMap(spec);
+			const a = reg.loadProg({ type: ProgType.Kprobe, name: 'a', insns: assemble('r0 = 10\nexit') });
+			const b = reg.loadProg({ type: ProgType.Kprobe, name: 'b', insns: assemble('r0 = 20\nexit') });
+			const caller = reg.loadProg({ type: ProgType.Kprobe, name: 'caller', insns: assemble(callerSource(jmp.id)) });
+			jmp.update(u32le(0), u32le(a.id));
+			expect(caller.run(u32le(0), { backend })).toBe(10n);
+			const set = await runChild('fd-child.mjs', ['set', name, String(jmp.id), '0', String(b.id)]);
+			expect(set.stdout.trim()).toBe('set');
+			expect(caller.run(u32le(0), { backend })).toBe(20n);
+			await runChild('fd-child.mjs', ['delete', name, String(jmp.id), '0']);
+			expect(caller.run(u32le(0), { backend })).toBe(1n);
+			// And the other way round: the child runs the caller after the parent stored a.
+			jmp.update(u32le(0), u32le(a.id));
+			const run = await runChild('fd-child.mjs', ['run', name, String(caller.id), backend, '0']);
+			expect(run.stdout.trim()).toBe('r0 10');
+		},
+	);
 });

@@ -16,41 +16,46 @@ function regs(ip: bigint, bp = 0n): Buffer {
 }
 
 describe('BPF_MAP_TYPE_STACK_TRACE', () => {
-	it.each(backends)('stores the stack of a program’s pt_regs by id and gives it to user space, on the %s', (backend) => {
-		const { reg } = freshRegistry(`stack_${backend}`);
-		const stacks = reg.createMap(spec);
-		// r0 = bpf_get_stackid(ctx, stacks, flags in r2 from ... a constant per program)
-		const load = (name: string, flags: number) =>
-			reg.loadProg({
-				type: ProgType.Kprobe,
-				name,
-				insns: assemble(`r2 = map_by_fd(${stacks.id}) ll\nr3 = ${flags}\ncall 27\nexit`),
-			});
-		const user = load('user', USER_STACK);
-		const id = BigInt.asIntN(64, user.run(regs(0x401234n), { backend }));
-		expect(id >= 0n && id < 16n).toBe(true);
-		const v = stacks.lookup(u32le(Number(id)));
-		expect(v?.readBigUInt64LE(0)).toBe(0x401234n);
-		expect(v?.subarray(8).equals(Buffer.alloc(24))).toBe(true);
-		// The same stack, the same id.
-		expect(BigInt.asIntN(64, user.run(regs(0x401234n), { backend }))).toBe(id);
-		// No kernel stack in user space: EFAULT, as the kernel without frames.
-		expect(BigInt.asIntN(64, load('kernel', 0).run(regs(0x401234n), { backend }))).toBe(-14n);
-		expect(BigInt.asIntN(64, load('bad', USER_STACK | (1 << 12)).run(regs(1n), { backend }))).toBe(-22n);
-		// Skipping the only frame leaves nothing: EFAULT.
-		expect(BigInt.asIntN(64, load('skip', USER_STACK | 1).run(regs(1n), { backend }))).toBe(-14n);
-		expect(stacks.nextKey()?.readUInt32LE(0)).toBe(Number(id));
-		expect(stacks.delete(u32le(Number(id)))).toBe(true);
-		expect(stacks.lookup(u32le(Number(id)))).toBeUndefined();
-	});
+	it.each(backends)(
+		'stores the stack of a program’s pt_regs by id and gives it to user space, on the %s',
+		(backend) => {
+			const { reg } = freshRegistry(`stack_${backend}`);
+			const stacks = reg.createMap(spec);
+			// r0 = bpf_get_stackid(ctx, stacks, flags in r2 from ... a constant per program)
+			const load = (name: string, flags: number) =>
+				reg.loadProg({
+					type: ProgType.Kprobe,
+					name,
+					insns: assemble(`r2 = map_by_fd(${stacks.id}) ll\nr3 = ${flags}\ncall 27\nexit`),
+				});
+			const user = load('user', USER_STACK);
+			const id = BigInt.asIntN(64, user.run(regs(0x401234n), { backend }));
+			expect(id >= 0n && id < 16n).toBe(true);
+			const v = stacks.lookup(u32le(Number(id)));
+			expect(v?.readBigUInt64LE(0)).toBe(0x401234n);
+			expect(v?.subarray(8).equals(Buffer.alloc(24))).toBe(true);
+			// The same stack, the same id.
+			expect(BigInt.asIntN(64, user.run(regs(0x401234n), { backend }))).toBe(id);
+			// No kernel stack in user space: EFAULT, as the kernel without frames.
+			expect(BigInt.asIntN(64, load('kernel', 0).run(regs(0x401234n), { backend }))).toBe(-14n);
+			expect(BigInt.asIntN(64, load('bad', USER_STACK | (1 << 12)).run(regs(1n), { backend }))).toBe(-22n);
+			// Skipping the only frame leaves nothing: EFAULT.
+			expect(BigInt.asIntN(64, load('skip', USER_STACK | 1).run(regs(1n), { backend }))).toBe(-14n);
+			expect(stacks.nextKey()?.readUInt32LE(0)).toBe(Number(id));
+			expect(stacks.delete(u32le(Number(id)))).toBe(true);
+			expect(stacks.lookup(u32le(Number(id)))).toBeUndefined();
+		},
+	);
 
-	it.each(backends)('copies the stack into a program’s buffer with bpf_get_stack, zeroing the rest, on the %s', (backend) => {
-		const { reg } = freshRegistry(`getstack_${backend}`);
-		reg.createMap(spec); // its type ships the helper
-		const p = reg.loadProg({
-			type: ProgType.Kprobe,
-			name: 'get',
-			insns: assemble(`
+	it.each(backends)(
+		'copies the stack into a program’s buffer with bpf_get_stack, zeroing the rest, on the %s',
+		(backend) => {
+			const { reg } = freshRegistry(`getstack_${backend}`);
+			reg.createMap(spec); // its type ships the helper
+			const p = reg.loadProg({
+				type: ProgType.Kprobe,
+				name: 'get',
+				insns: assemble(`
 				r6 = 7
 				*(u64 *)(r10 - 16) = r6
 				*(u64 *)(r10 - 8) = r6
@@ -65,10 +70,11 @@ describe('BPF_MAP_TYPE_STACK_TRACE', () => {
 				r0 <<= 32
 				r0 |= r6
 				exit`),
-		});
-		// 8 bytes copied (<< 32), the ip + a zeroed second word.
-		expect(p.run(regs(0x55n), { backend })).toBe((8n << 32n) | 0x55n);
-	});
+			});
+			// 8 bytes copied (<< 32), the ip + a zeroed second word.
+			expect(p.run(regs(0x55n), { backend })).toBe((8n << 32n) | 0x55n);
+		},
+	);
 
 	it('refuses what the kernel refuses, naming the attribute, and user-space updates with EINVAL', () => {
 		const { reg } = freshRegistry('stack_errors');
