@@ -21,7 +21,7 @@ describe('BPF_MAP_TYPE_STACK_TRACE', () => {
 		(backend) => {
 			const { reg } = freshRegistry(`stack_${backend}`);
 			const stacks = reg.createMap(spec);
-			// r0 = bpf_get_stackid(ctx, stacks, flags in r2 from ... a constant per program)
+			// r0 = bpf_get_stackid(ctx, stacks, flags), flags a constant of each program
 			const load = (name: string, flags: number) =>
 				reg.loadProg({
 					type: ProgType.Kprobe,
