@@ -584,9 +584,8 @@ result<std::string> registry::export_json()
 			out += '[';
 			// A stack trace map holds addresses in the processes
 			// that recorded them (ASLR makes them meaningless
-			// anywhere else), and user space cannot write it back:
-			// exported without its stacks, as the kernel's maps
-			// are not carried over a reboot.
+			// anywhere else), and user space cannot write it back
+			// (update is EINVAL): exported without its stacks.
 			if (s->type == BPF_MAP_TYPE_STACK_TRACE) {
 				out += ']';
 				w.close();
