@@ -254,7 +254,7 @@ uint32_t walk_user_stack(uint64_t ctx, uint64_t *out, uint32_t max)
 	uint64_t fp = regs[1];
 	// The stack is read a window at a time (one system call for most
 	// stacks); a frame outside the window moves it.
-	constexpr size_t WINDOW = 4096;
+	constexpr size_t WINDOW = 1024; // small: helpers run on the target thread's stack
 	uint64_t win[WINDOW / 8];
 	uint64_t win_lo = 0, win_len = 0;
 	while (n < max) {
