@@ -4,7 +4,7 @@ import { MapType, ProgType, u32 } from '@bpftime/handlers';
 import { assemble } from '@bpftime/vm';
 import { describe, expect, it } from 'vitest';
 import { ArrayOfMaps, HashOfMaps, ProgArray, StackTraceMap, Symbolizer } from '../src/index.js';
-import { errorOf, freshRegistry, u32le } from './helpers.js';
+import { errorOf, freshRegistry } from './helpers.js';
 
 describe('typed views', () => {
 	it('ProgArray stores programs by index and refuses a map of another type when made', () => {
