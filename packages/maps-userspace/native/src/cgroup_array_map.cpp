@@ -233,6 +233,15 @@ int64_t thread_under_cgroup(uint64_t id)
 uint64_t h_current_task_under_cgroup(uint64_t map, uint64_t index, uint64_t,
 				     uint64_t, uint64_t)
 {
+	// System calls on the target's thread leave its errno as it was.
+	const int saved_errno = errno;
+	struct restore {
+		int e;
+		~restore()
+		{
+			errno = e;
+		}
+	} keep{ saved_errno };
 	auto *m = reinterpret_cast<const map_instance *>(map);
 	if (!m || m->map_type != BPF_MAP_TYPE_CGROUP_ARRAY)
 		return uint64_t(-int64_t(EINVAL));

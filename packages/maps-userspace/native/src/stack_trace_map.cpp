@@ -15,13 +15,15 @@
 //
 // The map: n_buckets = max_entries rounded up to a power of two, as the
 // kernel; a stack's id is its hash & (n_buckets - 1). A bucket is
-// {seq, hash, nr, ips[value_size / 8]}: `seq` is odd while a writer fills
-// it, and a reader (a comparison in bpf_get_stackid, a copy to user space)
-// that saw the same even seq before and after knows what it read was whole.
-// A writer takes the bucket by a compare-and-swap of seq; one that finds it
-// taken by another answers EBUSY (the kernel swaps whole buckets instead). A
-// process killed in the middle of filling a bucket leaves that bucket busy
-// until it is deleted from user space.
+// {seq, hash, nr, writer, ips[value_size / 8]}: `seq` is odd while a writer
+// fills it, and a reader (a comparison in bpf_get_stackid, a copy to user
+// space) that saw the same even seq before and after knows what it read was
+// whole. A writer takes the bucket by a compare-and-swap of seq, then puts
+// its pid in `writer`; one that finds the bucket taken answers EBUSY (the
+// kernel swaps whole buckets instead), unless the pid in `writer` names a
+// process that no longer exists (killed while filling it): then it takes
+// the bucket over. A writer killed between the swap and the store of its
+// pid (two instructions) leaves the bucket busy until user space deletes it.
 #include "map_common.hpp"
 
 #include <bpftime/handlers/bpf_defs.hpp>
@@ -31,6 +33,8 @@
 #include <bpftime/vm/helper_proto.hpp>
 
 #include <atomic>
+#include <csignal>
+#include <cerrno>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -40,7 +44,7 @@ namespace {
 using namespace bpftime::handlers;
 
 constexpr uint32_t STACK_MAGIC = 0x53544b54; // "STKT"
-// The layout of state and bucket. 1: the first.
+// The layout of state and bucket. 1: the first (the writer pid included).
 constexpr uint32_t STACK_STATE_VERSION = 1;
 
 // include/uapi/linux/bpf.h
@@ -60,7 +64,7 @@ struct bucket {
 	std::atomic<uint32_t> seq;
 	uint32_t hash;
 	uint32_t nr;
-	uint32_t reserved;
+	std::atomic<uint32_t> writer; // pid filling it while seq is odd, else 0
 	uint64_t *ips() noexcept
 	{
 		return reinterpret_cast<uint64_t *>(this + 1);
@@ -214,6 +218,7 @@ int stack_delete(void *sp, const void *key)
 	b->seq.store(s1 | 1, std::memory_order_relaxed);
 	uint32_t nr = b->nr;
 	b->nr = 0;
+	b->writer.store(0, std::memory_order_relaxed);
 	b->seq.store((s1 | 1) + 1, std::memory_order_release);
 	return nr ? 0 : -ENOENT;
 }
@@ -304,11 +309,34 @@ constexpr uint64_t neg(int e)
 	return uint64_t(-int64_t(e));
 }
 
+// The helpers make system calls on the target's thread; its errno is left as
+// the target had it.
+struct keep_errno {
+	int saved = errno;
+	~keep_errno()
+	{
+		errno = saved;
+	}
+};
+
+// Fills a bucket this thread holds (seq = even + 1) and publishes it.
+uint64_t fill_bucket(bucket *b, uint32_t even, uint32_t hash,
+		     const uint64_t *trace, uint32_t nr, uint32_t id)
+{
+	b->hash = hash;
+	b->nr = nr;
+	memcpy(b->ips(), trace, size_t(nr) * 8);
+	b->writer.store(0, std::memory_order_relaxed);
+	b->seq.store(even + 2, std::memory_order_release);
+	return id;
+}
+
 // bpf_get_stackid(ctx, map, flags): the kernel's bpf_get_stackid and
 // __bpf_get_stackid.
 uint64_t h_get_stackid(uint64_t ctx, uint64_t map, uint64_t flags, uint64_t,
 		       uint64_t)
 {
+	keep_errno keep;
 	auto *m = reinterpret_cast<const map_instance *>(map);
 	if (!m || m->map_type != BPF_MAP_TYPE_STACK_TRACE)
 		return neg(EINVAL);
@@ -329,8 +357,14 @@ uint64_t h_get_stackid(uint64_t ctx, uint64_t map, uint64_t flags, uint64_t,
 	const uint32_t id = hash & (s->n_buckets - 1);
 	bucket *b = s->at(id);
 	uint32_t s1 = b->seq.load(std::memory_order_acquire);
-	if (s1 & 1)
-		return neg(EBUSY);
+	if (s1 & 1) {
+		// Filled now, or abandoned by a writer that died.
+		uint32_t w = b->writer.load(std::memory_order_acquire);
+		if (w == 0 || kill(pid_t(w), 0) == 0 || errno != ESRCH ||
+		    !b->writer.compare_exchange_strong(w, uint32_t(getpid())))
+			return neg(EBUSY);
+		return fill_bucket(b, s1 - 1, hash, trace, nr, id);
+	}
 	if (b->nr && b->hash == hash) {
 		if (flags & BPF_F_FAST_STACK_CMP)
 			return id;
@@ -345,11 +379,8 @@ uint64_t h_get_stackid(uint64_t ctx, uint64_t map, uint64_t flags, uint64_t,
 	if (!b->seq.compare_exchange_strong(s1, s1 + 1,
 					    std::memory_order_acquire))
 		return neg(EBUSY);
-	b->hash = hash;
-	b->nr = nr;
-	memcpy(b->ips(), trace, size_t(nr) * 8);
-	b->seq.store(s1 + 2, std::memory_order_release);
-	return id;
+	b->writer.store(uint32_t(getpid()), std::memory_order_release);
+	return fill_bucket(b, s1, hash, trace, nr, id);
 }
 
 // bpf_get_stack(ctx, buf, size, flags): the kernel's __bpf_get_stack. The
@@ -357,6 +388,7 @@ uint64_t h_get_stackid(uint64_t ctx, uint64_t map, uint64_t flags, uint64_t,
 uint64_t h_get_stack(uint64_t ctx, uint64_t buf, uint64_t size, uint64_t flags,
 		     uint64_t)
 {
+	keep_errno keep;
 	auto *out = reinterpret_cast<uint8_t *>(buf);
 	const uint32_t len = uint32_t(size);
 	int e = 0;

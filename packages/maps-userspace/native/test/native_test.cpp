@@ -1352,6 +1352,42 @@ void test_stack_ids_from_a_frame_chain()
 	return r + 0;
 }
 
+
+// A writer killed while filling a bucket: the next bpf_get_stackid finds
+// the writer's process gone and takes the bucket over; a live writer's
+// bucket stays busy. The bucket is set up by hand, as the file's comment
+// lays it out: {seq, hash, nr, writer pid, ips}.
+void test_stack_bucket_of_a_dead_writer()
+{
+	fixture f("stackdead");
+	uint32_t id = need(f.reg->create_map(spec(BPF_MAP_TYPE_STACK_TRACE, "st", 4, 16, 1)), "map").id;
+	auto m = need(f.reg->map(id), "instance");
+	int64_t buckets_off;
+	memcpy(&buckets_off, static_cast<char *>(m->state) + 40, 8);
+	auto *word = reinterpret_cast<uint32_t *>(static_cast<char *>(m->state) + buckets_off);
+	pid_t dead = fork();
+	if (dead == 0)
+		_exit(0);
+	waitpid(dead, nullptr, 0);
+	fake_regs regs;
+	regs.set(0x777, 0);
+	const uint64_t ctx = uint64_t(uintptr_t(&regs)), mp = uint64_t(uintptr_t(m.get()));
+	// Busy, writer alive (this process): EBUSY; writer unknown: EBUSY.
+	__atomic_store_n(&word[3], uint32_t(getpid()), __ATOMIC_RELEASE);
+	__atomic_store_n(&word[0], 1u, __ATOMIC_RELEASE);
+	CHECK(int64_t(call_helper(BPF_FUNC_get_stackid, ctx, mp, USER_STACK, 0)) == -EBUSY);
+	__atomic_store_n(&word[3], 0u, __ATOMIC_RELEASE);
+	CHECK(int64_t(call_helper(BPF_FUNC_get_stackid, ctx, mp, USER_STACK, 0)) == -EBUSY);
+	// The writer's process is gone: taken over, and readable again.
+	__atomic_store_n(&word[3], uint32_t(dead), __ATOMIC_RELEASE);
+	errno = 1234;
+	CHECK(int64_t(call_helper(BPF_FUNC_get_stackid, ctx, mp, USER_STACK, 0)) == 0);
+	CHECK(errno == 1234); // the helper left the thread's errno alone
+	uint32_t key = 0;
+	uint64_t v[2] = {};
+	CHECK(m->lookup(&key, v).ok() && v[0] == 0x777 && v[1] == 0);
+}
+
 void test_get_stack_walks_frame_pointers()
 {
 	fixture f("getstack"); // registers the helpers through the map types
@@ -1439,6 +1475,8 @@ int main()
 			 }
 			 kernel_maps::close_fd(kfd);
 		 });
+	run_case("a stack bucket left busy by a killed writer is taken over; a live writer's stays busy",
+		 test_stack_bucket_of_a_dead_writer);
 	run_case("bpf_get_stack returns the return addresses of functions that keep frame pointers",
 		 test_get_stack_walks_frame_pointers);
 	run_case("a per-CPU type's user value size is round_up(value_size, 8) x possible CPUs; others use value_size",
