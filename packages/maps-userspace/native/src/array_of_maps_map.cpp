@@ -59,6 +59,7 @@ const map_ops ops = {
 	.state_version = ARRAY_OF_MAPS_STATE_VERSION,
 	.fd_kind = MAP_FD_MAP,
 	.fd_get_ptr = array_of_maps_get_ptr,
+	.check_fd_update = fd::array_check_update,
 };
 
 } // namespace

@@ -71,6 +71,7 @@ const map_ops ops = {
 	.state_version = PROG_ARRAY_STATE_VERSION,
 	.fd_kind = MAP_FD_PROG,
 	.fd_get_ptr = prog_array_get_ptr,
+	.check_fd_update = fd::array_check_update,
 };
 
 } // namespace

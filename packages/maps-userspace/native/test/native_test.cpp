@@ -967,9 +967,9 @@ void test_operations_match_the_kernel(uint32_t type, uint32_t key_size,
 // updates (with valid fds/ids of n objects, or one that names no such
 // object), lookups, deletes and next keys on a kernel map of real fds and on
 // ours of registry ids. Lookups are compared through the object each side
-// names (kernel ids vs registry ids). Bad fds are only given with flags and
-// an index the kernel takes, because the kernel checks those first for fd
-// arrays where the registry checks the id first (README: errors).
+// names (kernel ids vs registry ids). Bad fds come with any flags and
+// index: the kernel checks flags and index first for fd arrays, the fd
+// first for maps of maps by hash (map_ops::check_fd_update).
 enum class fd_objects { progs, maps, cgroups };
 
 void test_fd_map_matches_the_kernel(uint32_t type, fd_objects what)
@@ -1038,8 +1038,6 @@ void test_fd_map_matches_the_kernel(uint32_t type, fd_objects what)
 			static const uint64_t flag_set[] = { BPF_ANY, BPF_NOEXIST, BPF_EXIST, 3 };
 			uint64_t fl = flag_set[rng() % 4];
 			int j = int(rng() % (n + 1));
-			if (j == n && (fl != BPF_ANY || (!hash && i >= max)))
-				j = 0; // see above: a bad fd only where the kernel reads it first
 			int kv = j == n ? bad_k : kfds[size_t(j)];
 			uint32_t bv = j == n ? bad_b : bids[size_t(j)];
 			op = "update";

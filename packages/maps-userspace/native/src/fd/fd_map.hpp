@@ -169,9 +169,9 @@ inline int array_lookup_copy(void *s, const void *key, void *value)
 	return 0;
 }
 
-// The kernel's bpf_fd_array_map_update_elem: BPF_ANY only.
-inline int array_update(void *s, const void *key, const void *value,
-			uint64_t flags)
+// The kernel's bpf_fd_array_map_update_elem up to the fd: BPF_ANY only, an
+// index inside the array (map_ops::check_fd_update).
+inline int array_check_update(void *s, const void *key, uint64_t flags)
 {
 	if (flags != handlers::BPF_ANY)
 		return -EINVAL;
@@ -179,6 +179,16 @@ inline int array_update(void *s, const void *key, const void *value,
 	memcpy(&index, key, sizeof(index));
 	if (index >= arr(s)->max_entries)
 		return -E2BIG;
+	return 0;
+}
+
+inline int array_update(void *s, const void *key, const void *value,
+			uint64_t flags)
+{
+	if (int rc = array_check_update(s, key, flags))
+		return rc;
+	uint32_t index;
+	memcpy(&index, key, sizeof(index));
 	// One 4-byte store: a program's tail call reads the old id or the
 	// new one.
 	__atomic_store_n(reinterpret_cast<uint32_t *>(arr(s)->slot(index)),

@@ -304,6 +304,13 @@ struct map_ops {
 	// -EOPNOTSUPP when lookup cannot be inlined (the helper is called).
 	// Caller: program instantiation, with the state this process uses.
 	int (*gen_lookup)(void *state, map_inline_lookup *out);
+	// fd-valued maps: the checks of an update the kernel makes before it
+	// looks at the fd (bpf_fd_array_map_update_elem: flags, then the
+	// index), so that an update wrong in both ways fails as in the kernel.
+	// Called by the registry before it checks the id; 0 or a negative
+	// errno. Null: the id is checked first (maps of maps by hash, as the
+	// kernel's bpf_fd_htab_map_update_elem).
+	int (*check_fd_update)(void *state, const void *key, uint64_t flags);
 };
 
 // The napi_type_tag that an External holding a `const map_ops *` carries, so
