@@ -14,6 +14,7 @@
 #include <bpftime/vm/vm.hpp>
 
 #include <atomic>
+#include <sched.h>
 #include <cstdarg>
 #include <cinttypes>
 #include <cstdio>
@@ -2012,6 +2013,40 @@ static void test_inline_lookups(const backend_under_test &bt)
 		      "[%s] a call whose r1 is set on two paths calls the helper", bt.name);
 	}
 	(void)asked_other;
+	// Per-CPU: base + index * stride + cpu * cpu_stride, cpu as
+	// sched_getcpu() says (read again when the thread moved meanwhile).
+	if (jit) {
+		static uint8_t area[4096];
+		vm v(bt.b, o);
+		(void)v.register_helper(proto(1, "lookup", h_lookup_marker));
+		v.set_inline_resolver([&](uint32_t, uint64_t r1) -> std::optional<inline_helper> {
+			if (r1 != MAP)
+				return std::nullopt;
+			inline_helper h;
+			h.kind = inline_helper::percpu_array_lookup;
+			h.base = uint64_t(uintptr_t(area));
+			h.stride = 16;
+			h.max_entries = 2;
+			h.cpu_stride = 32;
+			return h;
+		});
+		// r0 = the lookup's pointer itself
+		auto loaded = v.load(P({ mov(R6, 1), stx(BPF_W, R10, R6, -4), lddw(R1, MAP), movr(R2, R10),
+					 alu64(BPF_ADD, R2, -4), call(1), exit_() }));
+		bool same = false;
+		uint64_t got = 0, want = 0;
+		for (int tries = 0; tries < 100 && loaded && !same; tries++) {
+			int before = sched_getcpu();
+			auto r = v.exec(nullptr, 0);
+			int after = sched_getcpu();
+			got = r ? *r : 0;
+			want = uint64_t(uintptr_t(area)) + 16 + uint64_t(before) * 32;
+			same = before == after;
+		}
+		check(loaded && same && got == want,
+		      "[%s] an inlined per-CPU array lookup adds the CPU's offset (got %#" PRIx64 ", want %#" PRIx64 ")",
+		      bt.name, got, want);
+	}
 }
 
 int main(int argc, char **argv)

@@ -302,13 +302,17 @@ registry::instantiate(uint32_t id, const instance_options &opts)
 				map_inline_lookup d{};
 				d.size = sizeof(d);
 				if (m->ops->gen_lookup(m->state, &d) != 0 ||
-				    d.kind != MAP_INLINE_ARRAY)
+				    (d.kind != MAP_INLINE_ARRAY &&
+				     d.kind != MAP_INLINE_PERCPU_ARRAY))
 					return std::nullopt;
 				vm::inline_helper h;
-				h.kind = vm::inline_helper::array_lookup;
+				h.kind = d.kind == MAP_INLINE_ARRAY ?
+						 vm::inline_helper::array_lookup :
+						 vm::inline_helper::percpu_array_lookup;
 				h.base = d.base;
 				h.stride = d.stride;
 				h.max_entries = d.max_entries;
+				h.cpu_stride = d.cpu_stride;
 				return h;
 			}
 			return std::nullopt;

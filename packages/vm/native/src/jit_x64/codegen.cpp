@@ -59,6 +59,8 @@
 
 #include <bpftime/vm/opcodes.hpp>
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <bit>
 #include <cerrno>
@@ -1505,6 +1507,25 @@ status codegen::emit_call(uint32_t pc, const insn &in)
 	return {};
 }
 
+// The offset from the thread pointer of the cpu_id field of glibc's struct
+// rseq for this thread (__rseq_offset + 4, as include/uapi/linux/rseq.h lays
+// it out), or -1 when glibc registers no rseq area (__rseq_size 0, or a
+// glibc before 2.35 without the symbols).
+int64_t rseq_cpu_offset()
+{
+	static const int64_t off = [] {
+		const auto *size = static_cast<const unsigned int *>(
+			dlsym(RTLD_DEFAULT, "__rseq_size"));
+		const auto *offset = static_cast<const ptrdiff_t *>(
+			dlsym(RTLD_DEFAULT, "__rseq_offset"));
+		if (!size || !offset || *size == 0)
+			return int64_t(-1);
+		const int64_t o = int64_t(*offset) + 4;
+		return o >= INT32_MIN && o <= INT32_MAX ? o : int64_t(-1);
+	}();
+	return off;
+}
+
 // Which helper calls have r1 = the value of one lddw on every path (the
 // lddw and the call in one straight line: no jump target between them, no
 // write of r1), and of those, which the inline resolver gives an inline
@@ -1534,9 +1555,14 @@ void codegen::plan_inline_calls()
 			}
 			if (k == insn_kind::call && in.src_reg == 0 && r1) {
 				auto h = prog_.inliner(uint32_t(in.imm), *r1);
-				// The emitted form multiplies by an imm32.
-				if (h && h->kind == inline_helper::array_lookup &&
-				    h->stride <= uint32_t(INT32_MAX))
+				// The emitted form multiplies by imm32s.
+				const bool ok =
+					h && h->stride <= uint32_t(INT32_MAX) &&
+					(h->kind == inline_helper::array_lookup ||
+					 (h->kind == inline_helper::percpu_array_lookup &&
+					  rseq_cpu_offset() >= 0 &&
+					  h->cpu_stride <= uint32_t(INT32_MAX)));
+				if (ok)
 					inline_at_[pc] = h;
 			}
 			const reg_use u = register_use(in);
@@ -1565,6 +1591,13 @@ void codegen::emit_inline_call(const inline_helper &h)
 			as_.shift_ri(shift::shl, width::b64, rax, sh);
 	} else {
 		as_.imul_rri(width::b64, rax, rax, static_cast<int32_t>(h.stride));
+	}
+	if (h.kind == inline_helper::percpu_array_lookup) {
+		// r11 = rseq cpu_id * cpu_stride (plan_inline_calls checked
+		// that glibc registered rseq).
+		as_.load_fs32(r11, static_cast<int32_t>(rseq_cpu_offset()));
+		as_.imul_rri(width::b64, r11, r11, static_cast<int32_t>(h.cpu_stride));
+		as_.alu_rr(alu::add, width::b64, rax, r11);
 	}
 	as_.mov_imm(r11, h.base);
 	as_.alu_rr(alu::add, width::b64, rax, r11);

@@ -154,8 +154,9 @@ enum map_inline_kind : uint32_t {
 	// index = *(u32 *)key; index < max_entries ? base + index * stride : 0
 	MAP_INLINE_ARRAY = 1,
 	// As MAP_INLINE_ARRAY, plus cpu * cpu_stride for the CPU the thread
-	// runs on (per-CPU arrays). Not emitted inline by the JIT yet: a type
-	// that answers it gets the helper call.
+	// runs on (per-CPU arrays): cpu is what sched_getcpu() returns, read
+	// by the JIT from glibc's rseq area. Where glibc registered none, the
+	// helper is called.
 	MAP_INLINE_PERCPU_ARRAY = 2,
 };
 struct map_inline_lookup {

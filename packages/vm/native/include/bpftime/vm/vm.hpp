@@ -91,11 +91,17 @@ struct inline_helper {
 		// r0 = *(u32 *)r2 < max_entries ?
 		//      base + *(u32 *)r2 * stride : 0
 		array_lookup = 1,
+		// array_lookup + cpu * cpu_stride, cpu being the CPU the thread
+		// runs on as glibc's rseq area has it (what sched_getcpu()
+		// returns); emitted only where glibc registered rseq
+		// (__rseq_size > 0), else the helper is called.
+		percpu_array_lookup = 2,
 	};
 	kind_t kind = array_lookup;
 	uint64_t base = 0;
 	uint32_t stride = 0;
 	uint32_t max_entries = 0;
+	uint32_t cpu_stride = 0;
 };
 // Asked by load() (JIT only) for each call of helper `helper_id` whose r1
 // holds, on every path to the call, the value of one lddw (after the lddw
