@@ -44,7 +44,7 @@ function getpidAddress(): bigint | string {
 	return BigInt(`0x${line.split('-')[0]}`) + BigInt(`0x${sym.split(' ')[0]}`);
 }
 
-describe('bpftime map dump of a stack trace map', () => {
+describe('bpftime map dump of a stack trace map', { timeout: 60_000 }, () => {
 	it('prints each stack, and names its frames from the recording process with --pid', async (ctx) => {
 		const at = getpidAddress();
 		if (typeof at === 'string') {
