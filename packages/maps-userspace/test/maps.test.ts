@@ -18,10 +18,16 @@ describe('registration', () => {
 				'BPF_MAP_TYPE_CGROUP_ARRAY',
 				'BPF_MAP_TYPE_ARRAY_OF_MAPS',
 				'BPF_MAP_TYPE_HASH_OF_MAPS',
+				'BPF_MAP_TYPE_STACK_TRACE',
+				'BPF_MAP_TYPE_RINGBUF',
+				'BPF_MAP_TYPE_USER_RINGBUF',
+				'BPF_MAP_TYPE_PERF_EVENT_ARRAY',
 			]),
 		);
 		const provided = registeredMapTypes().filter((t) => t.provider === '@bpftime/maps-userspace');
-		expect(provided.map((t) => t.type).sort()).toEqual(MAP_TYPES.map((t) => t.type).sort());
+		const byNumber = (a: number, b: number) => a - b;
+		expect(provided.map((t) => t.type).sort(byNumber)).toEqual(MAP_TYPES.map((t) => t.type).sort(byNumber));
+		expect(provided.map((t) => t.type)).toContain(MapType.Array);
 	});
 
 	it('declares in package.json exactly the map types it registers', () => {

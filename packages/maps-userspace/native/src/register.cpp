@@ -15,7 +15,10 @@
 	X(cgroup_array_map_ops)                                                \
 	X(array_of_maps_map_ops)                                               \
 	X(hash_of_maps_map_ops)                                                \
-	X(stack_trace_map_ops)
+	X(stack_trace_map_ops)                                                 \
+	X(ringbuf_map_ops)                                                     \
+	X(perf_event_array_map_ops)                                            \
+	X(user_ringbuf_map_ops)
 
 namespace bpftime::maps_userspace {
 

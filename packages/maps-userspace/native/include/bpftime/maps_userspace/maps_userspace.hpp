@@ -28,6 +28,9 @@ const handlers::map_ops *cgroup_array_map_ops() noexcept;
 const handlers::map_ops *array_of_maps_map_ops() noexcept;
 const handlers::map_ops *hash_of_maps_map_ops() noexcept;
 const handlers::map_ops *stack_trace_map_ops() noexcept;
+const handlers::map_ops *ringbuf_map_ops() noexcept;
+const handlers::map_ops *perf_event_array_map_ops() noexcept;
+const handlers::map_ops *user_ringbuf_map_ops() noexcept;
 std::span<const handlers::map_ops *const> all_map_ops() noexcept;
 
 // Registers every type of this package with the registry of this process
