@@ -1,0 +1,192 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MapType, ProgType, u32, u64 } from '@bpftime/handlers';
+import { compileBpf, findClang } from '@bpftime/test-support';
+import { assemble } from '@bpftime/vm';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { createKernelMap, describeKernelMap, KernelMapType, kernelMapId, openKernelMap } from '../src/index.js';
+import { bpfUnavailable, errorOf, freshRegistry, u32le, u64le } from './helpers.js';
+
+const noBpf = bpfUnavailable();
+const MMAPABLE = 0x400;
+
+/** bpftool's view of a kernel map without BTF: key and value as little-endian numbers. */
+function bpftoolDump(id: number): Map<number, bigint> {
+	const out = execFileSync('bpftool', ['-j', 'map', 'dump', 'id', String(id)], { encoding: 'utf8' });
+	const rows = JSON.parse(out) as { key: string[]; value: string[] }[];
+	const bytes = (h: string[]) => Buffer.from(h.map((x) => Number.parseInt(x, 16)));
+	return new Map(rows.map((r) => [bytes(r.key).readUInt32LE(0), bytes(r.value).readBigUInt64LE(0)]));
+}
+
+/** key 0 += 1 by lookup, then update (a kernel hash value cannot be written in place from user space). */
+function incrementKeyZero(mapId: number): string {
+	return [
+		'r6 = 1',
+		'r1 = 0',
+		'*(u32 *)(r10 - 4) = r1',
+		`r1 = map_by_fd(${mapId}) ll`,
+		'r2 = r10',
+		'r2 += -4',
+		'call 1',
+		'if r0 == 0 goto +2',
+		'r6 = *(u64 *)(r0 + 0)',
+		'r6 += 1',
+		'*(u64 *)(r10 - 16) = r6',
+		`r1 = map_by_fd(${mapId}) ll`,
+		'r2 = r10',
+		'r2 += -4',
+		'r3 = r10',
+		'r3 += -16',
+		'r4 = 0',
+		'call 2',
+		'r0 = 0',
+		'exit',
+	].join('\n');
+}
+
+describe.skipIf(noBpf !== '')('kernel-backed maps', () => {
+	it('stores user-space updates in a kernel hash map that bpftool reads', () => {
+		const { reg } = freshRegistry('khash');
+		const m = createKernelMap(reg, { type: KernelMapType.Hash, name: 'khash', keySize: 4, valueSize: 8, maxEntries: 16 });
+		const view = m.typed(u32, u64);
+		view.set(7, 70n);
+		view.set(9, 90n);
+		expect(view.get(7)).toBe(70n);
+		const id = kernelMapId(reg, m);
+		expect(describeKernelMap(id)).toMatchObject({ kernelType: MapType.Hash, keySize: 4, valueSize: 8, maxEntries: 16 });
+		expect(bpftoolDump(id)).toEqual(new Map([[7, 70n], [9, 90n]]));
+		expect(m.delete(u32le(7))).toBeUndefined;
+		expect(new Map(view.entries())).toEqual(new Map([[9, 90n]]));
+	});
+
+	it('shares one kernel hash map between a kernel tracepoint program and a bpftime program', async (ctx) => {
+		const clang = findClang();
+		if (!clang) {
+			console.log('skipped: no clang on PATH to build test/fixtures/count_getpid.bpf.c');
+			ctx.skip();
+			return;
+		}
+		const obj = join(tmpdir(), `count_getpid-${process.pid}.o`);
+		await compileBpf(clang, new URL('./fixtures/count_getpid.bpf.c', import.meta.url).pathname, obj);
+		onTestFinished(() => rmSync(obj, { force: true }));
+
+		const { reg } = freshRegistry('kshare');
+		const counts = createKernelMap(reg, { type: KernelMapType.Hash, name: 'counts', keySize: 4, valueSize: 8, maxEntries: 64 });
+		const id = kernelMapId(reg, counts);
+
+		// The kernel program, on the registry's kernel map, attached to sys_enter_getpid; its link is
+		// pinned, and goes with the pin.
+		const link = `/sys/fs/bpf/bpftime_test_link_${process.pid}`;
+		rmSync(link, { force: true, recursive: true });
+		execFileSync('bpftool', ['prog', 'load', obj, link, 'type', 'tracepoint', 'map', 'name', 'counts', 'id', String(id), 'autoattach']);
+		onTestFinished(() => rmSync(link, { force: true, recursive: true }));
+
+		// A process calling getpid() 100 times (glibc does not cache it), seen by the kernel program.
+		const child = spawnSync('python3', ['-c', 'import os\nfor _ in range(100): os.getpid()\nprint(os.getpid())'], {
+			encoding: 'utf8',
+		});
+		expect(child.status).toBe(0);
+		const childPid = Number(child.stdout.trim());
+
+		// The bpftime program, run 25 times in this process, counting under key 0.
+		const prog = reg.loadProg({ type: ProgType.Kprobe, name: 'inc0', license: 'GPL', insns: assemble(incrementKeyZero(counts.id)) });
+		for (let i = 0; i < 25; i++) expect(prog.run(Buffer.alloc(8))).toBe(0n);
+
+		const view = counts.typed(u32, u64);
+		expect(view.get(0)).toBe(25n);
+		// At least its 100 calls: the interpreter's own start may call getpid() too.
+		expect(view.get(childPid)).toBeGreaterThanOrEqual(100n);
+		const dumped = bpftoolDump(id);
+		expect(dumped.get(0)).toBe(25n);
+		expect(dumped.get(childPid)).toBe(view.get(childPid));
+	});
+
+	it('maps a BPF_F_MMAPABLE kernel array so program writes land in the kernel value', () => {
+		const { reg } = freshRegistry('karr');
+		const arr = createKernelMap(reg, {
+			type: KernelMapType.Array,
+			name: 'karr',
+			keySize: 4,
+			valueSize: 8,
+			maxEntries: 4,
+			flags: MMAPABLE,
+		});
+		const prog = reg.loadProg({
+			type: ProgType.Kprobe,
+			name: 'add3',
+			license: 'GPL',
+			insns: assemble(
+				[
+					'r1 = 2',
+					'*(u32 *)(r10 - 4) = r1',
+					`r1 = map_by_fd(${arr.id}) ll`,
+					'r2 = r10',
+					'r2 += -4',
+					'call 1',
+					'if r0 == 0 goto +2',
+					'r1 = 3',
+					'lock *(u64 *)(r0 + 0) += r1',
+					'r0 = 0',
+					'exit',
+				].join('\n'),
+			),
+		});
+		for (let i = 0; i < 5; i++) prog.run(Buffer.alloc(8));
+		const view = arr.typed(u32, u64);
+		expect(view.get(2)).toBe(15n);
+		expect(bpftoolDump(kernelMapId(reg, arr)).get(2)).toBe(15n);
+		// The kernel's array semantics on the mmap path.
+		expect(errorOf(() => arr.update(u32le(4), u64le(1n))).code).toBe('E2BIG');
+		expect(errorOf(() => arr.update(u32le(1), u64le(1n), 1)).code).toBe('EEXIST');
+		expect(errorOf(() => arr.delete(u32le(1))).code).toBe('EINVAL');
+	});
+
+	it('opens an existing kernel map by id and by pin path', () => {
+		const { reg } = freshRegistry('kopen');
+		const m = createKernelMap(reg, { type: KernelMapType.Hash, name: 'orig', keySize: 4, valueSize: 8, maxEntries: 8 });
+		m.typed(u32, u64).set(1, 11n);
+		const id = kernelMapId(reg, m);
+		const byId = openKernelMap(reg, id, 'byid');
+		expect(byId.typed(u32, u64).get(1)).toBe(11n);
+		const pin = `/sys/fs/bpf/bpftime_test_pin_${process.pid}`;
+		execFileSync('bpftool', ['map', 'pin', 'id', String(id), pin]);
+		onTestFinished(() => rmSync(pin, { force: true }));
+		const byPin = openKernelMap(reg, pin);
+		byPin.typed(u32, u64).set(2, 22n);
+		expect(m.typed(u32, u64).get(2)).toBe(22n);
+	});
+
+	it('refuses a kernel map that is gone, a path that is not a map and mismatched attributes', () => {
+		const { reg } = freshRegistry('kerr');
+		const before = reg.size;
+		const gone = errorOf(() => openKernelMap(reg, 0x7ffffff0));
+		expect(gone.code).toBe('ENOENT');
+		expect(gone.message).toMatch(/kernel map id 2147483632/);
+		expect(errorOf(() => openKernelMap(reg, '/sys/fs/bpf/no-such-pin')).code).toBe('ENOENT');
+		const m = createKernelMap(reg, { type: KernelMapType.Hash, name: 'h', keySize: 4, valueSize: 8, maxEntries: 8 });
+		const e = errorOf(() =>
+			reg.createMap({
+				type: KernelMapType.Hash,
+				name: 'wrong',
+				keySize: 4,
+				valueSize: 16,
+				maxEntries: 8,
+				mapExtra: BigInt(kernelMapId(reg, m)),
+			}),
+		);
+		expect(e.code).toBe('EINVAL');
+		expect(e.message).toMatch(/value 8 .*asked for .*value 16/);
+		const k = errorOf(() => createKernelMap(reg, { type: KernelMapType.Hash, name: 'zero', keySize: 0, valueSize: 8, maxEntries: 8 }));
+		expect(k.code).toBe('EINVAL');
+		expect(k.message).toMatch(/BPF_MAP_CREATE/);
+		expect(reg.size).toBe(before + 1);
+	});
+});
+
+describe.skipIf(noBpf === '')('kernel-backed maps without bpf()', () => {
+	it(`is skipped here: ${noBpf || 'bpf() works'}`, () => {
+		expect(noBpf).not.toBe('');
+	});
+});
