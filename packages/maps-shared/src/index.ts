@@ -114,7 +114,7 @@ export function describeKernelMap(idOrPath: number | string): KernelMapInfo {
 /** The kernel id of a kernel-backed map made by createKernelMap or openKernelMap. */
 export function kernelMapId(reg: Registry, map: BpfMap): number {
 	const d = reg.get(map.id);
-	if (!d || d.kind !== 'map' || d.mapExtra === 0n)
+	if (d?.kind !== 'map' || d.mapExtra === 0n)
 		throw new BpftimeError(2, `${map.describe()}: no kernel map id recorded (ENOENT)`);
 	return Number(d.mapExtra);
 }

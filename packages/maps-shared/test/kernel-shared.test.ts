@@ -3,7 +3,7 @@ import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MapType, ProgType, u32, u64 } from '@bpftime/handlers';
-import { compileBpf, findClang } from '@bpftime/test-support';
+import { compileBpf, findClang, finished, run, startProcess, waitForLine } from '@bpftime/test-support';
 import { assemble } from '@bpftime/vm';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { createKernelMap, describeKernelMap, KernelMapType, kernelMapId, openKernelMap } from '../src/index.js';
@@ -49,15 +49,27 @@ function incrementKeyZero(mapId: number): string {
 describe.skipIf(noBpf !== '')('kernel-backed maps', () => {
 	it('stores user-space updates in a kernel hash map that bpftool reads', () => {
 		const { reg } = freshRegistry('khash');
-		const m = createKernelMap(reg, { type: KernelMapType.Hash, name: 'khash', keySize: 4, valueSize: 8, maxEntries: 16 });
+		const m = createKernelMap(reg, {
+			type: KernelMapType.Hash,
+			name: 'khash',
+			keySize: 4,
+			valueSize: 8,
+			maxEntries: 16,
+		});
 		const view = m.typed(u32, u64);
 		view.set(7, 70n);
 		view.set(9, 90n);
 		expect(view.get(7)).toBe(70n);
 		const id = kernelMapId(reg, m);
 		expect(describeKernelMap(id)).toMatchObject({ kernelType: MapType.Hash, keySize: 4, valueSize: 8, maxEntries: 16 });
-		expect(bpftoolDump(id)).toEqual(new Map([[7, 70n], [9, 90n]]));
-		expect(m.delete(u32le(7))).toBeUndefined;
+		expect(bpftoolDump(id)).toEqual(
+			new Map([
+				[7, 70n],
+				[9, 90n],
+			]),
+		);
+		m.delete(u32le(7));
+		expect(view.get(7)).toBeUndefined();
 		expect(new Map(view.entries())).toEqual(new Map([[9, 90n]]));
 	});
 
@@ -73,15 +85,22 @@ describe.skipIf(noBpf !== '')('kernel-backed maps', () => {
 		onTestFinished(() => rmSync(obj, { force: true }));
 
 		const { reg } = freshRegistry('kshare');
-		const counts = createKernelMap(reg, { type: KernelMapType.Hash, name: 'counts', keySize: 4, valueSize: 8, maxEntries: 64 });
+		const counts = createKernelMap(reg, {
+			type: KernelMapType.Hash,
+			name: 'counts',
+			keySize: 4,
+			valueSize: 8,
+			maxEntries: 64,
+		});
 		const id = kernelMapId(reg, counts);
 
-		// The kernel program, on the registry's kernel map, attached to sys_enter_getpid; its link is
-		// pinned, and goes with the pin.
-		const link = `/sys/fs/bpf/bpftime_test_link_${process.pid}`;
-		rmSync(link, { force: true, recursive: true });
-		execFileSync('bpftool', ['prog', 'load', obj, link, 'type', 'tracepoint', 'map', 'name', 'counts', 'id', String(id), 'autoattach']);
-		onTestFinished(() => rmSync(link, { force: true, recursive: true }));
+		// The kernel program, loaded by a libbpf tool with its map `counts` replaced by the registry's
+		// kernel map, attached to sys_enter_getpid until the tool's stdin closes.
+		const tool = join(tmpdir(), `attach_shared-${process.pid}`);
+		await run('cc', ['-O1', '-o', tool, new URL('./fixtures/attach_shared.c', import.meta.url).pathname, '-lbpf']);
+		onTestFinished(() => rmSync(tool, { force: true }));
+		const loader = startProcess(tool, [obj, 'counts', String(id)], { stdio: ['pipe', 'pipe', 'pipe'] });
+		await waitForLine(loader, 'attached');
 
 		// A process calling getpid() 100 times (glibc does not cache it), seen by the kernel program.
 		const child = spawnSync('python3', ['-c', 'import os\nfor _ in range(100): os.getpid()\nprint(os.getpid())'], {
@@ -91,7 +110,12 @@ describe.skipIf(noBpf !== '')('kernel-backed maps', () => {
 		const childPid = Number(child.stdout.trim());
 
 		// The bpftime program, run 25 times in this process, counting under key 0.
-		const prog = reg.loadProg({ type: ProgType.Kprobe, name: 'inc0', license: 'GPL', insns: assemble(incrementKeyZero(counts.id)) });
+		const prog = reg.loadProg({
+			type: ProgType.Kprobe,
+			name: 'inc0',
+			license: 'GPL',
+			insns: assemble(incrementKeyZero(counts.id)),
+		});
 		for (let i = 0; i < 25; i++) expect(prog.run(Buffer.alloc(8))).toBe(0n);
 
 		const view = counts.typed(u32, u64);
@@ -101,6 +125,9 @@ describe.skipIf(noBpf !== '')('kernel-backed maps', () => {
 		const dumped = bpftoolDump(id);
 		expect(dumped.get(0)).toBe(25n);
 		expect(dumped.get(childPid)).toBe(view.get(childPid));
+		const done = finished(loader);
+		loader.stdin?.end();
+		expect((await done).code).toBe(0);
 	});
 
 	it('maps a BPF_F_MMAPABLE kernel array so program writes land in the kernel value', () => {
@@ -178,7 +205,9 @@ describe.skipIf(noBpf !== '')('kernel-backed maps', () => {
 		);
 		expect(e.code).toBe('EINVAL');
 		expect(e.message).toMatch(/value 8 .*asked for .*value 16/);
-		const k = errorOf(() => createKernelMap(reg, { type: KernelMapType.Hash, name: 'zero', keySize: 0, valueSize: 8, maxEntries: 8 }));
+		const k = errorOf(() =>
+			createKernelMap(reg, { type: KernelMapType.Hash, name: 'zero', keySize: 0, valueSize: 8, maxEntries: 8 }),
+		);
 		expect(k.code).toBe('EINVAL');
 		expect(k.message).toMatch(/BPF_MAP_CREATE/);
 		expect(reg.size).toBe(before + 1);
