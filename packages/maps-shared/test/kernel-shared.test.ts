@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MapType, ProgType, u32, u64 } from '@bpftime/handlers';
@@ -183,6 +183,34 @@ describe.skipIf(noBpf !== '')('kernel-backed maps', () => {
 		const byPin = openKernelMap(reg, pin);
 		byPin.typed(u32, u64).set(2, 22n);
 		expect(m.typed(u32, u64).get(2)).toBe(22n);
+	});
+
+	it('keeps the kernel map by a pin in BPFTIME_KERNEL_MAP_PIN_DIR until the registry map is released', () => {
+		const dir = `/sys/fs/bpf/bpftime_test_pins_${process.pid}`;
+		mkdirSync(dir, { recursive: true });
+		const saved = process.env.BPFTIME_KERNEL_MAP_PIN_DIR;
+		process.env.BPFTIME_KERNEL_MAP_PIN_DIR = dir;
+		onTestFinished(() => {
+			if (saved === undefined) delete process.env.BPFTIME_KERNEL_MAP_PIN_DIR;
+			else process.env.BPFTIME_KERNEL_MAP_PIN_DIR = saved;
+			rmSync(dir, { recursive: true, force: true });
+		});
+		const { reg } = freshRegistry('kpin');
+		const m = createKernelMap(reg, {
+			type: KernelMapType.Hash,
+			name: 'pinned',
+			keySize: 4,
+			valueSize: 8,
+			maxEntries: 4,
+		});
+		const id = kernelMapId(reg, m);
+		const pins = readdirSync(dir);
+		expect(pins).toHaveLength(1);
+		expect(pins[0]).toMatch(new RegExp(`^bpftime_kmap_${id}_${process.pid}_\\d+$`));
+		// The pin is the same kernel map.
+		expect(describeKernelMap(join(dir, pins[0] as string)).id).toBe(id);
+		m.release();
+		expect(readdirSync(dir)).toEqual([]);
 	});
 
 	it('refuses a kernel map that is gone, a path that is not a map and mismatched attributes', () => {
