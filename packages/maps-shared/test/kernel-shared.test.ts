@@ -3,6 +3,7 @@ import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MapType, ProgType, u32, u64 } from '@bpftime/handlers';
+import { BpfObject } from '@bpftime/loader';
 import { compileBpf, findClang, finished, run, startProcess, waitForLine } from '@bpftime/test-support';
 import { assemble } from '@bpftime/vm';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -211,6 +212,34 @@ describe.skipIf(noBpf !== '')('kernel-backed maps', () => {
 		expect(describeKernelMap(join(dir, pins[0] as string)).id).toBe(id);
 		m.release();
 		expect(readdirSync(dir)).toEqual([]);
+	});
+
+	it('places a map in the kernel when the loader reads type BPFTIME_MAP_TYPE_KERNEL_USER_HASH', async (ctx) => {
+		const clang = findClang();
+		if (!clang) {
+			console.log('skipped: no clang on PATH to build test/fixtures/loader_placed.bpf.c');
+			ctx.skip();
+			return;
+		}
+		const obj = join(tmpdir(), `loader_placed-${process.pid}.o`);
+		await compileBpf(clang, new URL('./fixtures/loader_placed.bpf.c', import.meta.url).pathname, obj);
+		onTestFinished(() => rmSync(obj, { force: true }));
+		const { reg } = freshRegistry('kloader');
+		const loaded = await BpfObject.open(obj).load(reg);
+		const m = loaded.maps.get('ldr_counts');
+		const p = loaded.programs.get('count_runs');
+		if (!m || !p) throw new Error('the object lost its map or program');
+		expect(reg.get(m.id)).toMatchObject({ type: KernelMapType.Hash, mapExtra: 0n });
+		for (let i = 0; i < 3; i++) reg.prog(p.id).run(Buffer.alloc(8));
+		expect(reg.map(m.id, u32, u64).get(0)).toBe(3n);
+		// The kernel's own list: one map of that name, holding what the program wrote.
+		const shown = JSON.parse(
+			execFileSync('bpftool', ['-j', 'map', 'show', 'name', 'ldr_counts'], { encoding: 'utf8' }),
+		);
+		const rows = (Array.isArray(shown) ? shown : [shown]) as { id: number; type: string }[];
+		expect(rows).toHaveLength(1);
+		expect(rows[0]?.type).toBe('hash');
+		expect(bpftoolDump(rows[0]?.id as number).get(0)).toBe(3n);
 	});
 
 	it('refuses a kernel map that is gone, a path that is not a map and mismatched attributes', () => {
