@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MapType, ProgType, u32, u64 } from '@bpftime/handlers';
+import { type BpfMap, MapType, ProgType, u32, u64 } from '@bpftime/handlers';
 import { BpfObject } from '@bpftime/loader';
 import { compileBpf, findClang, finished, run, startProcess, waitForLine } from '@bpftime/test-support';
 import { assemble } from '@bpftime/vm';
@@ -169,6 +169,73 @@ describe.skipIf(noBpf !== '')('kernel-backed maps', () => {
 		expect(errorOf(() => arr.update(u32le(4), u64le(1n))).code).toBe('E2BIG');
 		expect(errorOf(() => arr.update(u32le(1), u64le(1n), 1)).code).toBe('EEXIST');
 		expect(errorOf(() => arr.delete(u32le(1))).code).toBe('EINVAL');
+	});
+
+	// Each row runs on an mmapped array (answered by this package) and on a plain kernel array (answered
+	// by the kernel's bpf()): the answers must agree.
+	const arrayCases: [string, (m: BpfMap) => unknown][] = [
+		['update of the last index', (m) => m.update(u32le(3), u64le(5n))],
+		['update past the end', (m) => m.update(u32le(4), u64le(5n))],
+		['update with BPF_NOEXIST', (m) => m.update(u32le(0), u64le(5n), 1)],
+		['update with BPF_EXIST', (m) => m.update(u32le(1), u64le(6n), 2)],
+		['update with BPF_F_LOCK', (m) => m.update(u32le(1), u64le(6n), 4)],
+		['update with an unknown flag', (m) => m.update(u32le(1), u64le(6n), 8)],
+		['lookup past the end', (m) => m.lookup(u32le(9))],
+		['delete', (m) => m.delete(u32le(0))],
+	];
+	it.each(arrayCases)('answers %s on the mmap path as the kernel does', (_what, op) => {
+		const { reg } = freshRegistry('kdiff');
+		const spec = { type: KernelMapType.Array, keySize: 4, valueSize: 8, maxEntries: 4 };
+		const mm = createKernelMap(reg, { ...spec, name: 'mm', flags: MMAPABLE });
+		const plain = createKernelMap(reg, { ...spec, name: 'plain' });
+		const answer = (m: BpfMap) => {
+			try {
+				const r = op(m);
+				return { ok: r instanceof Buffer ? r.toString('hex') : r, values: [...m.typed(u32, u64).entries()] };
+			} catch (e) {
+				return { code: (e as { code?: string }).code, values: [...m.typed(u32, u64).entries()] };
+			}
+		};
+		expect(answer(mm)).toEqual(answer(plain));
+	});
+
+	it('gives programs a copy, not the kernel value, of a BPF_F_RDONLY_PROG array', () => {
+		const { reg } = freshRegistry('krdonly');
+		const ro = createKernelMap(reg, {
+			type: KernelMapType.Array,
+			name: 'ro',
+			keySize: 4,
+			valueSize: 8,
+			maxEntries: 2,
+			flags: MMAPABLE | 0x80, // BPF_F_RDONLY_PROG
+		});
+		ro.typed(u32, u64).set(0, 41n);
+		// A store through the looked-up pointer: the kernel's verifier refuses it; here it must neither
+		// crash nor reach the kernel map.
+		const prog = reg.loadProg({
+			type: ProgType.Kprobe,
+			name: 'poke',
+			license: 'GPL',
+			insns: assemble(
+				[
+					'r1 = 0',
+					'*(u32 *)(r10 - 4) = r1',
+					`r1 = map_by_fd(${ro.id}) ll`,
+					'r2 = r10',
+					'r2 += -4',
+					'call 1',
+					'r6 = 0',
+					'if r0 == 0 goto +3',
+					'r6 = *(u64 *)(r0 + 0)',
+					'r2 = 7',
+					'*(u64 *)(r0 + 0) = r2',
+					'r0 = r6',
+					'exit',
+				].join('\n'),
+			),
+		});
+		expect(prog.run(Buffer.alloc(8))).toBe(41n);
+		expect(ro.typed(u32, u64).get(0)).toBe(41n);
 	});
 
 	it('opens an existing kernel map by id and by pin path', () => {

@@ -59,19 +59,21 @@ int array_lookup_copy(void *lp, const void *key, void *value)
 	return 0;
 }
 
-// The kernel's array_map_update_elem: flags above BPF_F_LOCK are EINVAL,
-// an index past the end E2BIG, BPF_NOEXIST EEXIST (every element exists).
+// The kernel's map_update_elem and array_map_update_elem: BPF_F_LOCK is
+// EINVAL (these maps have no BTF, so no bpf_spin_lock), other flags above
+// BPF_EXIST too, an index past the end E2BIG, BPF_NOEXIST EEXIST (every
+// element exists).
 int array_update(void *lp, const void *key, const void *value, uint64_t flags)
 {
 	auto *l = static_cast<local *>(lp);
 	if (!l->mm)
 		return syscall_update(lp, key, value, flags);
-	if ((flags & ~BPF_F_LOCK_FLAG) > BPF_EXIST_FLAG)
+	if ((flags & BPF_F_LOCK_FLAG) || flags > BPF_EXIST_FLAG)
 		return -EINVAL;
 	char *p = slot(l, key);
 	if (!p)
 		return -E2BIG;
-	if ((flags & ~BPF_F_LOCK_FLAG) == 1 /* BPF_NOEXIST */)
+	if (flags == 1 /* BPF_NOEXIST */)
 		return -EEXIST;
 	memcpy(p, value, l->value_size);
 	return 0;

@@ -6,6 +6,7 @@
 #include <bpftime/maps_shared/maps_shared.hpp>
 #include <bpftime/shm/segment.hpp>
 
+#include <linux/bpf.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -266,13 +267,17 @@ int open(void *sp, void **out, char *err, size_t err_len)
 	l->value_size = s->value_size;
 	l->max_entries = s->max_entries;
 	l->stride = (s->value_size + 7) & ~7u;
-	if (s->kernel_type == 2 && (s->map_flags & (1u << 10) /* MMAPABLE */)) {
+	// A BPF_F_RDONLY_PROG array is not mapped: a program's store through
+	// a pointer into a read-only mapping would kill the target, where the
+	// kernel's verifier would have refused the program; through the bpf(2)
+	// path such a store lands in the thread's copy instead.
+	if (s->kernel_type == BPF_MAP_TYPE_ARRAY &&
+	    (s->map_flags & BPF_F_MMAPABLE) &&
+	    !(s->map_flags & BPF_F_RDONLY_PROG)) {
 		long page = sysconf(_SC_PAGESIZE);
 		size_t len = size_t(l->stride) * l->max_entries;
 		len = (len + size_t(page) - 1) & ~(size_t(page) - 1);
 		int prot = PROT_READ | PROT_WRITE;
-		if (s->map_flags & (1u << 4) /* BPF_F_RDONLY_PROG */)
-			prot = PROT_READ;
 		void *m = mmap(nullptr, len, prot, MAP_SHARED, fd, 0);
 		if (m == MAP_FAILED) {
 			int e = errno;
