@@ -165,6 +165,11 @@ describe.skipIf(noBpf !== '')('kernel-backed maps', () => {
 		const view = arr.typed(u32, u64);
 		expect(view.get(2)).toBe(15n);
 		expect(bpftoolDump(kernelMapId(reg, arr)).get(2)).toBe(15n);
+		// Node's mmap() view is the kernel's memory too.
+		const mem = arr.mmap();
+		expect(mem.readBigUInt64LE(2 * 8)).toBe(15n);
+		mem.writeBigUInt64LE(99n, 3 * 8);
+		expect(bpftoolDump(kernelMapId(reg, arr)).get(3)).toBe(99n);
 		// The kernel's array semantics on the mmap path.
 		expect(errorOf(() => arr.update(u32le(4), u64le(1n))).code).toBe('E2BIG');
 		expect(errorOf(() => arr.update(u32le(1), u64le(1n), 1)).code).toBe('EEXIST');
