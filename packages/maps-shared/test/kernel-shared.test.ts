@@ -1,7 +1,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type BpfMap, MapType, ProgType, u32, u64 } from '@bpftime/handlers';
 import { BpfObject } from '@bpftime/loader';
 import { compileBpf, findClang, finished, run, startProcess, waitForLine } from '@bpftime/test-support';
@@ -341,6 +342,40 @@ describe.skipIf(noBpf !== '')('kernel-backed maps', () => {
 		expect(k.code).toBe('EINVAL');
 		expect(k.message).toMatch(/BPF_MAP_CREATE/);
 		expect(reg.size).toBe(before + 1);
+	});
+});
+
+describe('kernel-backed maps for a process bpf() refuses', () => {
+	it('fails at creation with EPERM naming BPF_MAP_CREATE, and the registry keeps nothing', (ctx) => {
+		const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+		if (
+			process.getuid?.() !== 0 ||
+			!setpriv ||
+			readFileSync('/proc/sys/kernel/unprivileged_bpf_disabled', 'utf8').trim() === '0'
+		) {
+			console.log('skipped: needs root and setpriv to run a child as nobody, and unprivileged bpf() disabled');
+			ctx.skip();
+			return;
+		}
+		const segment = `bpftime_test_unpriv_${process.pid}`;
+		onTestFinished(() => rmSync(`/dev/shm/${segment}`, { force: true }));
+		const child = spawnSync(
+			setpriv,
+			[
+				'--reuid=65534',
+				'--regid=65534',
+				'--clear-groups',
+				process.execPath,
+				fileURLToPath(new URL('./fixtures/unprivileged.mjs', import.meta.url)),
+				segment,
+			],
+			{ encoding: 'utf8' },
+		);
+		expect(child.status, child.stderr).toBe(0);
+		const out = JSON.parse(child.stdout.trim().split('\n').at(-1) as string);
+		expect(out.code).toBe('EPERM');
+		expect(out.message).toMatch(/BPF_MAP_CREATE.*CAP_BPF/);
+		expect(out.size).toBe(0);
 	});
 });
 
