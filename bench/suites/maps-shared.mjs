@@ -124,6 +124,9 @@ async function variant(name, op) {
 			samples.push(Number(process.hrtime.bigint() - t0) / ops);
 			if (r0 !== want) throw new Error(`${op} on ${variants[name]}: r0 = ${r0}, expected ${want}`);
 		}
+		// Released, so that a kernel map's destroy removes its pin: removing the segment runs none.
+		prog.release();
+		map.release();
 		return { ns: median(samples) };
 	} finally {
 		seg.close();

@@ -34,6 +34,7 @@ interface MapsAddon extends NativeAddon {
 	): KernelMapInfo & { fd: number };
 	kernelDescribe(idOrPath: number | string): KernelMapInfo;
 	closeFd(fd: number): void;
+	kernelIdOf(segmentName: string, mapId: number): number;
 }
 
 const native = loadNative<MapsAddon>(fileURLToPath(new URL('..', import.meta.url)), 'maps_shared');
@@ -111,10 +112,11 @@ export function describeKernelMap(idOrPath: number | string): KernelMapInfo {
 	return native.kernelDescribe(idOrPath);
 }
 
-/** The kernel id of a kernel-backed map made by createKernelMap or openKernelMap. */
+/** The kernel id of a kernel-backed map (the id `bpftool map dump id N` takes), however it was made. */
 export function kernelMapId(reg: Registry, map: BpfMap): number {
 	const d = reg.get(map.id);
-	if (d?.kind !== 'map' || d.mapExtra === 0n)
-		throw new BpftimeError(2, `${map.describe()}: no kernel map id recorded (ENOENT)`);
-	return Number(d.mapExtra);
+	if (d?.kind !== 'map') throw new BpftimeError(2, `${map.describe()}: not in the registry (ENOENT)`);
+	if (d.mapExtra !== 0n) return Number(d.mapExtra);
+	// Made with map_extra 0 (the loader, bpf() through the syscall-server): the id is in the map's state.
+	return native.kernelIdOf(reg.segmentName, map.id);
 }

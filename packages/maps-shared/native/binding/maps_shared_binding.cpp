@@ -93,6 +93,21 @@ Napi::Value KernelDescribe(const Napi::CallbackInfo &info)
 	return desc_object(env, d);
 }
 
+// kernelIdOf(segmentName, mapId) → the kernel id of a kernel-backed map.
+Napi::Value KernelIdOf(const Napi::CallbackInfo &info)
+{
+	using namespace bpftime::napi;
+	Napi::Env env = info.Env();
+	std::string seg = string_arg(info, 0, "segmentName");
+	uint32_t map = u32_arg(info, 1, "mapId");
+	uint32_t id = 0;
+	char err[256] = "";
+	if (int r = ms::kernel_id_of(seg.c_str(), map, &id, err, sizeof(err));
+	    r < 0)
+		throw_error(env, -r, err);
+	return Napi::Number::New(env, id);
+}
+
 // closeFd(fd): gives back the fd kernelCreate returned.
 Napi::Value CloseFd(const Napi::CallbackInfo &info)
 {
@@ -105,6 +120,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 	bpftime::napi::export_common(env, exports);
 	exports.Set("mapOps", Napi::Function::New(env, MapOps));
 	exports.Set("kernelCreate", Napi::Function::New(env, KernelCreate));
+	exports.Set("kernelIdOf", Napi::Function::New(env, KernelIdOf));
 	exports.Set("closeFd", Napi::Function::New(env, CloseFd));
 	exports.Set("kernelDescribe", Napi::Function::New(env, KernelDescribe));
 	return exports;

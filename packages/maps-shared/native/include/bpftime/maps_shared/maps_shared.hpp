@@ -63,4 +63,13 @@ struct kernel_map_desc {
 				      kernel_map_desc *out, char *err,
 				      size_t err_len) noexcept;
 
+// The kernel id of the kernel-backed map `map_id` of the registry in
+// segment `segment_name`, however it was made (the loader's maps have
+// map_extra 0): opens the segment and the map in this process for the
+// question. 0 and *id, or a negative errno with a message in err (EINVAL: not
+// a kernel-backed map).
+[[nodiscard]] int kernel_id_of(const char *segment_name, uint32_t map_id,
+			       uint32_t *id, char *err,
+			       size_t err_len) noexcept;
+
 } // namespace bpftime::maps_shared
