@@ -8,7 +8,7 @@ import { u32, u64 } from '@bpftime/handlers';
 import { BpfObject } from '@bpftime/loader';
 import * as support from '@bpftime/test-support';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BpftimeError, detachAgent, inject, injectorPath } from '../src/index.js';
+import { BpftimeError, detachAgent, inject, injectorPath, spawnWithAgent } from '../src/index.js';
 import { newRegistry, Proc, useFixtures } from './helpers.js';
 
 const run = promisify(execFile);
@@ -132,6 +132,23 @@ describe('inject / detachAgent', { timeout: 60_000 }, () => {
 		await expect.poll(() => calls(pid), { timeout: 10_000 }).toBeGreaterThan(atDetach);
 		p.child.stdin?.end('stop 0\n');
 		expect((await p.done()).stdout).toEqual(['ready', 'wrong 0', 'signals 0']);
+	});
+
+	it('refuses to attach to a process started with the agent, detaches it, and attaches again', async () => {
+		const { name, calls } = await registryWithCounter();
+		const p = new Proc(await spawnWithAgent(target, ['2'], { segment: name, stdio: ['pipe', 'pipe', 'pipe'] }));
+		const pid = p.child.pid as number;
+		await p.waitFor('stdout', /^ready$/);
+		await p.waitFor('stderr', /link \d+: uprobe attached at /);
+		await expect(inject(pid, { segment: name })).rejects.toMatchObject({ code: 'EEXIST' });
+		expect(await detachAgent(pid)).toBe(1);
+		const atDetach = calls(pid);
+		expect(await inject(pid, { segment: name })).toBe(1);
+		await expect.poll(() => calls(pid), { timeout: 10_000 }).toBeGreaterThan(atDetach + 8n);
+		p.child.stdin?.end('stop 0\n');
+		const traced = await p.done();
+		expect(traced.code).toBe(7);
+		expect(traced.stdout).toEqual(['ready', 'wrong 0', 'signals 0']);
 	});
 
 	it('reports ENOENT naming the segment when it does not exist, and the process runs on', async () => {
