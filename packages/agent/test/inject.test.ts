@@ -151,6 +151,25 @@ describe('inject / detachAgent', { timeout: 60_000 }, () => {
 		expect(traced.stdout).toEqual(['ready', 'wrong 0', 'signals 0']);
 	});
 
+	it('attaches to and detaches from a process whose only thread runs the probed function without a system call', async () => {
+		const { name, calls } = await registryWithCounter();
+		// The injector has to stop that thread in the code it hooks; it
+		// takes the hooks off again and retries when the thread stopped
+		// inside the bytes a hook replaced. Several rounds make that likely.
+		for (let round = 0; round < 3; round++) {
+			const p = new Proc(support.startProcess(target, ['busy'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+			const pid = p.child.pid as number;
+			await p.waitFor('stdout', /^ready$/);
+			expect(await inject(pid, { segment: name })).toBe(1);
+			await expect.poll(() => calls(pid), { timeout: 10_000 }).toBeGreaterThan(0n);
+			expect(await detachAgent(pid)).toBe(1);
+			p.child.kill('SIGUSR1');
+			const traced = await p.done();
+			expect(traced.code).toBe(7);
+			expect(traced.stdout).toEqual(['ready', 'wrong 0']);
+		}
+	});
+
 	it('reports ENOENT naming the segment when it does not exist, and the process runs on', async () => {
 		const p = start(1);
 		const pid = p.child.pid as number;

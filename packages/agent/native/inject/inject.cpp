@@ -315,6 +315,20 @@ class hijacked_thread {
 		}
 	}
 
+	// Up to len bytes from addr (fewer where the memory ends).
+	std::string read_bytes(uint64_t addr, size_t len)
+	{
+		std::string s;
+		for (size_t off = 0; off < len; off += 8) {
+			errno = 0;
+			long w = ptrace(PTRACE_PEEKDATA, tid_, (void *)(addr + off), nullptr);
+			if (errno)
+				break;
+			s.append(reinterpret_cast<const char *>(&w), 8);
+		}
+		return s;
+	}
+
 	std::string read_str(uint64_t addr, size_t max)
 	{
 		std::string s;
@@ -517,37 +531,58 @@ int do_attach(pid_t pid, const std::string &agent, const std::string &segment)
 {
 	if (access(agent.c_str(), R_OK) != 0)
 		fail(ENOENT, agent + ": " + strerror(errno));
-	auto t = hijack(pid);
-	auto maps = read_maps(pid);
-	if (!load_base(maps, is_agent, nullptr)) {
-		uint64_t dlopen_at = resolve(pid, maps, is_libc, "libc",
-					     { "dlopen", "__libc_dlopen_mode" });
-		uint64_t h = t->call(dlopen_at, agent, RTLD_NOW);
-		if (h == 0) {
-			std::string why;
-			try {
-				uint64_t dlerror_at = resolve(pid, maps, is_libc, "libc", { "dlerror" });
-				uint64_t s = t->call(dlerror_at, "");
-				if (s)
-					why = ": " + t->read_str(s, 512);
-			} catch (const failure &) {
+	for (int attempt = 1;; attempt++) {
+		auto t = hijack(pid);
+		auto maps = read_maps(pid);
+		if (!load_base(maps, is_agent, nullptr)) {
+			uint64_t dlopen_at = resolve(pid, maps, is_libc, "libc",
+						     { "dlopen", "__libc_dlopen_mode" });
+			uint64_t h = t->call(dlopen_at, agent, RTLD_NOW);
+			if (h == 0) {
+				std::string why;
+				try {
+					uint64_t dlerror_at = resolve(pid, maps, is_libc, "libc", { "dlerror" });
+					uint64_t s = t->call(dlerror_at, "");
+					if (s)
+						why = ": " + t->read_str(s, 512);
+				} catch (const failure &) {
+				}
+				fail(ELIBBAD, "dlopen in process " + std::to_string(pid) + " failed" + why);
 			}
-			fail(ELIBBAD, "dlopen in process " + std::to_string(pid) + " failed" + why);
+			maps = read_maps(pid);
 		}
-		maps = read_maps(pid);
+		// The code around where the thread stopped: the agent stops
+		// every other thread out of the bytes a hook replaces, but not
+		// this one, which is calling it.
+		const uint64_t around = t->regs().rip - 16;
+		const std::string before = t->read_bytes(around, 32);
+		uint64_t entry = resolve(pid, maps, is_agent, "libbpftime-agent.so",
+					 { "bpftime_agent_inject" });
+		int64_t rc = int64_t(int32_t(t->call(entry, segment)));
+		if (rc == -EEXIST)
+			fail(EEXIST, "process " + std::to_string(pid) +
+					     ": the agent is already attached (bpftime start or an earlier bpftime attach); `bpftime detach " +
+					     std::to_string(pid) + "` first");
+		if (rc < 0)
+			fail(int(-rc), "process " + std::to_string(pid) + ": the agent could not open segment '" + segment +
+					       "' (its log, on the process's stderr, says why)");
+		if (t->read_bytes(around, 32) == before) {
+			printf("ok %lld\n", (long long)rc);
+			return 0;
+		}
+		// A hook went over the instructions this thread stopped in:
+		// resuming there would run half of the new bytes. Take the
+		// hooks off again (original bytes back) and start over with
+		// the thread stopped elsewhere.
+		uint64_t detach = resolve(pid, maps, is_agent, "libbpftime-agent.so",
+					  { "bpftime_agent_detach" });
+		t->call(detach, "");
+		if (attempt == 5)
+			fail(EBUSY, "process " + std::to_string(pid) +
+					    ": every thread stopped inside a function being hooked, 5 times; try again");
+		t.reset();
+		usleep(1000);
 	}
-	uint64_t entry = resolve(pid, maps, is_agent, "libbpftime-agent.so",
-				 { "bpftime_agent_inject" });
-	int64_t rc = int64_t(int32_t(t->call(entry, segment)));
-	if (rc == -EEXIST)
-		fail(EEXIST, "process " + std::to_string(pid) +
-				     ": the agent is already attached (bpftime start or an earlier bpftime attach); `bpftime detach " +
-				     std::to_string(pid) + "` first");
-	if (rc < 0)
-		fail(int(-rc), "process " + std::to_string(pid) + ": the agent could not open segment '" + segment +
-				       "' (its log, on the process's stderr, says why)");
-	printf("ok %lld\n", (long long)rc);
-	return 0;
 }
 
 int do_detach(pid_t pid)
