@@ -50,9 +50,13 @@ async function withAgent(
 }
 
 describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
-	it('exports no symbol into the target', async () => {
+	it('exports no symbol into the target but the two entry points of bpftime attach and detach', async () => {
 		const { stdout } = await run('nm', ['-D', '--defined-only', agentPath()]);
-		expect(stdout.trim()).toBe('');
+		const names = stdout
+			.trim()
+			.split('\n')
+			.map((l) => l.split(' ').at(-1));
+		expect(names.sort()).toEqual(['bpftime_agent_detach', 'bpftime_agent_inject']);
 	});
 
 	it('leaves the output and exit status of the target unchanged when the registry is missing', async () => {

@@ -75,6 +75,10 @@ struct agent_state {
 	// that does not exist there) and, for good, by the exit handler.
 	std::timed_mutex busy;
 	std::atomic<bool> stopping{ false };
+	// Injected agents (bpftime attach) only: bumped by each detach, so
+	// the watcher of an earlier attach ends instead of syncing again.
+	std::atomic<unsigned> watcher_gen{ 0 };
+	bool detached = false; // under busy
 };
 
 // Never freed: hooks may run until the very last instruction of the
@@ -150,11 +154,13 @@ void poll_once(agent_state &a)
 		report_sync(a, a.ctx.sync());
 }
 
-void *watcher_main(void *) noexcept
+void *watcher_main(void *arg) noexcept
 {
 	agent_state &a = *g_agent;
+	const unsigned gen = unsigned(reinterpret_cast<uintptr_t>(arg));
 	try {
-		while (!a.stopping.load(std::memory_order_acquire)) {
+		while (!a.stopping.load(std::memory_order_acquire) &&
+		       a.watcher_gen.load(std::memory_order_acquire) == gen) {
 			timespec ts{ time_t(a.poll_ms / 1000),
 				     long(a.poll_ms % 1000) * 1000000L };
 			while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
@@ -162,7 +168,8 @@ void *watcher_main(void *) noexcept
 			if (a.stopping.load(std::memory_order_acquire))
 				break;
 			std::unique_lock g(a.busy);
-			if (a.stopping.load(std::memory_order_acquire))
+			if (a.stopping.load(std::memory_order_acquire) ||
+			    a.watcher_gen.load(std::memory_order_acquire) != gen)
 				break;
 			poll_once(a);
 		}
@@ -192,7 +199,10 @@ void start_watcher() noexcept
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	int rc = pthread_create(&t, &attr, watcher_main, nullptr);
+	int rc = pthread_create(
+		&t, &attr, watcher_main,
+		reinterpret_cast<void *>(uintptr_t(
+			g_agent->watcher_gen.load(std::memory_order_acquire))));
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, nullptr);
 	if (rc != 0) {
@@ -221,7 +231,8 @@ void after_fork_child() noexcept
 	if (!g_agent)
 		return;
 	g_agent->busy.unlock();
-	if (!g_agent->stopping.load(std::memory_order_acquire))
+	if (!g_agent->stopping.load(std::memory_order_acquire) &&
+	    !g_agent->detached)
 		start_watcher();
 }
 
@@ -248,8 +259,20 @@ void at_exit() noexcept
 	}
 }
 
+// True when this library was loaded at start-up through LD_PRELOAD; false
+// when `bpftime attach` dlopen()ed it into a running process, which then
+// calls bpftime_agent_inject with the options the environment of the target
+// cannot carry.
+bool preloaded() noexcept
+{
+	const char *p = getenv("LD_PRELOAD");
+	return p && strstr(p, "libbpftime-agent.so");
+}
+
 __attribute__((constructor)) void agent_init() noexcept
 {
+	if (!preloaded())
+		return;
 	try {
 		bpftime::log_configure(bpftime::log_options_from_env(),
 				       agent_log);
@@ -282,3 +305,110 @@ __attribute__((constructor)) void agent_init() noexcept
 }
 
 } // namespace
+
+// The entry points of `bpftime attach` / `bpftime detach` (the injector,
+// packages/agent/native/inject, calls them on a thread of the target that it
+// stopped with ptrace outside libc and ld.so, while the other threads run).
+// The only symbols the library exports (agent.map).
+
+// Opens the registry in `segment` (the rest of the options come from the
+// target's environment, as for a preloaded agent), attaches its links and
+// starts the watcher. Returns the number of links attached or pending, or a
+// negative errno: EEXIST when the agent is already attached (preloaded, or
+// injected and not detached), ENOENT/EBADMSG/EPROTONOSUPPORT when the
+// segment cannot be opened, ENOMEM.
+extern "C" __attribute__((visibility("default"))) int
+bpftime_agent_inject(const char *segment) noexcept
+{
+	try {
+		if (g_agent) {
+			std::unique_lock g(g_agent->busy);
+			if (!g_agent->detached)
+				return -EEXIST;
+			// Detached earlier: the hooks are gone, the context
+			// (its retired program instances) stays; attach again.
+			g_agent->detached = false;
+			g_agent->segment = segment ? segment : g_agent->segment;
+			auto r = g_agent->ctx.sync();
+			report_sync(*g_agent, r);
+			if (!r)
+				return -r.error().code;
+			g_agent->watcher_gen.fetch_add(1, std::memory_order_acq_rel);
+			g.unlock();
+			start_watcher();
+			return int(r->attached);
+		}
+		bpftime::log_configure(bpftime::log_options_from_env(),
+				       agent_log);
+		auto env = bpftime::shm::options_from_env();
+		g_agent = new (std::nothrow) agent_state();
+		if (!g_agent)
+			return -ENOMEM;
+		g_agent->segment = segment && *segment
+					   ? segment
+					   : (env ? env->name : "bpftime_maps_shm");
+		g_agent->poll_ms = poll_ms_from_env();
+		g_agent->backend = bpftime::handlers::backend_from_env();
+		int attached = 0;
+		{
+			std::unique_lock g(g_agent->busy);
+			auto r = g_agent->ctx.open({ .segment_name = g_agent->segment,
+						     .backend = g_agent->backend });
+			if (!r) {
+				log(agent_log, log_level::error,
+				    "bpftime attach: registry '%s': %s: %s",
+				    g_agent->segment.c_str(),
+				    errno_name(r.error().code),
+				    r.error().message.c_str());
+				// Nothing attached: the next attach starts over.
+				int code = r.error().code;
+				g.unlock();
+				delete g_agent;
+				g_agent = nullptr;
+				return -code;
+			}
+			if (auto t = bpftime::handlers::trace_printk_sink_from_env(); !t)
+				log(agent_log, log_level::warn,
+				    "%s; bpf_trace_printk lines go to stderr",
+				    t.error().message.c_str());
+			auto s = g_agent->ctx.sync();
+			report_sync(*g_agent, s);
+			if (s)
+				attached = int(s->attached);
+		}
+		pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+		atexit(at_exit);
+		start_watcher();
+		return attached;
+	} catch (...) {
+		log(agent_log, log_level::error, "bpftime attach: unexpected exception");
+		return -EFAULT;
+	}
+}
+
+// Removes every hook (the original bytes come back) and stops the watcher.
+// The library stays loaded and inert: a thread may still be returning
+// through a trampoline or running a program it entered just before, so
+// neither its code nor the program instances may go away. Returns the number
+// of hooks removed, or -ENOENT when the agent is not attached.
+extern "C" __attribute__((visibility("default"))) int
+bpftime_agent_detach() noexcept
+{
+	try {
+		if (!g_agent)
+			return -ENOENT;
+		std::unique_lock g(g_agent->busy);
+		if (g_agent->detached || !g_agent->ctx.is_open())
+			return -ENOENT;
+		g_agent->watcher_gen.fetch_add(1, std::memory_order_acq_rel);
+		g_agent->detached = true;
+		auto r = g_agent->ctx.detach_all();
+		if (!r)
+			return -r.error().code;
+		log(agent_log, log_level::info, "bpftime detach: %u hooks removed",
+		    *r);
+		return int(*r);
+	} catch (...) {
+		return -EFAULT;
+	}
+}

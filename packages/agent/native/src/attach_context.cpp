@@ -302,6 +302,26 @@ result<sync_summary> attach_context::sync() noexcept
 	}
 }
 
+result<uint32_t> attach_context::detach_all() noexcept
+{
+	try {
+		std::lock_guard g(state_->mu);
+		state &s = *state_;
+		if (!s.reg)
+			return fail(EBADF, "registry: not open");
+		uint32_t n = 0;
+		for (auto &[id, e] : s.entries) {
+			if (e.hook)
+				n++;
+			s.detach(e);
+		}
+		s.entries.clear();
+		return n;
+	} catch (const std::exception &e) {
+		return fail(ENOMEM, std::string("registry: detach: ") + e.what());
+	}
+}
+
 std::vector<link_status> attach_context::links() const
 {
 	std::lock_guard g(state_->mu);

@@ -739,8 +739,10 @@ u64 h_snprintf(u64 str, u64 str_size, u64 fmt, u64 data, u64 data_len)
 	// Format, arguments and output go through copies: the program's
 	// pointers may point anywhere. The output copy holds 4 KiB; a longer
 	// str_size gets at most that much written (the length returned is
-	// the whole string's).
-	thread_local char out[4096];
+	// the whole string's). It lives on the stack, not in thread-local
+	// storage: 4 KiB of initial-exec TLS would not fit glibc's static TLS
+	// surplus, and `bpftime attach` loads the agent with dlopen().
+	char out[4096];
 	char f[512];
 	uint64_t args[12];
 	if (safe_read_str(f, fmt, sizeof(f)) < 0)

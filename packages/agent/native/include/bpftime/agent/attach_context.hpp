@@ -134,6 +134,12 @@ class attach_context {
 	// Every link the last sync() saw, by id.
 	std::vector<link_status> links() const;
 
+	// Removes every hook (their original bytes come back) and forgets the
+	// links, keeping their program instances (see Lifetime). A later
+	// sync() attaches the registry's links again. Returns the number of
+	// hooks removed; EBADF when not open. For `bpftime detach`.
+	result<uint32_t> detach_all() noexcept;
+
 	handlers::registry *registry() noexcept;
 
 	struct state;
