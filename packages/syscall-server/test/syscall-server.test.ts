@@ -211,14 +211,10 @@ describe.skipIf(noTools)('a libbpf skeleton tool', () => {
 		expect(ours.stdout).toContain('returned sum: 14950');
 	});
 
-	// Known defect of the agent's uretprobes (@bpftime/attach), not of the
-	// syscall-server: gcc -O2 keeps main()'s loop counter and sum in rsi,
-	// edx and ecx across the call, since it knows target_fn does not touch
-	// them (-fipa-ra), and the return probe does not give them back intact,
-	// where the kernel's uretprobes preserve every register. The victim's
-	// sum comes out wrong (or it crashes). it.fails: this starts failing,
-	// and should become an ordinary test, once the return path is fixed.
-	(noKernel ? it.skip : it.fails)(
+	// gcc -O2 keeps main()'s loop counter and sum in rsi, edx and ecx across
+	// the call, since it knows target_fn does not touch them (-fipa-ra): the
+	// return probe must give every register back as the kernel's does.
+	it.skipIf(noKernel)(
 		'sums what the victim returns with a uretprobe when main() keeps values in caller-saved registers',
 		async () => {
 			const { kvictim, bvictim } = await compare(await build.victim(), 'both');
