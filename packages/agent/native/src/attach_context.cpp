@@ -306,8 +306,11 @@ std::vector<link_status> attach_context::links() const
 	std::vector<link_status> out;
 	for (auto &[id, e] : state_->entries) {
 		out.push_back(e.st);
-		if (e.hook)
+		if (e.hook) {
 			out.back().missed = e.hook->missed();
+			out.back().faults = e.hook->faults();
+			out.back().disabled = e.hook->disabled();
+		}
 	}
 	return out;
 }
