@@ -50,9 +50,14 @@ async function withAgent(
 }
 
 describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
-	it('exports no symbol into the target', async () => {
+	it('exports no symbol into the target but the signal-disposition functions it interposes', async () => {
 		const { stdout } = await run('nm', ['-D', '--defined-only', agentPath()]);
-		expect(stdout.trim()).toBe('');
+		const names = stdout
+			.trim()
+			.split('\n')
+			.map((l) => l.split(' ').pop())
+			.sort();
+		expect(names).toEqual(['bsd_signal', 'sigaction', 'signal', 'sysv_signal']);
 	});
 
 	it('leaves the output and exit status of the target unchanged when the registry is missing', async () => {
