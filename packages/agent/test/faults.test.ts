@@ -114,6 +114,23 @@ describe('fault containment', { timeout: 60_000 }, () => {
 	);
 
 	it.each(['jit', 'interpreter'])(
+		'ends the whole run when the fault is in a callback that bpf_loop runs, on the %s',
+		async (vm) => {
+			const { name, registry } = newRegistry();
+			const m = await attachFaulting(registry, 'fault_in_callback', target);
+			const plain = await runPlain(target, ['4', '250']);
+			const r = await traced(target, ['4', '250'], name, vm, 0);
+			expect(r.signal).toBeNull();
+			expect(r.code).toBe(plain.code);
+			expect(r.stdout).toEqual(plain.stdout);
+			const f = faultLines(r.stderr);
+			expect(f.faults).toBe(1000n);
+			// Each run counted once, before bpf_loop: none went on after it.
+			expect(m.runs()).toBe(1000n);
+		},
+	);
+
+	it.each(['jit', 'interpreter'])(
 		'does not override the return value when an override program faults after asking to, on the %s',
 		async (vm) => {
 			const { name, registry } = newRegistry();

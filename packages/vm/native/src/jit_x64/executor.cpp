@@ -424,19 +424,26 @@ std::optional<int32_t> probe_rc_tls_offset() noexcept
 bool end_run(ucontext_t *uc) noexcept
 {
 	greg_t *g = uc->uc_mcontext.gregs;
-	run_ctx *rc = tls_top;
-	if (rc) {
-		// Callbacks and tail calls end with the run around them: the
-		// frames between are abandoned, and the outermost go() puts
-		// tls_top back.
+	// The outermost run: callbacks and tail calls end with the run around
+	// them, and the frames between are abandoned (the outermost go() puts
+	// tls_top back). A probe entry's run takes no place in the chain, but
+	// is outside any chain that a callback of it starts.
+	run_ctx *rc = nullptr;
+#ifdef BPFTIME_VM_STATIC_TLS
+	if ((rc = tls_probe_rc) != nullptr) {
+		// The runs its callbacks started lie deeper in the stack, at
+		// lower addresses: their go() will not put tls_top back.
+		run_ctx *t = tls_top;
+		while (t && reinterpret_cast<uint64_t>(t) < reinterpret_cast<uint64_t>(rc))
+			t = t->parent;
+		tls_top = t;
+	}
+#endif
+	if (!rc && (rc = tls_top) != nullptr) {
 		while (rc->parent)
 			rc = rc->parent;
 	}
-#ifdef BPFTIME_VM_STATIC_TLS
-	else if (tls_probe_rc)
-		rc = tls_probe_rc;
-#endif
-	else if (in_generated_code(uint64_t(g[REG_RIP])))
+	if (!rc && in_generated_code(uint64_t(g[REG_RIP])))
 		rc = reinterpret_cast<run_ctx *>(g[REG_R12]);
 	if (!rc)
 		return false;
