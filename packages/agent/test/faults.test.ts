@@ -152,6 +152,7 @@ describe('fault containment', { timeout: 60_000 }, () => {
 		['a handler installed with signal()', 'signal'],
 		['an SA_RESETHAND handler, whose second fault kills the program', 'resethand'],
 		['no handler: the first fault kills the program', 'default'],
+		['a handler installed by the rt_sigaction system call, not through libc', 'raw'],
 	])('leaves the program its own SIGSEGV handling with %s, while a faulting program runs in it', async (_, mode) => {
 		const { name, registry } = newRegistry();
 		const m = await attachFaulting(registry, 'deref_null', segvTarget);
@@ -165,5 +166,10 @@ describe('fault containment', { timeout: 60_000 }, () => {
 		const expected = mode === 'default' ? 100n : mode === 'resethand' ? 200n : 400n;
 		expect(m.runs()).toBe(expected);
 		if (plain.code === 3) expect(faultLines(r.stderr).faults).toBe(expected);
+		// The watcher found the handler that bypassed sigaction() and put
+		// the agent's in front of it, once.
+		expect(r.stderr.filter((l) => /replaced the agent's handler without sigaction/.test(l))).toHaveLength(
+			mode === 'raw' ? 1 : 0,
+		);
 	});
 });
