@@ -60,7 +60,7 @@ function faultLines(stderr: string[]) {
 	const disabled = stderr.filter((l) => /disabled in this process after/.test(l));
 	const atExit = stderr.map((l) => /link \d+: (\d+) runs ended by a fault(; disabled in this process)?$/.exec(l));
 	const counted = atExit.find((m) => m !== null);
-	return { disabled, faults: counted ? BigInt(counted[1]) : 0n, disabledAtExit: counted?.[2] !== undefined };
+	return { disabled, faults: BigInt(counted?.[1] ?? 0), disabledAtExit: counted?.[2] !== undefined };
 }
 
 const THREADS = 8;
