@@ -21,16 +21,9 @@ std::atomic<size_t> g_code_used{ 0 };
 
 } // namespace
 
-// One guarded_run() on this thread's stack: rsp as the guard saved it
-// (the callee-saved registers and err pushed above it). Innermost on top.
-struct guard_frame {
-	uint64_t rsp;
-	guard_frame *prev;
-};
 
-namespace {
-thread_local guard_frame *t_guard = nullptr;
-} // namespace
+constinit thread_local guard_frame *t_guard = nullptr;
+
 } // namespace detail
 } // namespace bpftime::vm
 
@@ -39,10 +32,6 @@ thread_local guard_frame *t_guard = nullptr;
 // fn(self, ctx, ctx_len, err). bpftime_vm_guard_recover is where a fault
 // handler sends the thread, with rsp = frame->rsp: it stores EFAULT in
 // *err, returns 0 and restores the registers the caller had.
-extern "C" uint64_t
-bpftime_vm_guarded_call(bpftime::vm::detail::guard_frame *frame,
-			bpftime::vm::runner::fn_type fn, const void *self,
-			void *ctx, uint64_t ctx_len, int *err) noexcept;
 extern "C" char bpftime_vm_guard_recover[];
 
 asm(R"(
@@ -128,17 +117,6 @@ void unregister_code(uint64_t lo) noexcept
 			return;
 		}
 	}
-}
-
-uint64_t guarded_run(runner::fn_type fn, const void *self, void *ctx,
-		     uint64_t ctx_len, int *err) noexcept
-{
-	guard_frame frame{ 0, t_guard };
-	t_guard = &frame;
-	const uint64_t r0 =
-		bpftime_vm_guarded_call(&frame, fn, self, ctx, ctx_len, err);
-	t_guard = frame.prev;
-	return r0;
 }
 
 bool end_guarded_run(ucontext_t *uc) noexcept

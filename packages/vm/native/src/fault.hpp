@@ -10,7 +10,25 @@
 
 namespace bpftime::vm::detail {
 
-struct guard_frame;
+// One guarded_run() on this thread's stack: rsp as the guard saved it
+// (the callee-saved registers and err pushed above it). Innermost in
+// t_guard.
+struct guard_frame {
+	uint64_t rsp;
+	guard_frame *prev;
+};
+extern constinit thread_local guard_frame *t_guard;
+
+} // namespace bpftime::vm::detail
+
+// Pushes the callee-saved registers and err, records rsp in frame->rsp
+// and calls fn(self, ctx, ctx_len, err); see fault.cpp.
+extern "C" uint64_t
+bpftime_vm_guarded_call(bpftime::vm::detail::guard_frame *frame,
+			bpftime::vm::runner::fn_type fn, const void *self,
+			void *ctx, uint64_t ctx_len, int *err) noexcept;
+
+namespace bpftime::vm::detail {
 
 // Generated code [lo, hi) of one program: registered once it is executable,
 // unregistered before it is unmapped. in_generated_code() reads the table
@@ -24,8 +42,16 @@ void unregister_code(uint64_t lo) noexcept;
 // from a fault handler: fn's result, or 0 with *err = EFAULT after a fault.
 // Costs the saving of the six callee-saved registers and two thread-local
 // stores; for backends whose runs have no unwinding of their own.
-uint64_t guarded_run(runner::fn_type fn, const void *self, void *ctx,
-		     uint64_t ctx_len, int *err) noexcept;
+inline uint64_t guarded_run(runner::fn_type fn, const void *self, void *ctx,
+			    uint64_t ctx_len, int *err) noexcept
+{
+	guard_frame frame{ 0, t_guard };
+	t_guard = &frame;
+	const uint64_t r0 =
+		bpftime_vm_guarded_call(&frame, fn, self, ctx, ctx_len, err);
+	t_guard = frame.prev;
+	return r0;
+}
 
 // The guard's half of end_run_after_fault(): when this thread is inside
 // guarded_run(), points uc at the guard's recovery code.
