@@ -257,11 +257,19 @@ class jit_executor final : public detail::executor {
 			if (k == insn_kind::call && i.src_reg == 0 &&
 			    uint32_t(i.imm) == detail::BPF_FUNC_tail_call)
 				return false;
-			if (k == insn_kind::lddw) {
-				if (i.src_reg == BPF_PSEUDO_FUNC)
-					return false;
-				pc++;
+			// A helper that takes a callback (bpf_loop) runs it as
+			// a run of its own, under this one. (A BPF_PSEUDO_FUNC
+			// lddw cannot be recognised here: its src_reg was
+			// cleared when it was resolved.)
+			if (k == insn_kind::call && i.src_reg == 0 &&
+			    uint32_t(i.imm) < p.helpers.size()) {
+				for (bpf_arg_type a :
+				     p.helpers[uint32_t(i.imm)].proto.args)
+					if (a == ARG_PTR_TO_FUNC)
+						return false;
 			}
+			if (k == insn_kind::lddw)
+				pc++;
 		}
 		return true;
 	}
