@@ -311,6 +311,13 @@ describe('spawnWithAgent', () => {
 	it('refuses a poll interval that is not a number of milliseconds', () => {
 		expect(() => agentEnv({ pollMs: -1 })).toThrow(/Expected an integer in \[0, 60000\] for pollMs but received -1/);
 	});
+
+	it('refuses a fault limit that is not a count, and passes one that is as BPFTIME_AGENT_MAX_FAULTS', () => {
+		expect(() => agentEnv({ maxFaults: 1.5 })).toThrow(
+			/Expected an integer in \[0, 4294967295\] for maxFaults but received 1.5 \(number\)/,
+		);
+		expect(agentEnv({ maxFaults: 0 }).BPFTIME_AGENT_MAX_FAULTS).toBe('0');
+	});
 });
 
 describe('the agent and the attach vocabulary', { timeout: 60_000 }, () => {

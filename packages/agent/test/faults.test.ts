@@ -22,13 +22,18 @@ beforeAll(async () => {
 });
 
 /** Loads faults.bpf.o with the verifier off and attaches `program` to target_fn of `binary`. */
-async function attachFaulting(reg: ReturnType<typeof newRegistry>['registry'], program: string, binary: string) {
+async function attachFaulting(
+	reg: ReturnType<typeof newRegistry>['registry'],
+	program: string,
+	binary: string,
+	retprobe = false,
+) {
 	const saved = process.env.BPFTIME_VERIFIER;
 	process.env.BPFTIME_VERIFIER = 'off';
 	try {
 		const obj = BpfObject.open(faults);
 		const loaded = await obj.load(reg, { programs: [program] });
-		await obj.attach(program, { kind: 'uprobe', binary, func: 'target_fn' });
+		await obj.attach(program, { kind: 'uprobe', binary, func: 'target_fn', retprobe });
 		const runs = loaded.maps.get('runs');
 		if (!runs) throw new Error('no map runs');
 		return { runs: () => reg.map(runs.id, u32, u64).get(0) ?? 0n };
@@ -44,12 +49,13 @@ async function traced(
 	segment: string,
 	vm: string,
 	maxFaults?: number,
+	env: NodeJS.ProcessEnv = {},
 ): Promise<Awaited<ReturnType<Proc['done']>>> {
 	const child = await spawnWithAgent(binary, args, {
 		segment,
 		logLevel: 'info',
 		maxFaults,
-		env: { ...process.env, ...VERIFIER_OFF, BPFTIME_VM_NAME: vm },
+		env: { ...process.env, ...VERIFIER_OFF, BPFTIME_VM_NAME: vm, ...env },
 		stdio: ['ignore', 'pipe', 'pipe'],
 	});
 	return new Proc(child).done();
@@ -112,6 +118,33 @@ describe('fault containment', { timeout: 60_000 }, () => {
 			expect(m.runs()).toBe(600n);
 		},
 	);
+
+	it('ends the runs of a uretprobe program that faults, and the function returns what it returned', async () => {
+		const { name, registry } = newRegistry();
+		const m = await attachFaulting(registry, 'deref_null', target, true);
+		const plain = await runPlain(target, ['4', '500']);
+		const r = await traced(target, ['4', '500'], name, 'jit', 0);
+		expect(r.signal).toBeNull();
+		expect(r.code).toBe(plain.code);
+		expect(r.stdout).toEqual(plain.stdout);
+		expect(faultLines(r.stderr).faults).toBe(2000n);
+		expect(m.runs()).toBe(2000n);
+		expect(r.stderr.join('\n')).toMatch(/link \d+: uretprobe attached/);
+	});
+
+	it('takes the default limit, with a warning, when BPFTIME_AGENT_MAX_FAULTS is not a number', async () => {
+		const { name, registry } = newRegistry();
+		await attachFaulting(registry, 'deref_null', target);
+		const r = await traced(target, ['1', '50'], name, 'jit', undefined, { BPFTIME_AGENT_MAX_FAULTS: '-3' });
+		expect(r.code).toBe(7);
+		expect(r.stderr.join('\n')).toMatch(
+			/BPFTIME_AGENT_MAX_FAULTS='-3': expected a number of faults in \[0, 4294967295\]; using 10/,
+		);
+		expect(faultLines(r.stderr).disabled).toEqual([
+			expect.stringMatching(/after 10 faults \(BPFTIME_AGENT_MAX_FAULTS=10\)/),
+		]);
+		expect(faultLines(r.stderr).faults).toBe(10n);
+	});
 
 	it.each(['jit', 'interpreter'])(
 		'ends the whole run when the fault is in a callback that bpf_loop runs, on the %s',
