@@ -33,10 +33,18 @@ async function attachFaulting(
 	try {
 		const obj = BpfObject.open(faults);
 		const loaded = await obj.load(reg, { programs: [program] });
-		await obj.attach(program, { kind: 'uprobe', binary, func: 'target_fn', retprobe });
+		const link = await obj.attach(program, { kind: 'uprobe', binary, func: 'target_fn', retprobe });
 		const runs = loaded.maps.get('runs');
 		if (!runs) throw new Error('no map runs');
-		return { runs: () => reg.map(runs.id, u32, u64).get(0) ?? 0n };
+		return {
+			runs: () => reg.map(runs.id, u32, u64).get(0) ?? 0n,
+			/** The link's fault count in the registry, which the agent adds to. */
+			faults: () => {
+				const d = reg.get(link.id);
+				if (d.kind !== 'link') throw new Error(`${link.id} is not a link`);
+				return d.faults;
+			},
+		};
 	} finally {
 		if (saved === undefined) delete process.env.BPFTIME_VERIFIER;
 		else process.env.BPFTIME_VERIFIER = saved;
@@ -95,6 +103,8 @@ describe('fault containment', { timeout: 60_000 }, () => {
 			expect(f.faults).toBeLessThanOrEqual(BigInt(5 + THREADS - 1));
 			expect(f.disabledAtExit).toBe(true);
 			expect(m.runs()).toBe(f.faults);
+			// The agent added its count to the link in the registry.
+			expect(m.faults()).toBe(f.faults);
 		},
 	);
 
@@ -116,6 +126,7 @@ describe('fault containment', { timeout: 60_000 }, () => {
 			expect(f.faults).toBe(600n);
 			expect(f.disabledAtExit).toBe(true);
 			expect(m.runs()).toBe(600n);
+			expect(m.faults()).toBe(600n);
 		},
 	);
 
@@ -129,6 +140,7 @@ describe('fault containment', { timeout: 60_000 }, () => {
 		expect(r.stdout).toEqual(plain.stdout);
 		expect(faultLines(r.stderr).faults).toBe(2000n);
 		expect(m.runs()).toBe(2000n);
+		expect(m.faults()).toBe(2000n);
 		expect(r.stderr.join('\n')).toMatch(/link \d+: uretprobe attached/);
 	});
 
@@ -160,6 +172,7 @@ describe('fault containment', { timeout: 60_000 }, () => {
 			expect(f.faults).toBe(1000n);
 			// Each run counted once, before bpf_loop: none went on after it.
 			expect(m.runs()).toBe(1000n);
+			expect(m.faults()).toBe(1000n);
 		},
 	);
 
@@ -175,6 +188,7 @@ describe('fault containment', { timeout: 60_000 }, () => {
 			expect(r.stdout).toEqual(plain.stdout);
 			expect(faultLines(r.stderr).faults).toBe(BigInt(THREADS * 200));
 			expect(m.runs()).toBe(BigInt(THREADS * 200));
+			expect(m.faults()).toBe(BigInt(THREADS * 200));
 			expect(r.stderr.join('\n')).toMatch(/link \d+: override attached/);
 		},
 	);
@@ -198,7 +212,10 @@ describe('fault containment', { timeout: 60_000 }, () => {
 		// target's own faults, up to the one that killed it.
 		const expected = mode === 'default' ? 100n : mode === 'resethand' ? 200n : 400n;
 		expect(m.runs()).toBe(expected);
-		if (plain.code === 3) expect(faultLines(r.stderr).faults).toBe(expected);
+		if (plain.code === 3) {
+			expect(faultLines(r.stderr).faults).toBe(expected);
+			expect(m.faults()).toBe(expected);
+		}
 		// The watcher found the handler that bypassed sigaction() and put
 		// the agent's in front of it, once.
 		expect(r.stderr.filter((l) => /replaced the agent's handler without sigaction/.test(l))).toHaveLength(

@@ -171,6 +171,7 @@ void poll_once(agent_state &a)
 	}
 	if (a.ctx.change_counter() != a.seen_counter)
 		report_sync(a, a.ctx.sync());
+	a.ctx.publish_faults();
 	recheck_fault_guard();
 }
 
@@ -259,6 +260,7 @@ void at_exit() noexcept
 	// registry lock held by a hung loader) is left to the exit.
 	if (!g_agent->busy.try_lock_for(std::chrono::milliseconds(500)))
 		return;
+	g_agent->ctx.publish_faults();
 	// What a program never saw, said once: hits skipped because their
 	// thread was already running a program (see attach_context.hpp).
 	try {

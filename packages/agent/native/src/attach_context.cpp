@@ -66,6 +66,8 @@ struct entry {
 	// The family's hook, null when nothing was installed (skipped,
 	// failed).
 	std::unique_ptr<hooks::hook> hook;
+	// The hook's fault count already added to the link in the registry.
+	uint64_t published_faults = 0;
 };
 
 } // namespace
@@ -297,6 +299,29 @@ result<sync_summary> attach_context::sync() noexcept
 		return fail(ENOMEM, std::string("registry: sync: ") + e.what());
 	} catch (...) {
 		return fail(EFAULT, "registry: sync: unknown exception");
+	}
+}
+
+void attach_context::publish_faults() noexcept
+{
+	try {
+		std::lock_guard g(state_->mu);
+		if (!state_->reg)
+			return;
+		for (auto &[id, e] : state_->entries) {
+			if (!e.hook)
+				continue;
+			const uint64_t n = e.hook->faults();
+			if (n <= e.published_faults)
+				continue;
+			// A released link is gone from the registry, and its
+			// count with it.
+			if (state_->reg->add_link_faults(
+				    { e.st.link_id, e.st.generation },
+				    n - e.published_faults))
+				e.published_faults = n;
+		}
+	} catch (...) {
 	}
 }
 

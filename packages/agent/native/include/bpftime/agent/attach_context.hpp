@@ -140,6 +140,12 @@ class attach_context {
 	// Every link the last sync() saw, by id.
 	std::vector<link_status> links() const;
 
+	// Adds the faults counted in this process since the last call to each
+	// link's count in the registry (handlers::link_spec::faults), where
+	// every process's agent adds its own. The watcher calls it on each
+	// poll, and the exit handler once more.
+	void publish_faults() noexcept;
+
 	handlers::registry *registry() noexcept;
 
 	struct state;
