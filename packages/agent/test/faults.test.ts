@@ -41,7 +41,7 @@ async function attachFaulting(
 			/** The link's fault count in the registry, which the agent adds to. */
 			faults: () => {
 				const d = reg.get(link.id);
-				if (d.kind !== 'link') throw new Error(`${link.id} is not a link`);
+				if (d?.kind !== 'link') throw new Error(`${link.id} is not a link`);
 				return d.faults;
 			},
 		};
