@@ -22,7 +22,8 @@
 //
 // Against another build of the agent (a change's cost per hit, e.g. fault
 // containment's): BPFTIME_BENCH_AGENT_BASELINE=<path of another
-// libbpftime-agent.so> (same registry layout) runs every agent variant
+// libbpftime-agent.so> (of the same registry layout version: one that
+// refuses the registry warns, and the suite stops) runs every agent variant
 // with both libraries, alternating ours and the other one PAIRS times, each
 // its own process (which of the two goes first alternates too), and prints
 // the median of each and their difference.
@@ -137,6 +138,10 @@ try {
 					env: e,
 				});
 				if (r.status !== 0) throw new Error(`${v.id}: bench_target exited ${r.status}: ${r.stderr}`);
+				// An agent that could not use the registry (another layout
+				// version, for one) measures no hook at all: refuse the row.
+				if (/\[(warning|error)\]/.test(r.stderr))
+					throw new Error(`${v.id}: the agent (${e.LD_PRELOAD}) warned: ${r.stderr.trim()}`);
 				return JSON.parse(r.stdout.trim());
 			};
 			if (!otherAgent || !v.agent) {
