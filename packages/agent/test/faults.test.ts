@@ -144,6 +144,25 @@ describe('fault containment', { timeout: 60_000 }, () => {
 		expect(r.stderr.join('\n')).toMatch(/link \d+: uretprobe attached/);
 	});
 
+	it.each(['jit', 'interpreter'])(
+		'ends the run of a program that reads a truncated file mapping through its argument (SIGBUS), on the %s',
+		async (vm) => {
+			const sigbusTarget = await fx.sigbusTarget();
+			const { name, registry } = newRegistry();
+			const m = await attachFaulting(registry, 'deref_arg', sigbusTarget);
+			const plain = await runPlain(sigbusTarget, ['300']);
+			const r = await traced(sigbusTarget, ['300'], name, vm, 300);
+			expect(plain.code).toBe(5);
+			expect(r.signal).toBeNull();
+			expect(r.code).toBe(5);
+			expect(r.stdout).toEqual(plain.stdout);
+			const f = faultLines(r.stderr);
+			expect(f.disabled).toEqual([expect.stringMatching(/after 300 faults .*; the last: SIGBUS at 0x[0-9a-f]+, pc /)]);
+			expect(m.runs()).toBe(300n);
+			expect(m.faults()).toBe(300n);
+		},
+	);
+
 	it('takes the default limit, with a warning, when BPFTIME_AGENT_MAX_FAULTS is not a number', async () => {
 		const { name, registry } = newRegistry();
 		await attachFaulting(registry, 'deref_null', target);

@@ -21,6 +21,8 @@ export interface Fixtures {
 	lib(): Promise<string>;
 	/** test/fixtures/segv_target.c: a program with SIGSEGV handlers of its own. */
 	segvTarget(): Promise<string>;
+	/** test/fixtures/sigbus_target.c: passes target_fn a pointer whose read raises SIGBUS. */
+	sigbusTarget(): Promise<string>;
 }
 
 export function useFixtures(): Fixtures {
@@ -33,6 +35,7 @@ export function useFixtures(): Fixtures {
 		target: () => once('target', () => cc('target', ['-O2', '-pthread', join(fixtureDir, 'target.c'), '-ldl'])),
 		lib: () => once('lib', () => cc('libprobed.so', ['-O2', '-shared', '-fPIC', join(fixtureDir, 'lib.c')])),
 		segvTarget: () => once('segv_target', () => cc('segv_target', ['-O2', join(fixtureDir, 'segv_target.c')])),
+		sigbusTarget: () => once('sigbus_target', () => cc('sigbus_target', ['-O2', join(fixtureDir, 'sigbus_target.c')])),
 		bpf: (name) =>
 			once(`bpf:${name}`, () =>
 				support.compileBpf('clang', join(fixtureDir, `${name}.bpf.c`), join(dir, `${name}.bpf.o`), [
