@@ -32,8 +32,10 @@
 // agent's back in front, chaining to what the target installed
 // (recheck_fault_guard()).
 //
-// Limits: a helper that faults while holding a lock (a map's bucket lock)
-// leaves it held; destructors of the abandoned frames do not run.
+// Limits: a fault on a thread that blocks the signal kills the process (the
+// kernel's force_sig_fault resets the action); a helper that faults while
+// holding a lock (a map's bucket lock) leaves it held; destructors of the
+// abandoned frames do not run.
 #pragma once
 
 #include <bpftime/common/result.hpp>
