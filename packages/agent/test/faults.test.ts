@@ -5,6 +5,7 @@
 // hand a helper a bad pointer, loaded with the verifier off.
 import { u32, u64 } from '@bpftime/handlers';
 import { BpfObject } from '@bpftime/loader';
+import * as support from '@bpftime/test-support';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { spawnWithAgent } from '../src/index.js';
 import { newRegistry, Proc, runPlain, useFixtures } from './helpers.js';
@@ -162,6 +163,48 @@ describe('fault containment', { timeout: 60_000 }, () => {
 			expect(m.faults()).toBe(300n);
 		},
 	);
+
+	it('ends the runs of a system call tracepoint program that faults, on 8 threads making system calls', async () => {
+		const victim = await fx.syscallVictim();
+		const { name, registry } = newRegistry();
+		const saved = process.env.BPFTIME_VERIFIER;
+		process.env.BPFTIME_VERIFIER = 'off';
+		const obj = BpfObject.open(faults);
+		let loaded: Awaited<ReturnType<BpfObject['load']>>;
+		let link: Awaited<ReturnType<BpfObject['attach']>>;
+		try {
+			loaded = await obj.load(registry, { programs: ['getpid_deref_null'] });
+			link = await obj.attach('getpid_deref_null');
+		} finally {
+			if (saved === undefined) delete process.env.BPFTIME_VERIFIER;
+			else process.env.BPFTIME_VERIFIER = saved;
+		}
+		const plain = new Proc(support.startProcess(victim, ['work', '8', '100'], { stdio: ['pipe', 'pipe', 'pipe'] }));
+		await plain.waitFor('stdout', /^ready$/);
+		plain.child.stdin?.end('go\n');
+		const expected = await plain.done();
+		const p = new Proc(
+			await spawnWithAgent(victim, ['work', '8', '100'], {
+				segment: name,
+				logLevel: 'warn',
+				maxFaults: 0,
+				env: { ...process.env, ...VERIFIER_OFF },
+				stdio: ['pipe', 'pipe', 'pipe'],
+			}),
+		);
+		await p.waitFor('stdout', /^ready$/);
+		p.child.stdin?.end('go\n');
+		const r = await p.done();
+		expect(r.signal).toBeNull();
+		expect(r.code).toBe(expected.code);
+		expect(r.stdout).toEqual(expected.stdout);
+		// Every getpid of the 8 threads ran the program, which faulted each
+		// time (the agent's own getpid calls may add a few).
+		const runs = registry.map(loaded.maps.get('runs')?.id as number, u32, u64).get(0) ?? 0n;
+		expect(runs).toBeGreaterThanOrEqual(800n);
+		const d = registry.get(link.id);
+		expect(d?.kind === 'link' && d.faults).toBe(runs);
+	});
 
 	it('takes the default limit, with a warning, when BPFTIME_AGENT_MAX_FAULTS is not a number', async () => {
 		const { name, registry } = newRegistry();

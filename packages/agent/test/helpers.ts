@@ -23,6 +23,8 @@ export interface Fixtures {
 	segvTarget(): Promise<string>;
 	/** test/fixtures/sigbus_target.c: passes target_fn a pointer whose read raises SIGBUS. */
 	sigbusTarget(): Promise<string>;
+	/** test/fixtures/syscall-victim.c, the system call tests' target. */
+	syscallVictim(): Promise<string>;
 }
 
 export function useFixtures(): Fixtures {
@@ -36,6 +38,8 @@ export function useFixtures(): Fixtures {
 		lib: () => once('lib', () => cc('libprobed.so', ['-O2', '-shared', '-fPIC', join(fixtureDir, 'lib.c')])),
 		segvTarget: () => once('segv_target', () => cc('segv_target', ['-O2', join(fixtureDir, 'segv_target.c')])),
 		sigbusTarget: () => once('sigbus_target', () => cc('sigbus_target', ['-O2', join(fixtureDir, 'sigbus_target.c')])),
+		syscallVictim: () =>
+			once('syscall-victim', () => cc('syscall-victim', ['-O2', '-pthread', join(fixtureDir, 'syscall-victim.c')])),
 		bpf: (name) =>
 			once(`bpf:${name}`, () =>
 				support.compileBpf('clang', join(fixtureDir, `${name}.bpf.c`), join(dir, `${name}.bpf.o`), [
