@@ -50,13 +50,20 @@ async function withAgent(
 }
 
 describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
-	it('exports no symbol into the target but the two entry points of bpftime attach and detach', async () => {
+	it('exports no symbol into the target but the entry points of bpftime attach and detach and the signal-disposition functions it interposes', async () => {
 		const { stdout } = await run('nm', ['-D', '--defined-only', agentPath()]);
 		const names = stdout
 			.trim()
 			.split('\n')
 			.map((l) => l.split(' ').at(-1));
-		expect(names.sort()).toEqual(['bpftime_agent_detach', 'bpftime_agent_inject']);
+		expect(names.sort()).toEqual([
+			'bpftime_agent_detach',
+			'bpftime_agent_inject',
+			'bsd_signal',
+			'sigaction',
+			'signal',
+			'sysv_signal',
+		]);
 	});
 
 	it('leaves the output and exit status of the target unchanged when the registry is missing', async () => {
@@ -309,6 +316,13 @@ describe('spawnWithAgent', () => {
 
 	it('refuses a poll interval that is not a number of milliseconds', () => {
 		expect(() => agentEnv({ pollMs: -1 })).toThrow(/Expected an integer in \[0, 60000\] for pollMs but received -1/);
+	});
+
+	it('refuses a fault limit that is not a count, and passes one that is as BPFTIME_AGENT_MAX_FAULTS', () => {
+		expect(() => agentEnv({ maxFaults: 1.5 })).toThrow(
+			/Expected an integer in \[0, 4294967295\] for maxFaults but received 1.5 \(number\)/,
+		);
+		expect(agentEnv({ maxFaults: 0 }).BPFTIME_AGENT_MAX_FAULTS).toBe('0');
 	});
 });
 

@@ -121,6 +121,8 @@ export interface LinkDescriptor extends DescriptorBase {
 	attachType: number;
 	flags: number;
 	cookie: bigint;
+	/** Runs of the program that a SIGSEGV or SIGBUS ended, added up by the agents of every process. */
+	faults: bigint;
 }
 
 export interface PerfEventDescriptor extends DescriptorBase {

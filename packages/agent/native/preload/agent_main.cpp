@@ -8,9 +8,12 @@
 //     segment, a foreign segment, a program the verifier refuses, a hook
 //     that cannot be placed) is logged and skipped; no exception leaves this
 //     library (every entry point catches everything);
-//   - it exports no symbol (version script agent.map: everything local), so
-//     nothing of it (or of the static libraries in it, libstdc++ included)
-//     can interpose on or clash with the target's own symbols;
+//   - it exports no symbol but sigaction() and the signal() family
+//     (version script agent.map, preload/signals.cpp), so nothing else of
+//     it (or of the static libraries in it, libstdc++ included) can
+//     interpose on or clash with the target's own symbols;
+//   - a SIGSEGV or SIGBUS inside a program's run ends that run, and any
+//     other goes to the target's own handler (bpftime/agent/fault_guard.hpp);
 //   - the watcher thread blocks the standard asynchronous signals (SIGINT,
 //     SIGTERM, SIGCHLD, SIGALRM ...), so the target's handlers for them
 //     never run on it and they go to the target's threads; it leaves the
@@ -31,12 +34,14 @@
 // the target before exec to keep a child free of the agent.
 //
 // Environment: see the package README (BPFTIME_GLOBAL_SHM_NAME,
-// BPFTIME_AGENT_POLL_MS, BPFTIME_VM_NAME, BPFTIME_DISABLE_JIT,
-// BPFTIME_TRACE_PRINTK_SINK, SPDLOG_LEVEL, BPFTIME_LOG_OUTPUT). This file is
+// BPFTIME_AGENT_POLL_MS, BPFTIME_AGENT_MAX_FAULTS, BPFTIME_VM_NAME,
+// BPFTIME_DISABLE_JIT, BPFTIME_TRACE_PRINTK_SINK, SPDLOG_LEVEL,
+// BPFTIME_LOG_OUTPUT). This file is
 // the agent's edge: it reads all of them, once, in the constructor (the
 // printk sink when the registry opens) and passes them to the cores as
 // options; the cores (attach_context, attach, the log) read none.
 #include <bpftime/agent/attach_context.hpp>
+#include <bpftime/agent/fault_guard.hpp>
 #include <bpftime/agent/log.hpp>
 #include <bpftime/handlers/helpers.hpp>
 #include <bpftime/handlers/program.hpp>
@@ -89,6 +94,24 @@ const char *errno_name(int e)
 {
 	const char *n = strerrorname_np(e);
 	return n ? n : "errno";
+}
+
+// BPFTIME_AGENT_MAX_FAULTS: a count in [0, 2^32); 0 never disables a link.
+uint32_t max_faults_from_env()
+{
+	const char *s = getenv("BPFTIME_AGENT_MAX_FAULTS");
+	if (!s || !*s)
+		return DEFAULT_MAX_FAULTS;
+	char *end = nullptr;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end || *s == '-' || v > UINT32_MAX) {
+		log(agent_log, log_level::warn,
+		    "BPFTIME_AGENT_MAX_FAULTS='%s': expected a number of faults in [0, 4294967295]; using %u",
+		    s, DEFAULT_MAX_FAULTS);
+		return DEFAULT_MAX_FAULTS;
+	}
+	return uint32_t(v);
 }
 
 unsigned poll_ms_from_env()
@@ -152,6 +175,8 @@ void poll_once(agent_state &a)
 	}
 	if (a.ctx.change_counter() != a.seen_counter)
 		report_sync(a, a.ctx.sync());
+	a.ctx.publish_faults();
+	recheck_fault_guard();
 }
 
 void *watcher_main(void *arg) noexcept
@@ -246,15 +271,23 @@ void at_exit() noexcept
 	// registry lock held by a hung loader) is left to the exit.
 	if (!g_agent->busy.try_lock_for(std::chrono::milliseconds(500)))
 		return;
+	g_agent->ctx.publish_faults();
 	// What a program never saw, said once: hits skipped because their
 	// thread was already running a program (see attach_context.hpp).
 	try {
-		for (const link_status &l : g_agent->ctx.links())
+		for (const link_status &l : g_agent->ctx.links()) {
 			if (l.missed)
 				log(agent_log, log_level::info,
 				    "link %u: %" PRIu64
 				    " hits skipped: the thread was already running a program",
 				    l.link_id, l.missed);
+			if (l.faults)
+				log(agent_log, log_level::info,
+				    "link %u: %" PRIu64
+				    " runs ended by a fault%s",
+				    l.link_id, l.faults,
+				    l.disabled ? "; disabled in this process" : "");
+		}
 	} catch (...) {
 	}
 }
@@ -287,6 +320,13 @@ __attribute__((constructor)) void agent_init() noexcept
 			log(agent_log, log_level::error, "out of memory; the agent stays idle");
 			return;
 		}
+		// Before any link is attached: a program may fault on its
+		// first hit.
+		if (auto st = install_fault_guard({ .max_faults = max_faults_from_env() });
+		    !st)
+			log(agent_log, log_level::warn,
+			    "%s; a program that faults will crash the process",
+			    st.error().message.c_str());
 		g_agent->segment = env->name;
 		g_agent->poll_ms = poll_ms_from_env();
 		g_agent->backend = bpftime::handlers::backend_from_env();

@@ -67,6 +67,8 @@ struct entry {
 	// The family's hook, null when nothing was installed (skipped,
 	// failed).
 	std::unique_ptr<hooks::hook> hook;
+	// The hook's fault count already added to the link in the registry.
+	uint64_t published_faults = 0;
 };
 
 } // namespace
@@ -322,14 +324,40 @@ result<uint32_t> attach_context::detach_all() noexcept
 	}
 }
 
+void attach_context::publish_faults() noexcept
+{
+	try {
+		std::lock_guard g(state_->mu);
+		if (!state_->reg)
+			return;
+		for (auto &[id, e] : state_->entries) {
+			if (!e.hook)
+				continue;
+			const uint64_t n = e.hook->faults();
+			if (n <= e.published_faults)
+				continue;
+			// A released link is gone from the registry, and its
+			// count with it.
+			if (state_->reg->add_link_faults(
+				    { e.st.link_id, e.st.generation },
+				    n - e.published_faults))
+				e.published_faults = n;
+		}
+	} catch (...) {
+	}
+}
+
 std::vector<link_status> attach_context::links() const
 {
 	std::lock_guard g(state_->mu);
 	std::vector<link_status> out;
 	for (auto &[id, e] : state_->entries) {
 		out.push_back(e.st);
-		if (e.hook)
+		if (e.hook) {
 			out.back().missed = e.hook->missed();
+			out.back().faults = e.hook->faults();
+			out.back().disabled = e.hook->disabled();
+		}
 	}
 	return out;
 }

@@ -14,7 +14,10 @@
 #include <bpftime/vm/vm.hpp>
 
 #include <atomic>
+#include <csetjmp>
+#include <csignal>
 #include <sched.h>
+#include <ucontext.h>
 #include <cstdarg>
 #include <cinttypes>
 #include <cstdio>
@@ -1818,6 +1821,106 @@ static void test_opcode_table()
 
 // ---------------------------------------------------------------------------
 
+// vm::end_run_after_fault(), as a SIGSEGV handler calls it (the agent's,
+// packages/agent/native/src/fault_guard.cpp): the runner's run ends with
+// err = EFAULT and r0 = 0, and the next run is unaffected. A handler that
+// cannot end the run jumps back here, so a failure is reported, not a crash.
+static sigjmp_buf g_fault_escape;
+static int g_faults_seen;
+
+static void on_test_fault(int, siginfo_t *, void *uc)
+{
+	g_faults_seen++;
+	if (!end_run_after_fault(uc))
+		siglongjmp(g_fault_escape, 1);
+}
+
+static uint64_t h_deref(uint64_t p, uint64_t, uint64_t, uint64_t, uint64_t)
+{
+	return *reinterpret_cast<volatile const uint64_t *>(p);
+}
+
+static void test_fault_recovery(const backend_under_test &bt)
+{
+	if (bt.bounds_check)
+		return; // a bad access is its own EFAULT there, no signal
+	constexpr uint32_t HELPER_DEREF = 0x7001;
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = on_test_fault;
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGSEGV, &sa, &old);
+	struct one_case {
+		const char *what;
+		code prog;
+		void *ctx;
+		bool jit_too; // see below
+	};
+	uint64_t good = 42;
+	const one_case cases[] = {
+		{ "a load through a bad context pointer",
+		  P({ ldx(BPF_DW, R0, R1, 0), exit_() }),
+		  reinterpret_cast<void *>(0x10), true },
+		// bpf_loop's callback loads through its NULL context: the
+		// whole run ends, not only the callback's.
+		{ "a fault in a callback that a helper runs",
+		  P({ mov(R1, 4), lddw(R2, 6, BPF_PSEUDO_FUNC), mov(R3, 0),
+		      mov(R4, 0), call(HELPER_LOOP), mov(R0, 77), exit_(),
+		      ldx(BPF_DW, R0, R2, 0), exit_() }),
+		  &good, true },
+		// On the JIT this one needs the thread-local the agent's build
+		// enables (BPFTIME_VM_STATIC_TLS); packages/agent tests it.
+		{ "a fault inside a helper",
+		  P({ mov(R1, 0x18), call(HELPER_DEREF), exit_() }), &good,
+		  false },
+	};
+	for (const one_case &c : cases) {
+		if (bt.b == backend::jit_x64 && !c.jit_too)
+			continue;
+		vm v(bt.b, vm_options{ false, false });
+		register_all(v);
+		(void)v.register_helper(proto(HELPER_DEREF, "deref", h_deref));
+		auto loaded = v.load(c.prog);
+		if (!loaded) {
+			check(false, "[%s] fault: %s loads: %s", bt.name, c.what,
+			      loaded.error().message.c_str());
+			continue;
+		}
+		runner run = v.get_runner();
+		// Twice: the first recovery leaves the runner usable.
+		for (int k = 0; k < 2; k++) {
+			g_faults_seen = 0;
+			int err = -1;
+			uint64_t r0 = 1;
+			if (sigsetjmp(g_fault_escape, 1) == 0)
+				r0 = run(c.ctx, 8, &err);
+			else
+				err = -2;
+			check(err == EFAULT && r0 == 0 && g_faults_seen == 1,
+			      "[%s] fault: %s ends the run with EFAULT, run %d "
+			      "(got r0 %" PRIu64 ", err %d, %d faults)",
+			      bt.name, c.what, k + 1, r0, err, g_faults_seen);
+		}
+	}
+	{
+		// A good run after the faults: nothing of them is left over.
+		vm v(bt.b, vm_options{ false, false });
+		(void)v.load(P({ ldx(BPF_DW, R0, R1, 0), exit_() }));
+		int err = -1;
+		uint64_t r0 = v.get_runner()(&good, 8, &err);
+		check(r0 == 42 && err == 0,
+		      "[%s] fault: a run after them is unaffected (got %" PRIu64
+		      ", %d)",
+		      bt.name, r0, err);
+	}
+	ucontext_t uc;
+	getcontext(&uc);
+	check(!end_run_after_fault(&uc),
+	      "[%s] fault: end_run_after_fault outside a run changes nothing",
+	      bt.name);
+	sigaction(SIGSEGV, &old, nullptr);
+}
+
 static void test_no_allocation(const backend_under_test &bt)
 {
 	vm v(bt.b, vm_options{ bt.bounds_check, true });
@@ -2070,6 +2173,7 @@ int main(int argc, char **argv)
 		test_tail_calls(bt);
 		test_inline_lookups(bt);
 		test_runner(bt);
+		test_fault_recovery(bt);
 		test_callbacks(bt);
 		test_no_allocation(bt);
 		test_insn_counter(bt);

@@ -679,6 +679,22 @@ registry::impl::create_object<btf_handler>(const btf_data &, uint32_t);
 
 // --- release ---------------------------------------------------------------
 
+status registry::impl::add_link_faults_locked(handle h, uint64_t n)
+{
+	std::string what = "link " + id_text(h.id) + ": add faults";
+	if (h.id >= shared->capacity)
+		return fail(EBADF, what + ": outside the table");
+	const uint64_t w = word_at(h.id);
+	if (word_kind(w) == handler_kind::empty ||
+	    word_generation(w) != h.generation)
+		return fail(EBADF, what + ": released");
+	if (word_kind(w) != handler_kind::link)
+		return fail(EINVAL, what + ": not a link");
+	auto *o = at<handler_object>(slots[h.id].object.load());
+	std::get<link_handler>(o->value).faults += n;
+	return {};
+}
+
 status registry::impl::release_locked(uint32_t id, uint64_t generation,
 				      bool check_generation)
 {
@@ -1020,6 +1036,11 @@ status registry::release(handle h)
 {
 	WITH_LOCK(impl_->release_locked(h.id, h.generation, true));
 }
+status registry::add_link_faults(handle h, uint64_t n)
+{
+	WITH_LOCK(impl_->add_link_faults_locked(h, n));
+}
+
 result<handler_info> registry::get(uint32_t id) const
 {
 	auto guard = impl_->lock();

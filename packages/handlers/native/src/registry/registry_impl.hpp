@@ -121,6 +121,7 @@ struct registry::impl {
 	// btf_data for btf_handler). Instantiated for those five pairs only.
 	template <class T, class Input>
 	result<handle> create_object(const Input &spec, uint32_t id);
+	status add_link_faults_locked(handle h, uint64_t n);
 	status release_locked(uint32_t id, uint64_t generation,
 			      bool check_generation);
 	result<handler_info> describe_locked(uint32_t id) const;

@@ -259,6 +259,8 @@ class codegen {
 	status emit_pass();
 	void emit_trampoline_and_stubs();
 	void emit_prologue(const function_info &f);
+	// Whether the program calls a helper, a kfunc or callx.
+	bool calls_native_code() const;
 	void emit_epilogue(const function_info &f);
 	status emit_insn(uint32_t pc, const function_info &f);
 	void compute_liveness();
@@ -560,9 +562,16 @@ void codegen::emit_trampoline_and_stubs()
 	// any depth skips their epilogues. Where the non-strict verifier lets
 	// a program read r6-r9 unwritten, they are zeroed here, so saved too.
 	const bool zero_regs = !prog_.options.strict_verifier;
+	// A program that calls native code (a helper, a kfunc, callx) may be
+	// ended inside it by a fault (end_run_after_fault, vm.hpp): that code
+	// may have changed any callee-saved register before it faulted, and
+	// its epilogue never runs, so all six are saved here. A program that
+	// calls nothing can only fault in its own code, which changes no more
+	// than the registers below.
+	const bool calls_native = calls_native_code();
 	std::vector<reg> saved = { rbp, r12 };
 	for (reg r : { rbx, r13, r14, r15 }) {
-		bool used = zero_regs;
+		bool used = zero_regs || calls_native;
 		for (const function_info &f : funcs_)
 			used = used || std::find(f.saved.begin(), f.saved.end(),
 						 r) != f.saved.end();
@@ -628,10 +637,18 @@ void codegen::emit_trampoline_and_stubs()
 		// the frame starts: its prologue subtracts one frame.
 		as_.lea(rbp, { r12, MAX_BPF_STACK });
 		as_.store(width::b64, { r12, rc_saved_rsp }, rsp);
+		// The run's run_ctx where a fault inside a helper finds it
+		// (r12 may be the helper's by then): this run is in no chain.
+		const std::optional<int32_t> tls =
+			calls_native ? probe_rc_tls_offset() : std::nullopt;
+		if (tls)
+			as_.store_fs64(*tls, r12);
 		as_.mov(width::b64, rdi, rsi);
 		as_.mov(width::b64, rsi, rdx);
 		zero({ rax, rdx, rcx, r8, rbx, r13, r14, r15 });
 		as_.call(funcs_.front().entry);
+		if (tls)
+			as_.store_fs64_zero(*tls);
 		as_.alu_mi(alu::cmp, width::b32, { r12, rc_status }, 0);
 		as_.jcc(cond::ne, failed);
 		as_.load(width::b64, rcx, { r12, pf_err });
@@ -687,6 +704,20 @@ void codegen::emit_trampoline_and_stubs()
 			as_.pop(keep[i]);
 		as_.ret();
 	}
+}
+
+bool codegen::calls_native_code() const
+{
+	for (size_t pc = 0; pc < prog_.insns.size(); pc++) {
+		const insn &i = prog_.insns[pc];
+		const insn_kind k = opcode_table[i.code].kind;
+		if (k == insn_kind::callx ||
+		    (k == insn_kind::call && i.src_reg != BPF_PSEUDO_CALL))
+			return true;
+		if (k == insn_kind::lddw)
+			pc++;
+	}
+	return false;
 }
 
 void codegen::emit_prologue(const function_info &f)

@@ -186,6 +186,11 @@ class assembler {
 	void lock_cmpxchg(width w, mem m, reg src);
 	void xchg(width w, mem m, reg src); // locked by definition
 
+	// mov qword ptr fs:[disp], src / 0: a thread-local of the static TLS
+	// block, at its (negative) offset from the thread pointer.
+	void store_fs64(int32_t disp, reg src);
+	void store_fs64_zero(int32_t disp);
+
     private:
 	void byte(uint8_t b)
 	{

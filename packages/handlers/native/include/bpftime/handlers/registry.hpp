@@ -92,6 +92,9 @@ struct link_spec {
 	uint32_t attach_type = 0;
 	uint32_t flags = 0;
 	uint64_t cookie = 0;
+	// Described only: runs of the program that a fault ended, counted by
+	// the agents of every process (add_link_faults).
+	uint64_t faults = 0;
 };
 
 struct perf_event_spec {
@@ -305,6 +308,10 @@ class registry {
 	// the program or perf event, or a map names it as inner map.
 	status release(uint32_t id);
 	status release(handle h);
+	// Adds n to the link's fault count (link_spec::faults): the agent, for
+	// runs of the link's program that a SIGSEGV or SIGBUS ended. EBADF for
+	// an empty slot or a stale handle, EINVAL when h is not a link.
+	status add_link_faults(handle h, uint64_t n);
 
 	// Lock-free: what slot id holds now.
 	handler_kind kind_of(uint32_t id) const noexcept;

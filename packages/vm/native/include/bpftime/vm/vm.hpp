@@ -191,4 +191,29 @@ class vm {
 uint64_t invoke_callback(uint64_t fn_value, uint64_t a1, uint64_t a2,
 			 uint64_t a3, uint64_t a4, uint64_t a5) noexcept;
 
+// Fault containment, for the SIGSEGV and SIGBUS handler of a process that
+// runs programs (the agent's): called on the thread that faulted with the
+// handler's ucontext_t. When that thread is inside a run started through a
+// runner (get_runner()), rewrites the context so that, once the handler
+// returns, the run is over: the runner returns 0 with *err = EFAULT, the
+// callee-saved registers and the stack are the runner's caller's again, and
+// the frames of whatever faulted (generated code, the interpreter, a helper
+// and what it called) are abandoned, like a longjmp out of them. Returns
+// false, changing nothing, when the thread is in no such run. Whether the
+// fault belongs to the run (rather than to a signal handler of the program
+// that interrupted it) is the caller's to decide: see in_generated_code().
+//
+// How each backend ends the run: the JIT unwinds to its entry, as it does
+// for its own errors (the run's run_ctx comes from the thread's chain of
+// runs, from a thread-local that the probe entry of a program with helper
+// calls sets when the vm is built with static TLS, or from r12 when the
+// fault is in generated code); the interpreter's runner runs it through a
+// guard that saved the callee-saved registers and the stack pointer.
+// Async-signal-safe: it reads thread-locals and the faulting context only.
+bool end_run_after_fault(void *ucontext) noexcept;
+
+// Whether pc lies in code the JIT generated in this process (a program
+// that is loaded now). Async-signal-safe.
+bool in_generated_code(uint64_t pc) noexcept;
+
 } // namespace bpftime::vm
