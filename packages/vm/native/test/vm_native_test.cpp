@@ -168,6 +168,14 @@ constexpr uint8_t R0 = 0, R1 = 1, R2 = 2, R3 = 3, R4 = 4, R5 = 5, R6 = 6,
 // ---------------------------------------------------------------------------
 // Reporting.
 
+// The cases of this file test the machine: the instruction set, calls,
+// callbacks, tail calls and bounds checks, with hand-written programs that
+// use r1 as plain memory and numbers as map pointers. They run without the
+// verifier's type discipline (vm_options::type_check), as the
+// bpf_conformance suite runs ISA programs; the structural passes still run.
+// test_types() checks the type discipline itself.
+static constexpr bool ISA_ONLY = false;
+
 static int g_failed = 0, g_passed = 0, g_skipped = 0;
 static bool g_verbose = false;
 
@@ -686,7 +694,7 @@ static const backend_under_test g_backends[] = {
 // Whether a backend is built here: load a trivial program.
 static std::string backend_unavailable(const backend_under_test &bt)
 {
-	vm v(bt.b);
+	vm v(bt.b, vm_options{ false, true, nullptr, ISA_ONLY });
 	const code p = P({ mov(R0, 0), exit_() });
 	auto loaded = v.load(p);
 	if (!loaded && loaded.error().code == ENOTSUP)
@@ -697,7 +705,7 @@ static std::string backend_unavailable(const backend_under_test &bt)
 static void test_run_cases(const backend_under_test &bt)
 {
 	for (const run_case &rc : run_cases()) {
-		vm v(bt.b, vm_options{ bt.bounds_check, true });
+		vm v(bt.b, vm_options{ bt.bounds_check, true, nullptr, ISA_ONLY });
 		register_all(v);
 		auto loaded = v.load(rc.prog);
 		if (!loaded) {
@@ -733,7 +741,7 @@ static const vm *resolve_tail(void *user, uint64_t prog_array, uint64_t index)
 
 static void test_tail_calls(const backend_under_test &bt)
 {
-	const vm_options o{ bt.bounds_check, true };
+	const vm_options o{ bt.bounds_check, true, nullptr, ISA_ONLY };
 	tail_table table;
 	vm target(bt.b, o);
 	check(target.load(P({ mov(R0, 42), exit_() })).ok(),
@@ -803,7 +811,7 @@ static void test_tail_calls(const backend_under_test &bt)
 
 static void test_callbacks(const backend_under_test &bt)
 {
-	vm v(bt.b, vm_options{ bt.bounds_check, true });
+	vm v(bt.b, vm_options{ bt.bounds_check, true, nullptr, ISA_ONLY });
 	register_all(v);
 	// main stores the callback's address in r0; the callback returns
 	// r1 * 2 + r5.
@@ -850,7 +858,7 @@ static void expect_fault(const char *what, vm &v, const code &p, void *ctx,
 // a tail call's result (decided outside the program's exit).
 static void test_runner(const backend_under_test &bt)
 {
-	const vm_options o{ bt.bounds_check, true };
+	const vm_options o{ bt.bounds_check, true, nullptr, ISA_ONLY };
 	{
 		vm v(bt.b, o);
 		check(!v.get_runner(), "[%s] runner: empty before load", bt.name);
@@ -895,7 +903,7 @@ static void test_runner(const backend_under_test &bt)
 		      bt.name, r0, err);
 	}
 	{
-		vm v(bt.b, vm_options{ true, true });
+		vm v(bt.b, vm_options{ true, true, nullptr, ISA_ONLY });
 		uint8_t buf[4] = { 1, 2, 3, 4 };
 		(void)v.load(P({ ldx(BPF_DW, R0, R1, 0), exit_() }));
 		int err = 0;
@@ -909,7 +917,7 @@ static void test_runner(const backend_under_test &bt)
 
 static void test_bounds_check()
 {
-	const vm_options checked{ true, true };
+	const vm_options checked{ true, true, nullptr, ISA_ONLY };
 	uint8_t buf[4] = { 1, 2, 3, 4 };
 	{
 		vm v(backend::interpreter, checked);
@@ -1211,6 +1219,7 @@ static verify_options test_verify_options(bool strict)
 	};
 	o.kfunc_known = [](uint32_t id) { return id == KFUNC_MUL3; };
 	o.strict = strict;
+	o.types = false; // the structural passes alone; test_types() has the rest
 	return o;
 }
 
@@ -1466,6 +1475,7 @@ static void test_helper_protos()
 {
 	constexpr uint8_t FD = BPF_PSEUDO_MAP_FD;
 	verify_options o;
+	o.types = false; // the argument pass alone
 	o.helper_proto_of = proto_table;
 	// Map 5 has 4-byte keys and 8-byte values.
 	o.map_sizes = [](uint32_t map) -> std::optional<std::pair<uint32_t, uint32_t>> {
@@ -1575,6 +1585,7 @@ static void test_helper_protos()
 	// which knows no maps, leaves r2 to the resolver.
 	{
 		verify_options t;
+		t.types = false;
 		t.helper_proto_of = [](uint32_t id) -> std::optional<helper_proto> {
 			if (id == BPF_FUNC_tail_call)
 				return tail_call_proto;
@@ -1586,7 +1597,8 @@ static void test_helper_protos()
 		check(!r && r.error().message.starts_with(
 				    "2: helper #12: R2 is not a map"),
 		      "a tail call without a prog array is refused");
-		vm v;
+		vm v(backend::interpreter,
+		     vm_options{ false, true, nullptr, ISA_ONLY });
 		v.set_tail_call_resolver(
 			[](void *, uint64_t, uint64_t) -> const vm * { return nullptr; },
 			nullptr);
@@ -1768,7 +1780,8 @@ static void test_vm_api()
 		check(!a.exec(nullptr, 0), "a moved-from vm has no program");
 	}
 	{
-		vm v;
+		vm v(backend::interpreter,
+		     vm_options{ false, true, nullptr, ISA_ONLY });
 		register_all(v);
 		auto loaded = v.load(P({ mov(R2, 1234),
 				     I(BPF_JMP | BPF_CALL | BPF_X, R2, 0, 0, 0),
@@ -1819,7 +1832,7 @@ static void test_opcode_table()
 
 static void test_no_allocation(const backend_under_test &bt)
 {
-	vm v(bt.b, vm_options{ bt.bounds_check, true });
+	vm v(bt.b, vm_options{ bt.bounds_check, true, nullptr, ISA_ONLY });
 	register_all(v);
 	uint64_t counter = 0;
 	auto loaded = v.load(P({ st(BPF_DW, R10, -8, 0), mov(R1, 4),
@@ -1913,7 +1926,7 @@ static void test_insn_counter(const backend_under_test &bt)
 {
 	uint64_t count = 0;
 	if (bt.b != backend::interpreter) {
-		vm v(bt.b, vm_options{ bt.bounds_check, true, &count });
+		vm v(bt.b, vm_options{ bt.bounds_check, true, &count, ISA_ONLY });
 		auto loaded = v.load(P({ mov(R0, 0), exit_() }));
 		check(!loaded && loaded.error().code == ENOTSUP,
 		      "[%s] insn_counter is refused with ENOTSUP outside the "
@@ -1923,7 +1936,7 @@ static void test_insn_counter(const backend_under_test &bt)
 	}
 	for (const count_case &cc : count_cases()) {
 		count = 0;
-		vm v(bt.b, vm_options{ bt.bounds_check, true, &count });
+		vm v(bt.b, vm_options{ bt.bounds_check, true, &count, ISA_ONLY });
 		register_all(v);
 		auto loaded = v.load(cc.prog);
 		if (!loaded) {

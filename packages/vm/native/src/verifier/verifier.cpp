@@ -15,6 +15,8 @@
 //      the kind of value each register and 8-byte stack slot may hold.
 // Called by vm::load() and by check_helper_args(); runs once per program,
 // allocates freely.
+#include "verifier/type_check.hpp"
+
 #include <bpftime/vm/opcodes.hpp>
 #include <bpftime/vm/verifier.hpp>
 
@@ -1088,7 +1090,7 @@ bool may_write_context(
 }
 
 result<verify_info> verify(std::span<const insn> prog,
-			   const verify_options &opts)
+			   const verify_options &opts, verify_stats *stats)
 {
 	if (prog.empty())
 		return fail(EINVAL, "0: empty program");
@@ -1101,6 +1103,9 @@ result<verify_info> verify(std::span<const insn> prog,
 	if (!info)
 		return info;
 	BPFTIME_TRY(v.check_args());
+	if (opts.types)
+		BPFTIME_TRY(detail::check_types(prog, opts,
+						info->function_starts, stats));
 	return info;
 }
 
