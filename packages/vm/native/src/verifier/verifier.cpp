@@ -26,6 +26,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <string>
+#include <string_view>
 
 namespace bpftime::vm {
 namespace {
@@ -1087,6 +1088,16 @@ bool may_write_context(
 	if (!v.run_structure())
 		return true;
 	return v.context_written(helper_written_args);
+}
+
+result<bool> parse_verifier_mode(const char *value)
+{
+	if (!value || !*value || std::string_view(value) == "strict")
+		return true;
+	if (std::string_view(value) == "off")
+		return false;
+	return fail(EINVAL, std::string("BPFTIME_VERIFIER: '") + value +
+				    "' is not 'strict' or 'off'");
 }
 
 result<verify_info> verify(std::span<const insn> prog,

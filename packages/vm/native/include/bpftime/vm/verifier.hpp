@@ -119,6 +119,12 @@ struct verify_info {
 	uint32_t max_stack = 0;
 };
 
+// BPFTIME_VERIFIER, as the edges (plugin, Node binding, handlers) read it:
+// "strict" (or unset/empty) gives true, "off" false, anything else EINVAL
+// naming the value. Off skips the type discipline only; the structural
+// passes always run.
+[[nodiscard]] result<bool> parse_verifier_mode(const char *value);
+
 [[nodiscard]] result<verify_info> verify(std::span<const insn> prog,
 					 const verify_options &opts,
 					 verify_stats *stats = nullptr);
