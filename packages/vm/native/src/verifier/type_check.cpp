@@ -425,6 +425,7 @@ struct helper_meta {
 	uint8_t release_reg = 0;
 	uint32_t callback = 0;
 	bool has_callback = false;
+	int64_t const_key = -1; // a 4-byte key known on the stack
 	reg callback_ctx;
 };
 
@@ -1855,6 +1856,29 @@ class checker {
 		return {};
 	}
 
+	// The 4-byte value a stack pointer points at, when the stack holds a
+	// known one (zeroed bytes or a spilled constant); -1 otherwise.
+	int64_t stack_u32(const reg &r)
+	{
+		if (r.type != PTR_STACK || !r.v.is_const())
+			return -1;
+		const int64_t o = r.off + int64_t(r.v.value());
+		if (o < -MAX_BPF_STACK || o + 4 > 0)
+			return -1;
+		const frame &f = frame_of(r);
+		bool zero = true;
+		for (int64_t k = o; k < o + 4; k++)
+			zero &= f.stype[size_t(-k - 1)] == S_ZERO;
+		if (zero)
+			return 0;
+		if ((-o) % 8 == 0 && f.stype[size_t(-o - 1)] == S_SPILL) {
+			const reg &sp = f.spill[size_t((-o) / 8 - 1)];
+			if (sp.type == SCALAR && sp.v.is_const())
+				return int64_t(uint32_t(sp.v.value()));
+		}
+		return -1;
+	}
+
 	// One argument of a helper call.
 	status check_arg(uint32_t id, const helper_proto &p, int rn,
 			 helper_meta &meta)
@@ -1897,6 +1921,8 @@ class checker {
 			const map_desc &m = maps_[size_t(meta.map)];
 			const uint32_t size = b == ARG_PTR_TO_MAP_KEY ? m.key_size :
 									m.value_size;
+			if (b == ARG_PTR_TO_MAP_KEY && size == 4)
+				meta.const_key = stack_u32(r);
 			return helper_mem(rn, r, size, size, (at & MEM_UNINIT) != 0, 0);
 		}
 		case ARG_PTR_TO_MEM: {
@@ -2103,6 +2129,18 @@ class checker {
 			}
 			r0.type = PTR_MAP_VALUE;
 			r0.map = meta.map;
+			// An array lookup of a constant key below max_entries cannot
+			// fail (the kernel's const-key array lookups).
+			if (meta.map_known && meta.const_key >= 0 &&
+			    id == BPF_FUNC_map_lookup_elem) {
+				const map_desc &m = maps_[size_t(meta.map)];
+				if ((m.type == BPF_MAP_TYPE_ARRAY ||
+				     m.type == BPF_MAP_TYPE_PERCPU_ARRAY) &&
+				    uint64_t(meta.const_key) < m.max_entries) {
+					r0.maybe_null = false;
+					r0.id = 0;
+				}
+			}
 			break;
 		}
 		case RET_PTR_TO_RINGBUF_MEM_OR_NULL:

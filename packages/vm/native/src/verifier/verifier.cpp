@@ -1113,10 +1113,13 @@ result<verify_info> verify(std::span<const insn> prog,
 	result<verify_info> info = v.run_structure();
 	if (!info)
 		return info;
-	BPFTIME_TRY(v.check_args());
+	// The type discipline subsumes the argument kinds of pass 6 (and
+	// knows map-of-maps results are maps, which pass 6 cannot).
 	if (opts.types)
 		BPFTIME_TRY(detail::check_types(prog, opts,
 						info->function_starts, stats));
+	else
+		BPFTIME_TRY(v.check_args());
 	return info;
 }
 
