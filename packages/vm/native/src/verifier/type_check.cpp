@@ -748,6 +748,8 @@ class checker {
 					pruned_++;
 					return true;
 				}
+				if (calls_callback)
+					widen(old->st);
 				if (states_equal(old->st, *st_, pc_, true))
 					return reject(pc_, "infinite loop detected at "
 							   "insn %u",
@@ -770,6 +772,32 @@ class checker {
 		list.push_back(std::move(n));
 		stored_++;
 		return false;
+	}
+
+	// Another iteration of a callback loop (bpf_loop) that does not yet
+	// fit the state of the one before: numbers that changed become
+	// unknown, so the iterations converge (an accumulator in the caller's
+	// stack would otherwise grow forever). Only loses precision.
+	void widen(const state &old)
+	{
+		if (old.frames.size() != st_->frames.size())
+			return;
+		auto w = [](const reg &o, reg &c) {
+			if (o.type == SCALAR && c.type == SCALAR && !(o.v == c.v)) {
+				c.v = scalar::unknown();
+				c.id = 0;
+			}
+		};
+		for (size_t fi = 0; fi < old.frames.size(); fi++) {
+			const frame &of = old.frames[fi];
+			frame &cf = st_->frames[fi];
+			for (int r = 0; r < MAX_BPF_REG; r++)
+				w(of.regs[size_t(r)], cf.regs[size_t(r)]);
+			for (int sl = 0; sl < SLOTS; sl++)
+				if (of.stype[size_t(sl * 8)] == S_SPILL &&
+				    cf.stype[size_t(sl * 8)] == S_SPILL)
+					w(of.spill[size_t(sl)], cf.spill[size_t(sl)]);
+		}
 	}
 
 	void push_branch(state s, uint32_t pc)
