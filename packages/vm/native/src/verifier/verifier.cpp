@@ -822,7 +822,9 @@ class verifier {
 			return reject(fr.start,
 				      "no reachable exit in the function that "
 				      "starts here");
-		if (!o_.strict)
+		// The type discipline checks reads path by path (the kernel's
+		// check_reg_arg), more precisely than this meet over all paths.
+		if (!o_.strict || o_.types)
 			return {};
 		for (uint32_t j = 0; j < len; j++) {
 			if (!seen[j] || second_[fr.start + j])
