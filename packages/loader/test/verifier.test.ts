@@ -300,7 +300,7 @@ const corpus = [
 ];
 
 describe('the corpus of accepted tracing programs', () => {
-	it.each(corpus.flatMap((src) => ['-mcpu=v3', '-mcpu=v4'].map((cpu) => ({ src, cpu }))))(
+	it.for(corpus.flatMap((src) => ['-mcpu=v3', '-mcpu=v4'].map((cpu) => ({ src, cpu }))))(
 		'$src ($cpu) loads into the registry with every program verified',
 		async ({ src, cpu }, ctx) => {
 			const { compileBpf } = await import('@bpftime/test-support');
