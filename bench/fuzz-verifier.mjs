@@ -6,7 +6,7 @@
 // runs the same worker for 3 s with seed 1
 // (packages/loader/test/verifier-fuzz.test.ts).
 //
-//   node bench/fuzz-verifier.mjs [--seed N|random] [--mutants 1000000] [--batch 100000]
+//   node bench/fuzz-verifier.mjs [--seed N|random] [--mutants 1000000] [--batch 10000]
 //
 // Prints one line per batch and a total; exits 1 naming the seed, the index
 // and the instructions of a mutant that faulted.
@@ -38,7 +38,7 @@ const arg = (name, def) => {
 const seedArg = arg('seed', 'random');
 let seed = seedArg === 'random' ? Math.floor(Math.random() * 2 ** 31) : Number(seedArg);
 const total = Number(arg('mutants', '1000000'));
-const batch = Number(arg('batch', '100000'));
+const batch = Number(arg('batch', '10000'));
 
 const work = mkdtempSync(join(tmpdir(), 'bpftime-fuzz-verifier-'));
 const name = `bpftime_fuzz_verifier_${process.pid}`;

@@ -38,6 +38,7 @@
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -185,6 +186,9 @@ struct node {
 	node *parent;
 	int branches;
 	uint32_t pc;
+	uint32_t hits = 0;
+	uint32_t misses = 0;
+	uint64_t hash = 0; // of what an exact comparison compares
 };
 
 struct path {
@@ -215,7 +219,11 @@ std::string tnum_str(const tnum &t)
 
 constexpr int64_t MAX_VAR_OFF = 1 << 29; // the kernel's BPF_MAX_VAR_OFF
 constexpr uint64_t MAX_VAR_SIZ = 1u << 29; // BPF_MAX_VAR_SIZ
-constexpr size_t MAX_STATES_PER_PC = 64;
+// States kept per instruction. Finished states that keep failing to
+// subsume new ones are dropped first (the kernel's miss_cnt eviction), so
+// the cap is rarely reached; past it new states are simply not kept, which
+// costs pruning, never soundness.
+constexpr size_t MAX_STATES_PER_PC = 1024;
 
 // --- scalar arithmetic ------------------------------------------------------
 
@@ -732,11 +740,47 @@ class checker {
 		}
 	}
 
+	// A hash of the state that exactly equal states share: the loop check
+	// compares only states with the same hash.
+	static uint64_t hash_of(const state &s)
+	{
+		uint64_t h = 1469598103934665603ull;
+		auto mix = [&h](uint64_t x) {
+			h ^= x;
+			h *= 1099511628211ull;
+		};
+		auto mix_reg = [&](const reg &r) {
+			mix(uint64_t(r.type) | uint64_t(r.maybe_null) << 8 |
+			    uint64_t(r.frame) << 16 | uint64_t(uint32_t(r.off)) << 32);
+			mix(r.v.var.v);
+			mix(r.v.var.m);
+			mix(uint64_t(r.v.smin));
+			mix(uint64_t(r.v.smax));
+			mix(r.v.umin);
+			mix(r.v.umax);
+		};
+		for (const frame &f : s.frames) {
+			for (const reg &r : f.regs)
+				mix_reg(r);
+			for (int b = 0; b < MAX_BPF_STACK; b += 8) {
+				uint64_t w;
+				std::memcpy(&w, &f.stype[size_t(b)], 8);
+				mix(w);
+				if (f.stype[size_t(b)] == S_SPILL)
+					mix_reg(f.spill[size_t(b / 8)]);
+			}
+		}
+		mix(s.refs.size());
+		return h;
+	}
+
 	// The kernel's is_state_visited. True: the current path is pruned.
 	result<bool> visit()
 	{
 		auto &list = explored_[pc_];
-		for (auto &old : list) {
+		const uint64_t hash = hash_of(*st_);
+		for (size_t k = 0; k < list.size(); k++) {
+			auto &old = list[k];
 			if (old->branches > 0) {
 				const insn &i = p_[pc_];
 				const bool calls_callback =
@@ -750,15 +794,24 @@ class checker {
 				}
 				if (calls_callback)
 					widen(old->st);
-				if (states_equal(old->st, *st_, pc_, true))
+				if (old->hash == hash &&
+				    states_equal(old->st, *st_, pc_, true))
 					return reject(pc_, "infinite loop detected at "
 							   "insn %u",
 						      pc_);
 				continue;
 			}
 			if (states_equal(old->st, *st_, pc_, false)) {
+				old->hits++;
 				pruned_++;
 				return true;
+			}
+			// A finished state that rarely helps is dropped: no path
+			// refers to it any more (its branches are done).
+			if (++old->misses > old->hits * 3 + 8) {
+				list[k] = std::move(list.back());
+				list.pop_back();
+				k--;
 			}
 		}
 		if (list.size() >= MAX_STATES_PER_PC)
@@ -768,6 +821,7 @@ class checker {
 		n->parent = parent_;
 		n->branches = 1;
 		n->pc = pc_;
+		n->hash = hash;
 		parent_ = n.get();
 		list.push_back(std::move(n));
 		stored_++;
