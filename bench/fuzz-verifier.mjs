@@ -6,7 +6,7 @@
 // runs the same worker for 3 s with seed 1
 // (packages/loader/test/verifier-fuzz.test.ts).
 //
-//   node bench/fuzz-verifier.mjs [--seed N|random] [--mutants 1000000] [--batch 10000]
+//   node bench/fuzz-verifier.mjs [--seed N|random] [--mutants 1000000] [--batch 3000]
 //
 // Prints one line per batch and a total; exits 1 naming the seed, the index
 // and the instructions of a mutant that faulted.
@@ -38,7 +38,7 @@ const arg = (name, def) => {
 const seedArg = arg('seed', 'random');
 let seed = seedArg === 'random' ? Math.floor(Math.random() * 2 ** 31) : Number(seedArg);
 const total = Number(arg('mutants', '1000000'));
-const batch = Number(arg('batch', '10000'));
+const batch = Number(arg('batch', '3000'));
 
 const work = mkdtempSync(join(tmpdir(), 'bpftime-fuzz-verifier-'));
 const name = `bpftime_fuzz_verifier_${process.pid}`;
@@ -52,10 +52,24 @@ const cleanup = () => {
 };
 for (const src of CORPUS) {
 	const out = join(work, `${src.replaceAll('/', '_')}.o`);
-	const cc = spawnSync('clang-19', [
-		'-target', 'bpf', '-O2', '-g', '-mcpu=v3', '-D__TARGET_ARCH_x86', '-DTARGET="/bin/true"',
-		'-I/usr/include/x86_64-linux-gnu', '-c', join(repo, src), '-o', out,
-	], { encoding: 'utf8' });
+	const cc = spawnSync(
+		'clang-19',
+		[
+			'-target',
+			'bpf',
+			'-O2',
+			'-g',
+			'-mcpu=v3',
+			'-D__TARGET_ARCH_x86',
+			'-DTARGET="/bin/true"',
+			'-I/usr/include/x86_64-linux-gnu',
+			'-c',
+			join(repo, src),
+			'-o',
+			out,
+		],
+		{ encoding: 'utf8' },
+	);
 	if (cc.status !== 0) {
 		console.error(`clang-19 failed on ${src}: ${cc.stderr}`);
 		cleanup();

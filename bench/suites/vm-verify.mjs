@@ -104,8 +104,18 @@ try {
 		const r = spawnSync(
 			'clang-19',
 			[
-				'-target', 'bpf', '-mcpu=v3', '-O2', '-g', '-fno-builtin', '-D__TARGET_ARCH_x86',
-				'-I/usr/include/x86_64-linux-gnu', '-c', join(repo, src), '-o', join(work, `${src.replaceAll('/', '_')}.o`),
+				'-target',
+				'bpf',
+				'-mcpu=v3',
+				'-O2',
+				'-g',
+				'-fno-builtin',
+				'-D__TARGET_ARCH_x86',
+				'-I/usr/include/x86_64-linux-gnu',
+				'-c',
+				join(repo, src),
+				'-o',
+				join(work, `${src.replaceAll('/', '_')}.o`),
 			],
 			{ encoding: 'utf8' },
 		);
@@ -124,11 +134,18 @@ try {
 			console.log(`vm-verify: the ${mode} process failed: ${r.stdout}${r.stderr}`);
 			process.exit(1);
 		}
-		runs[mode].push(r.stdout.trim().split('\n').map((l) => JSON.parse(l)));
+		runs[mode].push(
+			r.stdout
+				.trim()
+				.split('\n')
+				.map((l) => JSON.parse(l)),
+		);
 	}
 	console.log('vm-verify: time to create a program in a registry, verifier strict vs off (structural passes only);');
 	console.log('    median of 15 creations per process, the better of 2 processes each, processes alternated');
-	console.log(`  ${'program'.padEnd(44)} ${'insns'.padStart(6)} ${'strict'.padStart(10)} ${'off'.padStart(10)} ${'verifier'.padStart(10)}`);
+	console.log(
+		`  ${'program'.padEnd(44)} ${'insns'.padStart(6)} ${'strict'.padStart(10)} ${'off'.padStart(10)} ${'verifier'.padStart(10)}`,
+	);
 	let worst = 0;
 	for (let i = 0; i < runs.strict[0].length; i++) {
 		const s = Math.min(...runs.strict.map((r) => r[i].ns));
@@ -137,9 +154,13 @@ try {
 		const v = Math.max(0, s - o);
 		if (row.label.startsWith('synthetic')) worst = v;
 		const us = (ns) => `${(ns / 1e3).toFixed(1)} µs`;
-		console.log(`  ${row.label.padEnd(44)} ${String(row.insns).padStart(6)} ${us(s).padStart(10)} ${us(o).padStart(10)} ${us(v).padStart(10)}`);
+		console.log(
+			`  ${row.label.padEnd(44)} ${String(row.insns).padStart(6)} ${us(s).padStart(10)} ${us(o).padStart(10)} ${us(v).padStart(10)}`,
+		);
 	}
-	console.log(`vm-verify: goal: 4,096 instructions verified in under 10 ms: ${(worst / 1e6).toFixed(2)} ms, ${worst < 10e6 ? 'met' : 'MISSED'}`);
+	console.log(
+		`vm-verify: goal: 4,096 instructions verified in under 10 ms: ${(worst / 1e6).toFixed(2)} ms, ${worst < 10e6 ? 'met' : 'MISSED'}`,
+	);
 } finally {
 	rmSync(work, { recursive: true, force: true });
 }

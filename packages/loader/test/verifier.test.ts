@@ -233,7 +233,7 @@ describe('the verifier refuses what the kernel refuses, and accepts what it acce
 		}
 	});
 
-	it.each(cases)('the kernel agrees: $what', async (c, ctx) => {
+	it.for(cases)('the kernel agrees: $what', async (c, ctx) => {
 		const k = kernel(ctx);
 		const ids: number[] = [];
 		for (const m of MAPS) {
@@ -285,18 +285,9 @@ const corpus = [
 	'bench/programs/agent/bench.bpf.c',
 	'packages/agent/test/fixtures/probes.bpf.c',
 	'packages/maps-userspace/test/fixtures/count_bytes.bpf.c',
-	...[
-		'attach',
-		'core',
-		'count',
-		'globals',
-		'legacy',
-		'maps',
-		'pinned',
-		'strings',
-		'subprogs',
-		'user-types',
-	].map((f) => `packages/loader/test/fixtures/${f}.bpf.c`),
+	...['attach', 'core', 'count', 'globals', 'legacy', 'maps', 'pinned', 'strings', 'subprogs', 'user-types'].map(
+		(f) => `packages/loader/test/fixtures/${f}.bpf.c`,
+	),
 ];
 
 describe('the corpus of accepted tracing programs', () => {

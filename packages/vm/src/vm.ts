@@ -105,7 +105,10 @@ export class Vm implements Disposable {
 			throw new BpftimeError('EINVAL', `Expected u32 for contextSize but received ${String(contextSize)}`);
 		}
 		if (options.verifier !== undefined && options.verifier !== 'strict' && options.verifier !== 'off') {
-			throw new BpftimeError('EINVAL', `Expected 'strict' or 'off' for verifier but received ${String(options.verifier)}`);
+			throw new BpftimeError(
+				'EINVAL',
+				`Expected 'strict' or 'off' for verifier but received ${String(options.verifier)}`,
+			);
 		}
 		this.#native = new native.VmHandle(backend, options.boundsCheck ?? false, contextSize, options.verifier);
 	}
