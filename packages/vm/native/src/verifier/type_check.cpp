@@ -14,7 +14,7 @@
 // copy at once.
 //
 // Pruning follows the kernel's is_state_visited: states are kept at the
-// targets of jumps and after conditional jumps and calls; a path whose state
+// targets of jumps and at calls; a path whose state
 // is subsumed by a finished state kept at the same instruction (regsafe,
 // stacksafe, refsafe: every register range of the old state contains the
 // new one, same pointer kinds and offsets, consistent id maps) stops there.
@@ -462,10 +462,10 @@ class checker {
 				const int64_t rel =
 					k == insn_kind::ja32 ? i.imm : i.off;
 				const int64_t t = int64_t(pc) + rel + 1;
+				// Jump targets are where paths join (and loops
+				// close); states are kept there only.
 				if (t >= 0 && t < n_)
 					prune_[size_t(t)] = 1;
-				if (k == insn_kind::jcond && pc + 1 < n_)
-					prune_[pc + 1] = 1;
 			}
 			if (k == insn_kind::call)
 				prune_[pc] = 1;
