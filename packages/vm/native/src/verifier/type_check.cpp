@@ -1875,7 +1875,9 @@ class checker {
 	status map_compat(uint32_t id, const helper_proto &p, const map_desc &m)
 	{
 		const uint32_t t = m.type;
-		if (t == 0)
+		// 0: not described; past the kernel's types: bpftime's own map
+		// types (their packages check their helpers themselves).
+		if (t == 0 || t > BPF_MAP_TYPE_ARENA)
 			return {};
 		bool ok = true;
 		const bool elem = id == BPF_FUNC_map_lookup_elem ||
@@ -1992,8 +1994,12 @@ class checker {
 			return {};
 		case ARG_PTR_TO_MAP_KEY:
 		case ARG_PTR_TO_MAP_VALUE: {
+			// The context too, unlike the kernel: in bpftime it is
+			// plain memory of the caller (a buffer, the saved
+			// registers) and programs use it so; its bytes are
+			// checked against ctx_size like any other.
 			if (r.type == SCALAR || r.maybe_null || r.type == CONST_PTR_MAP ||
-			    r.type == PTR_FUNC || r.type == PTR_CTX)
+			    r.type == PTR_FUNC)
 				return expected("fp, pkt, pkt_meta, map_key, map_value");
 			if (!meta.map_known)
 				return reject(pc_,
