@@ -1982,6 +1982,31 @@ class checker {
 		};
 		switch (b) {
 		case ARG_ANYTHING:
+			// An address a helper writes through with no size the
+			// verifier knows (bpf_probe_write_user): the kernel's
+			// helper fails on the program's own memory (kernel
+			// addresses); here it would succeed past the object, so
+			// such pointers are refused.
+			if ((at & MEM_WRITE) && r.is_ptr()) {
+				// The bytes written are the helper's size
+				// argument: they must lie inside the object.
+				for (int k = 1; k <= 5; k++) {
+					const bpf_arg_type sk = base_type(p.args[size_t(k - 1)]);
+					if (sk != ARG_CONST_SIZE && sk != ARG_CONST_SIZE_OR_ZERO)
+						continue;
+					const reg &sz = R(k);
+					if (sz.type == SCALAR && sz.v.smin >= 0 &&
+					    sz.v.umax < MAX_VAR_SIZ)
+						return helper_mem(rn, r, sz.v.umin, sz.v.umax,
+								  true, k);
+					break;
+				}
+				return reject(pc_,
+					      "R%d type=%s: helper #%u writes through "
+					      "it with a size it does not prove; pass a "
+					      "user address",
+					      rn, r.name().c_str(), id);
+			}
 			return {};
 		case ARG_CONST_MAP_PTR:
 			if (r.type != CONST_PTR_MAP || r.maybe_null)
