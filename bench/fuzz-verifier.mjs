@@ -84,13 +84,17 @@ console.log(`fuzz-verifier: first seed ${seed}, ${total} mutants of ${CORPUS.len
 while (sum.done < total) {
 	const n = Math.min(batch, total - sum.done);
 	const progress = join(work, 'progress');
+	// A batch takes seconds; one that runs for minutes holds a mutant that
+	// does not end (a hang is a failure too).
 	const r = spawnSync(process.execPath, [worker, name, String(seed), String(n), '1000000', progress], {
 		encoding: 'utf8',
+		timeout: 300_000,
+		killSignal: 'SIGKILL',
 	});
 	if (r.signal !== null || r.status !== 0) {
 		const last = existsSync(progress) ? readFileSync(progress, 'utf8').split('\n')[0] : '?';
 		console.error(
-			`FAULT: seed ${seed}: worker ${r.signal ? `killed by ${r.signal}` : `exited ${r.status}`}; last mutant run: ${last}\n${r.stderr}`,
+			`${r.error?.code === 'ETIMEDOUT' ? 'HANG' : 'FAULT'}: seed ${seed}: worker ${r.signal ? `killed by ${r.signal}` : `exited ${r.status}`}; last mutant run: ${last}\n${r.stderr}`,
 		);
 		cleanup();
 		process.exit(1);

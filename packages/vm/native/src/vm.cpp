@@ -319,6 +319,7 @@ status vm::load(std::span<const insn> prog)
 	vo.strict = m.opts.strict_verifier;
 	vo.types = m.opts.type_check;
 	vo.ctx_size = m.opts.ctx_size;
+	vo.ctx_writable = m.opts.ctx_writable;
 	vo.map_of = m.map_describer;
 	result<verify_info> info = verify(insns, vo);
 	if (!info)

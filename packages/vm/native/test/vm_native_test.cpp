@@ -1961,6 +1961,17 @@ static void test_types()
 		      // callback(index, ctx)
 		      ldx(BPF_DW, R0, R2, 0), mov(R0, 0), exit_() }),
 		  nullptr },
+		{ "an endless loop around a bpf_loop call",
+		  // r10 >= 0 always holds: the outer loop never ends, however
+		  // the callback's iterations converge.
+		  P({ st(BPF_DW, R10, -8, 0), mov(R1, 4),
+		      lddw(R2, 0, BPF_PSEUDO_FUNC), movr(R3, R10),
+		      alu64(BPF_ADD, R3, -8), mov(R4, 0), call(BPF_FUNC_loop),
+		      ldx(BPF_DW, R6, R10, -8), alu64r(BPF_ADD, R0, R6),
+		      jmp(BPF_JGE, R10, 0, -11), exit_(),
+		      ldx(BPF_DW, R1, R2, 0), alu64(BPF_ADD, R1, 1),
+		      stx(BPF_DW, R2, R1, 0), mov(R0, 0), exit_() }),
+		  "infinite loop detected" },
 		{ "bpf_loop with a callback returning 2",
 		  P({ mov(R1, 4), lddw(R2, 0, BPF_PSEUDO_FUNC), mov(R3, 0),
 		      mov(R4, 0), call(BPF_FUNC_loop), exit_(), mov(R0, 2),

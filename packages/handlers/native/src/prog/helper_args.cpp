@@ -44,6 +44,18 @@ uint32_t context_size(uint32_t prog_type) noexcept
 	}
 }
 
+bool context_writable(uint32_t prog_type) noexcept
+{
+	switch (prog_type) {
+	case BPF_PROG_TYPE_TRACEPOINT:
+	case BPF_PROG_TYPE_RAW_TRACEPOINT:
+	case BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE:
+		return false;
+	default:
+		return true;
+	}
+}
+
 bool verifier_strict() noexcept
 {
 	static const log_source src{ "verifier", true };
@@ -86,6 +98,7 @@ status check_program_types(std::span<const vm::insn> insns,
 	o.kfunc_known = [](uint32_t) { return true; };
 	o.map_of = maps;
 	o.ctx_size = context_size(prog_type);
+	o.ctx_writable = context_writable(prog_type);
 	auto r = vm::verify(insns, o);
 	if (r)
 		return {};

@@ -42,6 +42,13 @@ using map_desc_fn =
 // agent runs programs on a probe's registers.
 uint32_t context_size(uint32_t prog_type) noexcept;
 
+// Whether a program of this type may store into its context: kprobes and
+// uprobes may (the agent runs them on a copy when they do,
+// vm::may_write_context); tracepoints may not, as in the kernel (their
+// record is the hook's own, possibly shorter than context_size: sys_exit's
+// is 24 bytes).
+bool context_writable(uint32_t prog_type) noexcept;
+
 // BPFTIME_VERIFIER, read once per process: true for "strict" (the
 // default), false for "off", which is logged once at warning level. An
 // invalid value is logged and treated as strict.

@@ -204,6 +204,7 @@ registry::instantiate(uint32_t id, const instance_options &opts)
 	vo.bounds_check = opts.bounds_check;
 	vo.type_check = verifier_strict();
 	vo.ctx_size = context_size(spec.type);
+	vo.ctx_writable = context_writable(spec.type);
 	auto pi = std::make_unique<program_instance::impl>(kind, vo);
 	pi->prog = h;
 	pi->name = spec.name;

@@ -156,6 +156,11 @@ struct ref_state {
 struct state {
 	std::vector<frame> frames;
 	std::vector<ref_state> refs;
+	// The helper call a bpf_loop callback just returned to (its next
+	// iteration), or NONE: only such an arrival may be pruned against a
+	// state still being explored. Not part of the state's value.
+	uint32_t callback_return = NONE;
+	static constexpr uint32_t NONE = ~0u;
 
 	frame &cur() noexcept
 	{
@@ -783,10 +788,15 @@ class checker {
 			auto &old = list[k];
 			if (old->branches > 0) {
 				const insn &i = p_[pc_];
+				// Another iteration of a callback converges when
+				// it fits the iteration before (the kernel's
+				// calls_callback); an arrival by any other path,
+				// such as an outer loop, must not be pruned so.
 				const bool calls_callback =
 					i.code == (BPF_JMP | BPF_CALL) &&
 					i.src_reg == BPF_HELPER_CALL &&
-					uint32_t(i.imm) == BPF_FUNC_loop;
+					uint32_t(i.imm) == BPF_FUNC_loop &&
+					st_->callback_return == pc_;
 				if (calls_callback &&
 				    states_equal(old->st, *st_, pc_, false)) {
 					pruned_++;
@@ -887,6 +897,7 @@ class checker {
 						break;
 					}
 				}
+				s.callback_return = state::NONE;
 				auto next = step();
 				if (!next)
 					return std::move(next).error();
@@ -2351,6 +2362,7 @@ class checker {
 					      r0.type == SCALAR ? "unknown scalar value" :
 								  r0.name().c_str());
 			// Back to the helper call, which may call again.
+			st_->callback_return = callee.callsite;
 			return int64_t(callee.callsite);
 		}
 		frame &f = st_->cur();

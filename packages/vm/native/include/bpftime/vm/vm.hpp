@@ -111,6 +111,9 @@ struct vm_options {
 	// Bytes of context the program may read and write through r1
 	// (verify_options::ctx_size); 0: none.
 	uint32_t ctx_size = 0;
+	// Whether the program may store into its context
+	// (verify_options::ctx_writable).
+	bool ctx_writable = true;
 };
 
 class vm {
