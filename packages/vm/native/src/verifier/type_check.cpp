@@ -795,7 +795,8 @@ class checker {
 				const bool calls_callback =
 					i.code == (BPF_JMP | BPF_CALL) &&
 					i.src_reg == BPF_HELPER_CALL &&
-					uint32_t(i.imm) == BPF_FUNC_loop &&
+					(uint32_t(i.imm) == BPF_FUNC_loop ||
+					 uint32_t(i.imm) == BPF_FUNC_user_ringbuf_drain) &&
 					st_->callback_return == pc_;
 				if (calls_callback &&
 				    states_equal(old->st, *st_, pc_, false)) {
@@ -2012,6 +2013,11 @@ class checker {
 								  true, k);
 					break;
 				}
+				// No size argument: the helper fills a struct
+				// bpf_dynptr (16 bytes) the program keeps in its
+				// stack (ringbuf_reserve_dynptr and the others).
+				if (r.type == PTR_STACK)
+					return helper_mem(rn, r, 16, 16, true, 0);
 				return reject(pc_,
 					      "R%d type=%s: helper #%u writes through "
 					      "it with a size it does not prove; pass a "
@@ -2201,7 +2207,8 @@ class checker {
 			// returns to this call (the kernel's iterating
 			// callbacks).
 			const bool is_loop = id == BPF_FUNC_loop;
-			if (!is_loop)
+			const bool is_drain = id == BPF_FUNC_user_ringbuf_drain;
+			if (!is_loop && !is_drain)
 				return reject(pc_,
 					      "helper #%u takes a callback the "
 					      "verifier cannot follow",
@@ -2217,7 +2224,12 @@ class checker {
 			nf.func_start = meta.callback;
 			nf.callback = true;
 			nf.refs_at_entry = uint32_t(cb.refs.size());
-			nf.regs[1] = reg::make_scalar(scalar::urange(0, 0xffffffffull));
+			// bpf_loop: the index; user_ringbuf_drain: the
+			// helper's own dynptr, a number to the program
+			// (only dynptr helpers take it).
+			nf.regs[1] = reg::make_scalar(is_loop ?
+							      scalar::urange(0, 0xffffffffull) :
+							      scalar::unknown());
 			nf.regs[2] = meta.callback_ctx;
 			nf.regs[BPF_REG_FP] = reg::pointer(PTR_STACK);
 			nf.regs[BPF_REG_FP].frame = uint8_t(cb.frames.size());
