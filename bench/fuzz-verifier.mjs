@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The verifier's differential fuzz, for long runs: mutants of real programs
-// (the malloc example, the agent benchmark's programs, the loader's
-// fixtures), each refused by the verifier or run on the interpreter and the
+// (the malloc example, opensnoop, the agent benchmark's programs, the
+// loader's fixtures, the ring buffer fixture), each refused by the verifier or run on the interpreter and the
 // JIT without a fault, in worker processes watched for signals. The suite
 // runs the same worker for 3 s with seed 1
 // (packages/loader/test/verifier-fuzz.test.ts).
@@ -29,6 +29,8 @@ const CORPUS = [
 	'packages/loader/test/fixtures/globals.bpf.c',
 	'packages/loader/test/fixtures/subprogs.bpf.c',
 	'packages/loader/test/fixtures/strings.bpf.c',
+	'packages/maps-userspace/test/fixtures/ringbuf.bpf.c',
+	'examples/opensnoop/opensnoop.bpf.c',
 ];
 
 const arg = (name, def) => {
@@ -88,6 +90,8 @@ while (sum.done < total) {
 	// does not end (a hang is a failure too).
 	const r = spawnSync(process.execPath, [worker, name, String(seed), String(n), '1000000', progress], {
 		encoding: 'utf8',
+		// opensnoop and strings print with bpf_trace_printk.
+		env: { ...process.env, BPFTIME_TRACE_PRINTK_SINK: 'off' },
 		timeout: 300_000,
 		killSignal: 'SIGKILL',
 	});

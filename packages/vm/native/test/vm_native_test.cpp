@@ -1843,6 +1843,18 @@ static std::optional<helper_proto> kernel_protos(uint32_t id)
 				     .args = { ARG_ANYTHING, ARG_PTR_TO_FUNC,
 					       ARG_PTR_TO_STACK_OR_NULL, ARG_ANYTHING },
 				     .fn = h_none };
+	case BPF_FUNC_ringbuf_reserve_dynptr:
+		return helper_proto{ .id = id, .name = "ringbuf_reserve_dynptr",
+				     .ret = RET_INTEGER,
+				     .args = { ARG_CONST_MAP_PTR, ARG_ANYTHING,
+					       ARG_ANYTHING, ARG_ANYTHING | MEM_WRITE },
+				     .fn = h_none };
+	case BPF_FUNC_ringbuf_submit_dynptr:
+	case BPF_FUNC_ringbuf_discard_dynptr:
+		return helper_proto{ .id = id, .name = "ringbuf_submit_dynptr",
+				     .ret = RET_VOID,
+				     .args = { ARG_ANYTHING | MEM_WRITE, ARG_ANYTHING },
+				     .fn = h_none };
 	case BPF_FUNC_get_prandom_u32:
 		return helper_proto{ .id = id, .name = "get_prandom_u32",
 				     .ret = RET_INTEGER, .fn = h_none };
@@ -1977,6 +1989,29 @@ static void test_types()
 		      mov(R4, 0), call(BPF_FUNC_loop), exit_(), mov(R0, 2),
 		      exit_() }),
 		  "should have been in [0, 1]" },
+		{ "a ring buffer dynptr reserved and submitted",
+		  P({ lddw(R1, 1, BPF_PSEUDO_MAP_FD), mov(R2, 16), mov(R3, 0),
+		      movr(R4, R10), alu64(BPF_ADD, R4, -16),
+		      call(BPF_FUNC_ringbuf_reserve_dynptr), movr(R1, R10),
+		      alu64(BPF_ADD, R1, -16), mov(R2, 0),
+		      call(BPF_FUNC_ringbuf_submit_dynptr), mov(R0, 0), exit_() }),
+		  nullptr },
+		{ "a dynptr discarded where none was made (found by the fuzz)",
+		  P({ lddw(R1, 1, BPF_PSEUDO_MAP_FD), mov(R2, 16), mov(R3, 0),
+		      movr(R4, R10), alu64(BPF_ADD, R4, -16),
+		      call(BPF_FUNC_ringbuf_reserve_dynptr), movr(R1, R10),
+		      alu64(BPF_ADD, R1, -184), mov(R2, 0),
+		      call(BPF_FUNC_ringbuf_discard_dynptr), mov(R0, 0), exit_() }),
+		  "Expected an initialized dynptr as arg #1" },
+		{ "a dynptr used after its submit",
+		  P({ lddw(R1, 1, BPF_PSEUDO_MAP_FD), mov(R2, 16), mov(R3, 0),
+		      movr(R4, R10), alu64(BPF_ADD, R4, -16),
+		      call(BPF_FUNC_ringbuf_reserve_dynptr), movr(R1, R10),
+		      alu64(BPF_ADD, R1, -16), mov(R2, 0),
+		      call(BPF_FUNC_ringbuf_submit_dynptr), movr(R1, R10),
+		      alu64(BPF_ADD, R1, -16), mov(R2, 0),
+		      call(BPF_FUNC_ringbuf_discard_dynptr), mov(R0, 0), exit_() }),
+		  "Expected an initialized dynptr as arg #1" },
 		{ "a void helper's r0 read",
 		  P({ reserve, jmp(BPF_JEQ, R0, 0, 3), movr(R1, R0), mov(R2, 0),
 		      call(BPF_FUNC_ringbuf_discard), exit_() }),

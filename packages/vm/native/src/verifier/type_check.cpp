@@ -58,6 +58,7 @@ enum rtype : uint8_t {
 	CONST_PTR_MAP,
 	PTR_MEM,
 	PTR_FUNC,
+	PTR_DYNPTR, // a struct bpf_dynptr a helper gave (user_ringbuf_drain)
 };
 
 // The kernel's reg_type_str, for messages.
@@ -89,6 +90,9 @@ std::string type_name(rtype t, bool maybe_null, bool ringbuf)
 		break;
 	case PTR_FUNC:
 		s = "func";
+		break;
+	case PTR_DYNPTR:
+		s = "dynptr";
 		break;
 	}
 	return maybe_null ? s + "_or_null" : s;
@@ -133,7 +137,9 @@ struct reg {
 	bool operator==(const reg &) const = default;
 };
 
-enum stype : uint8_t { S_INVALID, S_MISC, S_ZERO, S_SPILL };
+// S_DYN1/S_DYN2: the first and second 8 bytes of a struct bpf_dynptr a
+// helper initialised in the stack (the kernel's STACK_DYNPTR).
+enum stype : uint8_t { S_INVALID, S_MISC, S_ZERO, S_SPILL, S_DYN1, S_DYN2 };
 constexpr int SLOTS = MAX_BPF_STACK / 8;
 
 struct frame {
@@ -679,6 +685,11 @@ class checker {
 					continue;
 				return false;
 			}
+			if (o == S_DYN1 || o == S_DYN2) {
+				if (c != o)
+					return false;
+				continue;
+			}
 			if (o == S_ZERO) {
 				if (c == S_ZERO)
 					continue;
@@ -1099,7 +1110,8 @@ class checker {
 				      "R%d pointer arithmetic on %s prohibited, "
 				      "null-check it first",
 				      d, ptr.name().c_str());
-		if (ptr.type == CONST_PTR_MAP || ptr.type == PTR_FUNC)
+		if (ptr.type == CONST_PTR_MAP || ptr.type == PTR_FUNC ||
+		    ptr.type == PTR_DYNPTR)
 			return reject(pc_, "R%d pointer arithmetic on %s prohibited",
 				      d, ptr.name().c_str());
 		const scalar &v = off.v;
@@ -1213,7 +1225,7 @@ class checker {
 		if (r.type == NOT_INIT)
 			return reject(pc_, "R%d !read_ok", rn);
 		if (r.maybe_null || r.type == SCALAR || r.type == CONST_PTR_MAP ||
-		    r.type == PTR_FUNC)
+		    r.type == PTR_FUNC || r.type == PTR_DYNPTR)
 			return reject(pc_, "R%d invalid mem access '%s'", rn,
 				      r.name().c_str());
 		a.loaded = reg::make_scalar(scalar::of_size(size));
@@ -1975,6 +1987,71 @@ class checker {
 		return -1;
 	}
 
+	// The kernel's dynptr helpers: which argument a helper initialises
+	// (1) or uses (2) as a struct bpf_dynptr. Their bpftime prototypes
+	// say ARG_ANYTHING, but the helpers dereference what they get, so the
+	// kernel's ARG_PTR_TO_DYNPTR rules apply.
+	static int dynptr_role(uint32_t id, int rn)
+	{
+		switch (id) {
+		case BPF_FUNC_ringbuf_reserve_dynptr:
+			return rn == 4 ? 1 : 0;
+		case BPF_FUNC_ringbuf_submit_dynptr:
+		case BPF_FUNC_ringbuf_discard_dynptr:
+		case BPF_FUNC_dynptr_write:
+		case BPF_FUNC_dynptr_data:
+			return rn == 1 ? 2 : 0;
+		case BPF_FUNC_dynptr_read:
+			return rn == 3 ? 2 : 0;
+		}
+		return 0;
+	}
+
+	// A dynptr argument: a stack slot pair the helper initialises, or an
+	// initialised one (or the one a drain callback was given).
+	status check_dynptr(int rn, const reg &r, bool init)
+	{
+		if (!init && r.type == PTR_DYNPTR && r.off == 0 && r.v.is_const() &&
+		    r.v.value() == 0)
+			return {};
+		if (r.type != PTR_STACK || !r.v.is_const())
+			return reject(pc_, "R%d type=%s expected=dynptr_ptr", rn,
+				      r.name().c_str());
+		const int64_t o = r.off + int64_t(r.v.value());
+		if (o < -MAX_BPF_STACK || o + 16 > 0 || (-o) % 8 != 0)
+			return reject(pc_,
+				      "R%d: a dynptr must be 16 bytes at an 8-byte "
+				      "aligned stack offset (off=%" PRId64 ")",
+				      rn, o);
+		frame &f = frame_of(r);
+		if (init) {
+			for (int64_t k = o; k < o + 16; k++) {
+				const int b = int(-k - 1);
+				unspill(f, b);
+				f.stype[size_t(b)] = k < o + 8 ? S_DYN1 : S_DYN2;
+			}
+			return {};
+		}
+		for (int64_t k = o; k < o + 16; k++)
+			if (f.stype[size_t(-k - 1)] != (k < o + 8 ? S_DYN1 : S_DYN2))
+				return reject(pc_,
+					      "Expected an initialized dynptr as arg "
+					      "#%d",
+					      rn);
+		return {};
+	}
+
+	// After submit/discard: the dynptr is gone (the kernel invalidates it).
+	void release_dynptr(const reg &r)
+	{
+		if (r.type != PTR_STACK || !r.v.is_const())
+			return;
+		const int64_t o = r.off + int64_t(r.v.value());
+		frame &f = frame_of(r);
+		for (int64_t k = o; k < o + 16; k++)
+			f.stype[size_t(-k - 1)] = S_MISC;
+	}
+
 	// One argument of a helper call.
 	status check_arg(uint32_t id, const helper_proto &p, int rn,
 			 helper_meta &meta)
@@ -1992,6 +2069,8 @@ class checker {
 			return reject(pc_, "R%d type=%s expected=%s", rn,
 				      r.name().c_str(), what);
 		};
+		if (const int role = dynptr_role(id, rn))
+			return check_dynptr(rn, r, role == 1);
 		switch (b) {
 		case ARG_ANYTHING:
 			// An address a helper writes through with no size the
@@ -2013,11 +2092,6 @@ class checker {
 								  true, k);
 					break;
 				}
-				// No size argument: the helper fills a struct
-				// bpf_dynptr (16 bytes) the program keeps in its
-				// stack (ringbuf_reserve_dynptr and the others).
-				if (r.type == PTR_STACK)
-					return helper_mem(rn, r, 16, 16, true, 0);
 				return reject(pc_,
 					      "R%d type=%s: helper #%u writes through "
 					      "it with a size it does not prove; pass a "
@@ -2101,10 +2175,13 @@ class checker {
 		case ARG_CONST_ALLOC_SIZE_OR_ZERO:
 			if (r.type != SCALAR)
 				return expected("scalar");
-			if (!r.v.is_const())
+			// The kernel wants a constant; a bounded size is accepted
+			// too, with the record as small as the size may be (a
+			// program that then touches it must prove more).
+			if (r.v.umin > 0xffffffffull)
 				return reject(pc_, "R%d is not a known constant'",
 					      rn);
-			meta.alloc_size = int64_t(r.v.value());
+			meta.alloc_size = int64_t(r.v.umin);
 			return {};
 		case ARG_PTR_TO_CTX:
 			if ((at & PTR_MAYBE_NULL) && is_null())
@@ -2186,6 +2263,9 @@ class checker {
 		helper_meta meta;
 		for (int rn = 1; rn <= 5; rn++)
 			BPFTIME_TRY(check_arg(id, *p, rn, meta));
+		if (id == BPF_FUNC_ringbuf_submit_dynptr ||
+		    id == BPF_FUNC_ringbuf_discard_dynptr)
+			release_dynptr(R(1));
 		if (id == BPF_FUNC_tail_call && !st_->refs.empty())
 			return reject(pc_,
 				      "tail_call would lead to reference leak");
@@ -2227,9 +2307,12 @@ class checker {
 			// bpf_loop: the index; user_ringbuf_drain: the
 			// helper's own dynptr, a number to the program
 			// (only dynptr helpers take it).
-			nf.regs[1] = reg::make_scalar(is_loop ?
-							      scalar::urange(0, 0xffffffffull) :
-							      scalar::unknown());
+			if (is_loop) {
+				nf.regs[1] = reg::make_scalar(
+					scalar::urange(0, 0xffffffffull));
+			} else {
+				nf.regs[1] = reg::pointer(PTR_DYNPTR);
+			}
 			nf.regs[2] = meta.callback_ctx;
 			nf.regs[BPF_REG_FP] = reg::pointer(PTR_STACK);
 			nf.regs[BPF_REG_FP].frame = uint8_t(cb.frames.size());
