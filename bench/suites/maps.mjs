@@ -2,7 +2,7 @@
 // through the registry of @bpftime/handlers) against the kernel's maps behind
 // bpf(2), on the same map shapes, in this run.
 //
-//   in a program   ns per bpf_map_lookup_elem / bpf_map_update_elem from a
+//   in a program   ns (CPU time) per bpf_map_lookup_elem / bpf_map_update_elem from a
 //                  JIT-compiled program that walks the map in a loop
 //                  (array of 1024 entries; hash with 1024 and 2^20 entries;
 //                  4-byte keys, 8-byte values), and the same loop without the
@@ -19,11 +19,19 @@
 //                  (BPF_PROG_TEST_RUN, 256 a run), the kernel's own
 //                  in-program cost on that map
 //
+//   inlined        array lookups are emitted inline by the JIT (the kernel's
+//                  map_gen_lookup); "lookup, helper called" is the same loop
+//                  with the inlining defeated (r1 copied through r5, so the
+//                  JIT cannot see which map it holds), in this run
+//
+// BPFTIME_BENCH_MAPS_SHAPES=array1k,hash1k limits the shapes (default: all).
+//
 // Each variant runs in its own process (this file, started with the
 // variant's name) and prints one JSON line; medians of 9 rounds.
 //
-// Goals (the issue's): in-program hash lookup under 25 ns, array lookup under
-// 5 ns, a Node bulk read of 1M entries under 0.5 s.
+// Goals (the issues'): in-program hash lookup under 25 ns, array lookup at
+// most 1.1 ns (the kernel's, with its inlined lookup; issue #18), a Node bulk
+// read of 1M entries under 0.5 s.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -95,6 +103,15 @@ async function variant(name, shapeName) {
 		}
 
 		const body = {
+			lookup_call: `
+				r5 = map_by_fd(${map.id}) ll
+				r1 = r5
+				r2 = r10
+				r2 += -4
+				call 1
+				if r0 == 0 goto next
+				r1 = *(u64 *)(r0 + 0)
+				r7 += r1`,
 			lookup: `
 				r1 = map_by_fd(${map.id}) ll
 				r2 = r10
@@ -117,7 +134,7 @@ async function variant(name, shapeName) {
 		}[name];
 		const prog = reg.loadProg({
 			type: ProgType.Kprobe,
-			name: `bench_${name}`,
+			name: `bench_${name}`.slice(0, 15),
 			license: 'GPL',
 			insns: assemble(`
 				r6 = 0
@@ -143,7 +160,7 @@ async function variant(name, shapeName) {
 		// What the loop must return: the sum of the keys it visits (lookups, values are the keys),
 		// 0 (every update succeeded, and the loop alone).
 		let want = 0n;
-		if (name === 'lookup') {
+		if (name === 'lookup' || name === 'lookup_call') {
 			let k = 0;
 			let sum = 0;
 			for (let i = 0; i < ops; i++) {
@@ -155,9 +172,14 @@ async function variant(name, shapeName) {
 		const samples = [];
 		prog.run(ctx, { backend: 'jit' });
 		for (let r = 0; r < rounds; r++) {
-			const t0 = process.hrtime.bigint();
+			// CPU time of this process, not wall time: the kernel's
+			// BPF_PROG_TEST_RUN stops its timer while the program is
+			// preempted (bpf_test_timer_continue), so a loaded machine
+			// would otherwise count against bpftime only.
+			const c0 = process.cpuUsage();
 			const r0 = prog.run(ctx, { backend: 'jit' });
-			samples.push(Number(process.hrtime.bigint() - t0) / ops);
+			const c = process.cpuUsage(c0);
+			samples.push(((c.user + c.system) * 1000) / ops);
 			if (r0 !== want) throw new Error(`${name} on ${shape.what}: r0 = ${r0}, expected ${want}`);
 			// Updates wrote the key back as the value: lookups of the next round still sum the keys.
 		}
@@ -212,12 +234,16 @@ console.log('maps: bpftime maps (JIT-compiled program, Node) vs. the kernel map 
 let failed = false;
 const rows = [];
 const kernel = {};
+const only = process.env.BPFTIME_BENCH_MAPS_SHAPES?.split(',').filter(Boolean);
+for (const name of Object.keys(shapes)) if (only && !only.includes(name)) delete shapes[name];
 for (const shape of Object.keys(shapes)) kernel[shape] = runKernel(shape);
 for (const [shape, k] of Object.entries(kernel))
 	if (k.skip) console.log(`  kernel column for ${shape}: skipped: ${k.skip}`);
 
 for (const shape of Object.keys(shapes)) {
-	for (const op of ['lookup', 'update', 'loop']) {
+	const ops =
+		shapes[shape].type === 'array' ? ['lookup', 'lookup_call', 'update', 'loop'] : ['lookup', 'update', 'loop'];
+	for (const op of ops) {
 		const r = runVariant(op, shape);
 		if (r.error) {
 			console.log(`  ${op} on ${shape}: FAILED: ${r.error}`);
@@ -225,19 +251,23 @@ for (const shape of Object.keys(shapes)) {
 			continue;
 		}
 		const k = kernel[shape];
-		const base = op === 'loop' || k.skip ? undefined : k[`${op}_ns`];
-		const kprog = op === 'loop' || k.skip ? undefined : k[`prog_${op}_ns`];
+		const kop = op === 'lookup_call' ? 'lookup' : op;
+		const base = op === 'loop' || k.skip ? undefined : k[`${kop}_ns`];
+		const kprog = op === 'loop' || k.skip ? undefined : k[`prog_${kop}_ns`];
+		const label = op === 'lookup_call' ? 'lookup, helper called' : op;
 		rows.push({
 			kprog,
-			what: op === 'loop' ? `loop alone (${shapes[shape].what})` : `${op}, ${shapes[shape].what}`,
+			what: op === 'loop' ? `loop alone (${shapes[shape].what})` : `${label}, ${shapes[shape].what}`,
 			ns: r.ns,
 			base,
-			goal: op === 'lookup' ? (shapes[shape].type === 'array' ? 5 : 25) : undefined,
+			goal: op === 'lookup' ? (shapes[shape].type === 'array' ? 1.1 : 25) : undefined,
 		});
 	}
 }
-const bulk = runVariant('bulk', 'hash1m');
-if (bulk.error) {
+const bulk = shapes.hash1m ? runVariant('bulk', 'hash1m') : { skipped: true };
+if (bulk.skipped) {
+	// not among BPFTIME_BENCH_MAPS_SHAPES
+} else if (bulk.error) {
 	console.log(`  bulk read: FAILED: ${bulk.error}`);
 	failed = true;
 } else {
@@ -264,7 +294,7 @@ console.log(
 for (const r of rows) {
 	const ratio = r.base === undefined ? '' : `${(r.base / r.ns).toFixed(1)}x faster`;
 	let goal = '';
-	if (r.goal !== undefined) goal = `< ${r.goal} ns: ${r.ns < r.goal ? 'met' : 'MISSED'}`;
+	if (r.goal !== undefined) goal = `<= ${r.goal} ns: ${r.ns <= r.goal ? 'met' : 'MISSED'}`;
 	if (r.goalTotal !== undefined) goal = `< 0.5 s: ${r.total < r.goalTotal ? 'met' : 'MISSED'}`;
 	console.log(
 		`  ${pad(r.what, w)}  ${padL(fmt(r.ns), 10)}  ${padL(r.base === undefined ? '-' : fmt(r.base), 12)}  ${pad(ratio, 13)}  ${padL(r.kprog === undefined ? '-' : fmt(r.kprog), 11)}  ${goal}`,

@@ -68,12 +68,12 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 	it('leaves the target unchanged when the registry holds a program that fails to load or a probe that cannot be placed', async () => {
 		const { name, registry } = newRegistry();
 		const offset = findFuncOffset(target, 'target_fn', 'test');
-		// r0 = bpf_get_stackid(): a helper bpftime does not provide, refused at instantiation.
+		// r0 = bpf_get_current_task(): a helper bpftime does not provide, refused at instantiation.
 		const bad = registry.loadProg({
 			type: ProgType.Kprobe,
-			name: 'needs_stackid',
+			name: 'needs_task',
 			license: 'GPL',
-			insns: Buffer.from('85000000' + '1b000000' + 'b700000000000000' + '9500000000000000', 'hex'),
+			insns: Buffer.from('85000000' + '23000000' + 'b700000000000000' + '9500000000000000', 'hex'),
 		});
 		const pe1 = registry.createPerfEvent({ type: 'uprobe', path: target, offset });
 		registry.createLink({ progId: bad.id, targetId: pe1.id });
@@ -92,7 +92,7 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 		expect(traced.code).toBe(plain.code);
 		expect(traced.stdout).toEqual(plain.stdout);
 		const log = traced.stderr.join('\n');
-		expect(log).toMatch(/link \d+: uprobe .*target\+0x[0-9a-f]+: .*stackid/);
+		expect(log).toMatch(/link \d+: uprobe .*target\+0x[0-9a-f]+: .*current_task/);
 		expect(log).toMatch(/link \d+: uprobe .*target\+0x7fff0000: /);
 	});
 

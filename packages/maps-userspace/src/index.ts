@@ -1,6 +1,5 @@
 // @bpftime/maps-userspace: importing this module registers its map types
-// (BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH,
-// BPF_MAP_TYPE_RINGBUF, BPF_MAP_TYPE_USER_RINGBUF, BPF_MAP_TYPE_PERF_EVENT_ARRAY) with the registry of
+// (MAP_TYPES) with the registry of
 // @bpftime/handlers in this process.
 //
 //   import '@bpftime/maps-userspace';
@@ -24,3 +23,10 @@ for (const t of tables) registerMapOps(t.ops);
 export const MAP_TYPES: readonly { type: MapType; typeName: string }[] = Object.freeze(
 	tables.map((t) => Object.freeze({ type: t.type as MapType, typeName: t.typeName })),
 );
+
+export { ArrayOfMaps } from './array-of-maps.js';
+export { CgroupArray } from './cgroup-array.js';
+export { HashOfMaps } from './hash-of-maps.js';
+export { ProgArray } from './prog-array.js';
+export { StackTraceMap } from './stack-trace.js';
+export { type Frame, Symbolizer } from './symbols.js';

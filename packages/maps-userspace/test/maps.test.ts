@@ -14,6 +14,11 @@ describe('registration', () => {
 			expect.arrayContaining([
 				'BPF_MAP_TYPE_ARRAY',
 				'BPF_MAP_TYPE_HASH',
+				'BPF_MAP_TYPE_PROG_ARRAY',
+				'BPF_MAP_TYPE_CGROUP_ARRAY',
+				'BPF_MAP_TYPE_ARRAY_OF_MAPS',
+				'BPF_MAP_TYPE_HASH_OF_MAPS',
+				'BPF_MAP_TYPE_STACK_TRACE',
 				'BPF_MAP_TYPE_RINGBUF',
 				'BPF_MAP_TYPE_USER_RINGBUF',
 				'BPF_MAP_TYPE_PERF_EVENT_ARRAY',

@@ -10,6 +10,7 @@
 #include <bpftime/handlers/helpers.hpp>
 #include <bpftime/handlers/program.hpp>
 #include <bpftime/handlers/registry.hpp>
+#include <bpftime/maps_shared/maps_shared.hpp>
 #include <bpftime/maps_userspace/maps_userspace.hpp>
 #include <bpftime/shm/segment.hpp>
 #include <bpftime/vm/verifier.hpp>
@@ -201,6 +202,7 @@ status attach_context::open(const context_options &opts) noexcept
 		if (!reg)
 			return std::move(reg).error();
 		BPFTIME_TRY(maps_userspace::register_all());
+		BPFTIME_TRY(maps_shared::register_all());
 		const vm::helper_proto *h =
 			handlers::find_helper(override_return_proto.id);
 		if (!h) {

@@ -74,6 +74,7 @@ const map_ops ops = {
 	.lookup_batch = htab::lookup_batch,
 	.state_magic = HASH_MAGIC,
 	.state_version = HASH_STATE_VERSION,
+	.for_each = htab::for_each,
 };
 
 } // namespace

@@ -11,6 +11,11 @@
 #define BPFTIME_MAPS_USERSPACE_TYPES(X)                                       \
 	X(array_map_ops)                                                       \
 	X(hash_map_ops)                                                        \
+	X(prog_array_map_ops)                                                  \
+	X(cgroup_array_map_ops)                                                \
+	X(array_of_maps_map_ops)                                               \
+	X(hash_of_maps_map_ops)                                                \
+	X(stack_trace_map_ops)                                                 \
 	X(ringbuf_map_ops)                                                     \
 	X(perf_event_array_map_ops)                                            \
 	X(user_ringbuf_map_ops)

@@ -32,6 +32,7 @@ struct vm::impl {
 	std::unordered_map<uint32_t, helper_entry> kfuncs;
 	lddw_resolver resolver;
 	std::function<std::optional<map_desc>(uint8_t, int32_t)> map_describer;
+	inline_resolver inliner;
 	tail_call_resolver tail_call = nullptr;
 	void *tail_call_user = nullptr;
 	std::vector<memory_region> regions;
@@ -221,6 +222,12 @@ void vm::set_lddw_resolver(lddw_resolver r)
 		impl_->resolver = std::move(r);
 }
 
+void vm::set_inline_resolver(inline_resolver r)
+{
+	if (impl_)
+		impl_->inliner = std::move(r);
+}
+
 void vm::set_tail_call_resolver(tail_call_resolver r, void *user)
 {
 	if (impl_) {
@@ -332,6 +339,7 @@ status vm::load(std::span<const insn> prog)
 	m.prog.regions = m.regions;
 	m.prog.tail_call = m.tail_call;
 	m.prog.tail_call_user = m.tail_call_user;
+	m.prog.inliner = m.inliner;
 	m.prog.function_starts = std::move(info->function_starts);
 	m.prog.max_stack = info->max_stack;
 	if (status st = resolve_lddw(m); !st) {

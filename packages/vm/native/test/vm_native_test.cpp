@@ -14,6 +14,7 @@
 #include <bpftime/vm/vm.hpp>
 
 #include <atomic>
+#include <sched.h>
 #include <cstdarg>
 #include <cinttypes>
 #include <cstdio>
@@ -2227,6 +2228,109 @@ static void test_insn_counter(const backend_under_test &bt)
 	}
 }
 
+// vm::set_inline_resolver: the JIT emits an array lookup in place of a call
+// whose r1 is one lddw's value on every path; the interpreter, and the JIT
+// where r1 may come from elsewhere, call the helper.
+static uint64_t h_lookup_marker(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t)
+{
+	return 0xca11;
+}
+
+static void test_inline_lookups(const backend_under_test &bt)
+{
+	const vm_options o{ bt.bounds_check, true };
+	static uint64_t values[5] = { 10, 11, 12, 13, 14 };
+	constexpr uint64_t MAP = 0x5000;
+	int asked = 0, asked_other = 0;
+	auto prepare = [&](vm &v) {
+		(void)v.register_helper(proto(1, "lookup", h_lookup_marker));
+		v.set_inline_resolver([&](uint32_t id, uint64_t r1) -> std::optional<inline_helper> {
+			if (id != 1 || r1 != MAP) {
+				asked_other++;
+				return std::nullopt;
+			}
+			asked++;
+			inline_helper h;
+			h.kind = inline_helper::array_lookup;
+			h.base = uint64_t(uintptr_t(values));
+			h.stride = 8;
+			h.max_entries = 4; // values[4] lies past the end
+			return h;
+		});
+		if (bt.bounds_check)
+			v.add_memory_region({ uint64_t(uintptr_t(values)), sizeof values, false });
+	};
+	// *(u32 *)(r10 - 4) = key; r0 = lookup(MAP, r10 - 4); r0 = r0 ? *r0 : 99
+	auto straight = [&](int32_t key) {
+		return P({ mov(R6, key), stx(BPF_W, R10, R6, -4), lddw(R1, MAP), movr(R2, R10),
+			   alu64(BPF_ADD, R2, -4), call(1), jmp(BPF_JEQ, R0, 0, 2),
+			   ldx(BPF_DW, R0, R0, 0), exit_(), mov(R0, 99), exit_() });
+	};
+	const bool jit = bt.b == backend::jit_x64;
+	for (int32_t key : { 0, 3, 4, -1 }) {
+		vm v(bt.b, o);
+		prepare(v);
+		auto loaded = v.load(straight(key));
+		check(loaded.ok(), "[%s] the lookup program loads", bt.name);
+		// Inline: the element, or NULL past max_entries. The
+		// interpreter calls the helper, whose marker is no address:
+		// its rows are loaded, not run.
+		if (jit && loaded) {
+			auto r = v.exec(nullptr, 0);
+			const uint64_t want = key >= 0 && key < 4 ? values[key] : 99;
+			check(r && *r == want, "[%s] an inlined array lookup of index %d gives %" PRIu64 " (got %s)",
+			      bt.name, key, want, r ? std::to_string(*r).c_str() : r.error().message.c_str());
+		}
+	}
+	check(jit ? asked == 4 : asked == 0, "[%s] the resolver is asked by the JIT only (%d)", bt.name, asked);
+	// r1 chosen on a branch: no single lddw, the helper is called.
+	{
+		vm v(bt.b, o);
+		prepare(v);
+		int before = asked;
+		auto loaded = v.load(P({ lddw(R1, MAP), jmp(BPF_JEQ, R2, 7, 2), lddw(R1, MAP + 8),
+					 mov(R2, 0), call(1), exit_() }));
+		auto r = loaded ? v.exec(nullptr, 0) : bpftime::result<uint64_t>(loaded.error());
+		check(r && *r == 0xca11 && asked == before,
+		      "[%s] a call whose r1 is set on two paths calls the helper", bt.name);
+	}
+	(void)asked_other;
+	// Per-CPU: base + index * stride + cpu * cpu_stride, cpu as
+	// sched_getcpu() says (read again when the thread moved meanwhile).
+	if (jit) {
+		static uint8_t area[4096];
+		vm v(bt.b, o);
+		(void)v.register_helper(proto(1, "lookup", h_lookup_marker));
+		v.set_inline_resolver([&](uint32_t, uint64_t r1) -> std::optional<inline_helper> {
+			if (r1 != MAP)
+				return std::nullopt;
+			inline_helper h;
+			h.kind = inline_helper::percpu_array_lookup;
+			h.base = uint64_t(uintptr_t(area));
+			h.stride = 16;
+			h.max_entries = 2;
+			h.cpu_stride = 32;
+			return h;
+		});
+		// r0 = the lookup's pointer itself
+		auto loaded = v.load(P({ mov(R6, 1), stx(BPF_W, R10, R6, -4), lddw(R1, MAP), movr(R2, R10),
+					 alu64(BPF_ADD, R2, -4), call(1), exit_() }));
+		bool same = false;
+		uint64_t got = 0, want = 0;
+		for (int tries = 0; tries < 100 && loaded && !same; tries++) {
+			int before = sched_getcpu();
+			auto r = v.exec(nullptr, 0);
+			int after = sched_getcpu();
+			got = r ? *r : 0;
+			want = uint64_t(uintptr_t(area)) + 16 + uint64_t(before) * 32;
+			same = before == after;
+		}
+		check(loaded && same && got == want,
+		      "[%s] an inlined per-CPU array lookup adds the CPU's offset (got %#" PRIx64 ", want %#" PRIx64 ")",
+		      bt.name, got, want);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	for (int a = 1; a < argc; a++)
@@ -2247,6 +2351,7 @@ int main(int argc, char **argv)
 		}
 		test_run_cases(bt);
 		test_tail_calls(bt);
+		test_inline_lookups(bt);
 		test_runner(bt);
 		test_callbacks(bt);
 		test_no_allocation(bt);

@@ -582,6 +582,15 @@ result<std::string> registry::export_json()
 					std::to_string(id) + ")"));
 			w.key("entries");
 			out += '[';
+			// A stack trace map holds addresses in the processes
+			// that recorded them (ASLR makes them meaningless
+			// anywhere else), and user space cannot write it back
+			// (update is EINVAL): exported without its stacks.
+			if (s->type == BPF_MAP_TYPE_STACK_TRACE) {
+				out += ']';
+				w.close();
+				continue;
+			}
 			std::vector<uint8_t> key(s->key_size), next(s->key_size),
 				value(map_user_value_size(*s));
 			bool have = false, first_entry = true;
@@ -601,6 +610,11 @@ result<std::string> registry::export_json()
 						      value.data());
 				if (rc == -ENOENT)
 					continue; // deleted meanwhile
+				// The kernel's ENOTSUPP: values user space cannot
+				// read back (a cgroup array's cgroups), not
+				// exported.
+				if (rc == -524)
+					continue;
 				if (rc != 0)
 					return fail(-rc, "export: map '" + s->name +
 								 "': lookup: " +

@@ -489,6 +489,11 @@ failure fd_error(const map_instance &m, const char *op, int e,
 status store_fd(const map_instance &m, registry::impl &r, const char *op,
 		const void *key, const void *value, uint64_t flags)
 {
+	if (m.ops->check_fd_update) {
+		int rc = m.ops->check_fd_update(m.state, key, flags);
+		if (rc != 0)
+			return op_error(m, op, rc);
+	}
 	uint32_t id;
 	memcpy(&id, value, sizeof(id));
 	auto kind = handler_kind(m.ops->fd_kind);

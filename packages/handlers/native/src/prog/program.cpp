@@ -320,12 +320,46 @@ registry::instantiate(uint32_t id, const instance_options &opts)
 			}
 			return d;
 		});
-	if (auto st = pi->machine.load(spec.insns); !st)
-		return fail(st.error().code, what + ": " + st.error().message);
-	// The resolver captured locals by reference; it is not needed after
-	// load().
+	// bpf_map_lookup_elem of a map whose type can describe its lookup
+	// (map_ops::gen_lookup) is emitted inline by the JIT, as the kernel's
+	// verifier does with map_gen_lookup.
+	pi->machine.set_inline_resolver(
+		[&](uint32_t helper_id,
+		    uint64_t r1) -> std::optional<vm::inline_helper> {
+			if (helper_id != vm::BPF_FUNC_map_lookup_elem)
+				return std::nullopt;
+			for (auto &[mid, m] : maps_by_id) {
+				if (reinterpret_cast<uint64_t>(m.get()) != r1)
+					continue;
+				if (!m->ops->gen_lookup || m->fd_kind != MAP_FD_NONE)
+					return std::nullopt;
+				map_inline_lookup d{};
+				d.size = sizeof(d);
+				if (m->ops->gen_lookup(m->state, &d) != 0 ||
+				    (d.kind != MAP_INLINE_ARRAY &&
+				     d.kind != MAP_INLINE_PERCPU_ARRAY))
+					return std::nullopt;
+				vm::inline_helper h;
+				h.kind = d.kind == MAP_INLINE_ARRAY ?
+						 vm::inline_helper::array_lookup :
+						 vm::inline_helper::percpu_array_lookup;
+				h.base = d.base;
+				h.stride = d.stride;
+				h.max_entries = d.max_entries;
+				h.cpu_stride = d.cpu_stride;
+				return h;
+			}
+			return std::nullopt;
+		});
+	auto st_load = pi->machine.load(spec.insns);
+	// The resolvers captured locals by reference; they are not needed
+	// after load().
 	pi->machine.set_lddw_resolver(nullptr);
+	pi->machine.set_inline_resolver(nullptr);
 	pi->machine.set_map_describer(nullptr);
+	if (!st_load)
+		return fail(st_load.error().code,
+			    what + ": " + st_load.error().message);
 
 	auto inst = std::make_shared<program_instance>(std::move(pi));
 	std::vector<uint32_t> tail_targets;

@@ -305,6 +305,7 @@ struct map_steps : default_steps {
 	struct prep {
 		const map_ops *ops = nullptr;
 		uint32_t inner_type = 0;
+		map_attr inner{};
 	};
 	static std::string what(const map_spec &s)
 	{
@@ -360,8 +361,8 @@ struct map_steps : default_steps {
 						 (what + ": inner map").c_str());
 			if (!inner)
 				return std::move(inner).error();
-			p.inner_type = std::get<map_handler>((*inner)->value)
-					       .attr.map_type;
+			p.inner = std::get<map_handler>((*inner)->value).attr;
+			p.inner_type = p.inner.map_type;
 		}
 		return p;
 	}
@@ -374,6 +375,12 @@ struct map_steps : default_steps {
 	{
 		map_create_args args = map_create_args_of(s);
 		args.inner_map_type = p.inner_type;
+		if (p.inner_type) {
+			args.inner_key_size = p.inner.key_size;
+			args.inner_value_size = p.inner.value_size;
+			args.inner_max_entries = p.inner.max_entries;
+			args.inner_map_flags = p.inner.map_flags;
+		}
 		args.name = mh.attr.name;
 		args.segment_manager = r.mgr;
 		void *state = nullptr;
@@ -817,6 +824,9 @@ status registry::impl::release_locked(uint32_t id, uint64_t generation,
 void registry::impl::forget_local(uint32_t id)
 {
 	std::lock_guard g(local);
+	if (map_fast && id < shared->capacity &&
+	    map_fast[id].exchange(nullptr) && id < maps.size() && maps[id])
+		retired.push_back(std::move(maps[id]));
 	if (id < maps.size())
 		maps[id].reset();
 	if (prog_fast)
@@ -898,6 +908,8 @@ result<std::unique_ptr<registry::impl>> attach(shm::segment seg,
 					     "segment");
 	r->maps.resize(shared->capacity);
 	r->prog_fast = std::make_unique<std::atomic<const program_instance *>[]>(
+		shared->capacity);
+	r->map_fast = std::make_unique<std::atomic<const map_instance *>[]>(
 		shared->capacity);
 	return r;
 }
@@ -1096,6 +1108,35 @@ const program_instance *registry::cached_program(uint32_t id) const noexcept
 	if (p && p->prog().generation != word_generation(impl_->word_at(id)))
 		return nullptr;
 	return p;
+}
+
+const map_instance *registry::cached_map(uint32_t id) noexcept
+{
+	if (id >= impl_->shared->capacity)
+		return nullptr;
+	const map_instance *m = impl_->map_fast[id].load(std::memory_order_acquire);
+	const uint64_t w = impl_->word_at(id);
+	if (m && m->h.generation == word_generation(w)) [[likely]]
+		return m;
+	// The miss path: this process has no instance yet (another process
+	// made the map), or the id was reused. Makes it on the calling thread,
+	// as resolve_tail_call does for programs.
+	if (word_kind(w) != handler_kind::map)
+		return nullptr;
+	try {
+		auto r = map(id);
+		if (!r)
+			return nullptr;
+		std::lock_guard g(impl_->local);
+		if (id < impl_->maps.size() && impl_->maps[id] == *r)
+			impl_->map_fast[id].store(r->get(),
+						  std::memory_order_release);
+		else // forgotten meanwhile: keep it for the caller
+			impl_->retired.push_back(*r);
+		return r->get();
+	} catch (const std::exception &) {
+		return nullptr;
+	}
 }
 
 } // namespace bpftime::handlers

@@ -62,6 +62,11 @@ struct registry::impl {
 		progs; // (id, generation, backend, bounds_check)
 	// Latest instance of each program id, for tail calls on the hot path.
 	std::unique_ptr<std::atomic<const program_instance *>[]> prog_fast;
+	// Instances handed out by cached_map(), for helpers on the hot path;
+	// forget_local() moves such an instance to `retired` instead of
+	// dropping it, since a running program may still use it.
+	std::unique_ptr<std::atomic<const map_instance *>[]> map_fast;
+	std::vector<std::shared_ptr<map_instance>> retired;
 
 	explicit impl(shm::segment s) : seg(std::move(s))
 	{

@@ -173,6 +173,11 @@ int get_next_key(void *s, const void *key, void *next_key);
 // map_ops::lookup_batch (values packed by slot_size).
 int lookup_batch(void *s, const void *after, uint32_t max_count, void *keys,
 		 void *values, uint32_t *count);
+// The kernel's bpf_for_each_hash_elem: bucket by bucket, each element whose
+// seq is even (whole), key and value in place; stops after the element cb
+// returns non-zero for. cb may delete the element it is given (the next
+// link is read before the call). Returns how many cb ran for.
+int64_t for_each(void *s, handlers::map_elem_fn cb, void *ctx);
 // Carves the next chunk (BPF_F_NO_PREALLOC); see htab.cpp.
 uint32_t grow(state *s, int *err);
 

@@ -420,6 +420,17 @@ void assembler::load(width w, reg dst, mem m)
 	}
 }
 
+void assembler::load_fs32(reg dst, int32_t disp)
+{
+	byte(0x64); // fs segment override
+	rex(false, dst, 0, 0);
+	byte(0x8b);
+	// ModRM mod=00 rm=100 and SIB base=101, no index: [disp32].
+	byte(static_cast<uint8_t>((dst & 7) << 3 | 0x04));
+	byte(0x25);
+	u32(static_cast<uint32_t>(disp));
+}
+
 void assembler::load_sx(width from, reg dst, mem m)
 {
 	switch (from) {

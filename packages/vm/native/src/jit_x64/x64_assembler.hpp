@@ -176,6 +176,9 @@ class assembler {
 	void store_imm(width w, mem m, int32_t imm);
 	// dst = [base + index * 8]
 	void load_indexed8(reg dst, reg base, reg index);
+	// dst (32 bits, zero-extended) = fs:[disp]: a field of the thread's TLS
+	// block, such as glibc's struct rseq at __rseq_offset.
+	void load_fs32(reg dst, int32_t disp);
 
 	// Atomic read-modify-write on memory (lock prefix where needed).
 	void lock_alu(alu op, width w, mem m, reg src); // b32/b64, add/or/and/xor

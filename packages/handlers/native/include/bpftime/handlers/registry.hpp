@@ -327,6 +327,14 @@ class registry {
 	// The cached instance of the program id holds now (same generation),
 	// if any, for tail calls (lock-free).
 	const program_instance *cached_program(uint32_t id) const noexcept;
+	// This process's instance of the map id holds now, for helpers that
+	// turn an id a map holds into a map (a map-in-map lookup from a
+	// program). Lock-free once this process has the instance; the first
+	// call makes it (registry::map()). nullptr when the id holds no map or
+	// it cannot be opened. The instance stays valid until the registry
+	// object goes, even when the map is released meanwhile, as a program
+	// may still hold it (the kernel keeps it under RCU).
+	const map_instance *cached_map(uint32_t id) noexcept;
 
 	// JSON export and import of everything (json.hpp documents the format).
 	result<std::string> export_json();

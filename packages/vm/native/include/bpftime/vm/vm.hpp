@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -82,6 +83,33 @@ struct runner {
 
 using tail_call_resolver = const vm *(*)(void *user, uint64_t prog_array,
 					 uint64_t index);
+
+// A helper call that the JIT may emit inline instead of calling the helper
+// (the kernel's map_gen_lookup for bpf_map_lookup_elem): what the call would
+// compute, for one value of r1 known at load time.
+struct inline_helper {
+	enum kind_t : uint32_t {
+		// r0 = *(u32 *)r2 < max_entries ?
+		//      base + *(u32 *)r2 * stride : 0
+		array_lookup = 1,
+		// array_lookup + cpu * cpu_stride, cpu being the CPU the thread
+		// runs on as glibc's rseq area has it (what sched_getcpu()
+		// returns); emitted only where glibc registered rseq
+		// (__rseq_size > 0), else the helper is called.
+		percpu_array_lookup = 2,
+	};
+	kind_t kind = array_lookup;
+	uint64_t base = 0;
+	uint32_t stride = 0;
+	uint32_t max_entries = 0;
+	uint32_t cpu_stride = 0;
+};
+// Asked by load() (JIT only) for each call of helper `helper_id` whose r1
+// holds, on every path to the call, the value of one lddw (after the lddw
+// resolver): `r1`. nullopt keeps the call. Called on the loading thread,
+// during load() only.
+using inline_resolver =
+	std::function<std::optional<inline_helper>(uint32_t helper_id, uint64_t r1)>;
 
 struct memory_region {
 	uint64_t start;
@@ -144,6 +172,9 @@ class vm {
 	void set_map_describer(
 		std::function<std::optional<map_desc>(uint8_t kind, int32_t imm)> d);
 	void set_tail_call_resolver(tail_call_resolver r, void *user);
+	// Helper calls the JIT may emit inline (inline_helper); the other
+	// backends call the helper. Must precede load().
+	void set_inline_resolver(inline_resolver r);
 	// Extra memory the program may touch in bounds-check mode.
 	void add_memory_region(memory_region r);
 
