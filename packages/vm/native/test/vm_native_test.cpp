@@ -2238,7 +2238,7 @@ static uint64_t h_lookup_marker(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t
 
 static void test_inline_lookups(const backend_under_test &bt)
 {
-	const vm_options o{ bt.bounds_check, true };
+	const vm_options o{ bt.bounds_check, true, nullptr, ISA_ONLY };
 	static uint64_t values[5] = { 10, 11, 12, 13, 14 };
 	constexpr uint64_t MAP = 0x5000;
 	int asked = 0, asked_other = 0;
