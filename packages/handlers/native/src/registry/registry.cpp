@@ -440,6 +440,43 @@ struct prog_steps : default_steps {
 					std::get<map_handler>((*m)->value).attr;
 				return std::make_pair(a.key_size, a.value_size);
 			}));
+		// The type discipline, with what the registry knows of each map
+		// (the kernel verifies at BPF_PROG_LOAD too).
+		BPFTIME_TRY(check_program_types(
+			s.insns, what, s.type,
+			[&r, &s](uint8_t kind, int32_t imm) -> std::optional<vm::map_desc> {
+				uint32_t map_id = uint32_t(imm);
+				if (kind == vm::BPF_PSEUDO_MAP_IDX ||
+				    kind == vm::BPF_PSEUDO_MAP_IDX_VALUE) {
+					if (imm < 0 || size_t(imm) >= s.fd_array.size())
+						return std::nullopt;
+					map_id = s.fd_array[size_t(imm)];
+				}
+				auto attr = [&r](uint32_t id) -> const map_attr * {
+					auto m = r.object_at(id, handler_kind::map, "map");
+					if (!m)
+						return nullptr;
+					return &std::get<map_handler>((*m)->value).attr;
+				};
+				const map_attr *a = attr(map_id);
+				if (!a)
+					return std::nullopt;
+				vm::map_desc d;
+				d.type = a->map_type;
+				d.key_size = a->key_size;
+				d.value_size = a->value_size;
+				d.max_entries = a->max_entries;
+				d.flags = a->map_flags;
+				if (a->inner_map_id != NO_ID) {
+					if (const map_attr *in = attr(a->inner_map_id)) {
+						d.inner_type = in->map_type;
+						d.inner_key_size = in->key_size;
+						d.inner_value_size = in->value_size;
+						d.inner_max_entries = in->max_entries;
+					}
+				}
+				return d;
+			}));
 		return used;
 	}
 	// The maps the instructions name must exist now (the kernel's

@@ -23,6 +23,7 @@
 #include <bpftime/common/result.hpp>
 #include <bpftime/vm/helper_proto.hpp>
 #include <bpftime/vm/insn.hpp>
+#include <bpftime/vm/verifier.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -130,6 +131,17 @@ struct vm_options {
 	// counter must outlive the vm's runs. Null (the default) selects the
 	// interpreter's uncounted loop, which pays nothing for this.
 	uint64_t *insn_counter = nullptr;
+	// Run the verifier's type discipline (verify_options::types): every
+	// load and store proven inside its object, NULL checks, references,
+	// helper arguments against their prototypes. Callers turn it off only
+	// for BPFTIME_VERIFIER=off (see the README).
+	bool type_check = true;
+	// Bytes of context the program may read and write through r1
+	// (verify_options::ctx_size); 0: none.
+	uint32_t ctx_size = 0;
+	// Whether the program may store into its context
+	// (verify_options::ctx_writable).
+	bool ctx_writable = true;
 };
 
 class vm {
@@ -155,6 +167,10 @@ class vm {
 	// imm (bpftime's ufuncs).
 	status register_kfunc(uint32_t btf_id, std::string name, helper_fn fn);
 	void set_lddw_resolver(lddw_resolver r);
+	// What the verifier knows of the map each lddw names
+	// (verify_options::map_of); unset, lddw'd maps are opaque to it.
+	void set_map_describer(
+		std::function<std::optional<map_desc>(uint8_t kind, int32_t imm)> d);
 	void set_tail_call_resolver(tail_call_resolver r, void *user);
 	// Helper calls the JIT may emit inline (inline_helper); the other
 	// backends call the helper. Must precede load().
