@@ -394,7 +394,7 @@ u64 h_map_update_elem(u64 map, u64 key, u64 value, u64 flags, u64)
 	auto *m = reinterpret_cast<const map_instance *>(map);
 	if (m->map_flags & BPF_F_RDONLY_PROG)
 		return err(EPERM);
-	return u64(int64_t(m->ops->update(m->state,
+	return u64(int64_t(m->ops->prog_update(m->state,
 					  reinterpret_cast<const void *>(key),
 					  reinterpret_cast<const void *>(value),
 					  flags)));

@@ -254,6 +254,20 @@ struct map_ops {
 	// caller serialises), producers (programs in any process) run
 	// concurrently. Never waits for data.
 	int (*consume)(void *state, map_record_fn cb, void *ctx);
+
+	// BPF_MAP_LOOKUP_AND_DELETE_ELEM (the kernel's map_pop_elem for queues
+	// and stacks, where key is nullptr): copies the value of key
+	// (user_value_size bytes) and removes it in one step; -ENOENT when
+	// absent or empty. Optional: without it the command is -ENOTSUPP, as
+	// the kernel answers for types that lack it. Caller: the control plane.
+	int (*lookup_and_delete)(void *state, const void *key, void *value);
+
+	// bpf_map_update_elem from a program, where it differs from update
+	// (per-CPU maps: value_size bytes into the running CPU's slot only,
+	// where user space writes every CPU's). Optional: register_map_ops
+	// fills it with update, so the helper calls it without a test.
+	int (*prog_update)(void *state, const void *key, const void *value,
+			   uint64_t flags);
 };
 
 // The napi_type_tag that an External holding a `const map_ops *` carries, so
