@@ -304,6 +304,9 @@ void lpm_destroy(void *segment_manager, void *sp)
 node *lookup_node(state *s, const void *key, void *copy)
 {
 	const lpm_key k = key_of(key);
+	// The kernel finds nothing for a prefix longer than the data.
+	if (k.prefixlen > s->max_prefixlen)
+		return nullptr;
 	for (int attempt = 0; attempt < 1000; attempt++) {
 		uint32_t q = s->seq.load(std::memory_order_acquire);
 		if (q & 1)

@@ -24,7 +24,7 @@ void free_state(shm::segment_manager *mgr, state *s)
 {
 	if (s->htab_off)
 		htab::destroy(mgr, s->table());
-	for (int64_t off : { s->refs_off, s->owner_off, s->counts_off })
+	for (int64_t off : { s->stamps_off, s->owner_off, s->counts_off })
 		if (off)
 			mgr->deallocate(s->self() + off);
 	s->header.magic = 0;
@@ -81,6 +81,7 @@ int create(const map_create_args *a, const params &p, void **out, char *err,
 	}
 	memset(static_cast<void *>(s), 0, sizeof(state));
 	new (&s->hand) std::atomic<uint32_t>(0);
+	new (&s->now) std::atomic<uint32_t>(0);
 	s->lists = percpu_lru ? cpus : 1;
 	s->list_max = uint32_t(max / s->lists);
 	s->percpu_values = p.percpu_values;
@@ -94,7 +95,7 @@ int create(const map_create_args *a, const params &p, void **out, char *err,
 		*off = static_cast<char *>(m) - s->self();
 		return true;
 	};
-	if (!room(cap, &s->refs_off) ||
+	if (!room(uint64_t(cap) * sizeof(uint32_t), &s->stamps_off) ||
 	    !room(uint64_t(cap) * sizeof(uint16_t), &s->owner_off) ||
 	    !room(uint64_t(s->lists) * sizeof(uint32_t), &s->counts_off)) {
 		free_state(mgr, s);
@@ -148,7 +149,8 @@ void fill_value(htab::state *t, uint32_t idx, uint8_t *slot, const void *value,
 	} else {
 		memcpy(slot, value, t->slot_size);
 	}
-	c->s->ref(idx).store(0, std::memory_order_relaxed);
+	c->s->stamp(idx).store(c->s->now.fetch_add(1, std::memory_order_relaxed) + 1,
+			       std::memory_order_relaxed);
 	c->s->owner(idx) = uint16_t(c->list);
 	c->s->count(c->list).fetch_add(1, std::memory_order_relaxed);
 }
@@ -166,28 +168,39 @@ bool evict(state *s, uint32_t list)
 	htab::state *t = s->table();
 	update_ctx ctx{ s, list, false };
 	const htab::hooks hk{ .on_release = on_release, .ctx = &ctx };
-	// Two turns: the first may only clear marks.
-	const uint64_t budget = uint64_t(t->n_buckets) * 2 + 1;
-	for (uint64_t i = 0; i < budget; i++) {
-		uint32_t b = s->hand.fetch_add(1, std::memory_order_relaxed) &
-			     (t->n_buckets - 1);
-		uint32_t n = t->bucket(b).load(std::memory_order_acquire);
-		// Lock-free walk; remove_index re-checks under the lock, and a
-		// walk carried into another chain only picks a worse victim.
-		for (uint32_t steps = 0; !(n & htab::NULLS) && steps < 64;
-		     steps++) {
-			htab::elem *e = t->at(n);
-			uint32_t next = e->next.load(std::memory_order_acquire);
-			if (s->lists == 1 || s->owner(n) == list) {
-				std::atomic<uint8_t> &r = s->ref(n);
-				if (r.load(std::memory_order_relaxed)) {
-					r.store(0, std::memory_order_relaxed);
-				} else if (htab::remove_index(t, b, n, hk) == 0) {
-					return true;
+	// A victim lost to a concurrent delete: sample again, a few times.
+	for (int attempt = 0; attempt < 4; attempt++) {
+		const uint32_t now = s->now.load(std::memory_order_relaxed);
+		uint32_t seen = 0, best = htab::NULLS, best_bucket = 0;
+		uint32_t best_age = 0;
+		for (uint32_t i = 0; i < t->n_buckets && seen < SAMPLE; i++) {
+			uint32_t b = s->hand.fetch_add(1, std::memory_order_relaxed) &
+				     (t->n_buckets - 1);
+			uint32_t n = t->bucket(b).load(std::memory_order_acquire);
+			// Lock-free walk; remove_index re-checks under the
+			// lock, and a walk carried into another chain only
+			// picks a worse victim.
+			for (uint32_t steps = 0; !(n & htab::NULLS) && steps < 64;
+			     steps++) {
+				htab::elem *e = t->at(n);
+				uint32_t next = e->next.load(std::memory_order_acquire);
+				if (s->lists == 1 || s->owner(n) == list) {
+					uint32_t age = now - s->stamp(n).load(
+								     std::memory_order_relaxed);
+					if (best == htab::NULLS || age > best_age) {
+						best = n;
+						best_bucket = b;
+						best_age = age;
+					}
+					seen++;
 				}
+				n = next;
 			}
-			n = next;
 		}
+		if (best == htab::NULLS)
+			return false;
+		if (htab::remove_index(t, best_bucket, best, hk) == 0)
+			return true;
 	}
 	return false;
 }
@@ -210,7 +223,7 @@ int update(state *s, const void *key, const void *value, uint64_t flags,
 				       percpu::this_cpu_offset(t->value_size,
 							       t->slot_size),
 			       value, t->value_size);
-			s->ref(idx).store(1, std::memory_order_relaxed);
+			touch(s, idx);
 			return 0;
 		}
 		if ((flags & 3) == BPF_EXIST)

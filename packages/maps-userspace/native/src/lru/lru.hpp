@@ -4,15 +4,16 @@
 // policy, so that a full map takes a new key by dropping the least recently
 // used one instead of answering E2BIG.
 //
-// Policy: CLOCK (second chance), the approximation the kernel's own LRU
-// makes with its per-node `ref` bit. A program's lookup sets the element's
-// referenced byte (only when clear: no store, no cache-line bouncing on a
-// hot key); a lookup from user space does not (the kernel's
-// htab_lru_map_lookup_elem_sys). A new element starts unreferenced. To
-// evict, a shared hand walks the buckets: a referenced element loses its
-// mark and is passed over, the first unreferenced one is removed. So an
-// element looked up since the hand last passed survives, and what goes is
-// one not used for a full turn of the hand.
+// Policy: sampled LRU. The map keeps a clock that ticks once per insert;
+// an element carries the tick of its insert or of the last program lookup
+// that saw it (a lookup stores only when the tick moved since: a hot key
+// costs one store per insert elsewhere, not one per lookup). A lookup from
+// user space does not count as a use (the kernel's
+// htab_lru_map_lookup_elem_sys). To evict, a shared hand walks the buckets
+// and the oldest of the next SAMPLE elements goes. The kernel's LRU is an
+// approximation too (active/inactive lists with a `ref` bit, per-CPU
+// caches that evict in batches); both keep what was used since the
+// entries they drop.
 //
 // As the kernel, an update of a full map makes room first even when the key
 // exists (the kernel pops a fresh node before it looks the key up), so an
@@ -45,11 +46,11 @@ struct state {
 	uint32_t percpu_values; // LRU_PERCPU_HASH
 	uint32_t reserved;
 	int64_t htab_off;   // the htab::state, from this struct
-	int64_t refs_off;   // std::atomic<uint8_t> per element index
+	int64_t stamps_off; // std::atomic<uint32_t> per element: its tick
 	int64_t owner_off;  // uint16_t per element index: its list
 	int64_t counts_off; // std::atomic<uint32_t> per list
-	std::atomic<uint32_t> hand; // the next bucket the clock looks at
-	uint32_t reserved2;
+	std::atomic<uint32_t> hand; // the next bucket eviction looks at
+	std::atomic<uint32_t> now;  // the clock: ticks once per insert
 
 	char *self() noexcept
 	{
@@ -59,10 +60,10 @@ struct state {
 	{
 		return reinterpret_cast<htab::state *>(self() + htab_off);
 	}
-	std::atomic<uint8_t> &ref(uint32_t idx) noexcept
+	std::atomic<uint32_t> &stamp(uint32_t idx) noexcept
 	{
-		return reinterpret_cast<std::atomic<uint8_t> *>(self() +
-								refs_off)[idx];
+		return reinterpret_cast<std::atomic<uint32_t> *>(
+			self() + stamps_off)[idx];
 	}
 	uint16_t &owner(uint32_t idx) noexcept
 	{
@@ -93,8 +94,11 @@ int lookup_batch(void *s, const void *after, uint32_t max_count, void *keys,
 
 // The list an update from the calling thread fills.
 uint32_t list_of_caller(state *s);
+// Elements eviction compares: the oldest of them goes.
+inline constexpr uint32_t SAMPLE = 32;
+
 // Makes room in `list` (any element when there is one list); false when the
-// hand found nothing to evict in two turns.
+// hand found nothing to evict in a turn.
 bool evict(state *s, uint32_t list);
 // Whether an insert into `list` must evict first.
 inline bool full(state *s, uint32_t list)
@@ -105,7 +109,16 @@ inline bool full(state *s, uint32_t list)
 	return s->count(list).load(std::memory_order_relaxed) >= s->list_max;
 }
 
-// The value slot of key for a program, marked referenced; nullptr.
+// Records a use of element idx now.
+inline void touch(state *s, uint32_t idx)
+{
+	uint32_t now = s->now.load(std::memory_order_relaxed);
+	std::atomic<uint32_t> &st = s->stamp(idx);
+	if (st.load(std::memory_order_relaxed) != now)
+		st.store(now, std::memory_order_relaxed);
+}
+
+// The value slot of key for a program, marked used; nullptr.
 inline void *lookup(state *s, const void *key)
 {
 	htab::state *t = s->table();
@@ -113,9 +126,7 @@ inline void *lookup(state *s, const void *key)
 	htab::elem *e = htab::find(t, key, htab::hash_key(t, key), &seq, &idx);
 	if (!e)
 		return nullptr;
-	std::atomic<uint8_t> &r = s->ref(idx);
-	if (!r.load(std::memory_order_relaxed))
-		r.store(1, std::memory_order_relaxed);
+	touch(s, idx);
 	return t->value_of(e);
 }
 
