@@ -1,6 +1,7 @@
 // @bpftime/maps-userspace: importing this module registers its map types
-// (BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH) with the registry of
-// @bpftime/handlers in this process.
+// (array, hash, per-CPU, LRU, queue, stack, bloom filter, LPM trie) with the
+// registry of @bpftime/handlers in this process, and exports a typed view of
+// each type past array and hash (one file each, named after the kernel's).
 //
 //   import '@bpftime/maps-userspace';
 //
@@ -25,3 +26,13 @@ for (const t of tables) registerMapOps(t.ops);
 export const MAP_TYPES: readonly { type: MapType; typeName: string }[] = Object.freeze(
 	tables.map((t) => Object.freeze({ type: t.type as MapType, typeName: t.typeName })),
 );
+
+export { BloomFilter } from './bloom-filter.js';
+export { type LpmPrefix, LpmTrie } from './lpm-trie.js';
+export { LruHash } from './lru-hash.js';
+export { LruPercpuHash } from './lru-percpu-hash.js';
+export { PercpuArray } from './percpu-array.js';
+export { PercpuHash } from './percpu-hash.js';
+export { Queue } from './queue.js';
+export { Stack } from './stack.js';
+export type { ValueList } from './value-list.js';

@@ -9,10 +9,34 @@ const hashSpec = { type: MapType.Hash, name: 'h', keySize: 4, valueSize: 8, maxE
 const arraySpec = { type: MapType.Array, name: 'a', keySize: 4, valueSize: 8, maxEntries: 4 };
 
 describe('registration', () => {
-	it('registers BPF_MAP_TYPE_ARRAY and BPF_MAP_TYPE_HASH when imported', () => {
-		expect(MAP_TYPES.map((t) => t.typeName)).toEqual(['BPF_MAP_TYPE_ARRAY', 'BPF_MAP_TYPE_HASH']);
+	it('registers its map types when imported', () => {
+		expect(MAP_TYPES.map((t) => t.typeName)).toEqual([
+			'BPF_MAP_TYPE_ARRAY',
+			'BPF_MAP_TYPE_HASH',
+			'BPF_MAP_TYPE_PERCPU_ARRAY',
+			'BPF_MAP_TYPE_PERCPU_HASH',
+			'BPF_MAP_TYPE_LRU_HASH',
+			'BPF_MAP_TYPE_LRU_PERCPU_HASH',
+			'BPF_MAP_TYPE_QUEUE',
+			'BPF_MAP_TYPE_STACK',
+			'BPF_MAP_TYPE_BLOOM_FILTER',
+			'BPF_MAP_TYPE_LPM_TRIE',
+		]);
 		const provided = registeredMapTypes().filter((t) => t.provider === '@bpftime/maps-userspace');
-		expect(provided.map((t) => t.type).sort()).toEqual([MapType.Hash, MapType.Array]);
+		expect(provided.map((t) => t.type).sort((a, b) => a - b)).toEqual(
+			[
+				MapType.Hash,
+				MapType.Array,
+				MapType.PercpuHash,
+				MapType.PercpuArray,
+				MapType.LruHash,
+				MapType.LruPercpuHash,
+				MapType.LpmTrie,
+				MapType.Queue,
+				MapType.Stack,
+				MapType.BloomFilter,
+			].sort((a, b) => a - b),
+		);
 	});
 
 	it('declares in package.json exactly the map types it registers', () => {

@@ -40,6 +40,7 @@ const map_ops ops = {
 	.helpers = queue_stack::helpers,
 	.helper_count = 3,
 	.lookup_and_delete = queue_stack::lookup_and_delete,
+	.for_each_entry = queue_stack::for_each_entry,
 };
 
 } // namespace

@@ -200,6 +200,20 @@ int lookup_and_delete(void *s, const void *, void *value)
 	return pop(static_cast<state *>(s), value);
 }
 
+int for_each_entry(void *sp, int (*cb)(void *, const void *, const void *),
+		   void *ctx)
+{
+	auto *s = static_cast<state *>(sp);
+	guard g(s->lock);
+	if (g.error())
+		return -g.error();
+	static const uint8_t no_key = 0;
+	for (uint32_t i = s->tail; i != s->head; i = i + 1 >= s->size ? 0 : i + 1)
+		if (int r = cb(ctx, &no_key, s->slot(i)))
+			return r;
+	return 0;
+}
+
 namespace {
 
 uint64_t to_u64(int r)

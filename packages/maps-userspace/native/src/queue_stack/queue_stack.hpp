@@ -65,6 +65,10 @@ int update(void *s, const void *key, const void *value, uint64_t flags);
 int delete_elem(void *s, const void *key);
 int get_next_key(void *s, const void *key, void *next_key);
 int lookup_and_delete(void *s, const void *key, void *value);
+// JSON export: the values oldest first, so that pushing them in order
+// rebuilds the map (for a stack as for a queue).
+int for_each_entry(void *s, int (*cb)(void *, const void *, const void *),
+		   void *ctx);
 
 // bpf_map_push_elem, bpf_map_pop_elem, bpf_map_peek_elem, for queues,
 // stacks and bloom filters (shipped by the queue's table).

@@ -38,6 +38,7 @@ const map_ops ops = {
 	.state_magic = STACK_MAGIC,
 	.state_version = STACK_STATE_VERSION,
 	.lookup_and_delete = queue_stack::lookup_and_delete,
+	.for_each_entry = queue_stack::for_each_entry,
 };
 
 } // namespace

@@ -268,6 +268,18 @@ struct map_ops {
 	// fills it with update, so the helper calls it without a test.
 	int (*prog_update)(void *state, const void *key, const void *value,
 			   uint64_t flags);
+
+	// JSON export of a type whose contents get_next_key cannot walk (a
+	// queue or a stack has no keys): hands cb every entry (key_size bytes
+	// of key, user_value_size bytes of value) in the order in which
+	// updates with BPF_ANY, one by one, rebuild the same contents (what
+	// import does); a non-zero return from cb stops and is returned.
+	// Optional: without it export walks get_next_key. Caller: the control
+	// plane, under the registry mutex.
+	int (*for_each_entry)(void *state,
+			      int (*cb)(void *ctx, const void *key,
+					const void *value),
+			      void *ctx);
 };
 
 // The napi_type_tag that an External holding a `const map_ops *` carries, so
