@@ -228,7 +228,8 @@ async function typeVariant(typeName) {
 		};
 		const value = Buffer.alloc(map.userValueSize);
 		for (let i = 0; i < n && t.op !== 'pushpop'; i++) {
-			value.writeBigUInt64LE(BigInt(i), 0);
+			// Every CPU's value of a per-CPU map (8-byte values: one per 8 bytes).
+			for (let off = 0; off < value.length; off += 8) value.writeBigUInt64LE(BigInt(i), off);
 			if (t.op === 'lpm') map.update(lpmKey(i), value);
 			else if (t.op === 'peek') map.update(none, value);
 			else {
@@ -281,7 +282,7 @@ async function typeVariant(typeName) {
 		}[t.op];
 		const prog = reg.loadProg({
 			type: ProgType.Kprobe,
-			name: `bench_${typeName}`,
+			name: `b_${typeName}`.slice(0, 15),
 			license: 'GPL',
 			insns: assemble(`
 				r6 = 0

@@ -133,7 +133,7 @@ uint32_t list_of_caller(state *s)
 {
 	if (s->lists == 1)
 		return 0;
-	int cpu = sched_getcpu();
+	int cpu = percpu::current_cpu();
 	return cpu >= 0 && uint32_t(cpu) < s->lists ? uint32_t(cpu) : 0;
 }
 

@@ -46,6 +46,13 @@ int percpu_array_create(const map_create_args *a, void **out, char *err,
 		out, err, err_len);
 }
 
+[[gnu::noinline]] void *percpu_array_lookup_slow(array::state *s,
+						 uint32_t index)
+{
+	return s->slot(index) +
+	       percpu::this_cpu_offset(s->value_size, s->slot_size);
+}
+
 void *percpu_array_lookup(void *sp, const void *key)
 {
 	auto *s = static_cast<array::state *>(sp);
@@ -53,8 +60,11 @@ void *percpu_array_lookup(void *sp, const void *key)
 	memcpy(&index, key, sizeof(index));
 	if (index >= s->max_entries) [[unlikely]]
 		return nullptr;
+	int cpu = percpu::rseq_cpu();
+	if (cpu < 0) [[unlikely]]
+		return percpu_array_lookup_slow(s, index);
 	return s->slot(index) +
-	       percpu::this_cpu_offset(s->value_size, s->slot_size);
+	       percpu::cpu_offset(cpu, s->value_size, s->slot_size);
 }
 
 int percpu_array_lookup_copy(void *s, const void *key, void *value)
@@ -155,6 +165,11 @@ const map_ops ops = {
 };
 
 } // namespace
+
+int percpu::current_cpu_slow() noexcept
+{
+	return sched_getcpu();
+}
 
 void *percpu::percpu_array_slot(void *state, const void *key)
 {

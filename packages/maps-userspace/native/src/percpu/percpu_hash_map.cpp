@@ -57,8 +57,11 @@ void *percpu_hash_lookup(void *sp, const void *key)
 	void *v = htab::lookup(s, key);
 	if (!v)
 		return nullptr;
+	int cpu = percpu::rseq_cpu();
+	if (cpu < 0) [[unlikely]]
+		cpu = percpu::current_cpu_slow();
 	return static_cast<uint8_t *>(v) +
-	       percpu::this_cpu_offset(s->value_size, s->slot_size);
+	       (cpu < 0 ? 0 : percpu::cpu_offset(cpu, s->value_size, s->slot_size));
 }
 
 int percpu_hash_lookup_copy(void *s, const void *key, void *value)
