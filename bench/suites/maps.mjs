@@ -475,7 +475,9 @@ for (const [shape, k] of Object.entries(kernel))
 
 const typesKernelBench = `${buildDir}/map_types_kernel_bench`;
 console.log('');
-console.log(`map types: bpftime vs. the kernel's map of the same type (${TYPE_ENTRIES} entries, 8-byte values), this run`);
+console.log(
+	`map types: bpftime vs. the kernel's map of the same type (${TYPE_ENTRIES} entries, 8-byte values), this run`,
+);
 const typeRows = {};
 for (const typeName of Object.keys(typeShapes)) {
 	let k;
@@ -507,7 +509,8 @@ const opName = { lookup: 'lookup', pushpop: 'push + pop', peek: 'peek', lpm: '/3
 console.log(
 	`  ${pad('type, operation', 30)}  ${padL('prog', 9)}  ${padL('kernel prog', 11)}  ${pad('ratio', 13)}  ${padL('Node', 9)}  ${padL('kernel bpf()', 12)}  ratio`,
 );
-const ratio = (base, ns) => (base === undefined ? '' : base >= ns ? `${(base / ns).toFixed(1)}x faster` : `${(ns / base).toFixed(1)}x slower`);
+const ratio = (base, ns) =>
+	base === undefined ? '' : base >= ns ? `${(base / ns).toFixed(1)}x faster` : `${(ns / base).toFixed(1)}x slower`;
 for (const [typeName, { b, k }] of Object.entries(typeRows)) {
 	console.log(
 		`  ${pad(`${typeName}, ${opName[typeShapes[typeName].op]}`, 30)}  ${padL(fmt(b.progNs), 9)}  ${padL(k.prog_ns === undefined ? '-' : fmt(k.prog_ns), 11)}  ${pad(ratio(k.prog_ns, b.progNs), 13)}  ${padL(fmt(b.nodeNs), 9)}  ${padL(k.sys_ns === undefined ? '-' : fmt(k.sys_ns), 12)}  ${ratio(k.sys_ns, b.nodeNs)}`,
@@ -518,7 +521,9 @@ const goal = (what, a, b, factor) => {
 	if (!typeRows[a] || !typeRows[b]) return;
 	const x = typeRows[a].b.progNs;
 	const y = typeRows[b].b.progNs;
-	console.log(`  goal: ${what}: ${fmt(x)} vs ${fmt(y)} (${(x / y).toFixed(2)}x, goal <= ${factor}x): ${x <= y * factor ? 'met' : 'MISSED'}`);
+	console.log(
+		`  goal: ${what}: ${fmt(x)} vs ${fmt(y)} (${(x / y).toFixed(2)}x, goal <= ${factor}x): ${x <= y * factor ? 'met' : 'MISSED'}`,
+	);
 };
 goal('per-CPU array lookup no slower than array', 'percpu_array', 'array', 1);
 goal('per-CPU hash lookup no slower than hash', 'percpu_hash', 'hash', 1);

@@ -44,10 +44,11 @@ export class PercpuArray<V> {
 		return this;
 	}
 
-	/** The sum of every CPU's value (numeric values only). */
+	/** The sum of every CPU's value, for number and bigint values. */
 	sum(index: number): V extends bigint ? bigint : number {
-		const all = this.get(index) ?? [];
-		return all.reduce((a: any, b: any) => a + b, typeof all[0] === 'bigint' ? 0n : 0) as never;
+		const all = (this.get(index) ?? []) as unknown[];
+		if (typeof all[0] === 'bigint') return (all as bigint[]).reduce((a, b) => a + b, 0n) as never;
+		return (all as number[]).reduce((a, b) => a + b, 0) as never;
 	}
 
 	/** The stride of one CPU's value in the raw value (round_up(valueSize, 8)). */

@@ -45,4 +45,3 @@ export class ValueList<V> {
 		for (let v = this.pop(); v !== undefined; v = this.pop()) yield v;
 	}
 }
-

@@ -5,10 +5,7 @@ import { type BpfMap, BpftimeError, type Codec } from '@bpftime/handlers';
 /** Throws EINVAL naming the map unless it is of `type` (the kernel name in the message). */
 export function expectType(map: BpfMap, type: number, view: string, kernelName: string): void {
 	if (map.type !== type)
-		throw new BpftimeError(
-			'EINVAL',
-			`${map.describe()}: ${view} views a ${kernelName} map, not a ${map.typeName} map`,
-		);
+		throw new BpftimeError('EINVAL', `${map.describe()}: ${view} views a ${kernelName} map, not a ${map.typeName} map`);
 }
 
 /** Throws EINVAL unless `codec` is `size` bytes: `map 'q': value: expected 8 bytes (valueSize) but u32 is 4`. */
@@ -49,7 +46,7 @@ export function encodePercpu<V>(map: BpfMap, value: Codec<V>, values: readonly V
 				'EINVAL',
 				`${map.describe()}: update: expected ${cpus} per-CPU values (possible CPUs) but received ${values.length}`,
 			);
-		values.forEach((v, i) => value.encode(v as V, buf, i * stride));
+		for (let i = 0; i < cpus; i++) value.encode(values[i] as V, buf, i * stride);
 	} else {
 		for (let i = 0; i < cpus; i++) value.encode(values as V, buf, i * stride);
 	}

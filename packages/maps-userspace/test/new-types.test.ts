@@ -1,16 +1,17 @@
 import { rmSync } from 'node:fs';
-import { type Backend, type BpfMap, MapFlags, MapType, ProgType, type Registry, UpdateFlags, u32, u64 } from '@bpftime/handlers';
-import { beforeAll, describe, expect, it } from 'vitest';
 import {
-	BloomFilter,
-	LpmTrie,
-	LruHash,
-	LruPercpuHash,
-	PercpuArray,
-	PercpuHash,
-	Queue,
-	Stack,
-} from '../src/index.js';
+	type Backend,
+	type BpfMap,
+	MapFlags,
+	MapType,
+	ProgType,
+	type Registry,
+	UpdateFlags,
+	u32,
+	u64,
+} from '@bpftime/handlers';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { BloomFilter, LpmTrie, LruHash, LruPercpuHash, PercpuArray, PercpuHash, Queue, Stack } from '../src/index.js';
 import { compileBpf, findClang, linkProgram, readBpfObject } from './bpf-object.js';
 import { errorOf, freshRegistry, runChild } from './helpers.js';
 
@@ -81,13 +82,23 @@ describe('BPF_MAP_TYPE_BLOOM_FILTER from Node', () => {
 });
 
 describe('BPF_MAP_TYPE_LPM_TRIE from Node', () => {
-	const spec = { type: MapType.LpmTrie, name: 'routes', keySize: 8, valueSize: 4, maxEntries: 8, flags: MapFlags.NoPrealloc };
+	const spec = {
+		type: MapType.LpmTrie,
+		name: 'routes',
+		keySize: 8,
+		valueSize: 4,
+		maxEntries: 8,
+		flags: MapFlags.NoPrealloc,
+	};
 	const p = (prefixLen: number, ...data: number[]) => ({ prefixLen, data: Buffer.from(data) });
 
 	it('answers the longest matching prefix and walks in the kernel order', () => {
 		const { reg } = freshRegistry('lpm');
 		const t = new LpmTrie(reg.createMap(spec), u32);
-		t.set(p(8, 10, 0, 0, 0), 8).set(p(16, 10, 1, 0, 0), 16).set(p(24, 10, 1, 2, 0), 24).set(p(16, 10, 2, 0, 0), 2);
+		t.set(p(8, 10, 0, 0, 0), 8)
+			.set(p(16, 10, 1, 0, 0), 16)
+			.set(p(24, 10, 1, 2, 0), 24)
+			.set(p(16, 10, 2, 0, 0), 2);
 		expect(t.get(Buffer.from([10, 1, 2, 3]))).toBe(24);
 		expect(t.get(Buffer.from([10, 1, 3, 3]))).toBe(16);
 		expect(t.get(Buffer.from([10, 9, 9, 9]))).toBe(8);
@@ -127,7 +138,10 @@ describe('per-CPU maps from Node', () => {
 		const m = reg.createMap({ type: MapType.PercpuArray, name: 'pc', keySize: 4, valueSize: 4, maxEntries: 2 });
 		const a = new PercpuArray(m, u32);
 		expect(m.userValueSize).toBe(8 * a.cpus);
-		a.set(1, Array.from({ length: a.cpus }, (_, i) => i + 1));
+		a.set(
+			1,
+			Array.from({ length: a.cpus }, (_, i) => i + 1),
+		);
 		expect(a.get(1)).toEqual(Array.from({ length: a.cpus }, (_, i) => i + 1));
 		expect(a.sum(1)).toBe((a.cpus * (a.cpus + 1)) / 2);
 		expect(a.get(2)).toBeUndefined();
@@ -161,7 +175,11 @@ describe('per-CPU maps from Node', () => {
 describe('BPF_MAP_TYPE_LRU_HASH from Node', () => {
 	it('takes new keys when full by evicting, never growing past max_entries', () => {
 		const { reg } = freshRegistry('lru');
-		const l = new LruHash(reg.createMap({ type: MapType.LruHash, name: 'l', keySize: 4, valueSize: 8, maxEntries: 32 }), u32, u64);
+		const l = new LruHash(
+			reg.createMap({ type: MapType.LruHash, name: 'l', keySize: 4, valueSize: 8, maxEntries: 32 }),
+			u32,
+			u64,
+		);
 		for (let i = 0; i < 100; i++) l.set(i, BigInt(i));
 		const keys = [...l.keys()];
 		expect(keys.length).toBe(32);
@@ -175,7 +193,14 @@ describe('BPF_MAP_TYPE_LRU_HASH from Node', () => {
 	it('is refused with BPF_F_NO_PREALLOC with ENOTSUPP, as the kernel', () => {
 		const { reg } = freshRegistry('lru_np');
 		const e = errorOf(() =>
-			reg.createMap({ type: MapType.LruHash, name: 'l', keySize: 4, valueSize: 8, maxEntries: 4, flags: MapFlags.NoPrealloc }),
+			reg.createMap({
+				type: MapType.LruHash,
+				name: 'l',
+				keySize: 4,
+				valueSize: 8,
+				maxEntries: 4,
+				flags: MapFlags.NoPrealloc,
+			}),
 		);
 		expect([e.code, e.errno]).toEqual(['ENOTSUPP', 524]);
 	});
@@ -188,10 +213,20 @@ describe('JSON export and import of the new types', () => {
 		const s = new Stack(reg.createMap({ ...queueSpec(MapType.Stack), name: 's' }), u64);
 		q.push(1n).push(2n).push(3n);
 		s.push(1n).push(2n).push(3n);
-		const pa = new PercpuArray(reg.createMap({ type: MapType.PercpuArray, name: 'pa', keySize: 4, valueSize: 8, maxEntries: 2 }), u64);
+		const pa = new PercpuArray(
+			reg.createMap({ type: MapType.PercpuArray, name: 'pa', keySize: 4, valueSize: 8, maxEntries: 2 }),
+			u64,
+		);
 		pa.set(1, 9n);
 		const t = new LpmTrie(
-			reg.createMap({ type: MapType.LpmTrie, name: 't', keySize: 8, valueSize: 4, maxEntries: 4, flags: MapFlags.NoPrealloc }),
+			reg.createMap({
+				type: MapType.LpmTrie,
+				name: 't',
+				keySize: 8,
+				valueSize: 4,
+				maxEntries: 4,
+				flags: MapFlags.NoPrealloc,
+			}),
 			u32,
 		);
 		t.set({ prefixLen: 8, data: Buffer.from([10, 0, 0, 0]) }, 10);
@@ -212,7 +247,14 @@ describe('maps of the new types across processes', () => {
 		const { reg, name } = freshRegistry('xproc_new');
 		const q = new Queue(reg.createMap(queueSpec(MapType.Queue, 8)), u64);
 		const t = new LpmTrie(
-			reg.createMap({ type: MapType.LpmTrie, name: 't', keySize: 8, valueSize: 4, maxEntries: 4, flags: MapFlags.NoPrealloc }),
+			reg.createMap({
+				type: MapType.LpmTrie,
+				name: 't',
+				keySize: 8,
+				valueSize: 4,
+				maxEntries: 4,
+				flags: MapFlags.NoPrealloc,
+			}),
 			u32,
 		);
 		const child = await runChild('child.mjs', ['new-types', name, String(q.map.id), String(t.map.id)]);
@@ -252,82 +294,88 @@ function input(op: number, key = 0, value = 0n, prefixLen = 0, addr: number[] = 
 	return b;
 }
 
-describe.each(['interpreter', 'jit'] as Backend[])('a clang-built program using the new map types, on the %s', (backend) => {
-	it('gets the kernel semantics from the helpers of every type', (ctx) => {
-		if (!object) {
-			console.log(`skipped: ${skipReason}`);
-			ctx.skip();
-			return;
-		}
-		const { reg } = freshRegistry(`newprog_${backend}`);
-		const obj = readBpfObject(object);
-		const ids: Record<string, number> = {};
-		for (const [name, spec] of Object.entries({
-			pcpu: { type: MapType.PercpuArray, keySize: 4, valueSize: 8, maxEntries: 4 },
-			pcpu_hash: { type: MapType.PercpuHash, keySize: 4, valueSize: 8, maxEntries: 16 },
-			lru: { type: MapType.LruHash, keySize: 4, valueSize: 8, maxEntries: 64 },
-			queue: { type: MapType.Queue, keySize: 0, valueSize: 8, maxEntries: 8 },
-			stack: { type: MapType.Stack, keySize: 0, valueSize: 8, maxEntries: 8 },
-			bloom: { type: MapType.BloomFilter, keySize: 0, valueSize: 8, maxEntries: 128, mapExtra: 3n },
-			lpm: { type: MapType.LpmTrie, keySize: 8, valueSize: 8, maxEntries: 16, flags: MapFlags.NoPrealloc },
-		}))
-			ids[name] = reg.createMap({ name, ...spec }).id;
-		const code = obj.programs.get('uprobe');
-		expect(code).toBeDefined();
-		if (!code) return;
-		const insns = linkProgram(code, (r) => {
-			const id = ids[r.symbol];
-			if (id === undefined) throw new Error(`unexpected relocation to ${r.symbol}`);
-			return id;
+describe.each(['interpreter', 'jit'] as Backend[])(
+	'a clang-built program using the new map types, on the %s',
+	(backend) => {
+		it('gets the kernel semantics from the helpers of every type', (ctx) => {
+			if (!object) {
+				console.log(`skipped: ${skipReason}`);
+				ctx.skip();
+				return;
+			}
+			const { reg } = freshRegistry(`newprog_${backend}`);
+			const obj = readBpfObject(object);
+			const ids: Record<string, number> = {};
+			for (const [name, spec] of Object.entries({
+				pcpu: { type: MapType.PercpuArray, keySize: 4, valueSize: 8, maxEntries: 4 },
+				pcpu_hash: { type: MapType.PercpuHash, keySize: 4, valueSize: 8, maxEntries: 16 },
+				lru: { type: MapType.LruHash, keySize: 4, valueSize: 8, maxEntries: 64 },
+				queue: { type: MapType.Queue, keySize: 0, valueSize: 8, maxEntries: 8 },
+				stack: { type: MapType.Stack, keySize: 0, valueSize: 8, maxEntries: 8 },
+				bloom: { type: MapType.BloomFilter, keySize: 0, valueSize: 8, maxEntries: 128, mapExtra: 3n },
+				lpm: { type: MapType.LpmTrie, keySize: 8, valueSize: 8, maxEntries: 16, flags: MapFlags.NoPrealloc },
+			}))
+				ids[name] = reg.createMap({ name, ...spec }).id;
+			const code = obj.programs.get('uprobe');
+			expect(code).toBeDefined();
+			if (!code) return;
+			const insns = linkProgram(code, (r) => {
+				const id = ids[r.symbol];
+				if (id === undefined) throw new Error(`unexpected relocation to ${r.symbol}`);
+				return id;
+			});
+			const prog = reg.loadProg({ type: ProgType.Kprobe, name: 'new_maps', license: 'GPL', insns });
+			const run = (b: Buffer) => prog.run(b, { backend });
+			const map = (name: string) => reg.map(ids[name] as number);
+
+			// Per-CPU array: the program adds to its CPU's value; user space sees the sum over CPUs.
+			for (let i = 0; i < 10; i++) run(input(0, 0, 5n));
+			expect(new PercpuArray(map('pcpu'), u64).sum(0)).toBe(50n);
+			expect(run(input(0, 9, 1n))).toBe(MISS); // past max_entries
+			const pa = new PercpuArray(map('pcpu'), u64);
+			pa.set(
+				0,
+				Array.from({ length: pa.cpus }, (_, i) => BigInt(100 + i)),
+			);
+			for (let cpu = 0; cpu < pa.cpus; cpu++) expect(run(input(1, cpu))).toBe(BigInt(100 + cpu));
+			expect(run(input(1, pa.cpus))).toBe(MISS); // no such CPU
+
+			// Per-CPU hash: a program's update writes one CPU's value; the others stay 0.
+			expect(run(input(2, 3, 42n))).toBe(0n);
+			const vals = new PercpuHash(map('pcpu_hash'), u32, u64).get(3) ?? [];
+			expect(vals.filter((v) => v === 42n).length).toBe(1);
+			expect(vals.filter((v) => v === 0n).length).toBe(vals.length - 1);
+
+			// LRU hash: 100 inserts into 64 entries; the newest are there.
+			for (let k = 0; k < 100; k++) expect(run(input(3, k, BigInt(k) * 2n))).toBe(0n);
+			expect(run(input(4, 99))).toBe(198n);
+			expect([...new LruHash(map('lru'), u32, u64).keys()].length).toBe(64);
+
+			// Queue and stack through push/pop/peek.
+			expect(run(input(7))).toBe(MISS);
+			for (const v of [1n, 2n, 3n]) expect(run(input(5, 0, v))).toBe(0n);
+			expect(run(input(7))).toBe(1n);
+			expect(run(input(6))).toBe(1n);
+			expect(new Queue(map('queue'), u64).pop()).toBe(2n);
+			for (const v of [1n, 2n, 3n]) expect(run(input(8, 0, v))).toBe(0n);
+			expect(run(input(9))).toBe(3n);
+			for (let i = 0; i < 6; i++) run(input(8, 0, 10n));
+			expect(run(input(8, 0, 11n))).toBe(-7n & 0xffffffffffffffffn); // -E2BIG: full
+			expect(run(input(8, 2, 11n))).toBe(0n); // BPF_EXIST: drops the oldest
+
+			// Bloom filter: push, then peek finds it.
+			expect(run(input(11, 0, 77n))).toBe(-2n & 0xffffffffffffffffn);
+			expect(run(input(10, 0, 77n))).toBe(0n);
+			expect(run(input(11, 0, 77n))).toBe(0n);
+			expect(new BloomFilter(map('bloom'), u64).has(77n)).toBe(true);
+
+			// LPM trie set from Node, matched by the program.
+			const t = new LpmTrie(map('lpm'), u64);
+			t.set({ prefixLen: 8, data: Buffer.from([10, 0, 0, 0]) }, 8n);
+			t.set({ prefixLen: 24, data: Buffer.from([10, 1, 2, 0]) }, 24n);
+			expect(run(input(12, 0, 0n, 32, [10, 1, 2, 9]))).toBe(24n);
+			expect(run(input(12, 0, 0n, 32, [10, 1, 3, 9]))).toBe(8n);
+			expect(run(input(12, 0, 0n, 32, [11, 1, 3, 9]))).toBe(MISS);
 		});
-		const prog = reg.loadProg({ type: ProgType.Kprobe, name: 'new_maps', license: 'GPL', insns });
-		const run = (b: Buffer) => prog.run(b, { backend });
-		const map = (name: string) => reg.map(ids[name] as number);
-
-		// Per-CPU array: the program adds to its CPU's value; user space sees the sum over CPUs.
-		for (let i = 0; i < 10; i++) run(input(0, 0, 5n));
-		expect(new PercpuArray(map('pcpu'), u64).sum(0)).toBe(50n);
-		expect(run(input(0, 9, 1n))).toBe(MISS); // past max_entries
-		const pa = new PercpuArray(map('pcpu'), u64);
-		pa.set(0, Array.from({ length: pa.cpus }, (_, i) => BigInt(100 + i)));
-		for (let cpu = 0; cpu < pa.cpus; cpu++) expect(run(input(1, cpu))).toBe(BigInt(100 + cpu));
-		expect(run(input(1, pa.cpus))).toBe(MISS); // no such CPU
-
-		// Per-CPU hash: a program's update writes one CPU's value; the others stay 0.
-		expect(run(input(2, 3, 42n))).toBe(0n);
-		const vals = new PercpuHash(map('pcpu_hash'), u32, u64).get(3) ?? [];
-		expect(vals.filter((v) => v === 42n).length).toBe(1);
-		expect(vals.filter((v) => v === 0n).length).toBe(vals.length - 1);
-
-		// LRU hash: 100 inserts into 64 entries; the newest are there.
-		for (let k = 0; k < 100; k++) expect(run(input(3, k, BigInt(k) * 2n))).toBe(0n);
-		expect(run(input(4, 99))).toBe(198n);
-		expect([...new LruHash(map('lru'), u32, u64).keys()].length).toBe(64);
-
-		// Queue and stack through push/pop/peek.
-		expect(run(input(7))).toBe(MISS);
-		for (const v of [1n, 2n, 3n]) expect(run(input(5, 0, v))).toBe(0n);
-		expect(run(input(7))).toBe(1n);
-		expect(run(input(6))).toBe(1n);
-		expect(new Queue(map('queue'), u64).pop()).toBe(2n);
-		for (const v of [1n, 2n, 3n]) expect(run(input(8, 0, v))).toBe(0n);
-		expect(run(input(9))).toBe(3n);
-		for (let i = 0; i < 6; i++) run(input(8, 0, 10n));
-		expect(run(input(8, 0, 11n))).toBe(-7n & 0xffffffffffffffffn); // -E2BIG: full
-		expect(run(input(8, 2, 11n))).toBe(0n); // BPF_EXIST: drops the oldest
-
-		// Bloom filter: push, then peek finds it.
-		expect(run(input(11, 0, 77n))).toBe(-2n & 0xffffffffffffffffn);
-		expect(run(input(10, 0, 77n))).toBe(0n);
-		expect(run(input(11, 0, 77n))).toBe(0n);
-		expect(new BloomFilter(map('bloom'), u64).has(77n)).toBe(true);
-
-		// LPM trie set from Node, matched by the program.
-		const t = new LpmTrie(map('lpm'), u64);
-		t.set({ prefixLen: 8, data: Buffer.from([10, 0, 0, 0]) }, 8n);
-		t.set({ prefixLen: 24, data: Buffer.from([10, 1, 2, 0]) }, 24n);
-		expect(run(input(12, 0, 0n, 32, [10, 1, 2, 9]))).toBe(24n);
-		expect(run(input(12, 0, 0n, 32, [10, 1, 3, 9]))).toBe(8n);
-		expect(run(input(12, 0, 0n, 32, [11, 1, 3, 9]))).toBe(MISS);
-	});
-});
+	},
+);
