@@ -234,7 +234,14 @@ int update(state *s, const void *key, const void *value, uint64_t flags,
 	const htab::hooks hk{ .fill_value = fill_value,
 			      .on_release = on_release,
 			      .ctx = &ctx };
-	return htab::update(t, key, value, flags, hk);
+	if (!one_cpu || (flags & 3) == BPF_NOEXIST)
+		return htab::update(t, key, value, flags, hk);
+	// A per-CPU program insert: only if still absent, so that a key
+	// another thread inserted meanwhile keeps its other CPUs' values.
+	int r = htab::update(t, key, value, BPF_NOEXIST, hk);
+	if (r != -EEXIST)
+		return r;
+	return update(s, key, value, flags, one_cpu);
 }
 
 int remove(state *s, const void *key)

@@ -91,7 +91,10 @@ int percpu_hash_prog_update(void *sp, const void *key, const void *value,
 	auto *s = static_cast<htab::state *>(sp);
 	if ((flags & ~BPF_F_LOCK) > BPF_EXIST || (flags & BPF_F_LOCK))
 		[[unlikely]] return -EINVAL;
-	if ((flags & 3) != BPF_NOEXIST) {
+	static constexpr htab::hooks hk{ .fill_value = fill_this_cpu };
+	if ((flags & 3) == BPF_NOEXIST)
+		return htab::update(s, key, value, flags, hk);
+	for (;;) {
 		if (void *v = htab::lookup(s, key)) {
 			memcpy(static_cast<uint8_t *>(v) +
 				       percpu::this_cpu_offset(s->value_size,
@@ -101,9 +104,13 @@ int percpu_hash_prog_update(void *sp, const void *key, const void *value,
 		}
 		if ((flags & 3) == BPF_EXIST)
 			return -ENOENT;
+		// Insert only if still absent: a key another thread inserted
+		// meanwhile keeps its other CPUs' values, and is written in
+		// place on the next turn.
+		int r = htab::update(s, key, value, BPF_NOEXIST, hk);
+		if (r != -EEXIST)
+			return r;
 	}
-	static constexpr htab::hooks hk{ .fill_value = fill_this_cpu };
-	return htab::update(s, key, value, flags, hk);
 }
 
 int percpu_hash_delete(void *s, const void *key)
