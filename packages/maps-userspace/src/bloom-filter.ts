@@ -1,6 +1,6 @@
 // BloomFilter: a typed view of a BPF_MAP_TYPE_BLOOM_FILTER map.
 import { type BpfMap, type Codec, MapType } from '@bpftime/handlers';
-import { expectSize, expectType } from './view.js';
+import { expectSize, expectType } from './view-checks.js';
 
 const NO_KEY = Buffer.alloc(0);
 

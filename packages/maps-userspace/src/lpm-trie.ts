@@ -1,6 +1,6 @@
 // LpmTrie: a typed view of a BPF_MAP_TYPE_LPM_TRIE map.
 import { type BpfMap, BpftimeError, type Codec, MapType, UpdateFlags } from '@bpftime/handlers';
-import { expectSize, expectType } from './view.js';
+import { expectSize, expectType } from './view-checks.js';
 
 /** A key of an LPM trie: the kernel's struct bpf_lpm_trie_key { u32 prefixlen; u8 data[]; }. */
 export interface LpmPrefix {

@@ -1,6 +1,6 @@
 // LruHash: a typed view of a BPF_MAP_TYPE_LRU_HASH map.
 import { type BpfMap, type Codec, MapType, TypedMap } from '@bpftime/handlers';
-import { expectType } from './view.js';
+import { expectType } from './view-checks.js';
 
 /**
  * BPF_MAP_TYPE_LRU_HASH: a hash map that, when full, takes a new key by evicting the entry programs

@@ -1,6 +1,6 @@
 // PercpuArray: a typed view of a BPF_MAP_TYPE_PERCPU_ARRAY map.
 import { type BpfMap, type Codec, MapType, u32 } from '@bpftime/handlers';
-import { decodePercpu, encodePercpu, expectSize, expectType, percpuCount, percpuStride } from './view.js';
+import { decodePercpu, encodePercpu, expectSize, expectType, percpuCount, percpuStride } from './view-checks.js';
 
 /**
  * BPF_MAP_TYPE_PERCPU_ARRAY: `maxEntries` slots, each with one value per possible CPU. A program sees

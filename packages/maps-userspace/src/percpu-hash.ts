@@ -1,7 +1,7 @@
 // PercpuHash: a typed view of a BPF_MAP_TYPE_PERCPU_HASH map (and, through
 // LruPercpuHash, of BPF_MAP_TYPE_LRU_PERCPU_HASH).
 import { type BpfMap, type Codec, MapType, UpdateFlags } from '@bpftime/handlers';
-import { decodePercpu, encodePercpu, expectSize, expectType, percpuCount } from './view.js';
+import { decodePercpu, encodePercpu, expectSize, expectType, percpuCount } from './view-checks.js';
 
 /**
  * BPF_MAP_TYPE_PERCPU_HASH: a hash map whose entries hold one value per possible CPU. A program sees

@@ -1,7 +1,7 @@
 // Queue: a typed view of a BPF_MAP_TYPE_QUEUE map.
 import { type BpfMap, type Codec, MapType } from '@bpftime/handlers';
 import { ValueList } from './value-list.js';
-import { expectType } from './view.js';
+import { expectType } from './view-checks.js';
 
 /**
  * BPF_MAP_TYPE_QUEUE: first in, first out. Programs use bpf_map_push_elem, bpf_map_pop_elem and

@@ -1,7 +1,7 @@
 // ValueList: what the views of BPF_MAP_TYPE_QUEUE (queue.ts) and
 // BPF_MAP_TYPE_STACK (stack.ts) share: push, pop, peek on keyless maps.
 import { type BpfMap, type Codec, UpdateFlags } from '@bpftime/handlers';
-import { expectSize } from './view.js';
+import { expectSize } from './view-checks.js';
 
 const NO_KEY = Buffer.alloc(0);
 

@@ -1,5 +1,6 @@
-// What every typed view of this package checks once, when it is made: the
-// map's type, and a codec's size against the map's.
+// What the typed views of the per-CPU, LRU, queue, stack, bloom filter and
+// LPM trie maps check once, when one is made: the map's type, and a
+// codec's size against the map's; and the per-CPU value layout.
 import { type BpfMap, BpftimeError, type Codec } from '@bpftime/handlers';
 
 /** Throws EINVAL naming the map unless it is of `type` (the kernel name in the message). */
