@@ -501,6 +501,38 @@ inline int remove(state *s, const void *key, const hooks &hk = NO_HOOKS)
 	return -ENOENT;
 }
 
+// The kernel's htab_map_lookup_and_delete_elem: copies the value slot of
+// key and unlinks it under one stripe lock, so no other update lands in
+// between; -ENOENT when absent.
+inline int lookup_and_delete(state *s, const void *key, void *value,
+			     const hooks &hk = NO_HOOKS)
+{
+	const uint32_t h = hash_key(s, key);
+	const uint32_t b = h & (s->n_buckets - 1);
+	stripe_lock lock(s->lock_of(b));
+	if (lock.error())
+		return -lock.error();
+	std::atomic<uint32_t> *link = &s->bucket(b);
+	uint32_t n = link->load(std::memory_order_relaxed);
+	while (!(n & NULLS)) {
+		elem *e = s->at(n);
+		if (e->hash.load(std::memory_order_relaxed) == h &&
+		    key_eq(s, e->key(), key)) {
+			memcpy(value, s->value_of(e), s->slot_size);
+			link->store(e->next.load(std::memory_order_relaxed),
+				    std::memory_order_release);
+			if (hk.on_release)
+				hk.on_release(s, n, hk.ctx);
+			release_elem(s, n);
+			s->count.fetch_sub(1, std::memory_order_relaxed);
+			return 0;
+		}
+		link = &e->next;
+		n = e->next.load(std::memory_order_relaxed);
+	}
+	return -ENOENT;
+}
+
 // Removes element idx from the chain of bucket b, if it is still there (an
 // LRU eviction that picked it without a lock); -ENOENT when it is not.
 inline int remove_index(state *s, uint32_t b, uint32_t idx,

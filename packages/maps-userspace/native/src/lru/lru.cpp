@@ -253,10 +253,9 @@ int remove(state *s, const void *key)
 
 int lookup_and_delete(state *s, const void *key, void *value)
 {
-	int r = htab::lookup_copy(s->table(), key, value);
-	if (r)
-		return r;
-	return remove(s, key);
+	update_ctx ctx{ s, 0, false };
+	const htab::hooks hk{ .on_release = on_release, .ctx = &ctx };
+	return htab::lookup_and_delete(s->table(), key, value, hk);
 }
 
 } // namespace bpftime::maps_userspace::lru

@@ -146,7 +146,7 @@ int update(state *s, const void *key, const void *value, uint64_t flags,
 	   bool one_cpu);
 int remove(state *s, const void *key);
 // BPF_MAP_LOOKUP_AND_DELETE_ELEM (the kernel's
-// htab_lru_map_lookup_and_delete_elem): copy, then delete.
+// htab_lru_map_lookup_and_delete_elem), under one stripe lock.
 int lookup_and_delete(state *s, const void *key, void *value);
 
 } // namespace bpftime::maps_userspace::lru

@@ -118,6 +118,12 @@ int percpu_hash_delete(void *s, const void *key)
 	return htab::remove(static_cast<htab::state *>(s), key);
 }
 
+int percpu_hash_lookup_and_delete(void *s, const void *key, void *value)
+{
+	return htab::lookup_and_delete(static_cast<htab::state *>(s), key,
+				       value);
+}
+
 const map_ops ops = {
 	.size = sizeof(map_ops),
 	.abi_version = MAP_OPS_ABI_VERSION,
@@ -136,6 +142,7 @@ const map_ops ops = {
 	.state_magic = PERCPU_HASH_MAGIC,
 	.state_version = PERCPU_HASH_STATE_VERSION,
 	.user_value_size = percpu::user_value_size,
+	.lookup_and_delete = percpu_hash_lookup_and_delete,
 	.prog_update = percpu_hash_prog_update,
 };
 
