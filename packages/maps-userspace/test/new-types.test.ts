@@ -124,6 +124,31 @@ describe('BPF_MAP_TYPE_LPM_TRIE from Node', () => {
 		expect(errorOf(() => t.set(p(33, 3, 0, 0, 0), 3)).code).toBe('EINVAL');
 	});
 
+	it('answers ENOMEM when the segment is full, keeping its entries and the other maps', () => {
+		const { reg } = freshRegistry('lpm_nomem', { sizeMb: 4 });
+		const kept = reg
+			.createMap({ type: MapType.Hash, name: 'kept', keySize: 4, valueSize: 8, maxEntries: 4 })
+			.typed(u32, u64);
+		kept.set(1, 11n);
+		const t = { map: reg.createMap({ ...spec, valueSize: 65536, maxEntries: 1000 }) };
+		const value = Buffer.alloc(65536, 7);
+		let added = 0;
+		let error: ReturnType<typeof errorOf> | undefined;
+		for (let i = 0; i < 1000 && !error; i++) {
+			try {
+				t.map.update(Buffer.from([32, 0, 0, 0, 10, 0, i >> 8, i & 255]), value);
+				added++;
+			} catch (e) {
+				error = e as ReturnType<typeof errorOf>;
+			}
+		}
+		expect(error?.code).toBe('ENOMEM');
+		expect(added).toBeGreaterThan(10);
+		for (let i = 0; i < added; i++)
+			expect(t.map.lookup(Buffer.from([32, 0, 0, 0, 10, 0, i >> 8, i & 255]))?.equals(value)).toBe(true);
+		expect(kept.get(1)).toBe(11n);
+	});
+
 	it('is refused without BPF_F_NO_PREALLOC, naming it', () => {
 		const { reg } = freshRegistry('lpm_prealloc');
 		const e = errorOf(() => reg.createMap({ ...spec, flags: 0 }));
