@@ -268,7 +268,7 @@ describe('JSON export and import of the new types', () => {
 });
 
 describe('maps of the new types across processes', () => {
-	it('sees what another process pushed into a queue and set in an LPM trie', async () => {
+	it('sees what another process pushed into a queue, set in an LPM trie, per-CPU and LRU hash, and added to a bloom filter', async () => {
 		const { reg, name } = freshRegistry('xproc_new');
 		const q = new Queue(reg.createMap(queueSpec(MapType.Queue, 8)), u64);
 		const t = new LpmTrie(
@@ -282,10 +282,28 @@ describe('maps of the new types across processes', () => {
 			}),
 			u32,
 		);
-		const child = await runChild('child.mjs', ['new-types', name, String(q.map.id), String(t.map.id)]);
+		const ph = new PercpuHash(
+			reg.createMap({ type: MapType.PercpuHash, name: 'ph', keySize: 4, valueSize: 8, maxEntries: 4 }),
+			u32,
+			u64,
+		);
+		const lru = new LruHash(
+			reg.createMap({ type: MapType.LruHash, name: 'lru', keySize: 4, valueSize: 8, maxEntries: 4 }),
+			u32,
+			u64,
+		);
+		const bloom = new BloomFilter(
+			reg.createMap({ type: MapType.BloomFilter, name: 'b', keySize: 0, valueSize: 8, maxEntries: 16 }),
+			u64,
+		);
+		const ids = [q, t, ph, lru, bloom].map((v) => String(v.map.id));
+		const child = await runChild('child.mjs', ['new-types', name, ...ids]);
 		expect(child.stdout.trim()).toBe('done');
 		expect([...q.drain()]).toEqual([100n, 101n, 102n]);
 		expect(t.get(Buffer.from([192, 168, 5, 5]))).toBe(16);
+		expect(ph.get(7)).toEqual(new Array(ph.cpus).fill(70n));
+		expect(lru.get(7)).toBe(70n);
+		expect(bloom.has(4242n)).toBe(true);
 	});
 });
 
@@ -335,6 +353,7 @@ describe.each(['interpreter', 'jit'] as Backend[])(
 				pcpu: { type: MapType.PercpuArray, keySize: 4, valueSize: 8, maxEntries: 4 },
 				pcpu_hash: { type: MapType.PercpuHash, keySize: 4, valueSize: 8, maxEntries: 16 },
 				lru: { type: MapType.LruHash, keySize: 4, valueSize: 8, maxEntries: 64 },
+				lru_pcpu: { type: MapType.LruPercpuHash, keySize: 4, valueSize: 8, maxEntries: 16 },
 				queue: { type: MapType.Queue, keySize: 0, valueSize: 8, maxEntries: 8 },
 				stack: { type: MapType.Stack, keySize: 0, valueSize: 8, maxEntries: 8 },
 				bloom: { type: MapType.BloomFilter, keySize: 0, valueSize: 8, maxEntries: 128, mapExtra: 3n },
@@ -375,6 +394,15 @@ describe.each(['interpreter', 'jit'] as Backend[])(
 			for (let k = 0; k < 100; k++) expect(run(input(3, k, BigInt(k) * 2n))).toBe(0n);
 			expect(run(input(4, 99))).toBe(198n);
 			expect([...new LruHash(map('lru'), u32, u64).keys()].length).toBe(64);
+
+			// LRU per-CPU hash: the program's CPU value, zero on the others; 40 keys into 16 entries.
+			for (let k = 0; k < 40; k++) expect(run(input(13, k, BigInt(k) + 1n))).toBe(0n);
+			expect(run(input(14, 39))).toBe(40n);
+			const lp = new LruPercpuHash(map('lru_pcpu'), u32, u64);
+			expect([...lp.entries()].length).toBe(16);
+			const last = lp.get(39) ?? [];
+			expect(last.filter((v) => v === 40n).length).toBe(1);
+			expect(last.filter((v) => v === 0n).length).toBe(last.length - 1);
 
 			// Queue and stack through push/pop/peek.
 			expect(run(input(7))).toBe(MISS);
