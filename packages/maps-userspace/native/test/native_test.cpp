@@ -1471,12 +1471,17 @@ void test_killed_inside_a_lock()
 		auto cl = reg->map(l.id);
 		if (!cq || !cl)
 			_exit(12);
-		// The first fields after the header: the locks are where the
-		// cores put them; take them as a pushing thread would, and die.
+		// The locks where the states keep them (queue_stack::state,
+		// lpm_trie_map.cpp's state: a layout change moves them, and
+		// bumps the state versions checked here); take them as a
+		// pushing thread would, and die.
 		auto *qs = static_cast<char *>((*cq)->state);
-		auto *qlock = reinterpret_cast<shm::robust_mutex *>(qs + 48);
 		auto *ls = static_cast<char *>((*cl)->state);
-		auto *llock = reinterpret_cast<shm::robust_mutex *>(ls + 72);
+		if (reinterpret_cast<uint32_t *>(qs)[1] != 1 ||
+		    reinterpret_cast<uint32_t *>(ls)[1] != 1)
+			_exit(14);
+		auto *qlock = reinterpret_cast<shm::robust_mutex *>(qs + 48);
+		auto *llock = reinterpret_cast<shm::robust_mutex *>(ls + 80);
 		if (!qlock->lock_checked() || !llock->lock_checked())
 			_exit(13);
 		// An LPM writer in the middle of a change: the count odd.
@@ -1486,7 +1491,9 @@ void test_killed_inside_a_lock()
 		_exit(0);
 	}
 	char c;
-	CHECK(read(ready[0], &c, 1) == 1);
+	close(ready[1]);
+	ready[1] = -1;
+	CHECK(read(ready[0], &c, 1) == 1); // 0: the child exited early
 	kill(pid, SIGKILL);
 	int status = 0;
 	waitpid(pid, &status, 0);
@@ -1504,7 +1511,6 @@ void test_killed_inside_a_lock()
 	uint64_t out = 0;
 	CHECK(lm->lookup(key, &out).ok() && out == 8);
 	close(ready[0]);
-	close(ready[1]);
 }
 
 } // namespace

@@ -5,10 +5,11 @@
 // walks the same post-order the kernel's trie_get_next_key does.
 //
 // Memory: BPF_F_NO_PREALLOC is required, as in the kernel. Nodes are taken
-// from the segment as entries come (ENOMEM when it is full, leaving the
-// other maps as they are) and a removed node goes to the map's free list for
-// the next insert, never back to the segment while the map exists, so a
-// reader that still holds one reads valid (if stale) memory.
+// from the segment as entries come, in chunks of up to 32 (ENOMEM when it is
+// full, leaving the other maps as they are), and a removed node goes to the
+// map's free list for the next insert, never back to the segment while the
+// map exists, so a reader that still holds one reads valid (if stale)
+// memory.
 //
 // Locking: writers (update, delete) hold the map's robust mutex and bump a
 // sequence count around their change, odd while it lasts. Each change
@@ -24,6 +25,7 @@
 #include <bpftime/maps_userspace/maps_userspace.hpp>
 #include <bpftime/shm/robust_mutex.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <new>
@@ -74,7 +76,8 @@ struct state {
 	uint32_t node_size;
 	std::atomic<uint32_t> seq; // odd while a writer changes the trie
 	std::atomic<int64_t> root;
-	int64_t free_head; // under the lock
+	int64_t free_head;   // under the lock
+	int64_t chunks_head; // chunks of nodes, linked through their header
 	int64_t manager_off;
 	shm::robust_mutex lock;
 
@@ -100,7 +103,7 @@ struct state {
 								manager_off);
 	}
 };
-static_assert(sizeof(state) == 112);
+static_assert(sizeof(state) == 120);
 
 struct lpm_key {
 	uint32_t prefixlen;
@@ -197,19 +200,39 @@ class writer {
 	int err_;
 };
 
-// A node for an entry or an intermediate node, from the free list or the
-// segment; nullptr when the segment is full. Under the lock.
+// Nodes are carved from chunks of up to CHUNK_NODES (64 KiB at most), each
+// node on its own cache lines: a lookup touches one line per level for
+// small values, as with the kernel's slab objects.
+constexpr uint32_t CHUNK_NODES = 32;
+
+// Takes a chunk from the segment and puts its nodes on the free list;
+// false when the segment has no room. Under the lock.
+bool grow(state *s)
+{
+	const uint32_t count = std::clamp(65536u / s->node_size, 1u, CHUNK_NODES);
+	const size_t bytes = 64 + size_t(count) * s->node_size;
+	void *m = s->manager()->allocate_aligned(bytes, 64, std::nothrow);
+	if (!m)
+		return false;
+	auto *c = static_cast<char *>(m);
+	memcpy(c, &s->chunks_head, sizeof(int64_t));
+	s->chunks_head = c - s->self();
+	for (uint32_t i = count; i-- > 0;) {
+		auto *n = reinterpret_cast<node *>(c + 64 + size_t(i) * s->node_size);
+		n->free_next = s->free_head;
+		s->free_head = s->off_of(n);
+	}
+	return true;
+}
+
+// A node for an entry or an intermediate node, from the free list (grown
+// by a chunk when empty); nullptr when the segment is full. Under the lock.
 node *alloc_node(state *s)
 {
+	if (!s->free_head && !grow(s))
+		return nullptr;
 	node *n = s->at(s->free_head);
-	if (n) {
-		s->free_head = n->free_next;
-	} else {
-		void *m = s->manager()->allocate(s->node_size, std::nothrow);
-		if (!m)
-			return nullptr;
-		n = static_cast<node *>(m);
-	}
+	s->free_head = n->free_next;
 	new (&n->child[0]) std::atomic<int64_t>(0);
 	new (&n->child[1]) std::atomic<int64_t>(0);
 	n->flags = 0;
@@ -263,8 +286,9 @@ int lpm_create(const map_create_args *a, void **out, char *err, size_t err_len)
 	s->data_size = a->key_size - 4;
 	s->max_prefixlen = s->data_size * 8;
 	s->value_off = (s->data_size + 7) & ~7u;
-	s->node_size = uint32_t(sizeof(node)) + s->value_off +
-		       ((a->value_size + 7) & ~7u);
+	s->node_size = (uint32_t(sizeof(node)) + s->value_off +
+			((a->value_size + 7) & ~7u) + 63) &
+		       ~63u;
 	s->manager_off = reinterpret_cast<char *>(mgr) - s->self();
 	s->header.version = LPM_STATE_VERSION;
 	s->header.magic = LPM_MAGIC;
@@ -276,23 +300,11 @@ void lpm_destroy(void *segment_manager, void *sp)
 {
 	auto *mgr = static_cast<shm::segment_manager *>(segment_manager);
 	auto *s = static_cast<state *>(sp);
-	// Every node: the trie's (walked with an explicit stack) and the free
-	// list's.
-	int64_t stack[KEY_SIZE_MAX * 8 * 2 + 2];
-	size_t top = 0;
-	if (int64_t r = s->root.load())
-		stack[top++] = r;
-	while (top) {
-		node *n = s->at(stack[--top]);
-		for (auto &c : n->child)
-			if (int64_t o = c.load())
-				stack[top++] = o;
-		mgr->deallocate(n);
-	}
-	for (node *n = s->at(s->free_head); n;) {
-		node *next = s->at(n->free_next);
-		mgr->deallocate(n);
-		n = next;
+	// Every node lives in a chunk: the chunks are all there is to free.
+	for (int64_t c = s->chunks_head; c;) {
+		char *chunk = s->self() + c;
+		memcpy(&c, chunk, sizeof(int64_t));
+		mgr->deallocate(chunk);
 	}
 	std::destroy_at(&s->lock);
 	s->header.magic = 0;
