@@ -1,7 +1,8 @@
 // @bpftime/maps-userspace: importing this module registers its map types
-// (array, hash, per-CPU, LRU, queue, stack, bloom filter, LPM trie) with the
-// registry of @bpftime/handlers in this process, and exports a typed view of
-// each type past array and hash (one file each, named after the kernel's).
+// (array, hash, per-CPU, LRU, queue, stack, bloom filter, LPM trie, ring
+// buffer, user ring buffer, perf event array) with the registry of
+// @bpftime/handlers in this process, and exports a typed view of each type
+// past array and hash (one file each, named after the kernel's).
 //
 //   import '@bpftime/maps-userspace';
 //
@@ -10,15 +11,13 @@
 // process. What this module hands over is the address of each static map-ops
 // table, as a tagged External, through the same registerMapOps() any other
 // map package uses.
-import { fileURLToPath } from 'node:url';
-import { loadNative, type NativeAddon } from '@bpftime/common';
 import { type MapType, registerMapOps } from '@bpftime/handlers';
+import { native } from './native.js';
 
-interface MapsAddon extends NativeAddon {
-	mapOps(): { type: number; typeName: string; ops: unknown }[];
-}
+export { PerfEventArray, type PerfEventArrayOptions, type PerfRecord } from './perf-event-array.js';
+export { RingBuf, type RingBufReadOptions, type RingBufStats } from './ringbuf.js';
+export { UserRingBuf } from './user-ringbuf.js';
 
-const native = loadNative<MapsAddon>(fileURLToPath(new URL('..', import.meta.url)), 'maps_userspace');
 const tables = native.mapOps();
 for (const t of tables) registerMapOps(t.ops);
 

@@ -18,7 +18,10 @@
 	X(queue_map_ops)                                                       \
 	X(stack_map_ops)                                                       \
 	X(bloom_filter_map_ops)                                                \
-	X(lpm_trie_map_ops)
+	X(lpm_trie_map_ops)                                                    \
+	X(ringbuf_map_ops)                                                     \
+	X(perf_event_array_map_ops)                                            \
+	X(user_ringbuf_map_ops)
 
 namespace bpftime::maps_userspace {
 

@@ -30,6 +30,9 @@ const handlers::map_ops *queue_map_ops() noexcept;
 const handlers::map_ops *stack_map_ops() noexcept;
 const handlers::map_ops *bloom_filter_map_ops() noexcept;
 const handlers::map_ops *lpm_trie_map_ops() noexcept;
+const handlers::map_ops *ringbuf_map_ops() noexcept;
+const handlers::map_ops *perf_event_array_map_ops() noexcept;
+const handlers::map_ops *user_ringbuf_map_ops() noexcept;
 std::span<const handlers::map_ops *const> all_map_ops() noexcept;
 
 // Registers every type of this package with the registry of this process
