@@ -520,6 +520,19 @@ export class BpfMap extends HandleBase {
 		return this.native.mapLookup(this.id, this.generation, key);
 	}
 
+	/**
+	 * BPF_MAP_LOOKUP_ELEM with the value buffer filled in first, as the kernel's bpf() passes it: a
+	 * bloom filter reads the value it is asked about from there. Undefined when absent.
+	 */
+	lookupWithValue(key: Uint8Array, value: Uint8Array): Buffer | undefined {
+		return this.native.mapLookup(this.id, this.generation, key, value);
+	}
+
+	/** BPF_MAP_LOOKUP_AND_DELETE_ELEM (a queue's or stack's pop); undefined when absent or empty. */
+	lookupAndDelete(key: Uint8Array): Buffer | undefined {
+		return this.native.mapLookupAndDelete(this.id, this.generation, key);
+	}
+
 	/** BPF_MAP_UPDATE_ELEM; `flags` from `UpdateFlags` (default Any). */
 	update(key: Uint8Array, value: Uint8Array, flags: number = UpdateFlags.Any): void {
 		this.native.mapUpdate(this.id, this.generation, key, value, expectU32(flags, 'flags'));

@@ -34,7 +34,7 @@ int elem(int cmd, int fd, const void *key, void *value, uint64_t flags)
 } // namespace
 
 int create(uint32_t type, uint32_t key_size, uint32_t value_size,
-	   uint32_t max_entries, uint32_t flags)
+	   uint32_t max_entries, uint32_t flags, uint64_t map_extra)
 {
 	bpf_attr a;
 	memset(&a, 0, sizeof(a));
@@ -43,6 +43,7 @@ int create(uint32_t type, uint32_t key_size, uint32_t value_size,
 	a.value_size = value_size;
 	a.max_entries = max_entries;
 	a.map_flags = flags;
+	a.map_extra = map_extra;
 	return sys_bpf(BPF_MAP_CREATE, &a);
 }
 
@@ -69,6 +70,11 @@ int next_key(int fd, const void *key, void *next)
 	a.key = uint64_t(uintptr_t(key));
 	a.next_key = uint64_t(uintptr_t(next));
 	return sys_bpf(BPF_MAP_GET_NEXT_KEY, &a);
+}
+
+int lookup_and_delete(int fd, const void *key, void *value)
+{
+	return elem(BPF_MAP_LOOKUP_AND_DELETE_ELEM, fd, key, value, 0);
 }
 
 void close_fd(int fd)

@@ -421,7 +421,7 @@ u64 h_map_update_elem(u64 map, u64 key, u64 value, u64 flags, u64)
 		return err(EPERM);
 	if (!program_may_write(m)) [[unlikely]]
 		return err(EINVAL);
-	return u64(int64_t(m->ops->update(m->state,
+	return u64(int64_t(m->ops->prog_update(m->state,
 					  reinterpret_cast<const void *>(key),
 					  reinterpret_cast<const void *>(value),
 					  flags)));

@@ -312,6 +312,31 @@ struct map_ops {
 	// errno. Null: the id is checked first (maps of maps by hash, as the
 	// kernel's bpf_fd_htab_map_update_elem).
 	int (*check_fd_update)(void *state, const void *key, uint64_t flags);
+	// BPF_MAP_LOOKUP_AND_DELETE_ELEM (the kernel's map_pop_elem for queues
+	// and stacks, where key is nullptr): copies the value of key
+	// (user_value_size bytes) and removes it in one step; -ENOENT when
+	// absent or empty. Optional: without it the command is -ENOTSUPP, as
+	// the kernel answers for types that lack it. Caller: the control plane.
+	int (*lookup_and_delete)(void *state, const void *key, void *value);
+
+	// bpf_map_update_elem from a program, where it differs from update
+	// (per-CPU maps: value_size bytes into the running CPU's slot only,
+	// where user space writes every CPU's). Optional: register_map_ops
+	// fills it with update, so the helper calls it without a test.
+	int (*prog_update)(void *state, const void *key, const void *value,
+			   uint64_t flags);
+
+	// JSON export of a type whose contents get_next_key cannot walk (a
+	// queue or a stack has no keys): hands cb every entry (key_size bytes
+	// of key, user_value_size bytes of value) in the order in which
+	// updates with BPF_ANY, one by one, rebuild the same contents (what
+	// import does); a non-zero return from cb stops and is returned.
+	// Optional: without it export walks get_next_key. Caller: the control
+	// plane, under the registry mutex.
+	int (*for_each_entry)(void *state,
+			      int (*cb)(void *ctx, const void *key,
+					const void *value),
+			      void *ctx);
 };
 
 // The napi_type_tag that an External holding a `const map_ops *` carries, so

@@ -219,6 +219,9 @@ struct map_instance {
 	status lookup(const void *key, void *value) const;
 	status update(const void *key, const void *value, uint64_t flags) const;
 	status remove(const void *key) const;
+	// BPF_MAP_LOOKUP_AND_DELETE_ELEM: map_ops::lookup_and_delete (a
+	// queue's or stack's pop); ENOTSUPP for a type without it.
+	status lookup_and_delete(const void *key, void *value) const;
 	// key == nullptr: the first key. ENOENT after the last.
 	status next_key(const void *key, void *next_key) const;
 	// Up to max_count entries after `after` (nullptr: from the first key)

@@ -23,6 +23,14 @@ namespace bpftime::maps_userspace {
 // Static tables; valid for the life of the process.
 const handlers::map_ops *array_map_ops() noexcept;
 const handlers::map_ops *hash_map_ops() noexcept;
+const handlers::map_ops *percpu_array_map_ops() noexcept;
+const handlers::map_ops *percpu_hash_map_ops() noexcept;
+const handlers::map_ops *lru_hash_map_ops() noexcept;
+const handlers::map_ops *lru_percpu_hash_map_ops() noexcept;
+const handlers::map_ops *queue_map_ops() noexcept;
+const handlers::map_ops *stack_map_ops() noexcept;
+const handlers::map_ops *bloom_filter_map_ops() noexcept;
+const handlers::map_ops *lpm_trie_map_ops() noexcept;
 const handlers::map_ops *prog_array_map_ops() noexcept;
 const handlers::map_ops *cgroup_array_map_ops() noexcept;
 const handlers::map_ops *array_of_maps_map_ops() noexcept;
