@@ -2122,6 +2122,16 @@ static uint64_t h_deref(uint64_t p, uint64_t, uint64_t, uint64_t, uint64_t)
 	return *reinterpret_cast<volatile const uint64_t *>(p);
 }
 
+// Programs that fault on purpose: the type checker would refuse them, as
+// BPFTIME_VERIFIER=off lets through.
+static vm_options fault_test_options()
+{
+	vm_options o;
+	o.strict_verifier = false;
+	o.type_check = false;
+	return o;
+}
+
 static void test_fault_recovery(const backend_under_test &bt)
 {
 	if (bt.bounds_check)
@@ -2159,7 +2169,7 @@ static void test_fault_recovery(const backend_under_test &bt)
 	for (const one_case &c : cases) {
 		if (bt.b == backend::jit_x64 && !c.jit_too)
 			continue;
-		vm v(bt.b, vm_options{ false, false });
+		vm v(bt.b, fault_test_options());
 		register_all(v);
 		(void)v.register_helper(proto(HELPER_DEREF, "deref", h_deref));
 		auto loaded = v.load(c.prog);
@@ -2186,7 +2196,7 @@ static void test_fault_recovery(const backend_under_test &bt)
 	}
 	{
 		// A good run after the faults: nothing of them is left over.
-		vm v(bt.b, vm_options{ false, false });
+		vm v(bt.b, fault_test_options());
 		(void)v.load(P({ ldx(BPF_DW, R0, R1, 0), exit_() }));
 		int err = -1;
 		uint64_t r0 = v.get_runner()(&good, 8, &err);

@@ -807,7 +807,8 @@ class checker {
 					i.code == (BPF_JMP | BPF_CALL) &&
 					i.src_reg == BPF_HELPER_CALL &&
 					(uint32_t(i.imm) == BPF_FUNC_loop ||
-					 uint32_t(i.imm) == BPF_FUNC_user_ringbuf_drain) &&
+					 uint32_t(i.imm) == BPF_FUNC_user_ringbuf_drain ||
+					 uint32_t(i.imm) == BPF_FUNC_for_each_map_elem) &&
 					st_->callback_return == pc_;
 				if (calls_callback &&
 				    states_equal(old->st, *st_, pc_, false)) {
@@ -816,7 +817,14 @@ class checker {
 				}
 				if (calls_callback)
 					widen(old->st);
-				if (old->hash == hash &&
+				// A callback's exit that repeats an earlier
+				// iteration's is not a loop of its own: the path
+				// goes back to the helper's call, where iterations
+				// converge (above).
+				const bool callback_exit =
+					i.code == (BPF_JMP | BPF_EXIT) &&
+					st_->cur().callback;
+				if (!callback_exit && old->hash == hash &&
 				    states_equal(old->st, *st_, pc_, true))
 					return reject(pc_, "infinite loop detected at "
 							   "insn %u",
@@ -2288,7 +2296,8 @@ class checker {
 			// callbacks).
 			const bool is_loop = id == BPF_FUNC_loop;
 			const bool is_drain = id == BPF_FUNC_user_ringbuf_drain;
-			if (!is_loop && !is_drain)
+			const bool is_for_each = id == BPF_FUNC_for_each_map_elem;
+			if (!is_loop && !is_drain && !is_for_each)
 				return reject(pc_,
 					      "helper #%u takes a callback the "
 					      "verifier cannot follow",
@@ -2307,13 +2316,29 @@ class checker {
 			// bpf_loop: the index; user_ringbuf_drain: the
 			// helper's own dynptr, a number to the program
 			// (only dynptr helpers take it).
-			if (is_loop) {
-				nf.regs[1] = reg::make_scalar(
-					scalar::urange(0, 0xffffffffull));
+			if (is_for_each && !meta.map_known)
+				return reject(pc_,
+					      "R1: bpf_for_each_map_elem needs a "
+					      "map the verifier knows");
+			if (is_for_each) {
+				// callback(map, key, value, ctx): the map's
+				// own key and value, as the kernel's
+				// set_map_elem_callback_state gives them.
+				nf.regs[1] = reg::pointer(CONST_PTR_MAP);
+				nf.regs[1].map = meta.map;
+				nf.regs[2] = reg::pointer(PTR_MAP_KEY);
+				nf.regs[2].map = meta.map;
+				nf.regs[3] = reg::pointer(PTR_MAP_VALUE);
+				nf.regs[3].map = meta.map;
+				nf.regs[4] = meta.callback_ctx;
 			} else {
-				nf.regs[1] = reg::pointer(PTR_DYNPTR);
+				if (is_loop)
+					nf.regs[1] = reg::make_scalar(
+						scalar::urange(0, 0xffffffffull));
+				else
+					nf.regs[1] = reg::pointer(PTR_DYNPTR);
+				nf.regs[2] = meta.callback_ctx;
 			}
-			nf.regs[2] = meta.callback_ctx;
 			nf.regs[BPF_REG_FP] = reg::pointer(PTR_STACK);
 			nf.regs[BPF_REG_FP].frame = uint8_t(cb.frames.size());
 			cb.frames.push_back(nf);
