@@ -6,6 +6,8 @@
 export interface Io {
 	out: (text: string) => void;
 	err: (text: string) => void;
+	/** Where progress spinners draw (stderr of the CLI); none when absent. */
+	progress?: { isTTY?: boolean; write(text: string): unknown };
 }
 
 /** Wrong arguments: exit status 2 and the usage of `command`. */

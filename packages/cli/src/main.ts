@@ -13,6 +13,7 @@ export { type Io, UsageError } from './command.js';
 const defaultIo: Io = {
 	out: (t) => process.stdout.write(t),
 	err: (t) => process.stderr.write(t),
+	progress: process.stderr,
 };
 
 function version(): string {
@@ -35,6 +36,7 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
 		}
 		const [name, ...args] = rest;
 		const command = name === undefined ? undefined : findCommand(name);
+		if (name !== undefined && !command) throw new UsageError(`unknown command '${name}'`);
 		if (options['--help'] === true || options['-h'] === true) {
 			io.out(command?.usage ?? USAGE);
 			return 0;

@@ -1,2 +1,2 @@
 export * from './asm/index.js';
-export { type Backend, type HelperFn, opcodeTableAccepts, pluginPath, Vm, type VmOptions } from './vm.js';
+export { type Backend, checkBackend, type HelperFn, opcodeTableAccepts, pluginPath, Vm, type VmOptions } from './vm.js';

@@ -48,6 +48,17 @@ export function opcodeTableAccepts(code: Buffer | Uint8Array): boolean[] {
 	return [...native.opcodeTableAccepts(bytes)].map((b) => b === 1);
 }
 
+/**
+ * Throws what `new Vm({ backend })` would for a backend name the native vm
+ * does not have: ENOTSUP for `llvm` when this build has no LLVM backend
+ * (`vm backend 'llvm': the LLVM backend is not built`), EINVAL for an
+ * unknown name. For tools that take a backend name from their user and
+ * want to say what is missing before they start anything.
+ */
+export function checkBackend(name: string): void {
+	new native.VmHandle(expectString(name, 'backend'), false, 0, 'strict').close();
+}
+
 /** `interpreter`, or `jit` (x86-64, machine code emitted directly). */
 export type Backend = 'interpreter' | 'jit';
 

@@ -3,6 +3,7 @@
 // there, as `bpftime start` would have at its start.
 import { BpftimeError } from '@bpftime/common';
 import { type Command, takeOptions, UsageError } from '../command.js';
+import { withProgress } from '../progress.js';
 import { openRegistry } from '../registry.js';
 
 export function parsePid(word: string | undefined, command: string): number {
@@ -45,7 +46,11 @@ Example:
 			);
 		}
 		const { inject } = await import('@bpftime/agent');
-		const attached = await inject(pid, segment === undefined ? {} : { segment });
+		const attached = await withProgress(
+			`injecting the agent into process ${pid}`,
+			inject(pid, segment === undefined ? {} : { segment }),
+			io.progress,
+		);
 		io.out(`attached to process ${pid}: ${attached} of ${links} links attached\n`);
 		return 0;
 	},

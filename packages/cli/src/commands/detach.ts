@@ -1,6 +1,7 @@
 // bpftime detach <pid>: removes every hook the agent placed in a process
 // (`bpftime attach` or `bpftime start`); the agent stays loaded, inert.
 import { type Command, takeOptions, UsageError } from '../command.js';
+import { withProgress } from '../progress.js';
 import { parsePid } from './attach.js';
 
 export const detach: Command = {
@@ -22,7 +23,7 @@ Example:
 		if (rest.length > 1) throw new UsageError(`detach: unexpected argument '${rest[1]}'`, 'detach');
 		const pid = parsePid(rest[0], 'detach');
 		const { detachAgent } = await import('@bpftime/agent');
-		const removed = await detachAgent(pid);
+		const removed = await withProgress(`removing the hooks from process ${pid}`, detachAgent(pid), io.progress);
 		io.out(`detached from process ${pid}: ${removed} hooks removed\n`);
 		return 0;
 	},

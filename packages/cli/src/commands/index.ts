@@ -3,10 +3,27 @@
 // through this table and usage.ts builds the overview from it.
 import type { Command } from '../command.js';
 import { attach } from './attach.js';
+import { completion } from './completion.js';
 import { detach } from './detach.js';
+import { doctor } from './doctor.js';
 import { help } from './help.js';
 import { load } from './load.js';
 import { map } from './map.js';
+import { objdump } from './objdump.js';
+import { run } from './run.js';
 import { start } from './start.js';
+import { vm } from './vm.js';
 
-export const COMMANDS: readonly Command[] = [load, start, attach, detach, map, help];
+export const COMMANDS: readonly Command[] = [
+	load,
+	start,
+	attach,
+	detach,
+	map,
+	run,
+	objdump,
+	vm,
+	doctor,
+	completion,
+	help,
+];

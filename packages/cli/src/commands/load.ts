@@ -7,6 +7,7 @@ import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { foreground } from '../child.js';
 import { type Command, takeOptions, UsageError } from '../command.js';
 import { registryModules, segmentOptions } from '../registry.js';
+import { requireBackend, VM_OPTION_SPEC, vmEnv, vmOptions } from '../vm-options.js';
 
 function parsePid(text: string): number {
 	if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 0x3fffffff) {
@@ -46,8 +47,8 @@ export const load: Command = {
 			"run a libbpf-based tool or bpftool with\nlibbpftime-syscall-server.so preloaded; exits\nwith the command's exit status",
 		],
 	],
-	usage: `Usage: bpftime load <prog.bpf.o> [--binary <path>] [--pid <pid>] [--no-attach]
-       bpftime load [--keep] <command> [args...]
+	usage: `Usage: bpftime load <prog.bpf.o> [--binary <path>] [--pid <pid>] [--no-attach] [vm options]
+       bpftime load [--keep] [vm options] <command> [args...]
 
 Creates the registry when the segment does not exist (BPFTIME_SHM_MEMORY_MB
 sizes it), loads the object's maps and programs into it, and attaches every
@@ -72,6 +73,22 @@ is given.
 Options of the second form:
   --keep           leave everything the tool creates in the registry after
                    it exits (BPFTIME_KEEP_OBJECTS=1)
+
+VM options, of both forms:
+  --vm <backend>   interpreter, jit or llvm: an object's programs are
+                   verified and compiled on it here, so that a program the
+                   backend refuses fails the load; a command gets
+                   BPFTIME_VM_NAME. The backend that runs a program is the
+                   target's: \`bpftime start --vm\`
+  --shm-size <MiB> size of the segment when this load creates it
+                   (BPFTIME_SHM_MEMORY_MB; 64, 64M, 1G)
+  --verbose        say what is done (each program's backend and compile
+                   time, the segment's size) on stderr; a command gets
+                   SPDLOG_LEVEL=debug
+
+Example:
+  bpftime load malloc.bpf.o --vm interpreter
+  bpftime load --keep ./uprobe-counter ./victim
 `,
 	ownsHelp: true,
 	async run(args, { segment, io }) {
@@ -84,6 +101,7 @@ Options of the second form:
 				'--keep': 'flag',
 				'--help': 'flag',
 				'-h': 'flag',
+				...VM_OPTION_SPEC,
 			},
 			'load',
 			true,
@@ -97,9 +115,12 @@ Options of the second form:
 			for (const o of ['--binary', '--pid', '--no-attach'])
 				if (o in first.options) throw new UsageError(`load: ${o} is for object files, not commands`, 'load');
 			const [command, ...commandArgs] = first.rest as [string, ...string[]];
+			const vm = vmOptions(first.options, 'load');
+			await requireBackend(vm.backend);
 			const { spawnWithSyscallServer } = await import('@bpftime/syscall-server');
 			const child = await spawnWithSyscallServer(command, commandArgs, {
 				stdio: 'inherit',
+				env: vmEnv(vm),
 				keepObjects: first.options['--keep'] === true,
 				...(segment ? { segment } : {}),
 			});
@@ -109,7 +130,14 @@ Options of the second form:
 			throw new UsageError('load: --keep is for commands; objects loaded from a file always stay', 'load');
 		const { options, rest } = takeOptions(
 			args,
-			{ '--binary': 'value', '--pid': 'value', '--no-attach': 'flag', '--help': 'flag', '-h': 'flag' },
+			{
+				'--binary': 'value',
+				'--pid': 'value',
+				'--no-attach': 'flag',
+				'--help': 'flag',
+				'-h': 'flag',
+				...VM_OPTION_SPEC,
+			},
 			'load',
 			false,
 		);
@@ -123,13 +151,35 @@ Options of the second form:
 		const file = rest[0] as string;
 		const pid = typeof options['--pid'] === 'string' ? parsePid(options['--pid']) : undefined;
 		const binary = typeof options['--binary'] === 'string' ? options['--binary'] : undefined;
+		const vm = vmOptions(options, 'load');
+		await requireBackend(vm.backend);
 		const [{ BpfObject }, { Registry, Segment }] = await Promise.all([import('@bpftime/loader'), registryModules()]);
 		const obj = BpfObject.open(file);
-		const seg = Segment.openOrCreate(segmentOptions(segment));
+		const name = segmentOptions(segment).name ?? Segment.defaultOptions().name;
+		const created = !Segment.exists({ name });
+		const seg = Segment.openOrCreate({ name, ...(vm.shmSizeMb === undefined ? {} : { sizeMb: vm.shmSizeMb }) });
 		const reg = Registry.openOrCreate(seg);
 		try {
 			const loaded = await obj.load(reg);
+			if (vm.backend !== undefined || vm.verbose) {
+				// Proves here, once, that every program verifies and compiles on the backend the
+				// targets will be started with (`bpftime start --vm`), instead of a log line in each.
+				for (const p of loaded.programs.values()) {
+					try {
+						const r = reg.prog(p.id).instantiate(vm.backend === undefined ? {} : { backend: vm.backend });
+						if (vm.verbose)
+							io.err(`bpftime: prog '${p.name}': verified and prepared on ${r.backend} in ${r.compileTimeNs} ns\n`);
+					} catch (e) {
+						obj.close();
+						throw e;
+					}
+				}
+			}
 			io.out(`${file}: loaded into segment '${seg.name}'\n`);
+			if (vm.verbose)
+				io.err(
+					`bpftime: segment '${seg.name}' ${created ? 'created' : 'opened'}: ${seg.stats().size >> 20n} MiB, ${seg.stats().free >> 10n} KiB free\n`,
+				);
 			for (const m of loaded.maps.values()) io.out(`  map '${m.name}' id ${m.id}\n`);
 			for (const p of loaded.programs.values()) io.out(`  prog '${p.name}' id ${p.id}\n`);
 			if (options['--no-attach'] !== true) {

@@ -1,8 +1,7 @@
 // bpftime map list | map dump <name|id>: reads the maps of the registry, as
 // `bpftool map` does for the kernel's.
 import { BpftimeError } from '@bpftime/common';
-import { type BpfMap, type MapDescriptor, MapType, type Registry } from '@bpftime/handlers';
-import { StackTraceMap, Symbolizer } from '@bpftime/maps-userspace';
+import type { BpfMap, MapDescriptor, Registry } from '@bpftime/handlers';
 import { type Command, type Context, takeOptions, UsageError } from '../command.js';
 import { openRegistry } from '../registry.js';
 
@@ -68,7 +67,9 @@ async function list(args: string[], { segment, io }: Context): Promise<number> {
 }
 
 /** The stacks of a stack trace map, one frame a line, named through the ELF symbols of process `pid`. */
-function dumpStacks(map: BpfMap, pid: number | undefined, json: boolean, io: Context['io']): void {
+async function dumpStacks(map: BpfMap, pid: number | undefined, json: boolean, io: Context['io']): Promise<void> {
+	// Imported here: the native addons would slow every command's start-up (--help included).
+	const { StackTraceMap, Symbolizer } = await import('@bpftime/maps-userspace');
 	const stacks = new StackTraceMap(map);
 	const sym = pid === undefined ? undefined : new Symbolizer(pid);
 	const all = [...stacks.entries()];
@@ -101,8 +102,9 @@ async function dump(args: string[], { segment, io }: Context): Promise<number> {
 	const { seg, reg } = await openRegistry(segment);
 	try {
 		const map = findMap(reg, names[0] as string);
+		const { MapType } = await import('@bpftime/handlers');
 		if (map.type === MapType.StackTrace) {
-			dumpStacks(map, pid, options['--json'] === true, io);
+			await dumpStacks(map, pid, options['--json'] === true, io);
 			return 0;
 		}
 		const entries = [...map.entries()].map(([k, v]) => [formatBytes(k), formatBytes(v)] as const);

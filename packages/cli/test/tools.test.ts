@@ -1,0 +1,387 @@
+// bpftime run, objdump, vm plugin, doctor and completion, as users run them
+// (node dist/cli.js in its own process), on objects clang builds from
+// test/fixtures and examples/malloc.
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Segment } from '@bpftime/shm';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+
+const cli = new URL('../dist/cli.js', import.meta.url).pathname;
+const fixtures = new URL('./fixtures/', import.meta.url).pathname;
+const execFileP = promisify(execFile);
+
+interface Result {
+	code: number | null;
+	stdout: string;
+	stderr: string;
+}
+
+async function bpftime(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<Result> {
+	const child = spawn(process.execPath, [cli, ...args], {
+		env: options.env ?? process.env,
+		stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+	});
+	if (options.input !== undefined) child.stdin?.end(options.input);
+	let stdout = '';
+	let stderr = '';
+	child.stdout?.on('data', (d) => {
+		stdout += d;
+	});
+	child.stderr?.on('data', (d) => {
+		stderr += d;
+	});
+	const [code] = await once(child, 'close');
+	return { code, stdout, stderr };
+}
+
+let serial = 0;
+function segmentName(): string {
+	const name = `bpftime_cli_tools_${process.pid}_${serial++}`;
+	onTestFinished(() => {
+		if (Segment.exists({ name })) Segment.remove({ name });
+	});
+	return name;
+}
+
+/** The private segments `bpftime run` makes for object files (bpftime_run_<pid>_…). */
+function runSegments(): string[] {
+	return readdirSync('/dev/shm').filter((f) => f.startsWith('bpftime_run_'));
+}
+
+let dir = '';
+let object = '';
+beforeAll(async () => {
+	dir = mkdtempSync(join(tmpdir(), 'bpftime-cli-tools-'));
+	object = join(dir, 'run-ctx.bpf.o');
+	await execFileP('clang', [
+		'-target',
+		'bpf',
+		'-O2',
+		'-g',
+		'-I/usr/include/x86_64-linux-gnu',
+		'-c',
+		join(fixtures, 'run-ctx.bpf.c'),
+		'-o',
+		object,
+	]);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('bpftime run', () => {
+	it.each(['jit', 'interpreter'])(
+		'prints r0, the map entry the runs changed and the time per run (%s)',
+		async (backend) => {
+			const before = runSegments();
+			// ctx[0] = 5: each run adds 5 to totals[1] and returns 5 * 2 + 1.
+			const r = await bpftime([
+				'run',
+				object,
+				'--program',
+				'add_ctx',
+				'--ctx',
+				'05 00 00 00 00 00 00 00',
+				'--repeat',
+				'3',
+				'--vm',
+				backend,
+			]);
+			expect(r.stderr).toBe('');
+			expect(r.code).toBe(0);
+			expect(r.stdout).toMatch(new RegExp(`^prog 'add_ctx' \\(id \\d+\\) on ${backend}: r0 = 11 \\(0xb\\)$`, 'm'));
+			expect(r.stdout).toMatch(/^3 runs: [\d.]+ (ns|µs|ms) per run/m);
+			expect(r.stdout).toMatch(/^map 'totals' \(id \d+\): 1 entry changed\n {2}~ key 1 value 0 -> 15$/m);
+			expect(runSegments()).toEqual(before);
+		},
+	);
+
+	it('reads the context from a file and prints JSON with --json', async () => {
+		const ctx = join(dir, 'ctx.bin');
+		const bytes = Buffer.alloc(8);
+		bytes.writeBigUInt64LE(0x8000000000000000n);
+		writeFileSync(ctx, bytes);
+		const r = await bpftime(['run', object, '--program', 'add_ctx', '--ctx', ctx, '--json']);
+		expect(r.code, r.stderr).toBe(0);
+		const doc = JSON.parse(r.stdout);
+		// 2^63 * 2 + 1 wraps to 1 in 64 bits.
+		expect(doc).toMatchObject({
+			prog: { name: 'add_ctx', type: 'BPF_PROG_TYPE_KPROBE' },
+			r0: '1',
+			runs: 1,
+			maps: [{ name: 'totals', changes: [{ key: '1', before: '0', after: String(0x8000000000000000n) }] }],
+		});
+		expect(typeof doc.nsPerRun).toBe('number');
+	});
+
+	it('says no map changed for a program that writes none', async () => {
+		const r = await bpftime(['run', object, '--program', 'seven']);
+		expect(r.code, r.stderr).toBe(0);
+		expect(r.stdout).toMatch(/r0 = 7 \(0x7\)/);
+		expect(r.stdout).toMatch(/^maps: none changed$/m);
+	});
+
+	it("runs a registry's program by id and changes the registry's map", async () => {
+		const seg = segmentName();
+		const load = await bpftime(['--segment', seg, 'load', '--no-attach', object]);
+		expect(load.code, load.stderr).toBe(0);
+		const id = /prog 'add_ctx' id (\d+)/.exec(load.stdout)?.[1] as string;
+		const r = await bpftime(['--segment', seg, 'run', id, '--ctx', '02 00 00 00 00 00 00 00', '--repeat', '2']);
+		expect(r.code, r.stderr).toBe(0);
+		expect(r.stdout).toMatch(/r0 = 5 \(0x5\)/);
+		const dump = await bpftime(['--segment', seg, 'map', 'dump', 'totals']);
+		expect(dump.stdout).toMatch(/^key 1 value 4$/m);
+	});
+
+	it.each([
+		['no operand', ['run'], /run: missing the object file or program id/],
+		['--repeat 0', ['run', 'x.o', '--repeat', '0'], /run: --repeat: expected a count from 1 to/],
+		[
+			'--ctx that is neither file nor hex',
+			['run', 'x.o', '--ctx', 'zz'],
+			/--ctx: 'zz' is neither a file nor hex bytes/,
+		],
+		[
+			'an unknown backend',
+			['run', 'x.o', '--vm', 'ebpf'],
+			/--vm: expected interpreter, jit or llvm but received 'ebpf'/,
+		],
+		['--program with an id', ['run', '7', '--program', 'p'], /run: --program names a program of an object file/],
+		['two operands', ['run', 'a.o', 'b.o'], /run: unexpected argument 'b\.o'/],
+	])('exits 2 with the usage for %s', async (_, args, re) => {
+		const r = await bpftime(args);
+		expect(r.code).toBe(2);
+		expect(r.stderr).toMatch(re);
+		expect(r.stderr).toMatch(/Usage: bpftime run/);
+	});
+
+	it('exits 2 naming the programs when an object has several and none is chosen', async () => {
+		const r = await bpftime(['run', object]);
+		expect(r.code).toBe(2);
+		expect(r.stderr).toMatch(/has 2 programs \(add_ctx, seven\); choose one with --program/);
+	});
+
+	it('exits 1 naming what is missing for --vm llvm, before loading anything', async () => {
+		const before = runSegments();
+		const r = await bpftime(['run', object, '--program', 'seven', '--vm', 'llvm']);
+		expect(r.code).toBe(1);
+		expect(r.stderr).toBe(
+			"bpftime: --vm llvm: vm backend 'llvm': the LLVM backend is not built; this build of @bpftime/vm has the interpreter and the jit (--vm jit)\n",
+		);
+		expect(runSegments()).toEqual(before);
+	});
+
+	it('exits 1 for a program the object does not have, a missing file and an unknown id', async () => {
+		const before = runSegments();
+		const noProg = await bpftime(['run', object, '--program', 'nine']);
+		expect([noProg.code, noProg.stderr]).toEqual([
+			1,
+			`bpftime: program 'nine': no such program in '${object}' (programs: add_ctx, seven)\n`,
+		]);
+		const noFile = await bpftime(['run', '/nonexistent/x.bpf.o']);
+		expect(noFile.code).toBe(1);
+		expect(noFile.stderr).toMatch(/^bpftime: object '\/nonexistent\/x\.bpf\.o': /);
+		const seg = segmentName();
+		expect((await bpftime(['--segment', seg, 'load', '--no-attach', object])).code).toBe(0);
+		const noId = await bpftime(['--segment', seg, 'run', '4000']);
+		expect([noId.code, noId.stderr]).toEqual([1, 'bpftime: prog id 4000: no such program in the registry\n']);
+		const mapId = await bpftime(['--segment', seg, 'run', '1']);
+		expect([mapId.code, mapId.stderr]).toEqual([1, 'bpftime: id 1: is a map, not a program\n']);
+		expect(runSegments()).toEqual(before);
+	});
+});
+
+describe('bpftime objdump', () => {
+	it('prints the sections, maps, programs and the disassembly with source lines', async () => {
+		const r = await bpftime(['objdump', object]);
+		expect(r.stderr).toBe('');
+		expect(r.code).toBe(0);
+		expect(r.stdout).toMatch(/^Sections:$/m);
+		expect(r.stdout).toMatch(/^ +\d+ uprobe +PROGBITS +\d+ +AX$/m);
+		expect(r.stdout).toMatch(/^ +\d+ \.BTF\.ext +PROGBITS/m);
+		expect(r.stdout).toMatch(/^ +\d+ \.maps +PROGBITS +\d+ +WA$/m);
+		expect(r.stdout).toMatch(/#0 totals: BPF_MAP_TYPE_ARRAY key 4 value 8 max_entries 4/);
+		expect(r.stdout).toMatch(/add_ctx: SEC\("uprobe"\) BPF_PROG_TYPE_KPROBE/);
+		expect(r.stdout).toMatch(/#\d+ map: map 'totals'/);
+		// Source lines from the BTF line info, with file and line of the fixture.
+		const source = readFileSync(join(fixtures, 'run-ctx.bpf.c'), 'utf8').split('\n');
+		const line = source.findIndex((l) => l.includes('__u64 a = ctx[0];')) + 1;
+		expect(r.stdout).toContain(`; __u64 a = ctx[0];  (run-ctx.bpf.c:${line})`);
+		expect(r.stdout).toMatch(/^ +\d+: [0-9a-f]{16} {2}exit$/m);
+		expect(r.stdout).toMatch(/r0 = 7/);
+	});
+
+	it('leaves out sections and instructions when asked', async () => {
+		const r = await bpftime(['objdump', '--no-sections', '--no-disassembly', object]);
+		expect(r.code).toBe(0);
+		expect(r.stdout).not.toMatch(/Sections:/);
+		expect(r.stdout).not.toMatch(/exit/);
+		expect(r.stdout).toMatch(/^run-ctx\.bpf\.o: license 'GPL'/);
+	});
+
+	it('exits 1 naming the file for one that is no eBPF object, 2 without a file', async () => {
+		const notBpf = await bpftime(['objdump', process.execPath]);
+		expect(notBpf.code).toBe(1);
+		expect(notBpf.stderr).toContain(process.execPath);
+		const none = await bpftime(['objdump']);
+		expect(none.code).toBe(2);
+		expect(none.stderr).toMatch(/objdump: missing the object file/);
+	});
+});
+
+describe('bpftime vm plugin', () => {
+	it.each(['--jit', '--interpret'])('runs hex from stdin and prints r0 (%s)', async (flag) => {
+		// r0 = 42; exit
+		const r = await bpftime(['vm', 'plugin', flag], { input: 'b7 00 00 00 2a 00 00 00 95 00 00 00 00 00 00 00' });
+		expect([r.code, r.stdout, r.stderr]).toEqual([0, '0x2a\n', '']);
+	});
+
+	it('passes the memory argument: r1 points at it', async () => {
+		// r0 = *(u64 *)(r1 + 0); exit
+		const r = await bpftime(['vm', 'plugin', '01 02 03 04 05 06 07 08'], {
+			input: '79 10 00 00 00 00 00 00 95 00 00 00 00 00 00 00',
+		});
+		expect([r.code, r.stdout]).toEqual([0, '0x807060504030201\n']);
+	});
+
+	it('exits 1 with the reason for a program that does not verify', async () => {
+		// An unknown opcode 0xff.
+		const r = await bpftime(['vm', 'plugin'], { input: 'ff 00 00 00 00 00 00 00 95 00 00 00 00 00 00 00' });
+		expect(r.code).toBe(1);
+		expect(r.stderr).not.toBe('');
+	});
+
+	it('exits 2 for a missing or unknown subcommand', async () => {
+		expect((await bpftime(['vm'])).stderr).toMatch(/vm: missing the subcommand \(plugin\)/);
+		const r = await bpftime(['vm', 'frob']);
+		expect([r.code, /vm: unknown subcommand 'frob'/.test(r.stderr)]).toEqual([2, true]);
+	});
+});
+
+describe('bpftime doctor', () => {
+	it('reports what the kernel files say, and the runtime, as JSON', async () => {
+		const r = await bpftime(['doctor', '--json'], { env: { ...process.env, BPFTIME_VM_NAME: 'interpreter' } });
+		expect(r.code, r.stderr).toBe(0);
+		const doc = JSON.parse(r.stdout) as {
+			machine: { name: string; ok: boolean | null; detail: string; use: string }[];
+			runtime: Record<string, unknown>;
+		};
+		const check = (name: string) => doc.machine.find((c) => c.name === name);
+		expect(doc.machine.map((c) => c.name)).toEqual([
+			'bpf()',
+			'ptrace',
+			'huge pages',
+			'syscall user dispatch',
+			'protection keys (PKU)',
+			'tracefs',
+			'kernel BTF',
+			'/dev/shm',
+		]);
+		// bpftool asks the same kernel: it works exactly where bpf() is allowed.
+		const bpftool = spawnSync('bpftool', ['prog', 'show'], { stdio: 'ignore' });
+		if (bpftool.error === undefined) expect(check('bpf()')?.ok).toBe(bpftool.status === 0);
+		const tracefs = readFileSync('/proc/mounts', 'utf8').includes(' tracefs ');
+		expect(check('tracefs')?.ok).toBe(tracefs);
+		expect(check('kernel BTF')?.ok).toBe(existsSync('/sys/kernel/btf/vmlinux'));
+		const pku = / pku( |$)/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
+		if (!pku) expect(check('protection keys (PKU)')?.ok).toBe(false);
+		const scope = existsSync('/proc/sys/kernel/yama/ptrace_scope')
+			? readFileSync('/proc/sys/kernel/yama/ptrace_scope', 'utf8').trim()
+			: undefined;
+		expect(check('ptrace')?.detail).toContain(scope === undefined ? 'no Yama LSM' : `ptrace_scope=${scope}`);
+		expect(doc.runtime).toMatchObject({
+			backend: 'interpreter',
+			backendFrom: 'BPFTIME_VM_NAME',
+			llvm: expect.stringMatching(/^unavailable \(vm backend 'llvm': the LLVM backend is not built\)$/),
+			segment: 'bpftime_maps_shm',
+			node: process.version,
+		});
+		expect(doc.runtime.agent).toMatch(/libbpftime-agent\.so$/);
+	});
+
+	it('prints one line per check starting with yes, no or info, then the runtime', async () => {
+		const seg = segmentName();
+		const r = await bpftime(['--segment', seg, 'doctor']);
+		expect(r.code, r.stderr).toBe(0);
+		expect(r.stdout).toMatch(/^Machine \(kernel .+\):$/m);
+		expect(r.stdout.match(/^ {2}(yes|no|info) {2}/gm)).toHaveLength(8);
+		expect(r.stdout).toMatch(
+			new RegExp(`^ {2}segment +'${seg}', \\d+ MiB when created \\(does not exist yet\\)$`, 'm'),
+		);
+	});
+
+	it('exits 2 for an argument it does not take', async () => {
+		const r = await bpftime(['doctor', 'now']);
+		expect([r.code, /doctor: unexpected argument 'now'/.test(r.stderr)]).toEqual([2, true]);
+	});
+});
+
+describe('bpftime completion', () => {
+	/** What bash completes for `words` (the last one the partial word), after loading the script. */
+	function bashComplete(script: string, words: string[]): string[] {
+		const quoted = words.map((w) => `'${w}'`).join(' ');
+		const r = spawnSync(
+			'bash',
+			[
+				'--norc',
+				'-c',
+				`source "$1"; COMP_WORDS=(${quoted}); COMP_CWORD=$((\${#COMP_WORDS[@]} - 1)); _bpftime; printf '%s\\n' "\${COMPREPLY[@]}"`,
+				'bash',
+				script,
+			],
+			{ encoding: 'utf8' },
+		);
+		expect(r.stderr).toBe('');
+		return r.stdout.split('\n').filter((l) => l !== '');
+	}
+
+	it('registers a bash completion that completes commands, subcommands, options and backends', async () => {
+		const r = await bpftime(['completion', 'bash']);
+		expect(r.code).toBe(0);
+		const script = join(dir, 'bpftime.bash');
+		writeFileSync(script, r.stdout);
+		const p = spawnSync('bash', ['--norc', '-c', 'source "$1" && complete -p bpftime', 'bash', script], {
+			encoding: 'utf8',
+		});
+		expect(p.stdout.trim()).toBe('complete -o default -F _bpftime bpftime');
+		expect(bashComplete(script, ['bpftime', 'ob'])).toEqual(['objdump']);
+		expect(bashComplete(script, ['bpftime', 'd'])).toEqual(['detach', 'doctor']);
+		expect(bashComplete(script, ['bpftime', '--segment', 'x', 'ma'])).toEqual(['map']);
+		expect(bashComplete(script, ['bpftime', 'map', 'd'])).toEqual(['dump']);
+		expect(bashComplete(script, ['bpftime', 'vm', ''])).toEqual(['plugin']);
+		expect(bashComplete(script, ['bpftime', 'run', 'x.o', '--re'])).toEqual(['--repeat']);
+		expect(bashComplete(script, ['bpftime', 'start', '--vm', 'int'])).toEqual(['interpreter']);
+		expect(bashComplete(script, ['bpftime', 'completion', ''])).toEqual(['bash', 'zsh']);
+		expect(bashComplete(script, ['bpftime', 'attach', String(process.pid)])).toContain(String(process.pid));
+		expect(bashComplete(script, ['bpftime', '--v'])).toEqual(['--version']);
+	});
+
+	const zsh = spawnSync('zsh', ['--version']).error ? undefined : 'zsh';
+	it.skipIf(!zsh)('registers a zsh completion function with compdef (skips without zsh)', async () => {
+		const r = await bpftime(['completion', 'zsh']);
+		expect(r.code).toBe(0);
+		const script = join(dir, '_bpftime');
+		writeFileSync(script, r.stdout);
+		expect(spawnSync('zsh', ['-n', script]).status).toBe(0);
+		const p = spawnSync(
+			'zsh',
+			[
+				'-f',
+				'-c',
+				'autoload -U compinit && compinit -u -D && source "$1" && print -r -- $_comps[bpftime]',
+				'zsh',
+				script,
+			],
+			{ encoding: 'utf8' },
+		);
+		expect(p.stdout.trim()).toBe('_bpftime');
+		expect(r.stdout).toContain("'objdump:sections, maps, programs, relocations and the'");
+	});
+
+	it('exits 2 for a shell it does not know', async () => {
+		const r = await bpftime(['completion', 'fish']);
+		expect([r.code, /completion: unknown shell 'fish' \(expected bash or zsh\)/.test(r.stderr)]).toEqual([2, true]);
+	});
+});
