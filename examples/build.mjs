@@ -7,8 +7,11 @@ import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** packages/cli/dist/cli.js: the bpftime command as `pnpm build` leaves it. */
-export const cli = fileURLToPath(new URL('../packages/cli/dist/cli.js', import.meta.url));
+/**
+ * packages/cli/dist/cli.js: the bpftime command as `pnpm build` leaves it;
+ * BPFTIME_CLI names another (an installed `bpftime`, for the packed install test).
+ */
+export const cli = process.env.BPFTIME_CLI || fileURLToPath(new URL('../packages/cli/dist/cli.js', import.meta.url));
 
 /**
  * `bpftime --segment <segment> …` as a function: runs the command to its

@@ -27,6 +27,7 @@ PACKAGES=(
 	"nlohmann-json3-dev:/usr/include/nlohmann/json.hpp"
 	"bpftool:/usr/sbin/bpftool"
 	"bpftrace:/usr/bin/bpftrace"
+	"zsh:/usr/bin/zsh"
 )
 
 missing=()

@@ -5,6 +5,12 @@ export const help: Command = {
 	name: 'help',
 	overview: [['help [<command>]', "this text, or a command's"]],
 	usage: `Usage: bpftime help [<command>]
+
+Prints the overview of every command, or the help text of one (the same as
+\`bpftime <command> --help\`).
+
+Example:
+  bpftime help run
 `,
 	async run(args, { io, usage }) {
 		const topic = args[0];

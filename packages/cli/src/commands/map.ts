@@ -145,6 +145,10 @@ dump  every entry of the map, one per line: "key <k> value <v>"; keys and
       prints each stack, one frame a line; with --pid, each frame is named
       from the ELF symbols of that process (the one that recorded them):
       "function+0x1f (/path/to/module)".
+
+Example:
+  bpftime map list
+  bpftime map dump malloc_calls --json
 `,
 	async run(args, ctx) {
 		const [sub, ...rest] = args;

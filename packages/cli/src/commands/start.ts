@@ -35,7 +35,12 @@ Example:
 `,
 	ownsHelp: true,
 	async run(args, { segment, io }) {
-		const { options, rest } = takeOptions(args, VM_OPTION_SPEC, 'start', true);
+		const { options, rest } = takeOptions(args, { ...VM_OPTION_SPEC, '--help': 'flag', '-h': 'flag' }, 'start', true);
+		// Before the command, --help is ours; after it, the command's.
+		if (options['--help'] === true || options['-h'] === true) {
+			io.out(start.usage);
+			return 0;
+		}
 		if (rest.length === 0) throw new UsageError('start: missing the command to run', 'start');
 		const [command, ...commandArgs] = rest as [string, ...string[]];
 		const vm = vmOptions(options, 'start');
