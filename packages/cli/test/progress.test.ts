@@ -17,8 +17,11 @@ describe('withProgress', () => {
 		const result = await withProgress('injecting the agent into process 7', sleep(400, 42), tty, 50);
 		expect(result).toBe(42);
 		expect(tty.writes.length).toBeGreaterThanOrEqual(2);
-		for (const w of tty.writes.slice(0, -1))
-			expect(w).toMatch(/^\r[|/\\-] injecting the agent into process 7 \(0s\)\x1b\[K$/);
+		const ESC = String.fromCharCode(0x1b);
+		for (const w of tty.writes.slice(0, -1)) {
+			expect(w.startsWith('\r') && w.endsWith(`${ESC}[K`)).toBe(true);
+			expect(w.slice(1, -3)).toMatch(/^[|/\\-] injecting the agent into process 7 \(0s\)$/);
+		}
 		expect(tty.writes.at(-1)).toBe('\r\x1b[K');
 	});
 
