@@ -378,6 +378,36 @@ describe('bpftime completion', () => {
 		);
 		expect(p.stdout.trim()).toBe('_bpftime');
 		expect(r.stdout).toContain("'objdump:sections, maps, programs, relocations and the'");
+
+		// _bpftime itself, in zsh, with what it offers printed by stand-ins for zsh's
+		// completion functions (words and CURRENT are plain variables outside a widget).
+		const complete = (words: string[]) => {
+			const q = words.map((w) => `'${w}'`).join(' ');
+			const c = spawnSync(
+				'zsh',
+				[
+					'-f',
+					'-c',
+					`source "$1" 2>/dev/null
+compadd() { [[ $1 == -- ]] && shift; print -r -- "$*" }
+_describe() { print -r -- "\${(j: :)\${(@)commands%%:*}}" }
+_files() { print -r -- '<files>' }
+_pids() { print -r -- '<pids>' }
+words=(${q}); CURRENT=$#words; _bpftime`,
+					'zsh',
+					script,
+				],
+				{ encoding: 'utf8' },
+			);
+			return c.stdout.trim();
+		};
+		expect(complete(['bpftime', ''])).toBe('load start attach detach map run objdump vm doctor completion help');
+		expect(complete(['bpftime', '--segment', 's', 'map', ''])).toBe('list dump');
+		expect(complete(['bpftime', 'run', 'x.o', '--'])).toBe('--ctx --help --json --program --repeat --shm-size --vm');
+		expect(complete(['bpftime', 'start', '--vm', ''])).toBe('interpreter jit llvm');
+		expect(complete(['bpftime', 'attach', ''])).toBe('<pids>');
+		expect(complete(['bpftime', 'objdump', ''])).toBe('<files>');
+		expect(complete(['bpftime', '-'])).toBe('--segment --help --version');
 	});
 
 	it('exits 2 for a shell it does not know', async () => {

@@ -70,7 +70,7 @@ _bpftime() {
 	done
 	if [ -z "$cmd" ]; then
 		if [ "$prev" = --segment ]; then
-			COMPREPLY=($(compgen -W "$(cd /dev/shm 2>/dev/null && ls)" -- "$cur"))
+			COMPREPLY=($(compgen -W "$(cd /dev/shm 2>/dev/null && echo *)" -- "$cur"))
 		elif [[ "$cur" == -* ]]; then
 			COMPREPLY=($(compgen -W ${shellWord(GLOBAL_OPTIONS.join(' '))} -- "$cur"))
 		else
@@ -89,7 +89,7 @@ ${cases}
 	elif [[ "$cur" == -* ]]; then
 		COMPREPLY=($(compgen -W "$opts" -- "$cur"))
 	elif [ "$COMP_CWORD" -eq $((cmdi + 1)) ] && case " ${PID_COMMANDS.join(' ')} " in *" $cmd "*) true ;; *) false ;; esac; then
-		COMPREPLY=($(compgen -W "$(cd /proc && ls -d [0-9]*)" -- "$cur"))
+		COMPREPLY=($(compgen -W "$(cd /proc && echo [0-9]*)" -- "$cur"))
 	elif [ "$cmd" = completion ]; then
 		COMPREPLY=($(compgen -W 'bash zsh' -- "$cur"))
 	fi
