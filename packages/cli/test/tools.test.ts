@@ -193,6 +193,67 @@ describe('bpftime run', () => {
 	});
 });
 
+describe('--vm, --shm-size and --verbose of load and start', () => {
+	it('load verifies and compiles every program on --vm, says so with --verbose, and sizes a new segment', async () => {
+		const seg = segmentName();
+		const r = await bpftime([
+			'--segment',
+			seg,
+			'load',
+			'--vm',
+			'jit',
+			'--verbose',
+			'--shm-size',
+			'8',
+			'--no-attach',
+			object,
+		]);
+		expect(r.code, r.stderr).toBe(0);
+		expect(r.stderr).toMatch(/^bpftime: prog 'add_ctx': verified and compiled on jit in \d+ µs$/m);
+		expect(r.stderr).toMatch(/^bpftime: prog 'seven': verified and compiled on jit in \d+ µs$/m);
+		expect(r.stderr).toMatch(new RegExp(`^bpftime: segment '${seg}' created \\(8 MiB\\): \\d+ KiB free$`, 'm'));
+		const s = Segment.open({ name: seg });
+		onTestFinished(() => s.close());
+		// What the allocator manages: the 8 MiB less the segment's own header.
+		expect(s.stats().size).toBeLessThanOrEqual(8n << 20n);
+		expect(s.stats().size).toBeGreaterThan(7n << 20n);
+	});
+
+	it('load --vm llvm fails naming what is missing, and creates nothing', async () => {
+		const seg = segmentName();
+		const r = await bpftime(['--segment', seg, 'load', '--vm', 'llvm', object]);
+		expect(r.code).toBe(1);
+		expect(r.stderr).toMatch(/^bpftime: --vm llvm: vm backend 'llvm': the LLVM backend is not built; /);
+		expect(Segment.exists({ name: seg })).toBe(false);
+	});
+
+	it('start gives the command BPFTIME_VM_NAME and SPDLOG_LEVEL, and --shm-size creates the segment first', async () => {
+		const seg = segmentName();
+		const r = await bpftime([
+			'--segment',
+			seg,
+			'start',
+			'--vm',
+			'interpreter',
+			'--verbose',
+			'--shm-size',
+			'4',
+			'sh',
+			'-c',
+			'echo "$BPFTIME_VM_NAME $SPDLOG_LEVEL"',
+		]);
+		expect(r.code, r.stderr).toBe(0);
+		expect(r.stdout).toBe('interpreter debug\n');
+		expect(r.stderr).toContain(`bpftime: segment '${seg}' created: 4 MiB`);
+		expect(Segment.exists({ name: seg })).toBe(true);
+	});
+
+	it('start passes options after the command on to it', async () => {
+		const r = await bpftime(['--segment', segmentName(), 'start', 'sh', '-c', 'echo "$0 $1"', '--vm', '--help']);
+		expect([r.code, r.stdout]).toEqual([0, '--vm --help\n']);
+	});
+});
+
 describe('bpftime objdump', () => {
 	it('prints the sections, maps, programs and the disassembly with source lines', async () => {
 		const r = await bpftime(['objdump', object]);

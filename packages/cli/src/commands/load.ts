@@ -168,7 +168,9 @@ Example:
 					try {
 						const r = reg.prog(p.id).instantiate(vm.backend === undefined ? {} : { backend: vm.backend });
 						if (vm.verbose)
-							io.err(`bpftime: prog '${p.name}': verified and prepared on ${r.backend} in ${r.compileTimeNs} ns\n`);
+							io.err(
+								`bpftime: prog '${p.name}': ${r.compileTimeNs > 0n ? `verified and compiled on ${r.backend} in ${Number(r.compileTimeNs / 1000n)} µs` : `verified for ${r.backend}`}\n`,
+							);
 					} catch (e) {
 						obj.close();
 						throw e;
@@ -178,7 +180,7 @@ Example:
 			io.out(`${file}: loaded into segment '${seg.name}'\n`);
 			if (vm.verbose)
 				io.err(
-					`bpftime: segment '${seg.name}' ${created ? 'created' : 'opened'}: ${seg.stats().size >> 20n} MiB, ${seg.stats().free >> 10n} KiB free\n`,
+					`bpftime: segment '${seg.name}' ${created ? `created (${vm.shmSizeMb ?? Segment.defaultOptions().sizeMb} MiB)` : 'opened'}: ${seg.stats().free >> 10n} KiB free\n`,
 				);
 			for (const m of loaded.maps.values()) io.out(`  map '${m.name}' id ${m.id}\n`);
 			for (const p of loaded.programs.values()) io.out(`  prog '${p.name}' id ${p.id}\n`);
