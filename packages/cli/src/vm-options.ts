@@ -62,8 +62,9 @@ export function vmEnv(o: VmOptions, env: NodeJS.ProcessEnv = process.env): NodeJ
 }
 
 /**
- * Throws, before anything starts, when this build of @bpftime/vm has no
- * `backend`: ENOTSUP for llvm, saying which backends there are.
+ * Throws, before anything starts, when this build of @bpftime/vm cannot run
+ * `backend` (ENOTSUP for llvm when it is not built), saying which backends
+ * there are.
  */
 export async function requireBackend(backend: Backend | undefined): Promise<void> {
 	if (backend === undefined) return;
@@ -71,9 +72,9 @@ export async function requireBackend(backend: Backend | undefined): Promise<void
 	try {
 		checkBackend(backend);
 	} catch (e) {
-		if (e instanceof BpftimeError && e.code === 'ENOTSUP')
+		if (e instanceof BpftimeError && backend === 'llvm')
 			throw new BpftimeError(
-				'ENOTSUP',
+				e.code,
 				`--vm ${backend}: ${e.message}; this build of @bpftime/vm has the interpreter and the jit (--vm jit)`,
 			);
 		throw e;

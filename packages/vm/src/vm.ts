@@ -48,15 +48,24 @@ export function opcodeTableAccepts(code: Buffer | Uint8Array): boolean[] {
 	return [...native.opcodeTableAccepts(bytes)].map((b) => b === 1);
 }
 
+/** r0 = 0; exit: the least a backend must be able to prepare. */
+const EXIT_ZERO = Buffer.from('b7000000000000009500000000000000', 'hex');
+
 /**
- * Throws what `new Vm({ backend })` would for a backend name the native vm
- * does not have: ENOTSUP for `llvm` when this build has no LLVM backend
- * (`vm backend 'llvm': the LLVM backend is not built`), EINVAL for an
- * unknown name. For tools that take a backend name from their user and
- * want to say what is missing before they start anything.
+ * Throws what a VM of `backend` would, at its creation or when it prepares
+ * the smallest program, for a backend this build cannot run: ENOTSUP for
+ * `llvm` without its LLVM backend (`vm backend 'llvm': the LLVM backend is
+ * not built`), EINVAL for an unknown name. For tools that take a backend
+ * name from their user and want to say what is missing before they start
+ * anything.
  */
 export function checkBackend(name: string): void {
-	new native.VmHandle(expectString(name, 'backend'), false, 0, 'strict').close();
+	const vm = new native.VmHandle(expectString(name, 'backend'), false, 0, 'strict');
+	try {
+		vm.load(EXIT_ZERO);
+	} finally {
+		vm.close();
+	}
 }
 
 /** `interpreter`, or `jit` (x86-64, machine code emitted directly). */
