@@ -11,7 +11,7 @@ function bpftime(args: string[]) {
 	return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-describe('help', () => {
+describe('help', { timeout: 60_000 }, () => {
 	it.each(COMMANDS.map((c) => [c.name]))('bpftime %s --help prints its usage with an example, exit 0', (name) => {
 		const r = bpftime([name, '--help']);
 		expect(r.code).toBe(0);
