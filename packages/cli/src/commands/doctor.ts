@@ -54,8 +54,18 @@ function configOption(cfg: { text: string } | undefined, option: string): boolea
 async function bpfCheck(caps: bigint): Promise<Check> {
 	const unpriv = read('/proc/sys/kernel/unprivileged_bpf_disabled')?.trim();
 	const use = 'kernel-backed maps (@bpftime/maps-shared) and the differential tests against the kernel';
+	let describeKernelMap: (id: number) => unknown;
 	try {
-		const { describeKernelMap } = await import('@bpftime/maps-shared');
+		({ describeKernelMap } = await import('@bpftime/maps-shared'));
+	} catch (e) {
+		return {
+			name: 'bpf()',
+			ok: null,
+			detail: `not probed: @bpftime/maps-shared does not load (${(e as Error).message.split('\n')[0]})`,
+			use,
+		};
+	}
+	try {
 		// Id 0 never names a map: ENOENT is the kernel answering, EPERM or ENOSYS a refusal.
 		describeKernelMap(0);
 		return { name: 'bpf()', ok: true, detail: 'allowed', use };

@@ -37,7 +37,12 @@ function contextSize(progType: number): number {
 export function parseContext(text: string): Buffer {
 	if (existsSync(text)) {
 		if (!statSync(text).isFile()) throw new UsageError(`run: --ctx: '${text}' is not a regular file`, 'run');
-		return readFileSync(text);
+		try {
+			return readFileSync(text);
+		} catch (e) {
+			const err = e as NodeJS.ErrnoException;
+			throw new BpftimeError(err.code ?? 'EIO', `--ctx '${text}': ${err.message}`);
+		}
 	}
 	const digits = text.replace(/^0x/i, '').replace(/[\s,:]/g, '');
 	if (digits.length === 0 || !/^[0-9a-f]*$/i.test(digits) || digits.length % 2 !== 0)
