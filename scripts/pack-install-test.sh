@@ -8,9 +8,10 @@
 #
 #   scripts/pack-install-test.sh          (after `pnpm turbo run build`)
 #
-# The native builds dominate: with ccache warm from the workspace's own
-# build (CCACHE_BASEDIR at or above the repository) most objects are cache
-# hits, a cold machine compiles everything once. Third-party packages
+# Not part of `pnpm test`: the native builds dominate. With ccache warm from
+# the workspace's own build (CCACHE_BASEDIR at or above the repository) most
+# objects are cache hits and the whole run takes a minute or two; a cold
+# cache compiles every native package once (many minutes on 2 cores). Third-party packages
 # (cmake-js, node-addon-api) come from npm's cache when it has them
 # (--prefer-offline), else from the registry.
 #
