@@ -9,7 +9,7 @@
 //
 // Goal (issue 21): --help and list under 150 ms.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,20 @@ import { Segment } from '@bpftime/shm';
 const cli = fileURLToPath(new URL('../../packages/cli/dist/cli.js', import.meta.url));
 const example = fileURLToPath(new URL('../../examples/malloc/malloc.bpf.c', import.meta.url));
 const PASSES = 21;
+// USER_HZ: the unit of /proc/<pid>/stat's times, 100 on every Linux ABI.
+const TICKS_PER_SECOND = 100;
+
+/**
+ * CPU time (user + system, in clock ticks) of this process's waited-for
+ * children: cutime and cstime of /proc/self/stat. Wall time swings with
+ * what else the machine runs; CPU time much less.
+ */
+function childCpuTicks() {
+	const stat = readFileSync('/proc/self/stat', 'utf8');
+	const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+	// Fields 16 and 17 of proc(5), counted from pid = 1; the slice starts at field 3.
+	return Number(fields[13]) + Number(fields[14]);
+}
 const segment = `bpftime_bench_cli_${process.pid}`;
 
 const dir = mkdtempSync(join(tmpdir(), 'bpftime-cli-bench-'));
@@ -46,23 +60,30 @@ try {
 		['bpftime doctor', [cli, 'doctor']],
 	];
 	const samples = variants.map(() => []);
+	const cpuTicks = variants.map(() => 0);
 	for (let pass = 0; pass < PASSES; pass++) {
 		variants.forEach(([name, args], i) => {
+			const c0 = childCpuTicks();
 			const t0 = process.hrtime.bigint();
 			const r = spawnSync(process.execPath, args, { stdio: 'ignore' });
 			const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+			cpuTicks[i] += childCpuTicks() - c0;
 			if (r.status !== 0) throw new Error(`${name}: exited ${r.status ?? r.signal}`);
 			samples[i].push(ms);
 		});
 	}
 	const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 	const base = median(samples[0]);
-	console.log(`cli start-up: spawn to exit, median of ${PASSES} alternating passes`);
+	const cpuMs = (i) => (cpuTicks[i] * 1000) / TICKS_PER_SECOND / PASSES;
+	console.log(
+		`cli start-up: spawn to exit (wall, median of ${PASSES} alternating passes) and CPU time (user + system, mean)`,
+	);
 	const width = Math.max(...variants.map(([n]) => n.length));
 	variants.forEach(([name], i) => {
 		const ms = median(samples[i]);
 		const rel = i === 0 ? 'baseline' : `${(ms / base).toFixed(2)}x baseline, +${(ms - base).toFixed(1)} ms`;
-		console.log(`  ${name.padEnd(width)}  ${ms.toFixed(1).padStart(7)} ms  ${rel}`);
+		const cpu = `${cpuMs(i).toFixed(0).padStart(4)} ms CPU${i === 0 ? '' : ` (+${(cpuMs(i) - cpuMs(0)).toFixed(0)})`}`;
+		console.log(`  ${name.padEnd(width)}  ${ms.toFixed(1).padStart(7)} ms  ${cpu}  ${rel}`);
 	});
 } finally {
 	if (Segment.exists({ name: segment })) Segment.remove({ name: segment });
