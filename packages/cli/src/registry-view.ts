@@ -60,7 +60,7 @@ export function registryBtf(
 	btfId: number | undefined,
 	cache = new Map<number, Btf | null>(),
 ): Btf | undefined {
-	if (btfId === undefined || btfId === 0) return undefined;
+	if (btfId === undefined) return undefined;
 	if (!cache.has(btfId)) {
 		const d = reg.get(btfId);
 		let btf: Btf | null = null;

@@ -307,8 +307,11 @@ async function watch(
 		for (let n = 0; !stop && (count === undefined || n < count); n++) {
 			if (n > 0) {
 				await new Promise<void>((resolve) => {
-					wake = resolve;
-					setTimeout(resolve, seconds * 1000).unref();
+					const timer = setTimeout(resolve, seconds * 1000);
+					wake = () => {
+						clearTimeout(timer);
+						resolve();
+					};
 				});
 				if (stop) break;
 			}
@@ -426,11 +429,11 @@ const FLAG_NAMES: Record<string, number> = {
 };
 
 async function update(args: string[], ctx: Context): Promise<number> {
-	return withEntry(ctx, 'update', args, { '--flags': 'value' }, 3, (f, key, [valueText], options) => {
-		const flagText = options['--flags'] ?? 'any';
-		const flags = typeof flagText === 'string' ? FLAG_NAMES[flagText] : undefined;
-		if (flags === undefined)
-			throw new UsageError(`map update: --flags takes any, noexist or exist, received '${String(flagText)}'`, 'map');
+	const flagText = takeOptions(args, { '--flags': 'value' }, 'map', false).options['--flags'] ?? 'any';
+	const flags = typeof flagText === 'string' ? FLAG_NAMES[flagText] : undefined;
+	if (flags === undefined)
+		throw new UsageError(`map update: --flags takes any, noexist or exist, received '${String(flagText)}'`, 'map');
+	return withEntry(ctx, 'update', args, { '--flags': 'value' }, 3, (f, key, [valueText]) => {
 		let value: Buffer;
 		try {
 			value = f.parseValue(valueText as string);
@@ -467,7 +470,7 @@ async function del(args: string[], ctx: Context): Promise<number> {
 			if (e instanceof BpftimeError && e.code === 'EINVAL')
 				throw new BpftimeError(
 					'EINVAL',
-					`${describe(f.desc)}: delete: EINVAL: a ${shortTypeName(f.desc.typeName)} map's entries cannot be deleted; \`bpftime map update\` sets one to 0`,
+					`${describe(f.desc)}: delete: EINVAL: the entries of a map of type ${shortTypeName(f.desc.typeName)} cannot be deleted (every key exists); \`bpftime map update\` sets one to 0`,
 				);
 			throw e;
 		}
