@@ -80,7 +80,9 @@ describe('bpftime attach / detach', { timeout: 60_000 }, () => {
 		const again = await bpftime(['--segment', seg, 'attach', String(v.pid)]);
 		expect(again.code).toBe(1);
 		expect(again.stderr).toMatch(
-			new RegExp(`^bpftime: process ${v.pid}: the agent is already attached .*; \`bpftime detach ${v.pid}\` first \\(EEXIST\\)\\n$`),
+			new RegExp(
+				`^bpftime: process ${v.pid}: the agent is already attached .*; \`bpftime detach ${v.pid}\` first \\(EEXIST\\)\\n$`,
+			),
 		);
 		const counted = async () => {
 			const r = await bpftime(['--segment', seg, 'map', 'dump', '--json', 'malloc_calls']);

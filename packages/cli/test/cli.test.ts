@@ -86,7 +86,9 @@ describe('bpftime arguments', () => {
 		const seg = segmentName();
 		const r = await bpftime(['--segment', seg, 'map', 'dump', 'counts']);
 		expect(r.code).toBe(1);
-		expect(r.stderr).toBe(`bpftime: segment '${seg}': does not exist; \`bpftime load <prog.bpf.o>\` creates it (ENOENT)\n`);
+		expect(r.stderr).toBe(
+			`bpftime: segment '${seg}': does not exist; \`bpftime load <prog.bpf.o>\` creates it (ENOENT)\n`,
+		);
 	});
 
 	it('exits 1 naming the file when load cannot read it, and creates nothing', async () => {

@@ -88,7 +88,9 @@ async function loaded(): Promise<{ seg: string; ids: Record<string, number> }> {
 	const r = await bpftime(['--segment', seg, 'load', formats]);
 	expect(r.stderr).toBe('');
 	expect(r.code).toBe(0);
-	const ids = Object.fromEntries([...r.stdout.matchAll(/(?:map|prog) '(\w+)' id (\d+)/g)].map((m) => [m[1], Number(m[2])]));
+	const ids = Object.fromEntries(
+		[...r.stdout.matchAll(/(?:map|prog) '(\w+)' id (\d+)/g)].map((m) => [m[1], Number(m[2])]),
+	);
 	return { seg, ids };
 }
 
@@ -170,30 +172,56 @@ describe('bpftime map with BTF', { timeout: 60_000 }, () => {
 	it('looks up, updates and deletes one entry, keys and values as integers, enum names or hex bytes', async () => {
 		const { seg } = await loaded();
 		const run = (...args: string[]) => bpftime(['--segment', seg, 'map', ...args]);
-		expect((await run('update', 'events', '3', `hex:${event(1, 'sh', 7, 0, 0, 0, [0, 0]).toString('hex')}`)).stdout).toMatch(
-			/^map 'events' \(id \d+\): key 3 updated\n$/,
-		);
+		expect(
+			(await run('update', 'events', '3', `hex:${event(1, 'sh', 7, 0, 0, 0, [0, 0]).toString('hex')}`)).stdout,
+		).toMatch(/^map 'events' \(id \d+\): key 3 updated\n$/);
 		expect((await run('lookup', 'events', '0x3')).stdout).toBe(
 			'key 3 value {pid: 1, comm: "sh", st: "DONE", ret: 0, low: 0, high: 0, ports: [0, 0]}\n',
 		);
 		const dup = await run('update', 'events', '3', `hex:${'00'.repeat(36)}`, '--flags', 'noexist');
-		expect([dup.code, dup.stderr]).toEqual([1, expect.stringMatching(/: update key 3: EEXIST: the key exists and --flags noexist was given\n$/)]);
+		expect([dup.code, dup.stderr]).toEqual([
+			1,
+			expect.stringMatching(/: update key 3: EEXIST: the key exists and --flags noexist was given\n$/),
+		]);
 		expect((await run('update', 'lat_slots', '2', '-1')).code).toBe(0);
 		expect((await run('lookup', 'lat_slots', '2')).stdout).toBe('key 2 value 18446744073709551615\n');
 		expect((await run('delete', 'events', '3')).stdout).toMatch(/key 3 deleted\n$/);
 		const gone = await run('lookup', 'events', '3');
-		expect([gone.code, gone.stderr]).toEqual([1, expect.stringMatching(/^bpftime: map 'events' \(id \d+\): lookup key 3: no such entry \(ENOENT\)/)]);
+		expect([gone.code, gone.stderr]).toEqual([
+			1,
+			expect.stringMatching(/^bpftime: map 'events' \(id \d+\): lookup key 3: no such entry \(ENOENT\)/),
+		]);
 		const again = await run('delete', 'events', '3');
 		expect([again.code, again.stderr]).toEqual([1, expect.stringMatching(/delete key 3: no such entry \(ENOENT\)\n$/)]);
 	});
 
 	it.each([
 		['a key that is no integer', ['lookup', 'events', 'seven'], /key 'seven': expected an integer .* \(EINVAL\)\n$/],
-		['a key too large for 4 bytes', ['lookup', 'events', '4294967296'], /key '4294967296': does not fit in 4 bytes \(ERANGE\)\n$/],
-		['a value of the wrong size', ['update', 'events', '1', 'hex:00'], /value 'hex:00': expected 36 bytes \(72 hex digits\) but received 1 \(EINVAL\)\n$/],
-		['an integer for a struct value', ['update', 'events', '1', '5'], /the value is 36 bytes, not an integer; give its bytes as hex:00000000… \(EINVAL\)\n$/],
-		['a delete in an array', ['delete', 'lat_slots', '1'], /delete: EINVAL: the entries of a map of type array cannot be deleted/],
-		['an unknown map', ['lookup', 'nosuch', '1'], /^bpftime: map 'nosuch': no such map in the registry \(maps: 'events', 'per_cpu', 'hists', 'lat_slots'\) \(ENOENT\)\n$/],
+		[
+			'a key too large for 4 bytes',
+			['lookup', 'events', '4294967296'],
+			/key '4294967296': does not fit in 4 bytes \(ERANGE\)\n$/,
+		],
+		[
+			'a value of the wrong size',
+			['update', 'events', '1', 'hex:00'],
+			/value 'hex:00': expected 36 bytes \(72 hex digits\) but received 1 \(EINVAL\)\n$/,
+		],
+		[
+			'an integer for a struct value',
+			['update', 'events', '1', '5'],
+			/the value is 36 bytes, not an integer; give its bytes as hex:00000000… \(EINVAL\)\n$/,
+		],
+		[
+			'a delete in an array',
+			['delete', 'lat_slots', '1'],
+			/delete: EINVAL: the entries of a map of type array cannot be deleted/,
+		],
+		[
+			'an unknown map',
+			['lookup', 'nosuch', '1'],
+			/^bpftime: map 'nosuch': no such map in the registry \(maps: 'events', 'per_cpu', 'hists', 'lat_slots'\) \(ENOENT\)\n$/,
+		],
 	])('exits 1 naming what is wrong for %s, and changes nothing', async (_, args, re) => {
 		const { seg } = await loaded();
 		withRegistry(seg, (reg) => reg.mapByName('lat_slots').update(u32(1), u64(5n)));
@@ -209,7 +237,11 @@ describe('bpftime map with BTF', { timeout: 60_000 }, () => {
 		['lookup without a key', ['map', 'lookup', 'events'], /map lookup: missing the key/],
 		['update without a value', ['map', 'update', 'events', '1'], /map update: missing the value/],
 		['delete with an extra operand', ['map', 'delete', 'events', '1', '2'], /map delete: unexpected argument '2'/],
-		['update with bad flags', ['map', 'update', 'events', '1', '2', '--flags', 'often'], /--flags takes any, noexist or exist/],
+		[
+			'update with bad flags',
+			['map', 'update', 'events', '1', '2', '--flags', 'often'],
+			/--flags takes any, noexist or exist/,
+		],
 		['dump with a bad --hist', ['map', 'dump', 'lat_slots', '--hist', 'cubic'], /--hist takes log2, linear or off/],
 		['dump with --step alone', ['map', 'dump', 'lat_slots', '--step', '4'], /--min and --step go with --hist linear/],
 		['dump with a bad --watch', ['map', 'dump', 'lat_slots', '--watch', 'soon'], /--watch takes a positive number/],
@@ -296,7 +328,19 @@ describe('bpftime map dump histograms', { timeout: 60_000 }, () => {
 			m.update(u32(1), u64(4n));
 			m.update(u32(3), u64(1n));
 		});
-		const r = await bpftime(['--segment', seg, 'map', 'dump', 'lat_slots', '--hist', 'linear', '--min', '1000', '--step', '1024']);
+		const r = await bpftime([
+			'--segment',
+			seg,
+			'map',
+			'dump',
+			'lat_slots',
+			'--hist',
+			'linear',
+			'--min',
+			'1000',
+			'--step',
+			'1024',
+		]);
 		expect(r.stdout).toBe(
 			[
 				'@lat_slots:',
@@ -362,7 +406,9 @@ describe('bpftime list, prog, link, clean with a running target', { timeout: 60_
 		const { seg, ids } = await loaded();
 		const r = await bpftime(['--segment', seg, 'list']);
 		expect(r.code).toBe(0);
-		expect(r.stdout).toMatch(/^Programs \(1\)\n\s*ID\s+NAME\s+TYPE\s+INSNS\s+MAPS\n\s*\d+\s+touch\s+kprobe\s+\d+\s+[\d,]+\n/);
+		expect(r.stdout).toMatch(
+			/^Programs \(1\)\n\s*ID\s+NAME\s+TYPE\s+INSNS\s+MAPS\n\s*\d+\s+touch\s+kprobe\s+\d+\s+[\d,]+\n/,
+		);
 		expect(r.stdout).toMatch(/\n\s*\d+\s+per_cpu\s+percpu_array\s+4B\s+8B\s+2\s+0x0\s+\d+\n/);
 		expect(r.stdout).toMatch(/\nLinks \(0\)\n {2}none\n/);
 		expect(r.stdout).not.toMatch(/\x1b/);
@@ -392,10 +438,17 @@ describe('bpftime list, prog, link, clean with a running target', { timeout: 60_
 		expect(dump.stdout).toMatch(/^ +0: \*\(u32 \*\)\(r10 - 4\) = |^ +0: r\d = /m);
 		expect(dump.stdout).toMatch(/: r1 = map_by_fd\(\d+\) ll\n/);
 		expect(dump.stdout).toMatch(/: exit\n$/);
+		// Source lines from the object's BTF line info, each before its first instruction.
+		expect(dump.stdout).toMatch(/\n<touch>:\n; int touch\(void \*ctx\) {2}\(formats\.bpf\.c:\d+\)\n +0: /);
+		expect(dump.stdout).toMatch(/\n; \*c \+= e->pid \+ h->slots\[0\] \+ \*s; {2}\(formats\.bpf\.c:\d+\)\n +\d+: /);
 		const json = JSON.parse((await bpftime(['--segment', seg, 'prog', 'dump', '--json', 'touch'])).stdout);
 		expect(json.insns.at(-1).text).toBe('exit');
+		expect(json.insns[0]).toMatchObject({ pc: 0, func: 'touch', source: { text: 'int touch(void *ctx)' } });
 		const none = await bpftime(['--segment', seg, 'prog', 'show', 'nosuch']);
-		expect([none.code, none.stderr]).toEqual([1, "bpftime: prog 'nosuch': no such prog in the registry (progs: 'touch') (ENOENT)\n"]);
+		expect([none.code, none.stderr]).toEqual([
+			1,
+			"bpftime: prog 'nosuch': no such prog in the registry (progs: 'touch') (ENOENT)\n",
+		]);
 		const map = await bpftime(['--segment', seg, 'prog', 'dump', String(ids.events)]);
 		expect([map.code, map.stderr]).toEqual([1, `bpftime: id ${ids.events}: is a map, not a prog (EINVAL)\n`]);
 	});
@@ -433,7 +486,9 @@ describe('bpftime list, prog, link, clean with a running target', { timeout: 60_
 		expect(list.processes).toContainEqual({ pid, command: 'victim', role: 'agent' });
 		expect(list.links).toEqual([expect.objectContaining({ id: linkId, progName: 'count_malloc' })]);
 		const table = await bpftime(['--segment', seg, 'link', 'list']);
-		expect(table.stdout).toMatch(new RegExp(`\\n\\s*${linkId}\\s+\\d+ count_malloc\\s+0x0\\s+0\\s+uprobe .*libc\\.so\\.6\\+0x[0-9a-f]+\\n`));
+		expect(table.stdout).toMatch(
+			new RegExp(`\\n\\s*${linkId}\\s+\\d+ count_malloc\\s+0x0\\s+0\\s+uprobe .*libc\\.so\\.6\\+0x[0-9a-f]+\\n`),
+		);
 
 		const det = await bpftime(['--segment', seg, 'link', 'detach', String(linkId)]);
 		expect(det.stdout).toMatch(new RegExp(`^link ${linkId} detached: prog \\d+ 'count_malloc' from uprobe `));
@@ -453,7 +508,10 @@ describe('bpftime list, prog, link, clean with a running target', { timeout: 60_
 			.toBe(true);
 		expect((await bpftime(['--segment', seg, 'link', 'list'])).stdout).toBe('no links\n');
 		const gone = await bpftime(['--segment', seg, 'link', 'detach', String(linkId)]);
-		expect([gone.code, gone.stderr]).toEqual([1, `bpftime: link id ${linkId}: no such link in the registry (ENOENT)\n`]);
+		expect([gone.code, gone.stderr]).toEqual([
+			1,
+			`bpftime: link id ${linkId}: no such link in the registry (ENOENT)\n`,
+		]);
 
 		const refused = await bpftime(['--segment', seg, 'clean']);
 		expect(refused.code).toBe(1);
@@ -516,6 +574,9 @@ describe('bpftime export / import', { timeout: 60_000 }, () => {
 			expect(Segment.exists({ name: target })).toBe(false);
 		}
 		const missing = await bpftime(['--segment', seg, 'import', join(dir, 'nonexistent.json')]);
-		expect([missing.code, missing.stderr]).toEqual([1, expect.stringMatching(/^bpftime: import: .*nonexistent\.json: ENOENT: no such file/)]);
+		expect([missing.code, missing.stderr]).toEqual([
+			1,
+			expect.stringMatching(/^bpftime: import: .*nonexistent\.json: ENOENT: no such file/),
+		]);
 	});
 });

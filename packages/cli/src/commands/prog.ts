@@ -2,9 +2,11 @@
 // prog` shows the kernel's: their attributes, what uses them, and their
 // instructions disassembled.
 import type { LinkDescriptor, ProgDescriptor, Registry } from '@bpftime/handlers';
+import type { Segment } from '@bpftime/shm';
 import { type Command, type Context, takeOptions, UsageError } from '../command.js';
 import { jsonText } from '../format/json.js';
 import { paint } from '../format/style.js';
+import { readSource, type SourceLine } from '../line-info.js';
 import { openRegistry } from '../registry.js';
 import { describeLinkTarget, findHandler, shortTypeName } from '../registry-view.js';
 import { linkRow, progRow, progTable } from './list.js';
@@ -19,10 +21,10 @@ function operands(sub: string, args: string[], flags: Record<string, 'flag'>) {
 	return { options, which: rest[0] as string };
 }
 
-async function withRegistry<T>(ctx: Context, body: (reg: Registry) => T | Promise<T>): Promise<T> {
+async function withRegistry<T>(ctx: Context, body: (reg: Registry, seg: Segment) => T | Promise<T>): Promise<T> {
 	const { seg, reg } = await openRegistry(ctx.segment);
 	try {
-		return await body(reg);
+		return await body(reg, seg);
 	} finally {
 		reg.close();
 		seg.close();
@@ -96,17 +98,39 @@ async function disassembly(p: ProgDescriptor, hex: boolean): Promise<{ pc: numbe
 
 async function dump(args: string[], ctx: Context): Promise<number> {
 	const { options, which } = operands('dump', args, { '--json': 'flag', '--hex': 'flag', '--opcodes': 'flag' });
-	return withRegistry(ctx, async (reg) => {
+	return withRegistry(ctx, async (reg, seg) => {
 		const p = findHandler(reg, 'prog', which);
 		const insns = await disassembly(p, options['--hex'] === true);
+		const source = readSource(seg, p.id, p.generation);
+		const lineAt = new Map<number, SourceLine>();
+		for (const l of source?.lines ?? []) if (!lineAt.has(l.insn)) lineAt.set(l.insn, l);
+		const funcAt = new Map((source?.funcs ?? []).map((f) => [f.insn, f.name] as const));
 		if (options['--json'] === true) {
-			ctx.io.out(jsonText({ id: p.id, name: p.name, insns }));
+			const rows = insns.map((i) => {
+				const l = lineAt.get(i.pc);
+				return {
+					...i,
+					func: funcAt.get(i.pc),
+					source: l && { file: l.file, line: l.line, column: l.column, text: l.text },
+				};
+			});
+			ctx.io.out(jsonText({ id: p.id, name: p.name, insns: rows }));
 			return 0;
 		}
 		const io = ctx.io;
 		io.out(`${paint(io, 'bold', `${p.id}: ${shortTypeName(p.typeName)} name '${p.name}'`)}\n`);
 		const width = String(insns.at(-1)?.pc ?? 0).length;
+		let last: SourceLine | undefined;
 		for (const i of insns) {
+			const func = funcAt.get(i.pc);
+			if (func !== undefined) io.out(`${paint(io, 'bold', `<${func || '?'}>:`)}\n`);
+			const l = lineAt.get(i.pc);
+			// As llvm-objdump -S and bpftool's linum: a line once, where its instructions start.
+			if (l && l.line > 0 && (l.line !== last?.line || l.file !== last?.file)) {
+				const file = l.file.split('/').pop() ?? l.file;
+				io.out(paint(io, 'dim', `; ${l.text.trim()}  (${file}:${l.line})`) + '\n');
+				last = l;
+			}
 			const raw = options['--opcodes'] === true ? `${i.raw.match(/.{2}/g)?.join(' ')}  ` : '';
 			io.out(`${String(i.pc).padStart(width + 2)}: ${raw}${i.text}\n`);
 		}
@@ -134,7 +158,11 @@ list  one row per program: id, name, type, instruction count, the maps it uses
 show  one program: its type, license, the maps it uses and the links that
       attach it (with their targets)
 dump  its instructions disassembled, one per line with its index (an lddw
-      takes two); --hex writes immediates in hex, --opcodes adds the bytes
+      takes two), each source line before its instructions ("; text
+      (file:line)") for programs \`bpftime load <prog.bpf.o>\` loaded from
+      an object built with -g; --hex writes immediates in hex, --opcodes
+      adds the bytes; --json gives each instruction's pc, text, raw bytes,
+      and source line
 
 Example:
   bpftime prog show count_malloc
