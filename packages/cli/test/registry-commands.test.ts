@@ -289,7 +289,9 @@ describe('bpftime map dump histograms', { timeout: 60_000 }, () => {
 				const slot = v < 2 ? 0 : Math.floor(Math.log2(v));
 				slots[slot] = (slots[slot] ?? 0) + 1;
 			}
-			slots.forEach((c, i) => m.update(u32(i), u64(BigInt(c))));
+			slots.forEach((c, i) => {
+				m.update(u32(i), u64(BigInt(c)));
+			});
 		});
 		const r = await bpftime(['--segment', seg, 'map', 'dump', 'lat_slots']);
 		expect(r.stderr).toBe('');
@@ -359,7 +361,9 @@ describe('bpftime map dump histograms', { timeout: 60_000 }, () => {
 		const { seg } = await loaded();
 		withRegistry(seg, (reg) => {
 			const v = Buffer.alloc(40);
-			[0, 4, 2, 0, 0, 1, 0, 0].forEach((c, i) => v.writeUInt32LE(c, i * 4));
+			[0, 4, 2, 0, 0, 1, 0, 0].forEach((c, i) => {
+				v.writeUInt32LE(c, i * 4);
+			});
 			v.write('sh', 32, 'latin1');
 			reg.mapByName('hists').update(u32(3), v);
 		});
@@ -392,7 +396,7 @@ describe('bpftime map dump histograms', { timeout: 60_000 }, () => {
 		expect(piped.code).toBe(0);
 		const frames = piped.stdout.split(/^\d\d:\d\d:\d\d\n/m);
 		expect(frames).toHaveLength(4);
-		expect(piped.stdout).not.toMatch(/\x1b/);
+		expect(piped.stdout).not.toContain('\x1b');
 		const tty = await onTty(['--segment', seg, 'map', 'dump', 'per_cpu', '--watch', '0.05', '--count', '2']);
 		expect(tty.code).toBe(0);
 		const lines = piped.stdout.split('\n\n')[0]?.split('\n').length ?? 0;
@@ -411,7 +415,7 @@ describe('bpftime list, prog, link, clean with a running target', { timeout: 60_
 		);
 		expect(r.stdout).toMatch(/\n\s*\d+\s+per_cpu\s+percpu_array\s+4B\s+8B\s+2\s+0x0\s+\d+\n/);
 		expect(r.stdout).toMatch(/\nLinks \(0\)\n {2}none\n/);
-		expect(r.stdout).not.toMatch(/\x1b/);
+		expect(r.stdout).not.toContain('\x1b');
 		const json = JSON.parse((await bpftime(['--segment', seg, 'list', '--json'])).stdout);
 		expect(json.segment).toBe(seg);
 		expect(json.programs).toEqual([
@@ -424,7 +428,7 @@ describe('bpftime list, prog, link, clean with a running target', { timeout: 60_
 		expect(tty.stdout).toContain('\x1b[1mID');
 		const plain = await onTty(['--segment', seg, 'list'], { ...process.env, NO_COLOR: '1' });
 		expect(plain.stdout).toMatch(/ID\s+NAME/);
-		expect(plain.stdout).not.toMatch(/\x1b/);
+		expect(plain.stdout).not.toContain('\x1b');
 	});
 
 	it('shows and disassembles a program by name or id', async () => {

@@ -128,7 +128,7 @@ async function dump(args: string[], ctx: Context): Promise<number> {
 			// As llvm-objdump -S and bpftool's linum: a line once, where its instructions start.
 			if (l && l.line > 0 && (l.line !== last?.line || l.file !== last?.file)) {
 				const file = l.file.split('/').pop() ?? l.file;
-				io.out(paint(io, 'dim', `; ${l.text.trim()}  (${file}:${l.line})`) + '\n');
+				io.out(`${paint(io, 'dim', `; ${l.text.trim()}  (${file}:${l.line})`)}\n`);
 				last = l;
 			}
 			const raw = options['--opcodes'] === true ? `${i.raw.match(/.{2}/g)?.join(' ')}  ` : '';
