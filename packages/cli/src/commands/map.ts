@@ -3,8 +3,10 @@
 // formatted from the BTF the object carried (format/btf-value.ts), numbers or
 // hex bytes otherwise; per-CPU values one per CPU; maps of counts by bucket
 // drawn as histograms (format/hist.ts).
-import { BpftimeError } from '@bpftime/common';
-import { type BpfMap, type MapDescriptor, MapType, type Registry, UpdateFlags } from '@bpftime/handlers';
+// The kernel's numbers from @bpftime/common: importing @bpftime/handlers here would load its
+// native addon at start-up for every command.
+import { BpftimeError, MapType, UpdateFlags } from '@bpftime/common';
+import type { BpfMap, MapDescriptor, Registry } from '@bpftime/handlers';
 import type { Btf } from '@bpftime/loader';
 import { type Command, type Context, takeOptions, UsageError } from '../command.js';
 import { decodeBtf, encodeArgument, hexBytes, type Plain, plainText, rawValue } from '../format/btf-value.js';
