@@ -424,6 +424,11 @@ async function lookup(args: string[], ctx: Context): Promise<number> {
 	});
 }
 
+/** What --json says of a changed entry: the map and the key. */
+function changed(f: MapFormat, key: Buffer) {
+	return { id: f.desc.id, name: f.desc.name, key: rawText(key), formatted: f.btf ? { key: f.key(key) } : undefined };
+}
+
 const FLAG_NAMES: Record<string, number> = {
 	any: UpdateFlags.Any,
 	noexist: UpdateFlags.NoExist,
@@ -431,11 +436,12 @@ const FLAG_NAMES: Record<string, number> = {
 };
 
 async function update(args: string[], ctx: Context): Promise<number> {
-	const flagText = takeOptions(args, { '--flags': 'value' }, 'map', false).options['--flags'] ?? 'any';
+	const spec = { '--flags': 'value', '--json': 'flag' } as const;
+	const flagText = takeOptions(args, spec, 'map', false).options['--flags'] ?? 'any';
 	const flags = typeof flagText === 'string' ? FLAG_NAMES[flagText] : undefined;
 	if (flags === undefined)
 		throw new UsageError(`map update: --flags takes any, noexist or exist, received '${String(flagText)}'`, 'map');
-	return withEntry(ctx, 'update', args, { '--flags': 'value' }, 3, (f, key, [valueText]) => {
+	return withEntry(ctx, 'update', args, spec, 3, (f, key, [valueText], options) => {
 		let value: Buffer;
 		try {
 			value = f.parseValue(valueText as string);
@@ -458,13 +464,14 @@ async function update(args: string[], ctx: Context): Promise<number> {
 				`${describe(f.desc)}: update key ${plainText(f.key(key))}: ${e.code}${hint[e.code] ? `: ${hint[e.code]}` : ` (${e.message})`}`,
 			);
 		}
-		ctx.io.out(`${describe(f.desc)}: key ${plainText(f.key(key))} updated\n`);
+		if (options['--json'] === true) ctx.io.out(jsonText({ ...changed(f, key), updated: true }));
+		else ctx.io.out(`${describe(f.desc)}: key ${plainText(f.key(key))} updated\n`);
 		return 0;
 	});
 }
 
 async function del(args: string[], ctx: Context): Promise<number> {
-	return withEntry(ctx, 'delete', args, {}, 2, (f, key) => {
+	return withEntry(ctx, 'delete', args, { '--json': 'flag' }, 2, (f, key, _rest, options) => {
 		let deleted: boolean;
 		try {
 			deleted = f.map.delete(key);
@@ -481,7 +488,8 @@ async function del(args: string[], ctx: Context): Promise<number> {
 				'ENOENT',
 				`${describe(f.desc)}: delete key ${plainText(f.key(key))}: no such entry (ENOENT)`,
 			);
-		ctx.io.out(`${describe(f.desc)}: key ${plainText(f.key(key))} deleted\n`);
+		if (options['--json'] === true) ctx.io.out(jsonText({ ...changed(f, key), deleted: true }));
+		else ctx.io.out(`${describe(f.desc)}: key ${plainText(f.key(key))} deleted\n`);
 		return 0;
 	});
 }
@@ -500,14 +508,16 @@ export const map: Command = {
 	overview: [
 		['map list [--json]', 'list the maps of the registry'],
 		['map dump <name|id>', 'print every entry of a map, or its histogram'],
-		['map lookup|update|delete <map> <key> [<value>]', 'read, write or remove one entry'],
+		['map lookup <map> <key>', 'print one entry'],
+		['map update <map> <key> <value>', 'write one entry'],
+		['map delete <map> <key>', 'remove one entry'],
 	],
 	usage: `Usage: bpftime map list [--json]
        bpftime map dump <name|id> [--json] [--pid <pid>] [--hist log2|linear|off
                         [--min <n>] [--step <n>]] [--watch <seconds> [--count <n>]]
        bpftime map lookup <name|id> <key> [--json]
-       bpftime map update <name|id> <key> <value> [--flags any|noexist|exist]
-       bpftime map delete <name|id> <key>
+       bpftime map update <name|id> <key> <value> [--flags any|noexist|exist] [--json]
+       bpftime map delete <name|id> <key> [--json]
 
 list    one line per map: id, type, name, key and value sizes, max entries
 dump    every entry of the map, one per line: "key <k> value <v>". Keys and
