@@ -13,6 +13,7 @@ import '@bpftime/maps-userspace';
 import { Segment } from '@bpftime/shm';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { buildExample } from '../../../examples/build.mjs';
+import { main } from '../src/main.js';
 
 const cli = new URL('../dist/cli.js', import.meta.url).pathname;
 const fixtures = new URL('./fixtures/', import.meta.url).pathname;
@@ -35,6 +36,21 @@ async function bpftime(args: string[], env: NodeJS.ProcessEnv = process.env): Pr
 		stderr += d;
 	});
 	const [code] = await once(child, 'close');
+	return { code, stdout, stderr };
+}
+
+/** `main()` of the command in this process, its output collected. */
+async function inProcess(args: string[]): Promise<Result> {
+	let stdout = '';
+	let stderr = '';
+	const code = await main(args, {
+		out: (t) => {
+			stdout += t;
+		},
+		err: (t) => {
+			stderr += t;
+		},
+	});
 	return { code, stdout, stderr };
 }
 
@@ -262,7 +278,8 @@ describe('bpftime map with BTF', { timeout: 60_000 }, () => {
 		['import with two files', ['import', 'a', 'b'], /import: unexpected argument 'b'/],
 		['clean with an unknown flag', ['clean', '--yes'], /unknown option '--yes'/],
 	])('exits 2 with one line and the usage for %s', async (_, args, re) => {
-		const r = await bpftime(['--segment', 'bpftime_cli_reg_unused', ...args]);
+		// In this process: argument errors are found before anything is opened or spawned.
+		const r = await inProcess(['--segment', 'bpftime_cli_reg_unused', ...args]);
 		expect(r.code).toBe(2);
 		expect(r.stdout).toBe('');
 		const [first, blank, usage] = r.stderr.split('\n');
@@ -274,7 +291,7 @@ describe('bpftime map with BTF', { timeout: 60_000 }, () => {
 	it.each(['list', 'prog', 'link', 'map', 'export', 'import', 'clean'])(
 		'prints the help of %s with an example',
 		async (command) => {
-			const r = await bpftime([command, '--help']);
+			const r = await inProcess([command, '--help']);
 			expect(r.code).toBe(0);
 			expect(r.stdout).toMatch(new RegExp(`^Usage: bpftime ${command}`));
 			expect(r.stdout).toMatch(/\nExamples?:\n {2}bpftime /);
