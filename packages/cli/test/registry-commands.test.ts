@@ -199,6 +199,12 @@ describe('bpftime map with BTF', { timeout: 60_000 }, () => {
 			1,
 			expect.stringMatching(/: update key 3: EEXIST: the key exists and --flags noexist was given\n$/),
 		]);
+		// JSON as dump --json shows values: members by name, enum names, strings for char arrays.
+		const json = '{"pid": 9, "comm": "zsh", "st": "DONE", "ret": -5, "high": 3, "ports": [1, 2]}';
+		expect((await run('update', 'events', '4', json)).code).toBe(0);
+		expect((await run('lookup', 'events', '4')).stdout).toBe(
+			'key 4 value {pid: 9, comm: "zsh", st: "DONE", ret: -5, low: 0, high: 3, ports: [1, 2]}\n',
+		);
 		expect((await run('update', 'lat_slots', '2', '-1')).code).toBe(0);
 		expect((await run('lookup', 'lat_slots', '2')).stdout).toBe('key 2 value 18446744073709551615\n');
 		expect(JSON.parse((await run('update', 'lat_slots', '4', '8', '--json')).stdout)).toEqual({
@@ -234,6 +240,26 @@ describe('bpftime map with BTF', { timeout: 60_000 }, () => {
 			'an integer for a struct value',
 			['update', 'events', '1', '5'],
 			/the value is 36 bytes, not an integer; give its bytes as hex:00000000… \(EINVAL\)\n$/,
+		],
+		[
+			'a JSON member the struct lacks',
+			['update', 'events', '1', '{"cmd": "x"}'],
+			/update: value: event has no member 'cmd' \(EINVAL\)\n$/,
+		],
+		[
+			'a string too long for its char array',
+			['update', 'events', '1', '{"comm": "abcdefghijklmnopq"}'],
+			/value\.comm: "abcdefghijklmnopq" is 17 bytes; the array holds 16 \(EINVAL\)\n$/,
+		],
+		[
+			'a bitfield value too wide',
+			['update', 'events', '1', '{"high": 16}'],
+			/value\.high: 16 does not fit in 4 bits \(EINVAL\)\n$/,
+		],
+		[
+			'an unknown enum name',
+			['update', 'events', '1', '{"st": "GONE"}'],
+			/value\.st: 'GONE' is not a value of enum state \(IDLE, RUNNING, DONE\) \(EINVAL\)\n$/,
 		],
 		[
 			'a delete in an array',

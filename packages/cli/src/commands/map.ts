@@ -535,8 +535,9 @@ update  writes one entry (a per-CPU map gets the value on every CPU)
 delete  removes one entry; exit 1 with ENOENT when there is none
 
 Keys and values on the command line: an integer (42, 0x2a, -1) for a key or
-value of 1, 2, 4 or 8 bytes, the name of a value of its BTF enum, or its bytes
-as hex:0a0b0c0d (any size).
+value of 1, 2, 4 or 8 bytes, the name of a value of its BTF enum, its bytes
+as hex:0a0b0c0d (any size), or, when the map has BTF, JSON as dump --json
+shows it ('{"pid": 1, "comm": "sh", "st": "DONE"}'; members left out are 0).
 
 Histograms: a map of counts by bucket (an array or hash keyed by the bucket
 index, named like hist or slots), or one whose values hold a 'slots' array
@@ -554,6 +555,7 @@ Examples:
   bpftime map dump hist --watch 1
   bpftime map update counts 7 0x10 --flags noexist
   bpftime map lookup counts 7 --json
+  bpftime map update events 1 '{"pid": 42, "comm": "bash"}'
 `,
 	async run(args, ctx) {
 		const [sub, ...rest] = args;

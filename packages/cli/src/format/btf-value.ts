@@ -183,6 +183,8 @@ export function parseInteger(text: string): bigint | undefined {
 
 /**
  * The bytes of a key or value given on the command line, `size` bytes long:
+ * - JSON (an object, array or string) when BTF describes the type: written
+ *   member by member (`encodeBtf`), as `map dump --json` shows it;
  * - `hex:0a0b0c0d` (or `0x` followed by exactly 2 x size hex digits for a
  *   size other than 1, 2, 4, 8): those bytes;
  * - an integer (decimal, 0x, negative) for a size of 1, 2, 4 or 8: little-endian,
@@ -191,6 +193,17 @@ export function parseInteger(text: string): bigint | undefined {
  * `what` names it in errors (`key`, `value`).
  */
 export function encodeArgument(text: string, size: number, what: string, btf?: Btf, typeId?: number): Buffer {
+	if (btf && typeId && /^\s*[[{"]/.test(text)) {
+		let parsed: unknown;
+		try {
+			parsed = JSON.parse(text);
+		} catch (e) {
+			throw new BpftimeError('EINVAL', `${what} '${text}': not JSON (${(e as Error).message})`);
+		}
+		const out = Buffer.alloc(size);
+		encodeBtf(btf, typeId, parsed, out, 0, 0, 0, what);
+		return out;
+	}
 	const hex = /^hex:([0-9a-f]*)$/i.exec(text) ?? (![1, 2, 4, 8].includes(size) ? /^0x([0-9a-f]*)$/i.exec(text) : null);
 	if (hex) {
 		const digits = hex[1] as string;
@@ -228,4 +241,144 @@ export function encodeArgument(text: string, size: number, what: string, btf?: B
 	const le = Buffer.alloc(8);
 	le.writeBigUInt64LE(BigInt.asUintN(64, n));
 	return Buffer.from(le.subarray(0, size));
+}
+
+/** Writes `bits` bits of `v` into `buf` from bit `bitOff` (little-endian). */
+function writeBits(buf: Buffer, bitOff: number, bits: number, v: bigint): void {
+	for (let i = 0; i < bits; i++) {
+		const at = bitOff + i;
+		const mask = 1 << (at & 7);
+		const byte = buf[at >> 3] ?? 0;
+		buf[at >> 3] = (v >> BigInt(i)) & 1n ? byte | mask : byte & ~mask;
+	}
+}
+
+function bad(path: string, message: string): BpftimeError {
+	return new BpftimeError('EINVAL', `${path || 'value'}: ${message}`);
+}
+
+function integerOf(v: unknown, path: string): bigint {
+	if (typeof v === 'bigint') return v;
+	if (typeof v === 'boolean') return v ? 1n : 0n;
+	if (typeof v === 'number' && Number.isInteger(v)) return BigInt(v);
+	if (typeof v === 'string') {
+		const n = parseInteger(v);
+		if (n !== undefined) return n;
+	}
+	throw bad(path, `expected an integer but received ${JSON.stringify(v)}`);
+}
+
+function fits(n: bigint, bits: number, path: string): bigint {
+	const b = BigInt(bits);
+	if (n < -(1n << (b - 1n)) || n >= 1n << b) throw bad(path, `${n} does not fit in ${bits} bits`);
+	return BigInt.asUintN(bits, n);
+}
+
+/**
+ * Writes `v` (what `decodeBtf` gives, parsed from JSON: objects by member,
+ * arrays, strings for char arrays and enum names, numbers or numeric
+ * strings for integers) as BTF type `id` at byte `off` of `buf`. Members
+ * left out stay zero. Throws EINVAL naming the member (`value.comm`).
+ */
+export function encodeBtf(
+	btf: Btf,
+	id: number,
+	v: unknown,
+	buf: Buffer,
+	off = 0,
+	bitOff = 0,
+	bitSize = 0,
+	path = 'value',
+	depth = 0,
+): void {
+	if (depth > MAX_DEPTH) throw new BpftimeError('ELOOP', `BTF type [${id}]: nested deeper than ${MAX_DEPTH}`);
+	const t = btf.tryType(id);
+	if (!t) throw bad(path, `BTF type [${id}] has no layout`);
+	switch (t.kind) {
+		case BtfKind.Typedef:
+		case BtfKind.Volatile:
+		case BtfKind.Const:
+		case BtfKind.Restrict:
+		case BtfKind.TypeTag:
+			encodeBtf(btf, t.type, v, buf, off, bitOff, bitSize, path, depth + 1);
+			return;
+		case BtfKind.Int: {
+			const bits = bitSize || t.bits;
+			writeBits(buf, off * 8 + bitOff + (bitSize ? 0 : t.bitOffset), bits, fits(integerOf(v, path), bits, path));
+			return;
+		}
+		case BtfKind.Enum:
+		case BtfKind.Enum64: {
+			const bits = bitSize || t.size * 8;
+			const named = typeof v === 'string' ? t.values.find((e) => e.name === v) : undefined;
+			if (typeof v === 'string' && !named && parseInteger(v) === undefined)
+				throw bad(
+					path,
+					`'${v}' is not a value of enum ${t.name || '(anon)'} (${t.values.map((e) => e.name).join(', ')})`,
+				);
+			writeBits(buf, off * 8 + bitOff, bits, fits(named ? named.value : integerOf(v, path), bits, path));
+			return;
+		}
+		case BtfKind.Ptr:
+			writeBits(buf, off * 8, 64, fits(integerOf(v, path), 64, path));
+			return;
+		case BtfKind.Float:
+			if (typeof v !== 'number') throw bad(path, `expected a number but received ${JSON.stringify(v)}`);
+			if (t.size === 4) buf.writeFloatLE(v, off);
+			else if (t.size === 8) buf.writeDoubleLE(v, off);
+			else throw bad(path, `a float of ${t.size} bytes cannot be written`);
+			return;
+		case BtfKind.Array: {
+			const size = btf.resolveSize(t.type);
+			if (typeof v === 'string' && isChar(btf, t.type)) {
+				const bytes = Buffer.from(v, 'latin1');
+				if (bytes.length > t.nelems) throw bad(path, `"${v}" is ${bytes.length} bytes; the array holds ${t.nelems}`);
+				bytes.copy(buf, off);
+				return;
+			}
+			if (!Array.isArray(v)) throw bad(path, `expected an array of ${t.nelems} but received ${JSON.stringify(v)}`);
+			if (v.length > t.nelems) throw bad(path, `${v.length} elements; the array holds ${t.nelems}`);
+			v.forEach((x, i) => {
+				encodeBtf(btf, t.type, x, buf, off + i * size, 0, 0, `${path}[${i}]`, depth + 1);
+			});
+			return;
+		}
+		case BtfKind.Struct:
+		case BtfKind.Union: {
+			if (v === null || typeof v !== 'object' || Array.isArray(v))
+				throw bad(path, `expected an object with members ${t.members.map((m) => m.name).join(', ')}`);
+			const given = v as Record<string, unknown>;
+			const known = new Set<string>();
+			const visit = (members: typeof t.members, base: number) => {
+				for (const m of members) {
+					const at = base + m.bitOffset;
+					if (m.name === '') {
+						// An anonymous struct or union lends its members, as decodeBtf shows them.
+						const inner = btf.skipModsAndTypedefs(m.type).type;
+						if (inner && (inner.kind === BtfKind.Struct || inner.kind === BtfKind.Union)) visit(inner.members, at);
+						continue;
+					}
+					known.add(m.name);
+					if (!(m.name in given)) continue;
+					encodeBtf(
+						btf,
+						m.type,
+						given[m.name],
+						buf,
+						off + Math.floor(at / 8),
+						at % 8,
+						m.bitfieldSize,
+						`${path}.${m.name}`,
+						depth + 1,
+					);
+				}
+			};
+			visit(t.members, 0);
+			for (const k of Object.keys(given))
+				if (!known.has(k)) throw bad(path, `${t.name || '(anon)'} has no member '${k}'`);
+			return;
+		}
+		default:
+			throw bad(path, `values of BTF kind ${t.kind} cannot be written`);
+	}
 }
