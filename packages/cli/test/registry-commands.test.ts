@@ -2,7 +2,7 @@
 // process): list, prog, link, map lookup/update/delete/dump with BTF
 // formatting and histograms, export/import and clean, on objects clang builds
 // from sources in the repository.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -152,7 +152,7 @@ describe('bpftime map with BTF', { timeout: 60_000 }, () => {
 		const r = await bpftime(['--segment', seg, 'map', 'dump', 'events']);
 		expect(r.stderr).toBe('');
 		expect(r.stdout).toBe(
-			'key 7 value {pid: 42, comm: "bash", st: "RUNNING", ret: -2, low: 10, high: 5, ports: [80, 22]}\n' +
+			'key 7 value {pid: 42, comm: "bash", st: "RUNNING", ret: -2, low: 0xa, high: 0x5, ports: [80, 22]}\n' +
 				`map 'events' (id ${ids.events}): 1 entry\n`,
 		);
 		const json = JSON.parse((await bpftime(['--segment', seg, 'map', 'dump', '--json', 'events'])).stdout);
@@ -162,7 +162,7 @@ describe('bpftime map with BTF', { timeout: 60_000 }, () => {
 				value: `0x${event(42, 'bash', 1, -2, 10, 5, [80, 22]).toString('hex')}`,
 				formatted: {
 					key: 7,
-					value: { pid: 42, comm: 'bash', st: 'RUNNING', ret: -2, low: 10, high: 5, ports: [80, 22] },
+					value: { pid: 42, comm: 'bash', st: 'RUNNING', ret: -2, low: '0xa', high: '0x5', ports: [80, 22] },
 				},
 			},
 		]);
@@ -182,7 +182,8 @@ describe('bpftime map with BTF', { timeout: 60_000 }, () => {
 		);
 		expect((await bpftime(['--segment', seg, 'map', 'update', 'per_cpu', '1', '9'])).code).toBe(0);
 		const json = JSON.parse((await bpftime(['--segment', seg, 'map', 'lookup', '--json', 'per_cpu', '1'])).stdout);
-		expect(json.values).toEqual(Array.from({ length: cpus }, (_, cpu) => ({ cpu, value: 9 })));
+		expect(json.values).toEqual(Array.from({ length: cpus }, (_, cpu) => ({ cpu, value: '9' })));
+		expect(json.formatted.values).toEqual(Array.from({ length: cpus }, (_, cpu) => ({ cpu, value: 9 })));
 	});
 
 	it('looks up, updates and deletes one entry, keys and values as integers, enum names or hex bytes', async () => {
@@ -192,7 +193,7 @@ describe('bpftime map with BTF', { timeout: 60_000 }, () => {
 			(await run('update', 'events', '3', `hex:${event(1, 'sh', 7, 0, 0, 0, [0, 0]).toString('hex')}`)).stdout,
 		).toMatch(/^map 'events' \(id \d+\): key 3 updated\n$/);
 		expect((await run('lookup', 'events', '0x3')).stdout).toBe(
-			'key 3 value {pid: 1, comm: "sh", st: "DONE", ret: 0, low: 0, high: 0, ports: [0, 0]}\n',
+			'key 3 value {pid: 1, comm: "sh", st: "DONE", ret: 0, low: 0x0, high: 0x0, ports: [0, 0]}\n',
 		);
 		const dup = await run('update', 'events', '3', `hex:${'00'.repeat(36)}`, '--flags', 'noexist');
 		expect([dup.code, dup.stderr]).toEqual([
@@ -203,7 +204,7 @@ describe('bpftime map with BTF', { timeout: 60_000 }, () => {
 		const json = '{"pid": 9, "comm": "zsh", "st": "DONE", "ret": -5, "high": 3, "ports": [1, 2]}';
 		expect((await run('update', 'events', '4', json)).code).toBe(0);
 		expect((await run('lookup', 'events', '4')).stdout).toBe(
-			'key 4 value {pid: 9, comm: "zsh", st: "DONE", ret: -5, low: 0, high: 3, ports: [1, 2]}\n',
+			'key 4 value {pid: 9, comm: "zsh", st: "DONE", ret: -5, low: 0x0, high: 0x3, ports: [1, 2]}\n',
 		);
 		expect((await run('update', 'lat_slots', '2', '-1')).code).toBe(0);
 		expect((await run('lookup', 'lat_slots', '2')).stdout).toBe('key 2 value 18446744073709551615\n');
@@ -602,7 +603,7 @@ describe('bpftime export / import', { timeout: 60_000 }, () => {
 		const b = JSON.parse((await bpftime(['--segment', copy, 'list', '--json'])).stdout);
 		expect({ ...b, segment: seg }).toEqual(a);
 		expect((await bpftime(['--segment', copy, 'map', 'lookup', 'events', '9'])).stdout).toBe(
-			'key 9 value {pid: 5, comm: "init", st: "IDLE", ret: 1, low: 1, high: 2, ports: [3, 4]}\n',
+			'key 9 value {pid: 5, comm: "init", st: "IDLE", ret: 1, low: 0x1, high: 0x2, ports: [3, 4]}\n',
 		);
 		// A registry that holds anything is refused, and keeps what it holds.
 		const again = await bpftime(['--segment', copy, 'import', file]);
@@ -634,4 +635,72 @@ describe('bpftime export / import', { timeout: 60_000 }, () => {
 			expect.stringMatching(/^bpftime: import: .*nonexistent\.json: ENOENT: no such file/),
 		]);
 	});
+});
+
+describe('bpftime map dump --json against bpftool on the kernel', { timeout: 60_000 }, () => {
+	/** Why the kernel's side cannot run here, or undefined when it can. */
+	function kernelRefusal(): string | undefined {
+		if (process.getuid?.() !== 0) return 'not root: bpf() and bpffs need CAP_BPF and CAP_SYS_ADMIN';
+		const r = spawnSync('bpftool', ['version'], { encoding: 'utf8' });
+		if (r.error || r.status !== 0) return 'bpftool is not installed';
+		return undefined;
+	}
+	const refusal = kernelRefusal();
+
+	it.skipIf(refusal !== undefined)(
+		`formats every entry as bpftool formats the same bytes in the same maps of the kernel${refusal ? ` (skipped: ${refusal})` : ''}`,
+		async () => {
+			const pin = `/sys/fs/bpf/bpftime_cli_diff_${process.pid}`;
+			onTestFinished(() => rmSync(pin, { recursive: true, force: true }));
+			const loadall = spawnSync('bpftool', ['prog', 'loadall', formats, pin, 'pinmaps', `${pin}/maps`], {
+				encoding: 'utf8',
+			});
+			expect(loadall.status, loadall.stderr).toBe(0);
+			const { seg } = await loaded();
+			const hist = Buffer.alloc(40);
+			[0, 4, 2, 0, 0, 1, 0, 0xffffffff].forEach((c, i) => {
+				hist.writeUInt32LE(c, i * 4);
+			});
+			hist.write('sh', 32, 'latin1');
+			const writes: [string, Buffer, Buffer][] = [
+				['events', u32(7), event(42, 'bash', 1, -2, 10, 5, [80, 22])],
+				['events', u32(0xffffffff), event(0xffffffff, 'abcdefghijklmno', 7, -2147483648, 15, 15, [65535, 0])],
+				['events', u32(1), event(1, '', 3, 0, 0, 1, [0, 1])],
+				['hists', u32(3), hist],
+				['per_cpu', u32(1), u64(0xffffffffffffffffn)],
+				['lat_slots', u32(5), u64(12345678901234n)],
+			];
+			for (const [map, k, v] of writes) {
+				const hex = (b: Buffer) => [...b].map((x) => x.toString(16).padStart(2, '0'));
+				const kernel = spawnSync(
+					'bpftool',
+					['map', 'update', 'pinned', `${pin}/maps/${map}`, 'key', 'hex', ...hex(k), 'value', 'hex', ...hex(v)],
+					{ encoding: 'utf8' },
+				);
+				expect(kernel.status, kernel.stderr).toBe(0);
+				const ours = await bpftime([
+					'--segment',
+					seg,
+					'map',
+					'update',
+					map,
+					`hex:${k.toString('hex')}`,
+					`hex:${v.toString('hex')}`,
+				]);
+				expect(ours.stderr).toBe('');
+			}
+			for (const map of ['events', 'hists', 'per_cpu', 'lat_slots']) {
+				const kernel = spawnSync('bpftool', ['-j', 'map', 'dump', 'pinned', `${pin}/maps/${map}`], {
+					encoding: 'utf8',
+				});
+				expect(kernel.status, kernel.stderr).toBe(0);
+				const byKey = (a: { formatted: { key: number } }, b: { formatted: { key: number } }) =>
+					a.formatted.key - b.formatted.key;
+				const theirs = (JSON.parse(kernel.stdout) as { formatted: { key: number } }[]).sort(byKey);
+				const dump = await bpftime(['--segment', seg, 'map', 'dump', '--json', '--hist', 'off', map]);
+				const mine = (JSON.parse(dump.stdout).entries as { formatted: { key: number } }[]).sort(byKey);
+				expect(mine.map((e) => e.formatted)).toEqual(theirs.map((e) => e.formatted));
+			}
+		},
+	);
 });

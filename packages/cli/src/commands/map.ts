@@ -82,8 +82,14 @@ class MapFormat {
 	/** One entry as --json writes it: raw `key`/`value` text, `formatted` from BTF, `values` per CPU. */
 	jsonEntry(k: Buffer, v: Buffer) {
 		const entry: Record<string, unknown> = { key: rawText(k), value: this.cpus === 1 ? rawText(v) : hexBytes(v) };
-		if (this.cpus > 1) entry.values = this.perCpu(v).map((c, cpu) => ({ cpu, value: this.value(c) }));
-		if (this.btf) entry.formatted = { key: this.key(k), value: this.cpus === 1 ? this.value(v) : undefined };
+		if (this.cpus > 1)
+			entry.values = this.perCpu(v).map((c, cpu) => ({ cpu, value: rawText(c.subarray(0, this.desc.valueSize)) }));
+		// The shape of bpftool's "formatted": { key, value } or { key, values: [{ cpu, value }] }.
+		if (this.btf)
+			entry.formatted =
+				this.cpus === 1
+					? { key: this.key(k), value: this.value(v) }
+					: { key: this.key(k), values: this.perCpu(v).map((c, cpu) => ({ cpu, value: this.value(c) })) };
 		return entry;
 	}
 
@@ -525,8 +531,8 @@ dump    every entry of the map, one per line: "key <k> value <v>". Keys and
         {member: value}, arrays, enums by name, char arrays as strings);
         without BTF, values of 1, 2, 4 or 8 bytes are little-endian unsigned
         integers, others hex bytes. A per-CPU map prints one value per CPU.
-        --json prints one JSON document: each entry's raw "key" and "value",
-        "formatted" from BTF, "values" per CPU.
+        --json prints one JSON document: each entry's raw "key" and "value"
+        ("values" per CPU), and "formatted" from BTF as bpftool prints it.
         A stack trace map prints each stack, one frame a line; with --pid,
         each frame is named from the ELF symbols of that process (the one
         that recorded them): "function+0x1f (/path/to/module)".

@@ -1,8 +1,9 @@
 // Keys and values of a map as the types of its BTF describe them, as
 // bpftool's formatted output does (tools/bpf/bpftool/btf_dumper.c): integers
 // as numbers, char arrays as strings, enums by the name of their value,
-// structs and unions by member, arrays element by element; a pointer as its
-// address in hex. Without BTF, integers of 1, 2, 4 or 8 bytes are numbers
+// structs and unions by member, arrays element by element; bitfields and a
+// pointer in hex. test/registry-commands.test.ts compares it with bpftool's
+// own on the kernel's maps. Without BTF, integers of 1, 2, 4 or 8 bytes are numbers
 // and anything else hex bytes.
 import { BpftimeError } from '@bpftime/common';
 import type { Btf, BtfType } from '@bpftime/loader';
@@ -97,7 +98,10 @@ export function decodeBtf(btf: Btf, id: number, buf: Buffer, off = 0, bitOff = 0
 			const bits = bitSize || t.bits;
 			const shift = bitOff + (bitSize ? 0 : t.bitOffset);
 			if (off + t.size > buf.length && !bitSize) throw short(id, buf, off + t.size);
-			let v = bits === t.size * 8 && shift === 0 ? unsignedLE(buf, off, t.size) : readBits(buf, off * 8 + shift, bits);
+			const whole = bits === t.size * 8 && shift === 0;
+			let v = whole ? unsignedLE(buf, off, t.size) : readBits(buf, off * 8 + shift, bits);
+			// As bpftool's btf_dumper_bitfield and btf_dumper_int_bits: the bits, in hex.
+			if (!whole) return `0x${v.toString(16)}`;
 			if (t.encoding & BTF_INT_BOOL) return v !== 0n;
 			if (t.encoding & BTF_INT_SIGNED) v = signed(v, bits);
 			return v;
@@ -107,6 +111,7 @@ export function decodeBtf(btf: Btf, id: number, buf: Buffer, off = 0, bitOff = 0
 			const bits = bitSize || t.size * 8;
 			if (off + t.size > buf.length && !bitSize) throw short(id, buf, off + t.size);
 			let v = readBits(buf, off * 8 + bitOff, bits);
+			if (bitSize) return `0x${v.toString(16)}`;
 			if (t.signed) v = signed(v, bits);
 			const hit = t.values.find((e) => e.value === v || BigInt.asUintN(bits, e.value) === v);
 			return hit ? hit.name : v;
