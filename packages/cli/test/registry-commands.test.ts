@@ -629,6 +629,11 @@ describe('bpftime export / import', { timeout: 60_000 }, () => {
 			expect(r.stderr).toMatch(new RegExp(`^bpftime: import: ${bad}: .*${code}`));
 			expect(Segment.exists({ name: target })).toBe(false);
 		}
+		const nowhere = await bpftime(['--segment', seg, 'export', '/nonexistent/state.json']);
+		expect([nowhere.code, nowhere.stderr]).toEqual([
+			1,
+			'bpftime: export: cannot write /nonexistent/state.json: its folder does not exist (ENOENT)\n',
+		]);
 		const missing = await bpftime(['--segment', seg, 'import', join(dir, 'nonexistent.json')]);
 		expect([missing.code, missing.stderr]).toEqual([
 			1,

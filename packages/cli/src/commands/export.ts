@@ -46,7 +46,8 @@ Example:
 		} catch (e) {
 			rmSync(tmp, { force: true });
 			const err = e as NodeJS.ErrnoException;
-			throw new BpftimeError(err.code ?? 'EIO', `export: ${file}: ${err.message}`);
+			const why = err.code === 'ENOENT' ? 'its folder does not exist' : err.message.replaceAll(tmp, file);
+			throw new BpftimeError(err.code ?? 'EIO', `export: cannot write ${file}: ${why}`);
 		}
 		const count = (JSON.parse(text) as { handlers?: unknown[] }).handlers?.length;
 		io.out(`exported segment '${seg.name}' to ${file}${count === undefined ? '' : ` (${count} objects)`}\n`);
