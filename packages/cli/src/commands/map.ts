@@ -153,7 +153,8 @@ function countOf(f: MapFormat, v: Buffer): bigint | undefined {
 	return sum;
 }
 
-const HIST_NAMES = /(^|_)(hist|slots|dist|lat|histogram)(_|$)|hist/;
+/** Map names that say the map holds counts by bucket (bpftrace's @hist, libbpf-tools' slots). */
+const HIST_NAMES = /hist|slots/i;
 const HIST_MEMBERS = ['slots', 'hist'];
 /** Bucket indexes past this are not a histogram's (a hash map of pids, say). */
 const MAX_BUCKETS = 4096;
