@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { Registry } from '@bpftime/handlers';
+import { MapType, Registry } from '@bpftime/handlers';
 import '@bpftime/maps-userspace';
 import { Segment } from '@bpftime/shm';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
@@ -281,6 +281,25 @@ describe('bpftime map with BTF', { timeout: 60_000 }, () => {
 		expect(r.stderr).toMatch(re);
 		expect(r.code).toBe(1);
 		expect((await bpftime(['--segment', seg, 'map', 'dump', '--json', 'lat_slots'])).stdout).toBe(before);
+	});
+
+	it('reads the head of a queue with an empty key, and says a queue has no keys to dump or delete', async () => {
+		const { seg } = await loaded();
+		const id = withRegistry(seg, (reg) => {
+			const q = reg.createMap({ type: MapType.Queue, name: 'q', keySize: 0, valueSize: 8, maxEntries: 4 });
+			q.update(Buffer.alloc(0), u64(5n));
+			q.update(Buffer.alloc(0), u64(6n));
+			return q.id;
+		});
+		expect((await bpftime(['--segment', seg, 'map', 'lookup', 'q', 'hex:'])).stdout).toBe('key 0x value 5\n');
+		const dump = await bpftime(['--segment', seg, 'map', 'dump', 'q']);
+		expect([dump.code, dump.stderr]).toEqual([
+			1,
+			`bpftime: map 'q' (id ${id}): dump: a queue map has no keys to walk (EINVAL); \`bpftime map lookup ${id} hex:\` shows the value a pop would take\n`,
+		]);
+		const del = await bpftime(['--segment', seg, 'map', 'delete', 'q', 'hex:']);
+		expect([del.code, del.stderr]).toEqual([1, expect.stringMatching(/: a queue map has no keys to delete;/)]);
+		expect((await bpftime(['--segment', seg, 'map', 'lookup', 'q', 'hex:'])).stdout).toBe('key 0x value 5\n');
 	});
 
 	it.each([

@@ -255,7 +255,18 @@ async function dumpStacks(map: BpfMap, pid: number | undefined, json: boolean): 
 
 /** One dump of the map: entries, or its histograms. */
 function render(f: MapFormat, json: boolean, hist: HistSpec | 'off' | undefined): string {
-	const entries = [...f.map.entries()].map(([k, v]) => [Buffer.from(k), Buffer.from(v)] as [Buffer, Buffer]);
+	let entries: [Buffer, Buffer][];
+	try {
+		entries = [...f.map.entries()].map(([k, v]) => [Buffer.from(k), Buffer.from(v)] as [Buffer, Buffer]);
+	} catch (e) {
+		// Queues and stacks have no keys to walk, as the kernel's get_next_key refuses them.
+		if (e instanceof BpftimeError && e.code === 'EINVAL' && f.desc.keySize === 0)
+			throw new BpftimeError(
+				'EINVAL',
+				`${describe(f.desc)}: dump: a ${shortTypeName(f.desc.typeName)} map has no keys to walk (EINVAL); \`bpftime map lookup ${f.desc.id} hex:\` shows the value a pop would take`,
+			);
+		throw e;
+	}
 	const series = hist === 'off' ? undefined : histograms(f, entries, hist !== undefined);
 	if (hist !== undefined && hist !== 'off' && !series)
 		throw new BpftimeError(
@@ -483,6 +494,11 @@ async function del(args: string[], ctx: Context): Promise<number> {
 		try {
 			deleted = f.map.delete(key);
 		} catch (e) {
+			if (e instanceof BpftimeError && e.code === 'EINVAL' && f.desc.keySize === 0)
+				throw new BpftimeError(
+					'EINVAL',
+					`${describe(f.desc)}: delete: EINVAL: a ${shortTypeName(f.desc.typeName)} map has no keys to delete; its programs pop values with bpf_map_pop_elem()`,
+				);
 			if (e instanceof BpftimeError && e.code === 'EINVAL')
 				throw new BpftimeError(
 					'EINVAL',
