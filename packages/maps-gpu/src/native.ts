@@ -23,8 +23,10 @@ export interface MapsGpuAddon extends NativeAddon {
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
 
 function load(): { native?: MapsGpuAddon; why: string } {
-	const note = join(packageDir, 'build', 'no-cuda-toolkit.txt');
-	if (existsSync(note)) return { why: readFileSync(note, 'utf8').trim() };
+	for (const config of ['Release', 'Debug']) {
+		const note = join(packageDir, 'build', config, 'no-cuda-toolkit.txt');
+		if (existsSync(note)) return { why: readFileSync(note, 'utf8').trim() };
+	}
 	try {
 		return { native: loadNative<MapsGpuAddon>(packageDir, 'maps_gpu'), why: '' };
 	} catch (e) {

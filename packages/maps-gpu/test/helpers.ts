@@ -6,7 +6,8 @@ import { Registry, type RegistryOptions } from '@bpftime/handlers';
 import '@bpftime/maps-userspace';
 import { Segment } from '@bpftime/shm';
 import * as support from '@bpftime/test-support';
-import { isAvailable } from '../src/index.js';
+import { isAvailable, MAP_TYPES } from '../src/index.js';
+import { whyNoAddon } from '../src/native.js';
 
 export { errorOf, u32le, u64le } from '@bpftime/test-support';
 
@@ -32,4 +33,9 @@ export function findNvcc(): string | undefined {
 		} catch {}
 	}
 	return undefined;
+}
+
+/** Why this package's native part is absent here (built without the CUDA toolkit), or ''. */
+export function noAddon(): string {
+	return MAP_TYPES.length ? '' : `the native part of @bpftime/maps-gpu is not built: ${whyNoAddon}`;
 }
