@@ -18,6 +18,7 @@
 // the consumer still reads, and find zero wherever no header was written.
 // The host never waits for device producers and holds no lock they need.
 #include "gpu_map.hpp"
+#include "ring_format.hpp"
 
 #include <bpftime/handlers/bpf_defs.hpp>
 #include <bpftime/maps_gpu/maps_gpu.hpp>
@@ -91,54 +92,28 @@ int rb_next_key(void *, const void *, void *)
 	return -ENOENT;
 }
 
-uint64_t record_len(uint32_t hdr_len)
-{
-	return ((hdr_len & ~(BPFTIME_GPU_RB_BUSY_BIT |
-			     BPFTIME_GPU_RB_DISCARD_BIT)) +
-		BPFTIME_GPU_RB_HDR_SZ + 7) &
-	       ~uint64_t(7);
-}
-
 // [pos, pos + len) of the ring's data into dst, unwrapped.
 int read_ring(local *l, uint8_t *dst, uint64_t pos, uint64_t len)
 {
-	uint64_t cap = l->max_entries, off = pos & (cap - 1);
-	uint64_t first = len < cap - off ? len : cap - off;
-	if (int r = copy_to_host(l, dst, BPFTIME_GPU_RB_DATA_OFF + off, first))
+	ring::spans s = ring::split(pos, len, l->max_entries);
+	if (int r = copy_to_host(l, dst, BPFTIME_GPU_RB_DATA_OFF + s.first_off,
+				 s.first_len))
 		return r;
-	if (len > first)
-		return copy_to_host(l, dst + first, BPFTIME_GPU_RB_DATA_OFF,
-				    len - first);
+	if (s.second_len)
+		return copy_to_host(l, dst + s.first_len,
+				    BPFTIME_GPU_RB_DATA_OFF, s.second_len);
 	return 0;
 }
 
 int zero_ring(local *l, uint64_t pos, uint64_t len)
 {
-	uint64_t cap = l->max_entries, off = pos & (cap - 1);
-	uint64_t first = len < cap - off ? len : cap - off;
-	if (int r = zero_device(l, BPFTIME_GPU_RB_DATA_OFF + off, first))
+	ring::spans s = ring::split(pos, len, l->max_entries);
+	if (int r = zero_device(l, BPFTIME_GPU_RB_DATA_OFF + s.first_off,
+				s.first_len))
 		return r;
-	if (len > first)
-		return zero_device(l, BPFTIME_GPU_RB_DATA_OFF, len - first);
+	if (s.second_len)
+		return zero_device(l, BPFTIME_GPU_RB_DATA_OFF, s.second_len);
 	return 0;
-}
-
-// The bytes at the start of buf (avail long) that hold committed records.
-uint64_t committed_prefix(const uint8_t *buf, uint64_t avail)
-{
-	uint64_t p = 0;
-	while (p + BPFTIME_GPU_RB_HDR_SZ <= avail) {
-		uint32_t len, who;
-		memcpy(&len, buf + p, 4);
-		memcpy(&who, buf + p + 4, 4);
-		if ((len == 0 && who == 0) || (len & BPFTIME_GPU_RB_BUSY_BIT))
-			break;
-		uint64_t rl = record_len(len);
-		if (p + rl > avail)
-			break;
-		p += rl;
-	}
-	return p;
 }
 
 int rb_consume(void *lp, map_record_fn cb, void *ctx)
@@ -158,7 +133,7 @@ int rb_consume(void *lp, map_record_fn cb, void *ctx)
 	if (!buf)
 		return -ENOMEM;
 	int rc = read_ring(l, buf, cons, avail);
-	uint64_t ready = rc == 0 ? committed_prefix(buf, avail) : 0;
+	uint64_t ready = rc == 0 ? ring::committed_prefix(buf, avail) : 0;
 	if (rc == 0 && ready)
 		rc = read_ring(l, buf, cons, ready);
 	int handed = 0;
@@ -166,12 +141,12 @@ int rb_consume(void *lp, map_record_fn cb, void *ctx)
 	while (rc == 0 && q < ready) {
 		uint32_t len;
 		memcpy(&len, buf + q, 4);
-		q += record_len(len);
+		const uint8_t *sample = buf + q + BPFTIME_GPU_RB_HDR_SZ;
+		q += ring::record_len(len);
 		if (len & BPFTIME_GPU_RB_DISCARD_BIT)
 			continue;
 		handed++;
-		if (cb(ctx, buf + (q - record_len(len)) + BPFTIME_GPU_RB_HDR_SZ,
-		       len))
+		if (cb(ctx, sample, len))
 			break;
 	}
 	if (rc == 0 && q) {
