@@ -297,13 +297,13 @@ void close(void *lp)
 		d->stream_destroy(l->stream);
 	{
 		std::lock_guard g(holdings_mu);
-		auto it = holdings().find(key_of(l->shared->ipc));
-		// The state may be gone (destroyed by another process while this
-		// one held the map): the holding is found by its pointer then.
-		if (it == holdings().end())
-			for (auto i = holdings().begin(); i != holdings().end(); ++i)
-				if (i->second.dptr == l->dptr)
-					it = i;
+		// By device address, not by the handle in the state: another
+		// process may have destroyed the map (and the segment reused its
+		// state) while this one still held it.
+		auto it = holdings().end();
+		for (auto i = holdings().begin(); i != holdings().end(); ++i)
+			if (i->second.dptr == l->dptr)
+				it = i;
 		if (it != holdings().end() && --it->second.refs == 0) {
 			if (!it->second.owned) {
 				d->ipc_close_mem_handle(it->second.dptr);
