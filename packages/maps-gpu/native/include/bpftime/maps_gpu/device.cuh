@@ -18,13 +18,15 @@
 // processes included) and with host operations on the same map.
 #pragma once
 
-#include <bpftime/maps_gpu/gpu_map.h>
-
-#include <stdint.h>
-
 #ifndef __CUDACC__
 #error "device.cuh is for nvcc (CUDA device code)"
 #endif
+
+#include <bpftime/maps_gpu/gpu_map.h>
+
+#include <cooperative_groups.h>
+#include <cooperative_groups/scan.h>
+#include <stdint.h>
 
 namespace bpftime_gpu_detail {
 // The kernel's errno values (asm-generic/errno-base.h, errno.h).
@@ -122,17 +124,21 @@ __device__ __forceinline__ long bpftime_gpu_map_update(const bpftime_gpu_map *m,
 // -EINVAL for unknown flags or a map that is not a ring. The wake-up flags
 // are accepted and mean nothing here: the host consumer polls.
 //
-// Reservation is lock-free (a compare-and-swap on producer_pos), since
-// threads of one warp spinning on a lock held by a sibling can stall. The
-// header is written busy in one 8-byte store, then the sample, then a
-// system-scope fence, then the busy bit is cleared: a host copy that sees
-// the record committed sees its bytes.
+// Reservation is lock-free, a compare-and-swap on producer_pos (threads of
+// one warp spinning on a lock held by a sibling can stall), and made once per
+// warp: the threads of a warp that output to the same ring at the same time
+// reserve their records together, in lane order, so that thousands of
+// threads do not retry on one address. When the ring lacks room for all of
+// them, each gets -EAGAIN. Each thread then writes its header busy in one
+// 8-byte store, its sample, fences at system scope and clears the busy bit:
+// a host copy that sees the record committed sees its bytes.
 __device__ __forceinline__ long bpftime_gpu_ringbuf_output(const bpftime_gpu_map *m,
 							   const void *data,
 							   uint64_t size,
 							   uint64_t flags)
 {
 	using namespace bpftime_gpu_detail;
+	namespace cg = cooperative_groups;
 	if (m->map_type != BPFTIME_MAP_TYPE_GPU_RINGBUF)
 		return -EINVAL_;
 	if (flags & ~(BPF_RB_NO_WAKEUP_ | BPF_RB_FORCE_WAKEUP_))
@@ -152,30 +158,47 @@ __device__ __forceinline__ long bpftime_gpu_ringbuf_output(const bpftime_gpu_map
 		atomicAdd(dropped, 1ull);
 		return -EAGAIN_;
 	}
-	unsigned long long pos =
-		*reinterpret_cast<volatile unsigned long long *>(prod);
-	for (;;) {
-		// The kernel's check: records after the consumer are unread.
-		if (pos + len - *cons > cap) {
-			atomicAdd(dropped, 1ull);
-			return -EAGAIN_;
+	cg::coalesced_group g = cg::labeled_partition(
+		cg::coalesced_threads(), static_cast<unsigned long long>(m->data));
+	unsigned long long upto = cg::inclusive_scan(
+		g, static_cast<unsigned long long>(len));
+	unsigned long long total = g.shfl(upto, g.size() - 1);
+	unsigned long long start = 0;
+	int reserved = 0;
+	if (g.thread_rank() == 0) {
+		unsigned long long pos =
+			*reinterpret_cast<volatile unsigned long long *>(prod);
+		for (;;) {
+			// The kernel's check: records after the consumer are
+			// unread.
+			if (pos + total - *cons > cap)
+				break;
+			unsigned long long seen = atomicCAS(prod, pos, pos + total);
+			if (seen == pos) {
+				start = pos;
+				reserved = 1;
+				break;
+			}
+			pos = seen;
 		}
-		unsigned long long seen = atomicCAS(prod, pos, pos + len);
-		if (seen == pos)
-			break;
-		pos = seen;
+		if (!reserved)
+			atomicAdd(dropped, static_cast<unsigned long long>(g.size()));
 	}
+	reserved = g.shfl(reserved, 0);
+	start = g.shfl(start, 0);
+	if (!reserved)
+		return -EAGAIN_;
 	// Records are 8-byte aligned and the ring a multiple of 8: the header
 	// never wraps; the sample may.
-	uint64_t off = pos & mask;
+	uint64_t off = (start + upto - len) & mask;
 	uint32_t who = uint32_t(bpftime_gpu_thread_index() & 0x7fffffffu) |
 		       BPFTIME_GPU_RB_WRITTEN_BIT;
 	auto *hdr = reinterpret_cast<volatile unsigned long long *>(ring + off);
 	*hdr = (uint64_t(who) << 32) | uint32_t(size) | BPFTIME_GPU_RB_BUSY_BIT;
 	const uint8_t *src = static_cast<const uint8_t *>(data);
-	uint64_t start = (off + BPFTIME_GPU_RB_HDR_SZ) & mask;
-	uint64_t first = size < cap - start ? size : cap - start;
-	copy_bytes(ring + start, src, first);
+	uint64_t first_byte = (off + BPFTIME_GPU_RB_HDR_SZ) & mask;
+	uint64_t first = size < cap - first_byte ? size : cap - first_byte;
+	copy_bytes(ring + first_byte, src, first);
 	copy_bytes(ring, src + first, size - first);
 	__threadfence_system();
 	atomicExch(reinterpret_cast<unsigned int *>(ring + off), uint32_t(size));
