@@ -166,7 +166,7 @@ void destroy(void *segment_manager, void *sp)
 {
 	auto *mgr = static_cast<shm::segment_manager *>(segment_manager);
 	auto *s = static_cast<state *>(sp);
-	{
+	try {
 		std::lock_guard g(holdings_mu);
 		auto it = holdings().find(key_of(s->ipc));
 		if (it != holdings().end() && it->second.owned) {
@@ -186,12 +186,16 @@ void destroy(void *segment_manager, void *sp)
 				it->second.destroyed = true;
 			}
 		}
+	} catch (...) {
+		// No memory for the key: the allocation stays until exit.
 	}
 	s->header.magic = 0;
 	mgr->deallocate(s);
 }
 
-int open(void *sp, void **out, char *err, size_t err_len)
+namespace {
+
+int open_map(void *sp, void **out, char *err, size_t err_len)
 {
 	auto *s = static_cast<state *>(sp);
 	int rc = 0;
@@ -286,6 +290,19 @@ int open(void *sp, void **out, char *err, size_t err_len)
 	l->bytes = s->bytes;
 	*out = l;
 	return 0;
+}
+
+} // namespace
+
+// The registry's contract is an errno, never an exception: the table's
+// strings and nodes are the only allocations that could throw.
+int open(void *sp, void **out, char *err, size_t err_len)
+{
+	try {
+		return open_map(sp, out, err, err_len);
+	} catch (...) {
+		return set_error(err, err_len, ENOMEM, "open: out of memory");
+	}
 }
 
 void close(void *lp)
