@@ -4,7 +4,15 @@
 // the views check what they view.
 import { MapFlags, MapType, u64 } from '@bpftime/handlers';
 import { describe, expect, it } from 'vitest';
-import { GpuArray, GpuMapType, GpuPerThreadArray, GpuRingBuf, isAvailable, MAP_TYPES } from '../src/index.js';
+import {
+	deviceMap,
+	GpuArray,
+	GpuMapType,
+	GpuPerThreadArray,
+	GpuRingBuf,
+	isAvailable,
+	MAP_TYPES,
+} from '../src/index.js';
 import { errorOf, freshRegistry, noAddon, noDevice, u32le, u64le } from './helpers.js';
 
 const why = noDevice();
@@ -135,5 +143,14 @@ describe('typed views', () => {
 		});
 		expect(errorOf(() => new GpuPerThreadArray(plain, u64)).code).toBe('EINVAL');
 		expect(errorOf(() => GpuRingBuf.open(plain)).message).toMatch(/expected BPFTIME_MAP_TYPE_GPU_RINGBUF/);
+	});
+
+	it.skipIf(absent !== '')('deviceMap refuses a map that is not a GPU map, naming it', () => {
+		const { reg } = freshRegistry('gpu-devmap');
+		const plain = reg.createMap({ type: MapType.Array, name: 'plain', keySize: 4, valueSize: 8, maxEntries: 4 });
+		expect(errorOf(() => deviceMap(plain))).toMatchObject({
+			code: 'EINVAL',
+			message: expect.stringMatching(/map 'plain' \(id \d+\): not a GPU map/),
+		});
 	});
 });
