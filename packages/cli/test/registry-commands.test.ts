@@ -55,8 +55,9 @@ async function inProcess(args: string[]): Promise<Result> {
 }
 
 /** The command under a pseudo-terminal (util-linux script): what a user at a terminal sees. */
-async function onTty(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Result> {
-	const line = [process.execPath, cli, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+async function onTty(args: string[], env: NodeJS.ProcessEnv = process.env, rows?: number): Promise<Result> {
+	const command = [process.execPath, cli, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+	const line = rows === undefined ? command : `stty rows ${rows} cols 100; ${command}`;
 	const child = spawn('script', ['-qec', line, '/dev/null'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
 	let stdout = '';
 	child.stdout.on('data', (d) => {
@@ -472,6 +473,14 @@ describe('bpftime map dump histograms', { timeout: 60_000 }, () => {
 		const lines = piped.stdout.split('\n\n')[0]?.split('\n').length ?? 0;
 		// Back to the first line of the frame (CSI n F), clear to the end (CSI J).
 		expect(tty.stdout).toContain(`\x1b[${lines}F\x1b[J`);
+		// A frame taller than the screen: home and clear instead, as watch(1) does.
+		const short = await onTty(
+			['--segment', seg, 'map', 'dump', 'per_cpu', '--watch', '0.05', '--count', '2'],
+			process.env,
+			4,
+		);
+		expect(short.stdout).toContain('\x1b[H\x1b[2J');
+		expect(short.stdout).not.toContain(`\x1b[${lines}F`);
 	});
 });
 

@@ -336,8 +336,12 @@ async function watch(
 				if (stop) break;
 			}
 			const text = `${new Date().toTimeString().slice(0, 8)}\n${await frame()}`;
-			// On a terminal: back to the first line of the previous frame (CSI n F) and clear to the end (CSI J).
-			if (ctx.io.tty && lines > 0) ctx.io.out(`\x1b[${lines}F\x1b[J`);
+			// On a terminal: back to the first line of the previous frame (CSI n F) and clear to the
+			// end (CSI J); a frame taller than the screen scrolled out of reach, so home and clear
+			// the screen instead, as watch(1) does.
+			// A terminal of unknown size (rows 0) gets the in-place redraw.
+			const rows = process.stdout.rows || Number.POSITIVE_INFINITY;
+			if (ctx.io.tty && lines > 0) ctx.io.out(lines < rows ? `\x1b[${lines}F\x1b[J` : '\x1b[H\x1b[2J');
 			else if (n > 0) ctx.io.out('\n');
 			ctx.io.out(text);
 			lines = text.split('\n').length - 1;
