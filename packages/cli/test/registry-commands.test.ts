@@ -670,6 +670,26 @@ describe('bpftime export / import', { timeout: 60_000 }, () => {
 	});
 });
 
+describe('bpftime map of maps a libbpf tool made', { timeout: 60_000 }, () => {
+	const bpftool = spawnSync('bpftool', ['version']).status === 0;
+
+	it.skipIf(!bpftool)(
+		`formats the values from the BTF the tool loaded through the syscall-server${bpftool ? '' : ' (skipped: bpftool is not installed)'}`,
+		async () => {
+			const seg = segmentName();
+			const pin = `/sys/fs/bpf/bpftime_cli_reg_${process.pid}`;
+			onTestFinished(() => rmSync(pin, { recursive: true, force: true }));
+			const load = await bpftime(['--segment', seg, 'load', '--keep', 'bpftool', 'prog', 'loadall', formats, pin]);
+			expect(load.code, load.stderr).toBe(0);
+			const update = await bpftime(['--segment', seg, 'map', 'update', 'events', '7', '{"pid": 3, "st": "DONE"}']);
+			expect(update.stderr).toBe('');
+			expect((await bpftime(['--segment', seg, 'map', 'dump', 'events'])).stdout).toMatch(
+				/^key 7 value \{pid: 3, comm: "", st: "DONE", ret: 0, low: 0x0, high: 0x0, ports: \[0, 0\]\}\n/,
+			);
+		},
+	);
+});
+
 describe('bpftime map dump --json against bpftool on the kernel', { timeout: 60_000 }, () => {
 	/** Why the kernel's side cannot run here, or undefined when it can. */
 	function kernelRefusal(): string | undefined {
