@@ -473,6 +473,24 @@ describe('bpftime map dump histograms', { timeout: 60_000 }, () => {
 		const lines = piped.stdout.split('\n\n')[0]?.split('\n').length ?? 0;
 		// Back to the first line of the frame (CSI n F), clear to the end (CSI J).
 		expect(tty.stdout).toContain(`\x1b[${lines}F\x1b[J`);
+		const stream = await bpftime([
+			'--segment',
+			seg,
+			'map',
+			'dump',
+			'per_cpu',
+			'--json',
+			'--watch',
+			'0.05',
+			'--count',
+			'2',
+		]);
+		const records = stream.stdout
+			.trimEnd()
+			.split('\n')
+			.map((l) => JSON.parse(l));
+		expect(records).toHaveLength(2);
+		expect(records[1]).toMatchObject({ name: 'per_cpu', time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
 		// A frame taller than the screen: home and clear instead, as watch(1) does.
 		const short = await onTty(
 			['--segment', seg, 'map', 'dump', 'per_cpu', '--watch', '0.05', '--count', '2'],

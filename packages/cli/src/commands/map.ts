@@ -11,7 +11,7 @@ import type { Btf } from '@bpftime/loader';
 import { type Command, type Context, takeOptions, UsageError } from '../command.js';
 import { decodeBtf, encodeArgument, hexBytes, type Plain, plainText, rawValue } from '../format/btf-value.js';
 import { type Bucket, buckets, drawHist, type HistSpec } from '../format/hist.js';
-import { jsonText } from '../format/json.js';
+import { jsonLine, jsonText } from '../format/json.js';
 import { openRegistry } from '../registry.js';
 import { btfParser, findHandler, registryBtf, shortTypeName } from '../registry-view.js';
 
@@ -254,7 +254,7 @@ async function dumpStacks(map: BpfMap, pid: number | undefined, json: boolean): 
 }
 
 /** One dump of the map: entries, or its histograms. */
-function render(f: MapFormat, json: boolean, hist: HistSpec | 'off' | undefined): string {
+function render(f: MapFormat, json: boolean, hist: HistSpec | 'off' | undefined, line = false): string {
 	let entries: [Buffer, Buffer][];
 	try {
 		entries = [...f.map.entries()].map(([k, v]) => [Buffer.from(k), Buffer.from(v)] as [Buffer, Buffer]);
@@ -276,7 +276,8 @@ function render(f: MapFormat, json: boolean, hist: HistSpec | 'off' | undefined)
 	const spec: HistSpec = hist && hist !== 'off' ? hist : { kind: 'log2' };
 	const d = f.desc;
 	if (json) {
-		return jsonText({
+		return (line ? jsonLine : jsonText)({
+			time: line ? new Date().toISOString() : undefined,
 			id: d.id,
 			name: d.name,
 			type: shortTypeName(d.typeName),
@@ -313,6 +314,7 @@ async function watch(
 	seconds: number,
 	count: number | undefined,
 	frame: () => string | Promise<string>,
+	stream = false,
 ): Promise<void> {
 	let stop = false;
 	let wake: (() => void) | undefined;
@@ -334,6 +336,11 @@ async function watch(
 					};
 				});
 				if (stop) break;
+			}
+			if (stream) {
+				// --json: one JSON document a line (JSON Lines), each with its time, never redrawn.
+				ctx.io.out(await frame());
+				continue;
 			}
 			const text = `${new Date().toTimeString().slice(0, 8)}\n${await frame()}`;
 			// On a terminal: back to the first line of the previous frame (CSI n F) and clear to the
@@ -389,12 +396,13 @@ async function dump(args: string[], ctx: Context): Promise<number> {
 			const map = reg.map(d.id);
 			const frame = () => dumpStacks(map, pid, json);
 			if (every === undefined) ctx.io.out(await frame());
+			else if (json) await watch(ctx, every, count, async () => jsonLine(JSON.parse(await frame())), true);
 			else await watch(ctx, every, count, frame);
 			return 0;
 		}
 		const f = new MapFormat(reg, d, await btfParser());
 		if (every === undefined) ctx.io.out(render(f, json, hist));
-		else await watch(ctx, every, count, () => render(f, json, hist));
+		else await watch(ctx, every, count, () => render(f, json, hist, json), json);
 		return 0;
 	} finally {
 		reg.close();
@@ -575,7 +583,8 @@ linear draws any map of counts; a linear histogram's bucket i counts
 --hist off prints the entries instead.
 
 --watch <seconds> redraws the dump every <seconds> (in place on a terminal)
-until Ctrl-C, or <n> times with --count.
+until Ctrl-C, or <n> times with --count; with --json it writes one JSON
+document a line (JSON Lines), each with its "time".
 
 Examples:
   bpftime map dump malloc_calls

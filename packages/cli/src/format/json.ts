@@ -48,3 +48,10 @@ export function jsonText(value: unknown): string {
 	write(value, '', '  ', out);
 	return `${out.join('')}\n`;
 }
+
+/** `value` as one line of JSON (a record of a JSON Lines stream), bigints exact; ends with a newline. */
+export function jsonLine(value: unknown): string {
+	const out: string[] = [];
+	write(value, '', '', out);
+	return `${out.join('')}\n`;
+}
