@@ -21,11 +21,20 @@ function rawText(b: Buffer): string {
 	return typeof v === 'bigint' ? v.toString() : (v as string);
 }
 
+const PER_CPU_TYPES = new Set<number>([
+	MapType.PercpuHash,
+	MapType.PercpuArray,
+	MapType.LruPercpuHash,
+	MapType.PercpuCgroupStorage,
+]);
+
 /** How the keys and values of one map read and write: from its BTF when it has some. */
 class MapFormat {
 	readonly map: BpfMap;
 	readonly desc: MapDescriptor;
 	readonly btf: Btf | undefined;
+	/** A per-CPU map: a value per CPU for each key. */
+	readonly perCpuMap: boolean;
 	/** Values per key: the number of CPUs for a per-CPU map, else 1. */
 	readonly cpus: number;
 	/** Bytes of one CPU's value in a per-CPU value (round_up(valueSize, 8), as the kernel's bpf_map_value_size). */
@@ -36,7 +45,9 @@ class MapFormat {
 		this.map = reg.map(desc.id);
 		const typed = desc.btfKeyTypeId !== 0 || desc.btfValueTypeId !== 0;
 		this.btf = typed && parser ? registryBtf(reg, parser, desc.btfId) : undefined;
-		const perCpu = desc.userValueSize !== desc.valueSize;
+		// By type, as the kernel's bpf_map_value_size: a machine of one CPU still gets "CPU 0".
+		const perCpu = PER_CPU_TYPES.has(desc.type) || desc.userValueSize !== desc.valueSize;
+		this.perCpuMap = perCpu;
 		this.stride = perCpu ? Math.ceil(desc.valueSize / 8) * 8 : desc.valueSize;
 		this.cpus = perCpu && this.stride > 0 ? desc.userValueSize / this.stride : 1;
 	}
@@ -73,7 +84,7 @@ class MapFormat {
 	/** A value from the command line; a per-CPU map gets it on every CPU, as bpftool writes one. */
 	parseValue(text: string): Buffer {
 		const one = encodeArgument(text, this.desc.valueSize, 'value', this.btf, this.desc.btfValueTypeId);
-		if (this.cpus === 1) return one;
+		if (!this.perCpuMap) return one;
 		const all = Buffer.alloc(this.desc.userValueSize);
 		for (let i = 0; i < this.cpus; i++) one.copy(all, i * this.stride);
 		return all;
@@ -81,21 +92,20 @@ class MapFormat {
 
 	/** One entry as --json writes it: raw `key`/`value` text, `formatted` from BTF, `values` per CPU. */
 	jsonEntry(k: Buffer, v: Buffer) {
-		const entry: Record<string, unknown> = { key: rawText(k), value: this.cpus === 1 ? rawText(v) : hexBytes(v) };
-		if (this.cpus > 1)
+		const entry: Record<string, unknown> = { key: rawText(k), value: !this.perCpuMap ? rawText(v) : hexBytes(v) };
+		if (this.perCpuMap)
 			entry.values = this.perCpu(v).map((c, cpu) => ({ cpu, value: rawText(c.subarray(0, this.desc.valueSize)) }));
 		// The shape of bpftool's "formatted": { key, value } or { key, values: [{ cpu, value }] }.
 		if (this.btf)
-			entry.formatted =
-				this.cpus === 1
-					? { key: this.key(k), value: this.value(v) }
-					: { key: this.key(k), values: this.perCpu(v).map((c, cpu) => ({ cpu, value: this.value(c) })) };
+			entry.formatted = !this.perCpuMap
+				? { key: this.key(k), value: this.value(v) }
+				: { key: this.key(k), values: this.perCpu(v).map((c, cpu) => ({ cpu, value: this.value(c) })) };
 		return entry;
 	}
 
 	/** One entry as text: `key <k> value <v>`, or a line per CPU. */
 	textEntry(k: Buffer, v: Buffer): string {
-		if (this.cpus === 1) return `key ${plainText(this.key(k))} value ${plainText(this.value(v))}\n`;
+		if (!this.perCpuMap) return `key ${plainText(this.key(k))} value ${plainText(this.value(v))}\n`;
 		const lines = this.perCpu(v).map((c, cpu) => `    value (CPU ${cpu}): ${plainText(this.value(c))}\n`);
 		return `key ${plainText(this.key(k))}\n${lines.join('')}`;
 	}
@@ -145,7 +155,7 @@ function asCount(v: Plain): bigint | undefined {
 /** Adds up the CPUs of a value that is a count. */
 function countOf(f: MapFormat, v: Buffer): bigint | undefined {
 	let sum = 0n;
-	for (const c of f.cpus === 1 ? [v] : f.perCpu(v)) {
+	for (const c of !f.perCpuMap ? [v] : f.perCpu(v)) {
 		const n = asCount(f.value(c));
 		if (n === undefined) return undefined;
 		sum += n;
@@ -168,7 +178,7 @@ const MAX_BUCKETS = 4096;
  */
 function histograms(f: MapFormat, entries: [Buffer, Buffer][], forced: boolean): Series[] | undefined {
 	const name = `@${f.desc.name}`;
-	if (f.cpus === 1 && entries.length > 0) {
+	if (!f.perCpuMap && entries.length > 0) {
 		const series: Series[] = [];
 		for (const [k, v] of entries) {
 			const value = f.value(v);
