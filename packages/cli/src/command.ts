@@ -6,6 +6,10 @@
 export interface Io {
 	out: (text: string) => void;
 	err: (text: string) => void;
+	/** Colour and cursor movement are wanted on out: a terminal, NO_COLOR unset (format/style.ts). */
+	color?: boolean;
+	/** out is a terminal: a live view may redraw in place. */
+	tty?: boolean;
 	/** Where progress spinners draw (stderr of the CLI); none when absent. */
 	progress?: { isTTY?: boolean; write(text: string): unknown };
 }
@@ -58,7 +62,8 @@ export function takeOptions(
 			i++;
 			break;
 		}
-		if (!a.startsWith('-') || a === '-') {
+		// A negative number (a key or value: `map update m -1 5`) is an operand, not an option.
+		if (!a.startsWith('-') || a === '-' || /^-\d/.test(a)) {
 			if (stopAtPositional) break;
 			rest.push(a);
 			continue;

@@ -16,9 +16,9 @@ describe('help', { timeout: 60_000 }, () => {
 		const r = bpftime([name, '--help']);
 		expect(r.code).toBe(0);
 		expect(r.stdout).toMatch(new RegExp(`^Usage: bpftime ${name}\\b`));
-		expect(r.stdout).toMatch(/\nExample:\n {2}\S/);
+		expect(r.stdout).toMatch(/\nExamples?:\n {2}\S/);
 		// Every example line runs bpftime (or builds what it needs first).
-		const examples = r.stdout.split('\nExample:\n')[1] as string;
+		const examples = r.stdout.split(/\nExamples?:\n/)[1] as string;
 		expect(examples).toMatch(new RegExp(`bpftime ${name}\\b`));
 		expect(bpftime(['help', name]).stdout).toBe(r.stdout);
 	});

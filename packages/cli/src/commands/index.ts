@@ -3,13 +3,19 @@
 // through this table and usage.ts builds the overview from it.
 import type { Command } from '../command.js';
 import { attach } from './attach.js';
+import { clean } from './clean.js';
 import { completion } from './completion.js';
 import { detach } from './detach.js';
 import { doctor } from './doctor.js';
+import { exportCommand } from './export.js';
 import { help } from './help.js';
+import { importCommand } from './import.js';
+import { link } from './link.js';
+import { list } from './list.js';
 import { load } from './load.js';
 import { map } from './map.js';
 import { objdump } from './objdump.js';
+import { prog } from './prog.js';
 import { run } from './run.js';
 import { start } from './start.js';
 import { vm } from './vm.js';
@@ -19,7 +25,13 @@ export const COMMANDS: readonly Command[] = [
 	start,
 	attach,
 	detach,
+	list,
+	prog,
+	link,
 	map,
+	exportCommand,
+	importCommand,
+	clean,
 	run,
 	objdump,
 	vm,

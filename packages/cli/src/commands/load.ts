@@ -6,6 +6,7 @@
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { foreground } from '../child.js';
 import { type Command, takeOptions, UsageError } from '../command.js';
+import { keepSources } from '../line-info.js';
 import { registryModules, segmentOptions } from '../registry.js';
 import { requireBackend, VM_OPTION_SPEC, vmEnv, vmOptions } from '../vm-options.js';
 
@@ -177,6 +178,7 @@ Example:
 					}
 				}
 			}
+			keepSources(seg, reg, loaded.programs.values());
 			io.out(`${file}: loaded into segment '${seg.name}'\n`);
 			if (vm.verbose)
 				io.err(
