@@ -19,7 +19,7 @@ describe('help', { timeout: 60_000 }, () => {
 		expect(r.stdout).toMatch(/\nExamples?:\n {2}\S/);
 		// Every example line runs bpftime (or builds what it needs first).
 		const examples = r.stdout.split(/\nExamples?:\n/)[1] as string;
-		expect(examples).toMatch(new RegExp(`bpftime ${name}\\b`));
+		expect(examples).toMatch(new RegExp(`bpftime (--segment \\S+ )?${name}\\b`));
 		expect(bpftime(['help', name]).stdout).toBe(r.stdout);
 	});
 

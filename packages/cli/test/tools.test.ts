@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { Segment } from '@bpftime/shm';
 import { checkBackend } from '@bpftime/vm';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { COMMANDS } from '../src/commands/index.js';
 
 const cli = new URL('../dist/cli.js', import.meta.url).pathname;
 const fixtures = new URL('./fixtures/', import.meta.url).pathname;
@@ -435,7 +436,7 @@ describe('bpftime completion', { timeout: 60_000 }, () => {
 		expect(bashComplete(script, ['bpftime', 'ob'])).toEqual(['objdump']);
 		expect(bashComplete(script, ['bpftime', 'd'])).toEqual(['detach', 'doctor']);
 		expect(bashComplete(script, ['bpftime', '--segment', 'x', 'ma'])).toEqual(['map']);
-		expect(bashComplete(script, ['bpftime', 'map', 'd'])).toEqual(['dump']);
+		expect(bashComplete(script, ['bpftime', 'map', 'du'])).toEqual(['dump']);
 		expect(bashComplete(script, ['bpftime', 'vm', ''])).toEqual(['plugin']);
 		expect(bashComplete(script, ['bpftime', 'run', 'x.o', '--re'])).toEqual(['--repeat']);
 		expect(bashComplete(script, ['bpftime', 'start', '--vm', 'int'])).toEqual(['interpreter']);
@@ -487,8 +488,10 @@ words=(${q}); CURRENT=$#words; _bpftime`,
 			);
 			return c.stdout.trim();
 		};
-		expect(complete(['bpftime', ''])).toBe('load start attach detach map run objdump vm doctor completion help');
-		expect(complete(['bpftime', '--segment', 's', 'map', ''])).toBe('list dump');
+		expect(complete(['bpftime', ''])).toBe(COMMANDS.map((c) => c.name).join(' '));
+		expect(complete(['bpftime', '--segment', 's', 'map', '']).split(' ')).toEqual(
+			expect.arrayContaining(['list', 'dump']),
+		);
 		expect(complete(['bpftime', 'run', 'x.o', '--'])).toBe('--ctx --help --json --program --repeat --shm-size --vm');
 		expect(complete(['bpftime', 'start', '--vm', ''])).toBe('interpreter jit llvm');
 		expect(complete(['bpftime', 'attach', ''])).toBe('<pids>');
