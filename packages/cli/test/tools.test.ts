@@ -109,6 +109,8 @@ describe('bpftime run', { timeout: 60_000 }, () => {
 			expect(r.stdout).toMatch(new RegExp(`^prog 'add_ctx' \\(id \\d+\\) on ${backend}: r0 = 11 \\(0xb\\)$`, 'm'));
 			expect(r.stdout).toMatch(/^3 runs: [\d.]+ (ns|µs|ms) per run/m);
 			expect(r.stdout).toMatch(/^map 'totals' \(id \d+\): 1 entry changed\n {2}~ key 1 value 0 -> 15$/m);
+			// A struct value, printed from the object's BTF as map dump prints it.
+			expect(r.stdout).toMatch(/^map 'last' \(id \d+\): 1 entry changed\n {2}\+ key 0 value \{arg: 5, calls: 3\}$/m);
 			expect(runSegments()).toEqual(before);
 		},
 	);
@@ -126,7 +128,10 @@ describe('bpftime run', { timeout: 60_000 }, () => {
 			prog: { name: 'add_ctx', type: 'BPF_PROG_TYPE_KPROBE' },
 			r0: '1',
 			runs: 1,
-			maps: [{ name: 'totals', changes: [{ key: '1', before: '0', after: String(0x8000000000000000n) }] }],
+			maps: [
+				{ name: 'totals', changes: [{ key: '1', before: '0', after: String(0x8000000000000000n) }] },
+				{ name: 'last', changes: [{ key: '0', before: null, after: `{arg: ${0x8000000000000000n}, calls: 1}` }] },
+			],
 		});
 		expect(typeof doc.nsPerRun).toBe('number');
 	});

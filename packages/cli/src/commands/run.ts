@@ -6,11 +6,14 @@
 // (shared with every attached process) it then changes for real.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { BpftimeError } from '@bpftime/common';
-import type { Registry } from '@bpftime/handlers';
+import type { MapDescriptor, Registry } from '@bpftime/handlers';
+import type { Btf } from '@bpftime/loader';
 import type { Segment } from '@bpftime/shm';
 import { type Command, type Context, takeOptions, UsageError } from '../command.js';
+import { decodeBtf, plainText, rawValue } from '../format/btf-value.js';
 import { openObject } from '../open-object.js';
 import { openRegistry, registryModules } from '../registry.js';
+import { btfParser, registryBtf } from '../registry-view.js';
 import { type Backend, requireBackend, VM_OPTION_SPEC, vmOptions } from '../vm-options.js';
 
 const MAX_REPEAT = 100_000_000;
@@ -53,25 +56,43 @@ export function parseContext(text: string): Buffer {
 	return Buffer.from(digits, 'hex');
 }
 
-function formatValue(b: Buffer): string {
-	switch (b.length) {
-		case 1:
-			return String(b.readUInt8(0));
-		case 2:
-			return String(b.readUInt16LE(0));
-		case 4:
-			return String(b.readUInt32LE(0));
-		case 8:
-			return b.readBigUInt64LE(0).toString();
-		default:
-			return `0x${b.toString('hex')}`;
-	}
+/** How the keys and values of one map print: from its BTF, as `map dump` prints them, else numbers or hex. */
+interface MapText {
+	key(b: Buffer): string;
+	value(b: Buffer): string;
+}
+
+function mapText(d: MapDescriptor, btf: Btf | undefined): MapText {
+	const decode = (typeId: number, b: Buffer): string => {
+		if (btf && typeId !== 0) {
+			try {
+				return plainText(decodeBtf(btf, typeId, b));
+			} catch {
+				// A type that does not fit the bytes: the bytes.
+			}
+		}
+		return plainText(rawValue(b));
+	};
+	// A per-CPU value is one value per CPU, each round_up(value_size, 8) bytes (bpf_map_value_size).
+	const stride = Math.ceil(d.valueSize / 8) * 8;
+	const perCpu = d.userValueSize !== d.valueSize && stride > 0;
+	return {
+		key: (b) => decode(d.btfKeyTypeId, b),
+		value: (b) => {
+			if (!perCpu) return decode(d.btfValueTypeId, b);
+			const cpus: string[] = [];
+			for (let off = 0; off + stride <= b.length; off += stride)
+				cpus.push(decode(d.btfValueTypeId, b.subarray(off, off + d.valueSize)));
+			return `[${cpus.join(', ')}]`;
+		},
+	};
 }
 
 interface Snapshot {
 	id: number;
 	name: string;
 	entries: Map<string, Buffer>;
+	text: MapText;
 }
 
 interface MapChange {
@@ -80,9 +101,13 @@ interface MapChange {
 	after: string | null;
 }
 
-/** Every entry of the maps `ids`; maps that cannot be iterated (ring buffers, perf event arrays) are left out. */
-function snapshot(reg: Registry, ids: readonly number[]): Snapshot[] {
+/**
+ * Every entry of the maps `ids`; maps that cannot be iterated (ring buffers,
+ * perf event arrays) are left out. `btf` parses the registry's BTF objects.
+ */
+function snapshot(reg: Registry, ids: readonly number[], btf: typeof Btf): Snapshot[] {
 	const out: Snapshot[] = [];
+	const cache = new Map<number, Btf | null>();
 	for (const id of ids) {
 		const d = reg.get(id);
 		if (d?.kind !== 'map') continue;
@@ -90,7 +115,7 @@ function snapshot(reg: Registry, ids: readonly number[]): Snapshot[] {
 			const m = reg.map(id);
 			const entries = new Map<string, Buffer>();
 			for (const [k, v] of m.entries()) entries.set(k.toString('hex'), Buffer.from(v));
-			out.push({ id, name: d.name, entries });
+			out.push({ id, name: d.name, entries, text: mapText(d, registryBtf(reg, btf, d.btfId, cache)) });
 		} catch (e) {
 			if (!(e instanceof BpftimeError)) throw e;
 		}
@@ -100,14 +125,15 @@ function snapshot(reg: Registry, ids: readonly number[]): Snapshot[] {
 
 function diff(before: Snapshot, after: Snapshot): MapChange[] {
 	const changes: MapChange[] = [];
-	const key = (hex: string) => formatValue(Buffer.from(hex, 'hex'));
+	const { text } = after;
+	const key = (hex: string) => text.key(Buffer.from(hex, 'hex'));
 	for (const [k, v] of after.entries) {
 		const old = before.entries.get(k);
-		if (!old) changes.push({ key: key(k), before: null, after: formatValue(v) });
-		else if (!old.equals(v)) changes.push({ key: key(k), before: formatValue(old), after: formatValue(v) });
+		if (!old) changes.push({ key: key(k), before: null, after: text.value(v) });
+		else if (!old.equals(v)) changes.push({ key: key(k), before: text.value(old), after: text.value(v) });
 	}
 	for (const [k, v] of before.entries)
-		if (!after.entries.has(k)) changes.push({ key: key(k), before: formatValue(v), after: null });
+		if (!after.entries.has(k)) changes.push({ key: key(k), before: text.value(v), after: null });
 	return changes;
 }
 
@@ -148,13 +174,14 @@ async function runIn(
 	const size = contextSize(d.type);
 	const ctx = Buffer.alloc(Math.max(size, ctxIn?.length ?? 0));
 	ctxIn?.copy(ctx);
-	const before = snapshot(reg, d.mapIds);
+	const btf = await btfParser();
+	const before = snapshot(reg, d.mapIds, btf);
 	const inst = prog.instantiate(backend === undefined ? {} : { backend });
 	let r0 = 0n;
 	const t0 = process.hrtime.bigint();
 	for (let i = 0; i < repeat; i++) r0 = prog.run(ctx, { backend: inst.backend });
 	const elapsed = Number(process.hrtime.bigint() - t0);
-	const after = snapshot(reg, d.mapIds);
+	const after = snapshot(reg, d.mapIds, btf);
 	const maps = after
 		.map((a) => {
 			const b = before.find((s) => s.id === a.id) ?? { ...a, entries: new Map() };
@@ -211,7 +238,8 @@ export const run: Command = {
        bpftime run <id> [options]
 
 Runs one program here, on the interpreter or the JIT, and prints r0, every
-map entry the runs added, changed or deleted, and the time per run. An
+map entry the runs added, changed or deleted (formatted from the map's BTF,
+as \`map dump\` prints them), and the time per run. An
 object file is loaded into a private segment, removed afterwards; an id
 names a program of the registry (\`bpftime load\`), and its runs change the
 registry's maps for every process that uses them.
