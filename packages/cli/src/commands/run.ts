@@ -239,10 +239,10 @@ export const run: Command = {
 
 Runs one program here, on the interpreter or the JIT, and prints r0, every
 map entry the runs added, changed or deleted (formatted from the map's BTF,
-as \`map dump\` prints them), and the time per run. An
-object file is loaded into a private segment, removed afterwards; an id
-names a program of the registry (\`bpftime load\`), and its runs change the
-registry's maps for every process that uses them.
+as \`map dump\` prints them), and the time per run. An object file is
+loaded into a private segment, removed afterwards; an id names a program of
+the registry (\`bpftime load\`), and its runs change the registry's maps for
+every process that uses them.
 
 The program's context (r1; r2 is its length) is --ctx, padded with zeros to
 the size the program type may read (168 bytes of pt_regs for a uprobe, 64
