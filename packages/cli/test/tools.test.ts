@@ -443,6 +443,7 @@ describe('bpftime completion', { timeout: 60_000 }, () => {
 		expect(bashComplete(script, ['bpftime', '--segment', 'x', 'ma'])).toEqual(['map']);
 		expect(bashComplete(script, ['bpftime', 'map', 'du'])).toEqual(['dump']);
 		expect(bashComplete(script, ['bpftime', 'vm', ''])).toEqual(['plugin']);
+		expect(bashComplete(script, ['bpftime', 'prog', ''])).toEqual(expect.arrayContaining(['list', 'show', 'dump']));
 		expect(bashComplete(script, ['bpftime', 'run', 'x.o', '--re'])).toEqual(['--repeat']);
 		expect(bashComplete(script, ['bpftime', 'start', '--vm', 'int'])).toEqual(['interpreter']);
 		expect(bashComplete(script, ['bpftime', 'completion', ''])).toEqual(['bash', 'zsh']);

@@ -18,8 +18,10 @@ export function completionWords(commands: readonly Command[]): Words[] {
 	return commands.map((c) => {
 		const subcommands = new Set<string>();
 		for (const [synopsis] of c.overview) {
+			// `map list`, `prog show|dump <id>`, `completion bash|zsh`: literal words, not <operands>.
 			const second = synopsis.split(/\s+/)[1];
-			if (second && /^[a-z][a-z-]*$/.test(second)) subcommands.add(second);
+			if (second && /^[a-z][a-z-]*(\|[a-z][a-z-]*)*$/.test(second))
+				for (const w of second.split('|')) subcommands.add(w);
 		}
 		// The options of the synopsis (the usage up to its first blank line) and of the option
 		// tables (lines that start with one); examples and prose name options of other programs.
