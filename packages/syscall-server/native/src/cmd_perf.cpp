@@ -48,6 +48,8 @@ bool attachable(event_class ev, uint32_t prog_type)
 	case event_class::raw_tracepoint:
 		return prog_type == BPF_PROG_TYPE_RAW_TRACEPOINT ||
 		       prog_type == BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE;
+	case event_class::bpf_output:
+		return false;
 	}
 	return false;
 }
@@ -123,7 +125,8 @@ long server::perf_event_open(uint64_t uattr, long pid, long cpu,
 		if (copy_from_user(head, uattr, sizeof(head)))
 			return -EFAULT;
 		const bool is_uprobe = s.uprobe_type >= 0 && head[0] == uint32_t(s.uprobe_type);
-		if (!is_uprobe && head[0] != PERF_TYPE_TRACEPOINT)
+		if (!is_uprobe && head[0] != PERF_TYPE_TRACEPOINT &&
+		    head[0] != PERF_TYPE_SOFTWARE)
 			return -ENOSYS;
 		// perf_copy_attr(): size 0 is the first version's size.
 		uint32_t size = head[1] ? head[1] : PERF_ATTR_SIZE_VER0;
@@ -150,6 +153,26 @@ long server::perf_event_open(uint64_t uattr, long pid, long cpu,
 			return -EINVAL;
 		handlers::perf_event_spec spec;
 		spec.pid = pid == 0 ? int32_t(getpid()) : int32_t(pid);
+		if (head[0] == PERF_TYPE_SOFTWARE) {
+			// A perf buffer's per-CPU event (libbpf's
+			// perf_buffer__new, bcc's perf reader): its ring is the
+			// perf event array slot it is stored in. Other software
+			// events (cpu-clock ...) the kernel serves.
+			if (a.config != PERF_COUNT_SW_BPF_OUTPUT)
+				return -ENOSYS;
+			if (cpu < -1 || cpu >= sysconf(_SC_NPROCESSORS_CONF))
+				return -EINVAL;
+			spec.type = handlers::perf_event_type::custom;
+			spec.custom_name = "bpf_output";
+			spec.custom_config = PERF_COUNT_SW_BPF_OUTPUT;
+			auto h = s.reg->create_perf_event(spec);
+			if (!h)
+				return -h.error().code;
+			auto o = s.make(obj_kind::perf_event, *h, true);
+			o->ev = event_class::bpf_output;
+			o->enabled = !a.disabled;
+			return s.install(std::move(o), flags & PERF_FLAG_FD_CLOEXEC);
+		}
 		if (!is_uprobe) {
 			// A tracepoint: ours when it is a syscall one; any other
 			// (sched, net ...) the kernel serves.

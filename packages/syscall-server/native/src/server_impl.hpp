@@ -8,6 +8,7 @@
 
 #include <bpftime/handlers/program.hpp>
 #include <bpftime/handlers/registry.hpp>
+#include <bpftime/maps_userspace/perf_consumer.hpp>
 #include <bpftime/syscall_server/server.hpp>
 
 #include <atomic>
@@ -26,6 +27,7 @@ enum class obj_kind : uint8_t { map, prog, link, perf_event, btf };
 
 struct pin_table;
 struct owner_table;
+struct watch;
 
 // One kernel object as this process holds it: what a struct file of
 // anon_inode bpf-map / bpf-prog / bpf-link / perf_event is to the kernel.
@@ -55,12 +57,29 @@ struct object {
 	// link that makes agents attach it while the event is enabled.
 	std::mutex mu;
 	std::shared_ptr<object> prog;
-	enum class event_class : uint8_t { uprobe, tracepoint, raw_tracepoint };
+	// bpf_output: PERF_COUNT_SW_BPF_OUTPUT, a perf buffer's per-CPU
+	// event (takes no program; its ring is a perf event array slot's).
+	enum class event_class : uint8_t {
+		uprobe,
+		tracepoint,
+		raw_tracepoint,
+		bpf_output
+	};
 	event_class ev = event_class::uprobe;
 	bool by_link = false;
 	bool enabled = false;
 	uint64_t cookie = 0; // bpf_get_attach_cookie() of the link
 	handlers::handle reg_link{ handlers::NO_ID, 0 };
+	// bpf_output events: the perf event array and slot the event was
+	// stored in (the ring the tool's mmap shows), and that mmap, made
+	// before the store as libbpf's perf_buffer__new does (a zeroed
+	// placeholder until then). Under mu.
+	std::weak_ptr<object> out_map;
+	uint32_t out_slot = 0;
+	uint64_t mmap_addr = 0, mmap_len = 0;
+	int mmap_prot = 0, mmap_flags = 0;
+	// perf event array maps: this process's view of the slots' buffers.
+	std::unique_ptr<maps_userspace::perf_consumer> perf_view;
 
 	~object();
 };
@@ -132,6 +151,24 @@ struct server::impl {
 	// The segment file, for mmap of BPF_F_MMAPABLE maps; opened on first use.
 	int shm_fd = -1;
 	std::mutex shm_mu;
+	// The segment file opened on first use; -errno when it cannot be.
+	int segment_fd();
+	// mmap(2) of a perf event descriptor: its ring (events.cpp).
+	long mmap_perf_event(object &pe, uint64_t addr, uint64_t len, int prot,
+			     int flags, int64_t off);
+	// A bpf_output event was stored in slot `slot` of perf event array
+	// `map` (BPF_MAP_UPDATE_ELEM): its mmap and epoll now show that ring.
+	void perf_event_stored(const std::shared_ptr<object> &map,
+			       uint32_t slot, const std::shared_ptr<object> &pe);
+	void unwatch(int fd);
+	void stop_watches();
+
+	// Descriptors of ring buffers and perf buffers that the tool waits on
+	// with epoll or poll (events.cpp), by descriptor. n_watches is read
+	// without the lock by every epoll_wait and poll.
+	std::mutex watch_mu;
+	std::unordered_map<int, std::shared_ptr<syscall_server::watch>> watches;
+	std::atomic<int> n_watches{ 0 };
 	pin_table *pins = nullptr;
 	owner_table *owners_table = nullptr;
 

@@ -99,6 +99,15 @@ class server {
 	// newfd is a duplicate of oldfd (dup, dup2, dup3, F_DUPFD): it refers
 	// to the same object.
 	void duplicated(int oldfd, int newfd) noexcept;
+	// epoll_ctl(ADD/MOD) or poll() of fd: when it is a ring buffer map
+	// or a perf buffer's event, its eventfd becomes readable whenever its
+	// ring has data (events.cpp), until fd is closed.
+	void watch(int fd) noexcept;
+	// Whether fd is a descriptor watch() takes (lock-free).
+	bool waitable(int fd) const noexcept;
+	// On the tool's thread before epoll_wait() / poll(): clears the
+	// readiness of watched descriptors whose rings were drained since.
+	void before_wait() noexcept;
 	// The user memory map changed (munmap, mprotect, mremap): pointer
 	// checks look again.
 	static void memory_changed() noexcept;
