@@ -127,6 +127,11 @@ const build = {
 			await support.run('cc', ['-O2', join(fixtureDir, 'commands.c'), '-o', join(dir, 'commands')]);
 			return join(dir, 'commands');
 		}),
+	fdMaps: () =>
+		once('fd_maps', async () => {
+			await support.run('cc', ['-O2', join(fixtureDir, 'fd_maps.c'), '-o', join(dir, 'fd_maps')]);
+			return join(dir, 'fd_maps');
+		}),
 	badInput: () =>
 		once('bad_input', async () => {
 			await support.run('cc', ['-O2', join(fixtureDir, 'bad_input.c'), '-o', join(dir, 'bad_input')]);
@@ -543,6 +548,26 @@ describe('the other bpf() commands', () => {
 			expect(ours.stdout).toEqual(kernel.stdout);
 			expect(ours.stdout).toContain('value through the pinned fd: 40');
 			expect(ours.stdout.at(-1)).toBe('done');
+		},
+	);
+});
+
+describe('fd-valued maps', () => {
+	it.skipIf(noKernel)(
+		'prog arrays and arrays and hashes of maps take, refuse and give back objects as the kernel does',
+		async () => {
+			const client = await build.fdMaps();
+			const kernel = await new support.Proc(support.startProcess(client, [])).done();
+			expect(kernel.code, kernel.stderr.join('\n')).toBe(0);
+			const segment = support.uniqueSegmentName('sysserver');
+			const ours = await new support.Proc(
+				await spawnWithSyscallServer(client, [], { segment, stdio: ['ignore', 'pipe', 'pipe'] }),
+			).done();
+			expect(ours.code, ours.stderr.join('\n')).toBe(0);
+			expect(ours.stdout).toEqual(kernel.stdout);
+			expect(ours.stdout).toContain('prog array: lookup slot 0: the id of the object stored');
+			expect(ours.stdout).toContain('prog array: store a map: EINVAL');
+			expect(ours.stdout).toContain('array of maps: store a map of another type: EINVAL');
 		},
 	);
 });
