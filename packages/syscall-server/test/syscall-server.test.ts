@@ -127,6 +127,11 @@ const build = {
 			await support.run('cc', ['-O2', join(fixtureDir, 'commands.c'), '-o', join(dir, 'commands')]);
 			return join(dir, 'commands');
 		}),
+	share: () =>
+		once('share', async () => {
+			await support.run('cc', ['-O2', join(fixtureDir, 'share.c'), '-o', join(dir, 'share')]);
+			return join(dir, 'share');
+		}),
 	fdMaps: () =>
 		once('fd_maps', async () => {
 			await support.run('cc', ['-O2', join(fixtureDir, 'fd_maps.c'), '-o', join(dir, 'fd_maps')]);
@@ -570,6 +575,67 @@ describe('fd-valued maps', () => {
 			expect(ours.stdout).toContain('array of maps: store a map of another type: EINVAL');
 		},
 	);
+});
+
+describe('an object two tools share', () => {
+	/** create, open by id, creator exits, probe, opener exits, probe: each line, against the kernel or bpftime. */
+	async function sequence(segment?: string) {
+		const tool = await build.share();
+		const start = async (args: string[]) =>
+			new support.Proc(
+				segment
+					? await spawnWithSyscallServer(tool, args, { segment, stdio: ['pipe', 'pipe', 'pipe'] })
+					: support.startProcess(tool, args, { stdio: ['pipe', 'pipe', 'pipe'] }),
+			);
+		const lines: string[] = [];
+		const creator = await start(['create']);
+		const id = (await creator.waitFor('stdout', /^id \d+$/)).slice(3);
+		const opener = await start(['open', id]);
+		lines.push(await opener.waitFor('stdout', /^opened$/));
+		creator.child.stdin?.end('go\n');
+		expect((await creator.done()).code).toBe(0);
+		lines.push(...(await (await start(['probe', id])).done()).stdout);
+		opener.child.stdin?.end('go\n');
+		const o = await opener.done();
+		expect(o.code, o.stderr.join('\n')).toBe(0);
+		lines.push(...o.stdout.slice(1));
+		lines.push(...(await (await start(['probe', id])).done()).stdout);
+		return lines;
+	}
+
+	it.skipIf(noKernel)('lives while either tool holds it and goes with the last, as in the kernel', async () => {
+		const kernel = await sequence();
+		expect(kernel).toEqual(['opened', 'probe: opens', 'value 42', 'probe: ENOENT']);
+		expect(await sequence(support.uniqueSegmentName('sysserver'))).toEqual(kernel);
+	});
+
+	it('is released by the next tool when the tool that opened it is killed after its creator exited', async () => {
+		const segment = support.uniqueSegmentName('sysserver');
+		const tool = await build.share();
+		const creator = new support.Proc(
+			await spawnWithSyscallServer(tool, ['create'], { segment, stdio: ['pipe', 'pipe', 'pipe'] }),
+		);
+		const id = (await creator.waitFor('stdout', /^id \d+$/)).slice(3);
+		const opener = new support.Proc(
+			await spawnWithSyscallServer(tool, ['open', id], { segment, stdio: ['pipe', 'pipe', 'pipe'] }),
+		);
+		await opener.waitFor('stdout', /^opened$/);
+		creator.child.stdin?.end('go\n');
+		await creator.done();
+		const reg = openRegistry(segment);
+		try {
+			expect(reg.list().filter((d) => d.kind === 'map')).toHaveLength(1);
+			opener.child.kill('SIGKILL');
+			await opener.done();
+			const probe = await new support.Proc(
+				await spawnWithSyscallServer(tool, ['probe', id], { segment, stdio: ['ignore', 'pipe', 'pipe'] }),
+			).done();
+			expect(probe.stdout).toEqual(['probe: ENOENT']);
+			expect(reg.list()).toEqual([]);
+		} finally {
+			reg.close();
+		}
+	});
 });
 
 describe('the map commands a tool repeats', () => {

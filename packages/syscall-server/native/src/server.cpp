@@ -146,10 +146,11 @@ uint64_t now_ns()
 
 object::~object()
 {
-	// Objects opened by id or pin path belong to another process; after
-	// fork() the child's copies belong to the parent (its exit or closes
-	// must not detach the parent's links).
-	if (!owner || !owned || creator != getpid())
+	// Objects opened by id or pin path belong to another process (which
+	// this one holds them for, when `held`); after fork() the child's
+	// copies belong to the parent (its exit or closes must not detach the
+	// parent's links).
+	if (!owner || !(owned || held) || creator != getpid())
 		return;
 	// keep_objects: nothing the tool made leaves the registry, whether it
 	// closes it or exits (its skeleton's destroy closes everything).
@@ -168,6 +169,10 @@ object::~object()
 		if (is_pinned(*owner, h))
 			return;
 		map.reset();
+		// Another tool that opened it by id or pin still holds it, as a
+		// kernel object's other files keep it.
+		if (!last_holder(*owner, h))
+			return;
 		// EBUSY: something that outlives this process's references
 		// still uses it (the BTF of a pinned map, the maps of a pinned
 		// program), as a kernel object's other references keep it.
@@ -341,6 +346,13 @@ std::shared_ptr<object> server::impl::adopt(obj_kind k, handlers::handle h)
 				return o;
 	}
 	auto o = make(k, h, false);
+	// A tool's object (it has holders) is held by this process too until
+	// its last descriptor here goes; links are their creator's alone.
+	if (k != obj_kind::link && !keep.load(std::memory_order_relaxed) &&
+	    has_holders(*this, h)) {
+		record_owner(*this, h);
+		o->held = true;
+	}
 	if (k == obj_kind::map) {
 		auto m = reg->map(h.id);
 		if (m)

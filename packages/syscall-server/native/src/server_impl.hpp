@@ -41,6 +41,10 @@ struct object {
 	// Created by this process (not opened by id or pin): released from
 	// the registry when the last reference here goes.
 	bool owned = false;
+	// Opened by id or pin while another tool holds it: this process's hold
+	// is counted in the owner table (owners.cpp) until the last reference
+	// here goes.
+	bool held = false;
 	pid_t creator = 0;
 	// maps: this process's instance (the hot path goes through it).
 	std::shared_ptr<handlers::map_instance> map;
@@ -220,7 +224,13 @@ int syscall_fd_errno(int fd);
 bool is_pinned(server::impl &s, handlers::handle h);
 // owners.cpp: the objects of a tool that died without releasing them.
 void record_owner(server::impl &s, handlers::handle h) noexcept;
-void forget_owner(server::impl &s, handlers::handle h) noexcept;
+// Clears pid's hold (0: this process's).
+void forget_owner(server::impl &s, handlers::handle h, pid_t pid = 0) noexcept;
+// Whether any process holds h (a tool's object, counted across processes).
+bool has_holders(server::impl &s, handlers::handle h) noexcept;
+// True when no other live process holds h (the caller releases it, then
+// forgets its hold); otherwise clears this process's hold and says false.
+bool last_holder(server::impl &s, handlers::handle h) noexcept;
 void reap_dead_owners(server::impl &s) noexcept;
 uint64_t now_ns();
 
