@@ -127,6 +127,12 @@ const build = {
 			await support.run('cc', ['-O2', join(fixtureDir, 'commands.c'), '-o', join(dir, 'commands')]);
 			return join(dir, 'commands');
 		}),
+	stats: () =>
+		once('stats', async () => {
+			await build.counter();
+			await support.run('cc', ['-O2', join(fixtureDir, 'stats.c'), '-lbpf', '-o', join(dir, 'stats')]);
+			return join(dir, 'stats');
+		}),
 	share: () =>
 		once('share', async () => {
 			await support.run('cc', ['-O2', join(fixtureDir, 'share.c'), '-o', join(dir, 'share')]);
@@ -575,6 +581,38 @@ describe('fd-valued maps', () => {
 			expect(ours.stdout).toContain('array of maps: store a map of another type: EINVAL');
 		},
 	);
+});
+
+describe('BPF_ENABLE_STATS', () => {
+	/** The stats tool's lines, with the victim run before each phase ends (against the kernel, or bpftime). */
+	async function phases(segment?: string) {
+		const tool = await build.stats();
+		const victim = await build.victim();
+		const args = [join(dir, 'counter.bpf.o'), victim];
+		const proc = new support.Proc(
+			segment
+				? await spawnWithSyscallServer(tool, args, { segment, stdio: ['pipe', 'pipe', 'pipe'] })
+				: support.startProcess(tool, args, { stdio: ['pipe', 'pipe', 'pipe'] }),
+		);
+		await proc.waitFor('stdout', /^ready$/);
+		for (const next of [/^stats on$/, /^stats closed$/, /^stats off again/]) {
+			const v = segment
+				? await runVictim(segment, victim)
+				: await new support.Proc(support.startProcess(victim, ['100'])).done();
+			expect(v.code).toBe(0);
+			proc.child.stdin?.write('go\n');
+			await proc.waitFor('stdout', next);
+		}
+		const r = await proc.done();
+		expect(r.code, r.stderr.join('\n')).toBe(0);
+		return r.stdout;
+	}
+
+	it.skipIf(noKernel)('counts runs and run time while a stats descriptor is open, as the kernel does', async () => {
+		const kernel = await phases();
+		expect(kernel).toContain('stats on: run_cnt 100, run_time_ns grew');
+		expect(await phases(support.uniqueSegmentName('sysserver'))).toEqual(kernel);
+	});
 });
 
 describe('an object two tools share', () => {

@@ -113,6 +113,8 @@ size_t last_field_end(int cmd)
 		return END_OF(link_id);
 	case BPF_OBJ_GET_INFO_BY_FD:
 		return END_OF(info);
+	case BPF_ENABLE_STATS:
+		return END_OF(enable_stats.type);
 	case BPF_BTF_LOAD:
 		return END_OF(btf_log_level);
 	case BPF_LINK_CREATE:
@@ -150,6 +152,11 @@ object::~object()
 	// this one holds them for, when `held`); after fork() the child's
 	// copies belong to the parent (its exit or closes must not detach the
 	// parent's links).
+	if (kind == obj_kind::stats) {
+		if (owner && stats_on && creator == getpid())
+			owner->stats_released();
+		return;
+	}
 	if (!owner || !(owned || held) || creator != getpid())
 		return;
 	// keep_objects: nothing the tool made leaves the registry, whether it
@@ -535,6 +542,8 @@ const char *server::file_name(int fd) const noexcept
 		return "anon_inode:btf";
 	case obj_kind::perf_event:
 		return "anon_inode:[perf_event]";
+	case obj_kind::stats:
+		return "anon_inode:bpf-stats";
 	}
 	return nullptr;
 }

@@ -23,10 +23,16 @@ union bpf_attr;
 
 namespace bpftime::syscall_server {
 
-enum class obj_kind : uint8_t { map, prog, link, perf_event, btf };
+// stats: a BPF_ENABLE_STATS descriptor (no registry handler).
+enum class obj_kind : uint8_t { map, prog, link, perf_event, btf, stats };
 
 struct pin_table;
 struct owner_table;
+} // namespace bpftime::syscall_server
+namespace bpftime::handlers {
+struct prog_stats_table;
+}
+namespace bpftime::syscall_server {
 struct watch;
 
 // One kernel object as this process holds it: what a struct file of
@@ -45,6 +51,8 @@ struct object {
 	// is counted in the owner table (owners.cpp) until the last reference
 	// here goes.
 	bool held = false;
+	// stats: counted in the table's enabled count until released.
+	bool stats_on = false;
 	pid_t creator = 0;
 	// maps: this process's instance (the hot path goes through it).
 	std::shared_ptr<handlers::map_instance> map;
@@ -166,6 +174,14 @@ struct server::impl {
 			       uint32_t slot, const std::shared_ptr<object> &pe);
 	void unwatch(int fd);
 	void stop_watches();
+
+	// BPF_ENABLE_STATS (cmd_stats.cpp); the table, found or made on use.
+	std::mutex stats_mu;
+	handlers::prog_stats_table *stats = nullptr;
+	long enable_stats(const union bpf_attr &attr);
+	void stats_released();
+	void prog_stats(uint32_t id, uint64_t &run_cnt, uint64_t &run_time_ns);
+	void prog_stats_reset(uint32_t id);
 
 	// Descriptors of ring buffers and perf buffers that the tool waits on
 	// with epoll or poll (events.cpp), by descriptor. n_watches is read
