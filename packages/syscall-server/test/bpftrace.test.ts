@@ -75,6 +75,21 @@ describe.skipIf(noBpftrace)('bpftrace one-liners', () => {
 		expect(ours).toEqual(kernel);
 	});
 
+	it('runs interval probes (a timer thread of the tool) and exit() as under the kernel', async () => {
+		const script = 'interval:ms:50 { @n++; if (@n == 3) { printf("three ticks\\n"); exit(); } }';
+		const run = async (segment?: string) => {
+			const child = segment
+				? await spawnWithSyscallServer('bpftrace', ['-e', script], { segment, stdio: ['ignore', 'pipe', 'pipe'] })
+				: support.startProcess('bpftrace', ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+			const r = await new support.Proc(child).done();
+			expect(r.code, r.stderr.join('\n')).toBe(0);
+			return r.stdout.filter((l) => l.trim() !== '');
+		};
+		const kernel = await run();
+		expect(kernel).toContain('three ticks');
+		expect(await run(support.uniqueSegmentName('sysbt'))).toEqual(kernel);
+	});
+
 	it('prints from a syscall tracepoint (printf through the perf buffer) as under the kernel', async () => {
 		const victim = await build.tpVictim();
 		const script =

@@ -16,7 +16,10 @@
 #include <linux/perf_event.h>
 
 #include <cerrno>
+#include <chrono>
 #include <climits>
+#include <condition_variable>
+#include <thread>
 #include <cstdlib>
 #include <cstring>
 #include <dirent.h>
@@ -50,6 +53,8 @@ bool attachable(event_class ev, uint32_t prog_type)
 		       prog_type == BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE;
 	case event_class::bpf_output:
 		return false;
+	case event_class::timer:
+		return prog_type == BPF_PROG_TYPE_PERF_EVENT;
 	}
 	return false;
 }
@@ -158,6 +163,8 @@ long server::perf_event_open(uint64_t uattr, long pid, long cpu,
 			// perf_buffer__new, bcc's perf reader): its ring is the
 			// perf event array slot it is stored in. Other software
 			// events (cpu-clock ...) the kernel serves.
+			if (a.config == PERF_COUNT_SW_CPU_CLOCK && pid == -1)
+				return s.open_timer(a, cpu, flags);
 			if (a.config != PERF_COUNT_SW_BPF_OUTPUT)
 				return -ENOSYS;
 			if (cpu < -1 || cpu >= sysconf(_SC_NPROCESSORS_CONF))
@@ -216,8 +223,105 @@ long server::perf_event_open(uint64_t uattr, long pid, long cpu,
 	}
 }
 
+// A timer event's program, run every period on a thread of this process
+// (the kernel runs it from the CPU's hrtimer interrupt, in whatever task it
+// interrupted): bpf_perf_event_data with zero registers and the period.
+struct timer_runner {
+	std::mutex m;
+	std::condition_variable cv;
+	bool stop = false;
+	std::thread th;
+
+	~timer_runner()
+	{
+		{
+			std::lock_guard g(m);
+			stop = true;
+		}
+		cv.notify_all();
+		if (th.joinable())
+			th.join();
+	}
+};
+
+long server::impl::open_timer(const perf_event_attr &a, long cpu,
+			      unsigned long flags)
+{
+	if (cpu < 0 || cpu >= sysconf(_SC_NPROCESSORS_CONF))
+		return -EINVAL;
+	uint64_t period;
+	if (a.freq) {
+		if (a.sample_freq == 0 || a.sample_freq > 1000000)
+			return -EINVAL;
+		period = 1000000000ull / a.sample_freq;
+	} else {
+		if (a.sample_period == 0)
+			return -EINVAL;
+		period = a.sample_period;
+	}
+	handlers::perf_event_spec spec;
+	spec.type = handlers::perf_event_type::custom;
+	spec.custom_name = "cpu_clock";
+	spec.custom_config = PERF_COUNT_SW_CPU_CLOCK;
+	auto h = reg->create_perf_event(spec);
+	if (!h)
+		return -h.error().code;
+	auto o = make(obj_kind::perf_event, *h, true);
+	o->ev = event_class::timer;
+	o->period_ns = period < 10000 ? 10000 : period;
+	o->enabled = !a.disabled;
+	return install(std::move(o), flags & PERF_FLAG_FD_CLOEXEC);
+}
+
+// pe.mu held.
+long server::impl::sync_timer(object &pe)
+{
+	bool want = pe.prog && pe.enabled;
+	if (!want) {
+		pe.timer.reset();
+		return 0;
+	}
+	if (pe.timer)
+		return 0;
+	handlers::instance_options io;
+	if (auto b = handlers::backend_from_env())
+		io.backend = *b;
+	auto inst = reg->instantiate(pe.prog->h.id, io);
+	if (!inst)
+		return -inst.error().code;
+	auto t = std::make_shared<timer_runner>();
+	uint64_t period = pe.period_ns;
+	t->th = std::thread([t = t.get(), prog = *inst, period] {
+		struct {
+			uint8_t regs[168]; // struct pt_regs
+			uint64_t sample_period;
+			uint64_t addr;
+		} ctx{};
+		ctx.sample_period = period;
+		auto next = std::chrono::steady_clock::now();
+		std::unique_lock l(t->m);
+		for (;;) {
+			next += std::chrono::nanoseconds(period);
+			if (t->cv.wait_until(l, next, [t] { return t->stop; }))
+				return;
+			l.unlock();
+			(void)prog->run(&ctx, sizeof ctx);
+			l.lock();
+			// Fell behind (a slow program, a stopped process): the
+			// kernel's hrtimer forwards past the missed periods.
+			auto now = std::chrono::steady_clock::now();
+			if (next < now)
+				next = now;
+		}
+	});
+	pe.timer = std::move(t);
+	return 0;
+}
+
 long server::impl::sync_perf_link(object &pe)
 {
+	if (pe.ev == event_class::timer)
+		return sync_timer(pe);
 	bool want = pe.prog && pe.enabled;
 	if (want && reg_link_absent(pe)) {
 		handlers::link_spec ls;

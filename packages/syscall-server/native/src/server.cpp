@@ -152,6 +152,8 @@ object::~object()
 	// this one holds them for, when `held`); after fork() the child's
 	// copies belong to the parent (its exit or closes must not detach the
 	// parent's links).
+	// A timer's thread runs until its event goes, whoever owns it.
+	timer.reset();
 	if (kind == obj_kind::stats) {
 		if (owner && stats_on && creator == getpid())
 			owner->stats_released();

@@ -20,6 +20,7 @@
 #include <vector>
 
 union bpf_attr;
+struct perf_event_attr;
 
 namespace bpftime::syscall_server {
 
@@ -34,6 +35,7 @@ struct prog_stats_table;
 }
 namespace bpftime::syscall_server {
 struct watch;
+struct timer_runner;
 
 // One kernel object as this process holds it: what a struct file of
 // anon_inode bpf-map / bpf-prog / bpf-link / perf_event is to the kernel.
@@ -71,11 +73,15 @@ struct object {
 	std::shared_ptr<object> prog;
 	// bpf_output: PERF_COUNT_SW_BPF_OUTPUT, a perf buffer's per-CPU
 	// event (takes no program; its ring is a perf event array slot's).
+	// timer: PERF_COUNT_SW_CPU_CLOCK (bpftrace's interval and profile
+	// probes): its PERF_EVENT program runs in this process, on a thread of
+	// the server, every period.
 	enum class event_class : uint8_t {
 		uprobe,
 		tracepoint,
 		raw_tracepoint,
-		bpf_output
+		bpf_output,
+		timer
 	};
 	event_class ev = event_class::uprobe;
 	bool by_link = false;
@@ -90,6 +96,10 @@ struct object {
 	uint32_t out_slot = 0;
 	uint64_t mmap_addr = 0, mmap_len = 0;
 	int mmap_prot = 0, mmap_flags = 0;
+	// timer events: the period, and the thread running the program while
+	// the event is enabled with a program (under mu).
+	uint64_t period_ns = 0;
+	std::shared_ptr<timer_runner> timer;
 	// perf event array maps: this process's view of the slots' buffers.
 	std::unique_ptr<maps_userspace::perf_consumer> perf_view;
 
@@ -220,6 +230,9 @@ struct server::impl {
 	long attach_perf(object &pe, std::shared_ptr<object> prog, bool by_link);
 	void detach_perf(object &pe);
 	long sync_perf_link(object &pe); // pe.mu held
+	long sync_timer(object &pe);     // pe.mu held
+	long open_timer(const ::perf_event_attr &a, long cpu,
+			unsigned long flags);
 	static bool reg_link_absent(const object &pe)
 	{
 		return pe.reg_link.id == handlers::NO_ID;
