@@ -100,7 +100,7 @@ describe.skipIf(noTools)('an event printer tool', () => {
 	);
 
 	it.skipIf(noKernel)(
-		'maps ring buffer and perf event descriptors with the kernel’s permissions and errnos',
+		'maps ring buffer and perf event descriptors, and opens timer events, with the kernel’s permissions and errnos',
 		async () => {
 			const tool = await build.bufferMmap();
 			const kernel = await new support.Proc(support.startProcess(tool, [])).done();

@@ -249,14 +249,15 @@ long server::impl::open_timer(const perf_event_attr &a, long cpu,
 {
 	if (cpu < 0 || cpu >= sysconf(_SC_NPROCESSORS_CONF))
 		return -EINVAL;
+	// perf_event_open(): a frequency above kernel.perf_event_max_sample_rate
+	// is EINVAL; period 0 counts and never fires (its program never runs).
 	uint64_t period;
 	if (a.freq) {
-		if (a.sample_freq == 0 || a.sample_freq > 1000000)
+		int max = read_int_file("/proc/sys/kernel/perf_event_max_sample_rate");
+		if (a.sample_freq == 0 || (max > 0 && a.sample_freq > uint64_t(max)))
 			return -EINVAL;
 		period = 1000000000ull / a.sample_freq;
 	} else {
-		if (a.sample_period == 0)
-			return -EINVAL;
 		period = a.sample_period;
 	}
 	handlers::perf_event_spec spec;
@@ -268,7 +269,7 @@ long server::impl::open_timer(const perf_event_attr &a, long cpu,
 		return -h.error().code;
 	auto o = make(obj_kind::perf_event, *h, true);
 	o->ev = event_class::timer;
-	o->period_ns = period < 10000 ? 10000 : period;
+	o->period_ns = period && period < 10000 ? 10000 : period;
 	o->enabled = !a.disabled;
 	return install(std::move(o), flags & PERF_FLAG_FD_CLOEXEC);
 }
@@ -276,7 +277,7 @@ long server::impl::open_timer(const perf_event_attr &a, long cpu,
 // pe.mu held.
 long server::impl::sync_timer(object &pe)
 {
-	bool want = pe.prog && pe.enabled;
+	bool want = pe.prog && pe.enabled && pe.period_ns;
 	if (!want) {
 		pe.timer.reset();
 		return 0;
