@@ -108,7 +108,12 @@ try {
 	}
 	if (exe) {
 		const common = { BPFTIME_GLOBAL_SHM_NAME: segment, SPDLOG_LEVEL: 'warn' };
-		const served = { ...common, LD_PRELOAD: libs.server, BPFTIME_SHM_MEMORY_MB: '256', BPFTIME_PERF_BUFFER_PAGES: '4096' };
+		const served = {
+			...common,
+			LD_PRELOAD: libs.server,
+			BPFTIME_SHM_MEMORY_MB: '256',
+			BPFTIME_PERF_BUFFER_PAGES: '4096',
+		};
 		const agent = { ...common, LD_PRELOAD: libs.agent };
 		console.log(
 			`  ${pad('buffer', 7)} ${pad('variant', 8)} ${padL('events', 7)} ${padL('lost', 5)} ${padL('victim ms', 10)} ${padL('events/s', 11)}`,
