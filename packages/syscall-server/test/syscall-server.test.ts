@@ -133,6 +133,12 @@ const build = {
 			await support.run('cc', ['-O2', join(fixtureDir, 'stats.c'), '-lbpf', '-o', join(dir, 'stats')]);
 			return join(dir, 'stats');
 		}),
+	legacy: () =>
+		once('legacy_uprobe', async () => {
+			await build.counter();
+			await support.run('cc', ['-O2', join(fixtureDir, 'legacy_uprobe.c'), '-lbpf', '-o', join(dir, 'legacy_uprobe')]);
+			return join(dir, 'legacy_uprobe');
+		}),
 	share: () =>
 		once('share', async () => {
 			await support.run('cc', ['-O2', join(fixtureDir, 'share.c'), '-o', join(dir, 'share')]);
@@ -579,6 +585,43 @@ describe('fd-valued maps', () => {
 			expect(ours.stdout).toContain('prog array: lookup slot 0: the id of the object stored');
 			expect(ours.stdout).toContain('prog array: store a map: EINVAL');
 			expect(ours.stdout).toContain('array of maps: store a map of another type: EINVAL');
+		},
+	);
+});
+
+describe('the legacy tracefs uprobe path', () => {
+	/** legacy_uprobe's lines around one run of the victim (against the kernel, or bpftime). */
+	async function legacy(segment?: string) {
+		const tool = await build.legacy();
+		const victim = await build.victim();
+		const nm = await support.run('nm', [victim]);
+		const sym = /^([0-9a-f]+) T target_fn$/m.exec(nm.stdout);
+		expect(sym).not.toBeNull();
+		// The victim's text is mapped at its file offset (gcc's PIE layout), so
+		// the symbol's address is the probe's offset in the file.
+		const args = [join(dir, 'counter.bpf.o'), victim, `0x${sym?.[1]}`];
+		const proc = new support.Proc(
+			segment
+				? await spawnWithSyscallServer(tool, args, { segment, stdio: ['pipe', 'pipe', 'pipe'] })
+				: support.startProcess(tool, args, { stdio: ['pipe', 'pipe', 'pipe'] }),
+		);
+		await proc.waitFor('stdout', /^ready$/);
+		const v = segment
+			? await runVictim(segment, victim)
+			: await new support.Proc(support.startProcess(victim, ['100'])).done();
+		expect(v.code).toBe(0);
+		proc.child.stdin?.end('go\n');
+		const r = await proc.done();
+		expect(r.code, r.stderr.join('\n')).toBe(0);
+		return r.stdout;
+	}
+
+	it.skipIf(noKernel)(
+		'makes a uprobe from a uprobe_events line, attaches to its tracepoint id and deletes it, as the kernel does',
+		async () => {
+			const kernel = await legacy();
+			expect(kernel).toContain('calls counted: 100');
+			expect(await legacy(support.uniqueSegmentName('sysserver'))).toEqual(kernel);
 		},
 	);
 });

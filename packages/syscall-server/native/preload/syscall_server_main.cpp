@@ -183,6 +183,8 @@ __attribute__((visibility("default"))) long syscall(long number, ...)
 		case SYS_close:
 			if (server *s = existing(); s && s->owns(int(a1)))
 				s->forget(int(a1));
+			else if (s)
+				s->uprobe_events_closed(int(a1));
 			break;
 		case SYS_ioctl:
 			if (server *s = existing(); s && s->owns(int(a1)))
@@ -226,8 +228,12 @@ __attribute__((visibility("default"))) int ioctl(int fd, unsigned long request, 
 
 __attribute__((visibility("default"))) int close(int fd)
 {
-	if (server *s = existing(); s && s->owns(fd))
-		s->forget(fd);
+	if (server *s = existing()) {
+		if (s->owns(fd))
+			s->forget(fd);
+		else
+			s->uprobe_events_closed(fd);
+	}
 	REAL(close);
 	return real_close(fd);
 }
@@ -415,19 +421,39 @@ std::string our_fdinfo(const char *path)
 	}
 }
 
+// The id file of a legacy uprobe event the tool made, or "".
+std::string legacy_id(const char *path)
+{
+	server *s = existing();
+	if (!s || !path || strncmp(path, "/sys/kernel/", 12) != 0)
+		return {};
+	try {
+		return s->legacy_event_id(path);
+	} catch (...) {
+		return {};
+	}
+}
+
 int open_common(int dirfd, const char *path, int flags, mode_t mode,
 		int (*real)(int, const char *, int, ...))
 {
-	if (!(flags & (O_WRONLY | O_RDWR | O_CREAT)))
+	if (!(flags & (O_WRONLY | O_RDWR | O_CREAT))) {
 		if (std::string t = our_fdinfo(path); !t.empty())
 			return text_fd(t, flags);
+		if (std::string t = legacy_id(path); !t.empty())
+			return text_fd(t, flags);
+	} else if (server *s = existing(); s && path && !strncmp(path, "/sys/kernel/", 12)) {
+		int fd = s->open_uprobe_events(path, flags);
+		if (fd != -ENOENT)
+			return int(ret(fd));
+	}
 	return real(dirfd, path, flags, mode);
 }
 
 FILE *fopen_common(const char *path, const char *mode, FILE *(*real)(const char *, const char *))
 {
 	if (mode && mode[0] == 'r' && !strchr(mode, '+'))
-		if (std::string t = our_fdinfo(path); !t.empty()) {
+		if (std::string t = our_fdinfo(path); !t.empty() || !(t = legacy_id(path)).empty()) {
 			int fd = text_fd(t, strchr(mode, 'e') ? O_CLOEXEC : 0);
 			if (fd < 0)
 				return nullptr;

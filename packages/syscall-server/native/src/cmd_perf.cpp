@@ -185,8 +185,18 @@ long server::perf_event_open(uint64_t uattr, long pid, long cpu,
 			// (sched, net ...) the kernel serves.
 			read_tracepoints(s);
 			auto it = s.tracepoints.find(a.config);
-			if (it == s.tracepoints.end())
-				return -ENOSYS;
+			if (it == s.tracepoints.end()) {
+				// A uprobe made through tracefs's uprobe_events.
+				if (!s.legacy_uprobe(a.config, spec))
+					return -ENOSYS;
+				auto h = s.reg->create_perf_event(spec);
+				if (!h)
+					return -h.error().code;
+				auto o = s.make(obj_kind::perf_event, *h, true);
+				o->ev = event_class::uprobe;
+				o->enabled = !a.disabled;
+				return s.install(std::move(o), flags & PERF_FLAG_FD_CLOEXEC);
+			}
 			spec.type = handlers::perf_event_type::syscall_tracepoint;
 			spec.syscall_id = it->second.syscall_id;
 			spec.syscall_exit = it->second.exit;

@@ -17,6 +17,7 @@
 #include <string>
 #include <sys/types.h>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 union bpf_attr;
@@ -184,6 +185,24 @@ struct server::impl {
 			       uint32_t slot, const std::shared_ptr<object> &pe);
 	void unwatch(int fd);
 	void stop_watches();
+
+	// The legacy tracefs uprobes (legacy_uprobe.cpp): the tool's open
+	// uprobe_events memfds and the events its lines made, by
+	// "<group>/<name>".
+	struct legacy_probe {
+		std::string path;
+		uint64_t offset = 0;
+		bool retprobe = false;
+		uint32_t id = 0;
+	};
+	std::mutex legacy_mu;
+	std::unordered_set<int> uprobe_event_files;
+	std::atomic<int> n_uprobe_event_files{ 0 };
+	std::unordered_map<std::string, legacy_probe> legacy;
+	uint32_t next_legacy_id = 1u << 30;
+	// The uprobe of a legacy event's tracepoint id: fills spec's type,
+	// path and offset.
+	bool legacy_uprobe(uint64_t id, handlers::perf_event_spec &spec);
 
 	// BPF_ENABLE_STATS (cmd_stats.cpp); the table, found or made on use.
 	std::mutex stats_mu;

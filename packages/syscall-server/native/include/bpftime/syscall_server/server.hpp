@@ -108,6 +108,14 @@ class server {
 	// On the tool's thread before epoll_wait() / poll(): clears the
 	// readiness of watched descriptors whose rings were drained since.
 	void before_wait() noexcept;
+	// The legacy tracefs uprobe path (legacy_uprobe.cpp): open(2) of
+	// <tracefs>/uprobe_events for writing gives a memfd whose lines are
+	// read at its close (uprobe_events_closed); -ENOENT when path is not
+	// that file. legacy_event_id(): the text of
+	// <tracefs>/events/<group>/<name>/id of an event made that way, or "".
+	int open_uprobe_events(const char *path, int flags) noexcept;
+	void uprobe_events_closed(int fd) noexcept;
+	std::string legacy_event_id(const char *path) const;
 	// The user memory map changed (munmap, mprotect, mremap): pointer
 	// checks look again.
 	static void memory_changed() noexcept;
