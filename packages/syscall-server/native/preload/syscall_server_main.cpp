@@ -10,7 +10,9 @@
 // object: bpftool reads a map's frozen state there); unlink() of a pin's
 // path (pins live in the registry); epoll_ctl() and poll() of ring buffer
 // and perf buffer descriptors, and epoll_wait() / poll() to keep their
-// readiness current (events.cpp); munmap(), mprotect() and mremap() only
+// readiness current (events.cpp); open() of tracefs's uprobe_events for
+// writing, of a legacy uprobe event's id file, and close() of the former
+// (legacy_uprobe.cpp); munmap(), mprotect() and mremap() only
 // to tell the pointer checks that the memory map changed. Everything else
 // goes to libc unchanged (RTLD_NEXT).
 //
