@@ -213,6 +213,13 @@ long server::impl::map_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 				return -EINVAL;
 			if (int e = fd_value_to_id(*this, m->fd_kind, value, id))
 				return e;
+			if (m->fd_kind == handlers::MAP_FD_PERF_EVENT) {
+				int32_t efd;
+				memcpy(&efd, reinterpret_cast<const void *>(uint64_t(attr.value)),
+				       sizeof efd);
+				if (auto pe = get(efd))
+					perf_event_storing(*o, *pe);
+			}
 			value = &id;
 		}
 		auto r = m->update(reinterpret_cast<const void *>(uint64_t(attr.key)),

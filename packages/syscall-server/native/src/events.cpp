@@ -23,12 +23,13 @@
 // gives a bpf_output event; the tool maps it (one meta page, then 2^n data
 // pages) before it stores it into the perf event array (libbpf's order), so
 // the mapping starts as zeroed anonymous memory and becomes the slot's ring
-// in the segment when the store happens. The slot's ring has
-// BPFTIME_PERF_BUFFER_PAGES data pages (fixed at the map's creation); a
-// tool's mapping with k times as many data pages shows the ring k times in
-// a row, which reads the same at every position modulo its own size (what
-// libbpf and bcc compute). A mapping with fewer data pages than the ring is
-// EINVAL.
+// in the segment when the store happens. A slot's ring is made at the first
+// store into it with the data pages of the stored event's mapping, as the
+// kernel sizes an event's ring by its mmap. A slot that already has a ring
+// (stored into before, by another tool) keeps it: a mapping with k times as
+// many data pages shows the ring k times in a row, which reads the same at
+// every position modulo its own size (what libbpf and bcc compute); one with
+// fewer stays zeroed, with a log line.
 #include "server_impl.hpp"
 #include "user_memory.hpp"
 
@@ -393,6 +394,21 @@ long server::impl::mmap_perf_event(object &pe, uint64_t addr, uint64_t len,
 	pe.mmap_flags = flags;
 	user_memory_changed();
 	return base;
+}
+
+void server::impl::perf_event_storing(object &map, object &pe)
+{
+	if (pe.ev != object::event_class::bpf_output)
+		return;
+	uint64_t len;
+	{
+		std::lock_guard g(pe.mu);
+		len = pe.mmap_len;
+	}
+	if (len < 2 * PAGE)
+		return;
+	if (auto *view = perf_view(*this, map))
+		(void)view->set_next_pages(uint32_t(len / PAGE - 1));
 }
 
 void server::impl::perf_event_stored(const std::shared_ptr<object> &map,

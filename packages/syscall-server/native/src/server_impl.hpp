@@ -181,6 +181,9 @@ struct server::impl {
 			     int flags, int64_t off);
 	// A bpf_output event was stored in slot `slot` of perf event array
 	// `map` (BPF_MAP_UPDATE_ELEM): its mmap and epoll now show that ring.
+	// Before that store: the slot's ring, when the store makes it, gets the
+	// data pages of the event's mmap.
+	void perf_event_storing(object &map, object &pe);
 	void perf_event_stored(const std::shared_ptr<object> &map,
 			       uint32_t slot, const std::shared_ptr<object> &pe);
 	void unwatch(int fd);

@@ -165,6 +165,14 @@ bool perf_consumer::wait_until(bool (*ready)(void *ctx), void *ctx,
 	return ready(ctx);
 }
 
+int perf_consumer::set_next_pages(uint32_t pages) noexcept
+{
+	if (pages == 0 || (pages & (pages - 1)) || pages > (1u << 16))
+		return EINVAL;
+	static_cast<perf::control *>(control_)->data_pages = pages;
+	return 0;
+}
+
 std::span<uint8_t> perf_consumer::slot_buffer(uint32_t index) const noexcept
 {
 	auto *c = static_cast<perf::control *>(control_);

@@ -53,6 +53,12 @@ class perf_consumer {
 	// pages), page-aligned in the segment; empty while no event was ever
 	// stored in the slot or past max_entries.
 	std::span<uint8_t> slot_buffer(uint32_t index) const noexcept;
+	// The data pages of the buffers made from now on (a slot gets its
+	// buffer at the first store of an event into it), as a perf event's
+	// mmap sizes its ring in the kernel: for the syscall-server, which
+	// sees a tool's mmap of each event before the tool stores it. A power
+	// of two up to 65536, else EINVAL (nothing changes).
+	int set_next_pages(uint32_t pages) noexcept;
 	// The same without waiting: 0 when every buffer is empty.
 	uint64_t drain(sample_fn on_sample, lost_fn on_lost, void *ctx);
 	void close() noexcept;
