@@ -37,7 +37,13 @@ const build = {
 };
 
 /** bpftrace's output for `script` while `victim args` runs, against the kernel or (segment) bpftime. */
-async function oneLiner(script: string, victim: string, args: string[], segment?: string) {
+async function oneLiner(
+	script: string,
+	victim: string,
+	args: string[],
+	segment?: string,
+	printed?: { line: string; count: number },
+) {
 	const full = `BEGIN { printf("ready\\n"); } ${script}`;
 	const child = segment
 		? await spawnWithSyscallServer('bpftrace', ['-e', full], { segment, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -50,6 +56,20 @@ async function oneLiner(script: string, victim: string, args: string[], segment?
 			).done()
 		: await new support.Proc(support.startProcess(victim, args)).done();
 	expect(v.code, v.stderr.join('\n')).toBe(0);
+	// printf's records reach bpftrace through its perf buffers, after the
+	// victim is done: an interrupt before it read them all would lose them
+	// (with the kernel too), so wait for them first.
+	if (printed)
+		await new Promise<void>((resolve, reject) => {
+			const deadline = Date.now() + 10_000;
+			const look = () => {
+				if (proc.stdout.filter((l) => l === printed.line).length >= printed.count) resolve();
+				else if (Date.now() > deadline)
+					reject(new Error(`bpftrace printed ${printed.line} fewer than ${printed.count} times`));
+				else setTimeout(look, 20);
+			};
+			look();
+		});
 	child.kill('SIGINT');
 	const r = await proc.done();
 	expect(r.code, r.stderr.join('\n')).toBe(0);
@@ -94,8 +114,9 @@ describe.skipIf(noBpftrace)('bpftrace one-liners', () => {
 		const victim = await build.tpVictim();
 		const script =
 			'tracepoint:syscalls:sys_enter_getppid /comm == "tp_victim"/ { @n = count(); printf("getppid nr %d\\n", args->__syscall_nr); }';
-		const kernel = await oneLiner(script, victim, ['5']);
-		const ours = await oneLiner(script, victim, ['5'], support.uniqueSegmentName('sysbt'));
+		const printed = { line: 'getppid nr 110', count: 5 };
+		const kernel = await oneLiner(script, victim, ['5'], undefined, printed);
+		const ours = await oneLiner(script, victim, ['5'], support.uniqueSegmentName('sysbt'), printed);
 		expect(kernel.filter((l) => l === 'getppid nr 110')).toHaveLength(5);
 		expect(ours).toEqual(kernel);
 	});
