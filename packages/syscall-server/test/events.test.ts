@@ -48,6 +48,11 @@ const build = {
 			]);
 			return join(dir, 'event_printer');
 		}),
+	forkThreads: () =>
+		once('fork_threads', async () => {
+			await support.run('cc', ['-O2', join(fixtureDir, 'fork_threads.c'), '-o', join(dir, 'fork_threads')]);
+			return join(dir, 'fork_threads');
+		}),
 	bufferMmap: () =>
 		once('buffer_mmap', async () => {
 			await support.run('cc', ['-O2', join(fixtureDir, 'buffer_mmap.c'), '-o', join(dir, 'buffer_mmap')]);
@@ -100,6 +105,24 @@ describe.skipIf(noTools)('an event printer tool', () => {
 			// stayed readable with nothing to read would spin thousands
 			// of times.
 			expect(ours.polls).toBeLessThan(150);
+		},
+	);
+
+	it.skipIf(noKernel)(
+		'forks with a ring buffer watched and a timer running; the child exits through exit() and the parent goes on',
+		async () => {
+			const tool = await build.forkThreads();
+			const kernel = await new support.Proc(support.startProcess(tool, [])).done();
+			expect(kernel.code, kernel.stderr.join('\n')).toBe(0);
+			const ours = await new support.Proc(
+				await spawnWithSyscallServer(tool, [], {
+					segment: support.uniqueSegmentName('sysevents'),
+					stdio: ['ignore', 'pipe', 'pipe'],
+				}),
+			).done();
+			expect(ours.code, ours.stderr.join('\n')).toBe(0);
+			expect(ours.stdout).toEqual(kernel.stdout);
+			expect(ours.stdout).toContain('child: exited 7');
 		},
 	);
 

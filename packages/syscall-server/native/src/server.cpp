@@ -730,6 +730,11 @@ void server::forked_child() noexcept
 	reset_slots_in_child();
 	// The table's mutex may have been held by a parent thread at fork().
 	new (&impl_->mu) std::mutex();
+	// Timer threads stayed in the parent too: their runners are never
+	// destroyed here (a thread of another process cannot be joined).
+	for (auto &[fd, o] : impl_->owners)
+		if (o->timer)
+			new std::shared_ptr<timer_runner>(std::move(o->timer));
 }
 
 long server::bpf(long cmd, uint64_t uattr, uint64_t size) noexcept
