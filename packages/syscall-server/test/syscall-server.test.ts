@@ -139,6 +139,14 @@ const build = {
 			await support.run('cc', ['-O2', join(fixtureDir, 'legacy_uprobe.c'), '-lbpf', '-o', join(dir, 'legacy_uprobe')]);
 			return join(dir, 'legacy_uprobe');
 		}),
+	uprobeMulti: () =>
+		once('uprobe_multi', async () => {
+			await support.compileBpf(clang ?? 'clang', join(fixtureDir, 'multi.bpf.c'), join(dir, 'multi.bpf.o'), [
+				'-D__TARGET_ARCH_x86',
+			]);
+			await support.run('cc', ['-O2', join(fixtureDir, 'uprobe_multi.c'), '-lbpf', '-o', join(dir, 'uprobe_multi')]);
+			return join(dir, 'uprobe_multi');
+		}),
 	share: () =>
 		once('share', async () => {
 			await support.run('cc', ['-O2', join(fixtureDir, 'share.c'), '-o', join(dir, 'share')]);
@@ -622,6 +630,42 @@ describe('the legacy tracefs uprobe path', () => {
 			const kernel = await legacy();
 			expect(kernel).toContain('calls counted: 100');
 			expect(await legacy(support.uniqueSegmentName('sysserver'))).toEqual(kernel);
+		},
+	);
+});
+
+describe('uprobe_multi links', () => {
+	async function multi(segment?: string) {
+		const tool = await build.uprobeMulti();
+		const victim = await build.victim();
+		const nm = (await support.run('nm', [victim])).stdout;
+		// gcc's PIE layout maps the text at its file offset: a symbol's
+		// address is its offset in the file.
+		const at = (name: string) => `0x${new RegExp(`^([0-9a-f]+) T ${name}$`, 'm').exec(nm)?.[1]}`;
+		const args = [join(dir, 'multi.bpf.o'), victim, at('target_fn'), at('main')];
+		const proc = new support.Proc(
+			segment
+				? await spawnWithSyscallServer(tool, args, { segment, stdio: ['pipe', 'pipe', 'pipe'] })
+				: support.startProcess(tool, args, { stdio: ['pipe', 'pipe', 'pipe'] }),
+		);
+		await proc.waitFor('stdout', /^ready$/);
+		const v = segment
+			? await runVictim(segment, victim)
+			: await new support.Proc(support.startProcess(victim, ['100'])).done();
+		expect(v.code).toBe(0);
+		proc.child.stdin?.end('go\n');
+		const r = await proc.done();
+		expect(r.code, r.stderr.join('\n')).toBe(0);
+		return r.stdout;
+	}
+
+	it.skipIf(noKernel)(
+		'attach one program at two offsets with a cookie each, and refuse what the kernel refuses',
+		async () => {
+			const kernel = await multi();
+			expect(kernel).toContain('cookie 1: 100 hits');
+			expect(kernel).toContain('cookie 2: 1 hits');
+			expect(await multi(support.uniqueSegmentName('sysserver'))).toEqual(kernel);
 		},
 	);
 });

@@ -493,6 +493,7 @@ long server::impl::obj_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 		uint32_t tp_name_len = info.raw_tracepoint.tp_name_len;
 		memset(&info, 0, sizeof(info));
 		info.type = s.attach_type == BPF_TRACE_RAW_TP ? BPF_LINK_TYPE_RAW_TRACEPOINT :
+			    o->uprobe_multi		   ? LINK_TYPE_UPROBE_MULTI :
 								BPF_LINK_TYPE_PERF_EVENT;
 		info.id = ext_id(o->h.id);
 		info.prog_id = ext_id(s.prog_id);

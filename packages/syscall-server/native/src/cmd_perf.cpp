@@ -22,7 +22,9 @@
 #include <thread>
 #include <cstdlib>
 #include <cstring>
+#include <csignal>
 #include <dirent.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <string>
 #include <string_view>
@@ -440,6 +442,80 @@ long server::ioctl(int fd, unsigned long request, uint64_t arg) noexcept
 	}
 }
 
+// bpf_uprobe_multi_link_attach() (kernel/trace/bpf_trace.c), with its
+// checks in its order: one uprobe (or uretprobe) per offset of one binary,
+// each with its cookie, behind one link. Here: a registry uprobe event and
+// link per offset, all held by the link object, which detaches them
+// together when it goes.
+long server::impl::uprobe_multi(std::shared_ptr<object> p,
+				const union bpf_attr &attr)
+{
+	uprobe_multi_attr m;
+	memcpy(&m, reinterpret_cast<const uint8_t *>(&attr.link_create) + 16,
+	       sizeof m);
+	if (attr.link_create.flags)
+		return -EINVAL;
+	uint32_t expected = 0;
+	if (auto d = reg->get(p->h.id); d && d->kind == handlers::handler_kind::prog)
+		expected = std::get<handlers::prog_spec>(d->spec).expected_attach_type;
+	if (expected != TRACE_UPROBE_MULTI)
+		return -EINVAL;
+	if (m.flags & ~UPROBE_MULTI_RETURN)
+		return -EINVAL;
+	if (!m.path || !m.offsets || !m.cnt || int32_t(m.pid) < 0)
+		return -EINVAL;
+	if (m.cnt > MAX_UPROBE_MULTI_CNT)
+		return -E2BIG;
+	char path[PATH_MAX];
+	long n = string_from_user(path, m.path, sizeof(path));
+	if (n == -EFAULT)
+		return -EFAULT;
+	if (n < 0)
+		return -ENAMETOOLONG;
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EBADF;
+	if (m.pid && kill(pid_t(m.pid), 0) != 0 && errno == ESRCH)
+		return -ESRCH;
+	std::vector<uint64_t> offsets(m.cnt), refs(m.cnt), cookies(m.cnt);
+	if (copy_from_user(offsets.data(), m.offsets, m.cnt * 8))
+		return -EFAULT;
+	if (m.ref_ctr_offsets &&
+	    copy_from_user(refs.data(), m.ref_ctr_offsets, m.cnt * 8))
+		return -EFAULT;
+	if (m.cookies && copy_from_user(cookies.data(), m.cookies, m.cnt * 8))
+		return -EFAULT;
+	std::vector<std::shared_ptr<object>> uses{ p };
+	for (uint32_t i = 0; i < m.cnt; i++) {
+		handlers::perf_event_spec spec;
+		spec.type = (m.flags & UPROBE_MULTI_RETURN) ?
+				    handlers::perf_event_type::uretprobe :
+				    handlers::perf_event_type::uprobe;
+		spec.path = path;
+		spec.offset = offsets[i];
+		spec.ref_ctr_offset = refs[i];
+		spec.pid = m.pid ? int32_t(m.pid) : -1;
+		auto h = reg->create_perf_event(spec);
+		if (!h)
+			return -h.error().code; // uses' ~object releases the rest
+		auto pe = make(obj_kind::perf_event, *h, true);
+		pe->enabled = true;
+		{
+			std::lock_guard g(pe->mu);
+			pe->cookie = cookies[i];
+		}
+		if (long e = attach_perf(*pe, p, true))
+			return e;
+		uses.push_back(std::move(pe));
+	}
+	auto l = make(obj_kind::link, uses[1]->reg_link, true);
+	l->uprobe_multi = true;
+	l->uses = std::move(uses);
+	return install(std::move(l));
+}
+
 long server::impl::link_cmd(int cmd, union bpf_attr &attr, uint64_t)
 {
 	int err = 0;
@@ -509,6 +585,9 @@ long server::impl::link_cmd(int cmd, union bpf_attr &attr, uint64_t)
 	auto p = get_kind(int(lc.prog_fd), obj_kind::prog, err);
 	if (!p)
 		return err;
+	if (p->prog_type == BPF_PROG_TYPE_KPROBE &&
+	    lc.attach_type == TRACE_UPROBE_MULTI)
+		return uprobe_multi(p, attr);
 	// link_create() dispatches on the program's type first.
 	if (!perf_link_prog(p->prog_type) || lc.attach_type != BPF_PERF_EVENT)
 		return -EINVAL;

@@ -118,7 +118,9 @@ size_t last_field_end(int cmd)
 	case BPF_BTF_LOAD:
 		return END_OF(btf_log_level);
 	case BPF_LINK_CREATE:
-		return END_OF(link_create);
+		return END_OF(link_create) > LINK_CREATE_UPROBE_MULTI_END ?
+			       END_OF(link_create) :
+			       LINK_CREATE_UPROBE_MULTI_END;
 	case BPF_LINK_DETACH:
 		return END_OF(link_detach);
 	case BPF_LINK_UPDATE:
@@ -169,8 +171,9 @@ object::~object()
 		// A link's registry handler is its perf event's reg_link: the
 		// detach releases it, and the link has nothing else.
 		if (kind == obj_kind::link) {
-			if (uses.size() == 2 && uses[1]->kind == obj_kind::perf_event)
-				owner->detach_perf(*uses[1]);
+			for (size_t i = 1; i < uses.size(); i++)
+				if (uses[i]->kind == obj_kind::perf_event)
+					owner->detach_perf(*uses[i]);
 			return;
 		}
 		if (kind == obj_kind::perf_event)

@@ -54,6 +54,9 @@ struct object {
 	// is counted in the owner table (owners.cpp) until the last reference
 	// here goes.
 	bool held = false;
+	// links: a uprobe_multi link (uses: the program, then one uprobe
+	// event per offset).
+	bool uprobe_multi = false;
 	// stats: counted in the table's enabled count until released.
 	bool stats_on = false;
 	pid_t creator = 0;
@@ -253,6 +256,7 @@ struct server::impl {
 	void detach_perf(object &pe);
 	long sync_perf_link(object &pe); // pe.mu held
 	long sync_timer(object &pe);     // pe.mu held
+	long uprobe_multi(std::shared_ptr<object> p, const union bpf_attr &attr);
 	long open_timer(const ::perf_event_attr &a, long cpu,
 			unsigned long flags);
 	static bool reg_link_absent(const object &pe)
@@ -260,6 +264,25 @@ struct server::impl {
 		return pe.reg_link.id == handlers::NO_ID;
 	}
 };
+
+// BPF_TRACE_UPROBE_MULTI links (Linux 6.6; the uapi headers we build against
+// may predate them): link_create's uprobe_multi, after prog_fd, target_fd,
+// attach_type and flags.
+inline constexpr uint32_t TRACE_UPROBE_MULTI = 48;  // BPF_TRACE_UPROBE_MULTI
+inline constexpr uint32_t UPROBE_MULTI_RETURN = 1;  // BPF_F_UPROBE_MULTI_RETURN
+inline constexpr uint32_t MAX_UPROBE_MULTI_CNT = 1u << 20;
+inline constexpr uint32_t LINK_TYPE_UPROBE_MULTI = 12; // BPF_LINK_TYPE_UPROBE_MULTI
+struct uprobe_multi_attr {
+	uint64_t path;
+	uint64_t offsets;
+	uint64_t ref_ctr_offsets;
+	uint64_t cookies;
+	uint32_t cnt;
+	uint32_t flags;
+	uint32_t pid;
+};
+// offsetofend(union bpf_attr, link_create.uprobe_multi.pid)
+inline constexpr size_t LINK_CREATE_UPROBE_MULTI_END = 16 + 44;
 
 // Kernel ids never are 0: an object's id is its registry id + 1.
 inline uint32_t ext_id(uint32_t reg_id)
