@@ -150,10 +150,6 @@ uint64_t now_ns()
 
 object::~object()
 {
-	// Objects opened by id or pin path belong to another process (which
-	// this one holds them for, when `held`); after fork() the child's
-	// copies belong to the parent (its exit or closes must not detach the
-	// parent's links).
 	// A timer's thread runs until its event goes, whoever owns it.
 	timer.reset();
 	if (kind == obj_kind::stats) {
@@ -161,6 +157,10 @@ object::~object()
 			owner->stats_released();
 		return;
 	}
+	// Objects opened by id or pin path belong to another process (which
+	// this one holds them for, when `held`); after fork() the child's
+	// copies belong to the parent (its exit or closes must not detach the
+	// parent's links).
 	if (!owner || !(owned || held) || creator != getpid())
 		return;
 	// keep_objects: nothing the tool made leaves the registry, whether it
