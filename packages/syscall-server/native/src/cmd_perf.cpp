@@ -1,11 +1,15 @@
-// cmd_perf.cpp: uprobe perf events (perf_event_open, the PERF_EVENT_IOC_*
-// ioctls) and the links that attach programs to them (BPF_LINK_CREATE with
-// BPF_PERF_EVENT), as kernel/events/core.c and bpf_perf_link_attach() do.
+// cmd_perf.cpp: perf events (perf_event_open, the PERF_EVENT_IOC_* ioctls)
+// of uprobes, syscall tracepoints, bpf_output (perf buffers; their rings in
+// events.cpp) and cpu-clock timers, and the links that attach programs to
+// them (BPF_LINK_CREATE with BPF_PERF_EVENT or BPF_TRACE_UPROBE_MULTI), as
+// kernel/events/core.c, bpf_perf_link_attach() and
+// bpf_uprobe_multi_link_attach() do.
 //
 // An event attached to a program (by SET_BPF or a link) and enabled is a
 // registry link: the agent of every target started with `bpftime start`
 // sees it and installs the probe; closing the link (or the event, for
-// SET_BPF) releases it and the agents remove the probe.
+// SET_BPF) releases it and the agents remove the probe. A timer instead
+// runs its program on a thread of this process (timer_runner).
 #include "server_impl.hpp"
 #include "user_memory.hpp"
 
@@ -19,13 +23,13 @@
 #include <chrono>
 #include <climits>
 #include <condition_variable>
-#include <thread>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <csignal>
 #include <dirent.h>
-#include <sys/stat.h>
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <thread>
 #include <string>
 #include <string_view>
 #include <sys/syscall.h>
@@ -161,10 +165,11 @@ long server::perf_event_open(uint64_t uattr, long pid, long cpu,
 		handlers::perf_event_spec spec;
 		spec.pid = pid == 0 ? int32_t(getpid()) : int32_t(pid);
 		if (head[0] == PERF_TYPE_SOFTWARE) {
-			// A perf buffer's per-CPU event (libbpf's
-			// perf_buffer__new, bcc's perf reader): its ring is the
-			// perf event array slot it is stored in. Other software
-			// events (cpu-clock ...) the kernel serves.
+			// A CPU-wide cpu-clock event: a timer (bpftrace's
+			// interval and profile probes). A perf buffer's per-CPU
+			// event (libbpf's perf_buffer__new, bcc's perf reader):
+			// its ring is the perf event array slot it is stored in.
+			// Other software events the kernel serves.
 			if (a.config == PERF_COUNT_SW_CPU_CLOCK && pid == -1)
 				return s.open_timer(a, cpu, flags);
 			if (a.config != PERF_COUNT_SW_BPF_OUTPUT)
