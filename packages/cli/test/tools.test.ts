@@ -3,7 +3,7 @@
 // test/fixtures and examples/malloc.
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -412,6 +412,16 @@ describe('bpftime doctor', { timeout: 60_000 }, () => {
 
 describe('bpftime completion', { timeout: 60_000 }, () => {
 	/** What bash completes for `words` (the last one the partial word), after loading the script. */
+	/** PATH with a `bpftime` that runs this package's CLI first: the scripts run the command to list the registry. */
+	function shellEnv(): NodeJS.ProcessEnv {
+		const bin = join(dir, 'bin');
+		if (!existsSync(join(bin, 'bpftime'))) {
+			mkdirSync(bin, { recursive: true });
+			writeFileSync(join(bin, 'bpftime'), `#!/bin/sh\nexec '${process.execPath}' '${cli}' "$@"\n`, { mode: 0o755 });
+		}
+		return { ...process.env, PATH: `${bin}:${process.env.PATH}` };
+	}
+
 	function bashComplete(script: string, words: string[]): string[] {
 		const quoted = words.map((w) => `'${w}'`).join(' ');
 		const r = spawnSync(
@@ -423,13 +433,13 @@ describe('bpftime completion', { timeout: 60_000 }, () => {
 				'bash',
 				script,
 			],
-			{ encoding: 'utf8' },
+			{ encoding: 'utf8', env: shellEnv() },
 		);
 		expect(r.stderr).toBe('');
 		return r.stdout.split('\n').filter((l) => l !== '');
 	}
 
-	it('registers a bash completion that completes commands, subcommands, options and backends', async () => {
+	it('registers a bash completion that completes commands, subcommands, options, backends and registry names', async () => {
 		const r = await bpftime(['completion', 'bash']);
 		expect(r.code).toBe(0);
 		const script = join(dir, 'bpftime.bash');
@@ -449,6 +459,14 @@ describe('bpftime completion', { timeout: 60_000 }, () => {
 		expect(bashComplete(script, ['bpftime', 'completion', ''])).toEqual(['bash', 'zsh']);
 		expect(bashComplete(script, ['bpftime', 'attach', String(process.pid)])).toContain(String(process.pid));
 		expect(bashComplete(script, ['bpftime', '--v'])).toEqual(['--version']);
+
+		// Names of the registry's objects, from `bpftime map list --json` in the --segment given.
+		const seg = segmentName();
+		expect((await bpftime(['--segment', seg, 'load', '--no-attach', object])).code).toBe(0);
+		expect(bashComplete(script, ['bpftime', '--segment', seg, 'map', 'dump', ''])).toEqual(['totals', 'last']);
+		expect(bashComplete(script, ['bpftime', `--segment=${seg}`, 'map', 'lookup', 'l'])).toEqual(['last']);
+		expect(bashComplete(script, ['bpftime', '--segment', seg, 'prog', 'show', ''])).toEqual(['add_ctx', 'seven']);
+		expect(bashComplete(script, ['bpftime', '--segment', `${seg}_none`, 'map', 'dump', ''])).toEqual([]);
 	});
 
 	const zsh = spawnSync('zsh', ['--version']).error ? undefined : 'zsh';
@@ -490,7 +508,7 @@ words=(${q}); CURRENT=$#words; _bpftime`,
 					'zsh',
 					script,
 				],
-				{ encoding: 'utf8' },
+				{ encoding: 'utf8', env: shellEnv() },
 			);
 			return c.stdout.trim();
 		};
@@ -503,6 +521,10 @@ words=(${q}); CURRENT=$#words; _bpftime`,
 		expect(complete(['bpftime', 'attach', ''])).toBe('<pids>');
 		expect(complete(['bpftime', 'objdump', ''])).toBe('<files>');
 		expect(complete(['bpftime', '-'])).toBe('--segment --help --version');
+		const seg = segmentName();
+		expect((await bpftime(['--segment', seg, 'load', '--no-attach', object])).code).toBe(0);
+		expect(complete(['bpftime', '--segment', seg, 'map', 'update', ''])).toBe('totals last');
+		expect(complete(['bpftime', '--segment', seg, 'prog', 'dump', ''])).toBe('add_ctx seven');
 	});
 
 	it('exits 2 for a shell it does not know', async () => {

@@ -43,6 +43,28 @@ export function completionWords(commands: readonly Command[]): Words[] {
 const GLOBAL_OPTIONS = ['--segment', '--help', '--version'];
 /** Options whose value is one of these words. */
 const VALUE_WORDS: Record<string, string> = { '--vm': 'interpreter jit llvm', '--hist': 'log2 linear' };
+/**
+ * Subcommands whose operand is an object of the registry, and the field of
+ * `bpftime <command> list --json` that names it: completed by running that.
+ */
+const REGISTRY_OPERANDS: Record<string, 'name' | 'id'> = {
+	'map dump': 'name',
+	'map lookup': 'name',
+	'map update': 'name',
+	'map delete': 'name',
+	'prog show': 'name',
+	'prog dump': 'name',
+	'link detach': 'id',
+};
+
+/** The rows of REGISTRY_OPERANDS whose command and subcommand the table has. */
+function registryOperands(words: Words[]): [string, 'name' | 'id'][] {
+	return Object.entries(REGISTRY_OPERANDS).filter(([pair]) => {
+		const [name, sub] = pair.split(' ');
+		return words.some((w) => w.name === name && w.subcommands.includes(sub as string));
+	});
+}
+
 /** Commands whose first operand is a process id. */
 const PID_COMMANDS = ['attach', 'detach'];
 
@@ -55,16 +77,20 @@ function bash(words: Words[]): string {
 	const values = Object.entries(VALUE_WORDS)
 		.map(([o, v]) => `\t\t${o}) COMPREPLY=($(compgen -W ${shellWord(v)} -- "$cur")); return ;;`)
 		.join('\n');
+	const operands = registryOperands(words)
+		.map(([pair, field]) => `\t\t"${pair}") field=${field} ;;`)
+		.join('\n');
 	return `# bash completion for bpftime. Load it with
 #   source <(bpftime completion bash)
 # or save it as ~/.local/share/bash-completion/completions/bpftime.
 _bpftime() {
 	local cur="\${COMP_WORDS[COMP_CWORD]}" prev="\${COMP_WORDS[COMP_CWORD-1]}"
-	local i=1 cmd="" cmdi=0 subs="" opts=""
+	local i=1 cmd="" cmdi=0 subs="" opts="" seg=""
 	# The command is the first word that is neither a global option nor its value.
 	while [ "$i" -lt "$COMP_CWORD" ]; do
 		case "\${COMP_WORDS[i]}" in
-		--segment) i=$((i + 2)); continue ;;
+		--segment) seg="\${COMP_WORDS[i + 1]}"; i=$((i + 2)); continue ;;
+		--segment=*) seg="\${COMP_WORDS[i]#--segment=}" ;;
 		-*) ;;
 		*) cmd="\${COMP_WORDS[i]}"; cmdi=$i; break ;;
 		esac
@@ -86,7 +112,20 @@ ${values}
 	case "$cmd" in
 ${cases}
 	esac
-	if [ -n "$subs" ] && [ "$COMP_CWORD" -eq $((cmdi + 1)) ] && [[ "$cur" != -* ]]; then
+	local field=""
+	if [ "$COMP_CWORD" -eq $((cmdi + 2)) ] && [[ "$cur" != -* ]]; then
+		case "$cmd \${COMP_WORDS[cmdi + 1]}" in
+${operands}
+		esac
+	fi
+	if [ -n "$field" ]; then
+		# The registry's objects, from the command's own listing.
+		local listed
+		# The top-level fields of its pretty-printed JSON array are four spaces in.
+		listed=$("\${COMP_WORDS[0]}" \${seg:+--segment "$seg"} "$cmd" list --json 2>/dev/null |
+			sed -n "s/^    \\"$field\\": \\"\\{0,1\\}\\([^\\",]*\\)\\"\\{0,1\\},\\{0,1\\}\\$/\\1/p")
+		COMPREPLY=($(compgen -W "$listed" -- "$cur"))
+	elif [ -n "$subs" ] && [ "$COMP_CWORD" -eq $((cmdi + 1)) ] && [[ "$cur" != -* ]]; then
 		COMPREPLY=($(compgen -W "$subs" -- "$cur"))
 	elif [[ "$cur" == -* ]]; then
 		COMPREPLY=($(compgen -W "$opts" -- "$cur"))
@@ -110,6 +149,9 @@ function zsh(words: Words[]): string {
 	const values = Object.entries(VALUE_WORDS)
 		.map(([o, v]) => `\t\t${o}) compadd -- ${v}; return ;;`)
 		.join('\n');
+	const operands = registryOperands(words)
+		.map(([pair, field]) => `\t\t"${pair}") field=${field} ;;`)
+		.join('\n');
 	return `#compdef bpftime
 # zsh completion for bpftime. Load it with
 #   source <(bpftime completion zsh)     (after compinit)
@@ -119,10 +161,11 @@ _bpftime() {
 	commands=(
 ${described}
 	)
-	local i=2 cmd="" cmdi=0
+	local i=2 cmd="" cmdi=0 seg="" field=""
 	while (( i < CURRENT )); do
 		case \${words[i]} in
-		--segment) (( i += 2 )); continue ;;
+		--segment) seg=\${words[i+1]}; (( i += 2 )); continue ;;
+		--segment=*) seg=\${words[i]#--segment=} ;;
 		-*) ;;
 		*) cmd=\${words[i]}; cmdi=$i; break ;;
 		esac
@@ -144,7 +187,18 @@ ${values}
 	case $cmd in
 ${cases}
 	esac
-	if (( \${#subs} )) && (( CURRENT == cmdi + 1 )) && [[ \${words[CURRENT]} != -* ]]; then
+	if (( CURRENT == cmdi + 2 )) && [[ \${words[CURRENT]} != -* ]]; then
+		case "$cmd \${words[cmdi+1]}" in
+${operands}
+		esac
+	fi
+	if [[ -n $field ]]; then
+		# The registry's objects, from the command's own listing (top-level JSON fields are four spaces in).
+		local -a listed
+		listed=(\${(f)"$(\${words[1]} \${seg:+--segment} \${seg:+$seg} $cmd list --json 2>/dev/null |
+			sed -n "s/^    \\"$field\\": \\"\\{0,1\\}\\([^\\",]*\\)\\"\\{0,1\\},\\{0,1\\}\\$/\\1/p")"})
+		compadd -- $listed
+	elif (( \${#subs} )) && (( CURRENT == cmdi + 1 )) && [[ \${words[CURRENT]} != -* ]]; then
 		compadd -- $subs
 	elif [[ \${words[CURRENT]} == -* ]]; then
 		compadd -- $opts
@@ -170,8 +224,10 @@ export const completion: Command = {
 	usage: `Usage: bpftime completion bash|zsh
 
 Prints a script that makes the shell complete bpftime's commands,
-subcommands and options, --vm's backends, and process ids after attach and
-detach; file names elsewhere.
+subcommands and options, --vm's backends, process ids after attach and
+detach, and the names of the registry's maps and programs (ids of its links)
+after map dump, prog show, link detach … (from \`bpftime <command> list
+--json\`, in the --segment given); file names elsewhere.
 
 Example:
   source <(bpftime completion bash)               # in ~/.bashrc
