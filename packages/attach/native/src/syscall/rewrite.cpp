@@ -361,10 +361,11 @@ void call_routine(emitter &e, uint64_t routine, uint64_t slot)
 	}
 }
 
-// Builds r's trampoline in fresh trampoline memory. After the syscall it
-// reads g_sys_exits_on, a variable of this process: the trampolines are
-// shared memory that a forked child shares with its parent, and the two
-// may have different hooks, so nothing per process is written into them.
+// Builds r's trampoline in fresh trampoline memory. Its tests read
+// variables of this process (g_sys_enter_on and the like): the trampolines
+// are shared memory that a forked child shares with its parent, and the
+// two may have different hooks, so nothing per process is written into
+// them.
 status build(sys_rec &r)
 {
 	const uint64_t site_end = r.forward ? r.tail.address + r.tail.length : r.address + 2;
@@ -392,12 +393,17 @@ status build(sys_rec &r)
 	const uint64_t code = base + data_size;
 	emitter e(code);
 	e.raw(reinterpret_cast<const uint8_t *>(r.region), r.region_len);
-	// No hook at all (the last one was detached): straight to the
-	// syscall. rcx is free before a syscall too (the CPU overwrites it).
-	e.mov_imm64(rcx, reinterpret_cast<uint64_t>(&g_sys_hooks_on));
-	e.byte(0x8b); // mov ecx, [rcx]
-	e.byte(0x09);
-	e.byte(0xe3); // jrcxz syscall
+	// No hook on this call: straight to the syscall. rcx is free before a
+	// syscall too (the CPU overwrites it).
+	const bool constant = r.nr >= 0 && uint64_t(r.nr) < SYS_NR_SLOTS;
+	const auto test_byte = [&e](const void *on) {
+		e.mov_imm64(rcx, reinterpret_cast<uint64_t>(on));
+		e.byte(0x0f); // movzx ecx, byte [rcx]
+		e.byte(0xb6);
+		e.byte(0x09);
+		e.byte(0xe3); // jrcxz
+	};
+	test_byte(constant ? static_cast<const void *>(&g_sys_enter_on[r.nr]) : &g_sys_hooks_on);
 	const size_t skip_at = e.size();
 	e.byte(0);
 	e.lea(rsp, rsp, -128);
@@ -408,10 +414,7 @@ status build(sys_rec &r)
 	e.byte(0x05);
 	// rcx is the kernel's after a syscall (the return address): free to
 	// test, unlike the flags, which the syscall kept.
-	e.mov_imm64(rcx, reinterpret_cast<uint64_t>(&g_sys_exits_on));
-	e.byte(0x8b); // mov ecx, [rcx]
-	e.byte(0x09);
-	e.byte(0xe3); // jrcxz tail
+	test_byte(constant ? static_cast<const void *>(&g_sys_exit_on[r.nr]) : &g_sys_exits_on);
 	const size_t jrcxz_at = e.size();
 	e.byte(0);
 	e.lea(rsp, rsp, -128);
@@ -716,18 +719,42 @@ void rescan_after_dlopen()
 		(void)scan_new_modules();
 }
 
-// Publishes the handlers as the new snapshot; the trampolines call the
-// enter routine only while some hook exists, the exit routine only while
-// some exit hook exists.
+// Publishes the handlers as the new snapshot, then the trampolines' tests:
+// a number's byte is set once its hooks are in the snapshot, and cleared
+// after, so a trampoline that sees it set finds them.
 void publish()
 {
 	sys_globals &s = sg();
 	auto *sn = new sys_snapshot();
-	for (auto &[id, h] : s.handlers)
-		(h->enter ? sn->enter : sn->exit).push_back(h);
+	size_t at_enter[SYS_NR_SLOTS + 1], at_exit[SYS_NR_SLOTS + 1];
+	bool any_enter = false, any_exit = false;
+	for (uint32_t nr = 0; nr <= SYS_NR_SLOTS; nr++) {
+		for (int pass = 0; pass < 2; pass++) {
+			(pass ? at_exit : at_enter)[nr] = sn->pool.size();
+			for (auto &[id, h] : s.handlers)
+				if (bool(h->exit) == bool(pass) &&
+				    (h->nr == ALL_SYSCALLS ||
+				     (nr < SYS_NR_SLOTS && uint32_t(h->nr) == nr)))
+					sn->pool.push_back(h);
+			sn->pool.push_back(nullptr);
+		}
+	}
+	for (uint32_t nr = 0; nr <= SYS_NR_SLOTS; nr++) {
+		sn->enter[nr] = sn->pool.data() + at_enter[nr];
+		sn->exit[nr] = sn->pool.data() + at_exit[nr];
+	}
 	g_sys_snapshot.store(sn, std::memory_order_release);
-	g_sys_exits_on.store(sn->exit.empty() ? 0 : 1, std::memory_order_release);
-	g_sys_hooks_on.store(s.handlers.empty() ? 0 : 1, std::memory_order_release);
+	for (uint32_t nr = 0; nr < SYS_NR_SLOTS; nr++) {
+		const bool en = *sn->enter[nr] != nullptr, ex = *sn->exit[nr] != nullptr;
+		g_sys_enter_on[nr].store(en, std::memory_order_release);
+		g_sys_exit_on[nr].store(ex, std::memory_order_release);
+		any_enter |= en;
+		any_exit |= ex;
+	}
+	any_enter |= *sn->enter[SYS_NR_SLOTS] != nullptr;
+	any_exit |= *sn->exit[SYS_NR_SLOTS] != nullptr;
+	g_sys_hooks_on.store(any_enter || any_exit, std::memory_order_release);
+	g_sys_exits_on.store(any_exit, std::memory_order_release);
 }
 
 } // namespace
