@@ -1,5 +1,6 @@
 // syscall/dispatch.cpp: see dispatch.hpp.
 #include "dispatch.hpp"
+#include "user_dispatch.hpp"
 
 #include "../uprobe/trampoline.hpp"
 
@@ -35,7 +36,9 @@ bpftime_attach_on_syscall_enter(pt_regs *regs, const sys_site *s) noexcept
 	if (!sn)
 		return 0;
 	const sys_handler *const *h = sn->enter[nr < SYS_NR_SLOTS ? nr : SYS_NR_SLOTS];
-	if (!*h)
+	const bool filter = (nr == SUD_FILTERED[0] || nr == SUD_FILTERED[1]) &&
+			    g_sud_on.load(std::memory_order_relaxed);
+	if (!*h && !filter)
 		return 0;
 	// As the kernel's pt_regs at entry: do_syscall_64() has the number in
 	// orig_ax and -ENOSYS in ax; the CPU put the return address in cx and
@@ -45,6 +48,8 @@ bpftime_attach_on_syscall_enter(pt_regs *regs, const sys_site *s) noexcept
 	regs->ip = s->address + 2;
 	regs->cx = regs->ip;
 	regs->r11 = regs->flags;
+	if (filter && sud_filter(regs))
+		return 1;
 	for (; *h; ++h) {
 		uint64_t ret = 0;
 		if ((*h)->enter(regs, (*h)->user, &ret)) {
@@ -67,6 +72,11 @@ bpftime_attach_on_syscall_exit(pt_regs *regs, const sys_site *s) noexcept
 	if (!sn)
 		return;
 	const uint64_t nr = uint64_t(s->nr >= 0 ? s->nr : t_nr);
+	// The child of a clone or fork starts without syscall user dispatch.
+	if (regs->ax == 0 && g_sud_on.load(std::memory_order_relaxed))
+		for (int c : SUD_CHILDREN)
+			if (nr == uint64_t(c))
+				sud_enable_self();
 	const sys_handler *const *h = sn->exit[nr < SYS_NR_SLOTS ? nr : SYS_NR_SLOTS];
 	if (!*h)
 		return;
@@ -157,11 +167,12 @@ bpftime_attach_on_syscall_exit(pt_regs *regs, const sys_site *s) noexcept
 	"ret $136\n"                                                           \
 	".size " name ", .-" name "\n"
 
-// A skip returns 2 bytes further: past the trampoline's syscall.
+// A skip returns 11 bytes further: past the trampoline's selector store
+// and syscall (SYS_SKIP_BYTES).
 #define BPFTIME_SYS_SKIP                                                       \
 	"test %eax, %eax\n"                                                    \
 	"jz 1f\n"                                                              \
-	"addq $2, 168(%rsp)\n"                                                 \
+	"addq $11, 168(%rsp)\n"                                                \
 	"1:\n"
 
 asm(".text\n"

@@ -12,13 +12,17 @@
 //                                   else g_sys_hooks_on (any hook)
 //   lea rsp, [rsp-128]              step over the red zone
 //   push qword [rip+site_ptr]       the site's sys_site
-//   call enter_routine              returns to the `syscall` below, or 2
-//                                   bytes past it when a callback skips
-//                                   the call (rax = its return value); the
-//                                   stack pointer is back where it was.
-//                                   rel32 where the routine is within
-//                                   reach, else call qword [rip+slot]
+//   call enter_routine              returns to the store below, or 11
+//                                   bytes further (SYS_SKIP_BYTES) when a
+//                                   callback skips the call (rax = its
+//                                   return value); the stack pointer is
+//                                   back where it was. rel32 where the
+//                                   routine is within reach, else
+//                                   call qword [rip+slot]
+//   mov byte [fs:t_sud_sel], ALLOW  this call does not trap to the
+//                                   fallback (user_dispatch.hpp)
 //   syscall
+//   mov cl, [fs:t_sud_armed]; mov [fs:t_sud_sel], cl
 //   mov rcx, &on; movzx ecx, byte [rcx]; jrcxz tail
 //                                   g_sys_exit_on[nr], or g_sys_exits_on
 //                                   (rcx is dead after a syscall, and
@@ -63,6 +67,9 @@ struct sys_handler {
 	syscall_exit_callback exit = nullptr;
 	void *user = nullptr;
 };
+
+// The bytes of the selector store and the syscall, which a skip steps over.
+inline constexpr uint32_t SYS_SKIP_BYTES = 11;
 
 // Numbers below this have a slot of their own in the tables; a call with a
 // larger one (none on x86-64 today) sees the ALL_SYSCALLS hooks only.

@@ -8,6 +8,7 @@
 #include <bpftime/attach/syscall.hpp>
 
 #include "dispatch.hpp"
+#include "user_dispatch.hpp"
 
 #include "../log.hpp"
 #include "../module_watch.hpp"
@@ -78,6 +79,7 @@ struct sys_globals {
 	std::map<uint64_t, sys_handler *> handlers;
 	uint64_t next_id = 0;
 	bool rewritten_once = false;
+	bool sud_failed = false; // the fallback could not be turned on
 	syscall_stats stats;
 };
 
@@ -383,7 +385,7 @@ status build(sys_rec &r)
 		lo = l2;
 		hi = h2;
 	}
-	const uint32_t size = data_size + (r.forward ? 256 : 128);
+	const uint32_t size = data_size + (r.forward ? 256 : 192);
 	auto blk = allocate_exec(size, lo, hi, r.region);
 	if (!blk)
 		return std::move(blk).error();
@@ -410,8 +412,21 @@ status build(sys_rec &r)
 	rip_op(e, 0xff, 0x35, slot_site); // push qword [rip+site]
 	call_routine(e, enter_routine(), slot_enter);
 	const uint8_t skip_enter = uint8_t(e.size() - (skip_at + 1)); // < 20
+	// The selector around the call (user_dispatch.hpp): SYS_SKIP_BYTES
+	// from here to after the syscall.
+	const auto fs_op = [&e](uint8_t op, uint8_t modrm, int32_t off) {
+		e.byte(0x64);
+		e.byte(op);
+		e.byte(modrm);
+		e.byte(0x25); // SIB: [disp32]
+		e.u32(uint32_t(off));
+	};
+	fs_op(0xc6, 0x04, sud_sel_offset()); // mov byte [fs:sel], ALLOW
+	e.byte(0);
 	e.byte(0x0f);
 	e.byte(0x05);
+	fs_op(0x8a, 0x0c, sud_armed_offset()); // mov cl, [fs:armed]
+	fs_op(0x88, 0x0c, sud_sel_offset());   // mov [fs:sel], cl
 	// rcx is the kernel's after a syscall (the return address): free to
 	// test, unlike the flags, which the syscall kept.
 	test_byte(constant ? static_cast<const void *>(&g_sys_exit_on[r.nr]) : &g_sys_exits_on);
@@ -665,7 +680,8 @@ status scan_new_modules()
 		}
 		size_t kept = from;
 		for (size_t i = from; i < s.sites.size(); i++)
-			if (s.known.insert(s.sites[i].address).second) {
+			if (!in_sud_range(s.sites[i].address) &&
+			    s.known.insert(s.sites[i].address).second) {
 				if (kept != i)
 					s.sites[kept] = std::move(s.sites[i]);
 				kept++;
@@ -713,10 +729,39 @@ status scan_new_modules()
 	return result_status;
 }
 
+void publish();
+
+// Turns the syscall user dispatch fallback on once some site is left as it
+// was (user_dispatch.hpp), and republishes for its filter.
+void cover_left_sites()
+{
+	sys_globals &s = sg();
+	if (!s.stats.not_rewritten || g_sud_on.load() || s.sud_failed)
+		return;
+	uint32_t missed = 0;
+	if (auto st = sud_enable(&missed); !st) {
+		s.sud_failed = true;
+		log(attach_log, log_level::warn,
+		    "syscall sites: %u left as they were and not reported: %s", s.stats.not_rewritten,
+		    st.error().message.c_str());
+		return;
+	}
+	s.stats.user_dispatch = true;
+	s.stats.user_dispatch_threads_missed = missed;
+	if (missed)
+		log(attach_log, log_level::warn,
+		    "syscall user dispatch: %u threads did not answer the signal that turns it on: "
+		    "their calls at the sites left as they were are not reported",
+		    missed);
+	publish();
+}
+
 void rescan_after_dlopen()
 {
-	if (sg().rewritten_once)
+	if (sg().rewritten_once) {
 		(void)scan_new_modules();
+		cover_left_sites();
+	}
 }
 
 // Publishes the handlers as the new snapshot, then the trampolines' tests:
@@ -744,8 +789,18 @@ void publish()
 		sn->exit[nr] = sn->pool.data() + at_exit[nr];
 	}
 	g_sys_snapshot.store(sn, std::memory_order_release);
+	// The fallback's filter and its hook on the children of clone and
+	// fork run in the dispatchers without a hook of the program's.
+	const bool sud = g_sud_on.load();
+	const auto in = [](uint32_t nr, const auto &list) {
+		for (int x : list)
+			if (uint32_t(x) == nr)
+				return true;
+		return false;
+	};
 	for (uint32_t nr = 0; nr < SYS_NR_SLOTS; nr++) {
-		const bool en = *sn->enter[nr] != nullptr, ex = *sn->exit[nr] != nullptr;
+		const bool en = *sn->enter[nr] != nullptr || (sud && in(nr, SUD_FILTERED)),
+			   ex = *sn->exit[nr] != nullptr || (sud && in(nr, SUD_CHILDREN));
 		g_sys_enter_on[nr].store(en, std::memory_order_release);
 		g_sys_exit_on[nr].store(ex, std::memory_order_release);
 		any_enter |= en;
@@ -753,7 +808,7 @@ void publish()
 	}
 	any_enter |= *sn->enter[SYS_NR_SLOTS] != nullptr;
 	any_exit |= *sn->exit[SYS_NR_SLOTS] != nullptr;
-	g_sys_hooks_on.store(any_enter || any_exit, std::memory_order_release);
+	g_sys_hooks_on.store(any_enter || any_exit || sud, std::memory_order_release);
 	g_sys_exits_on.store(any_exit, std::memory_order_release);
 }
 
@@ -798,6 +853,7 @@ result<uint64_t> add(std::vector<uint64_t> &mine, int32_t nr, syscall_enter_call
 		g().after_dlopen = rescan_after_dlopen;
 		if (auto st = scan_new_modules(); !st)
 			log(attach_log, log_level::warn, "syscall sites: %s", st.error().message.c_str());
+		cover_left_sites();
 	}
 	auto *h = new sys_handler{ .id = ++s.next_id, .nr = nr, .enter = ecb, .exit = xcb, .user = user };
 	s.handlers.emplace(h->id, h);
@@ -841,7 +897,9 @@ status syscall_hooks::rescan()
 	std::lock_guard<std::recursive_mutex> lock(g().mu);
 	if (!sg().rewritten_once)
 		return {};
-	return scan_new_modules();
+	status st = scan_new_modules();
+	cover_left_sites();
+	return st;
 }
 
 std::vector<syscall_site_info> syscall_hooks::sites()
@@ -849,7 +907,8 @@ std::vector<syscall_site_info> syscall_hooks::sites()
 	std::lock_guard<std::recursive_mutex> lock(g().mu);
 	std::vector<syscall_site_info> out;
 	for (const sys_rec &r : sg().sites)
-		out.push_back({ r.address, r.module, r.rewritten, r.nr, r.reason });
+		out.push_back({ r.address, r.module, r.rewritten, r.nr, r.reason,
+				!r.rewritten && g_sud_on.load() });
 	return out;
 }
 

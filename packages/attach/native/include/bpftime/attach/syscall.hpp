@@ -82,6 +82,9 @@ struct syscall_site_info {
 	bool rewritten = false;
 	int64_t nr = -1;      // the number when the site sets it as a constant
 	std::string reason;   // why it was not rewritten
+	// Not rewritten, and its calls are reported through the syscall user
+	// dispatch fallback (SIGSYS).
+	bool trapped = false;
 };
 
 struct syscall_stats {
@@ -89,6 +92,10 @@ struct syscall_stats {
 	uint32_t rewritten = 0;	  // sites that jump to a trampoline
 	uint32_t not_rewritten = 0; // sites left as they were
 	double scan_ms = 0;	  // the last scan: sweep, trampolines, patching
+	// The syscall user dispatch fallback is on (some site was left), and
+	// the threads that did not answer the signal that turns it on.
+	bool user_dispatch = false;
+	uint32_t user_dispatch_threads_missed = 0;
 };
 
 class syscall_hooks {
