@@ -35,13 +35,17 @@ const here = fileURLToPath(new URL('../programs/syscall/', import.meta.url));
 // the machine hits every variant alike, and each pass's added time is
 // paired with that pass's baseline.
 const PASSES = 7;
-const ROUNDS = 41;
-const CALLS = 50_000;
+const ROUNDS = 301;
+const CALLS = 5_000;
+// A trapped call costs microseconds: fewer of them.
+const LEFT_CALLS = 250;
 
 const dir = mkdtempSync(join(tmpdir(), 'bpftime-syscall-bench-'));
 const target = join(dir, 'getpid_loop');
 const object = join(dir, 'syscall.bpf.o');
 execFileSync('cc', ['-O2', '-o', target, join(here, 'getpid_loop.c')]);
+const leftTarget = join(dir, 'getpid_loop_left');
+execFileSync('cc', ['-O2', '-DLEFT', '-o', leftTarget, join(here, 'getpid_loop.c')]);
 const kernelTp = join(dir, 'kernel_tp');
 let kernelSkip = '';
 try {
@@ -70,6 +74,14 @@ const variants = [
 	{ id: 'raw-count', label: 'raw sys_enter, array counter', agent: true, prog: 'raw_count' },
 	{ id: 'tp-count', label: 'sys_enter_getpid, array counter', agent: true, prog: 'tp_count' },
 	{ id: 'exit-count', label: 'raw sys_exit, array counter', agent: true, prog: 'raw_exit_count' },
+	{
+		id: 'fallback-count',
+		label: 'raw sys_enter counter, site left (SIGSYS)',
+		agent: true,
+		prog: 'raw_count',
+		target: 'left',
+		crossProcess: true,
+	},
 	{ id: 'kernel-raw-empty', label: "kernel's raw sys_enter, empty", kernel: true, prog: 'raw_empty' },
 	{ id: 'kernel-raw-count', label: "kernel's raw sys_enter, counter", kernel: true, prog: 'raw_count' },
 	{ id: 'kernel-tp-count', label: "kernel's sys_enter_getpid, counter", kernel: true, prog: 'tp_count' },
@@ -117,12 +129,13 @@ try {
 	for (let pass = 0; pass < PASSES; pass++) {
 		for (const v of chosen) {
 			if (skipped.has(v.id)) continue;
-			const args = [String(idlerCpu(100).cpu), String(ROUNDS), String(CALLS)];
+			const args = [String(idlerCpu(100).cpu), String(ROUNDS), String(v.target === 'left' ? LEFT_CALLS : CALLS)];
 			let row;
 			if (v.kernel) {
 				row = runKernel(v, args);
 			} else {
-				const r = v.agent ? await withAgent(v.prog, target, args) : spawnSync(target, args, { encoding: 'utf8' });
+				const t = v.target === 'left' ? leftTarget : target;
+				const r = v.agent ? await withAgent(v.prog, t, args) : spawnSync(t, args, { encoding: 'utf8' });
 				if (r.status !== 0) throw new Error(`${v.id}: getpid_loop exited ${r.status}: ${r.stderr}`);
 				row = JSON.parse(r.stdout.trim());
 			}
@@ -137,18 +150,20 @@ try {
 			continue;
 		}
 		const s = samples.get(v.id);
-		// The kernel traces the unhooked copy too: its added time is the
-		// libc call against the pass's no-agent baseline. Ours is the
-		// in-process pair (libc's rewritten site against the copy), less
-		// the pair's offset without the agent (the pass's baseline).
-		const added = v.kernel ? s.map((x, i) => x.ns - base[i].ns) : s.map((x, i) => x.added - base[i].added);
-		const mins = v.kernel ? added : s.map((x, i) => x.min - base[i].added);
+		// The kernel traces the unhooked copy too, and so does the
+		// fallback once it is on: their added time is the call against
+		// the pass's no-agent baseline. Ours is the in-process pair
+		// (libc's rewritten site against the copy), less the pair's
+		// offset without the agent (the pass's baseline).
+		const cross = v.kernel || v.crossProcess;
+		const added = cross ? s.map((x, i) => x.ns - base[i].ns) : s.map((x, i) => x.added - base[i].added);
 		rows.push({
 			...v,
 			ns: median(s.map((x) => x.ns)),
 			added: median(added),
-			lo: Math.min(...mins),
+			lo: Math.min(...added),
 			hi: Math.max(...added),
+			lockAdd: s[0]?.lock_add ? median(s.map((x) => x.lock_add)) : undefined,
 		});
 	}
 	// The rewrite at attach: the attach log (debug) names each module's
@@ -175,7 +190,7 @@ const fmt = (ns) => (ns >= 1e4 ? `${(ns / 1e3).toFixed(2)} µs` : `${ns.toFixed(
 const base = rows.find((r) => r.id === 'native')?.ns;
 console.log(`machine: ${cpus()[0]?.model}, ${cpus().length} cores, Linux ${release()}`);
 console.log(
-	`syscall: one getpid(), ${PASSES} alternating passes, each variant its own process of ${ROUNDS} rounds of ${CALLS} calls of libc's getpid paired with ${CALLS} of an unrewritten copy; added: ours = median over passes of (the process's median pair difference - the no-agent pass's), the kernel's = (per call - the no-agent pass's per call); [min over passes and rounds, max]`,
+	`syscall: one getpid(), ${PASSES} alternating passes, each variant its own process of ${ROUNDS} rounds of ${CALLS} calls of libc's getpid paired with ${CALLS} of an unrewritten copy; added: ours = median over passes of (the process's median pair difference - the no-agent pass's), the kernel's = (per call - the no-agent pass's per call); [min, max] over passes`,
 );
 console.log(
 	`  ${'variant'.padEnd(46)} ${'per call'.padStart(10)} ${'added'.padStart(10)} ${'[min, max]'.padStart(20)}`,
@@ -196,6 +211,13 @@ if (base && byId['raw-empty']?.ns && byId['raw-count']?.ns) {
 	console.log(
 		`  the counter program (array lookup, atomic add): ${fmt(byId['raw-count'].added - byId['raw-empty'].added)}`,
 	);
+	const locks = rows.filter((r) => r.lockAdd).map((r) => r.lockAdd);
+	if (locks.length)
+		console.log(
+			`  one atomic add alone (lock add, back to back, in each process; the kernel's counter pays it too): ${fmt(median(locks))}`,
+		);
+	if (byId.other?.ns)
+		console.log(`  a system call with no program, where other calls have one: ${fmt(byId.other.added)}`);
 }
 if (base && byId['raw-count']?.ns) {
 	const added = byId['raw-count'].added;
@@ -207,6 +229,10 @@ if (base && byId['raw-count']?.ns) {
 		const idle = byId.idle.added;
 		console.log(`  the agent with no syscall link adds ${fmt(idle)} (goal 0: nothing is rewritten)`);
 	}
+	if (byId['fallback-count']?.ns)
+		console.log(
+			`  the same program on a site left as it was (syscall user dispatch, SIGSYS): ${fmt(byId['fallback-count'].added)}`,
+		);
 	const k = byId['kernel-raw-count'];
 	if (k?.ns) console.log(`  the kernel's raw tracepoint with the same program adds ${fmt(k.added)}`);
 }
