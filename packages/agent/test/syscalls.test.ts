@@ -168,7 +168,7 @@ describe('system call tracepoints', { timeout: 120_000 }, () => {
 		}
 	});
 
-	it('reports the calls of a syscall site that cannot be rewritten through syscall user dispatch, in threads started later', async () => {
+	it('reports the calls of a syscall site that cannot be rewritten through syscall user dispatch, in threads started later and with every signal blocked', async () => {
 		const threads = 2;
 		const iters = 300;
 		const { name, registry } = newRegistry();
