@@ -76,7 +76,7 @@ bpftime_attach_on_syscall_exit(pt_regs *regs, const sys_site *s) noexcept
 	if (regs->ax == 0 && g_sud_on.load(std::memory_order_relaxed))
 		for (int c : SUD_CHILDREN)
 			if (nr == uint64_t(c))
-				sud_enable_self();
+				sud_child(nr, regs);
 	const sys_handler *const *h = sn->exit[nr < SYS_NR_SLOTS ? nr : SYS_NR_SLOTS];
 	if (!*h)
 		return;

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <sched.h>
 #include <cstring>
 #include <ctime>
 #include <dirent.h>
@@ -88,6 +89,29 @@ long raw(long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 
 	return bpftime_sud_syscall(nr, a1, a2, a3, a4, a5, a6);
 }
 
+// This process's id, for process_vm_readv: kept rather than asked for,
+// since a getpid of ours would show in the kernel's counts and not in
+// ours. Set when the fallback turns on and in the child of a fork; the
+// child of a vfork (or of a clone with CLONE_VM) keeps its parent's, whose
+// memory it shares.
+std::atomic<long> g_pid{ 0 };
+
+// Copies between this process's addresses without faulting on a bad one
+// (the program's pointer, which the kernel would answer with EFAULT).
+bool copy_in(void *to, const void *from, size_t n) noexcept
+{
+	iovec local{ to, n }, remote{ const_cast<void *>(from), n };
+	return raw(SYS_process_vm_readv, g_pid.load(std::memory_order_relaxed), long(&local), 1,
+		   long(&remote), 1, 0) == long(n);
+}
+
+bool copy_out(void *to, const void *from, size_t n) noexcept
+{
+	iovec local{ const_cast<void *>(from), n }, remote{ to, n };
+	return raw(SYS_process_vm_writev, g_pid.load(std::memory_order_relaxed), long(&local), 1,
+		   long(&remote), 1, 0) == long(n);
+}
+
 // Whether the system call that trapped at `ip` (after its instruction) is a
 // trampoline's: the selector was set back to BLOCK between the trampoline's
 // ALLOW and its syscall (a signal handler ran there, a restarted call). The
@@ -103,9 +127,7 @@ bool from_trampoline(uint64_t ip) noexcept
 		memcpy(got, reinterpret_cast<const void *>(at), sizeof got);
 	} else {
 		// Across a page boundary: the page before may be unmapped.
-		iovec local{ got, sizeof got }, remote{ reinterpret_cast<void *>(at), sizeof got };
-		if (raw(SYS_process_vm_readv, getpid(), long(&local), 1, long(&remote), 1, 0) !=
-		    long(sizeof got))
+		if (!copy_in(got, reinterpret_cast<const void *>(at), sizeof got))
 			return false;
 	}
 	return memcmp(got, want, sizeof got) == 0;
@@ -141,7 +163,7 @@ void pass_on(int sig, siginfo_t *si, void *ctx) noexcept
 		kernel_sigaction dfl{};
 		dfl.handler = reinterpret_cast<void *>(SIG_DFL);
 		raw(SYS_rt_sigaction, SIGSYS, long(&dfl), 0, 8);
-		raw(SYS_tgkill, getpid(), raw(SYS_gettid), SIGSYS);
+		raw(SYS_tgkill, raw(SYS_getpid), raw(SYS_gettid), SIGSYS);
 		return;
 	}
 	if (a.flags & SA_SIGINFO)
@@ -309,6 +331,20 @@ int32_t sud_armed_offset() noexcept
 	return tp_offset(&t_sud_armed);
 }
 
+void sud_child(uint64_t nr, const pt_regs *regs) noexcept
+{
+	// A new process has an id of its own: fork's child, and clone's
+	// without CLONE_VM (glibc's fork; its flags are in a register). Not
+	// vfork's, which shares our memory and this variable. clone3's flags
+	// are in memory that a thread's parent may already have reused, and
+	// glibc makes only threads and posix_spawn's CLONE_VM children with
+	// it: its children keep the parent's id (a clone3 without CLONE_VM
+	// then reads its parent's memory in the filter; documented).
+	if (nr == SYS_fork || (nr == SYS_clone && !(regs->di & CLONE_VM)))
+		g_pid.store(raw(SYS_getpid), std::memory_order_relaxed);
+	sud_enable_self();
+}
+
 void sud_enable_self() noexcept
 {
 	uint64_t cur = 0;
@@ -337,6 +373,7 @@ status sud_enable(uint32_t *missed)
 	    r != 0)
 		return fail(int(-r), std::string("syscall user dispatch: prctl: ") + strerror(int(-r)));
 	(void)len;
+	g_pid.store(raw(SYS_getpid));
 	BPFTIME_TRY(install());
 	g_sud_on.store(true);
 	sud_enable_self();
@@ -382,38 +419,44 @@ bool in_sud_range(uint64_t address) noexcept
 bool sud_filter(pt_regs *regs) noexcept
 {
 	switch (regs->orig_ax) {
-	case SYS_rt_sigprocmask:
-		if (regs->si && regs->di != SIG_UNBLOCK && regs->r10 == 8) {
-			const uint64_t set = *reinterpret_cast<const uint64_t *>(regs->si);
-			if (set & SIGSYS_BIT) {
-				t_mask_copy = set & ~SIGSYS_BIT;
-				regs->si = reinterpret_cast<uint64_t>(&t_mask_copy);
-			}
+	case SYS_rt_sigprocmask: {
+		uint64_t set;
+		if (regs->si && regs->di != SIG_UNBLOCK && regs->r10 == 8 &&
+		    copy_in(&set, reinterpret_cast<const void *>(regs->si), sizeof set) &&
+		    (set & SIGSYS_BIT)) {
+			t_mask_copy = set & ~SIGSYS_BIT;
+			regs->si = reinterpret_cast<uint64_t>(&t_mask_copy);
 		}
 		return false;
-	case SYS_rt_sigaction:
+	}
+	case SYS_rt_sigaction: {
 		if (regs->r10 != 8)
 			return false;
+		kernel_sigaction act;
+		const bool has_act =
+			regs->si && copy_in(&act, reinterpret_cast<const void *>(regs->si), sizeof act);
+		if (regs->si && !has_act)
+			return false; // the kernel answers EFAULT
 		if (regs->di == SIGSYS) {
 			// Ours stays; the program's is what it sees and what a
 			// SIGSYS that is not ours runs.
 			const kernel_sigaction prev = g_prog_sigsys;
-			if (regs->si)
-				g_prog_sigsys = *reinterpret_cast<const kernel_sigaction *>(regs->si);
-			if (regs->dx)
-				*reinterpret_cast<kernel_sigaction *>(regs->dx) = prev;
+			if (regs->dx && !copy_out(reinterpret_cast<void *>(regs->dx), &prev, sizeof prev)) {
+				regs->ax = uint64_t(-EFAULT);
+				return true;
+			}
+			if (has_act)
+				g_prog_sigsys = act;
 			regs->ax = 0;
 			return true;
 		}
-		if (regs->si) {
-			const auto *act = reinterpret_cast<const kernel_sigaction *>(regs->si);
-			if (act->mask & SIGSYS_BIT) {
-				t_act_copy = *act;
-				t_act_copy.mask &= ~SIGSYS_BIT;
-				regs->si = reinterpret_cast<uint64_t>(&t_act_copy);
-			}
+		if (has_act && (act.mask & SIGSYS_BIT)) {
+			t_act_copy = act;
+			t_act_copy.mask &= ~SIGSYS_BIT;
+			regs->si = reinterpret_cast<uint64_t>(&t_act_copy);
 		}
 		return false;
+	}
 	default:
 		return false;
 	}

@@ -65,9 +65,12 @@ extern std::atomic<bool> g_sud_on;
 // number of threads left without it goes to *missed.
 status sud_enable(uint32_t *missed);
 
-// On the current thread (the child of a clone or fork): dispatch on, unless
-// SIGSYS is blocked here.
+// On the current thread: dispatch on, unless SIGSYS is blocked here.
 void sud_enable_self() noexcept;
+
+// The exit dispatcher, in the child of a system call `nr` of SUD_CHILDREN
+// (regs: the call's, ax 0): dispatch on for the new thread or process.
+void sud_child(uint64_t nr, const pt_regs *regs) noexcept;
 
 // Whether a syscall instruction is one of the fallback's own, in the
 // allowed range: never rewritten (its calls must not go through a
