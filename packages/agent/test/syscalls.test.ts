@@ -188,7 +188,9 @@ describe('system call tracepoints', { timeout: 120_000 }, () => {
 		expect(r.code).toBe(6);
 		// The forked child's calls at the left site returned its pid too.
 		expect(r.stdout).toEqual(['ready', `done ${(threads + 2) * iters}`]);
-		expect(p.stderr.join('\n')).toMatch(/sites left as they were: their calls are reported through syscall user dispatch/);
+		expect(p.stderr.join('\n')).toMatch(
+			/sites left as they were: their calls are reported through syscall user dispatch/,
+		);
 		// left_getpid in each thread and then in the main thread, and one
 		// getpid() through libc's rewritten site in each of them.
 		const n = BigInt((threads + 1) * (iters + 1));
