@@ -5,11 +5,13 @@
 
 #include <cerrno>
 #include <csignal>
-#include <sched.h>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <dirent.h>
 #include <linux/prctl.h>
+#include <sched.h>
 #include <string>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -292,6 +294,25 @@ void on_enable_signal(int sig, siginfo_t *si, void *ctx)
 	g_enable_acks.fetch_add(1, std::memory_order_acq_rel);
 }
 
+// Whether thread t blocks signal sig now (its SigBlk in /proc): it would
+// not take the signal, and waiting for its answer only delays the attach.
+bool blocks(pid_t t, int sig) noexcept
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/self/task/%d/status", t);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	bool blocked = false;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, "SigBlk:", 7) == 0) {
+			blocked = strtoull(line + 7, nullptr, 16) & (1ULL << (sig - 1));
+			break;
+		}
+	fclose(f);
+	return blocked;
+}
+
 bool g_installed = false;
 
 status install()
@@ -388,6 +409,10 @@ status sud_enable(uint32_t *missed)
 			const pid_t t = pid_t(atoi(e->d_name));
 			if (t == self)
 				continue;
+			if (blocks(t, enable_signal())) {
+				(*missed)++;
+				continue;
+			}
 			siginfo_t si = {};
 			si.si_signo = enable_signal();
 			si.si_code = SI_QUEUE;
@@ -406,7 +431,7 @@ status sud_enable(uint32_t *missed)
 		nanosleep(&nap, nullptr);
 	}
 	const uint32_t acks = g_enable_acks.load();
-	*missed = acks < sent.size() ? uint32_t(sent.size() - acks) : 0;
+	*missed += acks < sent.size() ? uint32_t(sent.size() - acks) : 0;
 	return {};
 }
 
