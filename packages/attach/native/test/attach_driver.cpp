@@ -1077,6 +1077,20 @@ void scenario_syscalls(const char *dl_lib)
 	auto g0 = snap(SYS_getpid);
 	(void)getpid();
 	check(snap(SYS_getpid) == g0, "after detach no hook runs");
+	// One number hooked: the sites test that number's byte, glibc's
+	// syscall() (whose number is computed) included, and the other calls
+	// run alone.
+	{
+		auto c = h.attach_enter(SYS_getpid, sys_on_enter, nullptr);
+		auto g1 = snap(SYS_getpid), p1 = snap(SYS_getppid);
+		const bool same = syscall(SYS_getpid) == getpid() && syscall(SYS_getppid) == getppid();
+		auto g2 = snap(SYS_getpid), p2 = snap(SYS_getppid);
+		check(c && same && g2.first - g1.first == 2 && g2.second == g1.second && p2 == p1,
+		      "getpid alone hooked: syscall(SYS_getpid) and getpid() enter (%" PRIu64
+		      "), getppid not, no exit",
+		      g2.first - g1.first);
+		check(c && h.detach(*c).ok(), "detach the getpid hook");
+	}
 }
 
 

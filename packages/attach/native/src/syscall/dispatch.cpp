@@ -11,6 +11,7 @@ namespace bpftime::attach::detail {
 std::atomic<const sys_snapshot *> g_sys_snapshot{ nullptr };
 std::atomic<uint8_t> g_sys_enter_on[SYS_NR_SLOTS];
 std::atomic<uint8_t> g_sys_exit_on[SYS_NR_SLOTS];
+std::atomic<uint8_t> g_sys_computed_on[SYS_NR_SLOTS];
 std::atomic<uint8_t> g_sys_hooks_on{ 0 };
 std::atomic<uint8_t> g_sys_exits_on{ 0 };
 

@@ -8,8 +8,14 @@
 //   mov rcx, &on; movzx ecx, byte [rcx]; jrcxz <the syscall>
 //                                   no enter hook for this call: the call
 //                                   alone. `on` is g_sys_enter_on[nr] for
-//                                   a site whose number is a constant,
-//                                   else g_sys_hooks_on (any hook)
+//                                   a site whose number is a constant
+//   (a site whose number is computed, with BMI2:
+//   mov ecx, 10; shrx rcx, rax, rcx; jrcxz 1f; jmp <call>
+//   1: mov rcx, &g_sys_computed_on; movzx ecx, byte [rcx+rax];
+//   jrcxz <the syscall>: the byte of the number in rax, which also says
+//   whether any exit hook exists, since the enter dispatcher hands the
+//   number to the exit one; a number past the table calls the routine;
+//   without BMI2, g_sys_hooks_on, whether any hook exists)
 //   lea rsp, [rsp-128]              step over the red zone
 //   push qword [rip+site_ptr]       the site's sys_site
 //   call enter_routine              returns to the store below, or 11
@@ -89,9 +95,11 @@ struct sys_snapshot {
 extern std::atomic<const sys_snapshot *> g_sys_snapshot;
 // The trampolines' tests (bytes: 1 or 0). Per number: whether an enter
 // (exit) hook runs on that call, for the sites whose number is a constant;
-// for the others, whether any (any exit) hook exists.
+// for the others, whether an enter hook runs on it or any exit hook
+// exists (computed_on), or whether any (any exit) hook exists.
 extern std::atomic<uint8_t> g_sys_enter_on[SYS_NR_SLOTS];
 extern std::atomic<uint8_t> g_sys_exit_on[SYS_NR_SLOTS];
+extern std::atomic<uint8_t> g_sys_computed_on[SYS_NR_SLOTS];
 extern std::atomic<uint8_t> g_sys_hooks_on;
 extern std::atomic<uint8_t> g_sys_exits_on;
 

@@ -350,6 +350,16 @@ void rip_op(emitter &e, uint8_t op, uint8_t modrm, uint64_t target)
 // the sys_site) in the first 64 bytes, then the code (dispatch.hpp).
 constexpr uint32_t data_size = 64;
 
+// Whether the CPU has BMI2 (shrx, which leaves the flags alone).
+bool has_bmi2()
+{
+	static const bool yes = [] {
+		__builtin_cpu_init();
+		return __builtin_cpu_supports("bmi2") != 0;
+	}();
+	return yes;
+}
+
 // A call of a routine: rel32 when it reaches (a direct call is predicted
 // even after the kernel's return cleared the branch predictors' state,
 // which an indirect one is not), else through the slot.
@@ -405,9 +415,31 @@ status build(sys_rec &r)
 		e.byte(0x09);
 		e.byte(0xe3); // jrcxz
 	};
-	test_byte(constant ? static_cast<const void *>(&g_sys_enter_on[r.nr]) : &g_sys_hooks_on);
-	const size_t skip_at = e.size();
-	e.byte(0);
+	size_t skip_at, over_at = 0;
+	if (constant || !has_bmi2()) {
+		test_byte(constant ? static_cast<const void *>(&g_sys_enter_on[r.nr]) : &g_sys_hooks_on);
+		skip_at = e.size();
+		e.byte(0);
+	} else {
+		// The number in rax, tested against its byte where it has one
+		// (dispatch.hpp); nothing here changes the flags.
+		e.byte(0xb9); // mov ecx, 10
+		e.u32(10);
+		for (uint8_t b : { 0xc4, 0xe2, 0xf3, 0xf7, 0xc8 }) // shrx rcx, rax, rcx
+			e.byte(b);
+		e.byte(0xe3); // jrcxz +2: in the table
+		e.byte(2);
+		e.byte(0xeb); // jmp over the table's test: the routine
+		over_at = e.size();
+		e.byte(0);
+		e.mov_imm64(rcx, reinterpret_cast<uint64_t>(&g_sys_computed_on[0]));
+		for (uint8_t b : { 0x0f, 0xb6, 0x0c, 0x01 }) // movzx ecx, byte [rcx+rax]
+			e.byte(b);
+		e.byte(0xe3); // jrcxz
+		skip_at = e.size();
+		e.byte(0);
+	}
+	const uint8_t over = uint8_t(e.size() - (over_at + 1));
 	e.lea(rsp, rsp, -128);
 	rip_op(e, 0xff, 0x35, slot_site); // push qword [rip+site]
 	call_routine(e, enter_routine(), slot_enter);
@@ -461,6 +493,8 @@ status build(sys_rec &r)
 	memcpy(bytes.data() + data_size, e.bytes().data(), e.size());
 	bytes[data_size + jrcxz_at] = skip_exit;
 	bytes[data_size + skip_at] = skip_enter;
+	if (over_at)
+		bytes[data_size + over_at] = over;
 	memcpy(blk->write, bytes.data(), size);
 	r.tramp = code;
 	r.site = reinterpret_cast<sys_site *>(site_at);
@@ -808,6 +842,9 @@ void publish()
 	}
 	any_enter |= *sn->enter[SYS_NR_SLOTS] != nullptr;
 	any_exit |= *sn->exit[SYS_NR_SLOTS] != nullptr;
+	for (uint32_t nr = 0; nr < SYS_NR_SLOTS; nr++)
+		g_sys_computed_on[nr].store(g_sys_enter_on[nr].load() || any_exit,
+					    std::memory_order_release);
 	g_sys_hooks_on.store(any_enter || any_exit || sud, std::memory_order_release);
 	g_sys_exits_on.store(any_exit, std::memory_order_release);
 }
