@@ -49,8 +49,6 @@ bpftime_attach_on_syscall_enter(pt_regs *regs, const sys_site *s) noexcept
 	regs->ip = s->address + 2;
 	regs->cx = regs->ip;
 	regs->r11 = regs->flags;
-	if (filter && sud_filter(regs))
-		return 1;
 	for (; *h; ++h) {
 		uint64_t ret = 0;
 		if ((*h)->enter(regs, (*h)->user, &ret)) {
@@ -58,6 +56,9 @@ bpftime_attach_on_syscall_enter(pt_regs *regs, const sys_site *s) noexcept
 			return 1;
 		}
 	}
+	// After the hooks, which see the call as the program made it.
+	if (filter && sud_filter(regs))
+		return 1;
 	// A callback may have changed the number (syscall.hpp).
 	regs->ax = regs->orig_ax;
 	// A program's own system calls (a helper's) went through here too.
