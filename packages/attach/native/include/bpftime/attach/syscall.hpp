@@ -32,9 +32,16 @@
 // the details.
 //
 // Sites no form fits are left as they are and listed by sites() with the
-// reason (none in glibc 2.36); vDSO code is not scanned (its calls are not
-// system calls, as the kernel does not report them; its rare fallback
-// system calls are not reported either).
+// reason (none in glibc 2.36); once one is left, the process turns on
+// syscall user dispatch (PR_SET_SYSCALL_USER_DISPATCH, Linux 5.11+) and the
+// left sites' calls reach the callbacks from a SIGSYS handler
+// (syscall/user_dispatch.hpp; sites() marks them `trapped`, stats() says
+// whether it is on). vDSO code is not scanned (its calls are not system
+// calls, as the kernel does not report them; its rare fallback system
+// calls are reported only once syscall user dispatch is on).
+//
+// A system call with no callback of its own costs a load and a branch on
+// each side of its rewritten site, whatever callbacks other calls have.
 //
 // What callbacks see (as the kernel's pt_regs at syscall entry):
 //   orig_ax   the system call number
