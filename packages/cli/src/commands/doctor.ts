@@ -142,7 +142,7 @@ function dispatchCheck(cfg: ReturnType<typeof kernelConfig>): Check {
 		name: 'syscall user dispatch',
 		ok,
 		detail,
-		use: 'not used: system calls are hooked by rewriting their call sites',
+		use: 'the fallback for system call sites the rewriter leaves as they are (syscall tracepoints); without it their calls are not reported',
 	};
 }
 
