@@ -100,6 +100,8 @@ class VmHandle : public Napi::ObjectWrap<VmHandle> {
 			  InstanceMethod("run", &VmHandle::Run),
 			  InstanceMethod("instructions", &VmHandle::Instructions),
 			  InstanceMethod("compileTimeNs", &VmHandle::CompileTimeNs),
+			  InstanceMethod("compileAot", &VmHandle::CompileAot),
+			  InstanceMethod("loadAot", &VmHandle::LoadAot),
 			  InstanceMethod("close", &VmHandle::Close) });
 		exports.Set("VmHandle", f);
 	}
@@ -214,6 +216,30 @@ class VmHandle : public Napi::ObjectWrap<VmHandle> {
 		return env.Undefined();
 	}
 
+	// compileAot(code: Buffer) -> Buffer: an ELF object (vm::compile_aot).
+	Napi::Value CompileAot(const Napi::CallbackInfo &info)
+	{
+		Napi::Env env = info.Env();
+		auto code = bpftime::napi::buffer_arg(info, 0, "code");
+		if (code.Length() % sizeof(bpftime::vm::insn) != 0)
+			throw_error(env, EINVAL, "vm: compileAot: program size " +
+							 std::to_string(code.Length()) +
+							 " is not a multiple of 8 bytes");
+		std::vector<bpftime::vm::insn> insns(code.Length() / sizeof(bpftime::vm::insn));
+		std::memcpy(insns.data(), code.Data(), code.Length());
+		auto obj = unwrap(env, get(env).compile_aot(insns));
+		return Napi::Buffer<uint8_t>::Copy(env, obj.data(), obj.size());
+	}
+
+	// loadAot(object: Buffer): vm::load_aot.
+	Napi::Value LoadAot(const Napi::CallbackInfo &info)
+	{
+		Napi::Env env = info.Env();
+		auto obj = bpftime::napi::buffer_arg(info, 0, "object");
+		unwrap(env, get(env).load_aot({ obj.Data(), obj.Length() }));
+		return env.Undefined();
+	}
+
 	// run(ctx?: Buffer) -> bigint. The context is passed by address: the
 	// program reads and writes the caller's Buffer in place.
 	Napi::Value Run(const Napi::CallbackInfo &info)
@@ -281,10 +307,24 @@ Napi::Value OpcodeTableAccepts(const Napi::CallbackInfo &info)
 	return out;
 }
 
+// backendUnavailable(name): undefined when programs can load on the
+// backend in this process, else why not (vm::backend_available).
+Napi::Value BackendUnavailable(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	auto b = unwrap(env, bpftime::vm::parse_backend(
+				     bpftime::napi::string_arg(info, 0, "backend")));
+	auto st = bpftime::vm::backend_available(b);
+	if (st)
+		return env.Undefined();
+	return Napi::String::New(env, st.error().message);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports)
 {
 	bpftime::napi::export_common(env, exports);
 	VmHandle::Init(env, exports);
+	exports.Set("backendUnavailable", Napi::Function::New(env, BackendUnavailable));
 	exports.Set("opcodeTableAccepts",
 		    Napi::Function::New(env, OpcodeTableAccepts));
 	return exports;

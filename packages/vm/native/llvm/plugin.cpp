@@ -92,7 +92,7 @@ uint8_t size_bytes(uint8_t c)
 	default: return 8;
 	}
 }
-bool is_lddw(const binsn &i) { return i.code == (LD | M_IMM | SZ_DW); }
+bool is_lddw(const binsn &i) { return i.code == 0x18; } // LD | IMM | DW
 
 struct translate_error : std::runtime_error {
 	using std::runtime_error::runtime_error;
@@ -262,10 +262,12 @@ class translator {
 		b_.SetInsertPoint(entry);
 		for (int r = 0; r <= 10; r++)
 			regs_[r] = b_.CreateAlloca(i64_, nullptr, "r" + std::to_string(r));
-		stack_ = b_.CreateAlloca(ArrayType::get(b_.getInt8Ty(), STACK), nullptr,
-					 "stack");
-		stack_->setAlignment(Align(16));
 		run_ = cur_fn_->getArg(5);
+		if (!bounds_) {
+			stack_ = b_.CreateAlloca(ArrayType::get(b_.getInt8Ty(), STACK), nullptr,
+						 "stack");
+			stack_->setAlignment(Align(16));
+		}
 		// Registers a program reads unwritten (only where the non-strict
 		// verifier let it load) are 0, as in the interpreter.
 		set(0, b_.getInt64(0));
@@ -273,12 +275,17 @@ class translator {
 			set(r, cur_fn_->getArg(r - 1));
 		for (int r = 6; r <= 9; r++)
 			set(r, b_.getInt64(0));
-		Value *top = b_.CreateConstInBoundsGEP1_64(b_.getInt8Ty(), stack_, STACK);
-		set(10, b_.CreatePtrToInt(top, i64_));
-		if (bounds_)
-			b_.CreateCall(FunctionType::get(b_.getVoidTy(), { ptr_, i64_ }, false),
-				      runtime_fn(BPFTIME_LLVM_RT_PUSH_FRAME),
-				      { run_, b_.CreatePtrToInt(stack_, i64_) });
+		if (bounds_) {
+			// The run's frame area (llvm_abi.h, offset 8): this
+			// frame is [fp - 512, fp), the next one below it.
+			fp_slot_ = b_.CreateConstInBoundsGEP1_64(b_.getInt8Ty(), run_, 8);
+			fp_ = b_.CreateLoad(i64_, fp_slot_);
+			set(10, fp_);
+			b_.CreateStore(b_.CreateSub(fp_, b_.getInt64(STACK)), fp_slot_);
+		} else {
+			Value *top = b_.CreateConstInBoundsGEP1_64(b_.getInt8Ty(), stack_, STACK);
+			set(10, b_.CreatePtrToInt(top, i64_));
+		}
 
 		// Leaders: the start, every jump target, every instruction after a
 		// jump or an exit.
@@ -337,8 +344,7 @@ class translator {
 	void ret(Value *v)
 	{
 		if (bounds_)
-			b_.CreateCall(FunctionType::get(b_.getVoidTy(), { ptr_ }, false),
-				      runtime_fn(BPFTIME_LLVM_RT_POP_FRAME), { run_ });
+			b_.CreateStore(fp_, fp_slot_);
 		b_.CreateRet(v);
 	}
 
@@ -535,10 +541,10 @@ class translator {
 	{
 		if (i.code & 0x08) { // callx: the register holding the id is dst
 			FunctionType *ft = FunctionType::get(
-				i64_, { ptr_, i64_, i64_, i64_, i64_, i64_, i64_ }, false);
+				i64_, { ptr_, i64_, i64_, i64_, i64_, i64_, i64_, i64_ }, false);
 			set(0, b_.CreateCall(ft, runtime_fn(BPFTIME_LLVM_RT_CALLX),
-					     { run_, get(i.dst), get(1), get(2), get(3),
-					       get(4), get(5) }));
+					     { run_, get(i.dst), b_.getInt64(pc_), get(1), get(2),
+					       get(3), get(4), get(5) }));
 			check_state();
 			return;
 		}
@@ -548,8 +554,25 @@ class translator {
 			if (t < 0 || it == fns_.end())
 				throw translate_error(std::to_string(pc_) +
 						      ": local call to a pc that starts no function");
+			// Frames as the interpreter counts them: a call that would
+			// make a ninth ends the run with ELOOP (llvm_abi.h, offset 4).
+			Value *slot = b_.CreateConstInBoundsGEP1_64(b_.getInt8Ty(), run_, 4);
+			Value *depth = b_.CreateLoad(i32_, slot);
+			BasicBlock *deep = BasicBlock::Create(ctx_, "too_deep", cur_fn_);
+			BasicBlock *ok = BasicBlock::Create(ctx_, "call", cur_fn_);
+			b_.CreateCondBr(b_.CreateICmpUGE(depth, b_.getInt32(7)), deep, ok,
+					MDBuilder(ctx_).createBranchWeights(1, 1000));
+			b_.SetInsertPoint(deep);
+			b_.CreateCall(FunctionType::get(b_.getVoidTy(), { ptr_, i64_, i64_ }, false),
+				      runtime_fn(BPFTIME_LLVM_RT_TOO_DEEP),
+				      { run_, b_.getInt64(pc_),
+					b_.CreateAdd(b_.CreateZExt(depth, i64_), b_.getInt64(2)) });
+			ret(b_.getInt64(0));
+			b_.SetInsertPoint(ok);
+			b_.CreateStore(b_.CreateAdd(depth, b_.getInt32(1)), slot);
 			set(0, b_.CreateCall(it->second, { get(1), get(2), get(3), get(4),
 							   get(5), run_ }));
+			b_.CreateStore(depth, slot);
 			check_state();
 			return;
 		}
@@ -709,6 +732,7 @@ class translator {
 	Value *regs_[11] = {};
 	AllocaInst *stack_ = nullptr;
 	Value *run_ = nullptr;
+	Value *fp_slot_ = nullptr, *fp_ = nullptr; // bounds-check mode
 };
 
 void init_llvm()
@@ -874,7 +898,7 @@ EXPORT int bpftime_llvm_jit(const bpftime_llvm_request *req, bpftime_llvm_jit_re
 						   auto p = std::make_unique<code_range_plugin>();
 						   *ranges = p.get();
 						   layer->addPlugin(std::move(p));
-						   return std::move(layer);
+						   return layer;
 					   })
 				   .create();
 		if (!jit)

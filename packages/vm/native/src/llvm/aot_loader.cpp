@@ -367,9 +367,9 @@ result<std::unique_ptr<executor>> load_llvm_aot(const program &prog,
 	}
 
 	auto ex = std::unique_ptr<llvm_executor>(new llvm_executor(prog));
-	ex->fn_addrs_.assign(prog.function_starts.size(), 0);
-	for (size_t f = 0; f < prog.function_starts.size(); f++) {
-		const std::string want = BPFTIME_LLVM_FN_PREFIX + std::to_string(prog.function_starts[f]);
+	ex->fn_addrs_.assign(ex->starts_.size(), 0);
+	for (size_t f = 0; f < ex->starts_.size(); f++) {
+		const std::string want = BPFTIME_LLVM_FN_PREFIX + std::to_string(ex->starts_[f]);
 		for (size_t k = 1; k < nsyms && !ex->fn_addrs_[f]; k++)
 			if (sym_name(syms[k]) == want && syms[k].st_shndx != SHN_UNDEF)
 				sym_addr(k, ex->fn_addrs_[f]);

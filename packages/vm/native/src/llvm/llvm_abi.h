@@ -15,12 +15,20 @@
  *
  *   uint64_t bpf_fn_<pc>(uint64_t r1, r2, r3, r4, r5, void *run);
  *
- * returning r0. `run` is the core's per-run state (llvm_executor.cpp); its
- * first 32-bit word is the run's state: 0 while it runs, non-zero once it has
- * ended (a tail call finished it, a bounds check or a callback failed it).
- * Generated code reads it after every call that may end the run and then
- * returns at once; everything else about a run is the core's, reached
- * through the runtime functions below.
+ * returning r0. `run` is the core's per-run state (llvm_executor.cpp), of
+ * which generated code knows three fields:
+ *   offset 0, uint32_t: the run's state, 0 while it runs, non-zero once it
+ *     has ended (a tail call finished it, a check or a callback failed it);
+ *     generated code reads it after every call that may end the run and then
+ *     returns at once;
+ *   offset 4, uint32_t: local calls in progress (frames - 1); a call that
+ *     would make MAX_CALL_FRAMES (8) frames ends the run with ELOOP instead;
+ *   offset 8, uint64_t: bounds-check mode only: the top of the next frame.
+ *     The run's 8 frames of 512 bytes are one area, as in the interpreter, so
+ *     that the checks accept exactly what the interpreter's accept; without
+ *     bounds checks each function's frame is its own stack slot.
+ * Everything else about a run is the core's, reached through the runtime
+ * functions below.
  */
 #ifndef BPFTIME_VM_LLVM_ABI_H
 #define BPFTIME_VM_LLVM_ABI_H
@@ -42,14 +50,13 @@ enum bpftime_llvm_rt {
 	/* int (void *run, uint64_t addr, uint64_t size, uint64_t pc_store):
 	 * bounds-check mode; pc_store = pc << 1 | is_store; 0 ends the run. */
 	BPFTIME_LLVM_RT_CHECK = 1,
-	/* uint64_t (void *run, uint64_t id, r1, r2, r3, r4, r5): callx. */
+	/* uint64_t (void *run, uint64_t id, uint64_t pc, r1, r2, r3, r4, r5):
+	 * callx; an unregistered id ends the run with EINVAL. */
 	BPFTIME_LLVM_RT_CALLX = 2,
-	/* void (void *run, uint64_t frame_lo): bounds-check mode, a function's
-	 * 512-byte frame begins at frame_lo (on entry). */
-	BPFTIME_LLVM_RT_PUSH_FRAME = 3,
-	/* void (void *run): the innermost frame ends (on every return). */
-	BPFTIME_LLVM_RT_POP_FRAME = 4,
-	BPFTIME_LLVM_RT_COUNT = 5
+	/* void (void *run, uint64_t pc, uint64_t frames): ends the run with
+	 * ELOOP, local calls nested too deep. */
+	BPFTIME_LLVM_RT_TOO_DEEP = 3,
+	BPFTIME_LLVM_RT_COUNT = 4
 };
 
 enum bpftime_llvm_flags {

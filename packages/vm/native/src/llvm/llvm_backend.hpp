@@ -15,19 +15,23 @@ namespace bpftime::vm::detail {
 
 class llvm_executor;
 
-// One run of generated code (llvm_abi.h: `void *run`). `state` must stay
-// the first member: generated code reads it at offset 0.
+// One run of generated code (llvm_abi.h: `void *run`). The first three
+// fields are read and written by generated code at fixed offsets.
 struct llvm_run {
 	uint32_t state = 0; // 0 running, 1 ended by a tail call (r0), 2 failed (err)
-	uint32_t frames = 0; // bounds-check mode: frames pushed
+	uint32_t call_depth = 0;
+	uint64_t fp = 0; // bounds-check mode: top of the next frame
 	uint64_t r0 = 0;
 	const llvm_executor *ex = nullptr;
 	llvm_run *parent = nullptr;
 	uint64_t ctx_lo = 0, ctx_len = 0;
+	uint64_t stack_lo = 0; // bounds-check mode: [stack_lo, +llvm_stack_size)
 	int callback_depth = 0;
-	uint64_t frame_lo[MAX_CALL_FRAMES + 1] = {};
 	std::optional<bpftime::error> err;
 };
+inline constexpr uint64_t llvm_stack_size = uint64_t(MAX_CALL_FRAMES) * MAX_BPF_STACK;
+static_assert(offsetof(llvm_run, call_depth) == 4);
+static_assert(offsetof(llvm_run, fp) == 8);
 static_assert(offsetof(llvm_run, state) == 0);
 
 class llvm_executor final : public executor {
@@ -49,7 +53,8 @@ class llvm_executor final : public executor {
 	// Registers [lo, hi) as generated code (vm::in_generated_code).
 	void set_code(uint64_t lo, uint64_t hi) noexcept;
 
-	// By function_starts index.
+	// llvm_function_starts() of the program, and the address of each.
+	std::vector<uint32_t> starts_;
 	std::vector<uint64_t> fn_addrs_;
 	void *jit_handle_ = nullptr;
 	bpftime_llvm_release_fn release_ = nullptr;
@@ -81,6 +86,9 @@ struct llvm_plugin_fns {
 // The plugin, loaded once per process; ENOTSUP listing every path tried
 // when it cannot be loaded.
 result<const llvm_plugin_fns *> llvm_plugin() noexcept;
+
+// Where the program's functions start, as the plugin compiles them.
+std::vector<uint32_t> llvm_function_starts(const program &p);
 
 // The runtime functions by bpftime_llvm_rt index.
 const uint64_t *llvm_runtime_table() noexcept;

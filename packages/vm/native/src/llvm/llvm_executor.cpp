@@ -29,8 +29,6 @@
 namespace bpftime::vm::detail {
 namespace {
 
-constexpr uint32_t max_frames = MAX_CALL_FRAMES + 1;
-
 thread_local llvm_run *t_top = nullptr;
 
 bool in_range(uint64_t lo, uint64_t len, uint64_t addr, uint64_t size)
@@ -70,55 +68,47 @@ int rt_check(void *run, uint64_t addr, uint64_t size, uint64_t pc_store) noexcep
 {
 	llvm_run &r = *static_cast<llvm_run *>(run);
 	const bool store = pc_store & 1;
-	for (const llvm_run *x = &r; x; x = x->parent) {
-		for (uint32_t f = 0; f < x->frames && f < max_frames; f++)
-			if (in_range(x->frame_lo[f], MAX_BPF_STACK, addr, size))
-				return 1;
-		if (in_range(x->ctx_lo, x->ctx_len, addr, size))
+	for (const llvm_run *x = &r; x; x = x->parent)
+		if (in_range(x->stack_lo, llvm_stack_size, addr, size) ||
+		    in_range(x->ctx_lo, x->ctx_len, addr, size))
 			return 1;
-	}
 	for (const memory_region &m : r.ex->prog().regions)
 		if (in_range(m.start, m.size, addr, size) && (!store || m.writable))
 			return 1;
 	char buf[256];
-	const uint64_t stack_lo = r.frames ? r.frame_lo[std::min(r.frames, max_frames) - 1] : 0;
 	std::snprintf(buf, sizeof buf,
 		      "%u: out of bounds memory %s of %" PRIu64 " bytes at 0x%" PRIx64
-		      " (stack 0x%" PRIx64 "+%d, ctx 0x%" PRIx64 "+%" PRIu64 ", %zu regions)",
-		      uint32_t(pc_store >> 1), store ? "store" : "load", size, addr, stack_lo,
-		      MAX_BPF_STACK, r.ctx_lo, r.ctx_len, r.ex->prog().regions.size());
+		      " (stack 0x%" PRIx64 "+%" PRIu64 ", ctx 0x%" PRIx64 "+%" PRIu64
+		      ", %zu regions)",
+		      uint32_t(pc_store >> 1), store ? "store" : "load", size, addr, r.stack_lo,
+		      llvm_stack_size, r.ctx_lo, r.ctx_len, r.ex->prog().regions.size());
 	fail_run(r, bpftime::error{ EFAULT, buf });
 	return 0;
 }
 
-uint64_t rt_callx(void *run, uint64_t id, uint64_t r1, uint64_t r2, uint64_t r3,
-		  uint64_t r4, uint64_t r5) noexcept
+uint64_t rt_callx(void *run, uint64_t id, uint64_t pc, uint64_t r1, uint64_t r2,
+		  uint64_t r3, uint64_t r4, uint64_t r5) noexcept
 {
 	llvm_run &r = *static_cast<llvm_run *>(run);
 	const program &p = r.ex->prog();
-	if (id == BPF_FUNC_tail_call && (p.tail_call || (id < p.helpers.size() && p.helpers[id].fn)))
+	const bool known = id < p.helpers.size() && p.helpers[id].fn;
+	if (id == BPF_FUNC_tail_call && (p.tail_call || known))
 		return rt_tail_call(run, r1, r2, r3);
-	if (id >= p.helpers.size() || !p.helpers[id].fn) {
-		fail_run(r, bpftime::error{ EINVAL, "callx to unregistered helper id " +
+	if (!known) {
+		fail_run(r, bpftime::error{ EINVAL, std::to_string(pc) +
+							    ": callx to unregistered helper id " +
 							    std::to_string(id) });
 		return 0;
 	}
 	return p.helpers[id].fn(r1, r2, r3, r4, r5);
 }
 
-void rt_push_frame(void *run, uint64_t lo) noexcept
+void rt_too_deep(void *run, uint64_t pc, uint64_t frames) noexcept
 {
-	llvm_run &r = *static_cast<llvm_run *>(run);
-	if (r.frames < max_frames)
-		r.frame_lo[r.frames] = lo;
-	r.frames++;
-}
-
-void rt_pop_frame(void *run) noexcept
-{
-	llvm_run &r = *static_cast<llvm_run *>(run);
-	if (r.frames)
-		r.frames--;
+	fail_run(*static_cast<llvm_run *>(run),
+		 bpftime::error{ ELOOP, std::to_string(pc) +
+						": local calls nested too deep, frames " +
+						std::to_string(frames) });
 }
 
 // ---------------------------------------------------------- the plugin
@@ -212,8 +202,7 @@ const uint64_t *llvm_runtime_table() noexcept
 		reinterpret_cast<uint64_t>(&rt_tail_call),
 		reinterpret_cast<uint64_t>(&rt_check),
 		reinterpret_cast<uint64_t>(&rt_callx),
-		reinterpret_cast<uint64_t>(&rt_push_frame),
-		reinterpret_cast<uint64_t>(&rt_pop_frame),
+		reinterpret_cast<uint64_t>(&rt_too_deep),
 	};
 	return table;
 }
@@ -235,7 +224,8 @@ result<const llvm_plugin_fns *> llvm_plugin() noexcept
 	}
 }
 
-llvm_executor::llvm_executor(const program &p) : prog_(p)
+llvm_executor::llvm_executor(const program &p)
+	: starts_(llvm_function_starts(p)), prog_(p)
 {
 }
 
@@ -251,7 +241,7 @@ llvm_executor::~llvm_executor()
 
 uint64_t llvm_executor::fn_for(uint32_t pc) const noexcept
 {
-	const auto &s = prog_.function_starts;
+	const auto &s = starts_;
 	auto it = std::lower_bound(s.begin(), s.end(), pc);
 	if (it == s.end() || *it != pc)
 		return 0;
@@ -273,6 +263,10 @@ result<uint64_t> llvm_executor::enter(uint64_t fn, const uint64_t in[5], uint64_
 			      run.callback_depth);
 		return fail(ELOOP, buf);
 	}
+	// Bounds-check mode: the frames the checks accept (llvm_abi.h).
+	alignas(16) uint8_t stack[llvm_stack_size];
+	run.stack_lo = reinterpret_cast<uint64_t>(stack);
+	run.fp = run.stack_lo + llvm_stack_size;
 	t_top = &run;
 	using fn_t = uint64_t (*)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, void *);
 	const uint64_t r0 = reinterpret_cast<fn_t>(fn)(in[0], in[1], in[2], in[3], in[4], &run);
@@ -333,18 +327,43 @@ void llvm_executor::set_code(uint64_t lo, uint64_t hi) noexcept
 	}
 }
 
-// Fills a request with what every compile of `p` shares.
-static void base_request(const program &p, bpftime_llvm_request &req,
-			 std::vector<uint64_t> &helper_addrs, std::vector<uint32_t> &kfunc_ids,
-			 std::vector<uint64_t> &kfunc_addrs)
+// Where the functions of `p` start: program::function_starts (which the
+// verifier found), and every local call's target, for programs built
+// without it (the interpreter and the JIT need no function boundaries).
+std::vector<uint32_t> llvm_function_starts(const program &p)
+{
+	std::vector<uint32_t> s = p.function_starts;
+	s.push_back(0);
+	for (size_t pc = 0; pc < p.insns.size(); pc++) {
+		const insn &i = p.insns[pc];
+		if (i.code == (BPF_LD | BPF_IMM | BPF_DW)) {
+			pc++;
+			continue;
+		}
+		if (i.code == (BPF_JMP | BPF_CALL) && i.src_reg == BPF_PSEUDO_CALL) {
+			const int64_t t = int64_t(pc) + 1 + i.imm;
+			if (t >= 0 && t < int64_t(p.insns.size()))
+				s.push_back(uint32_t(t));
+		}
+	}
+	std::sort(s.begin(), s.end());
+	s.erase(std::unique(s.begin(), s.end()), s.end());
+	return s;
+}
+
+// Fills a request with what every compile of `p` shares; `starts` from
+// llvm_function_starts().
+static void base_request(const program &p, const std::vector<uint32_t> &starts,
+			 bpftime_llvm_request &req, std::vector<uint64_t> &helper_addrs,
+			 std::vector<uint32_t> &kfunc_ids, std::vector<uint64_t> &kfunc_addrs)
 {
 	req = {};
 	req.size = sizeof req;
 	req.flags = p.options.bounds_check ? BPFTIME_LLVM_BOUNDS_CHECK : 0;
 	req.insns = p.insns.data();
 	req.insn_count = static_cast<uint32_t>(p.insns.size());
-	req.function_count = static_cast<uint32_t>(p.function_starts.size());
-	req.function_starts = p.function_starts.data();
+	req.function_count = static_cast<uint32_t>(starts.size());
+	req.function_starts = starts.data();
 	helper_addrs.assign(p.helpers.size(), 0);
 	for (size_t id = 0; id < p.helpers.size(); id++)
 		helper_addrs[id] = reinterpret_cast<uint64_t>(p.helpers[id].fn);
@@ -378,10 +397,10 @@ result<std::unique_ptr<executor>> make_llvm(const program &prog)
 	bpftime_llvm_request req;
 	std::vector<uint64_t> helper_addrs, kfunc_addrs;
 	std::vector<uint32_t> kfunc_ids;
-	base_request(prog, req, helper_addrs, kfunc_ids, kfunc_addrs);
-	req.opt_level = opt_level_from_env();
 	auto ex = std::unique_ptr<llvm_executor>(new llvm_executor(prog));
-	ex->fn_addrs_.assign(prog.function_starts.size(), 0);
+	base_request(prog, ex->starts_, req, helper_addrs, kfunc_ids, kfunc_addrs);
+	req.opt_level = opt_level_from_env();
+	ex->fn_addrs_.assign(ex->starts_.size(), 0);
 	bpftime_llvm_jit_result out{};
 	out.size = sizeof out;
 	out.fn_addrs = ex->fn_addrs_.data();
@@ -408,7 +427,8 @@ result<std::vector<uint8_t>> compile_llvm_aot(const program &prog,
 	bpftime_llvm_request req;
 	std::vector<uint64_t> helper_addrs, kfunc_addrs;
 	std::vector<uint32_t> kfunc_ids;
-	base_request(prog, req, helper_addrs, kfunc_ids, kfunc_addrs);
+	const std::vector<uint32_t> starts = llvm_function_starts(prog);
+	base_request(prog, starts, req, helper_addrs, kfunc_ids, kfunc_addrs);
 	req.flags |= BPFTIME_LLVM_AOT;
 	req.insns = original.data();
 	req.opt_level = opt_level_from_env();
