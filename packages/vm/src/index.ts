@@ -2,4 +2,9 @@ export * from './asm/index.js';
 export {
 	type Backend,
 	backendUnavailable,
-	type HelperFn, opcodeTableAccepts, pluginPath, Vm, type VmOptions } from './vm.js';
+	type HelperFn,
+	opcodeTableAccepts,
+	pluginPath,
+	Vm,
+	type VmOptions,
+} from './vm.js';

@@ -67,7 +67,10 @@ const BACKENDS: readonly Backend[] = ['interpreter', 'jit', 'llvm'];
  */
 export function backendUnavailable(backend: Backend): string | undefined {
 	if (!BACKENDS.includes(backend)) {
-		throw new BpftimeError('EINVAL', `Expected one of ${BACKENDS.join(', ')} for backend but received ${String(backend)}`);
+		throw new BpftimeError(
+			'EINVAL',
+			`Expected one of ${BACKENDS.join(', ')} for backend but received ${String(backend)}`,
+		);
 	}
 	return native.backendUnavailable(backend);
 }

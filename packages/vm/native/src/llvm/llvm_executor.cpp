@@ -323,7 +323,7 @@ void llvm_executor::set_code(uint64_t lo, uint64_t hi) noexcept
 {
 	if (lo && hi > lo) {
 		code_lo_ = lo;
-		register_code(lo, hi);
+		register_code(lo, hi, true);
 	}
 }
 
