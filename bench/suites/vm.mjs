@@ -1,6 +1,7 @@
 // The VM benchmark: programs compiled from C (bench/programs) run by
-// bpftime's interpreter, its JIT, its JIT with bounds checks, and the kernel's
-// JIT, against the same C compiled natively, all in this run.
+// bpftime's interpreter, its JIT, its JIT with bounds checks, its LLVM
+// backend (JIT and AOT object), and the kernel's JIT, against the same C
+// compiled natively, all in this run.
 //
 // Each program is built three ways into a temporary directory:
 //   <name>.bpf.o   clang-19 -target bpf -mcpu=v4 -O2 (the one object that
@@ -25,7 +26,8 @@
 // process, is printed as well.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BpfObject } from '@bpftime/loader';
 import { vmBenchPath } from '../build-native.mjs';
@@ -66,8 +68,18 @@ const variants = [
 	['jit', 'JIT'],
 	['jit-bounds', 'JIT + bounds checks, data as ctx'],
 	['jit-bounds-region', 'JIT + bounds checks, data as a region'],
+	['llvm-jit', 'LLVM JIT (ORC LLJIT, O3)'],
+	['llvm-aot', 'LLVM AOT object, loaded without LLVM'],
 	['kernel', "kernel's JIT (BPF_PROG_TEST_RUN)"],
 ];
+
+// The LLVM backend's plugin, where @bpftime/vm built it (llvm-19-dev);
+// vm_bench links the vm core statically and is told where it is.
+const llvmPlugin = join(
+	dirname(createRequire(import.meta.url).resolve('@bpftime/vm/package.json')),
+	'build/Release/libbpftime_vm_llvm.so',
+);
+const llvmEnv = { BPFTIME_VM_LLVM_LIB: llvmPlugin };
 
 function skip(why) {
 	console.log(`vm: skipped: ${why}`);
@@ -209,7 +221,11 @@ try {
 				const { cpu } = idlerCpu(100);
 				const args = [variant === 'kernel' && !v4 ? `${stem}.v3` : stem, variant];
 				args.push('--rounds', String(rounds), '--round-ms', String(roundMs), '--cpu', String(cpu));
-				const row = measureProcess(vmBenchPath, args);
+				if (variant.startsWith('llvm') && !existsSync(llvmPlugin)) {
+					runs.push({ variant, skipped: `${llvmPlugin} is not built (llvm-19-dev)` });
+					break;
+				}
+				const row = measureProcess(vmBenchPath, args, llvmEnv);
 				if (row.error) {
 					error = row;
 					failed = true;
@@ -304,6 +320,26 @@ try {
 		if (interpreter?.insns) {
 			const ni = interpreter.ns / interpreter.insns;
 			parts.push(`interpreter ${ni.toFixed(2)} ns/insn (< 1.5: ${verdict(ni < 1.5)})`);
+		}
+		// The LLVM backend (issue #23): never slower than our JIT on a
+		// compute loop, within 1.05x of the baseline; its compile time
+		// against the JIT's.
+		for (const [variant, label] of [
+			['llvm-jit', 'LLVM JIT'],
+			['llvm-aot', 'LLVM AOT'],
+		]) {
+			const l = rows[variant];
+			if (!l?.ns) continue;
+			const rl = l.paired ?? l.ns / native.ns;
+			const vsJit = l.ns / jit.ns;
+			const text = `${label} ${rl.toFixed(2)}x native${l.paired ? ' in the same process' : ''}, ${vsJit.toFixed(2)}x our JIT`;
+			parts.push(
+				info.compute
+					? `${text} (≤ 1.05x native: ${verdict(rl <= 1.05)}; ≤ 1x JIT: ${verdict(vsJit <= 1 + Math.max(0.02, l.spread + jit.spread))})`
+					: text,
+			);
+			if (l.compile_ns && jit.compile_ns)
+				parts.push(`${label} compiles in ${fmtUs(l.compile_ns)}, ${(l.compile_ns / jit.compile_ns).toFixed(0)}x the JIT's ${fmtUs(jit.compile_ns)}`);
 		}
 		const noisy = [native, jit, interpreter, kernel].some((row) => row?.spread > maxSpread);
 		if (noisy) parts.push(`a run spread above ±${maxSpread * 100}%: take with care`);

@@ -162,7 +162,7 @@ result<const plugin *> load_plugin_once()
 		void *h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
 		if (!h) {
 			const char *e = dlerror();
-			why += "\n  " + path + ": " + (e ? e : "cannot load");
+			why += std::string(" ") + (e ? e : path + ": cannot load") + ";";
 			continue;
 		}
 		auto ver = reinterpret_cast<bpftime_llvm_abi_version_fn>(
@@ -172,8 +172,8 @@ result<const plugin *> load_plugin_once()
 			dlsym(h, BPFTIME_LLVM_SYM_RELEASE));
 		p.aot = reinterpret_cast<bpftime_llvm_aot_fn>(dlsym(h, BPFTIME_LLVM_SYM_AOT));
 		if (!ver || ver() != BPFTIME_LLVM_ABI_VERSION || !p.jit || !p.release || !p.aot) {
-			why += "\n  " + path + ": not a bpftime LLVM plugin of ABI version " +
-			       std::to_string(BPFTIME_LLVM_ABI_VERSION);
+			why += " " + path + ": not a bpftime LLVM plugin of ABI version " +
+			       std::to_string(BPFTIME_LLVM_ABI_VERSION) + ";";
 			dlclose(h);
 			continue;
 		}
