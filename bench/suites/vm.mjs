@@ -25,8 +25,8 @@
 // speeds about 2x apart; the table's "vs native" column, process against
 // process, is printed as well.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { release, tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
+import { release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BpfObject } from '@bpftime/loader';
@@ -339,7 +339,9 @@ try {
 					: text,
 			);
 			if (l.compile_ns && jit.compile_ns)
-				parts.push(`${label} compiles in ${fmtUs(l.compile_ns)}, ${(l.compile_ns / jit.compile_ns).toFixed(0)}x the JIT's ${fmtUs(jit.compile_ns)}`);
+				parts.push(
+					`${label} compiles in ${fmtUs(l.compile_ns)}, ${(l.compile_ns / jit.compile_ns).toFixed(0)}x the JIT's ${fmtUs(jit.compile_ns)}`,
+				);
 		}
 		const noisy = [native, jit, interpreter, kernel].some((row) => row?.spread > maxSpread);
 		if (noisy) parts.push(`a run spread above ±${maxSpread * 100}%: take with care`);

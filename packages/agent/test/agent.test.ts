@@ -146,7 +146,9 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 		expect(maps.calls().get(p.child.pid as number)).toBe(2000n);
 		const log = traced.stderr.join('\n');
 		expect(log).toMatch(/link \d+: uprobe attached at .*\(\w+, jit\)/);
-		const said = log.match(/BPFTIME_VM_NAME=llvm: .*the LLVM backend is not available.*programs run on the jit instead/g);
+		const said = log.match(
+			/BPFTIME_VM_NAME=llvm: .*the LLVM backend is not available.*programs run on the jit instead/g,
+		);
 		expect(said).toHaveLength(1);
 		expect(log).toContain('/nonexistent/libbpftime_vm_llvm.so');
 	});

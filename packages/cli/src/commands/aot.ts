@@ -67,7 +67,8 @@ Example:
 				);
 			}
 			const stem = basename(input).replace(/(\.bpf)?\.o$/, '');
-			const out = typeof options['-o'] === 'string' ? options['-o'] : programs.length === 1 ? `${stem}.aot.o` : `${stem}.aot`;
+			const out =
+				typeof options['-o'] === 'string' ? options['-o'] : programs.length === 1 ? `${stem}.aot.o` : `${stem}.aot`;
 			if (programs.length > 1) mkdirSync(out, { recursive: true });
 			for (const p of programs) {
 				// Structural checks only: the maps are placeholders until

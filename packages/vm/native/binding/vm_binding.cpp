@@ -122,14 +122,8 @@ class VmHandle : public Napi::ObjectWrap<VmHandle> {
 						       std::string(getenv("BPFTIME_VERIFIER") ?: "");
 		opts.type_check =
 			unwrap(env, bpftime::vm::parse_verifier_mode(mode_s.c_str()));
-		static std::once_flag warned;
-		if (!opts.type_check)
-			std::call_once(warned, [] {
-				fprintf(stderr, "bpftime: the verifier's type discipline is "
-						"OFF (BPFTIME_VERIFIER=off): programs are not "
-						"proven memory-safe and may crash this "
-						"process\n");
-			});
+
+		unchecked_ = !opts.type_check;
 		vm_.emplace(backend, opts);
 		helpers_.fill(nullptr);
 	}
@@ -144,6 +138,7 @@ class VmHandle : public Napi::ObjectWrap<VmHandle> {
 	std::optional<bpftime::vm::vm> vm_;
 	std::array<Napi::FunctionReference *, MAX_JS_HELPERS> helpers_;
 	size_t used_slots_ = 0;
+	bool unchecked_ = false; // BPFTIME_VERIFIER=off or verifier: 'off'
 	// Buffers registered as memory regions stay referenced while the VM
 	// may touch them.
 	std::vector<Napi::Reference<Napi::Buffer<uint8_t>>> regions_;
@@ -208,9 +203,24 @@ class VmHandle : public Napi::ObjectWrap<VmHandle> {
 		return env.Undefined();
 	}
 
+	// Said once per process, when the first such program is loaded to run
+	// (compileAot runs nothing, so it says nothing).
+	void warn_if_unchecked(Napi::Env env)
+	{
+		static std::once_flag warned;
+		if (unchecked_)
+			std::call_once(warned, [] {
+				fprintf(stderr, "bpftime: the verifier's type discipline is "
+						"OFF (BPFTIME_VERIFIER=off): programs are not "
+						"proven memory-safe and may crash this "
+						"process\n");
+			});
+	}
+
 	Napi::Value Load(const Napi::CallbackInfo &info)
 	{
 		Napi::Env env = info.Env();
+		warn_if_unchecked(env);
 		auto code = bpftime::napi::buffer_arg(info, 0, "code");
 		unwrap(env, get(env).load(code.Data(), code.Length()));
 		return env.Undefined();
@@ -236,6 +246,7 @@ class VmHandle : public Napi::ObjectWrap<VmHandle> {
 	{
 		Napi::Env env = info.Env();
 		auto obj = bpftime::napi::buffer_arg(info, 0, "object");
+		warn_if_unchecked(env);
 		unwrap(env, get(env).load_aot({ obj.Data(), obj.Length() }));
 		return env.Undefined();
 	}
