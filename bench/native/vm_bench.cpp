@@ -37,7 +37,8 @@
 //    loads (jit variants), "load_ns": median vm::load() time (verify + resolve
 //    + compile), "paired_ratio" (jit and llvm-*): the JIT's rounds alternated with
 //    those of <stem>.so in this process, the median of the per-round
-//    ratios, ...}
+//    ratios, "paired_jit_ratio" (llvm-*): the same against the jit variant,
+//    ...}
 // or {"variant":..., "skipped": "why"} (exit 0) when the kernel column cannot
 // run here. Errors (a program that fails to load into bpftime, results that
 // disagree) go to stderr with exit status 1.
@@ -62,6 +63,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -387,6 +389,19 @@ int run_vm(const options &o, const bench::bench_object &obj, const bench::data_i
 		if (as_region)
 			m.add_memory_region(region);
 		m.set_lddw_resolver(img.resolver());
+		// The global data sections are what libbpf makes of them: array
+		// maps of one value of the section's size, which the verifier
+		// proves the programs' accesses against.
+		m.set_map_describer([&obj](uint8_t, int32_t imm) -> std::optional<v::map_desc> {
+			if (imm < 0 || size_t(imm) >= obj.sections.size())
+				return std::nullopt;
+			v::map_desc d;
+			d.type = 2; // BPF_MAP_TYPE_ARRAY
+			d.key_size = 4;
+			d.value_size = uint32_t(obj.sections[size_t(imm)].size);
+			d.max_entries = 1;
+			return d;
+		});
 	};
 	const bool llvm = o.variant == "llvm-jit" || o.variant == "llvm-aot";
 	v::vm vm(!jit ? v::backend::interpreter : llvm ? v::backend::llvm : v::backend::jit_x64, vo);
@@ -467,6 +482,25 @@ int run_vm(const options &o, const bench::bench_object &obj, const bench::data_i
 	j.str("variant", o.variant).stats_of(s).u64("r0", *first).u64("insns", insns);
 	if (o.variant == "jit" || llvm)
 		j.num("paired_ratio", paired_ratio(timed, timed_native(open_native(o.stem + ".so", input)), o));
+	if (llvm) {
+		// Against our JIT the same way: its rounds alternated with
+		// these in this process.
+		v::vm jit_vm(v::backend::jit_x64, vo);
+		setup(jit_vm);
+		if (auto st = jit_vm.load(obj.insns); !st)
+			die("jit: load: " + st.error().message);
+		const timed_fn timed_jit = [&](uint64_t n) {
+			const auto t0 = std::chrono::steady_clock::now();
+			uint64_t acc = 0;
+			for (uint64_t i = 0; i < n; i++) {
+				auto r = jit_vm.exec(ctx, ctx_len);
+				acc += r ? *r : 1;
+			}
+			sink = acc;
+			return ns_since(t0) / double(n);
+		};
+		j.num("paired_jit_ratio", paired_ratio(timed, timed_jit, o));
+	}
 	if (jit)
 		j.u64("compile_ns", median_of(compile_ns)).u64("compile_ns_first", compile_ns.front());
 	j.u64("load_ns", median_of(load_ns)).print();

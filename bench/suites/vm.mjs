@@ -247,6 +247,11 @@ try {
 				.filter((x) => x)
 				.sort((a, b) => a - b);
 			mid.paired = paired.length ? paired[Math.floor((paired.length - 1) / 2)] : undefined;
+			const pairedJit = runs
+				.map((x) => x.paired_jit_ratio)
+				.filter((x) => x)
+				.sort((a, b) => a - b);
+			mid.pairedJit = pairedJit.length ? pairedJit[Math.floor((pairedJit.length - 1) / 2)] : undefined;
 			rows[variant] = mid;
 		}
 
@@ -269,6 +274,7 @@ try {
 			const perInsn = variant === 'interpreter' && row.insns ? (row.ns / row.insns).toFixed(2) : '';
 			const notes = [];
 			if (row.paired) notes.push(`${row.paired.toFixed(2)}x native in the same process`);
+			if (row.pairedJit) notes.push(`${row.pairedJit.toFixed(2)}x the JIT in the same process`);
 			if (row.perProcess) notes.push(`per process: ${row.perProcess.map(fmtNs).join(', ')}`);
 			if (row.compile_ns !== undefined) {
 				notes.push(`compile ${fmtUs(row.compile_ns)} (first in the process ${fmtUs(row.compile_ns_first)})`);
@@ -331,12 +337,13 @@ try {
 			const l = rows[variant];
 			if (!l?.ns) continue;
 			const rl = l.paired ?? l.ns / native.ns;
-			const vsJit = l.ns / jit.ns;
-			const text = `${label} ${rl.toFixed(2)}x native${l.paired ? ' in the same process' : ''}, ${vsJit.toFixed(2)}x our JIT`;
+			// Both judged in one process, rounds alternated, as the JIT's
+			// own goal is: processes measured apart land in the
+			// machine's two speeds.
+			const vsJit = l.pairedJit ?? l.ns / jit.ns;
+			const text = `${label} ${rl.toFixed(2)}x native, ${vsJit.toFixed(2)}x our JIT${l.paired ? ' (same process)' : ''}`;
 			parts.push(
-				info.compute
-					? `${text} (≤ 1.05x native: ${verdict(rl <= 1.05)}; ≤ 1x JIT: ${verdict(vsJit <= 1 + Math.max(0.02, l.spread + jit.spread))})`
-					: text,
+				info.compute ? `${text} (≤ 1.05x native: ${verdict(rl <= 1.05)}; ≤ 1x JIT: ${verdict(vsJit <= 1.02)})` : text,
 			);
 			if (l.compile_ns && jit.compile_ns)
 				parts.push(
