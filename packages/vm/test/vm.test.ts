@@ -180,6 +180,19 @@ done:
 		expect(() => vm.loadAot(obj)).toThrow(expect.objectContaining({ code: 'ENOEXEC' }));
 	});
 
+	it('refuses an object compiled without bounds checks in a vm that checks them, and the reverse', () => {
+		const plain = new Vm().compileAot('r0 = 1\nexit');
+		using checked = new Vm({ boundsCheck: true });
+		expect(() => checked.loadAot(plain)).toThrow(
+			expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/compiled without bounds checks/) }),
+		);
+		const withChecks = new Vm({ boundsCheck: true }).compileAot('r0 = 1\nexit');
+		checked.loadAot(withChecks);
+		expect(checked.run()).toBe(1n);
+		using unchecked = new Vm();
+		expect(() => unchecked.loadAot(withChecks)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+	});
+
 	it('reports the JIT compile time of the llvm backend', () => {
 		using vm = new Vm({ backend: 'llvm' });
 		vm.load('r0 = 1\nexit');

@@ -168,7 +168,9 @@ class translator {
 		imports_->eraseFromParent();
 		g->setName(BPFTIME_LLVM_AOT_IMPORTS);
 		g->setAlignment(Align(8));
-		std::string desc;
+		// First, taking no slot: whether the code checks its accesses,
+		// which the loading vm's bounds-check mode must match.
+		std::string desc = bounds_ ? "f 1\n" : "f 0\n";
 		for (const std::string &k : import_keys_)
 			desc += k + "\n";
 		auto *d = new GlobalVariable(

@@ -332,6 +332,15 @@ result<std::unique_ptr<executor>> load_llvm_aot(const program &prog,
 		if (!end || *end)
 			return fail(ENOEXEC, "aot object: bad import '" + line + "'");
 		uint64_t value = 0;
+		if (line[0] == 'f') {
+			if ((num & 1) != uint64_t(prog.options.bounds_check))
+				return fail(EINVAL, std::string("aot object: compiled ") +
+							    (num & 1 ? "with" : "without") +
+							    " bounds checks, loaded into a vm " +
+							    (prog.options.bounds_check ? "with" : "without") +
+							    " them");
+			continue;
+		}
 		switch (line[0]) {
 		case 'h':
 			if (num >= prog.helpers.size() || !prog.helpers[num].fn)

@@ -124,7 +124,8 @@ typedef void (*bpftime_llvm_release_fn)(void *handle);
  * before running it, and the section BPFTIME_LLVM_AOT_IMPORT_SECTION
  * describing each slot in order, one line each: "h <id>" helper, "k <btf id>"
  * kfunc, "r <index>" runtime function, "l <pc>" the resolved value of the
- * lddw at pc. */
+ * lddw at pc; a first line "f <flags>", which takes no slot, says whether
+ * the code checks its accesses (1: BPFTIME_LLVM_BOUNDS_CHECK). */
 typedef int (*bpftime_llvm_aot_fn)(const struct bpftime_llvm_request *req,
 				   void **obj, size_t *obj_len, char *err,
 				   size_t errlen);
