@@ -62,21 +62,17 @@ export function vmEnv(o: VmOptions, env: NodeJS.ProcessEnv = process.env): NodeJ
 }
 
 /**
- * Throws, before anything starts, when this build of @bpftime/vm cannot run
- * `backend` (ENOTSUP for llvm when it is not built), saying which backends
- * there are.
+ * Throws ENOTSUP, before anything starts, when programs cannot be loaded on
+ * `backend` in this process (the LLVM plugin is not built or not found),
+ * saying why and which backends there are.
  */
 export async function requireBackend(backend: Backend | undefined): Promise<void> {
 	if (backend === undefined) return;
-	const [{ checkBackend }, { BpftimeError }] = await Promise.all([import('@bpftime/vm'), import('@bpftime/common')]);
-	try {
-		checkBackend(backend);
-	} catch (e) {
-		if (e instanceof BpftimeError && backend === 'llvm')
-			throw new BpftimeError(
-				e.code,
-				`--vm ${backend}: ${e.message}; this build of @bpftime/vm has the interpreter and the jit (--vm jit)`,
-			);
-		throw e;
-	}
+	const [{ backendUnavailable }, { BpftimeError }] = await Promise.all([
+		import('@bpftime/vm'),
+		import('@bpftime/common'),
+	]);
+	const why = backendUnavailable(backend);
+	if (why !== undefined)
+		throw new BpftimeError('ENOTSUP', `--vm ${backend}: ${why}; the interpreter and the jit run here (--vm jit)`);
 }

@@ -244,12 +244,8 @@ async function runtime(): Promise<Runtime> {
 			: env.BPFTIME_VM_NAME
 				? 'BPFTIME_VM_NAME'
 				: 'default';
-	let llvm = 'available';
-	try {
-		vm.checkBackend('llvm');
-	} catch (e) {
-		llvm = `unavailable (${(e as Error).message})`;
-	}
+	const noLlvm = vm.backendUnavailable('llvm');
+	const llvm = noLlvm === undefined ? 'available' : `unavailable (${noLlvm})`;
 	const seg = Segment.defaultOptions();
 	return {
 		backend: defaultBackend(),
