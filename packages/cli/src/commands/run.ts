@@ -1,5 +1,5 @@
 // bpftime run <prog.bpf.o | id>: runs one program in this process, on the
-// interpreter or the JIT, with a context from a file or hex, and prints r0,
+// interpreter, the JIT or LLVM, with a context from a file or hex, and prints r0,
 // what it changed in its maps and the time per run (upstream's
 // `bpftimetool run`). An object file is loaded into a private segment that
 // is removed afterwards; an id names a program of the registry, whose maps
@@ -237,9 +237,9 @@ export const run: Command = {
 	usage: `Usage: bpftime run <prog.bpf.o> [--program <name>] [options]
        bpftime run <id> [options]
 
-Runs one program here, on the interpreter or the JIT, and prints r0, every
-map entry the runs added, changed or deleted (formatted from the map's BTF,
-as \`map dump\` prints them), and the time per run. An object file is
+Runs one program here, on the interpreter, the JIT or LLVM, and prints r0,
+every map entry the runs added, changed or deleted (formatted from the map's
+BTF, as \`map dump\` prints them), and the time per run. An object file is
 loaded into a private segment, removed afterwards; an id names a program of
 the registry (\`bpftime load\`), and its runs change the registry's maps for
 every process that uses them.
