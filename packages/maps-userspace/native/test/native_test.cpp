@@ -2036,6 +2036,149 @@ void test_percpu_lost_updates()
 	CHECK(total <= expected);
 }
 
+// ctx->key's value of a per-CPU map += 1, non-atomically (load, add, store:
+// what `*v += 1` compiles to), through bpf_map_lookup_elem.
+std::vector<insn> percpu_increment_prog(uint32_t map_id)
+{
+	std::vector<insn> p;
+	p.push_back(I(0x61, 2, 1, 0, 0));   // r2 = *(u32 *)(r1 + 0)
+	p.push_back(I(0x63, 10, 2, -4, 0)); // *(u32 *)(r10 - 4) = r2
+	lddw_map(p, 1, map_id);
+	p.push_back(I(0xbf, 2, 10, 0, 0)); // r2 = r10
+	p.push_back(I(0x07, 2, 0, 0, -4)); // r2 += -4
+	p.push_back(I(0x85, 0, 0, 0, 1));  // call bpf_map_lookup_elem
+	p.push_back(I(0x15, 0, 0, 3, 0));  // if r0 == 0 goto +3
+	p.push_back(I(0x79, 1, 0, 0, 0));  // r1 = *(u64 *)(r0 + 0)
+	p.push_back(I(0x07, 1, 0, 0, 1));  // r1 += 1
+	p.push_back(I(0x7b, 0, 1, 0, 0));  // *(u64 *)(r0 + 0) = r1
+	p.push_back(I(0xb7, 0, 0, 0, 0));  // r0 = 0
+	p.push_back(I(0x95, 0, 0, 0, 0));  // exit
+	return p;
+}
+
+// The sum of every CPU's u64 value of key 0.
+uint64_t percpu_sum(map_instance &m)
+{
+	std::vector<uint64_t> all(m.user_value_size / 8);
+	uint32_t k = 0;
+	CHECK(m.lookup(&k, all.data()).ok());
+	uint64_t total = 0;
+	for (size_t i = 0; i < all.size(); i += 1)
+		total += all[i];
+	return total;
+}
+
+// Runs of a program doing `*v += 1` on a per-CPU value from 8 threads in
+// this process and 4 in another, more threads than CPUs: each run owns a
+// CPU slot (handlers' cpu_slot.hpp), so no increment is lost, as in the
+// kernel, on the JIT's inlined lookup and on the helper.
+void test_percpu_runs_lose_nothing(uint32_t type, vm::backend backend)
+{
+	fixture f("slots");
+	auto h = need(f.reg->create_map(spec(type, "c", 4, 8, 4)), "map");
+	auto m = need(f.reg->map(h.id), "map instance");
+	if (type != BPF_MAP_TYPE_PERCPU_ARRAY) {
+		std::vector<uint8_t> zero(m->user_value_size);
+		uint32_t k = 0;
+		CHECK(m->update(&k, zero.data(), BPF_ANY).ok());
+	}
+	auto prog = need(f.reg->create_prog(kprobe("inc", percpu_increment_prog(h.id))),
+			 "prog");
+	instance_options io;
+	io.backend = backend;
+	const uint64_t per_thread = 100000;
+	const int threads = 8, child_threads = 4;
+	auto hammer = [&](registry &reg, int n) {
+		auto inst = reg.instantiate(prog.id, io);
+		if (!inst)
+			return false;
+		std::vector<std::thread> ts;
+		std::atomic<bool> ok{ true };
+		for (int t = 0; t < n; t++)
+			ts.emplace_back([&] {
+				uint32_t ctx[4] = { 0, 0, 0, 0 };
+				for (uint64_t i = 0; i < per_thread; i++)
+					if (!(*inst)->run(ctx, sizeof ctx))
+						ok = false;
+			});
+		for (auto &t : ts)
+			t.join();
+		return ok.load();
+	};
+	int go[2];
+	CHECK(pipe(go) == 0);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		auto reg = open_in_child(f, 2, 3);
+		char c;
+		if (read(go[0], &c, 1) != 1)
+			_exit(4);
+		_exit(hammer(*reg, child_threads) ? 0 : 5);
+	}
+	const auto before = cpu_slot_counters();
+	CHECK(write(go[1], "g", 1) == 1);
+	CHECK(hammer(*f.reg, threads));
+	int status = 0;
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(go[0]);
+	close(go[1]);
+	const auto after = cpu_slot_counters();
+	const uint64_t expected = (threads + child_threads) * per_thread;
+	const uint64_t total = percpu_sum(*m);
+	printf("#   %s, %s: %d + %d threads x %llu runs on %u CPUs: %llu counted "
+	       "(%llu waits for a slot here, %llu runs without one)\n",
+	       describe_map_type(type).c_str(),
+	       backend == vm::backend::jit_x64 ? "jit" : "interpreter", threads,
+	       child_threads, (unsigned long long)per_thread, possible_cpus(),
+	       (unsigned long long)total,
+	       (unsigned long long)(after.waits - before.waits),
+	       (unsigned long long)(after.unowned - before.unowned));
+	CHECK(total == expected);
+	CHECK(after.unowned == before.unowned);
+}
+
+// A run whose slot's owner died in the middle of a run (SIGKILL) takes the
+// slot over instead of waiting for it.
+void test_slot_of_a_dead_run()
+{
+	fixture f("deadslot");
+	auto h = need(f.reg->create_map(spec(BPF_MAP_TYPE_PERCPU_ARRAY, "c", 4, 8, 1)),
+		      "map");
+	auto prog = need(f.reg->create_prog(kprobe("inc", percpu_increment_prog(h.id))),
+			 "prog");
+	auto inst = need(f.reg->instantiate(prog.id, instance_options{}), "instance");
+	const cpu_slot_table *t = inst->cpu_slots();
+	CHECK(t && t->count == possible_cpus());
+	if (!t)
+		return;
+	// Children that take every slot, as a run does, and die holding them.
+	for (uint32_t i = 0; i < t->count; i++) {
+		fflush(stdout);
+		pid_t pid = fork();
+		if (pid == 0) {
+			uint32_t tid = uint32_t(gettid()), free = 0;
+			_exit(t->slots[i].owner.compare_exchange_strong(free, tid) ? 0 : 1);
+		}
+		int status = 0;
+		CHECK(waitpid(pid, &status, 0) == pid);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	const auto before = cpu_slot_counters();
+	uint32_t ctx[4] = {};
+	CHECK(inst->run(ctx, sizeof ctx).ok());
+	const auto after = cpu_slot_counters();
+	CHECK(after.unowned == before.unowned);
+	CHECK(percpu_sum(*need(f.reg->map(h.id), "map")) == 1);
+	// The slot taken over was given back; the others still name the dead.
+	uint32_t free_slots = 0;
+	for (uint32_t i = 0; i < t->count; i++)
+		free_slots += t->slots[i].owner.load() == 0;
+	CHECK(free_slots == 1);
+	CHECK(t_cpu_slot == -1);
+}
+
 // Another process pushes into a queue, pops from a stack, updates an LPM
 // trie; this one sees it all.
 void test_new_types_across_processes()
@@ -2223,8 +2366,18 @@ int main()
 		 [] { test_percpu_values(BPF_MAP_TYPE_PERCPU_HASH); });
 	run_case("an LRU per-CPU hash gives a program its CPU's value and user space every CPU's",
 		 [] { test_percpu_values(BPF_MAP_TYPE_LRU_PERCPU_HASH); });
-	run_case("non-atomic increments of a per-CPU counter from 8 threads lose at most what they did",
+	run_case("non-atomic increments of a per-CPU counter from 8 threads, outside program runs, lose at most what they did",
 		 test_percpu_lost_updates);
+	run_case("program runs from 12 threads in two processes lose no increment of a per-CPU array value (JIT)",
+		 [] { test_percpu_runs_lose_nothing(BPF_MAP_TYPE_PERCPU_ARRAY, vm::backend::jit_x64); });
+	run_case("program runs from 12 threads in two processes lose no increment of a per-CPU array value (interpreter)",
+		 [] { test_percpu_runs_lose_nothing(BPF_MAP_TYPE_PERCPU_ARRAY, vm::backend::interpreter); });
+	run_case("program runs from 12 threads in two processes lose no increment of a per-CPU hash value",
+		 [] { test_percpu_runs_lose_nothing(BPF_MAP_TYPE_PERCPU_HASH, vm::backend::jit_x64); });
+	run_case("program runs from 12 threads in two processes lose no increment of an LRU per-CPU hash value",
+		 [] { test_percpu_runs_lose_nothing(BPF_MAP_TYPE_LRU_PERCPU_HASH, vm::backend::jit_x64); });
+	run_case("a run takes over the CPU slot of a run whose process was killed",
+		 test_slot_of_a_dead_run);
 	run_case("queue, stack and LPM trie updates made by another process are seen here",
 		 test_new_types_across_processes);
 	run_case("a process killed holding a queue's or an LPM trie's lock leaves it usable",

@@ -42,8 +42,13 @@ struct binding {
 	// Runs that a SIGSEGV or SIGBUS ended (fault_guard.cpp).
 	mutable std::atomic<uint64_t> faults{ 0 };
 
+	// prog->cpu_slots(): the run owns a CPU slot (the program uses a
+	// per-CPU map; handlers/cpu_slot.hpp), else null.
+	const handlers::cpu_slot_table *cpu_slots = nullptr;
+
 	uint64_t run(void *ctx, uint64_t ctx_len, int *err) const noexcept
 	{
+		handlers::cpu_slot_guard slot(cpu_slots);
 		return run_fn.load(std::memory_order_relaxed)(run_self, ctx,
 							       ctx_len, err);
 	}
