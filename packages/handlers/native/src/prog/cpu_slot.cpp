@@ -1,21 +1,41 @@
 // prog/cpu_slot.cpp: CPU slots owned by runs (bpftime/handlers/cpu_slot.hpp).
 //
-// Claim: the thread's current CPU's word first (uncontended unless a run
-// there was preempted), then every other word once; each a compare-and-swap
-// 0 -> tid. When all are held, the thread marks the word of its CPU
-// CPU_SLOT_WAITERS and sleeps on it (a shared futex: the word is in the
-// segment, the waiters in any process), with a timeout so that it also
-// rechecks the other words and notices an owner that died. Release: an
-// exchange to 0, and a wake of every sleeper when the word carried
-// CPU_SLOT_WAITERS (they all scan again; there are at most as many as
-// threads that run programs).
+// Locked instructions cost 30-40 ns each on the machines this runs on, more
+// than the runs themselves, so the common path has none. A run claims only
+// the word of the CPU it runs on, in a restartable sequence (rseq(2), on
+// the area glibc registers for every thread): "if the word is 0, store the
+// tid" commits only if the thread was neither preempted nor migrated
+// between the check and the store, so two claimers of one word, which can
+// only be threads on that word's CPU, never both succeed, with plain
+// stores. The owner releases with a plain store of 0 (it may have migrated
+// meanwhile: no other thread writes a held word, but for the two cases
+// below).
+//
+// When its CPU's word is held (its owner was preempted in the middle of its
+// run), a claimer marks the word CPU_SLOT_WAITERS with a compare-and-swap
+// and sleeps on it (a shared futex: the word is in the segment, the
+// sleepers in any process) for at most 1 ms, then tries again on whatever
+// CPU it is then. Its owner releases with an exchange when it finds the
+// mark, and wakes the sleepers. (A mark set between the owner's check and
+// its store is lost with the store: those sleepers wake after their 1 ms.)
+// A word whose owner thread is gone (its process was killed in a run) is
+// taken over with a compare-and-swap from that owner's value, never from
+// 0, so it cannot race with a restartable claim. Words of other CPUs are
+// never claimed: a compare-and-swap from 0 there could race with a plain
+// claim.
+//
+// Without an rseq area (GLIBC_TUNABLES=glibc.pthread.rseq=0) runs claim no
+// slot and go on without one, as before slots existed (counted).
 #include "prog/cpu_slot_table.hpp"
 
 #include <bpftime/handlers/registry.hpp>
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
+#include <cstring>
 #include <ctime>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <signal.h>
@@ -43,28 +63,58 @@ uint32_t self_tid() noexcept
 	return t_tid;
 }
 
-// The CPU from glibc's rseq area (one load), sched_getcpu() without one.
-int this_cpu() noexcept
+struct rseq *rseq_area() noexcept
 {
-	if (__rseq_size) {
-		auto *rs = reinterpret_cast<volatile struct rseq *>(
-			static_cast<char *>(__builtin_thread_pointer()) +
-			__rseq_offset);
-		int cpu = int(rs->cpu_id);
-		if (cpu >= 0)
-			return cpu;
-	}
-	return sched_getcpu();
+	return reinterpret_cast<struct rseq *>(
+		static_cast<char *>(__builtin_thread_pointer()) + __rseq_offset);
 }
 
-bool try_take(cpu_slot &s, uint32_t tid) noexcept
+enum class claim_result { claimed, held, restarted };
+
+// In one restartable sequence: if the thread still runs on `cpu` and the
+// word is 0, store tid. The descriptor (struct rseq_cs: version, flags,
+// start, length up to the committing store included, abort address) goes
+// into rs->rseq_cs; the kernel sends the thread to the abort address, which
+// is preceded by glibc's RSEQ_SIG, when it preempts, migrates or signals it
+// inside [1, 2). x86-64 only, as the JIT.
+claim_result rseq_claim(struct rseq *rs, uint32_t cpu, cpu_slot &slot,
+			uint32_t tid) noexcept
 {
-	uint32_t free = 0;
-	return s.owner.load(std::memory_order_relaxed) == 0 &&
-	       s.owner.compare_exchange_strong(free, tid,
-					       std::memory_order_acquire,
-					       std::memory_order_relaxed);
+	asm goto(".pushsection __rseq_cs, \"aw\"\n\t"
+		 ".balign 32\n\t"
+		 "3:\n\t"
+		 ".long 0x0, 0x0\n\t"
+		 ".quad 1f, (2f - 1f), 4f\n\t"
+		 ".popsection\n\t"
+		 "leaq 3b(%%rip), %%rax\n\t"
+		 "movq %%rax, 8(%[rs])\n\t"
+		 "1:\n\t"
+		 "cmpl %[cpu], 4(%[rs])\n\t"
+		 "jnz %l[restarted]\n\t"
+		 "cmpl $0, (%[owner])\n\t"
+		 "jnz %l[held]\n\t"
+		 "movl %[tid], (%[owner])\n\t"
+		 "2:\n\t"
+		 ".pushsection __rseq_failure, \"ax\"\n\t"
+		 // ud1 with the signature as its operand, as glibc's
+		 // bits/rseq.h describes.
+		 ".byte 0x0f, 0xb9, 0x3d\n\t"
+		 ".long 0x53053053\n\t"
+		 "4:\n\t"
+		 "jmp %l[restarted]\n\t"
+		 ".popsection\n\t"
+		 :
+		 : [rs] "r"(rs), [cpu] "r"(cpu), [owner] "r"(&slot.owner),
+		   [tid] "r"(tid)
+		 : "rax", "memory", "cc"
+		 : restarted, held);
+	return claim_result::claimed;
+restarted:
+	return claim_result::restarted;
+held:
+	return claim_result::held;
 }
+static_assert(RSEQ_SIG == 0x53053053);
 
 // The owner's thread is gone: kill(tid, 0) finds any thread by its id, and
 // ESRCH means none (EPERM: it exists, another user's).
@@ -74,6 +124,24 @@ bool owner_dead(uint32_t owner) noexcept
 	return tid > 0 && kill(tid, 0) != 0 && errno == ESRCH;
 }
 
+// The owner is stopped (SIGSTOP, a debugger): its run will not end soon.
+// The state letter of /proc/<tid>/stat, after the command's parenthesis.
+bool owner_stopped(uint32_t owner) noexcept
+{
+	char path[48], buf[512];
+	snprintf(path, sizeof path, "/proc/%u/stat", owner & ~CPU_SLOT_WAITERS);
+	const int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	const ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	const char *p = strrchr(buf, ')');
+	return p && p[1] == ' ' && (p[2] == 'T' || p[2] == 't');
+}
+
 uint64_t now_ns() noexcept
 {
 	timespec ts;
@@ -81,45 +149,50 @@ uint64_t now_ns() noexcept
 	return uint64_t(ts.tv_sec) * 1'000'000'000u + uint64_t(ts.tv_nsec);
 }
 
-[[gnu::noinline]] int32_t claim_slow(const cpu_slot_table &t, uint32_t start,
+[[gnu::noinline]] int32_t claim_slow(const cpu_slot_table &t, struct rseq *rs,
 				     uint32_t tid) noexcept
 {
 	const int saved_errno = errno;
-	g_waits.fetch_add(1, std::memory_order_relaxed);
-	const uint64_t deadline = now_ns() + CPU_SLOT_WAIT_NS;
+	uint64_t deadline = 0, stopped_check = 0;
+	int32_t slot = -1;
 	for (;;) {
-		for (uint32_t i = 0; i < t.count; i++) {
-			cpu_slot &s = t.slots[(start + i) % t.count];
-			if (try_take(s, tid)) {
-				errno = saved_errno;
-				return int32_t((start + i) % t.count);
-			}
-			uint32_t v = s.owner.load(std::memory_order_relaxed);
-			if (v && owner_dead(v) &&
-			    s.owner.compare_exchange_strong(
-				    v, tid, std::memory_order_acquire,
-				    std::memory_order_relaxed)) {
-				// Wake whoever slept on the dead owner's word.
-				if (v & CPU_SLOT_WAITERS)
-					syscall(SYS_futex, &s.owner, FUTEX_WAKE,
-						INT_MAX, nullptr, nullptr, 0);
-				errno = saved_errno;
-				return int32_t((start + i) % t.count);
-			}
+		const uint32_t cpu = rs->cpu_id_start;
+		if (cpu >= t.count) // not a possible CPU: nothing to own
+			break;
+		cpu_slot &s = t.slots[cpu];
+		const claim_result r = rseq_claim(rs, cpu, s, tid);
+		if (r == claim_result::claimed) {
+			slot = int32_t(cpu);
+			break;
 		}
-		const uint64_t now = now_ns();
-		if (now >= deadline) {
-			g_unowned.fetch_add(1, std::memory_order_relaxed);
-			errno = saved_errno;
-			return -1;
-		}
-		// Sleep on the word of this CPU until its owner releases it
-		// (or 1 ms passes: another word may have been freed with no
-		// sleeper marked on it).
-		cpu_slot &s = t.slots[start];
+		if (r == claim_result::restarted)
+			continue;
 		uint32_t v = s.owner.load(std::memory_order_relaxed);
 		if (v == 0)
 			continue;
+		if (owner_dead(v) &&
+		    s.owner.compare_exchange_strong(v, tid,
+						    std::memory_order_acquire,
+						    std::memory_order_relaxed)) {
+			// Whoever slept on the dead owner's word looks again.
+			if (v & CPU_SLOT_WAITERS)
+				syscall(SYS_futex, &s.owner, FUTEX_WAKE, INT_MAX,
+					nullptr, nullptr, 0);
+			slot = int32_t(cpu);
+			break;
+		}
+		const uint64_t now = now_ns();
+		if (!deadline) {
+			g_waits.fetch_add(1, std::memory_order_relaxed);
+			deadline = now + CPU_SLOT_WAIT_NS;
+			stopped_check = now + CPU_SLOT_STOPPED_CHECK_NS;
+		} else if (now >= deadline) {
+			break;
+		} else if (now >= stopped_check) {
+			if (owner_stopped(v))
+				break;
+			stopped_check = now + CPU_SLOT_STOPPED_CHECK_NS;
+		}
 		if (!(v & CPU_SLOT_WAITERS) &&
 		    !s.owner.compare_exchange_strong(v, v | CPU_SLOT_WAITERS,
 						     std::memory_order_relaxed))
@@ -128,6 +201,10 @@ uint64_t now_ns() noexcept
 		syscall(SYS_futex, &s.owner, FUTEX_WAIT, v | CPU_SLOT_WAITERS,
 			&ms, nullptr, 0);
 	}
+	if (slot < 0)
+		g_unowned.fetch_add(1, std::memory_order_relaxed);
+	errno = saved_errno;
+	return slot;
 }
 
 } // namespace
@@ -140,20 +217,20 @@ int64_t cpu_slot_tls_offset() noexcept
 
 int32_t claim_cpu_slot(const cpu_slot_table &t) noexcept
 {
-	if (!t.count) [[unlikely]] {
+	if (!t.count || __rseq_size == 0) [[unlikely]] {
 		g_unowned.fetch_add(1, std::memory_order_relaxed);
 		return -1;
 	}
 	const uint32_t tid = self_tid();
-	int cpu = this_cpu();
-	const uint32_t start = cpu >= 0 && uint32_t(cpu) < t.count ?
-				       uint32_t(cpu) :
-				       tid % t.count;
-	int32_t slot = -1;
-	if (try_take(t.slots[start], tid)) [[likely]]
-		slot = int32_t(start);
+	struct rseq *rs = rseq_area();
+	const uint32_t cpu = rs->cpu_id_start;
+	int32_t slot;
+	if (cpu < t.count &&
+	    rseq_claim(rs, cpu, t.slots[cpu], tid) == claim_result::claimed)
+		[[likely]]
+		slot = int32_t(cpu);
 	else
-		slot = claim_slow(t, start, tid);
+		slot = claim_slow(t, rs, tid);
 	t_cpu_slot = slot;
 	return slot;
 }
@@ -162,15 +239,17 @@ void release_cpu_slot(const cpu_slot_table &t, int32_t slot) noexcept
 {
 	t_cpu_slot = -1;
 	cpu_slot &s = t.slots[slot];
-	if (s.owner.exchange(0, std::memory_order_release) & CPU_SLOT_WAITERS)
-		[[unlikely]] {
+	if (s.owner.load(std::memory_order_relaxed) == t_tid) [[likely]] {
+		s.owner.store(0, std::memory_order_release);
+		return;
+	}
+	if (s.owner.exchange(0, std::memory_order_release) & CPU_SLOT_WAITERS) {
 		const int saved_errno = errno;
 		syscall(SYS_futex, &s.owner, FUTEX_WAKE, INT_MAX, nullptr,
 			nullptr, 0);
 		errno = saved_errno;
 	}
 }
-
 cpu_slot_stats cpu_slot_counters() noexcept
 {
 	return { g_unowned.load(std::memory_order_relaxed),

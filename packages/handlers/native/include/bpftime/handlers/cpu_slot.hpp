@@ -11,18 +11,20 @@
 //
 // So a run of a program that uses a per-CPU map owns a CPU slot: one owner
 // word per possible CPU, in the segment (every process of the registry sees
-// the same ones), claimed with a compare-and-swap when the run starts (the
-// thread's current CPU first, any free one when a preempted run holds that
-// one) and released when it ends. The per-CPU map types index their values
-// by the claimed slot (current_cpu_slot()), as do the JIT's inline per-CPU
-// lookup and bpf_get_smp_processor_id. As in the kernel, at most
-// possible-CPUs such runs proceed at once, over all processes: a run that
-// finds every slot taken sleeps on the owner word's futex until one is
-// released. A slot whose owner thread is gone (a process killed in the
-// middle of a run) is taken over; one whose owner does not come back within
-// CPU_SLOT_WAIT_NS (a stopped process) is not waited for longer: that run
-// goes on without a slot, on its current CPU's values, as before, and is
-// counted (cpu_slot_stats).
+// the same ones), claimed when the run starts and released when it ends.
+// A run claims the word of the CPU it runs on, in a restartable sequence
+// (no locked instruction: prog/cpu_slot.cpp says how); the per-CPU map
+// types index their values by the claimed slot (t_cpu_slot), as do the
+// JIT's inline per-CPU lookup and bpf_get_smp_processor_id. As in the
+// kernel, one run at a time uses a CPU's values, over all processes: a run
+// whose CPU's word is held (by a run preempted in its middle) sleeps on the
+// word's futex until it is released, and then claims the word of the CPU it
+// then runs on. A word whose owner thread is gone (a process killed in the
+// middle of a run) is taken over. A run whose owner is stopped (SIGSTOP, a
+// debugger), or does not come back within CPU_SLOT_WAIT_NS, goes on without
+// a slot, on its current CPU's values, as before slots, and is counted
+// (cpu_slot_counters()); so is every run where glibc registered no rseq
+// area.
 //
 // Who calls what: program_instance::run() and the agent's hooks claim and
 // release (cpu_slot_guard) on the thread that runs the program; the map
@@ -44,8 +46,11 @@ struct alignas(64) cpu_slot {
 };
 static_assert(sizeof(cpu_slot) == 64);
 inline constexpr uint32_t CPU_SLOT_WAITERS = 1u << 31;
-// How long a run waits for a slot before it goes on without one.
-inline constexpr uint64_t CPU_SLOT_WAIT_NS = 100'000'000;
+// How long a run waits for a slot before it goes on without one, and after
+// how long, and then how often, it asks whether the owner is stopped
+// (SIGSTOP, a debugger: then it goes on at once).
+inline constexpr uint64_t CPU_SLOT_WAIT_NS = 1'000'000'000;
+inline constexpr uint64_t CPU_SLOT_STOPPED_CHECK_NS = 10'000'000;
 // The name of the slot array in the segment (a Boost.Interprocess named
 // object of possible_cpus() cpu_slot).
 inline constexpr const char CPU_SLOTS_NAME[] = "bpftime.cpu_slots";
