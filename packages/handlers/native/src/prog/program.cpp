@@ -152,12 +152,13 @@ const vm::vm *resolve_tail_call(void *user, uint64_t prog_array,
 
 constexpr uint8_t CALL = vm::BPF_JMP | vm::BPF_CALL;
 
-// The kernel's per-CPU map types, whose program-side values are the running
-// CPU's: a run of a program using one owns a CPU slot.
-bool is_per_cpu_type(uint32_t t) noexcept
+// A map whose program-side values are the running CPU's (the kernel's
+// per-CPU types, and bpftime's types built on them): the types whose user
+// space value differs from a program's, map_ops::user_value_size. A run of
+// a program using one owns a CPU slot.
+bool is_per_cpu(const map_instance &m) noexcept
 {
-	return t == BPF_MAP_TYPE_PERCPU_ARRAY || t == BPF_MAP_TYPE_PERCPU_HASH ||
-	       t == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+	return m.ops && m.ops->user_value_size;
 }
 
 } // namespace
@@ -234,13 +235,13 @@ registry::instantiate(uint32_t id, const instance_options &opts)
 			return fail(m.error().code,
 				    what + ": " + m.error().message);
 		pi->maps[mid] = *m;
-		if (is_per_cpu_type((*m)->map_type))
+		if (is_per_cpu(**m))
 			pi->per_cpu = true;
 		const uint32_t inner = (*m)->shared ?
 					       (*m)->shared->attr.inner_map_id :
 					       NO_ID;
 		if (inner != NO_ID)
-			if (auto in = map(inner); in && is_per_cpu_type((*in)->map_type))
+			if (auto in = map(inner); in && is_per_cpu(**in))
 				pi->per_cpu = true;
 	}
 	if (pi->per_cpu)
