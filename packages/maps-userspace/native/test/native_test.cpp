@@ -39,6 +39,7 @@
 #include <random>
 #include <csignal>
 #include <sched.h>
+#include <elf.h>
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <string>
@@ -1606,6 +1607,112 @@ void test_get_stack_walks_frame_pointers()
 			  16, USER_STACK) == 8);
 }
 
+// This executable's GNU build id, read from its file (not from memory).
+std::vector<uint8_t> file_build_id()
+{
+	std::vector<uint8_t> elf;
+	if (FILE *f = fopen("/proc/self/exe", "rb")) {
+		uint8_t buf[65536];
+		size_t n;
+		while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+			elf.insert(elf.end(), buf, buf + n);
+		fclose(f);
+	}
+	if (elf.size() < sizeof(Elf64_Ehdr))
+		return {};
+	Elf64_Ehdr eh;
+	memcpy(&eh, elf.data(), sizeof eh);
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+		memcpy(&ph, elf.data() + eh.e_phoff + i * sizeof ph, sizeof ph);
+		if (ph.p_type != PT_NOTE)
+			continue;
+		size_t p = ph.p_offset, end = ph.p_offset + ph.p_filesz;
+		while (p + sizeof(Elf64_Nhdr) <= end) {
+			Elf64_Nhdr n;
+			memcpy(&n, elf.data() + p, sizeof n);
+			size_t name = p + sizeof n, desc = name + ((n.n_namesz + 3) & ~3u);
+			p = desc + ((n.n_descsz + 3) & ~3u);
+			if (n.n_type == NT_GNU_BUILD_ID && n.n_namesz == 4 &&
+			    memcmp(elf.data() + name, "GNU", 4) == 0)
+				return { elf.data() + desc, elf.data() + desc + n.n_descsz };
+		}
+	}
+	return {};
+}
+
+// The offset in its file of an address of this process, as the kernel
+// computes it from the mapping (/proc/self/maps): file offset + address -
+// mapping start.
+bool file_offset_of(uint64_t addr, uint64_t *off)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return false;
+	char line[512];
+	bool found = false;
+	while (!found && fgets(line, sizeof line, f)) {
+		unsigned long start, end, fo;
+		char perms[8];
+		if (sscanf(line, "%lx-%lx %7s %lx", &start, &end, perms, &fo) == 4 &&
+		    addr >= start && addr < end) {
+			*off = fo + (addr - start);
+			found = true;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+// bpf_get_stack with BPF_F_USER_BUILD_ID: each frame as the kernel's
+// struct bpf_stack_build_id, its build id and file offset written from the
+// executable's file and /proc/self/maps.
+void test_get_stack_build_ids()
+{
+	fixture f("buildid");
+	constexpr uint64_t USER_BUILD_ID = 1 << 11;
+	struct frame {
+		int32_t status;
+		uint8_t id[20];
+		uint64_t offset;
+	};
+	static_assert(sizeof(frame) == 32);
+	const std::vector<uint8_t> want_id = file_build_id();
+	CHECK(!want_id.empty() && want_id.size() <= 20);
+	const uint64_t ip = uint64_t(uintptr_t(&stack_c));
+	uint64_t want_off = 0;
+	CHECK(file_offset_of(ip, &want_off));
+	frame out[2];
+	memset(out, 0xff, sizeof out);
+	fake_regs regs;
+	regs.set(ip, 0); // one frame
+	CHECK(int64_t(call_helper(BPF_FUNC_get_stack, uint64_t(uintptr_t(&regs)),
+				  uint64_t(uintptr_t(out)), sizeof out,
+				  USER_STACK | USER_BUILD_ID)) == 32);
+	CHECK(out[0].status == 1); // BPF_STACK_BUILD_ID_VALID
+	CHECK(memcmp(out[0].id, want_id.data(), want_id.size()) == 0);
+	for (size_t i = want_id.size(); i < 20; i++)
+		CHECK(out[0].id[i] == 0);
+	CHECK(out[0].offset == want_off);
+	frame zero{};
+	CHECK(memcmp(&out[1], &zero, sizeof zero) == 0);
+	// An address in no object: BPF_STACK_BUILD_ID_IP and the address.
+	regs.set(0x10, 0);
+	CHECK(int64_t(call_helper(BPF_FUNC_get_stack, uint64_t(uintptr_t(&regs)),
+				  uint64_t(uintptr_t(out)), sizeof out,
+				  USER_STACK | USER_BUILD_ID)) == 32);
+	CHECK(out[0].status == 2 && out[0].offset == 0x10);
+	CHECK(memcmp(out[0].id, zero.id, sizeof zero.id) == 0);
+	// The kernel's errors: a size not a multiple of 32, and build ids of
+	// a kernel stack.
+	CHECK(int64_t(call_helper(BPF_FUNC_get_stack, uint64_t(uintptr_t(&regs)),
+				  uint64_t(uintptr_t(out)), 40,
+				  USER_STACK | USER_BUILD_ID)) == -EINVAL);
+	CHECK(int64_t(call_helper(BPF_FUNC_get_stack, uint64_t(uintptr_t(&regs)),
+				  uint64_t(uintptr_t(out)), sizeof out, USER_BUILD_ID)) ==
+	      -EINVAL);
+}
+
 // --- the types of issue 18 (per-CPU, LRU, queue, stack, bloom, LPM) -------
 
 // Keeps the calling thread on one CPU while it lives: the kernel's LRU lists
@@ -2352,6 +2459,8 @@ int main()
 		 test_stack_bucket_of_a_dead_writer);
 	run_case("bpf_get_stack returns the return addresses of functions that keep frame pointers",
 		 test_get_stack_walks_frame_pointers);
+	run_case("bpf_get_stack with BPF_F_USER_BUILD_ID gives each frame's build id and file offset, as the kernel",
+		 test_get_stack_build_ids);
 	run_case("a per-CPU type's user value size is round_up(value_size, 8) x possible CPUs; others use value_size",
 		 test_user_value_size);
 	run_case("a full LRU hash map evicts an entry no program looked up since, keeping those it did",
