@@ -1644,7 +1644,15 @@ void codegen::emit_inline_call(const inline_helper &h)
 		} else {
 			as_.load_fs32(r11, static_cast<int32_t>(rseq_cpu_offset()));
 		}
-		as_.imul_rri(width::b64, r11, r11, static_cast<int32_t>(h.cpu_stride));
+		if (h.cpu_stride && (h.cpu_stride & (h.cpu_stride - 1)) == 0) {
+			uint8_t sh = 0;
+			while ((1u << sh) != h.cpu_stride)
+				sh++;
+			if (sh)
+				as_.shift_ri(shift::shl, width::b64, r11, sh);
+		} else {
+			as_.imul_rri(width::b64, r11, r11, static_cast<int32_t>(h.cpu_stride));
+		}
 		as_.alu_rr(alu::add, width::b64, rax, r11);
 	}
 	as_.mov_imm(r11, h.base);
