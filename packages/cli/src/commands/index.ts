@@ -3,10 +3,29 @@
 // through this table and usage.ts builds the overview from it.
 import type { Command } from '../command.js';
 import { attach } from './attach.js';
+import { clean } from './clean.js';
 import { detach } from './detach.js';
+import { exportCommand } from './export.js';
 import { help } from './help.js';
+import { importCommand } from './import.js';
+import { link } from './link.js';
+import { list } from './list.js';
 import { load } from './load.js';
 import { map } from './map.js';
+import { prog } from './prog.js';
 import { start } from './start.js';
 
-export const COMMANDS: readonly Command[] = [load, start, attach, detach, map, help];
+export const COMMANDS: readonly Command[] = [
+	load,
+	start,
+	attach,
+	detach,
+	list,
+	prog,
+	link,
+	map,
+	exportCommand,
+	importCommand,
+	clean,
+	help,
+];

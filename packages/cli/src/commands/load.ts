@@ -6,6 +6,7 @@
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { foreground } from '../child.js';
 import { type Command, takeOptions, UsageError } from '../command.js';
+import { keepSources } from '../line-info.js';
 import { registryModules, segmentOptions } from '../registry.js';
 
 function parsePid(text: string): number {
@@ -129,6 +130,7 @@ Options of the second form:
 		const reg = Registry.openOrCreate(seg);
 		try {
 			const loaded = await obj.load(reg);
+			keepSources(seg, reg, loaded.programs.values());
 			io.out(`${file}: loaded into segment '${seg.name}'\n`);
 			for (const m of loaded.maps.values()) io.out(`  map '${m.name}' id ${m.id}\n`);
 			for (const p of loaded.programs.values()) io.out(`  prog '${p.name}' id ${p.id}\n`);
