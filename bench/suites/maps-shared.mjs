@@ -34,7 +34,6 @@ const variants = {
 	khash: 'kernel hash, bpf()',
 };
 
-
 async function variant(name, op) {
 	const { MapType, ProgType, Registry, u32, u64 } = await import('@bpftime/handlers');
 	await import('@bpftime/maps-userspace');

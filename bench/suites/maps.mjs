@@ -61,7 +61,6 @@ const shapes = {
 	hash1m: { type: 'hash', entries: 1 << 20, what: 'hash, 2^20 entries' },
 };
 
-
 // --- one variant, in this process ---------------------------------------------
 
 async function variant(name, shapeName) {

@@ -59,7 +59,9 @@ for (const t of types) {
 }
 const bad = contended.find((c) => c.error || c.counted !== c.runs);
 if (bad) {
-	console.log(`  contended: FAILED: ${bad.error ?? `${bad.counted} counted of ${bad.runs} (${bad.unowned} runs without a slot)`}`);
+	console.log(
+		`  contended: FAILED: ${bad.error ?? `${bad.counted} counted of ${bad.runs} (${bad.unowned} runs without a slot)`}`,
+	);
 	failed = true;
 } else {
 	console.log(

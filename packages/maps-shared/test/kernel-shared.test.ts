@@ -211,9 +211,13 @@ describe.skipIf(noBpf !== '')('kernel-backed maps', () => {
 		expect(grown.every((g) => g >= 0n)).toBe(true);
 		expect(grown.reduce((a, b) => a + b, 0n)).toBe(5n);
 		// bpftool reads the kernel's map: per-CPU values, the same numbers.
-		const out = execFileSync('bpftool', ['-j', 'map', 'lookup', 'id', String(kernelMapId(reg, pc)), 'key', '0', '0', '0', '0'], {
-			encoding: 'utf8',
-		});
+		const out = execFileSync(
+			'bpftool',
+			['-j', 'map', 'lookup', 'id', String(kernelMapId(reg, pc)), 'key', '0', '0', '0', '0'],
+			{
+				encoding: 'utf8',
+			},
+		);
 		const row = JSON.parse(out) as { values: { cpu: number; value: string[] }[] };
 		const byCpu = row.values.map((v) => Buffer.from(v.value.map((x) => Number.parseInt(x, 16))).readBigUInt64LE(0));
 		expect(byCpu).toEqual(values);
