@@ -205,6 +205,7 @@ describe.skipIf(noBpf !== '')('kernel-backed maps', () => {
 		});
 		for (let i = 0; i < 5; i++) prog.run(Buffer.alloc(8));
 		const after = pc.lookup(u32le(0));
+		if (!after) throw new Error('key 0 of a per-CPU array is absent');
 		const values = Array.from({ length: cpus }, (_, c) => after.readBigUInt64LE(c * 8));
 		// The runs may be on any CPU: each CPU's value grew by what ran there, 5 in all.
 		const grown = values.map((v, c) => v - BigInt(100 * (c + 1)));
