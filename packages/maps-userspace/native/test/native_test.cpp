@@ -25,6 +25,7 @@
 
 #include "fixture_maps.hpp"
 #include "kernel_maps.hpp"
+#include "queue_stack/owner_lock.hpp"
 #include "ringbuf/ringbuf.hpp"
 
 #include <bpftime/maps_userspace/ring_consumer.hpp>
@@ -2286,6 +2287,44 @@ void test_slot_of_a_dead_run()
 	CHECK(t_cpu_slot == -1);
 }
 
+// Threads pushing and popping one queue or stack at once: every value
+// pushed comes out exactly once (the owner_lock excludes them).
+void test_queue_stack_threads(uint32_t type)
+{
+	fixture f("qthreads");
+	const int threads = 6;
+	const uint64_t per_thread = 20000;
+	auto h = need(f.reg->create_map(spec(type, "q", 0, 8, 4096)), "map");
+	auto m = need(f.reg->map(h.id), "map instance");
+	auto *ops = m->ops;
+	std::vector<std::vector<uint64_t>> got(threads);
+	std::vector<std::thread> ts;
+	std::atomic<bool> failed{ false };
+	for (int t = 0; t < threads; t++)
+		ts.emplace_back([&, t] {
+			for (uint64_t i = 0; i < per_thread; i++) {
+				uint64_t v = (uint64_t(t) << 32) | i;
+				if (ops->update(m->state, nullptr, &v, BPF_ANY) != 0)
+					failed = true;
+				uint64_t out;
+				if (ops->lookup_and_delete(m->state, nullptr, &out) == 0)
+					got[t].push_back(out);
+			}
+		});
+	for (auto &t : ts)
+		t.join();
+	CHECK(!failed);
+	std::vector<uint64_t> all;
+	for (auto &g : got)
+		all.insert(all.end(), g.begin(), g.end());
+	uint64_t out;
+	while (ops->lookup_and_delete(m->state, nullptr, &out) == 0)
+		all.push_back(out);
+	std::sort(all.begin(), all.end());
+	CHECK(all.size() == threads * per_thread);
+	CHECK(std::adjacent_find(all.begin(), all.end()) == all.end());
+}
+
 // Another process pushes into a queue, pops from a stack, updates an LPM
 // trie; this one sees it all.
 void test_new_types_across_processes()
@@ -2359,12 +2398,13 @@ void test_killed_inside_a_lock()
 		// pushing thread would, and die.
 		auto *qs = static_cast<char *>((*cq)->state);
 		auto *ls = static_cast<char *>((*cl)->state);
-		if (reinterpret_cast<uint32_t *>(qs)[1] != 1 ||
+		if (reinterpret_cast<uint32_t *>(qs)[1] != 2 ||
 		    reinterpret_cast<uint32_t *>(ls)[1] != 1)
 			_exit(14);
-		auto *qlock = reinterpret_cast<shm::robust_mutex *>(qs + 48);
+		auto *qlock = reinterpret_cast<maps_userspace::queue_stack::owner_lock *>(qs + 48);
 		auto *llock = reinterpret_cast<shm::robust_mutex *>(ls + 80);
-		if (!qlock->lock_checked() || !llock->lock_checked())
+		qlock->lock();
+		if (!llock->lock_checked())
 			_exit(13);
 		// An LPM writer in the middle of a change: the count odd.
 		reinterpret_cast<std::atomic<uint32_t> *>(ls + 44)->fetch_add(1);
@@ -2489,6 +2529,10 @@ int main()
 		 test_slot_of_a_dead_run);
 	run_case("queue, stack and LPM trie updates made by another process are seen here",
 		 test_new_types_across_processes);
+	run_case("6 threads pushing and popping one queue lose and repeat no value",
+		 [] { test_queue_stack_threads(BPF_MAP_TYPE_QUEUE); });
+	run_case("6 threads pushing and popping one stack lose and repeat no value",
+		 [] { test_queue_stack_threads(BPF_MAP_TYPE_STACK); });
 	run_case("a process killed holding a queue's or an LPM trie's lock leaves it usable",
 		 test_killed_inside_a_lock);
 	run_case("a ring buffer's producer lock held by a dead process is taken over by the next producer",

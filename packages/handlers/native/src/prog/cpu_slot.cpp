@@ -37,6 +37,7 @@
 #include <ctime>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/rseq.h>
@@ -55,6 +56,11 @@ constinit thread_local uint32_t t_tid
 	__attribute__((tls_model("initial-exec"))) = 0;
 
 std::atomic<uint64_t> g_unowned{ 0 }, g_waits{ 0 };
+
+// The child of a fork() is a new thread with the forking thread's
+// thread-locals: its tid must be asked again.
+[[maybe_unused]] const int forget_tid_on_fork =
+	pthread_atfork(nullptr, nullptr, [] { t_tid = 0; });
 
 uint32_t self_tid() noexcept
 {
