@@ -2582,6 +2582,8 @@ int main()
 			 [] { test_lpm_matches_the_kernel(4); });
 		run_case("a random sequence on an LPM trie of 16-byte data gives the kernel's results, lookups and get_next_key order",
 			 [] { test_lpm_matches_the_kernel(16); });
+		run_case("a random sequence on an LPM trie of 13-byte data gives the kernel's results, lookups and get_next_key order",
+			 [] { test_lpm_matches_the_kernel(13); });
 		run_case("id-valued map attributes the kernel refuses are refused with its errno",
 			 test_fd_map_create_errors_match_the_kernel);
 		run_case("a random sequence on a prog array gives the kernel's results",
