@@ -16,17 +16,17 @@
 //                  thread), whether every increment was counted, the runs
 //                  that slept for a slot
 //
-// All in packages/maps-userspace's bpftime-percpu-tool, one process per
+// All in packages/maps-userspace's bpftime-run-bench-tool, one process per
 // measurement, the variants alternated over 5 passes; medians.
 import { existsSync } from 'node:fs';
 import { median, pad, padL, runJson } from '../lib.mjs';
 
 const pkg = new URL('../../packages/maps-userspace/', import.meta.url).pathname;
-const tool = ['build/Release', 'build'].map((d) => `${pkg}${d}/bpftime-percpu-tool`).find((p) => existsSync(p));
+const tool = ['build/Release', 'build'].map((d) => `${pkg}${d}/bpftime-run-bench-tool`).find((p) => existsSync(p));
 
 console.log('percpu: a run owning a CPU slot, one lookup + `*v += 1` per run, vs. the same run without a slot');
 if (!tool) {
-	console.log('  bpftime-percpu-tool is not built (pnpm --filter @bpftime/maps-userspace build): skipped');
+	console.log('  bpftime-run-bench-tool is not built (pnpm --filter @bpftime/maps-userspace build): skipped');
 	process.exit(1);
 }
 const types = ['array', 'percpu_array', 'percpu_hash'];
