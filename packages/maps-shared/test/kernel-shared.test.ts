@@ -228,6 +228,29 @@ describe.skipIf(noBpf !== '')('kernel-backed maps', () => {
 		expect(errorOf(() => pc.delete(u32le(1))).code).toBe('EINVAL');
 	});
 
+	it("exports a kernel map's entries to JSON and imports them into another registry, read through bpf()", () => {
+		const { reg } = freshRegistry('kjson');
+		const h = createKernelMap(reg, { type: KernelMapType.Hash, name: 'kh', keySize: 4, valueSize: 8, maxEntries: 8 });
+		h.update(u32le(3), u64le(33n));
+		h.update(u32le(4), u64le(44n));
+		const text = reg.exportJson();
+		const doc = JSON.parse(text) as { handlers: { kind: string; entries?: unknown[] }[] };
+		expect(doc.handlers.find((x) => x.kind === 'map')?.entries).toHaveLength(2);
+		// The document names the kernel map by its id: the import opens that map and writes the entries.
+		const { reg: reg2 } = freshRegistry('kjson2');
+		h.update(u32le(3), u64le(0n));
+		reg2.importJson(text);
+		const m2 = reg2.mapByName('kh');
+		expect(m2 && kernelMapId(reg2, m2)).toBe(kernelMapId(reg, h));
+		expect(new Map(m2?.typed(u32, u64).entries())).toEqual(
+			new Map([
+				[3, 33n],
+				[4, 44n],
+			]),
+		);
+		expect(bpftoolDump(kernelMapId(reg, h)).get(3)).toBe(33n);
+	});
+
 	// Each row runs on an mmapped array (answered by this package) and on a plain kernel array (answered
 	// by the kernel's bpf()): the answers must agree.
 	const arrayCases: [string, (m: BpfMap) => unknown][] = [
