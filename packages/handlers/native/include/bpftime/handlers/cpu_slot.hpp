@@ -52,8 +52,10 @@ inline constexpr uint32_t CPU_SLOT_WAITERS = 1u << 31;
 inline constexpr uint64_t CPU_SLOT_WAIT_NS = 1'000'000'000;
 inline constexpr uint64_t CPU_SLOT_STOPPED_CHECK_NS = 10'000'000;
 // The name of the slot array in the segment (a Boost.Interprocess named
-// object of possible_cpus() cpu_slot).
-inline constexpr const char CPU_SLOTS_NAME[] = "bpftime.cpu_slots";
+// object of possible_cpus() cpu_slot). The name carries the layout's
+// version: a build with another cpu_slot finds no array of its own name,
+// makes its own, and never reads this one as its layout.
+inline constexpr const char CPU_SLOTS_NAME[] = "bpftime.cpu_slots.1";
 
 // This process's view of a segment's slots.
 struct cpu_slot_table {
