@@ -111,6 +111,11 @@ struct inline_helper {
 	uint32_t stride = 0;
 	uint32_t max_entries = 0;
 	uint32_t cpu_stride = 0;
+	// percpu_array_lookup: when non-zero, cpu is first the int32 at this
+	// offset from the thread pointer (an initial-exec thread-local of the
+	// runtime: the CPU slot the run owns), and the rseq CPU only where
+	// that is negative.
+	int64_t cpu_tls_offset = 0;
 };
 // Asked by load() (JIT only) for each call of helper `helper_id` whose r1
 // holds, on every path to the call, the value of one lddw (after the lddw
