@@ -418,11 +418,13 @@ function releaseAll(ids: readonly number[], release: (id: number) => void): void
 
 /** Wraps an error from the registry so that its message names our object and the operation. */
 function targetError(what: string, e: unknown): BpftimeError {
-	if (e instanceof BpftimeError) return new BpftimeError(e.code, `${what}: ${e.message}`, { cause: e });
+	const message = (e as Error)?.message ?? String(e);
+	// The registry already names the object and the operation the same way
+	// ("map 'x': create: ENOMEM"): said once.
+	const text = message.startsWith(`${what}: `) ? message : `${what}: ${message}`;
+	if (e instanceof BpftimeError) return new BpftimeError(e.code, text, { cause: e });
 	const code = (e as { code?: unknown })?.code;
-	return new BpftimeError(typeof code === 'string' ? code : 'EIO', `${what}: ${(e as Error)?.message ?? String(e)}`, {
-		cause: e,
-	});
+	return new BpftimeError(typeof code === 'string' ? code : 'EIO', text, { cause: e });
 }
 
 /** Syscall tracepoints are what bpftime intercepts in user space. */

@@ -43,27 +43,39 @@ Options:
 		const binary = typeof options['--binary'] === 'string' ? options['--binary'] : undefined;
 		const [{ BpfObject }, { Registry, Segment }] = await Promise.all([import('@bpftime/loader'), registryModules()]);
 		const obj = BpfObject.open(file);
-		const seg = Segment.openOrCreate(segmentOptions(segment));
-		const reg = Registry.openOrCreate(seg);
+		const options_ = segmentOptions(segment);
+		const existed = Segment.exists({ name: options_.name ?? Segment.defaultOptions().name });
+		const seg = Segment.openOrCreate(options_);
+		let ok = false;
 		try {
-			const loaded = await obj.load(reg);
-			io.out(`${file}: loaded into segment '${seg.name}'\n`);
-			for (const m of loaded.maps.values()) io.out(`  map '${m.name}' id ${m.id}\n`);
-			for (const p of loaded.programs.values()) io.out(`  prog '${p.name}' id ${p.id}\n`);
-			if (options['--no-attach'] !== true) {
-				try {
-					const links = await obj.attachAll({ binary, pid });
-					for (const l of links) io.out(`  link ${l.id}: prog '${l.program}' -> ${l.target}\n`);
-				} catch (e) {
-					// All or nothing: a failed attach leaves no half-loaded object behind.
-					obj.close();
-					throw e;
+			const reg = Registry.openOrCreate(seg);
+			try {
+				const loaded = await obj.load(reg);
+				// Said only once the load is whole: a failed attach rolls it back.
+				const lines = [`${file}: loaded into segment '${seg.name}'\n`];
+				for (const m of loaded.maps.values()) lines.push(`  map '${m.name}' id ${m.id}\n`);
+				for (const p of loaded.programs.values()) lines.push(`  prog '${p.name}' id ${p.id}\n`);
+				if (options['--no-attach'] !== true) {
+					try {
+						const links = await obj.attachAll({ binary, pid });
+						for (const l of links) lines.push(`  link ${l.id}: prog '${l.program}' -> ${l.target}\n`);
+					} catch (e) {
+						// All or nothing: a failed attach leaves no half-loaded object behind.
+						obj.close();
+						throw e;
+					}
 				}
+				for (const line of lines) io.out(line);
+				ok = true;
+				return 0;
+			} finally {
+				reg.close();
 			}
-			return 0;
 		} finally {
-			reg.close();
+			const name = seg.name;
 			seg.close();
+			// A load that failed into a segment it created leaves no empty segment.
+			if (!ok && !existed && Segment.exists({ name })) Segment.remove({ name });
 		}
 	},
 };

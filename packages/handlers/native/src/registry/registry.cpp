@@ -152,41 +152,146 @@ result<registry::impl::lock_guard> registry::impl::lock()
 		return fail(st.error().code,
 			    "registry: lock: " + st.error().message);
 	lock_guard g(*this);
+	// A process that died inside the allocator may have left its tree
+	// broken: nothing is allocated or freed until a check says it is not.
+	if (seg.header().allocator_deaths.load(std::memory_order_relaxed) != 0)
+		if (status ok = seg.check_allocator(); !ok)
+			return fail(ok.error().code,
+				    "registry: " + ok.error().message);
 	if (*st == shm::lock_state::recovered)
 		recover();
 	return g;
 }
 
+// The pending record is written so that a process killed at any instruction
+// leaves one that recover() can act on: the fields before op (begin), op
+// before the fields (end), each store single and in program order (a killed
+// process's completed stores are all in the shared memory; only the
+// compiler's order has to be pinned).
+void registry::impl::begin_pending(pending_op op, uint32_t id,
+				   uint32_t map_type) noexcept
+{
+	pending_record &p = shared->pending;
+	std::atomic_ref<int64_t>(p.state).store(0);
+	std::atomic_ref<int64_t>(p.object).store(0);
+	std::atomic_ref<uint32_t>(p.stage).store(0);
+	std::atomic_ref<uint32_t>(p.map_type).store(map_type);
+	std::atomic_ref<uint32_t>(p.id).store(id);
+	std::atomic_ref<uint32_t>(p.op).store(uint32_t(op));
+}
+
+void registry::impl::note_pending(int64_t object, int64_t state,
+				  uint32_t stage) noexcept
+{
+	pending_record &p = shared->pending;
+	std::atomic_ref<int64_t>(p.object).store(object);
+	std::atomic_ref<int64_t>(p.state).store(state);
+	std::atomic_ref<uint32_t>(p.stage).store(stage);
+}
+
+void registry::impl::end_pending() noexcept
+{
+	pending_record &p = shared->pending;
+	std::atomic_ref<uint32_t>(p.op).store(uint32_t(pending_op::none));
+	std::atomic_ref<int64_t>(p.state).store(0);
+	std::atomic_ref<int64_t>(p.object).store(0);
+	std::atomic_ref<uint32_t>(p.stage).store(0);
+}
+
+bool registry::impl::in_segment(int64_t off, uint64_t len) const noexcept
+{
+	return off > 0 && seg.contains(base() + off, len);
+}
+
+bool registry::impl::object_ok(int64_t off) const noexcept
+{
+	if (!in_segment(off, sizeof(handler_object)) ||
+	    off % alignof(handler_object) != 0)
+		return false;
+	// A damaged variant index would send its destructor anywhere.
+	auto *obj = at<handler_object>(off);
+	return obj->value.index() < std::variant_size_v<handler_variant> ||
+	       obj->value.valueless_by_exception();
+}
+
+// The frees of a release, all or nothing: one allocator transaction, whose
+// last write clears the pending record. A releaser killed inside it has its
+// frees undone by the allocator (the blocks and their headers as they were)
+// and the record still naming them, so recover() frees them again; map_ops::
+// destroy only frees (its writes to the state, which the undo does not
+// restore, must not keep a second run from freeing everything). Killed
+// between the record's clearing and the commit, the blocks stay allocated
+// and unnamed: lost, never freed twice.
+void registry::impl::free_released(const map_ops *ops, int64_t state_off,
+				   int64_t obj_off) noexcept
+{
+	try {
+		shm::segment::allocator_transaction txn(seg);
+		if (ops && state_off)
+			ops->destroy(mgr, at<void>(state_off));
+		if (obj_off)
+			destroy_object(mgr, at<handler_object>(obj_off));
+		end_pending();
+	} catch (const std::exception &) {
+		// The allocator's lock failed: leave the blocks, and the
+		// record for the next holder.
+	}
+}
+
 // Called with the mutex held after its previous holder died. Undoes a
-// half-done create, finishes a half-done release. Map state can only be freed
-// when this process has the implementation of its type; otherwise it stays
-// allocated (leaked), which is harmless.
+// half-done create, finishes a half-done release.
+//
+// Crash-safe and idempotent: the frees are one allocator transaction
+// (free_released), so a recoverer killed part-way leaves the record for the
+// next one and nothing is freed twice. Every offset is checked against the
+// segment before use: what fails the check is left allocated.
+//
+// Map state can only be freed when this process has the implementation of its
+// type; otherwise it stays allocated, which is harmless.
 void registry::impl::recover() noexcept
 {
 	pending_record &p = shared->pending;
-	auto op = pending_op(p.op);
+	auto op = pending_op(std::atomic_ref<uint32_t>(p.op).load());
+	recount();
 	if (op == pending_op::none)
 		return;
 	bool published = false;
-	if (op == pending_op::create && p.id < shared->capacity) {
-		// The creator may have died after publishing but before
-		// clearing the record: then the handler is complete and stays.
+	if (p.id < shared->capacity) {
+		// A creator that died after publishing, before clearing the
+		// record, made a complete handler: it stays. A releaser that
+		// died before emptying the slot released nothing.
 		uint64_t w = word_at(p.id);
 		published = word_kind(w) != handler_kind::empty &&
 			    slots[p.id].object.load() == p.object;
 	}
-	if (!published) {
-		if (p.state != 0) {
-			const map_ops *ops = find_map_ops(p.map_type);
-			if (ops && check_map_state(ops, at<void>(p.state), "recover"))
-				ops->destroy(mgr, at<void>(p.state));
+	// The allocator undoes a create_txn's allocations itself, at the next
+	// allocation by anyone (its journal).
+	if (!published && (op == pending_op::create || op == pending_op::release)) {
+		const map_ops *ops = nullptr;
+		int64_t st = p.state;
+		if (st != 0 && in_segment(st, sizeof(map_state_header))) {
+			ops = find_map_ops(p.map_type);
+			if (ops && !check_map_state(ops, at<void>(st), "recover"))
+				ops = nullptr;
 		}
-		if (p.object != 0)
-			destroy_object(mgr, at<handler_object>(p.object));
-		if (op == pending_op::release)
-			shared->change_counter.fetch_add(1);
+		int64_t obj = p.object;
+		if (obj != 0 && !object_ok(obj))
+			obj = 0;
+		free_released(ops, ops ? st : 0, obj);
 	}
-	p = pending_record{};
+	end_pending();
+	shared->change_counter.fetch_add(1);
+	recount();
+}
+
+// The count of live handlers from the slots: a holder killed between its
+// slot store and its count would leave it off by one for good.
+void registry::impl::recount() noexcept
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < shared->capacity; i++)
+		n += word_kind(word_at(i)) != handler_kind::empty;
+	shared->live.store(n);
 }
 
 // --- lookup ----------------------------------------------------------------
@@ -244,7 +349,7 @@ result<handle> registry::impl::publish(uint32_t id, handler_kind k,
 	slots[id].word.store(slot_word(k, gen), std::memory_order_release);
 	shared->live.fetch_add(1);
 	shared->change_counter.fetch_add(1);
-	shared->pending = pending_record{};
+	end_pending();
 	return handle{ id, gen };
 }
 
@@ -386,8 +491,7 @@ struct map_steps : default_steps {
 						       : ""));
 		}
 		mh.state_offset = r.offset_of(state);
-		r.shared->pending.state = r.offset_of(state);
-		r.shared->pending.stage = 2;
+		r.note_pending(r.shared->pending.object, r.offset_of(state), 2);
 		return {};
 	}
 };
@@ -631,30 +735,44 @@ result<handle> registry::impl::create_object(const Input &s, uint32_t id)
 		return std::move(picked).error();
 	id = *picked;
 
-	shared->pending = pending_record{ uint32_t(pending_op::create), id, 0,
-					  steps::pending_map_type(s), 0, 0 };
-	handler_object *obj = make_object<T>(mgr);
-	if (!obj) {
-		shared->pending = pending_record{};
-		return fail(ENOMEM, what + ": the segment is full");
-	}
-	shared->pending.object = offset_of(obj);
-	shared->pending.stage = 1;
-
-	T &h = std::get<T>(obj->value);
+	begin_pending(pending_op::create_txn, id, steps::pending_map_type(s));
+	handler_object *obj = nullptr;
 	try {
-		records::copy_in(h, s);
-		steps::fill(h, s, *prep);
-	} catch (const std::exception &) {
-		destroy_object(mgr, obj);
-		shared->pending = pending_record{};
-		return fail(ENOMEM, steps::no_room(s, what));
+		// Every block of the new handler and its map state, or none.
+		shm::segment::allocator_transaction txn(seg);
+		obj = make_object<T>(mgr);
+		if (!obj) {
+			end_pending();
+			return fail(ENOMEM, what + ": the segment is full");
+		}
+		note_pending(offset_of(obj), 0, 1);
+
+		// The record forgets the object before it is freed (recover()).
+		auto undo = [&] {
+			end_pending();
+			destroy_object(mgr, obj);
+		};
+		T &h = std::get<T>(obj->value);
+		try {
+			records::copy_in(h, s);
+			steps::fill(h, s, *prep);
+		} catch (const std::exception &) {
+			undo();
+			return fail(ENOMEM, steps::no_room(s, what));
+		}
+		if (status built = steps::build(*this, h, s, *prep, what);
+		    !built) {
+			undo();
+			return std::move(built).error();
+		}
+	} catch (const std::exception &e) {
+		// The allocator's lock could not be taken: nothing was built.
+		end_pending();
+		return fail(EIO, what + ": the segment's allocator: " + e.what());
 	}
-	if (status built = steps::build(*this, h, s, *prep, what); !built) {
-		destroy_object(mgr, obj);
-		shared->pending = pending_record{};
-		return std::move(built).error();
-	}
+	// Committed: from here a dead creator's blocks are the record's to free.
+	std::atomic_ref<uint32_t>(shared->pending.op).store(
+		uint32_t(pending_op::create));
 	return publish(id, kind_of_type<T>::value, obj);
 }
 
@@ -759,20 +877,14 @@ status registry::impl::release_locked(uint32_t id, uint64_t generation,
 				name_of(std::get<map_handler>(obj->value).attr.name) +
 				"' (" + id_text(id) + "): release"));
 
-	shared->pending = pending_record{ uint32_t(pending_op::release), id, 1,
-					  map_type, obj_off, state_off };
+	begin_pending(pending_op::release, id, map_type);
+	note_pending(obj_off, ops ? state_off : 0, 1);
 	slots[id].word.store(slot_word(handler_kind::empty, word_generation(w)),
 			     std::memory_order_release);
 	slots[id].object.store(0, std::memory_order_relaxed);
 	shared->live.fetch_sub(1);
-	if (ops)
-		ops->destroy(mgr, at<void>(state_off));
-	// A releaser killed from here on must not have the state destroyed
-	// twice by recover().
-	shared->pending.state = 0;
-	destroy_object(mgr, obj);
+	free_released(ops, state_off, obj_off);
 	shared->change_counter.fetch_add(1);
-	shared->pending = pending_record{};
 	forget_local(id);
 	return {};
 }

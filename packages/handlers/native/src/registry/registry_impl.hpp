@@ -107,6 +107,22 @@ struct registry::impl {
 	};
 	result<lock_guard> lock();
 	void recover() noexcept;
+	void recount() noexcept;
+
+	// The pending record (handler.hpp), under the lock: begin names the
+	// operation, note what it has built so far, end clears it.
+	void begin_pending(pending_op op, uint32_t id, uint32_t map_type) noexcept;
+	void note_pending(int64_t object, int64_t state, uint32_t stage) noexcept;
+	void end_pending() noexcept;
+	// Does [off, off + len) from the manager lie inside the segment?
+	bool in_segment(int64_t off, uint64_t len) const noexcept;
+	// Does off name something that can be a handler object (in the
+	// segment, aligned, a known kind)?
+	bool object_ok(int64_t off) const noexcept;
+	// Frees a released handler's state and object, then clears the
+	// pending record, as one allocator transaction (registry.cpp).
+	void free_released(const map_ops *ops, int64_t state_off,
+			   int64_t obj_off) noexcept;
 
 	// Under the lock.
 	result<uint32_t> pick_id(uint32_t wanted, const char *what);

@@ -198,7 +198,18 @@ constexpr uint64_t word_generation(uint64_t w)
 
 // What a creator or releaser was doing, so that the next holder of the mutex
 // can finish or undo it when the previous one died (lock_state::recovered).
-enum class pending_op : uint32_t { none = 0, create = 1, release = 2 };
+// A release's frees are one allocator transaction too, whose last write
+// clears the record (registry.cpp, free_released).
+// create_txn: a create whose allocations are one allocator transaction
+// (shm::segment::allocator_transaction): a creator killed in it has them all
+// undone by the allocator, so recovery frees nothing. It becomes create once
+// the transaction has committed, before the handler is published.
+enum class pending_op : uint32_t {
+	none = 0,
+	create = 1,
+	release = 2,
+	create_txn = 3,
+};
 
 struct pending_record {
 	uint32_t op;    // pending_op

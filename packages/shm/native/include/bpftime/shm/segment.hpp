@@ -44,7 +44,9 @@ namespace bpftime::shm {
 inline constexpr uint64_t SEGMENT_MAGIC = 0x00454d4954465042ULL;
 // Bumped by any change to a structure stored in the segment, in any package:
 // processes of different layouts must never share a segment.
-inline constexpr uint32_t LAYOUT_VERSION = 1;
+// 2: the allocator's mutex is recursive; the header records allocator
+// deaths and the allocator journal.
+inline constexpr uint32_t LAYOUT_VERSION = 2;
 inline constexpr uint64_t HEADER_SIZE = 4096;
 inline constexpr const char *DEFAULT_SEGMENT_NAME = "bpftime_maps_shm";
 inline constexpr uint64_t DEFAULT_SEGMENT_MB = 20;
@@ -65,7 +67,19 @@ struct segment_header {
 	int32_t creator_pid;
 	std::atomic<uint32_t> state; // segment_state; written last by the creator
 	uint64_t created_at_ns;       // CLOCK_REALTIME
-	uint8_t reserved[HEADER_SIZE - 40];
+	// Deaths of a process inside the allocator (or the named-object
+	// index) since they were last checked: Boost's free-block tree cannot
+	// be repaired after an interrupted change, so a segment with deaths
+	// is checked (segment::check_allocator) before it is used again.
+	// Zero in segments made before the field: the bytes were reserved and
+	// zeroed, which reads as "none".
+	std::atomic<uint32_t> allocator_deaths;
+	// The allocator journal (segment.cpp): where it is, from the start of
+	// the file, and how many blocks it can describe; 0 when the segment
+	// has none (made before it).
+	uint32_t journal_blocks;
+	int64_t journal_offset;
+	uint8_t reserved[HEADER_SIZE - 56];
 };
 static_assert(sizeof(segment_header) == HEADER_SIZE);
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
@@ -136,6 +150,34 @@ class segment {
 	segment_stats stats() const noexcept;
 	const segment_header &header() const noexcept;
 	segment_manager *manager() const noexcept;
+	// When a process died inside the allocator (header.allocator_deaths),
+	// checks it in a child process on a private copy of the segment: the
+	// free-block tree walked, then every size allocated and freed until
+	// the segment is full, within a second. Clears the count when it
+	// passes; EBADMSG naming the damage when it does not (the segment is
+	// then unusable: remove it). The segment itself is not written except
+	// for that count.
+	status check_allocator() const noexcept;
+
+	// Holds the allocator's mutex from construction to destruction, so
+	// that every allocation and free made meanwhile by this thread is one
+	// change: a process killed before the destructor has all of them
+	// undone by the allocator journal at the next allocation by anyone
+	// (segment.cpp). Other processes' allocations wait meanwhile. For a
+	// registry's create; the blocks it frees meanwhile must be ones it
+	// allocated meanwhile (the journal does not keep freed blocks'
+	// contents).
+	class allocator_transaction {
+	    public:
+		explicit allocator_transaction(const segment &s);
+		~allocator_transaction();
+		allocator_transaction(const allocator_transaction &) = delete;
+		allocator_transaction &
+		operator=(const allocator_transaction &) = delete;
+
+	    private:
+		robust_recursive_mutex *m_;
+	};
 	// Does [p, p+len) lie inside this process's mapping of the segment?
 	bool contains(const void *p, uint64_t len) const noexcept;
 	void *base() const noexcept;
