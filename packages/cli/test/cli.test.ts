@@ -103,6 +103,16 @@ describe('bpftime arguments', () => {
 		expect((await bpftime(['--segment', seg, 'start', 'sh', '-c', 'kill -TERM $$'])).code).toBe(128 + 15);
 	});
 
+	it('gives the same reason for a bad --segment name from every command', async () => {
+		const reasons = new Set<string>();
+		for (const args of [['map', 'list'], ['map', 'dump', '1'], ['load', '--no-attach', '/nonexistent/prog.bpf.o']]) {
+			const r = await bpftime(['--segment', 'a/b', ...args]);
+			expect(r.code).toBe(1);
+			reasons.add(r.stderr);
+		}
+		expect([...reasons]).toEqual([`bpftime: segment name 'a/b' contains '/' or NUL\n`]);
+	});
+
 	it('exits 1 with ENOENT when the command to start does not exist', async () => {
 		const r = await bpftime(['start', '/nonexistent/victim']);
 		expect(r.code).toBe(1);
@@ -172,6 +182,25 @@ describe('bpftime load, start and map dump', { timeout: 60_000 }, () => {
 			const r = await bpftime(['--segment', seg, 'map', 'dump', id]);
 			expect([r.code, r.stderr]).toEqual([1, `bpftime: map id ${id}: no such map in the registry\n`]);
 		}
+	});
+
+	it('removes the segment it created when the load fails, and says nothing was loaded', async () => {
+		const seg = segmentName();
+		// The maps and the program load; attaching to a binary that does not exist fails and rolls back.
+		const r = await bpftime(['--segment', seg, 'load', '--binary', '/nonexistent/binary', object]);
+		expect(r.code).toBe(1);
+		expect(r.stdout).toBe('');
+		expect(r.stderr).toMatch(/nonexistent\/binary/);
+		expect(Segment.exists({ name: seg })).toBe(false);
+	});
+
+	it('keeps a segment that existed when a load into it fails, with what it held', async () => {
+		const seg = segmentName();
+		expect((await bpftime(['--segment', seg, 'load', '--no-attach', object])).code).toBe(0);
+		const before = (await bpftime(['--segment', seg, 'map', 'list'])).stdout;
+		expect((await bpftime(['--segment', seg, 'load', '--binary', '/nonexistent/binary', object])).code).toBe(1);
+		expect(Segment.exists({ name: seg })).toBe(true);
+		expect((await bpftime(['--segment', seg, 'map', 'list'])).stdout).toBe(before);
 	});
 
 	it('exits 1 naming the ids when two maps share the name map dump is given', async () => {

@@ -505,7 +505,15 @@ export class BpfObject implements Disposable {
 			);
 		}
 		const name = options.name !== undefined ? expectString(options.name, 'name') : path ? objectNameOf(path) : 'object';
-		return new BpfObject(name, path, parseObject(buf, name, options.targetBtf));
+		try {
+			return new BpfObject(name, path, parseObject(buf, name, options.targetBtf));
+		} catch (e) {
+			// The parser names the object by its short name; the user
+			// needs the file.
+			if (path !== undefined && e instanceof BpftimeError && !e.message.includes(path))
+				throw new BpftimeError(e.code, `${path}: ${e.message}`, { cause: e });
+			throw e;
+		}
 	}
 
 	/** Maps in libbpf's order: legacy, BTF-defined, then global data. */

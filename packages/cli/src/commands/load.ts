@@ -42,9 +42,16 @@ Options:
 		const pid = typeof options['--pid'] === 'string' ? parsePid(options['--pid']) : undefined;
 		const binary = typeof options['--binary'] === 'string' ? options['--binary'] : undefined;
 		const [{ BpfObject }, { Registry, Segment }] = await Promise.all([import('@bpftime/loader'), registryModules()]);
-		const obj = BpfObject.open(file);
 		const options_ = segmentOptions(segment);
-		const existed = Segment.exists({ name: options_.name ?? Segment.defaultOptions().name });
+		// The segment first: a bad name gets the reason every command gives.
+		let existed = true;
+		try {
+			Segment.open(options_).close();
+		} catch (e) {
+			if ((e as { code?: string }).code !== 'ENOENT') throw e;
+			existed = false;
+		}
+		const obj = BpfObject.open(file);
 		const seg = Segment.openOrCreate(options_);
 		let ok = false;
 		try {

@@ -238,7 +238,11 @@ int main(int argc, char **argv)
 		if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
 			printf("bad: kill %ld: the child ended by itself (status 0x%x)\n",
 			       k, status);
-			bad++;
+			// What broke it is in the segment as it is now.
+			printf("kills %ld leaked_kills %ld leaked_bytes %llu bad %ld\n",
+			       k + 1, leaked_kills, (unsigned long long)leaked_bytes,
+			       bad + 1);
+			return 1;
 		}
 		// Every other kill, the next child recovers; here, check and
 		// clean up only after kills this process recovers itself, so

@@ -120,7 +120,13 @@ constexpr uint64_t ALLOCATED_BIT = uint64_t(1) << 63;
 struct shared_journal {
 	std::atomic<uint32_t> valid;
 	uint32_t blocks;
-	uint32_t reserved[2];
+	// A transaction's own record (allocator_transaction::also_undo): its
+	// offset from the allocator, length and bytes at the start; 0 bytes
+	// when none.
+	uint32_t record_len;
+	uint32_t reserved;
+	int64_t record_off;
+	uint8_t record[64];
 	uint8_t algo_header[256];
 	// then: uint64_t size_holders[capacity][2]; uint8_t hooks[capacity][HOOK]
 };
@@ -196,6 +202,11 @@ void restore(registered &r)
 {
 	memcpy(r.algo_base + MUTEX_BYTES, r.j->algo_header + MUTEX_BYTES,
 	       ALGO_BYTES - MUTEX_BYTES);
+	uint32_t len = r.j->record_len;
+	int64_t off = r.j->record_off;
+	if (len != 0 && len <= sizeof(r.j->record) && off > 0 &&
+	    uint64_t(off) + len <= r.end)
+		memcpy(r.algo_base + off, r.j->record, len);
 	uint64_t pos = first_block_offset();
 	for (uint32_t i = 0; i < r.j->blocks && i < r.capacity && pos <= r.end;
 	     i++) {
@@ -239,6 +250,7 @@ bool acquired(const void *mutex, bool recovered, bool outermost) noexcept
 		undone = true;
 	}
 	r->j->valid.store(0, std::memory_order_release);
+	r->j->record_len = 0;
 	memcpy(r->j->algo_header, r->algo_base, ALGO_BYTES);
 	std::atomic_signal_fence(std::memory_order_seq_cst);
 	if (walk(*r, true))
@@ -842,6 +854,23 @@ segment::allocator_transaction::allocator_transaction(const segment &s)
 segment::allocator_transaction::~allocator_transaction()
 {
 	m_->unlock();
+}
+
+bool segment::allocator_transaction::also_undo(void *record,
+					       size_t len) noexcept
+{
+	journal::registered *r = journal::find(m_);
+	if (!r || len > sizeof(r->j->record) ||
+	    !r->j->valid.load(std::memory_order_acquire))
+		return false;
+	char *p = static_cast<char *>(record);
+	if (p <= r->algo_base || p + len > r->algo_base + r->end)
+		return false;
+	memcpy(r->j->record, p, len);
+	r->j->record_off = p - r->algo_base;
+	std::atomic_signal_fence(std::memory_order_seq_cst);
+	std::atomic_ref<uint32_t>(r->j->record_len).store(uint32_t(len));
+	return true;
 }
 
 segment_manager *segment::manager() const noexcept

@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits.h>
+#include <optional>
 
 namespace bip = boost::interprocess;
 
@@ -145,9 +146,40 @@ registry::impl::lock_guard::~lock_guard()
 		(void)r_->shared->mutex.unlock_checked();
 }
 
+namespace {
+
+// BPFTIME_LOCK_TIMEOUT_MS, 10 s by default: how long an opener waits for the
+// registry mutex. A target must not hang before its main because another
+// process holds it for ever or its lock word is damaged: it gives up and runs
+// unprobed.
+uint64_t lock_timeout_ns()
+{
+	static const uint64_t ns = [] {
+		uint64_t ms = 10000;
+		if (const char *v = getenv("BPFTIME_LOCK_TIMEOUT_MS"); v && *v) {
+			std::string_view t(v);
+			uint64_t n = 0;
+			auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
+			if (ec == std::errc() && end == t.data() + t.size() && n > 0 &&
+			    n <= 3600000)
+				ms = n;
+		}
+		return ms * 1000000;
+	}();
+	return ns;
+}
+
+} // namespace
+
 result<registry::impl::lock_guard> registry::impl::lock()
 {
-	auto st = shared->mutex.lock_checked();
+	auto st = shared->mutex.lock_for(lock_timeout_ns());
+	if (!st && st.error().code == ETIMEDOUT)
+		return fail(ETIMEDOUT,
+			    "registry: lock: not taken within " +
+				    std::to_string(lock_timeout_ns() / 1000000) +
+				    " ms (BPFTIME_LOCK_TIMEOUT_MS): another "
+				    "process holds it, or its lock word is damaged");
 	if (!st)
 		return fail(st.error().code,
 			    "registry: lock: " + st.error().message);
@@ -216,17 +248,18 @@ bool registry::impl::object_ok(int64_t off) const noexcept
 
 // The frees of a release, all or nothing: one allocator transaction, whose
 // last write clears the pending record. A releaser killed inside it has its
-// frees undone by the allocator (the blocks and their headers as they were)
-// and the record still naming them, so recover() frees them again; map_ops::
-// destroy only frees (its writes to the state, which the undo does not
-// restore, must not keep a second run from freeing everything). Killed
-// between the record's clearing and the commit, the blocks stay allocated
-// and unnamed: lost, never freed twice.
+// frees and the record undone together by the allocator's journal (the blocks
+// and their headers as they were, the record naming them), so recover()
+// frees them again; map_ops::destroy only frees (its writes to the state,
+// which the undo does not restore, must not keep a second run from freeing
+// everything). Without a journal, a death between the record's clearing and
+// the commit loses the blocks, never frees them twice.
 void registry::impl::free_released(const map_ops *ops, int64_t state_off,
 				   int64_t obj_off) noexcept
 {
 	try {
 		shm::segment::allocator_transaction txn(seg);
+		(void)txn.also_undo(&shared->pending, sizeof(pending_record));
 		if (ops && state_off)
 			ops->destroy(mgr, at<void>(state_off));
 		if (obj_off)
@@ -250,6 +283,17 @@ void registry::impl::free_released(const map_ops *ops, int64_t state_off,
 // type; otherwise it stays allocated, which is harmless.
 void registry::impl::recover() noexcept
 {
+	// The allocator's lock first: a transaction the dead holder left
+	// unfinished is undone now, its pending record with it, before the
+	// record is read (it may name blocks that the undo frees).
+	std::optional<shm::segment::allocator_transaction> txn;
+	try {
+		txn.emplace(seg);
+	} catch (const std::exception &) {
+		// Without the allocator's lock nothing can be freed: the record
+		// stays for the next holder.
+		return;
+	}
 	pending_record &p = shared->pending;
 	auto op = pending_op(std::atomic_ref<uint32_t>(p.op).load());
 	recount();
@@ -264,8 +308,7 @@ void registry::impl::recover() noexcept
 		published = word_kind(w) != handler_kind::empty &&
 			    slots[p.id].object.load() == p.object;
 	}
-	// The allocator undoes a create_txn's allocations itself, at the next
-	// allocation by anyone (its journal).
+	// A create_txn's allocations were undone by the transaction above.
 	if (!published && (op == pending_op::create || op == pending_op::release)) {
 		const map_ops *ops = nullptr;
 		int64_t st = p.state;
@@ -740,6 +783,7 @@ result<handle> registry::impl::create_object(const Input &s, uint32_t id)
 	try {
 		// Every block of the new handler and its map state, or none.
 		shm::segment::allocator_transaction txn(seg);
+		bool exact = txn.also_undo(&shared->pending, sizeof(pending_record));
 		obj = make_object<T>(mgr);
 		if (!obj) {
 			end_pending();
@@ -765,6 +809,12 @@ result<handle> registry::impl::create_object(const Input &s, uint32_t id)
 			undo();
 			return std::move(built).error();
 		}
+		// With the record undone along with the allocations, it can
+		// say "committed" inside the transaction: no moment when the
+		// blocks are kept but the record says they were undone.
+		if (exact)
+			std::atomic_ref<uint32_t>(shared->pending.op)
+				.store(uint32_t(pending_op::create));
 	} catch (const std::exception &e) {
 		// The allocator's lock could not be taken: nothing was built.
 		end_pending();

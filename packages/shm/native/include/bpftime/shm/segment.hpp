@@ -171,6 +171,13 @@ class segment {
 	    public:
 		explicit allocator_transaction(const segment &s);
 		~allocator_transaction();
+		// The bytes [record, record + len) of the segment (at most 64),
+		// as they are now, are written back too when the transaction
+		// is undone: the caller's own record of what it is doing, so
+		// that the record and the allocations change together. False
+		// when the segment has no journal (or it cannot hold this
+		// transaction). Call once, first thing.
+		bool also_undo(void *record, size_t len) noexcept;
 		allocator_transaction(const allocator_transaction &) = delete;
 		allocator_transaction &
 		operator=(const allocator_transaction &) = delete;
