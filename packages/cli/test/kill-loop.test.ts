@@ -22,8 +22,14 @@ const nativeWorker = join(
 	'build/Release/bpftime-kill-worker',
 );
 
-async function run(command: string, args: string[]): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
-	const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SPDLOG_LEVEL: 'warn' } });
+async function run(
+	command: string,
+	args: string[],
+): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+	const child = spawn(command, args, {
+		stdio: ['ignore', 'pipe', 'pipe'],
+		env: { ...process.env, SPDLOG_LEVEL: 'warn' },
+	});
 	let stdout = '';
 	let stderr = '';
 	child.stdout.on('data', (d) => {
@@ -93,7 +99,9 @@ describe('processes killed while they change the registry', { timeout: 60_000 },
 		const before = seg.stats().free;
 		let seed = 5;
 		for (let kill = 0; kill < 4; kill++) {
-			const child = spawn(process.execPath, [nodeWorker, name, String(kill + 1)], { stdio: ['ignore', 'pipe', 'inherit'] });
+			const child = spawn(process.execPath, [nodeWorker, name, String(kill + 1)], {
+				stdio: ['ignore', 'pipe', 'inherit'],
+			});
 			await new Promise((resolve, reject) => {
 				child.stdout.once('data', resolve);
 				child.once('exit', (code) => reject(new Error(`worker exited (${code}) before it ran`)));

@@ -83,7 +83,11 @@ describe('JSON export and import', () => {
 	});
 
 	it.each([
-		['a name given twice at the top', '{"format": "bpftime-registry", "format": "x", "version": 1, "handlers": []}', 'format'],
+		[
+			'a name given twice at the top',
+			'{"format": "bpftime-registry", "format": "x", "version": 1, "handlers": []}',
+			'format',
+		],
 		[
 			'a name given twice in a handler',
 			'{"format": "bpftime-registry", "version": 1, "handlers": [{"id": 0, "id": 1, "kind": "btf", "data": ""}]}',

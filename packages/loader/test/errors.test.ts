@@ -81,7 +81,7 @@ describe('truncated and foreign files', () => {
 		expect(e.message).toBe(`object '${path}': not a regular file`);
 	});
 
-	it('names the file in the parser\'s errors about its contents', async () => {
+	it("names the file in the parser's errors about its contents", async () => {
 		const host = await fx.victim();
 		const e = bpftimeError(() => BpfObject.open(host));
 		expect(e.code).toBe('EINVAL');

@@ -54,7 +54,9 @@ describe('a process that died inside the allocator', () => {
 			expect.objectContaining({
 				code: 'EBADMSG',
 				message: expect.stringMatching(
-					new RegExp(`^segment '${name}': 2 process\\(es\\) died inside its allocator and left it damaged: .+; remove the segment$`),
+					new RegExp(
+						`^segment '${name}': 2 process\\(es\\) died inside its allocator and left it damaged: .+; remove the segment$`,
+					),
 				),
 			}),
 		);
