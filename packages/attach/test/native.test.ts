@@ -74,6 +74,14 @@ describe.each(['pie', 'nopie'] as Layout[])('probes in a %s executable', (layout
 		['hooks a function of a shared library, by symbol and by file offset', 'shared'],
 	]);
 
+	it('rewrites only the sites it can write at once while a thread blocks every signal, and that thread lives on', async () => {
+		await scenario(layout, 'syscalls-masked');
+	});
+
+	it('hooks every system call, of threads started later and of a library dlopen()ed later, with the kernel-layout registers, skips and exact counts', async () => {
+		await scenario(layout, 'syscalls', driver.dlopenLib);
+	});
+
 	it('attaches a pending probe when dlopen loads its library', async () => {
 		await scenario(layout, 'dlopen', driver.dlopenLib);
 	});

@@ -1,5 +1,6 @@
 // @bpftime/maps-userspace: importing this module registers its map types
-// (BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH) with the registry of
+// (BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH,
+// BPF_MAP_TYPE_RINGBUF, BPF_MAP_TYPE_USER_RINGBUF, BPF_MAP_TYPE_PERF_EVENT_ARRAY) with the registry of
 // @bpftime/handlers in this process.
 //
 //   import '@bpftime/maps-userspace';
@@ -9,15 +10,13 @@
 // process. What this module hands over is the address of each static map-ops
 // table, as a tagged External, through the same registerMapOps() any other
 // map package uses.
-import { fileURLToPath } from 'node:url';
-import { loadNative, type NativeAddon } from '@bpftime/common';
 import { type MapType, registerMapOps } from '@bpftime/handlers';
+import { native } from './native.js';
 
-interface MapsAddon extends NativeAddon {
-	mapOps(): { type: number; typeName: string; ops: unknown }[];
-}
+export { PerfEventArray, type PerfEventArrayOptions, type PerfRecord } from './perf-event-array.js';
+export { RingBuf, type RingBufReadOptions, type RingBufStats } from './ringbuf.js';
+export { UserRingBuf } from './user-ringbuf.js';
 
-const native = loadNative<MapsAddon>(fileURLToPath(new URL('..', import.meta.url)), 'maps_userspace');
 const tables = native.mapOps();
 for (const t of tables) registerMapOps(t.ops);
 

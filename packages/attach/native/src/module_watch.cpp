@@ -153,6 +153,8 @@ void process_pending()
 			log(attach_log, log_level::warn, "probe %" PRIu64 ": %s", id, p.reason.c_str());
 		}
 	}
+	if (g().after_dlopen)
+		g().after_dlopen();
 }
 
 } // namespace

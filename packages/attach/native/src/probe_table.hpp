@@ -54,6 +54,9 @@ struct globals {
 	uint64_t next_id = 0;
 	bool dlopen_watch = false;
 	std::string dlopen_watch_error;
+	// Runs after a dlopen mapped something (the system call hooks scan
+	// the new modules), with the lock held.
+	void (*after_dlopen)() = nullptr;
 };
 
 globals &g();

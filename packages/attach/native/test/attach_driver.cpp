@@ -5,6 +5,7 @@
 // process and prints one line per check ("ok ..." or "FAIL ...: why") and
 // a last line "N passed, M failed". test/attach.test.ts runs each scenario.
 #include <bpftime/attach/attach.hpp>
+#include <bpftime/attach/syscall.hpp>
 
 #include "log.hpp"
 
@@ -24,6 +25,8 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <csignal>
@@ -841,6 +844,247 @@ void scenario_allocations()
 	      g_allocs.load());
 }
 
+
+// --- system call hooks ---------------------------------------------------
+
+struct sys_counts {
+	std::atomic<uint64_t> enter[512];
+	std::atomic<uint64_t> exit[512];
+	std::atomic<uint64_t> bad_enter{ 0 }; // orig_ax/ax not as the kernel's
+	pt_regs last_write_enter{}, last_write_exit{};
+};
+sys_counts g_sys;
+
+bool sys_on_enter(pt_regs *r, void *, uint64_t *)
+{
+	if (r->orig_ax < 512)
+		g_sys.enter[r->orig_ax].fetch_add(1, std::memory_order_relaxed);
+	if (r->ax != uint64_t(-ENOSYS) || r->cx != r->ip)
+		g_sys.bad_enter.fetch_add(1, std::memory_order_relaxed);
+	if (r->orig_ax == SYS_write && int(r->di) == -1)
+		g_sys.last_write_enter = *r;
+	return false;
+}
+
+void sys_on_exit(const pt_regs *r, void *)
+{
+	if (r->orig_ax < 512)
+		g_sys.exit[r->orig_ax].fetch_add(1, std::memory_order_relaxed);
+	if (r->orig_ax == SYS_write && int(r->di) == -1)
+		g_sys.last_write_exit = *r;
+}
+
+bool sys_skip_getppid(pt_regs *, void *, uint64_t *ret)
+{
+	*ret = 4242;
+	return true;
+}
+
+// A `syscall` the driver makes with CF set and reads CF after: the kernel
+// keeps the flags across the call (sysret restores them from r11), and so
+// must the hook's routine. `mov eax, 39` before it is the 5 bytes a jump
+// replaces.
+__attribute__((noinline)) int carry_after_getpid()
+{
+	unsigned char cf;
+	long ret;
+	asm volatile("stc\n\tmov $39, %%eax\n\tsyscall\n\tsetc %0"
+		     : "=q"(cf), "=a"(ret)
+		     :
+		     : "rcx", "r11", "memory", "cc");
+	return ret > 0 && cf;
+}
+
+void *sys_worker(void *)
+{
+	char c;
+	for (int i = 0; i < 1000; i++) {
+		if (getpid() <= 0)
+			return (void *)1;
+		int fd = open("/dev/zero", O_RDONLY);
+		if (fd < 0 || read(fd, &c, 1) != 1)
+			return (void *)1;
+		close(fd);
+	}
+	return nullptr;
+}
+
+void scenario_syscalls(const char *dl_lib)
+{
+	check(bpftime::attach::syscall_hooks::sites().empty(),
+	      "before any syscall hook: no site found, nothing rewritten");
+	bpftime::attach::syscall_hooks h;
+	check(!h.attach_enter(2000, sys_on_enter, nullptr) &&
+		      h.attach_enter(2000, sys_on_enter, nullptr).error().code == EINVAL,
+	      "system call number 2000 refused with EINVAL");
+	auto a = h.attach_enter(bpftime::attach::ALL_SYSCALLS, sys_on_enter, nullptr);
+	auto b = h.attach_exit(bpftime::attach::ALL_SYSCALLS, sys_on_exit, nullptr);
+	check(a && b, "attach enter and exit hooks for every system call");
+	const auto st = bpftime::attach::syscall_hooks::stats();
+	check(st.rewritten > 400 && st.rewritten > 50 * st.not_rewritten,
+	      "%u sites rewritten, %u left as they were, in %u modules, %.1f ms", st.rewritten,
+	      st.not_rewritten, st.modules, st.scan_ms);
+	uint64_t left_reasons = 0;
+	for (const auto &site : bpftime::attach::syscall_hooks::sites())
+		if (!site.rewritten && site.reason.empty())
+			left_reasons++;
+	check(left_reasons == 0, "every site left as it was says why");
+
+	auto snap = [](int nr) { return std::pair(g_sys.enter[nr].load(), g_sys.exit[nr].load()); };
+	// Single-threaded: glibc's read() takes its single-threaded path here.
+	{
+		auto r0 = snap(SYS_read);
+		int fd = open("/dev/zero", O_RDONLY);
+		char c;
+		for (int i = 0; i < 100; i++)
+			(void)read(fd, &c, 1);
+		close(fd);
+		auto r1 = snap(SYS_read);
+		check(r1.first - r0.first == 100 && r1.second - r0.second == 100,
+		      "single-threaded read: 100 enters, 100 exits (%" PRIu64 ", %" PRIu64 ")",
+		      r1.first - r0.first, r1.second - r0.second);
+	}
+	// The registers, as the kernel's pt_regs at entry and at exit.
+	{
+		static const char msg[] = "bpftime";
+		long w = write(-1, msg, 7);
+		const pt_regs &e = g_sys.last_write_enter, &x = g_sys.last_write_exit;
+		check(w == -1 && errno == EBADF, "write(-1) fails with EBADF as without hooks");
+		check(e.orig_ax == SYS_write && int(e.di) == -1 && e.si == uint64_t(msg) && e.dx == 7,
+		      "write enter: orig_ax %" PRIu64 ", di %d, si, dx %" PRIu64, e.orig_ax, int(e.di), e.dx);
+		check(x.orig_ax == SYS_write && int64_t(x.ax) == -EBADF,
+		      "write exit: orig_ax %" PRIu64 ", ax %" PRId64 " (-EBADF)", x.orig_ax, int64_t(x.ax));
+		check(g_sys.bad_enter == 0, "every enter saw ax = -ENOSYS and cx = ip");
+	}
+	check(carry_after_getpid(), "the carry flag set before a hooked syscall is set after it");
+	// Threads created after the rewrite; clone3 reports its exit in both.
+	{
+		auto g0 = snap(SYS_getpid), o0 = snap(SYS_openat), c0 = snap(SYS_clone3);
+		pthread_t t[4];
+		for (auto &x : t)
+			pthread_create(&x, nullptr, sys_worker, nullptr);
+		bool ok = true;
+		for (auto &x : t) {
+			void *rv;
+			pthread_join(x, &rv);
+			ok = ok && rv == nullptr;
+		}
+		auto g1 = snap(SYS_getpid), o1 = snap(SYS_openat), c1 = snap(SYS_clone3);
+		check(ok, "4 threads: every call succeeded");
+		check(g1.first - g0.first == 4000 && g1.second - g0.second == 4000,
+		      "4 threads: getpid 4000 enters, 4000 exits (%" PRIu64 ", %" PRIu64 ")",
+		      g1.first - g0.first, g1.second - g0.second);
+		check(o1.first - o0.first == 4000 && o1.second - o0.second == 4000,
+		      "4 threads: openat 4000 enters, 4000 exits");
+		check(c1.first - c0.first == 4 && c1.second - c0.second == 8,
+		      "clone3: 4 enters, 8 exits (parent and child; %" PRIu64 ", %" PRIu64 ")",
+		      c1.first - c0.first, c1.second - c0.second);
+	}
+	// A skip: the call does not happen, it returns what the hook chose.
+	{
+		auto s = h.attach_enter(SYS_getppid, sys_skip_getppid, nullptr);
+		long v = getppid();
+		check(s && v == 4242, "skipped getppid returns the hook's 4242 (%ld)", v);
+		check(s && h.detach(*s).ok() && getppid() != 4242, "detached: getppid runs again");
+	}
+	// fork: the child runs the hooks too, on its copy of the counters.
+	{
+		auto f0 = snap(SYS_getpid);
+		pid_t p = fork();
+		if (p == 0)
+			_exit(g_sys.enter[SYS_getpid].load() - f0.first == 0 && getpid() > 0 &&
+				      g_sys.enter[SYS_getpid].load() - f0.first == 1 ?
+				      0 :
+				      1);
+		int status = 0;
+		waitpid(p, &status, 0);
+		check(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "fork: the child's getpid is hooked in the child (status %d)", status);
+		// The trampolines are shared with the child: its hooks must not
+		// change what the parent's calls run.
+		pid_t q = fork();
+		if (q == 0) {
+			(void)h.detach(*b);
+			_exit(getpid() > 0 ? 0 : 1);
+		}
+		waitpid(q, &status, 0);
+		auto e0 = snap(SYS_getpid);
+		(void)getpid();
+		auto e1 = snap(SYS_getpid);
+		check(e1.first - e0.first == 1 && e1.second - e0.second == 1,
+		      "fork: a child that detached its exit hook leaves the parent's exits reported");
+	}
+	// A library dlopen()ed now: its own syscall is rewritten when it maps.
+	if (dl_lib) {
+		void *lib = dlopen(dl_lib, RTLD_NOW);
+		auto fn = lib ? reinterpret_cast<long (*)()>(dlsym(lib, "dl_raw_getppid")) : nullptr;
+		check(fn != nullptr, "dlopen %s", dl_lib);
+		if (fn) {
+			auto p0 = snap(SYS_getppid);
+			long v = fn();
+			auto p1 = snap(SYS_getppid);
+			check(v == getppid() && p1.first - p0.first == 1 && p1.second - p0.second == 1,
+			      "the dlopen()ed library's own syscall is hooked (%ld; %" PRIu64 " enter)", v,
+			      p1.first - p0.first);
+		}
+	}
+	check(h.detach(*a).ok() && h.detach(*b).ok(), "detach both");
+	check(h.detach(*a).error().code == ENOENT, "a second detach is ENOENT");
+	auto g0 = snap(SYS_getpid);
+	(void)getpid();
+	check(snap(SYS_getpid) == g0, "after detach no hook runs");
+}
+
+
+// A thread that blocks every signal (a sigwait worker) while the sites are
+// rewritten: an int3 would kill it, so only the sites written at once are
+// rewritten, and it keeps making system calls through them.
+void scenario_syscalls_masked()
+{
+	std::atomic<bool> stop{ false };
+	std::atomic<uint64_t> loops{ 0 };
+	pthread_t t;
+	struct arg_t {
+		std::atomic<bool> *stop;
+		std::atomic<uint64_t> *loops;
+	} arg{ &stop, &loops };
+	pthread_create(
+		&t, nullptr,
+		[](void *p) -> void * {
+			auto *a = static_cast<arg_t *>(p);
+			sigset_t all;
+			sigfillset(&all);
+			pthread_sigmask(SIG_BLOCK, &all, nullptr);
+			while (!a->stop->load()) {
+				(void)getpid();
+				usleep(200);
+				a->loops->fetch_add(1);
+			}
+			return nullptr;
+		},
+		&arg);
+	while (loops.load() < 10)
+		usleep(1000);
+	bpftime::attach::syscall_hooks h;
+	auto a = h.attach_enter(bpftime::attach::ALL_SYSCALLS, sys_on_enter, nullptr);
+	check(a.ok(), "attach with a thread that blocks every signal");
+	const auto st = bpftime::attach::syscall_hooks::stats();
+	bool reasons = true;
+	for (const auto &site : bpftime::attach::syscall_hooks::sites())
+		if (!site.rewritten && site.reason.find("blocks SIGTRAP") == std::string::npos)
+			reasons = false;
+	check(st.rewritten > 0 && st.not_rewritten > 0 && reasons,
+	      "%u sites written at once, %u left, each saying a thread blocks SIGTRAP", st.rewritten,
+	      st.not_rewritten);
+	const uint64_t l0 = loops.load(), g0 = g_sys.enter[SYS_getpid].load();
+	while (loops.load() < l0 + 50)
+		usleep(1000);
+	check(g_sys.enter[SYS_getpid].load() - g0 >= 50,
+	      "the masked thread lives on and its getpid calls are hooked");
+	stop = true;
+	pthread_join(t, nullptr);
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -861,6 +1105,7 @@ int main(int argc, char **argv)
 	} scenarios[] = {
 		{ "prologues", scenario_prologues },
 		{ "threads", scenario_threads },
+		{ "syscalls-masked", scenario_syscalls_masked },
 		{ "recursion", scenario_recursion },
 		{ "longjmp", scenario_longjmp },
 		{ "override", scenario_override },
@@ -876,6 +1121,8 @@ int main(int argc, char **argv)
 	std::string s = argv[1];
 	if (s == "dlopen" && argc > 2) {
 		scenario_dlopen(argv[2]);
+	} else if (s == "syscalls") {
+		scenario_syscalls(argc > 2 ? argv[2] : nullptr);
 	} else {
 		const auto *sc = std::find_if(
 			std::begin(scenarios), std::end(scenarios),

@@ -10,7 +10,10 @@
 // its kernel name to package.json's "bpftime.mapTypes".
 #define BPFTIME_MAPS_USERSPACE_TYPES(X)                                       \
 	X(array_map_ops)                                                       \
-	X(hash_map_ops)
+	X(hash_map_ops)                                                        \
+	X(ringbuf_map_ops)                                                     \
+	X(perf_event_array_map_ops)                                            \
+	X(user_ringbuf_map_ops)
 
 namespace bpftime::maps_userspace {
 

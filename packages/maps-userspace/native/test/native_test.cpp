@@ -25,6 +25,9 @@
 
 #include "fixture_maps.hpp"
 #include "kernel_maps.hpp"
+#include "ringbuf/ringbuf.hpp"
+
+#include <bpftime/maps_userspace/ring_consumer.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -786,6 +789,155 @@ void test_open_close_and_helpers()
 	CHECK(fixture_maps::close_calls.load() == closes + 1);
 }
 
+// --- ring buffers ---------------------------------------------------------------
+
+// A process that died: forked, exited and reaped, so its pid names nobody.
+pid_t dead_pid()
+{
+	pid_t c = fork();
+	if (c == 0)
+		_exit(0);
+	waitpid(c, nullptr, 0);
+	return c;
+}
+
+int count_record(void *ctx, const void *, uint64_t)
+{
+	++*static_cast<int *>(ctx);
+	return 0;
+}
+
+// A producer killed inside reserve leaves the ring's lock word holding its
+// tid; the next producer takes the lock over instead of spinning forever.
+void test_ring_lock_of_a_dead_producer()
+{
+	fixture f("rblock");
+	map_spec s = spec(BPF_MAP_TYPE_RINGBUF, "rb", 0, 0, 4096);
+	auto h = need(f.reg->create_map(s), "ring");
+	// bpf_ringbuf_output(rb, &r10[-8], 8, 0)
+	std::vector<insn> p;
+	p.push_back(I(0x7a, 10, 0, -8, 42)); // *(u64 *)(r10 - 8) = 42
+	lddw_map(p, 1, h.id);
+	p.push_back(I(0xbf, 2, 10, 0, 0));  // r2 = r10
+	p.push_back(I(0x07, 2, 0, 0, -8));  // r2 += -8
+	p.push_back(I(0xb7, 3, 0, 0, 8));   // r3 = 8
+	p.push_back(I(0xb7, 4, 0, 0, 0));   // r4 = 0
+	p.push_back(I(0x85, 0, 0, 0, 130)); // call bpf_ringbuf_output
+	p.push_back(I(0x95, 0, 0, 0, 0));   // exit
+	auto prog = need(f.reg->create_prog(kprobe("out", p)), "prog");
+	auto inst = need(f.reg->instantiate(prog.id, instance_options{}), "instance");
+	auto m = need(f.reg->map(h.id), "map");
+	auto *l = static_cast<maps_userspace::ringbuf::local *>(m->state);
+	l->ctl->lock.store(uint32_t(dead_pid()));
+	CHECK(inst->run(nullptr, 0).value() == 0);
+	CHECK(l->ctl->lock.load() == 0);
+	auto region = need(m->mmap_region(), "region");
+	auto c = need(maps_userspace::ring_consumer::attach(region.data(), region.size()), "consumer");
+	CHECK(c->wait_readable(0));
+	int n = 0;
+	CHECK(c->poll(0, UINT64_MAX, count_record, &n) == 1);
+	CHECK(n == 1);
+	CHECK(!c->wait_readable(1000000));
+}
+
+int keep_size(void *ctx, const void *, uint64_t size)
+{
+	static_cast<std::vector<uint64_t> *>(ctx)->push_back(size);
+	return 0;
+}
+
+// A producer killed between bpf_ringbuf_reserve and submit leaves a busy
+// record; the consumer skips it once the producer is gone and reads the
+// records after it.
+void test_ring_record_of_a_dead_producer()
+{
+	fixture f("rbdead");
+	auto h = need(f.reg->create_map(spec(BPF_MAP_TYPE_RINGBUF, "rb", 0, 0, 4096)), "ring");
+	pid_t child = fork();
+	if (child == 0) {
+		auto reg = open_in_child(f, 3, 4);
+		auto m = reg->map(h.id);
+		if (!m)
+			_exit(5);
+		auto *l = static_cast<maps_userspace::ringbuf::local *>((*m)->state);
+		void *rec = maps_userspace::ringbuf::reserve(l, 8, maps_userspace::ringbuf::current_tid());
+		_exit(rec ? 0 : 6); // dies holding the record
+	}
+	int st = 0;
+	waitpid(child, &st, 0);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	auto m = need(f.reg->map(h.id), "map");
+	auto *l = static_cast<maps_userspace::ringbuf::local *>(m->state);
+	void *rec = maps_userspace::ringbuf::reserve(l, 8, maps_userspace::ringbuf::current_tid());
+	CHECK(rec != nullptr);
+	if (!rec)
+		return;
+	uint64_t v = 77;
+	memcpy(rec, &v, 8);
+	maps_userspace::ringbuf::commit(rec, 0, false);
+	auto region = need(m->mmap_region(), "region");
+	auto c = need(maps_userspace::ring_consumer::attach(region.data(), region.size()), "consumer");
+	std::vector<uint8_t> data;
+	std::vector<uint32_t> sizes;
+	CHECK(c->read(16, 1 << 20, 1000000000, data, sizes) == 1);
+	CHECK(sizes == std::vector<uint32_t>({ 8 }));
+	uint64_t got = 0;
+	if (data.size() == 8)
+		memcpy(&got, data.data(), 8);
+	CHECK(got == 77);
+}
+
+// map_instance::consume (map_ops::consume) hands over ring records and
+// perf samples in order, each once.
+void test_consume_ring_and_perf()
+{
+	fixture f("consume");
+	auto rb = need(f.reg->create_map(spec(BPF_MAP_TYPE_RINGBUF, "rb", 0, 0, 4096)), "ring");
+	auto pa = need(f.reg->create_map(spec(BPF_MAP_TYPE_PERF_EVENT_ARRAY, "pa", 4, 4, 1)), "perf");
+	perf_event_spec pe;
+	pe.type = perf_event_type::custom;
+	pe.custom_name = "bpf_output";
+	pe.custom_config = 10;
+	auto ev = need(f.reg->create_perf_event(pe), "event");
+	auto pm = need(f.reg->map(pa.id), "perf map");
+	uint32_t zero = 0;
+	CHECK(pm->update(&zero, &ev.id, 0).ok());
+	// bpf_ringbuf_output(rb, &r10[-8], 8, 0);
+	// bpf_perf_event_output(ctx, pa, 0, &r10[-8], 8)
+	std::vector<insn> p;
+	p.push_back(I(0xbf, 6, 1, 0, 0));   // r6 = r1
+	p.push_back(I(0x7a, 10, 0, -8, 7)); // *(u64 *)(r10 - 8) = 7
+	lddw_map(p, 1, rb.id);
+	p.push_back(I(0xbf, 2, 10, 0, 0));
+	p.push_back(I(0x07, 2, 0, 0, -8));
+	p.push_back(I(0xb7, 3, 0, 0, 8));
+	p.push_back(I(0xb7, 4, 0, 0, 0));
+	p.push_back(I(0x85, 0, 0, 0, 130));
+	p.push_back(I(0xbf, 1, 6, 0, 0));
+	lddw_map(p, 2, pa.id);
+	p.push_back(I(0xb7, 3, 0, 0, 0));
+	p.push_back(I(0xbf, 4, 10, 0, 0));
+	p.push_back(I(0x07, 4, 0, 0, -8));
+	p.push_back(I(0xb7, 5, 0, 0, 8));
+	p.push_back(I(0x85, 0, 0, 0, 25));
+	p.push_back(I(0x95, 0, 0, 0, 0));
+	auto prog = need(f.reg->create_prog(kprobe("both", p)), "prog");
+	auto inst = need(f.reg->instantiate(prog.id, instance_options{}), "instance");
+	uint64_t ctx = 0;
+	for (int i = 0; i < 3; i++)
+		CHECK(inst->run(&ctx, sizeof ctx).value() == 0);
+	auto rm = need(f.reg->map(rb.id), "ring map");
+	std::vector<uint64_t> sizes;
+	CHECK(rm->consume(keep_size, &sizes).value() == 3);
+	CHECK(sizes == std::vector<uint64_t>({ 8, 8, 8 }));
+	sizes.clear();
+	// Raw samples come padded: u32 size + 8 bytes rounded up to 16.
+	CHECK(pm->consume(keep_size, &sizes).value() == 3);
+	CHECK(sizes == std::vector<uint64_t>({ 12, 12, 12 }));
+	CHECK(rm->consume(keep_size, &sizes).value() == 0);
+	CHECK(pm->consume(keep_size, &sizes).value() == 0);
+}
+
 // --- differential test against the kernel ----------------------------------
 
 // Why the kernel column cannot run here, or empty.
@@ -824,6 +976,27 @@ void test_create_errors_match_the_kernel()
 		{ "array, BPF_F_NO_PREALLOC", BPF_MAP_TYPE_ARRAY, 4, 8, 4, BPF_F_NO_PREALLOC },
 		{ "array, value size 0", BPF_MAP_TYPE_ARRAY, 4, 0, 4, 0 },
 		{ "array, max_entries 0", BPF_MAP_TYPE_ARRAY, 4, 8, 0, 0 },
+		{ "ringbuf, key size 4", BPF_MAP_TYPE_RINGBUF, 4, 0, 4096, 0 },
+		{ "ringbuf, value size 8", BPF_MAP_TYPE_RINGBUF, 0, 8, 4096, 0 },
+		{ "ringbuf, max_entries 0", BPF_MAP_TYPE_RINGBUF, 0, 0, 0, 0 },
+		{ "ringbuf, max_entries 4095", BPF_MAP_TYPE_RINGBUF, 0, 0, 4095, 0 },
+		{ "ringbuf, three pages", BPF_MAP_TYPE_RINGBUF, 0, 0, 3 * 4096, 0 },
+		{ "ringbuf, BPF_F_NO_PREALLOC", BPF_MAP_TYPE_RINGBUF, 0, 0, 4096, BPF_F_NO_PREALLOC },
+		{ "ringbuf, BPF_F_MMAPABLE", BPF_MAP_TYPE_RINGBUF, 0, 0, 4096, BPF_F_MMAPABLE },
+		{ "ringbuf, BPF_F_RDONLY_PROG", BPF_MAP_TYPE_RINGBUF, 0, 0, 4096, BPF_F_RDONLY_PROG },
+		{ "ringbuf, one page", BPF_MAP_TYPE_RINGBUF, 0, 0, 4096, 0 },
+		{ "ringbuf, 1 MiB", BPF_MAP_TYPE_RINGBUF, 0, 0, 1u << 20, 0 },
+		{ "user ringbuf, key size 4", BPF_MAP_TYPE_USER_RINGBUF, 4, 0, 4096, 0 },
+		{ "user ringbuf, max_entries 5000", BPF_MAP_TYPE_USER_RINGBUF, 0, 0, 5000, 0 },
+		{ "user ringbuf, BPF_F_MMAPABLE", BPF_MAP_TYPE_USER_RINGBUF, 0, 0, 4096, BPF_F_MMAPABLE },
+		{ "user ringbuf, 64 KiB", BPF_MAP_TYPE_USER_RINGBUF, 0, 0, 1u << 16, 0 },
+		{ "perf event array, value size 8", BPF_MAP_TYPE_PERF_EVENT_ARRAY, 4, 8, 4, 0 },
+		{ "perf event array, key size 8", BPF_MAP_TYPE_PERF_EVENT_ARRAY, 8, 4, 4, 0 },
+		{ "perf event array, max_entries 0", BPF_MAP_TYPE_PERF_EVENT_ARRAY, 4, 4, 0, 0 },
+		{ "perf event array, BPF_F_MMAPABLE", BPF_MAP_TYPE_PERF_EVENT_ARRAY, 4, 4, 4, BPF_F_MMAPABLE },
+		{ "perf event array, BPF_F_RDONLY_PROG", BPF_MAP_TYPE_PERF_EVENT_ARRAY, 4, 4, 4, BPF_F_RDONLY_PROG },
+		{ "perf event array, BPF_F_NO_PREALLOC", BPF_MAP_TYPE_PERF_EVENT_ARRAY, 4, 4, 4, BPF_F_NO_PREALLOC },
+		{ "perf event array, fine", BPF_MAP_TYPE_PERF_EVENT_ARRAY, 4, 4, 4, 0 },
 		{ "hash, fine", BPF_MAP_TYPE_HASH, 4, 8, 16, 0 },
 		{ "array, fine", BPF_MAP_TYPE_ARRAY, 4, 8, 16, BPF_F_MMAPABLE },
 	};
@@ -994,6 +1167,12 @@ int main()
 		 test_open_close_and_helpers);
 	run_case("a per-CPU type's user value size is round_up(value_size, 8) x possible CPUs; others use value_size",
 		 test_user_value_size);
+	run_case("a ring buffer's producer lock held by a dead process is taken over by the next producer",
+		 test_ring_lock_of_a_dead_producer);
+	run_case("a ring record left busy by a producer killed before its submit is skipped once the producer is gone",
+		 test_ring_record_of_a_dead_producer);
+	run_case("consume hands over ring records and perf samples in order, each once",
+		 test_consume_ring_and_perf);
 	if (std::string why = kernel_refusal(); !why.empty()) {
 		printf("ok - the kernel comparison # SKIP %s\n", why.c_str());
 	} else {

@@ -74,7 +74,7 @@ struct family {
 };
 
 // The families this agent has, one line each.
-#define BPFTIME_AGENT_HOOK_FAMILIES(X) X(uprobe)
+#define BPFTIME_AGENT_HOOK_FAMILIES(X) X(uprobe) X(syscall)
 
 #define BPFTIME_X(name) extern const family name##_family;
 BPFTIME_AGENT_HOOK_FAMILIES(BPFTIME_X)

@@ -153,6 +153,14 @@ result<std::shared_ptr<const elf_file>> load_elf(const std::string &path)
 	    in_file(f.size, eh.e_shoff, uint64_t(eh.e_shnum) * sizeof(Elf64_Shdr))) {
 		std::vector<Elf64_Shdr> sh(eh.e_shnum);
 		memcpy(sh.data(), f.p + eh.e_shoff, sh.size() * sizeof(Elf64_Shdr));
+		for (const Elf64_Shdr &s : sh)
+			if (s.sh_type == SHT_PROGBITS && (s.sh_flags & SHF_EXECINSTR) &&
+			    (s.sh_flags & SHF_ALLOC) && s.sh_size)
+				out->code.push_back({ s.sh_addr, s.sh_size });
+		std::sort(out->code.begin(), out->code.end(),
+			  [](const elf_section &a, const elf_section &b) {
+				  return a.vaddr < b.vaddr;
+			  });
 		for (const Elf64_Shdr &s : sh) {
 			if (s.sh_type != SHT_SYMTAB && s.sh_type != SHT_DYNSYM)
 				continue;

@@ -29,9 +29,16 @@ struct elf_symbol {
 	bool from_symtab = false; // else .dynsym
 };
 
+// An SHF_EXECINSTR section: code, not data that a loadable segment
+// happens to map executable (headers, read-only data of old layouts).
+struct elf_section {
+	uint64_t vaddr = 0, size = 0;
+};
+
 struct elf_file {
 	std::string path;
 	std::vector<elf_segment> loads;
+	std::vector<elf_section> code; // by address
 	std::vector<elf_symbol> functions; // sorted by value
 
 	// The virtual address of a file offset inside a loaded segment, or

@@ -793,7 +793,13 @@ result<uint32_t> map_instance::delete_batch(const void *keys,
 result<std::span<uint8_t>> map_instance::mmap_region(bool writable) const
 {
 	BPFTIME_TRY(check_live("mmap"));
-	if (!(map_flags & BPF_F_MMAPABLE) || !ops->mmap_region)
+	// The type decides, as the kernel's map_mmap does: arrays want
+	// BPF_F_MMAPABLE, ring buffers are always mapped; a perf event array
+	// shows its slots and buffers to bpftime's consumers.
+	const bool always = map_type == BPF_MAP_TYPE_RINGBUF ||
+			    map_type == BPF_MAP_TYPE_USER_RINGBUF ||
+			    map_type == BPF_MAP_TYPE_PERF_EVENT_ARRAY;
+	if (!(always || (map_flags & BPF_F_MMAPABLE)) || !ops->mmap_region)
 		return fail(EINVAL, describe() + ": mmap: the map was not "
 						 "created with BPF_F_MMAPABLE");
 	if (writable && frozen())

@@ -44,7 +44,7 @@
 	X(none, "none")                                                        \
 	/* a probe on an instruction of a loaded module (attach's uprobe/) */  \
 	X(uprobe, "uprobe")                                                    \
-	/* system call entry and exit (attach's syscall/, not built yet) */    \
+	/* system call entry and exit (attach's syscall/) */                   \
 	X(syscall, "syscall")
 
 // X(id, name, family)

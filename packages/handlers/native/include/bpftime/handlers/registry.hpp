@@ -228,7 +228,10 @@ struct map_instance {
 	result<uint32_t> update_batch(const void *keys, const void *values,
 				      uint32_t count, uint64_t flags) const;
 	result<uint32_t> delete_batch(const void *keys, uint32_t count) const;
-	// BPF_F_MMAPABLE maps: the value area (EINVAL otherwise). A writable
+	// BPF_F_MMAPABLE maps: the value area; ring buffers (always, as the
+	// kernel maps them): their consumer page, producer page and data; a
+	// perf event array: its slots, for bpftime's consumers (EINVAL
+	// otherwise). A writable
 	// view of a frozen map is EPERM, as the kernel's bpf_map_mmap() refuses
 	// VM_WRITE then; a read-only one (writable = false, the caller maps
 	// or uses it read-only) is always given. Views are not tracked: a

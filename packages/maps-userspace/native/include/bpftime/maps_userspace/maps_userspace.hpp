@@ -22,6 +22,9 @@ namespace bpftime::maps_userspace {
 // Static tables; valid for the life of the process.
 const handlers::map_ops *array_map_ops() noexcept;
 const handlers::map_ops *hash_map_ops() noexcept;
+const handlers::map_ops *ringbuf_map_ops() noexcept;
+const handlers::map_ops *perf_event_array_map_ops() noexcept;
+const handlers::map_ops *user_ringbuf_map_ops() noexcept;
 std::span<const handlers::map_ops *const> all_map_ops() noexcept;
 
 // Registers every type of this package with the registry of this process
