@@ -215,18 +215,27 @@ void restore(registered &r)
 		// are its owner's (another process may have written them
 		// since); those of a block that was free, or that the undone
 		// operation allocated, freed or resized, are Boost's.
+		//
+		// The block's contents go back before its size words: this
+		// restore may itself be cut off, and the next one tells by
+		// those words whether the contents are still to restore. A
+		// block whose words were restored first would look untouched
+		// and keep the tree node the undone free wrote over its
+		// owner's first bytes.
 		constexpr uint64_t SHAPE = SIZE_MASK | ALLOCATED_BIT;
-		bool boosts = !(holders(r)[i][1] & ALLOCATED_BIT) ||
-			      (sh[1] & SHAPE) != (holders(r)[i][1] & SHAPE);
-		sh[0] = holders(r)[i][0];
-		sh[1] = holders(r)[i][1];
-		if (pos == r.end)
-			break;
-		uint64_t units = sh[1] & SIZE_MASK;
-		if (units == 0 || units > (r.end - pos) / UNIT)
-			break;
-		if (boosts && units * UNIT >= SIZE_HOLDER + HOOK)
+		uint64_t saved = holders(r)[i][1];
+		bool boosts = !(saved & ALLOCATED_BIT) ||
+			      (sh[1] & SHAPE) != (saved & SHAPE);
+		uint64_t units = saved & SIZE_MASK;
+		bool last = pos == r.end;
+		bool fits = !last && units != 0 && units <= (r.end - pos) / UNIT;
+		if (fits && boosts && units * UNIT >= SIZE_HOLDER + HOOK)
 			memcpy(r.algo_base + pos + SIZE_HOLDER, hooks(r)[i], HOOK);
+		std::atomic_signal_fence(std::memory_order_seq_cst);
+		sh[0] = holders(r)[i][0];
+		sh[1] = saved;
+		if (!fits)
+			break;
 		pos += units * UNIT;
 	}
 }
