@@ -26,6 +26,7 @@ PACKAGES=(
 	"libbpf-dev:/usr/include/bpf/libbpf.h"
 	"nlohmann-json3-dev:/usr/include/nlohmann/json.hpp"
 	"bpftool:/usr/sbin/bpftool"
+	"bpftrace:/usr/bin/bpftrace"
 )
 
 missing=()

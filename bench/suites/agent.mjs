@@ -19,6 +19,14 @@
 //
 // Goals (the issue's): under 15 ns added per uprobe hit with an empty
 // program, under 25 ns per uretprobe hit.
+//
+// Against another build of the agent (a change's cost per hit, e.g. fault
+// containment's): BPFTIME_BENCH_AGENT_BASELINE=<path of another
+// libbpftime-agent.so> (of the same registry layout version: one that
+// refuses the registry warns, and the suite stops) runs every agent variant
+// with both libraries, alternating ours and the other one PAIRS times, each
+// its own process (which of the two goes first alternates too), and prints
+// the median of each and their difference.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
@@ -27,7 +35,7 @@ import { fileURLToPath } from 'node:url';
 import { Registry } from '@bpftime/handlers';
 import { BpfObject } from '@bpftime/loader';
 import '@bpftime/maps-userspace';
-import { agentEnv } from '@bpftime/agent';
+import { agentEnv, agentPath } from '@bpftime/agent';
 import { Segment } from '@bpftime/shm';
 import { idlerCpu } from '../lib.mjs';
 
@@ -61,6 +69,8 @@ execFileSync('clang', [
 ]);
 
 const only = process.argv[2];
+const otherAgent = process.env.BPFTIME_BENCH_AGENT_BASELINE ?? '';
+const PAIRS = 5;
 const variants = [
 	{ id: 'native', label: 'no agent (baseline)' },
 	{ id: 'idle', label: 'agent loaded, no link', agent: true },
@@ -122,12 +132,41 @@ try {
 			const env = v.agent
 				? agentEnv({ segment: name, logLevel: 'warn', env: { ...process.env, BPFTIME_VM_NAME: v.vm ?? 'jit' } })
 				: process.env;
-			const r = spawnSync(target, [String(idlerCpu(100).cpu), String(ROUNDS), String(CALLS)], {
-				encoding: 'utf8',
-				env,
+			const measure = (e) => {
+				const r = spawnSync(target, [String(idlerCpu(100).cpu), String(ROUNDS), String(CALLS)], {
+					encoding: 'utf8',
+					env: e,
+				});
+				if (r.status !== 0) throw new Error(`${v.id}: bench_target exited ${r.status}: ${r.stderr}`);
+				// An agent that could not use the registry (another layout
+				// version, for one) measures no hook at all: refuse the row.
+				if (/\[(warning|error)\]/.test(r.stderr))
+					throw new Error(`${v.id}: the agent (${e.LD_PRELOAD}) warned: ${r.stderr.trim()}`);
+				return JSON.parse(r.stdout.trim());
+			};
+			if (!otherAgent || !v.agent) {
+				rows.push({ ...v, ...measure(env) });
+				continue;
+			}
+			// Ours and the other build alternately, so that both see the
+			// machine's slow and fast spells alike.
+			const otherEnv = { ...env, LD_PRELOAD: env.LD_PRELOAD.replace(agentPath(), otherAgent) };
+			const mine = [];
+			const theirs = [];
+			for (let i = 0; i < PAIRS; i++) {
+				if (i % 2) theirs.push(measure(otherEnv));
+				mine.push(measure(env));
+				if (!(i % 2)) theirs.push(measure(otherEnv));
+			}
+			const median = (xs) => [...xs].sort((a, b) => a.ns - b.ns)[xs.length >> 1];
+			rows.push({ ...v, ...median(mine), runs: mine.map((x) => x.ns) });
+			rows.push({
+				...v,
+				id: `${v.id}@other`,
+				label: `${v.label} (other build)`,
+				...median(theirs),
+				runs: theirs.map((x) => x.ns),
 			});
-			if (r.status !== 0) throw new Error(`${v.id}: bench_target exited ${r.status}: ${r.stderr}`);
-			rows.push({ ...v, ...JSON.parse(r.stdout.trim()) });
 		} finally {
 			reg.close();
 			seg.close();
@@ -163,6 +202,14 @@ for (const r of rows) {
 	);
 }
 const byId = Object.fromEntries(rows.map((r) => [r.id, r]));
+if (otherAgent) {
+	console.log(`agent: this build against ${otherAgent}, ${PAIRS} processes each, alternated (per-process medians)`);
+	for (const r of rows.filter((x) => byId[`${x.id}@other`])) {
+		const o = byId[`${r.id}@other`];
+		const list = (xs) => xs.map((x) => x.toFixed(1)).join(', ');
+		console.log(`  ${r.label.padEnd(40)} ${fmt(r.ns - o.ns).padStart(8)} (${list(r.runs)} against ${list(o.runs)})`);
+	}
+}
 const kernelRows = rows.filter((r) => r.kernel && !r.skipped && byId[r.peer]?.ns && base);
 if (kernelRows.length) {
 	console.log(`  (the kernel's rows: ${KERNEL_ROUNDS} rounds of ${KERNEL_CALLS} calls)`);

@@ -34,6 +34,11 @@ export interface AgentOptions {
 	logOutput?: string;
 	/** How often the agent looks for new links, in ms (BPFTIME_AGENT_POLL_MS; 0: never). Default 100. */
 	pollMs?: number;
+	/**
+	 * Runs ended by a fault (SIGSEGV or SIGBUS inside the program) after which a link is disabled in the process
+	 * (BPFTIME_AGENT_MAX_FAULTS; 0: never disabled, every faulting run still ends as if it returned 0). Default 10.
+	 */
+	maxFaults?: number;
 }
 
 export type SpawnWithAgentOptions = SpawnOptions & AgentOptions;
@@ -60,6 +65,15 @@ export function agentEnv(options: AgentOptions & { env?: NodeJS.ProcessEnv } = {
 		}
 		env.BPFTIME_AGENT_POLL_MS = String(options.pollMs);
 	}
+	if (options.maxFaults !== undefined) {
+		if (!Number.isInteger(options.maxFaults) || options.maxFaults < 0 || options.maxFaults > 0xffffffff) {
+			throw new BpftimeError(
+				'EINVAL',
+				`Expected an integer in [0, 4294967295] for maxFaults but received ${String(options.maxFaults)} (${typeof options.maxFaults})`,
+			);
+		}
+		env.BPFTIME_AGENT_MAX_FAULTS = String(options.maxFaults);
+	}
 	return env;
 }
 
@@ -81,8 +95,8 @@ export async function spawnWithAgent(
 ): Promise<ChildProcess> {
 	expectString(command, 'command');
 	for (const [i, a] of args.entries()) expectString(a, `args[${i}]`);
-	const { segment, logLevel, logOutput, pollMs, ...spawnOptions } = options;
-	const env = agentEnv({ env: options.env, segment, logLevel, logOutput, pollMs });
+	const { segment, logLevel, logOutput, pollMs, maxFaults, ...spawnOptions } = options;
+	const env = agentEnv({ env: options.env, segment, logLevel, logOutput, pollMs, maxFaults });
 	const child = spawn(command, args, { ...spawnOptions, env });
 	await new Promise<void>((resolve, reject) => {
 		const onError = (e: NodeJS.ErrnoException) => {

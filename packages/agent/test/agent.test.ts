@@ -50,9 +50,20 @@ async function withAgent(
 }
 
 describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
-	it('exports no symbol into the target', async () => {
+	it('exports no symbol into the target but the entry points of bpftime attach and detach and the signal-disposition functions it interposes', async () => {
 		const { stdout } = await run('nm', ['-D', '--defined-only', agentPath()]);
-		expect(stdout.trim()).toBe('');
+		const names = stdout
+			.trim()
+			.split('\n')
+			.map((l) => l.split(' ').at(-1));
+		expect(names.sort()).toEqual([
+			'bpftime_agent_detach',
+			'bpftime_agent_inject',
+			'bsd_signal',
+			'sigaction',
+			'signal',
+			'sysv_signal',
+		]);
 	});
 
 	it('leaves the output and exit status of the target unchanged when the registry is missing', async () => {
@@ -68,12 +79,12 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 	it('leaves the target unchanged when the registry holds a program that fails to load or a probe that cannot be placed', async () => {
 		const { name, registry } = newRegistry();
 		const offset = findFuncOffset(target, 'target_fn', 'test');
-		// r0 = bpf_get_stackid(): a helper bpftime does not provide, refused at instantiation.
+		// r0 = bpf_get_current_task(): a helper bpftime does not provide, refused at instantiation.
 		const bad = registry.loadProg({
 			type: ProgType.Kprobe,
-			name: 'needs_stackid',
+			name: 'needs_task',
 			license: 'GPL',
-			insns: Buffer.from('85000000' + '1b000000' + 'b700000000000000' + '9500000000000000', 'hex'),
+			insns: Buffer.from('85000000' + '23000000' + 'b700000000000000' + '9500000000000000', 'hex'),
 		});
 		const pe1 = registry.createPerfEvent({ type: 'uprobe', path: target, offset });
 		registry.createLink({ progId: bad.id, targetId: pe1.id });
@@ -92,7 +103,7 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 		expect(traced.code).toBe(plain.code);
 		expect(traced.stdout).toEqual(plain.stdout);
 		const log = traced.stderr.join('\n');
-		expect(log).toMatch(/link \d+: uprobe .*target\+0x[0-9a-f]+: .*stackid/);
+		expect(log).toMatch(/link \d+: uprobe .*target\+0x[0-9a-f]+: .*current_task/);
 		expect(log).toMatch(/link \d+: uprobe .*target\+0x7fff0000: /);
 	});
 
@@ -305,6 +316,13 @@ describe('spawnWithAgent', () => {
 
 	it('refuses a poll interval that is not a number of milliseconds', () => {
 		expect(() => agentEnv({ pollMs: -1 })).toThrow(/Expected an integer in \[0, 60000\] for pollMs but received -1/);
+	});
+
+	it('refuses a fault limit that is not a count, and passes one that is as BPFTIME_AGENT_MAX_FAULTS', () => {
+		expect(() => agentEnv({ maxFaults: 1.5 })).toThrow(
+			/Expected an integer in \[0, 4294967295\] for maxFaults but received 1.5 \(number\)/,
+		);
+		expect(agentEnv({ maxFaults: 0 }).BPFTIME_AGENT_MAX_FAULTS).toBe('0');
 	});
 });
 

@@ -19,6 +19,12 @@ export interface Fixtures {
 	bpf(name: string): Promise<string>;
 	/** test/fixtures/lib.c as a shared library (the target dlopen()s it). */
 	lib(): Promise<string>;
+	/** test/fixtures/segv_target.c: a program with SIGSEGV handlers of its own. */
+	segvTarget(): Promise<string>;
+	/** test/fixtures/sigbus_target.c: passes target_fn a pointer whose read raises SIGBUS. */
+	sigbusTarget(): Promise<string>;
+	/** test/fixtures/syscall-victim.c, the system call tests' target. */
+	syscallVictim(): Promise<string>;
 }
 
 export function useFixtures(): Fixtures {
@@ -30,6 +36,10 @@ export function useFixtures(): Fixtures {
 	return {
 		target: () => once('target', () => cc('target', ['-O2', '-pthread', join(fixtureDir, 'target.c'), '-ldl'])),
 		lib: () => once('lib', () => cc('libprobed.so', ['-O2', '-shared', '-fPIC', join(fixtureDir, 'lib.c')])),
+		segvTarget: () => once('segv_target', () => cc('segv_target', ['-O2', join(fixtureDir, 'segv_target.c')])),
+		sigbusTarget: () => once('sigbus_target', () => cc('sigbus_target', ['-O2', join(fixtureDir, 'sigbus_target.c')])),
+		syscallVictim: () =>
+			once('syscall-victim', () => cc('syscall-victim', ['-O2', '-pthread', join(fixtureDir, 'syscall-victim.c')])),
 		bpf: (name) =>
 			once(`bpf:${name}`, () =>
 				support.compileBpf('clang', join(fixtureDir, `${name}.bpf.c`), join(dir, `${name}.bpf.o`), [

@@ -126,6 +126,49 @@ describe('bpftime arguments', () => {
 	});
 });
 
+describe('bpftime load <command>', () => {
+	it('runs the command with the syscall-server preloaded and exits with its status', async () => {
+		const r = await bpftime(['--segment', segmentName(), 'load', 'sh', '-c', 'echo "$LD_PRELOAD"; exit 5']);
+		expect(r.code).toBe(5);
+		expect(r.stdout).toMatch(/libbpftime-syscall-server\.so/);
+	});
+
+	it('leaves what bpftool pins in the registry, where map dump reads it', async () => {
+		const seg = segmentName();
+		const create = await bpftime([
+			'--segment',
+			seg,
+			'load',
+			'bpftool',
+			'map',
+			'create',
+			'/sys/fs/bpf/bpftime_cli_test',
+			'type',
+			'array',
+			'key',
+			'4',
+			'value',
+			'4',
+			'entries',
+			'2',
+			'name',
+			'via_bpftool',
+		]);
+		expect(create.stderr).toBe('');
+		expect(create.code).toBe(0);
+		const dump = await bpftime(['--segment', seg, 'map', 'dump', 'via_bpftool']);
+		expect(dump.code, dump.stderr).toBe(0);
+	});
+
+	it('refuses --keep with an object file and --no-attach with a command', async () => {
+		const seg = segmentName();
+		expect((await bpftime(['--segment', seg, 'load', '--keep', 'a.o'])).stderr).toMatch(/--keep is for commands/);
+		expect((await bpftime(['--segment', seg, 'load', '--no-attach', 'sh'])).stderr).toMatch(
+			/--no-attach is for object files, not commands/,
+		);
+	});
+});
+
 describe('bpftime load, start and map dump', { timeout: 60_000 }, () => {
 	let dir = '';
 	let object = '';

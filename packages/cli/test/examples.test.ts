@@ -45,6 +45,14 @@ describe('examples', { timeout: 60_000 }, () => {
 		expect(left).toEqual([]);
 	});
 
+	it('libbpf-tool: an unmodified libbpf tool under bpftime load counts every call the victim makes', async () => {
+		const { stdout, left } = await demo('libbpf-tool', ['400']);
+		expect(stdout).toMatch(/^ {2}attached to .*victim:work$/m);
+		expect(stdout).toContain('  x % 4 == 0: 100 calls\n');
+		expect(stdout).toContain('\n400 calls of work() counted by the tool\n');
+		expect(left).toEqual([]);
+	});
+
 	it('override: makes check_access(1000) return 1 without running it', async () => {
 		const { stdout, left } = await demo('override');
 		expect(stdout).toContain('$ ./victim\nuid 0: allowed\nuid 1000: denied\nuid 1001: denied\n');

@@ -62,8 +62,15 @@ export const PROG_SPEC_KEYS = keysOf<Omit<ProgDescriptor, 'mapIds'>>()([
 ]);
 export const PROG_DESCRIPTOR_KEYS = keysOf<ProgDescriptor>()([...PROG_SPEC_KEYS, 'mapIds']);
 
-export const LINK_DESCRIPTOR_KEYS = keysOf<LinkDescriptor>()(['progId', 'targetId', 'attachType', 'flags', 'cookie']);
-export const LINK_SPEC_KEYS = LINK_DESCRIPTOR_KEYS;
+/** What createLink passes: the descriptor's fields but `faults` (the agents count it). */
+export const LINK_SPEC_KEYS = keysOf<Omit<LinkDescriptor, 'faults'>>()([
+	'progId',
+	'targetId',
+	'attachType',
+	'flags',
+	'cookie',
+]);
+export const LINK_DESCRIPTOR_KEYS = keysOf<LinkDescriptor>()([...LINK_SPEC_KEYS, 'faults']);
 
 export const PERF_EVENT_DESCRIPTOR_KEYS = keysOf<PerfEventDescriptor>()([
 	'type',

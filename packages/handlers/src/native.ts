@@ -20,7 +20,8 @@ export interface NativeRegistry {
 	release(id: number, generation?: bigint): void;
 	get(id: number): Record<string, unknown> | undefined;
 	list(): Record<string, unknown>[];
-	mapLookup(id: number, gen: bigint, key: Uint8Array): Buffer | undefined;
+	mapLookup(id: number, gen: bigint, key: Uint8Array, value?: Uint8Array): Buffer | undefined;
+	mapLookupAndDelete(id: number, gen: bigint, key: Uint8Array): Buffer | undefined;
 	mapUpdate(id: number, gen: bigint, key: Uint8Array, value: Uint8Array, flags: number): void;
 	mapDelete(id: number, gen: bigint, key: Uint8Array): boolean;
 	mapNextKey(id: number, gen: bigint, key: Uint8Array | null): Buffer | undefined;

@@ -121,6 +121,8 @@ export interface LinkDescriptor extends DescriptorBase {
 	attachType: number;
 	flags: number;
 	cookie: bigint;
+	/** Runs of the program that a SIGSEGV or SIGBUS ended, added up by the agents of every process. */
+	faults: bigint;
 }
 
 export interface PerfEventDescriptor extends DescriptorBase {
@@ -516,6 +518,19 @@ export class BpfMap extends HandleBase {
 	/** The value of key, or undefined (BPF_MAP_LOOKUP_ELEM). */
 	lookup(key: Uint8Array): Buffer | undefined {
 		return this.native.mapLookup(this.id, this.generation, key);
+	}
+
+	/**
+	 * BPF_MAP_LOOKUP_ELEM with the value buffer filled in first, as the kernel's bpf() passes it: a
+	 * bloom filter reads the value it is asked about from there. Undefined when absent.
+	 */
+	lookupWithValue(key: Uint8Array, value: Uint8Array): Buffer | undefined {
+		return this.native.mapLookup(this.id, this.generation, key, value);
+	}
+
+	/** BPF_MAP_LOOKUP_AND_DELETE_ELEM (a queue's or stack's pop); undefined when absent or empty. */
+	lookupAndDelete(key: Uint8Array): Buffer | undefined {
+		return this.native.mapLookupAndDelete(this.id, this.generation, key);
 	}
 
 	/** BPF_MAP_UPDATE_ELEM; `flags` from `UpdateFlags` (default Any). */

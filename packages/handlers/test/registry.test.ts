@@ -165,25 +165,25 @@ describe('Registry: bad input', () => {
 			'a map helper called with a number as its map',
 			{ ...prog(), insns: assemble('r1 = 0\nr2 = r10\nr2 += -8\ncall 1\nexit') },
 			'EINVAL',
-			/insn 3: helper #1: R1 is not a map on every path/,
+			/insn 3: R1 type=scalar expected=map_ptr/,
 		],
 		[
 			'a map helper called with the stack as its map',
 			{ ...prog(), insns: assemble('r1 = r10\nr2 = r10\nr2 += -8\ncall 3\nexit') },
 			'EINVAL',
-			/R1 is not a map/,
+			/insn 3: R1 type=fp expected=map_ptr/,
 		],
 		[
 			'a tail call with no prog array',
 			{ ...prog(), insns: assemble('r2 = 7\nr3 = 0\ncall 12\nr0 = 0\nexit') },
 			'EINVAL',
-			/R2 is not a map/,
+			/insn 2: R2 type=scalar expected=map_ptr/,
 		],
 		[
 			'a probe read that would write past the stack frame',
 			{ ...prog(), insns: assemble('r1 = r10\nr1 += -8\nr2 = 4096\nr3 = 0\ncall 4\nexit') },
 			'EINVAL',
-			/R1 points into the stack, but 4096 bytes at fp-8 leave the 512-byte frame/,
+			/insn 4: invalid indirect access to stack R1 off=-8 size=4096/,
 		],
 		[
 			'a probe read into the stack of a size the program computes',
@@ -192,13 +192,13 @@ describe('Registry: bad input', () => {
 				insns: assemble('r2 = *(u32 *)(r1 + 0)\nr1 = r10\nr1 += -64\nr3 = 0\ncall 4\nexit'),
 			},
 			'EINVAL',
-			/R2 \(its size\) is not a known constant/,
+			/insn 4: R2 unbounded memory access/,
 		],
 		[
 			'bpf_get_current_comm below the frame',
 			{ ...prog(), insns: assemble('r1 = r10\nr1 += -520\nr2 = 16\ncall 16\nexit') },
 			'EINVAL',
-			/16 bytes at fp-520 leave/,
+			/insn 3: invalid indirect access to stack R1 off=-520 size=16/,
 		],
 	])('refuses a program with %s', (_what, spec, code, message) => {
 		const { reg } = freshRegistry('badprog');

@@ -704,10 +704,18 @@ export class BpfObject implements Disposable {
 				mapIds[i] = id;
 				maps.set(m.name, { name: m.name, id, spec: m });
 				if (inner !== undefined) {
-					// libbpf destroys the inner template once the outer map holds its shape.
+					// libbpf destroys the inner template once the outer map holds its shape. The
+					// bpftime registry keeps a template while an outer map names it (its
+					// inner_map_id, which JSON export writes) and answers EBUSY: the template then
+					// stays, and goes with the object.
 					const innerId = inner;
-					created.splice(created.indexOf(innerId), 1);
-					await call(`map '${m.name}': release inner template`, () => target.release(innerId));
+					try {
+						target.release(innerId);
+						created.splice(created.indexOf(innerId), 1);
+					} catch (e) {
+						if (!(e instanceof BpftimeError && e.code === 'EBUSY'))
+							throw targetError(`map '${m.name}': release inner template`, e);
+					}
 				}
 				if (m.contents) {
 					const contents = m.contents;

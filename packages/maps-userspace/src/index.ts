@@ -1,7 +1,7 @@
 // @bpftime/maps-userspace: importing this module registers its map types
-// (BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH,
-// BPF_MAP_TYPE_RINGBUF, BPF_MAP_TYPE_USER_RINGBUF, BPF_MAP_TYPE_PERF_EVENT_ARRAY) with the registry of
-// @bpftime/handlers in this process.
+// (MAP_TYPES) with the registry of @bpftime/handlers in this process, and
+// exports a typed view of each type past array and hash (one file each,
+// named after the kernel's).
 //
 //   import '@bpftime/maps-userspace';
 //
@@ -24,3 +24,19 @@ for (const t of tables) registerMapOps(t.ops);
 export const MAP_TYPES: readonly { type: MapType; typeName: string }[] = Object.freeze(
 	tables.map((t) => Object.freeze({ type: t.type as MapType, typeName: t.typeName })),
 );
+
+export { ArrayOfMaps } from './array-of-maps.js';
+export { BloomFilter } from './bloom-filter.js';
+export { CgroupArray } from './cgroup-array.js';
+export { HashOfMaps } from './hash-of-maps.js';
+export { type LpmPrefix, LpmTrie } from './lpm-trie.js';
+export { LruHash } from './lru-hash.js';
+export { LruPercpuHash } from './lru-percpu-hash.js';
+export { PercpuArray } from './percpu-array.js';
+export { PercpuHash } from './percpu-hash.js';
+export { ProgArray } from './prog-array.js';
+export { Queue } from './queue.js';
+export { Stack } from './stack.js';
+export { StackTraceMap } from './stack-trace.js';
+export { type Frame, Symbolizer } from './symbols.js';
+export type { ValueList } from './value-list.js';

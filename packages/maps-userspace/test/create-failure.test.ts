@@ -20,6 +20,33 @@ describe('a map whose state cannot be made leaves the registry as it was', () =>
 			'ENOMEM',
 			{ type: MapType.Array, keySize: 4, valueSize: 4096, maxEntries: 4096 },
 		],
+		[
+			'a per-CPU array larger than the segment',
+			'ENOMEM',
+			{ type: MapType.PercpuArray, keySize: 4, valueSize: 4096, maxEntries: 4096 },
+		],
+		[
+			'a per-CPU hash larger than the segment',
+			'ENOMEM',
+			{ type: MapType.PercpuHash, keySize: 4, valueSize: 4096, maxEntries: 4096 },
+		],
+		[
+			'an LRU hash larger than the segment',
+			'ENOMEM',
+			{ type: MapType.LruHash, keySize: 4, valueSize: 4096, maxEntries: 4096 },
+		],
+		[
+			'a queue larger than the segment',
+			'ENOMEM',
+			{ type: MapType.Queue, keySize: 0, valueSize: 4096, maxEntries: 4096 },
+		],
+		[
+			'a bloom filter larger than the segment',
+			'ENOMEM',
+			{ type: MapType.BloomFilter, keySize: 0, valueSize: 8, maxEntries: 1 << 24 },
+		],
+		['a queue with a key', 'EINVAL', { type: MapType.Queue, keySize: 4, valueSize: 8, maxEntries: 4 }],
+		['an LPM trie with preallocation', 'EINVAL', { type: MapType.LpmTrie, keySize: 8, valueSize: 8, maxEntries: 4 }],
 	])('refuses %s (%s), keeping count, change counter and free memory', (_what, code, spec) => {
 		const { reg, seg } = freshRegistry('map_create_fail', { sizeMb: 4 });
 		reg.createMap({ type: MapType.Hash, name: 'kept', keySize: 4, valueSize: 8, maxEntries: 16 });

@@ -128,3 +128,38 @@ describe('JSON export and import of maps', () => {
 		expect(snapshot(copy)).toEqual(snapshot(reg));
 	});
 });
+
+describe('JSON export and import of the id-valued types', () => {
+	it('round-trips a prog array and maps of maps with their ids, and the imported tail call runs', () => {
+		const { reg } = freshRegistry('json_fd_src');
+		const jmp = reg.createMap({ type: MapType.ProgArray, name: 'jmp', keySize: 4, valueSize: 4, maxEntries: 4 });
+		const target = reg.loadProg({ type: ProgType.Kprobe, name: 'target', insns: assemble('r0 = 5\nexit') });
+		const caller = reg.loadProg({
+			type: ProgType.Kprobe,
+			name: 'caller',
+			insns: assemble(`r2 = map_by_fd(${jmp.id}) ll\nr3 = 1\ncall 12\nr0 = 1\nexit`),
+		});
+		jmp.update(u32le(1), u32le(target.id));
+		const inner = { type: MapType.Array, name: 'in', keySize: 4, valueSize: 8, maxEntries: 2 };
+		const t = reg.createMap(inner);
+		const a = reg.createMap({ ...inner, name: 'a' });
+		const hom = reg.createMap({
+			type: MapType.HashOfMaps,
+			name: 'hom',
+			keySize: 4,
+			valueSize: 4,
+			maxEntries: 4,
+			innerMapId: t.id,
+		});
+		hom.update(u32le(42), u32le(a.id));
+		const text = reg.exportJson();
+		const { reg: copy } = freshRegistry('json_fd_dst');
+		copy.importJson(text);
+		expect(normalized(copy.exportJson())).toEqual(normalized(text));
+		expect(copy.mapByName('jmp').lookup(u32le(1))?.readUInt32LE(0)).toBe(target.id);
+		expect(copy.mapByName('hom').lookup(u32le(42))?.readUInt32LE(0)).toBe(a.id);
+		expect(copy.prog(caller.id).run(undefined, { backend: 'jit' })).toBe(5n);
+		// The imported arrays still hold their objects.
+		expect(errorOf(() => copy.release(target.id)).code).toBe('EBUSY');
+	});
+});

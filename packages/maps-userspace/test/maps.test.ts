@@ -14,6 +14,19 @@ describe('registration', () => {
 			expect.arrayContaining([
 				'BPF_MAP_TYPE_ARRAY',
 				'BPF_MAP_TYPE_HASH',
+				'BPF_MAP_TYPE_PERCPU_ARRAY',
+				'BPF_MAP_TYPE_PERCPU_HASH',
+				'BPF_MAP_TYPE_LRU_HASH',
+				'BPF_MAP_TYPE_LRU_PERCPU_HASH',
+				'BPF_MAP_TYPE_QUEUE',
+				'BPF_MAP_TYPE_STACK',
+				'BPF_MAP_TYPE_BLOOM_FILTER',
+				'BPF_MAP_TYPE_LPM_TRIE',
+				'BPF_MAP_TYPE_PROG_ARRAY',
+				'BPF_MAP_TYPE_CGROUP_ARRAY',
+				'BPF_MAP_TYPE_ARRAY_OF_MAPS',
+				'BPF_MAP_TYPE_HASH_OF_MAPS',
+				'BPF_MAP_TYPE_STACK_TRACE',
 				'BPF_MAP_TYPE_RINGBUF',
 				'BPF_MAP_TYPE_USER_RINGBUF',
 				'BPF_MAP_TYPE_PERF_EVENT_ARRAY',
@@ -378,26 +391,26 @@ describe('map arguments of helpers, checked at load', () => {
 		const load = (text: string) => () => reg.loadProg({ type: 2, name: 'bad', insns: assemble(text) });
 		const key = errorOf(load(`r1 = map_by_fd(${m.id}) ll\nr2 = 0\ncall 1\nexit`));
 		expect(key.code).toBe('EINVAL');
-		expect(key.message).toMatch(/R2 may be a constant, not a pointer/);
+		expect(key.message).toMatch(/insn 3: R2 type=scalar expected=fp/);
 		const value = errorOf(load(`r1 = map_by_fd(${m.id}) ll\nr2 = r10\nr2 += -8\nr3 = 4096\nr4 = 0\ncall 2\nexit`));
-		expect(value.message).toMatch(/R3 may be a constant/);
+		expect(value.message).toMatch(/insn 6: R3 type=scalar expected=fp/);
 		// A number read from memory (here the context's first word) is no pointer either.
 		const loaded = errorOf(load(`r2 = *(u64 *)(r1 + 0)\nr1 = map_by_fd(${m.id}) ll\ncall 1\nexit`));
-		expect(loaded.message).toMatch(/R2 may be a number/);
+		expect(loaded.message).toMatch(/insn 3: R2 type=scalar expected=fp/);
 		const clobbered = errorOf(
 			load(
 				`r6 = map_by_fd(${m.id}) ll\n*(u64 *)(r10 - 16) = r6\n*(u32 *)(r10 - 12) = 0\n` +
 					'r1 = *(u64 *)(r10 - 16)\nr2 = r10\nr2 += -4\ncall 1\nexit',
 			),
 		);
-		expect(clobbered.message).toMatch(/R1 is not a map/);
+		expect(clobbered.message).toMatch(/insn 7: R1 type=scalar expected=map_ptr/);
 		// A key or value in the stack holds the map's key_size and value_size bytes inside the frame.
 		const key2 = errorOf(load(`r1 = map_by_fd(${m.id}) ll\nr2 = r10\nr2 += -2\ncall 1\nexit`));
-		expect(key2.message).toMatch(/R2 points into the stack, but 4 bytes at fp-2 leave the 512-byte frame/);
+		expect(key2.message).toMatch(/invalid indirect access to stack R2 off=-2 size=4/);
 		const value4 = errorOf(
 			load(`r1 = map_by_fd(${m.id}) ll\nr2 = r10\nr2 += -16\nr3 = r10\nr3 += -4\nr4 = 0\ncall 2\nexit`),
 		);
-		expect(value4.message).toMatch(/R3 points into the stack, but 8 bytes at fp-4/);
+		expect(value4.message).toMatch(/invalid indirect access to stack R3 off=-4 size=8/);
 		expect(reg.size).toBe(1);
 	});
 });

@@ -22,7 +22,7 @@ interface NativeVm {
 }
 
 interface VmAddon extends NativeAddon {
-	VmHandle: new (backend: string, boundsCheck: boolean) => NativeVm;
+	VmHandle: new (backend: string, boundsCheck: boolean, contextSize: number, verifier: string | undefined) => NativeVm;
 	opcodeTableAccepts(code: Buffer): Buffer;
 }
 
@@ -59,6 +59,18 @@ export interface VmOptions {
 	 * EFAULT instead of touching memory.
 	 */
 	boundsCheck?: boolean;
+	/**
+	 * Bytes of context (`run`'s Buffer) the verifier lets the program reach
+	 * through r1; 0 (the default) lets it pass r1 on but not dereference
+	 * it. Like the kernel's context size for a program type.
+	 */
+	contextSize?: number;
+	/**
+	 * `strict` proves every program memory-safe before it loads (the
+	 * kernel's type discipline); `off` runs the structural checks only.
+	 * Default: BPFTIME_VERIFIER, else `strict`.
+	 */
+	verifier?: 'strict' | 'off';
 }
 
 /** A helper written in JavaScript: r1..r5 in, r0 out. */
@@ -88,7 +100,17 @@ export class Vm implements Disposable {
 			throw new BpftimeError('EINVAL', `Expected 'interpreter' or 'jit' for backend but received ${String(backend)}`);
 		}
 		this.backend = backend;
-		this.#native = new native.VmHandle(backend, options.boundsCheck ?? false);
+		const contextSize = options.contextSize ?? 0;
+		if (!Number.isInteger(contextSize) || contextSize < 0 || contextSize > 0xffffffff) {
+			throw new BpftimeError('EINVAL', `Expected u32 for contextSize but received ${String(contextSize)}`);
+		}
+		if (options.verifier !== undefined && options.verifier !== 'strict' && options.verifier !== 'off') {
+			throw new BpftimeError(
+				'EINVAL',
+				`Expected 'strict' or 'off' for verifier but received ${String(options.verifier)}`,
+			);
+		}
+		this.#native = new native.VmHandle(backend, options.boundsCheck ?? false, contextSize, options.verifier);
 	}
 
 	#handle(): NativeVm {

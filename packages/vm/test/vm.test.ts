@@ -12,7 +12,7 @@ describe.each(backends)('Vm on the %s', (backend) => {
 	});
 
 	it('passes the context by address as r1 and its length as r2', () => {
-		using vm = new Vm({ backend });
+		using vm = new Vm({ backend, contextSize: 10 });
 		vm.load('r3 = *(u32 *)(r1 + 0)\n*(u32 *)(r1 + 4) = w3\nr0 = r2\nexit');
 		const ctx = Buffer.from([1, 2, 3, 4, 0, 0, 0, 0, 9, 9]);
 		expect(vm.run(ctx)).toBe(10n);
@@ -36,7 +36,7 @@ describe.each(backends)('Vm on the %s', (backend) => {
 		vm.registerHelper(1, 'fails', () => {
 			throw new RangeError('helper failed');
 		});
-		vm.load('call 1\nexit');
+		vm.load('r1 = 0\nr2 = 0\nr3 = 0\nr4 = 0\nr5 = 0\ncall 1\nexit');
 		expect(() => vm.run()).toThrow(RangeError);
 	});
 
@@ -59,8 +59,10 @@ describe.each(backends)('Vm on the %s', (backend) => {
 		expect(() => vm.load('call 99\nexit')).toThrow(expect.objectContaining({ code: 'EINVAL' }));
 	});
 
+	// The run-time bounds checks are the safety net of programs loaded with
+	// the verifier off, which is how these out-of-bounds programs load.
 	it('stops an out-of-bounds load with EFAULT in bounds-check mode', () => {
-		using vm = new Vm({ backend, boundsCheck: true });
+		using vm = new Vm({ backend, boundsCheck: true, verifier: 'off' });
 		vm.load('r0 = *(u64 *)(r1 + 8)\nexit');
 		expect(() => vm.run(Buffer.alloc(8))).toThrow(
 			expect.objectContaining({
@@ -73,7 +75,7 @@ describe.each(backends)('Vm on the %s', (backend) => {
 
 	it('lets a program touch a registered region in bounds-check mode, and only for writing when writable', () => {
 		const region = Buffer.alloc(8);
-		using vm = new Vm({ backend, boundsCheck: true });
+		using vm = new Vm({ backend, boundsCheck: true, verifier: 'off' });
 		let address = 0n;
 		vm.registerHelper(1, 'region', () => address);
 		vm.addMemoryRegion(region, { writable: false });

@@ -10,6 +10,7 @@
 #include <bpftime/handlers/helpers.hpp>
 #include <bpftime/handlers/program.hpp>
 #include <bpftime/handlers/registry.hpp>
+#include <bpftime/maps_shared/maps_shared.hpp>
 #include <bpftime/maps_userspace/maps_userspace.hpp>
 #include <bpftime/shm/segment.hpp>
 #include <bpftime/vm/verifier.hpp>
@@ -66,6 +67,8 @@ struct entry {
 	// The family's hook, null when nothing was installed (skipped,
 	// failed).
 	std::unique_ptr<hooks::hook> hook;
+	// The hook's fault count already added to the link in the registry.
+	uint64_t published_faults = 0;
 };
 
 } // namespace
@@ -201,6 +204,7 @@ status attach_context::open(const context_options &opts) noexcept
 		if (!reg)
 			return std::move(reg).error();
 		BPFTIME_TRY(maps_userspace::register_all());
+		BPFTIME_TRY(maps_shared::register_all());
 		const vm::helper_proto *h =
 			handlers::find_helper(override_return_proto.id);
 		if (!h) {
@@ -300,14 +304,60 @@ result<sync_summary> attach_context::sync() noexcept
 	}
 }
 
+result<uint32_t> attach_context::detach_all() noexcept
+{
+	try {
+		std::lock_guard g(state_->mu);
+		state &s = *state_;
+		if (!s.reg)
+			return fail(EBADF, "registry: not open");
+		uint32_t n = 0;
+		for (auto &[id, e] : s.entries) {
+			if (e.hook)
+				n++;
+			s.detach(e);
+		}
+		s.entries.clear();
+		return n;
+	} catch (const std::exception &e) {
+		return fail(ENOMEM, std::string("registry: detach: ") + e.what());
+	}
+}
+
+void attach_context::publish_faults() noexcept
+{
+	try {
+		std::lock_guard g(state_->mu);
+		if (!state_->reg)
+			return;
+		for (auto &[id, e] : state_->entries) {
+			if (!e.hook)
+				continue;
+			const uint64_t n = e.hook->faults();
+			if (n <= e.published_faults)
+				continue;
+			// A released link is gone from the registry, and its
+			// count with it.
+			if (state_->reg->add_link_faults(
+				    { e.st.link_id, e.st.generation },
+				    n - e.published_faults))
+				e.published_faults = n;
+		}
+	} catch (...) {
+	}
+}
+
 std::vector<link_status> attach_context::links() const
 {
 	std::lock_guard g(state_->mu);
 	std::vector<link_status> out;
 	for (auto &[id, e] : state_->entries) {
 		out.push_back(e.st);
-		if (e.hook)
+		if (e.hook) {
 			out.back().missed = e.hook->missed();
+			out.back().faults = e.hook->faults();
+			out.back().disabled = e.hook->disabled();
+		}
 	}
 	return out;
 }

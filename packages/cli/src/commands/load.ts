@@ -1,5 +1,10 @@
 // bpftime load <prog.bpf.o>: loads an object into the registry (creating the
 // segment when needed) and attaches the programs whose SEC names say where.
+// bpftime load <command> [args...]: runs a loader tool (a libbpf program,
+// bpftool) under the syscall-server, so that what it loads lands in the
+// registry.
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
+import { foreground } from '../child.js';
 import { type Command, takeOptions, UsageError } from '../command.js';
 import { registryModules, segmentOptions } from '../registry.js';
 
@@ -10,12 +15,39 @@ function parsePid(text: string): number {
 	return Number(text);
 }
 
+const EM_BPF = 247;
+
+/**
+ * Whether `file` is an eBPF object for the TypeScript loader: an ELF file
+ * for EM_BPF, or, when there is no such file, a name ending in `.o` (so the
+ * loader names the missing file). Anything else is a command to run.
+ */
+function isBpfObject(file: string): boolean {
+	if (!existsSync(file)) return file.endsWith('.o');
+	const head = Buffer.alloc(20);
+	let fd: number | undefined;
+	try {
+		fd = openSync(file, 'r');
+		if (readSync(fd, head, 0, 20, 0) < 20) return false;
+	} catch {
+		return file.endsWith('.o');
+	} finally {
+		if (fd !== undefined) closeSync(fd);
+	}
+	return head.readUInt32BE(0) === 0x7f454c46 && head.readUInt16LE(18) === EM_BPF;
+}
+
 export const load: Command = {
 	name: 'load',
 	overview: [
 		['load <prog.bpf.o>', 'load an eBPF object into the registry and attach\nits uprobes (uprobe/uretprobe SEC names)'],
+		[
+			'load [--keep] <command> [args...]',
+			"run a libbpf-based tool or bpftool with\nlibbpftime-syscall-server.so preloaded; exits\nwith the command's exit status",
+		],
 	],
 	usage: `Usage: bpftime load <prog.bpf.o> [--binary <path>] [--pid <pid>] [--no-attach]
+       bpftime load [--keep] <command> [args...]
 
 Creates the registry when the segment does not exist (BPFTIME_SHM_MEMORY_MB
 sizes it), loads the object's maps and programs into it, and attaches every
@@ -27,14 +59,64 @@ Options:
   --binary <path>  the binary of uprobe sections that name none (SEC("uprobe"))
   --pid <pid>      attach for this process only (default: every process)
   --no-attach      load only
+
+The second form runs a loader tool (a program built on libbpf, bpftool ...)
+with libbpftime-syscall-server.so in LD_PRELOAD: its bpf() and uprobe
+perf_event_open() calls create maps, programs and links in the registry
+instead of the kernel, and targets started with \`bpftime start\` run them.
+Standard input, output and error are the command's; bpftime exits with its
+exit status (128 + the signal number when a signal ended it). What the tool
+leaves open when it exits is released, as the kernel does, unless --keep
+is given.
+
+Options of the second form:
+  --keep           leave everything the tool creates in the registry after
+                   it exits (BPFTIME_KEEP_OBJECTS=1)
 `,
+	ownsHelp: true,
 	async run(args, { segment, io }) {
+		const first = takeOptions(
+			args,
+			{
+				'--binary': 'value',
+				'--pid': 'value',
+				'--no-attach': 'flag',
+				'--keep': 'flag',
+				'--help': 'flag',
+				'-h': 'flag',
+			},
+			'load',
+			true,
+		);
+		if (first.options['--help'] === true || first.options['-h'] === true) {
+			io.out(load.usage);
+			return 0;
+		}
+		const head = first.rest[0];
+		if (head !== undefined && !isBpfObject(head)) {
+			for (const o of ['--binary', '--pid', '--no-attach'])
+				if (o in first.options) throw new UsageError(`load: ${o} is for object files, not commands`, 'load');
+			const [command, ...commandArgs] = first.rest as [string, ...string[]];
+			const { spawnWithSyscallServer } = await import('@bpftime/syscall-server');
+			const child = await spawnWithSyscallServer(command, commandArgs, {
+				stdio: 'inherit',
+				keepObjects: first.options['--keep'] === true,
+				...(segment ? { segment } : {}),
+			});
+			return foreground(child);
+		}
+		if (first.options['--keep'] === true)
+			throw new UsageError('load: --keep is for commands; objects loaded from a file always stay', 'load');
 		const { options, rest } = takeOptions(
 			args,
-			{ '--binary': 'value', '--pid': 'value', '--no-attach': 'flag' },
+			{ '--binary': 'value', '--pid': 'value', '--no-attach': 'flag', '--help': 'flag', '-h': 'flag' },
 			'load',
 			false,
 		);
+		if (options['--help'] === true || options['-h'] === true) {
+			io.out(load.usage);
+			return 0;
+		}
 		if (rest.length === 0) throw new UsageError('load: missing the object file', 'load');
 		if (rest.length > 1)
 			throw new UsageError(`load: one object file at a time, received ${rest.length}: ${rest.join(' ')}`, 'load');

@@ -1,7 +1,8 @@
 // bpftime map list | map dump <name|id>: reads the maps of the registry, as
 // `bpftool map` does for the kernel's.
 import { BpftimeError } from '@bpftime/common';
-import type { BpfMap, MapDescriptor, Registry } from '@bpftime/handlers';
+import { type BpfMap, type MapDescriptor, MapType, type Registry } from '@bpftime/handlers';
+import { StackTraceMap, Symbolizer } from '@bpftime/maps-userspace';
 import { type Command, type Context, takeOptions, UsageError } from '../command.js';
 import { openRegistry } from '../registry.js';
 
@@ -66,13 +67,44 @@ async function list(args: string[], { segment, io }: Context): Promise<number> {
 	return 0;
 }
 
+/** The stacks of a stack trace map, one frame a line, named through the ELF symbols of process `pid`. */
+function dumpStacks(map: BpfMap, pid: number | undefined, json: boolean, io: Context['io']): void {
+	const stacks = new StackTraceMap(map);
+	const sym = pid === undefined ? undefined : new Symbolizer(pid);
+	const all = [...stacks.entries()];
+	if (json) {
+		const frames = (ips: bigint[]) =>
+			ips.map((ip) => {
+				const f = sym?.symbolize(ip);
+				return { address: `0x${ip.toString(16)}`, symbol: f?.symbol, offset: f?.offset?.toString(), module: f?.module };
+			});
+		io.out(
+			`${JSON.stringify({ id: map.id, name: map.name, type: 'stack_trace', stacks: all.map(([id, ips]) => ({ id, frames: frames(ips) })) }, null, 2)}\n`,
+		);
+		return;
+	}
+	for (const [id, ips] of all) {
+		io.out(`stack ${id}:\n`);
+		for (const ip of ips) io.out(`    ${sym ? sym.format(ip) : `0x${ip.toString(16)}`}\n`);
+	}
+	io.out(`${map.describe()}: ${all.length} ${all.length === 1 ? 'stack' : 'stacks'}\n`);
+}
+
 async function dump(args: string[], { segment, io }: Context): Promise<number> {
-	const { options, rest: names } = takeOptions(args, { '--json': 'flag' }, 'map', false);
+	const { options, rest: names } = takeOptions(args, { '--json': 'flag', '--pid': 'value' }, 'map', false);
 	if (names.length === 0) throw new UsageError('map dump: missing the map name or id', 'map');
 	if (names.length > 1) throw new UsageError(`map dump: one map at a time, received ${names.join(' ')}`, 'map');
+	const pidText = options['--pid'];
+	const pid = typeof pidText === 'string' ? Number(pidText) : undefined;
+	if (pid !== undefined && !(Number.isInteger(pid) && pid > 0))
+		throw new UsageError(`map dump: --pid takes a process id, received '${pidText}'`, 'map');
 	const { seg, reg } = await openRegistry(segment);
 	try {
 		const map = findMap(reg, names[0] as string);
+		if (map.type === MapType.StackTrace) {
+			dumpStacks(map, pid, options['--json'] === true, io);
+			return 0;
+		}
 		const entries = [...map.entries()].map(([k, v]) => [formatBytes(k), formatBytes(v)] as const);
 		if (options['--json'] === true) {
 			io.out(
@@ -102,12 +134,15 @@ export const map: Command = {
 		['map dump <name|id>', 'print every entry of a map'],
 	],
 	usage: `Usage: bpftime map list
-       bpftime map dump <name|id> [--json]
+       bpftime map dump <name|id> [--json] [--pid <pid>]
 
 list  one line per map: id, name, type, key and value sizes, max entries
 dump  every entry of the map, one per line: "key <k> value <v>"; keys and
       values of 1, 2, 4 or 8 bytes are little-endian unsigned integers, others
-      hex bytes. --json prints one JSON document instead.
+      hex bytes. --json prints one JSON document instead. A stack trace map
+      prints each stack, one frame a line; with --pid, each frame is named
+      from the ELF symbols of that process (the one that recorded them):
+      "function+0x1f (/path/to/module)".
 `,
 	async run(args, ctx) {
 		const [sub, ...rest] = args;

@@ -1,5 +1,6 @@
 // bpftime start <command> [args...]: runs a command with the agent preloaded
 // and exits with its status; signals to the CLI are passed on to it.
+import { foreground } from '../child.js';
 import { type Command, takeOptions, UsageError } from '../command.js';
 
 export const start: Command = {
@@ -28,22 +29,6 @@ signal ended it). SIGINT, SIGTERM and SIGHUP are passed on to the command.
 			stdio: 'inherit',
 			...(segment ? { segment } : {}),
 		});
-		const forward = (sig: NodeJS.Signals) => () => {
-			child.kill(sig);
-		};
-		const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((s) => [s, forward(s)] as const);
-		for (const [s, h] of handlers) process.on(s, h);
-		try {
-			const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
-				child.once('exit', (c, s) => resolve([c, s])),
-			);
-			if (signal) {
-				const num = (await import('node:os')).constants.signals[signal] ?? 0;
-				return 128 + num;
-			}
-			return code ?? 1;
-		} finally {
-			for (const [s, h] of handlers) process.off(s, h);
-		}
+		return foreground(child);
 	},
 };

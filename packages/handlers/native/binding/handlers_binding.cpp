@@ -431,6 +431,8 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 				InstanceMethod("mapLookup", &RegistryHandle::MapLookup),
 				InstanceMethod("mapUpdate", &RegistryHandle::MapUpdate),
 				InstanceMethod("mapDelete", &RegistryHandle::MapDelete),
+				InstanceMethod("mapLookupAndDelete",
+					       &RegistryHandle::MapLookupAndDelete),
 				InstanceMethod("mapNextKey", &RegistryHandle::MapNextKey),
 				InstanceMethod("mapLookupBatch",
 					       &RegistryHandle::MapLookupBatch),
@@ -594,7 +596,27 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 		auto key = sized(info, 2, *m, m->key_size, "key");
 		Napi::Buffer<uint8_t> out =
 			Napi::Buffer<uint8_t>::New(env, m->user_value_size);
+		// A bloom filter's lookup reads the value it is asked about
+		// from the value buffer, as the kernel's bpf() passes it.
+		if (info.Length() > 3 && !info[3].IsUndefined()) {
+			auto in = sized(info, 3, *m, m->user_value_size, "value");
+			memcpy(out.Data(), in.data(), in.size());
+		}
 		if (!found(env, m->lookup(key.data(), out.Data())))
+			return env.Undefined();
+		return out;
+	}
+
+	// mapLookupAndDelete(id, generation, key) → Buffer, or undefined when
+	// absent (an empty queue or stack).
+	Napi::Value MapLookupAndDelete(const Napi::CallbackInfo &info)
+	{
+		Napi::Env env = info.Env();
+		auto m = map_at(info);
+		auto key = sized(info, 2, *m, m->key_size, "key");
+		Napi::Buffer<uint8_t> out =
+			Napi::Buffer<uint8_t>::New(env, m->user_value_size);
+		if (!found(env, m->lookup_and_delete(key.data(), out.Data())))
 			return env.Undefined();
 		return out;
 	}

@@ -72,6 +72,8 @@ const map_ops ops = {
 	.lookup_batch = array::lookup_batch,
 	.state_magic = ARRAY_MAGIC,
 	.state_version = ARRAY_STATE_VERSION,
+	.for_each = array::for_each,
+	.gen_lookup = array::gen_lookup,
 };
 
 } // namespace

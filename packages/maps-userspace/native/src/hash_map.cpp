@@ -57,6 +57,12 @@ int hash_delete(void *state, const void *key)
 	return htab::remove(static_cast<htab::state *>(state), key);
 }
 
+int hash_lookup_and_delete(void *state, const void *key, void *value)
+{
+	return htab::lookup_and_delete(static_cast<htab::state *>(state), key,
+				       value);
+}
+
 const map_ops ops = {
 	.size = sizeof(map_ops),
 	.abi_version = MAP_OPS_ABI_VERSION,
@@ -74,6 +80,8 @@ const map_ops ops = {
 	.lookup_batch = htab::lookup_batch,
 	.state_magic = HASH_MAGIC,
 	.state_version = HASH_STATE_VERSION,
+	.for_each = htab::for_each,
+	.lookup_and_delete = hash_lookup_and_delete,
 };
 
 } // namespace

@@ -11,6 +11,19 @@
 #define BPFTIME_MAPS_USERSPACE_TYPES(X)                                       \
 	X(array_map_ops)                                                       \
 	X(hash_map_ops)                                                        \
+	X(percpu_array_map_ops)                                                \
+	X(percpu_hash_map_ops)                                                 \
+	X(lru_hash_map_ops)                                                    \
+	X(lru_percpu_hash_map_ops)                                             \
+	X(queue_map_ops)                                                       \
+	X(stack_map_ops)                                                       \
+	X(bloom_filter_map_ops)                                                \
+	X(lpm_trie_map_ops)                                                    \
+	X(prog_array_map_ops)                                                  \
+	X(cgroup_array_map_ops)                                                \
+	X(array_of_maps_map_ops)                                               \
+	X(hash_of_maps_map_ops)                                                \
+	X(stack_trace_map_ops)                                                 \
 	X(ringbuf_map_ops)                                                     \
 	X(perf_event_array_map_ops)                                            \
 	X(user_ringbuf_map_ops)

@@ -47,6 +47,8 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <bpftime/common/log.hpp>
+
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -711,6 +713,16 @@ int perf_output_bench(uint64_t records)
 
 int main(int argc, char **argv)
 {
+	// The producer programs loop as many times as their context says (up
+	// to 1,000,000): no verifier bounds that, the kernel's refuses it too.
+	// This tool tests the buffers, so its programs load with the
+	// verifier's type discipline off.
+	setenv("BPFTIME_VERIFIER", "off", 1);
+	// Its callers read its output: keep the verifier's warning out.
+	bpftime::log_configure(
+		bpftime::log_options{ .level = bpftime::log_level::error,
+				      .output = "" },
+		bpftime::log_source{ "ringbuf-tool", true });
 	if (argc >= 5 && !strcmp(argv[1], "produce")) {
 		auto reg = open_registry(argv[2]);
 		uint32_t map_id = uint32_t(strtoul(argv[3], nullptr, 10));

@@ -14,6 +14,10 @@
 #include <bpftime/vm/vm.hpp>
 
 #include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <string>
 #include <cstring>
 #include <optional>
 #include <utility>
@@ -109,6 +113,21 @@ class VmHandle : public Napi::ObjectWrap<VmHandle> {
 						   bpftime::napi::string_arg(info, 0, "backend")));
 		bpftime::vm::vm_options opts;
 		opts.bounds_check = bpftime::napi::arg(info, 1).ToBoolean();
+		opts.ctx_size = bpftime::napi::u32_arg(info, 2, "contextSize");
+		// An explicit option wins; otherwise BPFTIME_VERIFIER.
+		Napi::Value mode = bpftime::napi::arg(info, 3);
+		std::string mode_s = mode.IsString() ? mode.As<Napi::String>().Utf8Value() :
+						       std::string(getenv("BPFTIME_VERIFIER") ?: "");
+		opts.type_check =
+			unwrap(env, bpftime::vm::parse_verifier_mode(mode_s.c_str()));
+		static std::once_flag warned;
+		if (!opts.type_check)
+			std::call_once(warned, [] {
+				fprintf(stderr, "bpftime: the verifier's type discipline is "
+						"OFF (BPFTIME_VERIFIER=off): programs are not "
+						"proven memory-safe and may crash this "
+						"process\n");
+			});
 		vm_.emplace(backend, opts);
 		helpers_.fill(nullptr);
 	}

@@ -39,6 +39,8 @@ struct program {
 	std::vector<memory_region> regions; // bounds-check mode only
 	tail_call_resolver tail_call = nullptr;
 	void *tail_call_user = nullptr;
+	// Only during the factory call (vm::set_inline_resolver).
+	inline_resolver inliner;
 	// Start pcs of the main program (0) and of every sub-program reached by
 	// a local call or a BPF_PSEUDO_FUNC, sorted.
 	std::vector<uint32_t> function_starts;

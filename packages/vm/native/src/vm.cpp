@@ -31,6 +31,8 @@ struct vm::impl {
 	std::vector<helper_entry> helpers;
 	std::unordered_map<uint32_t, helper_entry> kfuncs;
 	lddw_resolver resolver;
+	std::function<std::optional<map_desc>(uint8_t, int32_t)> map_describer;
+	inline_resolver inliner;
 	tail_call_resolver tail_call = nullptr;
 	void *tail_call_user = nullptr;
 	std::vector<memory_region> regions;
@@ -207,10 +209,23 @@ status vm::register_kfunc(uint32_t btf_id, std::string name, helper_fn fn)
 	return {};
 }
 
+void vm::set_map_describer(
+	std::function<std::optional<map_desc>(uint8_t kind, int32_t imm)> d)
+{
+	if (impl_)
+		impl_->map_describer = std::move(d);
+}
+
 void vm::set_lddw_resolver(lddw_resolver r)
 {
 	if (impl_)
 		impl_->resolver = std::move(r);
+}
+
+void vm::set_inline_resolver(inline_resolver r)
+{
+	if (impl_)
+		impl_->inliner = std::move(r);
 }
 
 void vm::set_tail_call_resolver(tail_call_resolver r, void *user)
@@ -309,6 +324,10 @@ status vm::load(std::span<const insn> prog)
 	vo.helper_proto_of = [&m](uint32_t id) { return m.proto_of(id); };
 	vo.kfunc_known = [&m](uint32_t id) { return m.kfuncs.count(id) != 0; };
 	vo.strict = m.opts.strict_verifier;
+	vo.types = m.opts.type_check;
+	vo.ctx_size = m.opts.ctx_size;
+	vo.ctx_writable = m.opts.ctx_writable;
+	vo.map_of = m.map_describer;
 	result<verify_info> info = verify(insns, vo);
 	if (!info)
 		return std::move(info).error();
@@ -320,6 +339,7 @@ status vm::load(std::span<const insn> prog)
 	m.prog.regions = m.regions;
 	m.prog.tail_call = m.tail_call;
 	m.prog.tail_call_user = m.tail_call_user;
+	m.prog.inliner = m.inliner;
 	m.prog.function_starts = std::move(info->function_starts);
 	m.prog.max_stack = info->max_stack;
 	if (status st = resolve_lddw(m); !st) {

@@ -337,6 +337,7 @@ result<std::unique_ptr<runner>> build(const code &c, const variant &v,
 		return any_args_proto(id, "any", nullptr);
 	};
 	vo.kfunc_known = [](uint32_t) { return true; };
+	vo.types = false;
 	r->prog.options.strict_verifier = verify(c, vo).ok();
 	if (setup)
 		setup(r->prog);
@@ -1423,6 +1424,9 @@ std::unique_ptr<vm> load_vm(backend b, const code &c, tail_env *env, bool bounds
 {
 	vm_options o;
 	o.bounds_check = bounds;
+	// These programs test the JIT against the interpreter, with r1 as
+	// plain memory: the machine, not the verifier's type discipline.
+	o.type_check = false;
 	auto v = std::make_unique<vm>(b, o);
 	(void)v->register_helper(any_args_proto(HELPER_SUM, "weighted_sum", weighted_sum));
 	(void)v->register_helper(any_args_proto(HELPER_LOOP, "loop", loop_helper));

@@ -19,6 +19,7 @@
 //   - failure to parse, load, verify or run: exit 1, the reason on stderr
 //     (the runner compares it with a test's "-- error" when stdout is empty).
 // Helper 5 returns its first argument (the conformance tests' "call 5").
+#include <cstdlib>
 #include <bpftime/common/hex.hpp>
 #include <bpftime/vm/vm.hpp>
 
@@ -120,7 +121,21 @@ int main(int argc, char **argv)
 		memory = std::move(*m);
 	}
 
-	bpftime::vm::vm v(backend);
+	// The program's context is the memory given: its size bounds what the
+	// verifier lets r1 reach.
+	auto mode = bpftime::vm::parse_verifier_mode(getenv("BPFTIME_VERIFIER"));
+	if (!mode) {
+		std::cerr << mode.error().message << "\n";
+		return 1;
+	}
+	if (!*mode)
+		std::cerr << "bpftime-vm-plugin: BPFTIME_VERIFIER=off: the "
+			     "verifier's type discipline is OFF; programs are "
+			     "not proven memory-safe\n";
+	bpftime::vm::vm_options vo;
+	vo.type_check = *mode;
+	vo.ctx_size = uint32_t(memory.size());
+	bpftime::vm::vm v(backend, vo);
 	if (auto st = v.register_helper({ .id = 5,
 					  .name = "identity",
 					  .ret = bpftime::vm::RET_INTEGER,

@@ -6,8 +6,8 @@
 
 namespace bpftime::agent::hooks {
 
-constinit thread_local bool t_running __attribute__((tls_model("initial-exec"))) =
-	false;
+constinit thread_local const binding *t_running
+	__attribute__((tls_model("initial-exec"))) = nullptr;
 
 std::unique_ptr<binding> bind_program(const services &s,
 				      const link_request &r, link_status &st)
@@ -28,8 +28,11 @@ std::unique_ptr<binding> bind_program(const services &s,
 	auto b = std::make_unique<binding>();
 	b->owner = *inst;
 	b->prog = b->owner.get();
-	b->run = b->prog->machine().get_runner();
+	const vm::runner run = b->prog->machine().get_runner();
+	b->run_fn.store(run.fn, std::memory_order_relaxed);
+	b->run_self = run.self;
 	b->cookie = r.link.cookie;
+	b->link_id = st.link_id;
 	b->in_place = !vm::may_write_context(b->prog->machine().instructions(),
 					     handlers::helper_written_args);
 	return b;

@@ -25,14 +25,28 @@ namespace bpftime::agent::hooks {
 struct binding {
 	std::shared_ptr<handlers::program_instance> owner;
 	const handlers::program_instance *prog = nullptr;
-	vm::runner run; // prog's, fetched once
+	// prog's runner, fetched once. The function is the one field a hit
+	// may see change: the fault handler (fault_guard.cpp) swaps in one
+	// that runs nothing when it disables the link; relaxed, so a hit
+	// reads it with a plain load.
+	mutable std::atomic<vm::runner::fn_type> run_fn{ nullptr };
+	const void *run_self = nullptr;
 	uint64_t cookie = 0;
+	uint32_t link_id = 0;
 	uint64_t func_ip = 0; // the probed address, for uretprobes
 	// The program provably never writes its context (vm::may_write_context),
 	// so it runs on the hook's context itself rather than on a copy.
 	bool in_place = false;
 	// Hits that did not run the program (see t_running).
 	mutable std::atomic<uint64_t> missed{ 0 };
+	// Runs that a SIGSEGV or SIGBUS ended (fault_guard.cpp).
+	mutable std::atomic<uint64_t> faults{ 0 };
+
+	uint64_t run(void *ctx, uint64_t ctx_len, int *err) const noexcept
+	{
+		return run_fn.load(std::memory_order_relaxed)(run_self, ctx,
+							       ctx_len, err);
+	}
 };
 
 // Whether this thread is running a program now, as the kernel's
@@ -41,11 +55,13 @@ struct binding {
 // a signal handler that interrupted the program and calls a hooked function)
 // does not run its program and counts as missed. Programs thus never recurse
 // without end, and never wait for a map lock that their own thread holds.
-// One flag for every family. initial-exec: the agent is loaded at startup
-// (LD_PRELOAD), so the variable sits in the static TLS block and reading it
-// is one instruction, with no __tls_get_addr call (which may allocate)
-// inside a hook; constinit: no TLS wrapper call from other files.
-extern constinit thread_local bool t_running
+// One flag for every family: the binding whose program runs, or null. The
+// fault handler (fault_guard.cpp) reads it to know that a fault on this
+// thread may be the program's, and whose. initial-exec: the agent is loaded
+// at startup (LD_PRELOAD), so the variable sits in the static TLS block and
+// reading it is one instruction, with no __tls_get_addr call (which may
+// allocate) inside a hook; constinit: no TLS wrapper call from other files.
+extern constinit thread_local const binding *t_running
 	__attribute__((tls_model("initial-exec")));
 
 // Enter/leave the program section of a hook. The signal fences keep the
@@ -57,7 +73,7 @@ inline bool enter(const binding *b)
 		b->missed.fetch_add(1, std::memory_order_relaxed);
 		return false;
 	}
-	t_running = true;
+	t_running = b;
 	std::atomic_signal_fence(std::memory_order_seq_cst);
 	return true;
 }
@@ -65,8 +81,11 @@ inline bool enter(const binding *b)
 inline void leave()
 {
 	std::atomic_signal_fence(std::memory_order_seq_cst);
-	t_running = false;
+	t_running = nullptr;
 }
+
+// Whether the fault handler disabled b (fault_guard.cpp).
+bool link_disabled(const binding &b) noexcept;
 
 // Instantiates r's program on s.backend and binds it with the link's
 // cookie; on failure marks st failed ("<where>: <why>") and gives null.

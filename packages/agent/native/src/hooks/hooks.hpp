@@ -59,6 +59,9 @@ class hook {
 	virtual void detach(link_status &st) = 0;
 	// Hits that did not run the program (see binding.hpp, t_running).
 	virtual uint64_t missed() const noexcept = 0;
+	// Runs that a fault ended, and whether that disabled the link.
+	virtual uint64_t faults() const noexcept = 0;
+	virtual bool disabled() const noexcept = 0;
 };
 
 struct family {

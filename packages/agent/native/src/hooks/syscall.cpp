@@ -210,6 +210,14 @@ class syscall_hook final : public hook {
 	{
 		return b_->b->missed.load(std::memory_order_relaxed);
 	}
+	uint64_t faults() const noexcept override
+	{
+		return b_->b->faults.load(std::memory_order_relaxed);
+	}
+	bool disabled() const noexcept override
+	{
+		return link_disabled(*b_->b);
+	}
 
     private:
 	uint64_t id_;

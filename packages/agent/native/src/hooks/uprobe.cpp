@@ -179,6 +179,14 @@ class uprobe_hook final : public hook {
 	{
 		return b_->missed.load(std::memory_order_relaxed);
 	}
+	uint64_t faults() const noexcept override
+	{
+		return b_->faults.load(std::memory_order_relaxed);
+	}
+	bool disabled() const noexcept override
+	{
+		return link_disabled(*b_);
+	}
 
     private:
 	attach::attach_manager &probes_;

@@ -124,9 +124,11 @@ result<entry_code> build_entry(uint64_t base, const region &r, site *s,
 	e.store(rsp, offsetof(pt_regs, sp), rax);
 	e.mov_imm64(rax, r.address);
 	e.store(rsp, offsetof(pt_regs, ip), rax);
-	// The registers the interrupted code may still need: the arguments
-	// at a function entry, all of them elsewhere.
-	call_with_vectors(e, at_function_entry ? 8 : 16,
+	// Every vector register, at a function entry too: a caller compiled
+	// with interprocedural register allocation (gcc -fipa-ra, the default
+	// at -O2) keeps values in the registers it knows its callee leaves
+	// alone, across the call, as the kernel's uprobes allow.
+	call_with_vectors(e, 16,
 			  reinterpret_cast<uint64_t>(&bpftime_attach_on_entry),
 			  true, reinterpret_cast<uint64_t>(s), ymm);
 	e.test_al();
@@ -156,17 +158,15 @@ result<entry_code> build_entry(uint64_t base, const region &r, site *s,
 	push_regs(e, false);
 	e.lea(rax, rsp, regs_size);
 	e.store(rsp, offsetof(pt_regs, sp), rax);
-	// rax:rdx and xmm0:xmm1 (ymm0 for __m256) carry return values; the
-	// other caller-saved registers are dead after a return.
-	call_with_vectors(e, 2, reinterpret_cast<uint64_t>(&bpftime_attach_on_return),
+	// Every register comes back as the function left it, not only the
+	// return values: a caller built with -fipa-ra keeps values across the
+	// call in the caller-saved registers it knows the callee does not
+	// touch, and the kernel's uretprobes preserve them all.
+	call_with_vectors(e, 16, reinterpret_cast<uint64_t>(&bpftime_attach_on_return),
 			  false, 0, ymm);
 	e.store(rsp, regs_size, rax);
-	// After a return only rax:rdx (and rbx, ours) matter: the other
-	// caller-saved registers are dead, the callee-saved ones unchanged.
-	e.load(rdx, rsp, offsetof(pt_regs, dx));
-	e.load(rbx, rsp, offsetof(pt_regs, bx));
-	e.load(rax, rsp, offsetof(pt_regs, ax));
-	e.lea(rsp, rsp, regs_size);
+	pop_gprs(e);
+	e.lea(rsp, rsp, 6 * 8); // orig_ax ... ss
 	e.ret();
 
 	// entry_skip: an override chose the return value.

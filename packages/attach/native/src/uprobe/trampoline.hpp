@@ -10,7 +10,7 @@
 //                                      instruction that changes them)
 //   fix up regs->sp and regs->ip
 //   mov rbx, rsp; and rsp, -32         rbx (saved above) keeps regs
-//   save the live vector registers     (see vector_regs below)
+//   save the vector registers          (see below)
 //   call bpftime_attach_on_entry(regs, site)
 //   restore vectors; mov rsp, rbx
 //   test al, al; jnz special
@@ -34,11 +34,13 @@
 //   pop r15 ... rdi                    to the caller with regs->ax
 //   lea rsp, [rsp+48+128]; ret
 //
-// Which vector registers are saved depends on where the probe is: at a
-// function's first instruction the SysV ABI leaves only the argument
-// registers (xmm/ymm 0-7) live, and flags and DF are dead or known (DF is
-// clear at every call); anywhere else every one of xmm/ymm 0-15 and the
-// flags are saved and restored. ymm where the CPU and OS have AVX, xmm
+// Every one of xmm/ymm 0-15 is saved and restored around each callback, at
+// a function's entry and after its return too: the SysV ABI makes them all
+// caller-saved, but a caller built with -fipa-ra (gcc's default at -O2)
+// keeps values in those its callee is known not to touch, and the kernel's
+// uprobes and uretprobes preserve every register. The flags are saved
+// inside a function; at an entry they are dead and DF is clear. ymm where
+// the CPU and OS have AVX, xmm
 // otherwise; AVX-512 state (zmm upper halves, zmm16-31, k0-7) is not saved,
 // our callbacks being built without AVX-512.
 //

@@ -382,11 +382,36 @@ namespace {
 
 using u64 = uint64_t;
 
+// A map-in-map's value is the id of the inner map (map_ops::fd_kind ==
+// MAP_FD_MAP); a program gets the inner map itself, which it hands to the
+// next map helper (the kernel's array_of_map_lookup_elem returns the
+// struct bpf_map *).
+[[gnu::noinline]] u64 inner_map_of(const map_instance *m, const void *v)
+{
+	if (!v)
+		return 0;
+	uint32_t id;
+	memcpy(&id, v, sizeof(id));
+	if (id == NO_ID || !m->owner)
+		return 0;
+	return reinterpret_cast<u64>(m->owner->cached_map(id));
+}
+
 u64 h_map_lookup_elem(u64 map, u64 key, u64, u64, u64)
 {
 	auto *m = reinterpret_cast<const map_instance *>(map);
-	return reinterpret_cast<u64>(
-		m->ops->lookup(m->state, reinterpret_cast<const void *>(key)));
+	void *v = m->ops->lookup(m->state, reinterpret_cast<const void *>(key));
+	if (m->fd_kind == MAP_FD_MAP) [[unlikely]]
+		return inner_map_of(m, v);
+	return reinterpret_cast<u64>(v);
+}
+
+// The values of an fd-valued map are ids that only user space stores,
+// through the registry's checks (the kernel's verifier refuses these calls
+// on prog arrays and maps of maps).
+constexpr bool program_may_write(const map_instance *m)
+{
+	return m->fd_kind == MAP_FD_NONE;
 }
 
 u64 h_map_update_elem(u64 map, u64 key, u64 value, u64 flags, u64)
@@ -394,7 +419,9 @@ u64 h_map_update_elem(u64 map, u64 key, u64 value, u64 flags, u64)
 	auto *m = reinterpret_cast<const map_instance *>(map);
 	if (m->map_flags & BPF_F_RDONLY_PROG)
 		return err(EPERM);
-	return u64(int64_t(m->ops->update(m->state,
+	if (!program_may_write(m)) [[unlikely]]
+		return err(EINVAL);
+	return u64(int64_t(m->ops->prog_update(m->state,
 					  reinterpret_cast<const void *>(key),
 					  reinterpret_cast<const void *>(value),
 					  flags)));
@@ -405,6 +432,8 @@ u64 h_map_delete_elem(u64 map, u64 key, u64, u64, u64)
 	auto *m = reinterpret_cast<const map_instance *>(map);
 	if (m->map_flags & BPF_F_RDONLY_PROG)
 		return err(EPERM);
+	if (!program_may_write(m)) [[unlikely]]
+		return err(EINVAL);
 	return u64(int64_t(m->ops->delete_elem(
 		m->state, reinterpret_cast<const void *>(key))));
 }
@@ -548,6 +577,33 @@ u64 h_loop(u64 nr_loops, u64 fn, u64 ctx, u64 flags, u64)
 	return nr;
 }
 
+// bpf_for_each_map_elem(map, callback_fn, callback_ctx, flags): the
+// kernel's bpf_for_each_map_elem. callback_fn(map, key, value, ctx) runs for
+// each element until it returns non-zero (the kernel: 1); the result is the
+// number of elements it ran for. Through the type's map_ops::for_each; a
+// type without one is EINVAL (the kernel's verifier refuses the call for
+// types without map_for_each_callback).
+struct for_each_ctx {
+	u64 map, fn, ctx;
+};
+uint64_t for_each_step(void *c, const void *key, void *value)
+{
+	auto *f = static_cast<const for_each_ctx *>(c);
+	return vm::invoke_callback(f->fn, f->map, reinterpret_cast<u64>(key),
+				   reinterpret_cast<u64>(value), f->ctx, 0);
+}
+
+u64 h_for_each_map_elem(u64 map, u64 fn, u64 ctx, u64 flags, u64)
+{
+	auto *m = reinterpret_cast<const map_instance *>(map);
+	if (flags != 0)
+		return err(EINVAL);
+	if (!m->ops->for_each)
+		return err(EINVAL);
+	for_each_ctx c{ map, fn, ctx };
+	return u64(m->ops->for_each(m->state, for_each_step, &c));
+}
+
 // The kernel's __bpf_strtoull: optional leading white space, '-' (noted),
 // an optional radix prefix when base is 0 or 16, then digits. At most 63
 // characters after the sign are looked at.
@@ -683,8 +739,10 @@ u64 h_snprintf(u64 str, u64 str_size, u64 fmt, u64 data, u64 data_len)
 	// Format, arguments and output go through copies: the program's
 	// pointers may point anywhere. The output copy holds 4 KiB; a longer
 	// str_size gets at most that much written (the length returned is
-	// the whole string's).
-	thread_local char out[4096];
+	// the whole string's). It lives on the stack, not in thread-local
+	// storage: 4 KiB of initial-exec TLS would not fit glibc's static TLS
+	// surplus, and `bpftime attach` loads the agent with dlopen().
+	char out[4096];
 	char f[512];
 	uint64_t args[12];
 	if (safe_read_str(f, fmt, sizeof(f)) < 0)
@@ -815,6 +873,11 @@ std::span<const vm::helper_proto> standard_helpers() noexcept
 		  .args = { ARG_ANYTHING, ARG_PTR_TO_FUNC,
 			    ARG_PTR_TO_STACK_OR_NULL, ARG_ANYTHING },
 		  .fn = h_loop },
+		{ KERNEL_HELPER(for_each_map_elem),
+		  .ret = RET_INTEGER,
+		  .args = { ARG_CONST_MAP_PTR, ARG_PTR_TO_FUNC,
+			    ARG_PTR_TO_STACK_OR_NULL, ARG_ANYTHING },
+		  .fn = h_for_each_map_elem },
 	};
 	return table;
 }

@@ -582,10 +582,47 @@ result<std::string> registry::export_json()
 					std::to_string(id) + ")"));
 			w.key("entries");
 			out += '[';
+			// A stack trace map holds addresses in the processes
+			// that recorded them (ASLR makes them meaningless
+			// anywhere else), and user space cannot write it back
+			// (update is EINVAL): exported without its stacks.
+			if (s->type == BPF_MAP_TYPE_STACK_TRACE) {
+				out += ']';
+				w.close();
+				continue;
+			}
 			std::vector<uint8_t> key(s->key_size), next(s->key_size),
 				value(map_user_value_size(*s));
 			bool have = false, first_entry = true;
-			for (;;) {
+			if (ops->for_each_entry) {
+				struct sink {
+					std::string *out;
+					bool *first;
+					size_t ks, vs;
+				} sk{ &out, &first_entry, key.size(), value.size() };
+				int rc = ops->for_each_entry(
+					state,
+					[](void *c, const void *k, const void *v) {
+						auto *x = static_cast<sink *>(c);
+						*x->out += *x->first ? "[" : ", [";
+						*x->first = false;
+						json::write_hex(*x->out,
+								static_cast<const uint8_t *>(k),
+								x->ks);
+						*x->out += ", ";
+						json::write_hex(*x->out,
+								static_cast<const uint8_t *>(v),
+								x->vs);
+						*x->out += ']';
+						return 0;
+					},
+					&sk);
+				if (rc != 0)
+					return fail(-rc, "export: map '" + s->name +
+								 "': entries: " +
+								 errno_name(-rc));
+			}
+			for (; !ops->for_each_entry;) {
 				int rc = ops->get_next_key(
 					state, have ? key.data() : nullptr,
 					next.data());
@@ -601,6 +638,11 @@ result<std::string> registry::export_json()
 						      value.data());
 				if (rc == -ENOENT)
 					continue; // deleted meanwhile
+				// The kernel's ENOTSUPP: values user space cannot
+				// read back (a cgroup array's cgroups), not
+				// exported.
+				if (rc == -524)
+					continue;
 				if (rc != 0)
 					return fail(-rc, "export: map '" + s->name +
 								 "': lookup: " +

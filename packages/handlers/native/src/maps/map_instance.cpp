@@ -115,6 +115,8 @@ status register_map_ops(const map_ops *ops)
 	map_ops copy{};
 	memcpy(&copy, ops, std::min<size_t>(ops->size, sizeof(map_ops)));
 	copy.size = sizeof(map_ops);
+	if (!copy.prog_update)
+		copy.prog_update = copy.update;
 	if (copy.fd_kind != MAP_FD_NONE && copy.fd_kind != MAP_FD_MAP &&
 	    copy.fd_kind != MAP_FD_PROG && copy.fd_kind != MAP_FD_PERF_EVENT)
 		return fail(EINVAL, what + ": fd_kind " +
@@ -489,6 +491,11 @@ failure fd_error(const map_instance &m, const char *op, int e,
 status store_fd(const map_instance &m, registry::impl &r, const char *op,
 		const void *key, const void *value, uint64_t flags)
 {
+	if (m.ops->check_fd_update) {
+		int rc = m.ops->check_fd_update(m.state, key, flags);
+		if (rc != 0)
+			return op_error(m, op, rc);
+	}
 	uint32_t id;
 	memcpy(&id, value, sizeof(id));
 	auto kind = handler_kind(m.ops->fd_kind);
@@ -649,6 +656,26 @@ status map_instance::remove(const void *key) const
 	int rc = ops->delete_elem(state, key);
 	if (rc != 0)
 		return op_error(*this, "delete", rc);
+	return {};
+}
+
+// The kernel's map_lookup_and_delete_elem (kernel/bpf/syscall.c): it reads
+// and writes, so it needs both access modes, and a frozen map refuses it.
+status map_instance::lookup_and_delete(const void *key, void *value) const
+{
+	BPFTIME_TRY(check_live("lookup and delete"));
+	if (map_flags & (BPF_F_RDONLY | BPF_F_WRONLY))
+		return op_error(*this, "lookup and delete", EPERM,
+				(map_flags & BPF_F_RDONLY) ? "BPF_F_RDONLY map" :
+							     "BPF_F_WRONLY map");
+	if (!ops->lookup_and_delete)
+		return op_error(*this, "lookup and delete", 524 /* ENOTSUPP */);
+	syscall_write w(*this);
+	if (frozen())
+		return frozen_error(*this, "lookup and delete");
+	int rc = ops->lookup_and_delete(state, key, value);
+	if (rc != 0)
+		return op_error(*this, "lookup and delete", rc);
 	return {};
 }
 

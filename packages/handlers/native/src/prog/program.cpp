@@ -202,6 +202,9 @@ registry::instantiate(uint32_t id, const instance_options &opts)
 
 	vm::vm_options vo;
 	vo.bounds_check = opts.bounds_check;
+	vo.type_check = verifier_strict();
+	vo.ctx_size = context_size(spec.type);
+	vo.ctx_writable = context_writable(spec.type);
 	auto pi = std::make_unique<program_instance::impl>(kind, vo);
 	pi->prog = h;
 	pi->name = spec.name;
@@ -286,11 +289,77 @@ registry::instantiate(uint32_t id, const instance_options &opts)
 						    "-byte value");
 			return addr + off;
 		});
-	if (auto st = pi->machine.load(spec.insns); !st)
-		return fail(st.error().code, what + ": " + st.error().message);
-	// The resolver captured locals by reference; it is not needed after
-	// load().
+	pi->machine.set_map_describer(
+		[&](uint8_t kind, int32_t imm) -> std::optional<vm::map_desc> {
+			uint32_t map_id = uint32_t(imm);
+			if (kind == vm::BPF_PSEUDO_MAP_IDX ||
+			    kind == vm::BPF_PSEUDO_MAP_IDX_VALUE) {
+				if (imm < 0 || size_t(imm) >= fd_array.size())
+					return std::nullopt;
+				map_id = fd_array[size_t(imm)];
+			}
+			auto it = maps_by_id.find(map_id);
+			if (it == maps_by_id.end())
+				return std::nullopt;
+			const map_instance &m = *it->second;
+			vm::map_desc d;
+			d.type = m.map_type;
+			d.key_size = m.key_size;
+			d.value_size = m.value_size;
+			d.max_entries = m.max_entries;
+			d.flags = m.map_flags;
+			const uint32_t inner =
+				m.shared ? m.shared->attr.inner_map_id : NO_ID;
+			if (inner != NO_ID) {
+				if (auto in = map(inner)) {
+					d.inner_type = (*in)->map_type;
+					d.inner_key_size = (*in)->key_size;
+					d.inner_value_size = (*in)->value_size;
+					d.inner_max_entries = (*in)->max_entries;
+				}
+			}
+			return d;
+		});
+	// bpf_map_lookup_elem of a map whose type can describe its lookup
+	// (map_ops::gen_lookup) is emitted inline by the JIT, as the kernel's
+	// verifier does with map_gen_lookup.
+	pi->machine.set_inline_resolver(
+		[&](uint32_t helper_id,
+		    uint64_t r1) -> std::optional<vm::inline_helper> {
+			if (helper_id != vm::BPF_FUNC_map_lookup_elem)
+				return std::nullopt;
+			for (auto &[mid, m] : maps_by_id) {
+				if (reinterpret_cast<uint64_t>(m.get()) != r1)
+					continue;
+				if (!m->ops->gen_lookup || m->fd_kind != MAP_FD_NONE)
+					return std::nullopt;
+				map_inline_lookup d{};
+				d.size = sizeof(d);
+				if (m->ops->gen_lookup(m->state, &d) != 0 ||
+				    (d.kind != MAP_INLINE_ARRAY &&
+				     d.kind != MAP_INLINE_PERCPU_ARRAY))
+					return std::nullopt;
+				vm::inline_helper h;
+				h.kind = d.kind == MAP_INLINE_ARRAY ?
+						 vm::inline_helper::array_lookup :
+						 vm::inline_helper::percpu_array_lookup;
+				h.base = d.base;
+				h.stride = d.stride;
+				h.max_entries = d.max_entries;
+				h.cpu_stride = d.cpu_stride;
+				return h;
+			}
+			return std::nullopt;
+		});
+	auto st_load = pi->machine.load(spec.insns);
+	// The resolvers captured locals by reference; they are not needed
+	// after load().
 	pi->machine.set_lddw_resolver(nullptr);
+	pi->machine.set_inline_resolver(nullptr);
+	pi->machine.set_map_describer(nullptr);
+	if (!st_load)
+		return fail(st_load.error().code,
+			    what + ": " + st_load.error().message);
 
 	auto inst = std::make_shared<program_instance>(std::move(pi));
 	std::vector<uint32_t> tail_targets;

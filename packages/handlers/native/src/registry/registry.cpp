@@ -453,6 +453,7 @@ struct map_steps : default_steps {
 	struct prep {
 		const map_ops *ops = nullptr;
 		uint32_t inner_type = 0;
+		map_attr inner{};
 	};
 	static std::string what(const map_spec &s)
 	{
@@ -508,8 +509,8 @@ struct map_steps : default_steps {
 						 (what + ": inner map").c_str());
 			if (!inner)
 				return std::move(inner).error();
-			p.inner_type = std::get<map_handler>((*inner)->value)
-					       .attr.map_type;
+			p.inner = std::get<map_handler>((*inner)->value).attr;
+			p.inner_type = p.inner.map_type;
 		}
 		return p;
 	}
@@ -522,6 +523,12 @@ struct map_steps : default_steps {
 	{
 		map_create_args args = map_create_args_of(s);
 		args.inner_map_type = p.inner_type;
+		if (p.inner_type) {
+			args.inner_key_size = p.inner.key_size;
+			args.inner_value_size = p.inner.value_size;
+			args.inner_max_entries = p.inner.max_entries;
+			args.inner_map_flags = p.inner.map_flags;
+		}
 		args.name = mh.attr.name;
 		args.segment_manager = r.mgr;
 		void *state = nullptr;
@@ -579,6 +586,43 @@ struct prog_steps : default_steps {
 				const map_attr &a =
 					std::get<map_handler>((*m)->value).attr;
 				return std::make_pair(a.key_size, a.value_size);
+			}));
+		// The type discipline, with what the registry knows of each map
+		// (the kernel verifies at BPF_PROG_LOAD too).
+		BPFTIME_TRY(check_program_types(
+			s.insns, what, s.type,
+			[&r, &s](uint8_t kind, int32_t imm) -> std::optional<vm::map_desc> {
+				uint32_t map_id = uint32_t(imm);
+				if (kind == vm::BPF_PSEUDO_MAP_IDX ||
+				    kind == vm::BPF_PSEUDO_MAP_IDX_VALUE) {
+					if (imm < 0 || size_t(imm) >= s.fd_array.size())
+						return std::nullopt;
+					map_id = s.fd_array[size_t(imm)];
+				}
+				auto attr = [&r](uint32_t id) -> const map_attr * {
+					auto m = r.object_at(id, handler_kind::map, "map");
+					if (!m)
+						return nullptr;
+					return &std::get<map_handler>((*m)->value).attr;
+				};
+				const map_attr *a = attr(map_id);
+				if (!a)
+					return std::nullopt;
+				vm::map_desc d;
+				d.type = a->map_type;
+				d.key_size = a->key_size;
+				d.value_size = a->value_size;
+				d.max_entries = a->max_entries;
+				d.flags = a->map_flags;
+				if (a->inner_map_id != NO_ID) {
+					if (const map_attr *in = attr(a->inner_map_id)) {
+						d.inner_type = in->map_type;
+						d.inner_key_size = in->key_size;
+						d.inner_value_size = in->value_size;
+						d.inner_max_entries = in->max_entries;
+					}
+				}
+				return d;
 			}));
 		return used;
 	}
@@ -840,6 +884,22 @@ registry::impl::create_object<btf_handler>(const btf_data &, uint32_t);
 
 // --- release ---------------------------------------------------------------
 
+status registry::impl::add_link_faults_locked(handle h, uint64_t n)
+{
+	std::string what = "link " + id_text(h.id) + ": add faults";
+	if (h.id >= shared->capacity)
+		return fail(EBADF, what + ": outside the table");
+	const uint64_t w = word_at(h.id);
+	if (word_kind(w) == handler_kind::empty ||
+	    word_generation(w) != h.generation)
+		return fail(EBADF, what + ": released");
+	if (word_kind(w) != handler_kind::link)
+		return fail(EINVAL, what + ": not a link");
+	auto *o = at<handler_object>(slots[h.id].object.load());
+	std::get<link_handler>(o->value).faults += n;
+	return {};
+}
+
 status registry::impl::release_locked(uint32_t id, uint64_t generation,
 				      bool check_generation)
 {
@@ -942,6 +1002,9 @@ status registry::impl::release_locked(uint32_t id, uint64_t generation,
 void registry::impl::forget_local(uint32_t id)
 {
 	std::lock_guard g(local);
+	if (map_fast && id < shared->capacity &&
+	    map_fast[id].exchange(nullptr) && id < maps.size() && maps[id])
+		retired.push_back(std::move(maps[id]));
 	if (id < maps.size())
 		maps[id].reset();
 	if (prog_fast)
@@ -1023,6 +1086,8 @@ result<std::unique_ptr<registry::impl>> attach(shm::segment seg,
 					     "segment");
 	r->maps.resize(shared->capacity);
 	r->prog_fast = std::make_unique<std::atomic<const program_instance *>[]>(
+		shared->capacity);
+	r->map_fast = std::make_unique<std::atomic<const map_instance *>[]>(
 		shared->capacity);
 	return r;
 }
@@ -1170,6 +1235,11 @@ status registry::release(handle h)
 {
 	WITH_LOCK(impl_->release_locked(h.id, h.generation, true));
 }
+status registry::add_link_faults(handle h, uint64_t n)
+{
+	WITH_LOCK(impl_->add_link_faults_locked(h, n));
+}
+
 result<handler_info> registry::get(uint32_t id) const
 {
 	auto guard = impl_->lock();
@@ -1221,6 +1291,35 @@ const program_instance *registry::cached_program(uint32_t id) const noexcept
 	if (p && p->prog().generation != word_generation(impl_->word_at(id)))
 		return nullptr;
 	return p;
+}
+
+const map_instance *registry::cached_map(uint32_t id) noexcept
+{
+	if (id >= impl_->shared->capacity)
+		return nullptr;
+	const map_instance *m = impl_->map_fast[id].load(std::memory_order_acquire);
+	const uint64_t w = impl_->word_at(id);
+	if (m && m->h.generation == word_generation(w)) [[likely]]
+		return m;
+	// The miss path: this process has no instance yet (another process
+	// made the map), or the id was reused. Makes it on the calling thread,
+	// as resolve_tail_call does for programs.
+	if (word_kind(w) != handler_kind::map)
+		return nullptr;
+	try {
+		auto r = map(id);
+		if (!r)
+			return nullptr;
+		std::lock_guard g(impl_->local);
+		if (id < impl_->maps.size() && impl_->maps[id] == *r)
+			impl_->map_fast[id].store(r->get(),
+						  std::memory_order_release);
+		else // forgotten meanwhile: keep it for the caller
+			impl_->retired.push_back(*r);
+		return r->get();
+	} catch (const std::exception &) {
+		return nullptr;
+	}
 }
 
 } // namespace bpftime::handlers

@@ -62,6 +62,11 @@ struct registry::impl {
 		progs; // (id, generation, backend, bounds_check)
 	// Latest instance of each program id, for tail calls on the hot path.
 	std::unique_ptr<std::atomic<const program_instance *>[]> prog_fast;
+	// Instances handed out by cached_map(), for helpers on the hot path;
+	// forget_local() moves such an instance to `retired` instead of
+	// dropping it, since a running program may still use it.
+	std::unique_ptr<std::atomic<const map_instance *>[]> map_fast;
+	std::vector<std::shared_ptr<map_instance>> retired;
 
 	explicit impl(shm::segment s) : seg(std::move(s))
 	{
@@ -132,6 +137,7 @@ struct registry::impl {
 	// btf_data for btf_handler). Instantiated for those five pairs only.
 	template <class T, class Input>
 	result<handle> create_object(const Input &spec, uint32_t id);
+	status add_link_faults_locked(handle h, uint64_t n);
 	status release_locked(uint32_t id, uint64_t generation,
 			      bool check_generation);
 	result<handler_info> describe_locked(uint32_t id) const;

@@ -135,4 +135,30 @@ int lookup_batch(void *sp, const void *after, uint32_t max_count, void *keys,
 	return 0;
 }
 
+int64_t for_each(void *sp, map_elem_fn cb, void *ctx)
+{
+	auto *s = static_cast<state *>(sp);
+	int64_t n = 0;
+	for (uint32_t i = 0; i < s->max_entries; i++) {
+		uint32_t key = i;
+		n++;
+		if (cb(ctx, &key, s->slot(i)))
+			break;
+	}
+	return n;
+}
+
+int gen_lookup(void *sp, map_inline_lookup *out)
+{
+	auto *s = static_cast<state *>(sp);
+	if (out->size < sizeof(map_inline_lookup))
+		return -EINVAL;
+	out->kind = MAP_INLINE_ARRAY;
+	out->base = reinterpret_cast<uint64_t>(s->values());
+	out->stride = s->stride;
+	out->max_entries = s->max_entries;
+	out->cpu_stride = 0;
+	return 0;
+}
+
 } // namespace bpftime::maps_userspace::array

@@ -89,6 +89,13 @@ void *mmap_region(void *s, uint64_t *len);
 // (global data sections) can be addressed directly.
 int direct_value_addr(void *s, uint64_t *addr);
 
+// The kernel's bpf_for_each_array_elem: every index in order, the key a
+// u32 on this function's stack, the value in place; stops after the element
+// cb returns non-zero for. Returns how many cb ran for.
+int64_t for_each(void *s, handlers::map_elem_fn cb, void *ctx);
+// The kernel's array_map_gen_lookup: MAP_INLINE_ARRAY over the slots.
+int gen_lookup(void *s, handlers::map_inline_lookup *out);
+
 // The slot of key in place, or nullptr (a program's lookup).
 inline void *lookup(state *s, const void *key)
 {

@@ -347,4 +347,28 @@ int lookup_batch(void *sp, const void *after, uint32_t max_count, void *keys,
 	return 0;
 }
 
+int64_t for_each(void *sp, map_elem_fn cb, void *ctx)
+{
+	auto *s = static_cast<state *>(sp);
+	int64_t n = 0;
+	// A chain that concurrent updates keep relinking could be walked
+	// forever; no walk visits more than every element once per bucket.
+	uint64_t budget = uint64_t(s->capacity) + s->n_buckets;
+	for (uint32_t b = 0; b < s->n_buckets; b++) {
+		uint32_t i = s->bucket(b).load(std::memory_order_acquire);
+		while (!(i & NULLS) && budget--) {
+			elem *e = s->at(i);
+			uint32_t next = e->next.load(std::memory_order_acquire);
+			uint32_t seq = e->seq.load(std::memory_order_acquire);
+			if (!(seq & 1)) {
+				n++;
+				if (cb(ctx, e->key(), s->value_of(e)))
+					return n;
+			}
+			i = next;
+		}
+	}
+	return n;
+}
+
 } // namespace bpftime::maps_userspace::htab

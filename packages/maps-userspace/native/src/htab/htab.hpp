@@ -47,6 +47,10 @@
 //   - hooks::evict (LRU): called by update() when the map is full and the key
 //     is new, before any stripe lock is taken, to make room (it deletes an
 //     entry through remove()); update then proceeds, E2BIG if still full.
+//   - hooks::fill_value (per-CPU from a program: one CPU's value, the others
+//     zeroed) writes a new element's slot instead of a copy of `value`, and
+//     hooks::on_release sees every element leave a chain (LRU bookkeeping);
+//     both get the element index, under the stripe lock.
 //   - id-valued slots (hash of maps): 4-byte values; the registry checks and
 //     resolves the ids (map_ops::fd_kind), the core stores them as bytes.
 //
@@ -155,12 +159,19 @@ static_assert(sizeof(state) == 152);
 // (map_common.hpp).
 using params = core_params;
 
-// Per-call behaviour a type adds; a static of the type's file.
+// Per-call behaviour a type adds (see the file comment); all nullptr for a
+// plain hash map, which then compiles to the code without hooks.
 struct hooks {
-	// LRU: make room in a full map (see the file comment). nullptr: none.
-	void (*evict)(state *s);
+	// LRU: make room in a full map. nullptr: none.
+	void (*evict)(state *s, void *ctx) = nullptr;
+	// Writes the value slot of element idx for `value`; nullptr: a copy.
+	void (*fill_value)(state *s, uint32_t idx, uint8_t *slot,
+			   const void *value, void *ctx) = nullptr;
+	// Element idx leaves its chain (deleted, replaced). nullptr: nothing.
+	void (*on_release)(state *s, uint32_t idx, void *ctx) = nullptr;
+	void *ctx = nullptr;
 };
-inline constexpr hooks NO_HOOKS{ nullptr };
+inline constexpr hooks NO_HOOKS{};
 
 // The kernel's htab_map_alloc_check and htab_map_alloc. 0 and *out, or a
 // negative errno with a message in err.
@@ -173,6 +184,11 @@ int get_next_key(void *s, const void *key, void *next_key);
 // map_ops::lookup_batch (values packed by slot_size).
 int lookup_batch(void *s, const void *after, uint32_t max_count, void *keys,
 		 void *values, uint32_t *count);
+// The kernel's bpf_for_each_hash_elem: bucket by bucket, each element whose
+// seq is even (whole), key and value in place; stops after the element cb
+// returns non-zero for. cb may delete the element it is given (the next
+// link is read before the call). Returns how many cb ran for.
+int64_t for_each(void *s, handlers::map_elem_fn cb, void *ctx);
 // Carves the next chunk (BPF_F_NO_PREALLOC); see htab.cpp.
 uint32_t grow(state *s, int *err);
 
@@ -275,7 +291,8 @@ inline uint32_t pop_free(state *s)
 // The element holding key, with the seq it had when the key matched, or
 // nullptr. Lock-free; restarts when carried into another chain or when an
 // element changes under it.
-inline elem *find(state *s, const void *key, uint32_t h, uint32_t *seq_out)
+inline elem *find(state *s, const void *key, uint32_t h, uint32_t *seq_out,
+		  uint32_t *idx_out = nullptr)
 {
 	const uint32_t b = h & (s->n_buckets - 1);
 again:
@@ -292,6 +309,8 @@ again:
 				goto again;
 			if (eq) {
 				*seq_out = s1;
+				if (idx_out)
+					*idx_out = n;
 				return e;
 			}
 		}
@@ -351,14 +370,18 @@ class stripe_lock {
 };
 
 inline void fill(state *s, elem *e, uint32_t h, const void *key,
-		 const void *value, uint32_t next)
+		 const void *value, uint32_t next, uint32_t idx = 0,
+		 const hooks &hk = NO_HOOKS)
 {
 	uint32_t seq = e->seq.load(std::memory_order_relaxed);
 	e->seq.store(seq | 1, std::memory_order_relaxed);
 	std::atomic_thread_fence(std::memory_order_release);
 	e->hash.store(h, std::memory_order_relaxed);
 	memcpy(e->key(), key, s->key_size);
-	memcpy(s->value_of(e), value, s->slot_size);
+	if (hk.fill_value)
+		hk.fill_value(s, idx, s->value_of(e), value, hk.ctx);
+	else
+		memcpy(s->value_of(e), value, s->slot_size);
 	e->next.store(next, std::memory_order_relaxed);
 	e->seq.store((seq | 1) + 1, std::memory_order_release);
 }
@@ -392,7 +415,7 @@ inline int update(state *s, const void *key, const void *value, uint64_t flags,
 		return -EINVAL; // no bpf_spin_lock in the value
 	if (hk.evict &&
 	    s->count.load(std::memory_order_relaxed) >= s->max_entries)
-		[[unlikely]] hk.evict(s);
+		[[unlikely]] hk.evict(s, hk.ctx);
 	const uint32_t h = hash_key(s, key);
 	const uint32_t b = h & (s->n_buckets - 1);
 	stripe_lock lock(s->lock_of(b));
@@ -429,7 +452,11 @@ inline int update(state *s, const void *key, const void *value, uint64_t flags,
 			// No spare element (more concurrent writers than
 			// stripes, or leaked elements): update in place.
 			elem *e = s->at(old);
-			memcpy(s->value_of(e), value, s->slot_size);
+			if (hk.fill_value)
+				hk.fill_value(s, old, s->value_of(e), value,
+					      hk.ctx);
+			else
+				memcpy(s->value_of(e), value, s->slot_size);
 			return 0;
 		}
 		s->count.fetch_sub(1, std::memory_order_relaxed);
@@ -438,19 +465,21 @@ inline int update(state *s, const void *key, const void *value, uint64_t flags,
 	elem *e = s->at(idx);
 	if (old != NULLS) {
 		fill(s, e, h, key, value,
-		     s->at(old)->next.load(std::memory_order_relaxed));
+		     s->at(old)->next.load(std::memory_order_relaxed), idx, hk);
 		link->store(idx, std::memory_order_release);
+		if (hk.on_release)
+			hk.on_release(s, old, hk.ctx);
 		release_elem(s, old);
 	} else {
 		fill(s, e, h, key, value,
-		     s->bucket(b).load(std::memory_order_relaxed));
+		     s->bucket(b).load(std::memory_order_relaxed), idx, hk);
 		s->bucket(b).store(idx, std::memory_order_release);
 	}
 	return 0;
 }
 
 // The kernel's htab_map_delete_elem; -ENOENT when absent.
-inline int remove(state *s, const void *key)
+inline int remove(state *s, const void *key, const hooks &hk = NO_HOOKS)
 {
 	const uint32_t h = hash_key(s, key);
 	const uint32_t b = h & (s->n_buckets - 1);
@@ -465,6 +494,67 @@ inline int remove(state *s, const void *key)
 		    key_eq(s, e->key(), key)) {
 			link->store(e->next.load(std::memory_order_relaxed),
 				    std::memory_order_release);
+			if (hk.on_release)
+				hk.on_release(s, n, hk.ctx);
+			release_elem(s, n);
+			s->count.fetch_sub(1, std::memory_order_relaxed);
+			return 0;
+		}
+		link = &e->next;
+		n = e->next.load(std::memory_order_relaxed);
+	}
+	return -ENOENT;
+}
+
+// The kernel's htab_map_lookup_and_delete_elem: copies the value slot of
+// key and unlinks it under one stripe lock, so no other update lands in
+// between; -ENOENT when absent.
+inline int lookup_and_delete(state *s, const void *key, void *value,
+			     const hooks &hk = NO_HOOKS)
+{
+	const uint32_t h = hash_key(s, key);
+	const uint32_t b = h & (s->n_buckets - 1);
+	stripe_lock lock(s->lock_of(b));
+	if (lock.error())
+		return -lock.error();
+	std::atomic<uint32_t> *link = &s->bucket(b);
+	uint32_t n = link->load(std::memory_order_relaxed);
+	while (!(n & NULLS)) {
+		elem *e = s->at(n);
+		if (e->hash.load(std::memory_order_relaxed) == h &&
+		    key_eq(s, e->key(), key)) {
+			memcpy(value, s->value_of(e), s->slot_size);
+			link->store(e->next.load(std::memory_order_relaxed),
+				    std::memory_order_release);
+			if (hk.on_release)
+				hk.on_release(s, n, hk.ctx);
+			release_elem(s, n);
+			s->count.fetch_sub(1, std::memory_order_relaxed);
+			return 0;
+		}
+		link = &e->next;
+		n = e->next.load(std::memory_order_relaxed);
+	}
+	return -ENOENT;
+}
+
+// Removes element idx from the chain of bucket b, if it is still there (an
+// LRU eviction that picked it without a lock); -ENOENT when it is not.
+inline int remove_index(state *s, uint32_t b, uint32_t idx,
+			const hooks &hk = NO_HOOKS)
+{
+	stripe_lock lock(s->lock_of(b));
+	if (lock.error())
+		return -lock.error();
+	std::atomic<uint32_t> *link = &s->bucket(b);
+	uint32_t n = link->load(std::memory_order_relaxed);
+	while (!(n & NULLS)) {
+		elem *e = s->at(n);
+		if (n == idx) {
+			link->store(e->next.load(std::memory_order_relaxed),
+				    std::memory_order_release);
+			if (hk.on_release)
+				hk.on_release(s, n, hk.ctx);
 			release_elem(s, n);
 			s->count.fetch_sub(1, std::memory_order_relaxed);
 			return 0;

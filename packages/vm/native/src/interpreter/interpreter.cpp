@@ -30,6 +30,7 @@
 // INT_MIN/-1 = INT_MIN and INT_MIN%-1 = 0, le/be relative to a little-endian
 // view of the registers.
 #include "../backend.hpp"
+#include "../fault.hpp"
 #include "../tail_call.hpp"
 
 #include <bpftime/vm/opcodes.hpp>
@@ -328,6 +329,13 @@ class interpreter final : public executor {
 	result<uint64_t> run(void *ctx, uint64_t ctx_len) const noexcept override;
 	uint64_t call_function(uint32_t pc,
 			       const uint64_t args[5]) const noexcept override;
+	// Runs under detail::guarded_run(), so that a fault handler can end
+	// the run (vm::end_run_after_fault): the interpreter has no unwinding
+	// of its own, and the guard costs little beside an interpreted run.
+	runner make_runner() const noexcept override
+	{
+		return { &run_guarded, this };
+	}
 
 	const program &prog() const noexcept
 	{
@@ -346,6 +354,25 @@ class interpreter final : public executor {
 	result<uint64_t> enter(uint32_t entry, const uint64_t in[5],
 			       uint64_t ctx, uint64_t ctx_len,
 			       bool callback) const noexcept;
+	static uint64_t run_plain(const void *self, void *ctx, uint64_t ctx_len,
+				  int *err) noexcept
+	{
+		result<uint64_t> r =
+			static_cast<const interpreter *>(self)->run(ctx, ctx_len);
+		*err = r ? 0 : r.error().code;
+		return r ? *r : 0;
+	}
+	static uint64_t run_guarded(const void *self, void *ctx,
+				    uint64_t ctx_len, int *err) noexcept
+	{
+		// A run that a fault ended never restored tls_top: its
+		// activations were abandoned with their frames.
+		activation *const top = tls_top;
+		const uint64_t r0 = detail::guarded_run(&run_plain, self, ctx,
+							ctx_len, err);
+		tls_top = top;
+		return r0;
+	}
 
 	const program &prog_;
 	// prog_.options.insn_counter != nullptr: code_ holds the labels of the

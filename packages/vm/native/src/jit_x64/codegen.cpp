@@ -59,6 +59,8 @@
 
 #include <bpftime/vm/opcodes.hpp>
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <bit>
 #include <cerrno>
@@ -257,6 +259,8 @@ class codegen {
 	status emit_pass();
 	void emit_trampoline_and_stubs();
 	void emit_prologue(const function_info &f);
+	// Whether the program calls a helper, a kfunc or callx.
+	bool calls_native_code() const;
 	void emit_epilogue(const function_info &f);
 	status emit_insn(uint32_t pc, const function_info &f);
 	void compute_liveness();
@@ -281,6 +285,8 @@ class codegen {
 	status emit_call(uint32_t pc, const insn &in);
 	void emit_callx(uint32_t pc, const insn &in);
 	void emit_tail_call();
+	void plan_inline_calls();
+	void emit_inline_call(const inline_helper &h);
 	void emit_status_check();
 	mem address(uint32_t pc, uint8_t base, int16_t off, uint32_t size,
 		    bool write);
@@ -321,6 +327,9 @@ class codegen {
 	// By pc of a lddw: the host register that holds its value for the
 	// whole function, if one does.
 	std::vector<std::optional<reg>> const_host_;
+	// By pc of a helper call: the inline form it is emitted as, if any
+	// (plan_inline_calls).
+	std::vector<std::optional<inline_helper>> inline_at_;
 	std::vector<std::function<void()>> cold_;
 	// Labels after the n_ pc labels and the function entries.
 	label l_tramp_ = 0, l_tramp_probe_ = 0, l_unwind_ = 0, l_eloop_ = 0,
@@ -396,6 +405,7 @@ status codegen::plan_functions()
 		funcs_.push_back(std::move(f));
 	}
 	compute_liveness();
+	plan_inline_calls();
 	const label base = n_ + static_cast<label>(funcs_.size());
 	l_tramp_ = base;
 	l_tramp_probe_ = base + 1;
@@ -552,9 +562,16 @@ void codegen::emit_trampoline_and_stubs()
 	// any depth skips their epilogues. Where the non-strict verifier lets
 	// a program read r6-r9 unwritten, they are zeroed here, so saved too.
 	const bool zero_regs = !prog_.options.strict_verifier;
+	// A program that calls native code (a helper, a kfunc, callx) may be
+	// ended inside it by a fault (end_run_after_fault, vm.hpp): that code
+	// may have changed any callee-saved register before it faulted, and
+	// its epilogue never runs, so all six are saved here. A program that
+	// calls nothing can only fault in its own code, which changes no more
+	// than the registers below.
+	const bool calls_native = calls_native_code();
 	std::vector<reg> saved = { rbp, r12 };
 	for (reg r : { rbx, r13, r14, r15 }) {
-		bool used = zero_regs;
+		bool used = zero_regs || calls_native;
 		for (const function_info &f : funcs_)
 			used = used || std::find(f.saved.begin(), f.saved.end(),
 						 r) != f.saved.end();
@@ -620,10 +637,18 @@ void codegen::emit_trampoline_and_stubs()
 		// the frame starts: its prologue subtracts one frame.
 		as_.lea(rbp, { r12, MAX_BPF_STACK });
 		as_.store(width::b64, { r12, rc_saved_rsp }, rsp);
+		// The run's run_ctx where a fault inside a helper finds it
+		// (r12 may be the helper's by then): this run is in no chain.
+		const std::optional<int32_t> tls =
+			calls_native ? probe_rc_tls_offset() : std::nullopt;
+		if (tls)
+			as_.store_fs64(*tls, r12);
 		as_.mov(width::b64, rdi, rsi);
 		as_.mov(width::b64, rsi, rdx);
 		zero({ rax, rdx, rcx, r8, rbx, r13, r14, r15 });
 		as_.call(funcs_.front().entry);
+		if (tls)
+			as_.store_fs64_zero(*tls);
 		as_.alu_mi(alu::cmp, width::b32, { r12, rc_status }, 0);
 		as_.jcc(cond::ne, failed);
 		as_.load(width::b64, rcx, { r12, pf_err });
@@ -679,6 +704,20 @@ void codegen::emit_trampoline_and_stubs()
 			as_.pop(keep[i]);
 		as_.ret();
 	}
+}
+
+bool codegen::calls_native_code() const
+{
+	for (size_t pc = 0; pc < prog_.insns.size(); pc++) {
+		const insn &i = prog_.insns[pc];
+		const insn_kind k = opcode_table[i.code].kind;
+		if (k == insn_kind::callx ||
+		    (k == insn_kind::call && i.src_reg != BPF_PSEUDO_CALL))
+			return true;
+		if (k == insn_kind::lddw)
+			pc++;
+	}
+	return false;
 }
 
 void codegen::emit_prologue(const function_info &f)
@@ -1481,6 +1520,10 @@ status codegen::emit_call(uint32_t pc, const insn &in)
 			emit_tail_call();
 			return {};
 		}
+		if (inline_at_[pc]) {
+			emit_inline_call(*inline_at_[pc]);
+			return {};
+		}
 		if (id < prog_.helpers.size())
 			fn = prog_.helpers[id].fn;
 		if (!fn)
@@ -1493,6 +1536,109 @@ status codegen::emit_call(uint32_t pc, const insn &in)
 	as_.call(rax);
 	emit_status_check();
 	return {};
+}
+
+// The offset from the thread pointer of the cpu_id field of glibc's struct
+// rseq for this thread (__rseq_offset + 4, as include/uapi/linux/rseq.h lays
+// it out), or -1 when glibc registers no rseq area (__rseq_size 0, or a
+// glibc before 2.35 without the symbols).
+int64_t rseq_cpu_offset()
+{
+	static const int64_t off = [] {
+		const auto *size = static_cast<const unsigned int *>(
+			dlsym(RTLD_DEFAULT, "__rseq_size"));
+		const auto *offset = static_cast<const ptrdiff_t *>(
+			dlsym(RTLD_DEFAULT, "__rseq_offset"));
+		if (!size || !offset || *size == 0)
+			return int64_t(-1);
+		const int64_t o = int64_t(*offset) + 4;
+		return o >= INT32_MIN && o <= INT32_MAX ? o : int64_t(-1);
+	}();
+	return off;
+}
+
+// Which helper calls have r1 = the value of one lddw on every path (the
+// lddw and the call in one straight line: no jump target between them, no
+// write of r1), and of those, which the inline resolver gives an inline
+// form (the kernel's verifier knows the map of each call and asks the map's
+// map_gen_lookup the same way).
+void codegen::plan_inline_calls()
+{
+	inline_at_.assign(n_, std::nullopt);
+	if (!prog_.inliner)
+		return;
+	for (const function_info &f : funcs_) {
+		std::optional<uint64_t> r1;
+		for (uint32_t pc = f.start; pc < f.end; pc++) {
+			if (jump_target_[pc])
+				r1.reset();
+			const insn &in = prog_.insns[pc];
+			const insn_kind k = opcode_table[in.code].kind;
+			if (k == insn_kind::lddw) {
+				if (in.dst_reg == 1 && pc + 1 < n_)
+					r1 = uint64_t(uint32_t(in.imm)) |
+					     uint64_t(uint32_t(prog_.insns[pc + 1].imm))
+						     << 32;
+				else if (in.dst_reg == 1)
+					r1.reset();
+				pc++;
+				continue;
+			}
+			if (k == insn_kind::call && in.src_reg == 0 && r1) {
+				auto h = prog_.inliner(uint32_t(in.imm), *r1);
+				// The emitted form multiplies by imm32s.
+				const bool ok =
+					h && h->stride <= uint32_t(INT32_MAX) &&
+					(h->kind == inline_helper::array_lookup ||
+					 (h->kind == inline_helper::percpu_array_lookup &&
+					  rseq_cpu_offset() >= 0 &&
+					  h->cpu_stride <= uint32_t(INT32_MAX)));
+				if (ok)
+					inline_at_[pc] = h;
+			}
+			const reg_use u = register_use(in);
+			if ((u.writes | u.clobbers) & (1u << 1) ||
+			    k == insn_kind::call || k == insn_kind::callx)
+				r1.reset();
+		}
+	}
+}
+
+// r2 (rsi) points at the key; r1-r5 are dead after a call, so only r0 (rax)
+// and the scratch r11 are written:
+//   eax = *(u32 *)rsi; if (eax >= max) rax = 0 else rax = base + rax * stride
+// The kernel's array_map_gen_lookup emits the same.
+void codegen::emit_inline_call(const inline_helper &h)
+{
+	const label null = as_.new_label(), done = as_.new_label();
+	as_.load(width::b32, rax, { rsi, 0 });
+	as_.alu_ri(alu::cmp, width::b32, rax, static_cast<int32_t>(h.max_entries));
+	as_.jcc(cond::ae, null);
+	if (h.stride && (h.stride & (h.stride - 1)) == 0) {
+		uint8_t sh = 0;
+		while ((1u << sh) != h.stride)
+			sh++;
+		if (sh)
+			as_.shift_ri(shift::shl, width::b64, rax, sh);
+	} else {
+		as_.imul_rri(width::b64, rax, rax, static_cast<int32_t>(h.stride));
+	}
+	if (h.kind == inline_helper::percpu_array_lookup) {
+		// r11 = rseq cpu_id * cpu_stride (plan_inline_calls checked
+		// that glibc registered rseq).
+		as_.load_fs32(r11, static_cast<int32_t>(rseq_cpu_offset()));
+		as_.imul_rri(width::b64, r11, r11, static_cast<int32_t>(h.cpu_stride));
+		as_.alu_rr(alu::add, width::b64, rax, r11);
+	}
+	as_.mov_imm(r11, h.base);
+	as_.alu_rr(alu::add, width::b64, rax, r11);
+	as_.bind(done);
+	// Out of line: the hot path takes no jump.
+	cold_.push_back([this, null, done] {
+		as_.bind(null);
+		as_.alu_rr(alu::xor_, width::b32, rax, rax);
+		as_.jmp(done);
+	});
 }
 
 void codegen::emit_status_check()

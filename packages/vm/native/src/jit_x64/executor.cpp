@@ -15,6 +15,7 @@
 // deep. Error messages are the interpreter's, word for word.
 #include "jit_x64.hpp"
 #include "runtime.hpp"
+#include "../fault.hpp"
 #include "../tail_call.hpp"
 
 #include <bpftime/vm/opcodes.hpp>
@@ -37,6 +38,13 @@ namespace {
 using detail::program;
 
 thread_local run_ctx *tls_top = nullptr;
+
+#ifdef BPFTIME_VM_STATIC_TLS
+// See probe_rc_tls_offset(). initial-exec: the generated code addresses it
+// at a fixed offset from the thread pointer, the same in every thread.
+__thread run_ctx *tls_probe_rc __attribute__((tls_model("initial-exec"))) =
+	nullptr;
+#endif
 
 // Executable memory: written while RW, then RX for good (never RWX).
 class code_memory {
@@ -127,6 +135,13 @@ class jit_executor final : public detail::executor {
 	explicit jit_executor(const program &p) : prog_(p)
 	{
 	}
+	~jit_executor() override
+	{
+		if (mem_.data())
+			detail::unregister_code(reinterpret_cast<uint64_t>(mem_.data()));
+	}
+	jit_executor(const jit_executor &) = delete;
+	jit_executor &operator=(const jit_executor &) = delete;
 
 	status init(const features &feat)
 	{
@@ -141,6 +156,9 @@ class jit_executor final : public detail::executor {
 		if (!mem)
 			return std::move(mem).error();
 		mem_ = std::move(*mem);
+		detail::register_code(reinterpret_cast<uint64_t>(mem_.data()),
+				      reinterpret_cast<uint64_t>(mem_.data()) +
+					      mem_.size());
 		entry_ = reinterpret_cast<entry_fn>(const_cast<uint8_t *>(
 			mem_.data() + gen->entry_offset));
 		probe_entry_ = reinterpret_cast<probe_entry_fn>(
@@ -239,11 +257,19 @@ class jit_executor final : public detail::executor {
 			if (k == insn_kind::call && i.src_reg == 0 &&
 			    uint32_t(i.imm) == detail::BPF_FUNC_tail_call)
 				return false;
-			if (k == insn_kind::lddw) {
-				if (i.src_reg == BPF_PSEUDO_FUNC)
-					return false;
-				pc++;
+			// A helper that takes a callback (bpf_loop) runs it as
+			// a run of its own, under this one. (A BPF_PSEUDO_FUNC
+			// lddw cannot be recognised here: its src_reg was
+			// cleared when it was resolved.)
+			if (k == insn_kind::call && i.src_reg == 0 &&
+			    uint32_t(i.imm) < p.helpers.size()) {
+				for (bpf_arg_type a :
+				     p.helpers[uint32_t(i.imm)].proto.args)
+					if (a == ARG_PTR_TO_FUNC)
+						return false;
 			}
+			if (k == insn_kind::lddw)
+				pc++;
 		}
 		return true;
 	}
@@ -333,6 +359,8 @@ class jit_executor final : public detail::executor {
 			return r0;
 		case status_final:
 			return final.take();
+		case status_fault:
+			return signal_fault(rc);
 		case EFAULT:
 			return fault(rc);
 		case ELOOP:
@@ -344,6 +372,17 @@ class jit_executor final : public detail::executor {
 					     "callx to unregistered helper id",
 					     rc.err_addr);
 		}
+	}
+
+	// A run that end_run() ended; the eBPF pc is not known.
+	[[gnu::cold]] static failure signal_fault(const run_ctx &rc)
+	{
+		char buf[128];
+		std::snprintf(buf, sizeof buf,
+			      "run ended by a memory fault at 0x%" PRIx64
+			      " (native pc 0x%" PRIx64 ")",
+			      rc.err_addr, rc.err_info);
+		return fail(EFAULT, buf);
 	}
 
 	// ubpf's bounds_check message, with the pc first as in verifier
@@ -375,6 +414,61 @@ class jit_executor final : public detail::executor {
 };
 
 } // namespace
+
+std::optional<int32_t> probe_rc_tls_offset() noexcept
+{
+#ifdef BPFTIME_VM_STATIC_TLS
+	uint64_t tp;
+	asm("mov %%fs:0, %0" : "=r"(tp));
+	const int64_t off = int64_t(reinterpret_cast<uint64_t>(&tls_probe_rc) - tp);
+	if (off < INT32_MIN || off > INT32_MAX)
+		return std::nullopt;
+	return int32_t(off);
+#else
+	return std::nullopt;
+#endif
+}
+
+bool end_run(ucontext_t *uc) noexcept
+{
+	greg_t *g = uc->uc_mcontext.gregs;
+	// The outermost run: callbacks and tail calls end with the run around
+	// them, and the frames between are abandoned (the outermost go() puts
+	// tls_top back). A probe entry's run takes no place in the chain, but
+	// is outside any chain that a callback of it starts.
+	run_ctx *rc = nullptr;
+#ifdef BPFTIME_VM_STATIC_TLS
+	if ((rc = tls_probe_rc) != nullptr) {
+		// The runs its callbacks started lie deeper in the stack, at
+		// lower addresses: their go() will not put tls_top back.
+		run_ctx *t = tls_top;
+		while (t && reinterpret_cast<uint64_t>(t) < reinterpret_cast<uint64_t>(rc))
+			t = t->parent;
+		tls_top = t;
+	}
+#endif
+	if (!rc && (rc = tls_top) != nullptr) {
+		while (rc->parent)
+			rc = rc->parent;
+	}
+	if (!rc && in_generated_code(uint64_t(g[REG_RIP])))
+		rc = reinterpret_cast<run_ctx *>(g[REG_R12]);
+	if (!rc)
+		return false;
+	// A result decided before the fault (status_final) stands.
+	if (rc->status == 0) {
+		rc->err_addr = uint64_t(g[REG_CR2]);
+		rc->err_info = uint64_t(g[REG_RIP]);
+		rc->status = status_fault;
+	}
+	// What l_unwind does: return from the entry's call of the main
+	// function, whose return address is still below saved_rsp.
+	const uint64_t sp = rc->saved_rsp;
+	g[REG_RSP] = greg_t(sp);
+	g[REG_RIP] = greg_t(*reinterpret_cast<const uint64_t *>(sp - 8));
+	g[REG_R12] = greg_t(reinterpret_cast<uint64_t>(rc));
+	return true;
+}
 
 uint64_t probe_failed(probe_frame *pf, uint64_t r0) noexcept
 {

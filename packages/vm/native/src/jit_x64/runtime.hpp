@@ -16,6 +16,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <new>
+#include <optional>
+#include <ucontext.h>
 #include <utility>
 #include <vector>
 
@@ -30,6 +32,11 @@ inline constexpr uint32_t stack_area_size = MAX_CALL_FRAMES * MAX_BPF_STACK;
 // decided and stored in *run_ctx::final (a tail call's result, or the error
 // of a callback that a helper of this run called).
 inline constexpr uint32_t status_final = 0xffffffffu;
+
+// run_ctx::status of a run that a SIGSEGV or SIGBUS ended (end_run(), from
+// the fault handler): err_addr is the faulting address, err_info the
+// native pc.
+inline constexpr uint32_t status_fault = 0xfffffffeu;
 
 // Where a run's decided result waits: constructed by whoever sets
 // status_final (once: they do only while status is 0), taken by the run's
@@ -156,6 +163,17 @@ inline constexpr int32_t pf_self = offsetof(probe_frame, self);
 // The probe entry's failure path: fills in the rest of pf->rc, stores the
 // errno in *pf->err and returns the r0 the run gives (0 on an error).
 uint64_t probe_failed(probe_frame *pf, uint64_t r0) noexcept;
+
+// The offset from the thread pointer of the thread-local that the probe
+// entry of a program calling native code sets to its run_ctx for the run
+// (end_run() reads it), when the vm is built for static TLS
+// (BPFTIME_VM_STATIC_TLS: the agent, loaded at startup); otherwise none, and
+// a fault inside a helper of such a run is not contained.
+std::optional<int32_t> probe_rc_tls_offset() noexcept;
+
+// vm::end_run_after_fault() for the JIT: ends the outermost JIT run of this
+// thread, as l_unwind does (see vm.hpp). Signal handler context.
+bool end_run(ucontext_t *uc) noexcept;
 
 // Translates prog to machine code for `feat`. `callx_table` (callx_count
 // entries, 0 for unknown ids) is what callx indexes at run time; it must

@@ -420,6 +420,17 @@ void assembler::load(width w, reg dst, mem m)
 	}
 }
 
+void assembler::load_fs32(reg dst, int32_t disp)
+{
+	byte(0x64); // fs segment override
+	rex(false, dst, 0, 0);
+	byte(0x8b);
+	// ModRM mod=00 rm=100 and SIB base=101, no index: [disp32].
+	byte(static_cast<uint8_t>((dst & 7) << 3 | 0x04));
+	byte(0x25);
+	u32(static_cast<uint32_t>(disp));
+}
+
 void assembler::load_sx(width from, reg dst, mem m)
 {
 	switch (from) {
@@ -442,6 +453,29 @@ void assembler::store(width w, mem m, reg src)
 		rm(width::b8, 0x88, src, m, false, true);
 	else
 		rm(w, 0x89, src, m);
+}
+
+// fs prefix, REX.W, opcode, ModRM mod=00 r/m=100 and SIB base=101
+// index=100: an absolute disp32, which the fs segment makes thread-relative.
+void assembler::store_fs64(int32_t disp, reg src)
+{
+	byte(0x64);
+	rex(true, src, 0, 0);
+	byte(0x89);
+	byte(static_cast<uint8_t>((src & 7) << 3 | 0x04));
+	byte(0x25);
+	u32(static_cast<uint32_t>(disp));
+}
+
+void assembler::store_fs64_zero(int32_t disp)
+{
+	byte(0x64);
+	rex(true, 0, 0, 0);
+	byte(0xc7);
+	byte(0x04);
+	byte(0x25);
+	u32(static_cast<uint32_t>(disp));
+	u32(0);
 }
 
 void assembler::store_imm(width w, mem m, int32_t imm)

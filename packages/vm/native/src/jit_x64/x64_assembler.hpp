@@ -176,12 +176,20 @@ class assembler {
 	void store_imm(width w, mem m, int32_t imm);
 	// dst = [base + index * 8]
 	void load_indexed8(reg dst, reg base, reg index);
+	// dst (32 bits, zero-extended) = fs:[disp]: a field of the thread's TLS
+	// block, such as glibc's struct rseq at __rseq_offset.
+	void load_fs32(reg dst, int32_t disp);
 
 	// Atomic read-modify-write on memory (lock prefix where needed).
 	void lock_alu(alu op, width w, mem m, reg src); // b32/b64, add/or/and/xor
 	void lock_xadd(width w, mem m, reg src);
 	void lock_cmpxchg(width w, mem m, reg src);
 	void xchg(width w, mem m, reg src); // locked by definition
+
+	// mov qword ptr fs:[disp], src / 0: a thread-local of the static TLS
+	// block, at its (negative) offset from the thread pointer.
+	void store_fs64(int32_t disp, reg src);
+	void store_fs64_zero(int32_t disp);
 
     private:
 	void byte(uint8_t b)

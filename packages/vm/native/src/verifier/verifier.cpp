@@ -15,6 +15,8 @@
 //      the kind of value each register and 8-byte stack slot may hold.
 // Called by vm::load() and by check_helper_args(); runs once per program,
 // allocates freely.
+#include "verifier/type_check.hpp"
+
 #include <bpftime/vm/opcodes.hpp>
 #include <bpftime/vm/verifier.hpp>
 
@@ -24,6 +26,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <string>
+#include <string_view>
 
 namespace bpftime::vm {
 namespace {
@@ -819,7 +822,9 @@ class verifier {
 			return reject(fr.start,
 				      "no reachable exit in the function that "
 				      "starts here");
-		if (!o_.strict)
+		// The type discipline checks reads path by path (the kernel's
+		// check_reg_arg), more precisely than this meet over all paths.
+		if (!o_.strict || o_.types)
 			return {};
 		for (uint32_t j = 0; j < len; j++) {
 			if (!seen[j] || second_[fr.start + j])
@@ -1087,8 +1092,18 @@ bool may_write_context(
 	return v.context_written(helper_written_args);
 }
 
+result<bool> parse_verifier_mode(const char *value)
+{
+	if (!value || !*value || std::string_view(value) == "strict")
+		return true;
+	if (std::string_view(value) == "off")
+		return false;
+	return fail(EINVAL, std::string("BPFTIME_VERIFIER: '") + value +
+				    "' is not 'strict' or 'off'");
+}
+
 result<verify_info> verify(std::span<const insn> prog,
-			   const verify_options &opts)
+			   const verify_options &opts, verify_stats *stats)
 {
 	if (prog.empty())
 		return fail(EINVAL, "0: empty program");
@@ -1100,7 +1115,13 @@ result<verify_info> verify(std::span<const insn> prog,
 	result<verify_info> info = v.run_structure();
 	if (!info)
 		return info;
-	BPFTIME_TRY(v.check_args());
+	// The type discipline subsumes the argument kinds of pass 6 (and
+	// knows map-of-maps results are maps, which pass 6 cannot).
+	if (opts.types)
+		BPFTIME_TRY(detail::check_types(prog, opts,
+						info->function_starts, stats));
+	else
+		BPFTIME_TRY(v.check_args());
 	return info;
 }
 

@@ -95,6 +95,12 @@ struct link_status {
 	// running one (a probed function called from a helper or from a
 	// signal handler), as the kernel counts them for kprobes.
 	uint64_t missed = 0;
+	// Runs in this process that a SIGSEGV or SIGBUS inside the program (its
+	// generated code, the interpreter or a helper) ended, as if it had
+	// returned 0; and whether the link was disabled in this process for
+	// reaching the fault limit (fault_guard.hpp).
+	uint64_t faults = 0;
+	bool disabled = false;
 };
 
 struct sync_summary {
@@ -133,6 +139,18 @@ class attach_context {
 
 	// Every link the last sync() saw, by id.
 	std::vector<link_status> links() const;
+
+	// Removes every hook (their original bytes come back) and forgets the
+	// links, keeping their program instances (see Lifetime). A later
+	// sync() attaches the registry's links again. Returns the number of
+	// hooks removed; EBADF when not open. For `bpftime detach`.
+	result<uint32_t> detach_all() noexcept;
+
+	// Adds the faults counted in this process since the last call to each
+	// link's count in the registry (handlers::link_spec::faults), where
+	// every process's agent adds its own. The watcher calls it on each
+	// poll, and the exit handler once more.
+	void publish_faults() noexcept;
 
 	handlers::registry *registry() noexcept;
 

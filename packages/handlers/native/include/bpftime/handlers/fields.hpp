@@ -117,7 +117,8 @@ struct derived {};
 	X(target_id,   target_id,   "target_id",   "targetId",   id,          optional) \
 	X(attach_type, attach_type, "attach_type", "attachType", attach_type, optional) \
 	X(flags,       flags,       "flags",       "flags",      u32,         optional) \
-	X(cookie,      cookie,      "cookie",      "cookie",     u64,         optional)
+	X(cookie,      cookie,      "cookie",      "cookie",     u64,         optional) \
+	X(faults,      faults,      "faults",      "faults",     u64,         derived)
 
 #define BPFTIME_PERF_EVENT_FIELDS(X)                                                                  \
 	X(type,           type,           "type",           "type",         perf_type, required) \

@@ -64,7 +64,8 @@ inline constexpr uint64_t REGISTRY_MAGIC = 0x5349474552465042ULL;
 // 3: map states no longer covered by this version; the states of
 // @bpftime/maps-userspace gained their map_state_header, so segments written
 // under 2 are refused here rather than by each map.
-inline constexpr uint32_t REGISTRY_LAYOUT_VERSION = 3;
+// 4: link_handler gained the count of runs a fault ended (faults).
+inline constexpr uint32_t REGISTRY_LAYOUT_VERSION = 4;
 
 enum class handler_kind : uint8_t {
 	empty = 0,
@@ -139,8 +140,11 @@ struct link_handler {
 	uint32_t attach_type;
 	uint32_t flags;
 	uint64_t cookie; // bpf_get_attach_cookie()
+	// Runs of the link's program that a SIGSEGV or SIGBUS ended, in every
+	// process (the agent adds its count: registry::add_link_faults).
+	uint64_t faults;
 };
-static_assert(sizeof(link_handler) == 24);
+static_assert(sizeof(link_handler) == 32);
 
 struct perf_event_handler {
 	explicit perf_event_handler(const shm::allocator<char> &a)

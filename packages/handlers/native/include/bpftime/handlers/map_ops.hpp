@@ -100,6 +100,14 @@ struct map_create_args {
 	uint64_t map_extra;
 	const char *name;      // NUL-terminated, at most 15 bytes
 	void *segment_manager; // bpftime::shm::segment_manager *
+	// Map-in-map (inner_map_type != 0): the rest of the inner map's
+	// attributes, the template every map stored later is checked against
+	// (the kernel's bpf_map_meta_alloc copies them). A provider reads them
+	// only when `size` covers them.
+	uint32_t inner_key_size;
+	uint32_t inner_value_size;
+	uint32_t inner_max_entries;
+	uint32_t inner_map_flags;
 };
 
 // The kind of registry object whose ids an fd-valued map stores (the values
@@ -132,6 +140,34 @@ struct map_fd_object {
 // One record of a ring or perf buffer, handed to consume's callback: valid
 // only during the call. Return 0 to go on, non-zero to stop after this one.
 using map_record_fn = int (*)(void *ctx, const void *data, uint64_t size);
+
+// One element handed to for_each's callback: the key and the value in
+// place (what a program's lookup would return). Return 0 to go on, non-zero
+// to stop after this element.
+using map_elem_fn = uint64_t (*)(void *ctx, const void *key, void *value);
+
+// How the JIT may emit a program's bpf_map_lookup_elem of one map inline
+// (the kernel's map_gen_lookup), filled by map_ops::gen_lookup. The address
+// is in this process; the JIT bakes it into the code of a program that holds
+// the map.
+enum map_inline_kind : uint32_t {
+	// index = *(u32 *)key; index < max_entries ? base + index * stride : 0
+	MAP_INLINE_ARRAY = 1,
+	// As MAP_INLINE_ARRAY, plus cpu * cpu_stride for the CPU the thread
+	// runs on (per-CPU arrays): cpu is what sched_getcpu() returns, read
+	// by the JIT from glibc's rseq area. Where glibc registered none, the
+	// helper is called.
+	MAP_INLINE_PERCPU_ARRAY = 2,
+};
+struct map_inline_lookup {
+	uint32_t size; // sizeof(map_inline_lookup) of the caller
+	uint32_t kind; // map_inline_kind
+	uint64_t base;
+	uint32_t stride;
+	uint32_t max_entries;
+	uint32_t cpu_stride;
+	uint32_t reserved;
+};
 
 struct map_ops {
 	uint32_t size;           // sizeof(map_ops) of the provider's build
@@ -257,6 +293,53 @@ struct map_ops {
 	// caller serialises), producers (programs in any process) run
 	// concurrently. Never waits for data.
 	int (*consume)(void *state, map_record_fn cb, void *ctx);
+
+	// --- appended to v2: read only when `size` covers them --------------
+
+	// The kernel's map_for_each_callback (bpf_for_each_map_elem): calls
+	// cb once for each element, in get_next_key's order, with the key and
+	// the value in place, until cb returns non-zero; returns how many
+	// elements cb was called for. Caller: a program's helper, any thread,
+	// any process: the same rules as lookup. Without it the helper walks
+	// get_next_key and lookup (one key buffer on its stack).
+	int64_t (*for_each)(void *state, map_elem_fn cb, void *ctx);
+	// The kernel's map_gen_lookup: describes lookup so that the JIT emits
+	// it inline in a program that uses the map (map_inline_lookup); 0, or
+	// -EOPNOTSUPP when lookup cannot be inlined (the helper is called).
+	// Caller: program instantiation, with the state this process uses.
+	int (*gen_lookup)(void *state, map_inline_lookup *out);
+	// fd-valued maps: the checks of an update the kernel makes before it
+	// looks at the fd (bpf_fd_array_map_update_elem: flags, then the
+	// index), so that an update wrong in both ways fails as in the kernel.
+	// Called by the registry before it checks the id; 0 or a negative
+	// errno. Null: the id is checked first (maps of maps by hash, as the
+	// kernel's bpf_fd_htab_map_update_elem).
+	int (*check_fd_update)(void *state, const void *key, uint64_t flags);
+	// BPF_MAP_LOOKUP_AND_DELETE_ELEM (the kernel's map_pop_elem for queues
+	// and stacks, where key is nullptr): copies the value of key
+	// (user_value_size bytes) and removes it in one step; -ENOENT when
+	// absent or empty. Optional: without it the command is -ENOTSUPP, as
+	// the kernel answers for types that lack it. Caller: the control plane.
+	int (*lookup_and_delete)(void *state, const void *key, void *value);
+
+	// bpf_map_update_elem from a program, where it differs from update
+	// (per-CPU maps: value_size bytes into the running CPU's slot only,
+	// where user space writes every CPU's). Optional: register_map_ops
+	// fills it with update, so the helper calls it without a test.
+	int (*prog_update)(void *state, const void *key, const void *value,
+			   uint64_t flags);
+
+	// JSON export of a type whose contents get_next_key cannot walk (a
+	// queue or a stack has no keys): hands cb every entry (key_size bytes
+	// of key, user_value_size bytes of value) in the order in which
+	// updates with BPF_ANY, one by one, rebuild the same contents (what
+	// import does); a non-zero return from cb stops and is returned.
+	// Optional: without it export walks get_next_key. Caller: the control
+	// plane, under the registry mutex.
+	int (*for_each_entry)(void *state,
+			      int (*cb)(void *ctx, const void *key,
+					const void *value),
+			      void *ctx);
 };
 
 // The napi_type_tag that an External holding a `const map_ops *` carries, so

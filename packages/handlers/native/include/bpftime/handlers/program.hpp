@@ -11,7 +11,7 @@
 // Instantiation (registry::instantiate, control plane, any thread):
 //   1. copies the instructions out of the registry under its mutex;
 //   2. refuses, by name, any helper this process does not provide
-//      ("prog 'x': insn 7: calls bpf_get_stackid (#27), not provided by
+//      ("prog 'x': insn 7: calls bpf_get_current_task (#35), not provided by
 //      bpftime");
 //   3. resolves lddw pseudo values: BPF_PSEUDO_MAP_FD / _MAP_IDX become the
 //      address of this process's map_instance (helpers dispatch on it with no

@@ -92,6 +92,9 @@ struct link_spec {
 	uint32_t attach_type = 0;
 	uint32_t flags = 0;
 	uint64_t cookie = 0;
+	// Described only: runs of the program that a fault ended, counted by
+	// the agents of every process (add_link_faults).
+	uint64_t faults = 0;
 };
 
 struct perf_event_spec {
@@ -216,6 +219,9 @@ struct map_instance {
 	status lookup(const void *key, void *value) const;
 	status update(const void *key, const void *value, uint64_t flags) const;
 	status remove(const void *key) const;
+	// BPF_MAP_LOOKUP_AND_DELETE_ELEM: map_ops::lookup_and_delete (a
+	// queue's or stack's pop); ENOTSUPP for a type without it.
+	status lookup_and_delete(const void *key, void *value) const;
 	// key == nullptr: the first key. ENOENT after the last.
 	status next_key(const void *key, void *next_key) const;
 	// Up to max_count entries after `after` (nullptr: from the first key)
@@ -305,6 +311,10 @@ class registry {
 	// the program or perf event, or a map names it as inner map.
 	status release(uint32_t id);
 	status release(handle h);
+	// Adds n to the link's fault count (link_spec::faults): the agent, for
+	// runs of the link's program that a SIGSEGV or SIGBUS ended. EBADF for
+	// an empty slot or a stale handle, EINVAL when h is not a link.
+	status add_link_faults(handle h, uint64_t n);
 
 	// Lock-free: what slot id holds now.
 	handler_kind kind_of(uint32_t id) const noexcept;
@@ -327,6 +337,14 @@ class registry {
 	// The cached instance of the program id holds now (same generation),
 	// if any, for tail calls (lock-free).
 	const program_instance *cached_program(uint32_t id) const noexcept;
+	// This process's instance of the map id holds now, for helpers that
+	// turn an id a map holds into a map (a map-in-map lookup from a
+	// program). Lock-free once this process has the instance; the first
+	// call makes it (registry::map()). nullptr when the id holds no map or
+	// it cannot be opened. The instance stays valid until the registry
+	// object goes, even when the map is released meanwhile, as a program
+	// may still hold it (the kernel keeps it under RCU).
+	const map_instance *cached_map(uint32_t id) noexcept;
 
 	// JSON export and import of everything (json.hpp documents the format).
 	result<std::string> export_json();

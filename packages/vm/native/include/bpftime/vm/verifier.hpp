@@ -43,6 +43,24 @@
 
 namespace bpftime::vm {
 
+// What the verifier knows of a map a lddw names: the kernel's bpf_map
+// attributes that decide what a program may do with it and what helpers
+// return for it. For ARRAY_OF_MAPS/HASH_OF_MAPS the inner_* fields describe
+// the maps it holds (the kernel's inner_map_meta).
+struct map_desc {
+	uint32_t type = 0; // BPF_MAP_TYPE_*; 0 when the caller does not say
+	uint32_t key_size = 0;
+	uint32_t value_size = 0;
+	uint32_t max_entries = 0;
+	uint32_t flags = 0; // BPF_F_RDONLY_PROG refuses stores into values
+	uint32_t inner_type = 0;
+	uint32_t inner_key_size = 0;
+	uint32_t inner_value_size = 0;
+	uint32_t inner_max_entries = 0;
+};
+
+inline constexpr uint32_t BPF_F_RDONLY_PROG = 1u << 7;
+
 struct verify_options {
 	// The prototype of helper id (call with src_reg 0), or nullopt when
 	// there is none: verify() refuses a call to it, check_helper_args()
@@ -58,6 +76,37 @@ struct verify_options {
 	std::function<bool(uint32_t btf_id)> kfunc_known;
 	// Refuse reads of registers that are not written on every path.
 	bool strict = true;
+
+	// The type discipline (type_check.cpp): abstract interpretation of
+	// every path with the kernel's register and stack types, value
+	// ranges, NULL checks and references. Off: the structural passes and
+	// the argument kinds above only (BPFTIME_VERIFIER=off at the edges).
+	bool types = true;
+	// The map a lddw names, by its pseudo kind (BPF_PSEUDO_MAP_FD, _IDX,
+	// _VALUE, _IDX_VALUE) and first imm. Unset or nullopt: map_sizes is
+	// asked for the sizes; a map the verifier knows nothing of cannot be
+	// used with key or value arguments, and its values cannot be read.
+	std::function<std::optional<map_desc>(uint8_t kind, int32_t imm)>
+		map_of;
+	// Bytes of context r1 points to at entry (pt_regs: 168 for uprobes).
+	// 0: the context may not be dereferenced (it may still be passed to
+	// helpers that take ARG_PTR_TO_CTX).
+	uint32_t ctx_size = 0;
+	// Whether stores into the context are allowed. The kernel refuses them
+	// in tracing programs; bpftime runs such programs on a private copy
+	// (may_write_context), so they are allowed by default.
+	bool ctx_writable = true;
+	// The kernel's BPF_COMPLEXITY_LIMIT_INSNS: instructions the path
+	// exploration may process before the program is refused as too
+	// complex (the bound that makes every accepted loop terminate).
+	uint32_t insn_limit = 1000000;
+};
+
+// Counters of the last type check, for benchmarks and logs.
+struct verify_stats {
+	uint64_t insns_processed = 0; // the kernel's "processed N insns"
+	uint64_t states_stored = 0;
+	uint64_t states_pruned = 0;
 };
 
 struct verify_info {
@@ -70,8 +119,15 @@ struct verify_info {
 	uint32_t max_stack = 0;
 };
 
+// BPFTIME_VERIFIER, as the edges (plugin, Node binding, handlers) read it:
+// "strict" (or unset/empty) gives true, "off" false, anything else EINVAL
+// naming the value. Off skips the type discipline only; the structural
+// passes always run.
+[[nodiscard]] result<bool> parse_verifier_mode(const char *value);
+
 [[nodiscard]] result<verify_info> verify(std::span<const insn> prog,
-					 const verify_options &opts);
+					 const verify_options &opts,
+					 verify_stats *stats = nullptr);
 
 // The argument checks of verify() alone, for a caller that checks a program
 // before all its helpers exist (a registry, when a program is created):

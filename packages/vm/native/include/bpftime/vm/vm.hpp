@@ -23,11 +23,13 @@
 #include <bpftime/common/result.hpp>
 #include <bpftime/vm/helper_proto.hpp>
 #include <bpftime/vm/insn.hpp>
+#include <bpftime/vm/verifier.hpp>
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -82,6 +84,33 @@ struct runner {
 using tail_call_resolver = const vm *(*)(void *user, uint64_t prog_array,
 					 uint64_t index);
 
+// A helper call that the JIT may emit inline instead of calling the helper
+// (the kernel's map_gen_lookup for bpf_map_lookup_elem): what the call would
+// compute, for one value of r1 known at load time.
+struct inline_helper {
+	enum kind_t : uint32_t {
+		// r0 = *(u32 *)r2 < max_entries ?
+		//      base + *(u32 *)r2 * stride : 0
+		array_lookup = 1,
+		// array_lookup + cpu * cpu_stride, cpu being the CPU the thread
+		// runs on as glibc's rseq area has it (what sched_getcpu()
+		// returns); emitted only where glibc registered rseq
+		// (__rseq_size > 0), else the helper is called.
+		percpu_array_lookup = 2,
+	};
+	kind_t kind = array_lookup;
+	uint64_t base = 0;
+	uint32_t stride = 0;
+	uint32_t max_entries = 0;
+	uint32_t cpu_stride = 0;
+};
+// Asked by load() (JIT only) for each call of helper `helper_id` whose r1
+// holds, on every path to the call, the value of one lddw (after the lddw
+// resolver): `r1`. nullopt keeps the call. Called on the loading thread,
+// during load() only.
+using inline_resolver =
+	std::function<std::optional<inline_helper>(uint32_t helper_id, uint64_t r1)>;
+
 struct memory_region {
 	uint64_t start;
 	uint64_t size;
@@ -102,6 +131,17 @@ struct vm_options {
 	// counter must outlive the vm's runs. Null (the default) selects the
 	// interpreter's uncounted loop, which pays nothing for this.
 	uint64_t *insn_counter = nullptr;
+	// Run the verifier's type discipline (verify_options::types): every
+	// load and store proven inside its object, NULL checks, references,
+	// helper arguments against their prototypes. Callers turn it off only
+	// for BPFTIME_VERIFIER=off (see the README).
+	bool type_check = true;
+	// Bytes of context the program may read and write through r1
+	// (verify_options::ctx_size); 0: none.
+	uint32_t ctx_size = 0;
+	// Whether the program may store into its context
+	// (verify_options::ctx_writable).
+	bool ctx_writable = true;
 };
 
 class vm {
@@ -127,7 +167,14 @@ class vm {
 	// imm (bpftime's ufuncs).
 	status register_kfunc(uint32_t btf_id, std::string name, helper_fn fn);
 	void set_lddw_resolver(lddw_resolver r);
+	// What the verifier knows of the map each lddw names
+	// (verify_options::map_of); unset, lddw'd maps are opaque to it.
+	void set_map_describer(
+		std::function<std::optional<map_desc>(uint8_t kind, int32_t imm)> d);
 	void set_tail_call_resolver(tail_call_resolver r, void *user);
+	// Helper calls the JIT may emit inline (inline_helper); the other
+	// backends call the helper. Must precede load().
+	void set_inline_resolver(inline_resolver r);
 	// Extra memory the program may touch in bounds-check mode.
 	void add_memory_region(memory_region r);
 
@@ -159,5 +206,30 @@ class vm {
 // value, such as bpf_loop's callback_fn) with up to five arguments.
 uint64_t invoke_callback(uint64_t fn_value, uint64_t a1, uint64_t a2,
 			 uint64_t a3, uint64_t a4, uint64_t a5) noexcept;
+
+// Fault containment, for the SIGSEGV and SIGBUS handler of a process that
+// runs programs (the agent's): called on the thread that faulted with the
+// handler's ucontext_t. When that thread is inside a run started through a
+// runner (get_runner()), rewrites the context so that, once the handler
+// returns, the run is over: the runner returns 0 with *err = EFAULT, the
+// callee-saved registers and the stack are the runner's caller's again, and
+// the frames of whatever faulted (generated code, the interpreter, a helper
+// and what it called) are abandoned, like a longjmp out of them. Returns
+// false, changing nothing, when the thread is in no such run. Whether the
+// fault belongs to the run (rather than to a signal handler of the program
+// that interrupted it) is the caller's to decide: see in_generated_code().
+//
+// How each backend ends the run: the JIT unwinds to its entry, as it does
+// for its own errors (the run's run_ctx comes from the thread's chain of
+// runs, from a thread-local that the probe entry of a program with helper
+// calls sets when the vm is built with static TLS, or from r12 when the
+// fault is in generated code); the interpreter's runner runs it through a
+// guard that saved the callee-saved registers and the stack pointer.
+// Async-signal-safe: it reads thread-locals and the faulting context only.
+bool end_run_after_fault(void *ucontext) noexcept;
+
+// Whether pc lies in code the JIT generated in this process (a program
+// that is loaded now). Async-signal-safe.
+bool in_generated_code(uint64_t pc) noexcept;
 
 } // namespace bpftime::vm

@@ -1,0 +1,7 @@
+export {
+	type SpawnWithSyscallServerOptions,
+	type SyscallServerOptions,
+	spawnWithSyscallServer,
+	syscallServerEnv,
+	syscallServerPath,
+} from './syscall-server.js';
