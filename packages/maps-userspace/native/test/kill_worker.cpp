@@ -3,7 +3,7 @@
 //
 //   bpftime-kill-worker <segment> <seed> <kills> [max_delay_us]
 //
-// The segment must exist and hold a registry. For each kill: fork a child
+// The segment must hold a registry; a missing one is created (16 MiB). For each kill: fork a child
 // that creates maps (hash, hash without preallocation, array), programs
 // using them, uprobe perf events and links, updates and deletes keys, and
 // releases them, forever, in an order drawn from the seed; SIGKILL it after a
@@ -191,6 +191,19 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	auto seg = shm::segment::open(name);
+	if (!seg && seg.error().code == ENOENT) {
+		// A segment of its own, with a registry (removed by the caller).
+		shm::segment_options o;
+		o.name = name;
+		o.size = 16 << 20;
+		if (auto made = shm::segment::create(o); made) {
+			if (auto r = registry::create(std::move(*made)); !r) {
+				fprintf(stderr, "%s\n", r.error().message.c_str());
+				return 2;
+			}
+			seg = shm::segment::open(name);
+		}
+	}
 	if (!seg) {
 		fprintf(stderr, "%s\n", seg.error().message.c_str());
 		return 2;

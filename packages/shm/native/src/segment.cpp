@@ -117,16 +117,29 @@ constexpr uint64_t HOOK = 32;
 constexpr uint64_t SIZE_MASK = (uint64_t(1) << 62) - 1;
 constexpr uint64_t ALLOCATED_BIT = uint64_t(1) << 63;
 
+// Bytes a transaction asked to have put back with its blocks
+// (allocator_transaction::also_undo): where they lie, from the allocator,
+// and where their copy is in record_bytes.
+struct undo_record {
+	int64_t off;
+	uint32_t len;
+	uint32_t at;
+};
+constexpr uint32_t MAX_RECORDS = 8;
+constexpr uint32_t RECORD_BYTES = 1024;
+
 struct shared_journal {
 	std::atomic<uint32_t> valid;
 	uint32_t blocks;
-	// A transaction's own record (allocator_transaction::also_undo): its
-	// offset from the allocator, length and bytes at the start; 0 bytes
-	// when none.
-	uint32_t record_len;
-	uint32_t reserved;
-	int64_t record_off;
-	uint8_t record[64];
+	// Records in use: written after the record's bytes, so a copy cut off
+	// half-way is not in use.
+	std::atomic<uint32_t> n_records;
+	uint32_t bytes_used;
+	// The block being freed (its user address, from the allocator), 0
+	// when none: journaled_best_fit::deallocate.
+	int64_t freeing;
+	undo_record records[MAX_RECORDS];
+	uint8_t record_bytes[RECORD_BYTES];
 	uint8_t algo_header[256];
 	// then: uint64_t size_holders[capacity][2]; uint8_t hooks[capacity][HOOK]
 };
@@ -202,19 +215,17 @@ void restore(registered &r)
 {
 	memcpy(r.algo_base + MUTEX_BYTES, r.j->algo_header + MUTEX_BYTES,
 	       ALGO_BYTES - MUTEX_BYTES);
-	uint32_t len = r.j->record_len;
-	int64_t off = r.j->record_off;
-	if (len != 0 && len <= sizeof(r.j->record) && off > 0 &&
-	    uint64_t(off) + len <= r.end)
-		memcpy(r.algo_base + off, r.j->record, len);
 	uint64_t pos = first_block_offset();
+	const int64_t freeing = r.j->freeing;
 	for (uint32_t i = 0; i < r.j->blocks && i < r.capacity && pos <= r.end;
 	     i++) {
 		auto *sh = reinterpret_cast<uint64_t *>(r.algo_base + pos);
 		// The contents of a block that stayed allocated, same size,
 		// are its owner's (another process may have written them
 		// since); those of a block that was free, or that the undone
-		// operation allocated, freed or resized, are Boost's.
+		// operation allocated, freed or resized, are Boost's, and so
+		// are those of the block being freed (linked into the tree,
+		// not yet marked free).
 		//
 		// The block's contents go back before its size words: this
 		// restore may itself be cut off, and the next one tells by
@@ -225,7 +236,8 @@ void restore(registered &r)
 		constexpr uint64_t SHAPE = SIZE_MASK | ALLOCATED_BIT;
 		uint64_t saved = holders(r)[i][1];
 		bool boosts = !(saved & ALLOCATED_BIT) ||
-			      (sh[1] & SHAPE) != (saved & SHAPE);
+			      (sh[1] & SHAPE) != (saved & SHAPE) ||
+			      pos + SIZE_HOLDER == uint64_t(freeing);
 		uint64_t units = saved & SIZE_MASK;
 		bool last = pos == r.end;
 		bool fits = !last && units != 0 && units <= (r.end - pos) / UNIT;
@@ -237,6 +249,18 @@ void restore(registered &r)
 		if (!fits)
 			break;
 		pos += units * UNIT;
+	}
+	// The transaction's records last: they lie in blocks that are
+	// allocated again now, and may overlap the first bytes just put back
+	// (which are as old, or older).
+	uint32_t n = std::min(r.j->n_records.load(), MAX_RECORDS);
+	for (uint32_t i = 0; i < n; i++) {
+		const undo_record &u = r.j->records[i];
+		if (u.len != 0 && u.len <= RECORD_BYTES &&
+		    u.at <= RECORD_BYTES - u.len && u.off > 0 &&
+		    uint64_t(u.off) <= r.end && u.len <= r.end - uint64_t(u.off))
+			memcpy(r.algo_base + u.off, r.j->record_bytes + u.at,
+			       u.len);
 	}
 }
 
@@ -259,7 +283,9 @@ bool acquired(const void *mutex, bool recovered, bool outermost) noexcept
 		undone = true;
 	}
 	r->j->valid.store(0, std::memory_order_release);
-	r->j->record_len = 0;
+	r->j->n_records.store(0);
+	r->j->bytes_used = 0;
+	r->j->freeing = 0;
 	memcpy(r->j->algo_header, r->algo_base, ALGO_BYTES);
 	std::atomic_signal_fence(std::memory_order_seq_cst);
 	if (walk(*r, true))
@@ -276,6 +302,22 @@ void releasing(const void *mutex, bool last) noexcept
 }
 
 const boost_lock_hooks hooks_table = { acquired, releasing };
+
+// With the allocator's mutex held: addr is the block now being freed (nullptr:
+// none).
+void note_freeing(const void *mutex, const void *addr) noexcept
+{
+	registered *r = find(mutex);
+	if (!r)
+		return;
+	const char *p = static_cast<const char *>(addr);
+	int64_t off = 0;
+	if (p && p > r->algo_base && p < r->algo_base + r->end)
+		off = p - r->algo_base;
+	std::atomic_signal_fence(std::memory_order_seq_cst);
+	std::atomic_ref<int64_t>(r->j->freeing).store(off);
+	std::atomic_signal_fence(std::memory_order_seq_cst);
+}
 
 // Journal bytes for a segment of this managed size: a block per 4 KiB of it,
 // at least 4096 (48 bytes each: about 1.2% of the segment).
@@ -349,6 +391,26 @@ void create(segment::mapping &m, segment_header *h, uint64_t managed)
 } // namespace journal
 
 } // namespace
+
+void journaled_best_fit::deallocate(void *addr)
+{
+	if (!addr)
+		return;
+	// The allocator's mutex is the first thing in the allocator (journal);
+	// recursive, so Boost's own lock below nests in this one.
+	auto *m = reinterpret_cast<robust_recursive_mutex *>(this);
+	m->lock();
+	journal::note_freeing(m, addr);
+	try {
+		base::deallocate(addr);
+	} catch (...) {
+		journal::note_freeing(m, nullptr);
+		m->unlock();
+		throw;
+	}
+	journal::note_freeing(m, nullptr);
+	m->unlock();
+}
 
 segment::mapping::~mapping()
 {
@@ -865,21 +927,58 @@ segment::allocator_transaction::~allocator_transaction()
 	m_->unlock();
 }
 
-bool segment::allocator_transaction::also_undo(void *record,
+segment::allocator_transaction::allocator_transaction(segment_manager *mgr)
+	: m_(reinterpret_cast<robust_recursive_mutex *>(mgr))
+{
+	m_->lock();
+}
+
+bool segment::allocator_transaction::also_undo(const void *record,
 					       size_t len) noexcept
 {
 	journal::registered *r = journal::find(m_);
-	if (!r || len > sizeof(r->j->record) ||
-	    !r->j->valid.load(std::memory_order_acquire))
+	if (!r || !r->j->valid.load(std::memory_order_acquire))
 		return false;
-	char *p = static_cast<char *>(record);
-	if (p <= r->algo_base || p + len > r->algo_base + r->end)
+	journal::shared_journal &j = *r->j;
+	uint32_t n = j.n_records.load();
+	if (n >= journal::MAX_RECORDS || len == 0 ||
+	    len > journal::RECORD_BYTES - j.bytes_used)
 		return false;
-	memcpy(r->j->record, p, len);
-	r->j->record_off = p - r->algo_base;
+	const char *p = static_cast<const char *>(record);
+	if (p <= r->algo_base || p > r->algo_base + r->end ||
+	    len > uint64_t(r->algo_base + r->end - p))
+		return false;
+	journal::undo_record &u = j.records[n];
+	u.off = p - r->algo_base;
+	u.len = uint32_t(len);
+	u.at = j.bytes_used;
+	memcpy(j.record_bytes + u.at, p, len);
+	j.bytes_used += uint32_t(len);
 	std::atomic_signal_fence(std::memory_order_seq_cst);
-	std::atomic_ref<uint32_t>(r->j->record_len).store(uint32_t(len));
+	j.n_records.store(n + 1);
 	return true;
+}
+
+bool segment::allocator_transaction::also_undo_block(const void *block,
+						     size_t max_len) noexcept
+{
+	journal::registered *r = journal::find(m_);
+	if (!r)
+		return false;
+	// The allocated block's size words stand right before it.
+	const char *p = static_cast<const char *>(block);
+	if (p < r->algo_base + journal::first_block_offset() +
+			journal::SIZE_HOLDER ||
+	    p >= r->algo_base + r->end)
+		return false;
+	const auto *sh = reinterpret_cast<const uint64_t *>(
+		p - journal::SIZE_HOLDER);
+	uint64_t units = sh[1] & journal::SIZE_MASK;
+	if (!(sh[1] & journal::ALLOCATED_BIT) || units == 0 ||
+	    units > uint64_t(r->algo_base + r->end - p) / journal::UNIT + 1)
+		return false;
+	uint64_t len = units * journal::UNIT - journal::SIZE_HOLDER;
+	return also_undo(block, std::min<uint64_t>(len, max_len));
 }
 
 segment_manager *segment::manager() const noexcept

@@ -133,6 +133,10 @@ void destroy_object(shm::segment_manager *mgr, handler_object *obj) noexcept
 	}
 }
 
+// How much of a map state's first block a release journals (free_released):
+// the types' states are smaller (a hash map's is 152 bytes).
+constexpr size_t MAX_UNDO_STATE = 512;
+
 constexpr uint8_t LDDW = vm::BPF_LD | vm::BPF_IMM | vm::BPF_DW;
 constexpr uint8_t MAX_NAME = BPF_OBJ_NAME_LEN;
 
@@ -250,16 +254,25 @@ bool registry::impl::object_ok(int64_t off) const noexcept
 // last write clears the pending record. A releaser killed inside it has its
 // frees and the record undone together by the allocator's journal (the blocks
 // and their headers as they were, the record naming them), so recover()
-// frees them again; map_ops::destroy only frees (its writes to the state,
-// which the undo does not restore, must not keep a second run from freeing
-// everything). Without a journal, a death between the record's clearing and
-// the commit loses the blocks, never frees them twice.
+// frees them again. The destructors write into what they free before freeing
+// it (a variant forgets its alternative, a map state loses its magic): the
+// handler object and the map state's block go into the journal too, so that
+// the second run finds them as the first did. Blocks freed through them
+// (containers, a map's buckets) are only read to find what to free.
+// Without a journal, a death between the record's clearing and the commit
+// loses the blocks, never frees them twice.
 void registry::impl::free_released(const map_ops *ops, int64_t state_off,
 				   int64_t obj_off) noexcept
 {
 	try {
 		shm::segment::allocator_transaction txn(seg);
 		(void)txn.also_undo(&shared->pending, sizeof(pending_record));
+		if (obj_off)
+			(void)txn.also_undo(at<handler_object>(obj_off),
+					    sizeof(handler_object));
+		if (ops && state_off)
+			(void)txn.also_undo_block(at<void>(state_off),
+						  MAX_UNDO_STATE);
 		if (ops && state_off)
 			ops->destroy(mgr, at<void>(state_off));
 		if (obj_off)

@@ -52,18 +52,29 @@ uint32_t grow(state *s, int *err)
 		return NULLS;
 	}
 	// A process killed after allocating but before counting leaves a
-	// chunk published: reuse it.
+	// chunk published: reuse it. The allocation and its publication are
+	// one allocator transaction, so a process killed between them has the
+	// allocation undone with the chunk's slot, not a chunk nobody owns.
 	if (s->chunk(c).load(std::memory_order_acquire) == 0) {
-		void *mem = s->manager()->allocate(size_t(chunk_elems) *
-							   s->elem_size,
-						   std::nothrow);
+		void *mem = nullptr;
+		try {
+			shm::segment::allocator_transaction txn(s->manager());
+			(void)txn.also_undo(&s->chunk(c), sizeof(int64_t));
+			mem = s->manager()->allocate(size_t(chunk_elems) *
+							     s->elem_size,
+						     std::nothrow);
+			if (mem)
+				s->chunk(c).store(static_cast<char *>(mem) -
+							  s->self(),
+						  std::memory_order_release);
+		} catch (const std::exception &) {
+			// The allocator's lock failed: as a full segment.
+		}
 		if (!mem) {
 			(void)s->grow_mutex.unlock_checked();
 			*err = ENOMEM;
 			return NULLS;
 		}
-		s->chunk(c).store(static_cast<char *>(mem) - s->self(),
-				  std::memory_order_release);
 	}
 	uint32_t n = std::min(chunk_elems, s->capacity - carved);
 	init_elements(s, carved, n);

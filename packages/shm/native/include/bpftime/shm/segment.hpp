@@ -45,8 +45,8 @@ inline constexpr uint64_t SEGMENT_MAGIC = 0x00454d4954465042ULL;
 // Bumped by any change to a structure stored in the segment, in any package:
 // processes of different layouts must never share a segment.
 // 2: the allocator's mutex is recursive; the header records allocator
-// deaths and the allocator journal.
-inline constexpr uint32_t LAYOUT_VERSION = 2;
+// deaths and the allocator journal. 3: the journal keeps several records.
+inline constexpr uint32_t LAYOUT_VERSION = 3;
 inline constexpr uint64_t HEADER_SIZE = 4096;
 inline constexpr const char *DEFAULT_SEGMENT_NAME = "bpftime_maps_shm";
 inline constexpr uint64_t DEFAULT_SEGMENT_MB = 20;
@@ -84,9 +84,25 @@ struct segment_header {
 static_assert(sizeof(segment_header) == HEADER_SIZE);
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
 
+// Boost's best-fit allocator, whose frees first name their block in the
+// allocator journal (segment.cpp). Boost links a freed block into its
+// free-block tree before it marks the block free: a process killed between
+// the two leaves a block that still reads as allocated, its owner's first
+// bytes overwritten by tree links; the journal puts them back only because it
+// knows which block was being freed. Same layout as its base.
+class journaled_best_fit
+	: public boost::interprocess::rbtree_best_fit<robust_mutex_family> {
+	using base = boost::interprocess::rbtree_best_fit<robust_mutex_family>;
+
+    public:
+	using base::base;
+	void deallocate(void *addr);
+};
+static_assert(sizeof(journaled_best_fit) ==
+	      sizeof(boost::interprocess::rbtree_best_fit<robust_mutex_family>));
+
 using managed_buffer = boost::interprocess::basic_managed_external_buffer<
-	char, boost::interprocess::rbtree_best_fit<robust_mutex_family>,
-	boost::interprocess::iset_index>;
+	char, journaled_best_fit, boost::interprocess::iset_index>;
 using segment_manager = managed_buffer::segment_manager;
 template <class T>
 using allocator = boost::interprocess::allocator<T, segment_manager>;
@@ -164,20 +180,32 @@ class segment {
 	// change: a process killed before the destructor has all of them
 	// undone by the allocator journal at the next allocation by anyone
 	// (segment.cpp). Other processes' allocations wait meanwhile. For a
-	// registry's create; the blocks it frees meanwhile must be ones it
-	// allocated meanwhile (the journal does not keep freed blocks'
-	// contents).
+	// registry's create and release. The journal puts back the first 32
+	// bytes of a block that the undone transaction freed, not the rest
+	// (Boost writes no further into a freed block): a transaction that
+	// frees a block it did not allocate must allocate nothing after, and
+	// what it writes into such blocks before freeing them it names with
+	// also_undo.
 	class allocator_transaction {
 	    public:
 		explicit allocator_transaction(const segment &s);
+		// The same, from code that has only the segment's manager
+		// (a map type growing its state).
+		explicit allocator_transaction(segment_manager *mgr);
 		~allocator_transaction();
-		// The bytes [record, record + len) of the segment (at most 64),
-		// as they are now, are written back too when the transaction
-		// is undone: the caller's own record of what it is doing, so
-		// that the record and the allocations change together. False
-		// when the segment has no journal (or it cannot hold this
-		// transaction). Call once, first thing.
-		bool also_undo(void *record, size_t len) noexcept;
+		// The bytes [record, record + len) of the segment, as they are
+		// now, are written back too when the transaction is undone:
+		// the caller's own record of what it is doing, and whatever a
+		// destructor writes into a block before freeing it, so that
+		// they and the allocations change together. Up to 8 records
+		// and 1024 bytes per transaction. False when the segment has
+		// no journal, or it cannot hold this transaction or this
+		// record. Call before changing the bytes, while nothing else
+		// has been allocated or freed by the transaction.
+		bool also_undo(const void *record, size_t len) noexcept;
+		// also_undo of the allocated block at `block` (a pointer the
+		// allocator returned), whole or its first max_len bytes.
+		bool also_undo_block(const void *block, size_t max_len) noexcept;
 		allocator_transaction(const allocator_transaction &) = delete;
 		allocator_transaction &
 		operator=(const allocator_transaction &) = delete;
