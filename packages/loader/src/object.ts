@@ -680,6 +680,9 @@ export class BpfObject implements Disposable {
 				return await call(what, () => target.createMap(plain));
 			}
 		};
+		// One transaction in the registry: a loader killed part-way has its
+		// objects released by the next opener.
+		target.beginLoad?.();
 		try {
 			let btfId: number | undefined;
 			const btf = this.btf;
@@ -780,6 +783,8 @@ export class BpfObject implements Disposable {
 				}
 			}
 			throw e;
+		} finally {
+			target.endLoad?.();
 		}
 		this.#target = target;
 		this.#loaded = { maps, programs, ids: created };

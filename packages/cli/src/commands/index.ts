@@ -7,6 +7,7 @@ import { detach } from './detach.js';
 import { help } from './help.js';
 import { load } from './load.js';
 import { map } from './map.js';
+import { recover } from './recover.js';
 import { start } from './start.js';
 
-export const COMMANDS: readonly Command[] = [load, start, attach, detach, map, help];
+export const COMMANDS: readonly Command[] = [load, start, attach, detach, map, recover, help];

@@ -138,6 +138,9 @@ Options of the second form:
 		let ok = false;
 		try {
 			const reg = Registry.openOrCreate(seg);
+			// Load and attach are one transaction: killed in between, this
+			// process leaves nothing for the next opener but a rollback.
+			reg.beginLoad();
 			try {
 				const loaded = await obj.load(reg);
 				// Said only once the load is whole: a failed attach rolls it back.
@@ -158,7 +161,11 @@ Options of the second form:
 				ok = true;
 				return 0;
 			} finally {
-				reg.close();
+				try {
+					reg.endLoad();
+				} finally {
+					reg.close();
+				}
 			}
 		} finally {
 			const name = seg.name;

@@ -17,12 +17,17 @@
 #include <boost/interprocess/creation_tags.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <csignal>
+#include <cstdio>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <limits.h>
+#include <fcntl.h>
 #include <optional>
+#include <unistd.h>
 
 namespace bip = boost::interprocess;
 
@@ -132,6 +137,67 @@ void destroy_object(shm::segment_manager *mgr, handler_object *obj) noexcept
 		// The allocator's own lock failed: leak rather than crash.
 	}
 }
+
+// The start time of process pid (field 22 of /proc/<pid>/stat, clock ticks
+// since boot); 0 when it cannot be read (no such process, another pid
+// namespace).
+uint64_t process_start_time(int32_t pid) noexcept
+{
+	char path[40];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	char buf[1024];
+	ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
+	::close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	// The command name may hold spaces and parentheses: fields count from
+	// the last ')', which ends it (field 2); field 22 is 20 fields on.
+	const char *p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	for (int field = 2; field < 22; field++) {
+		p = strchr(p + 1, ' ');
+		if (!p)
+			return 0;
+	}
+	return strtoull(p + 1, nullptr, 10);
+}
+
+// This process as an owner; the pid is read each time (a fork is another
+// process).
+handler_owner self_owner() noexcept
+{
+	static std::atomic<int32_t> cached_pid{ 0 };
+	static std::atomic<uint64_t> cached_start{ 0 };
+	int32_t pid = getpid();
+	if (cached_pid.load() != pid) {
+		cached_start.store(process_start_time(pid));
+		cached_pid.store(pid);
+	}
+	return handler_owner{ pid, 0, cached_start.load() };
+}
+
+// Whether the owner still runs: its pid exists with the same start time.
+// Unknown owners (pid 0, or a start time that could not be read when the
+// handler was made) count as alive: nothing is released on a guess.
+bool owner_alive(const handler_owner &o) noexcept
+{
+	if (o.pid <= 0)
+		return true;
+	if (kill(o.pid, 0) != 0 && errno == ESRCH)
+		return false;
+	if (o.start_time == 0)
+		return true;
+	uint64_t now = process_start_time(o.pid);
+	return now == 0 || now == o.start_time;
+}
+
+// Numbers loads across every registry object of this process.
+std::atomic<uint32_t> next_load_serial{ 0 };
 
 // How much of a map state's first block a release journals (free_released):
 // the types' states are smaller (a hash map's is 152 bytes).
@@ -352,6 +418,78 @@ void registry::impl::recount() noexcept
 
 // --- lookup ----------------------------------------------------------------
 
+namespace {
+
+// The variant alternative of each kind (handler_variant's order).
+size_t variant_index_of(handler_kind k)
+{
+	switch (k) {
+	case handler_kind::map:
+		return 0;
+	case handler_kind::prog:
+		return 1;
+	case handler_kind::link:
+		return 2;
+	case handler_kind::perf_event:
+		return 3;
+	default:
+		return 4;
+	}
+}
+
+} // namespace
+
+// Everything of the handler object at off that a reader follows lies in the
+// segment: the object, the alternative its slot's kind names, each
+// container's elements, a map's state header. A damaged segment is refused
+// here, before a pointer read from it is followed (issue 17, item 3).
+bool registry::impl::object_whole(int64_t off, handler_kind k) const noexcept
+{
+	if (!object_ok(off))
+		return false;
+	const handler_object &o = *at<handler_object>(off);
+	if (o.value.valueless_by_exception() ||
+	    o.value.index() != variant_index_of(k))
+		return false;
+	auto fits = [&](const auto &c) {
+		using E = typename std::decay_t<decltype(c)>::value_type;
+		uint64_t n = c.size();
+		if (n == 0)
+			return true;
+		if (n > seg.header().segment_size / sizeof(E))
+			return false;
+		return seg.contains(&*c.begin(), n * sizeof(E));
+	};
+	switch (k) {
+	case handler_kind::map: {
+		const auto &m = std::get<map_handler>(o.value);
+		return in_segment(m.state_offset, sizeof(map_state_header)) &&
+		       m.state_offset % alignof(map_state_header) == 0;
+	}
+	case handler_kind::prog: {
+		const auto &p = std::get<prog_handler>(o.value);
+		return fits(p.license) && fits(p.insns) && fits(p.fd_array) &&
+		       fits(p.map_ids);
+	}
+	case handler_kind::perf_event: {
+		const auto &e = std::get<perf_event_handler>(o.value);
+		return fits(e.path) && fits(e.symbol) && fits(e.custom_name);
+	}
+	case handler_kind::btf:
+		return fits(std::get<btf_handler>(o.value).data);
+	default:
+		return true;
+	}
+}
+
+std::string registry::impl::damaged(uint32_t id) const
+{
+	return "segment '" + seg.name() + "': " + id_text(id) +
+	       ": its handler object is damaged (offset " +
+	       std::to_string(slots[id].object.load()) +
+	       " names nothing whole in the segment)";
+}
+
 result<handler_object *> registry::impl::object_at(uint32_t id, handler_kind k,
 						   const char *what) const
 {
@@ -368,7 +506,10 @@ result<handler_object *> registry::impl::object_at(uint32_t id, handler_kind k,
 		return fail(EINVAL, std::string(what) + ": " + id_text(id) +
 					    " is a " + std::string(kind_name(have)) +
 					    ", not a " + std::string(kind_name(k)));
-	return at<handler_object>(slots[id].object.load(std::memory_order_acquire));
+	int64_t off = slots[id].object.load(std::memory_order_acquire);
+	if (!object_whole(off, have))
+		return fail(EBADMSG, std::string(what) + ": " + damaged(id));
+	return at<handler_object>(off);
 }
 
 // --- creation ----------------------------------------------------------------
@@ -847,6 +988,11 @@ result<handle> registry::impl::create_object(const Input &s, uint32_t id)
 			return fail(ENOMEM, what + ": the segment is full");
 		}
 		note_pending(offset_of(obj), 0, 1);
+		obj->owner = self_owner();
+		{
+			std::lock_guard g(local);
+			obj->owner.load = load_depth ? load_serial : 0;
+		}
 
 		// The record forgets the object before it is freed (recover()).
 		auto undo = [&] {
@@ -936,6 +1082,8 @@ status registry::impl::release_locked(uint32_t id, uint64_t generation,
 		handler_kind ik = word_kind(word_at(i));
 		if (ik == handler_kind::empty || i == id)
 			continue;
+		if (!object_whole(slots[i].object.load(), ik))
+			continue;
 		auto *o = at<handler_object>(slots[i].object.load());
 		std::string user;
 		if (k == handler_kind::map && ik == handler_kind::prog) {
@@ -980,6 +1128,8 @@ status registry::impl::release_locked(uint32_t id, uint64_t generation,
 	}
 
 	int64_t obj_off = slots[id].object.load();
+	if (!object_whole(obj_off, k))
+		return fail(EBADMSG, what + ": " + damaged(id));
 	auto *obj = at<handler_object>(obj_off);
 	int64_t state_off = 0;
 	uint32_t map_type = 0;
@@ -1042,7 +1192,10 @@ result<handler_info> registry::impl::describe_locked(uint32_t id) const
 	handler_kind k = word_kind(w);
 	if (k == handler_kind::empty)
 		return fail(EBADF, id_text(id) + " holds nothing");
-	const auto *obj = at<handler_object>(slots[id].object.load());
+	int64_t off = slots[id].object.load();
+	if (!object_whole(off, k))
+		return fail(EBADMSG, damaged(id));
+	const auto *obj = at<handler_object>(off);
 	handler_info info;
 	info.h = handle{ id, word_generation(w) };
 	info.kind = k;
@@ -1154,7 +1307,8 @@ result<std::unique_ptr<registry>> registry::create(shm::segment seg,
 	return std::unique_ptr<registry>(new registry(std::move(*r)));
 }
 
-result<std::unique_ptr<registry>> registry::open(shm::segment seg)
+result<std::unique_ptr<registry>> registry::open(shm::segment seg,
+						 bool roll_back)
 {
 	auto *s = seg.find<registry_shared>(REGISTRY_OBJECT_NAME);
 	if (!s)
@@ -1164,7 +1318,135 @@ result<std::unique_ptr<registry>> registry::open(shm::segment seg)
 	auto r = attach(std::move(seg), s);
 	if (!r)
 		return std::move(r).error();
-	return std::unique_ptr<registry>(new registry(std::move(*r)));
+	std::unique_ptr<registry> reg(new registry(std::move(*r)));
+	// A failure here (the lock) is the next caller's to report.
+	if (roll_back)
+		(void)reg->roll_back_dead_loads();
+	return reg;
+}
+
+// --- load transactions -------------------------------------------------------
+
+void registry::begin_load()
+{
+	std::lock_guard g(impl_->local);
+	if (impl_->load_depth++ == 0)
+		impl_->load_serial = next_load_serial.fetch_add(1) + 1;
+}
+
+status registry::end_load()
+{
+	uint32_t serial;
+	{
+		std::lock_guard g(impl_->local);
+		if (impl_->load_depth == 0)
+			return fail(EINVAL, "registry: end_load without begin_load");
+		if (--impl_->load_depth != 0)
+			return {};
+		serial = impl_->load_serial;
+		impl_->load_serial = 0;
+	}
+	auto guard = impl_->lock();
+	if (!guard)
+		return fail(EIO, "registry: commit of a load: " +
+					 guard.error().message);
+	const handler_owner me = self_owner();
+	for (uint32_t i = 0; i < impl_->shared->capacity; i++) {
+		if (word_kind(impl_->word_at(i)) == handler_kind::empty)
+			continue;
+		int64_t off = impl_->slots[i].object.load();
+		if (!impl_->object_ok(off))
+			continue;
+		handler_owner &o = impl_->at<handler_object>(off)->owner;
+		if (o.pid == me.pid && o.start_time == me.start_time &&
+		    o.load == serial)
+			std::atomic_ref<uint32_t>(o.load).store(0);
+	}
+	return {};
+}
+
+namespace {
+
+std::string handler_name(const handler_object &o)
+{
+	if (auto *m = std::get_if<map_handler>(&o.value))
+		return name_of(m->attr.name);
+	if (auto *p = std::get_if<prog_handler>(&o.value))
+		return name_of(p->name);
+	return "";
+}
+
+// Release order: users before what they use.
+int release_rank(handler_kind k)
+{
+	switch (k) {
+	case handler_kind::link:
+		return 0;
+	case handler_kind::prog:
+	case handler_kind::perf_event:
+		return 1;
+	default:
+		return 2;
+	}
+}
+
+} // namespace
+
+result<std::vector<owner_info>> registry::owners() const
+{
+	auto guard = impl_->lock();
+	if (!guard)
+		return std::move(guard).error();
+	std::vector<owner_info> out;
+	for (uint32_t i = 0; i < impl_->shared->capacity; i++) {
+		uint64_t w = impl_->word_at(i);
+		if (word_kind(w) == handler_kind::empty)
+			continue;
+		int64_t off = impl_->slots[i].object.load();
+		if (!impl_->object_whole(off, word_kind(w)))
+			continue;
+		const handler_object &o = *impl_->at<handler_object>(off);
+		owner_info oi;
+		oi.h = handle{ i, word_generation(w) };
+		oi.kind = word_kind(w);
+		oi.name = handler_name(o);
+		oi.pid = o.owner.pid;
+		oi.start_time = o.owner.start_time;
+		oi.in_load = o.owner.load != 0;
+		oi.alive = owner_alive(o.owner);
+		out.push_back(std::move(oi));
+	}
+	return out;
+}
+
+result<std::vector<owner_info>> registry::roll_back_dead_loads()
+{
+	auto all = owners();
+	if (!all)
+		return std::move(all).error();
+	std::vector<owner_info> dead;
+	for (auto &o : *all)
+		if (o.in_load && !o.alive)
+			dead.push_back(std::move(o));
+	if (dead.empty())
+		return dead;
+	std::stable_sort(dead.begin(), dead.end(),
+			 [](const owner_info &a, const owner_info &b) {
+				 return release_rank(a.kind) < release_rank(b.kind);
+			 });
+	std::vector<owner_info> released;
+	// Maps may hold maps (inner maps, map-in-map values): a few passes.
+	for (int pass = 0; pass < 4 && !dead.empty(); pass++) {
+		std::vector<owner_info> left;
+		for (auto &o : dead) {
+			if (release(o.h))
+				released.push_back(std::move(o));
+			else
+				left.push_back(std::move(o));
+		}
+		dead = std::move(left);
+	}
+	return released;
 }
 
 result<std::unique_ptr<registry>> registry::open_or_create(shm::segment seg,

@@ -56,6 +56,10 @@ struct registry::impl {
 
 	// Per-process caches, under `local`.
 	std::mutex local;
+	// This registry object's load (begin_load): nesting depth and the
+	// number marking its handlers (0: none). Under `local`.
+	uint32_t load_depth = 0;
+	uint32_t load_serial = 0;
 	std::vector<std::shared_ptr<map_instance>> maps; // by id
 	std::map<std::tuple<uint32_t, uint64_t, int, bool>,
 		 std::shared_ptr<program_instance>>
@@ -141,6 +145,10 @@ struct registry::impl {
 	status release_locked(uint32_t id, uint64_t generation,
 			      bool check_generation);
 	result<handler_info> describe_locked(uint32_t id) const;
+	// The object at off, as kind k, with all it refers to inside the
+	// segment (registry.cpp); damaged(): the error naming it.
+	bool object_whole(int64_t off, handler_kind k) const noexcept;
+	std::string damaged(uint32_t id) const;
 	void forget_local(uint32_t id);
 
 	result<std::shared_ptr<map_instance>> map_instance_for(uint32_t id,
