@@ -31,6 +31,9 @@ namespace bpftime::shm {
 struct segment::mapping {
 	void *base = MAP_FAILED;
 	uint64_t size = 0;
+	// The file mapped (segment::check_file).
+	dev_t dev = 0;
+	ino_t ino = 0;
 	std::optional<managed_buffer> managed;
 
 	~mapping();
@@ -66,6 +69,8 @@ void remember_mapping(int fd, const std::shared_ptr<segment::mapping> &m)
 	struct stat st;
 	if (fstat(fd, &st) != 0)
 		return;
+	m->dev = st.st_dev;
+	m->ino = st.st_ino;
 	auto &all = mappings();
 	std::lock_guard lock(all.mu);
 	std::erase_if(all.by_file,
@@ -979,6 +984,27 @@ bool segment::allocator_transaction::also_undo_block(const void *block,
 		return false;
 	uint64_t len = units * journal::UNIT - journal::SIZE_HOLDER;
 	return also_undo(block, std::min<uint64_t>(len, max_len));
+}
+
+status segment::check_file() const noexcept
+{
+	// shm_open's names live in /dev/shm (glibc).
+	std::string path = "/dev/shm/" + name_;
+	struct stat st;
+	if (stat(path.c_str(), &st) != 0) {
+		if (errno == ENOENT)
+			return fail(EIDRM, describe(name_) + ": its file was removed");
+		return fail(errno, describe(name_) + ": stat: " + strerror(errno));
+	}
+	if (map_->ino != 0 &&
+	    (st.st_dev != map_->dev || st.st_ino != map_->ino))
+		return fail(ESTALE, describe(name_) +
+					    ": its file was replaced by another");
+	if (uint64_t(st.st_size) < map_->size)
+		return fail(EBADMSG, describe(name_) + ": its file was truncated to " +
+					     std::to_string(st.st_size) + " bytes (" +
+					     std::to_string(map_->size) + " mapped)");
+	return {};
 }
 
 segment_manager *segment::manager() const noexcept

@@ -213,6 +213,13 @@ class segment {
 	    private:
 		robust_recursive_mutex *m_;
 	};
+	// Whether the file this process maps is still the segment's, whole:
+	// EIDRM when /dev/shm/<name> was removed, ESTALE when it is another
+	// file now, EBADMSG when it was truncated (reading the mapping past
+	// the file's end raises SIGBUS). For a process that must stop using
+	// the segment before it faults (the agent's watcher, each poll); a
+	// truncation after the check is not seen until the next one.
+	status check_file() const noexcept;
 	// Does [p, p+len) lie inside this process's mapping of the segment?
 	bool contains(const void *p, uint64_t len) const noexcept;
 	void *base() const noexcept;
