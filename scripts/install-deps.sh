@@ -7,6 +7,10 @@
 #
 # Environment: BPFTIME_SKIP_APT=1 skips the system packages (for machines whose
 # packages are managed another way).
+#
+# Not installed here: the CUDA toolkit (NVIDIA's, /usr/local/cuda with nvcc
+# on PATH), which only @bpftime/maps-gpu uses; without it that package builds
+# nothing and says so, and everything else is unaffected.
 set -euo pipefail
 
 # Each entry: a Debian package, and a file whose presence means it is there.

@@ -6,6 +6,10 @@
 export interface Io {
 	out: (text: string) => void;
 	err: (text: string) => void;
+	/** Colour and cursor movement are wanted on out: a terminal, NO_COLOR unset (format/style.ts). */
+	color?: boolean;
+	/** out is a terminal: a live view may redraw in place. */
+	tty?: boolean;
 }
 
 /** Wrong arguments: exit status 2 and the usage of `command`. */
@@ -56,7 +60,8 @@ export function takeOptions(
 			i++;
 			break;
 		}
-		if (!a.startsWith('-') || a === '-') {
+		// A negative number (a key or value: `map update m -1 5`) is an operand, not an option.
+		if (!a.startsWith('-') || a === '-' || /^-\d/.test(a)) {
 			if (stopAtPositional) break;
 			rest.push(a);
 			continue;

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { BpftimeError } from '@bpftime/common';
 import { type Io, takeOptions, UsageError } from './command.js';
+import { colorWanted } from './format/style.js';
 import { findCommand, USAGE, usageOf } from './usage.js';
 
 export { type Io, UsageError } from './command.js';
@@ -13,6 +14,8 @@ export { type Io, UsageError } from './command.js';
 const defaultIo: Io = {
 	out: (t) => process.stdout.write(t),
 	err: (t) => process.stderr.write(t),
+	color: colorWanted(process.stdout),
+	tty: process.stdout.isTTY === true,
 };
 
 function version(): string {
@@ -53,7 +56,9 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
 			return 2;
 		}
 		if (e instanceof BpftimeError) {
-			io.err(`bpftime: ${e.message}\n`);
+			// The errno name, for scripts and searches, unless the message already says it.
+			const code = new RegExp(`\\b${e.code}\\b`).test(e.message) ? '' : ` (${e.code})`;
+			io.err(`bpftime: ${e.message}${code}\n`);
 			return 1;
 		}
 		io.err(`bpftime: ${(e as Error)?.stack ?? String(e)}\n`);

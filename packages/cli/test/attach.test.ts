@@ -80,7 +80,9 @@ describe('bpftime attach / detach', { timeout: 60_000 }, () => {
 		const again = await bpftime(['--segment', seg, 'attach', String(v.pid)]);
 		expect(again.code).toBe(1);
 		expect(again.stderr).toMatch(
-			new RegExp(`^bpftime: process ${v.pid}: the agent is already attached .*; \`bpftime detach ${v.pid}\` first\\n$`),
+			new RegExp(
+				`^bpftime: process ${v.pid}: the agent is already attached .*; \`bpftime detach ${v.pid}\` first \\(EEXIST\\)\\n$`,
+			),
 		);
 		const counted = async () => {
 			const r = await bpftime(['--segment', seg, 'map', 'dump', '--json', 'malloc_calls']);
@@ -107,7 +109,7 @@ describe('bpftime attach / detach', { timeout: 60_000 }, () => {
 		const r = await bpftime(['--segment', name, 'attach', String(v.pid)]);
 		expect(r.code).toBe(1);
 		expect(r.stderr).toBe(
-			`bpftime: attach ${v.pid}: the registry holds no link, nothing to attach; load a program with its links first (\`bpftime load <prog.bpf.o>\`)\n`,
+			`bpftime: attach ${v.pid}: the registry holds no link, nothing to attach; load a program with its links first (\`bpftime load <prog.bpf.o>\`) (ENOENT)\n`,
 		);
 		expect((await v.done()).code).toBe(0);
 	});
@@ -125,6 +127,6 @@ describe('bpftime attach / detach', { timeout: 60_000 }, () => {
 	it('exits 1 naming the process when it does not exist', async () => {
 		const r = await bpftime(['detach', '1073741800']);
 		expect(r.code).toBe(1);
-		expect(r.stderr).toBe('bpftime: process 1073741800: no such process\n');
+		expect(r.stderr).toBe('bpftime: process 1073741800: no such process (ESRCH)\n');
 	});
 });

@@ -88,7 +88,9 @@ describe('bpftime arguments', () => {
 		const seg = segmentName();
 		const r = await bpftime(['--segment', seg, 'map', 'dump', 'counts']);
 		expect(r.code).toBe(1);
-		expect(r.stderr).toBe(`bpftime: segment '${seg}': does not exist; \`bpftime load <prog.bpf.o>\` creates it\n`);
+		expect(r.stderr).toBe(
+			`bpftime: segment '${seg}': does not exist; \`bpftime load <prog.bpf.o>\` creates it (ENOENT)\n`,
+		);
 	});
 
 	it('exits 1 naming the file when load cannot read it, and creates nothing', async () => {
@@ -221,7 +223,7 @@ describe('bpftime load, start and map dump', { timeout: 60_000 }, () => {
 		expect((await bpftime(['--segment', seg, 'load', '--no-attach', object])).code).toBe(0);
 		const r = await bpftime(['--segment', seg, 'map', 'dump', 'nosuch']);
 		expect(r.code).toBe(1);
-		expect(r.stderr).toBe(`bpftime: map 'nosuch': no such map in the registry (maps: 'malloc_calls')\n`);
+		expect(r.stderr).toBe(`bpftime: map 'nosuch': no such map in the registry (maps: 'malloc_calls') (ENOENT)\n`);
 	});
 
 	it('exits 1 saying there is no such map for an id past the table or past u32', async () => {
@@ -229,7 +231,7 @@ describe('bpftime load, start and map dump', { timeout: 60_000 }, () => {
 		expect((await bpftime(['--segment', seg, 'load', '--no-attach', object])).code).toBe(0);
 		for (const id of ['4294967297', '6144', '99999999999999999999']) {
 			const r = await bpftime(['--segment', seg, 'map', 'dump', id]);
-			expect([r.code, r.stderr]).toEqual([1, `bpftime: map id ${id}: no such map in the registry\n`]);
+			expect([r.code, r.stderr]).toEqual([1, `bpftime: map id ${id}: no such map in the registry (ENOENT)\n`]);
 		}
 	});
 
@@ -267,7 +269,7 @@ describe('bpftime load, start and map dump', { timeout: 60_000 }, () => {
 		const r = await bpftime(['--segment', seg, 'map', 'dump', 'malloc_calls']);
 		expect([r.code, r.stderr]).toEqual([
 			1,
-			`bpftime: map 'malloc_calls': 2 maps have this name (ids ${ids.join(', ')}); name one by id\n`,
+			`bpftime: map 'malloc_calls': 2 maps have this name (ids ${ids.join(', ')}); name one by id (EINVAL)\n`,
 		]);
 	});
 });

@@ -3,11 +3,31 @@
 // through this table and usage.ts builds the overview from it.
 import type { Command } from '../command.js';
 import { attach } from './attach.js';
+import { clean } from './clean.js';
 import { detach } from './detach.js';
+import { exportCommand } from './export.js';
 import { help } from './help.js';
+import { importCommand } from './import.js';
+import { link } from './link.js';
+import { list } from './list.js';
 import { load } from './load.js';
 import { map } from './map.js';
+import { prog } from './prog.js';
 import { recover } from './recover.js';
 import { start } from './start.js';
 
-export const COMMANDS: readonly Command[] = [load, start, attach, detach, map, recover, help];
+export const COMMANDS: readonly Command[] = [
+	load,
+	start,
+	attach,
+	detach,
+	list,
+	prog,
+	link,
+	map,
+	exportCommand,
+	importCommand,
+	clean,
+	recover,
+	help,
+];

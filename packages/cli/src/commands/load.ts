@@ -6,6 +6,7 @@
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { foreground } from '../child.js';
 import { type Command, takeOptions, UsageError } from '../command.js';
+import { keepSources } from '../line-info.js';
 import { registryModules, segmentOptions } from '../registry.js';
 
 function parsePid(text: string): number {
@@ -143,6 +144,7 @@ Options of the second form:
 			reg.beginLoad();
 			try {
 				const loaded = await obj.load(reg);
+				keepSources(seg, reg, loaded.programs.values());
 				// Said only once the load is whole: a failed attach rolls it back.
 				const lines = [`${file}: loaded into segment '${seg.name}'\n`];
 				for (const m of loaded.maps.values()) lines.push(`  map '${m.name}' id ${m.id}\n`);
