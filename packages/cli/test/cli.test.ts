@@ -242,7 +242,9 @@ describe('bpftime load, start and map dump', { timeout: 60_000 }, () => {
 		const r = await bpftime(['--segment', seg, 'load', object], { ...process.env, BPFTIME_MAX_FD_COUNT: '1' });
 		expect(r.code).toBe(1);
 		expect(r.stdout).toBe('');
-		expect(r.stderr).toBe("bpftime: map 'malloc_calls': create: all 1 ids are in use (BPFTIME_MAX_FD_COUNT) (EMFILE)\n");
+		expect(r.stderr).toBe(
+			"bpftime: map 'malloc_calls': create: all 1 ids are in use (BPFTIME_MAX_FD_COUNT) (EMFILE)\n",
+		);
 		expect(Segment.exists({ name: seg })).toBe(false);
 	});
 
