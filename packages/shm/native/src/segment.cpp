@@ -986,6 +986,24 @@ bool segment::allocator_transaction::also_undo_block(const void *block,
 	return also_undo(block, std::min<uint64_t>(len, max_len));
 }
 
+bool same_mapping(const void *anchor, const void *p, uint64_t len) noexcept
+{
+	auto &all = mappings();
+	std::lock_guard lock(all.mu);
+	auto a = reinterpret_cast<uintptr_t>(anchor);
+	auto at = reinterpret_cast<uintptr_t>(p);
+	for (auto &[file, weak] : all.by_file) {
+		auto m = weak.lock();
+		if (!m)
+			continue;
+		auto start = reinterpret_cast<uintptr_t>(m->base);
+		if (a < start || a - start >= m->size)
+			continue;
+		return at >= start && len <= m->size && at - start <= m->size - len;
+	}
+	return false;
+}
+
 status segment::check_file() const noexcept
 {
 	// shm_open's names live in /dev/shm (glibc).

@@ -107,6 +107,11 @@ using segment_manager = managed_buffer::segment_manager;
 template <class T>
 using allocator = boost::interprocess::allocator<T, segment_manager>;
 
+// Whether [p, p + len) lies in the same segment mapping of this process as
+// anchor (false when anchor is in none): for a map type checking the offsets
+// its state holds before following them.
+bool same_mapping(const void *anchor, const void *p, uint64_t len) noexcept;
+
 struct segment_options {
 	std::string name = DEFAULT_SEGMENT_NAME;
 	uint64_t size = DEFAULT_SEGMENT_MB << 20; // bytes, header included
