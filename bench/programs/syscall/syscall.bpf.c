@@ -39,4 +39,26 @@ int tp_count(void *ctx)
 	return 0;
 }
 
+// A program on another system call: getpid's cost where the process has
+// syscall hooks, none of them on getpid.
+SEC("tracepoint/syscalls/sys_enter_openat")
+int tp_openat(void *ctx)
+{
+	__u32 k = 257;
+	__u64 *v = bpf_map_lookup_elem(&counts, &k);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+	return 0;
+}
+
+SEC("raw_tracepoint/sys_exit")
+int raw_exit_count(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u32 k = 0;
+	__u64 *v = bpf_map_lookup_elem(&counts, &k);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+	return 0;
+}
+
 char LICENSE[] SEC("license") = "GPL";

@@ -1,10 +1,9 @@
 // The agent from Node: where libbpftime-agent.so is, and how to start a
 // target with it preloaded.
-import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BpftimeError, expectString, findBuilt } from '@bpftime/common';
+import { BpftimeError, findBuilt, type PreloadOptions, preloadEnv, spawnPreloaded } from '@bpftime/common';
 
 const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url));
 const LIBRARY = 'libbpftime-agent.so';
@@ -25,13 +24,7 @@ export function agentPath(): string {
 	);
 }
 
-export interface AgentOptions {
-	/** The registry's segment; default: BPFTIME_GLOBAL_SHM_NAME of `env`, else `bpftime_maps_shm`. */
-	segment?: string;
-	/** SPDLOG_LEVEL of the agent (`trace` … `off`); default: that of `env`, else `info`. */
-	logLevel?: string;
-	/** BPFTIME_LOG_OUTPUT: `console` (stderr), `stdout`, or a file path; default: that of `env`, else stderr. */
-	logOutput?: string;
+export interface AgentOptions extends PreloadOptions {
 	/** How often the agent looks for new links, in ms (BPFTIME_AGENT_POLL_MS; 0: never). Default 100. */
 	pollMs?: number;
 	/**
@@ -49,13 +42,7 @@ export type SpawnWithAgentOptions = SpawnOptions & AgentOptions;
  * set.
  */
 export function agentEnv(options: AgentOptions & { env?: NodeJS.ProcessEnv } = {}): NodeJS.ProcessEnv {
-	const env: NodeJS.ProcessEnv = { ...(options.env ?? process.env) };
-	const lib = agentPath();
-	const others = (env.LD_PRELOAD ?? '').split(/[: ]/).filter((p) => p !== '' && p !== lib);
-	env.LD_PRELOAD = [lib, ...others].join(':');
-	if (options.segment !== undefined) env.BPFTIME_GLOBAL_SHM_NAME = expectString(options.segment, 'segment');
-	if (options.logLevel !== undefined) env.SPDLOG_LEVEL = expectString(options.logLevel, 'logLevel');
-	if (options.logOutput !== undefined) env.BPFTIME_LOG_OUTPUT = expectString(options.logOutput, 'logOutput');
+	const env = preloadEnv(agentPath(), options);
 	if (options.pollMs !== undefined) {
 		if (!Number.isInteger(options.pollMs) || options.pollMs < 0 || options.pollMs > 60000) {
 			throw new BpftimeError(
@@ -93,25 +80,7 @@ export async function spawnWithAgent(
 	args: readonly string[] = [],
 	options: SpawnWithAgentOptions = {},
 ): Promise<ChildProcess> {
-	expectString(command, 'command');
-	for (const [i, a] of args.entries()) expectString(a, `args[${i}]`);
 	const { segment, logLevel, logOutput, pollMs, maxFaults, ...spawnOptions } = options;
 	const env = agentEnv({ env: options.env, segment, logLevel, logOutput, pollMs, maxFaults });
-	const child = spawn(command, args, { ...spawnOptions, env });
-	await new Promise<void>((resolve, reject) => {
-		const onError = (e: NodeJS.ErrnoException) => {
-			child.off('spawn', onSpawn);
-			const code = e.code ?? 'EIO';
-			const hint =
-				code === 'ENOENT' && !command.includes('/') && existsSync(command) ? ` (did you mean ./${command}?)` : '';
-			reject(new BpftimeError(code, `spawn '${command}': ${e.message}${hint}`));
-		};
-		const onSpawn = () => {
-			child.off('error', onError);
-			resolve();
-		};
-		child.once('error', onError);
-		child.once('spawn', onSpawn);
-	});
-	return child;
+	return spawnPreloaded(command, args, spawnOptions, env);
 }

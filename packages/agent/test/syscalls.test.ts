@@ -168,6 +168,37 @@ describe('system call tracepoints', { timeout: 120_000 }, () => {
 		}
 	});
 
+	it('reports the calls of a syscall site that cannot be rewritten through syscall user dispatch, in threads started later and with every signal blocked', async () => {
+		const threads = 2;
+		const iters = 300;
+		const { name, registry } = newRegistry();
+		const { map } = await loadCounters(registry);
+		const p = new Proc(
+			await spawnWithAgent(victim, ['left', String(threads), String(iters)], {
+				segment: name,
+				logLevel: 'warn',
+				stdio: ['pipe', 'pipe', 'pipe'],
+			}),
+		);
+		const pid = p.child.pid as number;
+		await p.waitFor('stdout', /^ready$/);
+		map('cfg').set(0, BigInt(pid));
+		p.child.stdin?.end('go\n');
+		const r = await p.done();
+		expect(r.code).toBe(6);
+		// The forked child's calls at the left site returned its pid too.
+		expect(r.stdout).toEqual(['ready', `done ${(threads + 2) * iters}`]);
+		expect(p.stderr.join('\n')).toMatch(
+			/sites left as they were: their calls are reported through syscall user dispatch/,
+		);
+		// left_getpid in each thread and then in the main thread, and one
+		// getpid() through libc's rewritten site in each of them.
+		const n = BigInt((threads + 1) * (iters + 1));
+		expect([map('enters').get(NR.getpid), map('exits').get(NR.getpid)]).toEqual([n, n]);
+		expect([map('typed').get(0), map('typed').get(1), map('typed').get(4)]).toEqual([n, n, 0n]);
+		expect(map('enters').get(NR.clone3)).toBe(BigInt(threads));
+	});
+
 	it('attaches links added while 4 threads make system calls, rewriting the sites under them', async () => {
 		const { name, registry } = newRegistry();
 		const p = new Proc(

@@ -1,10 +1,9 @@
 // The syscall-server from Node: where libbpftime-syscall-server.so is, and how
 // to start a loader tool with it preloaded.
-import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BpftimeError, expectString, findBuilt } from '@bpftime/common';
+import { BpftimeError, findBuilt, type PreloadOptions, preloadEnv, spawnPreloaded } from '@bpftime/common';
 
 const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url));
 const LIBRARY = 'libbpftime-syscall-server.so';
@@ -25,15 +24,9 @@ export function syscallServerPath(): string {
 	);
 }
 
-export interface SyscallServerOptions {
-	/** The registry's segment; default: BPFTIME_GLOBAL_SHM_NAME of `env`, else `bpftime_maps_shm`. */
-	segment?: string;
+export interface SyscallServerOptions extends PreloadOptions {
 	/** Leave the tool's objects in the registry when it exits (BPFTIME_KEEP_OBJECTS=1). Default false. */
 	keepObjects?: boolean;
-	/** SPDLOG_LEVEL of the server (`trace` … `off`); default: that of `env`, else `info`. */
-	logLevel?: string;
-	/** BPFTIME_LOG_OUTPUT: `console` (stderr), `stdout`, or a file path; default: that of `env`, else stderr. */
-	logOutput?: string;
 }
 
 export type SpawnWithSyscallServerOptions = SpawnOptions & SyscallServerOptions;
@@ -44,13 +37,7 @@ export type SpawnWithSyscallServerOptions = SpawnOptions & SyscallServerOptions;
  * options set.
  */
 export function syscallServerEnv(options: SyscallServerOptions & { env?: NodeJS.ProcessEnv } = {}): NodeJS.ProcessEnv {
-	const env: NodeJS.ProcessEnv = { ...(options.env ?? process.env) };
-	const lib = syscallServerPath();
-	const others = (env.LD_PRELOAD ?? '').split(/[: ]/).filter((p) => p !== '' && p !== lib);
-	env.LD_PRELOAD = [lib, ...others].join(':');
-	if (options.segment !== undefined) env.BPFTIME_GLOBAL_SHM_NAME = expectString(options.segment, 'segment');
-	if (options.logLevel !== undefined) env.SPDLOG_LEVEL = expectString(options.logLevel, 'logLevel');
-	if (options.logOutput !== undefined) env.BPFTIME_LOG_OUTPUT = expectString(options.logOutput, 'logOutput');
+	const env = preloadEnv(syscallServerPath(), options);
 	if (options.keepObjects !== undefined) {
 		if (typeof options.keepObjects !== 'boolean') {
 			throw new BpftimeError(
@@ -80,25 +67,7 @@ export async function spawnWithSyscallServer(
 	args: readonly string[] = [],
 	options: SpawnWithSyscallServerOptions = {},
 ): Promise<ChildProcess> {
-	expectString(command, 'command');
-	for (const [i, a] of args.entries()) expectString(a, `args[${i}]`);
 	const { segment, keepObjects, logLevel, logOutput, ...spawnOptions } = options;
 	const env = syscallServerEnv({ env: options.env, segment, keepObjects, logLevel, logOutput });
-	const child = spawn(command, args, { ...spawnOptions, env });
-	await new Promise<void>((resolve, reject) => {
-		const onError = (e: NodeJS.ErrnoException) => {
-			child.off('spawn', onSpawn);
-			const code = e.code ?? 'EIO';
-			const hint =
-				code === 'ENOENT' && !command.includes('/') && existsSync(command) ? ` (did you mean ./${command}?)` : '';
-			reject(new BpftimeError(code, `spawn '${command}': ${e.message}${hint}`));
-		};
-		const onSpawn = () => {
-			child.off('error', onError);
-			resolve();
-		};
-		child.once('error', onError);
-		child.once('spawn', onSpawn);
-	});
-	return child;
+	return spawnPreloaded(command, args, spawnOptions, env);
 }

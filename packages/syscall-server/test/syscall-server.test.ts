@@ -127,6 +127,36 @@ const build = {
 			await support.run('cc', ['-O2', join(fixtureDir, 'commands.c'), '-o', join(dir, 'commands')]);
 			return join(dir, 'commands');
 		}),
+	stats: () =>
+		once('stats', async () => {
+			await build.counter();
+			await support.run('cc', ['-O2', join(fixtureDir, 'stats.c'), '-lbpf', '-o', join(dir, 'stats')]);
+			return join(dir, 'stats');
+		}),
+	legacy: () =>
+		once('legacy_uprobe', async () => {
+			await build.counter();
+			await support.run('cc', ['-O2', join(fixtureDir, 'legacy_uprobe.c'), '-lbpf', '-o', join(dir, 'legacy_uprobe')]);
+			return join(dir, 'legacy_uprobe');
+		}),
+	uprobeMulti: () =>
+		once('uprobe_multi', async () => {
+			await support.compileBpf(clang ?? 'clang', join(fixtureDir, 'multi.bpf.c'), join(dir, 'multi.bpf.o'), [
+				'-D__TARGET_ARCH_x86',
+			]);
+			await support.run('cc', ['-O2', join(fixtureDir, 'uprobe_multi.c'), '-lbpf', '-o', join(dir, 'uprobe_multi')]);
+			return join(dir, 'uprobe_multi');
+		}),
+	share: () =>
+		once('share', async () => {
+			await support.run('cc', ['-O2', join(fixtureDir, 'share.c'), '-o', join(dir, 'share')]);
+			return join(dir, 'share');
+		}),
+	fdMaps: () =>
+		once('fd_maps', async () => {
+			await support.run('cc', ['-O2', join(fixtureDir, 'fd_maps.c'), '-o', join(dir, 'fd_maps')]);
+			return join(dir, 'fd_maps');
+		}),
 	badInput: () =>
 		once('bad_input', async () => {
 			await support.run('cc', ['-O2', join(fixtureDir, 'bad_input.c'), '-o', join(dir, 'bad_input')]);
@@ -545,6 +575,192 @@ describe('the other bpf() commands', () => {
 			expect(ours.stdout.at(-1)).toBe('done');
 		},
 	);
+});
+
+describe('fd-valued maps', () => {
+	it.skipIf(noKernel)(
+		'prog arrays and arrays and hashes of maps take, refuse and give back objects as the kernel does',
+		async () => {
+			const client = await build.fdMaps();
+			const kernel = await new support.Proc(support.startProcess(client, [])).done();
+			expect(kernel.code, kernel.stderr.join('\n')).toBe(0);
+			const segment = support.uniqueSegmentName('sysserver');
+			const ours = await new support.Proc(
+				await spawnWithSyscallServer(client, [], { segment, stdio: ['ignore', 'pipe', 'pipe'] }),
+			).done();
+			expect(ours.code, ours.stderr.join('\n')).toBe(0);
+			expect(ours.stdout).toEqual(kernel.stdout);
+			expect(ours.stdout).toContain('prog array: lookup slot 0: the id of the object stored');
+			expect(ours.stdout).toContain('prog array: store a map: EINVAL');
+			expect(ours.stdout).toContain('array of maps: store a map of another type: EINVAL');
+		},
+	);
+});
+
+describe('the legacy tracefs uprobe path', () => {
+	/** legacy_uprobe's lines around one run of the victim (against the kernel, or bpftime). */
+	async function legacy(segment?: string) {
+		const tool = await build.legacy();
+		const victim = await build.victim();
+		const nm = await support.run('nm', [victim]);
+		const sym = /^([0-9a-f]+) T target_fn$/m.exec(nm.stdout);
+		expect(sym).not.toBeNull();
+		// The victim's text is mapped at its file offset (gcc's PIE layout), so
+		// the symbol's address is the probe's offset in the file.
+		const args = [join(dir, 'counter.bpf.o'), victim, `0x${sym?.[1]}`];
+		const proc = new support.Proc(
+			segment
+				? await spawnWithSyscallServer(tool, args, { segment, stdio: ['pipe', 'pipe', 'pipe'] })
+				: support.startProcess(tool, args, { stdio: ['pipe', 'pipe', 'pipe'] }),
+		);
+		await proc.waitFor('stdout', /^ready$/);
+		const v = segment
+			? await runVictim(segment, victim)
+			: await new support.Proc(support.startProcess(victim, ['100'])).done();
+		expect(v.code).toBe(0);
+		proc.child.stdin?.end('go\n');
+		const r = await proc.done();
+		expect(r.code, r.stderr.join('\n')).toBe(0);
+		return r.stdout;
+	}
+
+	it.skipIf(noKernel)(
+		'makes a uprobe from a uprobe_events line, attaches to its tracepoint id and deletes it, as the kernel does',
+		async () => {
+			const kernel = await legacy();
+			expect(kernel).toContain('calls counted: 100');
+			expect(await legacy(support.uniqueSegmentName('sysserver'))).toEqual(kernel);
+		},
+	);
+});
+
+describe('uprobe_multi links', () => {
+	async function multi(segment?: string) {
+		const tool = await build.uprobeMulti();
+		const victim = await build.victim();
+		const nm = (await support.run('nm', [victim])).stdout;
+		// gcc's PIE layout maps the text at its file offset: a symbol's
+		// address is its offset in the file.
+		const at = (name: string) => `0x${new RegExp(`^([0-9a-f]+) T ${name}$`, 'm').exec(nm)?.[1]}`;
+		const args = [join(dir, 'multi.bpf.o'), victim, at('target_fn'), at('main')];
+		const proc = new support.Proc(
+			segment
+				? await spawnWithSyscallServer(tool, args, { segment, stdio: ['pipe', 'pipe', 'pipe'] })
+				: support.startProcess(tool, args, { stdio: ['pipe', 'pipe', 'pipe'] }),
+		);
+		await proc.waitFor('stdout', /^ready$/);
+		const v = segment
+			? await runVictim(segment, victim)
+			: await new support.Proc(support.startProcess(victim, ['100'])).done();
+		expect(v.code).toBe(0);
+		proc.child.stdin?.end('go\n');
+		const r = await proc.done();
+		expect(r.code, r.stderr.join('\n')).toBe(0);
+		return r.stdout;
+	}
+
+	it.skipIf(noKernel)(
+		'attach one program at two offsets with a cookie each, and refuse what the kernel refuses',
+		async () => {
+			const kernel = await multi();
+			expect(kernel).toContain('cookie 1: 100 hits');
+			expect(kernel).toContain('cookie 2: 1 hits');
+			expect(await multi(support.uniqueSegmentName('sysserver'))).toEqual(kernel);
+		},
+	);
+});
+
+describe('BPF_ENABLE_STATS', () => {
+	/** The stats tool's lines, with the victim run before each phase ends (against the kernel, or bpftime). */
+	async function phases(segment?: string) {
+		const tool = await build.stats();
+		const victim = await build.victim();
+		const args = [join(dir, 'counter.bpf.o'), victim];
+		const proc = new support.Proc(
+			segment
+				? await spawnWithSyscallServer(tool, args, { segment, stdio: ['pipe', 'pipe', 'pipe'] })
+				: support.startProcess(tool, args, { stdio: ['pipe', 'pipe', 'pipe'] }),
+		);
+		await proc.waitFor('stdout', /^ready$/);
+		for (const next of [/^stats on$/, /^stats closed$/, /^stats off again/]) {
+			const v = segment
+				? await runVictim(segment, victim)
+				: await new support.Proc(support.startProcess(victim, ['100'])).done();
+			expect(v.code).toBe(0);
+			proc.child.stdin?.write('go\n');
+			await proc.waitFor('stdout', next);
+		}
+		const r = await proc.done();
+		expect(r.code, r.stderr.join('\n')).toBe(0);
+		return r.stdout;
+	}
+
+	it.skipIf(noKernel)('counts runs and run time while a stats descriptor is open, as the kernel does', async () => {
+		const kernel = await phases();
+		expect(kernel).toContain('stats on: run_cnt 100, run_time_ns grew');
+		expect(await phases(support.uniqueSegmentName('sysserver'))).toEqual(kernel);
+	});
+});
+
+describe('an object two tools share', () => {
+	/** create, open by id, creator exits, probe, opener exits, probe: each line, against the kernel or bpftime. */
+	async function sequence(segment?: string) {
+		const tool = await build.share();
+		const start = async (args: string[]) =>
+			new support.Proc(
+				segment
+					? await spawnWithSyscallServer(tool, args, { segment, stdio: ['pipe', 'pipe', 'pipe'] })
+					: support.startProcess(tool, args, { stdio: ['pipe', 'pipe', 'pipe'] }),
+			);
+		const lines: string[] = [];
+		const creator = await start(['create']);
+		const id = (await creator.waitFor('stdout', /^id \d+$/)).slice(3);
+		const opener = await start(['open', id]);
+		lines.push(await opener.waitFor('stdout', /^opened$/));
+		creator.child.stdin?.end('go\n');
+		expect((await creator.done()).code).toBe(0);
+		lines.push(...(await (await start(['probe', id])).done()).stdout);
+		opener.child.stdin?.end('go\n');
+		const o = await opener.done();
+		expect(o.code, o.stderr.join('\n')).toBe(0);
+		lines.push(...o.stdout.slice(1));
+		lines.push(...(await (await start(['probe', id])).done()).stdout);
+		return lines;
+	}
+
+	it.skipIf(noKernel)('lives while either tool holds it and goes with the last, as in the kernel', async () => {
+		const kernel = await sequence();
+		expect(kernel).toEqual(['opened', 'probe: opens', 'value 42', 'probe: ENOENT']);
+		expect(await sequence(support.uniqueSegmentName('sysserver'))).toEqual(kernel);
+	});
+
+	it('is released by the next tool when the tool that opened it is killed after its creator exited', async () => {
+		const segment = support.uniqueSegmentName('sysserver');
+		const tool = await build.share();
+		const creator = new support.Proc(
+			await spawnWithSyscallServer(tool, ['create'], { segment, stdio: ['pipe', 'pipe', 'pipe'] }),
+		);
+		const id = (await creator.waitFor('stdout', /^id \d+$/)).slice(3);
+		const opener = new support.Proc(
+			await spawnWithSyscallServer(tool, ['open', id], { segment, stdio: ['pipe', 'pipe', 'pipe'] }),
+		);
+		await opener.waitFor('stdout', /^opened$/);
+		creator.child.stdin?.end('go\n');
+		await creator.done();
+		const reg = openRegistry(segment);
+		try {
+			expect(reg.list().filter((d) => d.kind === 'map')).toHaveLength(1);
+			opener.child.kill('SIGKILL');
+			await opener.done();
+			const probe = await new support.Proc(
+				await spawnWithSyscallServer(tool, ['probe', id], { segment, stdio: ['ignore', 'pipe', 'pipe'] }),
+			).done();
+			expect(probe.stdout).toEqual(['probe: ENOENT']);
+			expect(reg.list()).toEqual([]);
+		} finally {
+			reg.close();
+		}
+	});
 });
 
 describe('the map commands a tool repeats', () => {

@@ -897,6 +897,26 @@ __attribute__((noinline)) int carry_after_getpid()
 	return ret > 0 && cf;
 }
 
+// getpid through a `syscall` no jump can be placed over: a branch targets
+// it, the jump before it moves control flow, and a ret and another function
+// follow it. Only syscall user dispatch reports its calls.
+extern "C" long driver_left_getpid();
+extern "C" char driver_left_syscall[];
+asm(".text\n.globl driver_left_getpid\n.type driver_left_getpid,@function\n"
+    "driver_left_getpid:\n mov $39, %eax\n jmp driver_left_syscall\n"
+    ".globl driver_left_syscall\ndriver_left_syscall:\n syscall\n ret\n"
+    ".size driver_left_getpid, .-driver_left_getpid\n"
+    ".globl driver_left_after\n.type driver_left_after,@function\ndriver_left_after:\n ret\n"
+    ".size driver_left_after, .-driver_left_after\n");
+
+void *left_worker(void *)
+{
+	for (int i = 0; i < 100; i++)
+		if (driver_left_getpid() != getpid())
+			return (void *)1;
+	return nullptr;
+}
+
 void *sys_worker(void *)
 {
 	char c;
@@ -982,6 +1002,28 @@ void scenario_syscalls(const char *dl_lib)
 		      "clone3: 4 enters, 8 exits (parent and child; %" PRIu64 ", %" PRIu64 ")",
 		      c1.first - c0.first, c1.second - c0.second);
 	}
+	// The site left as it was: its calls reach the hooks through syscall
+	// user dispatch, in this thread and in one started after the attach.
+	{
+		const auto now = bpftime::attach::syscall_hooks::stats();
+		bool trapped = false;
+		for (const auto &site : bpftime::attach::syscall_hooks::sites())
+			if (site.address == uint64_t(driver_left_syscall))
+				trapped = !site.rewritten && site.trapped;
+		check(now.user_dispatch && trapped,
+		      "the unrewritable site is left, and syscall user dispatch covers it");
+		auto g0 = snap(SYS_getpid);
+		pthread_t t;
+		void *rv = (void *)1;
+		pthread_create(&t, nullptr, left_worker, nullptr);
+		pthread_join(t, &rv);
+		bool ok = rv == nullptr && left_worker(nullptr) == nullptr;
+		auto g1 = snap(SYS_getpid);
+		// left_worker: 100 calls at the left site, 100 of getpid().
+		check(ok && g1.first - g0.first == 400 && g1.second - g0.second == 400,
+		      "left site: 2 threads x 200 getpid, 400 enters and exits (%" PRIu64 ", %" PRIu64 ")",
+		      g1.first - g0.first, g1.second - g0.second);
+	}
 	// A skip: the call does not happen, it returns what the hook chose.
 	{
 		auto s = h.attach_enter(SYS_getppid, sys_skip_getppid, nullptr);
@@ -1035,6 +1077,20 @@ void scenario_syscalls(const char *dl_lib)
 	auto g0 = snap(SYS_getpid);
 	(void)getpid();
 	check(snap(SYS_getpid) == g0, "after detach no hook runs");
+	// One number hooked: the sites test that number's byte, glibc's
+	// syscall() (whose number is computed) included, and the other calls
+	// run alone.
+	{
+		auto c = h.attach_enter(SYS_getpid, sys_on_enter, nullptr);
+		auto g1 = snap(SYS_getpid), p1 = snap(SYS_getppid);
+		const bool same = syscall(SYS_getpid) == getpid() && syscall(SYS_getppid) == getppid();
+		auto g2 = snap(SYS_getpid), p2 = snap(SYS_getppid);
+		check(c && same && g2.first - g1.first == 2 && g2.second == g1.second && p2 == p1,
+		      "getpid alone hooked: syscall(SYS_getpid) and getpid() enter (%" PRIu64
+		      "), getppid not, no exit",
+		      g2.first - g1.first);
+		check(c && h.detach(*c).ok(), "detach the getpid hook");
+	}
 }
 
 
@@ -1071,13 +1127,23 @@ void scenario_syscalls_masked()
 	auto a = h.attach_enter(bpftime::attach::ALL_SYSCALLS, sys_on_enter, nullptr);
 	check(a.ok(), "attach with a thread that blocks every signal");
 	const auto st = bpftime::attach::syscall_hooks::stats();
-	bool reasons = true;
-	for (const auto &site : bpftime::attach::syscall_hooks::sites())
-		if (!site.rewritten && site.reason.find("blocks SIGTRAP") == std::string::npos)
+	bool reasons = true, trapped = true;
+	for (const auto &site : bpftime::attach::syscall_hooks::sites()) {
+		if (site.rewritten)
+			continue;
+		trapped = trapped && site.trapped;
+		// The driver's own site that no jump fits (driver_left_getpid).
+		if (site.address != uint64_t(driver_left_syscall) &&
+		    site.reason.find("blocks SIGTRAP") == std::string::npos)
 			reasons = false;
+	}
 	check(st.rewritten > 0 && st.not_rewritten > 0 && reasons,
 	      "%u sites written at once, %u left, each saying a thread blocks SIGTRAP", st.rewritten,
 	      st.not_rewritten);
+	check(st.user_dispatch && trapped && st.user_dispatch_threads_missed >= 1,
+	      "the left sites are covered by syscall user dispatch, but for the thread that blocks "
+	      "its signal (%u threads without it)",
+	      st.user_dispatch_threads_missed);
 	const uint64_t l0 = loops.load(), g0 = g_sys.enter[SYS_getpid].load();
 	while (loops.load() < l0 + 50)
 		usleep(1000);

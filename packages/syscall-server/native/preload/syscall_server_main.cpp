@@ -8,7 +8,11 @@
 // them (bpftool tells object kinds by the anonymous inode's name) and
 // open()/fopen() of /proc/self/fdinfo/<n> (the kernel's lines for the
 // object: bpftool reads a map's frozen state there); unlink() of a pin's
-// path (pins live in the registry); munmap(), mprotect() and mremap() only
+// path (pins live in the registry); epoll_ctl() and poll() of ring buffer
+// and perf buffer descriptors, and epoll_wait() / poll() to keep their
+// readiness current (events.cpp); open() of tracefs's uprobe_events for
+// writing, of a legacy uprobe event's id file, and close() of the former
+// (legacy_uprobe.cpp); munmap(), mprotect() and mremap() only
 // to tell the pointer checks that the memory map changed. Everything else
 // goes to libc unchanged (RTLD_NEXT).
 //
@@ -42,6 +46,9 @@
 #include <mutex>
 #include <pthread.h>
 #include <string>
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -178,6 +185,8 @@ __attribute__((visibility("default"))) long syscall(long number, ...)
 		case SYS_close:
 			if (server *s = existing(); s && s->owns(int(a1)))
 				s->forget(int(a1));
+			else if (s)
+				s->uprobe_events_closed(int(a1));
 			break;
 		case SYS_ioctl:
 			if (server *s = existing(); s && s->owns(int(a1)))
@@ -221,8 +230,12 @@ __attribute__((visibility("default"))) int ioctl(int fd, unsigned long request, 
 
 __attribute__((visibility("default"))) int close(int fd)
 {
-	if (server *s = existing(); s && s->owns(fd))
-		s->forget(fd);
+	if (server *s = existing()) {
+		if (s->owns(fd))
+			s->forget(fd);
+		else
+			s->uprobe_events_closed(fd);
+	}
 	REAL(close);
 	return real_close(fd);
 }
@@ -410,19 +423,39 @@ std::string our_fdinfo(const char *path)
 	}
 }
 
+// The id file of a legacy uprobe event the tool made, or "".
+std::string legacy_id(const char *path)
+{
+	server *s = existing();
+	if (!s || !path || strncmp(path, "/sys/kernel/", 12) != 0)
+		return {};
+	try {
+		return s->legacy_event_id(path);
+	} catch (...) {
+		return {};
+	}
+}
+
 int open_common(int dirfd, const char *path, int flags, mode_t mode,
 		int (*real)(int, const char *, int, ...))
 {
-	if (!(flags & (O_WRONLY | O_RDWR | O_CREAT)))
+	if (!(flags & (O_WRONLY | O_RDWR | O_CREAT))) {
 		if (std::string t = our_fdinfo(path); !t.empty())
 			return text_fd(t, flags);
+		if (std::string t = legacy_id(path); !t.empty())
+			return text_fd(t, flags);
+	} else if (server *s = existing(); s && path && !strncmp(path, "/sys/kernel/", 12)) {
+		int fd = s->open_uprobe_events(path, flags);
+		if (fd != -ENOENT)
+			return int(ret(fd));
+	}
 	return real(dirfd, path, flags, mode);
 }
 
 FILE *fopen_common(const char *path, const char *mode, FILE *(*real)(const char *, const char *))
 {
 	if (mode && mode[0] == 'r' && !strchr(mode, '+'))
-		if (std::string t = our_fdinfo(path); !t.empty()) {
+		if (std::string t = our_fdinfo(path); !t.empty() || !(t = legacy_id(path)).empty()) {
 			int fd = text_fd(t, strchr(mode, 'e') ? O_CLOEXEC : 0);
 			if (fd < 0)
 				return nullptr;
@@ -588,6 +621,81 @@ __attribute__((visibility("default"))) void *mremap(void *old, size_t old_len,
 	void *r = real(old, old_len, new_len, flags, new_addr);
 	server::memory_changed();
 	return r;
+}
+
+__attribute__((visibility("default"))) int epoll_ctl(int epfd, int op, int fd,
+						     struct epoll_event *ev)
+{
+	REAL(epoll_ctl);
+	int r = real_epoll_ctl(epfd, op, fd, ev);
+	if (r == 0 && (op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD))
+		if (server *s = existing(); s && s->waitable(fd))
+			s->watch(fd);
+	return r;
+}
+
+__attribute__((visibility("default"))) int epoll_wait(int epfd, struct epoll_event *ev,
+						      int max, int timeout)
+{
+	if (server *s = existing())
+		s->before_wait();
+	REAL(epoll_wait);
+	return real_epoll_wait(epfd, ev, max, timeout);
+}
+
+__attribute__((visibility("default"))) int epoll_pwait(int epfd, struct epoll_event *ev,
+						       int max, int timeout,
+						       const sigset_t *mask)
+{
+	if (server *s = existing())
+		s->before_wait();
+	REAL(epoll_pwait);
+	return real_epoll_pwait(epfd, ev, max, timeout, mask);
+}
+
+__attribute__((visibility("default"))) int epoll_pwait2(int epfd, struct epoll_event *ev,
+							int max,
+							const struct timespec *timeout,
+							const sigset_t *mask)
+{
+	if (server *s = existing())
+		s->before_wait();
+	static auto real = next<int (*)(int, struct epoll_event *, int,
+					 const struct timespec *, const sigset_t *)>(
+		"epoll_pwait2");
+	if (!real)
+		return int(ret(::syscall(SYS_epoll_pwait2, epfd, ev, max, timeout,
+					 mask, _NSIG / 8)));
+	return real(epfd, ev, max, timeout, mask);
+}
+
+namespace {
+void watch_polled(struct pollfd *fds, nfds_t n)
+{
+	server *s = existing();
+	if (!s)
+		return;
+	for (nfds_t i = 0; i < n; i++)
+		if (fds[i].fd >= 0 && s->waitable(fds[i].fd))
+			s->watch(fds[i].fd);
+	s->before_wait();
+}
+} // namespace
+
+__attribute__((visibility("default"))) int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	watch_polled(fds, n);
+	REAL(poll);
+	return real_poll(fds, n, timeout);
+}
+
+__attribute__((visibility("default"))) int ppoll(struct pollfd *fds, nfds_t n,
+						 const struct timespec *timeout,
+						 const sigset_t *mask)
+{
+	watch_polled(fds, n);
+	REAL(ppoll);
+	return real_ppoll(fds, n, timeout, mask);
 }
 
 } // extern "C"

@@ -213,11 +213,33 @@ long server::impl::map_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 				return -EINVAL;
 			if (int e = fd_value_to_id(*this, m->fd_kind, value, id))
 				return e;
+			if (m->fd_kind == handlers::MAP_FD_PERF_EVENT) {
+				int32_t efd;
+				memcpy(&efd, reinterpret_cast<const void *>(uint64_t(attr.value)),
+				       sizeof efd);
+				if (auto pe = get(efd))
+					perf_event_storing(*o, *pe);
+			}
 			value = &id;
 		}
 		auto r = m->update(reinterpret_cast<const void *>(uint64_t(attr.key)),
 				   value, attr.flags);
-		return r ? 0 : -r.error().code;
+		if (!r)
+			return -r.error().code;
+		if (m->fd_kind == handlers::MAP_FD_PERF_EVENT) {
+			// The event's mmap and epoll show this slot's ring now.
+			int32_t efd;
+			uint32_t slot;
+			memcpy(&efd, reinterpret_cast<const void *>(uint64_t(attr.value)),
+			       sizeof efd);
+			memcpy(&slot, reinterpret_cast<const void *>(uint64_t(attr.key)),
+			       sizeof slot);
+			auto mo = get(fd);
+			auto pe = get(efd);
+			if (mo && pe)
+				perf_event_stored(mo, slot, pe);
+		}
+		return 0;
 	}
 	case BPF_MAP_DELETE_ELEM: {
 		if (!user_readable(attr.key, ks))

@@ -114,6 +114,8 @@ handlers::handler_kind reg_kind(obj_kind k)
 		return handlers::handler_kind::perf_event;
 	case obj_kind::btf:
 		return handlers::handler_kind::btf;
+	case obj_kind::stats:
+		break;
 	}
 	return handlers::handler_kind::empty;
 }
@@ -184,11 +186,14 @@ std::string server::fdinfo(int fd) const
 	}
 	case obj_kind::prog: {
 		const auto &s = std::get<handlers::prog_spec>(d->spec);
+		uint64_t runs, run_ns;
+		impl_->prog_stats(o->h.id, runs, run_ns);
 		snprintf(line, sizeof(line),
 			 "prog_type:\t%u\nprog_jited:\t0\nprog_tag:\t%s\n"
-			 "memlock:\t0\nprog_id:\t%u\nrun_time_ns:\t0\nrun_cnt:\t0\n"
+			 "memlock:\t0\nprog_id:\t%u\nrun_time_ns:\t%llu\nrun_cnt:\t%llu\n"
 			 "recursion_misses:\t0\nverified_insns:\t%zu\n",
 			 s.type, tag_hex(s.insns).c_str(), ext_id(o->h.id),
+			 (unsigned long long)run_ns, (unsigned long long)runs,
 			 s.insns.size());
 		break;
 	}
@@ -237,6 +242,8 @@ long server::unpin(const char *path) noexcept
 long server::impl::obj_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 {
 	switch (cmd) {
+	case BPF_ENABLE_STATS:
+		return enable_stats(attr);
 	case BPF_BTF_LOAD: {
 		if (attr.btf_size > BTF_MAX_SIZE)
 			return -E2BIG;
@@ -377,6 +384,8 @@ long server::impl::obj_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 	auto o = get(int(attr.info.bpf_fd));
 	if (!o)
 		return syscall_fd_errno(int(attr.info.bpf_fd));
+	if (o->kind == obj_kind::stats)
+		return -EINVAL;
 	auto d = reg->get(o->h.id);
 	if (!d || !(d->h == o->h))
 		return -EBADF;
@@ -421,6 +430,10 @@ long server::impl::obj_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 		info.type = s.type;
 		info.id = ext_id(o->h.id);
 		info.load_time = o->load_time_ns;
+		uint64_t runs, run_ns;
+		prog_stats(o->h.id, runs, run_ns);
+		info.run_cnt = runs;
+		info.run_time_ns = run_ns;
 		info.created_by_uid = getuid();
 		set_name(info.name, s.name);
 		info.gpl_compatible = s.license.find("GPL") != std::string::npos ||
@@ -480,6 +493,7 @@ long server::impl::obj_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 		uint32_t tp_name_len = info.raw_tracepoint.tp_name_len;
 		memset(&info, 0, sizeof(info));
 		info.type = s.attach_type == BPF_TRACE_RAW_TP ? BPF_LINK_TYPE_RAW_TRACEPOINT :
+			    o->uprobe_multi		   ? LINK_TYPE_UPROBE_MULTI :
 								BPF_LINK_TYPE_PERF_EVENT;
 		info.id = ext_id(o->h.id);
 		info.prog_id = ext_id(s.prog_id);

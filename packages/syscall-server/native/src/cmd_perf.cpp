@@ -1,11 +1,15 @@
-// cmd_perf.cpp: uprobe perf events (perf_event_open, the PERF_EVENT_IOC_*
-// ioctls) and the links that attach programs to them (BPF_LINK_CREATE with
-// BPF_PERF_EVENT), as kernel/events/core.c and bpf_perf_link_attach() do.
+// cmd_perf.cpp: perf events (perf_event_open, the PERF_EVENT_IOC_* ioctls)
+// of uprobes, syscall tracepoints, bpf_output (perf buffers; their rings in
+// events.cpp) and cpu-clock timers, and the links that attach programs to
+// them (BPF_LINK_CREATE with BPF_PERF_EVENT or BPF_TRACE_UPROBE_MULTI), as
+// kernel/events/core.c, bpf_perf_link_attach() and
+// bpf_uprobe_multi_link_attach() do.
 //
 // An event attached to a program (by SET_BPF or a link) and enabled is a
 // registry link: the agent of every target started with `bpftime start`
 // sees it and installs the probe; closing the link (or the event, for
-// SET_BPF) releases it and the agents remove the probe.
+// SET_BPF) releases it and the agents remove the probe. A timer instead
+// runs its program on a thread of this process (timer_runner).
 #include "server_impl.hpp"
 #include "user_memory.hpp"
 
@@ -16,11 +20,16 @@
 #include <linux/perf_event.h>
 
 #include <cerrno>
+#include <chrono>
 #include <climits>
+#include <condition_variable>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <thread>
 #include <string>
 #include <string_view>
 #include <sys/syscall.h>
@@ -48,6 +57,10 @@ bool attachable(event_class ev, uint32_t prog_type)
 	case event_class::raw_tracepoint:
 		return prog_type == BPF_PROG_TYPE_RAW_TRACEPOINT ||
 		       prog_type == BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE;
+	case event_class::bpf_output:
+		return false;
+	case event_class::timer:
+		return prog_type == BPF_PROG_TYPE_PERF_EVENT;
 	}
 	return false;
 }
@@ -123,7 +136,8 @@ long server::perf_event_open(uint64_t uattr, long pid, long cpu,
 		if (copy_from_user(head, uattr, sizeof(head)))
 			return -EFAULT;
 		const bool is_uprobe = s.uprobe_type >= 0 && head[0] == uint32_t(s.uprobe_type);
-		if (!is_uprobe && head[0] != PERF_TYPE_TRACEPOINT)
+		if (!is_uprobe && head[0] != PERF_TYPE_TRACEPOINT &&
+		    head[0] != PERF_TYPE_SOFTWARE)
 			return -ENOSYS;
 		// perf_copy_attr(): size 0 is the first version's size.
 		uint32_t size = head[1] ? head[1] : PERF_ATTR_SIZE_VER0;
@@ -150,13 +164,46 @@ long server::perf_event_open(uint64_t uattr, long pid, long cpu,
 			return -EINVAL;
 		handlers::perf_event_spec spec;
 		spec.pid = pid == 0 ? int32_t(getpid()) : int32_t(pid);
+		if (head[0] == PERF_TYPE_SOFTWARE) {
+			// A CPU-wide cpu-clock event: a timer (bpftrace's
+			// interval and profile probes). A perf buffer's per-CPU
+			// event (libbpf's perf_buffer__new, bcc's perf reader):
+			// its ring is the perf event array slot it is stored in.
+			// Other software events the kernel serves.
+			if (a.config == PERF_COUNT_SW_CPU_CLOCK && pid == -1)
+				return s.open_timer(a, cpu, flags);
+			if (a.config != PERF_COUNT_SW_BPF_OUTPUT)
+				return -ENOSYS;
+			if (cpu < -1 || cpu >= sysconf(_SC_NPROCESSORS_CONF))
+				return -EINVAL;
+			spec.type = handlers::perf_event_type::custom;
+			spec.custom_name = "bpf_output";
+			spec.custom_config = PERF_COUNT_SW_BPF_OUTPUT;
+			auto h = s.reg->create_perf_event(spec);
+			if (!h)
+				return -h.error().code;
+			auto o = s.make(obj_kind::perf_event, *h, true);
+			o->ev = event_class::bpf_output;
+			o->enabled = !a.disabled;
+			return s.install(std::move(o), flags & PERF_FLAG_FD_CLOEXEC);
+		}
 		if (!is_uprobe) {
 			// A tracepoint: ours when it is a syscall one; any other
 			// (sched, net ...) the kernel serves.
 			read_tracepoints(s);
 			auto it = s.tracepoints.find(a.config);
-			if (it == s.tracepoints.end())
-				return -ENOSYS;
+			if (it == s.tracepoints.end()) {
+				// A uprobe made through tracefs's uprobe_events.
+				if (!s.legacy_uprobe(a.config, spec))
+					return -ENOSYS;
+				auto h = s.reg->create_perf_event(spec);
+				if (!h)
+					return -h.error().code;
+				auto o = s.make(obj_kind::perf_event, *h, true);
+				o->ev = event_class::uprobe;
+				o->enabled = !a.disabled;
+				return s.install(std::move(o), flags & PERF_FLAG_FD_CLOEXEC);
+			}
 			spec.type = handlers::perf_event_type::syscall_tracepoint;
 			spec.syscall_id = it->second.syscall_id;
 			spec.syscall_exit = it->second.exit;
@@ -193,8 +240,106 @@ long server::perf_event_open(uint64_t uattr, long pid, long cpu,
 	}
 }
 
+// A timer event's program, run every period on a thread of this process
+// (the kernel runs it from the CPU's hrtimer interrupt, in whatever task it
+// interrupted): bpf_perf_event_data with zero registers and the period.
+struct timer_runner {
+	std::mutex m;
+	std::condition_variable cv;
+	bool stop = false;
+	std::thread th;
+
+	~timer_runner()
+	{
+		{
+			std::lock_guard g(m);
+			stop = true;
+		}
+		cv.notify_all();
+		if (th.joinable())
+			th.join();
+	}
+};
+
+long server::impl::open_timer(const perf_event_attr &a, long cpu,
+			      unsigned long flags)
+{
+	if (cpu < 0 || cpu >= sysconf(_SC_NPROCESSORS_CONF))
+		return -EINVAL;
+	// perf_event_open(): a frequency above kernel.perf_event_max_sample_rate
+	// is EINVAL; period 0 counts and never fires (its program never runs).
+	uint64_t period;
+	if (a.freq) {
+		int max = read_int_file("/proc/sys/kernel/perf_event_max_sample_rate");
+		if (a.sample_freq == 0 || (max > 0 && a.sample_freq > uint64_t(max)))
+			return -EINVAL;
+		period = 1000000000ull / a.sample_freq;
+	} else {
+		period = a.sample_period;
+	}
+	handlers::perf_event_spec spec;
+	spec.type = handlers::perf_event_type::custom;
+	spec.custom_name = "cpu_clock";
+	spec.custom_config = PERF_COUNT_SW_CPU_CLOCK;
+	auto h = reg->create_perf_event(spec);
+	if (!h)
+		return -h.error().code;
+	auto o = make(obj_kind::perf_event, *h, true);
+	o->ev = event_class::timer;
+	o->period_ns = period && period < 10000 ? 10000 : period;
+	o->enabled = !a.disabled;
+	return install(std::move(o), flags & PERF_FLAG_FD_CLOEXEC);
+}
+
+// pe.mu held.
+long server::impl::sync_timer(object &pe)
+{
+	bool want = pe.prog && pe.enabled && pe.period_ns;
+	if (!want) {
+		pe.timer.reset();
+		return 0;
+	}
+	if (pe.timer)
+		return 0;
+	handlers::instance_options io;
+	if (auto b = handlers::backend_from_env())
+		io.backend = *b;
+	auto inst = reg->instantiate(pe.prog->h.id, io);
+	if (!inst)
+		return -inst.error().code;
+	auto t = std::make_shared<timer_runner>();
+	uint64_t period = pe.period_ns;
+	t->th = std::thread([t = t.get(), prog = *inst, period] {
+		struct {
+			uint8_t regs[168]; // struct pt_regs
+			uint64_t sample_period;
+			uint64_t addr;
+		} ctx{};
+		ctx.sample_period = period;
+		auto next = std::chrono::steady_clock::now();
+		std::unique_lock l(t->m);
+		for (;;) {
+			next += std::chrono::nanoseconds(period);
+			if (t->cv.wait_until(l, next, [t] { return t->stop; }))
+				return;
+			l.unlock();
+			(void)prog->run(&ctx, sizeof ctx);
+			l.lock();
+			// Fell behind (a slow program, a stopped process): the
+			// kernel's hrtimer forwards past the missed periods.
+			auto now = std::chrono::steady_clock::now();
+			if (next < now)
+				next = now;
+		}
+	});
+	pe.timer = std::move(t);
+	return 0;
+}
+
 long server::impl::sync_perf_link(object &pe)
 {
+	if (pe.ev == event_class::timer)
+		return sync_timer(pe);
 	bool want = pe.prog && pe.enabled;
 	if (want && reg_link_absent(pe)) {
 		handlers::link_spec ls;
@@ -302,6 +447,80 @@ long server::ioctl(int fd, unsigned long request, uint64_t arg) noexcept
 	}
 }
 
+// bpf_uprobe_multi_link_attach() (kernel/trace/bpf_trace.c), with its
+// checks in its order: one uprobe (or uretprobe) per offset of one binary,
+// each with its cookie, behind one link. Here: a registry uprobe event and
+// link per offset, all held by the link object, which detaches them
+// together when it goes.
+long server::impl::uprobe_multi(std::shared_ptr<object> p,
+				const union bpf_attr &attr)
+{
+	uprobe_multi_attr m;
+	memcpy(&m, reinterpret_cast<const uint8_t *>(&attr.link_create) + 16,
+	       sizeof m);
+	if (attr.link_create.flags)
+		return -EINVAL;
+	uint32_t expected = 0;
+	if (auto d = reg->get(p->h.id); d && d->kind == handlers::handler_kind::prog)
+		expected = std::get<handlers::prog_spec>(d->spec).expected_attach_type;
+	if (expected != TRACE_UPROBE_MULTI)
+		return -EINVAL;
+	if (m.flags & ~UPROBE_MULTI_RETURN)
+		return -EINVAL;
+	if (!m.path || !m.offsets || !m.cnt || int32_t(m.pid) < 0)
+		return -EINVAL;
+	if (m.cnt > MAX_UPROBE_MULTI_CNT)
+		return -E2BIG;
+	char path[PATH_MAX];
+	long n = string_from_user(path, m.path, sizeof(path));
+	if (n == -EFAULT)
+		return -EFAULT;
+	if (n < 0)
+		return -ENAMETOOLONG;
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EBADF;
+	if (m.pid && kill(pid_t(m.pid), 0) != 0 && errno == ESRCH)
+		return -ESRCH;
+	std::vector<uint64_t> offsets(m.cnt), refs(m.cnt), cookies(m.cnt);
+	if (copy_from_user(offsets.data(), m.offsets, m.cnt * 8))
+		return -EFAULT;
+	if (m.ref_ctr_offsets &&
+	    copy_from_user(refs.data(), m.ref_ctr_offsets, m.cnt * 8))
+		return -EFAULT;
+	if (m.cookies && copy_from_user(cookies.data(), m.cookies, m.cnt * 8))
+		return -EFAULT;
+	std::vector<std::shared_ptr<object>> uses{ p };
+	for (uint32_t i = 0; i < m.cnt; i++) {
+		handlers::perf_event_spec spec;
+		spec.type = (m.flags & UPROBE_MULTI_RETURN) ?
+				    handlers::perf_event_type::uretprobe :
+				    handlers::perf_event_type::uprobe;
+		spec.path = path;
+		spec.offset = offsets[i];
+		spec.ref_ctr_offset = refs[i];
+		spec.pid = m.pid ? int32_t(m.pid) : -1;
+		auto h = reg->create_perf_event(spec);
+		if (!h)
+			return -h.error().code; // uses' ~object releases the rest
+		auto pe = make(obj_kind::perf_event, *h, true);
+		pe->enabled = true;
+		{
+			std::lock_guard g(pe->mu);
+			pe->cookie = cookies[i];
+		}
+		if (long e = attach_perf(*pe, p, true))
+			return e;
+		uses.push_back(std::move(pe));
+	}
+	auto l = make(obj_kind::link, uses[1]->reg_link, true);
+	l->uprobe_multi = true;
+	l->uses = std::move(uses);
+	return install(std::move(l));
+}
+
 long server::impl::link_cmd(int cmd, union bpf_attr &attr, uint64_t)
 {
 	int err = 0;
@@ -371,6 +590,9 @@ long server::impl::link_cmd(int cmd, union bpf_attr &attr, uint64_t)
 	auto p = get_kind(int(lc.prog_fd), obj_kind::prog, err);
 	if (!p)
 		return err;
+	if (p->prog_type == BPF_PROG_TYPE_KPROBE &&
+	    lc.attach_type == TRACE_UPROBE_MULTI)
+		return uprobe_multi(p, attr);
 	// link_create() dispatches on the program's type first.
 	if (!perf_link_prog(p->prog_type) || lc.attach_type != BPF_PERF_EVENT)
 		return -EINVAL;

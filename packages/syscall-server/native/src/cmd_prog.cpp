@@ -239,6 +239,8 @@ long server::impl::prog_cmd(int cmd, union bpf_attr &attr, uint64_t uattr)
 			 "total_states 0 peak_states 0 mark_read 0\n";
 	if (int e = write_log(attr.log_level, attr.log_buf, attr.log_size, ok))
 		return e;
+	// A new program counts from zero, whatever ran under its id before.
+	prog_stats_reset(h->id);
 	return install(std::move(o));
 }
 

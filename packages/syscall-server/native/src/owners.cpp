@@ -1,13 +1,18 @@
-// owners.cpp: which live process created which registry object, so that the
-// objects of a tool that died without running its exit handler (SIGKILL, a
-// crash, an unhandled SIGINT) are released by the next tool that opens the
-// registry, as the kernel releases a dead process's files.
+// owners.cpp: which live processes hold which registry object: the
+// kernel's reference count of a bpf object across processes. An object a
+// tool created lives while its creator, or another tool that opened it by
+// id or pin, holds a descriptor of it; the last holder to let go releases
+// it. The objects of a tool that died without running its exit handler
+// (SIGKILL, a crash, an unhandled SIGINT) are let go by the next tool that
+// opens the registry, as the kernel releases a dead process's files.
 //
 // The table is in the segment ("bpftime.syscall_server.owners"), one entry
-// per object a tool created and still owns: written when the object is made
-// and cleared when it is released; objects created with keep_objects are
-// never entered. A process is dead when kill(pid, 0) says ESRCH; a pid that
-// was reused by another process reads as alive, which only delays the
+// per (process, object) hold: the creator's written when the object is
+// made, another tool's when it opens an object that has entries (objects
+// without any, those of `bpftime load prog.bpf.o` and of keep_objects tools,
+// are kept as if pinned and never entered); an entry is cleared when its
+// process lets go. A process is dead when kill(pid, 0) says ESRCH; a pid
+// that was reused by another process reads as alive, which only delays the
 // release.
 #include "server_impl.hpp"
 
@@ -24,7 +29,8 @@ namespace bpftime::syscall_server {
 
 constexpr const char *OWNER_TABLE_NAME = "bpftime.syscall_server.owners";
 constexpr uint64_t OWNER_TABLE_MAGIC = 0x5352454e574f5342ull; // "BSOWNERS"
-constexpr uint32_t OWNER_TABLE_VERSION = 1;
+// 2: entries are holds of any process, not only the creator's.
+constexpr uint32_t OWNER_TABLE_VERSION = 2;
 constexpr uint32_t OWNER_SLOTS = 4096;
 
 struct owner_entry {
@@ -92,17 +98,62 @@ void record_owner(server::impl &s, handlers::handle h) noexcept
 		}
 }
 
-void forget_owner(server::impl &s, handlers::handle h) noexcept
+void forget_owner(server::impl &s, handlers::handle h, pid_t pid) noexcept
 {
 	owner_table *t = table_of(s);
 	if (!t)
 		return;
+	if (pid == 0)
+		pid = s.pid;
 	std::lock_guard g(t->mutex);
 	for (owner_entry &e : t->entries)
-		if (e.pid != 0 && e.id == h.id && e.generation == h.generation) {
+		if (e.pid == int32_t(pid) && e.id == h.id &&
+		    e.generation == h.generation) {
 			e.pid = 0;
 			return;
 		}
+}
+
+namespace {
+bool alive(int32_t pid)
+{
+	return kill(pid, 0) == 0 || errno != ESRCH;
+}
+} // namespace
+
+bool has_holders(server::impl &s, handlers::handle h) noexcept
+{
+	owner_table *t = table_of(s);
+	if (!t)
+		return false;
+	std::lock_guard g(t->mutex);
+	for (owner_entry &e : t->entries)
+		if (e.pid != 0 && e.id == h.id && e.generation == h.generation)
+			return true;
+	return false;
+}
+
+bool last_holder(server::impl &s, handlers::handle h) noexcept
+{
+	owner_table *t = table_of(s);
+	if (!t)
+		return true;
+	std::lock_guard g(t->mutex);
+	owner_entry *mine = nullptr;
+	bool others = false;
+	for (owner_entry &e : t->entries) {
+		if (e.pid == 0 || e.id != h.id || e.generation != h.generation)
+			continue;
+		if (e.pid == int32_t(s.pid))
+			mine = &e;
+		else if (alive(e.pid))
+			others = true;
+	}
+	// Let go under the lock: two holders closing at once never both see
+	// the other.
+	if (others && mine)
+		mine->pid = 0;
+	return !others;
 }
 
 void reap_dead_owners(server::impl &s) noexcept
@@ -119,9 +170,21 @@ void reap_dead_owners(server::impl &s) noexcept
 		std::vector<dead> found;
 		{
 			std::lock_guard g(t->mutex);
-			for (owner_entry &e : t->entries)
-				if (e.pid != 0 && kill(e.pid, 0) != 0 && errno == ESRCH)
+			for (owner_entry &e : t->entries) {
+				if (e.pid == 0 || alive(e.pid))
+					continue;
+				// Another live holder keeps the object: only
+				// the dead one's hold goes.
+				bool held = false;
+				for (owner_entry &o : t->entries)
+					if (&o != &e && o.pid != 0 && o.id == e.id &&
+					    o.generation == e.generation && alive(o.pid))
+						held = true;
+				if (held)
+					e.pid = 0;
+				else
 					found.push_back({ { e.id, e.generation }, 0, e.pid });
+			}
 		}
 		if (found.empty())
 			return;
@@ -137,7 +200,7 @@ void reap_dead_owners(server::impl &s) noexcept
 			// EBADF: already gone (released by someone else, or the id
 			// reused); EBUSY: still used by something alive.
 			if (r || r.error().code == EBADF) {
-				forget_owner(s, d.h);
+				forget_owner(s, d.h, d.pid);
 				released += r ? 1 : 0;
 			}
 		}

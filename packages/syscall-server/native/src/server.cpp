@@ -113,10 +113,14 @@ size_t last_field_end(int cmd)
 		return END_OF(link_id);
 	case BPF_OBJ_GET_INFO_BY_FD:
 		return END_OF(info);
+	case BPF_ENABLE_STATS:
+		return END_OF(enable_stats.type);
 	case BPF_BTF_LOAD:
 		return END_OF(btf_log_level);
 	case BPF_LINK_CREATE:
-		return END_OF(link_create);
+		return END_OF(link_create) > LINK_CREATE_UPROBE_MULTI_END ?
+			       END_OF(link_create) :
+			       LINK_CREATE_UPROBE_MULTI_END;
 	case BPF_LINK_DETACH:
 		return END_OF(link_detach);
 	case BPF_LINK_UPDATE:
@@ -146,10 +150,18 @@ uint64_t now_ns()
 
 object::~object()
 {
-	// Objects opened by id or pin path belong to another process; after
-	// fork() the child's copies belong to the parent (its exit or closes
-	// must not detach the parent's links).
-	if (!owner || !owned || creator != getpid())
+	// A timer's thread runs until its event goes, whoever owns it.
+	timer.reset();
+	if (kind == obj_kind::stats) {
+		if (owner && stats_on && creator == getpid())
+			owner->stats_released();
+		return;
+	}
+	// Objects opened by id or pin path belong to another process (which
+	// this one holds them for, when `held`); after fork() the child's
+	// copies belong to the parent (its exit or closes must not detach the
+	// parent's links).
+	if (!owner || !(owned || held) || creator != getpid())
 		return;
 	// keep_objects: nothing the tool made leaves the registry, whether it
 	// closes it or exits (its skeleton's destroy closes everything).
@@ -159,8 +171,9 @@ object::~object()
 		// A link's registry handler is its perf event's reg_link: the
 		// detach releases it, and the link has nothing else.
 		if (kind == obj_kind::link) {
-			if (uses.size() == 2 && uses[1]->kind == obj_kind::perf_event)
-				owner->detach_perf(*uses[1]);
+			for (size_t i = 1; i < uses.size(); i++)
+				if (uses[i]->kind == obj_kind::perf_event)
+					owner->detach_perf(*uses[i]);
 			return;
 		}
 		if (kind == obj_kind::perf_event)
@@ -168,6 +181,10 @@ object::~object()
 		if (is_pinned(*owner, h))
 			return;
 		map.reset();
+		// Another tool that opened it by id or pin still holds it, as a
+		// kernel object's other files keep it.
+		if (!last_holder(*owner, h))
+			return;
 		// EBUSY: something that outlives this process's references
 		// still uses it (the BTF of a pinned map, the maps of a pinned
 		// program), as a kernel object's other references keep it.
@@ -341,6 +358,13 @@ std::shared_ptr<object> server::impl::adopt(obj_kind k, handlers::handle h)
 				return o;
 	}
 	auto o = make(k, h, false);
+	// A tool's object (it has holders) is held by this process too until
+	// its last descriptor here goes; links are their creator's alone.
+	if (k != obj_kind::link && !keep.load(std::memory_order_relaxed) &&
+	    has_holders(*this, h)) {
+		record_owner(*this, h);
+		o->held = true;
+	}
 	if (k == obj_kind::map) {
 		auto m = reg->map(h.id);
 		if (m)
@@ -363,6 +387,9 @@ long server::impl::install(std::shared_ptr<object> o, bool cloexec)
 
 void server::impl::drop(int fd)
 {
+	// Before the descriptor number can be reused: the watcher writes to
+	// the eventfd behind it.
+	unwatch(fd);
 	std::shared_ptr<object> gone;
 	{
 		std::lock_guard g(mu);
@@ -520,6 +547,8 @@ const char *server::file_name(int fd) const noexcept
 		return "anon_inode:btf";
 	case obj_kind::perf_event:
 		return "anon_inode:[perf_event]";
+	case obj_kind::stats:
+		return "anon_inode:bpf-stats";
 	}
 	return nullptr;
 }
@@ -555,6 +584,7 @@ void server::memory_changed() noexcept
 void server::shutdown() noexcept
 {
 	try {
+		impl_->stop_watches();
 		std::unordered_map<int, std::shared_ptr<object>> all;
 		{
 			std::lock_guard g(impl_->mu);
@@ -579,6 +609,25 @@ void server::shutdown() noexcept
 	}
 }
 
+namespace {
+constexpr uint32_t MAP_TYPE_RINGBUF = 27;      // BPF_MAP_TYPE_RINGBUF
+constexpr uint32_t MAP_TYPE_USER_RINGBUF = 31; // BPF_MAP_TYPE_USER_RINGBUF
+} // namespace
+
+int server::impl::segment_fd()
+{
+	std::lock_guard g(shm_mu);
+	if (shm_fd < 0) {
+		std::string path = "/dev/shm/" + opts.segment;
+		long f = syscall(SYS_openat, AT_FDCWD, path.c_str(),
+				 O_RDWR | O_CLOEXEC);
+		if (f < 0)
+			return -errno;
+		shm_fd = int(f);
+	}
+	return shm_fd;
+}
+
 long server::mmap(uint64_t addr, uint64_t len, int prot, int flags, int fd,
 		  int64_t off) noexcept
 {
@@ -586,39 +635,85 @@ long server::mmap(uint64_t addr, uint64_t len, int prot, int flags, int fd,
 		auto o = impl_->get(fd);
 		if (!o)
 			return -EBADF;
+		if (o->kind == obj_kind::perf_event)
+			return impl_->mmap_perf_event(*o, addr, len, prot, flags,
+						      off);
 		// A program, link or BTF descriptor has no mmap (ENODEV, as a
 		// file without f_op->mmap).
 		if (o->kind != obj_kind::map || !o->map)
 			return -ENODEV;
 		if (!(flags & MAP_SHARED))
 			return -EINVAL;
-		auto r = o->map->mmap_region(prot & PROT_WRITE);
+		const uint32_t type = o->map->map_type;
+		const bool ring = type == MAP_TYPE_RINGBUF ||
+				  type == MAP_TYPE_USER_RINGBUF;
+		const uint64_t page = uint64_t(sysconf(_SC_PAGESIZE));
+		// The kernel's ringbuf_map_mmap_kern / _user: a ring buffer's
+		// consumer page is the only writable one, a user ring buffer's
+		// the only read-only one (the producer side is user space).
+		if (ring && (prot & PROT_WRITE)) {
+			if (type == MAP_TYPE_RINGBUF &&
+			    (off != 0 || len > page))
+				return -EPERM;
+			if (type == MAP_TYPE_USER_RINGBUF && off == 0)
+				return -EPERM;
+		}
+		auto r = o->map->mmap_region(!ring && (prot & PROT_WRITE));
 		if (!r)
 			return -r.error().code;
-		const uint64_t page = uint64_t(sysconf(_SC_PAGESIZE));
 		uint64_t at = uint64_t(r->data() - static_cast<uint8_t *>(
 							   impl_->reg->segment().base()));
 		uint64_t total = (r->size() + page - 1) & ~(page - 1);
+		// A ring's data pages follow themselves once more in the
+		// kernel's mapping (so a record that wraps reads contiguously):
+		// its view is two pages and the data twice.
+		uint64_t data = ring ? total - 2 * page : 0;
+		uint64_t view = total + data;
 		if (at % page || off < 0 || uint64_t(off) % page ||
-		    uint64_t(off) > total || len > total - uint64_t(off))
+		    uint64_t(off) > view || len > view - uint64_t(off))
 			return -EINVAL;
-		{
-			std::lock_guard g(impl_->shm_mu);
-			if (impl_->shm_fd < 0) {
-				std::string path = "/dev/shm/" + impl_->opts.segment;
-				long f = syscall(SYS_openat, AT_FDCWD, path.c_str(),
-						 O_RDWR | O_CLOEXEC);
-				if (f < 0)
-					return -errno;
-				impl_->shm_fd = int(f);
+		int sfd = impl_->segment_fd();
+		if (sfd < 0)
+			return sfd;
+		uint64_t first_end = uint64_t(off) + len;
+		if (first_end <= total) {
+			long a = syscall(SYS_mmap, addr, len, prot, flags, sfd,
+					 at + uint64_t(off));
+			if (a == -1)
+				return -errno;
+			user_memory_changed();
+			return a;
+		}
+		// Two pieces: [off, total) of the block, then the data again.
+		// Reserve the whole range first so the pieces are adjacent.
+		const uint64_t rlen = (len + page - 1) & ~(page - 1);
+		long base = syscall(SYS_mmap, addr, rlen, PROT_NONE,
+				    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+					    (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)),
+				    -1, 0);
+		if (base == -1)
+			return -errno;
+		const int fixed = (flags & ~(MAP_FIXED_NOREPLACE)) | MAP_FIXED;
+		uint64_t head = uint64_t(off) < total ? total - uint64_t(off) : 0;
+		if (head) {
+			long a = syscall(SYS_mmap, base, head, prot, fixed, sfd,
+					 at + uint64_t(off));
+			if (a == -1) {
+				int e = errno;
+				syscall(SYS_munmap, base, rlen);
+				return -e;
 			}
 		}
-		long a = syscall(SYS_mmap, addr, len, prot, flags, impl_->shm_fd,
-				 at + uint64_t(off));
-		if (a == -1)
-			return -errno;
+		uint64_t again = uint64_t(off) + head - total; // into the copy
+		long a = syscall(SYS_mmap, uint64_t(base) + head, len - head, prot,
+				 fixed, sfd, at + 2 * page + again);
+		if (a == -1) {
+			int e = errno;
+			syscall(SYS_munmap, base, rlen);
+			return -e;
+		}
 		user_memory_changed();
-		return a;
+		return base;
 	} catch (...) {
 		return -ENOMEM;
 	}
@@ -627,9 +722,22 @@ long server::mmap(uint64_t addr, uint64_t len, int prot, int flags, int fd,
 void server::forked_child() noexcept
 {
 	impl_->pid = getpid();
+	// The watcher threads stayed in the parent; their state is left
+	// alone (never destroyed: a std::thread of another process cannot be
+	// joined).
+	new (&impl_->watch_mu) std::mutex();
+	new std::unordered_map<int, std::shared_ptr<syscall_server::watch>>(
+		std::move(impl_->watches));
+	impl_->watches.clear();
+	impl_->n_watches.store(0);
 	reset_slots_in_child();
 	// The table's mutex may have been held by a parent thread at fork().
 	new (&impl_->mu) std::mutex();
+	// Timer threads stayed in the parent too: their runners are never
+	// destroyed here (a thread of another process cannot be joined).
+	for (auto &[fd, o] : impl_->owners)
+		if (o->timer)
+			new std::shared_ptr<timer_runner>(std::move(o->timer));
 }
 
 long server::bpf(long cmd, uint64_t uattr, uint64_t size) noexcept

@@ -2,6 +2,7 @@
 #include "hooks/binding.hpp"
 
 #include <bpftime/handlers/helpers.hpp>
+#include <bpftime/shm/segment.hpp>
 #include <bpftime/vm/verifier.hpp>
 
 namespace bpftime::agent::hooks {
@@ -35,6 +36,14 @@ std::unique_ptr<binding> bind_program(const services &s,
 	b->link_id = st.link_id;
 	b->in_place = !vm::may_write_context(b->prog->machine().instructions(),
 					     handlers::helper_written_args);
+	// Made by the first agent or tool that needs it; without room for it
+	// the program simply is not counted.
+	if (auto t = s.reg.segment().find_or_construct<handlers::prog_stats_table>(
+		    handlers::PROG_STATS_NAME);
+	    t && (*t)->valid() && (*t)->slot(r.link.prog_id)) {
+		b->stats_on = &(*t)->enabled;
+		b->stats = (*t)->slot(r.link.prog_id);
+	}
 	return b;
 }
 

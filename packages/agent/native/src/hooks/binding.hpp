@@ -11,11 +11,13 @@
 
 #include "hooks/hooks.hpp"
 
+#include <bpftime/handlers/prog_stats.hpp>
 #include <bpftime/handlers/program.hpp>
 #include <bpftime/vm/vm.hpp>
 
 #include <atomic>
 #include <cstdint>
+#include <ctime>
 #include <memory>
 
 namespace bpftime::agent::hooks {
@@ -42,10 +44,37 @@ struct binding {
 	// Runs that a SIGSEGV or SIGBUS ended (fault_guard.cpp).
 	mutable std::atomic<uint64_t> faults{ 0 };
 
+	// BPF_ENABLE_STATS (prog_stats.hpp): the registry's count of stats
+	// descriptors and this program's counters; null when the segment has
+	// no room for the table.
+	const std::atomic<uint32_t> *stats_on = nullptr;
+	handlers::prog_stats_slot *stats = nullptr;
+
 	uint64_t run(void *ctx, uint64_t ctx_len, int *err) const noexcept
 	{
+		if (stats_on && stats_on->load(std::memory_order_relaxed))
+			[[unlikely]]
+			return run_timed(ctx, ctx_len, err);
 		return run_fn.load(std::memory_order_relaxed)(run_self, ctx,
 							       ctx_len, err);
+	}
+
+	// The kernel's __bpf_prog_run with bpf_stats_enabled_key on: the run's
+	// time (vDSO clock, no system call) and count into the program's slot.
+	[[gnu::noinline]] uint64_t run_timed(void *ctx, uint64_t ctx_len,
+					     int *err) const noexcept
+	{
+		timespec a, b;
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		uint64_t r = run_fn.load(std::memory_order_relaxed)(
+			run_self, ctx, ctx_len, err);
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		stats->run_cnt.fetch_add(1, std::memory_order_relaxed);
+		stats->run_time_ns.fetch_add(
+			uint64_t(b.tv_sec - a.tv_sec) * 1000000000ull +
+				uint64_t(b.tv_nsec) - uint64_t(a.tv_nsec),
+			std::memory_order_relaxed);
+		return r;
 	}
 };
 

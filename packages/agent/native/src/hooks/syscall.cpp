@@ -271,10 +271,16 @@ std::unique_ptr<hook> attach_link(const services &s, const link_request &r, link
 	static uint32_t warned_left = 0;
 	if (stats.not_rewritten > warned_left) {
 		warned_left = stats.not_rewritten;
-		log(agent_log, log_level::warn,
-		    "%u system call sites left as they were: their calls are not reported "
-		    "(SPDLOG_LEVEL=debug names them and why)",
-		    stats.not_rewritten);
+		if (stats.user_dispatch)
+			log(agent_log, log_level::warn,
+			    "%u system call sites left as they were: their calls are reported through "
+			    "syscall user dispatch (SIGSYS, slower; SPDLOG_LEVEL=debug names them and why)",
+			    stats.not_rewritten);
+		else
+			log(agent_log, log_level::warn,
+			    "%u system call sites left as they were: their calls are not reported "
+			    "(SPDLOG_LEVEL=debug names them and why)",
+			    stats.not_rewritten);
 	}
 	return std::make_unique<syscall_hook>(*id, std::move(sb));
 }

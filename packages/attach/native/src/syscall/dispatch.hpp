@@ -5,23 +5,40 @@
 //
 // A site trampoline (rewrite.cpp) calls the routines as
 //
-//   mov rcx, &g_sys_hooks_on; mov ecx, [rcx]; jrcxz <the syscall>
-//                                   no hook left: the call alone
+//   mov rcx, &on; movzx ecx, byte [rcx]; jrcxz <the syscall>
+//                                   no enter hook for this call: the call
+//                                   alone. `on` is g_sys_enter_on[nr] for
+//                                   a site whose number is a constant
+//   (a site whose number is computed, with BMI2:
+//   mov ecx, 10; shrx rcx, rax, rcx; jrcxz 1f; jmp <call>
+//   1: mov rcx, &g_sys_computed_on; movzx ecx, byte [rcx+rax];
+//   jrcxz <the syscall>: the byte of the number in rax, which also says
+//   whether any exit hook exists, since the enter dispatcher hands the
+//   number to the exit one; a number past the table calls the routine;
+//   without BMI2, g_sys_hooks_on, whether any hook exists)
 //   lea rsp, [rsp-128]              step over the red zone
 //   push qword [rip+site_ptr]       the site's sys_site
-//   call enter_routine              returns to the `syscall` below, or 2
-//                                   bytes past it when a callback skips
-//                                   the call (rax = its return value); the
-//                                   stack pointer is back where it was.
-//                                   rel32 where the routine is within
-//                                   reach, else call qword [rip+slot]
+//   call enter_routine              returns to the store below, or 11
+//                                   bytes further (SYS_SKIP_BYTES) when a
+//                                   callback skips the call (rax = its
+//                                   return value); the stack pointer is
+//                                   back where it was. rel32 where the
+//                                   routine is within reach, else
+//                                   call qword [rip+slot]
+//   mov byte [fs:t_sud_sel], ALLOW  this call does not trap to the
+//                                   fallback (user_dispatch.hpp)
 //   syscall
-//   mov rcx, &g_sys_exits_on; mov ecx, [rcx]; jrcxz tail
+//   mov cl, [fs:t_sud_armed]; mov [fs:t_sud_sel], cl
+//   mov rcx, &on; movzx ecx, byte [rcx]; jrcxz tail
+//                                   g_sys_exit_on[nr], or g_sys_exits_on
 //                                   (rcx is dead after a syscall, and
 //                                   nothing here changes the flags)
 //   lea rsp, [rsp-128]; push qword [rip+site_ptr]; call exit_routine
 // tail:
 //   jmp <the instruction after the original syscall>
+//
+// So a system call that no hook is on costs a load and a branch on each
+// side, whatever hooks other calls have.
 //
 // Nothing is kept on the stack across the `syscall`: the child of a clone
 // returns on another stack (and, with CLONE_SETTLS, another thread
@@ -57,20 +74,36 @@ struct sys_handler {
 	void *user = nullptr;
 };
 
+// The bytes of the selector store and the syscall, which a skip steps over.
+inline constexpr uint32_t SYS_SKIP_BYTES = 11;
+
+// Numbers below this have a slot of their own in the tables; a call with a
+// larger one (none on x86-64 today) sees the ALL_SYSCALLS hooks only.
+inline constexpr uint32_t SYS_NR_SLOTS = 1024;
+
 // The hooks in force, replaced whole on every attach and detach; old ones
 // are never freed (a thread may still be reading one, as probe_site.hpp
-// explains for uprobes).
+// explains for uprobes). Each number's hooks are a null-terminated list in
+// attach order, the ALL_SYSCALLS ones merged in, so a call walks only the
+// hooks that run on it.
 struct sys_snapshot {
-	std::vector<const sys_handler *> enter, exit;
+	std::vector<const sys_handler *> pool; // the lists, one after another
+	const sys_handler *const *enter[SYS_NR_SLOTS + 1] = {}; // last: larger numbers
+	const sys_handler *const *exit[SYS_NR_SLOTS + 1] = {};
 };
 
 extern std::atomic<const sys_snapshot *> g_sys_snapshot;
-// 1 while some exit hook exists: the trampolines read it after the syscall.
-extern std::atomic<uint32_t> g_sys_exits_on;
-// 1 while some hook exists: the trampolines read it before the enter call.
-extern std::atomic<uint32_t> g_sys_hooks_on;
+// The trampolines' tests (bytes: 1 or 0). Per number: whether an enter
+// (exit) hook runs on that call, for the sites whose number is a constant;
+// for the others, whether an enter hook runs on it or any exit hook
+// exists (computed_on), or whether any (any exit) hook exists.
+extern std::atomic<uint8_t> g_sys_enter_on[SYS_NR_SLOTS];
+extern std::atomic<uint8_t> g_sys_exit_on[SYS_NR_SLOTS];
+extern std::atomic<uint8_t> g_sys_computed_on[SYS_NR_SLOTS];
+extern std::atomic<uint8_t> g_sys_hooks_on;
+extern std::atomic<uint8_t> g_sys_exits_on;
 
-// The routines' addresses (AVX or SSE register saves, as save_ymm()).
+// The routines' addresses (ymm or xmm register saves, as save_ymm()).
 uint64_t enter_routine() noexcept;
 uint64_t exit_routine() noexcept;
 

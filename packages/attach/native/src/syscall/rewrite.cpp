@@ -8,6 +8,7 @@
 #include <bpftime/attach/syscall.hpp>
 
 #include "dispatch.hpp"
+#include "user_dispatch.hpp"
 
 #include "../log.hpp"
 #include "../module_watch.hpp"
@@ -78,6 +79,7 @@ struct sys_globals {
 	std::map<uint64_t, sys_handler *> handlers;
 	uint64_t next_id = 0;
 	bool rewritten_once = false;
+	bool sud_failed = false; // the fallback could not be turned on
 	syscall_stats stats;
 };
 
@@ -348,6 +350,16 @@ void rip_op(emitter &e, uint8_t op, uint8_t modrm, uint64_t target)
 // the sys_site) in the first 64 bytes, then the code (dispatch.hpp).
 constexpr uint32_t data_size = 64;
 
+// Whether the CPU has BMI2 (shrx, which leaves the flags alone).
+bool has_bmi2()
+{
+	static const bool yes = [] {
+		__builtin_cpu_init();
+		return __builtin_cpu_supports("bmi2") != 0;
+	}();
+	return yes;
+}
+
 // A call of a routine: rel32 when it reaches (a direct call is predicted
 // even after the kernel's return cleared the branch predictors' state,
 // which an indirect one is not), else through the slot.
@@ -361,10 +373,11 @@ void call_routine(emitter &e, uint64_t routine, uint64_t slot)
 	}
 }
 
-// Builds r's trampoline in fresh trampoline memory. After the syscall it
-// reads g_sys_exits_on, a variable of this process: the trampolines are
-// shared memory that a forked child shares with its parent, and the two
-// may have different hooks, so nothing per process is written into them.
+// Builds r's trampoline in fresh trampoline memory. Its tests read
+// variables of this process (g_sys_enter_on and the like): the trampolines
+// are shared memory that a forked child shares with its parent, and the
+// two may have different hooks, so nothing per process is written into
+// them.
 status build(sys_rec &r)
 {
 	const uint64_t site_end = r.forward ? r.tail.address + r.tail.length : r.address + 2;
@@ -382,7 +395,7 @@ status build(sys_rec &r)
 		lo = l2;
 		hi = h2;
 	}
-	const uint32_t size = data_size + (r.forward ? 256 : 128);
+	const uint32_t size = data_size + (r.forward ? 256 : 192);
 	auto blk = allocate_exec(size, lo, hi, r.region);
 	if (!blk)
 		return std::move(blk).error();
@@ -392,26 +405,63 @@ status build(sys_rec &r)
 	const uint64_t code = base + data_size;
 	emitter e(code);
 	e.raw(reinterpret_cast<const uint8_t *>(r.region), r.region_len);
-	// No hook at all (the last one was detached): straight to the
-	// syscall. rcx is free before a syscall too (the CPU overwrites it).
-	e.mov_imm64(rcx, reinterpret_cast<uint64_t>(&g_sys_hooks_on));
-	e.byte(0x8b); // mov ecx, [rcx]
-	e.byte(0x09);
-	e.byte(0xe3); // jrcxz syscall
-	const size_t skip_at = e.size();
-	e.byte(0);
+	// No hook on this call: straight to the syscall. rcx is free before a
+	// syscall too (the CPU overwrites it).
+	const bool constant = r.nr >= 0 && uint64_t(r.nr) < SYS_NR_SLOTS;
+	const auto test_byte = [&e](const void *on) {
+		e.mov_imm64(rcx, reinterpret_cast<uint64_t>(on));
+		e.byte(0x0f); // movzx ecx, byte [rcx]
+		e.byte(0xb6);
+		e.byte(0x09);
+		e.byte(0xe3); // jrcxz
+	};
+	size_t skip_at, over_at = 0;
+	if (constant || !has_bmi2()) {
+		test_byte(constant ? static_cast<const void *>(&g_sys_enter_on[r.nr]) : &g_sys_hooks_on);
+		skip_at = e.size();
+		e.byte(0);
+	} else {
+		// The number in rax, tested against its byte where it has one
+		// (dispatch.hpp); nothing here changes the flags.
+		e.byte(0xb9); // mov ecx, 10
+		e.u32(10);
+		for (uint8_t b : { 0xc4, 0xe2, 0xf3, 0xf7, 0xc8 }) // shrx rcx, rax, rcx
+			e.byte(b);
+		e.byte(0xe3); // jrcxz +2: in the table
+		e.byte(2);
+		e.byte(0xeb); // jmp over the table's test: the routine
+		over_at = e.size();
+		e.byte(0);
+		e.mov_imm64(rcx, reinterpret_cast<uint64_t>(&g_sys_computed_on[0]));
+		for (uint8_t b : { 0x0f, 0xb6, 0x0c, 0x01 }) // movzx ecx, byte [rcx+rax]
+			e.byte(b);
+		e.byte(0xe3); // jrcxz
+		skip_at = e.size();
+		e.byte(0);
+	}
+	const uint8_t over = uint8_t(e.size() - (over_at + 1));
 	e.lea(rsp, rsp, -128);
 	rip_op(e, 0xff, 0x35, slot_site); // push qword [rip+site]
 	call_routine(e, enter_routine(), slot_enter);
 	const uint8_t skip_enter = uint8_t(e.size() - (skip_at + 1)); // < 20
+	// The selector around the call (user_dispatch.hpp): SYS_SKIP_BYTES
+	// from here to after the syscall.
+	const auto fs_op = [&e](uint8_t op, uint8_t modrm, int32_t off) {
+		e.byte(0x64);
+		e.byte(op);
+		e.byte(modrm);
+		e.byte(0x25); // SIB: [disp32]
+		e.u32(uint32_t(off));
+	};
+	fs_op(0xc6, 0x04, sud_sel_offset()); // mov byte [fs:sel], ALLOW
+	e.byte(0);
 	e.byte(0x0f);
 	e.byte(0x05);
+	fs_op(0x8a, 0x0c, sud_armed_offset()); // mov cl, [fs:armed]
+	fs_op(0x88, 0x0c, sud_sel_offset());   // mov [fs:sel], cl
 	// rcx is the kernel's after a syscall (the return address): free to
 	// test, unlike the flags, which the syscall kept.
-	e.mov_imm64(rcx, reinterpret_cast<uint64_t>(&g_sys_exits_on));
-	e.byte(0x8b); // mov ecx, [rcx]
-	e.byte(0x09);
-	e.byte(0xe3); // jrcxz tail
+	test_byte(constant ? static_cast<const void *>(&g_sys_exit_on[r.nr]) : &g_sys_exits_on);
 	const size_t jrcxz_at = e.size();
 	e.byte(0);
 	e.lea(rsp, rsp, -128);
@@ -443,6 +493,8 @@ status build(sys_rec &r)
 	memcpy(bytes.data() + data_size, e.bytes().data(), e.size());
 	bytes[data_size + jrcxz_at] = skip_exit;
 	bytes[data_size + skip_at] = skip_enter;
+	if (over_at)
+		bytes[data_size + over_at] = over;
 	memcpy(blk->write, bytes.data(), size);
 	r.tramp = code;
 	r.site = reinterpret_cast<sys_site *>(site_at);
@@ -662,7 +714,8 @@ status scan_new_modules()
 		}
 		size_t kept = from;
 		for (size_t i = from; i < s.sites.size(); i++)
-			if (s.known.insert(s.sites[i].address).second) {
+			if (!in_sud_range(s.sites[i].address) &&
+			    s.known.insert(s.sites[i].address).second) {
 				if (kept != i)
 					s.sites[kept] = std::move(s.sites[i]);
 				kept++;
@@ -710,24 +763,90 @@ status scan_new_modules()
 	return result_status;
 }
 
-void rescan_after_dlopen()
+void publish();
+
+// Turns the syscall user dispatch fallback on once some site is left as it
+// was (user_dispatch.hpp), and republishes for its filter.
+void cover_left_sites()
 {
-	if (sg().rewritten_once)
-		(void)scan_new_modules();
+	sys_globals &s = sg();
+	if (!s.stats.not_rewritten || g_sud_on.load() || s.sud_failed)
+		return;
+	uint32_t missed = 0;
+	if (auto st = sud_enable(&missed); !st) {
+		s.sud_failed = true;
+		log(attach_log, log_level::warn,
+		    "syscall sites: %u left as they were and not reported: %s", s.stats.not_rewritten,
+		    st.error().message.c_str());
+		return;
+	}
+	s.stats.user_dispatch = true;
+	s.stats.user_dispatch_threads_missed = missed;
+	if (missed)
+		log(attach_log, log_level::warn,
+		    "syscall user dispatch: %u threads did not answer the signal that turns it on: "
+		    "their calls at the sites left as they were are not reported",
+		    missed);
+	publish();
 }
 
-// Publishes the handlers as the new snapshot; the trampolines call the
-// enter routine only while some hook exists, the exit routine only while
-// some exit hook exists.
+void rescan_after_dlopen()
+{
+	if (sg().rewritten_once) {
+		(void)scan_new_modules();
+		cover_left_sites();
+	}
+}
+
+// Publishes the handlers as the new snapshot, then the trampolines' tests:
+// a number's byte is set once its hooks are in the snapshot, and cleared
+// after, so a trampoline that sees it set finds them.
 void publish()
 {
 	sys_globals &s = sg();
 	auto *sn = new sys_snapshot();
-	for (auto &[id, h] : s.handlers)
-		(h->enter ? sn->enter : sn->exit).push_back(h);
+	size_t at_enter[SYS_NR_SLOTS + 1], at_exit[SYS_NR_SLOTS + 1];
+	bool any_enter = false, any_exit = false;
+	for (uint32_t nr = 0; nr <= SYS_NR_SLOTS; nr++) {
+		for (int pass = 0; pass < 2; pass++) {
+			(pass ? at_exit : at_enter)[nr] = sn->pool.size();
+			for (auto &[id, h] : s.handlers)
+				if (bool(h->exit) == bool(pass) &&
+				    (h->nr == ALL_SYSCALLS ||
+				     (nr < SYS_NR_SLOTS && uint32_t(h->nr) == nr)))
+					sn->pool.push_back(h);
+			sn->pool.push_back(nullptr);
+		}
+	}
+	for (uint32_t nr = 0; nr <= SYS_NR_SLOTS; nr++) {
+		sn->enter[nr] = sn->pool.data() + at_enter[nr];
+		sn->exit[nr] = sn->pool.data() + at_exit[nr];
+	}
 	g_sys_snapshot.store(sn, std::memory_order_release);
-	g_sys_exits_on.store(sn->exit.empty() ? 0 : 1, std::memory_order_release);
-	g_sys_hooks_on.store(s.handlers.empty() ? 0 : 1, std::memory_order_release);
+	// The fallback's filter and its hook on the children of clone and
+	// fork run in the dispatchers without a hook of the program's.
+	const bool sud = g_sud_on.load();
+	const auto in = [](uint32_t nr, const auto &list) {
+		for (int x : list)
+			if (uint32_t(x) == nr)
+				return true;
+		return false;
+	};
+	for (uint32_t nr = 0; nr < SYS_NR_SLOTS; nr++) {
+		const bool en = *sn->enter[nr] != nullptr || (sud && in(nr, SUD_FILTERED)),
+			   ex = *sn->exit[nr] != nullptr || (sud && in(nr, SUD_CHILDREN));
+		g_sys_enter_on[nr].store(en, std::memory_order_release);
+		g_sys_exit_on[nr].store(ex, std::memory_order_release);
+		any_enter |= en;
+		any_exit |= ex;
+	}
+	any_enter |= *sn->enter[SYS_NR_SLOTS] != nullptr;
+	any_exit |= *sn->exit[SYS_NR_SLOTS] != nullptr;
+	for (uint32_t nr = 0; nr < SYS_NR_SLOTS; nr++)
+		g_sys_computed_on[nr].store(g_sys_enter_on[nr].load() || any_exit,
+					    std::memory_order_release);
+	g_sys_hooks_on.store(any_enter || any_exit || sud, std::memory_order_release);
+	g_sys_exits_on.store(any_exit, std::memory_order_release);
 }
 
 } // namespace
@@ -771,6 +890,7 @@ result<uint64_t> add(std::vector<uint64_t> &mine, int32_t nr, syscall_enter_call
 		g().after_dlopen = rescan_after_dlopen;
 		if (auto st = scan_new_modules(); !st)
 			log(attach_log, log_level::warn, "syscall sites: %s", st.error().message.c_str());
+		cover_left_sites();
 	}
 	auto *h = new sys_handler{ .id = ++s.next_id, .nr = nr, .enter = ecb, .exit = xcb, .user = user };
 	s.handlers.emplace(h->id, h);
@@ -814,7 +934,9 @@ status syscall_hooks::rescan()
 	std::lock_guard<std::recursive_mutex> lock(g().mu);
 	if (!sg().rewritten_once)
 		return {};
-	return scan_new_modules();
+	status st = scan_new_modules();
+	cover_left_sites();
+	return st;
 }
 
 std::vector<syscall_site_info> syscall_hooks::sites()
@@ -822,7 +944,8 @@ std::vector<syscall_site_info> syscall_hooks::sites()
 	std::lock_guard<std::recursive_mutex> lock(g().mu);
 	std::vector<syscall_site_info> out;
 	for (const sys_rec &r : sg().sites)
-		out.push_back({ r.address, r.module, r.rewritten, r.nr, r.reason });
+		out.push_back({ r.address, r.module, r.rewritten, r.nr, r.reason,
+				!r.rewritten && g_sud_on.load() });
 	return out;
 }
 

@@ -131,8 +131,18 @@ uint64_t perf_consumer::poll(int64_t timeout_ns, sample_fn on_sample,
 
 bool perf_consumer::wait_readable(int64_t timeout_ns)
 {
+	return wait_until(
+		[](void *self) {
+			return static_cast<perf_consumer *>(self)->any_readable();
+		},
+		this, timeout_ns);
+}
+
+bool perf_consumer::wait_until(bool (*ready)(void *ctx), void *ctx,
+			       int64_t timeout_ns)
+{
 	auto *c = static_cast<perf::control *>(control_);
-	if (any_readable())
+	if (ready(ctx))
 		return true;
 	if (closed())
 		return false;
@@ -140,7 +150,7 @@ bool perf_consumer::wait_readable(int64_t timeout_ns)
 	uint32_t seq = c->wake_seq.load(std::memory_order_seq_cst);
 	if (!ringbuf::heavy_fence() && (timeout_ns < 0 || timeout_ns > 1000000))
 		timeout_ns = 1000000;
-	if (!any_readable() && !closed()) {
+	if (!ready(ctx) && !closed()) {
 		timespec ts{}, *tp = nullptr;
 		if (timeout_ns >= 0) {
 			ts.tv_sec = time_t(timeout_ns / 1000000000);
@@ -152,7 +162,27 @@ bool perf_consumer::wait_readable(int64_t timeout_ns)
 		sleeps_.fetch_add(1, std::memory_order_relaxed);
 	}
 	c->sleepers.fetch_sub(1, std::memory_order_seq_cst);
-	return any_readable();
+	return ready(ctx);
+}
+
+int perf_consumer::set_next_pages(uint32_t pages) noexcept
+{
+	if (pages == 0 || (pages & (pages - 1)) || pages > (1u << 16))
+		return EINVAL;
+	static_cast<perf::control *>(control_)->data_pages = pages;
+	return 0;
+}
+
+std::span<uint8_t> perf_consumer::slot_buffer(uint32_t index) const noexcept
+{
+	auto *c = static_cast<perf::control *>(control_);
+	if (index >= c->max_entries)
+		return {};
+	perf_event_mmap_page *p = perf::page_of(c, c->slots() + index);
+	if (!p)
+		return {};
+	return { reinterpret_cast<uint8_t *>(p),
+		 size_t(p->data_offset + p->data_size) };
 }
 
 void perf_consumer::close() noexcept

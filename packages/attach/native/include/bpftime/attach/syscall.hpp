@@ -32,9 +32,16 @@
 // the details.
 //
 // Sites no form fits are left as they are and listed by sites() with the
-// reason (none in glibc 2.36); vDSO code is not scanned (its calls are not
-// system calls, as the kernel does not report them; its rare fallback
-// system calls are not reported either).
+// reason (none in glibc 2.36); once one is left, the process turns on
+// syscall user dispatch (PR_SET_SYSCALL_USER_DISPATCH, Linux 5.11+) and the
+// left sites' calls reach the callbacks from a SIGSYS handler
+// (syscall/user_dispatch.hpp; sites() marks them `trapped`, stats() says
+// whether it is on). vDSO code is not scanned (its calls are not system
+// calls, as the kernel does not report them; its rare fallback system
+// calls are reported only once syscall user dispatch is on).
+//
+// A system call with no callback of its own costs a load and a branch on
+// each side of its rewritten site, whatever callbacks other calls have.
 //
 // What callbacks see (as the kernel's pt_regs at syscall entry):
 //   orig_ax   the system call number
@@ -82,6 +89,9 @@ struct syscall_site_info {
 	bool rewritten = false;
 	int64_t nr = -1;      // the number when the site sets it as a constant
 	std::string reason;   // why it was not rewritten
+	// Not rewritten, and its calls are reported through the syscall user
+	// dispatch fallback (SIGSYS).
+	bool trapped = false;
 };
 
 struct syscall_stats {
@@ -89,6 +99,10 @@ struct syscall_stats {
 	uint32_t rewritten = 0;	  // sites that jump to a trampoline
 	uint32_t not_rewritten = 0; // sites left as they were
 	double scan_ms = 0;	  // the last scan: sweep, trampolines, patching
+	// The syscall user dispatch fallback is on (some site was left), and
+	// the threads that did not answer the signal that turns it on.
+	bool user_dispatch = false;
+	uint32_t user_dispatch_threads_missed = 0;
 };
 
 class syscall_hooks {

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 namespace bpftime::maps_userspace {
@@ -41,6 +42,23 @@ class perf_consumer {
 	// Sleeps until a record is in some slot's buffer (without consuming
 	// it), close() or timeout_ns; returns whether one is there.
 	bool wait_readable(int64_t timeout_ns);
+	// Sleeps until ready(ctx) holds (tested after registering as a
+	// sleeper, so a record written in between is never missed), close()
+	// or timeout_ns; returns ready(ctx). For a waiter on one slot (the
+	// syscall-server's epoll readiness of one perf event descriptor).
+	bool wait_until(bool (*ready)(void *ctx), void *ctx,
+			int64_t timeout_ns);
+	// Slot `index`'s buffer as the kernel maps a perf event's ring (a
+	// struct perf_event_mmap_page in the first page, then the data
+	// pages), page-aligned in the segment; empty while no event was ever
+	// stored in the slot or past max_entries.
+	std::span<uint8_t> slot_buffer(uint32_t index) const noexcept;
+	// The data pages of the buffers made from now on (a slot gets its
+	// buffer at the first store of an event into it), as a perf event's
+	// mmap sizes its ring in the kernel: for the syscall-server, which
+	// sees a tool's mmap of each event before the tool stores it. A power
+	// of two up to 65536, else EINVAL (nothing changes).
+	int set_next_pages(uint32_t pages) noexcept;
 	// The same without waiting: 0 when every buffer is empty.
 	uint64_t drain(sample_fn on_sample, lost_fn on_lost, void *ctx);
 	void close() noexcept;

@@ -99,6 +99,23 @@ class server {
 	// newfd is a duplicate of oldfd (dup, dup2, dup3, F_DUPFD): it refers
 	// to the same object.
 	void duplicated(int oldfd, int newfd) noexcept;
+	// epoll_ctl(ADD/MOD) or poll() of fd: when it is a ring buffer map
+	// or a perf buffer's event, its eventfd becomes readable whenever its
+	// ring has data (events.cpp), until fd is closed.
+	void watch(int fd) noexcept;
+	// Whether fd is a descriptor watch() takes (lock-free).
+	bool waitable(int fd) const noexcept;
+	// On the tool's thread before epoll_wait() / poll(): clears the
+	// readiness of watched descriptors whose rings were drained since.
+	void before_wait() noexcept;
+	// The legacy tracefs uprobe path (legacy_uprobe.cpp): open(2) of
+	// <tracefs>/uprobe_events for writing gives a memfd whose lines are
+	// read at its close (uprobe_events_closed); -ENOENT when path is not
+	// that file. legacy_event_id(): the text of
+	// <tracefs>/events/<group>/<name>/id of an event made that way, or "".
+	int open_uprobe_events(const char *path, int flags) noexcept;
+	void uprobe_events_closed(int fd) noexcept;
+	std::string legacy_event_id(const char *path) const;
 	// The user memory map changed (munmap, mprotect, mremap): pointer
 	// checks look again.
 	static void memory_changed() noexcept;
