@@ -2,7 +2,9 @@
 // a table with the ratio of each variant to the suite's baseline, and the
 // choice of the core a variant is pinned to.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename } from 'node:path';
 
 /**
  * The CPU with the least busy time over a `ms` sample of /proc/stat. Other
@@ -97,4 +99,38 @@ export function measureProcess(exe, args, env = {}) {
 	const row = JSON.parse(r.stdout.trim().split('\n').pop());
 	row.spread = row.ns ? (row.p75 - row.p25) / 2 / row.ns : 0;
 	return row;
+}
+
+/** The median of numbers (the upper one of an even count). */
+export function median(xs) {
+	const s = [...xs].sort((a, b) => a - b);
+	return s[Math.floor(s.length / 2)];
+}
+
+/**
+ * Runs a command that prints one JSON line last (a suite's variant in a
+ * process of its own, a native kernel baseline), and parses that line.
+ * Not built: `{ skip }` naming the file; a failing or silent run: `{ skip }`
+ * (orSkip) or `{ error }` with its output.
+ */
+export function runJson(file, args, { cwd, orSkip = false, label = file } = {}) {
+	if (!existsSync(file)) return { skip: `${file} is not built` };
+	const r = spawnSync(file, args, { encoding: 'utf8', cwd });
+	const line = r.stdout.trim().split('\n').at(-1) ?? '';
+	try {
+		return JSON.parse(line);
+	} catch {
+		const why = `${r.stdout}${r.stderr}`.trim() || `exit ${r.status}`;
+		return orSkip ? { skip: `${label} failed: ${why}` } : { error: why };
+	}
+}
+
+/** A suite's own variant `args` in a fresh Node process (runJson of the suite file). */
+export function runSelf(selfPath, args) {
+	return runJson(process.execPath, [selfPath, ...args], { cwd: tmpdir() });
+}
+
+/** A native kernel-baseline program (bench/build/…): its JSON, or `{ skip }` with the reason. */
+export function runKernelBench(file, args) {
+	return runJson(file, args, { orSkip: true, label: basename(file) });
 }

@@ -23,6 +23,7 @@ PACKAGES=(
 	"clang-19:/usr/bin/clang-19"
 	"llvm:/usr/bin/llvm-objcopy"
 	"llvm-19:/usr/bin/llvm-objdump-19"
+	"llvm-19-dev:/usr/lib/llvm-19/lib/cmake/llvm/LLVMConfig.cmake"
 	"libboost-dev:/usr/lib/x86_64-linux-gnu/cmake/Boost-1.74.0/BoostConfig.cmake"
 	"libzydis-dev:/usr/lib/x86_64-linux-gnu/cmake/zydis/zydis-config.cmake"
 	"libelf-dev:/usr/include/libelf.h"

@@ -23,6 +23,9 @@
 //   jit-bounds-region   jit with bounds_check; the data buffer is only a
 //                       registered memory region (what a map value is), so
 //                       accesses take the out-of-line region check
+//   llvm-jit            bpftime::vm, backend::llvm (LLVM 19 ORC LLJIT, O3)
+//   llvm-aot            vm::compile_aot() once, then vm::load_aot() of the
+//                       object (compile_ns: the AOT compile)
 //   kernel              the kernel's JIT: libbpf load as a socket filter,
 //                       BPF_PROG_TEST_RUN with `repeat`
 //
@@ -32,9 +35,10 @@
 //    seeded state, "insns": eBPF instructions one run executes (vm variants,
 //    counted by the interpreter, vm_options::insn_counter), "compile_ns": median JIT compile time over 21
 //    loads (jit variants), "load_ns": median vm::load() time (verify + resolve
-//    + compile), "paired_ratio" (jit only): the JIT's rounds alternated with
+//    + compile), "paired_ratio" (jit and llvm-*): the JIT's rounds alternated with
 //    those of <stem>.so in this process, the median of the per-round
-//    ratios, ...}
+//    ratios, "paired_jit_ratio" (llvm-*): the same against the jit variant,
+//    ...}
 // or {"variant":..., "skipped": "why"} (exit 0) when the kernel column cannot
 // run here. Errors (a program that fails to load into bpftime, results that
 // disagree) go to stderr with exit status 1.
@@ -59,6 +63,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -384,9 +389,35 @@ int run_vm(const options &o, const bench::bench_object &obj, const bench::data_i
 		if (as_region)
 			m.add_memory_region(region);
 		m.set_lddw_resolver(img.resolver());
+		// The global data sections are what libbpf makes of them: array
+		// maps of one value of the section's size, which the verifier
+		// proves the programs' accesses against.
+		m.set_map_describer([&obj](uint8_t, int32_t imm) -> std::optional<v::map_desc> {
+			if (imm < 0 || size_t(imm) >= obj.sections.size())
+				return std::nullopt;
+			v::map_desc d;
+			d.type = 2; // BPF_MAP_TYPE_ARRAY
+			d.key_size = 4;
+			d.value_size = uint32_t(obj.sections[size_t(imm)].size);
+			d.max_entries = 1;
+			return d;
+		});
 	};
-	v::vm vm(jit ? v::backend::jit_x64 : v::backend::interpreter, vo);
+	const bool llvm = o.variant == "llvm-jit" || o.variant == "llvm-aot";
+	v::vm vm(!jit ? v::backend::interpreter : llvm ? v::backend::llvm : v::backend::jit_x64, vo);
 	setup(vm);
+	// llvm-aot: the object is compiled once (its compile time is what
+	// compile_ns reports); each load then only maps and links it.
+	std::vector<uint8_t> aot_object;
+	uint64_t aot_compile_ns = 0;
+	if (o.variant == "llvm-aot") {
+		const auto t0 = std::chrono::steady_clock::now();
+		auto obj_bytes = vm.compile_aot(obj.insns);
+		if (!obj_bytes)
+			die("llvm-aot: compile: " + obj_bytes.error().message);
+		aot_compile_ns = uint64_t(ns_since(t0));
+		aot_object = std::move(*obj_bytes);
+	}
 	uint64_t insns = 0;
 	v::vm_options co = vo;
 	co.insn_counter = &insns;
@@ -400,10 +431,13 @@ int run_vm(const options &o, const bench::bench_object &obj, const bench::data_i
 	std::vector<uint64_t> compile_ns, load_ns;
 	for (int i = 0; i < 21; i++) {
 		const auto t0 = std::chrono::steady_clock::now();
-		if (auto st = vm.load(obj.insns); !st)
+		if (auto st = aot_object.empty() ? vm.load(obj.insns) : vm.load_aot(aot_object); !st)
 			die(o.variant + ": load: " + st.error().message);
 		load_ns.push_back(uint64_t(ns_since(t0)));
-		compile_ns.push_back(vm.compile_time_ns());
+		compile_ns.push_back(aot_object.empty() ? vm.compile_time_ns() : aot_compile_ns);
+		// LLVM takes milliseconds: a few loads give the median.
+		if (llvm && i >= 4)
+			break;
 	}
 	if (!o.dump_code.empty() && jit) {
 		// The mapping of the last load: present now, absent before.
@@ -446,8 +480,27 @@ int run_vm(const options &o, const bench::bench_object &obj, const bench::data_i
 	const stats s = measure(timed, o);
 	json_line j;
 	j.str("variant", o.variant).stats_of(s).u64("r0", *first).u64("insns", insns);
-	if (o.variant == "jit")
+	if (o.variant == "jit" || llvm)
 		j.num("paired_ratio", paired_ratio(timed, timed_native(open_native(o.stem + ".so", input)), o));
+	if (llvm) {
+		// Against our JIT the same way: its rounds alternated with
+		// these in this process.
+		v::vm jit_vm(v::backend::jit_x64, vo);
+		setup(jit_vm);
+		if (auto st = jit_vm.load(obj.insns); !st)
+			die("jit: load: " + st.error().message);
+		const timed_fn timed_jit = [&](uint64_t n) {
+			const auto t0 = std::chrono::steady_clock::now();
+			uint64_t acc = 0;
+			for (uint64_t i = 0; i < n; i++) {
+				auto r = jit_vm.exec(ctx, ctx_len);
+				acc += r ? *r : 1;
+			}
+			sink = acc;
+			return ns_since(t0) / double(n);
+		};
+		j.num("paired_jit_ratio", paired_ratio(timed, timed_jit, o));
+	}
 	if (jit)
 		j.u64("compile_ns", median_of(compile_ns)).u64("compile_ns_first", compile_ns.front());
 	j.u64("load_ns", median_of(load_ns)).print();
@@ -478,7 +531,7 @@ options parse_args(int argc, char **argv)
 	}
 	if (pos.size() != 2)
 		die("usage: vm_bench <stem> <native|native-O2|interpreter|jit|jit-bounds|"
-		    "jit-bounds-region|kernel> [--rounds N] [--round-ms MS] [--cpu N] "
+		    "jit-bounds-region|llvm-jit|llvm-aot|kernel> [--rounds N] [--round-ms MS] [--cpu N] "
 		    "[--dump-code FILE]");
 	o.stem = pos[0];
 	o.variant = pos[1];
@@ -517,7 +570,7 @@ int main(int argc, char **argv)
 	if (o.variant == "kernel")
 		return run_kernel(o, *obj, img);
 	if (o.variant == "interpreter" || o.variant == "jit" || o.variant == "jit-bounds" ||
-	    o.variant == "jit-bounds-region")
+	    o.variant == "jit-bounds-region" || o.variant == "llvm-jit" || o.variant == "llvm-aot")
 		return run_vm(o, *obj, img, input);
 	die("unknown variant '" + o.variant + "'");
 }

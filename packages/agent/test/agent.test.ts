@@ -6,9 +6,14 @@ import { promisify } from 'node:util';
 import { ProgType, u32, u64 } from '@bpftime/handlers';
 import { BpfObject, findFuncOffset } from '@bpftime/loader';
 import { Segment } from '@bpftime/shm';
+import { backendUnavailable } from '@bpftime/vm';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { agentEnv, agentPath, BpftimeError, type SpawnWithAgentOptions, spawnWithAgent } from '../src/index.js';
 import { newRegistry, Proc, runPlain, segmentName, useFixtures } from './helpers.js';
+
+// The LLVM backend where @bpftime/vm built its plugin (llvm-19-dev).
+const llvmMissing = backendUnavailable('llvm');
+if (llvmMissing) console.log(`skipped: the llvm backend: ${llvmMissing}`);
 
 const run = promisify(execFile);
 const fx = useFixtures();
@@ -118,6 +123,35 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 		expect(traced.stdout).toEqual(plain.stdout);
 		expect(maps.calls().get(p.child.pid as number)).toBe(160_000n);
 		expect(traced.stderr.join('\n')).toMatch(new RegExp(`link \\d+: uprobe attached at .*\\(\\w+, ${vm}\\)`));
+	});
+
+	it.skipIf(llvmMissing !== undefined)('counts every call of 8 threads exactly on the llvm backend', async () => {
+		const { name, registry } = newRegistry();
+		const maps = await attach(registry, ['count_calls']);
+		const plain = await runPlain(target, ['8', '20000']);
+		const p = await withAgent(['8', '20000'], name, { env: { ...process.env, BPFTIME_VM_NAME: 'llvm' } });
+		const traced = await p.done();
+		expect(traced.code).toBe(7);
+		expect(traced.stdout).toEqual(plain.stdout);
+		expect(maps.calls().get(p.child.pid as number)).toBe(160_000n);
+		expect(traced.stderr.join('\n')).toMatch(/link \d+: uprobe attached at .*\(\w+, llvm\)/);
+	});
+
+	it('falls back to the JIT, saying so once, where the LLVM backend cannot be loaded', async () => {
+		const { name, registry } = newRegistry();
+		const maps = await attach(registry, ['count_calls']);
+		const env = { ...process.env, BPFTIME_VM_NAME: 'llvm', BPFTIME_VM_LLVM_LIB: '/nonexistent/libbpftime_vm_llvm.so' };
+		const p = await withAgent(['2', '1000'], name, { env });
+		const traced = await p.done();
+		expect(traced.code).toBe(7);
+		expect(maps.calls().get(p.child.pid as number)).toBe(2000n);
+		const log = traced.stderr.join('\n');
+		expect(log).toMatch(/link \d+: uprobe attached at .*\(\w+, jit\)/);
+		const said = log.match(
+			/BPFTIME_VM_NAME=llvm: .*the LLVM backend is not available.*programs run on the jit instead/g,
+		);
+		expect(said).toHaveLength(1);
+		expect(log).toContain('/nonexistent/libbpftime_vm_llvm.so');
 	});
 
 	it('writes its log to BPFTIME_LOG_OUTPUT, filtered by SPDLOG_LEVEL', async () => {

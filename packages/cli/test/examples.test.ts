@@ -27,9 +27,9 @@ describe('examples', { timeout: 60_000 }, () => {
 	});
 
 	it('malloc: exits 1, saying so, when the count does not grow, and still removes its segment', async () => {
-		// A VM backend that is not built: the agent cannot instantiate the program, so nothing counts.
+		// A VM backend name that names none: the agent cannot instantiate the program, so nothing counts.
 		const before = new Set(readdirSync('/dev/shm'));
-		const err = await demo('malloc', ['2'], { ...process.env, BPFTIME_VM_NAME: 'llvm' }).catch((e) => e);
+		const err = await demo('malloc', ['2'], { ...process.env, BPFTIME_VM_NAME: 'no-such-vm' }).catch((e) => e);
 		expect(err.code).toBe(1);
 		expect(err.stderr).toMatch(/malloc demo FAILED: the count did not grow between t=0s and t=1s \(0 -> 0\)/);
 		expect(err.stdout).toMatch(/segment 'bpftime_malloc_demo_\d+' removed/);

@@ -50,6 +50,12 @@ export const KernelMapType = {
 	Hash: (KERNEL_MAP_OFFSET + 1) as MapType,
 	/** BPFTIME_MAP_TYPE_KERNEL_USER_ARRAY: a kernel BPF_MAP_TYPE_ARRAY (mmapped with BPF_F_MMAPABLE). */
 	Array: (KERNEL_MAP_OFFSET + 2) as MapType,
+	/**
+	 * BPFTIME_MAP_TYPE_KERNEL_USER_PERCPU_ARRAY: a kernel BPF_MAP_TYPE_PERCPU_ARRAY. User space reads
+	 * and writes every CPU's value (userValueSize bytes); a program sees and updates the value of the
+	 * CPU slot its run owns.
+	 */
+	PercpuArray: (KERNEL_MAP_OFFSET + 6) as MapType,
 } as const;
 
 /** The map types this package provides (and has registered in this process). */

@@ -180,6 +180,77 @@ describe.skipIf(noBpf !== '')('kernel-backed maps', () => {
 		expect(errorOf(() => arr.delete(u32le(1))).code).toBe('EINVAL');
 	});
 
+	it('keeps a kernel per-CPU array whose CPU values a program updates and user space reads all at once', () => {
+		const { reg } = freshRegistry('kpca');
+		const pc = createKernelMap(reg, {
+			type: KernelMapType.PercpuArray,
+			name: 'kpca',
+			keySize: 4,
+			valueSize: 8,
+			maxEntries: 2,
+		});
+		const cpus = pc.userValueSize / 8;
+		expect(cpus).toBeGreaterThanOrEqual(1);
+		// User space writes every CPU's value, as the kernel's bpf() takes it.
+		const all = Buffer.alloc(pc.userValueSize);
+		for (let c = 0; c < cpus; c++) all.writeBigUInt64LE(BigInt(100 * (c + 1)), c * 8);
+		pc.update(u32le(0), all);
+		// A program adds 1 to its CPU's value of key 0, five times; bpf_map_update_elem from a program
+		// writes only that CPU's value.
+		const prog = reg.loadProg({
+			type: ProgType.Kprobe,
+			name: 'pcinc',
+			license: 'GPL',
+			insns: assemble(incrementKeyZero(pc.id)),
+		});
+		for (let i = 0; i < 5; i++) prog.run(Buffer.alloc(8));
+		const after = pc.lookup(u32le(0));
+		if (!after) throw new Error('key 0 of a per-CPU array is absent');
+		const values = Array.from({ length: cpus }, (_, c) => after.readBigUInt64LE(c * 8));
+		// The runs may be on any CPU: each CPU's value grew by what ran there, 5 in all.
+		const grown = values.map((v, c) => v - BigInt(100 * (c + 1)));
+		expect(grown.every((g) => g >= 0n)).toBe(true);
+		expect(grown.reduce((a, b) => a + b, 0n)).toBe(5n);
+		// bpftool reads the kernel's map: per-CPU values, the same numbers.
+		const out = execFileSync(
+			'bpftool',
+			['-j', 'map', 'lookup', 'id', String(kernelMapId(reg, pc)), 'key', '0', '0', '0', '0'],
+			{
+				encoding: 'utf8',
+			},
+		);
+		const row = JSON.parse(out) as { values: { cpu: number; value: string[] }[] };
+		const byCpu = row.values.map((v) => Buffer.from(v.value.map((x) => Number.parseInt(x, 16))).readBigUInt64LE(0));
+		expect(byCpu).toEqual(values);
+		// The kernel's array answers: past the end E2BIG, BPF_NOEXIST EEXIST, delete EINVAL.
+		expect(errorOf(() => pc.update(u32le(2), all)).code).toBe('E2BIG');
+		expect(errorOf(() => pc.update(u32le(1), all, 1)).code).toBe('EEXIST');
+		expect(errorOf(() => pc.delete(u32le(1))).code).toBe('EINVAL');
+	});
+
+	it("exports a kernel map's entries to JSON and imports them into another registry, read through bpf()", () => {
+		const { reg } = freshRegistry('kjson');
+		const h = createKernelMap(reg, { type: KernelMapType.Hash, name: 'kh', keySize: 4, valueSize: 8, maxEntries: 8 });
+		h.update(u32le(3), u64le(33n));
+		h.update(u32le(4), u64le(44n));
+		const text = reg.exportJson();
+		const doc = JSON.parse(text) as { handlers: { kind: string; entries?: unknown[] }[] };
+		expect(doc.handlers.find((x) => x.kind === 'map')?.entries).toHaveLength(2);
+		// The document names the kernel map by its id: the import opens that map and writes the entries.
+		const { reg: reg2 } = freshRegistry('kjson2');
+		h.update(u32le(3), u64le(0n));
+		reg2.importJson(text);
+		const m2 = reg2.mapByName('kh');
+		expect(m2 && kernelMapId(reg2, m2)).toBe(kernelMapId(reg, h));
+		expect(new Map(m2?.typed(u32, u64).entries())).toEqual(
+			new Map([
+				[3, 33n],
+				[4, 44n],
+			]),
+		);
+		expect(bpftoolDump(kernelMapId(reg, h)).get(3)).toBe(33n);
+	});
+
 	// Each row runs on an mmapped array (answered by this package) and on a plain kernel array (answered
 	// by the kernel's bpf()): the answers must agree.
 	const arrayCases: [string, (m: BpfMap) => unknown][] = [

@@ -1,2 +1,10 @@
 export * from './asm/index.js';
-export { type Backend, type HelperFn, opcodeTableAccepts, pluginPath, Vm, type VmOptions } from './vm.js';
+export {
+	type Backend,
+	backendUnavailable,
+	type HelperFn,
+	opcodeTableAccepts,
+	pluginPath,
+	Vm,
+	type VmOptions,
+} from './vm.js';

@@ -18,12 +18,15 @@ interface NativeVm {
 	run(ctx?: Buffer): bigint;
 	instructions(): Buffer;
 	compileTimeNs(): bigint;
+	compileAot(code: Buffer): Buffer;
+	loadAot(object: Buffer): void;
 	close(): void;
 }
 
 interface VmAddon extends NativeAddon {
 	VmHandle: new (backend: string, boundsCheck: boolean, contextSize: number, verifier: string | undefined) => NativeVm;
 	opcodeTableAccepts(code: Buffer): Buffer;
+	backendUnavailable(backend: string): string | undefined;
 }
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
@@ -48,8 +51,29 @@ export function opcodeTableAccepts(code: Buffer | Uint8Array): boolean[] {
 	return [...native.opcodeTableAccepts(bytes)].map((b) => b === 1);
 }
 
-/** `interpreter`, or `jit` (x86-64, machine code emitted directly). */
-export type Backend = 'interpreter' | 'jit';
+/**
+ * `interpreter`, `jit` (x86-64, machine code emitted directly), or `llvm`
+ * (LLVM 19's ORC JIT, where the package was built with llvm-19-dev; see
+ * `backendUnavailable`).
+ */
+export type Backend = 'interpreter' | 'jit' | 'llvm';
+
+const BACKENDS: readonly Backend[] = ['interpreter', 'jit', 'llvm'];
+
+/**
+ * Why programs cannot be loaded on `backend` in this process (the LLVM
+ * plugin was not built or not found: every path tried), or `undefined` when
+ * they can.
+ */
+export function backendUnavailable(backend: Backend): string | undefined {
+	if (!BACKENDS.includes(backend)) {
+		throw new BpftimeError(
+			'EINVAL',
+			`Expected one of ${BACKENDS.join(', ')} for backend but received ${String(backend)}`,
+		);
+	}
+	return native.backendUnavailable(backend);
+}
 
 export interface VmOptions {
 	backend?: Backend;
@@ -96,8 +120,11 @@ export class Vm implements Disposable {
 
 	constructor(options: VmOptions = {}) {
 		const backend = options.backend ?? 'interpreter';
-		if (backend !== 'interpreter' && backend !== 'jit') {
-			throw new BpftimeError('EINVAL', `Expected 'interpreter' or 'jit' for backend but received ${String(backend)}`);
+		if (!BACKENDS.includes(backend)) {
+			throw new BpftimeError(
+				'EINVAL',
+				`Expected one of ${BACKENDS.join(', ')} for backend but received ${String(backend)}`,
+			);
 		}
 		this.backend = backend;
 		const contextSize = options.contextSize ?? 0;
@@ -141,6 +168,28 @@ export class Vm implements Disposable {
 	load(program: string | Buffer | Uint8Array): this {
 		const code = typeof program === 'string' ? assemble(program) : expectBuffer(program, 'program');
 		this.#handle().load(code);
+		return this;
+	}
+
+	/**
+	 * Compiles a program ahead of time to an x86-64 ELF relocatable object
+	 * (LLVM; any backend kind), verified with the helpers registered so
+	 * far. Its helper calls and lddw values are resolved when it is loaded
+	 * (`loadAot`), in whatever process; the object keeps the program's
+	 * instructions.
+	 */
+	compileAot(program: string | Buffer | Uint8Array): Buffer {
+		const code = typeof program === 'string' ? assemble(program) : expectBuffer(program, 'program');
+		return this.#handle().compileAot(code);
+	}
+
+	/**
+	 * Loads an object `compileAot` (or `bpftime aot`) made: verifies its
+	 * program and maps its code, linked against this VM's helpers; needs
+	 * no LLVM. ENOEXEC for a file that is not such an object.
+	 */
+	loadAot(object: Buffer | Uint8Array): this {
+		this.#handle().loadAot(expectBuffer(object, 'object'));
 		return this;
 	}
 

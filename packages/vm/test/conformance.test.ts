@@ -1,4 +1,4 @@
-// Runs every test/data/*.data case on both backends through the native
+// Runs every test/data/*.data case on every backend through the native
 // plugin executable, in the style of ubpf's tests/*.data.
 //
 // A case file has `#` comment lines, then sections:
@@ -10,8 +10,8 @@
 //
 // Plugin protocol (build/Release/bpftime-vm-plugin), as bpf_conformance's
 // runner drives plugins: the program's bytes as one line of hex on stdin; the
-// memory, if any, as the first argument, in hex; then `--interpret` or
-// `--jit`. It exits 0 printing r0 in hex, or non-zero with the reason on
+// memory, if any, as the first argument, in hex; then `--interpret`,
+// `--jit`, `--llvm` or `--aot`. It exits 0 printing r0 in hex, or non-zero with the reason on
 // stderr. Helper 5 returns its first argument. The memory is the program's
 // context: its length is the context size the verifier proves accesses
 // against (BPFTIME_VERIFIER=strict, the default).
@@ -120,8 +120,15 @@ describe('conformance case files', () => {
 	});
 });
 
-for (const mode of ['interpret', 'jit'] as const) {
-	describe(`${mode} backend`, () => {
+// The LLVM backend (--llvm: ORC JIT, --aot: an ELF object loaded by the
+// vm's own loader) runs where its plugin was built, with llvm-19-dev.
+const LLVM_PLUGIN = fileURLToPath(new URL('../build/Release/libbpftime_vm_llvm.so', import.meta.url));
+const llvmBuilt = existsSync(LLVM_PLUGIN);
+
+for (const mode of ['interpret', 'jit', 'llvm', 'aot'] as const) {
+	const needsLlvm = mode === 'llvm' || mode === 'aot';
+	describe.skipIf(needsLlvm && !llvmBuilt)(`${mode} backend`, () => {
+		if (needsLlvm && !llvmBuilt) console.log(`skipped: ${LLVM_PLUGIN} is not built (no llvm-19-dev)`);
 		if (!existsSync(PLUGIN)) {
 			it('finds the bpftime-vm-plugin executable', () => {
 				throw new Error(

@@ -1,8 +1,11 @@
 import { BpftimeError } from '@bpftime/common';
 import { describe, expect, it } from 'vitest';
-import { type Backend, Vm } from '../src/index.js';
+import { type Backend, backendUnavailable, Vm } from '../src/index.js';
 
-const backends: Backend[] = ['interpreter', 'jit'];
+// The LLVM backend where its plugin is built (llvm-19-dev).
+const llvmMissing = backendUnavailable('llvm');
+if (llvmMissing) console.log(`skipped: the llvm backend: ${llvmMissing}`);
+const backends: Backend[] = ['interpreter', 'jit', ...(llvmMissing ? [] : (['llvm'] as Backend[]))];
 
 describe.each(backends)('Vm on the %s', (backend) => {
 	it('runs assembly and returns r0 as a bigint', () => {
@@ -104,7 +107,13 @@ describe.each(backends)('Vm on the %s', (backend) => {
 
 describe('Vm options', () => {
 	it('refuses an unknown backend', () => {
-		expect(() => new Vm({ backend: 'llvm' as Backend })).toThrow(BpftimeError);
+		expect(() => new Vm({ backend: 'llvm2' as Backend })).toThrow(BpftimeError);
+		expect(() => backendUnavailable('llvm2' as Backend)).toThrow(BpftimeError);
+	});
+
+	it('has the interpreter and the JIT everywhere', () => {
+		expect(backendUnavailable('interpreter')).toBeUndefined();
+		expect(backendUnavailable('jit')).toBeUndefined();
 	});
 
 	it('reports a compile time for the JIT and none for the interpreter', () => {
@@ -114,5 +123,80 @@ describe('Vm options', () => {
 		using interp = new Vm({ backend: 'interpreter' });
 		interp.load('r0 = 1\nexit');
 		expect(interp.compileTimeNs).toBe(0n);
+	});
+});
+
+describe.skipIf(llvmMissing !== undefined)('ahead-of-time objects', () => {
+	const sum = `
+    r0 = 0
+loop:
+    if r2 == 0 goto done
+    r3 = *(u8 *)(r1 + 0)
+    r0 += r3
+    r1 += 1
+    r2 += -1
+    goto loop
+done:
+    exit`;
+
+	it('compiles a program to an x86-64 ELF object that another vm loads and runs', () => {
+		using compiler = new Vm({ verifier: 'off' });
+		const obj = compiler.compileAot(sum);
+		expect(obj.subarray(0, 4)).toEqual(Buffer.from([0x7f, 0x45, 0x4c, 0x46]));
+		expect(obj.readUInt16LE(16)).toBe(1); // ET_REL
+		expect(obj.readUInt16LE(18)).toBe(62); // EM_X86_64
+		using vm = new Vm({ verifier: 'off' });
+		vm.loadAot(obj);
+		expect(vm.run(Buffer.from([1, 2, 3, 4]))).toBe(10n);
+	});
+
+	it('links helper calls against the loading vm', () => {
+		using compiler = new Vm();
+		compiler.registerHelper(42, 'twice', (a) => a * 2n);
+		const obj = compiler.compileAot('r1 = 21\nr2 = 0\nr3 = 0\nr4 = 0\nr5 = 0\ncall 42\nexit');
+		using vm = new Vm();
+		vm.registerHelper(42, 'twice', (a) => a * 3n);
+		vm.loadAot(obj);
+		expect(vm.run()).toBe(63n);
+	});
+
+	it('refuses an object whose helper the loading vm lacks, naming it', () => {
+		using compiler = new Vm();
+		compiler.registerIdentityHelper(7);
+		const obj = compiler.compileAot('r1 = 1\ncall 7\nexit');
+		using vm = new Vm();
+		expect(() => vm.loadAot(obj)).toThrow(
+			expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/unknown helper #7/) }),
+		);
+	});
+
+	it('refuses a file that is not an object with ENOEXEC', () => {
+		using vm = new Vm();
+		expect(() => vm.loadAot(Buffer.from('not an ELF object'))).toThrow(
+			expect.objectContaining({ code: 'ENOEXEC', message: expect.stringMatching(/not an ELF file/) }),
+		);
+		const obj = new Vm().compileAot('r0 = 1\nexit');
+		obj.writeUInt16LE(3, 18); // e_machine: EM_386
+		expect(() => vm.loadAot(obj)).toThrow(expect.objectContaining({ code: 'ENOEXEC' }));
+	});
+
+	it('refuses an object compiled without bounds checks in a vm that checks them, and the reverse', () => {
+		const plain = new Vm().compileAot('r0 = 1\nexit');
+		using checked = new Vm({ boundsCheck: true });
+		expect(() => checked.loadAot(plain)).toThrow(
+			expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/compiled without bounds checks/) }),
+		);
+		const withChecks = new Vm({ boundsCheck: true }).compileAot('r0 = 1\nexit');
+		checked.loadAot(withChecks);
+		expect(checked.run()).toBe(1n);
+		using unchecked = new Vm();
+		expect(() => unchecked.loadAot(withChecks)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+	});
+
+	it('reports the JIT compile time of the llvm backend', () => {
+		using vm = new Vm({ backend: 'llvm' });
+		vm.load('r0 = 1\nexit');
+		expect(vm.compileTimeNs).toBeGreaterThan(0n);
+		expect(vm.run()).toBe(1n);
 	});
 });

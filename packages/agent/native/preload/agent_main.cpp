@@ -99,6 +99,23 @@ const char *errno_name(int e)
 	return n ? n : "errno";
 }
 
+// BPFTIME_VM_NAME / BPFTIME_DISABLE_JIT. `llvm` where its plugin cannot be
+// loaded (LLVM absent on this machine) falls back to our JIT, saying so
+// once: the programs still run, as they would have without the variable.
+bpftime::result<bpftime::vm::backend> backend_from_env_with_fallback()
+{
+	auto b = bpftime::handlers::backend_from_env();
+	if (!b || *b != bpftime::vm::backend::llvm)
+		return b;
+	if (auto st = bpftime::vm::backend_available(*b); !st) {
+		log(agent_log, log_level::warn,
+		    "BPFTIME_VM_NAME=llvm: %s; programs run on the jit instead",
+		    st.error().message.c_str());
+		return bpftime::vm::backend::jit_x64;
+	}
+	return b;
+}
+
 // BPFTIME_AGENT_MAX_FAULTS: a count in [0, 2^32); 0 never disables a link.
 uint32_t max_faults_from_env()
 {
@@ -348,7 +365,7 @@ __attribute__((constructor)) void agent_init() noexcept
 			    st.error().message.c_str());
 		g_agent->segment = env->name;
 		g_agent->poll_ms = poll_ms_from_env();
-		g_agent->backend = bpftime::handlers::backend_from_env();
+		g_agent->backend = backend_from_env_with_fallback();
 		{
 			std::unique_lock g(g_agent->busy);
 			poll_once(*g_agent);
@@ -407,7 +424,7 @@ bpftime_agent_inject(const char *segment) noexcept
 					   ? segment
 					   : (env ? env->name : "bpftime_maps_shm");
 		g_agent->poll_ms = poll_ms_from_env();
-		g_agent->backend = bpftime::handlers::backend_from_env();
+		g_agent->backend = backend_from_env_with_fallback();
 		int attached = 0;
 		{
 			std::unique_lock g(g_agent->busy);

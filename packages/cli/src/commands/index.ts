@@ -2,6 +2,7 @@
 // command is one file in this folder and one entry here: main.ts dispatches
 // through this table and usage.ts builds the overview from it.
 import type { Command } from '../command.js';
+import { aot } from './aot.js';
 import { attach } from './attach.js';
 import { clean } from './clean.js';
 import { detach } from './detach.js';
@@ -29,5 +30,6 @@ export const COMMANDS: readonly Command[] = [
 	importCommand,
 	clean,
 	recover,
+	aot,
 	help,
 ];

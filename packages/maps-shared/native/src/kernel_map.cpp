@@ -3,6 +3,7 @@
 #include "kernel_map.hpp"
 #include "kernel_bpf.hpp"
 
+#include <bpftime/handlers/registry.hpp>
 #include <bpftime/maps_shared/maps_shared.hpp>
 #include <bpftime/shm/segment.hpp>
 
@@ -55,6 +56,8 @@ const char *kernel_type_name(uint32_t t)
 		return "BPF_MAP_TYPE_HASH";
 	case 2:
 		return "BPF_MAP_TYPE_ARRAY";
+	case 6:
+		return "BPF_MAP_TYPE_PERCPU_ARRAY";
 	default:
 		return "a kernel map type";
 	}
@@ -267,6 +270,10 @@ int open(void *sp, void **out, char *err, size_t err_len)
 	l->value_size = s->value_size;
 	l->max_entries = s->max_entries;
 	l->stride = (s->value_size + 7) & ~7u;
+	l->user_size = s->kernel_type == BPF_MAP_TYPE_PERCPU_ARRAY ?
+			       handlers::percpu_value_size(s->value_size) :
+			       s->value_size;
+	const uint32_t buf_size = (l->user_size + 7) & ~7u;
 	// A BPF_F_RDONLY_PROG array is not mapped: a program's store through
 	// a pointer into a read-only mapping would kill the target, where the
 	// kernel's verifier would have refused the program; through the bpf(2)
@@ -292,10 +299,10 @@ int open(void *sp, void **out, char *err, size_t err_len)
 	} else {
 		uint32_t rows = MAX_ROWS;
 		while (rows > 1 &&
-		       uint64_t(rows) * BUFFER_SLOTS * l->stride > (1u << 20))
+		       uint64_t(rows) * BUFFER_SLOTS * buf_size > (1u << 20))
 			rows /= 2;
 		l->buffers = static_cast<char *>(
-			calloc(size_t(rows) * BUFFER_SLOTS, l->stride));
+			calloc(size_t(rows) * BUFFER_SLOTS, buf_size));
 		if (!l->buffers) {
 			::close(fd);
 			delete l;
@@ -324,7 +331,8 @@ void *thread_buffer(local *l) noexcept
 		thread_number = threads_seen.fetch_add(1, std::memory_order_relaxed);
 	uint32_t slot = thread_turn++ % BUFFER_SLOTS;
 	size_t row = thread_number % l->rows;
-	return l->buffers + (row * BUFFER_SLOTS + slot) * l->stride;
+	return l->buffers +
+	       (row * BUFFER_SLOTS + slot) * ((l->user_size + 7) & ~7u);
 }
 
 void *syscall_lookup(void *lp, const void *key)

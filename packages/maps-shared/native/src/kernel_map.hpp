@@ -46,9 +46,11 @@ struct local {
 	uint32_t value_size;
 	uint32_t max_entries;
 	uint32_t stride;   // round_up(value_size, 8): the kernel array's stride
+	uint32_t user_size; // a value as bpf(2) reads it: stride x possible
+			    // CPUs for a per-CPU map, else value_size
 	char *mm;          // the mmap of a BPF_F_MMAPABLE array, or nullptr
 	size_t mm_len;
-	char *buffers;     // rows x BUFFER_SLOTS x stride
+	char *buffers;     // rows x BUFFER_SLOTS x round_up(user_size, 8)
 	uint32_t rows;
 };
 

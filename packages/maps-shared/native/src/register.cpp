@@ -14,7 +14,8 @@ namespace bpftime::maps_shared {
 std::span<const handlers::map_ops *const> all_map_ops() noexcept
 {
 	static const std::array all = { kernel_hash_map_ops(),
-					kernel_array_map_ops() };
+					kernel_array_map_ops(),
+					kernel_percpu_array_map_ops() };
 	return all;
 }
 

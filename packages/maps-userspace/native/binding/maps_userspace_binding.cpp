@@ -44,87 +44,30 @@ Napi::Value MapOps(const Napi::CallbackInfo &info)
 	return out;
 }
 
-using bpftime::maps_userspace::ring_consumer;
+// --- what the ring, perf and user-ring objects share ---------------------
 
-constexpr napi_type_tag ring_consumer_tag = { 0x6270667472696e67ULL,
-					      0x636f6e73756d6572ULL };
+// A timeoutMs argument: negative means none (-1 ns).
+int64_t timeout_ns_arg(const Napi::CallbackInfo &info, size_t i)
+{
+	double ms = bpftime::napi::arg(info, i).ToNumber().DoubleValue();
+	return ms < 0 ? -1 : int64_t(ms * 1e6);
+}
 
-// RingConsumer: ring_consumer over a ring buffer map's mmap region (a
-// Buffer from BpfMap.mmap(), which keeps the segment mapped while it
-// lives). read() runs on a worker thread, where it may sleep on the ring's
-// futex; close() runs on the JS thread and wakes it.
-class RingConsumer : public Napi::ObjectWrap<RingConsumer> {
+// A promise settled from a worker thread: Execute() runs work() there,
+// touching no JS; OnOK() resolves with done(env) on the JS thread. The two
+// share whatever state they captured.
+template <class Work, class Done>
+class promise_worker : public Napi::AsyncWorker {
     public:
-	static Napi::FunctionReference *ctor;
-
-	RingConsumer(const Napi::CallbackInfo &info)
-		: Napi::ObjectWrap<RingConsumer>(info)
-	{
-	}
-
-	std::shared_ptr<ring_consumer> consumer;
-	Napi::Reference<Napi::Buffer<uint8_t>> region;
-
-	Napi::Value Read(const Napi::CallbackInfo &info);
-	Napi::Value Close(const Napi::CallbackInfo &info)
-	{
-		consumer->close();
-		return info.Env().Undefined();
-	}
-	Napi::Value Stats(const Napi::CallbackInfo &info)
-	{
-		Napi::Env env = info.Env();
-		Napi::Object o = Napi::Object::New(env);
-		o.Set("sleeps", bpftime::napi::to_bigint(env, consumer->sleeps()));
-		o.Set("wakeups",
-		      bpftime::napi::to_bigint(env, consumer->wakeups()));
-		o.Set("ringSize", Napi::Number::New(env, double(consumer->ring_size())));
-		return o;
-	}
-};
-
-Napi::FunctionReference *RingConsumer::ctor = nullptr;
-
-// One read: Execute() (worker thread) reads into vectors, touching no JS;
-// OnOK() builds { count, sizes, data }.
-class ReadWorker : public Napi::AsyncWorker {
-    public:
-	ReadWorker(Napi::Env env, std::shared_ptr<ring_consumer> c,
-		   uint32_t max_records, uint64_t max_bytes, int64_t timeout_ns)
-		: Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)),
-		  c_(std::move(c)), max_records_(max_records),
-		  max_bytes_(max_bytes), timeout_ns_(timeout_ns)
+	promise_worker(Napi::Env env, Work work, Done done)
+		: Napi::AsyncWorker(env),
+		  deferred_(Napi::Promise::Deferred::New(env)),
+		  work_(std::move(work)), done_(std::move(done))
 	{
 	}
 	Napi::Promise promise() { return deferred_.Promise(); }
-	void Execute() override
-	{
-		count_ = c_->read(max_records_, max_bytes_, timeout_ns_, data_,
-				  sizes_);
-	}
-	void OnOK() override
-	{
-		Napi::Env env = Env();
-		Napi::Object o = Napi::Object::New(env);
-		o.Set("count", count_);
-		o.Set("closed", c_->closed());
-		auto *sizes = new std::vector<uint32_t>(std::move(sizes_));
-		o.Set("sizes",
-		      Napi::Buffer<uint8_t>::New(
-			      env, reinterpret_cast<uint8_t *>(sizes->data()),
-			      sizes->size() * 4,
-			      [](Napi::Env, uint8_t *, std::vector<uint32_t> *v) {
-				      delete v;
-			      },
-			      sizes));
-		auto *data = new std::vector<uint8_t>(std::move(data_));
-		o.Set("data", Napi::Buffer<uint8_t>::New(
-				      env, data->data(), data->size(),
-				      [](Napi::Env, uint8_t *,
-					 std::vector<uint8_t> *v) { delete v; },
-				      data));
-		deferred_.Resolve(o);
-	}
+	void Execute() override { work_(); }
+	void OnOK() override { deferred_.Resolve(done_(Env())); }
 	void OnError(const Napi::Error &e) override
 	{
 		deferred_.Reject(e.Value());
@@ -132,49 +75,124 @@ class ReadWorker : public Napi::AsyncWorker {
 
     private:
 	Napi::Promise::Deferred deferred_;
-	std::shared_ptr<ring_consumer> c_;
-	uint32_t max_records_;
-	uint64_t max_bytes_;
-	int64_t timeout_ns_;
-	uint32_t count_ = 0;
-	std::vector<uint8_t> data_;
-	std::vector<uint32_t> sizes_;
+	Work work_;
+	Done done_;
 };
 
-// read(maxRecords, maxBytes, timeoutMs) -> Promise<{ count, closed, sizes, data }>;
-// timeoutMs < 0: none.
-Napi::Value RingConsumer::Read(const Napi::CallbackInfo &info)
+template <class Work, class Done>
+Napi::Promise queue_promise(Napi::Env env, Work work, Done done)
 {
-	Napi::Env env = info.Env();
-	uint32_t max_records = bpftime::napi::u32_arg(info, 0, "maxRecords");
-	uint32_t max_bytes = bpftime::napi::u32_arg(info, 1, "maxBytes");
-	double timeout_ms = bpftime::napi::arg(info, 2).ToNumber().DoubleValue();
-	int64_t timeout_ns = timeout_ms < 0 ? -1 : int64_t(timeout_ms * 1e6);
-	auto *w = new ReadWorker(env, consumer, max_records ? max_records : 1,
-				 max_bytes, timeout_ns);
+	auto *w = new promise_worker<Work, Done>(env, std::move(work),
+						 std::move(done));
 	Napi::Promise p = w->promise();
 	w->Queue();
 	return p;
 }
 
-// ringConsumer(region: Buffer) -> RingConsumer
-Napi::Value NewRingConsumer(const Napi::CallbackInfo &info)
+// A vector handed to JS as a Buffer that owns it.
+template <class T>
+Napi::Buffer<uint8_t> vector_buffer(Napi::Env env, std::vector<T> &&v)
 {
-	Napi::Env env = info.Env();
-	auto buf = bpftime::napi::buffer_arg(info, 0, "region");
-	auto c = bpftime::napi::unwrap(
-		env, ring_consumer::attach(buf.Data(), buf.Length()));
-	auto [obj, rc] = bpftime::napi::new_tagged<RingConsumer>(
-		RingConsumer::ctor, ring_consumer_tag);
-	rc->consumer = std::shared_ptr<ring_consumer>(std::move(c));
-	rc->region = Napi::Persistent(buf);
-	return obj;
+	auto *owned = new std::vector<T>(std::move(v));
+	return Napi::Buffer<uint8_t>::New(
+		env, reinterpret_cast<uint8_t *>(owned->data()),
+		owned->size() * sizeof(T),
+		[](Napi::Env, uint8_t *, std::vector<T> *o) { delete o; }, owned);
 }
 
-using bpftime::maps_userspace::perf_consumer;
+// A wrapped object over a map's mmap region (a Buffer from BpfMap.mmap(),
+// referenced so that the segment stays mapped while the object lives) and
+// the core object attached to it (Core::attach(data, len)). close() runs on
+// the JS thread and ends a pending read or wait.
+template <class Self, class Core> class region_wrap : public Napi::ObjectWrap<Self> {
+    public:
+	static Napi::FunctionReference *ctor;
+	std::shared_ptr<Core> core;
+	Napi::Reference<Napi::Buffer<uint8_t>> region;
 
-constexpr napi_type_tag perf_consumer_tag = { 0x6270667470657266ULL,
-					      0x636f6e73756d6572ULL };
+	explicit region_wrap(const Napi::CallbackInfo &info)
+		: Napi::ObjectWrap<Self>(info)
+	{
+	}
+	Napi::Value Close(const Napi::CallbackInfo &info)
+	{
+		core->close();
+		return info.Env().Undefined();
+	}
+
+	// The exported factory: (region: Buffer) -> Self, tagged.
+	static Napi::Value Create(const Napi::CallbackInfo &info)
+	{
+		Napi::Env env = info.Env();
+		auto buf = bpftime::napi::buffer_arg(info, 0, "region");
+		auto c = bpftime::napi::unwrap(
+			env, Core::attach(buf.Data(), buf.Length()));
+		auto [obj, self] =
+			bpftime::napi::new_tagged<Self>(ctor, Self::tag);
+		self->core = std::shared_ptr<Core>(std::move(c));
+		self->region = Napi::Persistent(buf);
+		return obj;
+	}
+};
+
+template <class Self, class Core>
+Napi::FunctionReference *region_wrap<Self, Core>::ctor = nullptr;
+
+// --- RingConsumer: ring_consumer (BPF_MAP_TYPE_RINGBUF) -------------------
+
+using bpftime::maps_userspace::ring_consumer;
+
+class RingConsumer : public region_wrap<RingConsumer, ring_consumer> {
+    public:
+	static constexpr napi_type_tag tag = { 0x6270667472696e67ULL,
+					       0x636f6e73756d6572ULL };
+	using region_wrap::region_wrap;
+
+	// read(maxRecords, maxBytes, timeoutMs) ->
+	// Promise<{ count, closed, sizes, data }>; the read may sleep on the
+	// ring's futex, on the worker thread.
+	Napi::Value Read(const Napi::CallbackInfo &info)
+	{
+		struct batch {
+			uint32_t count = 0;
+			std::vector<uint8_t> data;
+			std::vector<uint32_t> sizes;
+		};
+		uint32_t max_records = bpftime::napi::u32_arg(info, 0, "maxRecords");
+		uint32_t max_bytes = bpftime::napi::u32_arg(info, 1, "maxBytes");
+		int64_t timeout_ns = timeout_ns_arg(info, 2);
+		auto b = std::make_shared<batch>();
+		auto c = core;
+		return queue_promise(
+			info.Env(),
+			[=] {
+				b->count = c->read(max_records ? max_records : 1,
+						   max_bytes, timeout_ns, b->data,
+						   b->sizes);
+			},
+			[=](Napi::Env env) -> Napi::Value {
+				Napi::Object o = Napi::Object::New(env);
+				o.Set("count", b->count);
+				o.Set("closed", c->closed());
+				o.Set("sizes", vector_buffer(env, std::move(b->sizes)));
+				o.Set("data", vector_buffer(env, std::move(b->data)));
+				return o;
+			});
+	}
+	Napi::Value Stats(const Napi::CallbackInfo &info)
+	{
+		Napi::Env env = info.Env();
+		Napi::Object o = Napi::Object::New(env);
+		o.Set("sleeps", bpftime::napi::to_bigint(env, core->sleeps()));
+		o.Set("wakeups", bpftime::napi::to_bigint(env, core->wakeups()));
+		o.Set("ringSize", Napi::Number::New(env, double(core->ring_size())));
+		return o;
+	}
+};
+
+// --- PerfConsumer: perf_consumer (BPF_MAP_TYPE_PERF_EVENT_ARRAY) ----------
+
+using bpftime::maps_userspace::perf_consumer;
 
 // What one perf read collected on the worker thread.
 struct perf_batch {
@@ -198,126 +216,58 @@ struct perf_batch {
 	}
 };
 
-template <class T>
-Napi::Buffer<uint8_t> vector_buffer(Napi::Env env, std::vector<T> &&v)
-{
-	auto *owned = new std::vector<T>(std::move(v));
-	return Napi::Buffer<uint8_t>::New(
-		env, reinterpret_cast<uint8_t *>(owned->data()),
-		owned->size() * sizeof(T),
-		[](Napi::Env, uint8_t *, std::vector<T> *o) { delete o; }, owned);
-}
-
-// PerfConsumer: perf_consumer over a perf event array's region (BpfMap.mmap()).
-class PerfConsumer : public Napi::ObjectWrap<PerfConsumer> {
+class PerfConsumer : public region_wrap<PerfConsumer, perf_consumer> {
     public:
-	static Napi::FunctionReference *ctor;
-	PerfConsumer(const Napi::CallbackInfo &info)
-		: Napi::ObjectWrap<PerfConsumer>(info)
-	{
-	}
-	std::shared_ptr<perf_consumer> consumer;
-	Napi::Reference<Napi::Buffer<uint8_t>> region;
+	static constexpr napi_type_tag tag = { 0x6270667470657266ULL,
+					       0x636f6e73756d6572ULL };
+	using region_wrap::region_wrap;
 
-	Napi::Value Read(const Napi::CallbackInfo &info);
-	Napi::Value Close(const Napi::CallbackInfo &info)
+	// read(timeoutMs) ->
+	// Promise<{ count, sizes, cpus, data, lostCount, lostCpus, lost }>
+	Napi::Value Read(const Napi::CallbackInfo &info)
 	{
-		consumer->close();
-		return info.Env().Undefined();
+		int64_t timeout_ns = timeout_ns_arg(info, 0);
+		auto b = std::make_shared<perf_batch>();
+		auto c = core;
+		return queue_promise(
+			info.Env(),
+			[=] {
+				c->poll(timeout_ns, perf_batch::sample,
+					perf_batch::lost_fn, b.get());
+			},
+			[=](Napi::Env env) -> Napi::Value {
+				Napi::Object o = Napi::Object::New(env);
+				o.Set("count", uint32_t(b->sizes.size()));
+				o.Set("sizes", vector_buffer(env, std::move(b->sizes)));
+				o.Set("cpus", vector_buffer(env, std::move(b->cpus)));
+				o.Set("data", vector_buffer(env, std::move(b->data)));
+				o.Set("lostCount", uint32_t(b->lost.size()));
+				o.Set("lostCpus",
+				      vector_buffer(env, std::move(b->lost_cpus)));
+				o.Set("lost", vector_buffer(env, std::move(b->lost)));
+				return o;
+			});
 	}
 	Napi::Value Stats(const Napi::CallbackInfo &info)
 	{
 		Napi::Env env = info.Env();
 		Napi::Object o = Napi::Object::New(env);
-		o.Set("sleeps", bpftime::napi::to_bigint(env, consumer->sleeps()));
-		o.Set("lost", bpftime::napi::to_bigint(env, consumer->lost()));
+		o.Set("sleeps", bpftime::napi::to_bigint(env, core->sleeps()));
+		o.Set("lost", bpftime::napi::to_bigint(env, core->lost()));
 		return o;
 	}
 };
 
-Napi::FunctionReference *PerfConsumer::ctor = nullptr;
-
-class PerfReadWorker : public Napi::AsyncWorker {
-    public:
-	PerfReadWorker(Napi::Env env, std::shared_ptr<perf_consumer> c,
-		       int64_t timeout_ns)
-		: Napi::AsyncWorker(env),
-		  deferred_(Napi::Promise::Deferred::New(env)), c_(std::move(c)),
-		  timeout_ns_(timeout_ns)
-	{
-	}
-	Napi::Promise promise() { return deferred_.Promise(); }
-	void Execute() override
-	{
-		c_->poll(timeout_ns_, perf_batch::sample, perf_batch::lost_fn, &b_);
-	}
-	void OnOK() override
-	{
-		Napi::Env env = Env();
-		Napi::Object o = Napi::Object::New(env);
-		o.Set("count", uint32_t(b_.sizes.size()));
-		o.Set("sizes", vector_buffer(env, std::move(b_.sizes)));
-		o.Set("cpus", vector_buffer(env, std::move(b_.cpus)));
-		o.Set("data", vector_buffer(env, std::move(b_.data)));
-		o.Set("lostCount", uint32_t(b_.lost.size()));
-		o.Set("lostCpus", vector_buffer(env, std::move(b_.lost_cpus)));
-		o.Set("lost", vector_buffer(env, std::move(b_.lost)));
-		deferred_.Resolve(o);
-	}
-	void OnError(const Napi::Error &e) override
-	{
-		deferred_.Reject(e.Value());
-	}
-
-    private:
-	Napi::Promise::Deferred deferred_;
-	std::shared_ptr<perf_consumer> c_;
-	int64_t timeout_ns_;
-	perf_batch b_;
-};
-
-// read(timeoutMs) -> Promise<{ count, sizes, cpus, data, lostCount, lostCpus, lost }>
-Napi::Value PerfConsumer::Read(const Napi::CallbackInfo &info)
-{
-	Napi::Env env = info.Env();
-	double timeout_ms = bpftime::napi::arg(info, 0).ToNumber().DoubleValue();
-	int64_t timeout_ns = timeout_ms < 0 ? -1 : int64_t(timeout_ms * 1e6);
-	auto *w = new PerfReadWorker(env, consumer, timeout_ns);
-	Napi::Promise p = w->promise();
-	w->Queue();
-	return p;
-}
-
-// perfConsumer(region: Buffer) -> PerfConsumer
-Napi::Value NewPerfConsumer(const Napi::CallbackInfo &info)
-{
-	Napi::Env env = info.Env();
-	auto buf = bpftime::napi::buffer_arg(info, 0, "region");
-	auto c = bpftime::napi::unwrap(
-		env, perf_consumer::attach(buf.Data(), buf.Length()));
-	auto [obj, pc] = bpftime::napi::new_tagged<PerfConsumer>(
-		PerfConsumer::ctor, perf_consumer_tag);
-	pc->consumer = std::shared_ptr<perf_consumer>(std::move(c));
-	pc->region = Napi::Persistent(buf);
-	return obj;
-}
+// --- UserProducer: user_producer (BPF_MAP_TYPE_USER_RINGBUF) --------------
 
 using bpftime::maps_userspace::user_producer;
 
-constexpr napi_type_tag user_producer_tag = { 0x6270667475727062ULL,
-					      0x70726f6475636572ULL };
-
-// UserProducer: user_producer over a user ring buffer's region. All on the
-// JS thread: a write never waits.
-class UserProducer : public Napi::ObjectWrap<UserProducer> {
+// All on the JS thread but waitForRoom: a write never waits.
+class UserProducer : public region_wrap<UserProducer, user_producer> {
     public:
-	static Napi::FunctionReference *ctor;
-	UserProducer(const Napi::CallbackInfo &info)
-		: Napi::ObjectWrap<UserProducer>(info)
-	{
-	}
-	std::shared_ptr<user_producer> producer;
-	Napi::Reference<Napi::Buffer<uint8_t>> region;
+	static constexpr napi_type_tag tag = { 0x6270667475727062ULL,
+					       0x70726f6475636572ULL };
+	using region_wrap::region_wrap;
 
 	// write(data) -> 0, or a negative errno (-ENOSPC, -E2BIG)
 	Napi::Value Write(const Napi::CallbackInfo &info)
@@ -331,111 +281,51 @@ class UserProducer : public Napi::ObjectWrap<UserProducer> {
 		if (a.ByteLength() > UINT32_MAX)
 			return Napi::Number::New(env, -E2BIG);
 		return Napi::Number::New(
-			env, producer->write(a.Data(), uint32_t(a.ByteLength())));
+			env, core->write(a.Data(), uint32_t(a.ByteLength())));
 	}
 	Napi::Value FreeBytes(const Napi::CallbackInfo &info)
 	{
-		return Napi::Number::New(info.Env(),
-					 double(producer->free_bytes()));
+		return Napi::Number::New(info.Env(), double(core->free_bytes()));
 	}
-	Napi::Value WaitForRoom(const Napi::CallbackInfo &info);
-	Napi::Value Close(const Napi::CallbackInfo &info)
+	// waitForRoom(size, timeoutMs) -> Promise<boolean>, on a worker thread.
+	Napi::Value WaitForRoom(const Napi::CallbackInfo &info)
 	{
-		producer->close();
-		return info.Env().Undefined();
+		uint32_t size = bpftime::napi::u32_arg(info, 0, "size");
+		int64_t timeout_ns = timeout_ns_arg(info, 1);
+		auto ok = std::make_shared<bool>(false);
+		auto p = core;
+		return queue_promise(
+			info.Env(),
+			[=] { *ok = p->wait_for_room(size, timeout_ns); },
+			[=](Napi::Env env) -> Napi::Value {
+				return Napi::Boolean::New(env, *ok);
+			});
 	}
 };
-
-// waitForRoom(size, timeoutMs) -> Promise<boolean>, on a worker thread.
-class RoomWorker : public Napi::AsyncWorker {
-    public:
-	RoomWorker(Napi::Env env, std::shared_ptr<user_producer> p,
-		   uint32_t size, int64_t timeout_ns)
-		: Napi::AsyncWorker(env),
-		  deferred_(Napi::Promise::Deferred::New(env)), p_(std::move(p)),
-		  size_(size), timeout_ns_(timeout_ns)
-	{
-	}
-	Napi::Promise promise() { return deferred_.Promise(); }
-	void Execute() override { ok_ = p_->wait_for_room(size_, timeout_ns_); }
-	void OnOK() override
-	{
-		deferred_.Resolve(Napi::Boolean::New(Env(), ok_));
-	}
-	void OnError(const Napi::Error &e) override
-	{
-		deferred_.Reject(e.Value());
-	}
-
-    private:
-	Napi::Promise::Deferred deferred_;
-	std::shared_ptr<user_producer> p_;
-	uint32_t size_;
-	int64_t timeout_ns_;
-	bool ok_ = false;
-};
-
-Napi::Value UserProducer::WaitForRoom(const Napi::CallbackInfo &info)
-{
-	Napi::Env env = info.Env();
-	uint32_t size = bpftime::napi::u32_arg(info, 0, "size");
-	double timeout_ms = bpftime::napi::arg(info, 1).ToNumber().DoubleValue();
-	int64_t timeout_ns = timeout_ms < 0 ? -1 : int64_t(timeout_ms * 1e6);
-	auto *w = new RoomWorker(env, producer, size, timeout_ns);
-	Napi::Promise p = w->promise();
-	w->Queue();
-	return p;
-}
-
-Napi::FunctionReference *UserProducer::ctor = nullptr;
-
-// userProducer(region: Buffer) -> UserProducer
-Napi::Value NewUserProducer(const Napi::CallbackInfo &info)
-{
-	Napi::Env env = info.Env();
-	auto buf = bpftime::napi::buffer_arg(info, 0, "region");
-	auto p = bpftime::napi::unwrap(
-		env, user_producer::attach(buf.Data(), buf.Length()));
-	auto [obj, up] = bpftime::napi::new_tagged<UserProducer>(
-		UserProducer::ctor, user_producer_tag);
-	up->producer = std::shared_ptr<user_producer>(std::move(p));
-	up->region = Napi::Persistent(buf);
-	return obj;
-}
 
 Napi::Object Init(Napi::Env env, Napi::Object exports)
 {
-	UserProducer::ctor = bpftime::napi::export_class<UserProducer>(
-		env, exports, "UserProducer",
-		{ Napi::ObjectWrap<UserProducer>::InstanceMethod(
-			  "write", &UserProducer::Write),
-		  Napi::ObjectWrap<UserProducer>::InstanceMethod(
-			  "freeBytes", &UserProducer::FreeBytes),
-		  Napi::ObjectWrap<UserProducer>::InstanceMethod(
-			  "waitForRoom", &UserProducer::WaitForRoom),
-		  Napi::ObjectWrap<UserProducer>::InstanceMethod(
-			  "close", &UserProducer::Close) });
-	exports.Set("userProducer", Napi::Function::New(env, NewUserProducer));
-	PerfConsumer::ctor = bpftime::napi::export_class<PerfConsumer>(
-		env, exports, "PerfConsumer",
-		{ Napi::ObjectWrap<PerfConsumer>::InstanceMethod(
-			  "read", &PerfConsumer::Read),
-		  Napi::ObjectWrap<PerfConsumer>::InstanceMethod(
-			  "close", &PerfConsumer::Close),
-		  Napi::ObjectWrap<PerfConsumer>::InstanceMethod(
-			  "stats", &PerfConsumer::Stats) });
-	exports.Set("perfConsumer", Napi::Function::New(env, NewPerfConsumer));
 	bpftime::napi::export_common(env, exports);
 	exports.Set("mapOps", Napi::Function::New(env, MapOps));
 	RingConsumer::ctor = bpftime::napi::export_class<RingConsumer>(
 		env, exports, "RingConsumer",
-		{ Napi::ObjectWrap<RingConsumer>::InstanceMethod(
-			  "read", &RingConsumer::Read),
-		  Napi::ObjectWrap<RingConsumer>::InstanceMethod(
-			  "close", &RingConsumer::Close),
-		  Napi::ObjectWrap<RingConsumer>::InstanceMethod(
-			  "stats", &RingConsumer::Stats) });
-	exports.Set("ringConsumer", Napi::Function::New(env, NewRingConsumer));
+		{ RingConsumer::InstanceMethod("read", &RingConsumer::Read),
+		  RingConsumer::InstanceMethod("close", &RingConsumer::Close),
+		  RingConsumer::InstanceMethod("stats", &RingConsumer::Stats) });
+	exports.Set("ringConsumer", Napi::Function::New(env, RingConsumer::Create));
+	PerfConsumer::ctor = bpftime::napi::export_class<PerfConsumer>(
+		env, exports, "PerfConsumer",
+		{ PerfConsumer::InstanceMethod("read", &PerfConsumer::Read),
+		  PerfConsumer::InstanceMethod("close", &PerfConsumer::Close),
+		  PerfConsumer::InstanceMethod("stats", &PerfConsumer::Stats) });
+	exports.Set("perfConsumer", Napi::Function::New(env, PerfConsumer::Create));
+	UserProducer::ctor = bpftime::napi::export_class<UserProducer>(
+		env, exports, "UserProducer",
+		{ UserProducer::InstanceMethod("write", &UserProducer::Write),
+		  UserProducer::InstanceMethod("freeBytes", &UserProducer::FreeBytes),
+		  UserProducer::InstanceMethod("waitForRoom", &UserProducer::WaitForRoom),
+		  UserProducer::InstanceMethod("close", &UserProducer::Close) });
+	exports.Set("userProducer", Napi::Function::New(env, UserProducer::Create));
 	return exports;
 }
 

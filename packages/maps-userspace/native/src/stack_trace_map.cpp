@@ -10,8 +10,16 @@
 // stack goes through process_vm_readv, a window at a time, so a broken chain
 // ends the walk instead of faulting. There is no kernel stack in user space:
 // without BPF_F_USER_STACK, bpf_get_stackid and bpf_get_stack answer EFAULT,
-// as the kernel does when it gets no frames. BPF_F_STACK_BUILD_ID and
-// BPF_F_USER_BUILD_ID are refused (EINVAL): build ids are not read.
+// as the kernel does when it gets no frames. bpf_get_stack with
+// BPF_F_USER_BUILD_ID gives each frame as the kernel's struct
+// bpf_stack_build_id: the GNU build id of the ELF object mapped at the
+// address and the address's offset in its file (the kernel's
+// stack_map_get_build_id_offset), found among the objects the dynamic
+// loader knows (dl_iterate_phdr), from their notes in memory; an address in
+// none of them (JIT code, an object mapped by hand) gives
+// BPF_STACK_BUILD_ID_IP and the address. Stack maps with
+// BPF_F_STACK_BUILD_ID are refused (EINVAL): bpf_get_stackid stores
+// addresses only.
 //
 // The map: n_buckets = max_entries rounded up to a power of two, as the
 // kernel; a stack's id is its hash & (n_buckets - 1). A bucket is
@@ -35,6 +43,8 @@
 #include <atomic>
 #include <csignal>
 #include <cerrno>
+#include <elf.h>
+#include <link.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -383,6 +393,75 @@ uint64_t h_get_stackid(uint64_t ctx, uint64_t map, uint64_t flags, uint64_t,
 	return fill_bucket(b, s1, hash, trace, nr, id);
 }
 
+// include/uapi/linux/bpf.h
+struct bpf_stack_build_id {
+	int32_t status;
+	uint8_t build_id[20]; // BPF_BUILD_ID_SIZE
+	uint64_t offset;      // or the ip, with BPF_STACK_BUILD_ID_IP
+};
+static_assert(sizeof(bpf_stack_build_id) == 32);
+constexpr int32_t BPF_STACK_BUILD_ID_VALID = 1;
+constexpr int32_t BPF_STACK_BUILD_ID_IP = 2;
+
+// dl_iterate_phdr's callback: when ip (given in out->offset) lies in a
+// PT_LOAD segment of the object, fills *out from its NT_GNU_BUILD_ID note
+// and stops.
+int build_id_of_object(dl_phdr_info *info, size_t, void *data)
+{
+	auto *out = static_cast<bpf_stack_build_id *>(data);
+	const uint64_t ip = out->offset;
+	const ElfW(Phdr) *load = nullptr;
+	for (ElfW(Half) i = 0; i < info->dlpi_phnum && !load; i++) {
+		const ElfW(Phdr) &ph = info->dlpi_phdr[i];
+		const uint64_t start = info->dlpi_addr + ph.p_vaddr;
+		if (ph.p_type == PT_LOAD && ip >= start && ip - start < ph.p_memsz)
+			load = &ph;
+	}
+	if (!load)
+		return 0;
+	for (ElfW(Half) i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) &ph = info->dlpi_phdr[i];
+		if (ph.p_type != PT_NOTE)
+			continue;
+		const auto *p = reinterpret_cast<const uint8_t *>(info->dlpi_addr +
+								  ph.p_vaddr);
+		const uint8_t *end = p + ph.p_memsz;
+		while (p + sizeof(ElfW(Nhdr)) <= end) {
+			ElfW(Nhdr) n;
+			memcpy(&n, p, sizeof(n));
+			const uint8_t *name = p + sizeof(n);
+			const uint8_t *desc = name + ((n.n_namesz + 3) & ~3u);
+			p = desc + ((n.n_descsz + 3) & ~3u);
+			if (p > end)
+				break;
+			if (n.n_type == NT_GNU_BUILD_ID && n.n_namesz == 4 &&
+			    memcmp(name, "GNU", 4) == 0 && n.n_descsz > 0 &&
+			    n.n_descsz <= sizeof(out->build_id)) {
+				memcpy(out->build_id, desc, n.n_descsz);
+				out->status = BPF_STACK_BUILD_ID_VALID;
+				out->offset = load->p_offset + ip -
+					      (info->dlpi_addr + load->p_vaddr);
+				return 1;
+			}
+		}
+	}
+	return 1; // the object holding ip has no build id
+}
+
+// One frame as the kernel's stack_map_get_build_id_offset gives it.
+bpf_stack_build_id build_id_frame(uint64_t ip)
+{
+	bpf_stack_build_id f{};
+	f.offset = ip;
+	dl_iterate_phdr(build_id_of_object, &f);
+	if (f.status != BPF_STACK_BUILD_ID_VALID) {
+		f = bpf_stack_build_id{};
+		f.status = BPF_STACK_BUILD_ID_IP;
+		f.offset = ip;
+	}
+	return f;
+}
+
 // bpf_get_stack(ctx, buf, size, flags): the kernel's __bpf_get_stack. The
 // bytes copied, the rest of buf zeroed; on an error buf is all zeroes.
 uint64_t h_get_stack(uint64_t ctx, uint64_t buf, uint64_t size, uint64_t flags,
@@ -393,22 +472,31 @@ uint64_t h_get_stack(uint64_t ctx, uint64_t buf, uint64_t size, uint64_t flags,
 	const uint32_t len = uint32_t(size);
 	int e = 0;
 	uint32_t copied = 0;
+	const bool build_id = flags & BPF_F_USER_BUILD_ID;
+	const uint32_t elem = build_id ? sizeof(bpf_stack_build_id) : 8;
 	if (flags & ~(BPF_F_SKIP_FIELD_MASK | BPF_F_USER_STACK |
 		      BPF_F_USER_BUILD_ID))
 		e = EINVAL;
-	else if (flags & BPF_F_USER_BUILD_ID)
-		e = EINVAL; // build ids are not read (file comment)
-	else if (len % 8)
+	else if (build_id && !(flags & BPF_F_USER_STACK))
+		e = EINVAL; // the kernel's "kernel && user_build_id"
+	else if (len % elem)
 		e = EINVAL;
 	else if (!(flags & BPF_F_USER_STACK))
 		e = EFAULT;
 	if (!e) {
 		const uint32_t skip = uint32_t(flags & BPF_F_SKIP_FIELD_MASK);
 		uint64_t ips[MAX_STACK + BPF_F_SKIP_FIELD_MASK + 1];
-		const uint32_t want = std::min<uint32_t>(len / 8, MAX_STACK);
+		const uint32_t want = std::min<uint32_t>(len / elem, MAX_STACK);
 		uint32_t got = walk_user_stack(ctx, ips, want + skip);
 		if (got <= skip) {
 			e = EFAULT;
+		} else if (build_id) {
+			for (uint32_t i = 0; i < got - skip; i++) {
+				const bpf_stack_build_id f =
+					build_id_frame(ips[skip + i]);
+				memcpy(out + size_t(i) * elem, &f, elem);
+			}
+			copied = (got - skip) * elem;
 		} else {
 			copied = (got - skip) * 8;
 			memcpy(out, ips + skip, copied);

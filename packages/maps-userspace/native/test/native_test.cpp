@@ -25,6 +25,7 @@
 
 #include "fixture_maps.hpp"
 #include "kernel_maps.hpp"
+#include "queue_stack/owner_lock.hpp"
 #include "ringbuf/ringbuf.hpp"
 
 #include <bpftime/maps_userspace/ring_consumer.hpp>
@@ -39,6 +40,7 @@
 #include <random>
 #include <csignal>
 #include <sched.h>
+#include <elf.h>
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <string>
@@ -1606,6 +1608,112 @@ void test_get_stack_walks_frame_pointers()
 			  16, USER_STACK) == 8);
 }
 
+// This executable's GNU build id, read from its file (not from memory).
+std::vector<uint8_t> file_build_id()
+{
+	std::vector<uint8_t> elf;
+	if (FILE *f = fopen("/proc/self/exe", "rb")) {
+		uint8_t buf[65536];
+		size_t n;
+		while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+			elf.insert(elf.end(), buf, buf + n);
+		fclose(f);
+	}
+	if (elf.size() < sizeof(Elf64_Ehdr))
+		return {};
+	Elf64_Ehdr eh;
+	memcpy(&eh, elf.data(), sizeof eh);
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+		memcpy(&ph, elf.data() + eh.e_phoff + i * sizeof ph, sizeof ph);
+		if (ph.p_type != PT_NOTE)
+			continue;
+		size_t p = ph.p_offset, end = ph.p_offset + ph.p_filesz;
+		while (p + sizeof(Elf64_Nhdr) <= end) {
+			Elf64_Nhdr n;
+			memcpy(&n, elf.data() + p, sizeof n);
+			size_t name = p + sizeof n, desc = name + ((n.n_namesz + 3) & ~3u);
+			p = desc + ((n.n_descsz + 3) & ~3u);
+			if (n.n_type == NT_GNU_BUILD_ID && n.n_namesz == 4 &&
+			    memcmp(elf.data() + name, "GNU", 4) == 0)
+				return { elf.data() + desc, elf.data() + desc + n.n_descsz };
+		}
+	}
+	return {};
+}
+
+// The offset in its file of an address of this process, as the kernel
+// computes it from the mapping (/proc/self/maps): file offset + address -
+// mapping start.
+bool file_offset_of(uint64_t addr, uint64_t *off)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return false;
+	char line[512];
+	bool found = false;
+	while (!found && fgets(line, sizeof line, f)) {
+		unsigned long start, end, fo;
+		char perms[8];
+		if (sscanf(line, "%lx-%lx %7s %lx", &start, &end, perms, &fo) == 4 &&
+		    addr >= start && addr < end) {
+			*off = fo + (addr - start);
+			found = true;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+// bpf_get_stack with BPF_F_USER_BUILD_ID: each frame as the kernel's
+// struct bpf_stack_build_id, its build id and file offset written from the
+// executable's file and /proc/self/maps.
+void test_get_stack_build_ids()
+{
+	fixture f("buildid");
+	constexpr uint64_t USER_BUILD_ID = 1 << 11;
+	struct frame {
+		int32_t status;
+		uint8_t id[20];
+		uint64_t offset;
+	};
+	static_assert(sizeof(frame) == 32);
+	const std::vector<uint8_t> want_id = file_build_id();
+	CHECK(!want_id.empty() && want_id.size() <= 20);
+	const uint64_t ip = uint64_t(uintptr_t(&stack_c));
+	uint64_t want_off = 0;
+	CHECK(file_offset_of(ip, &want_off));
+	frame out[2];
+	memset(out, 0xff, sizeof out);
+	fake_regs regs;
+	regs.set(ip, 0); // one frame
+	CHECK(int64_t(call_helper(BPF_FUNC_get_stack, uint64_t(uintptr_t(&regs)),
+				  uint64_t(uintptr_t(out)), sizeof out,
+				  USER_STACK | USER_BUILD_ID)) == 32);
+	CHECK(out[0].status == 1); // BPF_STACK_BUILD_ID_VALID
+	CHECK(memcmp(out[0].id, want_id.data(), want_id.size()) == 0);
+	for (size_t i = want_id.size(); i < 20; i++)
+		CHECK(out[0].id[i] == 0);
+	CHECK(out[0].offset == want_off);
+	frame zero{};
+	CHECK(memcmp(&out[1], &zero, sizeof zero) == 0);
+	// An address in no object: BPF_STACK_BUILD_ID_IP and the address.
+	regs.set(0x10, 0);
+	CHECK(int64_t(call_helper(BPF_FUNC_get_stack, uint64_t(uintptr_t(&regs)),
+				  uint64_t(uintptr_t(out)), sizeof out,
+				  USER_STACK | USER_BUILD_ID)) == 32);
+	CHECK(out[0].status == 2 && out[0].offset == 0x10);
+	CHECK(memcmp(out[0].id, zero.id, sizeof zero.id) == 0);
+	// The kernel's errors: a size not a multiple of 32, and build ids of
+	// a kernel stack.
+	CHECK(int64_t(call_helper(BPF_FUNC_get_stack, uint64_t(uintptr_t(&regs)),
+				  uint64_t(uintptr_t(out)), 40,
+				  USER_STACK | USER_BUILD_ID)) == -EINVAL);
+	CHECK(int64_t(call_helper(BPF_FUNC_get_stack, uint64_t(uintptr_t(&regs)),
+				  uint64_t(uintptr_t(out)), sizeof out, USER_BUILD_ID)) ==
+	      -EINVAL);
+}
+
 // --- the types of issue 18 (per-CPU, LRU, queue, stack, bloom, LPM) -------
 
 // Keeps the calling thread on one CPU while it lives: the kernel's LRU lists
@@ -2036,6 +2144,187 @@ void test_percpu_lost_updates()
 	CHECK(total <= expected);
 }
 
+// ctx->key's value of a per-CPU map += 1, non-atomically (load, add, store:
+// what `*v += 1` compiles to), through bpf_map_lookup_elem.
+std::vector<insn> percpu_increment_prog(uint32_t map_id)
+{
+	std::vector<insn> p;
+	p.push_back(I(0x61, 2, 1, 0, 0));   // r2 = *(u32 *)(r1 + 0)
+	p.push_back(I(0x63, 10, 2, -4, 0)); // *(u32 *)(r10 - 4) = r2
+	lddw_map(p, 1, map_id);
+	p.push_back(I(0xbf, 2, 10, 0, 0)); // r2 = r10
+	p.push_back(I(0x07, 2, 0, 0, -4)); // r2 += -4
+	p.push_back(I(0x85, 0, 0, 0, 1));  // call bpf_map_lookup_elem
+	p.push_back(I(0x15, 0, 0, 3, 0));  // if r0 == 0 goto +3
+	p.push_back(I(0x79, 1, 0, 0, 0));  // r1 = *(u64 *)(r0 + 0)
+	p.push_back(I(0x07, 1, 0, 0, 1));  // r1 += 1
+	p.push_back(I(0x7b, 0, 1, 0, 0));  // *(u64 *)(r0 + 0) = r1
+	p.push_back(I(0xb7, 0, 0, 0, 0));  // r0 = 0
+	p.push_back(I(0x95, 0, 0, 0, 0));  // exit
+	return p;
+}
+
+// The sum of every CPU's u64 value of key 0.
+uint64_t percpu_sum(map_instance &m)
+{
+	std::vector<uint64_t> all(m.user_value_size / 8);
+	uint32_t k = 0;
+	CHECK(m.lookup(&k, all.data()).ok());
+	uint64_t total = 0;
+	for (size_t i = 0; i < all.size(); i += 1)
+		total += all[i];
+	return total;
+}
+
+// Runs of a program doing `*v += 1` on a per-CPU value from 8 threads in
+// this process and 4 in another, more threads than CPUs: each run owns a
+// CPU slot (handlers' cpu_slot.hpp), so no increment is lost, as in the
+// kernel, on the JIT's inlined lookup and on the helper.
+void test_percpu_runs_lose_nothing(uint32_t type, vm::backend backend)
+{
+	fixture f("slots");
+	auto h = need(f.reg->create_map(spec(type, "c", 4, 8, 4)), "map");
+	auto m = need(f.reg->map(h.id), "map instance");
+	if (type != BPF_MAP_TYPE_PERCPU_ARRAY) {
+		std::vector<uint8_t> zero(m->user_value_size);
+		uint32_t k = 0;
+		CHECK(m->update(&k, zero.data(), BPF_ANY).ok());
+	}
+	auto prog = need(f.reg->create_prog(kprobe("inc", percpu_increment_prog(h.id))),
+			 "prog");
+	instance_options io;
+	io.backend = backend;
+	const uint64_t per_thread = 100000;
+	const int threads = 8, child_threads = 4;
+	auto hammer = [&](registry &reg, int n) {
+		auto inst = reg.instantiate(prog.id, io);
+		if (!inst)
+			return false;
+		std::vector<std::thread> ts;
+		std::atomic<bool> ok{ true };
+		for (int t = 0; t < n; t++)
+			ts.emplace_back([&] {
+				uint32_t ctx[4] = { 0, 0, 0, 0 };
+				for (uint64_t i = 0; i < per_thread; i++)
+					if (!(*inst)->run(ctx, sizeof ctx))
+						ok = false;
+			});
+		for (auto &t : ts)
+			t.join();
+		return ok.load();
+	};
+	int go[2];
+	CHECK(pipe(go) == 0);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		auto reg = open_in_child(f, 2, 3);
+		char c;
+		if (read(go[0], &c, 1) != 1)
+			_exit(4);
+		_exit(hammer(*reg, child_threads) ? 0 : 5);
+	}
+	const auto before = cpu_slot_counters();
+	CHECK(write(go[1], "g", 1) == 1);
+	CHECK(hammer(*f.reg, threads));
+	int status = 0;
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(go[0]);
+	close(go[1]);
+	const auto after = cpu_slot_counters();
+	const uint64_t expected = (threads + child_threads) * per_thread;
+	const uint64_t total = percpu_sum(*m);
+	printf("#   %s, %s: %d + %d threads x %llu runs on %u CPUs: %llu counted "
+	       "(%llu waits for a slot here, %llu runs without one)\n",
+	       describe_map_type(type).c_str(),
+	       backend == vm::backend::jit_x64 ? "jit" : "interpreter", threads,
+	       child_threads, (unsigned long long)per_thread, possible_cpus(),
+	       (unsigned long long)total,
+	       (unsigned long long)(after.waits - before.waits),
+	       (unsigned long long)(after.unowned - before.unowned));
+	CHECK(total == expected);
+	CHECK(after.unowned == before.unowned);
+}
+
+// A run whose slot's owner died in the middle of a run (SIGKILL) takes the
+// slot over instead of waiting for it.
+void test_slot_of_a_dead_run()
+{
+	fixture f("deadslot");
+	auto h = need(f.reg->create_map(spec(BPF_MAP_TYPE_PERCPU_ARRAY, "c", 4, 8, 1)),
+		      "map");
+	auto prog = need(f.reg->create_prog(kprobe("inc", percpu_increment_prog(h.id))),
+			 "prog");
+	auto inst = need(f.reg->instantiate(prog.id, instance_options{}), "instance");
+	const cpu_slot_table *t = inst->cpu_slots();
+	CHECK(t && t->count == possible_cpus());
+	if (!t)
+		return;
+	// Children that take every slot, as a run does, and die holding them.
+	for (uint32_t i = 0; i < t->count; i++) {
+		fflush(stdout);
+		pid_t pid = fork();
+		if (pid == 0) {
+			uint32_t tid = uint32_t(gettid()), free = 0;
+			_exit(t->slots[i].owner.compare_exchange_strong(free, tid) ? 0 : 1);
+		}
+		int status = 0;
+		CHECK(waitpid(pid, &status, 0) == pid);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	const auto before = cpu_slot_counters();
+	uint32_t ctx[4] = {};
+	CHECK(inst->run(ctx, sizeof ctx).ok());
+	const auto after = cpu_slot_counters();
+	CHECK(after.unowned == before.unowned);
+	CHECK(percpu_sum(*need(f.reg->map(h.id), "map")) == 1);
+	// The slot taken over was given back; the others still name the dead.
+	uint32_t free_slots = 0;
+	for (uint32_t i = 0; i < t->count; i++)
+		free_slots += t->slots[i].owner.load() == 0;
+	CHECK(free_slots == 1);
+	CHECK(t_cpu_slot == -1);
+}
+
+// Threads pushing and popping one queue or stack at once: every value
+// pushed comes out exactly once (the owner_lock excludes them).
+void test_queue_stack_threads(uint32_t type)
+{
+	fixture f("qthreads");
+	const int threads = 6;
+	const uint64_t per_thread = 20000;
+	auto h = need(f.reg->create_map(spec(type, "q", 0, 8, 4096)), "map");
+	auto m = need(f.reg->map(h.id), "map instance");
+	auto *ops = m->ops;
+	std::vector<std::vector<uint64_t>> got(threads);
+	std::vector<std::thread> ts;
+	std::atomic<bool> failed{ false };
+	for (int t = 0; t < threads; t++)
+		ts.emplace_back([&, t] {
+			for (uint64_t i = 0; i < per_thread; i++) {
+				uint64_t v = (uint64_t(t) << 32) | i;
+				if (ops->update(m->state, nullptr, &v, BPF_ANY) != 0)
+					failed = true;
+				uint64_t out;
+				if (ops->lookup_and_delete(m->state, nullptr, &out) == 0)
+					got[t].push_back(out);
+			}
+		});
+	for (auto &t : ts)
+		t.join();
+	CHECK(!failed);
+	std::vector<uint64_t> all;
+	for (auto &g : got)
+		all.insert(all.end(), g.begin(), g.end());
+	uint64_t out;
+	while (ops->lookup_and_delete(m->state, nullptr, &out) == 0)
+		all.push_back(out);
+	std::sort(all.begin(), all.end());
+	CHECK(all.size() == threads * per_thread);
+	CHECK(std::adjacent_find(all.begin(), all.end()) == all.end());
+}
+
 // Another process pushes into a queue, pops from a stack, updates an LPM
 // trie; this one sees it all.
 void test_new_types_across_processes()
@@ -2109,12 +2398,13 @@ void test_killed_inside_a_lock()
 		// pushing thread would, and die.
 		auto *qs = static_cast<char *>((*cq)->state);
 		auto *ls = static_cast<char *>((*cl)->state);
-		if (reinterpret_cast<uint32_t *>(qs)[1] != 1 ||
+		if (reinterpret_cast<uint32_t *>(qs)[1] != 2 ||
 		    reinterpret_cast<uint32_t *>(ls)[1] != 1)
 			_exit(14);
-		auto *qlock = reinterpret_cast<shm::robust_mutex *>(qs + 48);
+		auto *qlock = reinterpret_cast<maps_userspace::queue_stack::owner_lock *>(qs + 48);
 		auto *llock = reinterpret_cast<shm::robust_mutex *>(ls + 80);
-		if (!qlock->lock_checked() || !llock->lock_checked())
+		qlock->lock();
+		if (!llock->lock_checked())
 			_exit(13);
 		// An LPM writer in the middle of a change: the count odd.
 		reinterpret_cast<std::atomic<uint32_t> *>(ls + 44)->fetch_add(1);
@@ -2209,6 +2499,8 @@ int main()
 		 test_stack_bucket_of_a_dead_writer);
 	run_case("bpf_get_stack returns the return addresses of functions that keep frame pointers",
 		 test_get_stack_walks_frame_pointers);
+	run_case("bpf_get_stack with BPF_F_USER_BUILD_ID gives each frame's build id and file offset, as the kernel",
+		 test_get_stack_build_ids);
 	run_case("a per-CPU type's user value size is round_up(value_size, 8) x possible CPUs; others use value_size",
 		 test_user_value_size);
 	run_case("a full LRU hash map evicts an entry no program looked up since, keeping those it did",
@@ -2223,10 +2515,24 @@ int main()
 		 [] { test_percpu_values(BPF_MAP_TYPE_PERCPU_HASH); });
 	run_case("an LRU per-CPU hash gives a program its CPU's value and user space every CPU's",
 		 [] { test_percpu_values(BPF_MAP_TYPE_LRU_PERCPU_HASH); });
-	run_case("non-atomic increments of a per-CPU counter from 8 threads lose at most what they did",
+	run_case("non-atomic increments of a per-CPU counter from 8 threads, outside program runs, lose at most what they did",
 		 test_percpu_lost_updates);
+	run_case("program runs from 12 threads in two processes lose no increment of a per-CPU array value (JIT)",
+		 [] { test_percpu_runs_lose_nothing(BPF_MAP_TYPE_PERCPU_ARRAY, vm::backend::jit_x64); });
+	run_case("program runs from 12 threads in two processes lose no increment of a per-CPU array value (interpreter)",
+		 [] { test_percpu_runs_lose_nothing(BPF_MAP_TYPE_PERCPU_ARRAY, vm::backend::interpreter); });
+	run_case("program runs from 12 threads in two processes lose no increment of a per-CPU hash value",
+		 [] { test_percpu_runs_lose_nothing(BPF_MAP_TYPE_PERCPU_HASH, vm::backend::jit_x64); });
+	run_case("program runs from 12 threads in two processes lose no increment of an LRU per-CPU hash value",
+		 [] { test_percpu_runs_lose_nothing(BPF_MAP_TYPE_LRU_PERCPU_HASH, vm::backend::jit_x64); });
+	run_case("a run takes over the CPU slot of a run whose process was killed",
+		 test_slot_of_a_dead_run);
 	run_case("queue, stack and LPM trie updates made by another process are seen here",
 		 test_new_types_across_processes);
+	run_case("6 threads pushing and popping one queue lose and repeat no value",
+		 [] { test_queue_stack_threads(BPF_MAP_TYPE_QUEUE); });
+	run_case("6 threads pushing and popping one stack lose and repeat no value",
+		 [] { test_queue_stack_threads(BPF_MAP_TYPE_STACK); });
 	run_case("a process killed holding a queue's or an LPM trie's lock leaves it usable",
 		 test_killed_inside_a_lock);
 	run_case("a ring buffer's producer lock held by a dead process is taken over by the next producer",
@@ -2276,6 +2582,8 @@ int main()
 			 [] { test_lpm_matches_the_kernel(4); });
 		run_case("a random sequence on an LPM trie of 16-byte data gives the kernel's results, lookups and get_next_key order",
 			 [] { test_lpm_matches_the_kernel(16); });
+		run_case("a random sequence on an LPM trie of 13-byte data gives the kernel's results, lookups and get_next_key order",
+			 [] { test_lpm_matches_the_kernel(13); });
 		run_case("id-valued map attributes the kernel refuses are refused with its errno",
 			 test_fd_map_create_errors_match_the_kernel);
 		run_case("a random sequence on a prog array gives the kernel's results",

@@ -100,6 +100,8 @@ class VmHandle : public Napi::ObjectWrap<VmHandle> {
 			  InstanceMethod("run", &VmHandle::Run),
 			  InstanceMethod("instructions", &VmHandle::Instructions),
 			  InstanceMethod("compileTimeNs", &VmHandle::CompileTimeNs),
+			  InstanceMethod("compileAot", &VmHandle::CompileAot),
+			  InstanceMethod("loadAot", &VmHandle::LoadAot),
 			  InstanceMethod("close", &VmHandle::Close) });
 		exports.Set("VmHandle", f);
 	}
@@ -120,14 +122,8 @@ class VmHandle : public Napi::ObjectWrap<VmHandle> {
 						       std::string(getenv("BPFTIME_VERIFIER") ?: "");
 		opts.type_check =
 			unwrap(env, bpftime::vm::parse_verifier_mode(mode_s.c_str()));
-		static std::once_flag warned;
-		if (!opts.type_check)
-			std::call_once(warned, [] {
-				fprintf(stderr, "bpftime: the verifier's type discipline is "
-						"OFF (BPFTIME_VERIFIER=off): programs are not "
-						"proven memory-safe and may crash this "
-						"process\n");
-			});
+
+		unchecked_ = !opts.type_check;
 		vm_.emplace(backend, opts);
 		helpers_.fill(nullptr);
 	}
@@ -142,6 +138,7 @@ class VmHandle : public Napi::ObjectWrap<VmHandle> {
 	std::optional<bpftime::vm::vm> vm_;
 	std::array<Napi::FunctionReference *, MAX_JS_HELPERS> helpers_;
 	size_t used_slots_ = 0;
+	bool unchecked_ = false; // BPFTIME_VERIFIER=off or verifier: 'off'
 	// Buffers registered as memory regions stay referenced while the VM
 	// may touch them.
 	std::vector<Napi::Reference<Napi::Buffer<uint8_t>>> regions_;
@@ -206,11 +203,51 @@ class VmHandle : public Napi::ObjectWrap<VmHandle> {
 		return env.Undefined();
 	}
 
+	// Said once per process, when the first such program is loaded to run
+	// (compileAot runs nothing, so it says nothing).
+	void warn_if_unchecked(Napi::Env env)
+	{
+		static std::once_flag warned;
+		if (unchecked_)
+			std::call_once(warned, [] {
+				fprintf(stderr, "bpftime: the verifier's type discipline is "
+						"OFF (BPFTIME_VERIFIER=off): programs are not "
+						"proven memory-safe and may crash this "
+						"process\n");
+			});
+	}
+
 	Napi::Value Load(const Napi::CallbackInfo &info)
 	{
 		Napi::Env env = info.Env();
+		warn_if_unchecked(env);
 		auto code = bpftime::napi::buffer_arg(info, 0, "code");
 		unwrap(env, get(env).load(code.Data(), code.Length()));
+		return env.Undefined();
+	}
+
+	// compileAot(code: Buffer) -> Buffer: an ELF object (vm::compile_aot).
+	Napi::Value CompileAot(const Napi::CallbackInfo &info)
+	{
+		Napi::Env env = info.Env();
+		auto code = bpftime::napi::buffer_arg(info, 0, "code");
+		if (code.Length() % sizeof(bpftime::vm::insn) != 0)
+			throw_error(env, EINVAL, "vm: compileAot: program size " +
+							 std::to_string(code.Length()) +
+							 " is not a multiple of 8 bytes");
+		std::vector<bpftime::vm::insn> insns(code.Length() / sizeof(bpftime::vm::insn));
+		std::memcpy(insns.data(), code.Data(), code.Length());
+		auto obj = unwrap(env, get(env).compile_aot(insns));
+		return Napi::Buffer<uint8_t>::Copy(env, obj.data(), obj.size());
+	}
+
+	// loadAot(object: Buffer): vm::load_aot.
+	Napi::Value LoadAot(const Napi::CallbackInfo &info)
+	{
+		Napi::Env env = info.Env();
+		auto obj = bpftime::napi::buffer_arg(info, 0, "object");
+		warn_if_unchecked(env);
+		unwrap(env, get(env).load_aot({ obj.Data(), obj.Length() }));
 		return env.Undefined();
 	}
 
@@ -281,10 +318,24 @@ Napi::Value OpcodeTableAccepts(const Napi::CallbackInfo &info)
 	return out;
 }
 
+// backendUnavailable(name): undefined when programs can load on the
+// backend in this process, else why not (vm::backend_available).
+Napi::Value BackendUnavailable(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	auto b = unwrap(env, bpftime::vm::parse_backend(
+				     bpftime::napi::string_arg(info, 0, "backend")));
+	auto st = bpftime::vm::backend_available(b);
+	if (st)
+		return env.Undefined();
+	return Napi::String::New(env, st.error().message);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports)
 {
 	bpftime::napi::export_common(env, exports);
 	VmHandle::Init(env, exports);
+	exports.Set("backendUnavailable", Napi::Function::New(env, BackendUnavailable));
 	exports.Set("opcodeTableAccepts",
 		    Napi::Function::New(env, OpcodeTableAccepts));
 	return exports;

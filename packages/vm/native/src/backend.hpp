@@ -86,6 +86,8 @@ class executor {
 
 result<std::unique_ptr<executor>> make_interpreter(const program &prog);
 result<std::unique_ptr<executor>> make_jit_x64(const program &prog);
+// llvm/llvm_executor.cpp: ENOTSUP when the LLVM plugin cannot be loaded.
+result<std::unique_ptr<executor>> make_llvm(const program &prog);
 
 // What a BPF_PSEUDO_FUNC lddw evaluates to at run time: the address of one
 // of these, owned by the vm, so that helpers can call back through

@@ -14,6 +14,7 @@ constexpr size_t max_code = 1024;
 struct code_range {
 	std::atomic<uint64_t> lo{ 0 };
 	std::atomic<uint64_t> hi{ 0 };
+	std::atomic<bool> llvm{ false };
 };
 code_range g_code[max_code];
 // Slots [0, g_code_used) have been claimed at some time.
@@ -91,12 +92,13 @@ static_assert(EFAULT == 14, "bpftime_vm_guard_recover stores EFAULT as 14");
 namespace bpftime::vm {
 namespace detail {
 
-void register_code(uint64_t lo, uint64_t hi) noexcept
+void register_code(uint64_t lo, uint64_t hi, bool llvm) noexcept
 {
 	for (size_t i = 0; i < max_code; i++) {
 		uint64_t expected = 0;
 		// hi claims the slot; lo, stored last, makes it visible.
 		if (g_code[i].hi.compare_exchange_strong(expected, hi)) {
+			g_code[i].llvm.store(llvm, std::memory_order_relaxed);
 			g_code[i].lo.store(lo, std::memory_order_release);
 			size_t used = g_code_used.load();
 			while (used < i + 1 &&
@@ -117,6 +119,17 @@ void unregister_code(uint64_t lo) noexcept
 			return;
 		}
 	}
+}
+
+bool in_jit_x64_code(uint64_t pc) noexcept
+{
+	const size_t used = g_code_used.load(std::memory_order_acquire);
+	for (size_t i = 0; i < used; i++) {
+		const uint64_t lo = g_code[i].lo.load(std::memory_order_acquire);
+		if (lo && pc >= lo && pc < g_code[i].hi.load(std::memory_order_relaxed))
+			return !g_code[i].llvm.load(std::memory_order_relaxed);
+	}
+	return false;
 }
 
 bool end_guarded_run(ucontext_t *uc) noexcept

@@ -35,8 +35,12 @@ namespace bpftime::vm::detail {
 // from signal handlers, without a lock. A process with more than 1024
 // programs compiled at once leaves the rest out (their faults in generated
 // code are then not recognised as such).
-void register_code(uint64_t lo, uint64_t hi) noexcept;
+// `llvm`: code of the LLVM backend, which runs under guarded_run() and
+// must not be taken for the x86-64 JIT's (in_jit_x64_code).
+void register_code(uint64_t lo, uint64_t hi, bool llvm = false) noexcept;
 void unregister_code(uint64_t lo) noexcept;
+// Whether pc lies in code of the x86-64 JIT (not of the LLVM backend).
+bool in_jit_x64_code(uint64_t pc) noexcept;
 
 // Runs fn(self, ctx, ctx_len, err) so that end_guarded_run() can end it
 // from a fault handler: fn's result, or 0 with *err = EFAULT after a fault.

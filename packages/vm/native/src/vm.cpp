@@ -5,12 +5,14 @@
 // at run time (program, callback records) lives in vm::impl, which has a
 // stable address for the life of the vm even when the vm object is moved.
 #include "backend.hpp"
+#include "llvm/llvm_backend.hpp"
 #include "tail_call.hpp"
 
 #include <bpftime/vm/opcodes.hpp>
 #include <bpftime/vm/verifier.hpp>
 #include <bpftime/vm/vm.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -116,10 +118,19 @@ result<backend> parse_backend(std::string_view name)
 	if (name == "jit")
 		return backend::jit_x64;
 	if (name == "llvm")
-		return fail(ENOTSUP, "vm backend 'llvm': the LLVM backend is "
-				     "not built");
+		return backend::llvm;
 	return fail(EINVAL, "unknown vm backend '" + std::string(name) +
 				    "' (expected interpreter, jit or llvm)");
+}
+
+status backend_available(backend b) noexcept
+{
+	if (b != backend::llvm)
+		return {};
+	auto p = detail::llvm_plugin();
+	if (!p)
+		return std::move(p).error();
+	return {};
 }
 
 vm::vm(backend b, vm_options opts) noexcept
@@ -257,7 +268,7 @@ status vm::load(const void *code, size_t len_bytes)
 // Replaces every lddw with src_reg != 0 by its final value (see
 // backend.hpp::program). Called by load() after verification, so the lddw
 // pairs are complete and BPF_PSEUDO_FUNC targets are function starts.
-static status resolve_lddw(vm::impl &m)
+static status resolve_lddw(vm::impl &m, bool pseudo)
 {
 	std::vector<insn> &in = m.prog.insns;
 	size_t funcs = 0;
@@ -273,7 +284,7 @@ static status resolve_lddw(vm::impl &m)
 			continue;
 		insn &hi = in[pc + 1];
 		uint64_t value;
-		if (i.src_reg == 0) {
+		if (i.src_reg == 0 || (!pseudo && i.src_reg != BPF_PSEUDO_FUNC)) {
 			pc++;
 			continue;
 		} else if (i.src_reg == BPF_PSEUDO_FUNC) {
@@ -307,6 +318,39 @@ static status resolve_lddw(vm::impl &m)
 
 status vm::load(std::span<const insn> prog)
 {
+	return load_with(prog, {}, nullptr);
+}
+
+status vm::load_aot(std::span<const uint8_t> object, std::span<const insn> expect)
+{
+	if (!impl_)
+		return moved_from("load_aot");
+	auto insns = detail::aot_object_insns(object);
+	if (!insns)
+		return std::move(insns).error();
+	if (!expect.empty() &&
+	    !std::equal(expect.begin(), expect.end(), insns->begin(), insns->end()))
+		return fail(EINVAL, "vm: load_aot: the object was compiled from "
+				    "other instructions than the program's");
+	return load_with(*insns, object, nullptr);
+}
+
+result<std::vector<uint8_t>> vm::compile_aot(std::span<const insn> prog,
+					     const char *cpu)
+{
+	if (!impl_)
+		return moved_from("compile_aot");
+	std::vector<uint8_t> out;
+	if (status st = load_with(prog, {}, &out, cpu); !st)
+		return std::move(st).error();
+	return out;
+}
+
+// load(), load_aot() (object not empty) and compile_aot() (aot_out set: the
+// program is compiled to *aot_out and not loaded).
+status vm::load_with(std::span<const insn> prog, std::span<const uint8_t> object,
+		     std::vector<uint8_t> *aot_out, const char *cpu)
+{
 	if (!impl_)
 		return moved_from("load");
 	impl &m = *impl_;
@@ -317,8 +361,7 @@ status vm::load(std::span<const insn> prog)
 	if (m.opts.insn_counter && m.kind != backend::interpreter)
 		return fail(ENOTSUP, "vm: load: insn_counter needs the "
 				     "interpreter backend");
-	if (m.kind == backend::llvm)
-		return fail(ENOTSUP, "vm: load: the LLVM backend is not built");
+	const std::vector<insn> original = aot_out ? insns : std::vector<insn>{};
 
 	verify_options vo;
 	vo.helper_proto_of = [&m](uint32_t id) { return m.proto_of(id); };
@@ -342,14 +385,24 @@ status vm::load(std::span<const insn> prog)
 	m.prog.inliner = m.inliner;
 	m.prog.function_starts = std::move(info->function_starts);
 	m.prog.max_stack = info->max_stack;
-	if (status st = resolve_lddw(m); !st) {
+	if (status st = resolve_lddw(m, aot_out == nullptr); !st) {
 		m.unload();
 		return st;
 	}
+	if (aot_out) {
+		auto obj = detail::compile_llvm_aot(m.prog, original, cpu);
+		m.unload();
+		if (!obj)
+			return std::move(obj).error();
+		*aot_out = std::move(*obj);
+		return {};
+	}
 
 	result<std::unique_ptr<detail::executor>> ex =
+		!object.empty()		     ? detail::load_llvm_aot(m.prog, object) :
 		m.kind == backend::jit_x64 ? detail::make_jit_x64(m.prog) :
-					     detail::make_interpreter(m.prog);
+		m.kind == backend::llvm	     ? detail::make_llvm(m.prog) :
+					       detail::make_interpreter(m.prog);
 	if (!ex) {
 		m.unload();
 		return std::move(ex).error();

@@ -2,6 +2,10 @@
 //
 //   jit_x64_test            run every check; exit 1 if any failed
 //   jit_x64_test --bench    also time compute loops against native code
+//   jit_x64_test --full     the LLVM backend on all 3000 random programs
+//
+// The LLVM backend (src/llvm/) runs every table and the C programs too,
+// with and without bounds checks, where its plugin is built.
 //
 // It builds detail::program structs directly (backend.hpp) and runs them on
 // every JIT variant: with and without BMI2 shifts, with and without bounds
@@ -62,6 +66,9 @@ using code = std::vector<insn>;
 using runner_fn = bpftime::vm::runner;
 
 // ---------------------------------------------------------------- checks
+
+// --full: the LLVM variants run all 3000 differential programs, not 300.
+bool g_full_differential = false;
 
 int g_checks = 0;
 int g_failures = 0;
@@ -284,6 +291,8 @@ struct variant {
 	bool jit;
 	jit_x64::features feat;
 	bool bounds;
+	// The LLVM backend (src/llvm/), where its plugin is built.
+	bool llvm = false;
 };
 
 std::vector<variant> g_variants;
@@ -301,6 +310,13 @@ void init_variants()
 	if (!cpu.bmi2)
 		std::printf("note: this CPU has no BMI2; the shlx/shrx/sarx "
 			    "encodings are not executed\n");
+	if (auto st = backend_available(backend::llvm); st) {
+		g_variants.push_back({ "llvm", false, {}, false, true });
+		g_variants.push_back({ "llvm+bounds", false, {}, true, true });
+	} else {
+		std::printf("note: the llvm backend is not built here: %s\n",
+			    st.error().message.c_str());
+	}
 }
 
 // A compiled program: the program must outlive its executor.
@@ -341,8 +357,9 @@ result<std::unique_ptr<runner>> build(const code &c, const variant &v,
 	r->prog.options.strict_verifier = verify(c, vo).ok();
 	if (setup)
 		setup(r->prog);
-	auto ex = v.jit ? jit_x64::compile(r->prog, v.feat) :
-			  detail::make_interpreter(r->prog);
+	auto ex = v.llvm ? detail::make_llvm(r->prog) :
+		  v.jit	 ? jit_x64::compile(r->prog, v.feat) :
+			   detail::make_interpreter(r->prog);
 	if (!ex)
 		return std::move(ex).error();
 	r->ex = std::move(*ex);
@@ -1408,6 +1425,15 @@ void test_call_function()
 
 // ----------------------------------------------- through the vm: tail calls
 
+// The vm backends of the tests that go through the vm class.
+std::vector<backend> test_backends()
+{
+	std::vector<backend> out{ backend::jit_x64, backend::interpreter };
+	if (backend_available(backend::llvm))
+		out.push_back(backend::llvm);
+	return out;
+}
+
 struct tail_env {
 	std::vector<const vm *> progs;
 };
@@ -1441,8 +1467,8 @@ std::unique_ptr<vm> load_vm(backend b, const code &c, tail_env *env, bool bounds
 
 void test_tail_calls()
 {
-	for (backend b : { backend::jit_x64, backend::interpreter }) {
-		const char *bn = b == backend::jit_x64 ? "jit" : "interpreter";
+	for (backend b : test_backends()) {
+		const char *bn = backend_name(b).data();
 		tail_env env;
 		// index 0: returns ctx[0] + 1000.
 		auto target = load_vm(b, P(ldx(BPF_DW, 0, 1, 0), alu64_imm(BPF_ADD, 0, 1000), exit_insn()), nullptr);
@@ -1503,8 +1529,8 @@ void test_callbacks()
 		return P(st(BPF_DW, 10, -8, 0), mov64_imm(1, 10), pf, mov64_reg(3, 10), alu64_imm(BPF_ADD, 3, -8),
 			 call_helper(HELPER_LOOP), ldx(BPF_DW, 0, 10, -8), exit_insn(), cb);
 	};
-	for (backend b : { backend::jit_x64, backend::interpreter }) {
-		const char *bn = b == backend::jit_x64 ? "jit" : "interpreter";
+	for (backend b : test_backends()) {
+		const char *bn = backend_name(b).data();
 		for (bool bounds : { false, true }) {
 			auto v = load_vm(b, prog(false), nullptr, bounds);
 			if (!v)
@@ -1834,6 +1860,11 @@ void test_differential()
 			continue;
 		}
 		for (const variant &v : g_variants) {
+			// LLVM compiles each program in milliseconds, not
+			// microseconds: a seeded tenth of them in the suite,
+			// every one with --full (bench/README.md).
+			if (v.llvm && !g_full_differential && i % 10 != 0)
+				continue;
 			auto got = run_once(prog, v, ctx, sizeof ctx);
 			check(got.ok() && *got == *want, "differential #%d (%zu insns) [%s]: interpreter %s, jit %s", i,
 			      prog.size(), v.name.c_str(), hex(*want).c_str(),
@@ -1841,8 +1872,9 @@ void test_differential()
 		}
 		compared++;
 	}
-	std::printf("differential: %d random programs compared with the interpreter on %zu JIT variants\n",
-		    compared, g_variants.size());
+	std::printf("differential: %d random programs compared with the interpreter on %zu variants "
+		    "(llvm: %s)\n",
+		    compared, g_variants.size(), g_full_differential ? "all" : "every tenth");
 }
 
 // ------------------------------------------- C programs: clang-19 vs gcc
@@ -2279,6 +2311,7 @@ void bench(const c_programs &cp)
 int main(int argc, char **argv)
 {
 	const bool do_bench = argc > 1 && std::strcmp(argv[1], "--bench") == 0;
+	g_full_differential = argc > 1 && std::strcmp(argv[1], "--full") == 0;
 	init_variants();
 	std::printf("variants:");
 	for (const variant &v : g_variants)

@@ -2,7 +2,7 @@
 // (bpf_conformance's bpf_conformance_runner --plugin_path ...).
 //
 //   echo "b7 00 00 00 2a 00 00 00 95 00 00 00 00 00 00 00" |
-//       bpftime-vm-plugin ["<memory hex>"] [--interpret | --jit]
+//       bpftime-vm-plugin ["<memory hex>"] [--interpret | --jit | --llvm | --aot]
 //
 // Protocol, as bpf_conformance's runner drives it (src/bpf_conformance.cc):
 //   - stdin: the program's instruction bytes as hex, bytes separated by
@@ -13,7 +13,9 @@
 //     memory r1 = r2 = 0. Older runners pass an empty argv[1] and their
 //     options as one argument: empty arguments are skipped and options are
 //     split on whitespace;
-//   - options: --interpret (default) or --jit choose the backend;
+//   - options: --interpret (default), --jit or --llvm choose the backend;
+//     --aot compiles the program ahead of time with LLVM to an ELF object,
+//     then loads that object into a second vm and runs it there;
 //   - success: exit 0, r0 in hex on stdout ("0x2a"); the runner parses it
 //     with std::stoull(s, nullptr, 16), which takes the 0x prefix;
 //   - failure to parse, load, verify or run: exit 1, the reason on stderr
@@ -25,6 +27,7 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <iterator>
 #include <optional>
@@ -80,6 +83,7 @@ int main(int argc, char **argv)
 {
 	std::optional<std::string> memory_text;
 	bpftime::vm::backend backend = bpftime::vm::backend::interpreter;
+	bool aot = false;
 	bool first = true;
 	for (int a = 1; a < argc; a++) {
 		const std::string arg = argv[a];
@@ -96,12 +100,16 @@ int main(int argc, char **argv)
 		while (opts >> opt) {
 			if (opt == "--jit") {
 				backend = bpftime::vm::backend::jit_x64;
+			} else if (opt == "--llvm") {
+				backend = bpftime::vm::backend::llvm;
+			} else if (opt == "--aot") {
+				aot = true;
 			} else if (opt == "--interpret") {
 				backend = bpftime::vm::backend::interpreter;
 			} else {
 				std::cerr << "bpftime-vm-plugin: unknown option '"
 					  << opt
-					  << "' (expected --interpret or --jit; "
+					  << "' (expected --interpret, --jit, --llvm or --aot; "
 					     "ELF input is not supported)\n";
 				return 1;
 			}
@@ -136,16 +144,41 @@ int main(int argc, char **argv)
 	vo.type_check = *mode;
 	vo.ctx_size = uint32_t(memory.size());
 	bpftime::vm::vm v(backend, vo);
-	if (auto st = v.register_helper({ .id = 5,
-					  .name = "identity",
-					  .ret = bpftime::vm::RET_INTEGER,
-					  .args = { bpftime::vm::ARG_ANYTHING },
-					  .fn = identity });
-	    !st) {
+	const bpftime::vm::helper_proto identity_proto{
+		.id = 5,
+		.name = "identity",
+		.ret = bpftime::vm::RET_INTEGER,
+		.args = { bpftime::vm::ARG_ANYTHING },
+		.fn = identity
+	};
+	if (auto st = v.register_helper(identity_proto); !st) {
 		std::cerr << st.error().message << "\n";
 		return 1;
 	}
-	if (auto st = v.load(code->data(), code->size()); !st) {
+	if (aot) {
+		if (code->size() % sizeof(bpftime::vm::insn) != 0) {
+			std::cerr << "load: program size is not a multiple of 8 bytes\n";
+			return 1;
+		}
+		std::vector<bpftime::vm::insn> insns(code->size() / sizeof(bpftime::vm::insn));
+		std::memcpy(insns.data(), code->data(), code->size());
+		auto obj = v.compile_aot(insns);
+		if (!obj) {
+			std::cerr << "aot: " << obj.error().message << "\n";
+			return 1;
+		}
+		// The object runs in a vm of its own, as in a process that
+		// only loads it.
+		v = bpftime::vm::vm(bpftime::vm::backend::interpreter, vo);
+		if (auto st = v.register_helper(identity_proto); !st) {
+			std::cerr << st.error().message << "\n";
+			return 1;
+		}
+		if (auto st = v.load_aot(*obj); !st) {
+			std::cerr << "load: " << st.error().message << "\n";
+			return 1;
+		}
+	} else if (auto st = v.load(code->data(), code->size()); !st) {
 		std::cerr << "load: " << st.error().message << "\n";
 		return 1;
 	}

@@ -32,6 +32,7 @@ std::unique_ptr<binding> bind_program(const services &s,
 	const vm::runner run = b->prog->machine().get_runner();
 	b->run_fn.store(run.fn, std::memory_order_relaxed);
 	b->run_self = run.self;
+	b->cpu_slots = b->prog->cpu_slots();
 	b->cookie = r.link.cookie;
 	b->link_id = st.link_id;
 	b->in_place = !vm::may_write_context(b->prog->machine().instructions(),

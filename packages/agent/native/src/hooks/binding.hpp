@@ -44,6 +44,9 @@ struct binding {
 	// Runs that a SIGSEGV or SIGBUS ended (fault_guard.cpp).
 	mutable std::atomic<uint64_t> faults{ 0 };
 
+	// prog->cpu_slots(): the run owns a CPU slot (the program uses a
+	// per-CPU map; handlers/cpu_slot.hpp), else null.
+	const handlers::cpu_slot_table *cpu_slots = nullptr;
 	// BPF_ENABLE_STATS (prog_stats.hpp): the registry's count of stats
 	// descriptors and this program's counters; null when the segment has
 	// no room for the table.
@@ -52,6 +55,7 @@ struct binding {
 
 	uint64_t run(void *ctx, uint64_t ctx_len, int *err) const noexcept
 	{
+		handlers::cpu_slot_guard slot(cpu_slots);
 		if (stats_on && stats_on->load(std::memory_order_relaxed))
 			[[unlikely]]
 			return run_timed(ctx, ctx_len, err);

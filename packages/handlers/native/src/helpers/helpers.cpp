@@ -518,6 +518,10 @@ u64 h_get_prandom_u32(u64, u64, u64, u64, u64)
 
 u64 h_get_smp_processor_id(u64, u64, u64, u64, u64)
 {
+	// The slot a run of a program with per-CPU maps owns is the CPU whose
+	// values it sees (cpu_slot.hpp); so is the id it reads here.
+	if (t_cpu_slot >= 0)
+		return u64(t_cpu_slot);
 	int cpu = sched_getcpu();
 	return cpu < 0 ? 0 : u64(cpu);
 }

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <charconv>
 #include <cstring>
+#include <map>
 #include <set>
 
 namespace bpftime::handlers {
@@ -543,6 +544,21 @@ int rank(handler_kind k)
 
 result<std::string> registry::export_json()
 {
+	// A map whose type keeps per-process state (map_ops::open: a kernel
+	// map's fd, a device mapping) is read through this process's instance
+	// of it, opened here, before the registry mutex, under which open may
+	// not run (map_ops.hpp).
+	std::map<uint32_t, std::shared_ptr<map_instance>> opened;
+	std::map<uint32_t, bpftime::error> open_failed;
+	for (uint32_t id = 0; id < capacity(); id++) {
+		if (kind_of(id) != handler_kind::map)
+			continue;
+		auto m = map(id);
+		if (!m)
+			open_failed.emplace(id, std::move(m).error());
+		else if ((*m)->ops && (*m)->ops->open)
+			opened.emplace(id, std::move(*m));
+	}
 	auto guard = impl_->lock();
 	if (!guard)
 		return std::move(guard).error();
@@ -580,6 +596,23 @@ result<std::string> registry::export_json()
 				ops, state,
 				"export: map '" + s->name + "' (id " +
 					std::to_string(id) + ")"));
+			if (ops->open) {
+				if (auto f = open_failed.find(id);
+				    f != open_failed.end())
+					return fail(f->second.code,
+						    "export: " + f->second.message);
+				auto it = opened.find(id);
+				if (it == opened.end() ||
+				    it->second->h != info->h)
+					return fail(EAGAIN,
+						    "export: map '" + s->name +
+							    "' (id " +
+							    std::to_string(id) +
+							    "): made while the "
+							    "export ran; export "
+							    "again");
+				state = it->second->state;
+			}
 			w.key("entries");
 			out += '[';
 			// A stack trace map holds addresses in the processes
@@ -748,6 +781,9 @@ status registry::import_json(std::string_view text)
 	// Maps may name other maps as inner maps: create in passes until
 	// every map whose inner map exists is made.
 	std::vector<bool> done(plan.size(), false);
+	// Maps whose type keeps per-process state (map_ops::open), with
+	// entries to write once the mutex is released.
+	std::vector<size_t> opened_later;
 	for (bool progress = true; progress;) {
 		progress = false;
 		for (size_t i = 0; i < plan.size(); i++) {
@@ -787,6 +823,13 @@ status registry::import_json(std::string_view text)
 			map_handler &mh = std::get<map_handler>((*obj)->value);
 			const map_ops *ops = find_map_ops(mh.attr.map_type);
 			void *state = impl_->at<void>(mh.state_offset);
+			// Per-process state: written through this process's
+			// instance, after the mutex (below).
+			if (ops->open) {
+				if (!p.entries.empty())
+					opened_later.push_back(i);
+				continue;
+			}
 			for (size_t e = 0; e < p.entries.size(); e++) {
 				int rc = ops->update(state, p.entries[e].first.data(),
 						     p.entries[e].second.data(),
@@ -811,6 +854,37 @@ status registry::import_json(std::string_view text)
 			return undo(bpftime::error{
 				EINVAL, "map (id " + std::to_string(plan[i].id) +
 						"): its inner map is never created" });
+	if (opened_later.empty())
+		return {};
+	{
+		impl::lock_guard unlock_now(std::move(*guard));
+	}
+	// map_ops::open may not run under the registry mutex: these maps'
+	// entries go through this process's instances, and a failure
+	// releases everything the import made, as undo() does.
+	auto undo_unlocked = [&](const bpftime::error &e) -> status {
+		for (auto it = created.rbegin(); it != created.rend(); ++it)
+			(void)release(*it);
+		return fail(e.code, "import: " + e.message);
+	};
+	for (size_t i : opened_later) {
+		const planned &p = plan[i];
+		const std::string what = "map '" + std::get<map_spec>(p.spec).name +
+					 "' (id " + std::to_string(p.id) + ")";
+		auto m = map(p.id);
+		if (!m)
+			return undo_unlocked(bpftime::error{ m.error().code,
+							     what + ": " + m.error().message });
+		for (size_t e = 0; e < p.entries.size(); e++) {
+			int rc = (*m)->ops->update((*m)->state,
+						   p.entries[e].first.data(),
+						   p.entries[e].second.data(), BPF_ANY);
+			if (rc != 0)
+				return undo_unlocked(bpftime::error{
+					-rc, what + ": entry " + std::to_string(e) +
+						     ": update: " + errno_name(-rc) });
+		}
+	}
 	return {};
 }
 

@@ -5,6 +5,7 @@
 
 #include <bpftime/vm/helper_proto.hpp>
 
+#include <bpftime/handlers/cpu_slot.hpp>
 #include <bpftime/handlers/helpers.hpp>
 
 #include <algorithm>
@@ -105,8 +106,14 @@ status register_map_ops(const map_ops *ops)
 	for (auto &[src, copy] : t.by_source) {
 		if (copy->map_type != ops->map_type)
 			continue;
-		if (src == ops)
+		if (src == ops) {
+			if (copy->bind_runtime) {
+				const map_runtime rt{ sizeof(map_runtime), 0,
+						      cpu_slot_tls_offset() };
+				copy->bind_runtime(&rt);
+			}
 			return {};
+		}
 		return fail(EEXIST, what + ": " + describe_map_type(ops->map_type) +
 					    " is already provided by " +
 					    (copy->provider ? copy->provider :
@@ -143,6 +150,11 @@ status register_map_ops(const map_ops *ops)
 	}
 	for (uint32_t i = 0; i < copy.helper_count; i++)
 		BPFTIME_TRY(register_helper(copy.helpers[i]));
+	if (copy.bind_runtime) {
+		const map_runtime rt{ sizeof(map_runtime), 0,
+				      cpu_slot_tls_offset() };
+		copy.bind_runtime(&rt);
+	}
 	t.copies.push_back(copy);
 	t.by_source.emplace_back(ops, &t.copies.back());
 	return {};

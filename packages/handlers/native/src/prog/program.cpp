@@ -1,5 +1,6 @@
 // program.cpp: program instances (program.hpp): a prog handler made runnable
 // in this process on a bpftime::vm::vm.
+#include "prog/cpu_slot_table.hpp"
 #include "prog/helper_args.hpp"
 #include "registry/registry_impl.hpp"
 
@@ -30,6 +31,10 @@ struct program_instance::impl {
 	tail_call_ctx tail;
 	// Keeps the map instances whose addresses the code holds alive.
 	std::map<uint32_t, std::shared_ptr<map_instance>> maps;
+	// Set when the program uses a per-CPU map: each run owns a CPU slot
+	// (cpu_slot.hpp).
+	cpu_slot_table cpu_slots;
+	bool per_cpu = false;
 
 	impl(vm::backend b, vm::vm_options o) : machine(b, o), kind(b)
 	{
@@ -44,6 +49,7 @@ program_instance::~program_instance() = default;
 
 result<uint64_t> program_instance::run(void *ctx, uint64_t ctx_len) const noexcept
 {
+	cpu_slot_guard slot(cpu_slots());
 	return impl_->machine.exec(ctx, ctx_len);
 }
 
@@ -51,7 +57,13 @@ result<uint64_t> program_instance::run(void *ctx, uint64_t ctx_len,
 				       const run_context &rc) const noexcept
 {
 	scoped_run_context scope(rc);
+	cpu_slot_guard slot(cpu_slots());
 	return impl_->machine.exec(ctx, ctx_len);
+}
+
+const cpu_slot_table *program_instance::cpu_slots() const noexcept
+{
+	return impl_->per_cpu ? &impl_->cpu_slots : nullptr;
 }
 
 handle program_instance::prog() const noexcept
@@ -140,6 +152,15 @@ const vm::vm *resolve_tail_call(void *user, uint64_t prog_array,
 
 constexpr uint8_t CALL = vm::BPF_JMP | vm::BPF_CALL;
 
+// A map whose program-side values are the running CPU's (the kernel's
+// per-CPU types, and bpftime's types built on them): the types whose user
+// space value differs from a program's, map_ops::user_value_size. A run of
+// a program using one owns a CPU slot.
+bool is_per_cpu(const map_instance &m) noexcept
+{
+	return m.ops && m.ops->user_value_size;
+}
+
 } // namespace
 
 result<std::shared_ptr<program_instance>>
@@ -214,7 +235,17 @@ registry::instantiate(uint32_t id, const instance_options &opts)
 			return fail(m.error().code,
 				    what + ": " + m.error().message);
 		pi->maps[mid] = *m;
+		if (is_per_cpu(**m))
+			pi->per_cpu = true;
+		const uint32_t inner = (*m)->shared ?
+					       (*m)->shared->attr.inner_map_id :
+					       NO_ID;
+		if (inner != NO_ID)
+			if (auto in = map(inner); in && is_per_cpu(**in))
+				pi->per_cpu = true;
 	}
+	if (pi->per_cpu)
+		pi->cpu_slots = open_cpu_slots(impl_->mgr);
 	for (const vm::helper_proto &hp : available_helpers())
 		if (auto st = pi->machine.register_helper(hp); !st)
 			return fail(st.error().code, what + ": " + st.error().message);
@@ -347,6 +378,10 @@ registry::instantiate(uint32_t id, const instance_options &opts)
 				h.stride = d.stride;
 				h.max_entries = d.max_entries;
 				h.cpu_stride = d.cpu_stride;
+				// The run's slot (cpu_slot.hpp), as the helper
+				// reads it.
+				if (d.kind == MAP_INLINE_PERCPU_ARRAY)
+					h.cpu_tls_offset = cpu_slot_tls_offset();
 				return h;
 			}
 			return std::nullopt;

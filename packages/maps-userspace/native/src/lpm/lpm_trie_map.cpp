@@ -124,18 +124,36 @@ int extract_bit(const uint8_t *data, uint32_t index)
 }
 
 // The kernel's longest_prefix_match: the leading bits n's data and the key
-// share, up to the shorter prefix of the two.
+// share, up to the shorter prefix of the two. Eight, then four bytes at a
+// time as big-endian numbers (the kernel compares the same way), then bytes.
 uint32_t longest_prefix_match(const state *s, const node *n, const lpm_key &k)
 {
 	const uint32_t limit = std::min(n->prefixlen, k.prefixlen);
 	const uint8_t *d = const_cast<node *>(n)->data();
-	uint32_t len = 0;
-	for (uint32_t i = 0; i < s->data_size && len < limit; i++) {
+	const uint32_t size = s->data_size;
+	uint32_t len = 0, i = 0;
+	for (; i + 8 <= size && len < limit; i += 8) {
+		uint64_t a, b;
+		memcpy(&a, d + i, 8);
+		memcpy(&b, k.data + i, 8);
+		if (uint64_t diff = __builtin_bswap64(a ^ b))
+			return std::min(len + uint32_t(__builtin_clzll(diff)), limit);
+		len += 64;
+	}
+	if (i + 4 <= size && len < limit) {
+		uint32_t a, b;
+		memcpy(&a, d + i, 4);
+		memcpy(&b, k.data + i, 4);
+		if (uint32_t diff = __builtin_bswap32(a ^ b))
+			return std::min(len + uint32_t(__builtin_clz(diff)), limit);
+		len += 32;
+		i += 4;
+	}
+	for (; i < size && len < limit; i++) {
 		uint8_t diff = d[i] ^ k.data[i];
-		if (diff) {
-			len += uint32_t(__builtin_clz(uint32_t(diff)) - 24);
-			break;
-		}
+		if (diff)
+			return std::min(len + uint32_t(__builtin_clz(uint32_t(diff)) - 24),
+					limit);
 		len += 8;
 	}
 	return std::min(len, limit);

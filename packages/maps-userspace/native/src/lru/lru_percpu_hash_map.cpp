@@ -87,6 +87,7 @@ const map_ops ops = {
 	.user_value_size = percpu::user_value_size,
 	.lookup_and_delete = lru_percpu_lookup_and_delete,
 	.prog_update = lru_percpu_prog_update,
+	.bind_runtime = percpu::bind_runtime,
 };
 
 } // namespace

@@ -5,17 +5,23 @@
 // the control plane copies a whole slot and a program addresses
 // slot + cpu * round_up(value_size, 8).
 //
-// The CPU is read from the thread's rseq area, which glibc (2.35+)
-// registers for every thread and the kernel keeps current: one load, where
-// glibc 2.36's sched_getcpu() goes through the vDSO (8 ns against 1.6 ns
-// here). Without a registered area (GLIBC_TUNABLES=glibc.pthread.rseq=0)
-// it falls back to sched_getcpu(). A thread can be preempted or
-// migrated between its lookup and its `*v += 1`, which the kernel's
-// programs cannot be; the package README says what that costs.
+// A program's CPU is the CPU slot its run owns (handlers' cpu_slot.hpp: a
+// run of a program using a per-CPU map owns one slot, so no other run
+// touches its values until it ends, as the kernel's runs with migration
+// disabled), read from the registry's thread-local. Outside such a run
+// (user space, a runtime without slots) it is the CPU the thread runs on,
+// from the thread's rseq area, which glibc (2.35+) registers for every
+// thread and the kernel keeps current: one load, where glibc 2.36's
+// sched_getcpu() goes through the vDSO (8 ns against 1.6 ns here). Without
+// a registered area (GLIBC_TUNABLES=glibc.pthread.rseq=0) it falls back to
+// sched_getcpu().
 #pragma once
 
+#include <bpftime/handlers/cpu_slot.hpp>
+#include <bpftime/handlers/map_ops.hpp>
 #include <bpftime/handlers/registry.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <sched.h>
 #include <sys/rseq.h>
@@ -37,10 +43,35 @@ inline int rseq_cpu() noexcept
 	return int(rs->cpu_id);
 }
 
-// The CPU the calling thread runs on, or -1.
+// Where the slot of the calling thread's run is: the offset from the thread
+// pointer of the registry's t_cpu_slot. This shared object's own copy until
+// the registry that runs the programs tells its own (bind_runtime): under
+// Node the registry is another addon, with its thread-locals.
+extern std::atomic<int64_t> cpu_slot_tls_offset;
+
+// map_ops::bind_runtime of every per-CPU type.
+void bind_runtime(const handlers::map_runtime *rt);
+
+// The CPU slot the calling thread's run owns, or -1.
+inline int run_slot() noexcept
+{
+	const int64_t off = cpu_slot_tls_offset.load(std::memory_order_relaxed);
+	return *reinterpret_cast<const int32_t *>(
+		static_cast<char *>(__builtin_thread_pointer()) + off);
+}
+
+// A program's CPU: its run's slot, else rseq's (negative when there is no
+// rseq area either; the hot paths then call current_cpu_slow()).
+inline int program_cpu() noexcept
+{
+	int slot = run_slot();
+	return slot >= 0 ? slot : rseq_cpu();
+}
+
+// The calling program's CPU, or -1.
 inline int current_cpu() noexcept
 {
-	int cpu = rseq_cpu();
+	int cpu = program_cpu();
 	return cpu >= 0 ? cpu : current_cpu_slow();
 }
 

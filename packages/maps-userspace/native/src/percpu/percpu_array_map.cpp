@@ -60,7 +60,7 @@ void *percpu_array_lookup(void *sp, const void *key)
 	memcpy(&index, key, sizeof(index));
 	if (index >= s->max_entries) [[unlikely]]
 		return nullptr;
-	int cpu = percpu::rseq_cpu();
+	int cpu = percpu::program_cpu();
 	if (cpu < 0) [[unlikely]]
 		return percpu_array_lookup_slow(s, index);
 	return s->slot(index) +
@@ -99,6 +99,20 @@ int percpu_array_prog_update(void *sp, const void *key, const void *value,
 	memcpy(s->slot(index) +
 		       percpu::this_cpu_offset(s->value_size, s->slot_size),
 	       value, s->value_size);
+	return 0;
+}
+
+// The kernel's percpu_array_map_gen_lookup: the array's slot of the index,
+// plus the run's CPU times the value stride (the JIT reads the CPU slot the
+// way run_slot() does).
+int percpu_array_gen_lookup(void *sp, map_inline_lookup *out)
+{
+	auto *s = static_cast<array::state *>(sp);
+	int rc = array::gen_lookup(s, out);
+	if (rc != 0)
+		return rc;
+	out->kind = MAP_INLINE_PERCPU_ARRAY;
+	out->cpu_stride = percpu::value_stride(s->value_size);
 	return 0;
 }
 
@@ -161,7 +175,9 @@ const map_ops ops = {
 	.user_value_size = percpu::user_value_size,
 	.helpers = helpers,
 	.helper_count = 1,
+	.gen_lookup = percpu_array_gen_lookup,
 	.prog_update = percpu_array_prog_update,
+	.bind_runtime = percpu::bind_runtime,
 };
 
 } // namespace
@@ -169,6 +185,19 @@ const map_ops ops = {
 int percpu::current_cpu_slow() noexcept
 {
 	return sched_getcpu();
+}
+
+std::atomic<int64_t> percpu::cpu_slot_tls_offset{
+	handlers::cpu_slot_tls_offset()
+};
+
+void percpu::bind_runtime(const handlers::map_runtime *rt)
+{
+	if (rt && rt->size >= offsetof(handlers::map_runtime,
+				       cpu_slot_tls_offset) +
+				      sizeof(rt->cpu_slot_tls_offset))
+		cpu_slot_tls_offset.store(rt->cpu_slot_tls_offset,
+					  std::memory_order_relaxed);
 }
 
 void *percpu::percpu_array_slot(void *state, const void *key)

@@ -57,7 +57,7 @@ void *percpu_hash_lookup(void *sp, const void *key)
 	void *v = htab::lookup(s, key);
 	if (!v)
 		return nullptr;
-	int cpu = percpu::rseq_cpu();
+	int cpu = percpu::program_cpu();
 	if (cpu < 0) [[unlikely]]
 		cpu = percpu::current_cpu_slow();
 	return static_cast<uint8_t *>(v) +
@@ -144,6 +144,7 @@ const map_ops ops = {
 	.user_value_size = percpu::user_value_size,
 	.lookup_and_delete = percpu_hash_lookup_and_delete,
 	.prog_update = percpu_hash_prog_update,
+	.bind_runtime = percpu::bind_runtime,
 };
 
 } // namespace

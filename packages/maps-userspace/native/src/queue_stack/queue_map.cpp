@@ -12,7 +12,7 @@ using namespace bpftime::handlers;
 
 constexpr uint32_t QUEUE_MAGIC = 0x51554555; // "QUEU"
 // The layout of queue_stack::state. 1: the first versioned state.
-constexpr uint32_t QUEUE_STATE_VERSION = 1;
+constexpr uint32_t QUEUE_STATE_VERSION = 2; // 2: owner_lock
 
 int queue_create(const map_create_args *a, void **out, char *err,
 		 size_t err_len)

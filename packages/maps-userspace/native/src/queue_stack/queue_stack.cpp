@@ -16,26 +16,22 @@ namespace {
 // The kernel's QUEUE_STACK_CREATE_FLAG_MASK.
 constexpr uint32_t CREATE_FLAGS = BPF_F_NUMA_NODE | BPF_F_ACCESS_MASK;
 
+// Holds a queue's or stack's lock for its scope.
 class guard {
     public:
-	explicit guard(shm::robust_mutex &m) : m_(m)
+	explicit guard(owner_lock &l) : l_(l)
 	{
-		auto st = m_.lock_checked();
-		err_ = st ? 0 : st.error().code;
+		l_.lock();
 	}
 	~guard()
 	{
-		if (!err_)
-			(void)m_.unlock_checked();
+		l_.unlock();
 	}
-	int error() const
-	{
-		return err_;
-	}
+	guard(const guard &) = delete;
+	guard &operator=(const guard &) = delete;
 
     private:
-	shm::robust_mutex &m_;
-	int err_;
+	owner_lock &l_;
 };
 
 bool empty(const state *s)
@@ -54,8 +50,6 @@ bool full(const state *s)
 int get(state *s, void *value, bool remove)
 {
 	guard g(s->lock);
-	if (g.error())
-		return -g.error();
 	if (empty(s))
 		return -ENOENT;
 	if (s->is_stack) {
@@ -116,7 +110,6 @@ int create(const map_create_args *a, uint32_t magic, uint32_t version,
 	}
 	memset(mem, 0, sizeof(state));
 	auto *s = static_cast<state *>(mem);
-	new (&s->lock) shm::robust_mutex();
 	s->value_size = a->value_size;
 	s->max_entries = a->max_entries;
 	s->map_flags = a->map_flags;
@@ -135,7 +128,6 @@ void destroy(void *segment_manager, void *sp)
 	auto *mgr = static_cast<shm::segment_manager *>(segment_manager);
 	auto *s = static_cast<state *>(sp);
 	mgr->deallocate(s->slot(0));
-	std::destroy_at(&s->lock);
 	s->header.magic = 0;
 	mgr->deallocate(s);
 }
@@ -145,8 +137,6 @@ int push(state *s, const void *value, uint64_t flags)
 	if ((flags & BPF_NOEXIST) || flags > BPF_EXIST)
 		return -EINVAL;
 	guard g(s->lock);
-	if (g.error())
-		return -g.error();
 	uint32_t tail = s->tail;
 	if (full(s)) {
 		if (!(flags & BPF_EXIST))
@@ -205,8 +195,6 @@ int for_each_entry(void *sp, int (*cb)(void *, const void *, const void *),
 {
 	auto *s = static_cast<state *>(sp);
 	guard g(s->lock);
-	if (g.error())
-		return -g.error();
 	static const uint8_t no_key = 0;
 	for (uint32_t i = s->tail; i != s->head; i = i + 1 >= s->size ? 0 : i + 1)
 		if (int r = cb(ctx, &no_key, s->slot(i)))

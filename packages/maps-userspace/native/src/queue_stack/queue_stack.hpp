@@ -6,18 +6,19 @@
 // A push into a full map is E2BIG, or with BPF_EXIST overwrites the oldest
 // value (the tail moves on), for both types as in the kernel.
 //
-// Locking: one robust process-shared mutex per map around every operation
-// (the kernel takes a raw spinlock); operations copy one value, so the lock
-// is held for a memcpy. A process killed while holding it leaves the
-// indexes as they were before or after its single store of each (head and
-// tail are written last), so the next locker continues.
+// Locking: one owner_lock per map around every operation (the kernel takes
+// a raw spinlock; owner_lock.hpp says why not a pthread robust mutex);
+// operations copy one value, so the lock is held for a memcpy. A process
+// killed while holding it leaves the indexes as they were before or after
+// its single store of each (head and tail are written last), so the next
+// locker, which takes the lock over, continues.
 #pragma once
 
 #include "map_common.hpp"
+#include "queue_stack/owner_lock.hpp"
 
 #include <bpftime/handlers/bpf_defs.hpp>
 #include <bpftime/handlers/map_ops.hpp>
-#include <bpftime/shm/robust_mutex.hpp>
 #include <bpftime/vm/helper_proto.hpp>
 
 #include <cstring>
@@ -35,7 +36,8 @@ struct state {
 	uint32_t stride; // value_size rounded up to 8
 	uint32_t is_stack;
 	int64_t values_off; // from this struct
-	shm::robust_mutex lock;
+	owner_lock lock;
+	uint8_t reserved[36];
 
 	uint8_t *slot(uint32_t i) noexcept
 	{
@@ -43,7 +45,8 @@ struct state {
 		       size_t(i) * stride;
 	}
 };
-// Changing it bumps the state_version of both types.
+// Changing it bumps the state_version of both types (2: the lock at 48 is an
+// owner_lock, no longer a robust mutex).
 static_assert(sizeof(state) == 88);
 
 int create(const handlers::map_create_args *a, uint32_t magic,

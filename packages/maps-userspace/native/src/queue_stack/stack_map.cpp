@@ -12,7 +12,7 @@ using namespace bpftime::handlers;
 
 constexpr uint32_t STACK_MAGIC = 0x5354434b; // "STCK"
 // The layout of queue_stack::state. 1: the first versioned state.
-constexpr uint32_t STACK_STATE_VERSION = 1;
+constexpr uint32_t STACK_STATE_VERSION = 2; // 2: owner_lock
 
 int stack_create(const map_create_args *a, void **out, char *err,
 		 size_t err_len)

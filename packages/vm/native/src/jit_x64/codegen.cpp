@@ -1592,7 +1592,9 @@ void codegen::plan_inline_calls()
 					(h->kind == inline_helper::array_lookup ||
 					 (h->kind == inline_helper::percpu_array_lookup &&
 					  rseq_cpu_offset() >= 0 &&
-					  h->cpu_stride <= uint32_t(INT32_MAX)));
+					  h->cpu_stride <= uint32_t(INT32_MAX) &&
+					  h->cpu_tls_offset >= INT32_MIN &&
+					  h->cpu_tls_offset <= INT32_MAX));
 				if (ok)
 					inline_at_[pc] = h;
 			}
@@ -1624,10 +1626,33 @@ void codegen::emit_inline_call(const inline_helper &h)
 		as_.imul_rri(width::b64, rax, rax, static_cast<int32_t>(h.stride));
 	}
 	if (h.kind == inline_helper::percpu_array_lookup) {
-		// r11 = rseq cpu_id * cpu_stride (plan_inline_calls checked
-		// that glibc registered rseq).
-		as_.load_fs32(r11, static_cast<int32_t>(rseq_cpu_offset()));
-		as_.imul_rri(width::b64, r11, r11, static_cast<int32_t>(h.cpu_stride));
+		// r11 = cpu * cpu_stride, cpu being the runtime's slot of the
+		// run when it set one, else rseq's cpu_id (plan_inline_calls
+		// checked that glibc registered rseq).
+		if (h.cpu_tls_offset) {
+			const label no_slot = as_.new_label(),
+				    have_cpu = as_.new_label();
+			as_.load_fs32(r11, static_cast<int32_t>(h.cpu_tls_offset));
+			as_.test_rr(width::b32, r11, r11);
+			as_.jcc(cond::s, no_slot);
+			as_.bind(have_cpu);
+			cold_.push_back([this, no_slot, have_cpu] {
+				as_.bind(no_slot);
+				as_.load_fs32(r11, static_cast<int32_t>(rseq_cpu_offset()));
+				as_.jmp(have_cpu);
+			});
+		} else {
+			as_.load_fs32(r11, static_cast<int32_t>(rseq_cpu_offset()));
+		}
+		if (h.cpu_stride && (h.cpu_stride & (h.cpu_stride - 1)) == 0) {
+			uint8_t sh = 0;
+			while ((1u << sh) != h.cpu_stride)
+				sh++;
+			if (sh)
+				as_.shift_ri(shift::shl, width::b64, r11, sh);
+		} else {
+			as_.imul_rri(width::b64, r11, r11, static_cast<int32_t>(h.cpu_stride));
+		}
 		as_.alu_rr(alu::add, width::b64, rax, r11);
 	}
 	as_.mov_imm(r11, h.base);

@@ -451,7 +451,7 @@ bool end_run(ucontext_t *uc) noexcept
 		while (rc->parent)
 			rc = rc->parent;
 	}
-	if (!rc && in_generated_code(uint64_t(g[REG_RIP])))
+	if (!rc && detail::in_jit_x64_code(uint64_t(g[REG_RIP])))
 		rc = reinterpret_cast<run_ctx *>(g[REG_R12]);
 	if (!rc)
 		return false;

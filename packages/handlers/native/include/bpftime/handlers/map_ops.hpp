@@ -341,6 +341,23 @@ struct map_ops {
 			      int (*cb)(void *ctx, const void *key,
 					const void *value),
 			      void *ctx);
+
+	// Told, when the table is registered, what of the registering
+	// process's runtime the type reads on its hot paths (map_runtime).
+	// A map package may be another shared object than the registry (a
+	// Node addon of its own), with its own copies of the registry's
+	// thread-locals. Optional; called again at each registration.
+	void (*bind_runtime)(const struct map_runtime *rt);
+};
+
+// What bind_runtime receives.
+struct map_runtime {
+	uint32_t size; // sizeof(map_runtime) of the registry
+	uint32_t reserved;
+	// The offset from the thread pointer of the int32 holding the CPU
+	// slot the calling thread's run owns, or -1 (handlers::t_cpu_slot,
+	// cpu_slot.hpp): per-CPU types index their values by it.
+	int64_t cpu_slot_tls_offset;
 };
 
 // The napi_type_tag that an External holding a `const map_ops *` carries, so

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <bpftime/common/result.hpp>
+#include <bpftime/handlers/cpu_slot.hpp>
 #include <bpftime/handlers/registry.hpp>
 #include <bpftime/vm/vm.hpp>
 
@@ -101,6 +102,10 @@ class program_instance {
 	vm::backend backend() const noexcept;
 	uint64_t compile_time_ns() const noexcept;
 	const vm::vm &machine() const noexcept;
+	// The CPU slots a run of this program owns one of (the program uses a
+	// per-CPU map), or nullptr. run() claims one; whoever runs machine()
+	// directly (the agent's hooks) holds a cpu_slot_guard on it.
+	const cpu_slot_table *cpu_slots() const noexcept;
 
 	struct impl;
 	explicit program_instance(std::unique_ptr<impl> i);

@@ -10,6 +10,8 @@
 // type, as bpftime names them):
 //   1001 BPFTIME_MAP_TYPE_KERNEL_USER_HASH    a kernel BPF_MAP_TYPE_HASH
 //   1002 BPFTIME_MAP_TYPE_KERNEL_USER_ARRAY   a kernel BPF_MAP_TYPE_ARRAY
+//   1006 BPFTIME_MAP_TYPE_KERNEL_USER_PERCPU_ARRAY
+//                                           a kernel BPF_MAP_TYPE_PERCPU_ARRAY
 // Creating one with map_extra 0 creates the kernel map (BPF_MAP_CREATE);
 // map_extra = a kernel map id opens that map instead (its attributes must
 // match). Either way the registry's reference to the kernel map is a pin in
@@ -28,10 +30,12 @@ namespace bpftime::maps_shared {
 inline constexpr uint32_t KERNEL_MAP_OFFSET = 1000;
 inline constexpr uint32_t KERNEL_USER_HASH = KERNEL_MAP_OFFSET + 1;
 inline constexpr uint32_t KERNEL_USER_ARRAY = KERNEL_MAP_OFFSET + 2;
+inline constexpr uint32_t KERNEL_USER_PERCPU_ARRAY = KERNEL_MAP_OFFSET + 6;
 
 // Static tables; valid for the life of the process.
 const handlers::map_ops *kernel_hash_map_ops() noexcept;
 const handlers::map_ops *kernel_array_map_ops() noexcept;
+const handlers::map_ops *kernel_percpu_array_map_ops() noexcept;
 std::span<const handlers::map_ops *const> all_map_ops() noexcept;
 
 // Registers every type of this package with the registry of this process.

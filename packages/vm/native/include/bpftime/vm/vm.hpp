@@ -33,18 +33,26 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace bpftime::vm {
 
 enum class backend {
 	interpreter,
 	jit_x64,
-	llvm, // reserved for an optional LLVM backend; not built yet
+	// LLVM 19 through ORC LLJIT, in libbpftime_vm_llvm.so, which the vm
+	// loads when a program is loaded on it (backend_available()).
+	llvm,
 };
 
 // Names as accepted by BPFTIME_VM_NAME ("interpreter", "jit", "llvm").
 std::string_view backend_name(backend b) noexcept;
 result<backend> parse_backend(std::string_view name);
+// Whether programs can be loaded on b in this process: the llvm backend
+// needs its plugin, found next to the module that links the vm, in
+// @bpftime/vm's build folder, or at BPFTIME_VM_LLVM_LIB; ENOTSUP listing
+// every path tried when it is not there.
+status backend_available(backend b) noexcept;
 
 // A lddw whose src_reg is not 0 asks the loader for its 64-bit value.
 struct lddw_request {
@@ -103,6 +111,11 @@ struct inline_helper {
 	uint32_t stride = 0;
 	uint32_t max_entries = 0;
 	uint32_t cpu_stride = 0;
+	// percpu_array_lookup: when non-zero, cpu is first the int32 at this
+	// offset from the thread pointer (an initial-exec thread-local of the
+	// runtime: the CPU slot the run owns), and the rseq CPU only where
+	// that is negative.
+	int64_t cpu_tls_offset = 0;
 };
 // Asked by load() (JIT only) for each call of helper `helper_id` whose r1
 // holds, on every path to the call, the value of one lddw (after the lddw
@@ -182,6 +195,22 @@ class vm {
 	// verifier's message ("12: invalid opcode 0xff") on rejection.
 	status load(std::span<const insn> prog);
 	status load(const void *code, size_t len_bytes);
+	// Ahead of time (any backend kind; needs the LLVM plugin): verifies
+	// prog as load() would, with the helpers, kfuncs and options set so
+	// far, and compiles it to an x86-64 ELF relocatable object, without
+	// resolving its lddw pseudo values (the object asks for them when it is
+	// loaded) or loading it. `cpu` is llc's -mcpu (default "x86-64": any
+	// x86-64 machine).
+	result<std::vector<uint8_t>> compile_aot(std::span<const insn> prog,
+						 const char *cpu = nullptr);
+	// Loads an object compile_aot() made: its instructions (kept in the
+	// object) are verified and resolved as load() does, then its code is
+	// mapped and linked against this vm's helpers, kfuncs and lddw values;
+	// no LLVM is needed. ENOEXEC for an object that is not one; `expect`,
+	// when not empty, must equal the object's instructions (EINVAL
+	// otherwise: the object is of another program).
+	status load_aot(std::span<const uint8_t> object,
+			std::span<const insn> expect = {});
 	void unload() noexcept;
 
 	// Runs the program with r1 = ctx, r2 = ctx_len. EFAULT on a bounds
@@ -199,6 +228,10 @@ class vm {
 	struct impl;
 
     private:
+	status load_with(std::span<const insn> prog,
+			 std::span<const uint8_t> object,
+			 std::vector<uint8_t> *aot_out,
+			 const char *cpu = nullptr);
 	std::unique_ptr<impl> impl_;
 };
 
