@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ProgType, u32, u64 } from '@bpftime/handlers';
 import { BpfObject, findFuncOffset } from '@bpftime/loader';
+import { Segment } from '@bpftime/shm';
 import { backendUnavailable } from '@bpftime/vm';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { agentEnv, agentPath, BpftimeError, type SpawnWithAgentOptions, spawnWithAgent } from '../src/index.js';
@@ -329,6 +330,37 @@ describe('libbpftime-agent.so', { timeout: 60_000 }, () => {
 		const traced = await (await withAgent(['1', '100'], name)).done();
 		expect(traced.code).toBe(7);
 		expect(maps.calls().size).toBe(0);
+	});
+});
+
+// Issue 17, item 5: the watcher checks the segment's file before each look at
+// the registry; a file cut short would raise SIGBUS on its next read.
+describe('a segment file truncated, removed or replaced under a running target', { timeout: 60_000 }, () => {
+	it.each([
+		['truncated', 'its file was truncated to 0 bytes \\(\\d+ mapped\\)'],
+		['removed', 'its file was removed'],
+		['replaced', 'its file was replaced by another'],
+	])('stops the programs and says so once when the file is %s; the target runs to its end', async (how, message) => {
+		const { name, registry } = newRegistry();
+		await attach(registry, ['count_calls']);
+		// Nothing of it is touched here any more: its pages may go.
+		registry.close();
+		const plain = await runPlain(target, ['2', '1000']);
+		const p = await withAgent(['2', '1000', 'twice'], name, { stdin: 'pipe' });
+		await p.waitFor('stdout', /^half /);
+		const path = `/dev/shm/${name}`;
+		if (how === 'truncated') truncateSync(path, 0);
+		else {
+			rmSync(path);
+			if (how === 'replaced') Segment.create({ name, sizeMb: 1 }).close();
+		}
+		await p.waitFor('stderr', new RegExp(`segment '${name}': ${message}: 1 link\\(s\\) detached`));
+		p.child.stdin?.end('again\n');
+		const traced = await p.done();
+		expect(traced.signal).toBeNull();
+		expect(traced.code).toBe(7);
+		expect(traced.stdout.at(-1)).toBe(`sum ${2 * Number(/^sum (\d+)$/.exec(plain.stdout[0] as string)?.[1])}`);
+		expect(traced.stderr.filter((l) => new RegExp(message).test(l))).toHaveLength(1);
 	});
 });
 

@@ -23,10 +23,14 @@ export function segmentOptions(segment: string | undefined): { name?: string } {
 export async function openRegistry(segment: string | undefined): Promise<{ seg: Segment; reg: Registry }> {
 	const { Registry, Segment } = await registryModules();
 	const name = segment ?? Segment.defaultOptions().name;
-	if (!Segment.exists({ name })) {
+	let seg: Segment;
+	try {
+		// Open, not exists(): a bad name gets the same reason as from load.
+		seg = Segment.open({ name });
+	} catch (e) {
+		if ((e as { code?: string }).code !== 'ENOENT') throw e;
 		throw new BpftimeError('ENOENT', `segment '${name}': does not exist; \`bpftime load <prog.bpf.o>\` creates it`);
 	}
-	const seg = Segment.open({ name });
 	try {
 		return { seg, reg: Registry.open(seg) };
 	} catch (e) {

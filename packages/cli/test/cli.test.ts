@@ -4,6 +4,8 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Registry } from '@bpftime/handlers';
+import '@bpftime/maps-userspace';
 import { Segment } from '@bpftime/shm';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { buildExample } from '../../../examples/build.mjs';
@@ -103,6 +105,20 @@ describe('bpftime arguments', () => {
 		const seg = segmentName();
 		expect((await bpftime(['--segment', seg, 'start', 'sh', '-c', 'exit 5'])).code).toBe(5);
 		expect((await bpftime(['--segment', seg, 'start', 'sh', '-c', 'kill -TERM $$'])).code).toBe(128 + 15);
+	});
+
+	it('gives the same reason for a bad --segment name from every command', async () => {
+		const reasons = new Set<string>();
+		for (const args of [
+			['map', 'list'],
+			['map', 'dump', '1'],
+			['load', '--no-attach', '/nonexistent/prog.bpf.o'],
+		]) {
+			const r = await bpftime(['--segment', 'a/b', ...args]);
+			expect(r.code).toBe(1);
+			reasons.add(r.stderr);
+		}
+		expect([...reasons]).toEqual([`bpftime: segment name 'a/b' contains '/' or NUL (EINVAL)\n`]);
 	});
 
 	it('exits 1 with ENOENT when the command to start does not exist', async () => {
@@ -217,6 +233,32 @@ describe('bpftime load, start and map dump', { timeout: 60_000 }, () => {
 			const r = await bpftime(['--segment', seg, 'map', 'dump', id]);
 			expect([r.code, r.stderr]).toEqual([1, `bpftime: map id ${id}: no such map in the registry (ENOENT)\n`]);
 		}
+	});
+
+	it('removes the segment it created when the load fails, and says nothing was loaded', async () => {
+		const seg = segmentName();
+		// A table of one id: the BTF takes it, the map finds none (EMFILE) and the load rolls back. The
+		// registry's "map '…': create" is said once, not again by the loader.
+		const r = await bpftime(['--segment', seg, 'load', object], { ...process.env, BPFTIME_MAX_FD_COUNT: '1' });
+		expect(r.code).toBe(1);
+		expect(r.stdout).toBe('');
+		expect(r.stderr).toBe(
+			"bpftime: map 'malloc_calls': create: all 1 ids are in use (BPFTIME_MAX_FD_COUNT) (EMFILE)\n",
+		);
+		expect(Segment.exists({ name: seg })).toBe(false);
+	});
+
+	it('keeps a segment that existed when a load into it fails, and what it held', async () => {
+		const seg = segmentName();
+		const s = Segment.create({ name: seg, sizeMb: 8 });
+		const reg = Registry.create(s, { capacity: 1 });
+		reg.close();
+		s.close();
+		const r = await bpftime(['--segment', seg, 'load', object]);
+		expect(r.code).toBe(1);
+		expect(r.stdout).toBe('');
+		expect(Segment.exists({ name: seg })).toBe(true);
+		expect((await bpftime(['--segment', seg, 'map', 'list'])).code).toBe(0);
 	});
 
 	it('exits 1 naming the ids when two maps share the name map dump is given', async () => {

@@ -28,6 +28,7 @@ export {
 	type LinkSpec,
 	type MapDescriptor,
 	type MapSpec,
+	type OwnerInfo,
 	PerfEvent,
 	type PerfEventDescriptor,
 	type PerfEventSpec,

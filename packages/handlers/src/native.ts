@@ -8,6 +8,21 @@ export interface NativeHandle {
 	generation: bigint;
 }
 
+/** Who made a handler: the process (pid and start time, clock ticks since boot) and whether its load is unfinished. */
+export interface OwnerInfo {
+	id: number;
+	generation: bigint;
+	kind: string;
+	name: string;
+	/** 0: unknown. */
+	pid: number;
+	startTime: bigint;
+	/** Part of a load that has not committed (`beginLoad` without its `endLoad`). */
+	inLoad: boolean;
+	/** The process still runs (same pid, same start time). */
+	alive: boolean;
+}
+
 export interface NativeRegistry {
 	capacity(): number;
 	changeCounter(): bigint;
@@ -20,6 +35,10 @@ export interface NativeRegistry {
 	release(id: number, generation?: bigint): void;
 	get(id: number): Record<string, unknown> | undefined;
 	list(): Record<string, unknown>[];
+	beginLoad(): void;
+	endLoad(): void;
+	owners(): OwnerInfo[];
+	rollBackDeadLoads(): OwnerInfo[];
 	mapLookup(id: number, gen: bigint, key: Uint8Array, value?: Uint8Array): Buffer | undefined;
 	mapLookupAndDelete(id: number, gen: bigint, key: Uint8Array): Buffer | undefined;
 	mapUpdate(id: number, gen: bigint, key: Uint8Array, value: Uint8Array, flags: number): void;
@@ -57,7 +76,11 @@ export interface NativeRegistry {
 }
 
 export interface HandlersAddon extends NativeAddon {
-	openRegistry(mode: 'create' | 'open' | 'openOrCreate', segment: string, capacity?: number): NativeRegistry;
+	openRegistry(
+		mode: 'create' | 'open' | 'openOrCreate' | 'inspect',
+		segment: string,
+		capacity?: number,
+	): NativeRegistry;
 	registerMapOps(ops: unknown): void;
 	registeredMapTypes(): { type: number; typeName: string; provider: string }[];
 	declareMapTypeProvider(type: number, provider: string): void;

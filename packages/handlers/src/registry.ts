@@ -17,7 +17,7 @@ import type { PerfEventTypeName } from './attach-kinds.js';
 import type { Codec } from './codecs.js';
 import { type AttachType, type Backend, UpdateFlags } from './constants.js';
 import type { NativeSpec } from './fields.js';
-import { type NativeHandle, type NativeRegistry, native } from './native.js';
+import { type NativeHandle, type NativeRegistry, native, type OwnerInfo } from './native.js';
 
 // --- specs (plain data) -------------------------------------------------------
 
@@ -184,6 +184,8 @@ export const JSON_VERSION: number = native.jsonVersion;
 /** bpftime's DEFAULT_MAX_FD_COUNT. */
 export const DEFAULT_CAPACITY: number = native.defaultCapacity;
 
+export type { OwnerInfo };
+
 // --- Registry ------------------------------------------------------------------
 
 export interface RegistryOptions {
@@ -232,9 +234,14 @@ export class Registry implements Disposable {
 		return new Registry(native.openRegistry('create', segment.name, cap), segment.name);
 	}
 
-	/** The registry of the segment. Throws ENOENT when it holds none. */
-	static open(segment: Segment): Registry {
-		return new Registry(native.openRegistry('open', segment.name), segment.name);
+	/**
+	 * The registry of the segment. Throws ENOENT when it holds none. Releases what loaders that died
+	 * before committing their load left behind (`rollBackDeadLoads()`), unless `rollBack` is false
+	 * (to list them first, as `bpftime recover --list` does).
+	 */
+	static open(segment: Segment, options: { rollBack?: boolean } = {}): Registry {
+		const mode = options.rollBack === false ? 'inspect' : 'open';
+		return new Registry(native.openRegistry(mode, segment.name), segment.name);
 	}
 
 	static openOrCreate(segment: Segment, options: RegistryOptions = {}): Registry {
@@ -373,6 +380,30 @@ export class Registry implements Disposable {
 	/** Everything the registry holds, by id. */
 	list(): HandlerDescriptor[] {
 		return this.handle.list().map(decorate);
+	}
+
+	/**
+	 * Begins a load: what this registry creates until the matching `endLoad()` is one transaction.
+	 * A process that dies in between leaves its handlers marked, and the next `Registry.open` of
+	 * any process releases them all. Nests; only the outermost `endLoad()` commits.
+	 */
+	beginLoad(): void {
+		this.handle.beginLoad();
+	}
+
+	/** Commits the load `beginLoad()` began (what a failed load did not release itself stays). */
+	endLoad(): void {
+		this.handle.endLoad();
+	}
+
+	/** Who made each handler: process id and start time, whether its load is unfinished, whether it still runs. */
+	owners(): OwnerInfo[] {
+		return this.handle.owners();
+	}
+
+	/** Releases the handlers of every unfinished load whose process is gone; returns them. */
+	rollBackDeadLoads(): OwnerInfo[] {
+		return this.handle.rollBackDeadLoads();
 	}
 
 	#expect(id: number, kind: HandlerDescriptor['kind']): HandlerDescriptor {

@@ -61,6 +61,10 @@ describe('JSON export and import', () => {
 			'EBADF',
 		],
 		['instructions that are not hex', withHandlersOf('prog', { insns: 'zz' }), 'EINVAL'],
+		['a negative capacity', (d: Record<string, unknown>) => ({ ...d, capacity: -1 }), 'EINVAL'],
+		['a capacity of 0', (d: Record<string, unknown>) => ({ ...d, capacity: 0 }), 'EINVAL'],
+		['an absurd capacity', (d: Record<string, unknown>) => ({ ...d, capacity: 2 ** 32 + 5 }), 'EINVAL'],
+		['a capacity above 2^20', (d: Record<string, unknown>) => ({ ...d, capacity: 2 ** 20 + 1 }), 'EINVAL'],
 		[
 			'two handlers with one id',
 			(d: { handlers: { id: number }[] }) => ({ ...d, handlers: [...d.handlers, { ...d.handlers[0], id: 0 }] }),
@@ -76,6 +80,25 @@ describe('JSON export and import', () => {
 		expect(e.code).toBe(code);
 		expect(copy.size).toBe(0);
 		expect(copy.list()).toEqual([]);
+	});
+
+	it.each([
+		[
+			'a name given twice at the top',
+			'{"format": "bpftime-registry", "format": "x", "version": 1, "handlers": []}',
+			'format',
+		],
+		[
+			'a name given twice in a handler',
+			'{"format": "bpftime-registry", "version": 1, "handlers": [{"id": 0, "id": 1, "kind": "btf", "data": ""}]}',
+			'id',
+		],
+	])('refuses a document with %s (EINVAL naming it) and creates nothing', (_what, text, name) => {
+		const { reg } = freshRegistry('json_dup');
+		const e = errorOf(() => reg.importJson(text));
+		expect(e.code).toBe('EINVAL');
+		expect(e.message).toContain(`the name "${name}" appears twice in one object`);
+		expect(reg.size).toBe(0);
 	});
 
 	it.each([

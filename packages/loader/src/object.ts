@@ -418,11 +418,13 @@ function releaseAll(ids: readonly number[], release: (id: number) => void): void
 
 /** Wraps an error from the registry so that its message names our object and the operation. */
 function targetError(what: string, e: unknown): BpftimeError {
-	if (e instanceof BpftimeError) return new BpftimeError(e.code, `${what}: ${e.message}`, { cause: e });
+	const message = (e as Error)?.message ?? String(e);
+	// The registry already names the object and the operation the same way
+	// ("map 'x': create: ENOMEM"): said once.
+	const text = message.startsWith(`${what}: `) ? message : `${what}: ${message}`;
+	if (e instanceof BpftimeError) return new BpftimeError(e.code, text, { cause: e });
 	const code = (e as { code?: unknown })?.code;
-	return new BpftimeError(typeof code === 'string' ? code : 'EIO', `${what}: ${(e as Error)?.message ?? String(e)}`, {
-		cause: e,
-	});
+	return new BpftimeError(typeof code === 'string' ? code : 'EIO', text, { cause: e });
 }
 
 /** Syscall tracepoints are what bpftime intercepts in user space. */
@@ -503,7 +505,15 @@ export class BpfObject implements Disposable {
 			);
 		}
 		const name = options.name !== undefined ? expectString(options.name, 'name') : path ? objectNameOf(path) : 'object';
-		return new BpfObject(name, path, parseObject(buf, name, options.targetBtf));
+		try {
+			return new BpfObject(name, path, parseObject(buf, name, options.targetBtf));
+		} catch (e) {
+			// The parser names the object by its short name; the user
+			// needs the file.
+			if (path !== undefined && e instanceof BpftimeError && !e.message.includes(path))
+				throw new BpftimeError(e.code, `${path}: ${e.message}`, { cause: e });
+			throw e;
+		}
 	}
 
 	/** Maps in libbpf's order: legacy, BTF-defined, then global data. */
@@ -670,6 +680,9 @@ export class BpfObject implements Disposable {
 				return await call(what, () => target.createMap(plain));
 			}
 		};
+		// One transaction in the registry: a loader killed part-way has its
+		// objects released by the next opener.
+		target.beginLoad?.();
 		try {
 			let btfId: number | undefined;
 			const btf = this.btf;
@@ -770,6 +783,8 @@ export class BpfObject implements Disposable {
 				}
 			}
 			throw e;
+		} finally {
+			target.endLoad?.();
 		}
 		this.#target = target;
 		this.#loaded = { maps, programs, ids: created };

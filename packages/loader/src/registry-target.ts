@@ -28,6 +28,8 @@ export interface RegistryLike {
 	createLink(spec: { progId: number; targetId?: number; attachType?: number; cookie?: bigint }): { id: number };
 	loadBtf?(data: Uint8Array): { id: number };
 	release(id: number): void;
+	beginLoad?(): void;
+	endLoad?(): void;
 }
 
 /** Whether `t` is a registry rather than a LoadTarget. */
@@ -156,6 +158,10 @@ export function registryTarget(reg: RegistryLike): LoadTarget {
 			}
 		},
 	};
+	if (typeof reg.beginLoad === 'function' && typeof reg.endLoad === 'function') {
+		target.beginLoad = reg.beginLoad.bind(reg);
+		target.endLoad = reg.endLoad.bind(reg);
+	}
 	if (typeof reg.loadBtf === 'function') {
 		const loadBtf = reg.loadBtf.bind(reg);
 		target.loadBtf = (data: Buffer) => loadBtf(data).id;

@@ -111,4 +111,11 @@ export interface LoadTarget {
 	createLink(req: LinkRequest): number | Promise<number>;
 	/** Drops an id created by this target (close(2) of the fd). */
 	release(id: number): void;
+	/**
+	 * Brackets a load (the bpftime registry: a loader that dies in between has
+	 * what it created released by the next opener). Optional: the kernel
+	 * closes a dead process's fds itself.
+	 */
+	beginLoad?(): void;
+	endLoad?(): void;
 }

@@ -81,6 +81,14 @@ describe('truncated and foreign files', () => {
 		expect(e.message).toBe(`object '${path}': not a regular file`);
 	});
 
+	it("names the file in the parser's errors about its contents", async () => {
+		const host = await fx.victim();
+		const e = bpftimeError(() => BpfObject.open(host));
+		expect(e.code).toBe('EINVAL');
+		expect(e.message.startsWith(`${host}: `)).toBe(true);
+		expect(e.message).toMatch(/not an eBPF object file/);
+	});
+
 	it('says ENOENT for a path that does not exist', () => {
 		const e = bpftimeError(() => BpfObject.open('/no/such/object.bpf.o'));
 		expect(e.code).toBe('ENOENT');

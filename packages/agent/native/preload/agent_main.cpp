@@ -75,6 +75,9 @@ struct agent_state {
 	unsigned poll_ms = DEFAULT_POLL_MS;
 	uint64_t seen_counter = 0;
 	bool reported_missing = false;
+	// The segment's file was truncated, removed or replaced: every hook is
+	// gone and the watcher looks no more (under busy).
+	bool segment_lost = false;
 	// Held by the watcher for each look at the registry, by fork()'s
 	// prepare handler (so a child never inherits it locked by a thread
 	// that does not exist there) and, for good, by the exit handler.
@@ -190,6 +193,20 @@ void poll_once(agent_state &a)
 		report_sync(a, a.ctx.sync());
 		return;
 	}
+	if (a.segment_lost)
+		return;
+	// Before anything of the segment is read: past the end of a truncated
+	// file its pages raise SIGBUS, in this thread, outside any program.
+	// Removed or replaced, the memory stays readable, but it is no longer
+	// what other processes see: the programs stop all the same.
+	if (auto st = a.ctx.check_segment(); !st) {
+		auto n = a.ctx.detach_all();
+		a.segment_lost = true;
+		log(agent_log, log_level::warn,
+		    "%s: %u link(s) detached; the target runs on without programs",
+		    st.error().message.c_str(), n ? *n : 0u);
+		return;
+	}
 	if (a.ctx.change_counter() != a.seen_counter)
 		report_sync(a, a.ctx.sync());
 	a.ctx.publish_faults();
@@ -288,7 +305,9 @@ void at_exit() noexcept
 	// registry lock held by a hung loader) is left to the exit.
 	if (!g_agent->busy.try_lock_for(std::chrono::milliseconds(500)))
 		return;
-	g_agent->ctx.publish_faults();
+	// Not into a file that lost its pages since the last poll.
+	if (!g_agent->segment_lost && g_agent->ctx.check_segment())
+		g_agent->ctx.publish_faults();
 	// What a program never saw, said once: hits skipped because their
 	// thread was already running a program (see attach_context.hpp).
 	try {

@@ -236,6 +236,15 @@ uint64_t attach_context::change_counter() const noexcept
 	return r ? r->change_counter() : 0;
 }
 
+status attach_context::check_segment() const noexcept
+{
+	// reg is set once, under the mutex, before the watcher starts.
+	handlers::registry *r = state_->reg.get();
+	if (!r)
+		return fail(EBADF, "registry: not open");
+	return r->segment().check_file();
+}
+
 handlers::registry *attach_context::registry() noexcept
 {
 	return state_->reg.get();

@@ -17,6 +17,7 @@ import { load } from './load.js';
 import { map } from './map.js';
 import { objdump } from './objdump.js';
 import { prog } from './prog.js';
+import { recover } from './recover.js';
 import { run } from './run.js';
 import { start } from './start.js';
 import { vm } from './vm.js';
@@ -33,6 +34,7 @@ export const COMMANDS: readonly Command[] = [
 	exportCommand,
 	importCommand,
 	clean,
+	recover,
 	aot,
 	run,
 	objdump,

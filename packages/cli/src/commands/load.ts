@@ -155,51 +155,75 @@ Example:
 		const vm = vmOptions(options, 'load');
 		await requireBackend(vm.backend);
 		const [{ BpfObject }, { Registry, Segment }] = await Promise.all([import('@bpftime/loader'), registryModules()]);
-		const obj = BpfObject.open(file);
-		const name = segmentOptions(segment).name ?? Segment.defaultOptions().name;
-		const created = !Segment.exists({ name });
-		const seg = Segment.openOrCreate({ name, ...(vm.shmSizeMb === undefined ? {} : { sizeMb: vm.shmSizeMb }) });
-		const reg = Registry.openOrCreate(seg);
+		const options_ = { ...segmentOptions(segment), ...(vm.shmSizeMb === undefined ? {} : { sizeMb: vm.shmSizeMb }) };
+		// The segment first: a bad name gets the reason every command gives.
+		let existed = true;
 		try {
-			const loaded = await obj.load(reg);
-			if (vm.backend !== undefined || vm.verbose) {
-				// Proves here, once, that every program verifies and compiles on the backend the
-				// targets will be started with (`bpftime start --vm`), instead of a log line in each.
-				for (const p of loaded.programs.values()) {
+			Segment.open(options_).close();
+		} catch (e) {
+			if ((e as { code?: string }).code !== 'ENOENT') throw e;
+			existed = false;
+		}
+		const obj = BpfObject.open(file);
+		const seg = Segment.openOrCreate(options_);
+		let ok = false;
+		try {
+			const reg = Registry.openOrCreate(seg);
+			// Load and attach are one transaction: killed in between, this
+			// process leaves nothing for the next opener but a rollback.
+			reg.beginLoad();
+			try {
+				const loaded = await obj.load(reg);
+				if (vm.backend !== undefined || vm.verbose) {
+					// Proves here, once, that every program verifies and compiles on the backend the
+					// targets will be started with (`bpftime start --vm`), instead of a log line in each.
+					for (const p of loaded.programs.values()) {
+						try {
+							const r = reg.prog(p.id).instantiate(vm.backend === undefined ? {} : { backend: vm.backend });
+							if (vm.verbose)
+								io.err(
+									`bpftime: prog '${p.name}': ${r.compileTimeNs > 0n ? `verified and compiled on ${r.backend} in ${Number(r.compileTimeNs / 1000n)} µs` : `verified for ${r.backend}`}\n`,
+								);
+						} catch (e) {
+							obj.close();
+							throw e;
+						}
+					}
+				}
+				keepSources(seg, reg, loaded.programs.values());
+				// Said only once the load is whole: a failed attach rolls it back.
+				const lines = [`${file}: loaded into segment '${seg.name}'\n`];
+				if (vm.verbose)
+					io.err(
+						`bpftime: segment '${seg.name}' ${existed ? 'opened' : `created (${vm.shmSizeMb ?? Segment.defaultOptions().sizeMb} MiB)`}: ${seg.stats().free >> 10n} KiB free\n`,
+					);
+				for (const m of loaded.maps.values()) lines.push(`  map '${m.name}' id ${m.id}\n`);
+				for (const p of loaded.programs.values()) lines.push(`  prog '${p.name}' id ${p.id}\n`);
+				if (options['--no-attach'] !== true) {
 					try {
-						const r = reg.prog(p.id).instantiate(vm.backend === undefined ? {} : { backend: vm.backend });
-						if (vm.verbose)
-							io.err(
-								`bpftime: prog '${p.name}': ${r.compileTimeNs > 0n ? `verified and compiled on ${r.backend} in ${Number(r.compileTimeNs / 1000n)} µs` : `verified for ${r.backend}`}\n`,
-							);
+						const links = await obj.attachAll({ binary, pid });
+						for (const l of links) lines.push(`  link ${l.id}: prog '${l.program}' -> ${l.target}\n`);
 					} catch (e) {
+						// All or nothing: a failed attach leaves no half-loaded object behind.
 						obj.close();
 						throw e;
 					}
 				}
-			}
-			keepSources(seg, reg, loaded.programs.values());
-			io.out(`${file}: loaded into segment '${seg.name}'\n`);
-			if (vm.verbose)
-				io.err(
-					`bpftime: segment '${seg.name}' ${created ? `created (${vm.shmSizeMb ?? Segment.defaultOptions().sizeMb} MiB)` : 'opened'}: ${seg.stats().free >> 10n} KiB free\n`,
-				);
-			for (const m of loaded.maps.values()) io.out(`  map '${m.name}' id ${m.id}\n`);
-			for (const p of loaded.programs.values()) io.out(`  prog '${p.name}' id ${p.id}\n`);
-			if (options['--no-attach'] !== true) {
+				for (const line of lines) io.out(line);
+				ok = true;
+				return 0;
+			} finally {
 				try {
-					const links = await obj.attachAll({ binary, pid });
-					for (const l of links) io.out(`  link ${l.id}: prog '${l.program}' -> ${l.target}\n`);
-				} catch (e) {
-					// All or nothing: a failed attach leaves no half-loaded object behind.
-					obj.close();
-					throw e;
+					reg.endLoad();
+				} finally {
+					reg.close();
 				}
 			}
-			return 0;
 		} finally {
-			reg.close();
+			const name = seg.name;
 			seg.close();
+			// A load that failed into a segment it created leaves no empty segment.
+			if (!ok && !existed && Segment.exists({ name })) Segment.remove({ name });
 		}
 	},
 };

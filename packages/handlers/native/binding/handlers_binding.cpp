@@ -428,6 +428,11 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 				InstanceMethod("release", &RegistryHandle::Release),
 				InstanceMethod("get", &RegistryHandle::Get),
 				InstanceMethod("list", &RegistryHandle::List),
+				InstanceMethod("beginLoad", &RegistryHandle::BeginLoad),
+				InstanceMethod("endLoad", &RegistryHandle::EndLoad),
+				InstanceMethod("owners", &RegistryHandle::Owners),
+				InstanceMethod("rollBackDeadLoads",
+					       &RegistryHandle::RollBackDeadLoads),
 				InstanceMethod("mapLookup", &RegistryHandle::MapLookup),
 				InstanceMethod("mapUpdate", &RegistryHandle::MapUpdate),
 				InstanceMethod("mapDelete", &RegistryHandle::MapDelete),
@@ -586,6 +591,46 @@ class RegistryHandle : public Napi::ObjectWrap<RegistryHandle> {
 	{
 		Napi::Env env = info.Env();
 		return array_of(env, get(env).list(), describe);
+	}
+
+	Napi::Value BeginLoad(const Napi::CallbackInfo &info)
+	{
+		get(info.Env()).begin_load();
+		return info.Env().Undefined();
+	}
+
+	Napi::Value EndLoad(const Napi::CallbackInfo &info)
+	{
+		Napi::Env env = info.Env();
+		unwrap(env, get(env).end_load());
+		return env.Undefined();
+	}
+
+	static Napi::Value describe_owner(Napi::Env env, const owner_info &o)
+	{
+		Napi::Object r = Napi::Object::New(env);
+		r.Set("id", o.h.id);
+		r.Set("generation", Napi::BigInt::New(env, o.h.generation));
+		r.Set("kind", std::string(kind_name(o.kind)));
+		r.Set("name", o.name);
+		r.Set("pid", o.pid);
+		r.Set("startTime", Napi::BigInt::New(env, o.start_time));
+		r.Set("inLoad", o.in_load);
+		r.Set("alive", o.alive);
+		return r;
+	}
+
+	Napi::Value Owners(const Napi::CallbackInfo &info)
+	{
+		Napi::Env env = info.Env();
+		return array_of(env, unwrap(env, get(env).owners()), describe_owner);
+	}
+
+	Napi::Value RollBackDeadLoads(const Napi::CallbackInfo &info)
+	{
+		Napi::Env env = info.Env();
+		return array_of(env, unwrap(env, get(env).roll_back_dead_loads()),
+				describe_owner);
 	}
 
 	// mapLookup(id, generation, key) → Buffer, or undefined when absent.
@@ -866,6 +911,10 @@ Napi::Value OpenRegistry(const Napi::CallbackInfo &info)
 		return RegistryHandle::Wrap(env, unwrap(env, registry::create(std::move(seg), o)));
 	if (mode == "open")
 		return RegistryHandle::Wrap(env, unwrap(env, registry::open(std::move(seg))));
+	// Opens without rolling back dead loaders' handlers, to list them.
+	if (mode == "inspect")
+		return RegistryHandle::Wrap(
+			env, unwrap(env, registry::open(std::move(seg), false)));
 	if (mode == "openOrCreate")
 		return RegistryHandle::Wrap(
 			env, unwrap(env, registry::open_or_create(std::move(seg), o)));

@@ -53,6 +53,15 @@ int array_delete(void *, const void *)
 	return -EINVAL;
 }
 
+// The state is used in place; it is checked first.
+int array_open(void *state, void **local, char *err, size_t err_len)
+{
+	if (int r = array::check_state(state, err, err_len))
+		return r;
+	*local = state;
+	return 0;
+}
+
 const map_ops ops = {
 	.size = sizeof(map_ops),
 	.abi_version = MAP_OPS_ABI_VERSION,
@@ -72,6 +81,7 @@ const map_ops ops = {
 	.lookup_batch = array::lookup_batch,
 	.state_magic = ARRAY_MAGIC,
 	.state_version = ARRAY_STATE_VERSION,
+	.open = array_open,
 	.for_each = array::for_each,
 	.gen_lookup = array::gen_lookup,
 };

@@ -63,6 +63,15 @@ int hash_lookup_and_delete(void *state, const void *key, void *value)
 				       value);
 }
 
+// The state is used in place; it is checked first.
+int hash_open(void *state, void **local, char *err, size_t err_len)
+{
+	if (int r = htab::check_state(state, err, err_len))
+		return r;
+	*local = state;
+	return 0;
+}
+
 const map_ops ops = {
 	.size = sizeof(map_ops),
 	.abi_version = MAP_OPS_ABI_VERSION,
@@ -80,6 +89,7 @@ const map_ops ops = {
 	.lookup_batch = htab::lookup_batch,
 	.state_magic = HASH_MAGIC,
 	.state_version = HASH_STATE_VERSION,
+	.open = hash_open,
 	.for_each = htab::for_each,
 	.lookup_and_delete = hash_lookup_and_delete,
 };

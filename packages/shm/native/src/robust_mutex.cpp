@@ -2,6 +2,7 @@
 #include <bpftime/shm/robust_mutex.hpp>
 
 #include <boost/interprocess/exceptions.hpp>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -37,7 +38,38 @@ timespec monotonic_deadline(uint64_t timeout_ns)
 	return ts;
 }
 
+std::atomic<owner_died_hook> g_owner_died_hook{ nullptr };
+std::atomic<const boost_lock_hooks *> g_lock_hooks{ nullptr };
+
+// The Boost-facing entry points: the lock is held; let the segment undo what
+// a dead owner left, and tell it of the death.
+template <bool Recursive>
+bool boost_acquired(const basic_robust_mutex<Recursive> *m,
+		    const result<lock_state> &r)
+{
+	if (!r)
+		return false;
+	bool recovered = *r == lock_state::recovered;
+	if (const boost_lock_hooks *h = g_lock_hooks.load())
+		if (h->acquired(m, recovered, m->depth() == 1))
+			recovered = false;
+	if (recovered)
+		if (owner_died_hook h = g_owner_died_hook.load())
+			h(m);
+	return true;
+}
+
 } // namespace
+
+void set_boost_owner_died_hook(owner_died_hook hook) noexcept
+{
+	g_owner_died_hook.store(hook);
+}
+
+void set_boost_lock_hooks(const boost_lock_hooks *hooks) noexcept
+{
+	g_lock_hooks.store(hooks);
+}
 
 template <bool Recursive> basic_robust_mutex<Recursive>::basic_robust_mutex() noexcept
 {
@@ -90,14 +122,14 @@ status basic_robust_mutex<Recursive>::unlock_checked() noexcept
 
 template <bool Recursive> void basic_robust_mutex<Recursive>::lock()
 {
-	if (!lock_checked())
+	if (!boost_acquired<Recursive>(this, lock_checked()))
 		throw boost::interprocess::lock_exception();
 }
 
 template <bool Recursive> bool basic_robust_mutex<Recursive>::try_lock()
 {
 	auto r = try_lock_checked();
-	if (r)
+	if (boost_acquired<Recursive>(this, r))
 		return true;
 	if (r.error().code == EBUSY)
 		return false;
@@ -123,7 +155,7 @@ bool basic_robust_mutex<Recursive>::timed_lock(
 						ticks_per_second()));
 	auto r = finish_lock(&mutex_, pthread_mutex_timedlock(&mutex_, &ts),
 			     "timed_lock");
-	if (r)
+	if (boost_acquired<Recursive>(this, r))
 		return true;
 	if (r.error().code == ETIMEDOUT)
 		return false;
@@ -132,8 +164,18 @@ bool basic_robust_mutex<Recursive>::timed_lock(
 
 template <bool Recursive> void basic_robust_mutex<Recursive>::unlock()
 {
+	if (const boost_lock_hooks *h = g_lock_hooks.load())
+		h->releasing(this, depth() == 1);
 	if (!unlock_checked())
 		throw boost::interprocess::lock_exception();
+}
+
+template <bool Recursive>
+unsigned basic_robust_mutex<Recursive>::depth() const noexcept
+{
+	if constexpr (Recursive)
+		return mutex_.__data.__count; // glibc: the recursion count
+	return 1;
 }
 
 template class basic_robust_mutex<false>;

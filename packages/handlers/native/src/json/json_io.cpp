@@ -722,6 +722,19 @@ status registry::import_json(std::string_view text)
 			    "import: document version " + std::to_string(version) +
 				    ", this bpftime reads version " +
 				    std::to_string(JSON_FORMAT_VERSION));
+	// The exporter's table size: informative, but a document claiming a
+	// negative or absurd one is not one of ours.
+	if (top.find("capacity")) {
+		auto c = top.u32("capacity");
+		if (!c)
+			return std::move(c).error();
+		if (*c == 0 || *c > MAX_FD_COUNT_LIMIT)
+			return fail(EINVAL, "import: \"capacity\" " +
+						    std::to_string(*c) +
+						    " is outside [1, " +
+						    std::to_string(MAX_FD_COUNT_LIMIT) +
+						    "]");
+	}
 	const json::value *handlers = top.find("handlers");
 	if (!handlers || !handlers->is_array())
 		return fail(EINVAL, "import: \"handlers\" is missing or not an "

@@ -2,6 +2,9 @@
 // (json_text.hpp says why each is what it is).
 #include "json/json_text.hpp"
 
+#include <set>
+#include <vector>
+
 #include <cerrno>
 #include <cstdio>
 #include <exception>
@@ -27,18 +30,42 @@ std::string reason(const char *what)
 
 } // namespace
 
+struct duplicate_name {
+	std::string name;
+};
+
 result<value> parse(std::string_view text) noexcept
 {
 	try {
 		// The callback sees the depth of each value as it is read;
 		// throwing ends the parse, and the exception ends here.
+		// A name given twice in one object would have its first value
+		// dropped without a word (nlohmann keeps the last): refused.
+		std::vector<std::set<std::string>> names;
 		value::parser_callback_t limit =
-			[](int depth, value::parse_event_t, value &) {
+			[&names](int depth, value::parse_event_t event,
+				 value &parsed) {
 				if (depth > MAX_DEPTH)
 					throw too_deep{};
+				using ev = value::parse_event_t;
+				if (event == ev::object_start)
+					names.emplace_back();
+				else if (event == ev::object_end && !names.empty())
+					names.pop_back();
+				else if (event == ev::key && !names.empty() &&
+					 parsed.is_string() &&
+					 !names.back()
+						  .insert(parsed.get<std::string>())
+						  .second)
+					throw duplicate_name{
+						parsed.get<std::string>()
+					};
 				return true;
 			};
 		return value::parse(text.begin(), text.end(), limit);
+	} catch (const duplicate_name &d) {
+		return fail(EINVAL, "the name \"" + d.name +
+					    "\" appears twice in one object");
 	} catch (const too_deep &) {
 		return fail(EINVAL, "nested more than " +
 					    std::to_string(MAX_DEPTH) +

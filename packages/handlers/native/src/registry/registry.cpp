@@ -17,11 +17,17 @@
 #include <boost/interprocess/creation_tags.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <csignal>
+#include <cstdio>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <limits.h>
+#include <fcntl.h>
+#include <optional>
+#include <unistd.h>
 
 namespace bip = boost::interprocess;
 
@@ -132,6 +138,71 @@ void destroy_object(shm::segment_manager *mgr, handler_object *obj) noexcept
 	}
 }
 
+// The start time of process pid (field 22 of /proc/<pid>/stat, clock ticks
+// since boot); 0 when it cannot be read (no such process, another pid
+// namespace).
+uint64_t process_start_time(int32_t pid) noexcept
+{
+	char path[40];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	char buf[1024];
+	ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
+	::close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	// The command name may hold spaces and parentheses: fields count from
+	// the last ')', which ends it (field 2); field 22 is 20 fields on.
+	const char *p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	for (int field = 2; field < 22; field++) {
+		p = strchr(p + 1, ' ');
+		if (!p)
+			return 0;
+	}
+	return strtoull(p + 1, nullptr, 10);
+}
+
+// This process as an owner; the pid is read each time (a fork is another
+// process).
+handler_owner self_owner() noexcept
+{
+	static std::atomic<int32_t> cached_pid{ 0 };
+	static std::atomic<uint64_t> cached_start{ 0 };
+	int32_t pid = getpid();
+	if (cached_pid.load() != pid) {
+		cached_start.store(process_start_time(pid));
+		cached_pid.store(pid);
+	}
+	return handler_owner{ pid, 0, cached_start.load() };
+}
+
+// Whether the owner still runs: its pid exists with the same start time.
+// Unknown owners (pid 0, or a start time that could not be read when the
+// handler was made) count as alive: nothing is released on a guess.
+bool owner_alive(const handler_owner &o) noexcept
+{
+	if (o.pid <= 0)
+		return true;
+	if (kill(o.pid, 0) != 0 && errno == ESRCH)
+		return false;
+	if (o.start_time == 0)
+		return true;
+	uint64_t now = process_start_time(o.pid);
+	return now == 0 || now == o.start_time;
+}
+
+// Numbers loads across every registry object of this process.
+std::atomic<uint32_t> next_load_serial{ 0 };
+
+// How much of a map state's first block a release journals (free_released):
+// the types' states are smaller (a hash map's is 152 bytes).
+constexpr size_t MAX_UNDO_STATE = 512;
+
 constexpr uint8_t LDDW = vm::BPF_LD | vm::BPF_IMM | vm::BPF_DW;
 constexpr uint8_t MAX_NAME = BPF_OBJ_NAME_LEN;
 
@@ -145,51 +216,279 @@ registry::impl::lock_guard::~lock_guard()
 		(void)r_->shared->mutex.unlock_checked();
 }
 
+namespace {
+
+// BPFTIME_LOCK_TIMEOUT_MS, 10 s by default: how long an opener waits for the
+// registry mutex. A target must not hang before its main because another
+// process holds it for ever or its lock word is damaged: it gives up and runs
+// unprobed.
+uint64_t lock_timeout_ns()
+{
+	static const uint64_t ns = [] {
+		uint64_t ms = 10000;
+		if (const char *v = getenv("BPFTIME_LOCK_TIMEOUT_MS"); v && *v) {
+			std::string_view t(v);
+			uint64_t n = 0;
+			auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
+			if (ec == std::errc() && end == t.data() + t.size() && n > 0 &&
+			    n <= 3600000)
+				ms = n;
+		}
+		return ms * 1000000;
+	}();
+	return ns;
+}
+
+} // namespace
+
 result<registry::impl::lock_guard> registry::impl::lock()
 {
-	auto st = shared->mutex.lock_checked();
+	auto st = shared->mutex.lock_for(lock_timeout_ns());
+	if (!st && st.error().code == ETIMEDOUT)
+		return fail(ETIMEDOUT,
+			    "registry: lock: not taken within " +
+				    std::to_string(lock_timeout_ns() / 1000000) +
+				    " ms (BPFTIME_LOCK_TIMEOUT_MS): another "
+				    "process holds it, or its lock word is damaged");
 	if (!st)
 		return fail(st.error().code,
 			    "registry: lock: " + st.error().message);
 	lock_guard g(*this);
+	// A process that died inside the allocator may have left its tree
+	// broken: nothing is allocated or freed until a check says it is not.
+	if (seg.header().allocator_deaths.load(std::memory_order_relaxed) != 0)
+		if (status ok = seg.check_allocator(); !ok)
+			return fail(ok.error().code,
+				    "registry: " + ok.error().message);
 	if (*st == shm::lock_state::recovered)
 		recover();
 	return g;
 }
 
-// Called with the mutex held after its previous holder died. Undoes a
-// half-done create, finishes a half-done release. Map state can only be freed
-// when this process has the implementation of its type; otherwise it stays
-// allocated (leaked), which is harmless.
-void registry::impl::recover() noexcept
+// The pending record is written so that a process killed at any instruction
+// leaves one that recover() can act on: the fields before op (begin), op
+// before the fields (end), each store single and in program order (a killed
+// process's completed stores are all in the shared memory; only the
+// compiler's order has to be pinned).
+void registry::impl::begin_pending(pending_op op, uint32_t id,
+				   uint32_t map_type) noexcept
 {
 	pending_record &p = shared->pending;
-	auto op = pending_op(p.op);
+	std::atomic_ref<int64_t>(p.state).store(0);
+	std::atomic_ref<int64_t>(p.object).store(0);
+	std::atomic_ref<uint32_t>(p.stage).store(0);
+	std::atomic_ref<uint32_t>(p.map_type).store(map_type);
+	std::atomic_ref<uint32_t>(p.id).store(id);
+	std::atomic_ref<uint32_t>(p.op).store(uint32_t(op));
+}
+
+void registry::impl::note_pending(int64_t object, int64_t state,
+				  uint32_t stage) noexcept
+{
+	pending_record &p = shared->pending;
+	std::atomic_ref<int64_t>(p.object).store(object);
+	std::atomic_ref<int64_t>(p.state).store(state);
+	std::atomic_ref<uint32_t>(p.stage).store(stage);
+}
+
+void registry::impl::end_pending() noexcept
+{
+	pending_record &p = shared->pending;
+	std::atomic_ref<uint32_t>(p.op).store(uint32_t(pending_op::none));
+	std::atomic_ref<int64_t>(p.state).store(0);
+	std::atomic_ref<int64_t>(p.object).store(0);
+	std::atomic_ref<uint32_t>(p.stage).store(0);
+}
+
+bool registry::impl::in_segment(int64_t off, uint64_t len) const noexcept
+{
+	return off > 0 && seg.contains(base() + off, len);
+}
+
+bool registry::impl::object_ok(int64_t off) const noexcept
+{
+	if (!in_segment(off, sizeof(handler_object)) ||
+	    off % alignof(handler_object) != 0)
+		return false;
+	// A damaged variant index would send its destructor anywhere.
+	auto *obj = at<handler_object>(off);
+	return obj->value.index() < std::variant_size_v<handler_variant> ||
+	       obj->value.valueless_by_exception();
+}
+
+// The frees of a release, all or nothing: one allocator transaction, whose
+// last write clears the pending record. A releaser killed inside it has its
+// frees and the record undone together by the allocator's journal (the blocks
+// and their headers as they were, the record naming them), so recover()
+// frees them again. The destructors write into what they free before freeing
+// it (a variant forgets its alternative, a map state loses its magic): the
+// handler object and the map state's block go into the journal too, so that
+// the second run finds them as the first did. Blocks freed through them
+// (containers, a map's buckets) are only read to find what to free.
+// Without a journal, a death between the record's clearing and the commit
+// loses the blocks, never frees them twice.
+void registry::impl::free_released(const map_ops *ops, int64_t state_off,
+				   int64_t obj_off) noexcept
+{
+	try {
+		shm::segment::allocator_transaction txn(seg);
+		(void)txn.also_undo(&shared->pending, sizeof(pending_record));
+		if (obj_off)
+			(void)txn.also_undo(at<handler_object>(obj_off),
+					    sizeof(handler_object));
+		if (ops && state_off)
+			(void)txn.also_undo_block(at<void>(state_off),
+						  MAX_UNDO_STATE);
+		if (ops && state_off)
+			ops->destroy(mgr, at<void>(state_off));
+		if (obj_off)
+			destroy_object(mgr, at<handler_object>(obj_off));
+		end_pending();
+	} catch (const std::exception &) {
+		// The allocator's lock failed: leave the blocks, and the
+		// record for the next holder.
+	}
+}
+
+// Called with the mutex held after its previous holder died. Undoes a
+// half-done create, finishes a half-done release.
+//
+// Crash-safe and idempotent: the frees are one allocator transaction
+// (free_released), so a recoverer killed part-way leaves the record for the
+// next one and nothing is freed twice. Every offset is checked against the
+// segment before use: what fails the check is left allocated.
+//
+// Map state can only be freed when this process has the implementation of its
+// type; otherwise it stays allocated, which is harmless.
+void registry::impl::recover() noexcept
+{
+	// The allocator's lock first: a transaction the dead holder left
+	// unfinished is undone now, its pending record with it, before the
+	// record is read (it may name blocks that the undo frees).
+	std::optional<shm::segment::allocator_transaction> txn;
+	try {
+		txn.emplace(seg);
+	} catch (const std::exception &) {
+		// Without the allocator's lock nothing can be freed: the record
+		// stays for the next holder.
+		return;
+	}
+	pending_record &p = shared->pending;
+	auto op = pending_op(std::atomic_ref<uint32_t>(p.op).load());
+	recount();
 	if (op == pending_op::none)
 		return;
 	bool published = false;
-	if (op == pending_op::create && p.id < shared->capacity) {
-		// The creator may have died after publishing but before
-		// clearing the record: then the handler is complete and stays.
+	if (p.id < shared->capacity) {
+		// A creator that died after publishing, before clearing the
+		// record, made a complete handler: it stays. A releaser that
+		// died before emptying the slot released nothing.
 		uint64_t w = word_at(p.id);
 		published = word_kind(w) != handler_kind::empty &&
 			    slots[p.id].object.load() == p.object;
 	}
-	if (!published) {
-		if (p.state != 0) {
-			const map_ops *ops = find_map_ops(p.map_type);
-			if (ops && check_map_state(ops, at<void>(p.state), "recover"))
-				ops->destroy(mgr, at<void>(p.state));
+	// A create_txn's allocations were undone by the transaction above.
+	if (!published && (op == pending_op::create || op == pending_op::release)) {
+		const map_ops *ops = nullptr;
+		int64_t st = p.state;
+		if (st != 0 && in_segment(st, sizeof(map_state_header))) {
+			ops = find_map_ops(p.map_type);
+			if (ops && !check_map_state(ops, at<void>(st), "recover"))
+				ops = nullptr;
 		}
-		if (p.object != 0)
-			destroy_object(mgr, at<handler_object>(p.object));
-		if (op == pending_op::release)
-			shared->change_counter.fetch_add(1);
+		int64_t obj = p.object;
+		if (obj != 0 && !object_ok(obj))
+			obj = 0;
+		free_released(ops, ops ? st : 0, obj);
 	}
-	p = pending_record{};
+	end_pending();
+	shared->change_counter.fetch_add(1);
+	recount();
+}
+
+// The count of live handlers from the slots: a holder killed between its
+// slot store and its count would leave it off by one for good.
+void registry::impl::recount() noexcept
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < shared->capacity; i++)
+		n += word_kind(word_at(i)) != handler_kind::empty;
+	shared->live.store(n);
 }
 
 // --- lookup ----------------------------------------------------------------
+
+namespace {
+
+// The variant alternative of each kind (handler_variant's order).
+size_t variant_index_of(handler_kind k)
+{
+	switch (k) {
+	case handler_kind::map:
+		return 0;
+	case handler_kind::prog:
+		return 1;
+	case handler_kind::link:
+		return 2;
+	case handler_kind::perf_event:
+		return 3;
+	default:
+		return 4;
+	}
+}
+
+} // namespace
+
+// Everything of the handler object at off that a reader follows lies in the
+// segment: the object, the alternative its slot's kind names, each
+// container's elements, a map's state header. A damaged segment is refused
+// here, before a pointer read from it is followed (issue 17, item 3).
+bool registry::impl::object_whole(int64_t off, handler_kind k) const noexcept
+{
+	if (!object_ok(off))
+		return false;
+	const handler_object &o = *at<handler_object>(off);
+	if (o.value.valueless_by_exception() ||
+	    o.value.index() != variant_index_of(k))
+		return false;
+	auto fits = [&](const auto &c) {
+		using E = typename std::decay_t<decltype(c)>::value_type;
+		uint64_t n = c.size();
+		if (n == 0)
+			return true;
+		if (n > seg.header().segment_size / sizeof(E))
+			return false;
+		return seg.contains(&*c.begin(), n * sizeof(E));
+	};
+	switch (k) {
+	case handler_kind::map: {
+		const auto &m = std::get<map_handler>(o.value);
+		return in_segment(m.state_offset, sizeof(map_state_header)) &&
+		       m.state_offset % alignof(map_state_header) == 0;
+	}
+	case handler_kind::prog: {
+		const auto &p = std::get<prog_handler>(o.value);
+		return fits(p.license) && fits(p.insns) && fits(p.fd_array) &&
+		       fits(p.map_ids);
+	}
+	case handler_kind::perf_event: {
+		const auto &e = std::get<perf_event_handler>(o.value);
+		return fits(e.path) && fits(e.symbol) && fits(e.custom_name);
+	}
+	case handler_kind::btf:
+		return fits(std::get<btf_handler>(o.value).data);
+	default:
+		return true;
+	}
+}
+
+std::string registry::impl::damaged(uint32_t id) const
+{
+	return "segment '" + seg.name() + "': " + id_text(id) +
+	       ": its handler object is damaged (offset " +
+	       std::to_string(slots[id].object.load()) +
+	       " names nothing whole in the segment)";
+}
 
 result<handler_object *> registry::impl::object_at(uint32_t id, handler_kind k,
 						   const char *what) const
@@ -207,7 +506,10 @@ result<handler_object *> registry::impl::object_at(uint32_t id, handler_kind k,
 		return fail(EINVAL, std::string(what) + ": " + id_text(id) +
 					    " is a " + std::string(kind_name(have)) +
 					    ", not a " + std::string(kind_name(k)));
-	return at<handler_object>(slots[id].object.load(std::memory_order_acquire));
+	int64_t off = slots[id].object.load(std::memory_order_acquire);
+	if (!object_whole(off, have))
+		return fail(EBADMSG, std::string(what) + ": " + damaged(id));
+	return at<handler_object>(off);
 }
 
 // --- creation ----------------------------------------------------------------
@@ -244,7 +546,7 @@ result<handle> registry::impl::publish(uint32_t id, handler_kind k,
 	slots[id].word.store(slot_word(k, gen), std::memory_order_release);
 	shared->live.fetch_add(1);
 	shared->change_counter.fetch_add(1);
-	shared->pending = pending_record{};
+	end_pending();
 	return handle{ id, gen };
 }
 
@@ -393,8 +695,7 @@ struct map_steps : default_steps {
 						       : ""));
 		}
 		mh.state_offset = r.offset_of(state);
-		r.shared->pending.state = r.offset_of(state);
-		r.shared->pending.stage = 2;
+		r.note_pending(r.shared->pending.object, r.offset_of(state), 2);
 		return {};
 	}
 };
@@ -675,30 +976,56 @@ result<handle> registry::impl::create_object(const Input &s, uint32_t id)
 		return std::move(picked).error();
 	id = *picked;
 
-	shared->pending = pending_record{ uint32_t(pending_op::create), id, 0,
-					  steps::pending_map_type(s), 0, 0 };
-	handler_object *obj = make_object<T>(mgr);
-	if (!obj) {
-		shared->pending = pending_record{};
-		return fail(ENOMEM, what + ": the segment is full");
-	}
-	shared->pending.object = offset_of(obj);
-	shared->pending.stage = 1;
-
-	T &h = std::get<T>(obj->value);
+	begin_pending(pending_op::create_txn, id, steps::pending_map_type(s));
+	handler_object *obj = nullptr;
 	try {
-		records::copy_in(h, s);
-		steps::fill(h, s, *prep);
-	} catch (const std::exception &) {
-		destroy_object(mgr, obj);
-		shared->pending = pending_record{};
-		return fail(ENOMEM, steps::no_room(s, what));
+		// Every block of the new handler and its map state, or none.
+		shm::segment::allocator_transaction txn(seg);
+		bool exact = txn.also_undo(&shared->pending, sizeof(pending_record));
+		obj = make_object<T>(mgr);
+		if (!obj) {
+			end_pending();
+			return fail(ENOMEM, what + ": the segment is full");
+		}
+		note_pending(offset_of(obj), 0, 1);
+		obj->owner = self_owner();
+		{
+			std::lock_guard g(local);
+			obj->owner.load = load_depth ? load_serial : 0;
+		}
+
+		// The record forgets the object before it is freed (recover()).
+		auto undo = [&] {
+			end_pending();
+			destroy_object(mgr, obj);
+		};
+		T &h = std::get<T>(obj->value);
+		try {
+			records::copy_in(h, s);
+			steps::fill(h, s, *prep);
+		} catch (const std::exception &) {
+			undo();
+			return fail(ENOMEM, steps::no_room(s, what));
+		}
+		if (status built = steps::build(*this, h, s, *prep, what);
+		    !built) {
+			undo();
+			return std::move(built).error();
+		}
+		// With the record undone along with the allocations, it can
+		// say "committed" inside the transaction: no moment when the
+		// blocks are kept but the record says they were undone.
+		if (exact)
+			std::atomic_ref<uint32_t>(shared->pending.op)
+				.store(uint32_t(pending_op::create));
+	} catch (const std::exception &e) {
+		// The allocator's lock could not be taken: nothing was built.
+		end_pending();
+		return fail(EIO, what + ": the segment's allocator: " + e.what());
 	}
-	if (status built = steps::build(*this, h, s, *prep, what); !built) {
-		destroy_object(mgr, obj);
-		shared->pending = pending_record{};
-		return std::move(built).error();
-	}
+	// Committed: from here a dead creator's blocks are the record's to free.
+	std::atomic_ref<uint32_t>(shared->pending.op).store(
+		uint32_t(pending_op::create));
 	return publish(id, kind_of_type<T>::value, obj);
 }
 
@@ -755,6 +1082,8 @@ status registry::impl::release_locked(uint32_t id, uint64_t generation,
 		handler_kind ik = word_kind(word_at(i));
 		if (ik == handler_kind::empty || i == id)
 			continue;
+		if (!object_whole(slots[i].object.load(), ik))
+			continue;
 		auto *o = at<handler_object>(slots[i].object.load());
 		std::string user;
 		if (k == handler_kind::map && ik == handler_kind::prog) {
@@ -799,6 +1128,8 @@ status registry::impl::release_locked(uint32_t id, uint64_t generation,
 	}
 
 	int64_t obj_off = slots[id].object.load();
+	if (!object_whole(obj_off, k))
+		return fail(EBADMSG, what + ": " + damaged(id));
 	auto *obj = at<handler_object>(obj_off);
 	int64_t state_off = 0;
 	uint32_t map_type = 0;
@@ -819,20 +1150,14 @@ status registry::impl::release_locked(uint32_t id, uint64_t generation,
 				name_of(std::get<map_handler>(obj->value).attr.name) +
 				"' (" + id_text(id) + "): release"));
 
-	shared->pending = pending_record{ uint32_t(pending_op::release), id, 1,
-					  map_type, obj_off, state_off };
+	begin_pending(pending_op::release, id, map_type);
+	note_pending(obj_off, ops ? state_off : 0, 1);
 	slots[id].word.store(slot_word(handler_kind::empty, word_generation(w)),
 			     std::memory_order_release);
 	slots[id].object.store(0, std::memory_order_relaxed);
 	shared->live.fetch_sub(1);
-	if (ops)
-		ops->destroy(mgr, at<void>(state_off));
-	// A releaser killed from here on must not have the state destroyed
-	// twice by recover().
-	shared->pending.state = 0;
-	destroy_object(mgr, obj);
+	free_released(ops, state_off, obj_off);
 	shared->change_counter.fetch_add(1);
-	shared->pending = pending_record{};
 	forget_local(id);
 	return {};
 }
@@ -867,7 +1192,10 @@ result<handler_info> registry::impl::describe_locked(uint32_t id) const
 	handler_kind k = word_kind(w);
 	if (k == handler_kind::empty)
 		return fail(EBADF, id_text(id) + " holds nothing");
-	const auto *obj = at<handler_object>(slots[id].object.load());
+	int64_t off = slots[id].object.load();
+	if (!object_whole(off, k))
+		return fail(EBADMSG, damaged(id));
+	const auto *obj = at<handler_object>(off);
 	handler_info info;
 	info.h = handle{ id, word_generation(w) };
 	info.kind = k;
@@ -979,7 +1307,8 @@ result<std::unique_ptr<registry>> registry::create(shm::segment seg,
 	return std::unique_ptr<registry>(new registry(std::move(*r)));
 }
 
-result<std::unique_ptr<registry>> registry::open(shm::segment seg)
+result<std::unique_ptr<registry>> registry::open(shm::segment seg,
+						 bool roll_back)
 {
 	auto *s = seg.find<registry_shared>(REGISTRY_OBJECT_NAME);
 	if (!s)
@@ -989,7 +1318,135 @@ result<std::unique_ptr<registry>> registry::open(shm::segment seg)
 	auto r = attach(std::move(seg), s);
 	if (!r)
 		return std::move(r).error();
-	return std::unique_ptr<registry>(new registry(std::move(*r)));
+	std::unique_ptr<registry> reg(new registry(std::move(*r)));
+	// A failure here (the lock) is the next caller's to report.
+	if (roll_back)
+		(void)reg->roll_back_dead_loads();
+	return reg;
+}
+
+// --- load transactions -------------------------------------------------------
+
+void registry::begin_load()
+{
+	std::lock_guard g(impl_->local);
+	if (impl_->load_depth++ == 0)
+		impl_->load_serial = next_load_serial.fetch_add(1) + 1;
+}
+
+status registry::end_load()
+{
+	uint32_t serial;
+	{
+		std::lock_guard g(impl_->local);
+		if (impl_->load_depth == 0)
+			return fail(EINVAL, "registry: end_load without begin_load");
+		if (--impl_->load_depth != 0)
+			return {};
+		serial = impl_->load_serial;
+		impl_->load_serial = 0;
+	}
+	auto guard = impl_->lock();
+	if (!guard)
+		return fail(EIO, "registry: commit of a load: " +
+					 guard.error().message);
+	const handler_owner me = self_owner();
+	for (uint32_t i = 0; i < impl_->shared->capacity; i++) {
+		if (word_kind(impl_->word_at(i)) == handler_kind::empty)
+			continue;
+		int64_t off = impl_->slots[i].object.load();
+		if (!impl_->object_ok(off))
+			continue;
+		handler_owner &o = impl_->at<handler_object>(off)->owner;
+		if (o.pid == me.pid && o.start_time == me.start_time &&
+		    o.load == serial)
+			std::atomic_ref<uint32_t>(o.load).store(0);
+	}
+	return {};
+}
+
+namespace {
+
+std::string handler_name(const handler_object &o)
+{
+	if (auto *m = std::get_if<map_handler>(&o.value))
+		return name_of(m->attr.name);
+	if (auto *p = std::get_if<prog_handler>(&o.value))
+		return name_of(p->name);
+	return "";
+}
+
+// Release order: users before what they use.
+int release_rank(handler_kind k)
+{
+	switch (k) {
+	case handler_kind::link:
+		return 0;
+	case handler_kind::prog:
+	case handler_kind::perf_event:
+		return 1;
+	default:
+		return 2;
+	}
+}
+
+} // namespace
+
+result<std::vector<owner_info>> registry::owners() const
+{
+	auto guard = impl_->lock();
+	if (!guard)
+		return std::move(guard).error();
+	std::vector<owner_info> out;
+	for (uint32_t i = 0; i < impl_->shared->capacity; i++) {
+		uint64_t w = impl_->word_at(i);
+		if (word_kind(w) == handler_kind::empty)
+			continue;
+		int64_t off = impl_->slots[i].object.load();
+		if (!impl_->object_whole(off, word_kind(w)))
+			continue;
+		const handler_object &o = *impl_->at<handler_object>(off);
+		owner_info oi;
+		oi.h = handle{ i, word_generation(w) };
+		oi.kind = word_kind(w);
+		oi.name = handler_name(o);
+		oi.pid = o.owner.pid;
+		oi.start_time = o.owner.start_time;
+		oi.in_load = o.owner.load != 0;
+		oi.alive = owner_alive(o.owner);
+		out.push_back(std::move(oi));
+	}
+	return out;
+}
+
+result<std::vector<owner_info>> registry::roll_back_dead_loads()
+{
+	auto all = owners();
+	if (!all)
+		return std::move(all).error();
+	std::vector<owner_info> dead;
+	for (auto &o : *all)
+		if (o.in_load && !o.alive)
+			dead.push_back(std::move(o));
+	if (dead.empty())
+		return dead;
+	std::stable_sort(dead.begin(), dead.end(),
+			 [](const owner_info &a, const owner_info &b) {
+				 return release_rank(a.kind) < release_rank(b.kind);
+			 });
+	std::vector<owner_info> released;
+	// Maps may hold maps (inner maps, map-in-map values): a few passes.
+	for (int pass = 0; pass < 4 && !dead.empty(); pass++) {
+		std::vector<owner_info> left;
+		for (auto &o : dead) {
+			if (release(o.h))
+				released.push_back(std::move(o));
+			else
+				left.push_back(std::move(o));
+		}
+		dead = std::move(left);
+	}
+	return released;
 }
 
 result<std::unique_ptr<registry>> registry::open_or_create(shm::segment seg,

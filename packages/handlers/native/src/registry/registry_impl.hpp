@@ -56,6 +56,10 @@ struct registry::impl {
 
 	// Per-process caches, under `local`.
 	std::mutex local;
+	// This registry object's load (begin_load): nesting depth and the
+	// number marking its handlers (0: none). Under `local`.
+	uint32_t load_depth = 0;
+	uint32_t load_serial = 0;
 	std::vector<std::shared_ptr<map_instance>> maps; // by id
 	std::map<std::tuple<uint32_t, uint64_t, int, bool>,
 		 std::shared_ptr<program_instance>>
@@ -112,6 +116,22 @@ struct registry::impl {
 	};
 	result<lock_guard> lock();
 	void recover() noexcept;
+	void recount() noexcept;
+
+	// The pending record (handler.hpp), under the lock: begin names the
+	// operation, note what it has built so far, end clears it.
+	void begin_pending(pending_op op, uint32_t id, uint32_t map_type) noexcept;
+	void note_pending(int64_t object, int64_t state, uint32_t stage) noexcept;
+	void end_pending() noexcept;
+	// Does [off, off + len) from the manager lie inside the segment?
+	bool in_segment(int64_t off, uint64_t len) const noexcept;
+	// Does off name something that can be a handler object (in the
+	// segment, aligned, a known kind)?
+	bool object_ok(int64_t off) const noexcept;
+	// Frees a released handler's state and object, then clears the
+	// pending record, as one allocator transaction (registry.cpp).
+	void free_released(const map_ops *ops, int64_t state_off,
+			   int64_t obj_off) noexcept;
 
 	// Under the lock.
 	result<uint32_t> pick_id(uint32_t wanted, const char *what);
@@ -125,6 +145,10 @@ struct registry::impl {
 	status release_locked(uint32_t id, uint64_t generation,
 			      bool check_generation);
 	result<handler_info> describe_locked(uint32_t id) const;
+	// The object at off, as kind k, with all it refers to inside the
+	// segment (registry.cpp); damaged(): the error naming it.
+	bool object_whole(int64_t off, handler_kind k) const noexcept;
+	std::string damaged(uint32_t id) const;
 	void forget_local(uint32_t id);
 
 	result<std::shared_ptr<map_instance>> map_instance_for(uint32_t id,

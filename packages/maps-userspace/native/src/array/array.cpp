@@ -65,6 +65,23 @@ int create(const map_create_args *a, const params &p, void **out, char *err,
 	return 0;
 }
 
+// The values lie in the segment and hold max_entries slots of the state's
+// stride (issue 17, item 3: a damaged segment is refused at open).
+int check_state(const void *sp, char *err, size_t err_len)
+{
+	auto *s = const_cast<state *>(static_cast<const state *>(sp));
+	bool ok = s->key_size == 4 && s->stride == ((s->slot_size + 7) & ~7u) &&
+		  s->stride != 0 &&
+		  uint64_t(s->stride) * s->max_entries <= s->values_len &&
+		  s->values_off != 0 &&
+		  shm::same_mapping(s, s->values(), s->values_len);
+	if (!ok)
+		return set_error(err, err_len, EBADMSG,
+				 "the map's state in the segment is damaged "
+				 "(its sizes or offsets do not hold together)");
+	return 0;
+}
+
 void destroy(void *segment_manager, void *sp)
 {
 	auto *mgr = static_cast<shm::segment_manager *>(segment_manager);

@@ -75,6 +75,9 @@ struct params : core_params {
 int create(const handlers::map_create_args *a, const params &p, void **out,
 	   char *err, size_t err_len);
 void destroy(void *segment_manager, void *s);
+// 0, or EBADMSG with a message when the state does not hold together
+// inside the segment.
+int check_state(const void *s, char *err, size_t err_len);
 // The kernel's array_map_get_next_key: an absent or out-of-range key starts
 // at index 0, the last index ends with ENOENT.
 int get_next_key(void *s, const void *key, void *next_key);

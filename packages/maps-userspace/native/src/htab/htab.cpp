@@ -52,18 +52,29 @@ uint32_t grow(state *s, int *err)
 		return NULLS;
 	}
 	// A process killed after allocating but before counting leaves a
-	// chunk published: reuse it.
+	// chunk published: reuse it. The allocation and its publication are
+	// one allocator transaction, so a process killed between them has the
+	// allocation undone with the chunk's slot, not a chunk nobody owns.
 	if (s->chunk(c).load(std::memory_order_acquire) == 0) {
-		void *mem = s->manager()->allocate(size_t(chunk_elems) *
-							   s->elem_size,
-						   std::nothrow);
+		void *mem = nullptr;
+		try {
+			shm::segment::allocator_transaction txn(s->manager());
+			(void)txn.also_undo(&s->chunk(c), sizeof(int64_t));
+			mem = s->manager()->allocate(size_t(chunk_elems) *
+							     s->elem_size,
+						     std::nothrow);
+			if (mem)
+				s->chunk(c).store(static_cast<char *>(mem) -
+							  s->self(),
+						  std::memory_order_release);
+		} catch (const std::exception &) {
+			// The allocator's lock failed: as a full segment.
+		}
 		if (!mem) {
 			(void)s->grow_mutex.unlock_checked();
 			*err = ENOMEM;
 			return NULLS;
 		}
-		s->chunk(c).store(static_cast<char *>(mem) - s->self(),
-				  std::memory_order_release);
 	}
 	uint32_t n = std::min(chunk_elems, s->capacity - carved);
 	init_elements(s, carved, n);
@@ -211,6 +222,47 @@ int create(const map_create_args *a, const params &p, void **out, char *err,
 	// Written last: a state is only ever seen whole.
 	s->header.magic = p.magic;
 	*out = s;
+	return 0;
+}
+
+// Everything a reader follows from the state lies in the segment and agrees
+// with the sizes the state was made with (create above): a damaged segment is
+// refused here, before the first bucket is read (issue 17, item 3).
+int check_state(const void *sp, char *err, size_t err_len)
+{
+	auto *s = const_cast<state *>(static_cast<const state *>(sp));
+	auto pow2 = [](uint32_t v) { return v != 0 && (v & (v - 1)) == 0; };
+	auto in = [&](int64_t off, uint64_t len) {
+		return off != 0 &&
+		       shm::same_mapping(s, s->self() + off, len);
+	};
+	const bool prealloc = !(s->map_flags & BPF_F_NO_PREALLOC);
+	const uint32_t slot = (s->slot_size + 7) & ~7u;
+	bool ok = pow2(s->n_buckets) && pow2(s->n_locks) &&
+		  s->n_locks <= s->n_buckets &&
+		  s->key_stride == ((s->key_size + 7) & ~7u) && s->key_size != 0 &&
+		  s->elem_size == sizeof(elem) + uint64_t(s->key_stride) + slot &&
+		  s->capacity >= s->max_entries &&
+		  s->carved.load() <= s->capacity &&
+		  s->chunk_shift == (prealloc ? 31u : GROW_CHUNK_SHIFT) &&
+		  s->n_chunks == (prealloc ? 1u :
+					     uint32_t((uint64_t(s->capacity) +
+						       (1u << GROW_CHUNK_SHIFT) - 1) >>
+						      GROW_CHUNK_SHIFT)) &&
+		  in(s->manager_off, 1) &&
+		  in(s->buckets_off, uint64_t(s->n_buckets) * 4) &&
+		  in(s->locks_off,
+		     uint64_t(s->n_locks) * sizeof(shm::robust_mutex)) &&
+		  in(s->chunks_off, uint64_t(s->n_chunks) * sizeof(int64_t));
+	for (uint32_t c = 0; ok && c < s->n_chunks; c++) {
+		int64_t off = s->chunk(c).load();
+		uint64_t elems = prealloc ? s->capacity : 1u << s->chunk_shift;
+		ok = off == 0 ? !prealloc : in(off, elems * s->elem_size);
+	}
+	if (!ok)
+		return set_error(err, err_len, EBADMSG,
+				 "the map's state in the segment is damaged "
+				 "(its sizes or offsets do not hold together)");
 	return 0;
 }
 

@@ -179,6 +179,9 @@ int create(const handlers::map_create_args *a, const params &p, void **out,
 	   char *err, size_t err_len);
 // Frees everything create allocated.
 void destroy(void *segment_manager, void *s);
+// 0, or EBADMSG with a message when the state's sizes and offsets do not
+// hold together inside the segment (an open checks it first).
+int check_state(const void *s, char *err, size_t err_len);
 // The kernel's htab_map_get_next_key; map_ops::get_next_key as it is.
 int get_next_key(void *s, const void *key, void *next_key);
 // map_ops::lookup_batch (values packed by slot_size).

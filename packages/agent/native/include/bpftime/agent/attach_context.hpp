@@ -132,6 +132,12 @@ class attach_context {
 	// watcher polls it.
 	uint64_t change_counter() const noexcept;
 
+	// Whether the segment's file is still the one mapped here, whole
+	// (shm::segment::check_file): the watcher asks before each look at the
+	// registry, whose pages would raise SIGBUS past a truncated file's
+	// end. EBADF when not open.
+	status check_segment() const noexcept;
+
 	// Brings the hooks in line with the registry: attaches the links that
 	// appeared, detaches those that were released. EBADF when not open;
 	// per-link failures do not fail the call (see links()).

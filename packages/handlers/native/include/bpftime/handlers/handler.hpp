@@ -65,7 +65,8 @@ inline constexpr uint64_t REGISTRY_MAGIC = 0x5349474552465042ULL;
 // @bpftime/maps-userspace gained their map_state_header, so segments written
 // under 2 are refused here rather than by each map.
 // 4: link_handler gained the count of runs a fault ended (faults).
-inline constexpr uint32_t REGISTRY_LAYOUT_VERSION = 4;
+// 5: handler_object gained its owner (the creating process, its load).
+inline constexpr uint32_t REGISTRY_LAYOUT_VERSION = 5;
 
 enum class handler_kind : uint8_t {
 	empty = 0,
@@ -175,10 +176,25 @@ static_assert(sizeof(btf_handler) == 32);
 using handler_variant = std::variant<map_handler, prog_handler, link_handler,
 				     perf_event_handler, btf_handler>;
 
+// The process that created a handler, and the load it belongs to until that
+// load commits (registry::begin_load, end_load): a loader that dies before
+// committing leaves handlers whose load is not 0 and whose process is gone,
+// which the next opener releases (registry::roll_back_dead_loads). A pid alone
+// could be reused: the process's start time (field 22 of /proc/<pid>/stat,
+// clock ticks since boot) tells a new process from the old one. pid 0: made
+// by no known process (never rolled back).
+struct handler_owner {
+	int32_t pid;
+	uint32_t load; // 0: not in an unfinished load
+	uint64_t start_time;
+};
+static_assert(sizeof(handler_owner) == 16);
+
 struct handler_object {
 	handler_variant value;
+	handler_owner owner;
 };
-static_assert(sizeof(handler_object) == 176);
+static_assert(sizeof(handler_object) == 192);
 
 struct slot {
 	std::atomic<uint64_t> word;  // kind | generation << 8
@@ -202,7 +218,18 @@ constexpr uint64_t word_generation(uint64_t w)
 
 // What a creator or releaser was doing, so that the next holder of the mutex
 // can finish or undo it when the previous one died (lock_state::recovered).
-enum class pending_op : uint32_t { none = 0, create = 1, release = 2 };
+// A release's frees are one allocator transaction too, whose last write
+// clears the record (registry.cpp, free_released).
+// create_txn: a create whose allocations are one allocator transaction
+// (shm::segment::allocator_transaction): a creator killed in it has them all
+// undone by the allocator, so recovery frees nothing. It becomes create once
+// the transaction has committed, before the handler is published.
+enum class pending_op : uint32_t {
+	none = 0,
+	create = 1,
+	release = 2,
+	create_txn = 3,
+};
 
 struct pending_record {
 	uint32_t op;    // pending_op

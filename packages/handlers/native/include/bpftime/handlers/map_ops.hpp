@@ -184,7 +184,11 @@ struct map_ops {
 	int (*create)(const map_create_args *args, void **state, char *err,
 		      size_t err_len);
 	// Frees everything create allocated, given the state in the segment
-	// (never what open returned). Never fails.
+	// (never what open returned). Never fails. It runs inside an allocator
+	// transaction (shm::segment::allocator_transaction): a death undoes its
+	// frees and its writes to the first 512 bytes of the state's block, and
+	// the registry calls it again on the same state; in its other blocks it
+	// must only free, never clear the offsets it frees by.
 	void (*destroy)(void *segment_manager, void *state);
 
 	// Below, `state` is what open set (the state in the segment when the

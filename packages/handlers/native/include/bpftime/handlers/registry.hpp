@@ -134,6 +134,17 @@ struct handler_info {
 	handler_spec spec;
 };
 
+// Who made a handler (handler_owner): registry::owners().
+struct owner_info {
+	handle h;
+	handler_kind kind = handler_kind::empty;
+	std::string name;
+	int32_t pid = 0;	 // 0: unknown
+	uint64_t start_time = 0; // clock ticks since boot
+	bool in_load = false;	 // part of a load that has not committed
+	bool alive = true;	 // the process runs (same pid and start time)
+};
+
 struct registry_options {
 	uint32_t capacity = DEFAULT_MAX_FD_COUNT;
 };
@@ -279,8 +290,11 @@ class registry {
 	static result<std::unique_ptr<registry>> create(shm::segment seg,
 							registry_options opts = {});
 	// ENOENT when the segment holds no registry, EBADMSG when the object is
-	// not one.
-	static result<std::unique_ptr<registry>> open(shm::segment seg);
+	// not one. Releases what dead loaders left unfinished
+	// (roll_back_dead_loads) unless roll_back is false (a command that only
+	// lists them).
+	static result<std::unique_ptr<registry>> open(shm::segment seg,
+						      bool roll_back = true);
 	static result<std::unique_ptr<registry>>
 	open_or_create(shm::segment seg, registry_options opts = {});
 	// capacity from BPFTIME_MAX_FD_COUNT (EINVAL when malformed).
@@ -315,6 +329,22 @@ class registry {
 	// runs of the link's program that a SIGSEGV or SIGBUS ended. EBADF for
 	// an empty slot or a stale handle, EINVAL when h is not a link.
 	status add_link_faults(handle h, uint64_t n);
+
+	// A load: the handlers this registry object creates from begin_load()
+	// until the matching end_load() are one transaction. A process that
+	// dies in between leaves them marked (handler_owner::load), and the
+	// next opener releases them all. Nests: only the outermost end_load
+	// commits. end_load() after a failed load commits what the loader did
+	// not release itself. EIO when the registry lock cannot be taken (the
+	// handlers then stay marked until this process is gone).
+	void begin_load();
+	status end_load();
+	// Who made each live handler, and whether that process still runs.
+	result<std::vector<owner_info>> owners() const;
+	// Releases the handlers of every unfinished load whose process is gone
+	// (links, then programs and perf events, then maps), and returns what
+	// it released.
+	result<std::vector<owner_info>> roll_back_dead_loads();
 
 	// Lock-free: what slot id holds now.
 	handler_kind kind_of(uint32_t id) const noexcept;

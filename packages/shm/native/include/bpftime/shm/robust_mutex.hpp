@@ -51,6 +51,10 @@ template <bool Recursive> class basic_robust_mutex {
 	bool timed_lock(const boost::posix_time::ptime &abs_time);
 	void unlock();
 
+	// Times the calling thread holds it (recursive; 1 otherwise): valid
+	// only while held.
+	unsigned depth() const noexcept;
+
     private:
 	pthread_mutex_t mutex_;
 };
@@ -62,10 +66,36 @@ static_assert(sizeof(robust_mutex) == 40,
 	      "robust_mutex is part of the segment layout");
 
 // Boost.Interprocess mutex family for the segment's allocator and index.
+// The allocator's is recursive so that a registry transaction can hold it
+// across all its allocations (segment::allocator_transaction).
 struct robust_mutex_family {
-	using mutex_type = robust_mutex;
+	using mutex_type = robust_recursive_mutex;
 	using recursive_mutex_type = robust_recursive_mutex;
 };
+
+// Called by the Boost-facing lock(), try_lock() and timed_lock() (so: by
+// the segment's allocator and named-object index, which are the only users of
+// those) with the mutex just acquired from an owner that died. Boost cannot
+// repair what the owner left half-changed; the segment records the death
+// (segment.cpp). Must not lock or allocate in the segment.
+using owner_died_hook = void (*)(const void *mutex) noexcept;
+void set_boost_owner_died_hook(owner_died_hook hook) noexcept;
+
+// Called by the same entry points on every acquisition of a non-recursive
+// mutex (recovered: its owner died) and before every release: the segment's
+// allocator journal (segment.cpp) snapshots the allocator's metadata after
+// the lock is taken, restores it when the owner died inside, and forgets it
+// before the unlock.
+struct boost_lock_hooks {
+	// True when it undid what the dead owner left (the death needs no
+	// further report to owner_died_hook). outermost: this thread did not
+	// hold the (recursive) mutex before.
+	bool (*acquired)(const void *mutex, bool recovered,
+			 bool outermost) noexcept;
+	// last: this unlock releases the mutex (not a nested one).
+	void (*releasing)(const void *mutex, bool last) noexcept;
+};
+void set_boost_lock_hooks(const boost_lock_hooks *hooks) noexcept;
 
 extern template class basic_robust_mutex<false>;
 extern template class basic_robust_mutex<true>;

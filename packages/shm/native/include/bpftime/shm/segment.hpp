@@ -44,7 +44,9 @@ namespace bpftime::shm {
 inline constexpr uint64_t SEGMENT_MAGIC = 0x00454d4954465042ULL;
 // Bumped by any change to a structure stored in the segment, in any package:
 // processes of different layouts must never share a segment.
-inline constexpr uint32_t LAYOUT_VERSION = 1;
+// 2: the allocator's mutex is recursive; the header records allocator
+// deaths and the allocator journal. 3: the journal keeps several records.
+inline constexpr uint32_t LAYOUT_VERSION = 3;
 inline constexpr uint64_t HEADER_SIZE = 4096;
 inline constexpr const char *DEFAULT_SEGMENT_NAME = "bpftime_maps_shm";
 inline constexpr uint64_t DEFAULT_SEGMENT_MB = 20;
@@ -65,17 +67,50 @@ struct segment_header {
 	int32_t creator_pid;
 	std::atomic<uint32_t> state; // segment_state; written last by the creator
 	uint64_t created_at_ns;       // CLOCK_REALTIME
-	uint8_t reserved[HEADER_SIZE - 40];
+	// Deaths of a process inside the allocator (or the named-object
+	// index) since they were last checked: Boost's free-block tree cannot
+	// be repaired after an interrupted change, so a segment with deaths
+	// is checked (segment::check_allocator) before it is used again.
+	// Zero in segments made before the field: the bytes were reserved and
+	// zeroed, which reads as "none".
+	std::atomic<uint32_t> allocator_deaths;
+	// The allocator journal (segment.cpp): where it is, from the start of
+	// the file, and how many blocks it can describe; 0 when the segment
+	// has none (made before it).
+	uint32_t journal_blocks;
+	int64_t journal_offset;
+	uint8_t reserved[HEADER_SIZE - 56];
 };
 static_assert(sizeof(segment_header) == HEADER_SIZE);
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
 
+// Boost's best-fit allocator, whose frees first name their block in the
+// allocator journal (segment.cpp). Boost links a freed block into its
+// free-block tree before it marks the block free: a process killed between
+// the two leaves a block that still reads as allocated, its owner's first
+// bytes overwritten by tree links; the journal puts them back only because it
+// knows which block was being freed. Same layout as its base.
+class journaled_best_fit
+	: public boost::interprocess::rbtree_best_fit<robust_mutex_family> {
+	using base = boost::interprocess::rbtree_best_fit<robust_mutex_family>;
+
+    public:
+	using base::base;
+	void deallocate(void *addr);
+};
+static_assert(sizeof(journaled_best_fit) ==
+	      sizeof(boost::interprocess::rbtree_best_fit<robust_mutex_family>));
+
 using managed_buffer = boost::interprocess::basic_managed_external_buffer<
-	char, boost::interprocess::rbtree_best_fit<robust_mutex_family>,
-	boost::interprocess::iset_index>;
+	char, journaled_best_fit, boost::interprocess::iset_index>;
 using segment_manager = managed_buffer::segment_manager;
 template <class T>
 using allocator = boost::interprocess::allocator<T, segment_manager>;
+
+// Whether [p, p + len) lies in the same segment mapping of this process as
+// anchor (false when anchor is in none): for a map type checking the offsets
+// its state holds before following them.
+bool same_mapping(const void *anchor, const void *p, uint64_t len) noexcept;
 
 struct segment_options {
 	std::string name = DEFAULT_SEGMENT_NAME;
@@ -136,6 +171,60 @@ class segment {
 	segment_stats stats() const noexcept;
 	const segment_header &header() const noexcept;
 	segment_manager *manager() const noexcept;
+	// When a process died inside the allocator (header.allocator_deaths),
+	// checks it in a child process on a private copy of the segment: the
+	// free-block tree walked, then every size allocated and freed until
+	// the segment is full, within a second. Clears the count when it
+	// passes; EBADMSG naming the damage when it does not (the segment is
+	// then unusable: remove it). The segment itself is not written except
+	// for that count.
+	status check_allocator() const noexcept;
+
+	// Holds the allocator's mutex from construction to destruction, so
+	// that every allocation and free made meanwhile by this thread is one
+	// change: a process killed before the destructor has all of them
+	// undone by the allocator journal at the next allocation by anyone
+	// (segment.cpp). Other processes' allocations wait meanwhile. For a
+	// registry's create and release. The journal puts back the first 32
+	// bytes of a block that the undone transaction freed, not the rest
+	// (Boost writes no further into a freed block): a transaction that
+	// frees a block it did not allocate must allocate nothing after, and
+	// what it writes into such blocks before freeing them it names with
+	// also_undo.
+	class allocator_transaction {
+	    public:
+		explicit allocator_transaction(const segment &s);
+		// The same, from code that has only the segment's manager
+		// (a map type growing its state).
+		explicit allocator_transaction(segment_manager *mgr);
+		~allocator_transaction();
+		// The bytes [record, record + len) of the segment, as they are
+		// now, are written back too when the transaction is undone:
+		// the caller's own record of what it is doing, and whatever a
+		// destructor writes into a block before freeing it, so that
+		// they and the allocations change together. Up to 8 records
+		// and 1024 bytes per transaction. False when the segment has
+		// no journal, or it cannot hold this transaction or this
+		// record. Call before changing the bytes, while nothing else
+		// has been allocated or freed by the transaction.
+		bool also_undo(const void *record, size_t len) noexcept;
+		// also_undo of the allocated block at `block` (a pointer the
+		// allocator returned), whole or its first max_len bytes.
+		bool also_undo_block(const void *block, size_t max_len) noexcept;
+		allocator_transaction(const allocator_transaction &) = delete;
+		allocator_transaction &
+		operator=(const allocator_transaction &) = delete;
+
+	    private:
+		robust_recursive_mutex *m_;
+	};
+	// Whether the file this process maps is still the segment's, whole:
+	// EIDRM when /dev/shm/<name> was removed, ESTALE when it is another
+	// file now, EBADMSG when it was truncated (reading the mapping past
+	// the file's end raises SIGBUS). For a process that must stop using
+	// the segment before it faults (the agent's watcher, each poll); a
+	// truncation after the check is not seen until the next one.
+	status check_file() const noexcept;
 	// Does [p, p+len) lie inside this process's mapping of the segment?
 	bool contains(const void *p, uint64_t len) const noexcept;
 	void *base() const noexcept;
