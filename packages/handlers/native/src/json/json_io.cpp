@@ -826,6 +826,11 @@ status registry::import_json(std::string_view text)
 			// Per-process state: written through this process's
 			// instance, after the mutex (below).
 			if (ops->open) {
+				// Its entries are written below through ops->update,
+				// which does not look at the flag, so the flag can be
+				// set now, under the mutex.
+				if (std::get<map_spec>(p.spec).frozen)
+					std::atomic_ref<uint32_t>(mh.frozen).store(1);
 				if (!p.entries.empty())
 					opened_later.push_back(i);
 				continue;
